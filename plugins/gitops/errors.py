@@ -1,0 +1,113 @@
+"""Typed errors: each one carries the one-line message a person reads in chat.
+
+The chat layer turns any ``FerryError`` into a reply with ``str(error)``; anything else is a bug
+and is answered with an apology and a log id.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+def nearest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """The candidates closest to ``word``, best first (case-insensitive)."""
+    by_lower = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=n, cutoff=0.4)
+    return [by_lower[c] for c in close]
+
+
+def did_you_mean(word: str, candidates: Iterable[str], noun: str) -> str:
+    candidates = sorted(set(candidates))
+    close = nearest(word, candidates)
+    if close:
+        return f"did you mean {' or '.join(f'`{c}`' for c in close)}?"
+    if not candidates:
+        return f"no {noun} is known."
+    shown = ", ".join(f"`{c}`" for c in candidates[:8])
+    more = f" and {len(candidates) - 8} more" if len(candidates) > 8 else ""
+    return f"known {noun}s: {shown}{more}."
+
+
+class FerryError(Exception):
+    """An error a person can act on. ``str()`` is the one-line chat message."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SettingsError(FerryError):
+    """The settings file is wrong: names the key and why."""
+
+
+class UnknownEnvironment(FerryError):
+    def __init__(self, name: str, known: Iterable[str]):
+        super().__init__(f"No environment `{name}`: {did_you_mean(name, known, 'environment')}")
+        self.name = name
+
+
+class UnknownApp(FerryError):
+    def __init__(self, name: str, known: Iterable[str], where: str = ""):
+        place = f" in {where}" if where else ""
+        super().__init__(f"No app `{name}`{place}: {did_you_mean(name, known, 'app')}")
+        self.name = name
+
+
+class InvalidVersion(FerryError):
+    """The text given cannot be a chart version (an OCI tag)."""
+
+
+class VersionNotFound(FerryError):
+    def __init__(self, chart: str, version: str, nearest_versions: Iterable[str]):
+        close = list(nearest_versions)
+        hint = f" Nearest: {', '.join(close)}." if close else " The registry holds no version of it."
+        super().__init__(f"Chart `{chart}` has no version `{version}` in the registry.{hint}")
+        self.version = version
+
+
+class SharedPin(FerryError):
+    def __init__(self, file: str, environments: Iterable[str], target: str):
+        envs = ", ".join(environments)
+        super().__init__(
+            f"The version for {target} is pinned in `{file}`, which is shared by {envs}: "
+            f"changing it would change all of them. Give the environment its own pin first."
+        )
+
+
+class NotEditable(FerryError):
+    """The version exists but Ferry cannot change it safely (no pin, inline patch, …)."""
+
+
+class RegistryUnavailable(FerryError):
+    """The registry did not answer in time or answered with an error."""
+
+
+class RegistryUnauthorized(FerryError):
+    """The registry refused Ferry's credentials."""
+
+
+class NoRegistry(FerryError):
+    """No OCI registry location is known for an app's chart."""
+
+
+class GitUnavailable(FerryError):
+    """The Git remote cannot be reached."""
+
+
+class GitUnauthorized(FerryError):
+    """The Git remote refused Ferry's credentials."""
+
+
+class PushRejected(FerryError):
+    """The remote kept rejecting the push after the bounded retries."""
+
+
+class NothingToRollback(FerryError):
+    """History has no earlier version to go back to."""
+
+
+class PromotionRefused(FerryError):
+    """A promotion that would skip a stage or has nothing to take."""

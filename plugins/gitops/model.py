@@ -1,0 +1,154 @@
+"""Plain data shared by the core's modules: no I/O here."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+# A path to one scalar inside a YAML document: mapping keys and sequence indexes.
+FieldPath = tuple  # tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class ChartLocation:
+    """Where a chart's versions live: an OCI repository (``host/path/chart``)."""
+
+    host: str  # "127.0.0.1:5000" or "ghcr.io"
+    repository: str  # "charts/podinfo"
+    insecure: bool = False  # plain HTTP
+
+    @property
+    def ref(self) -> str:
+        return f"{self.host}/{self.repository}"
+
+    def __str__(self) -> str:
+        return f"oci://{self.ref}"
+
+
+@dataclass(frozen=True)
+class PinLocation:
+    """Exactly where a version text lives in the repository."""
+
+    file: str  # repo-relative POSIX path
+    document: int  # index of the YAML document in a multi-document file
+    path: FieldPath  # e.g. ("spec", "chart", "spec", "version")
+
+    def __str__(self) -> str:
+        return self.file
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One app's chart version as Git pins it in one environment."""
+
+    app: str  # HelmRelease metadata.name (qualified as namespace/name on a clash)
+    environment: str
+    version: Optional[str]  # the text in Git, as written ("6.5.3", "v1.2.0", ">=1.0.0"); None: no version field
+    is_range: bool  # a semver constraint (">=1.0.0", "1.x", "*") rather than one version
+    location: Optional[PinLocation]  # None when the release has no version field anywhere
+    kind: str  # "helmrelease" | "patch" | "ocirepository"
+    chart: str  # chart name
+    namespace: str = ""
+    release_file: str = ""  # the file holding the HelmRelease itself
+    source: Optional[ChartLocation] = None  # registry location from the Flux source, if OCI
+    source_url: str = ""  # the Flux source URL as written (oci:// or https://)
+    shared_with: tuple = ()  # every environment pinned by the same location, this one included, when > 1
+    values_files: tuple = ()  # files that set spec.values for this release in this environment
+
+    @property
+    def shared(self) -> bool:
+        return len(self.shared_with) > 1
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Every pin of every environment at one commit."""
+
+    commit: str
+    pins: tuple  # tuple[Pin, ...], ordered by environment order then app name
+
+    def apps(self) -> list[str]:
+        return sorted({p.app for p in self.pins})
+
+    def in_environment(self, environment: str) -> list[Pin]:
+        return [p for p in self.pins if p.environment == environment]
+
+    def find(self, app: str, environment: str) -> Optional[Pin]:
+        for p in self.pins:
+            if p.app == app and p.environment == environment:
+                return p
+        return None
+
+
+@dataclass(frozen=True)
+class ChartVersions:
+    """The tags of one chart in the registry, sorted for people."""
+
+    releases: tuple  # semver versions without pre-release, newest first (tags as written)
+    prereleases: tuple  # semver pre-releases, newest first
+    other: tuple  # tags that are not semver ("latest", "main-abc123"), sorted by name
+
+    @property
+    def all_tags(self) -> tuple:
+        return self.releases + self.prereleases + self.other
+
+    @property
+    def newest(self) -> Optional[str]:
+        return self.releases[0] if self.releases else None
+
+
+@dataclass(frozen=True)
+class ChartInfo:
+    """What the registry says about one chart version."""
+
+    version: str
+    app_version: str = ""
+    description: str = ""
+    created: str = ""  # ISO 8601 from org.opencontainers.image.created, "" when absent
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asked: a chat identity, with a name and an email when the backend knows them."""
+
+    id: str  # "U024BE7LH" on Slack, "@alice" on the text backend
+    name: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    url: str = ""  # a link when the remote is a known forge
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One version an app had in one environment."""
+
+    version: str
+    commit: str
+    author: str
+    email: str
+    when: str  # ISO 8601
+    requested_by: str = ""  # Requested-by trailer, when Ferry made the change
+    subject: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """The outcome of a deploy, promote or rollback (or its dry run)."""
+
+    action: str  # "deploy" | "promote" | "rollback"
+    app: str
+    environment: str
+    old: Optional[str]
+    new: str
+    file: str
+    diff: str  # unified diff of the one-line change ("" when nothing changes)
+    dry_run: bool = False
+    noop: bool = False  # the version was already pinned: no commit
+    replaced_range: bool = False  # the old text was a range, now an exact version
+    commit: Optional[Commit] = None
+    source_environment: str = ""  # for a promotion
+    between: tuple = field(default=())  # registry versions between old and new (promotion)

@@ -1,0 +1,246 @@
+"""Ferry's GitOps settings: a YAML file named by ``GITOPS_CONFIG``, validated on load.
+
+Secrets never live in that file; they come from environment variables, or from files named by
+``<VARIABLE>_FILE`` (the way Kubernetes mounts secrets).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional
+from urllib.parse import urlsplit
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from .errors import SettingsError, UnknownEnvironment
+from .model import ChartLocation
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+SECRET_VARIABLES = ("GITOPS_GIT_TOKEN", "GITOPS_GIT_SSH_KEY", "GITOPS_REGISTRY_USERNAME",
+                    "GITOPS_REGISTRY_PASSWORD")
+
+
+@dataclass(frozen=True)
+class RepoSettings:
+    url: str
+    branch: str = "main"
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """An OCI location under which charts live as ``<url>/<chart>``."""
+
+    url: str  # oci://host[:port][/path]
+    insecure: bool = False
+
+    def location(self, chart: str) -> ChartLocation:
+        parts = urlsplit(self.url)
+        prefix = parts.path.strip("/")
+        return ChartLocation(parts.netloc, f"{prefix}/{chart}" if prefix else chart, self.insecure)
+
+
+@dataclass(frozen=True)
+class EnvironmentSettings:
+    name: str
+    paths: tuple  # repo-relative paths or globs
+    repo: RepoSettings
+    aliases: tuple = ()
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    chart: Optional[str] = None
+    registry: Optional[RegistrySettings] = None
+
+
+@dataclass(frozen=True)
+class Secrets:
+    git_token: str = field(default="", repr=False)
+    git_ssh_key_file: str = ""
+    registry_username: str = field(default="", repr=False)
+    registry_password: str = field(default="", repr=False)
+
+    def values(self) -> list[str]:
+        """Every secret value, for scrubbing text before it reaches a person."""
+        return [v for v in (self.git_token, self.registry_password) if v]
+
+
+@dataclass(frozen=True)
+class Settings:
+    repo: RepoSettings
+    environments: tuple  # tuple[EnvironmentSettings, ...] in promotion order
+    registry: Optional[RegistrySettings] = None
+    apps: Mapping = field(default_factory=dict)  # app name -> AppSettings
+    data_dir: str = "data"
+    secrets: Secrets = field(default_factory=Secrets)
+    registry_timeout: float = 5.0
+
+    @property
+    def environment_names(self) -> list[str]:
+        return [e.name for e in self.environments]
+
+    def environment(self, name: str) -> EnvironmentSettings:
+        """The environment called ``name`` or one of its aliases, case-insensitively."""
+        wanted = (name or "").strip().lower()
+        for env in self.environments:
+            if wanted == env.name or wanted in env.aliases:
+                return env
+        raise UnknownEnvironment(name, [n for e in self.environments for n in (e.name, *e.aliases)])
+
+    def previous(self, env: EnvironmentSettings) -> Optional[EnvironmentSettings]:
+        i = self.environments.index(env)
+        return self.environments[i - 1] if i > 0 else None
+
+    def repos(self) -> list[RepoSettings]:
+        """Distinct repositories, in environment order."""
+        return list(dict.fromkeys(e.repo for e in self.environments))
+
+
+def load_settings(path: Optional[str] = None, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read and validate the settings file (default: ``$GITOPS_CONFIG``)."""
+    path = path or environ.get("GITOPS_CONFIG")
+    if not path:
+        raise SettingsError("GITOPS_CONFIG is not set: point it at Ferry's settings file.")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise SettingsError(f"Cannot read settings file {path}: {e.strerror}.") from None
+    try:
+        raw = YAML(typ="safe").load(text)
+    except YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SettingsError(f"Settings file {path} is not valid YAML{where}.") from None
+    base = Path(path).resolve().parent
+    return parse_settings(raw, environ, base)
+
+
+def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Path(".")) -> Settings:
+    """Validate the settings' plain data; every error names the key and says why."""
+    root = _mapping(raw, "the settings file", {"repo", "registry", "environments", "apps", "data_dir",
+                                                "registry_timeout"})
+    for key in ("repo", "environments"):
+        if key not in root:
+            raise SettingsError(f"`{key}` is missing from the settings file.")
+    repo = _repo(root["repo"], "repo")
+    registry = _registry(root["registry"], "registry") if root.get("registry") is not None else None
+
+    envs_raw = root["environments"]
+    if not isinstance(envs_raw, list) or not envs_raw:
+        raise SettingsError("`environments` must be a list of {name, path}, in promotion order.")
+    environments, seen = [], {}
+    for i, item in enumerate(envs_raw):
+        where = f"environments[{i}]"
+        env = _mapping(item, where, {"name", "path", "repo", "branch", "aliases"})
+        name = _name(env.get("name"), f"{where}.name")
+        if "path" not in env:
+            raise SettingsError(f"`{where}.path` is missing: where environment {name}'s manifests live.")
+        paths = env["path"] if isinstance(env["path"], list) else [env["path"]]
+        if not paths or not all(isinstance(p, str) and p.strip() for p in paths):
+            raise SettingsError(f"`{where}.path` must be a path, a glob or a list of them.")
+        for p in paths:
+            if p.startswith("/") or ".." in Path(p).parts:
+                raise SettingsError(f"`{where}.path` `{p}` must stay inside the repository.")
+        env_repo = repo
+        if "repo" in env:
+            env_repo = _repo(env["repo"], f"{where}.repo", default_branch=repo.branch)
+        if "branch" in env:
+            env_repo = RepoSettings(env_repo.url, _string(env["branch"], f"{where}.branch"))
+        aliases_raw = env.get("aliases", [])
+        if not isinstance(aliases_raw, list):
+            raise SettingsError(f"`{where}.aliases` must be a list of names.")
+        aliases = tuple(_name(a, f"{where}.aliases") for a in aliases_raw)
+        for n in (name, *aliases):
+            if n in seen:
+                raise SettingsError(f"`{where}`: the name `{n}` is already used by {seen[n]}.")
+            seen[n] = f"environment {name}"
+        environments.append(EnvironmentSettings(name, tuple(p.strip().strip("/") or "." for p in paths),
+                                                env_repo, aliases))
+
+    apps = {}
+    for app, conf in (_mapping(root.get("apps") or {}, "apps", None)).items():
+        where = f"apps.{app}"
+        conf = _mapping(conf, where, {"chart", "registry"})
+        apps[str(app)] = AppSettings(
+            chart=_string(conf["chart"], f"{where}.chart") if "chart" in conf else None,
+            registry=_registry(conf["registry"], f"{where}.registry") if "registry" in conf else None,
+        )
+    data_dir = _string(root.get("data_dir", environ.get("GITOPS_DATA_DIR", "data")), "data_dir")
+    timeout = root.get("registry_timeout", 5.0)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 120:
+        raise SettingsError("`registry_timeout` must be a number of seconds between 0 and 120.")
+    return Settings(repo, tuple(environments), registry, apps, str(base / data_dir),
+                    read_secrets(environ), float(timeout))
+
+
+def read_secrets(environ: Mapping[str, str]) -> Secrets:
+    def secret(name: str) -> str:
+        if environ.get(name):
+            return environ[name].strip()
+        file = environ.get(f"{name}_FILE")
+        if file:
+            try:
+                return Path(file).read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise SettingsError(f"Cannot read {name}_FILE ({file}): {e.strerror}.") from None
+        return ""
+
+    key_file = environ.get("GITOPS_GIT_SSH_KEY_FILE", "")
+    if key_file and not Path(key_file).is_file():
+        raise SettingsError(f"GITOPS_GIT_SSH_KEY_FILE names {key_file}, which is not a file.")
+    return Secrets(secret("GITOPS_GIT_TOKEN"), key_file, secret("GITOPS_REGISTRY_USERNAME"),
+                   secret("GITOPS_REGISTRY_PASSWORD"))
+
+
+def _mapping(value, where: str, allowed: Optional[set]) -> dict:
+    if not isinstance(value, dict):
+        raise SettingsError(f"`{where}` must be a mapping of keys to values.")
+    if allowed is not None:
+        unknown = sorted(str(k) for k in value if k not in allowed)
+        if unknown:
+            raise SettingsError(
+                f"`{where}` has an unknown key `{unknown[0]}`; allowed: {', '.join(sorted(allowed))}."
+            )
+        secretish = [k for k in value if str(k).lower() in ("token", "password", "username", "ssh_key")]
+        if secretish:
+            raise SettingsError(f"`{where}.{secretish[0]}`: secrets come from environment variables.")
+    return value
+
+
+def _string(value, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(f"`{where}` must be a non-empty string.")
+    return value.strip()
+
+
+def _name(value, where: str) -> str:
+    text = _string(value if not isinstance(value, (int, float)) else str(value), where).lower()
+    if not _NAME.match(text):
+        raise SettingsError(f"`{where}` `{text}` must be lowercase letters, digits, `-`, `_` or `.`.")
+    return text
+
+
+def _repo(value, where: str, default_branch: str = "main") -> RepoSettings:
+    if isinstance(value, str):
+        value = {"url": value}
+    repo = _mapping(value, where, {"url", "branch"})
+    url = _string(repo.get("url"), f"{where}.url")
+    if "@" in urlsplit(url).netloc and ":" in urlsplit(url).netloc.split("@")[0]:
+        raise SettingsError(f"`{where}.url` holds a password: use GITOPS_GIT_TOKEN instead.")
+    return RepoSettings(url, _string(repo.get("branch", default_branch), f"{where}.branch"))
+
+
+def _registry(value, where: str) -> RegistrySettings:
+    if isinstance(value, str):
+        value = {"url": value}
+    reg = _mapping(value, where, {"url", "insecure"})
+    url = _string(reg.get("url"), f"{where}.url")
+    if not url.startswith("oci://") or not urlsplit(url).netloc:
+        raise SettingsError(f"`{where}.url` must look like oci://host[:port]/path, not `{url}`.")
+    insecure = reg.get("insecure", False)
+    if not isinstance(insecure, bool):
+        raise SettingsError(f"`{where}.insecure` must be true or false.")
+    return RegistrySettings(url.rstrip("/"), insecure)

@@ -1,0 +1,111 @@
+"""Chart version text: what a person may type, what Git holds, and how tags sort."""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Optional
+
+import semver
+
+from .errors import InvalidVersion, nearest
+from .model import ChartVersions
+
+MAX_TAG = 128
+# An OCI tag (distribution spec) with `+` allowed: Helm writes `1.2.3+build` as the tag `1.2.3_build`.
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
+_RANGE_CHARS = re.compile(r"[<>=~^*|,\s]")
+_WILDCARD = re.compile(r"^v?\d+(\.(\d+|[xX*]))*$")
+
+
+def check_version(text: str) -> str:
+    """The version a person asked for, or ``InvalidVersion`` saying what is wrong with it."""
+    if not isinstance(text, str) or not text:
+        raise InvalidVersion("A version is needed, for example `6.5.3`.")
+    shown = text if len(text) <= 40 and text.isprintable() else repr(text[:40]) + "…"
+    if len(text) > MAX_TAG:
+        raise InvalidVersion(f"`{shown}` is not a chart version: at most {MAX_TAG} characters.")
+    if not text.isascii() or not text.isprintable() or any(c.isspace() for c in text):
+        raise InvalidVersion(
+            f"`{shown}` is not a chart version: only ASCII letters, digits and `._+-`, no spaces."
+        )
+    if is_range(text):
+        raise InvalidVersion(
+            f"`{shown}` is a range: give one exact version, for example `6.5.3`."
+        )
+    if ".." in text or not _TAG.fullmatch(text):
+        raise InvalidVersion(
+            f"`{shown}` is not a chart version: use letters, digits and `._+-`, "
+            "starting with a letter or digit, for example `6.5.3`."
+        )
+    return text
+
+
+def registry_tag(version: str) -> str:
+    """The OCI tag Helm stores a chart version under."""
+    return version.replace("+", "_")
+
+
+def is_range(text: str) -> bool:
+    """True for a semver constraint (``>=1.0.0``, ``1.x``, ``*``), false for one version."""
+    text = text.strip()
+    if _RANGE_CHARS.search(text):
+        return True
+    return bool(_WILDCARD.match(text)) and any(c in text for c in "xX*")
+
+
+def parse(tag: str) -> Optional[semver.Version]:
+    """The semantic version of a tag (``v`` prefix and Helm's ``_`` for ``+`` allowed), or None."""
+    text = tag[1:] if tag[:1] in ("v", "V") else tag
+    text = text.replace("_", "+")
+    try:
+        return semver.Version.parse(text)
+    except (ValueError, TypeError):
+        return None
+
+
+def same_version(a: str, b: str) -> bool:
+    """``6.5.3`` and ``v6.5.3`` name the same chart version; other tags compare as text."""
+    pa, pb = parse(a), parse(b)
+    if pa is not None and pb is not None:
+        return pa == pb and pa.build == pb.build
+    return a == b
+
+
+def sort_tags(tags: Iterable[str]) -> ChartVersions:
+    """Releases and pre-releases newest first; tags that are not semver apart, by name."""
+    releases, pre, other = [], [], []
+    for tag in set(tags):
+        v = parse(tag)
+        if v is None:
+            other.append(tag)
+        elif v.prerelease:
+            pre.append((v, tag))
+        else:
+            releases.append((v, tag))
+    newest_first = lambda pairs: tuple(t for _, t in sorted(pairs, key=lambda p: (p[0], p[1]), reverse=True))
+    return ChartVersions(newest_first(releases), newest_first(pre), tuple(sorted(other)))
+
+
+def nearest_versions(wanted: str, available: ChartVersions, n: int = 3) -> list[str]:
+    """The existing versions closest to one that does not exist."""
+    target = parse(wanted)
+    semver_tags = available.releases + available.prereleases
+    if target is not None and semver_tags:
+        def distance(tag: str):
+            v = parse(tag)
+            return (abs(v.major - target.major), abs(v.minor - target.minor),
+                    abs(v.patch - target.patch), bool(v.prerelease))
+        return sorted(semver_tags, key=distance)[:n]
+    return nearest(wanted, available.all_tags, n)
+
+
+def between(old: str, new: str, available: ChartVersions) -> list[str]:
+    """Released versions newer than ``old`` up to and including ``new``, newest first."""
+    lo, hi = parse(old or ""), parse(new)
+    if hi is None:
+        return []
+    found = []
+    for tag in available.releases:
+        v = parse(tag)
+        if v <= hi and (lo is None or v > lo):
+            found.append(tag)
+    return found
