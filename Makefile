@@ -1,0 +1,35 @@
+# Ferry: `make test` sets everything up on a fresh Debian machine and runs the suite;
+# `make demo` starts the bot on a demo Flux repository and a local registry.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench system-deps venv clean
+
+test: venv system-deps
+	$(PY) -m pytest -q
+
+demo: venv system-deps
+	$(PY) -m devtools.demo
+
+bench: venv system-deps
+	$(PY) -m bench.run
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+# The registry the tests and the demo run: Debian's CNCF distribution, and htpasswd for its auth.
+system-deps:
+	@if ! command -v docker-registry >/dev/null || ! command -v htpasswd >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry apache2-utils git >/dev/null; \
+	fi
+	@command -v docker-registry >/dev/null && command -v htpasswd >/dev/null
+
+clean:
+	rm -rf $(VENV) data demo-data .pytest_cache

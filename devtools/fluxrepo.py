@@ -1,0 +1,223 @@
+"""Flux repositories for the demo, the tests and the benchmark: plain files, seeded into Git.
+
+The demo layout mixes the three places Flux users pin a chart version: a kustomize overlay patch
+over a base, a HelmRelease next to an OCI HelmRepository, and an OCIRepository ``ref.tag``.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ENVIRONMENTS = ("dev", "qa", "stag", "prod")
+
+# app -> version pinned in each environment (dev is ahead, prod behind)
+DEMO_PINS = {
+    "podinfo": {"dev": "6.5.3", "qa": "6.5.2", "stag": "6.5.1", "prod": "6.5.0"},
+    "redis": {"dev": "19.0.0", "qa": "18.1.0", "stag": "18.0.0", "prod": "18.0.0"},
+    "cert-manager": {"dev": "v1.15.0", "qa": "v1.15.0", "stag": "v1.14.0", "prod": "v1.14.0"},
+}
+DEMO_CHARTS = {
+    "podinfo": ["6.5.0", "6.5.1", "6.5.2", "6.5.3", "6.6.0", "6.7.0-rc.1"],
+    "redis": ["18.0.0", "18.1.0", "19.0.0", "19.1.0"],
+    "cert-manager": ["v1.14.0", "v1.15.0", "v1.16.0"],
+}
+
+
+def podinfo_base(registry: str) -> dict:
+    return {
+        "apps/base/podinfo/kustomization.yaml": """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: podinfo
+resources:
+  - namespace.yaml
+  - repository.yaml
+  - release.yaml
+""",
+        "apps/base/podinfo/namespace.yaml": """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: podinfo
+""",
+        "apps/base/podinfo/repository.yaml": f"""\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata:
+  name: podinfo
+  namespace: podinfo
+spec:
+  type: oci
+  insecure: true # the demo registry speaks plain HTTP
+  interval: 5m
+  url: {registry}
+""",
+        "apps/base/podinfo/release.yaml": """\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: podinfo
+  namespace: podinfo
+spec:
+  interval: 50m
+  releaseName: podinfo
+  chart:
+    spec:
+      chart: podinfo
+      sourceRef:
+        kind: HelmRepository
+        name: podinfo
+  # Default values
+  values:
+    redis:
+      enabled: true
+      tag: 7.2.4
+""",
+    }
+
+
+def environment_files(env: str, registry: str, pins: dict) -> dict:
+    """One environment's overlay: podinfo by patch, redis by HelmRelease, cert-manager by OCIRepository."""
+    files = {
+        f"apps/{env}/kustomization.yaml": f"""\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../base/podinfo
+  - redis.yaml
+  - cert-manager.yaml
+patches:
+  - path: podinfo-values.yaml
+    target:
+      kind: HelmRelease
+      name: podinfo
+""",
+        f"apps/{env}/podinfo-values.yaml": f"""\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: podinfo
+  namespace: podinfo
+spec:
+  chart:
+    spec:
+      version: "{pins['podinfo']}" # pinned by Ferry
+  values:
+    replicaCount: {1 if env in ('dev', 'qa') else 3}
+    ui:
+      message: "podinfo on {env}"
+""",
+        f"apps/{env}/redis.yaml": f"""\
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata:
+  name: charts
+  namespace: redis
+spec:
+  type: oci
+  insecure: true
+  interval: 10m
+  url: {registry}
+---
+# Redis for session storage
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: redis
+  namespace: redis
+spec:
+  interval: 30m
+  chart:
+    spec:
+      chart: redis
+      version: {pins['redis']}
+      sourceRef:
+        kind: HelmRepository
+        name: charts
+  values:
+    image:
+      tag: 7.2.4 # not a chart version
+    architecture: {'standalone' if env == 'dev' else 'replication'}
+""",
+        f"apps/{env}/cert-manager.yaml": f"""\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata:
+  name: cert-manager
+  namespace: cert-manager
+spec:
+  interval: 24h
+  insecure: true
+  url: {registry}/cert-manager
+  ref:
+    tag: {pins['cert-manager']}
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: cert-manager
+  namespace: cert-manager
+spec:
+  interval: 12h
+  chartRef:
+    kind: OCIRepository
+    name: cert-manager
+  values:
+    crds:
+      enabled: true
+""",
+    }
+    return files
+
+
+def demo_files(registry: str, pins: dict = DEMO_PINS, environments=ENVIRONMENTS) -> dict:
+    """The whole demo repository: path -> text. ``registry`` is ``oci://host:port/charts``."""
+    files = podinfo_base(registry)
+    files["README.md"] = "# Flux fleet\n\nManaged with Ferry.\n"
+    for env in environments:
+        files.update(environment_files(env, registry, {app: p[env] for app, p in pins.items()}))
+    return files
+
+
+def demo_settings(repo_url: str, environments=ENVIRONMENTS, registry: str = "", insecure=True) -> dict:
+    """Settings (plain data, the shape of the settings file) for a repository made by ``demo_files``."""
+    aliases = {"stag": ["stage", "staging"], "prod": ["production"]}
+    settings = {
+        "repo": {"url": repo_url, "branch": "main"},
+        "environments": [{"name": e, "path": f"apps/{e}", "aliases": aliases.get(e, [])}
+                         for e in environments],
+    }
+    if registry:
+        settings["registry"] = {"url": registry, "insecure": insecure}
+    return settings
+
+
+def write_files(root: Path, files: dict) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "Fleet Admin", "GIT_AUTHOR_EMAIL": "admin@example.com",
+           "GIT_COMMITTER_NAME": "Fleet Admin", "GIT_COMMITTER_EMAIL": "admin@example.com",
+           "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(cwd)}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def seed_remote(directory: Path, files: dict, branch: str = "main") -> str:
+    """A bare repository at ``directory`` whose ``branch`` holds ``files`` in one commit; its URL."""
+    directory = Path(directory)
+    bare = directory / "remote.git"
+    work = directory / "seed"
+    work.mkdir(parents=True)
+    git(directory, "init", "-q", "--bare", "-b", branch, str(bare))
+    git(work, "init", "-q", "-b", branch)
+    write_files(work, files)
+    git(work, "add", "-A")
+    git(work, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "Initial fleet")
+    git(work, "push", "-q", str(bare), f"HEAD:{branch}")
+    return bare.as_uri()

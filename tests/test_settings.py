@@ -1,0 +1,108 @@
+"""Settings: the shape of DESIGN.md, validated with messages that name the key and say why."""
+import pytest
+
+from gitops.errors import SettingsError, UnknownEnvironment
+from gitops.model import ChartLocation
+from gitops.settings import load_settings, parse_settings
+
+BASE = {
+    "repo": {"url": "file:///srv/flux.git", "branch": "main"},
+    "registry": {"url": "oci://127.0.0.1:5000/charts", "insecure": True},
+    "environments": [
+        {"name": "dev", "path": "apps/dev"},
+        {"name": "qa", "path": ["apps/qa", "infrastructure/qa"]},
+        {"name": "stag", "path": "components/*/staging", "aliases": ["stage", "Staging"]},
+        {"name": "prod", "path": "apps/prod", "repo": {"url": "git@github.com:acme/prod.git"},
+         "branch": "release", "aliases": ["production"]},
+    ],
+    "apps": {"web": {"chart": "podinfo", "registry": "oci://ghcr.io/acme/charts"}},
+}
+
+
+def parse(raw, environ=None):
+    return parse_settings(raw, environ or {})
+
+
+def test_full_shape():
+    s = parse(BASE)
+    assert s.environment_names == ["dev", "qa", "stag", "prod"]
+    assert s.environment("qa").paths == ("apps/qa", "infrastructure/qa")
+    assert s.environment("STAGING").name == "stag"
+    assert s.environment("production").repo.url == "git@github.com:acme/prod.git"
+    assert s.environment("prod").repo.branch == "release"
+    assert s.environment("dev").repo.branch == "main"
+    assert len(s.repos()) == 2
+    assert s.previous(s.environment("qa")).name == "dev"
+    assert s.previous(s.environment("dev")) is None
+    assert s.registry.location("podinfo") == ChartLocation("127.0.0.1:5000", "charts/podinfo", True)
+    assert s.apps["web"].chart == "podinfo"
+    assert s.apps["web"].registry.location("podinfo") == ChartLocation("ghcr.io", "acme/charts/podinfo")
+
+
+def test_unknown_environment_suggests_nearest():
+    with pytest.raises(UnknownEnvironment, match="did you mean `prod`"):
+        parse(BASE).environment("prd")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.pop("repo"), "`repo` is missing"),
+    (lambda r: r.pop("environments"), "`environments` is missing"),
+    (lambda r: r.update(environments=[]), "`environments` must be a list"),
+    (lambda r: r.update(environments=[{"name": "dev"}]), "`environments[0].path` is missing"),
+    (lambda r: r.update(environments=[{"name": "Dev env", "path": "x"}]), "`environments[0].name`"),
+    (lambda r: r.update(environments=[{"name": "dev", "path": "../x"}]), "must stay inside"),
+    (lambda r: r.update(environments=[{"name": "dev", "path": "a"}, {"name": "qa", "path": "b",
+                                                                       "aliases": ["dev"]}]),
+     "already used by environment dev"),
+    (lambda r: r.update(registry={"url": "https://example.com"}), "`registry.url` must look like oci://"),
+    (lambda r: r.update(registry={"url": "oci://x", "insecure": "yes"}), "`registry.insecure` must be true or false"),
+    (lambda r: r["repo"].update(token="s3cret"), "`repo` has an unknown key `token`"),
+    (lambda r: r.update(colour="blue"), "unknown key `colour`"),
+    (lambda r: r["repo"].update(url="https://bob:s3cret@git.example.com/x.git"), "holds a password"),
+    (lambda r: r.update(registry_timeout=0), "`registry_timeout`"),
+])
+def test_wrong_settings_name_the_key(change, message):
+    raw = {**BASE, "repo": dict(BASE["repo"]), "environments": list(BASE["environments"])}
+    change(raw)
+    with pytest.raises(SettingsError) as e:
+        parse(raw)
+    assert message in str(e.value)
+    assert "s3cret" not in str(e.value)
+
+
+def test_load_from_gitops_config(tmp_path):
+    f = tmp_path / "ferry.yaml"
+    f.write_text("repo:\n  url: file:///x.git\nenvironments:\n  - name: dev\n    path: apps/dev\n")
+    s = load_settings(environ={"GITOPS_CONFIG": str(f)})
+    assert s.environment_names == ["dev"]
+    assert s.data_dir == str(tmp_path / "data")
+
+
+def test_broken_yaml_says_where(tmp_path):
+    f = tmp_path / "ferry.yaml"
+    f.write_text("repo:\n  url: [unclosed\n")
+    with pytest.raises(SettingsError, match="not valid YAML at line"):
+        load_settings(str(f), environ={})
+
+
+def test_missing_file_and_variable():
+    with pytest.raises(SettingsError, match="GITOPS_CONFIG is not set"):
+        load_settings(environ={})
+    with pytest.raises(SettingsError, match="Cannot read settings file /nonexistent"):
+        load_settings("/nonexistent/ferry.yaml", environ={})
+
+
+def test_secrets_from_environment_and_files_never_in_repr(tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("hunter2\n")
+    s = parse(BASE, {"GITOPS_GIT_TOKEN": "ghp_abc", "GITOPS_REGISTRY_USERNAME": "bot",
+                     "GITOPS_REGISTRY_PASSWORD_FILE": str(pw)})
+    assert s.secrets.git_token == "ghp_abc"
+    assert s.secrets.registry_password == "hunter2"
+    assert "hunter2" not in repr(s) and "ghp_abc" not in repr(s)
+    assert set(s.secrets.values()) == {"ghp_abc", "hunter2"}
+
+
+def test_unreadable_secret_file():
+    with pytest.raises(SettingsError, match="Cannot read GITOPS_GIT_TOKEN_FILE"):
+        parse(BASE, {"GITOPS_GIT_TOKEN_FILE": "/nonexistent"})
