@@ -5,17 +5,21 @@ through ``RegistryClient``; manifests are read by ``discovery`` and changed by `
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import re
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import MutableMapping, Optional
 
 from . import discovery, editing
-from .errors import (FerryError, NoRegistry, NotEditable, NothingToRollback, PromotionRefused,
-                     SharedPin, UnknownApp)
-from .model import Change, ChartLocation, ChartVersions, Commit, HistoryEntry, Inventory, Pin, Requester
+from .errors import (FerryError, shown, NoRegistry, NotEditable, NothingToRollback, PromotionRefused,
+                     RegistryUnauthorized, RegistryUnavailable, RolledBackVersion, SharedPin,
+                     UnknownApp)
+from .model import (Change, ChartInfo, ChartLocation, ChartVersions, Commit, HistoryEntry, Inventory, Pin, Plan,
+                    Requester)
 from .registry import RegistryClient
 from .settings import EnvironmentSettings, RepoSettings, Settings
 from .versions import between, check_version, is_range, same_version
@@ -28,8 +32,10 @@ class GitOps:
     """One instance per process, shared by every capability plugin."""
 
     def __init__(self, settings: Settings, registry: Optional[RegistryClient] = None,
-                 fetch_interval: float = 5.0):
+                 fetch_interval: float = 5.0, memory: Optional[MutableMapping] = None):
         self.settings = settings
+        # What Git cannot hold (versions rolled back from an environment); Errbot's storage in the bot.
+        self.memory = memory if memory is not None else {}
         self.registry = registry or RegistryClient(
             settings.secrets.registry_username, settings.secrets.registry_password,
             timeout=settings.registry_timeout)
@@ -107,58 +113,143 @@ class GitOps:
                                         rev.trailers.get("Requested-by", ""), rev.subject))
         return entries[::-1]
 
+    def newest(self, pins) -> tuple[dict, list[str]]:
+        """The newest released chart version per app, and a note per registry that failed.
+
+        A registry that is down is asked once, not once per app."""
+        newest, notes, failed = {}, [], set()
+        for pin in pins:
+            if pin.app in newest or pin.source is None:
+                continue
+            if pin.source.host in failed:
+                newest[pin.app] = None
+                continue
+            try:
+                newest[pin.app] = self.registry.versions(pin.source).newest
+            except (RegistryUnavailable, RegistryUnauthorized) as e:
+                failed.add(pin.source.host)
+                newest[pin.app] = None
+                notes.append(str(e))
+        return newest, notes
+
+    def app_report(self, app: str, count: int = 5) -> tuple[list[Pin], list[ChartInfo], str]:
+        """One app in every environment, the registry's newest versions with their dates, a note."""
+        inventory = self.inventory()
+        name = self.app_name(app, inventory)
+        pins = [p for p in inventory.pins if p.app == name]
+        try:
+            location = self.location(pins[0])
+            available = self.registry.versions(location)
+            tags = (available.releases[:count] + available.prereleases[:1])[:count]
+            return pins, [self.registry.chart_info(location, t) for t in tags], ""
+        except (NoRegistry, RegistryUnavailable, RegistryUnauthorized) as e:
+            return pins, [], str(e)
+
+    def environment_diff(self, env_a: str, env_b: str) -> list[tuple[str, str, str]]:
+        """Apps whose pinned versions differ between two environments: (app, in A, in B)."""
+        a, b = self.settings.environment(env_a), self.settings.environment(env_b)
+        inventory = self.inventory()
+        rows = []
+        for app in inventory.apps():
+            pa, pb = inventory.find(app, a.name), inventory.find(app, b.name)
+            va, vb = (_shown_version(p) for p in (pa, pb))
+            if va != vb:
+                rows.append((app, va, vb))
+        return rows
+
+    def values_diff(self, app: str, env_a: str, env_b: str) -> tuple[Pin, Pin, str]:
+        """One app in two environments, and the unified diff of the Helm values each gives it."""
+        inventory = self.inventory()
+        pa, pb = (self.pin(app, e, inventory) for e in (env_a, env_b))
+        texts = []
+        for pin in (pa, pb):
+            ws = self._workspace(pin.environment)
+            tree = ws.tree(ws.head(refresh=False))
+            texts.append(discovery.release_values_text(tree, pin))
+        diff = "".join(difflib.unified_diff(
+            texts[0].splitlines(keepends=True), texts[1].splitlines(keepends=True),
+            f"{pa.environment}/values", f"{pb.environment}/values"))
+        return pa, pb, diff
+
     # ---- changing --------------------------------------------------------------------------
 
-    def deploy(self, app: str, environment: str, version: str, requester: Requester,
-               dry_run: bool = False) -> Change:
-        """Pin ``version`` of ``app`` in ``environment``."""
+    def plan_deploy(self, app: str, environment: str, version: str) -> Plan:
         version = check_version(version)
-        pin = self.pin(app, environment)
-        return self._change("deploy", pin, version, requester, dry_run)
+        return Plan("deploy", self.pin(app, environment), version)
 
-    def promote(self, app: str, to_environment: str, requester: Requester,
-                from_environment: Optional[str] = None, version: Optional[str] = None,
-                dry_run: bool = False) -> Change:
-        """Move the version of the environment before ``to_environment`` (or of ``from_environment``)."""
+    def deploy(self, app: str, environment: str, version: str, requester: Requester,
+               dry_run: bool = False, force: bool = False) -> Change:
+        """Pin ``version`` of ``app`` in ``environment``."""
+        return self.apply(self.plan_deploy(app, environment, version), requester, dry_run, force)
+
+    def plan_promotion(self, app: str, to_environment: str, from_environment: Optional[str] = None,
+                       version: Optional[str] = None) -> Plan:
+        """The version of the environment before ``to_environment`` (or of ``from_environment``,
+        or ``version``), refused when it would skip a stage."""
         target = self.settings.environment(to_environment)
         before = self.settings.previous(target)
         if before is None:
             raise PromotionRefused(
                 f"`{target.name}` is the first environment: nothing comes before it. "
-                f"Use `!deploy {app} <version> to {target.name}`.")
+                f"Use `!deploy {shown(app)} <version> to {target.name}`.")
         source = self.settings.environment(from_environment) if from_environment else before
         if source == target:
-            raise PromotionRefused(f"Cannot promote `{app}` from `{target.name}` to itself.")
+            raise PromotionRefused(f"Cannot promote `{shown(app)}` from {target.name} to itself.")
         inventory = self.inventory()
         pin = self.pin(app, target.name, inventory)
         if version is None:
             version = self._exact_version(self._source_pin(pin.app, source, inventory))
         version = check_version(version)
         self._require_stage(pin.app, version, before, target, inventory)
-        return self._change("promote", pin, version, requester, dry_run,
-                            source_environment=source.name)
+        return Plan("promote", pin, version, source.name)
+
+    def promote(self, app: str, to_environment: str, requester: Requester,
+                from_environment: Optional[str] = None, version: Optional[str] = None,
+                dry_run: bool = False, force: bool = False) -> Change:
+        """Move the version of the previous environment in the chain into ``to_environment``."""
+        plan = self.plan_promotion(app, to_environment, from_environment, version)
+        return self.apply(plan, requester, dry_run, force)
+
+    def plan_rollback(self, app: str, environment: str, to: Optional[str] = None) -> Plan:
+        """The previous distinct version in history, or ``to`` if the environment ran it before."""
+        pin = self.pin(app, environment)
+        current = pin.version
+        earlier = [h.version for h in self.history(pin.app, pin.environment) if h.version != current]
+        if to is not None:
+            to = check_version(to)
+            match = next((v for v in earlier if same_version(to, v)), None)
+            if match is None:
+                ran = ", ".join(dict.fromkeys(earlier)) or "no other version"
+                raise NothingToRollback(
+                    f"`{pin.app}` never ran `{to}` in {pin.environment} before; it ran: {ran}.")
+            return Plan("rollback", pin, match)
+        if not earlier:
+            raise NothingToRollback(
+                f"`{pin.app}` has had only `{current}` in {pin.environment} as far as Git knows: "
+                "nothing to roll back to.")
+        return Plan("rollback", pin, earlier[0])
 
     def rollback(self, app: str, environment: str, requester: Requester,
                  to: Optional[str] = None, dry_run: bool = False) -> Change:
         """Go back to the previous distinct version in history, or to ``to`` if it ran before."""
-        pin = self.pin(app, environment)
-        history = self.history(pin.app, pin.environment)
-        current = pin.version
-        earlier = [h.version for h in history if h.version != current]
-        if to is not None:
-            to = check_version(to)
-            if not any(same_version(to, v) for v in earlier):
-                ran = ", ".join(dict.fromkeys(earlier)) or "no other version"
-                raise NothingToRollback(
-                    f"`{pin.app}` never ran `{to}` in {pin.environment}; it ran: {ran}.")
-            target = to
-        elif earlier:
-            target = earlier[0]
-        else:
-            raise NothingToRollback(
-                f"`{pin.app}` has had only `{current}` in {pin.environment} as far as Git knows: "
-                "nothing to roll back to.")
-        return self._change("rollback", pin, target, requester, dry_run)
+        return self.apply(self.plan_rollback(app, environment, to), requester, dry_run)
+
+    def rolled_back(self, app: str, environment: str) -> Optional[dict]:
+        """The version last rolled back from ``app`` in ``environment``: version, by, when."""
+        key = _rolled_back_key(self.pin(app, environment))
+        return self.memory[key] if key in self.memory else None
+
+    def apply(self, plan: Plan, requester: Requester, dry_run: bool = False,
+              force: bool = False) -> Change:
+        """Check a plan against the registry and policy, then write it (or show its diff)."""
+        change = self._write(plan, requester, dry_run, force)
+        if change.commit is not None:
+            self._forget_rollback(plan.pin, change.new)
+            if plan.action == "rollback" and change.old:
+                self.memory[_rolled_back_key(plan.pin)] = {
+                    "version": change.old, "by": requester.name or requester.id,
+                    "when": datetime.now(timezone.utc).isoformat(timespec="minutes")}
+        return change
 
     # ---- internals -------------------------------------------------------------------------
 
@@ -187,9 +278,26 @@ class GitOps:
             f"`{app}` {version} is not in {before.name}, the stage before {target.name}: "
             f"promote it to {before.name} first.")
 
-    def _change(self, action: str, pin: Pin, version: str, requester: Requester, dry_run: bool,
-                source_environment: str = "") -> Change:
+    def _refuse_rolled_back(self, pin: Pin, version: str, force: bool) -> None:
+        key = _rolled_back_key(pin)
+        record = self.memory[key] if key in self.memory else None
+        if not record or not same_version(record["version"], version):
+            return
+        if not force:
+            raise RolledBackVersion(
+                f"`{pin.app}` {version} was rolled back from {pin.environment} by {record['by']} "
+                f"({record['when']}): add `--force` to bring it back on purpose.")
+
+    def _forget_rollback(self, pin: Pin, version: str) -> None:
+        key = _rolled_back_key(pin)
+        if key in self.memory and same_version(self.memory[key]["version"], version):
+            del self.memory[key]
+
+    def _write(self, plan: Plan, requester: Requester, dry_run: bool, force: bool) -> Change:
+        action, pin, version, source_environment = plan.action, plan.pin, plan.new, plan.source_environment
         self._require_editable(pin)
+        if action != "rollback":
+            self._refuse_rolled_back(pin, version, force)
         location = self.location(pin)
         self.registry.require(location, version, pin.chart)
         between_versions = ()
@@ -264,6 +372,16 @@ class GitOps:
 
     def _workspace(self, environment: str) -> Workspace:
         return self._workspaces[self._repo(environment)]
+
+
+def _shown_version(pin: Optional[Pin]) -> str:
+    if pin is None:
+        return "-"
+    return pin.version or "(latest)"
+
+
+def _rolled_back_key(pin: Pin) -> str:
+    return f"rolled-back/{pin.environment}/{pin.app}"
 
 
 def tree_commit(tree) -> str:

@@ -6,7 +6,14 @@ and is answered with an apology and a log id.
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Iterable
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """Echo a person's text back safely: short, printable, no backticks to break the markup."""
+    text = re.sub(r"[^\x20-\x7e]", "?", str(text)).replace("`", "'")
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def nearest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
@@ -23,9 +30,9 @@ def did_you_mean(word: str, candidates: Iterable[str], noun: str) -> str:
         return f"did you mean {' or '.join(f'`{c}`' for c in close)}?"
     if not candidates:
         return f"no {noun} is known."
-    shown = ", ".join(f"`{c}`" for c in candidates[:8])
+    listed = ", ".join(f"`{c}`" for c in candidates[:8])
     more = f" and {len(candidates) - 8} more" if len(candidates) > 8 else ""
-    return f"known {noun}s: {shown}{more}."
+    return f"known {noun}s: {listed}{more}."
 
 
 class FerryError(Exception):
@@ -45,14 +52,14 @@ class SettingsError(FerryError):
 
 class UnknownEnvironment(FerryError):
     def __init__(self, name: str, known: Iterable[str]):
-        super().__init__(f"No environment `{name}`: {did_you_mean(name, known, 'environment')}")
+        super().__init__(f"No environment `{shown(name)}`: {did_you_mean(name, known, 'environment')}")
         self.name = name
 
 
 class UnknownApp(FerryError):
     def __init__(self, name: str, known: Iterable[str], where: str = ""):
         place = f" in {where}" if where else ""
-        super().__init__(f"No app `{name}`{place}: {did_you_mean(name, known, 'app')}")
+        super().__init__(f"No app `{shown(name)}`{place}: {did_you_mean(name, known, 'app')}")
         self.name = name
 
 
@@ -111,3 +118,7 @@ class NothingToRollback(FerryError):
 
 class PromotionRefused(FerryError):
     """A promotion that would skip a stage or has nothing to take."""
+
+
+class RolledBackVersion(FerryError):
+    """The version was rolled back from this environment: bringing it back needs ``--force``."""

@@ -152,3 +152,25 @@ class Change:
     commit: Optional[Commit] = None
     source_environment: str = ""  # for a promotion
     between: tuple = field(default=())  # registry versions between old and new (promotion)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A change resolved against the repository, before any registry check or write."""
+
+    action: str  # "deploy" | "promote" | "rollback"
+    pin: Pin
+    new: str
+    source_environment: str = ""
+
+    @property
+    def app(self) -> str:
+        return self.pin.app
+
+    @property
+    def environment(self) -> str:
+        return self.pin.environment
+
+    @property
+    def old(self) -> Optional[str]:
+        return self.pin.version

@@ -1,0 +1,53 @@
+"""Errbot's configuration for Ferry. Everything comes from the environment; nothing secret is here.
+
+FERRY_BACKEND      SlackV3 (default), or Text for a local console (make demo)
+FERRY_DATA_DIR     Errbot's storage and Ferry's Git clones (default ./data)
+FERRY_ADMINS       comma-separated chat user IDs of the bot admins (Slack: U…)
+SLACK_BOT_TOKEN    xoxb-… bot token (SlackV3)
+SLACK_APP_TOKEN    xapp-… app-level token for Socket Mode (SlackV3)
+GITOPS_CONFIG      path of Ferry's GitOps settings file (read by the plugins, see README)
+"""
+import logging
+import os
+from pathlib import Path
+
+import slackv3  # the SlackV3 backend is a pip package; Errbot finds it through its folder
+
+HERE = Path(__file__).resolve().parent
+
+BACKEND = os.environ.get("FERRY_BACKEND", "SlackV3")
+BOT_DATA_DIR = os.environ.get("FERRY_DATA_DIR", str(HERE / "data"))
+BOT_EXTRA_PLUGIN_DIR = str(HERE / "plugins")  # the folder itself, so `import gitops` works
+BOT_EXTRA_BACKEND_DIR = str(Path(slackv3.__file__).resolve().parent.parent)
+BOT_LOG_FILE = os.environ.get("FERRY_LOG_FILE") or None  # None: log to stderr (containers)
+BOT_LOG_LEVEL = getattr(logging, os.environ.get("FERRY_LOG_LEVEL", "INFO").upper(), logging.INFO)
+AUTOINSTALL_DEPS = False  # dependencies are pinned in requirements.txt, never installed at run time
+
+# VersionChecker calls the internet; the rest of Errbot's core plugins are useful as they are.
+CORE_PLUGINS = ("ACLs", "Backup", "ChatRoom", "CommandNotFoundFilter", "Flows", "Health", "Help",
+                "Plugins", "TextCmds", "Utils", "Webserver")
+
+BOT_IDENTITY = {
+    "token": os.environ.get("SLACK_BOT_TOKEN", ""),
+    "app_token": os.environ.get("SLACK_APP_TOKEN", ""),
+    "signing_secret": os.environ.get("SLACK_SIGNING_SECRET", ""),
+}
+BOT_ADMINS = tuple(a.strip() for a in os.environ.get("FERRY_ADMINS", "").split(",") if a.strip())
+if BACKEND == "Text":
+    BOT_ADMINS = BOT_ADMINS or ("@demo",)
+    TEXT_DEMO_MODE = False
+CHATROOM_PRESENCE = ()
+BOT_PREFIX = "!"
+BOT_ALT_PREFIXES = ("@ferry",)
+SUPPRESS_CMD_NOT_FOUND = False
+DIVERT_TO_THREAD = ("versions", "diff")
+
+# Errbot's own command ACLs: admin commands by DM only. Per-environment policy lives in the
+# GitOps settings file.
+ACCESS_CONTROLS_DEFAULT = {}
+ACCESS_CONTROLS = {
+    "Plugins:*": {"allowusers": BOT_ADMINS, "allowmuc": False},
+    "Backup:*": {"allowusers": BOT_ADMINS, "allowmuc": False},
+}
+HIDE_RESTRICTED_COMMANDS = True
+HIDE_RESTRICTED_ACCESS = False

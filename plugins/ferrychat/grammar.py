@@ -1,0 +1,124 @@
+"""The chat grammar as pure functions: command arguments in, a plain request out.
+
+Every refusal is a ``UsageError`` whose message is the command's usage line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from gitops.errors import FerryError, shown
+
+USAGE = {
+    "versions": "`!versions`, `!versions <app>` or `!versions <app> <env>`",
+    "diff": "`!diff <envA> <envB>` or `!diff <app> <envA> <envB>`",
+    "deploy": "`!deploy <app> <version> to <env>` or `!deploy <app>@<version> to <env>` "
+              "[--dry-run] [--force]",
+    "promote": "`!promote <app> [from <env>] to <env>` or `!promote <app>@<version> to <env>` "
+               "[--dry-run] [--force]",
+    "rollback": "`!rollback <app> on <env> [to <version>]` [--dry-run]",
+}
+_FLAGS = {"--dry-run": "dry_run", "--force": "force"}
+
+
+class UsageError(FerryError):
+    def __init__(self, command: str, problem: str):
+        super().__init__(f"{problem} Usage: {USAGE[command]}")
+
+
+@dataclass(frozen=True)
+class Request:
+    app: str
+    environment: str
+    version: Optional[str] = None
+    source: Optional[str] = None  # promote: the environment to take the version from
+    dry_run: bool = False
+    force: bool = False
+
+
+def words(command: str, args: str) -> tuple[list[str], dict]:
+    """Split arguments on whitespace and take the flags out."""
+    flags, rest = {}, []
+    for word in (args or "").split():
+        if word.startswith("--"):
+            if word.lower() not in _FLAGS:
+                raise UsageError(command, f"Unknown option `{shown(word)}`.")
+            flags[_FLAGS[word.lower()]] = True
+        else:
+            rest.append(word)
+    return rest, flags
+
+
+def parse_versions(args: str) -> list[str]:
+    rest, flags = words("versions", args)
+    if flags or len(rest) > 2:
+        raise UsageError("versions", "Too many arguments.")
+    return rest
+
+
+def parse_diff(args: str) -> list[str]:
+    rest, flags = words("diff", args)
+    if flags or len(rest) not in (2, 3):
+        raise UsageError("diff", "Give two environments, and optionally an app before them.")
+    return rest
+
+
+def parse_deploy(args: str) -> Request:
+    rest, flags = words("deploy", args)
+    app, version, rest = _app_and_version(rest, "deploy", version_word=True)
+    env = _keyword(rest, "to", "deploy", "Say which environment: `to <env>`.")
+    return Request(app, env, version, **flags)
+
+
+def parse_promote(args: str) -> Request:
+    rest, flags = words("promote", args)
+    app, version, rest = _app_and_version(rest, "promote", version_word=False)
+    source = None
+    if len(rest) >= 2 and rest[0].lower() == "from":
+        source, rest = rest[1], rest[2:]
+    env = _keyword(rest, "to", "promote", "Say which environment to promote to: `to <env>`.")
+    if source and version:
+        raise UsageError("promote", "Give either `<app>@<version>` or `from <env>`, not both.")
+    return Request(app, env, version, source=source, **flags)
+
+
+def parse_rollback(args: str) -> Request:
+    rest, flags = words("rollback", args)
+    if flags.get("force"):
+        raise UsageError("rollback", "`--force` does not apply to a rollback.")
+    if not rest:
+        raise UsageError("rollback", "Say which app to roll back.")
+    app, rest = rest[0], rest[1:]
+    if len(rest) < 2 or rest[0].lower() not in ("on", "in"):
+        raise UsageError("rollback", "Say which environment: `on <env>`.")
+    env, rest = rest[1], rest[2:]
+    version = None
+    if rest:
+        if len(rest) != 2 or rest[0].lower() != "to":
+            raise UsageError("rollback", f"Unexpected `{shown(' '.join(rest))}`.")
+        version = rest[1]
+    return Request(app, env, version, **flags)
+
+
+def _app_and_version(rest: list[str], command: str, version_word: bool):
+    if not rest:
+        raise UsageError(command, "Say which app.")
+    first = rest[0]
+    if "@" in first:
+        app, _, version = first.partition("@")
+        if not app or not version:
+            raise UsageError(command, f"`{shown(first)}` is not `<app>@<version>`.")
+        return app, version, rest[1:]
+    if version_word:
+        if len(rest) < 2 or rest[1].lower() == "to":
+            raise UsageError(command, "Say which version.")
+        return first, rest[1], rest[2:]
+    return first, None, rest[1:]
+
+
+def _keyword(rest: list[str], keyword: str, command: str, missing: str) -> str:
+    if len(rest) < 2 or rest[0].lower() != keyword:
+        raise UsageError(command, missing)
+    if len(rest) > 2:
+        raise UsageError(command, f"Unexpected `{shown(' '.join(rest[2:]))}` after the environment.")
+    return rest[1]

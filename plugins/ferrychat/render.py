@@ -1,0 +1,130 @@
+"""Replies people can read in a chat window: the important fact first, tables in code blocks."""
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+
+from gitops.model import Change, ChartInfo, HistoryEntry, Pin, Plan
+
+MAX_ROWS = 40
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], limit: int = MAX_ROWS,
+          more: str = "rows") -> str:
+    """A fixed-width table in a code block; past ``limit`` rows, a count of what was left out."""
+    rows = [[str(c) for c in r] for r in rows]
+    shown, cut = rows[:limit], len(rows) - limit
+    widths = [max(len(h), *(len(r[i]) for r in shown)) if shown else len(h)
+              for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    body = "\n".join([line(headers)] + [line(r) for r in shown])
+    text = f"```\n{body}\n```"
+    if cut > 0:
+        text += f"\n… and {cut} more {more}."
+    return text
+
+
+def pinned(pin: Optional[Pin], newest: Optional[str] = None) -> str:
+    """One table cell: the version, ``~`` for a range, ``*`` when the registry has newer."""
+    if pin is None:
+        return "-"
+    if pin.version is None:
+        return "(latest)"
+    if pin.is_range:
+        return f"~{pin.version}"
+    mark = "*" if newest and _older(pin.version, newest) else ""
+    return pin.version + mark
+
+
+def _older(version: str, newest: str) -> bool:
+    from gitops.versions import parse
+    a, b = parse(version), parse(newest)
+    return a is not None and b is not None and a < b
+
+
+def overview(pins: Sequence[Pin], environments: Sequence[str], newest: dict, notes: Sequence[str] = ()) -> str:
+    apps = sorted({p.app for p in pins})
+    by_key = {(p.app, p.environment): p for p in pins}
+    rows = []
+    for app in apps:
+        cells = [pinned(by_key.get((app, e)), newest.get(app)) for e in environments]
+        rows.append([app, *cells, newest.get(app) or "?"])
+    text = (f"{len(apps)} apps across {', '.join(environments)}:\n"
+            + table(["app", *environments, "newest"], rows, more="apps (use `!versions <app>`)"))
+    legend = "`*` newer in the registry, `~` a range, `-` not deployed there."
+    return "\n".join([text, legend, *notes])
+
+
+def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], note: str = "") -> str:
+    head = newest[0].version if newest else None
+    rows = []
+    for p in pins:
+        where = p.location.file if p.location else p.release_file
+        shared = f" (shared: {', '.join(p.shared_with)})" if p.shared else ""
+        rows.append([p.environment, pinned(p, head), where + shared])
+    parts = [f"`{app}` runs in {len(pins)} environment(s):", table(["env", "version", "pinned in"], rows)]
+    if newest:
+        listed = [f"{i.version} ({i.created[:10] or 'no date'})" for i in newest]
+        parts.append("Newest in the registry: " + ", ".join(listed) + ".")
+    if note:
+        parts.append(note)
+    return "\n".join(parts)
+
+
+def history(app: str, environment: str, entries: Sequence[HistoryEntry]) -> str:
+    if not entries:
+        return f"No version history for `{app}` in {environment}."
+    rows = [[e.version, e.requested_by or f"{e.author} <{e.email}>", e.when[:16].replace("T", " "),
+             e.commit[:10]] for e in entries]
+    return (f"`{app}` in {environment}: now {entries[0].version}, {len(entries)} version(s) in Git.\n"
+            + table(["version", "who", "when", "commit"], rows, limit=20, more="older versions"))
+
+
+def environments_diff(env_a: str, env_b: str, rows: Sequence[Sequence[str]]) -> str:
+    if not rows:
+        return f"{env_a} and {env_b} run the same versions."
+    return (f"{len(rows)} app(s) differ between {env_a} and {env_b}:\n"
+            + table(["app", env_a, env_b], rows, more="apps"))
+
+
+def intent(plan: Plan) -> str:
+    """What a changing command is about to do, said before it does it."""
+    verb = {"deploy": "Deploying", "promote": "Promoting", "rollback": "Rolling back"}[plan.action]
+    origin = f" from {plan.source_environment}" if plan.source_environment else ""
+    return f"{verb} `{plan.app}` {plan.old or 'unpinned'} → {plan.new}{origin} in {plan.environment}…"
+
+
+def change(c: Change) -> str:
+    """The result of a change: old → new first, then the commit and the file."""
+    if c.noop:
+        return f"`{c.app}` is already at {c.new} in {c.environment}: nothing to change."
+    verb = {"deploy": "Deployed", "promote": "Promoted", "rollback": "Rolled back"}[c.action]
+    head = f"{verb} `{c.app}` {c.old or 'unpinned'} → {c.new} in {c.environment}"
+    if c.source_environment:
+        head += f" (from {c.source_environment})"
+    lines = []
+    if c.dry_run:
+        lines.append(f"Dry run, nothing pushed: {c.action} `{c.app}` {c.old} → {c.new} "
+                     f"in {c.environment} would change `{c.file}`:")
+        lines.append(f"```\n{c.diff.rstrip()}\n```")
+    else:
+        commit = c.commit.sha[:10] if c.commit else "?"
+        link = f" {c.commit.url}" if c.commit and c.commit.url else ""
+        lines.append(f"{head}: commit {commit}{link}, file `{c.file}`.")
+    if c.replaced_range:
+        lines.append(f"The range `{c.old}` is now the exact version {c.new}.")
+    if c.between:
+        lines.append(f"Brings {len(c.between)} version(s): {', '.join(c.between[:10])}"
+                     + (" …" if len(c.between) > 10 else "") + ".")
+    return "\n".join(lines)
+
+
+def values_diff(pin_a: Pin, pin_b: Pin, diff: str) -> str:
+    head = (f"`{pin_a.app}`: {pin_a.environment} {pinned(pin_a)}, "
+            f"{pin_b.environment} {pinned(pin_b)}.")
+    if not diff:
+        return head + f"\nSame Helm values in {pin_a.environment} and {pin_b.environment}."
+    lines = diff.splitlines()
+    cut = len(lines) - 60
+    body = "\n".join(lines[:60])
+    more = f"\n… and {cut} more lines of diff." if cut > 0 else ""
+    return f"{head}\nHelm values, {pin_a.environment} → {pin_b.environment}:\n```\n{body}\n```{more}"

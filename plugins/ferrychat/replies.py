@@ -1,0 +1,51 @@
+"""One place turns core results and errors into chat replies."""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+import uuid
+
+from gitops.errors import FerryError
+from gitops.model import Requester
+
+log = logging.getLogger("ferry.commands")
+
+
+def answers(func):
+    """Wrap a command: typed errors become their one-line message, anything else an apology with an
+    id to find the log line. Logs one line per command: who, what, result, duration."""
+
+    @functools.wraps(func)
+    def command(self, msg, args):
+        started, outcome = time.monotonic(), "ok"
+        who = requester(msg).id
+        try:
+            result = func(self, msg, args)
+            if inspect.isgenerator(result):
+                yield from result
+            elif result is not None:
+                yield result
+        except FerryError as e:
+            outcome = f"refused: {e}"
+            yield str(e)
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            outcome = f"error {ref}"
+            log.exception("error %s in !%s %r from %s", ref, func.__name__, args, who)
+            yield f"Sorry, that failed on my side (error `{ref}`; the bot's log has the details)."
+        finally:
+            log.info("%s ran !%s %s -> %s (%.0f ms)", who, func.__name__.replace("_", " "),
+                     (args or "")[:200], outcome[:200], (time.monotonic() - started) * 1000)
+
+    return command
+
+
+def requester(msg) -> Requester:
+    """Who asked, by chat user ID (never the display name, which anyone can change)."""
+    frm = msg.frm
+    ident = getattr(frm, "userid", None) or getattr(frm, "person", None) or str(frm)
+    name = getattr(frm, "fullname", None) or getattr(frm, "nick", None) or ""
+    email = getattr(frm, "email", None) or ""
+    return Requester(str(ident), str(name or ""), str(email or ""))

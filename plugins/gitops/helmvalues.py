@@ -1,0 +1,127 @@
+"""The Helm values one release gets in one environment, as text two environments can be diffed by.
+
+Discovery already knows which files give a release its values (``Pin.values_files``: the release
+file, then the patches in the order kustomize applies them); this replays them. Within a patch
+file, the documents naming the release apply; when none names it, the file was selected by a
+kustomize ``target:``, so all of its HelmRelease documents apply.
+"""
+from __future__ import annotations
+
+import io
+import posixpath
+
+from ruamel.yaml import YAML
+
+from .kustomize import KUSTOMIZATION_FILES, Patch, selector_match, apply
+from .manifests import FileTree
+from .model import Pin
+
+
+def release_values_text(tree: FileTree, pin: Pin) -> str:
+    """``pin``'s release values as YAML with sorted keys ("" when it sets none)."""
+    values = release_values(tree, pin)
+    if not values:
+        return ""
+    out = io.StringIO()
+    yaml = YAML(typ="safe")
+    yaml.default_flow_style = False
+    yaml.dump(_sorted(values), out)
+    return out.getvalue()
+
+
+def release_values(tree: FileTree, pin: Pin) -> dict:
+    name = pin.app.rsplit("/", 1)[-1]
+    values: dict = {}
+    for position, path in enumerate(pin.values_files):
+        docs = _load(tree, path)
+        if position == 0 and path == pin.release_file:
+            release = _release_doc(docs, name, pin.namespace)
+            found = _get(release, "spec", "values")
+            values = found if isinstance(found, dict) else {}
+            continue
+        if posixpath.basename(path) in KUSTOMIZATION_FILES:
+            bodies = _inline_patches(docs[0] if docs else None, name)
+        else:
+            bodies = _file_patches(docs, name)
+        for body in bodies:
+            patched = apply({"spec": {"values": values}}, Patch(path, 0, body, None, 0))
+            found = _get(patched, "spec", "values")
+            values = found if isinstance(found, dict) else {}
+    return values
+
+
+def _load(tree: FileTree, path: str) -> list:
+    # The standard safe loader: values keep their types (3, not "3") in the text shown.
+    try:
+        return list(YAML(typ="safe").load_all(tree.read(path)))
+    except Exception:
+        return []
+
+
+def _release_doc(docs: list, name: str, namespace: str):
+    candidates = [d for d in docs if isinstance(d, dict) and d.get("kind") == "HelmRelease"
+                  and _get(d, "metadata", "name") == name]
+    same_namespace = [d for d in candidates if _get(d, "metadata", "namespace") == namespace]
+    return (same_namespace or candidates or [None])[0]
+
+
+def _file_patches(docs: list, name: str) -> list:
+    ops = [d for d in docs if isinstance(d, list)]
+    mappings = [d for d in docs if isinstance(d, dict)]
+    named = [d for d in mappings if _get(d, "metadata", "name") == name]
+    return ops + (named or [d for d in mappings if d.get("kind") == "HelmRelease"])
+
+
+def _inline_patches(kustomization, name: str) -> list:
+    if not isinstance(kustomization, dict):
+        return []
+    bodies = []
+    for entry in _list(kustomization.get("patchesStrategicMerge")):
+        if isinstance(entry, str) and "\n" in entry:
+            bodies.extend(d for d in _parse(entry) if isinstance(d, dict)
+                          and _get(d, "metadata", "name") == name)
+    for key in ("patches", "patchesJson6902"):
+        for entry in _list(kustomization.get(key)):
+            if not (isinstance(entry, dict) and isinstance(entry.get("patch"), str)):
+                continue
+            target = entry.get("target")
+            for body in _parse(entry["patch"]):
+                if isinstance(target, dict):
+                    if _targets_release(target, name):
+                        bodies.append(body)
+                elif isinstance(body, dict) and _get(body, "metadata", "name") == name:
+                    bodies.append(body)
+    return bodies
+
+
+def _targets_release(target: dict, name: str) -> bool:
+    kind, wanted = target.get("kind"), target.get("name")
+    return (not kind or selector_match(str(kind), "HelmRelease")) and \
+        (not wanted or selector_match(str(wanted), name))
+
+
+def _parse(text: str) -> list:
+    try:
+        return list(YAML(typ="safe").load_all(text))
+    except Exception:
+        return []
+
+
+def _sorted(node):
+    if isinstance(node, dict):
+        return {k: _sorted(node[k]) for k in sorted(node, key=str)}
+    if isinstance(node, list):
+        return [_sorted(v) for v in node]
+    return node
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _get(doc, *keys):
+    for key in keys:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(key)
+    return doc

@@ -1,0 +1,262 @@
+"""Kustomize patches: which resources a patch selects, what it does to one field, and applying it.
+
+Only what discovery reads is modelled: strategic merge of mappings (lists replace, ``null`` and
+``$patch: delete|replace`` honoured) and JSON6902 ``add``/``replace``/``remove``. Nothing is changed
+in place: parsed documents are cached and shared between discoveries.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from typing import Optional
+
+from .kustomize import Patch, Resource, _get
+
+class PatchIndex:
+    """The patches of one build by the resource name they select, so that finding the patches of
+    each of a thousand releases does not try a thousand patches each."""
+
+    _LITERAL = re.compile(r"^[A-Za-z0-9_-]+$")
+
+    def __init__(self, patches: list):
+        self._by_name: dict = {}
+        self._any: list = []  # patches selecting by regex, kind or labels only
+        for position, patch in enumerate(patches):
+            if patch.target is not None:
+                name = patch.target.get("name")
+            else:
+                name = _get(patch.body, "metadata", "name")
+            entry = (position, patch)
+            if isinstance(name, str) and self._LITERAL.match(name):
+                self._by_name.setdefault(name, []).append(entry)
+            elif patch.target is not None or name is not None:
+                self._any.append(entry)
+
+    def for_resource(self, resource: Resource) -> list:
+        """The patches that apply to ``resource``, in the order kustomize applies them."""
+        name = _get(resource.doc, "metadata", "name")
+        candidates = self._by_name.get(name, []) if isinstance(name, str) else []
+        if self._any:
+            candidates = sorted(candidates + self._any, key=lambda e: e[0])
+        return [p for _, p in candidates if p.scope in resource.scopes and targets(p, resource)]
+
+
+def patches_for(resource: Resource, patches) -> list:
+    index = patches if isinstance(patches, PatchIndex) else PatchIndex(patches)
+    return index.for_resource(resource)
+
+
+def targets(patch: Patch, resource: Resource) -> bool:
+    doc = resource.doc
+    kind, name = doc.get("kind"), _get(doc, "metadata", "name")
+    namespaces = {resource.namespace, _get(doc, "metadata", "namespace") or ""}
+    if patch.target is not None:
+        return _selected(patch.target, doc, namespaces)
+    body = patch.body
+    if not isinstance(body, dict) or body.get("kind") != kind or _get(body, "metadata", "name") != name:
+        return False
+    wanted = _get(body, "metadata", "namespace")
+    return not wanted or wanted in namespaces
+
+
+def _selected(target: dict, doc: dict, namespaces: set) -> bool:
+    group, _, version = str(doc.get("apiVersion", "")).rpartition("/")
+    fields = {"kind": doc.get("kind"), "name": _get(doc, "metadata", "name"),
+              "group": group, "version": version}
+    for key, actual in fields.items():
+        wanted = target.get(key)
+        if wanted not in (None, "") and not selector_match(str(wanted), str(actual or "")):
+            return False
+    wanted_ns = target.get("namespace")
+    if wanted_ns not in (None, "") and not any(selector_match(str(wanted_ns), ns) for ns in namespaces):
+        return False
+    for key, meta in (("labelSelector", "labels"), ("annotationSelector", "annotations")):
+        if target.get(key) and not _labels_match(str(target[key]), _get(doc, "metadata", meta) or {}):
+            return False
+    return True
+
+
+def selector_match(pattern: str, value: str) -> bool:
+    # kustomize anchors target fields as regular expressions.
+    compiled = _compiled(pattern)
+    return compiled.fullmatch(value) is not None if compiled is not None else pattern == value
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(pattern: str):
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
+
+
+_SET_RULE = re.compile(r"^\s*([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+
+
+def _labels_match(selector: str, labels: dict) -> bool:
+    labels = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+    for rule in re.split(r",(?![^(]*\))", selector):
+        rule = rule.strip()
+        if not rule:
+            continue
+        m = _SET_RULE.match(rule)
+        if m:
+            values = {v.strip() for v in m.group(3).split(",")}
+            has = labels.get(m.group(1)) in values
+            if has != (m.group(2) == "in"):
+                return False
+        elif "!=" in rule:
+            k, v = (s.strip() for s in rule.split("!=", 1))
+            if labels.get(k) == v:
+                return False
+        elif "=" in rule:
+            k, v = (s.strip() for s in rule.replace("==", "=").split("=", 1))
+            if labels.get(k) != v:
+                return False
+        elif rule.startswith("!"):
+            if rule[1:].strip() in labels:
+                return False
+        elif rule not in labels:
+            return False
+    return True
+
+
+# The effect of one patch on one field: None (untouched), REMOVED, or (value, path in the patch doc).
+REMOVED = "removed"
+
+
+def effect(patch: Patch, field_path: tuple):
+    if patch.json6902:
+        return _json6902_effect(patch.body, field_path)
+    node = patch.body
+    for depth, key in enumerate(field_path):
+        if not isinstance(node, dict):
+            return None
+        if key not in node:
+            # `$patch: replace` replaces the whole mapping: a key it leaves out is gone.
+            return REMOVED if node.get("$patch") == "replace" else None
+        node = node[key]
+        if node is None:
+            return REMOVED
+    if isinstance(node, (dict, list)):
+        return None
+    return node, field_path
+
+
+def _json6902_effect(ops: list, field_path: tuple):
+    result = None
+    for i, op in enumerate(ops):
+        if not isinstance(op, dict) or not isinstance(op.get("path"), str):
+            continue
+        pointer = _pointer(op["path"])
+        kind = op.get("op")
+        if kind == "remove" and _is_prefix(pointer, field_path):
+            result = REMOVED
+        elif kind in ("add", "replace", "copy", "move") and _is_prefix(pointer, field_path):
+            if kind in ("copy", "move"):
+                result = REMOVED  # the value comes from elsewhere in the resource: not tracked
+                continue
+            rest = field_path[len(pointer):]
+            node = op.get("value")
+            for key in rest:
+                node = node.get(key) if isinstance(node, dict) else None
+            if node is None:
+                result = REMOVED
+            elif not isinstance(node, (dict, list)):
+                result = (node, (i, "value") + tuple(rest))
+        elif kind == "move" and isinstance(op.get("from"), str) and \
+                _is_prefix(_pointer(op["from"]), field_path):
+            result = REMOVED
+    return result
+
+
+def _pointer(path: str) -> tuple:
+    parts = path.split("/")[1:] if path.startswith("/") else path.split("/")
+    return tuple(p.replace("~1", "/").replace("~0", "~") for p in parts)
+
+
+def _is_prefix(prefix: tuple, path: tuple) -> bool:
+    return len(prefix) <= len(path) and tuple(str(p) for p in path[:len(prefix)]) == prefix
+
+
+def apply(doc: dict, patch: Patch) -> dict:
+    """``doc`` with ``patch`` applied, as a new object.
+
+    Cached documents are shared between discoveries, so nothing is changed in place: mappings and
+    lists are copied along the patched paths only (a deep copy of every release's values would
+    dominate discovery time).
+    """
+    if patch.json6902:
+        for op in patch.body:
+            if isinstance(op, dict):
+                doc = _apply_op(doc, op)
+        return doc
+    body = {k: v for k, v in patch.body.items() if k not in ("apiVersion", "kind", "metadata")}
+    merged = _merge(doc, body)
+    return merged if isinstance(merged, dict) else doc
+
+
+_DELETE = object()
+
+
+def _merge(base, patch):
+    # Strategic merge, reduced to what discovery reads: mappings merge, lists and scalars replace.
+    if not isinstance(base, dict) or not isinstance(patch, dict):
+        return _without_directives(patch)
+    directive = patch.get("$patch")
+    if directive == "replace":
+        return _without_directives(patch)
+    if directive == "delete":
+        return _DELETE
+    merged = dict(base)
+    for key, value in patch.items():
+        if key == "$patch":
+            continue
+        result = _DELETE if value is None else _merge(base.get(key), value)
+        if result is _DELETE:
+            merged.pop(key, None)
+        else:
+            merged[key] = result
+    return merged
+
+
+def _without_directives(value):
+    if isinstance(value, dict) and "$patch" in value:
+        return {k: v for k, v in value.items() if k != "$patch"}
+    return value
+
+
+def _apply_op(node, op: dict, pointer: Optional[tuple] = None):
+    """``node`` with one JSON6902 operation applied, copying only along its path."""
+    if pointer is None:
+        pointer = _pointer(str(op.get("path", "")))
+        if not pointer:
+            return node
+    key, rest = pointer[0], pointer[1:]
+    kind = op.get("op")
+    if isinstance(node, dict):
+        if rest:
+            if not isinstance(node.get(key), (dict, list)):
+                return node
+            return {**node, key: _apply_op(node[key], op, rest)}
+        if kind in ("add", "replace"):
+            return {**node, key: op.get("value")}
+        if kind == "remove":
+            return {k: v for k, v in node.items() if k != key}
+        return node
+    if isinstance(node, list):
+        at = len(node) if key == "-" else int(key) if key.isdigit() else None
+        if at is None or at > len(node):
+            return node
+        copied = list(node)
+        if rest:
+            if at < len(node):
+                copied[at] = _apply_op(node[at], op, rest)
+        elif kind == "add":
+            copied.insert(at, op.get("value"))
+        elif kind == "replace" and at < len(node):
+            copied[at] = op.get("value")
+        elif kind == "remove" and at < len(node):
+            del copied[at]
+        return copied
+    return node

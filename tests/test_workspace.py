@@ -1,0 +1,622 @@
+"""The Git workspace against real bare repositories: no mocks, every remote is a real one."""
+from __future__ import annotations
+
+import base64
+import http.server
+import logging
+import os
+import shutil
+import socket
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gitops.errors import FerryError, GitUnauthorized, GitUnavailable, PushRejected
+from gitops.model import Requester
+from gitops.workspace import (FileRevision, GitTree, Workspace, author_identity, commit_url,
+                              git_environment)
+from tests.fixtures_git import git, install_hook, remote_file, remote_log, remote_path, remote_tip
+
+ALICE = Requester("U024BE7LH", "Alice Liddell", "alice@example.com")
+FILES = {"apps/dev/podinfo.yaml": "version: 6.5.0\n", "apps/qa/podinfo.yaml": "version: 6.4.0\n",
+         "README.md": "flux repo\n"}
+MESSAGE = ("deploy podinfo 6.5.0 → 6.5.3 to dev\n\nRequested-by: Alice Liddell <U024BE7LH>\n"
+           "Environment: dev\nTo-Version: 6.5.3\n")
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """Factory: a Workspace on ``url`` with its clone under tmp_path; closed after the test."""
+    made = []
+
+    def make(url: str, name: str = "clone", **options) -> Workspace:
+        options.setdefault("fetch_interval", 0)
+        ws = Workspace(url, options.pop("branch", "main"), tmp_path / "repos" / name, **options)
+        made.append(ws)
+        return ws
+
+    yield make
+    for ws in made:
+        ws.close()
+
+
+def set_version(path: str, version: str):
+    """An edit callback that pins ``version`` in ``path`` and reports it (None when already so)."""
+    def edit(tree: GitTree, root: Path):
+        text = f"version: {version}\n"
+        if tree.read(path) == text:
+            return None
+        (root / path).write_text(text)
+        return [path]
+    return edit
+
+
+def assert_clean(ws: Workspace) -> None:
+    """The clone sits exactly on origin/<branch>: nothing modified, nothing untracked or ignored."""
+    assert git("status", "--porcelain", "--ignored", cwd=ws.directory) == ""
+    assert git("rev-parse", "HEAD", cwd=ws.directory) == git(
+        "rev-parse", f"refs/remotes/origin/{ws.branch}", cwd=ws.directory)
+
+
+def one_line(error: Exception) -> str:
+    text = str(error)
+    assert "\n" not in text and text
+    return text
+
+
+# ---- clone, head, tree -------------------------------------------------------------------------
+
+def test_first_use_clones_and_later_calls_reuse_the_clone(bare_remote, workspace):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    assert not ws.directory.exists()
+    assert ws.head() == remote_tip(url)
+    marker = ws.directory / ".git" / "ferry-test-marker"
+    marker.write_text("still the same clone")
+    ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"), author=ALICE, message=MESSAGE)
+    assert ws.head() == remote_tip(url)
+    assert marker.exists()
+
+
+def test_a_restarted_bot_reuses_the_clone_even_for_a_relative_remote_path(bare_remote, workspace):
+    """Git stores a local remote as an absolute path: that is the same remote, not a re-clone."""
+    relative = os.path.relpath(remote_path(bare_remote(FILES)))
+    workspace(relative, name="kept").head()
+    marker = workspace(relative, name="kept").directory / ".git" / "ferry-test-marker"
+    marker.write_text("")
+    assert workspace(relative, name="kept").head()
+    assert marker.exists()
+
+
+def test_head_fetches_only_when_the_last_fetch_is_stale(bare_remote, workspace, external_commit):
+    url = bare_remote(FILES)
+    ws = workspace(url, fetch_interval=3600)
+    first = ws.head()
+    newer = external_commit(url, {"README.md": "changed\n"})
+    assert ws.head() == first  # fetched a moment ago
+    ws.fetch_interval = 0
+    assert ws.head(refresh=False) == first  # refresh=False never fetches
+    assert ws.head() == newer
+
+
+def test_tree_lists_and_reads_committed_files_whatever_the_worktree_holds(bare_remote, workspace):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    tree = ws.tree(ws.head())
+    (ws.directory / "apps/dev").mkdir(parents=True, exist_ok=True)  # reads need no checkout
+    (ws.directory / "apps/dev/podinfo.yaml").write_text("garbage")
+    (ws.directory / "README.md").unlink(missing_ok=True)
+    (ws.directory / "untracked.yaml").write_text("x: 1\n")
+    assert tree.files() == sorted(FILES)
+    assert tree.read("apps/dev/podinfo.yaml") == "version: 6.5.0\n"
+    assert tree.read("README.md") == "flux repo\n"
+    assert tree.blob_id("README.md") == git("rev-parse", f"{tree.commit}:README.md", cwd=ws.directory)
+    assert "untracked.yaml" not in tree
+    with pytest.raises(FileNotFoundError):
+        tree.read("untracked.yaml")
+    assert ws.tree(tree.commit) is tree  # listed once per commit
+
+
+def test_reads_run_while_a_change_holds_a_dirty_worktree(bare_remote, workspace):
+    """Readers in other threads neither wait for a writer nor see its half-made worktree."""
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    before = ws.head()
+    seen = {}
+
+    def read_elsewhere():
+        seen["head"] = ws.head(refresh=False)
+        seen["text"] = ws.tree(before).read("apps/dev/podinfo.yaml")
+        seen["history"] = len(ws.file_history("apps/dev/podinfo.yaml", before))
+
+    def edit(tree, root):
+        (root / "apps/dev/podinfo.yaml").write_text("half written")
+        (root / "README.md").unlink()
+        reader = threading.Thread(target=read_elsewhere)
+        reader.start()
+        reader.join(timeout=10)
+        assert not reader.is_alive(), "a reader waited for the writer"
+        (root / "apps/dev/podinfo.yaml").write_text("version: 6.5.3\n")
+        return ["apps/dev/podinfo.yaml"]
+
+    ws.change(edit, author=ALICE, message=MESSAGE)
+    assert seen == {"head": before, "text": "version: 6.5.0\n", "history": 1}
+
+
+# ---- change ------------------------------------------------------------------------------------
+
+def test_change_commits_exactly_the_listed_paths_as_the_requester(bare_remote, workspace):
+    url = bare_remote(FILES)
+    ws = workspace(url, committer=("Ferry Bot", "ferry@bot.test"))
+    before = ws.head()
+
+    def edit(tree, root):
+        (root / "apps/dev/podinfo.yaml").write_text("version: 6.5.3\n")
+        (root / "apps/qa/podinfo.yaml").write_text("version: 9.9.9\n")  # changed but not listed
+        (root / "apps/stag").mkdir()
+        (root / "apps/stag/podinfo.yaml").write_text("version: 6.5.3\n")
+        (root / "README.md").unlink()
+        return ["apps/dev/podinfo.yaml", "apps/stag/podinfo.yaml", root / "README.md"]
+
+    sha, paths = ws.change(edit, author=ALICE, message=MESSAGE + "# not a comment\n")
+    assert sha == remote_tip(url) == ws.head(refresh=False)
+    assert paths == ["README.md", "apps/dev/podinfo.yaml", "apps/stag/podinfo.yaml"]
+    assert remote_log(url, fmt="%P")[0] == before
+    changed = git("--git-dir", str(remote_path(url)), "diff-tree", "--no-commit-id", "--name-status",
+                  "-r", sha).splitlines()
+    assert changed == ["D\tREADME.md", "M\tapps/dev/podinfo.yaml", "A\tapps/stag/podinfo.yaml"]
+    who = remote_log(url, fmt="%an|%ae|%cn|%ce")[0]
+    assert who == "Alice Liddell|alice@example.com|Ferry Bot|ferry@bot.test"
+    assert git("--git-dir", str(remote_path(url)), "log", "-1", "--format=%B", sha) == (
+        MESSAGE + "# not a comment").strip()
+    assert remote_file(url, "apps/qa/podinfo.yaml") == "version: 6.4.0"
+
+
+@pytest.mark.parametrize("requester, expected", [
+    (Requester("U024BE7LH"), ("U024BE7LH", "U024BE7LH@users.ferry.invalid")),
+    (Requester("@bob", "Bob"), ("Bob", "bob@users.ferry.invalid")),
+    (Requester("weird id/<x>", "", "not-an-email"), ("weird id/x", "weird-id-x@users.ferry.invalid")),
+    (Requester("U1", "Carol", "carol@example.com"), ("Carol", "carol@example.com")),
+])
+def test_author_identity_falls_back_to_a_stable_placeholder(requester, expected):
+    assert author_identity(requester) == expected
+
+
+def test_requester_without_email_commits_with_the_placeholder(bare_remote, workspace):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"), author=Requester("U024BE7LH"),
+              message=MESSAGE)
+    assert remote_log(url, fmt="%an <%ae>")[0] == "U024BE7LH <U024BE7LH@users.ferry.invalid>"
+
+
+@pytest.mark.parametrize("edit", [
+    lambda tree, root: None,
+    lambda tree, root: [],
+    set_version("apps/dev/podinfo.yaml", "6.5.0"),  # already pinned
+    lambda tree, root: ["README.md"],  # listed, but the same content: nothing to commit
+])
+def test_nothing_to_do_makes_no_commit(bare_remote, workspace, edit):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    before = remote_tip(url)
+    assert ws.change(edit, author=ALICE, message=MESSAGE) is None
+    assert remote_tip(url) == before
+    assert_clean(ws)
+
+
+def test_a_push_by_someone_else_makes_the_edit_run_again_on_the_new_tip(
+        bare_remote, workspace, external_commit):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    trees = []
+
+    def edit(tree, root):
+        trees.append(tree.commit)
+        if len(trees) == 1:  # someone pushes between our fetch and our push
+            trees.append(external_commit(url, {"apps/qa/podinfo.yaml": "version: 6.5.0\n"}))
+        return set_version("apps/dev/podinfo.yaml", "6.5.3")(tree, root)
+
+    sha, paths = ws.change(edit, author=ALICE, message=MESSAGE)
+    first, external, second = trees
+    assert second == external != first  # re-planned on the tip that includes their commit
+    assert remote_log(url) == [sha, external, first]  # linear: theirs is our parent, not forced
+    assert remote_file(url, "apps/qa/podinfo.yaml") == "version: 6.5.0"
+    assert remote_file(url, "apps/dev/podinfo.yaml") == "version: 6.5.3"
+    assert_clean(ws)
+
+
+def test_the_re_plan_may_find_nothing_left_to_do(bare_remote, workspace, external_commit):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    calls = []
+
+    def edit(tree, root):
+        calls.append(tree.commit)
+        if len(calls) == 1:  # a colleague deployed the same version first
+            external_commit(url, {"apps/dev/podinfo.yaml": "version: 6.5.3\n"})
+        return set_version("apps/dev/podinfo.yaml", "6.5.3")(tree, root)
+
+    assert ws.change(edit, author=ALICE, message=MESSAGE) is None
+    assert len(calls) == 2 and calls[1] == remote_tip(url)
+    assert remote_log(url, fmt="%an")[0] == "Someone Else"
+    assert_clean(ws)
+
+
+def test_a_branch_that_keeps_moving_ends_in_push_rejected(bare_remote, workspace, external_commit):
+    url = bare_remote(FILES)
+    ws = workspace(url, push_attempts=2)
+    calls = []
+
+    def edit(tree, root):
+        calls.append(tree.commit)
+        external_commit(url, {"README.md": f"busy {len(calls)}\n"})
+        return set_version("apps/dev/podinfo.yaml", "6.5.3")(tree, root)
+
+    with pytest.raises(PushRejected) as caught:
+        ws.change(edit, author=ALICE, message=MESSAGE)
+    assert len(calls) == 2
+    assert "rejected 2 times" in one_line(caught.value)
+    assert remote_log(url, fmt="%an")[0] == "Someone Else"
+    assert_clean(ws)
+
+
+def test_a_hook_refusing_the_push_is_reported_once_without_retrying(bare_remote, workspace):
+    url = bare_remote(FILES)
+    install_hook(url, "pre-receive", "#!/bin/sh\necho 'pushes to main are frozen until Monday'\n"
+                                     "echo 'ask #platform' >&2\nexit 1\n")
+    ws = workspace(url)
+    before = remote_tip(url)
+    calls = []
+
+    def edit(tree, root):
+        calls.append(tree.commit)
+        return set_version("apps/dev/podinfo.yaml", "6.5.3")(tree, root)
+
+    with pytest.raises(PushRejected) as caught:
+        ws.change(edit, author=ALICE, message=MESSAGE)
+    text = one_line(caught.value)
+    assert "pre-receive hook declined" in text and "frozen until Monday ask #platform" in text
+    assert url.replace("file://", "") in text or url in text
+    assert len(calls) == 1
+    assert remote_tip(url) == before
+    assert_clean(ws)
+
+
+def test_a_failing_callback_leaves_the_clone_clean_and_the_remote_untouched(bare_remote, workspace):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    before = remote_tip(url)
+
+    def edit(tree, root):
+        (root / "apps/dev/podinfo.yaml").write_text("half done")
+        (root / "new.yaml").write_text("x: 1\n")
+        (root / ".gitignore").write_text("*.tmp\n")
+        (root / "scratch.tmp").write_text("ignored file\n")
+        raise FerryError("Chart `podinfo` has no version `9.9.9` in the registry.")
+
+    with pytest.raises(FerryError, match="no version `9.9.9`"):
+        ws.change(edit, author=ALICE, message=MESSAGE)
+    assert remote_tip(url) == before
+    assert_clean(ws)
+
+
+def test_a_callback_naming_a_path_outside_the_repository_is_a_bug(bare_remote, workspace):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    with pytest.raises(ValueError):
+        ws.change(lambda tree, root: ["../outside.yaml"], author=ALICE, message=MESSAGE)
+    assert_clean(ws)
+
+
+def test_two_threads_changing_different_files_both_land(bare_remote, workspace):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    start = threading.Barrier(2)
+    results = {}
+
+    def run(path):
+        start.wait()
+        results[path] = ws.change(set_version(path, "7.0.0"), author=ALICE, message=MESSAGE)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in ("apps/dev/podinfo.yaml",
+                                                                  "apps/qa/podinfo.yaml")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert all(r is not None for r in results.values()) and len(results) == 2
+    assert len(remote_log(url)) == 3
+    assert remote_file(url, "apps/dev/podinfo.yaml") == remote_file(url, "apps/qa/podinfo.yaml")
+
+
+def test_two_clones_racing_on_one_remote_both_land_through_retries(bare_remote, workspace):
+    """Two bot processes (two clones) pushing at once: the loser re-plans, nobody force-pushes."""
+    url = bare_remote(FILES)
+    clones = [workspace(url, name="one"), workspace(url, name="two")]
+    planned = threading.Barrier(2)
+    results = []
+
+    def run(ws, path):
+        plans = []
+
+        def edit(tree, root):
+            plans.append(tree.commit)
+            if len(plans) == 1:
+                planned.wait(timeout=10)  # both plan on the same tip before either pushes
+            return set_version(path, "7.0.0")(tree, root)
+        results.append(ws.change(edit, author=ALICE, message=MESSAGE))
+
+    threads = [threading.Thread(target=run, args=(ws, p))
+               for ws, p in zip(clones, ("apps/dev/podinfo.yaml", "apps/qa/podinfo.yaml"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(results) == 2 and all(results)
+    assert len(remote_log(url)) == 3
+    assert remote_log(url, fmt="%P")[0] == remote_log(url)[1]
+
+
+# ---- failures of the remote and of the clone ----------------------------------------------------
+
+def test_an_unreachable_remote_is_git_unavailable(tmp_path, workspace):
+    url = str(tmp_path / "no-such-remote.git")
+    ws = workspace(url)
+    with pytest.raises(GitUnavailable) as caught:
+        ws.head()
+    assert url in one_line(caught.value)
+    with pytest.raises(GitUnavailable):
+        ws.change(set_version("a", "1"), author=ALICE, message=MESSAGE)
+
+
+def test_a_missing_branch_is_named(bare_remote, workspace):
+    ws = workspace(bare_remote(FILES), branch="production")
+    with pytest.raises(GitUnavailable, match="no branch `production`"):
+        ws.head()
+
+
+def test_a_deleted_git_directory_is_cloned_again(bare_remote, workspace, external_commit):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    old = ws.head()
+    tree = ws.tree(old)
+    git_dir = ws.directory / ".git"
+    shutil.rmtree(git_dir)
+    newer = external_commit(url, {"README.md": "new\n"})
+    assert ws.head() == newer
+    assert ws.tree(old).read("README.md") == "flux repo\n"
+    assert ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"), author=ALICE, message=MESSAGE)
+    assert tree.read("apps/qa/podinfo.yaml") == "version: 6.4.0\n"  # an old tree heals itself too
+
+
+def test_a_deleted_clone_is_cloned_again_even_for_a_plain_read(bare_remote, workspace):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    head = ws.head()
+    shutil.rmtree(ws.directory)
+    assert ws.file_history("README.md", head)[0].text == "flux repo\n"
+    assert (ws.directory / ".git").is_dir()
+
+
+def test_a_corrupted_clone_is_cloned_again_not_mistaken_for_an_enclosing_repo(bare_remote, tmp_path):
+    """Garbage in .git/HEAD makes git walk up to any enclosing repository: Ferry must not."""
+    url = bare_remote(FILES)
+    enclosing = tmp_path / "project"
+    git("init", "--quiet", str(enclosing))
+    ws = Workspace(url, "main", enclosing / "data" / "repos" / "flux", fetch_interval=0)
+    try:
+        head = ws.head()
+        (ws.directory / ".git" / "HEAD").write_text("garbage\n")
+        assert ws.head() == head
+        assert ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"), author=ALICE,
+                         message=MESSAGE)
+        assert git("rev-parse", "HEAD", cwd=ws.directory) == remote_tip(url)
+        assert git("rev-list", "--all", cwd=enclosing) == ""  # the enclosing repo was not touched
+    finally:
+        ws.close()
+
+
+def test_a_clone_of_another_remote_is_replaced(bare_remote, workspace):
+    first, second = bare_remote(FILES), bare_remote({"other.yaml": "x: 1\n"})
+    workspace(first, name="shared").head()
+    ws = workspace(second, name="shared")
+    assert ws.head() == remote_tip(second)
+    assert ws.tree(ws.head()).files() == ["other.yaml"]
+
+
+# ---- history -----------------------------------------------------------------------------------
+
+def test_file_history_is_newest_first_with_trailers_and_deletions(
+        bare_remote, workspace, external_commit):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    path = "apps/dev/podinfo.yaml"
+    ws.change(set_version(path, "6.5.1"), author=ALICE, message=(
+        "deploy podinfo 6.5.1 to dev\n\nRequested-by: Alice Liddell <U024BE7LH>\n"
+        "Approved-by: Bob\nApproved-by: Carol\n"))
+    external_commit(url, {"README.md": "unrelated\n"})
+    external_commit(url, {path: None}, message="remove podinfo from dev")
+    external_commit(url, {path: "version: 7.0.0\n"}, message="bring it back")
+    history = ws.file_history(path, ws.head())
+    assert [r.subject for r in history] == ["bring it back", "remove podinfo from dev",
+                                            "deploy podinfo 6.5.1 to dev", "Seed the repository"]
+    assert [r.text for r in history] == ["version: 7.0.0\n", None, "version: 6.5.1\n",
+                                         "version: 6.5.0\n"]
+    ours = history[2]
+    assert isinstance(ours, FileRevision)
+    assert (ours.author_name, ours.author_email) == ("Alice Liddell", "alice@example.com")
+    assert ours.trailers == {"Requested-by": "Alice Liddell <U024BE7LH>", "Approved-by": "Bob, Carol"}
+    assert history[0].trailers == {}
+    assert "T" in ours.when and ours.sha == remote_log(url)[3]
+    assert len(ws.file_history(path, ws.head(), limit=2)) == 2
+    assert ws.file_history(path, history[2].sha)[0].sha == history[2].sha
+
+
+def _fast_import(bare: Path, files: int, commits: int, tracked: str, every: int) -> None:
+    """A big repository in one process: ``files`` files, then ``commits`` commits touching a
+    noise file, and ``tracked`` every ``every`` commits."""
+    def data(text: str) -> str:
+        return "data %d\n%s\n" % (len(text.encode()), text)
+
+    def commit(when: int, message: str, path: str, text: str) -> str:
+        return ("commit refs/heads/main\ncommitter Seed <seed@example.test> %d +0000\n" % when
+                + data(message) + "M 100644 inline %s\n" % path + data(text))
+
+    out = [commit(1700000000, "seed", "noise.txt", "0")]
+    out += ["M 100644 inline apps/f%05d.yaml\n" % i + data("n: %d\n" % i) for i in range(files)]
+    for c in range(1, commits + 1):
+        if c % every == 0:
+            out.append(commit(1700000000 + c, "deploy %d\n\nRequested-by: U%d" % (c, c), tracked,
+                              "version: %d\n" % c))
+        else:
+            out.append(commit(1700000000 + c, "noise %d" % c, "noise.txt", str(c)))
+    git("init", "--quiet", "--bare", "--initial-branch", "main", str(bare))
+    git("--git-dir", str(bare), "fast-import", "--quiet", input="".join(out))
+
+
+def test_large_trees_and_long_histories_stay_fast(tmp_path, workspace):
+    bare = tmp_path / "big.git"
+    _fast_import(bare, files=10_000, commits=10_000, tracked="apps/dev/podinfo.yaml", every=300)
+    ws = workspace(bare.as_uri())
+    head = ws.head()
+    started = time.monotonic()
+    tree = ws.tree(head)
+    assert len(tree.files()) == 10_002 and tree.read("apps/f09999.yaml") == "n: 9999\n"
+    history = ws.file_history("apps/dev/podinfo.yaml", head)
+    elapsed = time.monotonic() - started
+    assert len(history) == 33 and history[0].trailers == {"Requested-by": "U9900"}
+    assert history[0].text == "version: 9900\n"
+    assert elapsed < 3, f"tree + history took {elapsed:.2f} s"
+
+
+# ---- credentials, secrets, time bounds -----------------------------------------------------------
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """An HTTP Git server that answers 401 to everything and notes the credentials it was sent."""
+
+    seen: list = []
+
+    def do_GET(self):
+        self.seen.append(self.headers.get("Authorization", ""))
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="ferry-test"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def refusing_server():
+    _Refusing.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/flux.git", _Refusing.seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_git_environment_hands_the_token_through_askpass_only(tmp_path, bare_remote, workspace):
+    token = "ghp_s3cretT0kenValue"
+    env = git_environment(token, helper_dir=tmp_path / "helper")
+    assert env["GIT_TERMINAL_PROMPT"] == "0" and token not in env["GIT_ASKPASS"]
+    script = Path(env["GIT_ASKPASS"])
+    assert stat.S_IMODE(script.stat().st_mode) == 0o700 and token not in script.read_text()
+    ws = workspace(bare_remote(FILES), git_env=env, secrets=[token])
+    ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"), author=ALICE, message=MESSAGE)
+    for file in (ws.directory / ".git").rglob("*"):
+        if file.is_file():
+            assert token.encode() not in file.read_bytes(), file
+
+
+def test_the_token_reaches_the_server_but_never_a_message(refusing_server, workspace, caplog):
+    url, seen = refusing_server
+    token = "glpat-Sup3rS3cret"
+    ws = workspace(url, git_env=git_environment(token), secrets=[token], timeout=20)
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(GitUnauthorized) as caught:
+            ws.head()
+    assert url in one_line(caught.value) and token not in str(caught.value)
+    sent = [base64.b64decode(h.split()[1]).decode() for h in seen if h]
+    assert sent and all(s == f"x-access-token:{token}" for s in sent)
+    assert token not in caplog.text
+
+
+def test_no_credentials_and_a_refusing_server_is_unauthorized_without_a_prompt(
+        refusing_server, workspace):
+    url, _ = refusing_server
+    with pytest.raises(GitUnauthorized):
+        workspace(url, git_env=git_environment(), timeout=20).head()
+
+
+def test_a_closed_port_is_unavailable_and_the_token_stays_secret(workspace):
+    token = "ghp_NeverShowMe"
+    url = f"http://127.0.0.1:{closed_port()}/flux.git"
+    ws = workspace(url, git_env=git_environment(token), secrets=[token])
+    with pytest.raises(GitUnavailable) as caught:
+        ws.head()
+    text = one_line(caught.value)
+    assert url in text and "connection refused" in text and token not in text
+
+
+def test_secrets_and_url_credentials_are_scrubbed_from_messages_and_logs(workspace, caplog):
+    port = closed_port()
+    url = f"https://robot:hunter2pass@127.0.0.1:{port}/team-xyzzy/flux.git"
+    ws = workspace(url, secrets=["team-xyzzy"])
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(GitUnavailable) as caught:
+            ws.head()
+    text = one_line(caught.value)
+    assert f"https://127.0.0.1:{port}/***/flux.git" in text
+    for secret in ("hunter2pass", "robot", "team-xyzzy"):
+        assert secret not in text and secret not in caplog.text
+
+
+def test_a_remote_that_never_answers_is_cut_off(workspace):
+    with socket.socket() as silent:  # accepts connections into its backlog, never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        ws = workspace(f"http://127.0.0.1:{silent.getsockname()[1]}/flux.git", timeout=1)
+        started = time.monotonic()
+        with pytest.raises(GitUnavailable, match="did not answer within 1 s"):
+            ws.head()
+        assert time.monotonic() - started < 5
+
+
+def test_ssh_key_environment_bounds_and_isolates_ssh():
+    env = git_environment(ssh_key_file="/run/secrets/flux key")
+    command = env["GIT_SSH_COMMAND"]
+    assert "-i '/run/secrets/flux key'" in command and "IdentitiesOnly=yes" in command
+    assert "StrictHostKeyChecking=accept-new" in command and "ConnectTimeout=10" in command
+    assert "GIT_ASKPASS" not in env
+
+
+# ---- links -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("remote, expected", [
+    ("https://github.com/acme/flux.git", "https://github.com/acme/flux/commit/abc123"),
+    ("https://x-access-token:tok@github.com/acme/flux", "https://github.com/acme/flux/commit/abc123"),
+    ("git@github.com:acme/flux.git", "https://github.com/acme/flux/commit/abc123"),
+    ("ssh://git@ssh.github.com:443/acme/flux.git", "https://github.com/acme/flux/commit/abc123"),
+    ("https://gitlab.com/acme/platform/flux.git", "https://gitlab.com/acme/platform/flux/-/commit/abc123"),
+    ("git@gitlab.com:acme/flux.git", "https://gitlab.com/acme/flux/-/commit/abc123"),
+    ("https://bitbucket.org/acme/flux.git/", "https://bitbucket.org/acme/flux/commits/abc123"),
+    ("git@bitbucket.org:acme/flux.git", "https://bitbucket.org/acme/flux/commits/abc123"),
+    ("https://git.example.com/acme/flux.git", ""),
+    ("file:///srv/flux.git", ""),
+    ("/srv/flux.git", ""),
+    ("https://github.com/flux.git", ""),
+])
+def test_commit_url_links_known_forges(remote, expected):
+    assert commit_url(remote, "abc123") == expected
