@@ -521,6 +521,15 @@ def test_broken_yaml_is_skipped_with_a_warning(tmp_path):
     assert any(w.startswith("apps/dev/broken.yaml is not valid YAML") for w in warnings)
 
 
+def test_unreadable_file_is_skipped_with_a_warning(tmp_path):
+    tree = write(tmp_path, {"apps/dev/good.yaml": oci_helm_repository() + "---\n" + release("good", version="1.0.0")})
+    (tmp_path / "apps/dev/latin1.yaml").write_bytes(b"kind: HelmRelease\nname: caf\xe9\n")
+    warnings = []
+    pins = discover(tree, settings({"dev": "apps/dev"}), warnings=warnings)
+    assert [p.app for p in pins] == ["good"]
+    assert len(warnings) == 1 and warnings[0].startswith("apps/dev/latin1.yaml is not valid YAML (cannot be read")
+
+
 def test_missing_files_and_cycles_do_not_crash(tmp_path):
     files = {
         "apps/dev/kustomization.yaml": KUSTOMIZATION + "resources:\n  - r.yaml\n  - gone.yaml\n  - ../loop\n"
@@ -534,7 +543,8 @@ def test_missing_files_and_cycles_do_not_crash(tmp_path):
     assert any("gone.yaml" in w for w in warnings)
     assert any("nope.yaml" in w for w in warnings)
     assert any("includes itself" in w for w in warnings)
-    assert any("apps/none" in w for w in warnings)
+    assert "Environment qa: `apps/none` matches nothing in the repository." in warnings
+    assert "Environment qa: no HelmRelease under apps/none." in warnings
 
 
 def test_source_found_outside_the_environment_paths(tmp_path):

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 from urllib.parse import urlsplit
 
-from .kustomize import (REMOVED, RELEVANT_KINDS, PatchIndex, Resource, TreeIndex, Walker, apply,
-                        effect)
 from .helmvalues import release_values_text
-from .manifests import YAML_SUFFIXES, DEFAULT_CACHE, DirTree, DocumentCache, FileTree
+from .kustomize import RELEVANT_KINDS, Resource, TreeIndex, Walker
+from .manifests import YAML_SUFFIXES, DEFAULT_CACHE, DirTree, DocumentCache, FileTree, dig
+from .patches import REMOVED, PatchIndex, apply, effect
 from .model import ChartLocation, Pin, PinLocation
 from .settings import EnvironmentSettings, Settings
 from .versions import is_range
@@ -100,6 +100,8 @@ def discover(tree: FileTree, settings: Settings,
                     continue
                 seen.add((release.namespace, release.name))
                 releases.append(release)
+        if not seen:
+            warnings.append(f"Environment {env.name}: no HelmRelease under {', '.join(env.paths)}.")
     for w in warnings:
         log.debug("discovery: %s", w)
     pins = [_pin(r, settings) for r in releases]
@@ -130,7 +132,7 @@ def qualify_clashes(pins: Iterable[Pin]) -> tuple:
 
 def _release(environment: str, res: Resource, patch_index: PatchIndex,
              sources: "_Sources") -> Optional[_Release]:
-    name = _get(res.doc, "metadata", "name")
+    name = dig(res.doc, "metadata", "name")
     if not isinstance(name, str) or not name:
         return None
     patches = patch_index.for_resource(res)
@@ -140,7 +142,7 @@ def _release(environment: str, res: Resource, patch_index: PatchIndex,
     values_files = _values_files(res, patches)
     version, location, kind = _origin(res, patches, VERSION, "helmrelease")
 
-    chart_ref = _get(doc, "spec", "chartRef")
+    chart_ref = dig(doc, "spec", "chartRef")
     if version is None and isinstance(chart_ref, dict):
         ref_kind = str(chart_ref.get("kind") or "OCIRepository")
         ref_name = str(chart_ref.get("name") or "")
@@ -152,7 +154,7 @@ def _release(environment: str, res: Resource, patch_index: PatchIndex,
             oci_doc = oci.doc
             for patch in oci_patches:
                 oci_doc = apply(oci_doc, patch)
-            url = str(_get(oci_doc, "spec", "url") or "")
+            url = str(dig(oci_doc, "spec", "url") or "")
             chart, source = _oci_repository_location(url, _insecure(oci_doc))
             chart = chart or ref_name
             for i, field_path in enumerate(OCI_REFS):
@@ -164,7 +166,7 @@ def _release(environment: str, res: Resource, patch_index: PatchIndex,
         return _Release(environment, name, res.namespace, res.file, version, location, kind, chart,
                         source, url, ref_kind, values_files)
 
-    chart_spec = _get(doc, "spec", "chart", "spec") or {}
+    chart_spec = dig(doc, "spec", "chart", "spec") or {}
     chart = str(chart_spec.get("chart") or "") if isinstance(chart_spec, dict) else ""
     source_ref = chart_spec.get("sourceRef") if isinstance(chart_spec, dict) else None
     source, url, source_kind = None, "", ""
@@ -177,9 +179,9 @@ def _release(environment: str, res: Resource, patch_index: PatchIndex,
             repo_doc = repo.doc
             for patch in repo_patches:
                 repo_doc = apply(repo_doc, patch)
-            url = str(_get(repo_doc, "spec", "url") or "")
+            url = str(dig(repo_doc, "spec", "url") or "")
             if source_kind == "HelmRepository" and (
-                    _get(repo_doc, "spec", "type") == "oci" or url.startswith("oci://")):
+                    dig(repo_doc, "spec", "type") == "oci" or url.startswith("oci://")):
                 source = _helm_repository_location(url, chart, _insecure(repo_doc))
     if source_kind in ("GitRepository", "Bucket"):
         chart = posixpath.basename(chart.rstrip("/")) or chart  # a path to the chart folder
@@ -190,7 +192,7 @@ def _release(environment: str, res: Resource, patch_index: PatchIndex,
 def _origin(res: Resource, patches: list, field_path: tuple, own_kind: str):
     """The text of one field after the patches, where it was last set, and by what."""
     state = (None, None, own_kind)
-    own = _text(_get(res.doc, *field_path))
+    own = _text(dig(res.doc, *field_path))
     if own is not None:
         state = (own, PinLocation(res.file, res.index, field_path), own_kind)
     for patch in patches:
@@ -208,7 +210,7 @@ def _origin(res: Resource, patches: list, field_path: tuple, own_kind: str):
 
 def _values_files(res: Resource, patches: list) -> tuple:
     files = []
-    if _get(res.doc, *VALUES) is not None:
+    if dig(res.doc, *VALUES) is not None:
         files.append(res.file)
     for patch in patches:
         if _touches_values(patch):
@@ -218,7 +220,7 @@ def _values_files(res: Resource, patches: list) -> tuple:
 
 def _touches_values(patch) -> bool:
     if not patch.json6902:
-        return _get(patch.body, *VALUES) is not None
+        return dig(patch.body, *VALUES) is not None
     for op in patch.body:
         path = op.get("path") if isinstance(op, dict) else None
         if not isinstance(path, str):
@@ -262,9 +264,11 @@ class _Sources:
             res = same_name[0] if len(same_name) == 1 else None
         if res is not None:
             return res, self._patches[environment].for_resource(res)
-        for env, table in self._by_env.items():
+        for table in self._by_env.values():
             if (kind, namespace, name) in table:
                 return table[(kind, namespace, name)], []
+        if kind not in ("HelmRepository", "OCIRepository"):
+            return None  # a chart in Git or a bucket has no registry to find: not worth a scan
         res = self._search_repository().get((kind, namespace, name))
         return (res, []) if res is not None else None
 
@@ -276,7 +280,7 @@ class _Sources:
                     continue
                 for i, doc in enumerate(self._cache.get(self._tree, path, RELEVANT_KINDS).docs):
                     if isinstance(doc, dict):
-                        ns = str(_get(doc, "metadata", "namespace") or "")
+                        ns = str(dig(doc, "metadata", "namespace") or "")
                         res = Resource(path, i, doc, frozenset(), ns)
                         key = _source_key(res)
                         if key is not None:
@@ -287,7 +291,7 @@ class _Sources:
 def _source_key(res: Resource):
     kind = res.doc.get("kind")
     if kind in SOURCE_KINDS and str(res.doc.get("apiVersion", "")).startswith(SOURCE_API):
-        name = _get(res.doc, "metadata", "name")
+        name = dig(res.doc, "metadata", "name")
         if isinstance(name, str):
             return kind, res.namespace, name
     return None
@@ -311,14 +315,14 @@ def _oci_repository_location(url: str, insecure: bool):
 
 
 def _insecure(source_doc: dict) -> bool:
-    value = _get(source_doc, "spec", "insecure")
+    value = dig(source_doc, "spec", "insecure")
     return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
 # ---- pins ------------------------------------------------------------------------------------
 
 def _pin(r: _Release, settings: Settings) -> Pin:
-    conf = settings.apps.get(r.name) or settings.apps.get(f"{r.namespace}/{r.name}")
+    conf = settings.apps.get(f"{r.namespace}/{r.name}") or settings.apps.get(r.name)
     chart, source = r.chart, r.source
     if conf is not None and conf.chart:
         chart = conf.chart
@@ -378,9 +382,3 @@ def _text(value) -> Optional[str]:
     return str(value)
 
 
-def _get(doc, *keys):
-    for key in keys:
-        if not isinstance(doc, dict):
-            return None
-        doc = doc.get(key)
-    return doc

@@ -12,8 +12,9 @@ import posixpath
 
 from ruamel.yaml import YAML
 
-from .kustomize import KUSTOMIZATION_FILES, Patch, selector_match, apply
-from .manifests import FileTree
+from .kustomize import KUSTOMIZATION_FILES, Patch
+from .manifests import FileTree, dig
+from .patches import apply, selector_match
 from .model import Pin
 
 
@@ -36,7 +37,7 @@ def release_values(tree: FileTree, pin: Pin) -> dict:
         docs = _load(tree, path)
         if position == 0 and path == pin.release_file:
             release = _release_doc(docs, name, pin.namespace)
-            found = _get(release, "spec", "values")
+            found = dig(release, "spec", "values")
             values = found if isinstance(found, dict) else {}
             continue
         if posixpath.basename(path) in KUSTOMIZATION_FILES:
@@ -45,7 +46,7 @@ def release_values(tree: FileTree, pin: Pin) -> dict:
             bodies = _file_patches(docs, name)
         for body in bodies:
             patched = apply({"spec": {"values": values}}, Patch(path, 0, body, None, 0))
-            found = _get(patched, "spec", "values")
+            found = dig(patched, "spec", "values")
             values = found if isinstance(found, dict) else {}
     return values
 
@@ -60,15 +61,15 @@ def _load(tree: FileTree, path: str) -> list:
 
 def _release_doc(docs: list, name: str, namespace: str):
     candidates = [d for d in docs if isinstance(d, dict) and d.get("kind") == "HelmRelease"
-                  and _get(d, "metadata", "name") == name]
-    same_namespace = [d for d in candidates if _get(d, "metadata", "namespace") == namespace]
+                  and dig(d, "metadata", "name") == name]
+    same_namespace = [d for d in candidates if dig(d, "metadata", "namespace") == namespace]
     return (same_namespace or candidates or [None])[0]
 
 
 def _file_patches(docs: list, name: str) -> list:
     ops = [d for d in docs if isinstance(d, list)]
     mappings = [d for d in docs if isinstance(d, dict)]
-    named = [d for d in mappings if _get(d, "metadata", "name") == name]
+    named = [d for d in mappings if dig(d, "metadata", "name") == name]
     return ops + (named or [d for d in mappings if d.get("kind") == "HelmRelease"])
 
 
@@ -79,7 +80,7 @@ def _inline_patches(kustomization, name: str) -> list:
     for entry in _list(kustomization.get("patchesStrategicMerge")):
         if isinstance(entry, str) and "\n" in entry:
             bodies.extend(d for d in _parse(entry) if isinstance(d, dict)
-                          and _get(d, "metadata", "name") == name)
+                          and dig(d, "metadata", "name") == name)
     for key in ("patches", "patchesJson6902"):
         for entry in _list(kustomization.get(key)):
             if not (isinstance(entry, dict) and isinstance(entry.get("patch"), str)):
@@ -89,7 +90,7 @@ def _inline_patches(kustomization, name: str) -> list:
                 if isinstance(target, dict):
                     if _targets_release(target, name):
                         bodies.append(body)
-                elif isinstance(body, dict) and _get(body, "metadata", "name") == name:
+                elif isinstance(body, dict) and dig(body, "metadata", "name") == name:
                     bodies.append(body)
     return bodies
 
@@ -119,9 +120,3 @@ def _list(value) -> list:
     return value if isinstance(value, list) else []
 
 
-def _get(doc, *keys):
-    for key in keys:
-        if not isinstance(doc, dict):
-            return None
-        doc = doc.get(key)
-    return doc

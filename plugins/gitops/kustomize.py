@@ -8,13 +8,11 @@ a warning: discovery reports what it can, it does not validate the repository.
 from __future__ import annotations
 
 import fnmatch
-import functools
 import posixpath
-import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .manifests import YAML_SUFFIXES, DocumentCache, FileTree, parse_documents
+from .manifests import YAML_SUFFIXES, DocumentCache, FileTree, dig, parse_documents
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 # A resource file without these words cannot hold anything discovery looks at: not parsed.
@@ -188,7 +186,7 @@ class Walker:
                 self.build.resources[at] = Resource(old.file, old.index, old.doc, old.scopes | scopes,
                                                     old.namespace)
                 continue
-            namespace = outer_namespace or _get(doc, "metadata", "namespace") or ""
+            namespace = outer_namespace or dig(doc, "metadata", "namespace") or ""
             self._seen[key] = len(self.build.resources)
             self.build.resources.append(Resource(path, i, doc, scopes, str(namespace)))
 
@@ -196,7 +194,7 @@ class Walker:
 
     def _collect_patches(self, folder: str, kfile: str, spec: dict, scope: int) -> None:
         # kustomize's order: patchesStrategicMerge, then patches, then patchesJson6902.
-        for i, entry in enumerate(_list(spec.get("patchesStrategicMerge"))):
+        for entry in _list(spec.get("patchesStrategicMerge")):
             if not isinstance(entry, str):
                 continue
             path = _join(folder, entry)
@@ -227,29 +225,22 @@ class Walker:
         if parsed.error:
             self.warnings.append(f"{path} is not valid YAML ({parsed.error}); skipped what follows.")
         for i, doc in enumerate(parsed.docs):
-            self._add_patch(Patch(path, i, doc, target, scope), kfile)
+            self._add_patch(Patch(path, i, doc, target, scope))
 
     def _patch_inline(self, text: str, kfile: str, target: Optional[dict], scope: int) -> None:
         docs, error = parse_documents(text)
         if error:
             self.warnings.append(f"{kfile}: an inline patch is not valid YAML ({error}); skipped.")
         for doc in docs:
-            self._add_patch(Patch(kfile, None, doc, target, scope), kfile)
+            self._add_patch(Patch(kfile, None, doc, target, scope))
 
-    def _add_patch(self, patch: Patch, kfile: str) -> None:
+    def _add_patch(self, patch: Patch) -> None:
+        # A JSON6902 list means nothing without a target to apply it to.
         if isinstance(patch.body, dict) or (isinstance(patch.body, list) and patch.target):
             self.build.patches.append(patch)
 
 
 # ---- small helpers ---------------------------------------------------------------------------
-
-def _get(doc, *keys):
-    for key in keys:
-        if not isinstance(doc, dict):
-            return None
-        doc = doc.get(key)
-    return doc
-
 
 def _list(value) -> list:
     return value if isinstance(value, list) else []

@@ -65,6 +65,15 @@ class DirTree:
         return git_blob_id((self.root / path).read_bytes())
 
 
+def dig(doc, *keys):
+    """``doc[k1][k2]…``, or None where a key is missing or a value is not a mapping."""
+    for key in keys:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(key)
+    return doc
+
+
 # ---- parsing ---------------------------------------------------------------------------------
 
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
@@ -210,14 +219,17 @@ class DocumentCache:
     def get(self, tree: FileTree, path: str, keywords: tuple = ()) -> Parsed:
         """The file's documents; with ``keywords``, a file holding none of them is not parsed
         (its documents are reported as none)."""
-        key = tree.blob_id(path)
-        found = self._parsed.get(key)
-        if found is not None:
-            if found.docs is not None:
-                return found
-            if keywords and keywords == found.skipped_for:
-                return _NOTHING
-        text = tree.read(path)
+        try:
+            key = tree.blob_id(path)
+            found = self._parsed.get(key)
+            if found is not None:
+                if found.docs is not None:
+                    return found
+                if keywords and keywords == found.skipped_for:
+                    return _NOTHING
+            text = tree.read(path)
+        except (OSError, UnicodeDecodeError) as e:  # not cached: it may be readable next time
+            return Parsed((), f"cannot be read: {e}")
         if keywords and not any(k in text for k in keywords):
             parsed = Parsed(None, None, keywords)
         else:

@@ -10,7 +10,9 @@ import functools
 import re
 from typing import Optional
 
-from .kustomize import Patch, Resource, _get
+from .kustomize import Patch, Resource
+from .manifests import dig
+
 
 class PatchIndex:
     """The patches of one build by the resource name they select, so that finding the patches of
@@ -25,7 +27,7 @@ class PatchIndex:
             if patch.target is not None:
                 name = patch.target.get("name")
             else:
-                name = _get(patch.body, "metadata", "name")
+                name = dig(patch.body, "metadata", "name")
             entry = (position, patch)
             if isinstance(name, str) and self._LITERAL.match(name):
                 self._by_name.setdefault(name, []).append(entry)
@@ -34,34 +36,29 @@ class PatchIndex:
 
     def for_resource(self, resource: Resource) -> list:
         """The patches that apply to ``resource``, in the order kustomize applies them."""
-        name = _get(resource.doc, "metadata", "name")
+        name = dig(resource.doc, "metadata", "name")
         candidates = self._by_name.get(name, []) if isinstance(name, str) else []
         if self._any:
             candidates = sorted(candidates + self._any, key=lambda e: e[0])
         return [p for _, p in candidates if p.scope in resource.scopes and targets(p, resource)]
 
 
-def patches_for(resource: Resource, patches) -> list:
-    index = patches if isinstance(patches, PatchIndex) else PatchIndex(patches)
-    return index.for_resource(resource)
-
-
 def targets(patch: Patch, resource: Resource) -> bool:
     doc = resource.doc
-    kind, name = doc.get("kind"), _get(doc, "metadata", "name")
-    namespaces = {resource.namespace, _get(doc, "metadata", "namespace") or ""}
+    kind, name = doc.get("kind"), dig(doc, "metadata", "name")
+    namespaces = {resource.namespace, dig(doc, "metadata", "namespace") or ""}
     if patch.target is not None:
         return _selected(patch.target, doc, namespaces)
     body = patch.body
-    if not isinstance(body, dict) or body.get("kind") != kind or _get(body, "metadata", "name") != name:
+    if not isinstance(body, dict) or body.get("kind") != kind or dig(body, "metadata", "name") != name:
         return False
-    wanted = _get(body, "metadata", "namespace")
+    wanted = dig(body, "metadata", "namespace")
     return not wanted or wanted in namespaces
 
 
 def _selected(target: dict, doc: dict, namespaces: set) -> bool:
     group, _, version = str(doc.get("apiVersion", "")).rpartition("/")
-    fields = {"kind": doc.get("kind"), "name": _get(doc, "metadata", "name"),
+    fields = {"kind": doc.get("kind"), "name": dig(doc, "metadata", "name"),
               "group": group, "version": version}
     for key, actual in fields.items():
         wanted = target.get(key)
@@ -71,7 +68,7 @@ def _selected(target: dict, doc: dict, namespaces: set) -> bool:
     if wanted_ns not in (None, "") and not any(selector_match(str(wanted_ns), ns) for ns in namespaces):
         return False
     for key, meta in (("labelSelector", "labels"), ("annotationSelector", "annotations")):
-        if target.get(key) and not _labels_match(str(target[key]), _get(doc, "metadata", meta) or {}):
+        if target.get(key) and not _labels_match(str(target[key]), dig(doc, "metadata", meta) or {}):
             return False
     return True
 
@@ -126,10 +123,12 @@ REMOVED = "removed"
 
 
 def effect(patch: Patch, field_path: tuple):
+    """What ``patch`` does to one field: None (nothing), ``REMOVED``, or (value, its path in the
+    patch document) — the path a ``PinLocation`` needs to edit the value where the patch sets it."""
     if patch.json6902:
         return _json6902_effect(patch.body, field_path)
     node = patch.body
-    for depth, key in enumerate(field_path):
+    for key in field_path:
         if not isinstance(node, dict):
             return None
         if key not in node:
