@@ -14,6 +14,7 @@ class Deploy(BotPlugin):
         req = grammar.parse_deploy(args)
         gitops = self.get_plugin("Ferry").gitops
         plan = gitops.plan_deploy(req.app, req.environment, req.version)
-        if not req.dry_run:
+        gitops.check(plan, force=req.force)
+        if not (req.dry_run or plan.noop):
             yield render.intent(plan)
         yield render.change(gitops.apply(plan, requester(msg), dry_run=req.dry_run, force=req.force))

@@ -242,7 +242,8 @@ class GitOps:
     def apply(self, plan: Plan, requester: Requester, dry_run: bool = False,
               force: bool = False) -> Change:
         """Check a plan against the registry and policy, then write it (or show its diff)."""
-        change = self._write(plan, requester, dry_run, force)
+        self.check(plan, force)
+        change = self._write(plan, requester, dry_run)
         if change.commit is not None:
             self._forget_rollback(plan.pin, change.new)
             if plan.action == "rollback" and change.old:
@@ -250,6 +251,13 @@ class GitOps:
                     "version": change.old, "by": requester.name or requester.id,
                     "when": datetime.now(timezone.utc).isoformat(timespec="minutes")}
         return change
+
+    def check(self, plan: Plan, force: bool = False) -> None:
+        """Refuse a plan that cannot or may not be written, before anything is said or written."""
+        self._require_editable(plan.pin)
+        if plan.action != "rollback":
+            self._refuse_rolled_back(plan.pin, plan.new, force)
+        self.registry.require(self.location(plan.pin), plan.new, plan.pin.chart)
 
     # ---- internals -------------------------------------------------------------------------
 
@@ -293,19 +301,15 @@ class GitOps:
         if key in self.memory and same_version(self.memory[key]["version"], version):
             del self.memory[key]
 
-    def _write(self, plan: Plan, requester: Requester, dry_run: bool, force: bool) -> Change:
+    def _write(self, plan: Plan, requester: Requester, dry_run: bool) -> Change:
         action, pin, version, source_environment = plan.action, plan.pin, plan.new, plan.source_environment
-        self._require_editable(pin)
-        if action != "rollback":
-            self._refuse_rolled_back(pin, version, force)
         location = self.location(pin)
-        self.registry.require(location, version, pin.chart)
         between_versions = ()
         if action == "promote" and pin.version and not pin.is_range:
             between_versions = tuple(between(pin.version, version, self.registry.versions(location)))
         base = dict(action=action, app=pin.app, environment=pin.environment, file=pin.location.file,
                     source_environment=source_environment, between=between_versions, dry_run=dry_run)
-        if pin.version is not None and not pin.is_range and pin.version == version:
+        if plan.noop:
             return Change(old=pin.version, new=version, diff="", noop=True, **base)
 
         ws = self._workspace(pin.environment)
@@ -345,10 +349,14 @@ class GitOps:
                       commit=Commit(sha, commit_url(self._repo(pin.environment).url, sha)), **base)
 
     def _require_editable(self, pin: Pin) -> None:
-        if pin.location is None:
+        if pin.location is None and pin.version is None:
             raise NotEditable(
                 f"`{pin.app}` has no chart version pinned in {pin.environment} (Flux takes the newest): "
-                "add `version:` under `spec.chart.spec` of its HelmRelease first.")
+                f"add `version:` under `spec.chart.spec` in `{pin.release_file}` first.")
+        if pin.location is None:
+            raise NotEditable(
+                f"`{pin.app}` in {pin.environment} is pinned to `{pin.version}` where Ferry cannot "
+                f"change one line (an inline kustomize patch or a digest): edit it by hand.")
         if pin.shared:
             raise SharedPin(pin.location.file, pin.shared_with, f"`{pin.app}` in {pin.environment}")
 

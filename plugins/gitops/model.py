@@ -174,3 +174,8 @@ class Plan:
     @property
     def old(self) -> Optional[str]:
         return self.pin.version
+
+    @property
+    def noop(self) -> bool:
+        """The exact version asked for is already pinned."""
+        return self.pin.version == self.new and not self.pin.is_range

@@ -1,0 +1,196 @@
+"""Ferry through a real Errbot (its test backend) with the real plugin folder, a real bare remote and
+a real registry: every command, every form, the bad inputs, and the commits they leave."""
+import queue
+from pathlib import Path
+
+import pytest
+from errbot.backends.test import TestBot
+from ruamel.yaml import YAML
+
+from devtools.fluxrepo import demo_files, demo_settings
+from tests.fixtures_git import git, remote_file, remote_log, remote_path, remote_tip
+
+PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
+
+
+@pytest.fixture
+def fleet_url(registry, charts, bare_remote):
+    return bare_remote(demo_files(f"{registry.url}/charts"))
+
+
+@pytest.fixture
+def bot(tmp_path, fleet_url):
+    settings = tmp_path / "ferry.yaml"
+    YAML().dump({**demo_settings(fleet_url), "data_dir": str(tmp_path / "gitops")}, settings)
+    testbot = TestBot(extra_plugin_dir=PLUGINS, extra_config={
+        "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
+        "CORE_PLUGINS": ("ACLs", "Help", "Health", "Plugins", "Utils", "CommandNotFoundFilter"),
+    })
+    testbot.start(timeout=10)
+    yield testbot
+    testbot.stop()
+
+
+def ask(bot, command, replies=1, timeout=20):
+    """Send a command, return its ``replies`` messages, and check nothing else was said."""
+    bot.push_message(command)
+    answers = [bot.pop_message(timeout=timeout) for _ in range(replies)]
+    with pytest.raises(queue.Empty):
+        bot.pop_message(timeout=0.3)
+    return answers
+
+
+def as_user(bot, user):
+    bot.bot.sender = bot.bot.build_identifier(user)
+
+
+def last_commit(url, fmt="%an|%s"):
+    return remote_log(url, fmt=fmt)[0]
+
+
+def test_help_is_a_manual(bot):
+    text = ask(bot, "!help")[0]
+    for command in ("versions", "diff", "deploy", "promote", "rollback"):
+        assert f"!{command}" in text
+    detail = ask(bot, "!help deploy")[0]
+    assert "!deploy podinfo 6.5.3 to qa" in detail
+
+
+def test_versions_overview(bot):
+    text = ask(bot, "!versions")[0]
+    assert "3 apps across dev, qa, stag, prod" in text
+    row = next(l for l in text.splitlines() if l.startswith("podinfo"))
+    assert row.split() == ["podinfo", "6.5.3*", "6.5.2*", "6.5.1*", "6.5.0*", "6.6.0"]
+    row = next(l for l in text.splitlines() if l.startswith("redis"))
+    assert row.split() == ["redis", "19.0.0", "18.1.0*", "18.0.0*", "18.0.0*", "19.0.0"]
+
+
+def test_versions_of_one_app_with_registry_dates(bot):
+    text = ask(bot, "!versions PODINFO")[0]
+    assert "`podinfo` runs in 4 environment(s)" in text.replace("\u2019", "'") or "podinfo runs in 4" in text
+    assert "apps/qa/podinfo-values.yaml" in text
+    assert "6.6.0 (2024-05-01)" in text
+
+
+def test_deploy_then_history(bot, fleet_url):
+    intent, result = ask(bot, "!deploy podinfo 6.5.3 to qa", replies=2)
+    assert "Deploying podinfo 6.5.2 → 6.5.3 in qa" in intent
+    assert result.startswith("Deployed podinfo 6.5.2 → 6.5.3 in qa: commit ")
+    assert remote_tip(fleet_url)[:10] in result and "apps/qa/podinfo-values.yaml" in result
+    assert last_commit(fleet_url) == "@alice|deploy podinfo 6.5.2 → 6.5.3 to qa"
+    assert 'version: "6.5.3"' in remote_file(fleet_url, "apps/qa/podinfo-values.yaml")
+    history = ask(bot, "!versions podinfo qa")[0]
+    assert "now 6.5.3, 2 version(s)" in history and "@alice" in history
+
+
+def test_deploy_at_form_and_dry_run(bot, fleet_url):
+    before = remote_tip(fleet_url)
+    text = ask(bot, "!deploy redis@19.0.0 to production --dry-run")[0]
+    assert "Dry run, nothing pushed" in text
+    assert "-      version: 18.0.0" in text and "+      version: 19.0.0" in text
+    assert remote_tip(fleet_url) == before
+
+
+def test_promote_forms(bot, fleet_url):
+    intent, result = ask(bot, "!promote podinfo to stage", replies=2)
+    assert "Promoting podinfo 6.5.1 → 6.5.2 from qa in stag" in intent
+    assert "Promoted podinfo 6.5.1 → 6.5.2 in stag (from qa)" in result
+    assert "Brings 1 version(s): 6.5.2" in result
+    _, result = ask(bot, "!promote podinfo from dev to qa", replies=2)
+    assert "6.5.2 → 6.5.3" in result
+    _, result = ask(bot, "!promote podinfo@6.5.3 to stag", replies=2)
+    assert "6.5.2 → 6.5.3" in result
+    assert len(remote_log(fleet_url)) == 4
+
+
+def test_rollback_and_the_force_it_then_asks_for(bot, fleet_url):
+    ask(bot, "!deploy podinfo 6.5.3 to qa", replies=2)
+    intent, result = ask(bot, "!rollback podinfo in qa", replies=2)
+    assert "Rolled back podinfo 6.5.3 → 6.5.2 in qa" in result
+    refused = ask(bot, "!deploy podinfo 6.5.3 to qa")[0]
+    assert "was rolled back from qa" in refused and "--force" in refused
+    _, forced = ask(bot, "!deploy podinfo 6.5.3 to qa --force", replies=2)
+    assert forced.startswith("Deployed podinfo 6.5.2 → 6.5.3")
+    _, result = ask(bot, "!rollback podinfo on qa to 6.5.2", replies=2)
+    assert "6.5.3 → 6.5.2" in result
+
+
+def test_diff_between_environments_and_of_values(bot):
+    text = ask(bot, "!diff stag prod")[0]
+    assert "1 app(s) differ between stag and prod" in text and "podinfo" in text
+    text = ask(bot, "!diff podinfo qa prod")[0]
+    assert "qa 6.5.2, prod 6.5.0" in text and "podinfo on prod" in text
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("!deploy", "Say which app. Usage: !deploy <app> <version> to <env>"),
+    ("!deploy podinfo 6.5.3", "Say which environment"),
+    ("!deploy podinfo 6.5.3 to qa extra", "Unexpected extra"),
+    ("!deploy podinfp 6.5.3 to qa", "No app podinfp: did you mean podinfo?"),
+    ("!deploy podinfo 6.5.3 to qq", "No environment qq: did you mean qa?"),
+    ("!deploy podinfo 1.2 to qa", "no version 1.2 in the registry. Nearest:"),
+    ("!deploy podinfo lates to qa", "no version lates in the registry"),
+    ("!deploy podinfo ../../etc/passwd to qa", "is not a chart version"),
+    ("!deploy podinfo " + "9" * 500 + " to qa", "at most 128 characters"),
+    ("!deploy podinfo ６.５.３ to qa", "only ASCII"),
+    ("!deploy pоdinfo 6.5.3 to qa", "No app p?dinfo"),  # Cyrillic о
+    ("!deploy podinfo 6.5.2 to qa", "already at 6.5.2 in qa: nothing to change"),
+    ("!promote podinfo to dev", "dev is the first environment"),
+    ("!promote podinfo from dev to prod", "promote it to stag first"),
+    ("!rollback podinfo on qa", "nothing to roll back to"),
+    ("!rollback podinfo qa", "Say which environment: on <env>"),
+    ("!versions a b c", "Too many arguments"),
+    ("!diff qa", "Usage: !diff"),
+])
+def test_bad_input_gets_one_clear_line_and_changes_nothing(bot, fleet_url, command, expected):
+    before = remote_tip(fleet_url)
+    replies = ask(bot, command)
+    answer = replies[-1]
+    assert expected in answer.replace("`", "")
+    assert "Traceback" not in answer and "\n" not in answer.strip()
+    assert remote_tip(fleet_url) == before
+
+
+@pytest.mark.parametrize("command", [
+    "!deploy podinfo 6.5.3\nrm -rf / to qa",  # a second line smuggled into the version
+    "!deploy podinfo 6.5 .3 to qa",  # a version with a space
+])
+def test_a_version_with_a_newline_or_space_is_refused(bot, fleet_url, command):
+    before = remote_tip(fleet_url)
+    answer = ask(bot, command)[0]
+    assert "Usage: !deploy" in answer.replace("`", "")
+    assert remote_tip(fleet_url) == before
+
+
+def test_promote_from_where_the_app_is_absent(tmp_path, registry, charts, bare_remote):
+    files = demo_files(f"{registry.url}/charts")
+    del files["apps/dev/redis.yaml"]
+    files["apps/dev/kustomization.yaml"] = files["apps/dev/kustomization.yaml"].replace("  - redis.yaml\n", "")
+    url = bare_remote(files)
+    settings = tmp_path / "ferry.yaml"
+    YAML().dump({**demo_settings(url), "data_dir": str(tmp_path / "g")}, settings)
+    testbot = TestBot(extra_plugin_dir=PLUGINS, extra_config={
+        "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
+        "CORE_PLUGINS": ("ACLs", "Help", "Utils", "Plugins", "CommandNotFoundFilter")})
+    testbot.start(timeout=10)
+    try:
+        assert "redis is not in dev" in ask(testbot, "!promote redis to qa")[0].replace("`", "")
+    finally:
+        testbot.stop()
+
+
+def test_an_unexpected_error_is_an_apology_with_a_log_id(caplog):
+    from ferrychat.replies import answers
+
+    class Broken:
+        @answers
+        def versions(self, msg, args):
+            raise KeyError("a bug")
+
+    class Msg:
+        frm = type("Person", (), {"person": "@alice"})()
+
+    reply = list(Broken().versions(Msg(), ""))
+    assert len(reply) == 1 and reply[0].startswith("Sorry, that failed on my side (error `")
+    ref = reply[0].split("`")[1]
+    assert any(ref in r.getMessage() and r.exc_info for r in caplog.records)
