@@ -33,14 +33,13 @@ BOT_IDENTITY = {
     "signing_secret": os.environ.get("SLACK_SIGNING_SECRET", ""),
 }
 BOT_ADMINS = tuple(a.strip() for a in os.environ.get("FERRY_ADMINS", "").split(",") if a.strip())
-if BACKEND == "Text":
+if BACKEND == "Text":  # make demo: a console; logs go to FERRY_LOG_FILE, not over the prompt
     BOT_ADMINS = BOT_ADMINS or ("@demo",)
-    TEXT_DEMO_MODE = False
+    TEXT_DEMO_MODE = True
 CHATROOM_PRESENCE = ()
 BOT_PREFIX = "!"
 BOT_ALT_PREFIXES = ("@ferry",)
 SUPPRESS_CMD_NOT_FOUND = False
-DIVERT_TO_THREAD = ("versions", "diff")
 
 # Errbot's own command ACLs: admin commands by DM only. Per-environment policy lives in the
 # GitOps settings file.

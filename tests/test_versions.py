@@ -63,3 +63,9 @@ def test_registry_tag_and_same_version():
     assert same_version("v1.2.3", "1.2.3")
     assert not same_version("1.2.3", "1.2.4")
     assert same_version("latest", "latest")
+
+
+def test_nearest_prefers_releases_unless_a_prerelease_was_asked():
+    v = sort_tags(["6.5.3", "6.6.0", "6.7.0-rc.1"])
+    assert nearest_versions("9.9.9", v)[:2] == ["6.6.0", "6.5.3"]
+    assert nearest_versions("6.7.0-rc.2", v)[0] == "6.7.0-rc.1"

@@ -92,8 +92,9 @@ def nearest_versions(wanted: str, available: ChartVersions, n: int = 3) -> list[
     if target is not None and semver_tags:
         def distance(tag: str):
             v = parse(tag)
-            return (abs(v.major - target.major), abs(v.minor - target.minor),
-                    abs(v.patch - target.patch), bool(v.prerelease))
+            # A release is nearer than a pre-release unless a pre-release was asked for.
+            return (bool(v.prerelease) != bool(target.prerelease), abs(v.major - target.major),
+                    abs(v.minor - target.minor), abs(v.patch - target.patch))
         return sorted(semver_tags, key=distance)[:n]
     return nearest(wanted, available.all_tags, n)
 
