@@ -221,3 +221,177 @@ def seed_remote(directory: Path, files: dict, branch: str = "main") -> str:
     git(work, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "Initial fleet")
     git(work, "push", "-q", str(bare), f"HEAD:{branch}")
     return bare.as_uri()
+
+
+# ---- a large fleet (the benchmark) -----------------------------------------------------------
+# The demo's three layouts, repeated over many apps: app i uses FLEET_LAYOUTS[i % 3].
+
+FLEET_LAYOUTS = ("patch", "helmrelease", "ocirepository")
+
+
+def fleet_apps(count: int, charts) -> list[tuple[str, str, str]]:
+    """``count`` apps as (name, layout, chart); layouts and ``charts`` are dealt round-robin."""
+    charts = list(charts)
+    return [(f"app-{i:04d}", FLEET_LAYOUTS[i % len(FLEET_LAYOUTS)], charts[i % len(charts)])
+            for i in range(count)]
+
+
+def fleet_pin_file(app: tuple, env: str, registry: str, version: str) -> tuple[str, str]:
+    """(path, text) of the one file that pins ``app``'s version in ``env``.
+
+    ``registry`` is ``oci://host:port/charts``; the chart is ``<registry>/<chart>``."""
+    name, layout, chart = app
+    if layout == "patch":
+        return f"apps/{env}/{name}-values.yaml", f"""\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: {name}
+  namespace: {name}
+spec:
+  chart:
+    spec:
+      version: "{version}" # pinned by Ferry
+  values:
+    replicaCount: {1 if env in ('dev', 'qa') else 3}
+    ui:
+      message: "{name} on {env}"
+"""
+    if layout == "helmrelease":
+        return f"apps/{env}/{name}.yaml", f"""\
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata:
+  name: charts
+  namespace: {name}
+spec:
+  type: oci
+  insecure: true
+  interval: 10m
+  url: {registry}
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: {name}
+  namespace: {name}
+spec:
+  interval: 30m
+  chart:
+    spec:
+      chart: {chart}
+      version: {version}
+      sourceRef:
+        kind: HelmRepository
+        name: charts
+  values:
+    image:
+      tag: 7.2.4 # not a chart version
+    architecture: {'standalone' if env == 'dev' else 'replication'}
+"""
+    if layout == "ocirepository":
+        return f"apps/{env}/{name}.yaml", f"""\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata:
+  name: {name}
+  namespace: {name}
+spec:
+  interval: 24h
+  insecure: true
+  url: {registry}/{chart}
+  ref:
+    tag: {version}
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: {name}
+  namespace: {name}
+spec:
+  interval: 12h
+  chartRef:
+    kind: OCIRepository
+    name: {name}
+  values:
+    crds:
+      enabled: true
+"""
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+def _fleet_base_files(app: tuple, registry: str) -> dict:
+    name, _, chart = app
+    return {
+        f"apps/base/{name}/kustomization.yaml": f"""\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: {name}
+resources:
+  - namespace.yaml
+  - repository.yaml
+  - release.yaml
+""",
+        f"apps/base/{name}/namespace.yaml": f"""\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {name}
+""",
+        f"apps/base/{name}/repository.yaml": f"""\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata:
+  name: {name}
+  namespace: {name}
+spec:
+  type: oci
+  insecure: true
+  interval: 5m
+  url: {registry}
+""",
+        f"apps/base/{name}/release.yaml": f"""\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: {name}
+  namespace: {name}
+spec:
+  interval: 50m
+  releaseName: {name}
+  chart:
+    spec:
+      chart: {chart}
+      sourceRef:
+        kind: HelmRepository
+        name: {name}
+""",
+    }
+
+
+def fleet_files(registry: str, apps: list, pins: dict, environments=ENVIRONMENTS) -> dict:
+    """A repository of ``apps`` (from ``fleet_apps``) in every environment: path -> text.
+
+    ``pins`` maps (app name, environment) to the version pinned there. Each environment is one
+    kustomization listing every app, the way ``demo_files`` lays out its three apps."""
+    files = {"README.md": "# Flux fleet\n\nManaged with Ferry.\n"}
+    for app in apps:
+        if app[1] == "patch":
+            files.update(_fleet_base_files(app, registry))
+    for env in environments:
+        resources, patches = [], []
+        for app in apps:
+            path, text = fleet_pin_file(app, env, registry, pins[(app[0], env)])
+            files[path] = text
+            if app[1] == "patch":
+                resources.append(f"../base/{app[0]}")
+                patches.append(f"  - path: {path.rsplit('/', 1)[-1]}\n    target:\n"
+                               f"      kind: HelmRelease\n      name: {app[0]}\n")
+            else:
+                resources.append(path.rsplit("/", 1)[-1])
+        files[f"apps/{env}/kustomization.yaml"] = (
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+            + "".join(f"  - {r}\n" for r in resources)
+            + ("patches:\n" + "".join(patches) if patches else ""))
+    return files

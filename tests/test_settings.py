@@ -106,3 +106,12 @@ def test_secrets_from_environment_and_files_never_in_repr(tmp_path):
 def test_unreadable_secret_file():
     with pytest.raises(SettingsError, match="Cannot read GITOPS_GIT_TOKEN_FILE"):
         parse(BASE, {"GITOPS_GIT_TOKEN_FILE": "/nonexistent"})
+
+
+def test_the_example_settings_file_loads():
+    from pathlib import Path
+    example = Path(__file__).resolve().parent.parent / "ferry.example.yaml"
+    s = load_settings(str(example), environ={})
+    assert s.environment_names == ["dev", "qa", "stag", "prod"]
+    assert s.environment("production").repo.url == "git@github.com:acme/fleet-prod.git"
+    assert s.apps["web"].chart == "podinfo"

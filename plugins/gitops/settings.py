@@ -19,8 +19,6 @@ from .errors import SettingsError, UnknownEnvironment
 from .model import ChartLocation
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-SECRET_VARIABLES = ("GITOPS_GIT_TOKEN", "GITOPS_GIT_SSH_KEY", "GITOPS_REGISTRY_USERNAME",
-                    "GITOPS_REGISTRY_PASSWORD")
 
 
 @dataclass(frozen=True)
