@@ -11,7 +11,7 @@ from gitops.manifests import DocumentCache, parse_documents
 from gitops.model import ChartLocation, Pin, PinLocation
 from gitops.settings import parse_settings
 
-REFS = Path("/work/shared/refs/flux-layouts")
+from tests.refs import FLUX_LAYOUTS as REFS
 NEWEST = "flux2-kustomize-helm-example"
 VERSION = ("spec", "chart", "spec", "version")
 

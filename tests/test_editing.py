@@ -13,7 +13,7 @@ from gitops.manifests import parse_documents
 from gitops.model import PinLocation
 from gitops.settings import parse_settings
 
-REFS = Path("/work/shared/refs/flux-layouts")
+from tests.refs import FLUX_LAYOUTS as REFS
 VERSION = ("spec", "chart", "spec", "version")
 F = "apps/dev/release.yaml"
 

@@ -22,7 +22,7 @@ from gitops.model import ChartLocation, ChartVersions
 from gitops.registry import RegistryClient
 from tests.fixtures_registry import CHARTS_CREATED
 
-PODINFO_DIR = Path("/work/shared/refs/charts/podinfo")
+from tests.refs import PODINFO_CHART as PODINFO_DIR
 _repos = iter(range(10_000))
 
 
