@@ -4,7 +4,7 @@ import queue
 from pathlib import Path
 
 import pytest
-from errbot.backends.test import TestBot
+from errbot.backends.test import TestBot as ErrbotTestBot
 from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
@@ -22,7 +22,7 @@ def fleet_url(registry, charts, bare_remote):
 def bot(tmp_path, fleet_url):
     settings = tmp_path / "ferry.yaml"
     YAML().dump({**demo_settings(fleet_url), "data_dir": str(tmp_path / "gitops")}, settings)
-    testbot = TestBot(extra_plugin_dir=PLUGINS, extra_config={
+    testbot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
         "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
         "CORE_PLUGINS": ("ACLs", "Help", "Health", "Plugins", "Utils", "CommandNotFoundFilter"),
     })
@@ -169,7 +169,7 @@ def test_promote_from_where_the_app_is_absent(tmp_path, registry, charts, bare_r
     url = bare_remote(files)
     settings = tmp_path / "ferry.yaml"
     YAML().dump({**demo_settings(url), "data_dir": str(tmp_path / "g")}, settings)
-    testbot = TestBot(extra_plugin_dir=PLUGINS, extra_config={
+    testbot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
         "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
         "CORE_PLUGINS": ("ACLs", "Help", "Utils", "Plugins", "CommandNotFoundFilter")})
     testbot.start(timeout=10)

@@ -1,7 +1,7 @@
 from errbot import BotPlugin, botcmd
 
-from ferrychat import grammar, render
-from ferrychat.replies import answers, requester
+from ferrychat import grammar
+from ferrychat.replies import answers, carry_out
 
 
 class Deploy(BotPlugin):
@@ -13,8 +13,4 @@ class Deploy(BotPlugin):
         """Pin a version: `!deploy podinfo 6.5.3 to qa` or `!deploy podinfo@6.5.3 to qa` [--dry-run] [--force]"""
         req = grammar.parse_deploy(args)
         gitops = self.get_plugin("Ferry").gitops
-        plan = gitops.plan_deploy(req.app, req.environment, req.version)
-        gitops.check(plan, force=req.force)
-        if not (req.dry_run or plan.noop):
-            yield render.intent(plan)
-        yield render.change(gitops.apply(plan, requester(msg), dry_run=req.dry_run, force=req.force))
+        yield from carry_out(gitops, gitops.plan_deploy(req.app, req.environment, req.version), msg, req)

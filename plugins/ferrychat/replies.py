@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 
+from ferrychat import render
 from gitops.errors import FerryError
 from gitops.model import Requester
 
@@ -49,3 +50,12 @@ def requester(msg) -> Requester:
     name = getattr(frm, "fullname", None) or getattr(frm, "nick", None) or ""
     email = getattr(frm, "email", None) or ""
     return Requester(str(ident), str(name or ""), str(email or ""))
+
+
+def carry_out(gitops, plan, msg, request):
+    """A changing command's replies: refuse early, say what is about to happen, then the result."""
+    gitops.check(plan, force=request.force)
+    if not (request.dry_run or plan.noop):
+        yield render.intent(plan)
+    change = gitops.apply(plan, requester(msg), dry_run=request.dry_run, force=request.force)
+    yield render.change(change)

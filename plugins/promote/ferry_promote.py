@@ -1,7 +1,7 @@
 from errbot import BotPlugin, botcmd
 
-from ferrychat import grammar, render
-from ferrychat.replies import answers, requester
+from ferrychat import grammar
+from ferrychat.replies import answers, carry_out
 
 
 class Promote(BotPlugin):
@@ -14,7 +14,4 @@ class Promote(BotPlugin):
         req = grammar.parse_promote(args)
         gitops = self.get_plugin("Ferry").gitops
         plan = gitops.plan_promotion(req.app, req.environment, req.source, req.version)
-        gitops.check(plan, force=req.force)
-        if not (req.dry_run or plan.noop):
-            yield render.intent(plan)
-        yield render.change(gitops.apply(plan, requester(msg), dry_run=req.dry_run, force=req.force))
+        yield from carry_out(gitops, plan, msg, req)

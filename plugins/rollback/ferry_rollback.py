@@ -1,7 +1,7 @@
 from errbot import BotPlugin, botcmd
 
-from ferrychat import grammar, render
-from ferrychat.replies import answers, requester
+from ferrychat import grammar
+from ferrychat.replies import answers, carry_out
 
 
 class Rollback(BotPlugin):
@@ -14,7 +14,4 @@ class Rollback(BotPlugin):
         req = grammar.parse_rollback(args)
         gitops = self.get_plugin("Ferry").gitops
         plan = gitops.plan_rollback(req.app, req.environment, req.version)
-        gitops.check(plan, force=req.force)
-        if not (req.dry_run or plan.noop):
-            yield render.intent(plan)
-        yield render.change(gitops.apply(plan, requester(msg), dry_run=req.dry_run))
+        yield from carry_out(gitops, plan, msg, req)
