@@ -79,7 +79,7 @@ spec:
 def environment_files(env: str, registry: str, pins: dict) -> dict:
     """One environment's overlay: podinfo by patch, redis by HelmRelease, cert-manager by OCIRepository."""
     files = {
-        f"apps/{env}/kustomization.yaml": f"""\
+        f"apps/{env}/kustomization.yaml": """\
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:

@@ -8,7 +8,7 @@ from errbot.backends.test import TestBot as ErrbotTestBot
 from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
-from tests.fixtures_git import git, remote_file, remote_log, remote_path, remote_tip
+from tests.fixtures_git import remote_file, remote_log, remote_tip
 
 PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
 

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import MutableMapping, Optional
 
 from . import discovery, editing
-from .errors import (FerryError, shown, NoRegistry, NotEditable, NothingToRollback, PromotionRefused,
+from .errors import (shown, NoRegistry, NotEditable, NothingToRollback, PromotionRefused,
                      RegistryUnauthorized, RegistryUnavailable, RolledBackVersion, SharedPin,
                      UnknownApp)
-from .model import (Change, ChartInfo, ChartLocation, ChartVersions, Commit, HistoryEntry, Inventory, Pin, Plan,
+from .model import (Change, ChartInfo, ChartLocation, Commit, HistoryEntry, Inventory, Pin, Plan,
                     Requester)
 from .registry import RegistryClient
 from .settings import EnvironmentSettings, RepoSettings, Settings
-from .versions import between, check_version, is_range, same_version
+from .versions import between, check_version, same_version
 from .workspace import Workspace, commit_url, git_environment
 
 log = logging.getLogger(__name__)
@@ -87,13 +87,6 @@ class GitOps:
                 f"`apps.{pin.app}.registry` in the settings.")
         return pin.source
 
-    def available(self, app: str) -> ChartVersions:
-        """The chart versions the registry holds for ``app``."""
-        inventory = self.inventory()
-        name = self.app_name(app, inventory)
-        pin = next(p for p in inventory.pins if p.app == name)
-        return self.registry.versions(self.location(pin))
-
     def history(self, app: str, environment: str, limit: int = 500) -> list[HistoryEntry]:
         """Every version ``app`` had in ``environment``, newest first, from Git."""
         pin = self.pin(app, environment)
@@ -103,10 +96,7 @@ class GitOps:
         entries: list[HistoryEntry] = []
         revisions = ws.file_history(pin.location.file, ws.head(refresh=False), limit=limit)
         for rev in reversed(revisions):  # oldest first: keep the commit where each version began
-            try:
-                version = editing.read_version(rev.text, pin.location) if rev.text is not None else None
-            except FerryError:
-                version = None
+            version = editing.read_version(rev.text, pin.location) if rev.text is not None else None
             if version is None or (entries and entries[-1].version == version):
                 continue
             entries.append(HistoryEntry(version, rev.sha, rev.author_name, rev.author_email, rev.when,
@@ -324,14 +314,14 @@ class GitOps:
 
         def edit(tree, worktree: Path):
             # Runs on the newest tip, again after a rejected push: plan from what is there now.
-            current = self._pins(self._repo(pin.environment), tree_commit(tree), tree).__iter__()
+            current = self._pins(self._repo(pin.environment), tree.commit, tree)
             now = next((p for p in current if p.app == pin.app and p.environment == pin.environment), None)
             if now is None:
                 raise UnknownApp(pin.app, [], pin.environment)
             self._require_editable(now)
             seen["pin"] = now
-            if now.version is not None and not now.is_range and now.version == version:
-                return None
+            if Plan(action, now, version).noop:
+                return None  # someone got there first
             path = worktree / now.location.file
             old_text = path.read_bytes().decode("utf-8")
             new_text = editing.set_version(old_text, now.location, version)
@@ -390,10 +380,6 @@ def _shown_version(pin: Optional[Pin]) -> str:
 
 def _rolled_back_key(pin: Pin) -> str:
     return f"rolled-back/{pin.environment}/{pin.app}"
-
-
-def tree_commit(tree) -> str:
-    return tree.commit
 
 
 def _slug(repo: RepoSettings) -> str:
