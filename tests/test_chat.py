@@ -8,7 +8,7 @@ from errbot.backends.test import TestBot as ErrbotTestBot
 from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
-from tests.fixtures_git import remote_file, remote_log, remote_tip
+from tests.fixtures_git import git, remote_file, remote_log, remote_path, remote_tip
 
 PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
 
@@ -48,6 +48,12 @@ def last_commit(url, fmt="%an|%s"):
     return remote_log(url, fmt=fmt)[0]
 
 
+def one_line_change(url, path):
+    """The newest commit changed exactly one line of ``path`` and nothing else."""
+    stat = git("--git-dir", str(remote_path(url)), "show", "--numstat", "--format=", "HEAD")
+    assert stat == f"1\t1\t{path}"
+
+
 def test_help_is_a_manual(bot):
     text = ask(bot, "!help")[0]
     for command in ("versions", "diff", "deploy", "promote", "rollback"):
@@ -78,6 +84,7 @@ def test_deploy_then_history(bot, fleet_url):
     assert result.startswith("Deployed podinfo 6.5.2 → 6.5.3 in qa: commit ")
     assert remote_tip(fleet_url)[:10] in result and "apps/qa/podinfo-values.yaml" in result
     assert last_commit(fleet_url) == "@alice|deploy podinfo 6.5.2 → 6.5.3 to qa"
+    one_line_change(fleet_url, "apps/qa/podinfo-values.yaml")
     assert 'version: "6.5.3"' in remote_file(fleet_url, "apps/qa/podinfo-values.yaml")
     history = ask(bot, "!versions podinfo qa")[0]
     assert "now 6.5.3, 2 version(s)" in history and "@alice" in history
@@ -96,6 +103,8 @@ def test_promote_forms(bot, fleet_url):
     assert "Promoting podinfo 6.5.1 → 6.5.2 from qa in stag" in intent
     assert "Promoted podinfo 6.5.1 → 6.5.2 in stag (from qa)" in result
     assert "Brings 1 version(s): 6.5.2" in result
+    assert last_commit(fleet_url) == "@alice|promote podinfo 6.5.1 → 6.5.2 from qa to stag"
+    one_line_change(fleet_url, "apps/stag/podinfo-values.yaml")
     _, result = ask(bot, "!promote podinfo from dev to qa", replies=2)
     assert "6.5.2 → 6.5.3" in result
     _, result = ask(bot, "!promote podinfo@6.5.3 to stag", replies=2)
@@ -107,10 +116,14 @@ def test_rollback_and_the_force_it_then_asks_for(bot, fleet_url):
     ask(bot, "!deploy podinfo 6.5.3 to qa", replies=2)
     intent, result = ask(bot, "!rollback podinfo in qa", replies=2)
     assert "Rolled back podinfo 6.5.3 → 6.5.2 in qa" in result
+    as_user(bot, "@bob")
     refused = ask(bot, "!deploy podinfo 6.5.3 to qa")[0]
-    assert "was rolled back from qa" in refused and "--force" in refused
+    assert "was rolled back from qa by @alice" in refused and "--force" in refused
+    assert last_commit(fleet_url) == "@alice|rollback podinfo 6.5.3 → 6.5.2 to qa"
+    one_line_change(fleet_url, "apps/qa/podinfo-values.yaml")
     _, forced = ask(bot, "!deploy podinfo 6.5.3 to qa --force", replies=2)
     assert forced.startswith("Deployed podinfo 6.5.2 → 6.5.3")
+    assert last_commit(fleet_url) == "@bob|deploy podinfo 6.5.2 → 6.5.3 to qa"
     _, result = ask(bot, "!rollback podinfo on qa to 6.5.2", replies=2)
     assert "6.5.3 → 6.5.2" in result
 
@@ -130,6 +143,8 @@ def test_diff_between_environments_and_of_values(bot):
     ("!deploy podinfo 6.5.3 to qq", "No environment qq: did you mean qa?"),
     ("!deploy podinfo 1.2 to qa", "no version 1.2 in the registry. Nearest:"),
     ("!deploy podinfo lates to qa", "no version lates in the registry"),
+    ("!deploy redis latest to qa", "no version latest in the registry"),
+    ("!deploy redis 18.1.0 to qa --yes", "Unknown option --yes"),
     ("!deploy podinfo ../../etc/passwd to qa", "is not a chart version"),
     ("!deploy podinfo " + "9" * 500 + " to qa", "at most 128 characters"),
     ("!deploy podinfo ６.５.３ to qa", "only ASCII"),
@@ -194,3 +209,24 @@ def test_an_unexpected_error_is_an_apology_with_a_log_id(caplog):
     assert len(reply) == 1 and reply[0].startswith("Sorry, that failed on my side (error `")
     ref = reply[0].split("`")[1]
     assert any(ref in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_concurrent_commands_through_the_thread_pool(bot, fleet_url):
+    """Errbot runs commands in a thread pool: different apps both land, the same app and
+    environment twice is serialised and the second says what happened."""
+    for command in ("!deploy podinfo 6.6.0 to dev", "!deploy redis 18.1.0 to dev",
+                    "!deploy podinfo 6.6.0 to dev"):
+        bot.push_message(command)
+    replies = []
+    while True:
+        try:
+            replies.append(bot.pop_message(timeout=5))
+        except queue.Empty:
+            break
+    assert sum(r.startswith("Deployed podinfo 6.5.3 → 6.6.0 in dev") for r in replies) == 1
+    assert sum(r.startswith("Deployed redis 19.0.0 → 18.1.0 in dev") for r in replies) == 1
+    assert sum("podinfo is already at 6.6.0 in dev" in r.replace("`", "") for r in replies) == 1
+    assert remote_log(fleet_url, fmt="%s")[:2] in (
+        ["deploy podinfo 6.5.3 → 6.6.0 to dev", "deploy redis 19.0.0 → 18.1.0 to dev"],
+        ["deploy redis 19.0.0 → 18.1.0 to dev", "deploy podinfo 6.5.3 → 6.6.0 to dev"])
+    assert len(remote_log(fleet_url)) == 3
