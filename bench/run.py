@@ -316,12 +316,13 @@ def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tupl
         return t
 
     deploy(changes.next())  # warm-up: the first one checks the worktree out and fills caches
-    deploys, raw = [], []
+    deploys, raw, raw_synced = [], [], []
     for _ in range(args.deploys):
         deploys.append(deploy(changes.next()))
         change = changes.next()
-        sync(raw_clone)
+        t_sync, _ = clock(sync, raw_clone)  # the clone catches up with the deploy just made
         raw.append(clock(commit_and_push, raw_clone, fleet, *change)[0])
+        raw_synced.append(t_sync + raw[-1])
         check(remote_tip(fleet) == git("rev-parse", "HEAD", cwd=raw_clone), "raw push did not land")
         changes.done(*change[:2], change[3])
 
@@ -343,6 +344,18 @@ def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tupl
             per_command[shallow].append(clock(clone_per_command, fleet, dest, change, shallow)[0])
             changes.done(*change[:2], change[3])
             shutil.rmtree(dest)
+
+    # -- what-if: the history with changed-path Bloom filters (Ferry does not write them today) ----
+    say("what-if: history with a changed-path commit-graph")
+    bloom_core = new_core(fleet, clone_dir, 3600.0)
+    bloom_core.inventory()
+    clone = next(iter(bloom_core._workspaces.values())).directory
+    graph_write, _ = clock(git, "commit-graph", "write", "--reachable", "--changed-paths", cwd=clone)
+    check(len(bloom_core.history(hot_app, hot_env)) == len(entries), "history changed with a commit-graph")
+    history_bloom = repeat(lambda: bloom_core.history(hot_app, hot_env), mid)
+    git_log_bloom = repeat(lambda: git("log", "--first-parent", "--format=%H", "origin/main", "--", hot_file,
+                                       cwd=clone), mid)
+    close_core(bloom_core)
 
     # -- the table --------------------------------------------------------------------------------
     d50, d95 = median_ms(deploys), percentile_ms(deploys, 95)
@@ -369,6 +382,8 @@ def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tupl
         (f"Deploy p95 (n={args.deploys})", fmt(d95), "—", f"raw p95 {fmt(r95)} → {d95 / r95:.2f}×"),
         (f"Baseline: raw `git commit -a` + `git push`, existing clone, p50 (n={args.deploys})", fmt(r50),
          "—", "baseline"),
+        (f"Baseline: raw `git fetch` + `reset --hard` + `commit -a` + `push`, p50 (n={args.deploys})",
+         fmt(median_ms(raw_synced)), "—", f"deploy p50 is {d50 / median_ms(raw_synced):.2f}× this"),
         (f"Baseline: clone per command (`git clone`, edit, commit, push) (n={runs})", fmt(full_clone),
          "—", f"{full_clone / d50:.1f}× deploy p50"),
         (f"Baseline: shallow clone per command (`--depth 1`) (n={runs})", fmt(shallow_clone), "—",
@@ -378,6 +393,10 @@ def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tupl
          f"`git log -- file` alone: {fmt(median_ms(git_log))}"),
         (f"`history()` with a fetch first (n={mid})", fmt(m_history_fetch),
          f"< {HISTORY_MS:g} ms: {verdict(m_history_fetch, HISTORY_MS)}", "—"),
+        (f"What-if: `history()` after `git commit-graph write --reachable --changed-paths` "
+         f"({graph_write:.1f} s, once) in Ferry's clone (n={mid})", fmt(median_ms(history_bloom)),
+         f"< {HISTORY_MS:g} ms: {verdict(median_ms(history_bloom), HISTORY_MS)}",
+         f"`git log -- file` alone: {fmt(median_ms(git_log_bloom))}"),
         (f"Versions of a chart with {args.tags:,} tags, cold: new client (n={runs})",
          fmt(median_ms(listing_cold)), "—", "—"),
         (f"Versions, cache expired, connection reused (n={mid})", fmt(median_ms(relist)), "—", "—"),

@@ -59,7 +59,7 @@ def test_help_is_a_manual(bot):
     for command in ("versions", "diff", "deploy", "promote", "rollback"):
         assert f"!{command}" in text
     detail = ask(bot, "!help deploy")[0]
-    assert "!deploy podinfo 6.5.3 to qa" in detail
+    assert "!deploy podinfo 6.5.3 to qa" in detail and "--dry-run" in detail
 
 
 def test_versions_overview(bot):

@@ -4,13 +4,18 @@ from ferrychat import grammar
 from ferrychat.replies import answers, carry_out
 
 
-class Deploy(BotPlugin):
+class FerryDeploy(BotPlugin):
     """Pin a chart version in one environment."""
 
     @botcmd
     @answers
     def deploy(self, msg, args):
-        """Pin a version: `!deploy podinfo 6.5.3 to qa` or `!deploy podinfo@6.5.3 to qa` [--dry-run] [--force]"""
+        """Pin a chart version in one environment: `!deploy podinfo 6.5.3 to qa`
+
+        Forms: `!deploy <app> <version> to <env>` or `!deploy <app>@<version> to <env>`.
+        The version must exist in the chart's registry. `--dry-run` shows the one-line diff and
+        pushes nothing; `--force` brings back a version that was rolled back from that environment.
+        """
         req = grammar.parse_deploy(args)
         gitops = self.get_plugin("Ferry").gitops
         yield from carry_out(gitops, gitops.plan_deploy(req.app, req.environment, req.version), msg, req)

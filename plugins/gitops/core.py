@@ -22,7 +22,7 @@ from .model import (Change, ChartInfo, ChartLocation, Commit, HistoryEntry, Inve
                     Requester)
 from .registry import RegistryClient
 from .settings import EnvironmentSettings, RepoSettings, Settings
-from .versions import between, check_version, same_version
+from .versions import between, check_version, parse, same_version
 from .workspace import Workspace, commit_url, git_environment
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,10 @@ class GitOps:
         try:
             location = self.location(pins[0])
             available = self.registry.versions(location)
-            tags = (available.releases[:count] + available.prereleases[:1])[:count]
+            tags = list(available.releases[:count])
+            newest_pre = available.prereleases[:1]
+            if newest_pre and (not tags or parse(newest_pre[0]) > parse(tags[0])):
+                tags.insert(0, newest_pre[0])  # a release candidate ahead of the releases is news
             return pins, [self.registry.chart_info(location, t) for t in tags], ""
         except (NoRegistry, RegistryUnavailable, RegistryUnauthorized) as e:
             return pins, [], str(e)

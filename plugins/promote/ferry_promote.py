@@ -4,13 +4,19 @@ from ferrychat import grammar
 from ferrychat.replies import answers, carry_out
 
 
-class Promote(BotPlugin):
+class FerryPromote(BotPlugin):
     """Move the version of one environment to the next in the chain."""
 
     @botcmd
     @answers
     def promote(self, msg, args):
-        """Promote: `!promote podinfo to qa`, `!promote podinfo from dev to qa`, `!promote podinfo@6.5.3 to qa` [--dry-run] [--force]"""
+        """Move the previous environment's version on: `!promote podinfo to qa`
+
+        Forms: `!promote <app> to <env>` (from the environment just before it),
+        `!promote <app> from <env> to <env>`, `!promote <app>@<version> to <env>`.
+        Promotion does not skip stages: the version must already run just before the target.
+        The reply lists the versions the promotion brings. `--dry-run` and `--force` as for deploy.
+        """
         req = grammar.parse_promote(args)
         gitops = self.get_plugin("Ferry").gitops
         plan = gitops.plan_promotion(req.app, req.environment, req.source, req.version)

@@ -4,13 +4,19 @@ from ferrychat import grammar
 from ferrychat.replies import answers, carry_out
 
 
-class Rollback(BotPlugin):
+class FerryRollback(BotPlugin):
     """Go back to a version an environment ran before."""
 
     @botcmd
     @answers
     def rollback(self, msg, args):
-        """Roll back: `!rollback podinfo on qa` (the previous version) or `!rollback podinfo on qa to 6.5.1` [--dry-run]"""
+        """Go back to the previous version: `!rollback podinfo on qa`
+
+        Forms: `!rollback <app> on <env>` (or `in <env>`): the previous distinct version in that
+        environment's Git history; `!rollback <app> on <env> to <version>`: a version it ran before.
+        Deploying the version rolled back from into that environment again then needs `--force`.
+        `--dry-run` shows the diff and pushes nothing.
+        """
         req = grammar.parse_rollback(args)
         gitops = self.get_plugin("Ferry").gitops
         plan = gitops.plan_rollback(req.app, req.environment, req.version)

@@ -4,13 +4,18 @@ from ferrychat import grammar, render
 from ferrychat.replies import answers
 
 
-class Versions(BotPlugin):
+class FerryVersions(BotPlugin):
     """What runs where: versions across environments, their history, the differences."""
 
     @botcmd
     @answers
     def versions(self, msg, args):
-        """What runs where: `!versions`, `!versions podinfo` (and the registry's newest), `!versions podinfo qa` (history)"""
+        """What runs where: `!versions`, `!versions podinfo`, `!versions podinfo qa`
+
+        `!versions`: every app × environment (`~` a range, `*` newer in the registry).
+        `!versions <app>`: one app everywhere, and the registry's newest versions with their dates.
+        `!versions <app> <env>`: its history there: version, who, when, commit.
+        """
         words = grammar.parse_versions(args)
         gitops = self.get_plugin("Ferry").gitops
         if not words:
@@ -26,7 +31,11 @@ class Versions(BotPlugin):
     @botcmd
     @answers
     def diff(self, msg, args):
-        """What differs between environments: `!diff qa prod`, or one app's version and values: `!diff podinfo qa prod`"""
+        """What differs between environments: `!diff qa prod`, `!diff podinfo qa prod`
+
+        `!diff <envA> <envB>`: the apps whose versions differ.
+        `!diff <app> <envA> <envB>`: its versions and the unified diff of its Helm values.
+        """
         words = grammar.parse_diff(args)
         gitops = self.get_plugin("Ferry").gitops
         if len(words) == 2:
