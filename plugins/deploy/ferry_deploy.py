@@ -17,5 +17,6 @@ class FerryDeploy(BotPlugin):
         pushes nothing; `--force` brings back a version that was rolled back from that environment.
         """
         req = grammar.parse_deploy(args)
-        gitops = self.get_plugin("Ferry").gitops
-        yield from carry_out(gitops, gitops.plan_deploy(req.app, req.environment, req.version), msg, req)
+        ferry = self.get_plugin("Ferry")
+        plan = ferry.gitops.plan_deploy(req.app, req.environment, req.version)
+        yield from carry_out(ferry, plan, msg, req)

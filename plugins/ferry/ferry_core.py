@@ -13,4 +13,13 @@ class Ferry(BotPlugin):
         super().activate()
         path = getattr(self.bot_config, "GITOPS_CONFIG", None) or os.environ.get("GITOPS_CONFIG")
         self.gitops = GitOps(load_settings(path), memory=self)
+        self.watchers = []  # callables (change, msg) told of every pushed change
         self.log.info("Ferry manages %s", ", ".join(self.gitops.settings.environment_names))
+
+    def committed(self, change, msg):
+        """A change was pushed on ``msg``'s request: tell the watchers (Flux feedback, …)."""
+        for watch in list(self.watchers):
+            try:
+                watch(change, msg)
+            except Exception:  # a watcher's bug must not turn a pushed change into an error
+                self.log.exception("watcher %r failed on %s", watch, change)

@@ -52,10 +52,15 @@ def requester(msg) -> Requester:
     return Requester(str(ident), str(name or ""), str(email or ""))
 
 
-def carry_out(gitops, plan, msg, request):
-    """A changing command's replies: refuse early, say what is about to happen, then the result."""
+def carry_out(ferry, plan, msg, request):
+    """A changing command's replies: refuse early, say what is about to happen, then the result.
+
+    ``ferry`` is the Ferry plugin: its core does the work, its watchers hear of every commit."""
+    gitops = ferry.gitops
     gitops.check(plan, force=request.force)
     if not (request.dry_run or plan.noop):
         yield render.intent(plan)
     change = gitops.apply(plan, requester(msg), dry_run=request.dry_run, force=request.force)
     yield render.change(change)
+    if change.commit is not None:
+        ferry.committed(change, msg)

@@ -18,6 +18,6 @@ class FerryPromote(BotPlugin):
         The reply lists the versions the promotion brings. `--dry-run` and `--force` as for deploy.
         """
         req = grammar.parse_promote(args)
-        gitops = self.get_plugin("Ferry").gitops
-        plan = gitops.plan_promotion(req.app, req.environment, req.source, req.version)
-        yield from carry_out(gitops, plan, msg, req)
+        ferry = self.get_plugin("Ferry")
+        plan = ferry.gitops.plan_promotion(req.app, req.environment, req.source, req.version)
+        yield from carry_out(ferry, plan, msg, req)

@@ -18,6 +18,6 @@ class FerryRollback(BotPlugin):
         `--dry-run` shows the diff and pushes nothing.
         """
         req = grammar.parse_rollback(args)
-        gitops = self.get_plugin("Ferry").gitops
-        plan = gitops.plan_rollback(req.app, req.environment, req.version)
-        yield from carry_out(gitops, plan, msg, req)
+        ferry = self.get_plugin("Ferry")
+        plan = ferry.gitops.plan_rollback(req.app, req.environment, req.version)
+        yield from carry_out(ferry, plan, msg, req)
