@@ -1,6 +1,7 @@
 import os
 
 from errbot import BotPlugin
+from errbot.core_plugins.acls import get_acl_usr, glob
 
 from gitops.core import GitOps
 from gitops.settings import load_settings
@@ -23,3 +24,7 @@ class Ferry(BotPlugin):
                 watch(change, msg)
             except Exception:  # a watcher's bug must not turn a pushed change into an error
                 self.log.exception("watcher %r failed on %s", watch, change)
+
+    def is_admin(self, msg) -> bool:
+        """Matched the way Errbot's ACLs match BOT_ADMINS (Slack user IDs, glob patterns)."""
+        return glob(get_acl_usr(msg), self.bot_config.BOT_ADMINS)

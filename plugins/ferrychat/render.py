@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Sequence
 
-from gitops.model import Change, ChartInfo, HistoryEntry, Pin, Plan
+from gitops.model import Change, ChartInfo, HistoryEntry, PendingChange, Pin, Plan
 
 MAX_ROWS = 40
 
@@ -97,6 +97,8 @@ def change(c: Change) -> str:
     """The result of a change: old → new first, then the commit and the file."""
     if c.noop:
         return f"`{c.app}` is already at {c.new} in {c.environment}: nothing to change."
+    if c.pending is not None:
+        return pending(c.pending, new=True)
     verb = {"deploy": "Deployed", "promote": "Promoted", "rollback": "Rolled back"}[c.action]
     head = f"{verb} `{c.app}` {c.old or 'unpinned'} → {c.new} in {c.environment}"
     if c.source_environment:
@@ -128,3 +130,15 @@ def values_diff(pin_a: Pin, pin_b: Pin, diff: str) -> str:
     body = "\n".join(lines[:60])
     more = f"\n… and {cut} more lines of diff." if cut > 0 else ""
     return f"{head}\nHelm values, {pin_a.environment} → {pin_b.environment}:\n```\n{body}\n```{more}"
+
+
+def pending(p: PendingChange, new: bool = False) -> str:
+    """A change waiting for a second person: the exact diff, who may approve, how."""
+    who = ", ".join(p.approvers) if p.approvers is not None else "anyone who may make it"
+    until = p.expires[11:16]
+    head = (f"{p.environment} needs a second person: {p.action} `{p.app}` {p.old} → {p.new} is change "
+            f"`{p.id}`, waiting for approval until {until} UTC by {who} (not {p.requester.id}).")
+    if not new:
+        head = (f"`{p.id}`: {p.action} `{p.app}` {p.old} → {p.new} in {p.environment}, asked by "
+                f"{p.requester.signature}, expires {until} UTC.")
+    return f"{head}\n`!approve {p.id}` or `!reject {p.id}`:\n```\n{p.diff.rstrip()}\n```"

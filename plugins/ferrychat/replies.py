@@ -44,23 +44,41 @@ def answers(func):
 
 
 def requester(msg) -> Requester:
-    """Who asked, by chat user ID (never the display name, which anyone can change)."""
+    """Who asked and where, by chat IDs (never the display name, which anyone can change)."""
     frm = msg.frm
     ident = getattr(frm, "userid", None) or getattr(frm, "person", None) or str(frm)
     name = getattr(frm, "fullname", None) or getattr(frm, "nick", None) or ""
     email = getattr(frm, "email", None) or ""
-    return Requester(str(ident), str(name or ""), str(email or ""))
+    link = (getattr(msg, "extras", None) or {}).get("url", "")
+    return Requester(str(ident), str(name or ""), str(email or ""), channels(msg), str(link or ""))
+
+
+def channels(msg) -> tuple:
+    """The names the channel of ``msg`` goes by (ID, ``#name``, ACL name); () for a DM."""
+    room = getattr(msg.frm, "room", None) if getattr(msg, "is_group", False) else None
+    if room is None:
+        return ()
+    names = []
+    for attr in ("id", "channelid", "aclattr", "name"):
+        try:
+            value = getattr(room, attr, None)
+        except Exception:  # a backend may look names up lazily over the network
+            value = None
+        if value:
+            names.append(str(value))
+    names += [f"#{n}" for n in names if not n.startswith(("#", "C", "G"))]
+    return tuple(dict.fromkeys(names))
 
 
 def carry_out(ferry, plan, msg, request):
     """A changing command's replies: refuse early, say what is about to happen, then the result.
 
     ``ferry`` is the Ferry plugin: its core does the work, its watchers hear of every commit."""
-    gitops = ferry.gitops
-    gitops.check(plan, force=request.force)
-    if not (request.dry_run or plan.noop):
+    gitops, who, admin = ferry.gitops, requester(msg), ferry.is_admin(msg)
+    gitops.check(plan, who, force=request.force, admin=admin)
+    if not (request.dry_run or plan.noop or gitops.needs_approval(plan)):
         yield render.intent(plan)
-    change = gitops.apply(plan, requester(msg), dry_run=request.dry_run, force=request.force)
+    change = gitops.apply(plan, who, dry_run=request.dry_run, force=request.force, admin=admin)
     yield render.change(change)
     if change.commit is not None:
         ferry.committed(change, msg)

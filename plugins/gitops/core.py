@@ -10,17 +10,18 @@ import hashlib
 import logging
 import re
 import threading
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import MutableMapping, Optional
+from typing import Callable, MutableMapping, Optional
 
-from . import discovery, editing
-from .errors import (shown, NoRegistry, NotEditable, NothingToRollback, PromotionRefused,
-                     RegistryUnauthorized, RegistryUnavailable, RolledBackVersion, SharedPin,
-                     UnknownApp)
-from .model import (Change, ChartInfo, ChartLocation, Commit, HistoryEntry, Inventory, Pin, Plan,
-                    Requester)
+from . import discovery, editing, policy
+from .errors import (FerryError, NoRegistry, NotEditable, NothingToRollback, PromotionRefused,
+                     RegistryUnauthorized, RegistryUnavailable, SharedPin, UnknownApp, shown)
+from .model import (AuditEntry, Change, ChartInfo, ChartLocation, Commit, HistoryEntry, Inventory,
+                    PendingChange, Pin, Plan, Requester)
 from .registry import RegistryClient
+from .guard import ApprovalRefused, Guard
 from .settings import EnvironmentSettings, RepoSettings, Settings
 from .versions import between, check_version, parse, same_version
 from .workspace import Workspace, commit_url, git_environment
@@ -32,10 +33,13 @@ class GitOps:
     """One instance per process, shared by every capability plugin."""
 
     def __init__(self, settings: Settings, registry: Optional[RegistryClient] = None,
-                 fetch_interval: float = 5.0, memory: Optional[MutableMapping] = None):
+                 fetch_interval: float = 5.0, memory: Optional[MutableMapping] = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.settings = settings
-        # What Git cannot hold (versions rolled back from an environment); Errbot's storage in the bot.
+        self.clock = clock
+        # What Git cannot hold (locks, approvals, rolled-back versions): Errbot's storage in the bot.
         self.memory = memory if memory is not None else {}
+        self.guard = Guard(self.memory, clock)
         self.registry = registry or RegistryClient(
             settings.secrets.registry_username, settings.secrets.registry_password,
             timeout=settings.registry_timeout)
@@ -229,28 +233,100 @@ class GitOps:
 
     def rolled_back(self, app: str, environment: str) -> Optional[dict]:
         """The version last rolled back from ``app`` in ``environment``: version, by, when."""
-        key = _rolled_back_key(self.pin(app, environment))
-        return self.memory[key] if key in self.memory else None
+        pin = self.pin(app, environment)
+        return self.guard.rolled_back(pin.environment, pin.app)
 
-    def apply(self, plan: Plan, requester: Requester, dry_run: bool = False,
-              force: bool = False) -> Change:
-        """Check a plan against the registry and policy, then write it (or show its diff)."""
-        self.check(plan, force)
-        change = self._write(plan, requester, dry_run)
-        if change.commit is not None:
-            self._forget_rollback(plan.pin, change.new)
-            if plan.action == "rollback" and change.old:
-                self.memory[_rolled_back_key(plan.pin)] = {
-                    "version": change.old, "by": requester.name or requester.id,
-                    "when": datetime.now(timezone.utc).isoformat(timespec="minutes")}
+    def check(self, plan: Plan, requester: Requester, force: bool = False, admin: bool = False) -> tuple:
+        """Refuse a plan this requester may not make, or that cannot be written now, before
+        anything is said or written. Returns what an admin's ``--force`` overrode."""
+        env = self.settings.environment(plan.environment)
+        policy.authorise(env.policy, env.name, plan.action, requester.id, requester.channels)
+        return self._check_state(plan, force, admin)
+
+    def needs_approval(self, plan: Plan) -> bool:
+        """A change there waits for a second person (dry runs and no-ops never do)."""
+        return self.settings.environment(plan.environment).policy.approval and not plan.noop
+
+    def apply(self, plan: Plan, requester: Requester, dry_run: bool = False, force: bool = False,
+              admin: bool = False) -> Change:
+        """Check a plan, then write it, show its diff (dry run), or hold it for approval."""
+        forced = self.check(plan, requester, force, admin)
+        if self.needs_approval(plan) and not dry_run:
+            return self._propose(plan, requester, forced)
+        return self._write(plan, requester, dry_run, forced=forced)
+
+    # ---- approvals, locks, audit -----------------------------------------------------------
+
+    def approve(self, change_id: str, approver: Requester) -> Change:
+        """Apply a pending change, checked again: still allowed, unlocked, in the registry, and
+        the pin still at the value its diff was made from."""
+        waiting = self.guard.waiting(change_id)
+        env = self.settings.environment(waiting.environment)
+        policy.may_approve(env.policy, env.name, waiting.action, approver.id, waiting.requester.id)
+        pin = self.pin(waiting.app, env.name)
+        if pin.version != waiting.old:
+            self.guard.drop(waiting.id)
+            raise ApprovalRefused(
+                f"`{waiting.app}` in {env.name} moved from {waiting.old} to {pin.version} since change "
+                f"`{waiting.id}` was asked: nothing changed; ask for it again.")
+        plan = Plan(waiting.action, pin, waiting.new, waiting.source_environment)
+        try:
+            self._check_state(plan, force=bool(waiting.forced), admin=bool(waiting.forced))
+        except FerryError as e:
+            raise ApprovalRefused(f"Change `{waiting.id}` cannot be applied now: {e}") from None
+        change = self._write(plan, waiting.requester, False, forced=waiting.forced, approver=approver,
+                             expect=waiting.old)
+        self.guard.drop(waiting.id)
         return change
 
-    def check(self, plan: Plan, force: bool = False) -> None:
-        """Refuse a plan that cannot or may not be written, before anything is said or written."""
-        self._require_editable(plan.pin)
-        if plan.action != "rollback":
-            self._refuse_rolled_back(plan.pin, plan.new, force)
-        self.registry.require(self.location(plan.pin), plan.new, plan.pin.chart)
+    def reject(self, change_id: str, by: Requester) -> PendingChange:
+        """Drop a pending change: its requester withdrawing it, or someone who may approve it."""
+        waiting = self.guard.waiting(change_id)
+        if by.id != waiting.requester.id:
+            env = self.settings.environment(waiting.environment)
+            policy.may_approve(env.policy, env.name, waiting.action, by.id, waiting.requester.id)
+        self.guard.drop(waiting.id)
+        return waiting
+
+    def pending(self) -> list[PendingChange]:
+        return self.guard.pending()
+
+    def lock(self, environment: str, app: Optional[str], by: Requester, reason: str = "") -> dict:
+        """Lock an environment, or one app in it, against changes (admins may still force)."""
+        env = self.settings.environment(environment)
+        name = self.app_name(app, self.inventory()) if app else None
+        return self.guard.lock(env.name, name, by, reason)
+
+    def unlock(self, environment: str, app: Optional[str] = None) -> dict:
+        env = self.settings.environment(environment)
+        name = self.app_name(app, self.inventory()) if app else None
+        return self.guard.unlock(env.name, name)
+
+    def locks(self) -> list[tuple[str, dict]]:
+        """Every lock (``env`` or ``env/app``) and every freeze in force now."""
+        found = sorted(self.guard.locks().items())
+        now = self.clock()
+        for env in self.settings.environments:
+            for window in env.policy.freezes:
+                if window.contains(now):
+                    until = window.ends_after(now).strftime("%a %Y-%m-%d %H:%M %Z")
+                    found.append((env.name, {"by": "freeze window", "reason": window.text,
+                                             "when": f"until {until}"}))
+        return found
+
+    def audit(self, environment: Optional[str] = None, limit: int = 10) -> list[AuditEntry]:
+        """The last changes Ferry made, from Git: who asked, who approved, who forced."""
+        envs = [self.settings.environment(environment)] if environment else self.settings.environments
+        entries = []
+        for repo in dict.fromkeys(e.repo for e in envs):
+            ws = self._workspaces[repo]
+            grep = [f"--grep=^Environment: {e.name}$" for e in envs if e.repo == repo]
+            for rev in ws.log(ws.head(), limit, *grep):
+                t = rev.trailers
+                entries.append(AuditEntry(rev.sha, rev.when, rev.subject, t.get("Environment", ""),
+                                          t.get("Requested-by", f"{rev.author_name} <{rev.author_email}>"),
+                                          t.get("Approved-by", ""), t.get("Forced-by", "")))
+        return sorted(entries, key=lambda e: e.when, reverse=True)[:limit]
 
     # ---- internals -------------------------------------------------------------------------
 
@@ -279,22 +355,36 @@ class GitOps:
             f"`{app}` {version} is not in {before.name}, the stage before {target.name}: "
             f"promote it to {before.name} first.")
 
-    def _refuse_rolled_back(self, pin: Pin, version: str, force: bool) -> None:
-        key = _rolled_back_key(pin)
-        record = self.memory[key] if key in self.memory else None
-        if not record or not same_version(record["version"], version):
-            return
-        if not force:
-            raise RolledBackVersion(
-                f"`{pin.app}` {version} was rolled back from {pin.environment} by {record['by']} "
-                f"({record['when']}): add `--force` to bring it back on purpose.")
+    def _check_state(self, plan: Plan, force: bool, admin: bool) -> tuple:
+        """What the repository, the locks and the registry allow now; what ``--force`` overrode."""
+        self._require_editable(plan.pin)
+        env = self.settings.environment(plan.environment)
+        forced = ()
+        blocked = policy.frozen_or_locked(env.name, plan.app, self.guard.locks(), env.policy, self.clock())
+        if blocked:
+            if not force:
+                raise policy.Locked(blocked)
+            if not admin:
+                raise policy.NotAllowed(f"Only an admin may force a change past this: {blocked}")
+            forced = (blocked.split(". An admin")[0],)
+        if plan.action != "rollback":
+            self.guard.refuse_rolled_back(env.name, plan.app, plan.new, force)
+        self.registry.require(self.location(plan.pin), plan.new, plan.pin.chart)
+        return forced
 
-    def _forget_rollback(self, pin: Pin, version: str) -> None:
-        key = _rolled_back_key(pin)
-        if key in self.memory and same_version(self.memory[key]["version"], version):
-            del self.memory[key]
+    def _propose(self, plan: Plan, requester: Requester, forced: tuple) -> Change:
+        preview = self._write(plan, requester, dry_run=True)
+        env = self.settings.environment(plan.environment)
+        waiting = self.guard.propose(
+            env.policy.approval_minutes, action=plan.action, app=plan.app, environment=env.name,
+            old=plan.old, new=plan.new, file=preview.file, diff=preview.diff, requester=requester,
+            source_environment=plan.source_environment, approvers=env.policy.may_approve(plan.action),
+            forced=forced)
+        return replace(preview, dry_run=False, pending=waiting)
 
-    def _write(self, plan: Plan, requester: Requester, dry_run: bool) -> Change:
+    def _write(self, plan: Plan, requester: Requester, dry_run: bool, forced: tuple = (),
+               approver: Optional[Requester] = None, expect: Optional[str] = None) -> Change:
+        """Edit one line on the newest tip and push; ``expect``: the value the pin must still have."""
         action, pin, version, source_environment = plan.action, plan.pin, plan.new, plan.source_environment
         location = self.location(pin)
         between_versions = ()
@@ -323,6 +413,9 @@ class GitOps:
                 raise UnknownApp(pin.app, [], pin.environment)
             self._require_editable(now)
             seen["pin"] = now
+            if expect is not None and now.version != expect:
+                raise ApprovalRefused(f"`{pin.app}` in {pin.environment} moved from {expect} to "
+                                      f"{now.version} while approving: nothing changed; ask again.")
             if Plan(action, now, version).noop:
                 return None  # someone got there first
             path = worktree / now.location.file
@@ -332,12 +425,15 @@ class GitOps:
             seen["diff"] = editing.unified_diff(now.location.file, old_text, new_text)
             return [now.location.file]
 
-        message = _commit_message(action, pin, version, requester, source_environment)
+        message = _commit_message(plan, requester, approver, forced)
         result = ws.change(edit, author=requester, message=message)
         now = seen.get("pin", pin)
         if result is None:
             return Change(old=now.version, new=version, diff="", noop=True, **base)
         sha, files = result
+        self.guard.forget_rollback(pin.environment, pin.app, version)
+        if action == "rollback" and now.version:
+            self.guard.remember_rollback(pin.environment, pin.app, now.version, requester)
         return Change(old=now.version, new=version, replaced_range=now.is_range, diff=seen["diff"],
                       commit=Commit(sha, commit_url(self._repo(pin.environment).url, sha)), **base)
 
@@ -381,21 +477,23 @@ def _shown_version(pin: Optional[Pin]) -> str:
     return pin.version or "(latest)"
 
 
-def _rolled_back_key(pin: Pin) -> str:
-    return f"rolled-back/{pin.environment}/{pin.app}"
-
-
 def _slug(repo: RepoSettings) -> str:
     readable = re.sub(r"[^A-Za-z0-9]+", "-", f"{repo.url.rsplit('/', 1)[-1]}-{repo.branch}").strip("-")
     digest = hashlib.sha256(f"{repo.url}\n{repo.branch}".encode()).hexdigest()[:10]
     return f"{readable[:40]}-{digest}"
 
 
-def _commit_message(action: str, pin: Pin, version: str, requester: Requester, source: str) -> str:
-    old = pin.version or "unpinned"
-    origin = f" from {source}" if source else ""
-    who = f"{requester.name or requester.id} <{requester.id}>"
-    trailers = [("Requested-by", who), ("Environment", pin.environment), ("App", pin.app),
-                ("From-Version", old), ("To-Version", version)]
-    subject = f"{action} {pin.app} {old} → {version}{origin} to {pin.environment}"
-    return subject + "\n\n" + "\n".join(f"{k}: {v}" for k, v in trailers) + "\n"
+def _commit_message(plan: Plan, requester: Requester, approver: Optional[Requester],
+                    forced: tuple) -> str:
+    old = plan.old or "unpinned"
+    origin = f" from {plan.source_environment}" if plan.source_environment else ""
+    trailers = [("Requested-by", requester.signature), ("Environment", plan.environment),
+                ("App", plan.app), ("From-Version", old), ("To-Version", plan.new)]
+    if approver is not None:
+        trailers.append(("Approved-by", approver.signature))
+    trailers += [("Forced-by", f"{requester.signature} past: {reason}") for reason in forced]
+    if requester.link:
+        trailers.append(("Chat-Thread", requester.link))
+    subject = f"{plan.action} {plan.app} {old} → {plan.new}{origin} to {plan.environment}"
+    body = "\n".join(f"{k}: {' '.join(str(v).split())}" for k, v in trailers)
+    return f"{subject}\n\n{body}\n"

@@ -109,11 +109,18 @@ class ChartInfo:
 
 @dataclass(frozen=True)
 class Requester:
-    """Who asked: a chat identity, with a name and an email when the backend knows them."""
+    """Who asked, and from where: a chat identity, with a name and an email when known."""
 
     id: str  # "U024BE7LH" on Slack, "@alice" on the text backend
     name: str = ""
     email: str = ""
+    channels: tuple = ()  # the channel asked in, by every name it goes by (ID, #name); () = a DM
+    link: str = ""  # a link to the request in chat, when the backend gives one
+
+    @property
+    def signature(self) -> str:
+        """``Name <id>``, as commit trailers carry it."""
+        return f"{self.name or self.id} <{self.id}>"
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,7 @@ class Change:
     commit: Optional[Commit] = None
     source_environment: str = ""  # for a promotion
     between: tuple = field(default=())  # registry versions between old and new (promotion)
+    pending: Optional["PendingChange"] = None  # waiting for a second person's approval
 
 
 @dataclass(frozen=True)
@@ -179,3 +187,36 @@ class Plan:
     def noop(self) -> bool:
         """The exact version asked for is already pinned."""
         return self.pin.version == self.new and not self.pin.is_range
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """A change into an environment that needs a second person's approval."""
+
+    id: str
+    action: str
+    app: str
+    environment: str
+    old: Optional[str]
+    new: str
+    file: str
+    diff: str
+    requester: Requester
+    created: str  # ISO 8601, UTC
+    expires: str
+    source_environment: str = ""
+    approvers: Optional[tuple] = None  # None: anyone allowed to make the change
+    forced: tuple = ()  # what an admin's --force overrode, recorded in the commit
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change Ferry made, as Git records it."""
+
+    commit: str
+    when: str
+    subject: str
+    environment: str
+    requested_by: str
+    approved_by: str = ""
+    forced_by: str = ""

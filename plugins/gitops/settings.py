@@ -17,6 +17,7 @@ from ruamel.yaml.error import YAMLError
 
 from .errors import SettingsError, UnknownEnvironment
 from .model import ChartLocation
+from .policy import Policy, parse_policy
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
@@ -46,6 +47,8 @@ class EnvironmentSettings:
     paths: tuple  # repo-relative paths or globs
     repo: RepoSettings
     aliases: tuple = ()
+    policy: Policy = Policy()
+    notify: str = ""  # chat channel for Flux events no command waits for ("" = none)
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,23 @@ class Secrets:
     git_ssh_key_file: str = ""
     registry_username: str = field(default="", repr=False)
     registry_password: str = field(default="", repr=False)
+    flux_tokens: tuple = field(default=(), repr=False)  # ((environment, token), …) for Flux's HMAC
 
     def values(self) -> list[str]:
         """Every secret value, for scrubbing text before it reaches a person."""
-        return [v for v in (self.git_token, self.registry_password) if v]
+        return [v for v in (self.git_token, self.registry_password, *dict(self.flux_tokens).values()) if v]
+
+    def flux_token(self, environment: str) -> str:
+        """The token Flux signs ``environment``'s events with ("" when none is set)."""
+        return dict(self.flux_tokens).get(environment, "")
+
+
+@dataclass(frozen=True)
+class FluxSettings:
+    """Flux feedback: how long a pushed change waits for Flux, how old an event may be."""
+
+    timeout_minutes: float = 10.0
+    max_age_minutes: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,7 @@ class Settings:
     data_dir: str = "data"
     secrets: Secrets = field(default_factory=Secrets)
     registry_timeout: float = 5.0
+    flux: FluxSettings = field(default_factory=FluxSettings)
 
     @property
     def environment_names(self) -> list[str]:
@@ -119,7 +136,7 @@ def load_settings(path: Optional[str] = None, environ: Mapping[str, str] = os.en
 def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Path(".")) -> Settings:
     """Validate the settings' plain data; every error names the key and says why."""
     root = _mapping(raw, "the settings file", {"repo", "registry", "environments", "apps", "data_dir",
-                                                "registry_timeout"})
+                                                "registry_timeout", "flux"})
     for key in ("repo", "environments"):
         if key not in root:
             raise SettingsError(f"`{key}` is missing from the settings file.")
@@ -132,7 +149,8 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     environments, seen = [], {}
     for i, item in enumerate(envs_raw):
         where = f"environments[{i}]"
-        env = _mapping(item, where, {"name", "path", "repo", "branch", "aliases"})
+        env = _mapping(item, where, {"name", "path", "repo", "branch", "aliases", "policy",
+                                          "notify"})
         name = _name(env.get("name"), f"{where}.name")
         if "path" not in env:
             raise SettingsError(f"`{where}.path` is missing: where environment {name}'s manifests live.")
@@ -155,8 +173,10 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
             if n in seen:
                 raise SettingsError(f"`{where}`: the name `{n}` is already used by {seen[n]}.")
             seen[n] = f"environment {name}"
+        policy = parse_policy(env.get("policy"), f"{where}.policy", name, aliases)
         environments.append(EnvironmentSettings(name, tuple(p.strip().strip("/") or "." for p in paths),
-                                                env_repo, aliases))
+                                                env_repo, aliases, policy,
+                                                _string(env["notify"], f"{where}.notify") if "notify" in env else ""))
 
     apps = {}
     for app, conf in (_mapping(root.get("apps") or {}, "apps", None)).items():
@@ -171,10 +191,27 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 120:
         raise SettingsError("`registry_timeout` must be a number of seconds between 0 and 120.")
     return Settings(repo, tuple(environments), registry, apps, str(base / data_dir),
-                    read_secrets(environ), float(timeout))
+                    read_secrets(environ, [e.name for e in environments]), float(timeout),
+                    _flux(root.get("flux")))
 
 
-def read_secrets(environ: Mapping[str, str]) -> Secrets:
+def _flux(value) -> FluxSettings:
+    conf = _mapping(value if value is not None else {}, "flux", {"timeout_minutes", "max_age_minutes"})
+    numbers = {}
+    for key, limit in (("timeout_minutes", 24 * 60), ("max_age_minutes", 24 * 60)):
+        number = conf.get(key, getattr(FluxSettings, key))
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or not 0 < number <= limit:
+            raise SettingsError(f"`flux.{key}` must be a number of minutes between 0 and {limit}.")
+        numbers[key] = float(number)
+    return FluxSettings(**numbers)
+
+
+def flux_token_variable(environment: str) -> str:
+    """``GITOPS_FLUX_TOKEN_<ENV>``: the environment's name upper-cased, other than A-Z0-9 as ``_``."""
+    return "GITOPS_FLUX_TOKEN_" + re.sub(r"[^A-Z0-9]", "_", environment.upper())
+
+
+def read_secrets(environ: Mapping[str, str], environments=()) -> Secrets:
     def secret(name: str) -> str:
         if environ.get(name):
             return environ[name].strip()
@@ -189,8 +226,9 @@ def read_secrets(environ: Mapping[str, str]) -> Secrets:
     key_file = environ.get("GITOPS_GIT_SSH_KEY_FILE", "")
     if key_file and not Path(key_file).is_file():
         raise SettingsError(f"GITOPS_GIT_SSH_KEY_FILE names {key_file}, which is not a file.")
+    flux = tuple((env, token) for env in environments if (token := secret(flux_token_variable(env))))
     return Secrets(secret("GITOPS_GIT_TOKEN"), key_file, secret("GITOPS_REGISTRY_USERNAME"),
-                   secret("GITOPS_REGISTRY_PASSWORD"))
+                   secret("GITOPS_REGISTRY_PASSWORD"), flux)
 
 
 def _mapping(value, where: str, allowed: Optional[set]) -> dict:

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Callable, Optional, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -285,21 +285,30 @@ class Workspace:
         One path-limited ``git log`` and the persistent cat-file for the texts, so it stays fast on
         a long history where the file changed only a few times.
         """
-        if "\n" in path or "\n" in commit:
+        revisions = []
+        for rev in self.log(commit, limit, "--", path):
+            data = self._read_object(f"{rev.sha}:{path}", "blob")
+            text = data.decode("utf-8", errors="replace") if data is not None else None
+            revisions.append(replace(rev, text=text))
+        return revisions
+
+    def log(self, commit: str, limit: int, *selection: str) -> list[FileRevision]:
+        """Commits along the first-parent line of ``commit``, newest first, without file texts.
+
+        ``selection`` narrows them the way ``git log`` does (``--grep=…``, ``--`` and paths)."""
+        if any("\n" in a for a in (commit, *selection)):
             raise ValueError("a path or commit with a newline")
         fmt = "%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%(trailers:only,unfold)%x1e"
         out = self._repairing(lambda: self._local(
-            "log", "--first-parent", f"--max-count={int(limit)}", f"--format={fmt}", commit, "--",
-            path).stdout)
+            "log", "--first-parent", f"--max-count={int(limit)}", f"--format={fmt}", commit,
+            *selection).stdout)
         revisions = []
         for record in out.decode("utf-8", errors="replace").split("\x1e"):
             record = record.lstrip("\n")
             if not record:
                 continue
             sha, name, email, when, subject, trailers = record.split("\x1f")
-            data = self._read_object(f"{sha}:{path}", "blob")
-            text = data.decode("utf-8", errors="replace") if data is not None else None
-            revisions.append(FileRevision(sha, name, email, when, subject, _trailers(trailers), text))
+            revisions.append(FileRevision(sha, name, email, when, subject, _trailers(trailers)))
         return revisions
 
     # ---- changing --------------------------------------------------------------------------

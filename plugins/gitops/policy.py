@@ -1,0 +1,179 @@
+"""Who may change what, where and when: per-environment policy as pure functions.
+
+The settings file gives each environment an optional ``policy``; locks live in the core's memory.
+Nothing here reads a clock or a store: callers pass ``now`` and the records.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import FerryError, SettingsError
+
+ACTIONS = ("deploy", "promote", "rollback")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MOMENT = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)[a-z]*\s+([01]?\d|2[0-3]):([0-5]\d)$", re.I)
+_WEEK = 7 * 24 * 60
+
+
+class NotAllowed(FerryError):
+    """The requester may not do that there."""
+
+
+class Locked(FerryError):
+    """The environment or app is locked, or the environment is frozen."""
+
+
+@dataclass(frozen=True)
+class FreezeWindow:
+    start: int  # minutes since Monday 00:00, local time
+    end: int
+    timezone: str = "UTC"
+    text: str = ""  # as written: "Fri 16:00 → Mon 08:00 Europe/Paris"
+
+    def contains(self, now: datetime) -> bool:
+        t = _minute_of_week(now.astimezone(ZoneInfo(self.timezone)))
+        return self.start <= t < self.end if self.start <= self.end else t >= self.start or t < self.end
+
+    def ends_after(self, now: datetime) -> datetime:
+        local = now.astimezone(ZoneInfo(self.timezone))
+        minutes = (self.end - _minute_of_week(local)) % _WEEK
+        return (local + timedelta(minutes=minutes)).replace(second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One environment's rules. ``None`` for a list means: anyone (Errbot's ACLs still apply)."""
+
+    allowed: tuple = ()  # (action, user IDs) pairs; an action absent = anyone
+    channels: Optional[tuple] = None  # channel IDs or #names changes may come from
+    approval: bool = False
+    approvers: Optional[tuple] = None  # default: whoever may do the action
+    approval_minutes: int = 60
+    freezes: tuple = ()
+
+    def who_may(self, action: str) -> Optional[tuple]:
+        return dict(self.allowed).get(action)
+
+    def may_approve(self, action: str) -> Optional[tuple]:
+        return self.approvers if self.approvers is not None else self.who_may(action)
+
+
+def authorise(policy: Policy, environment: str, action: str, user: str, channels: tuple) -> None:
+    """Refuse ``user`` asking for ``action`` in ``environment`` from ``channels`` (() = a DM)."""
+    allowed = policy.who_may(action)
+    if allowed is not None and user not in allowed:
+        raise NotAllowed(f"You may not {action} to {environment}: ask {_people(allowed)}.")
+    if policy.channels is not None and not set(channels) & set(policy.channels):
+        where = ", ".join(policy.channels)
+        raise NotAllowed(f"Changes to {environment} are asked in {where}, not here.")
+
+
+def may_approve(policy: Policy, environment: str, action: str, approver: str, requester: str) -> None:
+    if approver == requester:
+        raise NotAllowed("You cannot approve your own change: another person has to.")
+    allowed = policy.may_approve(action)
+    if allowed is not None and approver not in allowed:
+        raise NotAllowed(f"You may not approve changes to {environment}: ask {_people(allowed)}.")
+
+
+def refuse_locked(environment: str, app: str, locks: dict, policy: Policy, now: datetime) -> None:
+    """Refuse a change into a locked app or environment, or a frozen environment."""
+    for key, what in ((f"{environment}/{app}", f"`{app}` in {environment}"), (environment, environment)):
+        record = locks.get(key)
+        if record:
+            reason = f": {record['reason']}" if record.get("reason") else ""
+            raise Locked(f"{what} is locked by {record['by']} since {record['when']}{reason}. "
+                         "An admin may add `--force`.")
+    for window in policy.freezes:
+        if window.contains(now):
+            until = window.ends_after(now).strftime("%a %Y-%m-%d %H:%M %Z")
+            raise Locked(f"{environment} is frozen ({window.text}) until {until}. "
+                         "An admin may add `--force`.")
+
+
+def frozen_or_locked(environment: str, app: str, locks: dict, policy: Policy, now: datetime) -> str:
+    """Why a change would be refused for a lock or freeze, or "" when it would not."""
+    try:
+        refuse_locked(environment, app, locks, policy, now)
+    except Locked as e:
+        return str(e)
+    return ""
+
+
+def _people(ids: tuple) -> str:
+    return ", ".join(ids) if ids else "nobody (the policy allows no one)"
+
+
+def _minute_of_week(local: datetime) -> int:
+    return local.weekday() * 24 * 60 + local.hour * 60 + local.minute
+
+
+# ---- settings ---------------------------------------------------------------------------------
+
+def parse_policy(raw, where: str, environment: str, aliases: tuple = ()) -> Policy:
+    """An environment's ``policy`` from the settings file; approval defaults on for production."""
+    production = bool({environment, *aliases} & {"prod", "production"})
+    if raw is None:
+        return Policy(approval=production)
+    if not isinstance(raw, dict):
+        raise SettingsError(f"`{where}` must be a mapping (deploy, promote, rollback, channels, approval, freeze).")
+    unknown = sorted(set(raw) - {*ACTIONS, "channels", "approval", "freeze"})
+    if unknown:
+        raise SettingsError(f"`{where}` has an unknown key `{unknown[0]}`; allowed: "
+                            "approval, channels, deploy, freeze, promote, rollback.")
+    allowed = tuple((a, _ids(raw[a], f"{where}.{a}")) for a in ACTIONS if a in raw)
+    channels = _ids(raw["channels"], f"{where}.channels") if "channels" in raw else None
+    approval, approvers, minutes = _approval(raw.get("approval", production), f"{where}.approval")
+    freezes = tuple(_freeze(w, f"{where}.freeze[{i}]") for i, w in enumerate(_list(raw.get("freeze", []), f"{where}.freeze")))
+    return Policy(allowed, channels, approval, approvers, minutes, freezes)
+
+
+def _approval(raw, where: str):
+    if isinstance(raw, bool):
+        return raw, None, 60
+    if not isinstance(raw, dict) or set(raw) - {"approvers", "expire_minutes"}:
+        raise SettingsError(f"`{where}` must be true, false or {{approvers: [...], expire_minutes: 60}}.")
+    minutes = raw.get("expire_minutes", 60)
+    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 7 * 24 * 60:
+        raise SettingsError(f"`{where}.expire_minutes` must be a whole number of minutes, 1 to 10080.")
+    approvers = _ids(raw["approvers"], f"{where}.approvers") if "approvers" in raw else None
+    return True, approvers, minutes
+
+
+def _freeze(raw, where: str) -> FreezeWindow:
+    if not isinstance(raw, dict) or not {"from", "to"} <= set(raw) or set(raw) - {"from", "to", "timezone"}:
+        raise SettingsError(f"`{where}` must be {{from: \"Fri 16:00\", to: \"Mon 08:00\", timezone: Europe/Paris}}.")
+    zone = raw.get("timezone", "UTC")
+    try:
+        ZoneInfo(str(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"`{where}.timezone` `{zone}` is not a time zone such as Europe/Paris.") from None
+    start, end = _moment(raw["from"], f"{where}.from"), _moment(raw["to"], f"{where}.to")
+    if start == end:
+        raise SettingsError(f"`{where}` starts and ends at the same moment.")
+    return FreezeWindow(start, end, str(zone), f"{raw['from']} → {raw['to']} {zone}")
+
+
+def _moment(raw, where: str) -> int:
+    match = _MOMENT.match(str(raw).strip())
+    if not match:
+        raise SettingsError(f"`{where}` must be a weekday and a time, such as \"Fri 16:00\".")
+    day, hour, minute = match.groups()
+    return DAYS.index(day.lower()[:3]) * 24 * 60 + int(hour) * 60 + int(minute)
+
+
+def _ids(raw, where: str) -> tuple:
+    items = _list(raw, where)
+    if not all(isinstance(i, str) and i.strip() for i in items):
+        raise SettingsError(f"`{where}` must be a list of chat user or channel IDs (Slack `U…`, `C…`).")
+    return tuple(i.strip() for i in items)
+
+
+def _list(raw, where: str) -> list:
+    if not isinstance(raw, list):
+        raise SettingsError(f"`{where}` must be a list.")
+    return raw
