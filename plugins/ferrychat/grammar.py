@@ -4,6 +4,7 @@ Every refusal is a ``UsageError`` whose message is the command's usage line.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -17,7 +18,15 @@ USAGE = {
     "promote": "`!promote <app> [from <env>] to <env>` or `!promote <app>@<version> to <env>` "
                "[--dry-run] [--force]",
     "rollback": "`!rollback <app> on <env> [to <version>]` [--dry-run]",
+    "approve": "`!approve <change id>` (`!pending` lists them)",
+    "reject": "`!reject <change id> [reason]`",
+    "pending": "`!pending`",
+    "lock": "`!lock <env> [<app>] [reason]`",
+    "unlock": "`!unlock <env> [<app>]`",
+    "locks": "`!locks`",
+    "audit": "`!audit [<env>] [N]`",
 }
+_CHANGE_ID = re.compile(r"^[0-9a-fA-F]{6}$")
 _FLAGS = {"--dry-run": "dry_run", "--force": "force"}
 
 
@@ -122,3 +131,55 @@ def _keyword(rest: list[str], keyword: str, command: str, missing: str) -> str:
     if len(rest) > 2:
         raise UsageError(command, f"Unexpected `{shown(' '.join(rest[2:]))}` after the environment.")
     return rest[1]
+
+
+def parse_nothing(command: str, args: str) -> None:
+    if (args or "").strip():
+        raise UsageError(command, f"`!{command}` takes no arguments.")
+
+
+def parse_change_id(command: str, args: str) -> str:
+    rest, flags = words(command, args)
+    if flags or len(rest) != 1:
+        raise UsageError(command, "Give one change id.")
+    if not _CHANGE_ID.match(rest[0]):
+        raise UsageError(command, f"`{shown(rest[0])}` is not a change id (six hex digits).")
+    return rest[0].lower()
+
+
+def parse_rejection(args: str) -> tuple[str, str]:
+    first, _, reason = (args or "").strip().partition(" ")
+    return parse_change_id("reject", first), " ".join(reason.split())[:200]
+
+
+def parse_lock(args: str, apps, command: str = "lock") -> tuple[str, Optional[str], str]:
+    """``<env> [<app>] [reason]``: the second word is an app when it names one."""
+    rest = (args or "").split()
+    if not rest:
+        raise UsageError(command, "Say which environment.")
+    env, rest = rest[0], rest[1:]
+    known = {a.lower(): a for a in apps}
+    app = known.get(rest[0].lower()) if rest else None
+    if app:
+        rest = rest[1:]
+    reason = " ".join(rest)[:200]
+    if command == "unlock" and reason:
+        raise UsageError(command, f"Unexpected `{shown(reason)}`: no app by that name.")
+    return env, app, reason
+
+
+def parse_audit(args: str) -> tuple[Optional[str], int]:
+    rest, flags = words("audit", args)
+    env, count = None, 10
+    if flags or len(rest) > 2:
+        raise UsageError("audit", "Too many arguments.")
+    for word in rest:
+        if word.isdigit():
+            count = int(word)
+        elif env is None:
+            env = word
+        else:
+            raise UsageError("audit", f"Unexpected `{shown(word)}`.")
+    if not 1 <= count <= 100:
+        raise UsageError("audit", "Give a count from 1 to 100.")
+    return env, count

@@ -265,19 +265,26 @@ class GitOps:
         policy.may_approve(env.policy, env.name, waiting.action, approver.id, waiting.requester.id)
         pin = self.pin(waiting.app, env.name)
         if pin.version != waiting.old:
-            self.guard.drop(waiting.id)
-            raise ApprovalRefused(
-                f"`{waiting.app}` in {env.name} moved from {waiting.old} to {pin.version} since change "
-                f"`{waiting.id}` was asked: nothing changed; ask for it again.")
+            self._pin_moved(waiting, pin.version)
         plan = Plan(waiting.action, pin, waiting.new, waiting.source_environment)
         try:
             self._check_state(plan, force=bool(waiting.forced), admin=bool(waiting.forced))
         except FerryError as e:
             raise ApprovalRefused(f"Change `{waiting.id}` cannot be applied now: {e}") from None
-        change = self._write(plan, waiting.requester, False, forced=waiting.forced, approver=approver,
-                             expect=waiting.old)
+        try:
+            change = self._write(plan, waiting.requester, False, forced=waiting.forced,
+                                 approver=approver, expect=waiting.old)
+        except PinMoved as moved:
+            self._pin_moved(waiting, moved.now)
         self.guard.drop(waiting.id)
         return change
+
+    def _pin_moved(self, waiting: PendingChange, now: Optional[str]):
+        """The approved diff no longer applies: drop the request and say so."""
+        self.guard.drop(waiting.id)
+        raise ApprovalRefused(
+            f"`{waiting.app}` in {waiting.environment} moved from {waiting.old} to {now} since change "
+            f"`{waiting.id}` was asked: nothing changed; ask for it again.")
 
     def reject(self, change_id: str, by: Requester) -> PendingChange:
         """Drop a pending change: its requester withdrawing it, or someone who may approve it."""
@@ -414,8 +421,7 @@ class GitOps:
             self._require_editable(now)
             seen["pin"] = now
             if expect is not None and now.version != expect:
-                raise ApprovalRefused(f"`{pin.app}` in {pin.environment} moved from {expect} to "
-                                      f"{now.version} while approving: nothing changed; ask again.")
+                raise PinMoved(now.version)
             if Plan(action, now, version).noop:
                 return None  # someone got there first
             path = worktree / now.location.file
@@ -469,6 +475,14 @@ class GitOps:
 
     def _workspace(self, environment: str) -> Workspace:
         return self._workspaces[self._repo(environment)]
+
+
+class PinMoved(Exception):
+    """The pin no longer holds the value a change was planned from (internal to approvals)."""
+
+    def __init__(self, now: Optional[str]):
+        super().__init__(now)
+        self.now = now
 
 
 def _shown_version(pin: Optional[Pin]) -> str:

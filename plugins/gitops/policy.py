@@ -52,7 +52,7 @@ class Policy:
     channels: Optional[tuple] = None  # channel IDs or #names changes may come from
     approval: bool = False
     approvers: Optional[tuple] = None  # default: whoever may do the action
-    approval_minutes: int = 60
+    approval_minutes: float = 60
     freezes: tuple = ()
 
     def who_may(self, action: str) -> Optional[tuple]:
@@ -138,8 +138,8 @@ def _approval(raw, where: str):
     if not isinstance(raw, dict) or set(raw) - {"approvers", "expire_minutes"}:
         raise SettingsError(f"`{where}` must be true, false or {{approvers: [...], expire_minutes: 60}}.")
     minutes = raw.get("expire_minutes", 60)
-    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 7 * 24 * 60:
-        raise SettingsError(f"`{where}.expire_minutes` must be a whole number of minutes, 1 to 10080.")
+    if not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or not 0 < minutes <= 7 * 24 * 60:
+        raise SettingsError(f"`{where}.expire_minutes` must be a number of minutes, up to 10080.")
     approvers = _ids(raw["approvers"], f"{where}.approvers") if "approvers" in raw else None
     return True, approvers, minutes
 

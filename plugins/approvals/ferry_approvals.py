@@ -1,0 +1,43 @@
+from errbot import BotPlugin, botcmd
+
+from ferrychat import grammar, render
+from ferrychat.replies import answers, requester
+
+
+class FerryApprovals(BotPlugin):
+    """Four-eyes approval: changes into guarded environments wait for a second person."""
+
+    @botcmd
+    @answers
+    def approve(self, msg, args):
+        """Apply a change waiting for approval: `!approve a1b2c3`
+
+        Someone other than the requester, allowed to approve in that environment, approves it. The
+        change is checked again first: the pin must still be at the value its diff was made from.
+        """
+        change_id = grammar.parse_change_id("approve", args)
+        ferry = self.get_plugin("Ferry")
+        change = ferry.gitops.approve(change_id, requester(msg))
+        yield render.change(change)
+        if change.commit is not None:
+            ferry.committed(change, msg)
+
+    @botcmd
+    @answers
+    def reject(self, msg, args):
+        """Drop a change waiting for approval: `!reject a1b2c3 [reason]`"""
+        change_id, reason = grammar.parse_rejection(args)
+        dropped = self.get_plugin("Ferry").gitops.reject(change_id, requester(msg))
+        why = f": {reason}" if reason else ""
+        return (f"Rejected change `{dropped.id}` ({dropped.action} `{dropped.app}` {dropped.old} → "
+                f"{dropped.new} in {dropped.environment}, asked by {dropped.requester.signature}){why}.")
+
+    @botcmd
+    @answers
+    def pending(self, msg, args):
+        """Changes waiting for approval: `!pending`"""
+        grammar.parse_nothing("pending", args)
+        waiting = self.get_plugin("Ferry").gitops.pending()
+        if not waiting:
+            return "No change is waiting for approval."
+        return "\n\n".join(render.pending(p) for p in waiting)

@@ -1,0 +1,78 @@
+"""Per-environment policy as pure functions: who, where, when; and its settings."""
+from datetime import datetime, timezone
+
+import pytest
+
+from gitops.errors import SettingsError
+from gitops.policy import (Locked, NotAllowed, authorise, may_approve, parse_policy,
+                           refuse_locked)
+
+FRIDAY_1730_PARIS = datetime(2026, 11, 27, 16, 30, tzinfo=timezone.utc)
+MONDAY_0830_PARIS = datetime(2026, 11, 30, 7, 30, tzinfo=timezone.utc)
+
+
+def policy(**raw):
+    return parse_policy(raw, "environments[3].policy", "prod")
+
+
+def test_production_needs_approval_by_default_others_do_not():
+    assert parse_policy(None, "p", "prod").approval
+    assert parse_policy(None, "p", "live", ("production",)).approval
+    assert not parse_policy(None, "p", "qa").approval
+    assert not policy(approval=False).approval
+
+
+def test_who_may_and_from_where():
+    p = policy(deploy=["U1", "U2"], channels=["C0DEPLOY", "#deploys"])
+    authorise(p, "prod", "deploy", "U1", ("C0DEPLOY",))
+    authorise(p, "prod", "rollback", "U9", ("#deploys",))  # rollback: anyone
+    with pytest.raises(NotAllowed, match="You may not deploy to prod: ask U1, U2."):
+        authorise(p, "prod", "deploy", "U9", ("C0DEPLOY",))
+    with pytest.raises(NotAllowed, match="Changes to prod are asked in C0DEPLOY, #deploys, not here."):
+        authorise(p, "prod", "deploy", "U1", ())  # a DM
+
+
+def test_approvers_default_to_who_may_and_never_the_requester():
+    p = policy(deploy=["U1", "U2"])
+    may_approve(p, "prod", "deploy", "U2", "U1")
+    with pytest.raises(NotAllowed, match="cannot approve your own change"):
+        may_approve(p, "prod", "deploy", "U1", "U1")
+    with pytest.raises(NotAllowed, match="ask U1, U2"):
+        may_approve(p, "prod", "deploy", "U3", "U1")
+    q = policy(deploy=["U1"], approval={"approvers": ["U7"], "expire_minutes": 30})
+    may_approve(q, "prod", "deploy", "U7", "U1")
+    assert q.approval_minutes == 30
+
+
+def test_locks_name_who_why_and_since():
+    with pytest.raises(Locked, match=r"prod is locked by Ann since 2026-11-26 10:00 UTC: incident 42\. An admin"):
+        refuse_locked("prod", "web", {"prod": {"by": "Ann", "when": "2026-11-26 10:00 UTC",
+                                                "reason": "incident 42"}}, policy(), FRIDAY_1730_PARIS)
+    with pytest.raises(Locked, match="`web` in prod is locked by Bo"):
+        refuse_locked("prod", "web", {"prod/web": {"by": "Bo", "when": "x", "reason": ""}}, policy(),
+                      FRIDAY_1730_PARIS)
+    refuse_locked("prod", "api", {"prod/web": {"by": "Bo", "when": "x"}}, policy(), FRIDAY_1730_PARIS)
+
+
+def test_freeze_window_across_the_weekend_in_its_time_zone():
+    p = policy(freeze=[{"from": "Fri 16:00", "to": "Mon 08:00", "timezone": "Europe/Paris"}])
+    with pytest.raises(Locked, match=r"frozen \(Fri 16:00 → Mon 08:00 Europe/Paris\) until Mon 2026-11-30 08:00 CET"):
+        refuse_locked("prod", "web", {}, p, FRIDAY_1730_PARIS)
+    refuse_locked("prod", "web", {}, p, MONDAY_0830_PARIS)
+    refuse_locked("prod", "web", {}, p, datetime(2026, 11, 27, 14, 59, tzinfo=timezone.utc))  # Fri 15:59
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"deploy": "U1"}, "`environments[3].policy.deploy` must be a list"),
+    ({"deploy": [1]}, "must be a list of chat user or channel IDs"),
+    ({"who": ["U1"]}, "unknown key `who`"),
+    ({"approval": "yes"}, "must be true, false or"),
+    ({"approval": {"expire_minutes": 0}}, "must be a number of minutes"),
+    ({"freeze": [{"from": "Friday", "to": "Mon 08:00"}]}, "must be a weekday and a time"),
+    ({"freeze": [{"from": "Fri 16:00", "to": "Mon 08:00", "timezone": "Mars/Olympus"}]}, "is not a time zone"),
+    ({"freeze": [{"from": "Fri 16:00"}]}, "freeze[0]` must be"),
+])
+def test_bad_policy_names_the_key(raw, message):
+    with pytest.raises(SettingsError) as e:
+        policy(**raw)
+    assert message in str(e.value)
