@@ -3,10 +3,12 @@
 FERRY_BACKEND      SlackV3 (default), or Text for a local console (make demo)
 FERRY_DATA_DIR     Errbot's storage and Ferry's Git clones (default ./data)
 FERRY_ADMINS       comma-separated chat user IDs of the bot admins (Slack: U…)
+FERRY_ACCESS_CONTROLS  JSON merged over ACCESS_CONTROLS below (Errbot's command ACLs)
 SLACK_BOT_TOKEN    xoxb-… bot token (SlackV3)
 SLACK_APP_TOKEN    xapp-… app-level token for Socket Mode (SlackV3)
 GITOPS_CONFIG      path of Ferry's GitOps settings file (read by the plugins, see README)
 """
+import json
 import logging
 import os
 from pathlib import Path
@@ -41,12 +43,17 @@ BOT_PREFIX = "!"
 BOT_ALT_PREFIXES = ("@ferry",)
 SUPPRESS_CMD_NOT_FOUND = False
 
-# Errbot's own command ACLs: admin commands by DM only. Per-environment policy lives in the
-# GitOps settings file.
+# Errbot's own command ACLs. Admin commands (locks, plugins, backups) by admins and by DM only;
+# who may change which environment is the GitOps settings' per-environment policy.
 ACCESS_CONTROLS_DEFAULT = {}
 ACCESS_CONTROLS = {
+    "FerryLocks:*": {"allowusers": BOT_ADMINS, "allowmuc": False},
     "Plugins:*": {"allowusers": BOT_ADMINS, "allowmuc": False},
     "Backup:*": {"allowusers": BOT_ADMINS, "allowmuc": False},
 }
+try:
+    ACCESS_CONTROLS.update(json.loads(os.environ.get("FERRY_ACCESS_CONTROLS") or "{}"))
+except (json.JSONDecodeError, TypeError, ValueError) as e:
+    raise SystemExit(f"FERRY_ACCESS_CONTROLS is not a JSON object of Errbot ACLs: {e}") from None
 HIDE_RESTRICTED_COMMANDS = True
 HIDE_RESTRICTED_ACCESS = False
