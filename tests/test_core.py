@@ -250,3 +250,15 @@ def test_environment_and_values_diff(fleet):
     assert (pa.version, pb.version) == ("6.5.2", "6.5.0")
     assert "-  replicaCount: 1\n+  replicaCount: 3" in diff or ("-replicaCount: 1" in diff and "+replicaCount: 3" in diff)
     assert "podinfo on qa" in diff and "podinfo on prod" in diff
+
+
+def test_pins_derived_after_a_deploy_equal_a_fresh_discovery(fleet):
+    """After its own commit the core derives the new inventory instead of re-reading the fleet;
+    what it derives must be exactly what discovery finds at that commit."""
+    url, core = fleet
+    core.inventory()
+    change = core.deploy("redis", "qa", "19.0.0", ALICE)
+    derived = core.inventory(refresh=False)
+    assert derived.commit.startswith(change.commit.sha[:12])
+    core._pins_by_commit.clear()
+    assert core.inventory(refresh=False) == derived

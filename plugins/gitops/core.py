@@ -412,24 +412,22 @@ class GitOps:
 
         seen: dict = {}
 
-        def edit(tree, worktree: Path):
+        def edit(tree):
             # Runs on the newest tip, again after a rejected push: plan from what is there now.
             current = self._pins(self._repo(pin.environment), tree.commit, tree)
             now = next((p for p in current if p.app == pin.app and p.environment == pin.environment), None)
             if now is None:
                 raise UnknownApp(pin.app, [], pin.environment)
             self._require_editable(now)
-            seen["pin"] = now
+            seen["pin"], seen["base"] = now, tree.commit
             if expect is not None and now.version != expect:
                 raise PinMoved(now.version)
             if Plan(action, now, version).noop:
                 return None  # someone got there first
-            path = worktree / now.location.file
-            old_text = path.read_bytes().decode("utf-8")
+            old_text = tree.read(now.location.file)
             new_text = editing.set_version(old_text, now.location, version)
-            path.write_bytes(new_text.encode("utf-8"))
             seen["diff"] = editing.unified_diff(now.location.file, old_text, new_text)
-            return [now.location.file]
+            return {now.location.file: new_text}
 
         message = _commit_message(plan, requester, approver, forced)
         result = ws.change(edit, author=requester, message=message)
@@ -437,6 +435,7 @@ class GitOps:
         if result is None:
             return Change(old=now.version, new=version, diff="", noop=True, **base)
         sha, files = result
+        self._derive_pins(self._repo(pin.environment), seen["base"], sha, now, version)
         self.guard.forget_rollback(pin.environment, pin.app, version)
         if action == "rollback" and now.version:
             self.guard.remember_rollback(pin.environment, pin.app, now.version, requester)
@@ -469,6 +468,16 @@ class GitOps:
                 self._pins_by_commit.clear()
             self._pins_by_commit[key] = pins
         return pins
+
+    def _derive_pins(self, repo: RepoSettings, base: str, sha: str, changed: Pin, version: str) -> None:
+        """Ferry's own commit changed one scalar on ``base``: the pins at ``sha`` are those of
+        ``base`` with that one version replaced, so the next command need not re-discover."""
+        with self._cache_lock:
+            before = self._pins_by_commit.get((repo, base))
+            if before is not None:
+                self._pins_by_commit[(repo, sha)] = tuple(
+                    replace(p, version=version, is_range=False) if p.location == changed.location else p
+                    for p in before)
 
     def _repo(self, environment: str) -> RepoSettings:
         return self.settings.environment(environment).repo
