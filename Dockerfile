@@ -19,5 +19,7 @@ ENV FERRY_DATA_DIR=/data \
     PYTHONUNBUFFERED=1
 RUN mkdir -p /data && chown ferry:ferry /data
 VOLUME ["/data"]
+# Errbot's Webserver, once configured (see README): Flux posts its events to /flux/<env>
+EXPOSE 3141
 USER ferry
 CMD ["errbot", "--config", "/app/config.py"]

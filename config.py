@@ -7,6 +7,7 @@ FERRY_ACCESS_CONTROLS  JSON merged over ACCESS_CONTROLS below (Errbot's command 
 SLACK_BOT_TOKEN    xoxb-… bot token (SlackV3)
 SLACK_APP_TOKEN    xapp-… app-level token for Socket Mode (SlackV3)
 GITOPS_CONFIG      path of Ferry's GitOps settings file (read by the plugins, see README)
+GITOPS_FLUX_TOKEN_<ENV>  token Flux signs <env>'s events with, for /flux/<env> on Errbot's Webserver
 """
 import json
 import logging

@@ -1,9 +1,11 @@
 """Real Git remotes for the tests: bare repositories on disk, no mocks (a pytest plugin module).
 
 Fixtures
-- ``bare_remote``: a factory ``make_remote(files, branch="main") -> url``. ``files`` is a dict of
-  repo-relative path -> text, or a folder (``Path``) to copy; the bare repository gets one commit
-  of them on ``branch``. The url is a ``file://`` URL, as a settings file would name it.
+- ``bare_remote``: a factory ``make_remote(files, branch="main", executables=(), symlinks={})
+  -> url``. ``files`` is a dict of repo-relative path -> text, or a folder (``Path``) to copy; the
+  bare repository gets one commit of them on ``branch``, the paths in ``executables`` with mode
+  100755 and ``symlinks`` (path -> target) as symlinks. The url is a ``file://`` URL, as a
+  settings file would name it.
 - ``external_commit``: ``external_commit(url, files, message="external change", branch="main")
   -> sha`` pushes a commit from a second clone, as a colleague would (``files``: path -> text, or
   None to delete). Use it to simulate someone else pushing between Ferry's fetch and push.
@@ -89,7 +91,8 @@ def bare_remote(tmp_path):
     """Factory: a bare repository seeded with one commit of the given files; returns its URL."""
     counter = itertools.count(1)
 
-    def make_remote(files: Union[dict, Path], branch: str = "main") -> str:
+    def make_remote(files: Union[dict, Path], branch: str = "main", executables=(),
+                    symlinks: Optional[dict] = None) -> str:
         n = next(counter)
         bare, seed = tmp_path / f"remote{n}.git", tmp_path / f"seed{n}"
         git("init", "--quiet", "--bare", "--initial-branch", branch, str(bare))
@@ -98,7 +101,12 @@ def bare_remote(tmp_path):
             shutil.copytree(files, seed, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git"))
         else:
             _write(seed, files)
+        for path, target in (symlinks or {}).items():
+            (seed / path).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(target, seed / path)
         git("add", "--all", cwd=seed)
+        for path in executables:
+            git("update-index", "--chmod=+x", "--", path, cwd=seed)
         git("commit", "--quiet", "--allow-empty", "-m", "Seed the repository", cwd=seed)
         git("push", "--quiet", str(bare), f"HEAD:refs/heads/{branch}", cwd=seed)
         shutil.rmtree(seed)

@@ -1,5 +1,7 @@
 """Replies that fit a chat window: tables in code blocks, long lists cut with a count."""
-from ferrychat.render import overview, pinned, table
+import time
+
+from ferrychat.render import app_overview, live, overview, pinned, table
 from gitops.model import Pin, PinLocation
 
 
@@ -32,3 +34,35 @@ def test_overview_of_a_thousand_apps_stays_short():
     assert "… and 960 more apps (use `!versions <app>`)." in text
     assert text.endswith("Registry r did not answer within 5 s.")
     assert len(text.splitlines()) < 50
+
+
+def reported(state, version, seconds_ago, reason="UpgradeSucceeded", now=1_800_000_000):
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - seconds_ago))
+    return {"state": state, "version": version, "reason": reason, "received": at, "message": "boom\nmore"}
+
+
+def test_live_cells_mark_drift_and_failure_with_an_age():
+    now = 1_800_000_000
+    assert live(pin("a", "qa", "1.0.0"), None, now) == ""
+    assert live(pin("a", "qa", "1.0.0"), reported("live", "1.0.0", 75), now) == "live 1m"
+    assert live(pin("a", "qa", "v1.0.0"), reported("live", "1.0.0", 5), now) == "live 5s"
+    assert live(pin("a", "qa", "1.0.0"), reported("live", "0.9.0", 7300), now) == "≠0.9.0 live 2h"
+    assert live(pin("a", "qa", "1.0.0"), reported("failed", "1.0.0", 40, "UpgradeFailed"), now) == "!1.0.0 failed 40s"
+    assert live(pin("a", "qa", "1.0.0"), reported("failed", "0.9.0", 3 * 86400, "RollbackSucceeded"), now) \
+        == "!0.9.0 rolled-back 3d"
+    assert live(pin("a", "qa", ">=1.0.0", is_range=True), reported("live", "1.2.0", 60), now) == "1.2.0 live 1m"
+
+
+def test_overview_shows_live_next_to_pinned_with_a_legend_only_when_known():
+    pins = [pin("a", "qa", "1.0.0"), pin("a", "prod", "0.9.0")]
+    plain = overview(pins, ["qa", "prod"], {"a": "1.0.0"})
+    assert "Live as Flux" not in plain
+    text = overview(pins, ["qa", "prod"], {"a": "1.0.0"}, live_states={
+        ("a", "qa"): reported("live", "1.0.0", 60), ("a", "prod"): reported("failed", "0.9.0", 60, "TestFailed")},
+        now=1_800_000_000)
+    row = next(line for line in text.splitlines() if line.startswith("a "))
+    assert row.split() == ["a", "1.0.0", "live", "1m", "0.9.0*", "!0.9.0", "failed", "1m", "1.0.0"]
+    assert "`≠` another version runs (drift)" in text
+    one = app_overview("a", pins, [], live_states={("a", "prod"): reported("failed", "0.9.0", 60, "TestFailed")},
+                       now=1_800_000_000)
+    assert "prod: Flux reports TestFailed: boom." in one and "qa    1.0.0    -" in one

@@ -60,6 +60,12 @@ def test_unknown_environment_suggests_nearest():
     (lambda r: r.update(colour="blue"), "unknown key `colour`"),
     (lambda r: r["repo"].update(url="https://bob:s3cret@git.example.com/x.git"), "holds a password"),
     (lambda r: r.update(registry_timeout=0), "`registry_timeout`"),
+    (lambda r: r.update(flux={"timeout_minutes": 0}), "`flux.timeout_minutes` must be a number of minutes"),
+    (lambda r: r.update(flux={"max_age_minutes": "15"}), "`flux.max_age_minutes` must be a number"),
+    (lambda r: r.update(flux={"token": "s3cret"}), "`flux` has an unknown key `token`"),
+    (lambda r: r.update(flux=[]), "`flux` must be a mapping"),
+    (lambda r: r.update(environments=[{"name": "dev", "path": "a", "notify": ""}]),
+     "`environments[0].notify` must be a non-empty string"),
 ])
 def test_wrong_settings_name_the_key(change, message):
     raw = {**BASE, "repo": dict(BASE["repo"]), "environments": list(BASE["environments"])}
@@ -115,3 +121,25 @@ def test_the_example_settings_file_loads():
     assert s.environment_names == ["dev", "qa", "stag", "prod"]
     assert s.environment("production").repo.url == "git@github.com:acme/fleet-prod.git"
     assert s.apps["web"].chart == "podinfo"
+    assert s.environment("prod").notify == "#deploys-prod" and s.flux.timeout_minutes == 10
+
+
+def test_flux_feedback_settings_and_tokens(tmp_path):
+    s = parse(BASE)
+    assert (s.flux.timeout_minutes, s.flux.max_age_minutes) == (10, 15)
+    assert s.environment("prod").notify == "" and s.secrets.flux_token("prod") == ""
+    raw = {**BASE, "flux": {"timeout_minutes": 0.5, "max_age_minutes": 30},
+           "environments": [dict(e) for e in BASE["environments"]]}
+    raw["environments"][3]["notify"] = "#deploys-prod"
+    token = tmp_path / "token"
+    token.write_text("from-a-file\n")
+    s = parse(raw, {"GITOPS_FLUX_TOKEN_PROD": "prod-hmac", "GITOPS_FLUX_TOKEN_QA_FILE": str(token),
+                    "GITOPS_FLUX_TOKEN_DEV": ""})
+    assert (s.flux.timeout_minutes, s.flux.max_age_minutes) == (0.5, 30)
+    assert s.environment("production").notify == "#deploys-prod"
+    assert s.secrets.flux_token("prod") == "prod-hmac" and s.secrets.flux_token("qa") == "from-a-file"
+    assert s.secrets.flux_token("dev") == "" and s.secrets.flux_token("stag") == ""
+    assert "prod-hmac" not in repr(s) and {"prod-hmac", "from-a-file"} <= set(s.secrets.values())
+    odd = parse({**BASE, "environments": [{"name": "eu-west.prod", "path": "x"}]},
+                {"GITOPS_FLUX_TOKEN_EU_WEST_PROD": "t"})
+    assert odd.secrets.flux_token("eu-west.prod") == "t"

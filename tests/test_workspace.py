@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+import gitops.workspace as workspace_module
 from gitops.errors import FerryError, GitUnauthorized, GitUnavailable, PushRejected
 from gitops.model import Requester
-from gitops.workspace import (FileRevision, GitTree, Workspace, author_identity, commit_url,
-                              git_environment)
+from gitops.workspace import (FileRevision, GitTree, Workspace, _has_changed_path_graph,
+                              author_identity, commit_url, git_environment)
 from tests.fixtures_git import git, install_hook, remote_file, remote_log, remote_path, remote_tip
 
 ALICE = Requester("U024BE7LH", "Alice Liddell", "alice@example.com")
@@ -44,21 +45,52 @@ def workspace(tmp_path):
 
 
 def set_version(path: str, version: str):
-    """An edit callback that pins ``version`` in ``path`` and reports it (None when already so)."""
-    def edit(tree: GitTree, root: Path):
+    """An edit callback that pins ``version`` in ``path`` (None when already so)."""
+    def edit(tree: GitTree):
         text = f"version: {version}\n"
         if tree.read(path) == text:
             return None
-        (root / path).write_text(text)
-        return [path]
+        return {path: text}
     return edit
 
 
-def assert_clean(ws: Workspace) -> None:
-    """The clone sits exactly on origin/<branch>: nothing modified, nothing untracked or ignored."""
-    assert git("status", "--porcelain", "--ignored", cwd=ws.directory) == ""
-    assert git("rev-parse", "HEAD", cwd=ws.directory) == git(
-        "rev-parse", f"refs/remotes/origin/{ws.branch}", cwd=ws.directory)
+def assert_consistent(ws: Workspace, url: str) -> None:
+    """The clone as a change must leave it, whatever happened: nothing checked out, no index, no
+    ref but the clone's own two, origin/<branch> where head() says and on the remote's line."""
+    assert sorted(p.name for p in ws.directory.iterdir()) == [".git"]
+    assert not (ws.directory / ".git" / "index").exists()
+    refs = set(git("for-each-ref", "--format=%(refname)", cwd=ws.directory).splitlines())
+    assert refs - {"refs/remotes/origin/HEAD"} == {f"refs/heads/{ws.branch}",
+                                                   f"refs/remotes/origin/{ws.branch}"}
+    tracking = git("rev-parse", f"refs/remotes/origin/{ws.branch}", cwd=ws.directory)
+    assert tracking == ws.head(refresh=False) and tracking in remote_log(url, ws.branch)
+    git("fsck", "--connectivity-only", "--no-dangling", cwd=ws.directory)
+
+
+def assert_listed_like_git(ws: Workspace, sha: str) -> None:
+    """``ws.tree(sha)`` (for a commit of ours: derived from its parent, not listed) is what
+    ``git ls-tree`` says: the same files, blobs and modes."""
+    tree = ws.tree(sha)
+    listing = git("ls-tree", "-r", "-z", sha, cwd=ws.directory).strip("\0").split("\0")
+    entries = {line.split("\t", 1)[1]: line.split("\t", 1)[0].split() for line in listing}
+    files = {path: (mode, blob) for path, (mode, kind, blob) in entries.items() if mode != "120000"}
+    assert tree.files() == sorted(files)
+    assert {path: (tree.mode(path), tree.blob_id(path)) for path in tree.files()} == files
+    assert all(tree.read(path) == git("cat-file", "blob", blob, cwd=ws.directory) + "\n"
+               for path, (_, blob) in files.items() if path.endswith(".sh"))
+
+
+def git_calls(monkeypatch) -> list:
+    """Record the git subcommand of every short-lived git process the workspace starts."""
+    calls = []
+    run = workspace_module._run
+
+    def recording(args, *rest):
+        calls.append(next(a for a in args if not a.startswith("-")))
+        return run(args, *rest)
+
+    monkeypatch.setattr(workspace_module, "_run", recording)
+    return calls
 
 
 def one_line(error: Exception) -> str:
@@ -120,8 +152,8 @@ def test_tree_lists_and_reads_committed_files_whatever_the_worktree_holds(bare_r
     assert ws.tree(tree.commit) is tree  # listed once per commit
 
 
-def test_reads_run_while_a_change_holds_a_dirty_worktree(bare_remote, workspace):
-    """Readers in other threads neither wait for a writer nor see its half-made worktree."""
+def test_reads_run_while_a_change_is_being_made(bare_remote, workspace):
+    """Readers in other threads neither wait for a writer nor see its half-made commit."""
     url = bare_remote(FILES)
     ws = workspace(url)
     before = ws.head()
@@ -132,15 +164,12 @@ def test_reads_run_while_a_change_holds_a_dirty_worktree(bare_remote, workspace)
         seen["text"] = ws.tree(before).read("apps/dev/podinfo.yaml")
         seen["history"] = len(ws.file_history("apps/dev/podinfo.yaml", before))
 
-    def edit(tree, root):
-        (root / "apps/dev/podinfo.yaml").write_text("half written")
-        (root / "README.md").unlink()
+    def edit(tree):
         reader = threading.Thread(target=read_elsewhere)
         reader.start()
         reader.join(timeout=10)
         assert not reader.is_alive(), "a reader waited for the writer"
-        (root / "apps/dev/podinfo.yaml").write_text("version: 6.5.3\n")
-        return ["apps/dev/podinfo.yaml"]
+        return {"apps/dev/podinfo.yaml": "version: 6.5.3\n", "README.md": None}
 
     ws.change(edit, author=ALICE, message=MESSAGE)
     assert seen == {"head": before, "text": "version: 6.5.0\n", "history": 1}
@@ -148,20 +177,19 @@ def test_reads_run_while_a_change_holds_a_dirty_worktree(bare_remote, workspace)
 
 # ---- change ------------------------------------------------------------------------------------
 
-def test_change_commits_exactly_the_listed_paths_as_the_requester(bare_remote, workspace):
+def test_change_commits_exactly_the_returned_texts_as_the_requester(bare_remote, workspace):
     url = bare_remote(FILES)
     ws = workspace(url, committer=("Ferry Bot", "ferry@bot.test"))
     before = ws.head()
 
-    def edit(tree, root):
-        (root / "apps/dev/podinfo.yaml").write_text("version: 6.5.3\n")
-        (root / "apps/qa/podinfo.yaml").write_text("version: 9.9.9\n")  # changed but not listed
-        (root / "apps/stag").mkdir()
-        (root / "apps/stag/podinfo.yaml").write_text("version: 6.5.3\n")
-        (root / "README.md").unlink()
-        return ["apps/dev/podinfo.yaml", "apps/stag/podinfo.yaml", root / "README.md"]
+    def edit(tree):
+        return {"apps/dev/podinfo.yaml": "version: 6.5.3\n",
+                "apps/qa/podinfo.yaml": tree.read("apps/qa/podinfo.yaml"),  # the same: no change
+                "apps/stag/podinfo.yaml": b"version: 6.5.3\n",  # new, in a new directory
+                "./README.md": None,  # deleted
+                "apps/prod/gone.yaml": None}  # not there: nothing to delete
 
-    sha, paths = ws.change(edit, author=ALICE, message=MESSAGE + "# not a comment\n")
+    sha, paths = ws.change(edit, author=ALICE, message="\n" + MESSAGE + "# not a comment  \n\n")
     assert sha == remote_tip(url) == ws.head(refresh=False)
     assert paths == ["README.md", "apps/dev/podinfo.yaml", "apps/stag/podinfo.yaml"]
     assert remote_log(url, fmt="%P")[0] == before
@@ -173,6 +201,8 @@ def test_change_commits_exactly_the_listed_paths_as_the_requester(bare_remote, w
     assert git("--git-dir", str(remote_path(url)), "log", "-1", "--format=%B", sha) == (
         MESSAGE + "# not a comment").strip()
     assert remote_file(url, "apps/qa/podinfo.yaml") == "version: 6.4.0"
+    assert_consistent(ws, url)
+    assert_listed_like_git(ws, sha)
 
 
 @pytest.mark.parametrize("requester, expected", [
@@ -194,10 +224,11 @@ def test_requester_without_email_commits_with_the_placeholder(bare_remote, works
 
 
 @pytest.mark.parametrize("edit", [
-    lambda tree, root: None,
-    lambda tree, root: [],
+    lambda tree: None,
+    lambda tree: {},
     set_version("apps/dev/podinfo.yaml", "6.5.0"),  # already pinned
-    lambda tree, root: ["README.md"],  # listed, but the same content: nothing to commit
+    lambda tree: {"README.md": "flux repo\n"},  # returned, but the same content: nothing to commit
+    lambda tree: {"apps/prod/podinfo.yaml": None},  # deleting what is not there
 ])
 def test_nothing_to_do_makes_no_commit(bare_remote, workspace, edit):
     url = bare_remote(FILES)
@@ -205,7 +236,7 @@ def test_nothing_to_do_makes_no_commit(bare_remote, workspace, edit):
     before = remote_tip(url)
     assert ws.change(edit, author=ALICE, message=MESSAGE) is None
     assert remote_tip(url) == before
-    assert_clean(ws)
+    assert_consistent(ws, url)
 
 
 def test_a_push_by_someone_else_makes_the_edit_run_again_on_the_new_tip(
@@ -214,11 +245,11 @@ def test_a_push_by_someone_else_makes_the_edit_run_again_on_the_new_tip(
     ws = workspace(url)
     trees = []
 
-    def edit(tree, root):
+    def edit(tree):
         trees.append(tree.commit)
         if len(trees) == 1:  # someone pushes between our fetch and our push
             trees.append(external_commit(url, {"apps/qa/podinfo.yaml": "version: 6.5.0\n"}))
-        return set_version("apps/dev/podinfo.yaml", "6.5.3")(tree, root)
+        return set_version("apps/dev/podinfo.yaml", "6.5.3")(tree)
 
     sha, paths = ws.change(edit, author=ALICE, message=MESSAGE)
     first, external, second = trees
@@ -226,7 +257,7 @@ def test_a_push_by_someone_else_makes_the_edit_run_again_on_the_new_tip(
     assert remote_log(url) == [sha, external, first]  # linear: theirs is our parent, not forced
     assert remote_file(url, "apps/qa/podinfo.yaml") == "version: 6.5.0"
     assert remote_file(url, "apps/dev/podinfo.yaml") == "version: 6.5.3"
-    assert_clean(ws)
+    assert_consistent(ws, url)
 
 
 def test_the_re_plan_may_find_nothing_left_to_do(bare_remote, workspace, external_commit):
@@ -234,16 +265,16 @@ def test_the_re_plan_may_find_nothing_left_to_do(bare_remote, workspace, externa
     ws = workspace(url)
     calls = []
 
-    def edit(tree, root):
+    def edit(tree):
         calls.append(tree.commit)
         if len(calls) == 1:  # a colleague deployed the same version first
             external_commit(url, {"apps/dev/podinfo.yaml": "version: 6.5.3\n"})
-        return set_version("apps/dev/podinfo.yaml", "6.5.3")(tree, root)
+        return set_version("apps/dev/podinfo.yaml", "6.5.3")(tree)
 
     assert ws.change(edit, author=ALICE, message=MESSAGE) is None
     assert len(calls) == 2 and calls[1] == remote_tip(url)
     assert remote_log(url, fmt="%an")[0] == "Someone Else"
-    assert_clean(ws)
+    assert_consistent(ws, url)
 
 
 def test_a_branch_that_keeps_moving_ends_in_push_rejected(bare_remote, workspace, external_commit):
@@ -251,17 +282,17 @@ def test_a_branch_that_keeps_moving_ends_in_push_rejected(bare_remote, workspace
     ws = workspace(url, push_attempts=2)
     calls = []
 
-    def edit(tree, root):
+    def edit(tree):
         calls.append(tree.commit)
         external_commit(url, {"README.md": f"busy {len(calls)}\n"})
-        return set_version("apps/dev/podinfo.yaml", "6.5.3")(tree, root)
+        return set_version("apps/dev/podinfo.yaml", "6.5.3")(tree)
 
     with pytest.raises(PushRejected) as caught:
         ws.change(edit, author=ALICE, message=MESSAGE)
     assert len(calls) == 2
     assert "rejected 2 times" in one_line(caught.value)
     assert remote_log(url, fmt="%an")[0] == "Someone Else"
-    assert_clean(ws)
+    assert_consistent(ws, url)
 
 
 def test_a_hook_refusing_the_push_is_reported_once_without_retrying(bare_remote, workspace):
@@ -272,9 +303,9 @@ def test_a_hook_refusing_the_push_is_reported_once_without_retrying(bare_remote,
     before = remote_tip(url)
     calls = []
 
-    def edit(tree, root):
+    def edit(tree):
         calls.append(tree.commit)
-        return set_version("apps/dev/podinfo.yaml", "6.5.3")(tree, root)
+        return set_version("apps/dev/podinfo.yaml", "6.5.3")(tree)
 
     with pytest.raises(PushRejected) as caught:
         ws.change(edit, author=ALICE, message=MESSAGE)
@@ -283,33 +314,211 @@ def test_a_hook_refusing_the_push_is_reported_once_without_retrying(bare_remote,
     assert url.replace("file://", "") in text or url in text
     assert len(calls) == 1
     assert remote_tip(url) == before
-    assert_clean(ws)
+    assert_consistent(ws, url)
 
 
-def test_a_failing_callback_leaves_the_clone_clean_and_the_remote_untouched(bare_remote, workspace):
+def test_a_failing_callback_leaves_the_clone_and_the_remote_untouched(bare_remote, workspace):
     url = bare_remote(FILES)
     ws = workspace(url)
     before = remote_tip(url)
 
-    def edit(tree, root):
-        (root / "apps/dev/podinfo.yaml").write_text("half done")
-        (root / "new.yaml").write_text("x: 1\n")
-        (root / ".gitignore").write_text("*.tmp\n")
-        (root / "scratch.tmp").write_text("ignored file\n")
+    def edit(tree):
         raise FerryError("Chart `podinfo` has no version `9.9.9` in the registry.")
 
     with pytest.raises(FerryError, match="no version `9.9.9`"):
         ws.change(edit, author=ALICE, message=MESSAGE)
     assert remote_tip(url) == before
-    assert_clean(ws)
+    assert_consistent(ws, url)
 
 
-def test_a_callback_naming_a_path_outside_the_repository_is_a_bug(bare_remote, workspace):
+@pytest.mark.parametrize("path", [
+    "../outside.yaml", "apps/../../outside.yaml", "/etc/passwd", ".git/config", "apps/.GIT/x", "",
+    ".", "apps/dev",  # a directory
+    "README.md/inner.yaml",  # under a file
+    "link.yaml", "link.yaml/x",  # a symlink, and under one
+])
+def test_a_callback_naming_a_path_that_is_not_a_file_in_the_repository_is_a_bug(
+        bare_remote, workspace, path):
+    url = bare_remote(FILES, symlinks={"link.yaml": "apps/dev/podinfo.yaml"})
+    ws = workspace(url)
+    before = remote_tip(url)
+    for content in ("x: 1\n", None):
+        with pytest.raises(ValueError):
+            ws.change(lambda tree: {path: content}, author=ALICE, message=MESSAGE)
+    assert remote_tip(url) == before
+    assert_consistent(ws, url)
+
+
+@pytest.mark.parametrize("returned", [
+    ["apps/dev/podinfo.yaml"],  # the old contract: paths changed in a worktree
+    {"apps/dev/podinfo.yaml": 7},
+    {Path("/abs/apps/dev/podinfo.yaml"): "x"},
+    {"apps/dev/podinfo.yaml": "x", "apps//dev/podinfo.yaml": "y"},  # one file twice
+    {"apps/new": "x", "apps/new/inner.yaml": "y"},  # a file and a directory at once
+])
+def test_a_callback_returning_anything_but_texts_by_path_is_a_bug(bare_remote, workspace, returned):
     url = bare_remote(FILES)
     ws = workspace(url)
-    with pytest.raises(ValueError):
-        ws.change(lambda tree, root: ["../outside.yaml"], author=ALICE, message=MESSAGE)
-    assert_clean(ws)
+    with pytest.raises((TypeError, ValueError)):
+        ws.change(lambda tree: returned, author=ALICE, message=MESSAGE)
+    assert_consistent(ws, url)
+
+
+def test_a_file_keeps_its_mode_and_a_new_file_is_not_executable(bare_remote, workspace):
+    url = bare_remote({**FILES, "bin/render.sh": "#!/bin/sh\necho v1\n"}, executables=["bin/render.sh"])
+    ws = workspace(url)
+    assert ws.tree(ws.head()).mode("bin/render.sh") == "100755"
+    assert ws.tree(ws.head()).mode("README.md") == "100644"
+    sha, _ = ws.change(lambda tree: {"bin/render.sh": "#!/bin/sh\necho v2\n", "README.md": "changed\n",
+                                     "bin/new.sh": "#!/bin/sh\n"}, author=ALICE, message=MESSAGE)
+    assert_listed_like_git(ws, sha)
+    listing = git("--git-dir", str(remote_path(url)), "ls-tree", "-r", "main").splitlines()
+    modes = {line.split("\t")[1]: line.split()[0] for line in listing}
+    assert modes == {"README.md": "100644", "apps/dev/podinfo.yaml": "100644",
+                     "apps/qa/podinfo.yaml": "100644", "bin/new.sh": "100644",
+                     "bin/render.sh": "100755"}
+    assert remote_file(url, "bin/render.sh") == "#!/bin/sh\necho v2"
+
+
+def test_any_file_name_git_allows_is_written_as_it_is(bare_remote, workspace):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    names = ['apps/dev/"quoted" name.yaml', "apps/dev/back\\slash.yaml", "apps/dev/été ü.yaml",
+             "apps/dev/tab\there.yaml", "apps/dev/line\nbreak.yaml", " leading space.yaml"]
+    sha, paths = ws.change(lambda tree: {n: f"name: {n!r}\n" for n in names}, author=ALICE,
+                           message=MESSAGE)
+    assert paths == sorted(names)
+    tree = ws.tree(sha)
+    assert sorted(set(tree.files()) - set(FILES)) == sorted(names)
+    assert all(tree.read(n) == f"name: {n!r}\n" for n in names)
+
+
+def test_nothing_is_ever_checked_out_and_a_change_is_two_git_processes(
+        bare_remote, workspace, monkeypatch, external_commit):
+    """The clone holds objects and refs only; a change right after a head() is one fast-import
+    (blobs, trees, commit) and one push: no fetch, no index, no rev-parse, no update-ref."""
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    calls = git_calls(monkeypatch)
+    ws.tree(ws.head())  # what the core does first: list the tip
+    assert calls == ["clone", "rev-parse", "commit-graph", "fetch", "ls-tree"]  # fetch_interval=0
+    assert sorted(p.name for p in ws.directory.iterdir()) == [".git"]
+    calls.clear()
+    sha, _ = ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"), author=ALICE, message=MESSAGE)
+    assert calls == ["fast-import", "push"]
+    assert sha == remote_tip(url) == ws.head(refresh=False)
+    assert git("ls-files", cwd=ws.directory) == ""
+    assert_consistent(ws, url)
+    calls.clear()
+    external_commit(url, {"README.md": "theirs\n"})
+    ws.tree(ws.head())  # a stale fetch: the fetch, and the listing of their commit
+    assert calls == ["fetch", "ls-tree"]
+    ws.skip_fetch_within = 0  # a fetch too old to build on: one more process, the fetch
+    calls.clear()
+    ws.change(set_version("apps/dev/podinfo.yaml", "6.5.4"), author=ALICE, message=MESSAGE)
+    assert calls == ["fetch", "fast-import", "push"]
+    assert ws.tree(ws.head(refresh=False)).read("apps/dev/podinfo.yaml") == "version: 6.5.4\n"
+    assert calls == ["fetch", "fast-import", "push"]  # our own commit is known without ls-tree
+
+
+def test_a_skipped_fetch_on_a_stale_tip_costs_one_rejected_push_not_a_lost_commit(
+        bare_remote, workspace, external_commit, monkeypatch):
+    url = bare_remote(FILES)
+    ws = workspace(url, skip_fetch_within=3600)
+    first = ws.head()
+    external = external_commit(url, {"apps/qa/podinfo.yaml": "version: 6.5.0\n"})
+    calls = git_calls(monkeypatch)
+    planned = []
+
+    def edit(tree):
+        planned.append(tree.commit)
+        return set_version("apps/dev/podinfo.yaml", "6.5.3")(tree)
+
+    sha, paths = ws.change(edit, author=ALICE, message=MESSAGE)
+    assert planned == [first, external]  # planned on what it knew, rejected, planned on theirs
+    assert calls.count("push") == 2 and calls.count("fetch") == 1
+    assert remote_log(url) == [sha, external, first]  # linear, theirs kept
+    assert remote_file(url, "apps/qa/podinfo.yaml") == "version: 6.5.0"
+    assert remote_file(url, "apps/dev/podinfo.yaml") == "version: 6.5.3"
+    assert_consistent(ws, url)
+
+
+def test_nothing_to_do_on_an_unfetched_tip_is_checked_against_the_remote(
+        bare_remote, workspace, external_commit):
+    """The stale tip says the version is already there; the remote moved it since: plan again."""
+    url = bare_remote(FILES)
+    ws = workspace(url, skip_fetch_within=3600)
+    first = ws.head()
+    external = external_commit(url, {"apps/dev/podinfo.yaml": "version: 6.6.0\n"})
+    planned = []
+
+    def edit(tree):
+        planned.append(tree.commit)
+        return set_version("apps/dev/podinfo.yaml", "6.5.0")(tree)
+
+    sha, _ = ws.change(edit, author=ALICE, message=MESSAGE)
+    assert planned == [first, external]
+    assert remote_log(url) == [sha, external, first]
+    assert remote_file(url, "apps/dev/podinfo.yaml") == "version: 6.5.0"
+    assert ws.change(edit, author=ALICE, message=MESSAGE) is None  # now really nothing to do
+    assert_consistent(ws, url)
+
+
+def test_identities_and_messages_are_written_the_way_git_commit_writes_them(bare_remote, workspace):
+    url = bare_remote(FILES)
+    ws = workspace(url, committer=("  Ferry, the bot. ", "<ferry@bot.test>"))
+    ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"),
+              author=Requester("U1", "'Zoë <Z> \"Q\".'", "zoe@example.com"),
+              message="\n\n  deploy\t \n\n\n\nbody  \n#kept\n\n")
+    assert remote_log(url, fmt="%an|%ae|%cn|%ce")[0] == "Zoë Z \"Q|zoe@example.com|Ferry, the bot|ferry@bot.test"
+    assert git("--git-dir", str(remote_path(url)), "cat-file", "commit", "main").split("\n\n", 1)[1] == (
+        "  deploy\n\nbody\n#kept")  # (the helper strips the final newline)
+
+
+def test_the_clone_gets_a_commit_graph_with_changed_path_filters_that_fetches_keep(
+        bare_remote, workspace, external_commit):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    ws.head()
+    git_dir = ws.directory / ".git"
+    assert _has_changed_path_graph(git_dir)
+    git("commit-graph", "verify", cwd=ws.directory)
+    external_commit(url, {"README.md": "one\n"})
+    external_commit(url, {"README.md": "two\n"})
+    ws.head()  # fetch.writeCommitGraph adds a layer for what it brought
+    chain = git_dir / "objects" / "info" / "commit-graphs" / "commit-graph-chain"
+    assert chain.is_file() and _has_changed_path_graph(git_dir)  # the clone's was not split
+    assert [r.text for r in ws.file_history("README.md", ws.head())] == ["two\n", "one\n", "flux repo\n"]
+
+
+def test_a_clone_without_a_commit_graph_gets_one_on_first_use(bare_remote, workspace):
+    url = bare_remote(FILES)
+    workspace(url, name="old").head()
+    info = workspace(url, name="old").directory / ".git" / "objects" / "info"
+    for graph in [info / "commit-graph", *info.glob("commit-graphs/*")]:
+        graph.unlink()
+    assert not _has_changed_path_graph(info.parent.parent)
+    workspace(url, name="old").head()
+    assert _has_changed_path_graph(info.parent.parent)
+
+
+def test_a_commit_graph_that_cannot_be_written_is_logged_and_reads_go_on(
+        bare_remote, workspace, monkeypatch, caplog):
+    run = workspace_module._run
+
+    def failing(args, *rest):
+        if "commit-graph" in args:
+            return workspace_module._Result(128, b"", "fatal: disk full")
+        return run(args, *rest)
+
+    monkeypatch.setattr(workspace_module, "_run", failing)
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    with caplog.at_level(logging.WARNING):
+        head = ws.head()
+    assert "could not write the commit-graph" in caplog.text and "disk full" in caplog.text
+    assert ws.file_history("README.md", head)[0].text == "flux repo\n"
+    assert ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"), author=ALICE, message=MESSAGE)
 
 
 def test_two_threads_changing_different_files_both_land(bare_remote, workspace):
@@ -331,6 +540,7 @@ def test_two_threads_changing_different_files_both_land(bare_remote, workspace):
     assert all(r is not None for r in results.values()) and len(results) == 2
     assert len(remote_log(url)) == 3
     assert remote_file(url, "apps/dev/podinfo.yaml") == remote_file(url, "apps/qa/podinfo.yaml")
+    assert_consistent(ws, url)
 
 
 def test_two_clones_racing_on_one_remote_both_land_through_retries(bare_remote, workspace):
@@ -343,11 +553,11 @@ def test_two_clones_racing_on_one_remote_both_land_through_retries(bare_remote, 
     def run(ws, path):
         plans = []
 
-        def edit(tree, root):
+        def edit(tree):
             plans.append(tree.commit)
             if len(plans) == 1:
                 planned.wait(timeout=10)  # both plan on the same tip before either pushes
-            return set_version(path, "7.0.0")(tree, root)
+            return set_version(path, "7.0.0")(tree)
         results.append(ws.change(edit, author=ALICE, message=MESSAGE))
 
     threads = [threading.Thread(target=run, args=(ws, p))
@@ -359,6 +569,8 @@ def test_two_clones_racing_on_one_remote_both_land_through_retries(bare_remote, 
     assert len(results) == 2 and all(results)
     assert len(remote_log(url)) == 3
     assert remote_log(url, fmt="%P")[0] == remote_log(url)[1]
+    for ws in clones:
+        assert_consistent(ws, url)
 
 
 # ---- failures of the remote and of the clone ----------------------------------------------------
@@ -414,10 +626,39 @@ def test_a_corrupted_clone_is_cloned_again_not_mistaken_for_an_enclosing_repo(ba
         assert ws.head() == head
         assert ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"), author=ALICE,
                          message=MESSAGE)
-        assert git("rev-parse", "HEAD", cwd=ws.directory) == remote_tip(url)
+        assert git("rev-parse", "refs/remotes/origin/main", cwd=ws.directory) == remote_tip(url)
         assert git("rev-list", "--all", cwd=enclosing) == ""  # the enclosing repo was not touched
     finally:
         ws.close()
+
+
+def test_a_clone_broken_right_before_a_change_is_repaired_by_the_change(bare_remote, workspace):
+    """Nothing checked the clone since the head() a moment ago (the fetch is skipped too): the
+    commit fails, the change re-clones once and plans again on the fresh clone."""
+    url = bare_remote(FILES)
+    ws = workspace(url, skip_fetch_within=3600)
+    ws.tree(ws.head())
+    (ws.directory / ".git" / "HEAD").write_text("garbage\n")
+    planned = []
+
+    def edit(tree):  # reads nothing: a read would find the clone broken and repair it first
+        planned.append(tree.commit)
+        return {"apps/dev/podinfo.yaml": "version: 6.5.3\n"}
+
+    sha, _ = ws.change(edit, author=ALICE, message=MESSAGE)
+    assert sha == remote_tip(url) and len(planned) == 2
+    assert_consistent(ws, url)
+
+
+def test_a_commit_that_fails_on_a_sound_clone_is_not_retried(bare_remote, workspace, monkeypatch):
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    before = ws.head()
+    monkeypatch.setattr(workspace_module, "_SCRATCH_REF", "refs/bad..name")  # a bug of ours
+    with pytest.raises(workspace_module.GitCommandFailed):
+        ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"), author=ALICE, message=MESSAGE)
+    assert remote_tip(url) == before
+    assert_consistent(ws, url)
 
 
 def test_a_clone_of_another_remote_is_replaced(bare_remote, workspace):

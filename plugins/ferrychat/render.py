@@ -1,9 +1,12 @@
 """Replies people can read in a chat window: the important fact first, tables in code blocks."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Iterable, Optional, Sequence
 
-from gitops.model import Change, ChartInfo, HistoryEntry, PendingChange, Pin, Plan
+from ferrychat.feedback import age as short_age
+
+from gitops.model import AuditEntry, Change, ChartInfo, HistoryEntry, PendingChange, Pin, Plan
 
 MAX_ROWS = 40
 
@@ -35,33 +38,81 @@ def pinned(pin: Optional[Pin], newest: Optional[str] = None) -> str:
     return pin.version + mark
 
 
+def live(pin: Optional[Pin], record: Optional[dict], now: float) -> str:
+    """The live part of a cell, from the last Flux event: ``live 3m`` (the pinned version runs),
+    ``≠6.5.2 live 2h`` (another version runs: drift), ``!6.5.3 failed 5m`` (the last release failed;
+    ``!6.5.2 rolled-back``: Flux rolled a failed upgrade back to 6.5.2)."""
+    if not record:
+        return ""
+    from gitops.versions import same_version
+    age = short_age(now - _epoch(record.get("received") or record.get("at", "")))
+    version = record.get("version") or "?"
+    if record.get("state") == "failed":
+        what = {"RollbackSucceeded": "rolled-back", "UninstallSucceeded": "uninstalled"}
+        return f"!{version} {what.get(record.get('reason'), 'failed')} {age}"
+    if pin is None or pin.version is None or pin.is_range:
+        return f"{version} live {age}"
+    if same_version(pin.version, version):
+        return f"live {age}"
+    return f"≠{version} live {age}"
+
+
+LIVE_LEGEND = ("Live as Flux last reported, and how long ago: `live` the pinned version runs, "
+               "`≠` another version runs (drift), `!` its last release failed.")
+
+
+def _epoch(iso: str) -> float:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
 def _older(version: str, newest: str) -> bool:
     from gitops.versions import parse
     a, b = parse(version), parse(newest)
     return a is not None and b is not None and a < b
 
 
-def overview(pins: Sequence[Pin], environments: Sequence[str], newest: dict, notes: Sequence[str] = ()) -> str:
+def overview(pins: Sequence[Pin], environments: Sequence[str], newest: dict, notes: Sequence[str] = (),
+             live_states: Optional[dict] = None, now: float = 0.0) -> str:
+    """``live_states``: (app, env) -> the last Flux event recorded (``gitops.feedback.live_states``)."""
     apps = sorted({p.app for p in pins})
     by_key = {(p.app, p.environment): p for p in pins}
+    live_states = live_states or {}
     rows = []
     for app in apps:
-        cells = [pinned(by_key.get((app, e)), newest.get(app)) for e in environments]
+        cells = [" ".join(filter(None, [pinned(by_key.get((app, e)), newest.get(app)),
+                                        live(by_key.get((app, e)), live_states.get((app, e)), now)]))
+                 for e in environments]
         rows.append([app, *cells, newest.get(app) or "?"])
     text = (f"{len(apps)} apps across {', '.join(environments)}:\n"
             + table(["app", *environments, "newest"], rows, more="apps (use `!versions <app>`)"))
     legend = "`*` newer in the registry, `~` a range, `-` not deployed there."
+    if live_states:
+        legend += "\n" + LIVE_LEGEND
     return "\n".join([text, legend, *notes])
 
 
-def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], note: str = "") -> str:
+def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], note: str = "",
+                 live_states: Optional[dict] = None, now: float = 0.0) -> str:
     head = newest[0].version if newest else None
-    rows = []
+    live_states = live_states or {}
+    rows, failing = [], []
     for p in pins:
         where = p.location.file if p.location else p.release_file
         shared = f" (shared: {', '.join(p.shared_with)})" if p.shared else ""
-        rows.append([p.environment, pinned(p, head), where + shared])
-    parts = [f"`{app}` runs in {len(pins)} environment(s):", table(["env", "version", "pinned in"], rows)]
+        record = live_states.get((p.app, p.environment))
+        cells = [live(p, record, now) or "-"] if live_states else []
+        rows.append([p.environment, pinned(p, head), *cells, where + shared])
+        if record and record.get("state") == "failed":
+            message = (record.get("message") or "").strip().splitlines()[:1]
+            failing.append(f"{p.environment}: Flux reports {record.get('reason')}"
+                           + (f": {message[0][:200]}" if message else "") + ".")
+    headers = ["env", "version", *(["live"] if live_states else []), "pinned in"]
+    parts = [f"`{app}` runs in {len(pins)} environment(s):", table(headers, rows), *failing]
+    if live_states:
+        parts.append(LIVE_LEGEND)
     if newest:
         listed = [f"{i.version} ({i.created[:10] or 'no date'})" for i in newest]
         parts.append("Newest in the registry: " + ", ".join(listed) + ".")
@@ -142,3 +193,13 @@ def pending(p: PendingChange, new: bool = False) -> str:
         head = (f"`{p.id}`: {p.action} `{p.app}` {p.old} → {p.new} in {p.environment}, asked by "
                 f"{p.requester.signature}, expires {until} UTC.")
     return f"{head}\n`!approve {p.id}` or `!reject {p.id}`:\n```\n{p.diff.rstrip()}\n```"
+
+
+def audit(entries: Sequence[AuditEntry], environment: Optional[str] = None) -> str:
+    where = f" in {environment}" if environment else ""
+    if not entries:
+        return f"Ferry has made no change{where} yet."
+    rows = [[e.when[:16].replace("T", " "), e.subject, e.requested_by,
+             e.approved_by or "-", "forced" if e.forced_by else "", e.commit[:10]] for e in entries]
+    return (f"The last {len(entries)} change(s){where}:\n"
+            + table(["when", "change", "asked by", "approved by", "", "commit"], rows))

@@ -122,3 +122,39 @@ class PromotionRefused(FerryError):
 
 class RolledBackVersion(FerryError):
     """The version was rolled back from this environment: bringing it back needs ``--force``."""
+
+
+class EventRefused(FerryError):
+    """A request to the Flux webhook that Ferry does not act on; ``status`` is the HTTP answer."""
+
+    status = 400
+
+
+class Unsigned(EventRefused):
+    status = 401
+
+
+class BadSignature(EventRefused):
+    status = 403
+
+
+class FeedbackNotConfigured(EventRefused):
+    """No token for the environment: no event can be verified, so none is accepted."""
+
+    status = 403
+
+
+class EventTooLarge(EventRefused):
+    status = 413
+
+
+class MalformedEvent(EventRefused):
+    status = 400
+
+
+class StaleEvent(EventRefused):
+    status = 400
+
+
+class ReplayedEvent(EventRefused):
+    status = 409

@@ -71,18 +71,36 @@ def same_version(a: str, b: str) -> bool:
 
 
 def sort_tags(tags: Iterable[str]) -> ChartVersions:
-    """Releases and pre-releases newest first; tags that are not semver apart, by name."""
+    """Releases and pre-releases newest first; tags that are not semver apart, by name.
+
+    Each tag is parsed once and sorted by ``_precedence_key`` (plain tuples) rather than by comparing
+    ``semver.Version`` objects pairwise, which costs a Python-level ``compare`` per comparison.
+    Equal precedence (``1.2.0`` and ``v1.2.0``, or builds) ties by tag text, newest-first order
+    reversing it like the rest.
+    """
     releases, pre, other = [], [], []
     for tag in set(tags):
         v = parse(tag)
         if v is None:
             other.append(tag)
-        elif v.prerelease:
-            pre.append((v, tag))
         else:
-            releases.append((v, tag))
-    newest_first = lambda pairs: tuple(t for _, t in sorted(pairs, key=lambda p: (p[0], p[1]), reverse=True))
-    return ChartVersions(newest_first(releases), newest_first(pre), tuple(sorted(other)))
+            (pre if v.prerelease else releases).append((_precedence_key(v), tag))
+    releases.sort(reverse=True)
+    pre.sort(reverse=True)
+    return ChartVersions(tuple(t for _, t in releases), tuple(t for _, t in pre), tuple(sorted(other)))
+
+
+def _precedence_key(v: semver.Version) -> tuple:
+    """A tuple that orders like semver precedence (SemVer 2.0.0 §11; build metadata ignored).
+
+    ``(major, minor, patch, is_release, identifiers)``: a pre-release sorts before its release;
+    its dot-separated identifiers compare one by one, numeric ones numerically and below
+    alphanumeric ones, which compare as text; when one list is a prefix of the other, the shorter
+    sorts first (tuple comparison does exactly that)."""
+    if not v.prerelease:
+        return (v.major, v.minor, v.patch, 1, ())
+    return (v.major, v.minor, v.patch, 0,
+            tuple((0, int(i), "") if i.isdigit() else (1, 0, i) for i in v.prerelease.split(".")))
 
 
 def nearest_versions(wanted: str, available: ChartVersions, n: int = 3) -> list[str]:

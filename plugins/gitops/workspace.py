@@ -1,9 +1,11 @@
 """The Git workspace: the one way the core reads and changes a Flux repository.
 
-One working clone per repository and branch, reused across commands. Reads (``head``, ``tree``,
-``file_history``) come from Git's objects through one persistent ``git cat-file --batch``, never
-from the worktree, so they run safely while a ``change`` rewrites the worktree in another thread.
-Writes are serialised per workspace; a failure leaves the remote untouched and the clone clean.
+One clone per repository and branch, reused across commands, never checked out: it holds Git's
+objects and refs only. Reads (``head``, ``tree``, ``file_history``, ``log``) come from the objects
+through one persistent ``git cat-file --batch``; a ``change`` builds its commit from the objects
+too (one ``git fast-import``: blobs, trees and the commit, no index, no worktree) and pushes it.
+Writes are serialised per workspace and readers never wait for them; a failure leaves the remote
+untouched and the clone's refs where they were (at most an unreferenced object is left behind).
 
 Git runs as a plain subprocess (not GitPython's wrappers) so that every call gets the same
 bounded timeout, a scrubbed stderr and one classification of failures; GitPython's push also
@@ -11,6 +13,7 @@ logs the raw stderr itself, where a remote's message could carry a secret.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -22,6 +25,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Callable, Optional, Sequence
@@ -35,6 +39,8 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_EMAIL_DOMAIN = "users.ferry.invalid"
 TOKEN_VARIABLE = "FERRY_GIT_TOKEN"
 TREE_CACHE_SIZE = 16
+GC_EVERY = 25  # pushes between two ``gc --auto`` checks (each is cheap, but a process)
+_SCRATCH_REF = "refs/ferry/pending"  # named in fast-import's input only; never written
 
 # Settings every git call gets, whatever the machine's global config says: no hooks, no signing
 # prompts, no line-ending rewrites, no background gc racing the bot or its tests.
@@ -49,6 +55,12 @@ _PINNED_CONFIG = (
     ("submodule.recurse", "false"),
     ("fetch.recurseSubmodules", "false"),
     ("log.showSignature", "false"),
+    # History reads: a commit-graph with changed-path Bloom filters (written after the clone) makes
+    # a path-limited `git log` skip the diff of nearly every commit; every fetch adds a layer for
+    # what it brought, and a layer written on top of one with Bloom filters gets them too.
+    ("core.commitGraph", "true"),
+    ("commitGraph.readChangedPaths", "true"),
+    ("fetch.writeCommitGraph", "true"),
 )
 # Variables that would point git at another repository than the clone, or stack config on ours.
 _FOREIGN_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
@@ -84,6 +96,7 @@ _MOVED = re.compile(r"^\[rejected\].*\((fetch first|non-fast-forward)\)"
                     r"|^\[remote rejected\].*\((failed to update ref|incorrect old value provided)"
                     r"|cannot lock ref '[^']*': is at [0-9a-f]+ but expected", re.I)
 _PORCELAIN_REF = re.compile(r"^(.)\t([^\t]*)\t(.*)$")
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -123,16 +136,21 @@ class FileRevision:
 class GitTree:
     """A read-only view of one commit, listed once and read lazily from Git's objects.
 
-    It never looks at the worktree, so a writer resetting the clone cannot show a reader a
-    half-made state. Symlinks and submodules are left out: they are not manifests Flux reads.
+    Nothing is ever checked out, so no writer can show a reader a half-made state. Symlinks and
+    submodules are left out of ``files()``: they are not manifests Flux reads (and a change may
+    not write over them).
     """
 
-    def __init__(self, commit: str, blobs: dict, read_object: Callable[[str], Optional[bytes]]):
+    def __init__(self, commit: str, blobs: dict, read_object: Callable[[str], Optional[bytes]],
+                 modes: Optional[dict] = None, others: Sequence[str] = ()):
         self.commit = commit
         self._blobs = blobs  # repo-relative POSIX path -> blob sha
         self._read_object = read_object
+        self._modes = modes or {}  # path -> mode, for the blobs whose mode is not 100644
+        self._others = frozenset(others)  # symlinks and submodules
         self._texts: dict = {}
         self._sorted: Optional[list] = None
+        self._dirs: Optional[frozenset] = None
 
     def files(self) -> list[str]:
         if self._sorted is None:
@@ -145,6 +163,11 @@ class GitTree:
         except KeyError:
             raise FileNotFoundError(f"{path} is not in commit {self.commit[:12]}") from None
 
+    def mode(self, path: str) -> str:
+        """The file's Git mode: ``100644``, or ``100755`` for an executable."""
+        self.blob_id(path)
+        return self._modes.get(path, "100644")
+
     def read(self, path: str) -> str:
         text = self._texts.get(path)
         if text is None:
@@ -153,6 +176,21 @@ class GitTree:
                 raise FileNotFoundError(f"{path}: object missing from the clone at {self.commit[:12]}")
             text = self._texts[path] = data.decode("utf-8", errors="replace")
         return text
+
+    def _kind(self, path: str) -> str:
+        """"file", "other" (symlink, submodule), "dir", "under-file" (a parent is not a
+        directory) or "" (free) for a normalised repo-relative path."""
+        if path in self._blobs:
+            return "file"
+        if path in self._others:
+            return "other"
+        if self._dirs is None:
+            self._dirs = _directories((*self._blobs, *self._others))
+        if path in self._dirs:
+            return "dir"
+        if any(p in self._blobs or p in self._others for p in _directories((path,))):
+            return "under-file"
+        return ""
 
     def __contains__(self, path: object) -> bool:
         return path in self._blobs
@@ -221,17 +259,24 @@ class _ObjectReader:
 
 
 class Workspace:
-    """One repository and branch: a working clone under ``directory``, reads and serialised writes."""
+    """One repository and branch: a clone (never checked out) under ``directory``, reads and
+    serialised writes.
+
+    ``fetch_interval``: how old a fetch may be before ``head()`` fetches again. ``skip_fetch_within``:
+    how old a fetch may be for ``change()`` to build on it without fetching first (see ``change``).
+    """
 
     def __init__(self, url: str, branch: str, directory: Path, *,
                  committer: tuple[str, str] = ("Ferry", "ferry@localhost"),
                  git_env: Optional[dict] = None, fetch_interval: float = 5.0,
+                 skip_fetch_within: float = 1.0,
                  push_attempts: int = 3, secrets: Sequence[str] = (), timeout: float = 120.0):
         self.url = url
         self.branch = branch
         self.directory = Path(directory).absolute()
         self.committer = committer
         self.fetch_interval = fetch_interval
+        self.skip_fetch_within = skip_fetch_within
         self.push_attempts = max(1, push_attempts)
         self.timeout = timeout  # seconds any one network operation may take
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
@@ -240,6 +285,8 @@ class Workspace:
         self._head: Optional[str] = None
         self._fetched_at: Optional[float] = None
         self._verified = False  # the clone's remote URL was checked once by this instance
+        self._pushes_since_gc = 0
+        self._clones = 0  # clones made by this instance (a repair shows as one more)
         self._reader = _ObjectReader(self.directory / ".git", self._env)
         self._trees: OrderedDict = OrderedDict()
         self._trees_lock = threading.Lock()
@@ -272,7 +319,8 @@ class Workspace:
             if tree is not None:
                 self._trees.move_to_end(commit)
                 return tree
-        tree = GitTree(commit, self._repairing(lambda: self._list_tree(commit)), self._read_blob)
+        blobs, modes, others = self._repairing(lambda: self._list_tree(commit))
+        tree = GitTree(commit, blobs, self._read_blob, modes, others)
         with self._trees_lock:
             self._trees[commit] = tree
             while len(self._trees) > TREE_CACHE_SIZE:
@@ -313,100 +361,205 @@ class Workspace:
 
     # ---- changing --------------------------------------------------------------------------
 
-    def change(self, edit: Callable[[GitTree, Path], Optional[list]], *, author: Requester,
+    def change(self, edit: Callable[[GitTree], Optional[dict]], *, author: Requester,
                message: str) -> Optional[tuple[str, list[str]]]:
-        """Edit the newest tip, commit the paths ``edit`` returns as ``author``, push.
+        """Commit what ``edit`` makes of the newest tip as ``author``, and push it; never forced.
 
-        ``edit(tree, worktree_root)`` changes files in the worktree and returns the repo-relative
-        paths it changed, or None/[] when there is nothing to do. After a rejected push (someone
-        pushed first) it runs again on the new tip, up to ``push_attempts`` times; never forced.
-        Returns (commit sha, changed paths), or None when nothing was committed. On any failure
-        the clone is reset to the remote's branch and cleaned, and the error re-raised.
+        ``edit(tree)`` gets a read-only ``GitTree`` of the tip and returns the new content of each
+        file it changes: ``{repo-relative path: new full text}`` (``str``, written as UTF-8, or
+        ``bytes``; ``None`` deletes the file), or None/``{}`` when there is nothing to do. A file
+        keeps its mode (100644 or 100755); a new file is 100644. Files whose new text is what the
+        tree already holds are not changes. A path outside the repository, inside ``.git``, a
+        directory, a symlink or a submodule, or under a file, is refused (ValueError: a bug in the
+        caller). Nothing is ever checked out: the commit is built from Git's objects.
+
+        After a rejected push (someone pushed first) ``edit`` runs again on the new tip, up to
+        ``push_attempts`` pushes; a refusal for any other reason (a hook, a protected branch) is
+        ``PushRejected`` at once. ``edit`` must therefore plan from the tree it is given only.
+        Returns (commit sha, changed paths sorted), or None when nothing was committed. On any
+        failure the remote is untouched and the clone's refs are where they were.
+
+        The fetch before the first plan is skipped when the last fetch (or push) is younger than
+        ``skip_fetch_within`` seconds — typically the caller's own ``head()`` a moment before.
+        That is safe: the commit's parent is the tip we know, and a push that is not forced lands
+        only if that is still the remote's tip, so a stale base costs a rejected push and a retry
+        that does fetch, never someone's commit or a merge. A "nothing to do" decided on an
+        unfetched base is checked by fetching: if the tip moved, ``edit`` plans again on it.
         """
         if not message.strip():
             raise ValueError("a commit needs a message")
         with self._lock:
-            try:
-                return self._change(edit, author, message)
-            except BaseException:
-                self._restore()
-                raise
+            return self._change(edit, author, message)
 
     def close(self) -> None:
         """Stop the persistent cat-file process (a later read starts a new one)."""
         self._reader.close()
 
     def _change(self, edit, author: Requester, message: str) -> Optional[tuple[str, list[str]]]:
-        for attempt in range(1, self.push_attempts + 1):
-            self._ensure_clone()
+        self._ensure_clone()
+        unfetched = self._fetched_recently()
+        if not unfetched:
             self._fetch()
-            base = self._reset()
-            paths = edit(self.tree(base), self.directory)
-            staged = self._stage(paths) if paths else []
-            if not staged:
-                self._restore()
+        pushes, repaired = 0, False
+        while True:
+            base = self._head
+            tree = self.tree(base)
+            writes = self._writes(tree, edit(tree))
+            if not writes:
+                if unfetched:  # "nothing to do" must hold for the remote's tip, not a guess of it
+                    unfetched = False
+                    self._fetch()
+                    if self._head != base:
+                        continue
                 return None
-            sha = self._commit(author, message)
+            try:
+                sha = self._commit(base, writes, author, message)
+            except GitCommandFailed:
+                # The clone is checked once per instance: one broken since is repaired here, once.
+                if repaired:
+                    raise
+                repaired, clones, self._verified = True, self._clones, False
+                self._ensure_clone()
+                if self._clones == clones:  # the clone is sound: the failure is real
+                    raise
+                unfetched = False  # a new clone is a fetch: plan again on its tip
+                continue
+            pushes += 1
             if self._push(sha):
                 # The push landed: nothing after this line may turn it into a reported failure.
-                self._head = sha
-                self._local("update-ref", f"refs/remotes/origin/{self.branch}", sha, check=False)
-                # Housekeeping here, in the foreground, not racing reads: -c beats the pinned gc.auto=0.
-                self._local("-c", "gc.auto=6700", "-c", "gc.autoDetach=false", "gc", "--auto",
-                            "--quiet", check=False)
-                log.info("pushed %s to %s (%s)", sha[:12], self.public_url, ", ".join(staged))
-                return sha, staged
+                paths = [path for path, _, _, _ in writes]
+                self._pushed(sha)
+                self._remember_tree(sha, tree, writes)
+                log.info("pushed %s to %s (%s)", sha[:12], self.public_url, ", ".join(paths))
+                return sha, paths
+            if pushes >= self.push_attempts:
+                raise PushRejected(
+                    f"The Git repository {self.public_url} kept moving: the push was rejected "
+                    f"{self.push_attempts} times because others pushed at the same moment. Try again.")
             log.info("push %d/%d to %s rejected: the branch moved; re-planning on the new tip",
-                     attempt, self.push_attempts, self.public_url)
-        raise PushRejected(
-            f"The Git repository {self.public_url} kept moving: the push was rejected "
-            f"{self.push_attempts} times because others pushed at the same moment. Try again.")
+                     pushes, self.push_attempts, self.public_url)
+            self._ensure_clone()
+            self._fetch()
+            unfetched = False
 
-    def _reset(self) -> str:
-        """The clone at exactly origin/<branch>: local edits and untracked files gone."""
-        self._local("checkout", "--quiet", "--force", "-B", self.branch,
-                    f"refs/remotes/origin/{self.branch}")
-        self._local("clean", "-ffdxq")
-        return self._head
+    def _fetched_recently(self) -> bool:
+        return (self._fetched_at is not None
+                and time.monotonic() - self._fetched_at < self.skip_fetch_within)
 
-    def _restore(self) -> None:
-        """Best effort after a failure: the clone back to the remote's branch, never raising."""
-        try:
-            if (self.directory / ".git").is_dir():
-                self._reset()
-        except (GitCommandFailed, _Timeout, OSError) as e:
-            self._verified = False  # look again before the next use; re-clone if need be
-            log.warning("could not reset the clone of %s: %s", self.public_url, self._scrub(str(e)))
+    def _writes(self, tree: GitTree, changes) -> list[tuple[str, str, Optional[bytes], str]]:
+        """What ``edit`` returned, checked against ``tree``: [(path, mode, content or None to
+        delete, blob id or "")] for the files that really change, sorted by path."""
+        if not changes:
+            return []
+        if not isinstance(changes, Mapping):
+            raise TypeError(f"edit must return {{path: new text}} or None, not {type(changes).__name__}")
+        hash_kind = hashlib.sha256 if len(tree.commit) == 64 else hashlib.sha1
+        writes: dict = {}
+        for raw, content in changes.items():
+            path = self._relative(raw)
+            if path in writes:
+                raise ValueError(f"{raw} names the same file as another path the edit returned")
+            kind = tree._kind(path)
+            if kind in ("other", "dir", "under-file"):
+                what = {"other": "a symlink or a submodule", "dir": "a directory",
+                        "under-file": "under a file"}[kind]
+                raise ValueError(f"{path} is {what} in commit {tree.commit[:12]}, not a file to write")
+            if content is None:
+                if kind == "file":
+                    writes[path] = (path, tree.mode(path), None, "")
+                continue
+            if isinstance(content, str):
+                data = content.encode("utf-8")
+            elif isinstance(content, (bytes, bytearray)):
+                data = bytes(content)
+            else:
+                raise TypeError(f"new content of {path} must be str, bytes or None, not "
+                                f"{type(content).__name__}")
+            blob = hash_kind(b"blob %d\0%s" % (len(data), data)).hexdigest()
+            if kind == "file":
+                if blob == tree.blob_id(path):
+                    continue  # the same content: not a change
+                writes[path] = (path, tree.mode(path), data, blob)
+            else:
+                writes[path] = (path, "100644", data, blob)
+        clash = _directories(writes).intersection(writes)
+        if clash:
+            raise ValueError(f"{min(clash)} is written both as a file and as a directory")
+        return [writes[p] for p in sorted(writes)]
 
-    def _stage(self, paths) -> list[str]:
-        """Stage exactly ``paths`` (new, changed or deleted); the paths that really changed."""
-        wanted = list(dict.fromkeys(self._relative(p) for p in paths))
-        tracked = self._local("ls-files", "-z", "--", *wanted).stdout.decode().split("\0")
-        known = [p for p in wanted if os.path.lexists(self.directory / p)
-                 or any(t == p or t.startswith(p + "/") for t in tracked if t)]
-        if known:
-            self._local("add", "--all", "--", *known)
-        names = self._local("diff", "--cached", "--no-renames", "--name-only", "-z").stdout
-        return [n for n in names.decode("utf-8", errors="surrogateescape").split("\0") if n]
+    def _remember_tree(self, sha: str, base: GitTree, writes: list) -> None:
+        """The listing of a commit we made, derived from its parent's and our writes: the next
+        plan (and the caller's next read of the new tip) needs no ``ls-tree``."""
+        blobs, modes = dict(base._blobs), dict(base._modes)
+        for path, mode, data, blob in writes:
+            if data is None:
+                blobs.pop(path, None)
+                modes.pop(path, None)
+            else:
+                blobs[path] = blob
+                if mode != "100644":
+                    modes[path] = mode
+        tree = GitTree(sha, blobs, self._read_blob, modes, base._others)
+        tree._texts.update((path, data.decode("utf-8", errors="replace"))
+                           for path, _, data, _ in writes if data is not None)
+        with self._trees_lock:
+            self._trees[sha] = tree
+            while len(self._trees) > TREE_CACHE_SIZE:
+                self._trees.popitem(last=False)
 
     def _relative(self, path) -> str:
         """A path the callback returned, as a repo-relative POSIX path that stays in the repo."""
-        p = Path(path)
-        if p.is_absolute():
-            p = p.relative_to(self.directory)  # ValueError when outside: a bug in the callback
-        posix = PurePosixPath(p.as_posix())
-        if not posix.parts or posix.parts[0] == ".git" or ".." in posix.parts:
-            raise ValueError(f"{path} is not a file inside the repository")
+        if not isinstance(path, (str, PurePosixPath)):
+            raise TypeError(f"a path must be a repo-relative str, not {type(path).__name__}")
+        text = str(path)
+        posix = PurePosixPath(text)
+        if (not text or "\0" in text or posix.is_absolute() or not posix.parts
+                or ".." in posix.parts or any(p.lower() == ".git" for p in posix.parts)):
+            raise ValueError(f"{path!r} is not a file inside the repository")
         return str(posix)
 
-    def _commit(self, author: Requester, message: str) -> str:
+    def _commit(self, base: str, writes: list, author: Requester, message: str) -> str:
+        """One commit on ``base`` with ``writes``, by one ``git fast-import``: it writes the blobs,
+        the trees along the changed paths and the commit, and no ref (the branch it is told to
+        commit on is reset before the end, so none is left; objects stay loose below
+        ``fastimport.unpackLimit``, for ``gc --auto`` to pack)."""
         name, email = author_identity(author)
-        env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
-               "GIT_COMMITTER_NAME": self.committer[0], "GIT_COMMITTER_EMAIL": self.committer[1]}
-        # --cleanup=whitespace: the core's message is final; a line starting with # is not a comment.
-        self._local("commit", "--quiet", "--no-verify", "--no-gpg-sign", "--cleanup=whitespace",
-                    "--file=-", stdin=message.encode("utf-8"), env=env)
-        return self._local("rev-parse", "HEAD").stdout.decode().strip()
+        chunks = [b"commit %s\nmark :1\n" % _SCRATCH_REF.encode(),
+                  b"author %s now\n" % _fast_import_ident(name, email),
+                  b"committer %s now\n" % _fast_import_ident(*self.committer),
+                  _fast_import_data(_clean_message(message).encode("utf-8")),
+                  b"from %s\n" % base.encode()]
+        for path, mode, data, _ in writes:
+            if data is None:
+                chunks.append(b"D %s\n" % _c_quote(path))
+            else:
+                chunks.append(b"M %s inline %s\n" % (mode.encode(), _c_quote(path)))
+                chunks.append(_fast_import_data(data))
+        chunks.append(b"get-mark :1\nreset %s\ndone\n" % _SCRATCH_REF.encode())
+        out = self._local("fast-import", "--quiet", "--done", "--date-format=now",
+                          stdin=b"".join(chunks)).stdout.decode().strip()
+        if not _OBJECT_ID.fullmatch(out):
+            raise GitCommandFailed(["fast-import"], 0, f"no commit id in its output: {out[:100]!r}")
+        return out
+
+    def _pushed(self, sha: str) -> None:
+        """After a push landed: our view of the remote is the commit just pushed, as fresh as a
+        fetch. ``git push`` moved origin/<branch> itself (the clone's fetch refspec maps it);
+        only when it did not is ``update-ref`` run. Then, now and again, housekeeping."""
+        self._head, self._fetched_at = sha, time.monotonic()
+        try:
+            if self._read_ref(f"refs/remotes/origin/{self.branch}") != sha:
+                self._local("update-ref", f"refs/remotes/origin/{self.branch}", sha, check=False)
+            self._pushes_since_gc += 1
+            if self._pushes_since_gc >= GC_EVERY:
+                self._pushes_since_gc = 0
+                # In the foreground, not racing reads: -c beats the pinned gc.auto=0.
+                self._local("-c", "gc.auto=6700", "-c", "gc.autoDetach=false", "gc", "--auto",
+                            "--quiet", check=False)
+        except (GitCommandFailed, OSError) as e:  # the next fetch puts the ref right
+            self._verified = False
+            log.warning("pushed %s to %s, but the clone could not follow: %s", sha[:12],
+                        self.public_url, self._scrub(str(e)))
 
     def _push(self, sha: str) -> bool:
         """True when pushed; False when the branch moved (retry); raises on any other refusal."""
@@ -432,11 +585,24 @@ class Workspace:
     # ---- the clone -------------------------------------------------------------------------
 
     def _ensure_clone(self) -> None:
-        """A usable clone of the right remote at ``directory``; (re-)clone when it is not."""
-        if (self.directory / ".git").is_dir():
+        """A usable clone of the right remote at ``directory``; (re-)clone when it is not.
+
+        Checked with git once per instance (and again after any failure); after that, the clone
+        and its origin/<branch> ref being there is enough: a clone that breaks later makes a git
+        command fail, and every such failure repairs it (``_repairing``, ``_fetch``, ``_change``)."""
+        git_dir = self.directory / ".git"
+        if self._verified and git_dir.is_dir():
+            tip = self._read_ref(f"refs/remotes/origin/{self.branch}")
+            if tip is not None:
+                self._head = tip
+                return
+        if git_dir.is_dir():
             tip = self._tip()
             if tip and (self._verified or _same_remote(self._origin_url(), self.url)):
-                self._verified = True
+                if not self._verified:  # once per instance: a clone made before graphs existed
+                    self._verified = True
+                    if not _has_changed_path_graph(self.directory / ".git"):
+                        self._write_commit_graph()
                 self._head = tip
                 return
             log.warning("the clone of %s at %s is unusable or points elsewhere: cloning again",
@@ -444,6 +610,7 @@ class Workspace:
         self._clone()
 
     def _clone(self) -> None:
+        self._clones += 1
         self._reader.close()
         self._head = self._fetched_at = None
         self._verified = False
@@ -463,16 +630,65 @@ class Workspace:
         tip = self._tip()
         if tip is None:
             raise GitUnavailable(f"The Git repository {self.public_url} has no branch `{self.branch}`.")
+        self._write_commit_graph()
         self._head, self._fetched_at, self._verified = tip, time.monotonic(), True
 
+    def _write_commit_graph(self) -> None:
+        """A commit-graph with changed-path Bloom filters, for fast path-limited history (later
+        fetches add layers that keep them: fetch.writeCommitGraph). Best effort: reads work
+        without it, only slower."""
+        started = time.monotonic()
+        try:
+            res = _run([f"--git-dir={self.directory / '.git'}", "commit-graph", "write", "--reachable",
+                        "--changed-paths", "--no-progress"], self.directory, self._env, None,
+                       max(self.timeout, 60.0))
+        except (_Timeout, OSError) as e:
+            log.warning("could not write the commit-graph of %s: %s", self.public_url,
+                        type(e).__name__ if isinstance(e, _Timeout) else e)
+            return
+        if res.returncode != 0:
+            log.warning("could not write the commit-graph of %s: %s", self.public_url,
+                        self._scrub(res.stderr).strip()[:300])
+        else:
+            log.info("wrote the commit-graph of %s in %.1f s", self.public_url,
+                     time.monotonic() - started)
+
     def _fetch(self) -> None:
-        self._network("fetch", "fetch", "--quiet", "--no-tags", "origin",
-                      f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}")
+        res = self._network("fetch", "fetch", "--quiet", "--no-tags", "origin",
+                            f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}", check=False)
+        if res.returncode != 0:
+            if self._tip() is None:  # not the remote: the clone itself is broken (a garbage HEAD…)
+                log.warning("the clone of %s at %s is broken: cloning again", self.public_url,
+                            self.directory)
+                self._clone()  # a fetch of everything
+                return
+            raise self._remote_error("fetch", res.stderr)
         self._fetched_at = time.monotonic()
-        tip = self._tip()
+        tip = self._read_ref(f"refs/remotes/origin/{self.branch}") or self._tip()
         if tip is None:
             raise GitUnavailable(f"The Git repository {self.public_url} has no branch `{self.branch}`.")
         self._head = tip
+
+    def _read_ref(self, name: str) -> Optional[str]:
+        """The object id a ref holds, read from the ref files (a loose ref, else packed-refs)
+        without a process; None when it is not there in a plain form (the caller asks git)."""
+        git_dir = self.directory / ".git"
+        try:
+            value = (git_dir / name).read_text(encoding="ascii").strip()
+            return value if _OBJECT_ID.fullmatch(value) else None
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError):
+            return None
+        try:
+            with open(git_dir / "packed-refs", encoding="utf-8", errors="replace") as packed:
+                for line in packed:
+                    sha, _, ref = line.rstrip("\n").partition(" ")
+                    if ref == name:
+                        return sha if _OBJECT_ID.fullmatch(sha) else None
+        except OSError:
+            pass
+        return None
 
     def _tip(self) -> Optional[str]:
         res = self._local("rev-parse", "--verify", "--quiet",
@@ -485,17 +701,24 @@ class Workspace:
         res = self._local("config", "--get", "remote.origin.url", check=False)
         return res.stdout.decode().strip()
 
-    def _list_tree(self, commit: str) -> dict:
+    def _list_tree(self, commit: str) -> tuple[dict, dict, list]:
+        """(path -> blob sha of the regular files, path -> mode where not 100644, the paths of
+        symlinks and submodules)."""
         out = self._local("ls-tree", "-r", "-z", "--full-tree", commit, "--").stdout
-        blobs = {}
+        blobs, modes, others = {}, {}, []
         for entry in out.split(b"\0"):
             if not entry:
                 continue
             meta, path = entry.split(b"\t", 1)
             mode, kind, sha = meta.split(b" ")
+            name = path.decode("utf-8", errors="surrogateescape")
             if kind == b"blob" and mode != b"120000":
-                blobs[path.decode("utf-8", errors="surrogateescape")] = sha.decode()
-        return blobs
+                blobs[name] = sha.decode()
+                if mode != b"100644":
+                    modes[name] = mode.decode()
+            else:
+                others.append(name)
+        return blobs, modes, others
 
     def _read_blob(self, sha: str) -> Optional[bytes]:
         return self._read_object(sha, "blob")
@@ -732,6 +955,79 @@ def _trailers(text: str) -> dict:
 
 def _ident_text(text: str) -> str:
     return re.sub(r"[<>\x00-\x1f\x7f]+", "", text or "").strip()
+
+
+# What git trims from both ends of an identity's name and email (ident.c: crud). Control
+# characters, < and > are gone already (_ident_text).
+_CRUD = " .,:;\"\\'"
+
+
+def _fast_import_ident(name: str, email: str) -> bytes:
+    """``Name <email>`` the way ``git commit`` writes it (no <, >, newline; "crud" trimmed at both
+    ends), for a fast-import author or committer line."""
+    email = _ident_text(email).strip(_CRUD)
+    name = _ident_text(name).strip(_CRUD) or email.partition("@")[0] or "unknown"
+    return f"{name} <{email}>".encode("utf-8")
+
+
+def _fast_import_data(data: bytes) -> bytes:
+    return b"data %d\n%s\n" % (len(data), data)
+
+
+def _c_quote(path: str) -> bytes:
+    """A path for fast-import: always C-quoted, so any name (a leading quote, a newline) is safe."""
+    raw = path.encode("utf-8", errors="surrogateescape")
+    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\n", b"\\n") + b'"'
+
+
+def _clean_message(message: str) -> str:
+    """What ``git commit --cleanup=whitespace`` keeps: no trailing blanks, no leading or trailing
+    empty lines, runs of empty lines made one, one final newline; lines starting with # stay."""
+    lines: list = []
+    for line in message.split("\n"):
+        line = line.rstrip(" \t\r")
+        if line or (lines and lines[-1]):
+            lines.append(line)
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _has_changed_path_graph(git_dir: Path) -> bool:
+    """True when every layer of the clone's commit-graph has changed-path Bloom filters (a
+    ``BIDX`` chunk in each file's table of contents)."""
+    info = git_dir / "objects" / "info"
+    try:
+        chain = (info / "commit-graphs" / "commit-graph-chain").read_text().split()
+        files = [info / "commit-graphs" / f"graph-{h}.graph" for h in chain] or [info / "commit-graph"]
+    except OSError:
+        files = [info / "commit-graph"]
+    for file in files:
+        try:
+            with open(file, "rb") as graph:
+                head = graph.read(8)
+                if len(head) < 8 or head[:4] != b"CGPH":
+                    return False
+                table = graph.read(12 * (head[6] + 1))
+        except OSError:
+            return False
+        if not any(table[i:i + 4] == b"BIDX" for i in range(0, len(table), 12)):
+            return False
+    return True
+
+
+def _directories(paths) -> set:
+    """Every directory above the given repo-relative paths ("a/b/c" -> "a", "a/b")."""
+    found: set = set()
+    for path in paths:
+        cut = path.rfind("/")
+        while cut > 0:
+            parent = path[:cut]
+            if parent in found:
+                break  # and so are its own parents
+            found.add(parent)
+            cut = path.rfind("/", 0, cut)
+    return found
 
 
 def _remove(path: Path) -> None:

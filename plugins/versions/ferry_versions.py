@@ -1,7 +1,10 @@
+import time
+
 from errbot import BotPlugin, botcmd
 
 from ferrychat import grammar, render
 from ferrychat.replies import answers
+from gitops.feedback import live_states
 
 
 class FerryVersions(BotPlugin):
@@ -12,7 +15,8 @@ class FerryVersions(BotPlugin):
     def versions(self, msg, args):
         """What runs where: `!versions`, `!versions podinfo`, `!versions podinfo qa`
 
-        `!versions`: every app × environment (`~` a range, `*` newer in the registry).
+        `!versions`: every app × environment (`~` a range, `*` newer in the registry), and what
+        Flux last reported live there (`≠` another version runs, `!` the release failed).
         `!versions <app>`: one app everywhere, and the registry's newest versions with their dates.
         `!versions <app> <env>`: its history there: version, who, when, commit.
         """
@@ -21,10 +25,12 @@ class FerryVersions(BotPlugin):
         if not words:
             inventory = gitops.inventory()
             newest, notes = gitops.newest(inventory.pins)
-            return render.overview(inventory.pins, gitops.settings.environment_names, newest, notes)
+            return render.overview(inventory.pins, gitops.settings.environment_names, newest, notes,
+                                   live_states(gitops.memory, inventory.pins), time.time())
         if len(words) == 1:
             pins, infos, note = gitops.app_report(words[0])
-            return render.app_overview(pins[0].app, pins, infos, note)
+            return render.app_overview(pins[0].app, pins, infos, note,
+                                       live_states(gitops.memory, pins), time.time())
         pin = gitops.pin(*words)
         return render.history(pin.app, pin.environment, gitops.history(pin.app, pin.environment))
 
@@ -42,3 +48,13 @@ class FerryVersions(BotPlugin):
             env_a, env_b = (gitops.settings.environment(w).name for w in words)
             return render.environments_diff(env_a, env_b, gitops.environment_diff(env_a, env_b))
         return render.values_diff(*gitops.values_diff(*words))
+
+    @botcmd
+    @answers
+    def audit(self, msg, args):
+        """The last changes Ferry made, from Git: `!audit`, `!audit prod 20`
+
+        Each with who asked, who approved and who forced it past a lock, from the commit trailers.
+        """
+        env, count = grammar.parse_audit(args)
+        return render.audit(self.get_plugin("Ferry").gitops.audit(env, count), env)

@@ -1,0 +1,77 @@
+"""What Ferry says when Flux reports back: one ``Outcome`` of ``gitops.events`` in, chat text out."""
+from __future__ import annotations
+
+from gitops.events import REMEDIATED, Outcome
+
+MESSAGE_LIMIT = 600  # characters of Flux's message quoted in chat
+
+
+def duration(seconds: float) -> str:
+    """``45s``, ``3m 12s``, ``2h 5m``, ``3d 4h``."""
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60}s" if s % 60 else f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m" if s % 3600 // 60 else f"{s // 3600}h"
+    return f"{s // 86400}d {s % 86400 // 3600}h" if s % 86400 // 3600 else f"{s // 86400}d"
+
+
+def age(seconds: float) -> str:
+    """One unit, for table cells: ``40s``, ``3m``, ``2h``, ``5d``."""
+    s = int(max(0, seconds))
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+def say(outcome: Outcome, timeout_minutes: float = 10) -> str:
+    """The reply for one outcome: in the command's thread, or in the environment's channel."""
+    o, event, pending = outcome, outcome.event, outcome.pending or {}
+    version = pending.get("version") or (event.version if event else "")
+    what = f"`{o.app}` {version}".rstrip()
+    if o.kind == "live":
+        late = " after all" if pending.get("timed_out") else ""
+        return (f"{what} is live in {o.environment}{late}: Flux reports {event.reason}, "
+                f"{duration(o.elapsed)} after the push.")
+    if o.kind == "failed":
+        return (f"{what} failed in {o.environment}: Flux reports {event.reason}, "
+                f"{duration(o.elapsed)} after the push.{_quoted(event.message)}")
+    if o.kind == "timeout":
+        commit = f" (commit {pending['commit'][:10]})" if pending.get("commit") else ""
+        return (f"{what} in {o.environment}: no word from Flux within {_minutes(timeout_minutes)} "
+                f"of the push{commit}. I will still answer here if it reports.")
+    if o.kind == "superseded":
+        newer = o.by or {}
+        who = f" by {newer['requester']}" if newer.get("requester") else ""
+        return (f"{what} in {o.environment}: {newer.get('version', 'another version')} was pushed{who} "
+                f"before Flux reported on this one; I follow that change instead.")
+    # a notice for the environment's channel: nobody's command waits for it
+    release = f"`{o.app}`" + (f" {event.version}" if event and event.version else "")
+    if event.outcome == "live":
+        head = f"{o.environment}: {release} is live (Flux reports {event.reason})."
+    elif event.reason in REMEDIATED and event.reason.endswith("Succeeded"):
+        verb = "rolled back to" if event.reason.startswith("Rollback") else "uninstalled at"
+        head = f"{o.environment}: `{o.app}` {verb} {event.version or '?'} by Flux ({event.reason})."
+    elif event.outcome == "failed":
+        head = f"{o.environment}: {release} failed (Flux reports {event.reason})."
+    else:
+        head = f"{o.environment}: `{o.app}`: Flux reports {event.reason}."
+    return head + _quoted(event.message)
+
+
+def _quoted(message: str) -> str:
+    text = (message or "").strip()
+    if not text:
+        return ""
+    if len(text) > MESSAGE_LIMIT:
+        text = text[:MESSAGE_LIMIT] + "…"
+    return "\n```\n" + text.replace("```", "'''") + "\n```"
+
+
+def _minutes(minutes: float) -> str:
+    if minutes >= 1 and float(minutes).is_integer():
+        return f"{int(minutes)} minute{'s' if minutes != 1 else ''}"
+    return duration(minutes * 60)

@@ -1,0 +1,123 @@
+import uuid
+
+from errbot import BotPlugin, webhook
+from errbot.backends.base import Message, Room, RoomOccupant
+
+from ferrychat.feedback import say
+from ferrychat.replies import requester
+from gitops.errors import EventRefused, EventTooLarge, UnknownEnvironment, shown
+from gitops.events import MAX_BODY
+from gitops.feedback import Feedback
+
+
+class FerryFlux(BotPlugin):
+    """Flux reports back: HelmRelease events from notification-controller (generic-hmac) on
+    `/flux/<env>`, answered in the thread of the command that pushed the change."""
+
+    def activate(self):
+        super().activate()
+        self.ferry = self.get_plugin("Ferry")
+        self.feedback = Feedback(self.ferry.gitops)
+        self.ferry.watchers.append(self.watch)
+        self.start_poller(min(30.0, max(0.2, self.feedback.timeout / 5)), self.check_timeouts)
+        configured = [e.name for e in self.feedback.settings.environments if self.feedback.configured(e.name)]
+        self.log.info("Flux feedback on /flux/<env> for %s", ", ".join(configured) or "no environment (no token)")
+
+    def deactivate(self):
+        watchers = getattr(getattr(self, "ferry", None), "watchers", [])
+        if self.watch in watchers:
+            watchers.remove(self.watch)
+        super().deactivate()
+
+    # ---- Flux posts here -------------------------------------------------------------------
+
+    @webhook("/flux/<env>", methods=("POST",), raw=True)
+    def flux_event(self, request, env):
+        """Flux's notification-controller posts one event; answers 2xx only to what it accepted."""
+        try:
+            if (request.content_length or 0) > MAX_BODY:
+                raise EventTooLarge(f"The body has {request.content_length} bytes; at most {MAX_BODY} "
+                                    "are accepted.")
+            body = request.stream.read(MAX_BODY + 1)
+            received = self.feedback.receive(env, body, request.headers.get("X-Signature"))
+        except UnknownEnvironment:  # the caller is not authenticated yet: no list of names
+            self.log.warning("Flux event for unknown environment %s from %s refused", shown(env),
+                             request.remote_addr)
+            return "No such environment.", 404
+        except EventRefused as e:
+            self.log.warning("Flux event for %s from %s refused (%s): %s", shown(env), request.remote_addr,
+                             e.status, e)
+            return str(e), e.status
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            self.log.exception("error %s on a Flux event for %s", ref, shown(env))
+            return f"error {ref}", 500
+        for outcome in received.outcomes:
+            self._say(outcome)
+        event = received.event
+        if received.ignored:
+            return f"accepted, nothing to do: {received.ignored}.", 200
+        return f"accepted: {event.reason} for {received.app} in {received.environment}.", 200
+
+    # ---- changes pushed from chat ----------------------------------------------------------
+
+    def watch(self, change, msg):
+        """The Ferry plugin tells of every pushed change: wait for Flux to report on it."""
+        who = requester(msg)
+        superseded = self.feedback.expect(change, who.name or who.id, target_of(msg))
+        if superseded is not None:
+            self._say(superseded)
+
+    def check_timeouts(self):
+        try:
+            for outcome in self.feedback.expired():
+                self._say(outcome)
+        except Exception:
+            self.log.exception("checking Flux timeouts failed")
+
+    # ---- saying it -------------------------------------------------------------------------
+
+    def _say(self, outcome):
+        text = say(outcome, self.feedback.settings.flux.timeout_minutes)
+        try:
+            if outcome.pending is not None:
+                target = outcome.pending["target"]
+                to = self._identifier(target["to"], target.get("room", False))
+                self.send(to, text, in_reply_to=self._thread(target, to))
+            else:
+                channel = self.feedback.settings.environment(outcome.environment).notify
+                if channel:
+                    self.send(self._identifier(channel, True), text)
+        except Exception:
+            self.log.exception("could not say %s about %s in %s", outcome.kind, outcome.app,
+                               outcome.environment)
+
+    def _identifier(self, text, room):
+        """Rebuild a chat target from the text stored for it (it survives a restart)."""
+        try:
+            found = self.build_identifier(text)
+        except Exception:
+            found = None
+        if room and not isinstance(found, Room):
+            found = self.query_room(text)
+        return found
+
+    def _thread(self, target, to):
+        """The message to answer under: what a backend with threads (Slack) needs to find it."""
+        if not target.get("thread"):
+            return None
+        return Message("", frm=to, to=self.bot_identifier, extras={"slack_event": {"ts": target["thread"]}})
+
+
+def target_of(msg) -> dict:
+    """Where to answer a command later, as plain strings: the channel (or the person, in a DM) and
+    the Slack thread the command started (``thread_ts`` when it was itself in a thread)."""
+    frm = msg.frm
+    if isinstance(frm, RoomOccupant):
+        to, room = frm.room, True
+    else:
+        to, room = frm, False
+    extras = msg.extras if isinstance(msg.extras, dict) else {}
+    event = extras.get("slack_event") or {}
+    thread = event.get("thread_ts") or (event.get("message") or {}).get("ts") or event.get("ts") or ""
+    return {"to": str(to), "room": room, "thread": str(thread)}

@@ -1,0 +1,211 @@
+"""Flux feedback: events in, what to say out, state in ``GitOps.memory``. No chat, no HTTP.
+
+``Feedback`` ties the pure functions of ``events`` to the core: it verifies and accepts an event
+for an environment, maps it to the app Ferry discovered there, records the live state, settles
+the pushed change waiting for it, and returns the ``Outcome``s to say. The chat plugin renders and
+sends them; the HTTP endpoint turns ``EventRefused`` into its status code.
+
+Memory (Errbot's storage in the bot; whole values are assigned, never mutated in place):
+``flux/live/<env>/<app>`` the last live or failed event, ``flux/pending/<env>/<app>`` the pushed
+change waiting for Flux, ``flux/notified/<env>/<app>`` the last notice sent, ``flux/seen`` the
+digests of the bodies accepted within the replay window.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable, Mapping, Optional
+
+from . import events
+from .errors import EventTooLarge, FeedbackNotConfigured
+from .events import FluxEvent, Outcome
+from .settings import flux_token_variable
+
+log = logging.getLogger(__name__)
+
+NOTICE_WINDOW = 6 * 3600.0  # seconds: the same notice is not repeated within this time
+FORGET_AFTER = 24 * 3600.0  # seconds: a change that timed out still hears its outcome this long
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of one accepted event."""
+
+    environment: str
+    event: FluxEvent
+    app: str = ""  # "" when the event is about nothing Ferry manages
+    ignored: str = ""  # why nothing was done, for the HTTP answer and the log
+    outcomes: tuple = ()  # tuple[Outcome, ...] to say
+
+
+class Feedback:
+    """One per process, over the core's settings, inventory and memory."""
+
+    def __init__(self, gitops, clock: Callable[[], float] = time.time):
+        self.gitops = gitops
+        self.clock = clock
+        self._lock = threading.RLock()
+
+    @property
+    def memory(self):
+        return self.gitops.memory
+
+    @property
+    def settings(self):
+        return self.gitops.settings
+
+    @property
+    def timeout(self) -> float:
+        return self.settings.flux.timeout_minutes * 60
+
+    @property
+    def max_age(self) -> float:
+        return self.settings.flux.max_age_minutes * 60
+
+    def configured(self, environment: str) -> bool:
+        """Flux can report on this environment: a token is set for it."""
+        return bool(self.settings.secrets.flux_token(self.settings.environment(environment).name))
+
+    # ---- events in -------------------------------------------------------------------------
+
+    def receive(self, environment: str, body: bytes, signature: Optional[str]) -> Received:
+        """Verify, parse and act on one request body for ``environment`` (a name or an alias).
+
+        Raises ``UnknownEnvironment`` or an ``EventRefused`` (signature, size, JSON, age, replay):
+        nothing is recorded or said then."""
+        env = self.settings.environment(environment)
+        token = self.settings.secrets.flux_token(env.name)
+        if not token:
+            raise FeedbackNotConfigured(
+                f"No token is set for {env.name}'s Flux events ({flux_token_variable(env.name)}): "
+                "none is accepted.")
+        if len(body) > events.MAX_BODY:
+            raise EventTooLarge(f"The body has {len(body)} bytes; at most {events.MAX_BODY} are accepted.")
+        events.verify(body, signature, token)
+        event = events.parse_event(body)
+        now = self.clock()
+        events.check_fresh(event, _utc(now), timedelta(seconds=self.max_age))
+        digest = events.body_digest(body, env.name)
+        with self._lock:
+            seen = self._get(events.SEEN_KEY) or {}
+            events.check_replay(seen, digest, now, self.max_age)
+            self.memory[events.SEEN_KEY] = events.remember(seen, digest, now, self.max_age)
+        if event.kind != "HelmRelease":
+            log.info("Flux event %s for %s %s in %s ignored: only HelmReleases are apps", event.reason,
+                     event.kind, event.release, env.name)
+            return Received(env.name, event, ignored=f"a {event.kind} event, not a HelmRelease one")
+        pin = self._release(env.name, event)
+        if pin is None:
+            log.info("Flux event %s for HelmRelease %s in %s ignored: no such release in the repository",
+                     event.reason, event.release, env.name)
+            return Received(env.name, event, ignored=f"HelmRelease {event.release} is not an app in {env.name}")
+        return self._act(env, pin.app, event, now)
+
+    def _release(self, environment: str, event: FluxEvent):
+        """The pin the event is about: the clone as it is, then the remote's newest commit."""
+        for refresh in (False, True):
+            inventory = self.gitops.inventory(refresh=refresh)
+            pin = events.match_release(inventory.in_environment(environment), event)
+            if pin is not None:
+                return pin
+        return None
+
+    def _act(self, env, app: str, event: FluxEvent, now: float) -> Received:
+        said = []
+        with self._lock:
+            previous = self._get(events.live_key(env.name, app))
+            record = events.live_record(event, app, env.name, _utc(now))
+            if record is not None:
+                self.memory[events.live_key(env.name, app)] = record
+            key = events.pending_key(env.name, app)
+            pending = self._get(key)
+            outcome, settled = events.decide(event, app, env.name, pending, now, previous)
+            if settled:
+                del self.memory[key]
+            if outcome is not None and outcome.pending is None:
+                outcome = self._notice(env, app, event, outcome, now)
+            if outcome is not None:
+                said.append(outcome)
+        log.info("Flux event %s for %s in %s (revision %s): %s", event.reason, app, env.name,
+                 event.revision or "-", ", ".join(o.kind for o in said) or "nothing to say")
+        return Received(env.name, event, app, "" if said or record else f"{event.reason} changes nothing Ferry shows",
+                        tuple(said))
+
+    def _notice(self, env, app: str, event: FluxEvent, outcome: Outcome, now: float) -> Optional[Outcome]:
+        if not env.notify:
+            return None
+        key = events.notified_key(env.name, app)
+        notice = events.notice_key(event)
+        if events.is_duplicate_notice(self._get(key), notice, now, NOTICE_WINDOW):
+            return None
+        self.memory[key] = {"key": notice, "at": now}
+        return outcome
+
+    # ---- changes pushed --------------------------------------------------------------------
+
+    def expect(self, change, requester: str, target: Mapping) -> Optional[Outcome]:
+        """A change was pushed on someone's request: wait for Flux to report on it. ``target``
+        (plain strings) says where to answer. Returns what to tell an older change of the same
+        app and environment that this one replaces, if any."""
+        if change.commit is None or not self.configured(change.environment):
+            return None
+        now = self.clock()
+        key = events.pending_key(change.environment, change.app)
+        record = events.pending_record(change, requester, target, now)
+        with self._lock:
+            older = self._get(key)
+            self.memory[key] = record
+        if older is None or older.get("timed_out"):
+            return None
+        return Outcome("superseded", change.app, change.environment, older,
+                       elapsed=now - float(older["pushed_at"]), by=record)
+
+    def expired(self) -> list[Outcome]:
+        """Pushed changes Flux said nothing about within the timeout: said once; they still hear
+        their outcome for a day, then are forgotten."""
+        now, said = self.clock(), []
+        with self._lock:
+            for key in [k for k in list(self.memory.keys()) if k.startswith(events.PENDING_PREFIX)]:
+                pending = self._get(key)
+                if pending is None:
+                    continue
+                if events.overdue(pending, now, self.timeout):
+                    self.memory[key] = {**pending, "timed_out": True}
+                    said.append(Outcome("timeout", pending["app"], pending["environment"], pending,
+                                        elapsed=now - float(pending["pushed_at"])))
+                elif pending.get("timed_out") and now - float(pending["pushed_at"]) > FORGET_AFTER:
+                    del self.memory[key]
+        return said
+
+    def pending(self) -> list[dict]:
+        return [p for k in list(self.memory.keys()) if k.startswith(events.PENDING_PREFIX)
+                if (p := self._get(k)) is not None]
+
+    # ---- live state ------------------------------------------------------------------------
+
+    def live(self, pins: Iterable) -> dict:
+        return live_states(self.memory, pins)
+
+    def _get(self, key: str):
+        try:
+            return self.memory[key] if key in self.memory else None
+        except KeyError:
+            return None
+
+
+def live_states(memory: Mapping, pins: Iterable) -> dict:
+    """The last live or failed event per (app, environment) of ``pins``, as recorded."""
+    found = {}
+    for pin in pins:
+        key = events.live_key(pin.environment, pin.app)
+        if key in memory:
+            found[(pin.app, pin.environment)] = memory[key]
+    return found
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
