@@ -262,3 +262,14 @@ def test_pins_derived_after_a_deploy_equal_a_fresh_discovery(fleet):
     assert derived.commit.startswith(change.commit.sha[:12])
     core._pins_by_commit.clear()
     assert core.inventory(refresh=False) == derived
+
+
+def test_a_colleagues_version_bump_is_carried_forward_exactly(fleet, external_commit):
+    url, core = fleet
+    core.inventory()
+    text = remote_file(url, "apps/stag/redis.yaml")
+    external_commit(url, {"apps/stag/redis.yaml": text.replace("version: 18.0.0", "version: 18.1.0") + "\n"})
+    carried = core.inventory()
+    assert carried.find("redis", "stag").version == "18.1.0"
+    core._pins_by_commit.clear()
+    assert core.inventory(refresh=False) == carried

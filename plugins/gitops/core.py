@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, MutableMapping, Optional
 
-from . import discovery, editing, policy
+from . import carry, discovery, editing, policy
 from .errors import (FerryError, NoRegistry, NotEditable, NothingToRollback, PromotionRefused,
                      RegistryUnauthorized, RegistryUnavailable, SharedPin, UnknownApp, shown)
 from .model import (AuditEntry, Change, ChartInfo, ChartLocation, Commit, HistoryEntry, Inventory,
@@ -50,7 +50,8 @@ class GitOps:
                             fetch_interval=fetch_interval, secrets=settings.secrets.values())
             for repo in settings.repos()
         }
-        self._pins_by_commit: dict = {}
+        self._pins_by_commit: dict = {}  # (repo, commit) -> pins
+        self._latest: dict = {}  # repo -> the newest commit whose pins are known
         self._cache_lock = threading.Lock()
 
     # ---- reading ---------------------------------------------------------------------------
@@ -460,24 +461,36 @@ class GitOps:
             cached = self._pins_by_commit.get(key)
         if cached is not None:
             return cached
-        tree = tree or self._workspaces[repo].tree(commit)
-        envs = [e for e in self.settings.environments if e.repo == repo]
-        pins = discovery.discover(tree, self.settings, envs)
+        ws = self._workspaces[repo]
+        tree = tree or ws.tree(commit)
+        with self._cache_lock:
+            last = self._latest.get(repo)
+            known = self._pins_by_commit.get((repo, last))
+        pins = None
+        if known is not None:
+            pins = carry.carry_forward(known, carry.changed_files(ws.tree(last), tree))
+        if pins is None:
+            envs = [e for e in self.settings.environments if e.repo == repo]
+            pins = discovery.discover(tree, self.settings, envs)
+        self._remember_pins(repo, commit, pins)
+        return pins
+
+    def _remember_pins(self, repo: RepoSettings, commit: str, pins: tuple) -> None:
         with self._cache_lock:
             if len(self._pins_by_commit) > 16:
                 self._pins_by_commit.clear()
-            self._pins_by_commit[key] = pins
-        return pins
+            self._pins_by_commit[(repo, commit)] = pins
+            self._latest[repo] = commit
 
     def _derive_pins(self, repo: RepoSettings, base: str, sha: str, changed: Pin, version: str) -> None:
         """Ferry's own commit changed one scalar on ``base``: the pins at ``sha`` are those of
         ``base`` with that one version replaced, so the next command need not re-discover."""
         with self._cache_lock:
             before = self._pins_by_commit.get((repo, base))
-            if before is not None:
-                self._pins_by_commit[(repo, sha)] = tuple(
-                    replace(p, version=version, is_range=False) if p.location == changed.location else p
-                    for p in before)
+        if before is not None:
+            self._remember_pins(repo, sha, tuple(
+                replace(p, version=version, is_range=False) if p.location == changed.location else p
+                for p in before))
 
     def _repo(self, environment: str) -> RepoSettings:
         return self.settings.environment(environment).repo

@@ -1,0 +1,77 @@
+"""Carry an inventory forward from one commit to a newer one without discovering again.
+
+Most commits to a Flux repository only bump chart versions (Ferry's, or a colleague's, or CI's).
+When every YAML file that changed between two commits differs only in version scalars the old
+inventory already knows, the new inventory is the old one with those versions read from the new
+files. Anything else (a new app, changed values, a moved base) returns None: discover again.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Optional
+
+from .manifests import YAML_SUFFIXES, FileTree, parse_documents
+from .versions import is_range
+
+
+def changed_files(old: FileTree, new: FileTree) -> dict:
+    """``{path: (old text or None, new text or None)}`` for every file whose content differs."""
+    old_files, new_files = set(old.files()), set(new.files())
+    changed = {}
+    for path in old_files | new_files:
+        before = old.blob_id(path) if path in old_files else None
+        after = new.blob_id(path) if path in new_files else None
+        if before != after:
+            changed[path] = (old.read(path) if before else None, new.read(path) if after else None)
+    return changed
+
+
+def carry_forward(pins: tuple, changes: dict) -> Optional[tuple]:
+    """The pins after ``changes``, or None when the changes are more than version bumps."""
+    by_file: dict = {}
+    for pin in pins:
+        if pin.location is not None:
+            by_file.setdefault(pin.location.file, []).append(pin)
+    versions: dict = {}
+    for path, (old_text, new_text) in changes.items():
+        if not path.endswith(YAML_SUFFIXES):
+            continue  # discovery reads YAML only
+        located = by_file.get(path)
+        if old_text is None or new_text is None or not located:
+            return None
+        (old_docs, old_error), (new_docs, new_error) = parse_documents(old_text), parse_documents(new_text)
+        if old_error or new_error or len(old_docs) != len(new_docs):
+            return None
+        patched = copy.deepcopy(old_docs)
+        for pin in located:
+            value = _at(new_docs, pin.location)
+            if not isinstance(value, str) or not _put(patched, pin.location, value):
+                return None
+            versions[pin.location] = value
+        if patched != new_docs:
+            return None
+    return tuple(replace(p, version=versions[p.location], is_range=is_range(versions[p.location]))
+                 if p.location in versions else p for p in pins)
+
+
+def _at(docs: list, location):
+    node = docs[location.document] if location.document < len(docs) else None
+    for step in location.path:
+        if isinstance(step, int) and isinstance(node, list) and step < len(node):
+            node = node[step]
+        elif isinstance(node, dict) and step in node:
+            node = node[step]
+        else:
+            return None
+    return node
+
+
+def _put(docs: list, location, value: str) -> bool:
+    *parents, last = location.path
+    holder = _at(docs, replace(location, path=tuple(parents)))
+    if isinstance(holder, dict) and last in holder or isinstance(holder, list) and isinstance(last, int) \
+            and last < len(holder):
+        holder[last] = value
+        return True
+    return False

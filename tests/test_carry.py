@@ -1,0 +1,53 @@
+"""Carrying an inventory forward across version-only commits must equal discovering again."""
+import pytest
+
+from devtools.fluxrepo import demo_files, demo_settings
+from gitops.carry import carry_forward, changed_files
+from gitops.discovery import DirTree, discover
+from gitops.settings import parse_settings
+
+SETTINGS = parse_settings(demo_settings("file:///fleet.git"), environ={})
+REGISTRY = "oci://127.0.0.1:5000/charts"
+
+
+def tree(tmp_path, name, files):
+    root = tmp_path / name
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    return DirTree(root)
+
+
+def carried(tmp_path, change):
+    old_files = demo_files(REGISTRY)
+    new_files = dict(old_files)
+    change(new_files)
+    old, new = tree(tmp_path, "old", old_files), tree(tmp_path, "new", new_files)
+    result = carry_forward(discover(old, SETTINGS), changed_files(old, new))
+    return result, discover(new, SETTINGS)
+
+
+@pytest.mark.parametrize("change", [
+    lambda f: f.update({"apps/qa/redis.yaml": f["apps/qa/redis.yaml"].replace("version: 18.1.0", "version: 19.0.0")}),
+    lambda f: f.update({"apps/prod/podinfo-values.yaml": f["apps/prod/podinfo-values.yaml"].replace('"6.5.0"', '">=6.5.0"')}),
+    lambda f: f.update({"apps/dev/cert-manager.yaml": f["apps/dev/cert-manager.yaml"].replace("tag: v1.15.0", "tag: v1.16.0"),
+                        "apps/dev/redis.yaml": f["apps/dev/redis.yaml"].replace("19.0.0", "18.0.0"),
+                        "README.md": "# changed too\n"}),
+    lambda f: f.update({"README.md": "# only prose\n"}),
+])
+def test_version_bumps_are_carried_exactly(tmp_path, change):
+    result, fresh = carried(tmp_path, change)
+    assert result is not None
+    assert result == fresh
+
+
+@pytest.mark.parametrize("change", [
+    lambda f: f.update({"apps/qa/redis.yaml": f["apps/qa/redis.yaml"].replace("architecture: replication", "architecture: standalone")}),
+    lambda f: f.update({"apps/qa/new.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"}),
+    lambda f: f.pop("apps/qa/cert-manager.yaml"),
+    lambda f: f.update({"apps/base/podinfo/release.yaml": f["apps/base/podinfo/release.yaml"].replace("interval: 50m", "interval: 5m")}),
+    lambda f: f.update({"apps/qa/redis.yaml": f["apps/qa/redis.yaml"].replace("version: 18.1.0", "version: [1]")}),
+])
+def test_anything_else_asks_for_discovery(tmp_path, change):
+    result, _ = carried(tmp_path, change)
+    assert result is None
