@@ -1,7 +1,7 @@
 """Flux repositories for the demo, the tests and the benchmark: plain files, seeded into Git.
 
-The demo layout mixes the three places Flux users pin a chart version: a kustomize overlay patch
-over a base, a HelmRelease next to an OCI HelmRepository, and an OCIRepository ``ref.tag``.
+The demo and the benchmark share the three places Flux users pin a chart version: a kustomize
+overlay patch over a base, a HelmRelease next to an OCI HelmRepository, an OCIRepository ``ref.tag``.
 """
 from __future__ import annotations
 
@@ -23,161 +23,17 @@ DEMO_CHARTS = {
 }
 
 
-def podinfo_base(registry: str) -> dict:
-    return {
-        "apps/base/podinfo/kustomization.yaml": """\
-apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-namespace: podinfo
-resources:
-  - namespace.yaml
-  - repository.yaml
-  - release.yaml
-""",
-        "apps/base/podinfo/namespace.yaml": """\
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: podinfo
-""",
-        "apps/base/podinfo/repository.yaml": f"""\
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: HelmRepository
-metadata:
-  name: podinfo
-  namespace: podinfo
-spec:
-  type: oci
-  insecure: true # the demo registry speaks plain HTTP
-  interval: 5m
-  url: {registry}
-""",
-        "apps/base/podinfo/release.yaml": """\
-apiVersion: helm.toolkit.fluxcd.io/v2
-kind: HelmRelease
-metadata:
-  name: podinfo
-  namespace: podinfo
-spec:
-  interval: 50m
-  releaseName: podinfo
-  chart:
-    spec:
-      chart: podinfo
-      sourceRef:
-        kind: HelmRepository
-        name: podinfo
-  # Default values
-  values:
-    redis:
-      enabled: true
-      tag: 7.2.4
-""",
-    }
-
-
-def environment_files(env: str, registry: str, pins: dict) -> dict:
-    """One environment's overlay: podinfo by patch, redis by HelmRelease, cert-manager by OCIRepository."""
-    files = {
-        f"apps/{env}/kustomization.yaml": """\
-apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-  - ../base/podinfo
-  - redis.yaml
-  - cert-manager.yaml
-patches:
-  - path: podinfo-values.yaml
-    target:
-      kind: HelmRelease
-      name: podinfo
-""",
-        f"apps/{env}/podinfo-values.yaml": f"""\
-apiVersion: helm.toolkit.fluxcd.io/v2
-kind: HelmRelease
-metadata:
-  name: podinfo
-  namespace: podinfo
-spec:
-  chart:
-    spec:
-      version: "{pins['podinfo']}" # pinned by Ferry
-  values:
-    replicaCount: {1 if env in ('dev', 'qa') else 3}
-    ui:
-      message: "podinfo on {env}"
-""",
-        f"apps/{env}/redis.yaml": f"""\
----
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: HelmRepository
-metadata:
-  name: charts
-  namespace: redis
-spec:
-  type: oci
-  insecure: true
-  interval: 10m
-  url: {registry}
----
-# Redis for session storage
-apiVersion: helm.toolkit.fluxcd.io/v2
-kind: HelmRelease
-metadata:
-  name: redis
-  namespace: redis
-spec:
-  interval: 30m
-  chart:
-    spec:
-      chart: redis
-      version: {pins['redis']}
-      sourceRef:
-        kind: HelmRepository
-        name: charts
-  values:
-    image:
-      tag: 7.2.4 # not a chart version
-    architecture: {'standalone' if env == 'dev' else 'replication'}
-""",
-        f"apps/{env}/cert-manager.yaml": f"""\
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: OCIRepository
-metadata:
-  name: cert-manager
-  namespace: cert-manager
-spec:
-  interval: 24h
-  insecure: true
-  url: {registry}/cert-manager
-  ref:
-    tag: {pins['cert-manager']}
----
-apiVersion: helm.toolkit.fluxcd.io/v2
-kind: HelmRelease
-metadata:
-  name: cert-manager
-  namespace: cert-manager
-spec:
-  interval: 12h
-  chartRef:
-    kind: OCIRepository
-    name: cert-manager
-  values:
-    crds:
-      enabled: true
-""",
-    }
-    return files
+DEMO_APPS = [("podinfo", "patch", "podinfo"), ("redis", "helmrelease", "redis"),
+             ("cert-manager", "ocirepository", "cert-manager")]
 
 
 def demo_files(registry: str, pins: dict = DEMO_PINS, environments=ENVIRONMENTS) -> dict:
-    """The whole demo repository: path -> text. ``registry`` is ``oci://host:port/charts``."""
-    files = podinfo_base(registry)
-    files["README.md"] = "# Flux fleet\n\nManaged with Ferry.\n"
-    for env in environments:
-        files.update(environment_files(env, registry, {app: p[env] for app, p in pins.items()}))
-    return files
+    """The whole demo repository: path -> text. ``registry`` is ``oci://host:port/charts``.
+
+    podinfo is pinned by a kustomize overlay patch over a base, redis by a HelmRelease next to an
+    OCI HelmRepository, cert-manager by an OCIRepository tag: the three layouts Flux users have."""
+    return fleet_files(registry, DEMO_APPS, {(app, env): pins[app][env] for app in pins
+                                              for env in environments}, environments)
 
 
 def demo_settings(repo_url: str, environments=ENVIRONMENTS, registry: str = "", insecure=True) -> dict:
@@ -366,6 +222,11 @@ spec:
       sourceRef:
         kind: HelmRepository
         name: {name}
+  # Default values
+  values:
+    redis:
+      enabled: true
+      tag: 7.2.4
 """,
     }
 
