@@ -12,14 +12,20 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir --disable-pip-version-check -r requirements.txt
 COPY config.py ./
+COPY backends/ backends/
 COPY plugins/ plugins/
 
+# FERRY_WEBSERVER_PORT opens Errbot's Webserver at start: Flux posts its events to /flux/<env>,
+# the health check asks /ferry/health.
 ENV FERRY_DATA_DIR=/data \
     GITOPS_DATA_DIR=/data/gitops \
+    FERRY_WEBSERVER_PORT=3141 \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 RUN mkdir -p /data && chown ferry:ferry /data
 VOLUME ["/data"]
-# Errbot's Webserver, once configured (see README): Flux posts its events to /flux/<env>
 EXPOSE 3141
-USER ferry
+USER 10001:10001
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/ferry/health' % os.environ.get('FERRY_WEBSERVER_PORT', '3141'), timeout=4)"]
 CMD ["errbot", "--config", "/app/config.py"]

@@ -5,7 +5,9 @@ It builds its own world in a temporary folder: a local in-memory OCI registry wi
 four environments with a history of 10,000 version changes. Then it times the core (listing,
 deploy, history, version listing) and, in the same run and on the same repository, the baselines a
 deploy is judged against: a raw ``git commit`` + ``git push`` in an existing clone, and a fresh
-clone per command. It prints a markdown table and writes it to ``bench/results.md``.
+clone per command. Last, ``bench.chat`` runs the bot end to end through Errbot's test backend
+in a process of its own (``!versions``, ``!deploy``, ``!promote`` latency, 100 deploys at once,
+the bot's resident memory). It prints a markdown table and writes it to ``bench/results.md``.
 
 It checks that what it timed did the right thing (every pin found, every deploy pushed), never how
 long it took: the targets are reported, not asserted.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import math
 import os
 import platform
@@ -43,6 +46,7 @@ from gitops.model import ChartLocation, Requester  # noqa: E402
 from gitops.registry import RegistryClient  # noqa: E402
 from gitops.settings import parse_settings  # noqa: E402
 
+from bench import chat  # noqa: E402
 from bench.fleet import BIG_CHART, POOL, SMALL_CHARTS, Fleet, big_tags, build_remote, git  # noqa: E402
 
 FULL = dict(apps=1000, commits=10000, tags=2000, runs=5, deploys=20)
@@ -53,6 +57,10 @@ REQUESTER = Requester("U0BENCH01", "Bench Runner", "bench@example.com")
 DEPLOY_RATIO = 2.0  # deploy p50 within 2x a raw commit + push
 LISTING_MS = 50.0  # warm listing of every app x environment
 HISTORY_MS = 200.0  # one app's history in one environment
+CHAT_VERSIONS_MS = 100.0  # !versions over the whole fleet through Errbot, warm
+CONCURRENT = 100  # deploys to distinct apps sent at once through Errbot
+CONCURRENT_S = 10.0  # ... all landed within
+RSS_MB = 250.0  # the bot's resident memory with the fleet loaded
 
 
 class BenchError(RuntimeError):
@@ -377,6 +385,9 @@ def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tupl
             changes.done(*change[:2], change[3])
             shutil.rmtree(dest)
 
+    # -- end to end through Errbot's test backend, in a process of its own (its memory) -------------
+    chat = chat_bench(args, fleet, changes)
+
     # -- the table --------------------------------------------------------------------------------
     d50, d95 = median_ms(deploys), percentile_ms(deploys, 95)
     r50, r95 = median_ms(raw), percentile_ms(raw, 95)
@@ -428,7 +439,77 @@ def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tupl
         (f"Versions, cache expired, connection reused (n={mid})", fmt(median_ms(relist)), "—", "—"),
         ("Versions, cached (n=1000)", fmt(median_ms(cached)), "—", "—"),
     ]
+    rows += chat_rows(args, chat, r50, d50, mid)
     return rows
+
+
+def chat_bench(args, fleet: Fleet, changes: "Changes") -> dict:
+    """``bench.chat`` in its own process: the bot over the fleet, the changes it is to make."""
+    n = 20 if not args.quick else 6
+    deploys = [changes.next() for _ in range(args.deploys)]
+    promotes = []
+    used = {c[0] for c in deploys}
+    for app, _, _ in fleet.apps[1:]:
+        if len(promotes) == args.deploys:
+            break
+        if app not in used and (app, "qa") != fleet.hot and fleet.pins[(app, "dev")] != fleet.pins[(app, "qa")]:
+            promotes.append(app)
+    check(len(promotes) == args.deploys, "not enough apps to promote")
+    used |= set(promotes)
+    distinct = []  # deploys to distinct apps, sent at once
+    want = min(CONCURRENT, (len(fleet.apps) - 2) // 2)
+    while len(distinct) < want:
+        change = changes.next()
+        if change[0] not in used:
+            used.add(change[0])
+            distinct.append(change)
+    job = {"url": fleet.url, "apps": args.apps, "n": n, "app": fleet.apps[1][0],
+           "deploys": [[a, e, new] for a, e, _, new in deploys],
+           "promotes": [[a, "qa"] for a in promotes],
+           "concurrent": [[a, e, new] for a, e, _, new in distinct]}
+    say(f"end to end through Errbot: {n}× !versions, {len(deploys)} deploys, {len(promotes)} "
+        f"promotions, {len(distinct)} concurrent deploys")
+    res = subprocess.run([sys.executable, "-m", "bench.chat"], input=json.dumps(job), cwd=ROOT,
+                         capture_output=True, text=True, timeout=900)
+    check(res.returncode == 0, f"bench.chat failed: {res.stderr[-3000:]}")
+    out = json.loads(res.stdout)
+    for app, env, _, new in deploys + distinct:
+        changes.done(app, env, new)
+    for app in promotes:
+        changes.done(app, "qa", fleet.pins[(app, "dev")])
+    out["concurrent_count"] = len(distinct)
+    return out
+
+
+def chat_rows(args, out: dict, r50: float, d50: float, n: int) -> list:
+    """The end-to-end rows: latency through Errbot, throughput, the bot's memory."""
+    v50, v95 = median_ms(out["versions"]), percentile_ms(out["versions"], 95)
+    a50, a95 = median_ms(out["versions_app"]), percentile_ms(out["versions_app"], 95)
+    c50, c95 = median_ms(out["deploy"]), percentile_ms(out["deploy"], 95)
+    p50, p95 = median_ms(out["promote"]), percentile_ms(out["promote"], 95)
+    wall, count, landed = out["concurrent"] * 1000, out["concurrent_count"], out["concurrent_landed"]
+    rss = out["memory"]["VmRSS"] / 1024
+    hwm = out["memory"]["VmHWM"] / 1024
+    pins = f"{args.apps:,} apps × {len(ENVIRONMENTS)} environments"
+    return [
+        (f"**Chat** first `!versions` after start: clone + discovery + registry ({pins})",
+         fmt(out["first_versions"] * 1000), "—", "—"),
+        (f"**Chat `!versions`** warm, p50 (n={n})", fmt(v50),
+         f"< {CHAT_VERSIONS_MS:g} ms: {verdict(v50, CHAT_VERSIONS_MS)}", f"p95 {fmt(v95)}"),
+        (f"Chat `!versions <app>` warm, p50 (n={n})", fmt(a50), "—", f"p95 {fmt(a95)}"),
+        (f"**Chat `!deploy`** to the last reply, back to back, p50 (n={len(out['deploy'])})", fmt(c50),
+         f"≤ {DEPLOY_RATIO:g}× raw: {verdict(c50, DEPLOY_RATIO * r50)}",
+         f"raw p50 {fmt(r50)} → **{c50 / r50:.2f}×**; core deploy p50 {fmt(d50)}; p95 {fmt(c95)}"),
+        (f"Chat `!promote` to the last reply, back to back, p50 (n={len(out['promote'])})", fmt(p50),
+         f"≤ {DEPLOY_RATIO:g}× raw: {verdict(p50, DEPLOY_RATIO * r50)}",
+         f"raw p50 {fmt(r50)} → {p50 / r50:.2f}×; p95 {fmt(p95)}"),
+        (f"**Chat: {count} `!deploy` to distinct apps at once**, all answered "
+         f"({landed} landed; Errbot pool of {chat.POOL_SIZE} threads)", fmt(wall),
+         f"< {CONCURRENT_S:g} s: {verdict(wall if landed == count else math.inf, CONCURRENT_S * 1000)}",
+         f"{count / (wall / 1000):.1f} deploys/s"),
+        ("**Bot resident memory** (VmRSS) after all of the above, MB", f"{rss:,.0f}",
+         f"< {RSS_MB:g} MB: {verdict(rss, RSS_MB)}", f"peak (VmHWM) {hwm:,.0f} MB"),
+    ]
 
 
 def report(args, fleet: Fleet, timings: dict, rows: list, elapsed: float) -> str:

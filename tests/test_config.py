@@ -21,7 +21,7 @@ def test_admins_and_acls_come_from_the_environment():
     run = load_config(FERRY_ADMINS="U0ADMIN1, U0ADMIN2", FERRY_ACCESS_CONTROLS=json.dumps(acl),
                       FERRY_DATA_DIR="/srv/ferry")
     config = json.loads(run.stdout)
-    assert config["BACKEND"] == "SlackV3"
+    assert config["BACKEND"] == "FerrySlack"  # SlackV3 with the API base URL (backends/ferryslack)
     assert config["BOT_ADMINS"] == ["U0ADMIN1", "U0ADMIN2"]
     assert config["ACCESS_CONTROLS"]["FerryDeploy:deploy"] == {"allowusers": ["U01ALICE", "U02BOB"]}
     assert config["ACCESS_CONTROLS"]["FerryLocks:*"] == {"allowusers": ["U0ADMIN1", "U0ADMIN2"],

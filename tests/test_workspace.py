@@ -605,6 +605,20 @@ def test_a_deleted_git_directory_is_cloned_again(bare_remote, workspace, externa
     assert tree.read("apps/qa/podinfo.yaml") == "version: 6.4.0\n"  # an old tree heals itself too
 
 
+def test_objects_destroyed_under_a_running_workspace_are_cloned_again_on_read(bare_remote, workspace):
+    """The clone's refs still look sound but its objects are garbage: a blob its own tree lists
+    reads as missing, and that means a broken clone (cloned again), not a missing file."""
+    url = bare_remote(FILES)
+    ws = workspace(url)
+    tree = ws.tree(ws.head())
+    for obj in (ws.directory / ".git" / "objects").rglob("*"):
+        if obj.is_file():
+            obj.write_bytes(b"garbage")
+    assert tree.read("apps/qa/podinfo.yaml") == "version: 6.4.0\n"
+    assert ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"), author=ALICE, message=MESSAGE)
+    assert remote_file(url, "apps/dev/podinfo.yaml") == "version: 6.5.3"
+
+
 def test_a_deleted_clone_is_cloned_again_even_for_a_plain_read(bare_remote, workspace):
     url = bare_remote(FILES)
     ws = workspace(url)

@@ -1,7 +1,7 @@
 from errbot import BotPlugin, botcmd
 
 from ferrychat import grammar, render
-from ferrychat.replies import answers, requester
+from ferrychat.replies import answers, progress, requester
 
 
 class FerryApprovals(BotPlugin):
@@ -17,7 +17,8 @@ class FerryApprovals(BotPlugin):
         """
         change_id = grammar.parse_change_id("approve", args)
         ferry = self.get_plugin("Ferry")
-        change = ferry.gitops.approve(change_id, requester(msg))
+        with progress(ferry, msg):
+            change = ferry.gitops.approve(change_id, requester(msg))
         yield render.change(change)
         if change.commit is not None:
             ferry.committed(change, msg)

@@ -1,6 +1,6 @@
 import os
 
-from errbot import BotPlugin
+from errbot import BotPlugin, webhook
 from errbot.core_plugins.acls import get_acl_usr, glob
 
 from gitops.core import GitOps
@@ -16,6 +16,35 @@ class Ferry(BotPlugin):
         self.gitops = GitOps(load_settings(path), memory=self)
         self.watchers = []  # callables (change, msg) told of every pushed change
         self.log.info("Ferry manages %s", ", ".join(self.gitops.settings.environment_names))
+        self._open_webserver(os.environ.get("FERRY_WEBSERVER_PORT", ""))
+
+    def _open_webserver(self, port):
+        """``FERRY_WEBSERVER_PORT`` set: configure and start Errbot's Webserver on it (what an admin
+        would do with ``!plugin config Webserver …``), for Flux's events and the health check."""
+        if not port.strip():
+            return
+        wanted = {"HOST": os.environ.get("FERRY_WEBSERVER_HOST", "0.0.0.0"), "PORT": int(port),
+                  "SSL": {"enabled": False, "host": "0.0.0.0", "port": int(port) + 1,
+                          "certificate": "", "key": ""}}
+        manager = self._bot.plugin_manager
+        try:
+            webserver = manager.plugins.get("Webserver")
+            if webserver is None:
+                self.log.warning("FERRY_WEBSERVER_PORT is set but the Webserver plugin is not loaded")
+                return
+            if manager.get_plugin_configuration("Webserver") == wanted and webserver.is_activated:
+                return
+            manager.set_plugin_configuration("Webserver", wanted)
+            manager.deactivate_plugin("Webserver")
+            manager.activate_plugin("Webserver")
+            self.log.info("Webserver on %s:%s (FERRY_WEBSERVER_PORT)", wanted["HOST"], port)
+        except Exception:
+            self.log.exception("could not start the Webserver on port %s", port)
+
+    @webhook("/ferry/health", methods=("GET",))
+    def health(self, request):
+        """For the container's health check: the bot runs and holds its core."""
+        return "ok"
 
     def committed(self, change, msg):
         """A change was pushed on ``msg``'s request: tell the watchers (Flux feedback, …)."""

@@ -1,6 +1,7 @@
 """One place turns core results and errors into chat replies."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -76,9 +77,45 @@ def carry_out(ferry, plan, msg, request):
     ``ferry`` is the Ferry plugin: its core does the work, its watchers hear of every commit."""
     gitops, who, admin = ferry.gitops, requester(msg), ferry.is_admin(msg)
     gitops.check(plan, who, force=request.force, admin=admin)
-    if not (request.dry_run or plan.noop or gitops.needs_approval(plan)):
+    pushes = not (request.dry_run or plan.noop or gitops.needs_approval(plan))
+    if pushes:
         yield render.intent(plan)
-    change = gitops.apply(plan, who, dry_run=request.dry_run, force=request.force, admin=admin)
+    with progress(ferry, msg, pushes):
+        change = gitops.apply(plan, who, dry_run=request.dry_run, force=request.force, admin=admin)
     yield render.change(change)
     if change.commit is not None:
         ferry.committed(change, msg)
+
+
+WORKING, DONE, FAILED = "hourglass_flowing_sand", "white_check_mark", "x"
+
+
+@contextlib.contextmanager
+def progress(plugin, msg, shown: bool = True):
+    """A change in progress, on backends with reactions (Slack): ⏳ on the command while it runs,
+    then ✅ or ❌. Elsewhere nothing (the text console would print each reaction as a line, Errbot's
+    test backend has none); a failing reaction never fails the command."""
+    bot = getattr(plugin, "_bot", None)
+    react = getattr(bot, "add_reaction", None) if shown and getattr(bot, "mode", "") != "text" else None
+    if react is None:
+        yield
+        return
+    _react(react, msg, WORKING)
+    try:
+        yield
+    except BaseException:
+        _swap(bot, msg, FAILED)
+        raise
+    _swap(bot, msg, DONE)
+
+
+def _swap(bot, msg, reaction):
+    _react(bot.remove_reaction, msg, WORKING)
+    _react(bot.add_reaction, msg, reaction)
+
+
+def _react(call, msg, reaction):
+    try:
+        call(msg, reaction)
+    except Exception as e:
+        log.warning("could not set the reaction %s: %s", reaction, e)

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Callable, MutableMapping, Optional
 
 from . import carry, discovery, editing, policy
-from .errors import (FerryError, NoRegistry, NotEditable, NothingToRollback, PromotionRefused,
-                     RegistryUnauthorized, RegistryUnavailable, SharedPin, UnknownApp, shown)
+from .errors import (FerryError, GitUnauthorized, GitUnavailable, NoRegistry, NotEditable,
+                     NothingToRollback, PromotionRefused, PushRejected, RegistryUnauthorized,
+                     RegistryUnavailable, SharedPin, UnknownApp, shown)
 from .model import (AuditEntry, Change, ChartInfo, ChartLocation, Commit, HistoryEntry, Inventory,
                     PendingChange, Pin, Plan, Requester)
 from .registry import RegistryClient
@@ -431,7 +432,12 @@ class GitOps:
             return {now.location.file: new_text}
 
         message = _commit_message(plan, requester, approver, forced)
-        result = ws.change(edit, author=requester, message=message)
+        try:
+            result = ws.change(edit, author=requester, message=message)
+        except (PushRejected, GitUnavailable, GitUnauthorized) as e:
+            # Many commands may be waiting on one remote: say which change this answer is about.
+            raise type(e)(f"{action.capitalize()} {pin.app} {version} to {pin.environment} not "
+                          f"pushed: {e}") from None
         now = seen.get("pin", pin)
         if result is None:
             return Change(old=now.version, new=version, diff="", noop=True, **base)

@@ -721,7 +721,17 @@ class Workspace:
         return blobs, modes, others
 
     def _read_blob(self, sha: str) -> Optional[bytes]:
-        return self._read_object(sha, "blob")
+        data = self._read_object(sha, "blob")
+        if data is None:
+            # A blob the clone's own tree lists is missing: its objects were lost or damaged
+            # under it. Clone again (once) and read it from the fresh clone.
+            with self._lock:
+                if self._reader.read(sha) is None:
+                    log.warning("the clone of %s at %s lost object %s: cloning again",
+                                self.public_url, self.directory, sha[:12])
+                    self._clone()
+            data = self._read_object(sha, "blob")
+        return data
 
     def _read_object(self, name: str, kind: str) -> Optional[bytes]:
         found = self._repairing(lambda: self._reader.read(name))

@@ -1,0 +1,320 @@
+"""A local Slack for the tests: the Web API and a Socket Mode WebSocket on 127.0.0.1, in Slack's
+wire format, so the real ``errbot`` process with the SlackV3 backend can talk to it.
+
+Web API: ``POST|GET /api/<method>`` with a form, JSON or query body and ``Authorization: Bearer``;
+answers ``{"ok": true, ...}`` (``auth.test`` with the ``x-oauth-scopes`` header the backend reads
+to pick Socket Mode over RTM). Every call is recorded in ``calls``; messages the bot posts in
+``posted``. Socket Mode: ``apps.connections.open`` (app token) returns ``ws://127.0.0.1:PORT/link/``;
+the WebSocket (RFC 6455: handshake, masked client frames, ping/pong, close) says ``hello``, then
+``say()`` delivers ``events_api`` envelopes and waits for their acknowledgement.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import socket
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Optional
+from urllib.parse import parse_qsl, urlsplit
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+SCOPES = "app_mentions:read,channels:history,channels:read,chat:write,groups:history,groups:read,im:history,im:read,im:write,mpim:history,reactions:write,users:read,users:read.email"
+TEAM = {"id": "T0FERRY", "name": "Ferry Test", "domain": "ferrytest"}
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict
+    token: str
+
+
+@dataclass
+class FakeSlack:
+    bot_token: str = "xoxb-test-bot-token"
+    app_token: str = "xapp-test-app-token"
+    bot_user: str = "U0FERRYBOT"
+    users: dict = field(default_factory=dict)      # id -> {"name", "real_name", "email"}
+    channels: dict = field(default_factory=dict)   # id -> name ("C…"); DMs are made per user
+    calls: list = field(default_factory=list)
+    acks: set = field(default_factory=set)
+    connected: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self):
+        self._lock = threading.Condition()
+        self._ts = itertools.count(1)
+        self._ws: Optional[socket.socket] = None
+        self._ws_lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/api/"
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> "FakeSlack":
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        ws = self._ws
+        if ws is not None:
+            try:
+                ws.close()
+            except OSError:
+                pass
+        self.server.shutdown()
+        self.server.server_close()
+
+    # ---- what the test does ---------------------------------------------------------------
+
+    def dm_channel(self, user: str) -> str:
+        return "D" + user[1:]
+
+    def next_ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ts):06d}"
+
+    def say(self, user: str, channel: str, text: str, thread_ts: str = "", timeout: float = 10) -> str:
+        """A person types ``text`` in ``channel``: deliver the event over Socket Mode, wait for the
+        acknowledgement; return the message's ``ts``."""
+        if not self.connected.wait(timeout):
+            raise AssertionError("the bot never opened the Socket Mode connection")
+        ts = self.next_ts()
+        event = {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
+                 "event_ts": ts, "team": TEAM["id"],
+                 "channel_type": "im" if channel.startswith("D") else "channel"}
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        envelope_id = str(uuid.uuid4())
+        self._send_ws(json.dumps({
+            "envelope_id": envelope_id, "type": "events_api", "accepts_response_payload": False,
+            "retry_attempt": 0, "retry_reason": "",
+            "payload": {"token": "verification", "team_id": TEAM["id"], "api_app_id": "A0FERRY",
+                        "event": event, "type": "event_callback", "event_id": "Ev" + ts.replace(".", ""),
+                        "event_time": int(time.time())}}))
+        self.wait_for(lambda: envelope_id in self.acks, timeout,
+                      f"no acknowledgement of the envelope for {text!r}")
+        return ts
+
+    def wait_for(self, predicate, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{what} within {timeout:.0f} s")
+                self._lock.wait(min(left, 0.2))
+
+    def posted(self, channel: Optional[str] = None, thread_ts: Optional[str] = None) -> list:
+        """``chat.postMessage`` calls, in order, optionally in one channel and thread."""
+        with self._lock:
+            return [c.args for c in self.calls if c.method == "chat.postMessage"
+                    and (channel is None or c.args.get("channel") == channel)
+                    and (thread_ts is None or c.args.get("thread_ts") == thread_ts)]
+
+    def wait_posted(self, count: int, timeout: float = 30, **where) -> list:
+        """At least ``count`` messages posted (``channel=``, ``thread_ts=``); fails after ``timeout``."""
+        def enough():
+            found = self.posted(**where)
+            return found if len(found) >= count else None
+        return self.wait_for(enough, timeout, f"{count} message(s) posted to {where or 'anywhere'}")
+
+    def reactions(self, channel: str, ts: str) -> list:
+        """(method, name) of every reaction call on one message, in order."""
+        with self._lock:
+            return [(c.method, c.args.get("name")) for c in self.calls
+                    if c.method in ("reactions.add", "reactions.remove")
+                    and c.args.get("channel") == channel and c.args.get("timestamp") == ts]
+
+    # ---- the Web API -----------------------------------------------------------------------
+
+    def api(self, method: str, args: dict, token: str) -> tuple[dict, dict]:
+        """The answer to one Web API call: (body, extra headers)."""
+        with self._lock:
+            self.calls.append(Call(method, args, token))
+            self._lock.notify_all()
+        wanted = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != wanted:
+            return {"ok": False, "error": "invalid_auth"}, {}
+        if method == "auth.test":
+            return ({"ok": True, "url": f"https://{TEAM['domain']}.slack.com/", "team": TEAM["name"],
+                     "user": "ferry", "team_id": TEAM["id"], "user_id": self.bot_user, "bot_id": "B0FERRY"},
+                    {"x-oauth-scopes": SCOPES})
+        if method == "apps.connections.open":
+            return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={uuid.uuid4()}"}, {}
+        if method == "users.info":
+            return self._user(args.get("user", "")), {}
+        if method == "users.list":
+            return {"ok": True, "members": [self._user(u)["user"] for u in self.users],
+                    "response_metadata": {"next_cursor": ""}}, {}
+        if method == "team.info":
+            return {"ok": True, "team": TEAM}, {}
+        if method == "conversations.info":
+            return self._conversation(args.get("channel", "")), {}
+        if method == "conversations.list":
+            return {"ok": True, "channels": [self._conversation(c)["channel"] for c in self.channels],
+                    "response_metadata": {"next_cursor": ""}}, {}
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": self.dm_channel(str(args.get("users", "")))}}, {}
+        if method in ("chat.postMessage", "chat.update"):
+            ts = args.get("ts") or self.next_ts()
+            return {"ok": True, "channel": args.get("channel"), "ts": ts,
+                    "message": {"type": "message", "text": args.get("text"), "user": self.bot_user,
+                                "ts": ts}}, {}
+        if method in ("reactions.add", "reactions.remove"):
+            return {"ok": True}, {}
+        return {"ok": False, "error": "unknown_method"}, {}
+
+    def _user(self, uid: str) -> dict:
+        if uid == self.bot_user:
+            person = {"name": "ferry", "real_name": "Ferry", "email": ""}
+        elif uid in self.users:
+            person = self.users[uid]
+        else:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "user": {
+            "id": uid, "team_id": TEAM["id"], "name": person["name"], "real_name": person["real_name"],
+            "is_bot": uid == self.bot_user,
+            "profile": {"real_name": person["real_name"], "display_name": person["name"],
+                        "email": person["email"]}}}
+
+    def _conversation(self, cid: str) -> dict:
+        if cid.startswith("D") and "U" + cid[1:] in self.users:
+            return {"ok": True, "channel": {"id": cid, "is_im": True, "user": "U" + cid[1:]}}
+        if cid in self.channels:
+            return {"ok": True, "channel": {"id": cid, "name": self.channels[cid], "is_channel": True,
+                                            "is_member": True, "is_im": False, "is_mpim": False,
+                                            "is_private": False, "topic": {"value": ""},
+                                            "purpose": {"value": ""}}}
+        return {"ok": False, "error": "channel_not_found"}
+
+    # ---- Socket Mode -----------------------------------------------------------------------
+
+    def serve_websocket(self, sock: socket.socket) -> None:
+        """The connection's reader, after the handshake: hello, then acks, pings and close."""
+        self._ws = sock
+        self._send_ws(json.dumps({"type": "hello", "num_connections": 1,
+                                  "debug_info": {"host": "ferry-test"},
+                                  "connection_info": {"app_id": "A0FERRY"}}))
+        self.connected.set()
+        try:
+            while True:
+                opcode, payload = _read_frame(sock)
+                if opcode == 0x8:  # close
+                    self._send_ws(payload, opcode=0x8)
+                    return
+                if opcode == 0x9:  # ping: pong with the same payload
+                    self._send_ws(payload, opcode=0xA)
+                elif opcode == 0x1:
+                    message = json.loads(payload.decode("utf-8"))
+                    with self._lock:
+                        if "envelope_id" in message:
+                            self.acks.add(message["envelope_id"])
+                        self._lock.notify_all()
+        except (OSError, ConnectionError, ValueError):
+            return
+        finally:
+            self.connected.clear()
+
+    def _send_ws(self, data, opcode: int = 0x1) -> None:
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        size = len(payload)
+        if size < 126:
+            header = struct.pack("!BB", 0x80 | opcode, size)
+        elif size < 65536:
+            header = struct.pack("!BBH", 0x80 | opcode, 126, size)
+        else:
+            header = struct.pack("!BBQ", 0x80 | opcode, 127, size)
+        with self._ws_lock:
+            if self._ws is None:
+                raise AssertionError("no Socket Mode connection")
+            self._ws.sendall(header + payload)
+
+
+def _recv(sock: socket.socket, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = sock.recv(left)
+        if not chunk:
+            raise ConnectionError("closed")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_frame(sock: socket.socket) -> tuple[int, bytes]:
+    first, second = _recv(sock, 2)
+    opcode, masked, size = first & 0x0F, second & 0x80, second & 0x7F
+    if size == 126:
+        size = struct.unpack("!H", _recv(sock, 2))[0]
+    elif size == 127:
+        size = struct.unpack("!Q", _recv(sock, 8))[0]
+    mask = _recv(sock, 4) if masked else b"\0\0\0\0"
+    data = _recv(sock, size)
+    return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def _handler(slack: FakeSlack):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # quiet
+            pass
+
+        def do_GET(self):
+            if self.headers.get("Upgrade", "").lower() == "websocket":
+                return self._upgrade()
+            self._api()
+
+        def do_POST(self):
+            self._api()
+
+        def _api(self):
+            url = urlsplit(self.path)
+            if not url.path.startswith("/api/"):
+                self.send_error(404)
+                return
+            method = url.path[len("/api/"):]
+            args = dict(parse_qsl(url.query))
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            kind = self.headers.get("Content-Type", "")
+            if body and "json" in kind:
+                args.update(json.loads(body))
+            elif body:
+                args.update(parse_qsl(body.decode("utf-8")))
+            auth = self.headers.get("Authorization", "")
+            token = auth[len("Bearer "):] if auth.startswith("Bearer ") else str(args.get("token", ""))
+            answer, headers = slack.api(method, args, token)
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _upgrade(self):
+            key = self.headers.get("Sec-WebSocket-Key", "")
+            accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+            self.send_response(101, "Switching Protocols")
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept)
+            self.end_headers()
+            self.wfile.flush()
+            self.close_connection = True
+            slack.serve_websocket(self.connection)
+
+    return Handler

@@ -1,0 +1,206 @@
+"""What ships: deploy/ (Ferry's Kubernetes manifests, a kustomize base, and the Flux example), the
+Dockerfile and the Slack app manifest, checked against the real schemas.
+
+Kubernetes objects are validated with ``kubernetes-validate`` (strict: unknown fields fail) against
+the Kubernetes API schemas it ships (no network). Flux objects are validated with ``jsonschema``
+against the ``openAPIV3Schema`` of their CRD in the shared reference folder when it holds one;
+kustomize itself is not installed, so the kustomization's references are checked one by one."""
+import re
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.refs import REFS
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = ROOT / "deploy" / "base"
+FLUX = ROOT / "deploy" / "flux" / "ferry.yaml"
+K8S_VERSIONS = ("1.28", "1.30", kubernetes_validate.latest_version())
+
+# The refs hold no kustomize-controller CRD and no GitRepository CRD: for those two kinds, the
+# fields their CRDs require (Flux API docs, kustomize.toolkit.fluxcd.io/v1, source.toolkit.fluxcd.io/v1).
+FALLBACK = {
+    ("kustomize.toolkit.fluxcd.io", "Kustomization", "v1"): {
+        "type": "object", "required": ["interval", "prune", "sourceRef"],
+        "properties": {"interval": {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"},
+                       "timeout": {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"},
+                       "path": {"type": "string"}, "prune": {"type": "boolean"},
+                       "wait": {"type": "boolean"}, "targetNamespace": {"type": "string", "maxLength": 63},
+                       "sourceRef": {"type": "object", "required": ["kind", "name"],
+                                     "properties": {"kind": {"enum": ["OCIRepository", "GitRepository",
+                                                                      "Bucket", "ExternalArtifact"]},
+                                                    "name": {"type": "string"}}}}},
+    ("source.toolkit.fluxcd.io", "GitRepository", "v1"): {
+        "type": "object", "required": ["interval", "url"],
+        "properties": {"interval": {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"},
+                       "url": {"type": "string", "pattern": r"^(http|https|ssh)://.*$"},
+                       "ref": {"type": "object", "properties": {"branch": {"type": "string"},
+                                                                "tag": {"type": "string"}}}}},
+}
+
+
+def documents(path: Path) -> list:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def base_objects() -> list:
+    kustomization = documents(BASE / "kustomization.yaml")[0]
+    return [(name, doc) for name in kustomization["resources"] for doc in documents(BASE / name)]
+
+
+def crd_schema(group: str, kind: str, version: str):
+    """The openAPIV3Schema of ``group``/``kind`` ``version`` from the newest CRD in the refs."""
+    found = None
+    for path in sorted((REFS / "flux-crds").glob("*/*.yaml")):
+        for crd in documents(path):
+            spec = crd.get("spec", {})
+            if spec.get("group") == group and spec.get("names", {}).get("kind") == kind:
+                for v in spec.get("versions", []):
+                    if v["name"] == version:
+                        found = v["schema"]["openAPIV3Schema"]
+    return found
+
+
+def test_the_kustomization_lists_every_file_and_only_files_that_exist():
+    kustomization = documents(BASE / "kustomization.yaml")[0]
+    assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
+    assert kustomization["kind"] == "Kustomization"
+    listed = kustomization["resources"]
+    assert len(set(listed)) == len(listed)
+    for name in listed:
+        assert (BASE / name).is_file(), f"{name} is listed but missing"
+    on_disk = {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml"}
+    assert on_disk == set(listed), f"not listed: {on_disk - set(listed)}"
+    assert {i["name"] for i in kustomization["images"]} == {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] for _, d in base_objects()
+        if d["kind"] == "Deployment"}
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_kubernetes_object_is_valid(version):
+    objects = base_objects()
+    assert {d["kind"] for _, d in objects} >= {"Deployment", "Service", "PersistentVolumeClaim",
+                                               "ConfigMap", "ServiceAccount", "Namespace"}
+    for name, doc in objects:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            pytest.fail(f"{name}: {doc['kind']} is not valid for Kubernetes {version}: {e.message} "
+                        f"at {'.'.join(map(str, e.path))}")
+
+
+def test_the_validator_does_catch_mistakes():
+    """The check above has teeth: an unknown field and a wrong type are refused."""
+    deployment = next(d for _, d in base_objects() if d["kind"] == "Deployment")
+    broken = yaml.safe_load(yaml.safe_dump(deployment))
+    broken["spec"]["replica"] = 1
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.30", strict=True)
+    broken = yaml.safe_load(yaml.safe_dump(deployment))
+    broken["spec"]["replicas"] = "one"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.30", strict=True)
+
+
+def test_the_deployment_runs_ferry_as_designed():
+    objects = {d["kind"]: d for _, d in base_objects()}
+    deployment, service = objects["Deployment"], objects["Service"]
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    env = {e["name"]: e for e in container["env"]}
+    for var, key in (("SLACK_BOT_TOKEN", "bot-token"), ("SLACK_APP_TOKEN", "app-token")):
+        assert env[var]["valueFrom"]["secretKeyRef"] == {"name": "ferry-slack", "key": key}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["git-key"]["secret"]["secretName"] == "ferry-git"
+    assert env["GITOPS_GIT_SSH_KEY_FILE"]["value"].startswith(mounts["git-key"] + "/")
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == objects["PersistentVolumeClaim"]["metadata"]["name"]
+    assert mounts["data"] == "/data"  # the Dockerfile's VOLUME and FERRY_DATA_DIR
+    settings = objects["ConfigMap"]
+    assert env["GITOPS_CONFIG"]["value"] == mounts["settings"] + "/ferry.yaml"
+    assert volumes["settings"]["configMap"]["name"] == settings["metadata"]["name"]
+    assert "ferry.yaml" in settings["data"]
+    # the Service reaches the container's webserver port, which FERRY_WEBSERVER_PORT opens
+    port = {p["name"]: p["containerPort"] for p in container["ports"]}["http"]
+    assert env["FERRY_WEBSERVER_PORT"]["value"] == str(port)
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    labels = spec["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert spec["selector"]["matchLabels"].items() <= labels.items()
+    assert container["livenessProbe"]["httpGet"]["path"] == "/ferry/health"
+
+
+def test_the_settings_in_the_config_map_load():
+    from gitops.settings import parse_settings
+    text = next(d for _, d in base_objects() if d["kind"] == "ConfigMap")["data"]["ferry.yaml"]
+    settings = parse_settings(yaml.safe_load(text))
+    assert settings.environment_names == ["dev", "qa", "stag", "prod"]
+
+
+def test_the_flux_example_is_valid_against_the_flux_schemas():
+    docs = documents(FLUX)
+    assert {d["kind"] for d in docs} == {"GitRepository", "Kustomization"}
+    for doc in docs:
+        group, version = doc["apiVersion"].split("/")
+        schema = crd_schema(group, doc["kind"], version)
+        if schema is not None:
+            jsonschema.validate(doc, schema)
+        else:
+            jsonschema.validate(doc["spec"], FALLBACK[(group, doc["kind"], version)])
+        assert doc["metadata"]["namespace"] == "flux-system"
+    source = next(d for d in docs if d["kind"] == "GitRepository")
+    kustomization = next(d for d in docs if d["kind"] == "Kustomization")
+    assert kustomization["spec"]["sourceRef"] == {"kind": "GitRepository", "name": source["metadata"]["name"]}
+    assert (ROOT / kustomization["spec"]["path"] / "kustomization.yaml").is_file()
+
+
+def test_the_flux_crds_in_the_refs_validate_what_they_hold():
+    """The CRD route works on the Flux kinds the refs have: a HelmRelease and an OCIRepository
+    like the ones Ferry edits are valid; a broken one is not."""
+    release = crd_schema("helm.toolkit.fluxcd.io", "HelmRelease", "v2")
+    assert release is not None
+    good = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": {"name": "podinfo", "namespace": "podinfo"},
+            "spec": {"interval": "10m", "chart": {"spec": {"chart": "podinfo", "version": "6.5.3",
+                                                           "sourceRef": {"kind": "HelmRepository",
+                                                                         "name": "podinfo"}}}}}
+    jsonschema.validate(good, release)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**good, "spec": {"interval": "soon"}}, release)
+
+
+def test_the_dockerfile_is_pinned_non_root_with_a_health_check_and_a_volume():
+    text = (ROOT / "Dockerfile").read_text()
+    lines = [l for l in text.splitlines() if l and not l.startswith("#")]
+    base = next(l for l in lines if l.startswith("FROM "))
+    assert re.fullmatch(r"FROM python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base), base
+    user = [l for l in lines if l.startswith("USER ")][-1]
+    assert user.split()[1].split(":")[0] not in ("root", "0")
+    assert 'VOLUME ["/data"]' in lines
+    assert any(l.startswith("HEALTHCHECK ") for l in lines) and "/ferry/health" in text
+    for part in ("config.py", "backends/", "plugins/", "requirements.txt"):
+        assert re.search(rf"^COPY {re.escape(part)}", text, re.M), part
+    assert "requirements-dev" not in text and "tests/" not in text
+
+
+def test_the_slack_app_manifest_asks_for_what_ferry_uses_and_no_more():
+    manifest = yaml.safe_load((ROOT / "slack-app-manifest.yaml").read_text())
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert scopes == {"channels:history", "channels:read", "chat:write",
+                      "groups:history", "groups:read", "im:history", "im:read", "im:write",
+                      "reactions:write", "users:read", "users:read.email", "team:read"}
+    events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert events == {"message.channels", "message.groups", "message.im"}
+    # every event needs its scope (the end-to-end test checks the Web API methods' scopes)
+    needs = {"message.channels": "channels:history", "message.groups": "groups:history",
+             "message.im": "im:history"}
+    assert {needs[e] for e in events} <= scopes
+    assert manifest["features"]["bot_user"]["always_online"] is True

@@ -1,0 +1,326 @@
+"""Ferry on Slack for real: the ``errbot`` process with config.py and Ferry's SlackV3 backend
+(FerrySlack), started as a subprocess against a local Slack (``tests.slack_server``: the Web API and
+Socket Mode on 127.0.0.1), a real bare Git remote and a real chart registry.
+
+A conversation: ``!versions`` in a channel; a deploy by an allowed user (the commit carries the
+Slack profile's name and email, replies go in the command's thread, ⏳ then ✅ on the command); the
+same by someone the environment's policy does not allow, and a command Errbot's ACLs refuse; an
+admin command by DM and in a channel. Every wait is bounded: the test fails when nothing comes."""
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from devtools.fluxrepo import demo_files, demo_settings
+from tests.fixtures_git import install_hook, remote_file, remote_log, remote_path
+from tests.slack_server import FakeSlack
+
+ROOT = Path(__file__).resolve().parent.parent
+CHANNEL, DEPLOYS = "C0GENERAL", "general"
+ALICE, MALLORY, ADA = "U0ALICE", "U0MALLORY", "U0ADA"
+USERS = {
+    ALICE: {"name": "alice", "real_name": "Alice Liddell", "email": "alice@example.test"},
+    MALLORY: {"name": "mallory", "real_name": "Mallory Outsider", "email": "mallory@example.test"},
+    ADA: {"name": "ada", "real_name": "Ada Admin", "email": "ada@example.test"},
+}
+
+
+@pytest.fixture
+def slack():
+    server = FakeSlack(users=dict(USERS), channels={CHANNEL: DEPLOYS}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fleet_url(registry, charts, bare_remote):
+    return bare_remote(demo_files(f"{registry.url}/charts"))
+
+
+@pytest.fixture
+def ferry(tmp_path, slack, fleet_url):
+    """The real errbot process on Slack in Socket Mode; yields its log file."""
+    with running_ferry(tmp_path, slack, fleet_url) as log:
+        yield log
+
+
+@contextlib.contextmanager
+def running_ferry(tmp_path, slack, fleet_url, socket_mode=True, **extra):
+    """Start errbot with config.py as a newcomer would, with the environment the README names;
+    stop it afterwards."""
+    settings = demo_settings(fleet_url)
+    for env in settings["environments"]:
+        if env["name"] == "qa":
+            env["policy"] = {"deploy": [ALICE, ADA]}
+    settings["data_dir"] = str(tmp_path / "gitops")
+    YAML().dump(settings, tmp_path / "ferry.yaml")
+    (tmp_path / "errbot").mkdir()
+    log = tmp_path / "ferry.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "FERRY_", "GITOPS_"))}
+    env.update({
+        "SLACK_BOT_TOKEN": slack.bot_token, "FERRY_SLACK_API_URL": slack.url,
+        "GITOPS_CONFIG": str(tmp_path / "ferry.yaml"),
+        "FERRY_ADMINS": ADA, "FERRY_DATA_DIR": str(tmp_path / "errbot"), "FERRY_LOG_FILE": str(log),
+        "FERRY_ACCESS_CONTROLS": json.dumps({"FerryRollback:*": {"allowusers": [ALICE]}}),
+        "FERRY_WEBSERVER_PORT": str(free_port()), "FERRY_WEBSERVER_HOST": "127.0.0.1",
+        "FERRY_LOG_LEVEL": os.environ.get("FERRY_TEST_LOG_LEVEL", "INFO"), **extra,
+    })
+    if socket_mode:
+        env["SLACK_APP_TOKEN"] = slack.app_token
+    errbot = Path(sys.executable).parent / "errbot"
+    with open(tmp_path / "errbot.out", "wb") as out:
+        process = subprocess.Popen([str(errbot), "--config", str(ROOT / "config.py")], cwd=tmp_path,
+                                   env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    slack.log, slack.webserver = log, env["FERRY_WEBSERVER_PORT"]
+    try:
+        ready(process, slack, log, socket_mode)
+        yield log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ready(process, slack, log, socket_mode=True, timeout=60):
+    """Socket Mode connected (if used) and every plugin active, or fail with the bot's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            out = (log.parent / "errbot.out").read_text(errors="replace")
+            pytest.fail(f"errbot exited with {process.returncode}:\n{out[-3000:]}\n{_tail(log)}")
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if (slack.connected.is_set() or not socket_mode) and "Flux feedback on /flux/<env>" in text \
+                and "Plugin activation done." in text:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"errbot did not connect to the local Slack in {timeout} s:\n{_tail(log)}")
+
+
+def _tail(log, size=4000):
+    return log.read_text(errors="replace")[-size:] if log.exists() else "(no log)"
+
+
+def thread(slack, channel, ts, count, timeout=30):
+    """The ``count`` messages the bot posted in the thread of ``ts``; fails if fewer come."""
+    try:
+        return [m["text"] for m in slack.wait_posted(count, timeout, channel=channel, thread_ts=ts)]
+    except AssertionError as e:
+        raise AssertionError(f"{e}; posted: {slack.posted()}\n{_tail(slack.log)}") from None
+
+
+def plain(text):
+    return text.replace("`", "")
+
+
+def test_a_conversation_on_slack(slack, ferry, fleet_url):
+    base = len(remote_log(fleet_url))
+    log = ferry
+
+    # !versions in a channel: the table in a code block, in the thread of the command
+    ts = slack.say(ALICE, CHANNEL, "!versions")
+    (table,) = thread(slack, CHANNEL, ts, 1)
+    assert table.startswith("3 apps across dev, qa, stag, prod:\n```\napp ")  # fixed width in Slack
+    assert table.count("```") == 2
+    row = next(line for line in table.splitlines() if line.startswith("podinfo"))
+    assert row.split() == ["podinfo", "6.5.3*", "6.5.2*", "6.5.1*", "6.5.0*", "6.6.0"]
+
+    # an allowed user deploys: intent and result in the thread; the commit is hers, from Slack
+    ts = slack.say(ALICE, CHANNEL, "!deploy podinfo 6.5.3 to qa")
+    intent, result = thread(slack, CHANNEL, ts, 2)
+    assert "Deploying `podinfo` 6.5.2 → 6.5.3 in qa" in intent  # Slack inline code for names
+    intent, result = plain(intent), plain(result)
+    assert "Deploying podinfo 6.5.2 → 6.5.3 in qa" in intent
+    assert result.startswith("Deployed podinfo 6.5.2 → 6.5.3 in qa: commit ")
+    commits = remote_log(fleet_url, fmt="%H|%an|%ae|%s")
+    assert len(commits) == base + 1
+    sha, name, email, subject = commits[0].split("|")
+    assert (name, email, subject) == ("Alice Liddell", "alice@example.test",
+                                      "deploy podinfo 6.5.2 → 6.5.3 to qa")
+    assert sha[:10] in result
+    body = remote_log(fleet_url, fmt="%B")
+    assert any("Requested-by: Alice Liddell <U0ALICE>" in line for line in body), body[:12]
+    assert 'version: "6.5.3"' in remote_file(fleet_url, "apps/qa/podinfo-values.yaml")
+    slack.wait_for(lambda: ("reactions.add", "white_check_mark") in slack.reactions(CHANNEL, ts), 10,
+                   "the ✅ reaction on the deploy")
+    assert slack.reactions(CHANNEL, ts) == [("reactions.add", "hourglass_flowing_sand"),
+                                            ("reactions.remove", "hourglass_flowing_sand"),
+                                            ("reactions.add", "white_check_mark")]
+
+    # a push the remote refuses: said in the thread, ⏳ then ❌, nothing changed
+    install_hook(fleet_url, "pre-receive", "#!/bin/sh\necho 'protected branch' >&2\nexit 1\n")
+    ts = slack.say(ALICE, CHANNEL, "!deploy redis 19.0.0 to qa")
+    intent, failure = thread(slack, CHANNEL, ts, 2)
+    assert "Deploying `redis` 18.1.0 → 19.0.0 in qa" in intent and "Deployed" not in failure
+    assert "protected branch" in failure, failure
+    assert slack.reactions(CHANNEL, ts) == [("reactions.add", "hourglass_flowing_sand"),
+                                            ("reactions.remove", "hourglass_flowing_sand"),
+                                            ("reactions.add", "x")]
+    assert len(remote_log(fleet_url)) == base + 1
+    (remote_path(fleet_url) / "hooks" / "pre-receive").unlink()
+
+    # the same by someone qa's policy does not name: refused in the thread, nothing pushed
+    ts = slack.say(MALLORY, CHANNEL, "!deploy podinfo 6.5.1 to qa")
+    (refused,) = thread(slack, CHANNEL, ts, 1)
+    assert plain(refused) == "You may not deploy to qa: ask U0ALICE, U0ADA."
+    # and a command Errbot's ACLs keep from her (FERRY_ACCESS_CONTROLS matches Slack user IDs)
+    ts = slack.say(MALLORY, CHANNEL, "!rollback podinfo on qa")
+    (denied,) = thread(slack, CHANNEL, ts, 1)
+    assert "not allowed" in denied.lower()
+    assert len(remote_log(fleet_url)) == base + 1
+    assert slack.reactions(CHANNEL, ts) == []
+
+    # an admin command in a channel is refused; by DM it runs
+    ts = slack.say(ADA, CHANNEL, "!lock dev incident 42")
+    (channel_refusal,) = thread(slack, CHANNEL, ts, 1)
+    assert channel_refusal == "You're not allowed to access this command from a chatroom"
+    dm = slack.dm_channel(ADA)
+    slack.say(ADA, dm, "!lock dev incident 42")
+    (locked,) = [m["text"] for m in slack.wait_posted(1, 30, channel=dm)]
+    assert plain(locked).startswith("Locked dev: incident 42.")
+    assert all("thread_ts" not in m for m in slack.posted(channel=dm))  # a DM is answered flat
+    slack.say(ADA, dm, "!locks")
+    locks = [m["text"] for m in slack.wait_posted(2, 30, channel=dm)][1]
+    assert locks.startswith("```\nwhat  by") and "dev   Ada Admin  " in locks and "incident 42" in locks
+
+    # the lock holds for everyone else
+    ts = slack.say(ALICE, CHANNEL, "!deploy podinfo 6.6.0 to dev")
+    (held,) = thread(slack, CHANNEL, ts, 1)
+    assert "locked" in held.lower() and len(remote_log(fleet_url)) == base + 1
+
+    # the health check the Dockerfile runs: Errbot's Webserver, opened by FERRY_WEBSERVER_PORT
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{slack.webserver}/ferry/health", timeout=5) as r:
+                assert (r.status, r.read()) == (200, b"ok")
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no health check answer:\n{_tail(log)}") from None
+            time.sleep(0.2)
+
+    # the app manifest grants every Web API method the bot called (and the test proves they are used)
+    manifest = YAML(typ="safe").load((ROOT / "slack-app-manifest.yaml").read_text())
+    granted = set(manifest["oauth_config"]["scopes"]["bot"])
+    called = {c.method for c in slack.calls}
+    needs = {"chat.postMessage": {"chat:write"}, "reactions.add": {"reactions:write"},
+             "reactions.remove": {"reactions:write"}, "users.info": {"users:read", "users:read.email"},
+             "team.info": {"team:read"}, "conversations.info": {"channels:read", "im:read"},
+             "auth.test": set(), "apps.connections.open": set()}  # the app token's connections:write
+    assert called <= needs.keys(), called - needs.keys()
+    assert set().union(*(needs[m] for m in called)) <= granted
+
+    # every call went to the local Slack with the right tokens; one log line per command
+    assert not [c for c in slack.calls if c.method != "apps.connections.open" and c.token != slack.bot_token]
+    text = log.read_text()
+    assert "U0ALICE ran !deploy podinfo 6.5.3 to qa -> ok (" in text
+    assert "U0MALLORY ran !deploy podinfo 6.5.1 to qa -> refused: You may not deploy to qa" in text
+    assert "Traceback" not in text, _tail(log)
+
+
+def health(port, timeout=20) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ferry/health", timeout=5) as r:
+                return r.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError("no answer from the webserver") from None
+            time.sleep(0.2)
+
+
+def post_event(port, secret, event, signature=None):
+    """Slack's Events API request: the event, signed with the app's signing secret."""
+    body = json.dumps({"token": "verification", "team_id": "T0FERRY", "api_app_id": "A0FERRY",
+                       "event": event, "type": "event_callback", "event_id": "Ev" + event["ts"],
+                       "event_time": int(time.time())}).encode()
+    stamp = str(int(time.time()))
+    mac = hmac.new(secret.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/slack/events", data=body, method="POST",
+        headers={"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
+                 "X-Slack-Signature": signature or f"v0={mac}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_the_events_api_with_a_signing_secret(tmp_path, slack, fleet_url):
+    """Without an app token: Slack posts signed events to /slack/events on Errbot's webserver."""
+    secret = "8f742231b10e8888abcd99yyyzzz85a5"
+    with running_ferry(tmp_path, slack, fleet_url, socket_mode=False, SLACK_SIGNING_SECRET=secret) as log:
+        assert health(slack.webserver) == b"ok"
+        ts = slack.next_ts()
+        event = {"type": "message", "channel": CHANNEL, "user": ALICE, "text": "!versions", "ts": ts,
+                 "channel_type": "channel"}
+        assert post_event(slack.webserver, secret, event) == 200
+        (table,) = thread(slack, CHANNEL, ts, 1)
+        assert table.startswith("3 apps across dev, qa, stag, prod:\n```\napp ")
+        # a request not signed with the secret is refused and nothing is said
+        forged = dict(event, ts=slack.next_ts(), text="!deploy podinfo 6.5.3 to qa")
+        assert post_event(slack.webserver, secret, forged, signature="v0=" + "0" * 64) == 403
+        time.sleep(1)
+        assert len(slack.posted()) == 1
+        assert not [c for c in slack.calls if c.method == "apps.connections.open"]
+        assert "Slack Events API request refused: Invalid request signature" in log.read_text()
+        assert "Traceback" not in log.read_text(), _tail(log)
+
+
+def test_code_blocks_stay_code_blocks_in_slack():
+    """SlackV3's converter drops code fences; FerrySlack keeps them, escaped as Slack wants."""
+    sys.path.insert(0, str(ROOT / "backends" / "ferryslack"))
+    try:
+        from ferryslack import KeepCodeBlocks, web_client_class
+        from slackv3.markdown import slack_markdown_converter
+    finally:
+        sys.path.remove(str(ROOT / "backends" / "ferryslack"))
+    text = ("podinfo in qa: **now 6.5.3**.\n```\nversion  who\n6.5.3    Alice <U0ALICE> & co\n```\n"
+            "See [the commit](https://git.example.com/c/1).")
+    assert KeepCodeBlocks(slack_markdown_converter()).convert(text) == (
+        "podinfo in qa: *now 6.5.3*.\n```\nversion  who\n6.5.3    Alice &lt;U0ALICE&gt; &amp; co\n```\n"
+        "See <https://git.example.com/c/1|the commit>.")
+    client = web_client_class("http://127.0.0.1:9/api/")(token="xoxb-x")
+    assert client.base_url == "http://127.0.0.1:9/api/"
+    assert web_client_class("http://127.0.0.1:9/api/")(token="x", base_url="https://a/").base_url == "https://a/"
+
+
+def test_config_reads_the_slack_settings_from_the_environment():
+    code = "import json, config; print(json.dumps([config.BACKEND, config.BOT_IDENTITY]))"
+
+    def load(**env):
+        run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                             env={"PATH": "/usr/bin:/bin", **env}, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)
+
+    backend, identity = load(SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1",
+                             FERRY_SLACK_API_URL="https://slack-gov.com/api/")
+    assert backend == "FerrySlack"
+    assert identity == {"token": "xoxb-1", "app_token": "xapp-1", "signing_secret": "",
+                        "base_url": "https://slack-gov.com/api/"}
+    assert load()[1]["base_url"] == "https://slack.com/api/"
+    assert load(FERRY_BACKEND="SlackV3")[0] == "FerrySlack"
+    assert load(FERRY_BACKEND="Text")[0] == "Text"

@@ -1,0 +1,158 @@
+"""Load: 100 changing commands at once through Errbot's test backend while another process pushes
+unrelated commits to the same remote every 50 ms. Nothing is lost, nothing is forced, the history
+stays linear, and every command gets exactly one final answer."""
+from __future__ import annotations
+
+import queue
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from errbot.backends.test import TestBot as ErrbotTestBot
+from ruamel.yaml import YAML
+
+from devtools.fluxrepo import demo_settings, fleet_apps, fleet_files
+from tests.fixtures_git import git, remote_path
+
+PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
+ENVS = ("dev", "qa", "stag")  # prod needs approval by default: not for load
+DISTINCT = 80  # commands to distinct (app, env) pairs
+SAME = 20  # commands to two shared (app, env) pairs, ten each
+VERSIONS = {"podinfo": ("6.5.0", "6.5.1", "6.5.2", "6.5.3", "6.6.0"),
+            "redis": ("18.0.0", "18.1.0", "19.0.0"), "cert-manager": ("v1.14.0", "v1.15.0")}
+
+PUSHER = textwrap.dedent("""
+    import os, subprocess, sys, time
+    url, clone, out, stop = sys.argv[1:5]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1", GIT_AUTHOR_NAME="Other",
+               GIT_AUTHOR_EMAIL="other@example.test", GIT_COMMITTER_NAME="Other",
+               GIT_COMMITTER_EMAIL="other@example.test")
+    def g(*a, check=True):
+        return subprocess.run(["git", "-C", clone, *a], env=env, capture_output=True, text=True,
+                              check=check)
+    subprocess.run(["git", "clone", "-q", url, clone], env=env, check=True)
+    n = 0
+    with open(out, "a") as log:
+        while not os.path.exists(stop):
+            n += 1
+            os.makedirs(os.path.join(clone, "docs"), exist_ok=True)
+            with open(os.path.join(clone, "docs", f"note-{n}.md"), "w") as f:
+                f.write(f"note {n}\\n")
+            g("add", "-A")
+            g("commit", "-q", "-m", f"external note {n}")
+            while g("push", "-q", "origin", "HEAD:main", check=False).returncode:
+                g("pull", "-q", "--rebase", "origin", "main")
+            log.write(g("rev-parse", "HEAD").stdout.strip() + "\\n")
+            log.flush()
+            time.sleep(0.05)
+""")
+
+
+@pytest.fixture
+def fleet(registry, charts, bare_remote):
+    apps = fleet_apps(DISTINCT + 2, VERSIONS)
+    pins = {(name, env): VERSIONS[chart][0] for name, _, chart in apps
+            for env in ("dev", "qa", "stag", "prod")}
+    return apps, bare_remote(fleet_files(f"{registry.url}/charts", apps, pins))
+
+
+@pytest.fixture
+def loaded_bot(tmp_path, fleet):
+    settings = tmp_path / "ferry.yaml"
+    YAML().dump({**demo_settings(fleet[1]), "data_dir": str(tmp_path / "gitops")}, settings)
+    bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
+        "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
+        "CORE_PLUGINS": ("ACLs", "Help", "Plugins", "Utils", "CommandNotFoundFilter"),
+    })
+    bot.start(timeout=10)
+    yield bot
+    bot.stop()
+
+
+def test_100_concurrent_commands_while_someone_else_pushes_every_50ms(loaded_bot, fleet, tmp_path):
+    apps, url = fleet
+    bare = remote_path(url)
+    seed = git("--git-dir", str(bare), "rev-parse", "main")
+    loaded_bot.push_message("!versions app-0000")  # clone once before the load
+    loaded_bot.pop_message(timeout=60)
+
+    commands = []  # (app, env, version)
+    for i, (name, _, chart) in enumerate(apps[:DISTINCT]):
+        commands.append((name, ENVS[i % len(ENVS)], VERSIONS[chart][1]))
+    for i in range(SAME):  # two contested pins: app-0080 (podinfo?) and app-0081, dev
+        name, _, chart = apps[DISTINCT + i % 2]
+        versions = VERSIONS[chart]
+        commands.append((name, "dev", versions[1 + i % (len(versions) - 1)]))
+
+    git("--git-dir", str(bare), "config", "core.logAllRefUpdates", "always")  # a reflog to audit
+    notes, stop = tmp_path / "external.txt", tmp_path / "stop"
+    pusher = subprocess.Popen([sys.executable, "-c", PUSHER, url, str(tmp_path / "other"),
+                               str(notes), str(stop)])
+    try:
+        waited = time.monotonic()
+        while not notes.exists() or len(notes.read_text().split()) < 2:  # it is pushing
+            assert time.monotonic() - waited < 30 and pusher.poll() is None
+            time.sleep(0.05)
+        before = len(notes.read_text().split())
+        started = time.monotonic()
+        for app, env, version in commands:
+            loaded_bot.push_message(f"!deploy {app} {version} to {env}")
+        replies = []
+        finals = Counter()
+        while sum(finals.values()) < len(commands):
+            assert time.monotonic() - started < 150, f"only {sum(finals.values())} answers"
+            try:
+                text = loaded_bot.pop_message(timeout=5)
+            except queue.Empty:
+                continue
+            replies.append(text)
+            if not text.startswith("Deploying"):
+                found = re.search(r"app-\d{4}", text)
+                assert found, f"a final answer that names no app: {text!r}"
+                finals[found.group(0)] += 1
+        elapsed = time.monotonic() - started
+    finally:
+        stop.touch()
+        pusher.wait(timeout=30)
+    with pytest.raises(queue.Empty):
+        loaded_bot.pop_message(timeout=1)
+
+    # exactly one final answer per command, matched by app
+    expected = Counter(app for app, _, _ in commands)
+    assert finals == expected
+    assert not [r for r in replies if "Traceback" in r or "Sorry, that failed" in r]
+
+    log = git("--git-dir", str(bare), "log", "--format=%H %P|%s", "main").splitlines()
+    shas = [line.split()[0] for line in log]
+    # linear: every commit has one parent (the seed none), and the seed is still the root
+    assert all(len(line.split("|")[0].split()) == 2 for line in log[:-1])
+    assert shas[-1] == seed
+    # every external commit is still there (no force-push lost one)
+    external = notes.read_text().split()
+    print(f"\nload {elapsed:.1f} s, external during it {len(external) - before}")
+    assert len(external) - before >= 1  # it pushed during the load
+    assert set(external) <= set(shas)
+    # no force-push: every update of main the remote recorded moved it forward
+    reflog = git("--git-dir", str(bare), "reflog", "show", "--format=%H", "refs/heads/main").split()
+    assert len(reflog) >= len(external) - before
+    for newer, older in zip(reflog, reflog[1:]):
+        subprocess.run(["git", "--git-dir", str(bare), "merge-base", "--is-ancestor", older, newer],
+                       check=True)
+    # every accepted change is on the remote exactly once
+    deployed = [r for r in replies if r.startswith("Deployed")]
+    named = [re.search(r"commit ([0-9a-f]{7,})", r).group(1) for r in deployed]
+    ferry_commits = [line.split()[0] for line in log if line.split("|", 1)[1].startswith("deploy ")]
+    assert len(ferry_commits) == len(deployed) == len(set(named))
+    assert {c[:10] for c in ferry_commits} == {n[:10] for n in named}
+    # every distinct-app command landed (or said the branch kept moving; never silently lost)
+    landed = {re.search(r"app-\d{4}", r).group(0) for r in deployed}
+    refused = [r for r in replies if "kept moving" in r]
+    assert len(landed & {a for a, _, _ in commands[:DISTINCT]}) + len(refused) >= DISTINCT
+    print(f"\n{len(commands)} commands in {elapsed:.1f} s: {len(deployed)} deployed, "
+          f"{len(refused)} kept-moving, {len(external)} external commits, {len(reflog)} ref updates")
