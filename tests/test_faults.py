@@ -241,17 +241,23 @@ CORE = textwrap.dedent("""
     import shelve, sys
     sys.path.insert(0, sys.argv[1])
     from gitops.core import GitOps
+    from gitops.feedback import Feedback
     from gitops.model import Requester
     from gitops.settings import load_settings
     memory = shelve.open(sys.argv[3])
     core = GitOps(load_settings(sys.argv[2]), memory=memory)
+    feedback = Feedback(core)
     alice = Requester("@alice", "Alice", "alice@example.test")
     if sys.argv[4] == "propose":
         print(core.deploy("podinfo", "prod", "6.5.1", alice).pending.id, flush=True)
+        pushed = core.deploy("redis", "dev", "18.1.0", alice)  # then waits for Flux's word
+        feedback.expect(pushed, "Alice", {"to": "#deploys"})
     elif sys.argv[4] == "deploy":
         change = core.deploy("podinfo", "qa", "6.5.3", alice)
         print(change.commit.sha if change.commit else "noop", flush=True)
     print(",".join(sorted(p.id for p in core.pending())), flush=True)
+    print(",".join(sorted(f"{w['environment']}/{w['app']}@{w['version']}" for w in feedback.pending())),
+          flush=True)
     memory.close()
 """)
 
@@ -262,13 +268,14 @@ def test_killed_between_commit_and_push_recovers_without_a_duplicate(tmp_path, f
     shelf, block, entered = tmp_path / "memory", tmp_path / "block", tmp_path / "entered"
 
     def run(action, **kw):
+        env = {**os.environ, "GITOPS_FLUX_TOKEN_DEV": "flux-dev-token"}
         return subprocess.Popen([sys.executable, "-c", CORE, PLUGINS, str(settings), str(shelf),
                                  action], stdout=subprocess.PIPE, text=True, cwd=tmp_path,
-                                start_new_session=True, **kw)
+                                start_new_session=True, env=env, **kw)
 
     out = run("propose").communicate(timeout=60)[0].split()
     waiting = out[0]
-    assert out[1] == waiting
+    assert out[1:] == [waiting, "dev/redis@18.1.0"]  # an approval and a deploy waiting for Flux
     install_hook(fleet_url, "pre-receive",
                  f"#!/bin/sh\nif [ -f {block} ]; then touch {entered}; sleep 60; fi\nexit 0\n")
     block.touch()
@@ -286,11 +293,11 @@ def test_killed_between_commit_and_push_recovers_without_a_duplicate(tmp_path, f
 
     out = run("deploy").communicate(timeout=60)[0].split()  # restarted
     assert out[0] != "noop" and remote_tip(fleet_url) == out[0]
-    assert out[1] == waiting  # the pending approval survived the kill
+    assert out[1:] == [waiting, "dev/redis@18.1.0"]  # both survived the kill
     subjects = remote_log(fleet_url, fmt="%s")
-    assert subjects.count("deploy podinfo 6.5.2 → 6.5.3 to qa") == 1 and len(subjects) == 2
+    assert subjects.count("deploy podinfo 6.5.2 → 6.5.3 to qa") == 1 and len(subjects) == 3
     out = run("deploy").communicate(timeout=60)[0].split()  # again: already there, no commit
-    assert out[0] == "noop" and len(remote_log(fleet_url)) == 2
+    assert out[0] == "noop" and len(remote_log(fleet_url)) == 3
 
 
 def test_killed_bot_keeps_its_pending_approvals_in_errbot_storage(tmp_path, fleet_url):
@@ -333,3 +340,59 @@ def test_a_broken_settings_file_stops_the_bot_with_the_key_and_the_reason(tmp_pa
     assert run.returncode != 0
     assert "Ferry cannot start" in run.stderr and key in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_the_real_bot_killed_keeps_its_pending_approval(tmp_path, fleet_url):
+    """SIGKILL the real errbot process (no shutdown, no storage close) right after two changes
+    were held for approval: the restarted bot still lists both."""
+    import queue
+    import re
+    import threading
+
+    settings = tmp_path / "ferry.yaml"
+    YAML().dump({**demo_settings(fleet_url), "data_dir": str(tmp_path / "gitops")}, settings)
+    (tmp_path / "errbot").mkdir()
+    root = Path(PLUGINS).parent
+    env = {**os.environ, "FERRY_BACKEND": "Text", "GITOPS_CONFIG": str(settings),
+           "FERRY_ADMINS": "@demo", "FERRY_DATA_DIR": str(tmp_path / "errbot"),
+           "FERRY_LOG_FILE": str(tmp_path / "ferry.log"), "PYTHONUNBUFFERED": "1"}
+
+    def start():
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "errbot"), "--config",
+                                 str(root / "config.py")], cwd=root, env=env, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+        return proc, lines
+
+    def say(proc, lines, text, pattern, timeout=60):
+        proc.stdin.write(text + "\n")
+        proc.stdin.flush()
+        deadline, seen = time.monotonic() + timeout, []
+        while time.monotonic() < deadline:
+            try:
+                line = re.sub(r"\x1b\[[0-9;]*m", "", lines.get(timeout=1))
+            except queue.Empty:
+                continue
+            seen.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
+        raise AssertionError(f"no {pattern!r} from the bot within {timeout} s: {''.join(seen)[-2000:]}")
+
+    proc, lines = start()
+    try:  # the second request rewrites a stored record: that is what a crash used to lose
+        first = say(proc, lines, "!deploy podinfo 6.5.1 to prod", r"is change `?([0-9a-f]{6})")[1]
+        second = say(proc, lines, "!deploy redis 18.1.0 to prod", r"is change `?([0-9a-f]{6})")[1]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    proc, lines = start()
+    try:
+        say(proc, lines, "!pending", re.escape(first))
+        say(proc, lines, "", re.escape(second), timeout=10)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert len(remote_log(fleet_url)) == 1  # held for approval: nothing pushed
