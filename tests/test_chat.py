@@ -1,16 +1,13 @@
 """Ferry through a real Errbot (its test backend) with the real plugin folder, a real bare remote and
 a real registry: every command, every form, the bad inputs, and the commits they leave."""
 import queue
-from pathlib import Path
 
 import pytest
-from errbot.backends.test import TestBot as ErrbotTestBot
-from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
+from tests.ferrybot import started_bot
 from tests.fixtures_git import git, remote_file, remote_log, remote_path, remote_tip
 
-PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
 
 
 @pytest.fixture
@@ -20,15 +17,8 @@ def fleet_url(registry, charts, bare_remote):
 
 @pytest.fixture
 def bot(tmp_path, fleet_url):
-    settings = tmp_path / "ferry.yaml"
-    YAML().dump({**demo_settings(fleet_url), "data_dir": str(tmp_path / "gitops")}, settings)
-    testbot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
-        "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
-        "CORE_PLUGINS": ("ACLs", "Help", "Health", "Plugins", "Utils", "CommandNotFoundFilter"),
-    })
-    testbot.start(timeout=10)
-    yield testbot
-    testbot.stop()
+    with started_bot(tmp_path, demo_settings(fleet_url)) as testbot:
+        yield testbot
 
 
 def ask(bot, command, replies=1, timeout=20):
@@ -181,17 +171,8 @@ def test_promote_from_where_the_app_is_absent(tmp_path, registry, charts, bare_r
     files = demo_files(f"{registry.url}/charts")
     del files["apps/dev/redis.yaml"]
     files["apps/dev/kustomization.yaml"] = files["apps/dev/kustomization.yaml"].replace("  - redis.yaml\n", "")
-    url = bare_remote(files)
-    settings = tmp_path / "ferry.yaml"
-    YAML().dump({**demo_settings(url), "data_dir": str(tmp_path / "g")}, settings)
-    testbot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
-        "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
-        "CORE_PLUGINS": ("ACLs", "Help", "Utils", "Plugins", "CommandNotFoundFilter")})
-    testbot.start(timeout=10)
-    try:
+    with started_bot(tmp_path, demo_settings(bare_remote(files))) as testbot:
         assert "redis is not in dev" in ask(testbot, "!promote redis to qa")[0].replace("`", "")
-    finally:
-        testbot.stop()
 
 
 def test_an_unexpected_error_is_an_apology_with_a_log_id(caplog):

@@ -17,30 +17,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from errbot.backends.test import TestBot as ErrbotTestBot
 from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
 from devtools.registry import LocalRegistry, free_port, push_charts
+from tests.ferrybot import PLUGINS, started_bot
 from tests.fixtures_git import install_hook, remote_file, remote_log, remote_path, remote_tip
 
 ROOT = Path(__file__).resolve().parent.parent
-PLUGINS = str(ROOT / "plugins")
 QA_FILE = "apps/qa/podinfo-values.yaml"
 
 
-@contextmanager
-def started_bot(tmp_path, settings: dict, storage: Path = None):
-    path = tmp_path / "ferry.yaml"
-    YAML().dump({"data_dir": str(tmp_path / "gitops"), **settings}, path)
-    config = {"GITOPS_CONFIG": str(path), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
-              "CORE_PLUGINS": ("ACLs", "Help", "Plugins", "Utils", "CommandNotFoundFilter")}
-    bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config=config)
-    bot.start(timeout=10)
-    try:
-        yield bot
-    finally:
-        bot.stop()
 
 
 def ask(bot, command, replies=1, timeout=30):
@@ -302,26 +289,11 @@ def test_killed_between_commit_and_push_recovers_without_a_duplicate(tmp_path, f
 
 def test_killed_bot_keeps_its_pending_approvals_in_errbot_storage(tmp_path, fleet_url):
     """The pending approval lives in Errbot's storage (BOT_DATA_DIR): a new bot on it sees it."""
-    data = tmp_path / "errbot"
-    settings = {**demo_settings(fleet_url)}
-    path = tmp_path / "ferry.yaml"
-    YAML().dump({"data_dir": str(tmp_path / "gitops"), **settings}, path)
-    config = {"GITOPS_CONFIG": str(path), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
-              "CORE_PLUGINS": ("ACLs", "Help", "Plugins", "Utils", "CommandNotFoundFilter"),
-              "BOT_DATA_DIR": str(data), "STORAGE": "Shelf"}
-    bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config=config)
-    bot.start(timeout=10)
-    try:
-        text = ask(bot, "!deploy podinfo 6.5.1 to prod")[0]
-        assert "waiting for approval" in text
-    finally:
-        bot.stop()
-    bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config=config)
-    bot.start(timeout=10)
-    try:
+    storage = {"BOT_DATA_DIR": str(tmp_path / "errbot"), "STORAGE": "Shelf"}
+    with started_bot(tmp_path, demo_settings(fleet_url), **storage) as bot:
+        assert "waiting for approval" in ask(bot, "!deploy podinfo 6.5.1 to prod")[0]
+    with started_bot(tmp_path, demo_settings(fleet_url), **storage) as bot:
         assert "podinfo" in ask(bot, "!pending")[0]
-    finally:
-        bot.stop()
 
 
 @pytest.mark.parametrize("text, key", [

@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pytest
 from errbot.backends.base import Message
-from errbot.backends.test import TestBot as ErrbotTestBot
 from errbot.backends.test import TestOccupant
-from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
+from tests.ferrybot import start_bot
 from tests.fixtures_git import remote_log, remote_path, remote_tip, git
 
-PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
-CORE = ("ACLs", "Help", "Health", "Plugins", "Utils", "CommandNotFoundFilter")
 POLICY = {
     "qa": {"deploy": ["@alice", "@bob"]},
     "stag": {"channels": ["#deploys"]},
@@ -33,14 +30,10 @@ class Chat:
         for env in raw["environments"]:
             if env["name"] in policy:
                 env["policy"] = policy[env["name"]]
-        settings = tmp_path / "ferry.yaml"
-        YAML().dump({**raw, "data_dir": str(tmp_path / "gitops"), **(extra or {})}, settings)
-        config = {"GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",),
-                  "AUTOINSTALL_DEPS": False, "CORE_PLUGINS": CORE}
+        config = {}
         if data_dir:  # a storage that survives a restart, as the real bot's does
             config.update(STORAGE="Shelf", BOT_DATA_DIR=str(data_dir))
-        self.bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config=config)
-        self.bot.start(timeout=10)
+        self.bot = start_bot(tmp_path, {**raw, **(extra or {})}, **config)
         self.said = []
 
     def dm(self, user, text, replies=1):

@@ -10,16 +10,13 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from errbot.backends.test import TestBot as ErrbotTestBot
-from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_settings, fleet_apps, fleet_files
+from tests.ferrybot import started_bot
 from tests.fixtures_git import git, remote_path
 
-PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
 ENVS = ("dev", "qa", "stag")  # prod needs approval by default: not for load
 DISTINCT = 80  # commands to distinct (app, env) pairs
 SAME = 20  # commands to two shared (app, env) pairs, ten each
@@ -64,15 +61,8 @@ def fleet(registry, charts, bare_remote):
 
 @pytest.fixture
 def loaded_bot(tmp_path, fleet):
-    settings = tmp_path / "ferry.yaml"
-    YAML().dump({**demo_settings(fleet[1]), "data_dir": str(tmp_path / "gitops")}, settings)
-    bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
-        "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
-        "CORE_PLUGINS": ("ACLs", "Help", "Plugins", "Utils", "CommandNotFoundFilter"),
-    })
-    bot.start(timeout=10)
-    yield bot
-    bot.stop()
+    with started_bot(tmp_path, demo_settings(fleet[1])) as bot:
+        yield bot
 
 
 def test_100_concurrent_commands_while_someone_else_pushes_every_50ms(loaded_bot, fleet, tmp_path):
