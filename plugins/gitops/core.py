@@ -47,8 +47,10 @@ class GitOps:
         data = Path(settings.data_dir)
         git_env = git_environment(settings.secrets.git_token, settings.secrets.git_ssh_key_file)
         self._workspaces = {
+            # A busy remote (CI bots pushing often) may move under a push a few times in a row.
             repo: Workspace(repo.url, repo.branch, data / "repos" / _slug(repo), git_env=git_env,
-                            fetch_interval=fetch_interval, secrets=settings.secrets.values())
+                            fetch_interval=fetch_interval, secrets=settings.secrets.values(),
+                            push_attempts=5)
             for repo in settings.repos()
         }
         self._pins_by_commit: dict = {}  # (repo, commit) -> pins
