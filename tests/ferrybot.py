@@ -1,6 +1,7 @@
 """A real Errbot (its test backend) on Ferry's real plugins folder, for the end-to-end tests."""
 from __future__ import annotations
 
+import queue
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +22,17 @@ def start_bot(tmp_path: Path, settings: dict, name: str = "ferry.yaml", **config
         "CORE_PLUGINS": CORE_PLUGINS, **config})
     bot.start(timeout=10)
     return bot
+
+
+def ask(bot, command: str, replies: int = 1, timeout: float = 30) -> list:
+    """Send a command, return its ``replies`` messages, and check nothing else was said."""
+    bot.push_message(command)
+    answers = [bot.pop_message(timeout=timeout) for _ in range(replies)]
+    try:
+        extra = bot.pop_message(timeout=0.3)
+    except queue.Empty:
+        return answers
+    raise AssertionError(f"an unexpected extra reply to {command!r}: {extra!r}")
 
 
 @contextmanager

@@ -5,7 +5,7 @@ import queue
 import pytest
 
 from devtools.fluxrepo import demo_files, demo_settings
-from tests.ferrybot import started_bot
+from tests.ferrybot import ask, started_bot
 from tests.fixtures_git import git, remote_file, remote_log, remote_path, remote_tip
 
 
@@ -19,15 +19,6 @@ def fleet_url(registry, charts, bare_remote):
 def bot(tmp_path, fleet_url):
     with started_bot(tmp_path, demo_settings(fleet_url)) as testbot:
         yield testbot
-
-
-def ask(bot, command, replies=1, timeout=20):
-    """Send a command, return its ``replies`` messages, and check nothing else was said."""
-    bot.push_message(command)
-    answers = [bot.pop_message(timeout=timeout) for _ in range(replies)]
-    with pytest.raises(queue.Empty):
-        bot.pop_message(timeout=0.3)
-    return answers
 
 
 def as_user(bot, user):

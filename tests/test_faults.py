@@ -21,21 +21,13 @@ from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
 from devtools.registry import LocalRegistry, free_port, push_charts
-from tests.ferrybot import PLUGINS, started_bot
+from tests.ferrybot import PLUGINS, ask, started_bot
 from tests.fixtures_git import install_hook, remote_file, remote_log, remote_path, remote_tip
 
 ROOT = Path(__file__).resolve().parent.parent
 QA_FILE = "apps/qa/podinfo-values.yaml"
 
 
-
-
-def ask(bot, command, replies=1, timeout=30):
-    bot.push_message(command)
-    answers = [bot.pop_message(timeout=timeout) for _ in range(replies)]
-    with pytest.raises(queue.Empty):
-        bot.pop_message(timeout=0.3)
-    return answers
 
 
 def final(bot, command, timeout=30):

@@ -7,6 +7,7 @@ from typing import Iterable, Optional, Sequence
 from ferrychat.feedback import age as short_age
 
 from gitops.model import AuditEntry, Change, ChartInfo, HistoryEntry, PendingChange, Pin, Plan
+from gitops.versions import parse, same_version
 
 MAX_ROWS = 40
 
@@ -44,7 +45,6 @@ def live(pin: Optional[Pin], record: Optional[dict], now: float) -> str:
     ``!6.5.2 rolled-back``: Flux rolled a failed upgrade back to 6.5.2)."""
     if not record:
         return ""
-    from gitops.versions import same_version
     age = short_age(now - _epoch(record.get("received") or record.get("at", "")))
     version = record.get("version") or "?"
     if record.get("state") == "failed":
@@ -69,7 +69,6 @@ def _epoch(iso: str) -> float:
 
 
 def _older(version: str, newest: str) -> bool:
-    from gitops.versions import parse
     a, b = parse(version), parse(newest)
     return a is not None and b is not None and a < b
 

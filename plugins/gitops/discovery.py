@@ -151,9 +151,7 @@ def _release(environment: str, res: Resource, patch_index: PatchIndex,
         found = sources.find(environment, ref_kind, ref_ns, ref_name) if ref_kind == "OCIRepository" else None
         if found is not None:
             oci, oci_patches = found
-            oci_doc = oci.doc
-            for patch in oci_patches:
-                oci_doc = apply(oci_doc, patch)
+            oci_doc = _patched(found)
             url = str(dig(oci_doc, "spec", "url") or "")
             chart, source = _oci_repository_location(url, _insecure(oci_doc))
             chart = chart or ref_name
@@ -175,10 +173,7 @@ def _release(environment: str, res: Resource, patch_index: PatchIndex,
         ns = str(source_ref.get("namespace") or res.namespace)
         found = sources.find(environment, source_kind, ns, str(source_ref.get("name") or ""))
         if found is not None:
-            repo, repo_patches = found
-            repo_doc = repo.doc
-            for patch in repo_patches:
-                repo_doc = apply(repo_doc, patch)
+            repo_doc = _patched(found)
             url = str(dig(repo_doc, "spec", "url") or "")
             if source_kind == "HelmRepository" and (
                     dig(repo_doc, "spec", "type") == "oci" or url.startswith("oci://")):
@@ -187,6 +182,15 @@ def _release(environment: str, res: Resource, patch_index: PatchIndex,
         chart = posixpath.basename(chart.rstrip("/")) or chart  # a path to the chart folder
     return _Release(environment, name, res.namespace, res.file, version, location, kind, chart,
                     source, url, source_kind or "HelmRepository", values_files)
+
+
+def _patched(found) -> dict:
+    """A Flux source's document with the environment's patches on it."""
+    source, patches = found
+    doc = source.doc
+    for patch in patches:
+        doc = apply(doc, patch)
+    return doc
 
 
 def _origin(res: Resource, patches: list, field_path: tuple, own_kind: str):
