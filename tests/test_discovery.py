@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from gitops.editing import read_version, set_version, unified_diff
 from gitops.discovery import DirTree, discover, discover_environments, qualify_clashes
 from gitops.manifests import DocumentCache, parse_documents
-from gitops.model import ChartLocation, Pin, PinLocation
+from gitops.model import ChartLocation, Pin, PinLocation, Problem
 from gitops.settings import parse_settings
 
 from tests.refs import FLUX_LAYOUTS as REFS
@@ -315,7 +316,7 @@ def test_overlay_patch_sets_the_version(tmp_path, tail, files, version, location
     assert pin.release_file == "apps/base/podinfo/release.yaml"
 
 
-def test_inline_patches_report_the_version_without_a_location(tmp_path):
+def test_inline_patch_is_the_pin_and_one_line_of_it_changes(tmp_path):
     tail = """\
     patches:
       - target:
@@ -335,9 +336,18 @@ def test_inline_patches_report_the_version_without_a_location(tmp_path):
           values:
             replicaCount: 3
     """
-    [pin] = discover(write(tmp_path, overlay(tail)), settings({"dev": "apps/dev"}))
-    assert (pin.version, pin.location, pin.kind, pin.is_range) == ("6.4.0", None, "patch", False)
+    tree = write(tmp_path, overlay(tail))
+    [pin] = discover(tree, settings({"dev": "apps/dev"}))
+    inline = PinLocation("apps/dev/kustomization.yaml", 0, ("patches", 0, "patch"), inner=(0, (0, "value")))
+    assert (pin.version, pin.location, pin.kind, pin.is_range) == ("6.4.0", inline, "patch", False)
     assert pin.values_files == ("apps/base/podinfo/release.yaml", "apps/dev/kustomization.yaml")
+    before = tree.read("apps/dev/kustomization.yaml")
+    after = set_version(before, inline, "6.5.0")
+    assert unified_diff("k.yaml", before, after).count("\n-") == 1
+    assert "-        value: 6.4.0\n+        value: 6.5.0\n" in unified_diff("k.yaml", before, after)
+    assert read_version(after, inline) == "6.5.0"
+    [again] = discover(write(tmp_path, {"apps/dev/kustomization.yaml": after}), settings({"dev": "apps/dev"}))
+    assert again.version == "6.5.0"
 
 
 def test_later_patches_win_and_overlay_wins_over_base(tmp_path):
@@ -518,7 +528,8 @@ def test_broken_yaml_is_skipped_with_a_warning(tmp_path):
     pins = discover(write(tmp_path, files), settings({"dev": "apps/dev"}), warnings=warnings)
     assert [(p.app, p.version) for p in pins] == [("good", "1.0.0"), ("late", "3.0.0")]
     assert len(warnings) == 2
-    assert any(w.startswith("apps/dev/broken.yaml is not valid YAML") for w in warnings)
+    broken = next(w for w in warnings if w.path == "apps/dev/broken.yaml")
+    assert broken.environment == "dev" and broken.reason.startswith("not valid YAML (line 4: ")
 
 
 def test_unreadable_file_is_skipped_with_a_warning(tmp_path):
@@ -527,7 +538,9 @@ def test_unreadable_file_is_skipped_with_a_warning(tmp_path):
     warnings = []
     pins = discover(tree, settings({"dev": "apps/dev"}), warnings=warnings)
     assert [p.app for p in pins] == ["good"]
-    assert len(warnings) == 1 and warnings[0].startswith("apps/dev/latin1.yaml is not valid YAML (cannot be read")
+    assert len(warnings) == 1
+    assert (warnings[0].environment, warnings[0].path) == ("dev", "apps/dev/latin1.yaml")
+    assert warnings[0].reason.startswith("not valid YAML (cannot be read")
 
 
 def test_missing_files_and_cycles_do_not_crash(tmp_path):
@@ -540,11 +553,13 @@ def test_missing_files_and_cycles_do_not_crash(tmp_path):
     warnings = []
     pins = discover(write(tmp_path, files), settings({"dev": "apps/dev", "qa": "apps/none"}), warnings=warnings)
     assert [(p.environment, p.app) for p in pins] == [("dev", "r")]
-    assert any("gone.yaml" in w for w in warnings)
-    assert any("nope.yaml" in w for w in warnings)
-    assert any("includes itself" in w for w in warnings)
-    assert "Environment qa: `apps/none` matches nothing in the repository." in warnings
-    assert "Environment qa: no HelmRelease under apps/none." in warnings
+    said = [str(w) for w in warnings]
+    assert any("gone.yaml" in w for w in said)
+    assert any("nope.yaml" in w for w in said)
+    assert any("includes itself" in w for w in said)
+    assert Problem("qa", "apps/none", "matches nothing in the repository.") in warnings
+    assert Problem("qa", "apps/none", "no HelmRelease found there.") in warnings
+    assert "qa · `apps/none`: no HelmRelease found there." in said
 
 
 def test_source_found_outside_the_environment_paths(tmp_path):

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 from urllib.parse import urlsplit
 
+from . import flux
 from .helmvalues import release_values_text
-from .kustomize import RELEVANT_KINDS, Resource, TreeIndex, Walker
-from .manifests import YAML_SUFFIXES, DEFAULT_CACHE, DirTree, DocumentCache, FileTree, dig
-from .patches import REMOVED, PatchIndex, apply, effect
-from .model import ChartLocation, Pin, PinLocation
+from .kustomize import Build, Resource, TreeIndex, _Counter
+from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree, dig
+from .patches import apply, origin
+from .model import ChartLocation, Pin, PinLocation, Problem
 from .settings import EnvironmentSettings, Settings
 from .versions import is_range
 
@@ -51,9 +52,7 @@ class _Release:
     name: str
     namespace: str
     file: str
-    version: Optional[str]
-    location: Optional[PinLocation]
-    kind: str
+    found: "_Version"
     chart: str
     source: Optional[ChartLocation]
     source_url: str
@@ -67,44 +66,55 @@ def discover(tree: FileTree, settings: Settings,
     """The pins of ``environments`` (default: all of them) found in ``tree``.
 
     Environments may be ``EnvironmentSettings`` or names; pass those whose repository ``tree`` is.
-    Problems that do not stop discovery (broken YAML, missing files) are appended to ``warnings``.
+    What discovery cannot follow (broken YAML, missing files, Kustomizations of other sources)
+    is appended to ``warnings`` as ``Problem`` objects.
     """
     envs = _environments(settings, environments)
-    warnings = [] if warnings is None else warnings
+    problems = [] if warnings is None else warnings
     cache = cache or DEFAULT_CACHE
     index = TreeIndex(tree.files())
-    builds = []
+    finder = flux.Finder(tree, index, cache)
+    ids = _Counter()
+    built = []
     for env in envs:
-        walker = Walker(tree, index, cache, warnings)
+        paths = []
         for pattern in env.paths:
             matched = index.expand(pattern)
             if not matched:
-                warnings.append(f"Environment {env.name}: `{pattern}` matches nothing in the repository.")
-            for path in matched:
-                walker.add_path(path)
-        builds.append((env, walker.build))
+                problems.append(Problem(env.name, pattern, "matches nothing in the repository."))
+            paths.extend(matched)
+        units = flux.build_environment(tree, index, cache, env.name, env.repo, paths, problems,
+                                       finder, ids)
+        built.append((env, units))
 
-    sources = _Sources(tree, index, cache, builds)
+    sources = _Sources(finder, built)
     releases = []
-    for env, build in builds:
+    for env, units in built:
         seen = set()
-        patch_index = sources.patch_index(env.name)
-        for res in build.resources:
-            if res.doc.get("kind") == "HelmRelease" and str(res.doc["apiVersion"]).startswith(HELM_API):
-                release = _release(env.name, res, patch_index, sources)
+        for unit in units:
+            for res in unit.build.resources:
+                if res.kind == "ResourceSet" and _generates_releases(res.doc):
+                    problems.append(Problem(env.name, res.file, f"ResourceSet {res.namespace}/{res.name} "
+                                            "(Flux Operator) generates HelmReleases Ferry cannot follow: "
+                                            "change them by hand."))
+                if res.kind != "HelmRelease" or not res.api_version.startswith(HELM_API):
+                    continue
+                release = _release(env.name, unit, res, sources)
                 if release is None:
                     continue
                 if (release.namespace, release.name) in seen:
-                    warnings.append(f"Environment {env.name}: HelmRelease {release.namespace}/"
-                                    f"{release.name} is defined twice; kept the one in {_first_file(releases, release)}.")
+                    problems.append(Problem(env.name, release.file, f"HelmRelease {release.namespace}/"
+                                            f"{release.name} is defined twice; kept the one in "
+                                            f"{_first_file(releases, release)}."))
                     continue
                 seen.add((release.namespace, release.name))
                 releases.append(release)
         if not seen:
-            warnings.append(f"Environment {env.name}: no HelmRelease under {', '.join(env.paths)}.")
-    for w in warnings:
-        log.debug("discovery: %s", w)
+            problems.append(Problem(env.name, ", ".join(env.paths), "no HelmRelease found there."))
+    for problem in problems:
+        log.debug("discovery: %s", problem)
     pins = [_pin(r, settings) for r in releases]
+    pins = _variable_uses(pins, releases, [u for _, units in built for u in units], tree, cache)
     return _finish(qualify_clashes(pins), [e.name for e in settings.environments])
 
 
@@ -130,39 +140,52 @@ def qualify_clashes(pins: Iterable[Pin]) -> tuple:
 
 # ---- one release -----------------------------------------------------------------------------
 
-def _release(environment: str, res: Resource, patch_index: PatchIndex,
-             sources: "_Sources") -> Optional[_Release]:
-    name = dig(res.doc, "metadata", "name")
-    if not isinstance(name, str) or not name:
+@dataclass(frozen=True)
+class _Version:
+    """What one version field holds once Flux has built it, and where its one line is."""
+
+    text: Optional[str]
+    location: Optional[PinLocation]
+    kind: str
+    origin: str = ""  # for people, when not the release's own field
+    refusal: str = ""  # why Ferry cannot change it one line at a time, when it cannot
+    unknown: bool = False
+    variable: Optional[tuple] = None  # (name, site) when it is one postBuild variable
+
+
+def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Sources") -> Optional[_Release]:
+    doc, patches = _built(unit, res)
+    name = _substituted_name(res, unit, doc)
+    if not name:
         return None
-    patches = patch_index.for_resource(res)
-    doc = res.doc
-    for patch in patches:
-        doc = apply(doc, patch)
+    namespace = res.namespace
+    if "${" in namespace:
+        namespace = flux.substitute_doc(namespace, unit.variables)
     values_files = _values_files(res, patches)
-    version, location, kind = _origin(res, patches, VERSION, "helmrelease")
+    found = _version(unit, res, doc, patches, VERSION, "helmrelease")
 
     chart_ref = dig(doc, "spec", "chartRef")
-    if version is None and isinstance(chart_ref, dict):
+    if found.text is None and found.refusal == "" and isinstance(chart_ref, dict):
         ref_kind = str(chart_ref.get("kind") or "OCIRepository")
         ref_name = str(chart_ref.get("name") or "")
-        ref_ns = str(chart_ref.get("namespace") or res.namespace)
-        chart, source, url, kind = ref_name, None, "", "ocirepository"
-        found = sources.find(environment, ref_kind, ref_ns, ref_name) if ref_kind == "OCIRepository" else None
-        if found is not None:
-            oci, oci_patches = found
-            oci_doc = _patched(found)
+        ref_ns = str(chart_ref.get("namespace") or namespace)
+        chart, source, url = ref_name, None, ""
+        found = _Version(None, None, "ocirepository")
+        located = sources.find(environment, ref_kind, ref_ns, ref_name) if ref_kind == "OCIRepository" else None
+        if located is not None:
+            oci, oci_unit = located
+            oci_doc, oci_patches = _built(oci_unit, oci)
             url = str(dig(oci_doc, "spec", "url") or "")
             chart, source = _oci_repository_location(url, _insecure(oci_doc))
             chart = chart or ref_name
             for i, field_path in enumerate(OCI_REFS):
-                v, loc, k = _origin(oci, oci_patches, field_path, "ocirepository")
-                if v is not None:
-                    version, kind = v, k
-                    location = None if i == 0 else loc  # a digest is not a version Ferry can set
+                v = _version(oci_unit, oci, oci_doc, oci_patches, field_path, "ocirepository")
+                if v.text is not None or v.refusal:
+                    # A digest is not a version Ferry can set.
+                    found = v if i else _Version(v.text, None, v.kind, refusal="a digest")
                     break
-        return _Release(environment, name, res.namespace, res.file, version, location, kind, chart,
-                        source, url, ref_kind, values_files)
+        return _Release(environment, name, namespace, res.file, found, chart, source, url, ref_kind,
+                        values_files)
 
     chart_spec = dig(doc, "spec", "chart", "spec") or {}
     chart = str(chart_spec.get("chart") or "") if isinstance(chart_spec, dict) else ""
@@ -170,46 +193,86 @@ def _release(environment: str, res: Resource, patch_index: PatchIndex,
     source, url, source_kind = None, "", ""
     if isinstance(source_ref, dict):
         source_kind = str(source_ref.get("kind") or "HelmRepository")
-        ns = str(source_ref.get("namespace") or res.namespace)
-        found = sources.find(environment, source_kind, ns, str(source_ref.get("name") or ""))
-        if found is not None:
-            repo_doc = _patched(found)
+        ns = str(source_ref.get("namespace") or namespace)
+        located = sources.find(environment, source_kind, ns, str(source_ref.get("name") or ""))
+        if located is not None:
+            repo_res, repo_unit = located
+            repo_doc, _ = _built(repo_unit, repo_res)
             url = str(dig(repo_doc, "spec", "url") or "")
             if source_kind == "HelmRepository" and (
                     dig(repo_doc, "spec", "type") == "oci" or url.startswith("oci://")):
                 source = _helm_repository_location(url, chart, _insecure(repo_doc))
     if source_kind in ("GitRepository", "Bucket"):
         chart = posixpath.basename(chart.rstrip("/")) or chart  # a path to the chart folder
-    return _Release(environment, name, res.namespace, res.file, version, location, kind, chart,
-                    source, url, source_kind or "HelmRepository", values_files)
+    return _Release(environment, name, namespace, res.file, found, chart, source, url,
+                    source_kind or "HelmRepository", values_files)
 
 
-def _patched(found) -> dict:
-    """A Flux source's document with the environment's patches on it."""
-    source, patches = found
-    doc = source.doc
+def _built(unit: flux.Unit, res: Resource) -> tuple:
+    """A document as its unit builds it: patched, then substituted; and the patches."""
+    patches = unit.patches.for_resource(res)
+    doc = res.doc
     for patch in patches:
         doc = apply(doc, patch)
-    return doc
+    if unit.variables.enabled and not flux.substitution_disabled(doc):
+        doc = flux.substitute_doc(doc, unit.variables)
+    return doc, patches
 
 
-def _origin(res: Resource, patches: list, field_path: tuple, own_kind: str):
-    """The text of one field after the patches, where it was last set, and by what."""
-    state = (None, None, own_kind)
-    own = _text(dig(res.doc, *field_path))
-    if own is not None:
-        state = (own, PinLocation(res.file, res.index, field_path), own_kind)
-    for patch in patches:
-        result = effect(patch, field_path)
-        if result is None:
-            continue
-        if result is REMOVED or _text(result[0]) is None:
-            state = (None, None, own_kind)
-            continue
-        value, path = result
-        location = None if patch.inline else PinLocation(patch.file, patch.index, path)
-        state = (_text(value), location, "patch")
-    return state
+def _substituted_name(res: Resource, unit: flux.Unit, doc: dict) -> str:
+    raw = dig(res.doc, "metadata", "name")
+    if not isinstance(raw, str) or not raw:
+        return ""
+    if "${" not in raw:
+        return res.name
+    written = dig(doc, "metadata", "name")  # the substituted name, prefixes added back
+    return res.name.replace(raw, written) if isinstance(written, str) and written else res.name
+
+
+def _version(unit: flux.Unit, res: Resource, doc: dict, patches: list, field_path: tuple,
+             own_kind: str) -> _Version:
+    text, location, by_patch = origin(res, patches, field_path)
+    kind = "patch" if by_patch else own_kind
+    if text is None:
+        return _Version(None, None, own_kind)
+    if location is None:
+        return _Version(text, None, kind, refusal="an inline patch Ferry cannot edit one line of")
+    if "${" not in text:
+        return _Version(text, location, kind)
+    if not unit.variables.enabled or flux.substitution_disabled(doc):
+        return _Version(text, location, kind, refusal=f"the expression `{text}`, which Flux does not "
+                                                      f"substitute here, in `{location.file}`")
+    result = flux.substitute(text, unit.variables)
+    if result.whole is None:
+        return _Version(result.text if result.text is not None else text, None, kind,
+                        unknown=result.text is None,
+                        refusal=result.unknown or f"`{text}` in `{location.file}`, built from variables")
+    var = unit.variables.resolve(result.whole)
+    site = (location.file, location.document, location.path, location.inner)
+    if result.text is None:
+        return _Version(text, None, "substitute", origin=f"`${{{result.whole}}}`", unknown=True,
+                        refusal=result.unknown)
+    if var is flux.UNDEFINED or var.value is None or var.value != result.text:
+        default = f" (the default in `{text}`, `{location.file}`)" if result.default is not None else ""
+        return _Version(result.text or None, None, "substitute", origin=f"`{text}`",
+                        refusal=f"`${{{result.whole}}}` is not defined for {unit.label}{default}: "
+                                f"define it in `spec.postBuild.substitute` there")
+    if var.location is None:
+        return _Version(result.text, None, "substitute", origin=f"`${{{result.whole}}}` from {var.where}",
+                        refusal=f"`${{{result.whole}}}` in {var.where} is not written on one line Ferry can edit")
+    return _Version(result.text, var.location, "substitute",
+                    origin=f"`${{{result.whole}}}` from {var.where}", variable=(result.whole, site))
+
+
+def _generates_releases(doc: dict) -> bool:
+    spec = doc.get("spec")
+    if not isinstance(spec, dict):
+        return False
+    resources = spec.get("resources")
+    if isinstance(resources, list) and any(isinstance(r, dict) and r.get("kind") == "HelmRelease"
+                                           for r in resources):
+        return True
+    return "HelmRelease" in str(spec.get("resourcesTemplate") or "")
 
 
 def _values_files(res: Resource, patches: list) -> tuple:
@@ -220,8 +283,6 @@ def _values_files(res: Resource, patches: list) -> tuple:
         if _touches_values(patch):
             files.append(patch.file)
     return tuple(dict.fromkeys(files))
-
-
 def _touches_values(patch) -> bool:
     if not patch.json6902:
         return dig(patch.body, *VALUES) is not None
@@ -239,65 +300,37 @@ def _touches_values(patch) -> bool:
 # ---- sources ---------------------------------------------------------------------------------
 
 class _Sources:
-    """Flux sources by (kind, namespace, name): the environment's own first, then the others
-    discovered with it, then anywhere in the repository (a shared `flux-system` source)."""
+    """Flux sources by (kind, namespace, name): the environment's own builds first, then the
+    others discovered with it, then anywhere in the repository (a shared `flux-system` source)."""
 
-    def __init__(self, tree, index, cache, builds):
-        self._tree, self._index, self._cache = tree, index, cache
+    def __init__(self, finder: flux.Finder, built: list):
+        self._finder = finder
         self._by_env: dict = {}
-        self._by_name: dict = {}  # (environment, kind, name) -> [Resource] in any namespace
-        self._patches = {env.name: PatchIndex(build.patches) for env, build in builds}
-        for env, build in builds:
+        for env, units in built:
             table = self._by_env.setdefault(env.name, {})
-            for res in build.resources:
-                key = _source_key(res)
-                if key is not None and key not in table:
-                    table[key] = res
-                    self._by_name.setdefault((env.name, key[0], key[2]), []).append(res)
-        self._anywhere: Optional[dict] = None
-
-    def patch_index(self, environment: str) -> PatchIndex:
-        return self._patches[environment]
+            for unit in units:
+                for res in unit.build.resources:
+                    key = _source_key(res)
+                    if key is not None and key not in table:
+                        table[key] = (res, unit)
 
     def find(self, environment: str, kind: str, namespace: str, name: str):
-        """The source resource and the patches that apply to it, or None."""
-        res = self._by_env.get(environment, {}).get((kind, namespace, name))
-        if res is None:
-            # kustomize's `namespace:` may have moved the source; a unique name is unambiguous.
-            same_name = self._by_name.get((environment, kind, name), [])
-            res = same_name[0] if len(same_name) == 1 else None
-        if res is not None:
-            return res, self._patches[environment].for_resource(res)
+        """The source resource and the unit that builds it, or None."""
+        found = self._by_env.get(environment, {}).get((kind, namespace, name))
+        if found is not None:
+            return found
         for table in self._by_env.values():
             if (kind, namespace, name) in table:
-                return table[(kind, namespace, name)], []
+                return table[(kind, namespace, name)]
         if kind not in ("HelmRepository", "OCIRepository"):
             return None  # a chart in Git or a bucket has no registry to find: not worth a scan
-        res = self._search_repository().get((kind, namespace, name))
-        return (res, []) if res is not None else None
-
-    def _search_repository(self) -> dict:
-        if self._anywhere is None:
-            self._anywhere = {}
-            for path in sorted(self._index.files):
-                if not path.endswith(YAML_SUFFIXES):
-                    continue
-                for i, doc in enumerate(self._cache.get(self._tree, path, RELEVANT_KINDS).docs):
-                    if isinstance(doc, dict):
-                        ns = str(dig(doc, "metadata", "namespace") or "")
-                        res = Resource(path, i, doc, frozenset(), ns)
-                        key = _source_key(res)
-                        if key is not None:
-                            self._anywhere.setdefault(key, res)
-        return self._anywhere
+        res = self._finder.find(kind, namespace, name)
+        return (res, flux.Unit(Build(), "")) if res is not None else None
 
 
 def _source_key(res: Resource):
-    kind = res.doc.get("kind")
-    if kind in SOURCE_KINDS and str(res.doc.get("apiVersion", "")).startswith(SOURCE_API):
-        name = dig(res.doc, "metadata", "name")
-        if isinstance(name, str):
-            return kind, res.namespace, name
+    if res.kind in SOURCE_KINDS and res.api_version.startswith(SOURCE_API) and res.name:
+        return res.kind, res.namespace, res.name
     return None
 
 
@@ -337,24 +370,109 @@ def _pin(r: _Release, settings: Settings) -> Pin:
         source = conf.registry.location(chart)
     elif settings.registry is not None:
         source = settings.registry.location(chart)
-    return Pin(app=r.name, environment=r.environment, version=r.version,
-               is_range=r.version is not None and is_range(r.version),
-               location=r.location, kind=r.kind, chart=chart, namespace=r.namespace,
+    found = r.found
+    return Pin(app=r.name, environment=r.environment, version=found.text,
+               is_range=found.text is not None and not found.unknown and is_range(found.text),
+               location=found.location, kind=found.kind, chart=chart, namespace=r.namespace,
                release_file=r.file, source=source, source_url=r.source_url,
-               values_files=r.values_files)
+               values_files=r.values_files, origin=found.origin,
+               refusal=found.refusal, unknown=found.unknown)
+
+
+def _variable_uses(pins: list, releases: list, units: list, tree, cache) -> list:
+    """Mark the pins whose variable is used for anything else than their version fields."""
+    wanted: dict = {}  # (name, location) -> set of sites reading it as a version
+    for pin, release in zip(pins, releases):
+        if release.found.variable is not None:
+            name, site = release.found.variable
+            wanted.setdefault((name, pin.location), set()).add(site)
+    if not wanted:
+        return pins
+    elsewhere: dict = {}
+    for (name, location), sites in wanted.items():
+        files, total = [], 0
+        for unit in units:
+            var = unit.variables.resolve(name) if unit.variables.enabled else flux.UNDEFINED
+            if var is flux.UNDEFINED or var.location != location:
+                continue
+            for path, count in _unit_references(unit, name, tree, cache):
+                total += count
+                files.append(path)
+        if total > len(sites):
+            others = [f for f in dict.fromkeys(files)][:3]
+            elsewhere[(name, location)] = f"`${{{name}}}` also used in " + ", ".join(f"`{f}`" for f in others)
+    if not elsewhere:
+        return pins
+    return [_replace(p, shared_by=(elsewhere[(r.found.variable[0], p.location)],))
+            if r.found.variable is not None and (r.found.variable[0], p.location) in elsewhere else p
+            for p, r in zip(pins, releases)]
+
+
+_REFERENCES: dict = {}  # blob id -> {variable: count}, shared between discoveries
+
+
+def _unit_references(unit: flux.Unit, name: str, tree, cache) -> list:
+    """(file, count) of the references to ``name`` in what ``unit`` builds: resources, patches."""
+    found = []
+    for path in unit.build.files + [p.file for p in unit.build.patches if p.text_doc is None and not p.at]:
+        counts = _file_references(tree, path)
+        if counts.get(name):
+            found.append((path, counts[name]))
+    for patch in unit.build.patches:
+        if patch.text_doc is not None or patch.at:
+            count = _body_references(patch.body).count(name)
+            if count:
+                found.append((patch.file, count))
+    return list(dict.fromkeys(found))
+
+
+def _file_references(tree, path: str) -> dict:
+    try:
+        key = tree.blob_id(path)
+    except (OSError, KeyError):
+        return {}
+    counts = _REFERENCES.get(key)
+    if counts is None:
+        try:
+            text = tree.read(path)
+        except (OSError, UnicodeDecodeError):
+            return {}
+        counts = {}
+        for ref in flux.references(text):
+            counts[ref] = counts.get(ref, 0) + 1
+        if len(_REFERENCES) > 100_000:
+            _REFERENCES.clear()
+        _REFERENCES[key] = counts
+    return counts
+
+
+def _body_references(node) -> list:
+    if isinstance(node, str):
+        return flux.references(node) if "${" in node else []
+    if isinstance(node, dict):
+        return [r for v in node.values() for r in _body_references(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _body_references(v)]
+    return []
 
 
 def _finish(pins: tuple, order: list) -> tuple:
+    """Say which pins share their one line: with other environments (``shared_with``), or with
+    other apps (``shared_by``)."""
     rank = {name: i for i, name in enumerate(order)}
-    sharing: dict = {}
+    readers: dict = {}
     for p in pins:
         if p.location is not None:
-            sharing.setdefault(p.location, set()).add(p.environment)
+            readers.setdefault(p.location, []).append(p)
     done = []
     for p in pins:
-        envs = sharing.get(p.location, ()) if p.location is not None else ()
+        sharing = readers.get(p.location, ()) if p.location is not None else ()
+        envs = {q.environment for q in sharing}
         if len(envs) > 1:
             p = _replace(p, shared_with=tuple(sorted(envs, key=lambda e: rank.get(e, len(rank)))))
+        others = [f"{q.environment}/{q.app}" for q in sharing if _bare(q.app) != _bare(p.app)]
+        if others:
+            p = _replace(p, shared_by=tuple(dict.fromkeys(others)) + p.shared_by)
         done.append(p)
     return tuple(sorted(done, key=lambda p: (rank.get(p.environment, len(rank)), p.app)))
 

@@ -14,6 +14,7 @@ from typing import Optional
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedBase
+from ruamel.yaml.scalarstring import LiteralScalarString
 
 from .errors import NotEditable
 from .manifests import parse_documents
@@ -35,6 +36,10 @@ def read_version(text: str, location: PinLocation) -> Optional[str]:
         node = _child(node, key)
         if node is _MISSING:
             return None
+    if location.inner is not None:
+        if not isinstance(node, str):
+            return None
+        return read_version(node, _inner(location))
     if node is None or isinstance(node, (bool, dict, list)):
         return None
     return str(node)
@@ -47,6 +52,8 @@ def set_version(text: str, location: PinLocation, new: str) -> str:
     gone = f"`{field}` is not in `{location.file}` any more."
     if not isinstance(new, str) or not new or _LINE_BREAK.search(new):
         raise NotEditable(f"Cannot write {new!r} to {where}: a version is one line of text.")
+    if location.inner is not None:
+        return _set_inline(text, location, new)
     old_value = read_version(text, location)
 
     try:
@@ -90,6 +97,51 @@ def set_version(text: str, location: PinLocation, new: str) -> str:
     new_row = row_text[:start] + token + row_text[end:] + row[len(row_text):]
     new_text = text[:starts[line]] + new_row + text[line_end:]
     _verify(text, new_text, location, new, where)
+    return new_text
+
+
+def _inner(location: PinLocation) -> PinLocation:
+    return PinLocation(location.file, location.inner[0], location.inner[1])
+
+
+def _set_inline(text: str, location: PinLocation, new: str) -> str:
+    """Change a version inside YAML written in a literal block (``patch: |``): the block's lines
+    are the file's lines, indented, so the one changed line of the patch is one line of the file."""
+    where = f"the inline patch at `{_dotted(location.path)}` in `{location.file}`"
+    try:
+        docs = list(YAML().load_all(text))
+    except Exception as e:
+        raise NotEditable(f"`{location.file}` is not valid YAML ({_problem(e)}): fix it first.") from None
+    parent = docs[location.document] if location.document < len(docs) else _MISSING
+    for key in location.path[:-1]:
+        parent = _child(parent, key)
+    last = location.path[-1] if location.path else None
+    block = _child(parent, last) if parent is not _MISSING and last is not None else _MISSING
+    if not isinstance(block, LiteralScalarString):
+        raise NotEditable(f"{where} is not a literal block (`|`): edit it by hand.")
+    old_inner = str(block)
+    new_inner = set_version(old_inner, _inner(location), new)
+    if new_inner == old_inner:
+        return text
+    old_lines, new_lines = old_inner.split("\n"), new_inner.split("\n")
+    changed = [i for i, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b]
+    if len(old_lines) != len(new_lines) or len(changed) != 1:
+        raise NotEditable(f"Changing {where} would touch more than one line: refused.")
+    try:
+        line, _ = parent.lc.item(last) if isinstance(parent, list) else parent.lc.value(last)
+    except (KeyError, TypeError, AttributeError):
+        raise NotEditable(f"Cannot find {where} in the text of the file.") from None
+    rows = _lines(text)
+    at = line + 1 + changed[0]
+    row = rows[at] if at < len(rows) else ""
+    content = row.rstrip("\r\n")
+    old_line = old_lines[changed[0]]
+    indent = content[:len(content) - len(old_line)]
+    if not content.endswith(old_line) or indent.strip():
+        raise NotEditable(f"Cannot find {where} line by line in the file: edit it by hand.")
+    rows[at] = indent + new_lines[changed[0]] + row[len(content):]
+    new_text = "".join(rows)
+    _verify(text, new_text, location, new_inner, where, inline=True)
     return new_text
 
 
@@ -237,7 +289,8 @@ def _plain_safe(value: str, flow: bool) -> bool:
 
 # ---- checking the result ---------------------------------------------------------------------
 
-def _verify(old_text: str, new_text: str, location: PinLocation, new: str, where: str) -> None:
+def _verify(old_text: str, new_text: str, location: PinLocation, new: str, where: str,
+            inline: bool = False) -> None:
     gone = f"`{_dotted(location.path)}` is not in `{location.file}` any more."
     old_lines, new_lines = _lines(old_text), _lines(new_text)
     changed = [i for i, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b]
@@ -253,6 +306,8 @@ def _verify(old_text: str, new_text: str, location: PinLocation, new: str, where
     for key in location.path:
         node = _child(node, key)
     if node != new or not isinstance(node, str):
+        if inline:
+            raise NotEditable(f"Changing {where} would not read back as written: refused.")
         raise NotEditable(f"Writing `{new}` to {where} would not read back as `{new}`: refused.")
     try:
         expected = _with(before, (location.document,) + tuple(location.path), new)

@@ -3,7 +3,11 @@
 A folder with a ``kustomization.yaml`` contributes its ``resources:`` (followed into other folders,
 even outside the environment's path) and its patches; a folder without one contributes every YAML
 file under it, as the Kustomization Flux generates does. Missing files and cycles are skipped with
-a warning: discovery reports what it can, it does not validate the repository.
+a problem noted: discovery reports what it can, it does not validate the repository.
+
+Names and namespaces are those kustomize gives: ``namespace:`` of the outermost kustomization
+wins, ``namePrefix``/``nameSuffix`` accumulate from the innermost out. A Flux Kustomization
+(``flux.py``) is one more, outermost, level of that chain.
 """
 from __future__ import annotations
 
@@ -13,10 +17,22 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .manifests import YAML_SUFFIXES, DocumentCache, FileTree, dig, parse_documents
+from .model import PinLocation, Problem
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 # A resource file without these words cannot hold anything discovery looks at: not parsed.
-RELEVANT_KINDS = ("HelmRelease", "HelmRepository", "OCIRepository")
+RELEVANT_KINDS = ("HelmRelease", "HelmRepository", "OCIRepository", "Kustomization", "GitRepository",
+                  "ConfigMap", "ResourceSet")
+
+
+@dataclass(frozen=True)
+class Level:
+    """One kustomization a resource is built through: its patch scope and name transformers."""
+
+    scope: int
+    namespace: Optional[str] = None
+    prefix: str = ""
+    suffix: str = ""
 
 
 @dataclass(frozen=True)
@@ -26,15 +42,28 @@ class Resource:
     doc: dict
     scopes: frozenset  # ids of the kustomizations whose patches apply to it
     namespace: str  # after kustomize's `namespace:` transformers
+    name: str = ""  # after kustomize's name prefixes and suffixes ("" when the doc has none)
+    names: frozenset = frozenset()  # every name it goes by on the way (patches match any)
+
+    @property
+    def kind(self) -> str:
+        return str(self.doc.get("kind") or "")
+
+    @property
+    def api_version(self) -> str:
+        return str(self.doc.get("apiVersion") or "")
 
 
 @dataclass(frozen=True)
 class Patch:
     file: str  # the patch file, or the kustomization holding an inline patch
-    index: Optional[int]  # document index in ``file``; None for an inline patch
+    index: int  # document index in ``file``
     body: Any  # a mapping (strategic merge) or a list of JSON6902 operations
     target: Optional[dict]  # kustomize target selector
     scope: int  # id of the kustomization that declares it
+    at: tuple = ()  # where the body (or the string holding it) sits in document ``index``
+    text_doc: Optional[int] = None  # the body came from YAML in a string: its document there
+    located: bool = True  # False: the body was rewritten on its way (no one line to edit)
 
     @property
     def json6902(self) -> bool:
@@ -42,13 +71,22 @@ class Patch:
 
     @property
     def inline(self) -> bool:
-        return self.index is None
+        return self.text_doc is not None
+
+    def location(self, path: tuple) -> Optional[PinLocation]:
+        """Where a value at ``path`` inside this patch's body is written."""
+        if not self.located:
+            return None
+        if self.text_doc is None:
+            return PinLocation(self.file, self.index, self.at + tuple(path))
+        return PinLocation(self.file, self.index, self.at, inner=(self.text_doc, tuple(path)))
 
 
 @dataclass
 class Build:
     resources: list = field(default_factory=list)  # [Resource], in kustomize order
     patches: list = field(default_factory=list)  # [Patch], in the order kustomize applies them
+    files: list = field(default_factory=list)  # every manifest file read, for variable uses
 
 
 class TreeIndex:
@@ -102,19 +140,37 @@ def _match_segments(pattern: list, parts: list) -> bool:
 class Walker:
     """Builds one environment: call ``add_path`` for each of its paths, then read ``build``."""
 
-    def __init__(self, tree: FileTree, index: TreeIndex, cache: DocumentCache, warnings: list):
-        self.tree, self.index, self.cache, self.warnings = tree, index, cache, warnings
+    def __init__(self, tree: FileTree, index: TreeIndex, cache: DocumentCache, problems: list,
+                 environment: str = "", ids=None):
+        self.tree, self.index, self.cache, self.problems = tree, index, cache, problems
+        self.environment = environment
         self.build = Build()
         self._seen: dict = {}  # (file, index) -> position in build.resources
-        self._next_id = 0
+        self._files: set = set()
+        self._ids = ids if ids is not None else _Counter()
 
-    def add_path(self, path: str) -> None:
-        # Each environment path is its own Flux Kustomization: patches do not cross between them.
+    def new_scope(self) -> int:
+        return self._ids.next()
+
+    def problem(self, path: str, reason: str) -> None:
+        self.problems.append(Problem(self.environment, path, reason))
+
+    def add_path(self, path: str, outer: tuple = ()) -> None:
+        """Build ``path`` (a folder, a kustomization file or one manifest) under the ``outer``
+        levels (a Flux Kustomization's own transformers)."""
         if path in self.index.files and posixpath.basename(path) not in KUSTOMIZATION_FILES:
-            self._add_file(path, ())
+            self._add_file(path, outer)
         else:
             folder = posixpath.dirname(path) if path in self.index.files else path
-            self._walk_folder(folder, (), frozenset())
+            self._walk_folder(folder, outer, frozenset())
+
+    def add_component(self, folder: str, chain: tuple, scope: int) -> None:
+        """A kustomize component: its patches act on the resources of the level that uses it."""
+        component = self.index.kustomization(folder) if self.index.is_dir(folder) else None
+        if component:
+            self._walk_kustomization(folder, component, chain, frozenset(), patch_scope=scope)
+        else:
+            self.problem(folder, "a component that does not exist (or has no kustomization.yaml); skipped.")
 
     # ---- folders ---------------------------------------------------------------------------
 
@@ -133,29 +189,28 @@ class Walker:
     def _walk_kustomization(self, folder: str, kfile: str, chain: tuple, stack: frozenset,
                             patch_scope: Optional[int] = None) -> None:
         if folder in stack:
-            self.warnings.append(f"{kfile}: a kustomization includes itself again; skipped the loop.")
+            self.problem(kfile, "a kustomization includes itself again; skipped the loop.")
             return
         stack = stack | {folder}
         parsed = self.cache.get(self.tree, kfile)
-        spec = next((d for d in parsed.docs if isinstance(d, dict)), None)
+        spec_index = next((i for i, d in enumerate(parsed.docs) if isinstance(d, dict)), None)
         if parsed.error:
-            self.warnings.append(f"{kfile} is not valid YAML ({parsed.error}); skipped.")
-        if spec is None:
+            self.problem(kfile, f"not valid YAML ({parsed.error}); skipped.")
+        if spec_index is None:
             return
-        self._next_id += 1
-        kid = self._next_id
-        namespace = spec.get("namespace") if isinstance(spec.get("namespace"), str) else None
-        chain = chain + ((kid, namespace),)
+        spec = parsed.docs[spec_index]
+        kid = self.new_scope()
+        chain = chain + (Level(kid, _text(spec.get("namespace")) or None,
+                               _text(spec.get("namePrefix")), _text(spec.get("nameSuffix"))),)
         for key in ("resources", "bases"):
             for entry in _strings(spec.get(key)):
                 self._include(folder, kfile, entry, chain, stack)
         for entry in _strings(spec.get("components")):
-            # A component's patches act on the resources of the kustomization that uses it.
             target = _join(folder, entry)
             component = self.index.kustomization(target) if self.index.is_dir(target) else None
             if component:
                 self._walk_kustomization(target, component, chain, stack, patch_scope=kid)
-        self._collect_patches(folder, kfile, spec, kid if patch_scope is None else patch_scope)
+        self.collect_patches(folder, kfile, spec_index, spec, kid if patch_scope is None else patch_scope)
 
     def _include(self, folder: str, kfile: str, entry: str, chain: tuple, stack: frozenset) -> None:
         if "://" in entry or "?ref=" in entry or entry.startswith(("github.com/", "git@")):
@@ -166,15 +221,18 @@ class Walker:
         elif self.index.is_dir(target):
             self._walk_folder(target, chain, stack)
         else:
-            self.warnings.append(f"{kfile}: resource `{entry}` does not exist; skipped.")
+            self.problem(kfile, f"resource `{entry}` does not exist; skipped.")
 
     def _add_file(self, path: str, chain: tuple) -> None:
         parsed = self.cache.get(self.tree, path, RELEVANT_KINDS)
         if parsed.error:
-            self.warnings.append(f"{path} is not valid YAML ({parsed.error}); "
-                                 f"read {len(parsed.docs)} document(s) before the error.")
-        scopes = frozenset(kid for kid, _ in chain)
-        outer_namespace = next((ns for _, ns in chain if ns), None)  # the outermost one wins
+            self.problem(path, f"not valid YAML ({parsed.error}); "
+                               f"read {len(parsed.docs)} document(s) before the error.")
+        if path not in self._files:
+            self._files.add(path)
+            self.build.files.append(path)
+        scopes = frozenset(level.scope for level in chain)
+        outer_namespace = next((lv.namespace for lv in chain if lv.namespace), None)  # outermost wins
         for i, doc in enumerate(parsed.docs):
             if not (isinstance(doc, dict) and isinstance(doc.get("kind"), str)
                     and isinstance(doc.get("apiVersion"), str)):
@@ -184,55 +242,66 @@ class Walker:
                 at = self._seen[key]
                 old = self.build.resources[at]
                 self.build.resources[at] = Resource(old.file, old.index, old.doc, old.scopes | scopes,
-                                                    old.namespace)
+                                                    old.namespace, old.name, old.names)
                 continue
             namespace = outer_namespace or dig(doc, "metadata", "namespace") or ""
+            name, names = _names(dig(doc, "metadata", "name"), chain)
             self._seen[key] = len(self.build.resources)
-            self.build.resources.append(Resource(path, i, doc, scopes, str(namespace)))
+            self.build.resources.append(Resource(path, i, doc, scopes, str(namespace), name, names))
 
     # ---- patches ---------------------------------------------------------------------------
 
-    def _collect_patches(self, folder: str, kfile: str, spec: dict, scope: int) -> None:
-        # kustomize's order: patchesStrategicMerge, then patches, then patchesJson6902.
-        for entry in _list(spec.get("patchesStrategicMerge")):
+    def collect_patches(self, folder: str, kfile: str, doc_index: int, spec: dict, scope: int,
+                         at: tuple = ()) -> None:
+        """The patches a kustomization (or a Flux Kustomization's ``spec``, at ``at``) declares,
+        in kustomize's order: patchesStrategicMerge, then patches, then patchesJson6902."""
+        for i, entry in enumerate(_list(spec.get("patchesStrategicMerge"))):
+            where = at + ("patchesStrategicMerge", i)
+            if isinstance(entry, dict):  # Flux v1beta2 writes the patch object itself
+                self._add_patch(Patch(kfile, doc_index, entry, None, scope, where))
+                continue
             if not isinstance(entry, str):
                 continue
             path = _join(folder, entry)
             if "\n" not in entry and path in self.index.files:
-                self._patch_file(path, kfile, None, scope)
+                self._patch_file(path, None, scope)
             else:
-                self._patch_inline(entry, kfile, None, scope)
-        for entry in _list(spec.get("patches")):
+                self._patch_inline(entry, kfile, doc_index, where, None, scope)
+        for i, entry in enumerate(_list(spec.get("patches"))):
             if isinstance(entry, dict):
-                self._patch_entry(folder, kfile, entry, scope)
-        for entry in _list(spec.get("patchesJson6902")):
+                self._patch_entry(folder, kfile, doc_index, at + ("patches", i), entry, scope)
+        for i, entry in enumerate(_list(spec.get("patchesJson6902"))):
             if isinstance(entry, dict) and isinstance(entry.get("target"), dict):
-                self._patch_entry(folder, kfile, entry, scope)
+                self._patch_entry(folder, kfile, doc_index, at + ("patchesJson6902", i), entry, scope)
 
-    def _patch_entry(self, folder: str, kfile: str, entry: dict, scope: int) -> None:
+    def _patch_entry(self, folder: str, kfile: str, doc_index: int, at: tuple, entry: dict,
+                     scope: int) -> None:
         target = entry.get("target") if isinstance(entry.get("target"), dict) else None
         if isinstance(entry.get("path"), str):
             path = _join(folder, entry["path"])
             if path in self.index.files:
-                self._patch_file(path, kfile, target, scope)
+                self._patch_file(path, target, scope)
             else:
-                self.warnings.append(f"{kfile}: patch `{entry['path']}` does not exist; skipped.")
+                self.problem(kfile, f"patch `{entry['path']}` does not exist; skipped.")
         elif isinstance(entry.get("patch"), str):
-            self._patch_inline(entry["patch"], kfile, target, scope)
+            self._patch_inline(entry["patch"], kfile, doc_index, at + ("patch",), target, scope)
+        elif isinstance(entry.get("patch"), list):  # Flux v1beta2 JSON6902 operations as objects
+            self._add_patch(Patch(kfile, doc_index, entry["patch"], target, scope, at + ("patch",)))
 
-    def _patch_file(self, path: str, kfile: str, target: Optional[dict], scope: int) -> None:
+    def _patch_file(self, path: str, target: Optional[dict], scope: int) -> None:
         parsed = self.cache.get(self.tree, path)
         if parsed.error:
-            self.warnings.append(f"{path} is not valid YAML ({parsed.error}); skipped what follows.")
+            self.problem(path, f"not valid YAML ({parsed.error}); skipped what follows.")
         for i, doc in enumerate(parsed.docs):
             self._add_patch(Patch(path, i, doc, target, scope))
 
-    def _patch_inline(self, text: str, kfile: str, target: Optional[dict], scope: int) -> None:
+    def _patch_inline(self, text: str, kfile: str, doc_index: int, at: tuple,
+                      target: Optional[dict], scope: int) -> None:
         docs, error = parse_documents(text)
         if error:
-            self.warnings.append(f"{kfile}: an inline patch is not valid YAML ({error}); skipped.")
-        for doc in docs:
-            self._add_patch(Patch(kfile, None, doc, target, scope))
+            self.problem(kfile, f"an inline patch is not valid YAML ({error}); skipped.")
+        for i, doc in enumerate(docs):
+            self._add_patch(Patch(kfile, doc_index, doc, target, scope, at, text_doc=i))
 
     def _add_patch(self, patch: Patch) -> None:
         # A JSON6902 list means nothing without a target to apply it to.
@@ -241,6 +310,33 @@ class Walker:
 
 
 # ---- small helpers ---------------------------------------------------------------------------
+
+class _Counter:
+    """Patch scope ids, unique across every build of one discovery."""
+
+    def __init__(self):
+        self._last = 0
+
+    def next(self) -> int:
+        self._last += 1
+        return self._last
+
+
+def _names(name, chain: tuple) -> tuple:
+    """The name after each level's prefix and suffix (innermost first), and every name on the way."""
+    if not isinstance(name, str) or not name:
+        return "", frozenset()
+    names = [name]
+    for level in reversed(chain):
+        if level.prefix or level.suffix:
+            name = f"{level.prefix}{name}{level.suffix}"
+            names.append(name)
+    return name, frozenset(names)
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
 
 def _list(value) -> list:
     return value if isinstance(value, list) else []

@@ -31,9 +31,25 @@ class PinLocation:
     file: str  # repo-relative POSIX path
     document: int  # index of the YAML document in a multi-document file
     path: FieldPath  # e.g. ("spec", "chart", "spec", "version")
+    # When the value sits in YAML written inside a string (an inline patch, `patch: |`):
+    # (document index in that text, path there); ``path`` then leads to the string.
+    inner: Optional[tuple] = None
 
     def __str__(self) -> str:
         return self.file
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something discovery could not follow: said in chat, not only in the log."""
+
+    environment: str  # "" when it concerns the repository as a whole
+    path: str  # the file or folder concerned
+    reason: str  # one sentence
+
+    def __str__(self) -> str:
+        where = " · ".join(filter(None, [self.environment, f"`{self.path}`" if self.path else ""]))
+        return f"{where}: {self.reason}" if where else self.reason
 
 
 @dataclass(frozen=True)
@@ -53,10 +69,16 @@ class Pin:
     source_url: str = ""  # the Flux source URL as written (oci:// or https://)
     shared_with: tuple = ()  # every environment pinned by the same location, this one included, when > 1
     values_files: tuple = ()  # files that set spec.values for this release in this environment
+    # Other readers of the same location: "env/app" of other releases, or other uses of a
+    # substituted variable ("`${VAR}` in apps/x.yaml").
+    shared_by: tuple = ()
+    origin: str = ""  # where the version comes from when not the release's own field, for people
+    refusal: str = ""  # why no one line can change it, when none can ("a digest", …)
+    unknown: bool = False  # Ferry cannot know the version Flux applies (a Secret, an expression)
 
     @property
     def shared(self) -> bool:
-        return len(self.shared_with) > 1
+        return len(self.shared_with) > 1 or bool(self.shared_by)
 
 
 @dataclass(frozen=True)
@@ -65,6 +87,7 @@ class Inventory:
 
     commit: str
     pins: tuple  # tuple[Pin, ...], ordered by environment order then app name
+    problems: tuple = ()  # tuple[Problem, ...]: what discovery could not follow
 
     def apps(self) -> list[str]:
         return sorted({p.app for p in self.pins})

@@ -12,6 +12,7 @@ from typing import Optional
 
 from .kustomize import Patch, Resource
 from .manifests import dig
+from .model import PinLocation
 
 
 class PatchIndex:
@@ -36,34 +37,41 @@ class PatchIndex:
 
     def for_resource(self, resource: Resource) -> list:
         """The patches that apply to ``resource``, in the order kustomize applies them."""
-        name = dig(resource.doc, "metadata", "name")
-        candidates = self._by_name.get(name, []) if isinstance(name, str) else []
-        if self._any:
+        candidates = [e for name in _names(resource) for e in self._by_name.get(name, ())]
+        if self._any or len(resource.names) > 1:
             candidates = sorted(candidates + self._any, key=lambda e: e[0])
         return [p for _, p in candidates if p.scope in resource.scopes and targets(p, resource)]
 
 
+def _names(resource: Resource):
+    # kustomize matches a patch against any name a resource had on its way (prefixes added).
+    name = dig(resource.doc, "metadata", "name")
+    return resource.names or ((name,) if isinstance(name, str) else ())
+
+
 def targets(patch: Patch, resource: Resource) -> bool:
     doc = resource.doc
-    kind, name = doc.get("kind"), dig(doc, "metadata", "name")
+    kind, names = doc.get("kind"), _names(resource)
     namespaces = {resource.namespace, dig(doc, "metadata", "namespace") or ""}
     if patch.target is not None:
-        return _selected(patch.target, doc, namespaces)
+        return _selected(patch.target, doc, namespaces, names)
     body = patch.body
-    if not isinstance(body, dict) or body.get("kind") != kind or dig(body, "metadata", "name") != name:
+    if not isinstance(body, dict) or body.get("kind") != kind or dig(body, "metadata", "name") not in names:
         return False
     wanted = dig(body, "metadata", "namespace")
     return not wanted or wanted in namespaces
 
 
-def _selected(target: dict, doc: dict, namespaces: set) -> bool:
+def _selected(target: dict, doc: dict, namespaces: set, names) -> bool:
     group, _, version = str(doc.get("apiVersion", "")).rpartition("/")
-    fields = {"kind": doc.get("kind"), "name": dig(doc, "metadata", "name"),
-              "group": group, "version": version}
+    fields = {"kind": doc.get("kind"), "group": group, "version": version}
     for key, actual in fields.items():
         wanted = target.get(key)
         if wanted not in (None, "") and not selector_match(str(wanted), str(actual or "")):
             return False
+    wanted_name = target.get("name")
+    if wanted_name not in (None, "") and not any(selector_match(str(wanted_name), n) for n in names):
+        return False
     wanted_ns = target.get("namespace")
     if wanted_ns not in (None, "") and not any(selector_match(str(wanted_ns), ns) for ns in namespaces):
         return False
@@ -116,6 +124,31 @@ def _labels_match(selector: str, labels: dict) -> bool:
         elif rule not in labels:
             return False
     return True
+
+
+def origin(res: Resource, patches: list, field_path: tuple) -> tuple:
+    """The text of one field after ``patches``, where it was last written (a ``PinLocation``, or
+    None where no one line holds it), and whether a patch wrote it."""
+    state = (None, None, False)
+    own = _text(dig(res.doc, *field_path))
+    if own is not None:
+        state = (own, PinLocation(res.file, res.index, field_path), False)
+    for patch in patches:
+        result = effect(patch, field_path)
+        if result is None:
+            continue
+        if result is REMOVED or _text(result[0]) is None:
+            state = (None, None, False)
+            continue
+        value, path = result
+        state = (_text(value), patch.location(path), True)
+    return state
+
+
+def _text(value) -> Optional[str]:
+    if value is None or isinstance(value, (bool, dict, list)):
+        return None
+    return str(value)
 
 
 # The effect of one patch on one field: None (untouched), REMOVED, or (value, path in the patch doc).

@@ -1,0 +1,477 @@
+"""An environment as kustomize-controller applies it: its path, then every Flux Kustomization
+found there, followed to its ``spec.path`` (recursively), each built with its own
+``targetNamespace``, ``namePrefix``/``nameSuffix``, ``patches`` and ``components``, then given
+its ``postBuild`` variables.
+
+Pure functions over a ``FileTree``. ``build_environment`` returns one ``Unit`` per build Flux
+applies. A Kustomization that reads another source (another repository, an OCI artifact, an
+ExternalArtifact) is not followed: it is a ``Problem`` saying why.
+"""
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field, replace
+from typing import Callable, Optional
+from urllib.parse import urlsplit
+
+from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, Level, Resource, Walker
+from .manifests import YAML_SUFFIXES, dig
+from .model import PinLocation, Problem
+from .patches import PatchIndex, apply, origin
+
+KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/"
+SOURCE_API = "source.toolkit.fluxcd.io/"
+SUBSTITUTE_SWITCH = "kustomize.toolkit.fluxcd.io/substitute"
+BOOTSTRAP = ("flux-system", "flux-system")  # (namespace, name) of `flux bootstrap`'s GitRepository
+MAX_UNITS = 1000  # per environment: far beyond real fleets, a guard against generated loops
+
+
+# ---- variables -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Variable:
+    """One postBuild variable as Flux would substitute it."""
+
+    name: str
+    value: Optional[str]  # None: unknown to Ferry (it may come from a Secret)
+    location: Optional[PinLocation]  # its one line, when it is written literally in one place
+    where: str  # for people: "spec.postBuild.substitute of Kustomization flux-system/apps"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A ``substituteFrom`` entry: a ConfigMap's variables, or a Secret Ferry does not read."""
+
+    description: str
+    variables: dict  # name -> Variable; empty for a Secret
+    readable: bool = True
+
+
+@dataclass(frozen=True)
+class Variables:
+    """The variables of one Flux Kustomization, resolved the way Flux resolves them."""
+
+    inline: dict = field(default_factory=dict)  # name -> Variable (`substitute`, wins)
+    sources: tuple = ()  # Source, in `substituteFrom` order: later ones overwrite earlier ones
+    always: bool = False  # `substituteStrategy: Always`
+
+    @property
+    def enabled(self) -> bool:
+        # Flux substitutes only when at least one variable is available, unless told Always.
+        return self.always or bool(self.inline) or any(
+            s.variables or not s.readable for s in self.sources)
+
+    def resolve(self, name: str):
+        """The ``Variable`` for ``name``; UNDEFINED when nothing defines it."""
+        if name in self.inline:
+            return self.inline[name]
+        for source in reversed(self.sources):
+            if not source.readable:
+                return Variable(name, None, None, f"{source.description}, which Ferry never reads")
+            if name in source.variables:
+                return source.variables[name]
+        return UNDEFINED
+
+
+UNDEFINED = Variable("", None, None, "nothing defines it")
+NO_VARIABLES = Variables()
+
+# envsubst as Flux uses it: `${name}`, `${name:=default}` (also `:-`, `=`, `-`); `$${` escapes.
+_EXPRESSION = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+_SIMPLE = re.compile(r"^([_A-Za-z][_A-Za-z0-9]*)(?:(:?[=-])(.*))?$", re.S)
+
+
+@dataclass(frozen=True)
+class Substituted:
+    text: Optional[str]  # the value Flux applies; None when Ferry cannot know it
+    variables: tuple  # names referenced
+    whole: Optional[str] = None  # the one variable the whole text is, when it is just that
+    default: Optional[str] = None  # the default of that one expression, when written
+    unknown: str = ""  # why the value cannot be known
+
+
+def substitute(text: str, variables: Variables) -> Substituted:
+    """``text`` after Flux's postBuild substitution with ``variables``."""
+    if "$" not in text or not variables.enabled:
+        return Substituted(text, ())
+    names, out, unknown, last = [], [], "", 0
+    matches = list(_EXPRESSION.finditer(text))
+    for m in matches:
+        out.append(text[last:m.start()])
+        last = m.end()
+        if m.group(0) == "$${":
+            out.append("${")
+            continue
+        simple = _SIMPLE.match(m.group(1))
+        if simple is None:
+            unknown = unknown or f"`{m.group(0)}` is an expression Ferry does not evaluate"
+            continue
+        name, operator, default = simple.groups()
+        names.append(name)
+        var = variables.resolve(name)
+        if var is UNDEFINED or (operator and operator.startswith(":") and var.value == ""):
+            out.append(default if operator else "")
+        elif var.value is None:
+            unknown = unknown or f"`${{{name}}}` may come from {var.where}"
+        else:
+            out.append(var.value)
+    out.append(text[last:])
+    exprs = [m for m in matches if m.group(0) != "$${"]
+    whole = None
+    default = None
+    if len(exprs) == 1 and exprs[0].span() == (0, len(text)) and names:
+        whole = names[0]
+        simple = _SIMPLE.match(exprs[0].group(1))
+        default = simple.group(3) if simple and simple.group(2) else None
+    if unknown:
+        return Substituted(None, tuple(names), whole, default, unknown)
+    return Substituted("".join(out), tuple(names), whole, default)
+
+
+def references(text: str) -> list:
+    """The variable names ``text`` refers to (escapes left out)."""
+    found = []
+    for m in _EXPRESSION.finditer(text):
+        if m.group(0) != "$${":
+            simple = _SIMPLE.match(m.group(1))
+            found.append(simple.group(1) if simple else m.group(1))
+    return found
+
+
+def substitute_doc(doc, variables: Variables):
+    """``doc`` with every string substituted (unknown values left as written); copies only
+    along the paths that change, as the parsed documents are shared."""
+    if isinstance(doc, str):
+        if "${" not in doc:
+            return doc
+        result = substitute(doc, variables).text
+        return doc if result is None else result
+    if isinstance(doc, dict):
+        changed = {k: substitute_doc(v, variables) for k, v in doc.items()}
+        return changed if any(changed[k] is not v for k, v in doc.items()) else doc
+    if isinstance(doc, list):
+        changed = [substitute_doc(v, variables) for v in doc]
+        return changed if any(a is not b for a, b in zip(changed, doc)) else doc
+    return doc
+
+
+def substitution_disabled(doc: dict) -> bool:
+    for meta in ("labels", "annotations"):
+        value = dig(doc, "metadata", meta, SUBSTITUTE_SWITCH)
+        if isinstance(value, str) and value.lower() == "disabled":
+            return True
+    return False
+
+
+# ---- units -----------------------------------------------------------------------------------
+
+@dataclass
+class Unit:
+    """One build Flux applies: an environment's path, or a Flux Kustomization followed."""
+
+    build: Build
+    path: str
+    variables: Variables = NO_VARIABLES
+    kustomization: Optional[Resource] = None  # the Flux Kustomization (None: the path itself)
+    patch_index: Optional[PatchIndex] = None
+
+    @property
+    def patches(self) -> PatchIndex:
+        if self.patch_index is None:
+            self.patch_index = PatchIndex(self.build.patches)
+        return self.patch_index
+
+    @property
+    def label(self) -> str:
+        if self.kustomization is None:
+            return f"`{self.path or '.'}`"
+        return f"Kustomization {self.kustomization.namespace}/{self.kustomization.name}"
+
+
+class Finder:
+    """Objects by (kind, namespace, name) across the repository, for what a build does not
+    hold itself (a shared `flux-system` source, a ConfigMap of cluster variables)."""
+
+    def __init__(self, tree, index, cache):
+        self._tree, self._index, self._cache = tree, index, cache
+        self._table: Optional[dict] = None
+
+    def find(self, kind: str, namespace: str, name: str) -> Optional[Resource]:
+        if self._table is None:
+            self._table = {}
+            for path in sorted(self._index.files):
+                if not path.endswith(YAML_SUFFIXES) or posixpath.basename(path) in KUSTOMIZATION_FILES:
+                    continue
+                for i, doc in enumerate(self._cache.get(self._tree, path, RELEVANT_KINDS).docs):
+                    if isinstance(doc, dict) and isinstance(dig(doc, "metadata", "name"), str):
+                        ns = str(dig(doc, "metadata", "namespace") or "")
+                        key = (doc.get("kind"), ns, doc["metadata"]["name"])
+                        self._table.setdefault(key, Resource(path, i, doc, frozenset(), ns,
+                                                             key[2], frozenset([key[2]])))
+        return self._table.get((kind, namespace, name))
+
+
+def build_environment(tree, index, cache, environment, repo, paths: list, problems: list,
+                      finder: Finder, ids) -> list:
+    """Every unit Flux applies for one environment whose entry is ``paths``."""
+    units: list = []
+    followed: set = set()  # (namespace, name) of the Kustomizations already followed
+    queue: list = []
+    for path in paths:
+        walker = Walker(tree, index, cache, problems, environment, ids)
+        walker.add_path(path)
+        root = Unit(walker.build, path)
+        bootstrap = _bootstrap(root, path, repo, tree, index, cache, problems, environment, finder,
+                               units, ids)
+        if bootstrap is not None:
+            followed.add((bootstrap.kustomization.namespace, bootstrap.kustomization.name))
+            root = bootstrap
+        units.append(root)
+        queue.append(root)
+    while queue:
+        parent = queue.pop(0)
+        for res in parent.build.resources:
+            if not _is_kustomization(res):
+                continue
+            key = (res.namespace, res.name)
+            if key in followed:
+                continue
+            followed.add(key)
+            if len(units) >= MAX_UNITS:
+                problems.append(Problem(environment, res.file, f"more than {MAX_UNITS} Flux "
+                                        "Kustomizations: stopped following them."))
+                return units
+            child = _follow(res, parent, repo, tree, index, cache, problems, environment, finder,
+                            units, ids)
+            if child is not None:
+                units.append(child)
+                queue.append(child)
+    return units
+
+
+def _bootstrap(root: Unit, path: str, repo, tree, index, cache, problems, environment, finder,
+               units, ids) -> Optional[Unit]:
+    """The Kustomization that applies the environment's own path (``flux bootstrap``'s
+    ``flux-system``): its transformers and variables apply to that path."""
+    for res in root.build.resources:
+        if not _is_kustomization(res):
+            continue
+        spec_path = _spec_path(res.doc)
+        if spec_path is not None and spec_path == _clean(path) and _managed(res, res.doc, repo, finder,
+                                                                            root)[0]:
+            return _follow(res, root, repo, tree, index, cache, problems, environment, finder, units,
+                           ids, quiet=True)
+    return None
+
+
+def _follow(res: Resource, parent: Unit, repo, tree, index, cache, problems: list, environment: str,
+            finder: Finder, units: list, ids, quiet: bool = False) -> Optional[Unit]:
+    # The Kustomization object is itself built by its parent: patched, then substituted.
+    doc = res.doc
+    patches = parent.patches.for_resource(res)
+    for patch in patches:
+        doc = apply(doc, patch)
+    if not substitution_disabled(doc):
+        doc = substitute_doc(doc, parent.variables)
+    where = f"Kustomization {res.namespace}/{res.name}"
+
+    def problem(reason: str) -> None:
+        problems.append(Problem(environment, res.file, f"{where} {reason}"))
+
+    managed, reason = _managed(res, doc, repo, finder, parent)
+    if not managed:
+        problem(f"is not followed: {reason}")
+        return None
+    spec_path = _spec_path(doc)
+    if spec_path is None:
+        problem("has no usable `spec.path`: not followed.")
+        return None
+    if spec_path and spec_path not in index.files and not index.is_dir(spec_path):
+        problem(f"applies `{spec_path}`, which is not in the repository: not followed.")
+        return None
+    if not quiet and spec_path in {u.path for u in units if u.kustomization is None}:
+        return None  # it applies an environment path already built as it is (a bootstrap loop)
+    spec = dig(doc, "spec") or {}
+    walker = Walker(tree, index, cache, problems, environment, ids)
+    scope = walker.new_scope()
+    level = Level(scope, _text(spec.get("targetNamespace")) or None, _text(spec.get("namePrefix")),
+                  _text(spec.get("nameSuffix")))
+    walker.add_path(spec_path, (level,))
+    for entry in _strings(spec.get("components")):
+        walker.add_component(_join(spec_path, entry), (level,), scope)
+    # The patches are read from the file only when the parent did not rewrite them.
+    raw_spec = dig(res.doc, "spec") or {}
+    own = all(raw_spec.get(k) == spec.get(k) for k in ("patches", "patchesStrategicMerge",
+                                                        "patchesJson6902"))
+    before = len(walker.build.patches)
+    walker.collect_patches(posixpath.dirname(res.file), res.file, res.index, spec, scope,
+                            at=("spec",))
+    if not own:
+        for i in range(before, len(walker.build.patches)):
+            walker.build.patches[i] = _unlocated(walker.build.patches[i])
+    variables = _variables(res, doc, patches, parent, units, finder, tree, cache, problem)
+    return Unit(walker.build, spec_path, variables, res)
+
+
+def _variables(res: Resource, doc: dict, patches: list, parent: Unit, units: list, finder: Finder,
+               tree, cache, problem: Callable) -> Variables:
+    post = dig(doc, "spec", "postBuild")
+    if not isinstance(post, dict):
+        return NO_VARIABLES
+    where = f"`spec.postBuild.substitute` of Kustomization {res.namespace}/{res.name} ({res.file})"
+    inline = {}
+    for name, value in (post.get("substitute") or {}).items() if isinstance(post.get("substitute"), dict) else ():
+        written, location, _ = origin(res, patches, ("spec", "postBuild", "substitute", name))
+        if written is None or "${" in written or written != _scalar_text(value):
+            location = None  # composed by the parent's variables or patches: not one line here
+        inline[str(name)] = Variable(str(name), _scalar_text(value), location, where)
+    sources = []
+    for entry in post.get("substituteFrom") or ():
+        if not isinstance(entry, dict):
+            continue
+        kind, name = str(entry.get("kind") or ""), str(entry.get("name") or "")
+        optional = entry.get("optional") is True
+        if kind == "Secret":
+            sources.append(Source(f"Secret {res.namespace}/{name}", {}, readable=False))
+            continue
+        config_map = _config_map(res.namespace, name, units, parent, finder)
+        if config_map is None:
+            if not optional:
+                problem(f"substitutes from ConfigMap {res.namespace}/{name}, which is not in the "
+                        "repository: its variables are unknown.")
+                sources.append(Source(f"ConfigMap {res.namespace}/{name} (not in the repository)", {},
+                                      readable=False))
+            continue
+        cm, cm_patches = config_map
+        data = dig(_patched(cm.doc, cm_patches), "data")
+        described = f"ConfigMap {res.namespace}/{name} ({cm.file})"
+        found = {}
+        for key, value in (data or {}).items() if isinstance(data, dict) else ():
+            written, location, _ = origin(cm, cm_patches, ("data", key))
+            if written is None or "${" in written:
+                location = None
+            found[str(key)] = Variable(str(key), _scalar_text(value), location, described)
+        sources.append(Source(described, found))
+    return Variables(inline, tuple(sources), post.get("substituteStrategy") == "Always")
+
+
+def _config_map(namespace: str, name: str, units: list, parent: Unit, finder: Finder):
+    for unit in [parent, *units]:
+        for res in unit.build.resources:
+            if res.kind == "ConfigMap" and res.name == name and res.namespace == namespace:
+                return res, unit.patches.for_resource(res)
+    found = finder.find("ConfigMap", namespace, name)
+    return (found, []) if found is not None else None
+
+
+def _managed(res: Resource, doc: dict, repo, finder: Finder, parent: Unit) -> tuple:
+    """Whether the Kustomization reads the repository and branch Ferry manages, and why not."""
+    ref = dig(doc, "spec", "sourceRef")
+    if not isinstance(ref, dict):
+        return False, "it has no `spec.sourceRef`."
+    kind = str(ref.get("kind") or "")
+    name = str(ref.get("name") or "")
+    namespace = str(ref.get("namespace") or res.namespace)
+    if kind != "GitRepository":
+        why = {"OCIRepository": "its manifests come from an OCI artifact",
+               "Bucket": "its manifests come from a bucket",
+               "ExternalArtifact": "its manifests come from an ExternalArtifact (an ArtifactGenerator "
+                                   "copies them): list the folders it copies in `environments[].path`"}
+        return False, why.get(kind, f"its source is a {kind or 'missing kind'}") + f" ({kind} {namespace}/{name})."
+    source = _git_repository(namespace, name, parent, finder)
+    if source is None:
+        if (namespace, name) == BOOTSTRAP:
+            return True, ""
+        return False, f"GitRepository {namespace}/{name} is not in the repository, so Ferry cannot " \
+                      "tell whether it is this one."
+    url = str(dig(source.doc, "spec", "url") or "")
+    if (namespace, name) != BOOTSTRAP and not same_repository(url, repo.url):
+        return False, f"it reads GitRepository {namespace}/{name} ({url}), not {repo.url}."
+    git_ref = dig(source.doc, "spec", "ref")
+    if isinstance(git_ref, dict):
+        pinned = {k: git_ref.get(k) for k in ("tag", "semver", "commit", "name") if git_ref.get(k)}
+        if pinned:
+            what = ", ".join(f"{k} {v}" for k, v in pinned.items())
+            return False, f"GitRepository {namespace}/{name} follows {what}, not branch {repo.branch}."
+        branch = git_ref.get("branch")
+        if isinstance(branch, str) and branch and branch != repo.branch:
+            return False, f"GitRepository {namespace}/{name} follows branch {branch}, not {repo.branch}."
+    return True, ""
+
+
+def _git_repository(namespace: str, name: str, parent: Unit, finder: Finder) -> Optional[Resource]:
+    for res in parent.build.resources:
+        if res.kind == "GitRepository" and res.api_version.startswith(SOURCE_API) and \
+                res.namespace == namespace and res.name == name:
+            return res
+    return finder.find("GitRepository", namespace, name)
+
+
+def same_repository(a: str, b: str) -> bool:
+    """Whether two Git URLs name one repository (https, ssh and scp-like forms, `.git` or not)."""
+    return bool(a) and _repository_key(a) == _repository_key(b)
+
+
+def _repository_key(url: str) -> str:
+    url = url.strip()
+    scp = re.match(r"^[\w.-]+@([\w.-]+):(?!//)(.*)$", url)
+    if scp:
+        host, path = scp.group(1), scp.group(2)
+    else:
+        parts = urlsplit(url)
+        host, path = (parts.hostname or ""), parts.path
+        if parts.scheme == "file":
+            host = ""
+    path = path.strip("/")
+    if path.endswith(".git"):
+        path = path[:-4]
+    return f"{host.lower()}/{path}"
+
+
+def _is_kustomization(res: Resource) -> bool:
+    return res.kind == "Kustomization" and res.api_version.startswith(KUSTOMIZE_API)
+
+
+def _spec_path(doc: dict) -> Optional[str]:
+    path = dig(doc, "spec", "path")
+    if path is None:
+        return ""
+    if not isinstance(path, str) or "${" in path:
+        return None
+    return _clean(path)
+
+
+def _clean(path: str) -> str:
+    cleaned = posixpath.normpath("/" + path.strip()).lstrip("/")
+    return "" if cleaned in (".", "") else cleaned
+
+
+def _join(folder: str, entry: str) -> str:
+    return _clean(posixpath.join(folder, entry))
+
+
+def _patched(doc: dict, patches: list) -> dict:
+    for patch in patches:
+        doc = apply(doc, patch)
+    return doc
+
+
+def _unlocated(patch):
+    return replace(patch, located=False)
+
+
+def _scalar_text(value) -> Optional[str]:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _strings(value) -> list:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
