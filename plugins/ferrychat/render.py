@@ -31,6 +31,8 @@ def pinned(pin: Optional[Pin], newest: Optional[str] = None) -> str:
     """One table cell: the version, ``~`` for a range, ``*`` when the registry has newer."""
     if pin is None:
         return "-"
+    if pin.unknown:
+        return "?"
     if pin.version is None:
         return "(latest)"
     if pin.is_range:
@@ -100,7 +102,7 @@ def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], not
     rows, failing = [], []
     for p in pins:
         where = p.location.file if p.location else p.release_file
-        shared = f" (shared: {', '.join(p.shared_with)})" if p.shared else ""
+        shared = f" (shared: {', '.join(p.shared_with)})" if len(p.shared_with) > 1 else ""
         record = live_states.get((p.app, p.environment))
         cells = [live(p, record, now) or "-"] if live_states else []
         rows.append([p.environment, pinned(p, head), *cells, where + shared])
@@ -109,7 +111,8 @@ def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], not
             failing.append(f"{p.environment}: Flux reports {record.get('reason')}"
                            + (f": {message[0][:200]}" if message else "") + ".")
     headers = ["env", "version", *(["live"] if live_states else []), "pinned in"]
-    parts = [f"`{app}` runs in {len(pins)} environment(s):", table(headers, rows), *failing]
+    parts = [f"`{app}` runs in {len(pins)} environment(s):", table(headers, rows), *failing,
+             *_pin_notes(pins)]
     if live_states:
         parts.append(LIVE_LEGEND)
     if newest:
@@ -118,6 +121,30 @@ def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], not
     if note:
         parts.append(note)
     return "\n".join(parts)
+
+
+def _pin_notes(pins: Sequence[Pin]) -> list:
+    """Where a version comes from when it is not the release's own field, and who else reads it."""
+    notes = []
+    for p in pins:
+        if p.origin:
+            notes.append(f"{p.environment}: the version is {p.origin}.")
+        if p.unknown or p.refusal:
+            notes.append(f"{p.environment}: Ferry cannot change it with one line: {p.refusal}.")
+        if p.shared_by:
+            notes.append(f"{p.environment}: the pin is shared with {', '.join(p.shared_by)}.")
+    return notes
+
+
+MAX_PROBLEMS = 15
+
+
+def problems(found: Sequence) -> list:
+    """One line per thing discovery could not follow (environment, path, reason), bounded."""
+    lines = [f"⚠ {p}" for p in found[:MAX_PROBLEMS]]
+    if len(found) > MAX_PROBLEMS:
+        lines.append(f"… and {len(found) - MAX_PROBLEMS} more problems (see the log).")
+    return lines
 
 
 def history(app: str, environment: str, entries: Sequence[HistoryEntry]) -> str:

@@ -45,14 +45,41 @@ def carry_forward(pins: tuple, changes: dict) -> Optional[tuple]:
             return None
         patched = copy.deepcopy(old_docs)
         for pin in located:
-            value = _at(new_docs, pin.location)
-            if not isinstance(value, str) or not _put(patched, pin.location, value):
+            if pin.kind == "substitute" and pin.shared_by:
+                return None  # the variable feeds more than versions: names, values, …
+            written = _at(new_docs, pin.location)  # for an inline patch: the whole patch text
+            if not isinstance(written, str) or not _put(patched, pin.location, written):
+                return None
+            value = written
+            if pin.location.inner is not None:
+                value = _inner_value(_at(old_docs, pin.location), written, pin.location.inner)
+            if not isinstance(value, str):
                 return None
             versions[pin.location] = value
         if patched != new_docs:
             return None
     return tuple(replace(p, version=versions[p.location], is_range=is_range(versions[p.location]))
                  if p.location in versions else p for p in pins)
+
+
+def _inner_value(old_text, new_text: str, inner: tuple):
+    """The version in an inline patch, when nothing else in that patch changed."""
+    if not isinstance(old_text, str):
+        return None
+    (old_docs, old_error), (new_docs, new_error) = parse_documents(old_text), parse_documents(new_text)
+    document, path = inner
+    where = _Where(document, path)
+    value = _at(new_docs, where)
+    if old_error or new_error or len(old_docs) != len(new_docs) or not isinstance(value, str):
+        return None
+    if not _put(old_docs, where, value) or old_docs != new_docs:
+        return None
+    return value
+
+
+class _Where:
+    def __init__(self, document, path):
+        self.document, self.path = document, path
 
 
 def _at(docs: list, location):
@@ -69,7 +96,7 @@ def _at(docs: list, location):
 
 def _put(docs: list, location, value: str) -> bool:
     *parents, last = location.path
-    holder = _at(docs, replace(location, path=tuple(parents)))
+    holder = _at(docs, _Where(location.document, tuple(parents)))
     if isinstance(holder, dict) and last in holder or isinstance(holder, list) and isinstance(last, int) \
             and last < len(holder):
         holder[last] = value

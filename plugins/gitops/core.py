@@ -24,7 +24,7 @@ from .model import (AuditEntry, Change, ChartInfo, ChartLocation, Commit, Histor
 from .registry import RegistryClient
 from .guard import ApprovalRefused, Guard
 from .settings import EnvironmentSettings, RepoSettings, Settings
-from .versions import between, check_version, parse, same_version
+from .versions import between, check_version, parse, registry_tag, same_version
 from .workspace import Workspace, commit_url, git_environment
 
 log = logging.getLogger(__name__)
@@ -55,20 +55,22 @@ class GitOps:
         }
         self._pins_by_commit: dict = {}  # (repo, commit) -> pins
         self._latest: dict = {}  # repo -> the newest commit whose pins are known
+        self._problems: dict = {}  # repo -> what its last discovery could not follow
         self._cache_lock = threading.Lock()
 
     # ---- reading ---------------------------------------------------------------------------
 
     def inventory(self, refresh: bool = True) -> Inventory:
         """Every pin of every environment at the remote's newest commits."""
-        pins, commits = [], []
+        pins, commits, problems = [], [], []
         for repo, ws in self._workspaces.items():
             head = ws.head(refresh=refresh)
             commits.append(head[:12])
             pins.extend(self._pins(repo, head))
+            problems.extend(self._problems.get(repo, ()))
         order = {name: i for i, name in enumerate(self.settings.environment_names)}
         pins.sort(key=lambda p: (order[p.environment], p.app))
-        return Inventory("+".join(commits), tuple(pins))
+        return Inventory("+".join(commits), tuple(pins), tuple(problems))
 
     def pin(self, app: str, environment: str, inventory: Optional[Inventory] = None) -> Pin:
         """The pin of ``app`` in ``environment``; names are matched case-insensitively."""
@@ -175,8 +177,8 @@ class GitOps:
     # ---- changing --------------------------------------------------------------------------
 
     def plan_deploy(self, app: str, environment: str, version: str) -> Plan:
-        version = check_version(version)
-        return Plan("deploy", self.pin(app, environment), version)
+        pin = self.pin(app, environment)
+        return Plan("deploy", pin, self._registry_spelling(pin, check_version(version)))
 
     def deploy(self, app: str, environment: str, version: str, requester: Requester,
                dry_run: bool = False, force: bool = False) -> Change:
@@ -202,7 +204,7 @@ class GitOps:
             version = self._exact_version(self._source_pin(pin.app, source, inventory))
         version = check_version(version)
         self._require_stage(pin.app, version, before, target, inventory)
-        return Plan("promote", pin, version, source.name)
+        return Plan("promote", pin, self._registry_spelling(pin, version), source.name)
 
     def promote(self, app: str, to_environment: str, requester: Requester,
                 from_environment: Optional[str] = None, version: Optional[str] = None,
@@ -348,6 +350,18 @@ class GitOps:
             raise PromotionRefused(
                 f"`{app}` is not in {source.name}, so there is nothing to promote from there.") from None
 
+    def _registry_spelling(self, pin: Pin, version: str) -> str:
+        """The version as the registry's tag spells it (`v1.15.0` for `1.15.0`), so that Ferry
+        never writes a tag the registry lacks; as typed when the registry cannot say (the check
+        before writing then answers)."""
+        if pin.source is None:
+            return version
+        try:
+            tag = self.registry.require(pin.source, version, pin.chart)
+        except FerryError:
+            return version
+        return version if tag == registry_tag(version) else tag.replace("_", "+")
+
     def _exact_version(self, pin: Pin) -> str:
         if pin.version is None or pin.is_range:
             what = f"the range `{pin.version}`" if pin.version else "no version"
@@ -456,12 +470,18 @@ class GitOps:
             raise NotEditable(
                 f"`{pin.app}` has no chart version pinned in {pin.environment} (Flux takes the newest): "
                 f"add `version:` under `spec.chart.spec` in `{pin.release_file}` first.")
-        if pin.location is None:
+        if pin.unknown:
             raise NotEditable(
-                f"`{pin.app}` in {pin.environment} is pinned to `{pin.version}` where Ferry cannot "
-                f"change one line (an inline kustomize patch or a digest): edit it by hand.")
+                f"Ferry cannot know the version of `{pin.app}` in {pin.environment}: it comes from "
+                f"{pin.refusal}. Change it by hand.")
+        if pin.location is None or pin.refusal:
+            why = pin.refusal or "a place Ferry cannot change one line of"
+            raise NotEditable(
+                f"`{pin.app}` in {pin.environment} gets `{pin.version}` from {why}: Ferry cannot "
+                f"change that with one line. Edit it by hand (the release is in `{pin.release_file}`).")
         if pin.shared:
-            raise SharedPin(pin.location.file, pin.shared_with, f"`{pin.app}` in {pin.environment}")
+            raise SharedPin(pin.location.file, pin.shared_with, f"`{pin.app}` in {pin.environment}",
+                            pin.shared_by)
 
     def _pins(self, repo: RepoSettings, commit: str, tree=None) -> tuple:
         key = (repo, commit)
@@ -479,7 +499,11 @@ class GitOps:
             pins = carry.carry_forward(known, carry.changed_files(ws.tree(last), tree))
         if pins is None:
             envs = [e for e in self.settings.environments if e.repo == repo]
-            pins = discovery.discover(tree, self.settings, envs)
+            problems: list = []
+            pins = discovery.discover(tree, self.settings, envs, warnings=problems)
+            with self._cache_lock:
+                # What discovery could not follow changes only when discovery runs again.
+                self._problems[repo] = tuple(problems)
         self._remember_pins(repo, commit, pins)
         return pins
 

@@ -182,7 +182,8 @@ def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Source
                 v = _version(oci_unit, oci, oci_doc, oci_patches, field_path, "ocirepository")
                 if v.text is not None or v.refusal:
                     # A digest is not a version Ferry can set.
-                    found = v if i else _Version(v.text, None, v.kind, refusal="a digest")
+                    found = v if i else _Version(v.text, None, v.kind, refusal=f"a digest (`spec.ref.digest` of "
+                                                                            f"OCIRepository {ref_name}), which Ferry does not set")
                     break
         return _Release(environment, name, namespace, res.file, found, chart, source, url, ref_kind,
                         values_files)
@@ -236,7 +237,7 @@ def _version(unit: flux.Unit, res: Resource, doc: dict, patches: list, field_pat
     if text is None:
         return _Version(None, None, own_kind)
     if location is None:
-        return _Version(text, None, kind, refusal="an inline patch Ferry cannot edit one line of")
+        return _Version(text, None, kind, refusal="a patch its parent Kustomization rewrites")
     if "${" not in text:
         return _Version(text, location, kind)
     if not unit.variables.enabled or flux.substitution_disabled(doc):
@@ -246,7 +247,7 @@ def _version(unit: flux.Unit, res: Resource, doc: dict, patches: list, field_pat
     if result.whole is None:
         return _Version(result.text if result.text is not None else text, None, kind,
                         unknown=result.text is None,
-                        refusal=result.unknown or f"`{text}` in `{location.file}`, built from variables")
+                        refusal=result.unknown or f"`{text}` in `{location.file}`, more than one variable")
     var = unit.variables.resolve(result.whole)
     site = (location.file, location.document, location.path, location.inner)
     if result.text is None:
@@ -255,11 +256,11 @@ def _version(unit: flux.Unit, res: Resource, doc: dict, patches: list, field_pat
     if var is flux.UNDEFINED or var.value is None or var.value != result.text:
         default = f" (the default in `{text}`, `{location.file}`)" if result.default is not None else ""
         return _Version(result.text or None, None, "substitute", origin=f"`{text}`",
-                        refusal=f"`${{{result.whole}}}` is not defined for {unit.label}{default}: "
-                                f"define it in `spec.postBuild.substitute` there")
+                        refusal=f"`${{{result.whole}}}`, which nothing defines for {unit.label}{default}; "
+                                f"define it in its `spec.postBuild.substitute` to pin it")
     if var.location is None:
         return _Version(result.text, None, "substitute", origin=f"`${{{result.whole}}}` from {var.where}",
-                        refusal=f"`${{{result.whole}}}` in {var.where} is not written on one line Ferry can edit")
+                        refusal=f"`${{{result.whole}}}` in {var.where}, not written as one line there")
     return _Version(result.text, var.location, "substitute",
                     origin=f"`${{{result.whole}}}` from {var.where}", variable=(result.whole, site))
 
@@ -470,7 +471,7 @@ def _finish(pins: tuple, order: list) -> tuple:
         envs = {q.environment for q in sharing}
         if len(envs) > 1:
             p = _replace(p, shared_with=tuple(sorted(envs, key=lambda e: rank.get(e, len(rank)))))
-        others = [f"{q.environment}/{q.app}" for q in sharing if _bare(q.app) != _bare(p.app)]
+        others = [f"{q.environment}/{q.app}" for q in sharing if q.app != p.app]
         if others:
             p = _replace(p, shared_by=tuple(dict.fromkeys(others)) + p.shared_by)
         done.append(p)

@@ -76,8 +76,16 @@ class VersionNotFound(FerryError):
 
 
 class SharedPin(FerryError):
-    def __init__(self, file: str, environments: Iterable[str], target: str):
+    def __init__(self, file: str, environments: Iterable[str], target: str, readers: Iterable[str] = ()):
         envs = ", ".join(environments)
+        readers = list(readers)
+        if readers:
+            shown = ", ".join(readers[:5]) + (f" and {len(readers) - 5} more" if len(readers) > 5 else "")
+            super().__init__(
+                f"The version for {target} is pinned in `{file}`, which is also read by {shown}: "
+                f"changing it would change them too. Give the app its own pin first."
+            )
+            return
         super().__init__(
             f"The version for {target} is pinned in `{file}`, which is shared by {envs}: "
             f"changing it would change all of them. Give the environment its own pin first."

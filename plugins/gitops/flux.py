@@ -105,7 +105,7 @@ def substitute(text: str, variables: Variables) -> Substituted:
             continue
         simple = _SIMPLE.match(m.group(1))
         if simple is None:
-            unknown = unknown or f"`{m.group(0)}` is an expression Ferry does not evaluate"
+            unknown = unknown or f"`{m.group(0)}`, an expression Ferry does not evaluate"
             continue
         name, operator, default = simple.groups()
         names.append(name)
@@ -113,7 +113,7 @@ def substitute(text: str, variables: Variables) -> Substituted:
         if var is UNDEFINED or (operator and operator.startswith(":") and var.value == ""):
             out.append(default if operator else "")
         elif var.value is None:
-            unknown = unknown or f"`${{{name}}}` may come from {var.where}"
+            unknown = unknown or f"`${{{name}}}`, which may come from {var.where}"
         else:
             out.append(var.value)
     out.append(text[last:])

@@ -25,7 +25,8 @@ class FerryVersions(BotPlugin):
         if not words:
             inventory = gitops.inventory()
             newest, notes = gitops.newest(inventory.pins)
-            return render.overview(inventory.pins, gitops.settings.environment_names, newest, notes,
+            return render.overview(inventory.pins, gitops.settings.environment_names, newest,
+                                   [*notes, *render.problems(inventory.problems)],
                                    live_states(gitops.memory, inventory.pins), time.time())
         if len(words) == 1:
             pins, infos, note = gitops.app_report(words[0])
