@@ -38,7 +38,7 @@ for _path in (ROOT / "plugins", ROOT):  # as under Errbot: `import gitops` from 
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from devtools.fluxrepo import ENVIRONMENTS, demo_settings  # noqa: E402
+from devtools.fluxrepo import ENVIRONMENTS, demo_settings, seed_remote  # noqa: E402
 from devtools.registry import LocalRegistry, push_charts  # noqa: E402
 from gitops import manifests  # noqa: E402
 from gitops.core import GitOps  # noqa: E402
@@ -47,6 +47,7 @@ from gitops.registry import RegistryClient  # noqa: E402
 from gitops.settings import parse_settings  # noqa: E402
 
 from bench import chat  # noqa: E402
+from bench.clusters import cluster_fleet_files, cluster_fleet_settings  # noqa: E402
 from bench.fleet import BIG_CHART, POOL, SMALL_CHARTS, Fleet, big_tags, build_remote, git  # noqa: E402
 
 FULL = dict(apps=1000, commits=10000, tags=2000, runs=5, deploys=20)
@@ -56,6 +57,7 @@ REQUESTER = Requester("U0BENCH01", "Bench Runner", "bench@example.com")
 # Targets from the issue.
 DEPLOY_RATIO = 2.0  # deploy p50 within 2x a raw commit + push
 LISTING_MS = 50.0  # warm listing of every app x environment
+CLUSTER_RATIO = 1.5  # cold discovery behind Flux Kustomizations, against the plain layout
 HISTORY_MS = 200.0  # one app's history in one environment
 CHAT_VERSIONS_MS = 100.0  # !versions over the whole fleet through Errbot, warm
 CONCURRENT = 100  # deploys to distinct apps sent at once through Errbot
@@ -156,6 +158,33 @@ def new_core(fleet: Fleet, data_dir: Path, fetch_interval: float) -> GitOps:
     for env in raw["environments"]:  # times the deploy itself: production approval is off here
         env["policy"] = {"approval": False}
     return GitOps(parse_settings(raw, environ={}), fetch_interval=fetch_interval)
+
+
+def cluster_inventory(args, tmp: Path, fleet: Fleet, fast: int) -> tuple[list, list]:
+    """Cold and warm inventories of the fleet's pins laid out behind `clusters/<env>` entries."""
+    files = cluster_fleet_files(fleet.registry, fleet.apps, fleet.pins)
+    url = seed_remote(tmp / "clusters.git", files)
+    raw = cluster_fleet_settings(url)
+    raw["data_dir"] = str(tmp / "clusters-data")
+    pins = args.apps * len(ENVIRONMENTS)
+    cold = []
+    first = GitOps(parse_settings(raw, environ={}))
+    first.inventory()  # the clone every run below reuses
+    close_core(first)
+    for _ in range(args.runs):
+        manifests.DEFAULT_CACHE.clear()
+        gc.collect()
+        core = GitOps(parse_settings(raw, environ={}), fetch_interval=3600)  # as after a restart
+        t, inventory = clock(core.inventory, refresh=False)
+        check(len(inventory.pins) == pins and not inventory.problems,
+              f"cluster layout: {len(inventory.pins)} pins, problems {inventory.problems[:2]}")
+        check(all(p.location is not None for p in inventory.pins), "cluster layout: a pin without its line")
+        cold.append(t)
+        if len(cold) < args.runs:
+            close_core(core)
+    warm = repeat(lambda: core.inventory(refresh=False), fast)
+    close_core(core)
+    return cold, warm
 
 
 def close_core(core: GitOps) -> None:
@@ -287,6 +316,9 @@ def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tupl
             close_core(core)
             samples.append(t)
 
+    say("cold and warm inventory, cluster-entry layout")
+    cluster_cold, cluster_warm = cluster_inventory(args, tmp, fleet, fast)
+
     # -- discovery, warm ------------------------------------------------------------------------
     say("warm inventory")
     core = new_core(fleet, clone_dir, 0)  # fetch_interval=0: inventory() always fetches
@@ -402,6 +434,13 @@ def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tupl
         (f"Cold `inventory()`: new core on an existing clone, fetch + parse all (n={runs})",
          fmt(median_ms(cold_fetch)), "—", "—"),
         (f"Cold `inventory(refresh=False)`: same, no fetch (n={runs})", fmt(median_ms(cold)), "—", "—"),
+        (f"Cold `inventory(refresh=False)`, the same pins behind cluster entries: Flux Kustomizations "
+         f"with {args.apps // 3:,} patches and {args.apps // 3:,} ConfigMap variables per environment (n={runs})",
+         fmt(median_ms(cluster_cold)), f"≤ {CLUSTER_RATIO:g}× plain: "
+         f"{verdict(median_ms(cluster_cold), CLUSTER_RATIO * median_ms(cold))}",
+         f"plain layout {fmt(median_ms(cold))} → {median_ms(cluster_cold) / median_ms(cold):.2f}×"),
+        (f"Warm `inventory(refresh=False)`, cluster-entry layout (n={fast})", fmt(median_ms(cluster_warm)),
+         f"< {LISTING_MS:g} ms: {verdict(median_ms(cluster_warm), LISTING_MS)}", "—"),
         (f"Warm `inventory(refresh=False)`, same commit (n={fast})", fmt(m_warm),
          f"< {LISTING_MS:g} ms: {verdict(m_warm, LISTING_MS)}", "—"),
         (f"Warm `inventory()` + fetch that finds nothing new (n={mid})", fmt(m_warm_fetch),

@@ -390,13 +390,16 @@ def _variable_uses(pins: list, releases: list, units: list, tree, cache) -> list
     if not wanted:
         return pins
     elsewhere: dict = {}
+    indexes: dict = {}  # id(unit) -> {variable: [(file, count)]}, built once per unit
     for (name, location), sites in wanted.items():
         files, total = [], 0
         for unit in units:
             var = unit.variables.resolve(name) if unit.variables.enabled else flux.UNDEFINED
             if var is flux.UNDEFINED or var.location != location:
                 continue
-            for path, count in _unit_references(unit, name, tree, cache):
+            if id(unit) not in indexes:
+                indexes[id(unit)] = _unit_references(unit, tree)
+            for path, count in indexes[id(unit)].get(name, ()):
                 total += count
                 files.append(path)
         if total > len(sites):
@@ -412,19 +415,18 @@ def _variable_uses(pins: list, releases: list, units: list, tree, cache) -> list
 _REFERENCES: dict = {}  # blob id -> {variable: count}, shared between discoveries
 
 
-def _unit_references(unit: flux.Unit, name: str, tree, cache) -> list:
-    """(file, count) of the references to ``name`` in what ``unit`` builds: resources, patches."""
-    found = []
-    for path in unit.build.files + [p.file for p in unit.build.patches if p.text_doc is None and not p.at]:
-        counts = _file_references(tree, path)
-        if counts.get(name):
-            found.append((path, counts[name]))
+def _unit_references(unit: flux.Unit, tree) -> dict:
+    """{variable: [(file, count)]} of the references in what ``unit`` builds: resources, patches."""
+    found: dict = {}
+    paths = unit.build.files + [p.file for p in unit.build.patches if p.text_doc is None and not p.at]
+    for path in dict.fromkeys(paths):
+        for name, count in _file_references(tree, path).items():
+            found.setdefault(name, []).append((path, count))
     for patch in unit.build.patches:
         if patch.text_doc is not None or patch.at:
-            count = _body_references(patch.body).count(name)
-            if count:
-                found.append((patch.file, count))
-    return list(dict.fromkeys(found))
+            for name in _body_references(patch.body):
+                found.setdefault(name, []).append((patch.file, 1))
+    return found
 
 
 def _file_references(tree, path: str) -> dict:
