@@ -75,6 +75,8 @@ def test_refusals_name_what_else_reads_the_pin_and_leave_the_remote(bot, fleet_u
     assert "also read by staging/cache/dragonfly" in text
     text = ask(bot, "!deploy podinfo 9.9.9 to staging")[0]
     assert "9.9.9" in text and "6.5.3" in text  # not in the registry: the nearest ones
+    text = ask(bot, "!diff metrics staging production")[0]
+    assert text.startswith("Ferry cannot show the Helm values Flux gives metrics in staging: they hold")
     assert remote_tip(fleet_url) == before
     shown = ask(bot, "!versions auth/dragonfly")[0]
     assert "the pin is shared with staging/cache/dragonfly" in shown

@@ -267,3 +267,18 @@ def test_resource_sets_and_empty_environments_are_said(tmp_path):
     assert any("ResourceSet flux-system/apps (Flux Operator) generates HelmReleases" in s for s in said)
     assert any(s.startswith("dev · `clusters/dev/broken.yaml`: not valid YAML") for s in said)
     assert Problem("dev", "clusters/dev", "no HelmRelease found there.") in problems
+
+
+def test_values_flux_changes_are_not_replayed_as_if_they_were_files(fleet, tmp_path):
+    _, pins, _ = fleet
+    metrics = pins["staging", "metrics"]
+    assert "substitutes" in metrics.values_unknown  # `${METRICS_VERSION}` in its values
+    assert pins["staging", "podinfo"].values_unknown == ""  # its Flux patch sets only the version
+    tree = write(tmp_path / "v", {
+        "clusters/dev/apps.yaml": _kustomization(
+            "apps", "./apps", "  patches:\n    - target:\n        kind: HelmRelease\n      patch: |\n"
+            "        - op: add\n          path: /spec/values/replicas\n          value: 3\n"),
+        "apps/web.yaml": _release("web", "1.0.0"),
+    })
+    pins, _ = pins_of(tree, {"dev": "clusters/dev"})
+    assert pins["dev", "web"].values_unknown == "a patch of Kustomization flux-system/apps (`clusters/dev/apps.yaml`) changes them"

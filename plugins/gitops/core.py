@@ -166,6 +166,9 @@ class GitOps:
         pa, pb = (self.pin(app, e, inventory) for e in (env_a, env_b))
         texts = []
         for pin in (pa, pb):
+            if pin.values_unknown:
+                raise NotEditable(f"Ferry cannot show the Helm values Flux gives `{pin.app}` in "
+                                  f"{pin.environment}: {pin.values_unknown}. Compare them by hand.")
             ws = self._workspace(pin.environment)
             tree = ws.tree(ws.head(refresh=False))
             texts.append(discovery.release_values_text(tree, pin))

@@ -58,6 +58,7 @@ class _Release:
     source_url: str
     source_kind: str  # the Flux source kind the chart comes from
     values_files: tuple
+    values_unknown: str = ""
 
 
 def discover(tree: FileTree, settings: Settings,
@@ -162,6 +163,7 @@ def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Source
     if "${" in namespace:
         namespace = flux.substitute_doc(namespace, unit.variables)
     values_files = _values_files(res, patches)
+    values_unknown = _values_unknown(unit, res, patches)
     found = _version(unit, res, doc, patches, VERSION, "helmrelease")
 
     chart_ref = dig(doc, "spec", "chartRef")
@@ -186,7 +188,7 @@ def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Source
                                                                             f"OCIRepository {ref_name}), which Ferry does not set")
                     break
         return _Release(environment, name, namespace, res.file, found, chart, source, url, ref_kind,
-                        values_files)
+                        values_files, values_unknown)
 
     chart_spec = dig(doc, "spec", "chart", "spec") or {}
     chart = str(chart_spec.get("chart") or "") if isinstance(chart_spec, dict) else ""
@@ -206,7 +208,7 @@ def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Source
     if source_kind in ("GitRepository", "Bucket"):
         chart = posixpath.basename(chart.rstrip("/")) or chart  # a path to the chart folder
     return _Release(environment, name, namespace, res.file, found, chart, source, url,
-                    source_kind or "HelmRepository", values_files)
+                    source_kind or "HelmRepository", values_files, values_unknown)
 
 
 def _built(unit: flux.Unit, res: Resource) -> tuple:
@@ -263,6 +265,16 @@ def _version(unit: flux.Unit, res: Resource, doc: dict, patches: list, field_pat
                         refusal=f"`${{{result.whole}}}` in {var.where}, not written as one line there")
     return _Version(result.text, var.location, "substitute",
                     origin=f"`${{{result.whole}}}` from {var.where}", variable=(result.whole, site))
+
+
+def _values_unknown(unit: flux.Unit, res: Resource, patches: list) -> str:
+    """Why the values replayed from files (``helmvalues``) would not be those Flux applies."""
+    for patch in patches:
+        if patch.at[:1] == ("spec",) and _touches_values(patch):
+            return f"a patch of {unit.label} (`{patch.file}`) changes them"
+    if unit.variables.enabled and "${" in str(dig(res.doc, *VALUES) or ""):
+        return f"they hold `${{…}}` variables that {unit.label} substitutes"
+    return ""
 
 
 def _generates_releases(doc: dict) -> bool:
@@ -377,7 +389,7 @@ def _pin(r: _Release, settings: Settings) -> Pin:
                location=found.location, kind=found.kind, chart=chart, namespace=r.namespace,
                release_file=r.file, source=source, source_url=r.source_url,
                values_files=r.values_files, origin=found.origin,
-               refusal=found.refusal, unknown=found.unknown)
+               refusal=found.refusal, unknown=found.unknown, values_unknown=r.values_unknown)
 
 
 def _variable_uses(pins: list, releases: list, units: list, tree, cache) -> list:

@@ -75,6 +75,7 @@ class Pin:
     origin: str = ""  # where the version comes from when not the release's own field, for people
     refusal: str = ""  # why no one line can change it, when none can ("a digest", …)
     unknown: bool = False  # Ferry cannot know the version Flux applies (a Secret, an expression)
+    values_unknown: str = ""  # why Ferry cannot replay the Helm values Flux gives it, when it cannot
 
     @property
     def shared(self) -> bool:
