@@ -51,3 +51,28 @@ def test_version_bumps_are_carried_exactly(tmp_path, change):
 def test_anything_else_asks_for_discovery(tmp_path, change):
     result, _ = carried(tmp_path, change)
     assert result is None
+
+
+def test_cluster_entry_bumps_are_carried_exactly(tmp_path):
+    """A Flux Kustomization patch line and a ConfigMap variable: carried as discovery would read them."""
+    from tests.flux_clusters import cluster_files, cluster_settings
+    settings = parse_settings(cluster_settings("file:///fleet.git"), environ={})
+    old_files = cluster_files(REGISTRY)
+    new_files = dict(old_files)
+    new_files["clusters/staging/apps.yaml"] = old_files["clusters/staging/apps.yaml"].replace(
+        "value: 6.5.1", "value: 6.5.3")
+    new_files["clusters/production/cluster-vars.yaml"] = old_files["clusters/production/cluster-vars.yaml"].replace(
+        "CERT_MANAGER_VERSION: v1.14.0", "CERT_MANAGER_VERSION: v1.15.0")
+    old, new = tree(tmp_path, "old", old_files), tree(tmp_path, "new", new_files)
+    result = carry_forward(discover(old, settings), changed_files(old, new))
+    assert result is not None and result == discover(new, settings)
+    # The variable that also feeds an image tag, or another op in the same inline patch: discover again.
+    for path, old_text, new_text in (
+            ("clusters/staging/apps.yaml", 'METRICS_VERSION: "6.5.0"', 'METRICS_VERSION: "6.5.1"'),
+            ("clusters/staging/apps.yaml", "path: /spec/chart/spec/version", "path: /spec/chart/spec/version\n"
+             "            - op: add\n              path: /spec/values/x\n              value: 1")):
+        changed = dict(old_files)
+        changed[path] = old_files[path].replace(old_text, new_text)
+        assert changed[path] != old_files[path]
+        other = tree(tmp_path, f"other-{len(new_text)}", changed)
+        assert carry_forward(discover(old, settings), changed_files(old, other)) is None

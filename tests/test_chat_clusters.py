@@ -69,7 +69,7 @@ def test_deploy_changes_the_variable_definition_in_the_registry_spelling(bot, fl
 def test_refusals_name_what_else_reads_the_pin_and_leave_the_remote(bot, fleet_url):
     before = remote_tip(fleet_url)
     text = ask(bot, "!deploy metrics 6.5.1 to staging")[0]
-    assert "clusters/staging/apps.yaml, which is also read by ${METRICS_VERSION} also used in " \
+    assert "clusters/staging/apps.yaml, which is also read by ${METRICS_VERSION} elsewhere in " \
            "apps/base/metrics/release.yaml" in text
     text = ask(bot, "!deploy auth/dragonfly 19.0.0 to staging")[0]
     assert "also read by staging/cache/dragonfly" in text

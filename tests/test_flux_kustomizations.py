@@ -89,7 +89,7 @@ def test_a_variable_used_for_more_than_the_version_is_shared(fleet):
     _, pins, _ = fleet
     metrics = pins["staging", "metrics"]
     assert metrics.version == "6.5.0" and metrics.shared
-    assert metrics.shared_by == ("`${METRICS_VERSION}` also used in `apps/base/metrics/release.yaml`",)
+    assert metrics.shared_by == ("`${METRICS_VERSION}` elsewhere in `apps/base/metrics/release.yaml`",)
 
 
 def test_one_oci_repository_read_by_two_releases_is_shared_and_named(fleet):

@@ -45,8 +45,6 @@ def carry_forward(pins: tuple, changes: dict) -> Optional[tuple]:
             return None
         patched = copy.deepcopy(old_docs)
         for pin in located:
-            if pin.kind == "substitute" and pin.shared_by:
-                return None  # the variable feeds more than versions: names, values, …
             written = _at(new_docs, pin.location)  # for an inline patch: the whole patch text
             if not isinstance(written, str) or not _put(patched, pin.location, written):
                 return None
@@ -55,6 +53,8 @@ def carry_forward(pins: tuple, changes: dict) -> Optional[tuple]:
                 value = _inner_value(_at(old_docs, pin.location), written, pin.location.inner)
             if not isinstance(value, str):
                 return None
+            if pin.kind == "substitute" and pin.shared_by and value != pin.version:
+                return None  # the variable feeds more than versions: names, values, …
             versions[pin.location] = value
         if patched != new_docs:
             return None

@@ -416,7 +416,7 @@ def _variable_uses(pins: list, releases: list, units: list, tree, cache) -> list
                 files.append(path)
         if total > len(sites):
             others = [f for f in dict.fromkeys(files)][:3]
-            elsewhere[(name, location)] = f"`${{{name}}}` also used in " + ", ".join(f"`{f}`" for f in others)
+            elsewhere[(name, location)] = f"`${{{name}}}` elsewhere in " + ", ".join(f"`{f}`" for f in others)
     if not elsewhere:
         return pins
     return [_replace(p, shared_by=(elsewhere[(r.found.variable[0], p.location)],))
