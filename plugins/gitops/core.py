@@ -41,9 +41,8 @@ class GitOps:
         # What Git cannot hold (locks, approvals, rolled-back versions): Errbot's storage in the bot.
         self.memory = memory if memory is not None else {}
         self.guard = Guard(self.memory, clock)
-        self.registry = registry or RegistryClient(
-            settings.secrets.registry_username, settings.secrets.registry_password,
-            timeout=settings.registry_timeout)
+        self.registry = registry or RegistryClient(settings.secrets.registries,
+                                                   timeout=settings.registry_timeout)
         data = Path(settings.data_dir)
         git_env = git_environment(settings.secrets.git_token, settings.secrets.git_ssh_key_file)
         self._workspaces = {
