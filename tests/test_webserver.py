@@ -2,6 +2,7 @@
 on its own, then as ``FERRY_WEBSERVER_PORT`` opens it in a real Errbot with Ferry's plugins."""
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -18,6 +19,10 @@ REQUEST = b"GET /ferry/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 
 def hello(environ, start_response):
+    """Answers "ok", after parsing a JSON body as Slack's Bolt does before checking a signature."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length:
+        json.loads(environ["wsgi.input"].read(length))  # RecursionError on deep nesting
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
     return [b"ok\n"]
 
@@ -118,6 +123,19 @@ def test_only_ferrys_paths_are_served(server):
     assert requests.post(f"{base}/flux/qa", timeout=5).status_code == 200
 
 
+def test_deep_or_huge_bodies_are_refused_before_any_handler_parses_them(server):
+    s = server()
+    url = f"http://127.0.0.1:{s.server_port}/slack/events"
+    deep = b'{"event": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    for body in (deep, iter([deep[:1000], deep[1000:]])):  # with a Content-Length, and chunked
+        response = requests.post(url, data=body, timeout=10)
+        assert response.status_code == 400 and "nests more than 64 levels" in response.text
+    assert requests.post(url, data=b'{"a": [[["x"]]], "b": "[[[[[[[["}', timeout=5).text == "ok\n"
+    huge = b" " * (ferryweb.MAX_BODY + 1)
+    assert requests.post(url, data=huge, timeout=10).status_code == 413
+    assert requests.post(url, data=iter([huge[:10], huge[10:]]), timeout=10).status_code == 413
+
+
 # ---- in Ferry, as FERRY_WEBSERVER_PORT opens it ---------------------------------------------
 
 def test_ferrys_webserver_refuses_deep_json_and_errbots_routes(tmp_path, bare_remote, registry, charts,
@@ -142,7 +160,7 @@ def test_ferrys_webserver_refuses_deep_json_and_errbots_routes(tmp_path, bare_re
         assert health.status_code == 200 and health.text == "ok"
         deep = b'{"involvedObject": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
         response = requests.post(f"{base}/flux/qa", data=deep, headers=signed(deep, token), timeout=10)
-        assert response.status_code == 400 and "nests too deeply" in response.text
+        assert response.status_code == 400 and "nests more than 64 levels" in response.text
         assert "Traceback" not in response.text
         echo = requests.post(f"{base}/echo", data=b"<script>x</script>", timeout=5)
         assert echo.status_code == 404 and "<script>" not in echo.text

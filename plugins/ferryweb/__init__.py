@@ -12,13 +12,19 @@ the SlackV3 backend register their routes), with:
   (reading headers byte by byte, idling on keep-alive, not reading the answer), and a read that
   waits ``idle`` seconds for a byte fails sooner;
 - only Ferry's own paths served (``PATHS``): everything else is a 404 without reaching Flask
-  (Errbot's ``/echo`` reflects any body as HTML to anyone).
+  (Errbot's ``/echo`` reflects any body as HTML to anyone);
+- a JSON body nested deeper than ``MAX_DEPTH`` is a 400 before any handler parses it: Slack's
+  Bolt parses the body before it checks the signature, and Python's parser raises
+  ``RecursionError`` (a 500) on deep nesting. Bodies over ``MAX_BODY`` are a 413 here; the Flux
+  endpoint's own, smaller limit is its one size check.
 
 No Errbot import here: plain werkzeug and the standard library, tested over real sockets.
 """
 from __future__ import annotations
 
+import io
 import logging
+import re
 import socket
 import threading
 from typing import Callable, Iterable
@@ -32,6 +38,20 @@ DEADLINE = 30.0  # seconds a connection may live, from accept to close
 IDLE = 10.0  # seconds a read may wait for the next byte
 # Flux's events, Slack's Events API, the container's health check (prefixes of the path).
 PATHS = ("/flux/", "/slack/events", "/ferry/health")
+MAX_BODY = 1024 * 1024  # bytes any request may carry (Slack's events and Flux's are a few KiB)
+MAX_DEPTH = 64  # JSON nesting: Flux events and Slack events nest a handful of levels
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply ``body``'s JSON arrays and objects nest, strings aside (without parsing it)."""
+    depth = deepest = 0
+    for match in _BRACKET.finditer(_STRING.sub(b'""', body)):
+        depth += 1 if match.group() in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def only(paths: Iterable[str], app: Callable) -> Callable:
@@ -43,13 +63,33 @@ def only(paths: Iterable[str], app: Callable) -> Callable:
                    for p in paths)
 
     def serve(environ, start_response):
-        if allowed(environ.get("PATH_INFO", "")):
-            return app(environ, start_response)
-        body = b"Not found.\n"
-        start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-        return [body]
+        if not allowed(environ.get("PATH_INFO", "")):
+            return _answer(start_response, "404 Not Found", "Not found.")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _answer(start_response, "400 Bad Request", "Content-Length is not a number.")
+        if length > MAX_BODY:
+            return _answer(start_response, "413 Content Too Large", f"At most {MAX_BODY} bytes are accepted.")
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if length or chunked:
+            body = environ["wsgi.input"].read(length or MAX_BODY + 1)
+            if len(body) > MAX_BODY:
+                return _answer(start_response, "413 Content Too Large", f"At most {MAX_BODY} bytes are accepted.")
+            environ["wsgi.input"] = io.BytesIO(body)  # the handler reads it again
+            environ["CONTENT_LENGTH"] = str(len(body))
+            if json_depth(body) > MAX_DEPTH:
+                return _answer(start_response, "400 Bad Request",
+                               f"The body nests more than {MAX_DEPTH} levels deep.")
+        return app(environ, start_response)
 
     return serve
+
+
+def _answer(start_response, status: str, text: str):
+    body = (text + "\n").encode()
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 class BoundedServer(ThreadedWSGIServer):
