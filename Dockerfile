@@ -1,6 +1,7 @@
 # Ferry: Errbot with the Ferry plugins, as a non-root user. Settings come from the environment
 # (see README: GITOPS_CONFIG, SLACK_BOT_TOKEN, SLACK_APP_TOKEN, FERRY_ADMINS, GITOPS_GIT_*).
-FROM python:3.11.10-slim-bookworm
+# The base image pinned by digest (the tag moves when Docker rebuilds it); update both together.
+FROM python:3.11.10-slim-bookworm@sha256:840e180ebcc6e5c8efab209c43f5e40fd2af98cb49db5c7103c90539c56bb30e
 
 # git for the Flux repository, ssh for git@ remotes; nothing else.
 RUN apt-get update \
@@ -15,7 +16,7 @@ COPY config.py ./
 COPY backends/ backends/
 COPY plugins/ plugins/
 
-# FERRY_WEBSERVER_PORT opens Errbot's Webserver at start: Flux posts its events to /flux/<env>,
+# FERRY_WEBSERVER_PORT opens Ferry's bounded webserver at start: Flux posts its events to /flux/<env>,
 # the health check asks /ferry/health.
 ENV FERRY_DATA_DIR=/data \
     GITOPS_DATA_DIR=/data/gitops \

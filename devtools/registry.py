@@ -42,21 +42,25 @@ class RegistryStartError(RuntimeError):
     (with the registry's own log when it ran)."""
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     """A port nobody listens on right now (the registry may still lose a race for it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return s.getsockname()[1]
 
 
 class LocalRegistry:
-    """A throw-away ``docker-registry`` serving plain HTTP on 127.0.0.1, optionally behind htpasswd."""
+    """A throw-away ``docker-registry`` serving plain HTTP on 127.0.0.1 (or another loopback
+    ``address``), optionally behind htpasswd (``auth``) or Docker token auth (``token``: a mapping
+    of distribution's ``auth.token`` keys: realm, service, issuer, rootcertbundle)."""
 
     def __init__(self, directory: str | os.PathLike, auth: bool = False, port: Optional[int] = None,
                  username: str = "ferry", password: str = "ferry-registry-secret",
-                 in_memory: bool = False):
+                 in_memory: bool = False, address: str = "127.0.0.1", token: Optional[dict] = None):
         self.directory = Path(directory)
         self.auth = auth
+        self.address = address
+        self.token = token
         # distribution's in-memory driver: no disk I/O (several times faster to fill), gone on stop.
         self.in_memory = in_memory
         self._fixed_port = port
@@ -68,7 +72,7 @@ class LocalRegistry:
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -86,7 +90,7 @@ class LocalRegistry:
         # A free port can be taken between our probe and the registry's bind: try a few.
         attempts = 1 if self._fixed_port else 3
         for attempt in range(attempts):
-            self.port = self._fixed_port or free_port()
+            self.port = self._fixed_port or free_port(self.address)
             try:
                 self._launch()
                 return self
@@ -170,11 +174,13 @@ class LocalRegistry:
             "  delete:",
             "    enabled: true",
             "http:",
-            f"  addr: 127.0.0.1:{self.port}",
+            f"  addr: {self.address}:{self.port}",
         ]
         if self.auth:
             lines += ["auth:", "  htpasswd:", "    realm: ferry-test",
                       f"    path: {json.dumps(str(self._write_htpasswd()))}"]
+        elif self.token:
+            lines += ["auth:", "  token:"] + [f"    {k}: {json.dumps(str(v))}" for k, v in self.token.items()]
         config = self.directory / "config.yml"
         config.write_text("\n".join(lines) + "\n")
         return config

@@ -18,6 +18,7 @@ from tests.refs import REFS
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "deploy" / "base"
 FLUX = ROOT / "deploy" / "flux" / "ferry.yaml"
+EXAMPLES = ROOT / "deploy" / "examples"
 K8S_VERSIONS = ("1.28", "1.30", kubernetes_validate.latest_version())
 
 # The refs hold no kustomize-controller CRD and no GitRepository CRD: for those two kinds, the
@@ -79,11 +80,16 @@ def test_the_kustomization_lists_every_file_and_only_files_that_exist():
         if d["kind"] == "Deployment"}
 
 
+def example_objects() -> list:
+    return [(p.name, doc) for p in sorted(EXAMPLES.glob("*.yaml")) for doc in documents(p)]
+
+
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 def test_every_kubernetes_object_is_valid(version):
-    objects = base_objects()
+    objects = base_objects() + example_objects()
     assert {d["kind"] for _, d in objects} >= {"Deployment", "Service", "PersistentVolumeClaim",
-                                               "ConfigMap", "ServiceAccount", "Namespace"}
+                                               "ConfigMap", "ServiceAccount", "Namespace",
+                                               "NetworkPolicy", "Ingress"}
     for name, doc in objects:
         try:
             kubernetes_validate.validate(doc, version, strict=True)
@@ -137,6 +143,46 @@ def test_the_deployment_runs_ferry_as_designed():
     assert container["livenessProbe"]["httpGet"]["path"] == "/ferry/health"
 
 
+def test_only_the_webhook_paths_are_exposed():
+    """The Ingress routes /flux/ and /slack/events to the Service and nothing else; the
+    NetworkPolicy lets only the ingress controller and Flux's notification-controller in, on the
+    webserver port."""
+    objects = {d["kind"]: d for _, d in base_objects()}
+    service, pod = objects["Service"], objects["Deployment"]["spec"]["template"]
+    (ingress,) = [d for _, d in example_objects() if d["kind"] == "Ingress"]
+    paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert {(p["path"], p["pathType"]) for p in paths} == {("/flux/", "Prefix"), ("/slack/events", "Exact")}
+    assert "defaultBackend" not in ingress["spec"] and ingress["spec"]["tls"]
+    for p in paths:
+        assert p["backend"]["service"] == {"name": service["metadata"]["name"], "port": {"name": "http"}}
+    import ferryweb
+    assert {p["path"] for p in paths} <= set(ferryweb.PATHS)  # the server serves these, and /ferry/health
+    policy = objects["NetworkPolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert "Ingress" in policy["policyTypes"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    sources = [f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for f in rule["from"]]
+    assert sources == ["ingress-nginx", "flux-system"]
+
+
+def test_resources_are_limited_and_writable_volumes_bounded():
+    deployment = next(d for _, d in base_objects() if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    limits = container["resources"]["limits"]
+    assert {"cpu", "memory", "ephemeral-storage"} <= limits.keys()
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for mount in container["volumeMounts"]:
+        if mount.get("readOnly"):
+            continue
+        volume = volumes[mount["name"]]
+        # writable: the claimed volume (its size is the claim's), or an emptyDir with a size limit
+        assert "persistentVolumeClaim" in volume or volume["emptyDir"].get("sizeLimit"), mount["name"]
+    assert volumes["tmp"]["emptyDir"]["sizeLimit"]
+
+
 def test_the_settings_in_the_config_map_load():
     from gitops.settings import parse_settings
     text = next(d for _, d in base_objects() if d["kind"] == "ConfigMap")["data"]["ferry.yaml"]
@@ -180,7 +226,7 @@ def test_the_dockerfile_is_pinned_non_root_with_a_health_check_and_a_volume():
     text = (ROOT / "Dockerfile").read_text()
     lines = [l for l in text.splitlines() if l and not l.startswith("#")]
     base = next(l for l in lines if l.startswith("FROM "))
-    assert re.fullmatch(r"FROM python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base), base
+    assert re.fullmatch(r"FROM python:\d+\.\d+\.\d+-slim-\w+@sha256:[0-9a-f]{64}", base), base
     user = [l for l in lines if l.startswith("USER ")][-1]
     assert user.split()[1].split(":")[0] not in ("root", "0")
     assert 'VOLUME ["/data"]' in lines

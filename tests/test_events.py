@@ -107,10 +107,11 @@ def test_malformed_events_say_what_is_wrong(body, message):
     assert message in str(e.value) and e.value.status == 400
 
 
-def test_an_oversized_body_is_refused():
-    with pytest.raises(EventTooLarge) as e:
-        parse_event(b" " * (events.MAX_BODY + 1))
-    assert e.value.status == 413
+def test_a_body_nested_deeper_than_the_parser_goes_is_a_400():
+    deep = b'{"involvedObject": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    with pytest.raises(MalformedEvent, match="nests too deeply") as e:
+        parse_event(deep)
+    assert e.value.status == 400
 
 
 @hsettings(max_examples=300, deadline=None)
@@ -171,16 +172,19 @@ def test_stale_and_future_events_are_refused():
         events.check_fresh(event, at - timedelta(minutes=6), timedelta(minutes=15))
 
 
-def test_a_body_accepted_once_is_a_replay_within_the_window():
-    seen = events.remember({}, "a", now=1000, window=900)
-    assert events.is_replay(seen, "a", now=1500, window=900)
-    assert not events.is_replay(seen, "b", now=1500, window=900)
-    assert not events.is_replay(seen, "a", now=2000, window=900)
+def test_a_body_accepted_once_is_refused_until_its_timestamp_expires():
+    seen = events.remember({}, "a", until=1900, now=1000)
+    assert events.is_replay(seen, "a", now=1500)
+    assert events.is_replay(seen, "a", now=1900)
+    assert not events.is_replay(seen, "b", now=1500)
+    assert not events.is_replay(seen, "a", now=1901)
     with pytest.raises(ReplayedEvent) as e:
-        events.check_replay(seen, "a", 1500, 900)
+        events.check_replay(seen, "a", 1500)
     assert e.value.status == 409
-    later = events.remember(seen, "b", now=2000, window=900)
-    assert later == {"b": 2000} and seen == {"a": 1000}  # a new value; the old one pruned
+    later = events.remember(seen, "b", until=2800, now=2000)
+    assert later == {"b": 2800} and seen == {"a": 1900}  # a new value; the expired one pruned
+    event = parse_event(encode(DOCUMENTED))
+    assert events.replay_until(event, timedelta(minutes=15)) == event.timestamp.timestamp() + 900
 
 
 # ---- event → app -------------------------------------------------------------------------------
@@ -400,3 +404,22 @@ def test_what_ferry_says_about_outcomes():
     assert "pod podinfo-fault-test-a0tew failed\n```" in failed
     drift = say(events.Outcome("notice", "podinfo", "qa", None, ev("DriftDetected", message="Deployment changed")))
     assert drift == "qa: `podinfo`: Flux reports DriftDetected.\n```\nDeployment changed\n```"
+
+
+def test_a_future_dated_event_is_refused_as_a_replay_as_long_as_its_timestamp_is_accepted(core):
+    """Accepted 4 minutes early, its timestamp passes the age check until 15 minutes after it:
+    the replay must be refused all that time, not only 15 minutes from its arrival."""
+    clock = Clock()
+    feedback = Feedback(core, clock)
+    start = clock.now
+    ahead = datetime.fromtimestamp(start + 4 * 60, timezone.utc)
+    body = encode(flux_event(reason="Progressing", timestamp=now_rfc3339(ahead)))
+    feedback.receive("qa", body, sign(body, TOKEN))
+    stamp = ahead.replace(microsecond=0).timestamp()
+    for at in (start + 1, start + 15 * 60 + 1, stamp + 15 * 60 - 1, stamp + 15 * 60):
+        clock.now = at
+        with pytest.raises(ReplayedEvent):
+            feedback.receive("qa", body, sign(body, TOKEN))
+    clock.now = stamp + 15 * 60 + 1  # its timestamp is no longer accepted: refused by age
+    with pytest.raises(StaleEvent):
+        feedback.receive("qa", body, sign(body, TOKEN))

@@ -120,7 +120,7 @@ def test_registry_auth_lost_mid_session(tmp_path, bare_remote, monkeypatch):
         url = bare_remote(demo_files(f"{first.url}/charts"))
         monkeypatch.setenv("GITOPS_REGISTRY_USERNAME", first.username)
         monkeypatch.setenv("GITOPS_REGISTRY_PASSWORD", first.password)
-        with started_bot(tmp_path, demo_settings(url)) as bot:
+        with started_bot(tmp_path, demo_settings(url, registry=f"{first.url}/charts")) as bot:
             intent, result = ask(bot, "!deploy podinfo 6.5.3 to qa", replies=2)
             assert result.startswith("Deployed podinfo 6.5.2 → 6.5.3 in qa")
             tip = remote_tip(url)

@@ -224,7 +224,8 @@ def test_no_secret_in_any_reply_or_log_line(tmp_path, registry_auth, bare_remote
     monkeypatch.setenv("GITOPS_GIT_TOKEN", token)
     monkeypatch.setenv("GITOPS_REGISTRY_USERNAME", registry_auth.username)
     monkeypatch.setenv("GITOPS_REGISTRY_PASSWORD", registry_auth.password)
-    chat = Chat(tmp_path, url)
+    # The single pair of variables is for `registry.url`'s host.
+    chat = Chat(tmp_path, url, extra={"registry": {"url": f"{registry_auth.url}/charts", "insecure": True}})
     try:
         chat.dm("@alice", "!versions")
         chat.dm("@alice", "!deploy podinfo 6.5.3 to qa", replies=2)

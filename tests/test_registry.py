@@ -19,10 +19,16 @@ from devtools.registry import free_port, push_chart, push_charts
 from gitops.errors import RegistryUnauthorized, RegistryUnavailable, VersionNotFound
 from gitops.model import ChartLocation, ChartVersions
 from gitops.registry import RegistryClient
+from gitops.settings import RegistryCredentials
 from tests.fixtures_registry import CHARTS_CREATED
 
 from tests.refs import PODINFO_CHART as PODINFO_DIR
 _repos = iter(range(10_000))
+
+
+def creds(host, username, password, token_hosts=()) -> RegistryCredentials:
+    return RegistryCredentials(host, username, password, tuple(token_hosts),
+                               "GITOPS_REGISTRY_TEST_USERNAME/PASSWORD")
 
 
 def own_location(registry) -> ChartLocation:
@@ -184,7 +190,7 @@ def test_basic_auth_with_the_right_credentials(registry_auth):
     location = ChartLocation(registry_auth.host, "charts/private", insecure=True)
     push_chart(registry_auth.host, location.repository, "3.0.0", app_version="3",
                username=registry_auth.username, password=registry_auth.password)
-    client = RegistryClient(registry_auth.username, registry_auth.password)
+    client = RegistryClient([creds(registry_auth.host, registry_auth.username, registry_auth.password)])
     assert client.versions(location).releases == ("3.0.0",)
     assert client.chart_info(location, "3.0.0").app_version == "3"
 
@@ -193,9 +199,9 @@ def test_wrong_credentials_are_refused_without_echoing_them(registry_auth):
     location = ChartLocation(registry_auth.host, "charts/private", insecure=True)
     password = "not-the-password-4f2a"
     with pytest.raises(RegistryUnauthorized) as e:
-        RegistryClient(registry_auth.username, password).versions(location)
+        RegistryClient([creds(registry_auth.host, registry_auth.username, password)]).versions(location)
     message = str(e.value)
-    assert registry_auth.host in message and "401" in message and "GITOPS_REGISTRY_USERNAME" in message
+    assert registry_auth.host in message and "401" in message and "GITOPS_REGISTRY_TEST_USERNAME" in message
     assert password not in message and registry_auth.password not in message
     assert "\n" not in message
 
@@ -366,7 +372,7 @@ def test_a_link_to_another_host_is_not_followed(registry_auth):
     with serve(elsewhere) as server:
         location = ChartLocation(server.host, "charts/x", insecure=True)
         with pytest.raises(RegistryUnavailable, match="another host"):
-            RegistryClient("user", "secret").versions(location)
+            RegistryClient([creds(server.host, "user", "secret")]).versions(location)
 
 
 # --- a registry the size of a long-lived chart ---------------------------------------------

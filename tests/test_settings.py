@@ -104,9 +104,49 @@ def test_secrets_from_environment_and_files_never_in_repr(tmp_path):
     s = parse(BASE, {"GITOPS_GIT_TOKEN": "ghp_abc", "GITOPS_REGISTRY_USERNAME": "bot",
                      "GITOPS_REGISTRY_PASSWORD_FILE": str(pw)})
     assert s.secrets.git_token == "ghp_abc"
-    assert s.secrets.registry_password == "hunter2"
+    # The single pair is for the host of `registry.url`, and only for it.
+    (creds,) = s.secrets.registries
+    assert (creds.host, creds.username, creds.password) == ("127.0.0.1:5000", "bot", "hunter2")
+    assert s.secrets.registry("127.0.0.1:5000") is creds and s.secrets.registry("ghcr.io") is None
     assert "hunter2" not in repr(s) and "ghp_abc" not in repr(s)
     assert set(s.secrets.values()) == {"ghp_abc", "hunter2"}
+
+
+def test_registry_credentials_are_bound_to_their_hosts():
+    raw = {**BASE, "registry_credentials": [
+        {"host": "ghcr.io", "env": "GHCR"},
+        {"host": "registry-1.docker.io", "env": "DOCKERHUB", "token_hosts": ["auth.docker.io"]},
+    ]}
+    s = parse(raw, {"GITOPS_REGISTRY_GHCR_USERNAME": "gh", "GITOPS_REGISTRY_GHCR_PASSWORD": "ghp-pw",
+                    "GITOPS_REGISTRY_DOCKERHUB_USERNAME": "hub", "GITOPS_REGISTRY_DOCKERHUB_PASSWORD": "hub-pw"})
+    ghcr, hub = s.secrets.registry("ghcr.io"), s.secrets.registry("registry-1.docker.io")
+    assert (ghcr.username, ghcr.password, ghcr.token_hosts) == ("gh", "ghp-pw", ())
+    assert (hub.username, hub.password, hub.token_hosts) == ("hub", "hub-pw", ("auth.docker.io",))
+    assert s.secrets.registry("127.0.0.1:5000") is None  # registry.url's host has none
+    assert "ghp-pw" not in repr(s) and "hub-pw" not in repr(s)
+    assert set(s.secrets.values()) == {"ghp-pw", "hub-pw"}
+
+
+@pytest.mark.parametrize("raw, environ, message", [
+    ({k: v for k, v in BASE.items() if k != "registry"},
+     {"GITOPS_REGISTRY_USERNAME": "u", "GITOPS_REGISTRY_PASSWORD": "p"},
+     "GITOPS_REGISTRY_USERNAME/PASSWORD are set but `registry.url` is not"),
+    (BASE, {"GITOPS_REGISTRY_USERNAME": "u"}, "Set both GITOPS_REGISTRY_USERNAME and GITOPS_REGISTRY_PASSWORD"),
+    ({**BASE, "registry_credentials": [{"host": "ghcr.io", "env": "GHCR"}]}, {},
+     "names GITOPS_REGISTRY_GHCR_USERNAME/PASSWORD for ghcr.io, but they are not both set"),
+    ({**BASE, "registry_credentials": [{"host": "https://ghcr.io", "env": "GHCR"}]}, {},
+     "must be a registry host[:port]"),
+    ({**BASE, "registry_credentials": [{"host": "ghcr.io", "env": "ghcr"}]}, {}, "upper-case"),
+    ({**BASE, "registry_credentials": [{"host": "ghcr.io", "env": "G", "password": "x"}]}, {},
+     "unknown key `password`"),
+    ({**BASE, "registry_credentials": [{"host": "127.0.0.1:5000", "env": "LOCAL"}]},
+     {"GITOPS_REGISTRY_LOCAL_USERNAME": "a", "GITOPS_REGISTRY_LOCAL_PASSWORD": "b",
+      "GITOPS_REGISTRY_USERNAME": "u", "GITOPS_REGISTRY_PASSWORD": "p"}, "keep one"),
+])
+def test_registry_credentials_mistakes_are_named(raw, environ, message):
+    with pytest.raises(SettingsError) as e:
+        parse(raw, environ)
+    assert message in str(e.value)
 
 
 def test_unreadable_secret_file():

@@ -1,9 +1,10 @@
 import os
 from collections.abc import MutableMapping
 
-from errbot import BotPlugin, webhook
+from errbot import BotPlugin, core_plugins, webhook
 from errbot.core_plugins.acls import get_acl_usr, glob
 
+import ferryweb
 from gitops.core import GitOps
 from gitops.settings import load_settings
 
@@ -53,28 +54,29 @@ class Ferry(BotPlugin):
         self.log.info("Ferry manages %s", ", ".join(self.gitops.settings.environment_names))
         self._open_webserver(os.environ.get("FERRY_WEBSERVER_PORT", ""))
 
+    def deactivate(self):
+        server, self.webserver = getattr(self, "webserver", None), None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        super().deactivate()
+
     def _open_webserver(self, port):
-        """``FERRY_WEBSERVER_PORT`` set: configure and start Errbot's Webserver on it (what an admin
-        would do with ``!plugin config Webserver …``), for Flux's events and the health check."""
+        """``FERRY_WEBSERVER_PORT`` set: serve the webhooks (Flux's events, Slack's Events API, the
+        health check) on it with Ferry's bounded server (``ferryweb``): Errbot's Webserver plugin
+        has no limit on connections nor a timeout, and serves Errbot's own routes to anyone."""
+        self.webserver = None
         if not port.strip():
             return
-        wanted = {"HOST": os.environ.get("FERRY_WEBSERVER_HOST", "0.0.0.0"), "PORT": int(port),
-                  "SSL": {"enabled": False, "host": "0.0.0.0", "port": int(port) + 1,
-                          "certificate": "", "key": ""}}
-        manager = self._bot.plugin_manager
+        host = os.environ.get("FERRY_WEBSERVER_HOST", "0.0.0.0")
         try:
-            webserver = manager.plugins.get("Webserver")
-            if webserver is None:
-                self.log.warning("FERRY_WEBSERVER_PORT is set but the Webserver plugin is not loaded")
-                return
-            if manager.get_plugin_configuration("Webserver") == wanted and webserver.is_activated:
-                return
-            manager.set_plugin_configuration("Webserver", wanted)
-            manager.deactivate_plugin("Webserver")
-            manager.activate_plugin("Webserver")
-            self.log.info("Webserver on %s:%s (FERRY_WEBSERVER_PORT)", wanted["HOST"], port)
-        except Exception:
-            self.log.exception("could not start the Webserver on port %s", port)
+            # Looked up per request: Errbot may replace its Flask app (wsview.reset_app).
+            self.webserver = ferryweb.start(host, int(port),
+                                            lambda environ, respond: core_plugins.flask_app(environ, respond))
+            self.log.info("Webserver on %s:%s (FERRY_WEBSERVER_PORT): %s", host, port,
+                          ", ".join(ferryweb.PATHS))
+        except (OSError, ValueError):
+            self.log.exception("could not start the webserver on port %s", port)
 
     @webhook("/ferry/health", methods=("GET",))
     def health(self, request):

@@ -76,8 +76,9 @@ def _older(version: str, newest: str) -> bool:
 
 
 def overview(pins: Sequence[Pin], environments: Sequence[str], newest: dict, notes: Sequence[str] = (),
-             live_states: Optional[dict] = None, now: float = 0.0) -> str:
-    """``live_states``: (app, env) -> the last Flux event recorded (``gitops.feedback.live_states``)."""
+             live_states: Optional[dict] = None, now: float = 0.0, refused: Sequence[str] = ()) -> str:
+    """``live_states``: (app, env) -> the last Flux event recorded (``gitops.feedback.live_states``);
+    ``refused``: the apps whose registry refused Ferry (their newest is "no access", not "?")."""
     apps = sorted({p.app for p in pins})
     by_key = {(p.app, p.environment): p for p in pins}
     live_states = live_states or {}
@@ -86,10 +87,12 @@ def overview(pins: Sequence[Pin], environments: Sequence[str], newest: dict, not
         cells = [" ".join(filter(None, [pinned(by_key.get((app, e)), newest.get(app)),
                                         live(by_key.get((app, e)), live_states.get((app, e)), now)]))
                  for e in environments]
-        rows.append([app, *cells, newest.get(app) or "?"])
+        rows.append([app, *cells, newest.get(app) or ("no access" if app in refused else "?")])
     text = (f"{len(apps)} apps across {', '.join(environments)}:\n"
             + table(["app", *environments, "newest"], rows, more="apps (use `!versions <app>`)"))
     legend = "`*` newer in the registry, `~` a range, `-` not deployed there."
+    if refused:
+        legend += " `no access`: the registry refused Ferry that chart (see below)."
     if live_states:
         legend += "\n" + LIVE_LEGEND
     return "\n".join([text, legend, *notes])

@@ -41,9 +41,8 @@ class GitOps:
         # What Git cannot hold (locks, approvals, rolled-back versions): Errbot's storage in the bot.
         self.memory = memory if memory is not None else {}
         self.guard = Guard(self.memory, clock)
-        self.registry = registry or RegistryClient(
-            settings.secrets.registry_username, settings.secrets.registry_password,
-            timeout=settings.registry_timeout)
+        self.registry = registry or RegistryClient(settings.secrets.registries,
+                                                   timeout=settings.registry_timeout)
         data = Path(settings.data_dir)
         git_env = git_environment(settings.secrets.git_token, settings.secrets.git_ssh_key_file)
         self._workspaces = {
@@ -113,24 +112,30 @@ class GitOps:
                                         rev.trailers.get("Requested-by", ""), rev.subject))
         return entries[::-1]
 
-    def newest(self, pins) -> tuple[dict, list[str]]:
-        """The newest released chart version per app, and a note per registry that failed.
+    def newest(self, pins) -> tuple[dict, list[str], tuple]:
+        """The newest released chart version per app, a note per registry problem, and the apps
+        whose registry refused Ferry (credentials, scope).
 
-        A registry that is down is asked once, not once per app."""
-        newest, notes, failed = {}, [], set()
+        A refusal is about one repository: the other charts on that host are still asked. Only a
+        registry in an outage (unreachable, or a server error) is asked once, not once per app."""
+        newest, notes, down, refused = {}, [], set(), {}
         for pin in pins:
             if pin.app in newest or pin.source is None:
                 continue
-            if pin.source.host in failed:
-                newest[pin.app] = None
+            newest[pin.app] = None
+            if pin.source.host in down:
                 continue
             try:
                 newest[pin.app] = self.registry.versions(pin.source).newest
-            except (RegistryUnavailable, RegistryUnauthorized) as e:
-                failed.add(pin.source.host)
-                newest[pin.app] = None
+            except RegistryUnauthorized as e:
+                refused.setdefault(str(e), []).append(pin.app)
+            except RegistryUnavailable as e:
+                if e.outage:
+                    down.add(pin.source.host)
                 notes.append(str(e))
-        return newest, notes
+        for message, apps in refused.items():
+            notes.append(f"No access to {', '.join(f'`{a}`' for a in apps)}: {message}")
+        return newest, notes, tuple(a for apps in refused.values() for a in apps)
 
     def app_report(self, app: str, count: int = 5) -> tuple[list[Pin], list[ChartInfo], str]:
         """One app in every environment, the registry's newest versions with their dates, a note."""

@@ -97,7 +97,13 @@ class NotEditable(FerryError):
 
 
 class RegistryUnavailable(FerryError):
-    """The registry did not answer in time or answered with an error."""
+    """The registry did not answer in time or answered with an error. ``outage``: no answer at all
+    (refused, timed out, no such name) or a server error: every request to that host would fail
+    alike, unlike a refusal or an odd answer about one repository."""
+
+    def __init__(self, message: str, outage: bool = False):
+        super().__init__(message)
+        self.outage = outage
 
 
 class RegistryUnauthorized(FerryError):

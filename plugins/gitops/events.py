@@ -11,9 +11,14 @@ about a pushed change waiting for its outcome (``decide``, ``overdue``).
 
 Replay protection: an event is refused when its ``timestamp`` is older than the accepted age
 (15 minutes by default) or more than 5 minutes in the future, and when the digest of its body was
-accepted within that same window. Together the two refuse every replay: inside the window by
-digest, after it by age. (notification-controller rate-limits identical events itself, so two
-identical bodies within minutes are never two different facts.)
+accepted before and its timestamp would still pass that check: the digest is remembered until the
+event's own ``timestamp`` + the accepted age (``replay_until``), not for a window from its arrival,
+so a future-dated event cannot be replayed after an arrival-based window ends. Together the two
+refuse every replay: while the timestamp is accepted by digest, after that by age.
+(notification-controller rate-limits identical events itself, so two identical bodies within
+minutes are never two different facts.)
+
+The body's size is checked once, by ``Feedback.receive``, before the signature.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping, Optional
 
-from .errors import BadSignature, EventTooLarge, MalformedEvent, ReplayedEvent, StaleEvent, Unsigned
+from .errors import BadSignature, MalformedEvent, ReplayedEvent, StaleEvent, Unsigned
 from .versions import same_version
 
 MAX_BODY = 256 * 1024  # bytes; Flux events are a few kilobytes, Helm errors included
@@ -106,13 +111,13 @@ class FluxEvent:
 
 
 def parse_event(body: bytes) -> FluxEvent:
-    """The event in a request body; ``MalformedEvent`` says what is wrong."""
-    if len(body) > MAX_BODY:
-        raise EventTooLarge(f"The body has {len(body)} bytes; at most {MAX_BODY} are accepted.")
+    """The event in a request body (its size already checked); ``MalformedEvent`` says what is wrong."""
     try:
         raw = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise MalformedEvent("The body is not JSON.") from None
+    except RecursionError:  # a signed body nested deeper than the parser goes: a 400, not a 500
+        raise MalformedEvent("The body nests too deeply to be a Flux event.") from None
     if not isinstance(raw, dict):
         raise MalformedEvent("The body is not a JSON object (a Flux event).")
     obj = raw.get("involvedObject")
@@ -174,21 +179,27 @@ def check_fresh(event: FluxEvent, now: datetime, max_age: timedelta) -> None:
         raise StaleEvent(f"The event's timestamp {event.timestamp:%Y-%m-%dT%H:%M:%SZ} is in the future.")
 
 
-def is_replay(seen: Mapping[str, float], digest: str, now: float, window: float) -> bool:
-    """The same body was accepted less than ``window`` seconds ago."""
-    when = seen.get(digest)
-    return when is not None and now - when < window
+def replay_until(event: FluxEvent, max_age: timedelta) -> float:
+    """Until when (epoch seconds) a replay of this event must be refused: as long as
+    ``check_fresh`` would accept its timestamp."""
+    return (event.timestamp + max_age).timestamp()
 
 
-def remember(seen: Mapping[str, float], digest: str, now: float, window: float) -> dict:
-    """A new record of accepted digests: this one added, those older than the window dropped."""
-    kept = {d: t for d, t in seen.items() if now - t < window}
-    kept[digest] = now
+def is_replay(seen: Mapping[str, float], digest: str, now: float) -> bool:
+    """The same body was accepted and its timestamp is still accepted (``seen``: digest → until)."""
+    until = seen.get(digest)
+    return until is not None and now <= until
+
+
+def remember(seen: Mapping[str, float], digest: str, until: float, now: float) -> dict:
+    """A new record of accepted digests: this one refused until ``until``, the expired dropped."""
+    kept = {d: t for d, t in seen.items() if now <= t}
+    kept[digest] = max(until, kept.get(digest, until))
     return kept
 
 
-def check_replay(seen: Mapping[str, float], digest: str, now: float, window: float) -> None:
-    if is_replay(seen, digest, now, window):
+def check_replay(seen: Mapping[str, float], digest: str, now: float) -> None:
+    if is_replay(seen, digest, now):
         raise ReplayedEvent("This exact event was already accepted: refused as a replay.")
 
 
@@ -239,7 +250,7 @@ def notified_key(environment: str, app: str) -> str:
     return f"flux/notified/{environment}/{app}"
 
 
-SEEN_KEY = "flux/seen"
+SEEN_KEY = "flux/replay-until"  # digest -> epoch seconds (was flux/seen: arrival times)
 PENDING_PREFIX = "flux/pending/"
 
 

@@ -7,8 +7,8 @@ sends them; the HTTP endpoint turns ``EventRefused`` into its status code.
 
 Memory (Errbot's storage in the bot; whole values are assigned, never mutated in place):
 ``flux/live/<env>/<app>`` the last live or failed event, ``flux/pending/<env>/<app>`` the pushed
-change waiting for Flux, ``flux/notified/<env>/<app>`` the last notice sent, ``flux/seen`` the
-digests of the bodies accepted within the replay window.
+change waiting for Flux, ``flux/notified/<env>/<app>`` the last notice sent, ``flux/replay-until`` the
+digests of the bodies accepted, each until its timestamp stops being accepted.
 """
 from __future__ import annotations
 
@@ -82,17 +82,19 @@ class Feedback:
             raise FeedbackNotConfigured(
                 f"No token is set for {env.name}'s Flux events ({flux_token_variable(env.name)}): "
                 "none is accepted.")
-        if len(body) > events.MAX_BODY:
+        if len(body) > events.MAX_BODY:  # the one size check (the HTTP edge reads MAX_BODY + 1 at most)
             raise EventTooLarge(f"The body has {len(body)} bytes; at most {events.MAX_BODY} are accepted.")
         events.verify(body, signature, token)
         event = events.parse_event(body)
         now = self.clock()
-        events.check_fresh(event, _utc(now), timedelta(seconds=self.max_age))
+        max_age = timedelta(seconds=self.max_age)
+        events.check_fresh(event, _utc(now), max_age)
         digest = events.body_digest(body, env.name)
         with self._lock:
             seen = self._get(events.SEEN_KEY) or {}
-            events.check_replay(seen, digest, now, self.max_age)
-            self.memory[events.SEEN_KEY] = events.remember(seen, digest, now, self.max_age)
+            events.check_replay(seen, digest, now)
+            self.memory[events.SEEN_KEY] = events.remember(seen, digest,
+                                                           events.replay_until(event, max_age), now)
         if event.kind != "HelmRelease":
             log.info("Flux event %s for %s %s in %s ignored: only HelmReleases are apps", event.reason,
                      event.kind, event.release, env.name)

@@ -9,7 +9,11 @@ and must never leak a secret:
   requests without any timeout;
 - errors are typed (``RegistryUnavailable``, ``RegistryUnauthorized``) with a one-line message
   naming the registry host, never the credentials; oras raises a plain ``ValueError`` for all;
-- credentials come only from Ferry's settings: no Docker config, no ``ORAS_USER``.
+- credentials come only from Ferry's settings (no Docker config, no ``ORAS_USER``, no netrc) and
+  are bound to one host: they go to that host, and to the token realm its challenge names only
+  when the realm is on the same host name or on a host the settings allow (``token_hosts``);
+  a realm anywhere else is asked for an anonymous token. oras's own token code would send them to
+  any realm, so challenges are answered here.
 """
 from __future__ import annotations
 
@@ -19,10 +23,10 @@ import threading
 import time
 from contextlib import contextmanager
 from http import HTTPStatus
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 from urllib.parse import urljoin, urlsplit
 
-import oras.auth
+import oras.auth.utils
 import oras.container
 import oras.defaults
 import oras.provider
@@ -31,6 +35,7 @@ from requests.adapters import HTTPAdapter
 
 from .errors import RegistryUnauthorized, RegistryUnavailable, VersionNotFound
 from .model import ChartInfo, ChartLocation, ChartVersions
+from .settings import RegistryCredentials
 from .versions import nearest_versions, registry_tag, same_version, sort_tags
 
 log = logging.getLogger(__name__)
@@ -56,50 +61,50 @@ class _TimeoutAdapter(HTTPAdapter):
 
 
 class _BoundedRegistry(oras.provider.Registry):
-    """oras-py's ``Registry`` for one host: one bounded attempt per request, typed errors."""
+    """oras-py's ``Registry`` for one host: one bounded attempt per request, typed errors, and the
+    host's own credentials (or none) sent only where they belong."""
 
-    def __init__(self, host: str, insecure: bool, username: str, password: str, timeout: float):
-        # "basic" when credentials are given: the default token backend mistakes a Basic realm
-        # (htpasswd registries) for a token URL.
-        super().__init__(hostname=host, insecure=insecure,
-                         auth_backend="basic" if username else "token")
+    def __init__(self, host: str, insecure: bool, credentials: Optional[RegistryCredentials],
+                 timeout: float):
+        # oras's auth backends are not used: they send Basic credentials to any token realm a
+        # challenge names and follow its redirects. Challenges are answered in _authenticate.
+        super().__init__(hostname=host, insecure=insecure, auth_backend="basic")
         self.timeout = timeout
-        self._has_credentials = bool(username)
+        self.credentials = credentials
+        self._host_name = urlsplit(f"//{host}").hostname or host
         adapter = _TimeoutAdapter(timeout)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        # Registries that want bearer tokens (ghcr.io, Docker Hub, Harbor) whatever the backend.
-        if isinstance(self.auth, oras.auth.TokenAuth):
-            self._bearer = self.auth
-        else:
-            self._bearer = oras.auth.get_auth_backend("token", self.session, insecure)
-        if username:
-            # Overrides what BasicAuth() read from ORAS_USER/ORAS_PASS.
-            self.auth.set_basic_auth(username, password)
-            self._bearer.set_basic_auth(username, password)
+        self.session.trust_env = False  # no ~/.netrc credentials, whatever the host
+        self._basic = ("Basic " + oras.auth.utils.get_basic_auth(credentials.username, credentials.password)
+                       if credentials else None)
         self._authorization: Optional[str] = None  # the header that last worked, sent up front
+        self._warned_realms: set = set()
         self._lock = threading.Lock()  # the session and the token state are not shared safely
-        self._last_failure: tuple = (0.0, None)  # (when, error) of the last failed turn
+        self._last_failure: tuple = (0.0, None)  # (when, error) of the last outage
 
     @contextmanager
     def turn(self):
-        """Talk to this host alone. Whoever waited while a turn failed fails the same way at once:
-        behind a dead registry, ten queued commands must not wait ten timeouts in a row."""
+        """Talk to this host alone. Whoever waited while a turn met an outage fails
+        the same way at once (an outage: no answer, or a server error): behind a dead registry,
+        ten queued commands must not wait ten timeouts in a row. A refusal (401/403: credentials
+        or scope, often for one repository) is about one request: the next one is asked."""
         asked = time.monotonic()
         with self._lock:
             failed_at, error = self._last_failure
             if error is not None and failed_at >= asked:
-                raise type(error)(str(error))
+                raise RegistryUnavailable(str(error), outage=True)
             try:
                 yield self
-            except (RegistryUnavailable, RegistryUnauthorized) as e:
-                self._last_failure = (time.monotonic(), e)
+            except RegistryUnavailable as e:
+                if e.outage:
+                    self._last_failure = (time.monotonic(), e)
                 raise
 
     # oras calls this for every HTTP request; the original is wrapped in @retry.
     def do_request(self, url: str, method: str = "GET", data=None, headers: Optional[dict] = None,
                    json=None, stream: bool = False) -> requests.Response:
-        headers = dict(headers or {})  # oras passes self.headers: never mutate it
+        headers = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
         same_host = urlsplit(url).netloc == self.hostname
         if self._authorization and same_host:
             headers["Authorization"] = self._authorization
@@ -107,36 +112,75 @@ class _BoundedRegistry(oras.provider.Registry):
             response = self._send(method, url, data, json, headers, stream)
             if response.status_code not in (401, 403) or not same_host:
                 return response
-            retry_headers = self._authenticate(response, headers)
-            if retry_headers is None:
+            authorization = self._authenticate(response, headers.get("Authorization"))
+            if authorization is None:
                 return response
-            response = self._send(method, url, data, json, retry_headers, stream)
+            response = self._send(method, url, data, json, {**headers, "Authorization": authorization},
+                                  stream)
             if response.status_code not in (401, 403):
-                self._authorization = retry_headers.get("Authorization")
+                self._authorization = authorization
             return response
         except requests.RequestException as e:
             raise self._unreachable(e) from e
 
     def _send(self, method, url, data, json_body, headers, stream) -> requests.Response:
+        # Blob downloads are redirected to storage elsewhere (ghcr.io, S3): requests drops the
+        # Authorization header when a redirect changes host, and trust_env=False keeps netrc out.
         return self.session.request(method, url, data=data, json=json_body, headers=headers,
-                                    stream=stream, verify=self._tls_verify, timeout=self.timeout)
+                                    stream=stream, verify=self._tls_verify, timeout=self.timeout,
+                                    allow_redirects=method in ("GET", "HEAD"))
 
-    def _authenticate(self, response: requests.Response, headers: dict) -> Optional[dict]:
-        """Headers for one retry that answers the registry's challenge, or None when we cannot."""
+    def _authenticate(self, response: requests.Response, sent: Optional[str]) -> Optional[str]:
+        """The Authorization header for one retry that answers the registry's challenge, or None."""
         challenge = response.headers.get("Www-Authenticate", "")
         scheme = challenge.split(" ", 1)[0].lower()
         if scheme == "basic":
-            if not self._has_credentials:
+            if self._basic is None or sent == self._basic:
+                return None  # nothing to offer, or these very credentials were just refused
+            return self._basic
+        if scheme == "bearer":
+            parsed = oras.auth.utils.parse_auth_header(challenge)
+            if not parsed.realm:
                 return None
-            basic = self.auth.get_auth_header()
-            if headers.get("Authorization") == basic["Authorization"]:
-                return None  # these very credentials were just refused
-            return {**headers, **basic}
-        if scheme == "bearer" and "realm=" in challenge:
-            headers = {k: v for k, v in headers.items() if k != "Authorization"}
-            new_headers, changed = self._bearer.authenticate_request(response, headers, refresh=True)
-            return new_headers if changed else None
+            token = self._token(parsed.realm, parsed.service, parsed.scope)
+            return f"Bearer {token}" if token else None
         return None
+
+    def may_receive_credentials(self, realm: str) -> bool:
+        """A token realm gets this host's credentials only on the same host name or on a host the
+        settings allow for it (``token_hosts``), and over HTTPS unless the registry is plain HTTP."""
+        if self.credentials is None:
+            return False
+        parts = urlsplit(realm)
+        name = (parts.hostname or "").lower()
+        if parts.scheme != "https" and not (parts.scheme == "http" and self.prefix == "http"):
+            return False
+        return name == self._host_name.lower() or name in self.credentials.token_hosts
+
+    def _token(self, realm: str, service: Optional[str], scope: Optional[str]) -> Optional[str]:
+        """A bearer token from the challenge's realm (Docker's token auth): with this host's
+        credentials where they may go, anonymous elsewhere; no redirects when credentials go."""
+        if not realm.startswith(("http://", "https://")):
+            realm = f"{self.prefix}://{realm}"
+        params = {k: v for k, v in (("service", service), ("scope", scope)) if v}
+        headers = {"Accept": "application/json"}
+        if self.may_receive_credentials(realm):
+            headers["Authorization"] = self._basic
+        elif self.credentials is not None and realm not in self._warned_realms:
+            self._warned_realms.add(realm)
+            log.warning("registry %s names the token realm %s, which is not its host nor in its "
+                        "token_hosts: Ferry asks it for an anonymous token only", self.hostname,
+                        urlsplit(realm).netloc)
+        response = self.session.get(realm, params=params, headers=headers, verify=self._tls_verify,
+                                    timeout=self.timeout, allow_redirects="Authorization" not in headers)
+        if response.status_code != 200:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
+        return token if isinstance(token, str) and token else None
 
     def _do_paginated_request(self, url: str, callable: Callable[[requests.Response], bool]):
         """oras's ``Link: <…>; rel="next"`` walk, kept on this host and safe from endless loops."""
@@ -164,33 +208,37 @@ class _BoundedRegistry(oras.provider.Registry):
     def _refused(self, status: int) -> Exception:
         host = self.hostname
         if status in (401, 403):
-            if self._has_credentials:
+            if self.credentials is not None:
                 return RegistryUnauthorized(
                     f"Registry {host} refused Ferry's credentials ({status}): "
-                    "check GITOPS_REGISTRY_USERNAME/PASSWORD.")
+                    f"check {self.credentials.variables} and what they may read.")
             return RegistryUnauthorized(
                 f"Registry {host} wants credentials ({status}): "
-                "set GITOPS_REGISTRY_USERNAME and GITOPS_REGISTRY_PASSWORD.")
+                f"give {host} its own in the settings' `registry_credentials`.")
         try:
             phrase = f" ({HTTPStatus(status).phrase})"
         except ValueError:
             phrase = ""
-        return RegistryUnavailable(f"Registry {host} answered {status}{phrase}.")
+        return RegistryUnavailable(f"Registry {host} answered {status}{phrase}.", outage=status >= 500)
 
     def _unreachable(self, error: requests.RequestException) -> RegistryUnavailable:
         host, text = self.hostname, str(error).lower()
         # A body that stalls after the headers surfaces as ConnectionError(ReadTimeoutError).
         if isinstance(error, requests.Timeout) or "timed out" in text:
-            return RegistryUnavailable(f"Registry {host} did not answer within {self.timeout:g} s.")
+            return RegistryUnavailable(f"Registry {host} did not answer within {self.timeout:g} s.",
+                                       outage=True)
         if isinstance(error, requests.exceptions.SSLError):
             return RegistryUnavailable(
                 f"Registry {host} failed the TLS handshake: if it serves plain HTTP, mark it `insecure: true`.")
         if "refused" in text:
-            return RegistryUnavailable(f"Registry {host} cannot be reached: connection refused.")
+            return RegistryUnavailable(f"Registry {host} cannot be reached: connection refused.",
+                                       outage=True)
         if "resolve" in text or "name or service not known" in text or "nodename" in text:
-            return RegistryUnavailable(f"Registry {host} cannot be reached: its name does not resolve.")
+            return RegistryUnavailable(f"Registry {host} cannot be reached: its name does not resolve.",
+                                       outage=True)
         if isinstance(error, requests.ConnectionError):
-            return RegistryUnavailable(f"Registry {host} cannot be reached: the connection failed.")
+            return RegistryUnavailable(f"Registry {host} cannot be reached: the connection failed.",
+                                       outage=True)
         return RegistryUnavailable(f"Registry {host} cannot be asked: {type(error).__name__}.")
 
     def manifest(self, container: oras.container.Container, tag: str) -> tuple[dict, str]:
@@ -233,10 +281,10 @@ def chart_name(location: ChartLocation) -> str:
 class RegistryClient:
     """Chart versions from Helm OCI registries, cached briefly, safe to share between threads."""
 
-    def __init__(self, username: str = "", password: str = "", timeout: float = 5.0,
+    def __init__(self, credentials: Iterable[RegistryCredentials] = (), timeout: float = 5.0,
                  cache_seconds: float = 30.0):
-        self._username = username
-        self._password = password
+        # Each host's own credentials; a host not named here is asked without any.
+        self._credentials = {c.host: c for c in credentials}
         self.timeout = timeout
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
@@ -342,8 +390,8 @@ class RegistryClient:
         with self._lock:
             registry = self._registries.get(key)
             if registry is None:
-                registry = _BoundedRegistry(location.host, location.insecure, self._username,
-                                            self._password, self.timeout)
+                registry = _BoundedRegistry(location.host, location.insecure,
+                                            self._credentials.get(location.host.lower()), self.timeout)
                 self._registries[key] = registry
             return registry
 

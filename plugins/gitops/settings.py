@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
@@ -58,16 +58,32 @@ class AppSettings:
 
 
 @dataclass(frozen=True)
+class RegistryCredentials:
+    """Credentials bound to one registry host: sent to that host (``host[:port]`` exactly as in
+    ``oci://`` URLs) and to a token realm on the same host name or on one of ``token_hosts``."""
+
+    host: str
+    username: str = field(repr=False)
+    password: str = field(repr=False)
+    token_hosts: tuple = ()  # other host names whose token realm may receive them (auth.docker.io)
+    variables: str = ""  # where they came from, for messages: "GITOPS_REGISTRY_GHCR_USERNAME/PASSWORD"
+
+
+@dataclass(frozen=True)
 class Secrets:
     git_token: str = field(default="", repr=False)
     git_ssh_key_file: str = ""
-    registry_username: str = field(default="", repr=False)
-    registry_password: str = field(default="", repr=False)
+    registries: tuple = field(default=(), repr=False)  # tuple[RegistryCredentials, ...], one per host
     flux_tokens: tuple = field(default=(), repr=False)  # ((environment, token), …) for Flux's HMAC
 
     def values(self) -> list[str]:
         """Every secret value, for scrubbing text before it reaches a person."""
-        return [v for v in (self.git_token, self.registry_password, *dict(self.flux_tokens).values()) if v]
+        return [v for v in (self.git_token, *(r.password for r in self.registries),
+                            *dict(self.flux_tokens).values()) if v]
+
+    def registry(self, host: str) -> Optional[RegistryCredentials]:
+        """The credentials bound to ``host`` (``host[:port]``), or None."""
+        return next((r for r in self.registries if r.host == host.lower()), None)
 
     def flux_token(self, environment: str) -> str:
         """The token Flux signs ``environment``'s events with ("" when none is set)."""
@@ -136,7 +152,7 @@ def load_settings(path: Optional[str] = None, environ: Mapping[str, str] = os.en
 def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Path(".")) -> Settings:
     """Validate the settings' plain data; every error names the key and says why."""
     root = _mapping(raw, "the settings file", {"repo", "registry", "environments", "apps", "data_dir",
-                                                "registry_timeout", "flux"})
+                                                "registry_timeout", "flux", "registry_credentials"})
     for key in ("repo", "environments"):
         if key not in root:
             raise SettingsError(f"`{key}` is missing from the settings file.")
@@ -190,9 +206,10 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     timeout = root.get("registry_timeout", 5.0)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 120:
         raise SettingsError("`registry_timeout` must be a number of seconds between 0 and 120.")
-    return Settings(repo, tuple(environments), registry, apps, str(base / data_dir),
-                    read_secrets(environ, [e.name for e in environments]), float(timeout),
-                    _flux(root.get("flux")))
+    secrets = read_secrets(environ, [e.name for e in environments])
+    secrets = replace(secrets, registries=registry_credentials(root.get("registry_credentials"), registry, environ))
+    return Settings(repo, tuple(environments), registry, apps, str(base / data_dir), secrets,
+                    float(timeout), _flux(root.get("flux")))
 
 
 def _flux(value) -> FluxSettings:
@@ -211,24 +228,82 @@ def flux_token_variable(environment: str) -> str:
     return "GITOPS_FLUX_TOKEN_" + re.sub(r"[^A-Z0-9]", "_", environment.upper())
 
 
-def read_secrets(environ: Mapping[str, str], environments=()) -> Secrets:
-    def secret(name: str) -> str:
-        if environ.get(name):
-            return environ[name].strip()
-        file = environ.get(f"{name}_FILE")
-        if file:
-            try:
-                return Path(file).read_text(encoding="utf-8").strip()
-            except OSError as e:
-                raise SettingsError(f"Cannot read {name}_FILE ({file}): {e.strerror}.") from None
-        return ""
+def read_secret(environ: Mapping[str, str], name: str) -> str:
+    """The variable ``name``, or the content of the file ``<name>_FILE`` names ("" when neither)."""
+    if environ.get(name):
+        return environ[name].strip()
+    file = environ.get(f"{name}_FILE")
+    if file:
+        try:
+            return Path(file).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise SettingsError(f"Cannot read {name}_FILE ({file}): {e.strerror}.") from None
+    return ""
 
+
+def read_secrets(environ: Mapping[str, str], environments=()) -> Secrets:
+    """The Git and Flux secrets; registry credentials are bound to hosts by ``registry_credentials``."""
     key_file = environ.get("GITOPS_GIT_SSH_KEY_FILE", "")
     if key_file and not Path(key_file).is_file():
         raise SettingsError(f"GITOPS_GIT_SSH_KEY_FILE names {key_file}, which is not a file.")
-    flux = tuple((env, token) for env in environments if (token := secret(flux_token_variable(env))))
-    return Secrets(secret("GITOPS_GIT_TOKEN"), key_file, secret("GITOPS_REGISTRY_USERNAME"),
-                   secret("GITOPS_REGISTRY_PASSWORD"), flux)
+    flux = tuple((env, token) for env in environments
+                 if (token := read_secret(environ, flux_token_variable(env))))
+    return Secrets(read_secret(environ, "GITOPS_GIT_TOKEN"), key_file, (), flux)
+
+
+_ENV_NAME = re.compile(r"^[A-Z0-9_]{1,40}$")
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
+
+
+def registry_credentials(value, registry: Optional[RegistrySettings],
+                         environ: Mapping[str, str]) -> tuple:
+    """Each registry host's credentials, from ``registry_credentials`` entries
+    ``{host, env, token_hosts}`` (secrets in ``GITOPS_REGISTRY_<ENV>_USERNAME``/``_PASSWORD``), and
+    the older single pair ``GITOPS_REGISTRY_USERNAME``/``_PASSWORD``, bound to ``registry.url``'s host."""
+    found: dict = {}
+    if value is not None and not isinstance(value, list):
+        raise SettingsError("`registry_credentials` must be a list of {host, env, token_hosts}.")
+    for i, item in enumerate(value or []):
+        where = f"registry_credentials[{i}]"
+        entry = _mapping(item, where, {"host", "env", "token_hosts"})
+        host = _string(entry.get("host"), f"{where}.host").lower()
+        if not _HOST.match(host):
+            raise SettingsError(f"`{where}.host` must be a registry host[:port] as in oci:// URLs, "
+                                f"not `{host}`.")
+        env = _string(entry.get("env"), f"{where}.env")
+        if not _ENV_NAME.match(env):
+            raise SettingsError(f"`{where}.env` must be upper-case letters, digits or `_` (GHCR): "
+                                f"the secrets are GITOPS_REGISTRY_<ENV>_USERNAME and _PASSWORD.")
+        token_hosts = entry.get("token_hosts", [])
+        if not isinstance(token_hosts, list) or not all(isinstance(h, str) and _HOST.match(h.lower())
+                                                        for h in token_hosts):
+            raise SettingsError(f"`{where}.token_hosts` must be a list of host names (auth.docker.io).")
+        names = f"GITOPS_REGISTRY_{env}_USERNAME/PASSWORD"
+        username = read_secret(environ, f"GITOPS_REGISTRY_{env}_USERNAME")
+        password = read_secret(environ, f"GITOPS_REGISTRY_{env}_PASSWORD")
+        if not username or not password:
+            raise SettingsError(f"`{where}` names {names} for {host}, but they are not both set.")
+        if host in found:
+            raise SettingsError(f"`{where}.host`: {host} already has credentials.")
+        found[host] = RegistryCredentials(host, username, password,
+                                          tuple(h.lower().split(":")[0] for h in token_hosts), names)
+    username = read_secret(environ, "GITOPS_REGISTRY_USERNAME")
+    password = read_secret(environ, "GITOPS_REGISTRY_PASSWORD")
+    if username or password:
+        if registry is None:
+            raise SettingsError("GITOPS_REGISTRY_USERNAME/PASSWORD are set but `registry.url` is not: "
+                                "credentials go only to the host they are for; name it in "
+                                "`registry_credentials` (host, env).")
+        host = urlsplit(registry.url).netloc.lower()
+        if not (username and password):
+            raise SettingsError("Set both GITOPS_REGISTRY_USERNAME and GITOPS_REGISTRY_PASSWORD "
+                                f"(for {host}, the host of `registry.url`).")
+        if host in found:
+            raise SettingsError(f"GITOPS_REGISTRY_USERNAME/PASSWORD are for {host} (`registry.url`), "
+                                "which `registry_credentials` names too: keep one.")
+        found[host] = RegistryCredentials(host, username, password, (),
+                                          "GITOPS_REGISTRY_USERNAME/PASSWORD")
+    return tuple(found.values())
 
 
 def _mapping(value, where: str, allowed: Optional[set]) -> dict:

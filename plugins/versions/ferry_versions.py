@@ -15,8 +15,8 @@ class FerryVersions(BotPlugin):
     def versions(self, msg, args):
         """What runs where: `!versions`, `!versions podinfo`, `!versions podinfo qa`
 
-        `!versions`: every app × environment (`~` a range, `*` newer in the registry), and what
-        Flux last reported live there (`≠` another version runs, `!` the release failed).
+        `!versions`: every app × environment (`~` a range, `*` newer in the registry, `no access`:
+        the registry refused Ferry that chart), and what Flux last reported live there (`≠` another version runs, `!` the release failed).
         `!versions <app>`: one app everywhere, and the registry's newest versions with their dates.
         `!versions <app> <env>`: its history there: version, who, when, commit.
         """
@@ -24,10 +24,10 @@ class FerryVersions(BotPlugin):
         gitops = self.get_plugin("Ferry").gitops
         if not words:
             inventory = gitops.inventory()
-            newest, notes = gitops.newest(inventory.pins)
+            newest, notes, refused = gitops.newest(inventory.pins)
             return render.overview(inventory.pins, gitops.settings.environment_names, newest,
                                    [*notes, *render.problems(inventory.problems)],
-                                   live_states(gitops.memory, inventory.pins), time.time())
+                                   live_states(gitops.memory, inventory.pins), time.time(), refused)
         if len(words) == 1:
             pins, infos, note = gitops.app_report(words[0])
             return render.app_overview(pins[0].app, pins, infos, note,
