@@ -64,7 +64,7 @@ class Workspace:
         self._lock = threading.RLock()  # the clone, fetches and writes; reentrant for callbacks
         self._trees: OrderedDict = OrderedDict()
         self._trees_lock = threading.Lock()
-        self._clone = Clone(url, branch, self.directory, process_env(git_env or {}),
+        self._clone = Clone(url, branch, self.directory, process_env(git_env or {}, url),
                             timeout=timeout, secrets=self._secrets, public_url=self.public_url,
                             on_clone=self._forget_trees)
 

@@ -7,7 +7,10 @@ from typing import Optional
 
 from ..errors import GitUnauthorized, GitUnavailable, PushRejected
 
-# Checked in this order.
+# Checked in this order. Redirects are never followed (process: http.followRedirects=false), so
+# that the token and Ferry's pushes go to the configured host only; git then reports the 3xx.
+_REDIRECT = re.compile(r"returned error: 30[12378]\b|unable to update url base from redirection",
+                       re.I)
 _UNAUTHORIZED = re.compile(
     r"authentication failed|permission denied \(publickey|could not read (username|password)"
     r"|returned error: 40[13]|access denied|invalid username or password|terminal prompts disabled"
@@ -31,6 +34,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 def remote_error(what: str, stderr: str, public_url: str, branch: str) -> Exception:
     """The typed error for a failed network operation (``what``: clone, fetch, push)."""
+    if _REDIRECT.search(stderr):
+        return GitUnavailable(f"The Git repository {public_url} answered with a redirect ({what}): "
+                              "Ferry follows none, so its token and its pushes go to that host "
+                              "only. Set repo.url to the repository's current address.")
     if _UNAUTHORIZED.search(stderr):
         return GitUnauthorized(f"The Git repository {public_url} refused Ferry's credentials "
                                f"({what}): check the token or SSH key.")

@@ -35,6 +35,10 @@ _PINNED_CONFIG = (
     ("submodule.recurse", "false"),
     ("fetch.recurseSubmodules", "false"),
     ("log.showSignature", "false"),
+    # A redirect is never followed: git's default ("initial") would fetch from, and push to,
+    # whatever host the remote's first answer names. Same-host redirects are refused too (git
+    # cannot tell them apart): the settings name the repository's current address.
+    ("http.followRedirects", "false"),
     # History reads: a commit-graph with changed-path Bloom filters (written after the clone) makes
     # a path-limited `git log` skip the diff of nearly every commit; every fetch adds a layer for
     # what it brought, and a layer written on top of one with Bloom filters gets them too.
@@ -47,12 +51,28 @@ _FOREIGN_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_
                       "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
                       "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT")
 
+# Git calls GIT_ASKPASS with its prompt: "Username for 'https://host': " or
+# "Password for 'https://user@host': ". The token goes only to the scheme and host (with port)
+# of the remote Ferry was configured with; any other prompt gets nothing and a failure.
 _ASKPASS_SCRIPT = """#!/bin/sh
-# Ferry's GIT_ASKPASS: answers git from the environment, so the token is in no URL, argv or file.
+# Ferry's GIT_ASKPASS: answers git from the environment, so the token is in no URL, argv or file,
+# and only when git asks for the remote's own host ($FERRY_GIT_ORIGIN).
 case "$1" in
-  [Uu]sername*) printf '%s\\n' "${FERRY_GIT_USERNAME:-x-access-token}" ;;
-  *) printf '%s\\n' "$FERRY_GIT_TOKEN" ;;
+  "Username for '"*"': ") kind=username ;;
+  "Password for '"*"': ") kind=password ;;
+  *) exit 1 ;;
 esac
+url=${1#*"'"}
+url=${url%"': "}
+scheme=${url%%://*}
+rest=${url#*://}
+host=${rest##*@}
+[ -n "$FERRY_GIT_ORIGIN" ] && [ "$scheme://$host" = "$FERRY_GIT_ORIGIN" ] || exit 1
+if [ "$kind" = username ]; then
+  printf '%s\\n' "${FERRY_GIT_USERNAME:-x-access-token}"
+else
+  printf '%s\\n' "$FERRY_GIT_TOKEN"
+fi
 """
 _askpass_lock = threading.Lock()
 _askpass_dir: Optional[Path] = None
@@ -94,11 +114,12 @@ def run(args: list, cwd: Path, env: dict, stdin: Optional[bytes], timeout: Optio
     return Result(proc.returncode, out, err.decode("utf-8", errors="replace"))
 
 
-def process_env(git_env: dict) -> dict:
-    """The environment of every git process of a workspace."""
+def process_env(git_env: dict, url: str) -> dict:
+    """The environment of every git process of the workspace on ``url``."""
     env = {k: v for k, v in os.environ.items()
            if k not in _FOREIGN_VARIABLES and not re.match(r"GIT_CONFIG_(KEY|VALUE)_\d+$", k)}
     env.update(git_env)
+    env[ORIGIN_VARIABLE] = credential_origin(url)  # empty: askpass answers nobody
     env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")  # bytes/s; below it for 30 s = dead
     env.setdefault("GIT_HTTP_LOW_SPEED_TIME", "30")
     if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
