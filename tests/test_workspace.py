@@ -19,6 +19,7 @@ from gitops.model import Requester
 from gitops.workspace import (FileRevision, GitCommandFailed, GitTree, Workspace, author_identity,
                               commit as commit_module, git_environment, process)
 from gitops.workspace.clone import has_changed_path_graph
+from tests.clone_damage import DAMAGE, damage, evil_copy
 from tests.fixtures_git import git, install_hook, remote_file, remote_log, remote_path, remote_tip
 
 ALICE = Requester("U024BE7LH", "Alice Liddell", "alice@example.com")
@@ -854,3 +855,31 @@ def test_ssh_key_environment_bounds_and_isolates_ssh():
     assert "-i '/run/secrets/flux key'" in command and "IdentitiesOnly=yes" in command
     assert "StrictHostKeyChecking=accept-new" in command and "ConnectTimeout=10" in command
     assert "GIT_ASKPASS" not in env
+
+
+# ---- a clone changed behind Ferry's back ----------------------------------------------------------
+
+@pytest.mark.parametrize("kind", DAMAGE)
+@pytest.mark.parametrize("restarted", [False, True], ids=["running", "restarted"])
+def test_a_clone_changed_behind_ferry_s_back_is_repaired_before_it_is_used(
+        bare_remote, workspace, external_commit, tmp_path, kind, restarted):
+    """Nothing the clone's config or refs say is taken on trust: the next read answers with the
+    remote's tip, and the next change lands on the remote on top of it, nowhere else."""
+    url = bare_remote(FILES)
+    ours = external_commit(url, {"README.md": "second\n"})  # so that an older commit exists
+    evil = evil_copy(url, tmp_path, external_commit, {"apps/dev/podinfo.yaml": "version: 9.9.9\n"})
+    evil_log = remote_log(evil)
+    ws = workspace(url, fetch_interval=3600, skip_fetch_within=3600)  # no fetch would hide it
+    assert ws.head() == ours
+    damage(ws.directory, kind, url, evil)
+    if restarted:
+        ws.close()
+        ws = workspace(url, fetch_interval=3600, skip_fetch_within=3600)
+    assert ws.head(refresh=False) == ours and ws.head() == ours
+    assert ws.tree(ws.head()).read("apps/dev/podinfo.yaml") == "version: 6.5.0\n"
+    sha, _ = ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"), author=ALICE, message=MESSAGE)
+    assert remote_log(url) == [sha, ours, remote_log(url)[-1]]  # on top of the remote's tip
+    assert remote_log(evil) == evil_log  # the other remote never saw a thing
+    assert git("config", "--get-regexp", "^remote[.]origin[.]|^url[.]", cwd=ws.directory).split("\n")[0] \
+        .endswith(remote_path(url).as_posix())
+    assert_consistent(ws, url)

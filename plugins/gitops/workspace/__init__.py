@@ -90,8 +90,10 @@ class Workspace:
             return clone.head  # kept in step under the lock by every fetch, clone and push
         with self._lock:
             clone.ensure()
-            if refresh and (clone.fetched_at is None
-                            or time.monotonic() - clone.fetched_at >= self.fetch_interval):
+            # Never fetched by this instance (or a ref moved outside Ferry): the clone's refs are
+            # not the remote's word, so fetch even when asked not to refresh.
+            if clone.fetched_at is None or clone.head is None or (
+                    refresh and time.monotonic() - clone.fetched_at >= self.fetch_interval):
                 clone.fetch()
             return clone.head
 

@@ -24,9 +24,10 @@ _OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
 class Clone:
-    """``head``: origin/<branch> as last seen from the remote (by a clone, fetch or push);
-    ``fetched_at``: when (monotonic), None when never. ``clones`` counts the clones made (a
-    repair shows as one more); ``on_clone`` runs before each."""
+    """``head``: the branch's tip as last seen on the remote by this instance (a clone, fetch or
+    push; never taken from the clone's refs, which anyone with access to the data folder can
+    move); ``fetched_at``: when (monotonic), None when never. ``clones`` counts the clones made
+    (a repair shows as one more); ``on_clone`` runs before each."""
 
     def __init__(self, url: str, branch: str, directory: Path, env: dict, *, timeout: float,
                  secrets: Sequence[str], public_url: str, on_clone: Callable[[], None]):
@@ -37,7 +38,8 @@ class Clone:
         self._on_clone = on_clone
         self.head: Optional[str] = None
         self.fetched_at: Optional[float] = None
-        self.verified = False  # the clone's remote URL was checked once by this instance
+        self.verified = False  # the clone's remote was checked by this instance, and is unchanged since
+        self._config_seen: Optional[tuple] = None  # .git/config as it was when checked
         self.clones = 0
         self.reader = ObjectReader(self.git_dir, env)
         self._pushes_since_gc = 0
@@ -49,22 +51,33 @@ class Clone:
     def ensure(self) -> None:
         """A usable clone of the right remote at ``directory``; (re-)clone when it is not.
 
-        Checked with git once per instance (and again after any failure); after that, the clone
-        and its origin/<branch> ref being there is enough: a clone that breaks later makes a git
-        command fail, and every such failure repairs it."""
+        Checked with git once per instance, again after any failure, and again whenever the
+        clone's config file changed (someone re-pointed ``origin``: cloned again) or its
+        origin/<branch> is not where this instance last saw the remote's branch (someone moved it:
+        fetched again before anything is read or built on it). Otherwise the ref file being where
+        we left it is enough, without a process: a clone that breaks later makes a git command
+        fail, and every such failure repairs it."""
         if self.verified and self.git_dir.is_dir():
-            tip = self.read_ref(self.tracking_ref)
-            if tip is not None:
-                self.head = tip
-                return
+            if self._config_signature() == self._config_seen:
+                tip = self.read_ref(self.tracking_ref)
+                if tip is not None and tip == self.head:
+                    return
+                log.warning("origin/%s in the clone of %s at %s was moved outside Ferry (to %s): "
+                            "fetching it again", self.branch, self.public_url, self.directory,
+                            (tip or "an unreadable value")[:12])
+            else:
+                log.warning("the config of the clone of %s at %s was changed outside Ferry: "
+                            "checking its remote", self.public_url, self.directory)
+            self.verified, self.fetched_at = False, None  # whatever comes next fetches first
         if self.git_dir.is_dir():
+            seen = self._config_signature()
             tip = self.tip()
-            if tip and (self.verified or same_remote(self.origin_url(), self.url)):
-                if not self.verified:  # once per instance: a clone made before graphs existed
-                    self.verified = True
-                    if not has_changed_path_graph(self.git_dir):
-                        self.write_commit_graph()
-                self.head = tip
+            if tip and self.origin_is_ours():
+                if self.head is not None and tip != self.head:
+                    self.fetched_at = None  # a ref we did not set: the remote says where it is
+                if not has_changed_path_graph(self.git_dir):  # a clone made before graphs existed
+                    self.write_commit_graph()
+                self.verified, self._config_seen = True, seen
                 return
             log.warning("the clone of %s at %s is unusable or points elsewhere: cloning again",
                         self.public_url, self.directory)
@@ -92,6 +105,7 @@ class Clone:
             raise GitUnavailable(f"The Git repository {self.public_url} has no branch `{self.branch}`.")
         self.write_commit_graph()
         self.head, self.fetched_at, self.verified = tip, time.monotonic(), True
+        self._config_seen = self._config_signature()
 
     def fetch(self) -> None:
         res = self.network("fetch", "fetch", "--quiet", "--no-tags", "origin",
@@ -190,8 +204,23 @@ class Clone:
             return None
         return res.stdout.decode().strip() or None
 
-    def origin_url(self) -> str:
-        return self.local("config", "--get", "remote.origin.url", check=False).stdout.decode().strip()
+    def origin_is_ours(self) -> bool:
+        """The clone's ``origin`` fetches from and pushes to the configured URL, and nothing in its
+        config rewrites that URL: one ``remote.origin.url``, no ``pushurl``, no ``url.*.insteadOf``."""
+        res = self.local("config", "--local", "--includes", "--get-regexp",
+                         r"^remote\.origin\.(url|pushurl)$|^url\.", check=False)
+        entries = [line.partition(" ") for line in res.stdout.decode(errors="replace").splitlines()]
+        return (len(entries) == 1 and entries[0][0] == "remote.origin.url"
+                and same_remote(entries[0][2], self.url))
+
+    def _config_signature(self) -> Optional[tuple]:
+        """The clone's config file as the file system sees it (``git remote set-url`` and
+        ``git config`` replace the file: a new inode, a new time)."""
+        try:
+            st = (self.git_dir / "config").stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size, st.st_ctime_ns
 
     # ---- running git in the clone ----------------------------------------------------------
 
