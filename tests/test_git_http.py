@@ -62,9 +62,10 @@ def askpass(prompt: str, remote: str) -> subprocess.CompletedProcess:
     ("Username for 'https://git.example.com': ", "x-access-token\n"),
     ("Password for 'https://x-access-token@git.example.com': ", TOKEN + "\n"),
     ("Password for 'https://git.example.com': ", TOKEN + "\n"),
+    ("Password for 'https://Git.Example.COM': ", TOKEN + "\n"),  # as the settings spell it
 ])
 def test_askpass_answers_the_remote_s_own_host(prompt, answer):
-    res = askpass(prompt, "https://git.example.com/acme/flux.git")
+    res = askpass(prompt, "https://git.EXAMPLE.com/acme/flux.git")
     assert (res.returncode, res.stdout) == (0, answer)
 
 

@@ -67,7 +67,8 @@ url=${url%"': "}
 scheme=${url%%://*}
 rest=${url#*://}
 host=${rest##*@}
-[ -n "$FERRY_GIT_ORIGIN" ] && [ "$scheme://$host" = "$FERRY_GIT_ORIGIN" ] || exit 1
+asked=$(printf '%s' "$scheme://$host" | tr 'A-Z' 'a-z')  # host names are case-insensitive
+[ -n "$FERRY_GIT_ORIGIN" ] && [ "$asked" = "$FERRY_GIT_ORIGIN" ] || exit 1
 if [ "$kind" = username ]; then
   printf '%s\\n' "${FERRY_GIT_USERNAME:-x-access-token}"
 else
