@@ -232,19 +232,19 @@ def clone_per_command(fleet: Fleet, dest: Path, change: tuple, shallow: bool) ->
 def count_git_processes(core: GitOps, action: Callable) -> list:
     """The git subcommands the workspaces start while ``action`` runs (the persistent cat-file,
     started once, is not among them)."""
-    from gitops import workspace
+    from gitops.workspace import process
 
-    calls, run = [], workspace._run
+    calls, run = [], process.run
 
     def counting(args, *rest):
         calls.append(next(a for a in args if not a.startswith("-")))
         return run(args, *rest)
 
-    workspace._run = counting
+    process.run = counting
     try:
         action()
     finally:
-        workspace._run = run
+        process.run = run
     return calls
 
 

@@ -1,8 +1,10 @@
 """Replies that fit a chat window: tables in code blocks, long lists cut with a count."""
 import time
 
-from ferrychat.render import app_overview, live, overview, pinned, table
-from gitops.model import Pin, PinLocation
+import pytest
+
+from ferrychat.render import app_overview, change, commit_url, live, overview, pinned, table
+from gitops.model import Change, Commit, Pin, PinLocation
 
 
 def pin(app, env, version, is_range=False):
@@ -66,3 +68,34 @@ def test_overview_shows_live_next_to_pinned_with_a_legend_only_when_known():
     one = app_overview("a", pins, [], live_states={("a", "prod"): reported("failed", "0.9.0", 60, "TestFailed")},
                        now=1_800_000_000)
     assert "prod: Flux reports TestFailed: boom." in one and "qa    1.0.0    -" in one
+
+
+# ---- links to a forge ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("remote, expected", [
+    ("https://github.com/acme/flux.git", "https://github.com/acme/flux/commit/abc123"),
+    ("https://x-access-token:tok@github.com/acme/flux", "https://github.com/acme/flux/commit/abc123"),
+    ("git@github.com:acme/flux.git", "https://github.com/acme/flux/commit/abc123"),
+    ("ssh://git@ssh.github.com:443/acme/flux.git", "https://github.com/acme/flux/commit/abc123"),
+    ("https://gitlab.com/acme/platform/flux.git", "https://gitlab.com/acme/platform/flux/-/commit/abc123"),
+    ("git@gitlab.com:acme/flux.git", "https://gitlab.com/acme/flux/-/commit/abc123"),
+    ("https://bitbucket.org/acme/flux.git/", "https://bitbucket.org/acme/flux/commits/abc123"),
+    ("git@bitbucket.org:acme/flux.git", "https://bitbucket.org/acme/flux/commits/abc123"),
+    ("https://git.example.com/acme/flux.git", ""),
+    ("file:///srv/flux.git", ""),
+    ("/srv/flux.git", ""),
+    ("https://github.com/flux.git", ""),
+])
+def test_commit_url_links_known_forges(remote, expected):
+    assert commit_url(remote, "abc123") == expected
+
+
+@pytest.mark.parametrize("remote, shown", [
+    ("git@github.com:acme/flux.git", " https://github.com/acme/flux/commit/0123456789abcdef"),
+    ("file:///srv/flux.git", ""),
+])
+def test_a_change_links_its_commit_when_the_remote_is_a_forge(remote, shown):
+    done = Change(action="deploy", app="podinfo", environment="dev", old="6.5.0", new="6.5.3",
+                  diff="", file="apps/dev/podinfo.yaml", commit=Commit("0123456789abcdef", remote))
+    assert change(done) == ("Deployed `podinfo` 6.5.0 → 6.5.3 in dev: commit 0123456789"
+                            f"{shown}, file `apps/dev/podinfo.yaml`.")

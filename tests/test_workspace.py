@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-import gitops.workspace as workspace_module
 from gitops.errors import FerryError, GitUnauthorized, GitUnavailable, PushRejected
 from gitops.model import Requester
-from gitops.workspace import (FileRevision, GitTree, Workspace, _has_changed_path_graph,
-                              author_identity, commit_url, git_environment)
+from gitops.workspace import (FileRevision, GitCommandFailed, GitTree, Workspace, author_identity,
+                              commit as commit_module, git_environment, process)
+from gitops.workspace.clone import has_changed_path_graph
+from tests.clone_damage import DAMAGE, damage, evil_copy
 from tests.fixtures_git import git, install_hook, remote_file, remote_log, remote_path, remote_tip
 
 ALICE = Requester("U024BE7LH", "Alice Liddell", "alice@example.com")
@@ -83,13 +84,13 @@ def assert_listed_like_git(ws: Workspace, sha: str) -> None:
 def git_calls(monkeypatch) -> list:
     """Record the git subcommand of every short-lived git process the workspace starts."""
     calls = []
-    run = workspace_module._run
+    run = process.run
 
     def recording(args, *rest):
         calls.append(next(a for a in args if not a.startswith("-")))
         return run(args, *rest)
 
-    monkeypatch.setattr(workspace_module, "_run", recording)
+    monkeypatch.setattr(process, "run", recording)
     return calls
 
 
@@ -169,7 +170,7 @@ def test_reads_run_while_a_change_is_being_made(bare_remote, workspace):
         reader.start()
         reader.join(timeout=10)
         assert not reader.is_alive(), "a reader waited for the writer"
-        return {"apps/dev/podinfo.yaml": "version: 6.5.3\n", "README.md": None}
+        return {"apps/dev/podinfo.yaml": "version: 6.5.3\n", "README.md": "changed\n"}
 
     ws.change(edit, author=ALICE, message=MESSAGE)
     assert seen == {"head": before, "text": "version: 6.5.0\n", "history": 1}
@@ -185,17 +186,15 @@ def test_change_commits_exactly_the_returned_texts_as_the_requester(bare_remote,
     def edit(tree):
         return {"apps/dev/podinfo.yaml": "version: 6.5.3\n",
                 "apps/qa/podinfo.yaml": tree.read("apps/qa/podinfo.yaml"),  # the same: no change
-                "apps/stag/podinfo.yaml": b"version: 6.5.3\n",  # new, in a new directory
-                "./README.md": None,  # deleted
-                "apps/prod/gone.yaml": None}  # not there: nothing to delete
+                "./README.md": "flux repo, changed\n"}
 
     sha, paths = ws.change(edit, author=ALICE, message="\n" + MESSAGE + "# not a comment  \n\n")
     assert sha == remote_tip(url) == ws.head(refresh=False)
-    assert paths == ["README.md", "apps/dev/podinfo.yaml", "apps/stag/podinfo.yaml"]
+    assert paths == ["README.md", "apps/dev/podinfo.yaml"]
     assert remote_log(url, fmt="%P")[0] == before
     changed = git("--git-dir", str(remote_path(url)), "diff-tree", "--no-commit-id", "--name-status",
                   "-r", sha).splitlines()
-    assert changed == ["D\tREADME.md", "M\tapps/dev/podinfo.yaml", "A\tapps/stag/podinfo.yaml"]
+    assert changed == ["M\tREADME.md", "M\tapps/dev/podinfo.yaml"]
     who = remote_log(url, fmt="%an|%ae|%cn|%ce")[0]
     assert who == "Alice Liddell|alice@example.com|Ferry Bot|ferry@bot.test"
     assert git("--git-dir", str(remote_path(url)), "log", "-1", "--format=%B", sha) == (
@@ -228,7 +227,6 @@ def test_requester_without_email_commits_with_the_placeholder(bare_remote, works
     lambda tree: {},
     set_version("apps/dev/podinfo.yaml", "6.5.0"),  # already pinned
     lambda tree: {"README.md": "flux repo\n"},  # returned, but the same content: nothing to commit
-    lambda tree: {"apps/prod/podinfo.yaml": None},  # deleting what is not there
 ])
 def test_nothing_to_do_makes_no_commit(bare_remote, workspace, edit):
     url = bare_remote(FILES)
@@ -355,6 +353,9 @@ def test_a_callback_naming_a_path_that_is_not_a_file_in_the_repository_is_a_bug(
     {Path("/abs/apps/dev/podinfo.yaml"): "x"},
     {"apps/dev/podinfo.yaml": "x", "apps//dev/podinfo.yaml": "y"},  # one file twice
     {"apps/new": "x", "apps/new/inner.yaml": "y"},  # a file and a directory at once
+    {"apps/prod/podinfo.yaml": "version: 1.0.0\n"},  # a new file: Ferry only rewrites files
+    {"README.md": None},  # a deletion
+    {"apps/dev/podinfo.yaml": b"version: 6.5.3\n"},  # bytes: Ferry writes texts
 ])
 def test_a_callback_returning_anything_but_texts_by_path_is_a_bug(bare_remote, workspace, returned):
     url = bare_remote(FILES)
@@ -364,27 +365,26 @@ def test_a_callback_returning_anything_but_texts_by_path_is_a_bug(bare_remote, w
     assert_consistent(ws, url)
 
 
-def test_a_file_keeps_its_mode_and_a_new_file_is_not_executable(bare_remote, workspace):
+def test_a_file_keeps_its_mode(bare_remote, workspace):
     url = bare_remote({**FILES, "bin/render.sh": "#!/bin/sh\necho v1\n"}, executables=["bin/render.sh"])
     ws = workspace(url)
     assert ws.tree(ws.head()).mode("bin/render.sh") == "100755"
     assert ws.tree(ws.head()).mode("README.md") == "100644"
-    sha, _ = ws.change(lambda tree: {"bin/render.sh": "#!/bin/sh\necho v2\n", "README.md": "changed\n",
-                                     "bin/new.sh": "#!/bin/sh\n"}, author=ALICE, message=MESSAGE)
+    sha, _ = ws.change(lambda tree: {"bin/render.sh": "#!/bin/sh\necho v2\n", "README.md": "changed\n"},
+                       author=ALICE, message=MESSAGE)
     assert_listed_like_git(ws, sha)
     listing = git("--git-dir", str(remote_path(url)), "ls-tree", "-r", "main").splitlines()
     modes = {line.split("\t")[1]: line.split()[0] for line in listing}
     assert modes == {"README.md": "100644", "apps/dev/podinfo.yaml": "100644",
-                     "apps/qa/podinfo.yaml": "100644", "bin/new.sh": "100644",
-                     "bin/render.sh": "100755"}
+                     "apps/qa/podinfo.yaml": "100644", "bin/render.sh": "100755"}
     assert remote_file(url, "bin/render.sh") == "#!/bin/sh\necho v2"
 
 
 def test_any_file_name_git_allows_is_written_as_it_is(bare_remote, workspace):
-    url = bare_remote(FILES)
-    ws = workspace(url)
     names = ['apps/dev/"quoted" name.yaml', "apps/dev/back\\slash.yaml", "apps/dev/été ü.yaml",
              "apps/dev/tab\there.yaml", "apps/dev/line\nbreak.yaml", " leading space.yaml"]
+    url = bare_remote({**FILES, **{n: "name: old\n" for n in names}})
+    ws = workspace(url)
     sha, paths = ws.change(lambda tree: {n: f"name: {n!r}\n" for n in names}, author=ALICE,
                            message=MESSAGE)
     assert paths == sorted(names)
@@ -481,13 +481,13 @@ def test_the_clone_gets_a_commit_graph_with_changed_path_filters_that_fetches_ke
     ws = workspace(url)
     ws.head()
     git_dir = ws.directory / ".git"
-    assert _has_changed_path_graph(git_dir)
+    assert has_changed_path_graph(git_dir)
     git("commit-graph", "verify", cwd=ws.directory)
     external_commit(url, {"README.md": "one\n"})
     external_commit(url, {"README.md": "two\n"})
     ws.head()  # fetch.writeCommitGraph adds a layer for what it brought
     chain = git_dir / "objects" / "info" / "commit-graphs" / "commit-graph-chain"
-    assert chain.is_file() and _has_changed_path_graph(git_dir)  # the clone's was not split
+    assert chain.is_file() and has_changed_path_graph(git_dir)  # the clone's was not split
     assert [r.text for r in ws.file_history("README.md", ws.head())] == ["two\n", "one\n", "flux repo\n"]
 
 
@@ -497,21 +497,21 @@ def test_a_clone_without_a_commit_graph_gets_one_on_first_use(bare_remote, works
     info = workspace(url, name="old").directory / ".git" / "objects" / "info"
     for graph in [info / "commit-graph", *info.glob("commit-graphs/*")]:
         graph.unlink()
-    assert not _has_changed_path_graph(info.parent.parent)
+    assert not has_changed_path_graph(info.parent.parent)
     workspace(url, name="old").head()
-    assert _has_changed_path_graph(info.parent.parent)
+    assert has_changed_path_graph(info.parent.parent)
 
 
 def test_a_commit_graph_that_cannot_be_written_is_logged_and_reads_go_on(
         bare_remote, workspace, monkeypatch, caplog):
-    run = workspace_module._run
+    run = process.run
 
     def failing(args, *rest):
         if "commit-graph" in args:
-            return workspace_module._Result(128, b"", "fatal: disk full")
+            return process.Result(128, b"", "fatal: disk full")
         return run(args, *rest)
 
-    monkeypatch.setattr(workspace_module, "_run", failing)
+    monkeypatch.setattr(process, "run", failing)
     url = bare_remote(FILES)
     ws = workspace(url)
     with caplog.at_level(logging.WARNING):
@@ -668,8 +668,8 @@ def test_a_commit_that_fails_on_a_sound_clone_is_not_retried(bare_remote, worksp
     url = bare_remote(FILES)
     ws = workspace(url)
     before = ws.head()
-    monkeypatch.setattr(workspace_module, "_SCRATCH_REF", "refs/bad..name")  # a bug of ours
-    with pytest.raises(workspace_module.GitCommandFailed):
+    monkeypatch.setattr(commit_module, "SCRATCH_REF", "refs/bad..name")  # a bug of ours
+    with pytest.raises(GitCommandFailed):
         ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"), author=ALICE, message=MESSAGE)
     assert remote_tip(url) == before
     assert_consistent(ws, url)
@@ -857,21 +857,29 @@ def test_ssh_key_environment_bounds_and_isolates_ssh():
     assert "GIT_ASKPASS" not in env
 
 
-# ---- links -------------------------------------------------------------------------------------
+# ---- a clone changed behind Ferry's back ----------------------------------------------------------
 
-@pytest.mark.parametrize("remote, expected", [
-    ("https://github.com/acme/flux.git", "https://github.com/acme/flux/commit/abc123"),
-    ("https://x-access-token:tok@github.com/acme/flux", "https://github.com/acme/flux/commit/abc123"),
-    ("git@github.com:acme/flux.git", "https://github.com/acme/flux/commit/abc123"),
-    ("ssh://git@ssh.github.com:443/acme/flux.git", "https://github.com/acme/flux/commit/abc123"),
-    ("https://gitlab.com/acme/platform/flux.git", "https://gitlab.com/acme/platform/flux/-/commit/abc123"),
-    ("git@gitlab.com:acme/flux.git", "https://gitlab.com/acme/flux/-/commit/abc123"),
-    ("https://bitbucket.org/acme/flux.git/", "https://bitbucket.org/acme/flux/commits/abc123"),
-    ("git@bitbucket.org:acme/flux.git", "https://bitbucket.org/acme/flux/commits/abc123"),
-    ("https://git.example.com/acme/flux.git", ""),
-    ("file:///srv/flux.git", ""),
-    ("/srv/flux.git", ""),
-    ("https://github.com/flux.git", ""),
-])
-def test_commit_url_links_known_forges(remote, expected):
-    assert commit_url(remote, "abc123") == expected
+@pytest.mark.parametrize("kind", DAMAGE)
+@pytest.mark.parametrize("restarted", [False, True], ids=["running", "restarted"])
+def test_a_clone_changed_behind_ferry_s_back_is_repaired_before_it_is_used(
+        bare_remote, workspace, external_commit, tmp_path, kind, restarted):
+    """Nothing the clone's config or refs say is taken on trust: the next read answers with the
+    remote's tip, and the next change lands on the remote on top of it, nowhere else."""
+    url = bare_remote(FILES)
+    ours = external_commit(url, {"README.md": "second\n"})  # so that an older commit exists
+    evil = evil_copy(url, tmp_path, external_commit, {"apps/dev/podinfo.yaml": "version: 9.9.9\n"})
+    evil_log = remote_log(evil)
+    ws = workspace(url, fetch_interval=3600, skip_fetch_within=3600)  # no fetch would hide it
+    assert ws.head() == ours
+    damage(ws.directory, kind, url, evil)
+    if restarted:
+        ws.close()
+        ws = workspace(url, fetch_interval=3600, skip_fetch_within=3600)
+    assert ws.head(refresh=False) == ours and ws.head() == ours
+    assert ws.tree(ws.head()).read("apps/dev/podinfo.yaml") == "version: 6.5.0\n"
+    sha, _ = ws.change(set_version("apps/dev/podinfo.yaml", "6.5.3"), author=ALICE, message=MESSAGE)
+    assert remote_log(url) == [sha, ours, remote_log(url)[-1]]  # on top of the remote's tip
+    assert remote_log(evil) == evil_log  # the other remote never saw a thing
+    assert git("config", "--get-regexp", "^remote[.]origin[.]|^url[.]", cwd=ws.directory).split("\n")[0] \
+        .endswith(remote_path(url).as_posix())
+    assert_consistent(ws, url)

@@ -1,8 +1,10 @@
 """Replies people can read in a chat window: the important fact first, tables in code blocks."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Iterable, Optional, Sequence
+from urllib.parse import urlsplit
 
 from ferrychat.feedback import age as short_age
 
@@ -190,7 +192,8 @@ def change(c: Change) -> str:
         lines.append(f"```\n{c.diff.rstrip()}\n```")
     else:
         commit = c.commit.sha[:10] if c.commit else "?"
-        link = f" {c.commit.url}" if c.commit and c.commit.url else ""
+        link = commit_url(c.commit.remote, c.commit.sha) if c.commit else ""
+        link = f" {link}" if link else ""
         lines.append(f"{head}: commit {commit}{link}, file `{c.file}`.")
     if c.replaced_range:
         lines.append(f"The range `{c.old}` is now the exact version {c.new}.")
@@ -232,3 +235,30 @@ def audit(entries: Sequence[AuditEntry], environment: Optional[str] = None) -> s
              e.approved_by or "-", "forced" if e.forced_by else "", e.commit[:10]] for e in entries]
     return (f"The last {len(entries)} change(s){where}:\n"
             + table(["when", "change", "asked by", "approved by", "", "commit"], rows))
+
+
+_FORGES = {"github.com": "{base}/commit/{sha}", "gitlab.com": "{base}/-/commit/{sha}",
+           "bitbucket.org": "{base}/commits/{sha}"}
+_FORGE_ALIASES = {"www.github.com": "github.com", "ssh.github.com": "github.com",
+                  "altssh.gitlab.com": "gitlab.com", "www.gitlab.com": "gitlab.com",
+                  "altssh.bitbucket.org": "bitbucket.org", "www.bitbucket.org": "bitbucket.org"}
+
+
+def commit_url(remote_url: str, sha: str) -> str:
+    """A web link to ``sha`` on a known forge (https, ssh:// or scp-like remote), else ""."""
+    if not remote_url or not sha:
+        return ""
+    scp = re.match(r"^(?:[^@/\s]+@)?([^:/\s]+):(?!//)(.+)$", remote_url)
+    if "://" in remote_url:
+        parts = urlsplit(remote_url)
+        host, path = (parts.hostname or "").lower(), parts.path
+    elif scp:
+        host, path = scp.group(1).lower(), scp.group(2)
+    else:
+        return ""
+    host = _FORGE_ALIASES.get(host, host)
+    path = path.strip("/")
+    path = path[:-4] if path.endswith(".git") else path
+    if host not in _FORGES or path.count("/") < 1:
+        return ""
+    return _FORGES[host].format(base=f"https://{host}/{path}", sha=sha)

@@ -25,7 +25,7 @@ from .registry import RegistryClient
 from .guard import ApprovalRefused, Guard
 from .settings import EnvironmentSettings, RepoSettings, Settings
 from .versions import between, check_version, parse, registry_tag, same_version
-from .workspace import Workspace, commit_url, git_environment
+from .workspace import Workspace, git_environment
 
 log = logging.getLogger(__name__)
 
@@ -471,7 +471,7 @@ class GitOps:
         if action == "rollback" and now.version:
             self.guard.remember_rollback(pin.environment, pin.app, now.version, requester)
         return Change(old=now.version, new=version, replaced_range=now.is_range, diff=seen["diff"],
-                      commit=Commit(sha, commit_url(self._repo(pin.environment).url, sha)), **base)
+                      commit=Commit(sha, ws.public_url), **base)
 
     def _require_editable(self, pin: Pin) -> None:
         if pin.location is None and pin.version is None:

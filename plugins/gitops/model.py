@@ -150,7 +150,7 @@ class Requester:
 @dataclass(frozen=True)
 class Commit:
     sha: str
-    url: str = ""  # a link when the remote is a known forge
+    remote: str = ""  # the repository's URL without credentials (chat renders a forge link from it)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,273 @@
+"""The Git workspace: the one way the core reads and changes a Flux repository.
+
+One clone per repository and branch, reused across commands, never checked out: it holds Git's
+objects and refs only. Reads (``head``, ``tree``, ``file_history``, ``log``) come from the objects
+through one persistent ``git cat-file --batch``; a ``change`` rewrites existing files and builds
+its commit from the objects too (one ``git fast-import``: blobs, trees and the commit, no index,
+no worktree) and pushes it. Writes are serialised per workspace and readers never wait for them;
+a failure leaves the remote untouched and the clone's refs where they were (at most an
+unreferenced object is left behind).
+
+The package: ``process`` runs git (environment, askpass, scrubbing), ``failures`` classifies what
+it says, ``objects`` reads trees and objects, ``commit`` builds the fast-import stream, ``clone``
+clones, fetches, pushes and repairs; this module is the façade the core uses.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from ..errors import PushRejected
+from ..model import Requester
+from . import commit as commit_stream
+from .clone import Clone
+from .commit import author_identity
+from .objects import LOG_FORMAT, FileRevision, GitTree, parse_log, parse_tree
+from .process import GitCommandFailed, git_environment, process_env, scrub, without_userinfo
+
+__all__ = ["Workspace", "GitTree", "FileRevision", "GitCommandFailed", "git_environment",
+           "author_identity", "scrub"]
+
+log = logging.getLogger(__name__)
+
+TREE_CACHE_SIZE = 16
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+class Workspace:
+    """One repository and branch: a clone (never checked out) under ``directory``, reads and
+    serialised writes.
+
+    ``fetch_interval``: how old a fetch may be before ``head()`` fetches again. ``skip_fetch_within``:
+    how old a fetch may be for ``change()`` to build on it without fetching first (see ``change``).
+    """
+
+    def __init__(self, url: str, branch: str, directory: Path, *,
+                 committer: tuple[str, str] = ("Ferry", "ferry@localhost"),
+                 git_env: Optional[dict] = None, fetch_interval: float = 5.0,
+                 skip_fetch_within: float = 1.0,
+                 push_attempts: int = 3, secrets: Sequence[str] = (), timeout: float = 120.0):
+        self.url = url
+        self.branch = branch
+        self.directory = Path(directory).absolute()
+        self.committer = committer
+        self.fetch_interval = fetch_interval
+        self.skip_fetch_within = skip_fetch_within
+        self.push_attempts = max(1, push_attempts)
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._lock = threading.RLock()  # the clone, fetches and writes; reentrant for callbacks
+        self._trees: OrderedDict = OrderedDict()
+        self._trees_lock = threading.Lock()
+        self._clone = Clone(url, branch, self.directory, process_env(git_env or {}, url),
+                            timeout=timeout, secrets=self._secrets, public_url=self.public_url,
+                            on_clone=self._forget_trees)
+
+    def __repr__(self) -> str:
+        return f"Workspace({self.public_url}, {self.branch})"
+
+    @property
+    def public_url(self) -> str:
+        """The URL as a person may see it: no user or password, no secret."""
+        return scrub(without_userinfo(self.url), self._secrets)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds any one network operation may take."""
+        return self._clone.timeout
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def head(self, refresh: bool = True) -> str:
+        """The sha of origin/<branch>; clones on first use, fetches when the last fetch is stale."""
+        clone = self._clone
+        if not refresh and clone.head is not None:
+            return clone.head  # kept in step under the lock by every fetch, clone and push
+        with self._lock:
+            clone.ensure()
+            # Never fetched by this instance (or a ref moved outside Ferry): the clone's refs are
+            # not the remote's word, so fetch even when asked not to refresh.
+            if clone.fetched_at is None or clone.head is None or (
+                    refresh and time.monotonic() - clone.fetched_at >= self.fetch_interval):
+                clone.fetch()
+            return clone.head
+
+    def tree(self, commit: str) -> GitTree:
+        """The files of ``commit``: one ``ls-tree`` per commit (cached), contents read lazily."""
+        with self._trees_lock:
+            tree = self._trees.get(commit)
+            if tree is not None:
+                self._trees.move_to_end(commit)
+                return tree
+        blobs, modes = self._repairing(lambda: parse_tree(self._clone.local(
+            "ls-tree", "-r", "-z", "--full-tree", commit, "--").stdout))
+        tree = GitTree(commit, blobs, self._read_blob, modes)
+        self._keep_tree(tree)
+        return tree
+
+    def file_history(self, path: str, commit: str, limit: int = 500) -> list[FileRevision]:
+        """The commits that changed ``path`` along the first-parent line of ``commit``, newest first.
+
+        One path-limited ``git log`` and the persistent cat-file for the texts, so it stays fast on
+        a long history where the file changed only a few times.
+        """
+        revisions = []
+        for rev in self.log(commit, limit, "--", path):
+            data = self._read_object(f"{rev.sha}:{path}", "blob")
+            text = data.decode("utf-8", errors="replace") if data is not None else None
+            revisions.append(replace(rev, text=text))
+        return revisions
+
+    def log(self, commit: str, limit: int, *selection: str) -> list[FileRevision]:
+        """Commits along the first-parent line of ``commit``, newest first, without file texts.
+
+        ``selection`` narrows them the way ``git log`` does (``--grep=…``, ``--`` and paths)."""
+        if any("\n" in a for a in (commit, *selection)):
+            raise ValueError("a path or commit with a newline")
+        return parse_log(self._repairing(lambda: self._clone.local(
+            "log", "--first-parent", f"--max-count={int(limit)}", f"--format={LOG_FORMAT}", commit,
+            *selection).stdout))
+
+    # ---- changing --------------------------------------------------------------------------
+
+    def change(self, edit: Callable[[GitTree], Optional[dict]], *, author: Requester,
+               message: str) -> Optional[tuple[str, list[str]]]:
+        """Commit what ``edit`` makes of the newest tip as ``author``, and push it; never forced.
+
+        ``edit(tree)`` gets a read-only ``GitTree`` of the tip and returns the new text of each
+        file it changes, ``{repo-relative path: new full text}`` (written as UTF-8), or None/``{}``
+        when there is nothing to do. Only files of the tree are rewritten, each keeping its mode;
+        a file whose new text is what the tree holds is not a change. Any other path (new, a
+        directory, a symlink, outside the repository) or content is a bug in the caller
+        (ValueError, TypeError). Nothing is ever checked out: the commit is built from Git's objects.
+
+        After a rejected push (someone pushed first) ``edit`` runs again on the new tip, up to
+        ``push_attempts`` pushes; a refusal for any other reason (a hook, a protected branch) is
+        ``PushRejected`` at once. ``edit`` must therefore plan from the tree it is given only.
+        Returns (commit sha, changed paths sorted), or None when nothing was committed. On any
+        failure the remote is untouched and the clone's refs are where they were.
+
+        The fetch before the first plan is skipped when the last fetch (or push) is younger than
+        ``skip_fetch_within`` seconds — typically the caller's own ``head()`` a moment before.
+        That is safe: the commit's parent is the tip we know, and a push that is not forced lands
+        only if that is still the remote's tip, so a stale base costs a rejected push and a retry
+        that does fetch, never someone's commit or a merge. A "nothing to do" decided on an
+        unfetched base is checked by fetching: if the tip moved, ``edit`` plans again on it.
+        """
+        if not message.strip():
+            raise ValueError("a commit needs a message")
+        with self._lock:
+            return self._change(edit, author, message)
+
+    def close(self) -> None:
+        """Stop the persistent cat-file process (a later read starts a new one)."""
+        self._clone.reader.close()
+
+    def _change(self, edit, author: Requester, message: str) -> Optional[tuple[str, list[str]]]:
+        clone = self._clone
+        clone.ensure()
+        unfetched = (clone.fetched_at is not None
+                     and time.monotonic() - clone.fetched_at < self.skip_fetch_within)
+        if not unfetched:
+            clone.fetch()
+        pushes, repaired = 0, False
+        while True:
+            base = clone.head
+            tree = self.tree(base)
+            writes = commit_stream.planned_writes(tree, edit(tree))
+            if not writes:
+                if unfetched:  # "nothing to do" must hold for the remote's tip, not a guess of it
+                    unfetched = False
+                    clone.fetch()
+                    if clone.head != base:
+                        continue
+                return None
+            try:
+                sha = self._commit(base, writes, author, message)
+            except GitCommandFailed:
+                # The clone is checked once per instance: one broken since is repaired here, once.
+                if repaired:
+                    raise
+                repaired, clones, clone.verified = True, clone.clones, False
+                clone.ensure()
+                if clone.clones == clones:  # the clone is sound: the failure is real
+                    raise
+                unfetched = False  # a new clone is a fetch: plan again on its tip
+                continue
+            pushes += 1
+            if clone.push(sha):
+                # The push landed: nothing after this line may turn it into a reported failure.
+                paths = [path for path, _, _, _ in writes]
+                clone.pushed(sha)
+                self._keep_tree(tree.changed(sha, writes))  # the next plan needs no ls-tree
+                log.info("pushed %s to %s (%s)", sha[:12], self.public_url, ", ".join(paths))
+                return sha, paths
+            if pushes >= self.push_attempts:
+                raise PushRejected(
+                    f"The Git repository {self.public_url} kept moving: the push was rejected "
+                    f"{self.push_attempts} times because others pushed at the same moment. Try again.")
+            log.info("push %d/%d to %s rejected: the branch moved; re-planning on the new tip",
+                     pushes, self.push_attempts, self.public_url)
+            clone.ensure()
+            clone.fetch()
+            unfetched = False
+
+    def _commit(self, base: str, writes: list, author: Requester, message: str) -> str:
+        """One commit on ``base`` with ``writes``, by one ``git fast-import``: it writes the blobs,
+        the trees along the changed paths and the commit, and no ref (objects stay loose below
+        ``fastimport.unpackLimit``, for ``gc --auto`` to pack)."""
+        stream = commit_stream.fast_import_stream(base, writes, author, self.committer, message)
+        out = self._clone.local("fast-import", "--quiet", "--done", "--date-format=now",
+                                stdin=stream).stdout.decode().strip()
+        if not _OBJECT_ID.fullmatch(out):
+            raise GitCommandFailed(["fast-import"], 0, f"no commit id in its output: {out[:100]!r}")
+        return out
+
+    # ---- reading objects, repairing the clone under a read -----------------------------------
+
+    def _keep_tree(self, tree: GitTree) -> None:
+        with self._trees_lock:
+            self._trees[tree.commit] = tree
+            self._trees.move_to_end(tree.commit)
+            while len(self._trees) > TREE_CACHE_SIZE:
+                self._trees.popitem(last=False)
+
+    def _forget_trees(self) -> None:
+        with self._trees_lock:
+            self._trees.clear()
+
+    def _read_blob(self, sha: str) -> Optional[bytes]:
+        data = self._read_object(sha, "blob")
+        if data is None:
+            # A blob the clone's own tree lists is missing: its objects were lost or damaged
+            # under it. Clone again (once) and read it from the fresh clone.
+            with self._lock:
+                if self._clone.reader.read(sha) is None:
+                    log.warning("the clone of %s at %s lost object %s: cloning again",
+                                self.public_url, self.directory, sha[:12])
+                    self._clone.clone()
+            data = self._read_object(sha, "blob")
+        return data
+
+    def _read_object(self, name: str, kind: str) -> Optional[bytes]:
+        found = self._repairing(lambda: self._clone.reader.read(name))
+        return found[1] if found is not None and found[0] == kind else None
+
+    def _repairing(self, read: Callable):
+        """Run a local read; if the clone broke under it, repair the clone (re-clone) and retry once."""
+        try:
+            return read()
+        except GitCommandFailed as first:
+            with self._lock:
+                self._clone.verified = False
+                self._clone.ensure()
+            try:
+                return read()
+            except GitCommandFailed:
+                raise first from None
+

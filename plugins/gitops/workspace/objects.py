@@ -1,0 +1,184 @@
+"""Reading Git's objects: a commit's listing (``ls-tree``), any object through one persistent
+``git cat-file --batch``, and ``git log`` records; the parsing is pure, the reader is one process."""
+from __future__ import annotations
+
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from .process import GitCommandFailed
+
+# One record per commit: fields split by \x1f, records by \x1e (neither occurs in git's output).
+LOG_FORMAT = "%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%(trailers:only,unfold)%x1e"
+
+
+@dataclass(frozen=True)
+class FileRevision:
+    """One commit that changed a file, with the file's text at that commit (None: deleted)."""
+
+    sha: str
+    author_name: str
+    author_email: str
+    when: str  # ISO 8601, author date
+    subject: str
+    trailers: dict = field(default_factory=dict, hash=False)  # dict[str, str]; repeats joined by ", "
+    text: Optional[str] = None
+
+
+class GitTree:
+    """A read-only view of one commit, listed once and read lazily from Git's objects.
+
+    Nothing is ever checked out, so no writer can show a reader a half-made state. Symlinks and
+    submodules are left out of ``files()``: they are not manifests Flux reads (and a change may
+    not write over them).
+    """
+
+    def __init__(self, commit: str, blobs: dict, read_object: Callable[[str], Optional[bytes]],
+                 modes: Optional[dict] = None):
+        self.commit = commit
+        self._blobs = blobs  # repo-relative POSIX path -> blob sha
+        self._read_object = read_object
+        self._modes = modes or {}  # path -> mode, for the blobs whose mode is not 100644
+        self._texts: dict = {}
+        self._sorted: Optional[list] = None
+
+    def files(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self._blobs)
+        return list(self._sorted)
+
+    def blob_id(self, path: str) -> str:
+        try:
+            return self._blobs[path]
+        except KeyError:
+            raise FileNotFoundError(f"{path} is not in commit {self.commit[:12]}") from None
+
+    def mode(self, path: str) -> str:
+        """The file's Git mode: ``100644``, or ``100755`` for an executable."""
+        self.blob_id(path)
+        return self._modes.get(path, "100644")
+
+    def read(self, path: str) -> str:
+        text = self._texts.get(path)
+        if text is None:
+            data = self._read_object(self.blob_id(path))
+            if data is None:
+                raise FileNotFoundError(f"{path}: object missing from the clone at {self.commit[:12]}")
+            text = self._texts[path] = data.decode("utf-8", errors="replace")
+        return text
+
+    def changed(self, commit: str, writes: list) -> "GitTree":
+        """The tree of ``commit``, made from this one by ``writes`` [(path, mode, data, blob id)]:
+        a commit of ours is known without listing it."""
+        blobs = dict(self._blobs)
+        blobs.update((path, blob) for path, _, _, blob in writes)
+        tree = GitTree(commit, blobs, self._read_object, self._modes)
+        tree._texts.update((path, data.decode("utf-8", errors="replace"))
+                           for path, _, data, _ in writes)
+        return tree
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._blobs
+
+    def __repr__(self) -> str:
+        return f"GitTree({self.commit[:12]}, {len(self._blobs)} files)"
+
+
+def parse_tree(out: bytes) -> tuple[dict, dict]:
+    """``git ls-tree -r -z`` output: (path -> blob sha of the regular files, path -> mode where
+    not 100644); symlinks and submodules are left out."""
+    blobs, modes = {}, {}
+    for entry in out.split(b"\0"):
+        if not entry:
+            continue
+        meta, path = entry.split(b"\t", 1)
+        mode, kind, sha = meta.split(b" ")
+        if kind == b"blob" and mode != b"120000":
+            name = path.decode("utf-8", errors="surrogateescape")
+            blobs[name] = sha.decode()
+            if mode != b"100644":
+                modes[name] = mode.decode()
+    return blobs, modes
+
+
+def parse_log(out: bytes) -> list[FileRevision]:
+    """``git log --format=LOG_FORMAT`` output, newest first, without file texts."""
+    revisions = []
+    for record in out.decode("utf-8", errors="replace").split("\x1e"):
+        record = record.lstrip("\n")
+        if not record:
+            continue
+        sha, name, email, when, subject, trailers = record.split("\x1f")
+        revisions.append(FileRevision(sha, name, email, when, subject, _trailers(trailers)))
+    return revisions
+
+
+def _trailers(text: str) -> dict:
+    trailers: dict = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            key, value = key.strip(), value.strip()
+            trailers[key] = f"{trailers[key]}, {value}" if key in trailers else value
+    return trailers
+
+
+class ObjectReader:
+    """One persistent ``git cat-file --batch``: any object by name, for every reader thread."""
+
+    def __init__(self, git_dir: Path, env: dict):
+        self._git_dir = git_dir
+        self._env = env
+        self._proc: Optional[subprocess.Popen] = None
+        self._lock = threading.Lock()
+
+    def read(self, name: str) -> Optional[tuple[str, bytes]]:
+        """(type, content) of the object, or None when the clone does not have it."""
+        if "\n" in name:
+            raise ValueError(f"object name with a newline: {name!r}")
+        with self._lock:
+            try:
+                return self._ask(name)
+            except (OSError, ValueError):
+                # The process died or the clone moved under it (a re-clone): once more, fresh.
+                self._stop()
+            try:
+                return self._ask(name)
+            except (OSError, ValueError) as e:
+                self._stop()
+                raise GitCommandFailed(["cat-file", "--batch"], -1, str(e)) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _ask(self, name: str) -> Optional[tuple[str, bytes]]:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                ["git", f"--git-dir={self._git_dir}", "cat-file", "--batch"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self._env)
+        self._proc.stdin.write(name.encode("utf-8") + b"\n")
+        self._proc.stdin.flush()
+        header = self._proc.stdout.readline().split()
+        if not header:
+            raise ValueError("cat-file closed its output")
+        if header[-1] in (b"missing", b"ambiguous"):
+            return None
+        size = int(header[2])
+        data = self._proc.stdout.read(size)
+        if len(data) != size or self._proc.stdout.read(1) != b"\n":
+            raise ValueError("cat-file answered short")
+        return header[1].decode(), data
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            proc.kill()
+            proc.wait()
