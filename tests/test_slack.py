@@ -299,9 +299,15 @@ def test_code_blocks_stay_code_blocks_in_slack():
         sys.path.remove(str(ROOT / "backends" / "ferryslack"))
     text = ("podinfo in qa: **now 6.5.3**.\n```\nversion  who\n6.5.3    Alice <U0ALICE> & co\n```\n"
             "See [the commit](https://git.example.com/c/1).")
-    assert KeepCodeBlocks(slack_markdown_converter()).convert(text) == (
+    convert = KeepCodeBlocks(slack_markdown_converter()).convert
+    assert convert(text) == (
         "podinfo in qa: *now 6.5.3*.\n```\nversion  who\n6.5.3    Alice &lt;U0ALICE&gt; &amp; co\n```\n"
-        "See <https://git.example.com/c/1|the commit>.")
+        "See the commit (https://git.example.com/c/1).")  # no masked link: where it goes shows
+    # outside code blocks too, Slack markup anyone wrote is shown as written, never acted on
+    assert convert("Locked dev: <!channel> <@U0ALICE> <https://evil|label> a & b &amp; c. "
+                   "Usage: `!lock <env> [<app>]`\n> not a quote") == (
+        "Locked dev: &lt;!channel&gt; &lt;@U0ALICE&gt; &lt;https://evil|label&gt; a &amp; b &amp;amp; c. "
+        "Usage: `!lock &lt;env&gt; [&lt;app&gt;]`\n&gt; not a quote")
     client = web_client_class("http://127.0.0.1:9/api/")(token="xoxb-x")
     assert client.base_url == "http://127.0.0.1:9/api/"
     assert web_client_class("http://127.0.0.1:9/api/")(token="x", base_url="https://a/").base_url == "https://a/"
