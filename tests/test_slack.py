@@ -36,9 +36,15 @@ USERS = {
 }
 
 
+MANIFEST = YAML(typ="safe").load((ROOT / "slack-app-manifest.yaml").read_text())
+GRANTED = ",".join(MANIFEST["oauth_config"]["scopes"]["bot"])  # what the local Slack enforces
+CI_BOT, WORKFLOW = "B0CIBOT", "B0WORKFLOW"
+
+
 @pytest.fixture
 def slack():
-    server = FakeSlack(users=dict(USERS), channels={CHANNEL: DEPLOYS}).start()
+    server = FakeSlack(users=dict(USERS), channels={CHANNEL: DEPLOYS}, scopes=GRANTED,
+                       bots={CI_BOT: "ci", WORKFLOW: "Release workflow"}).start()
     yield server
     server.stop()
 
@@ -56,13 +62,15 @@ def ferry(tmp_path, slack, fleet_url):
 
 
 @contextlib.contextmanager
-def running_ferry(tmp_path, slack, fleet_url, socket_mode=True, **extra):
+def running_ferry(tmp_path, slack, fleet_url, socket_mode=True, tune=None, **extra):
     """Start errbot with config.py as a newcomer would, with the environment the README names;
-    stop it afterwards."""
+    stop it afterwards. ``tune(environments)`` may change the settings' environments (by name)."""
     settings = demo_settings(fleet_url)
     for env in settings["environments"]:
         if env["name"] == "qa":
             env["policy"] = {"deploy": [ALICE, ADA]}
+    if tune is not None:
+        tune({env["name"]: env for env in settings["environments"]})
     settings["data_dir"] = str(tmp_path / "gitops")
     YAML().dump(settings, tmp_path / "ferry.yaml")
     (tmp_path / "errbot").mkdir()
@@ -250,27 +258,41 @@ def health(port, timeout=20) -> bytes:
             time.sleep(0.2)
 
 
-def post_event(port, secret, event, signature=None):
-    """Slack's Events API request: the event, signed with the app's signing secret."""
+def signed_event(secret, event, event_id=None, stamp=None):
+    """Slack's Events API request for ``event``: (body, headers), signed with the signing secret."""
     body = json.dumps({"token": "verification", "team_id": "T0FERRY", "api_app_id": "A0FERRY",
-                       "event": event, "type": "event_callback", "event_id": "Ev" + event["ts"],
+                       "event": event, "type": "event_callback",
+                       "event_id": event_id or "Ev" + event["ts"].replace(".", ""),
                        "event_time": int(time.time())}).encode()
-    stamp = str(int(time.time()))
+    stamp = stamp or str(int(time.time()))
     mac = hmac.new(secret.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/slack/events", data=body, method="POST",
-        headers={"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
-                 "X-Slack-Signature": signature or f"v0={mac}"})
+    return body, {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
+                  "X-Slack-Signature": f"v0={mac}"}
+
+
+def post(port, body, headers, path="/slack/events"):
+    """POST to Errbot's webserver; (status, body)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST",
+                                     headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as r:
-            return r.status
+            return r.status, r.read()
     except urllib.error.HTTPError as e:
-        return e.code
+        return e.code, e.read()
+
+
+def post_event(port, secret, event, signature=None):
+    body, headers = signed_event(secret, event)
+    if signature:
+        headers["X-Slack-Signature"] = signature
+    return post(port, body, headers)[0]
 
 
 def test_the_events_api_with_a_signing_secret(tmp_path, slack, fleet_url):
-    """Without an app token: Slack posts signed events to /slack/events on Errbot's webserver."""
+    """Without an app token: Slack posts signed events to /slack/events on Errbot's webserver.
+    Each event runs once: Slack's retries and replays of a signed request run nothing."""
     secret = "8f742231b10e8888abcd99yyyzzz85a5"
+    base = len(remote_log(fleet_url))
     with running_ferry(tmp_path, slack, fleet_url, socket_mode=False, SLACK_SIGNING_SECRET=secret) as log:
         assert health(slack.webserver) == b"ok"
         ts = slack.next_ts()
@@ -286,6 +308,41 @@ def test_the_events_api_with_a_signing_secret(tmp_path, slack, fleet_url):
         assert len(slack.posted()) == 1
         assert not [c for c in slack.calls if c.method == "apps.connections.open"]
         assert "Slack Events API request refused: Invalid request signature" in log.read_text()
+
+        # a deploy: Slack's retry (new timestamp and signature, same event_id) and a replay of the
+        # very request run nothing: one commit, one set of replies
+        ts = slack.next_ts()
+        deploy = {"type": "message", "channel": CHANNEL, "user": ALICE, "ts": ts, "channel_type": "channel",
+                  "text": "!deploy podinfo 6.6.0 to dev"}
+        body, headers = signed_event(secret, deploy)
+        assert post(slack.webserver, body, headers)[0] == 200
+        intent, result = thread(slack, CHANNEL, ts, 2)
+        assert plain(result).startswith("Deployed podinfo 6.5.3 → 6.6.0 in dev: commit ")
+        retry_body, retry = signed_event(secret, deploy, stamp=str(int(time.time()) + 1))
+        retry["X-Slack-Retry-Num"], retry["X-Slack-Retry-Reason"] = "1", "http_timeout"
+        assert post(slack.webserver, retry_body, retry)[0] == 200
+        assert post(slack.webserver, body, headers)[0] == 200  # the same request, again
+        time.sleep(2)
+        assert len(slack.posted(channel=CHANNEL, thread_ts=ts)) == 2
+        assert len(remote_log(fleet_url)) == base + 1
+        assert log.read_text().count("already handled: this retry or replay runs nothing") == 2
+
+        # malformed requests are the sender's fault (4xx), not a server error
+        for stamp in ("soon", "1e9", "-5", "9" * 5000, ""):
+            body, headers = signed_event(secret, dict(event, ts=slack.next_ts()))
+            headers["X-Slack-Request-Timestamp"] = stamp
+            status, answer = post(slack.webserver, body, headers)
+            assert status == 400, (stamp[:10], status, answer[:200])
+            assert b"X-Slack-Request-Timestamp" in answer
+        stamp = str(int(time.time()))
+        for bad in (b"{not json", b"[1, 2]", b'{"event": {"text": "no type"}}'):
+            mac = hmac.new(secret.encode(), b"v0:" + stamp.encode() + b":" + bad, hashlib.sha256).hexdigest()
+            status, _ = post(slack.webserver, bad, {"Content-Type": "application/json",
+                                                    "X-Slack-Request-Timestamp": stamp,
+                                                    "X-Slack-Signature": f"v0={mac}"})
+            assert status == 400, (bad, status)
+        time.sleep(1)
+        assert len(remote_log(fleet_url)) == base + 1
         assert "Traceback" not in log.read_text(), _tail(log)
 
 
