@@ -387,3 +387,58 @@ def test_config_reads_the_slack_settings_from_the_environment():
     assert load()[1]["base_url"] == "https://slack.com/api/"
     assert load(FERRY_BACKEND="SlackV3")[0] == "FerrySlack"
     assert load(FERRY_BACKEND="Text")[0] == "Text"
+
+
+def allow_ci_bot_in_dev(envs):
+    envs["dev"]["policy"] = {"bots": {"deploy": [CI_BOT]}}
+
+
+def test_only_people_change_things(tmp_path, slack, fleet_url):
+    """Messages from bots and integrations (a Workflow Builder post, an incoming webhook, an app)
+    change nothing, unless the environment's policy names the bot for that action: then the
+    commit says a bot asked."""
+    with running_ferry(tmp_path, slack, fleet_url, tune=allow_ci_bot_in_dev) as log:
+        base = len(remote_log(fleet_url))
+        ts = slack.say(ALICE, CHANNEL, "!deploy podinfo 6.5.3 to prod")
+        (waiting,) = thread(slack, CHANNEL, ts, 1)
+        assert "prod needs a second person" in waiting, waiting
+        change_id = waiting.split("is change `", 1)[1][:6]
+
+        # a workflow posting `!approve` (Workflow Builder and incoming webhooks: bot_message), with
+        # a person's name as its display name; and an app's own bot user posting it
+        attempts = [("", dict(subtype="bot_message", bot_id=WORKFLOW, username="Ada Admin")),
+                    ("", dict(subtype="bot_message", username="webhook")),  # no bot ID at all
+                    ("U0CIBOT", dict(bot_id=CI_BOT, bot_profile={"id": CI_BOT, "name": "ci"}))]
+        slack.users["U0CIBOT"] = {"name": "ci", "real_name": "ci", "email": ""}  # the app's bot user
+        for user, fields in attempts:
+            ts = slack.say(user, CHANNEL, f"!approve {change_id}", **fields)
+            (refused,) = thread(slack, CHANNEL, ts, 1)
+            assert plain(refused).startswith("Only people approve in prod: "), refused
+            assert "not named in its policy (policy.bots.approve)" in plain(refused)
+        ts = slack.say("", CHANNEL, f"!reject {change_id} bots say no", subtype="bot_message", bot_id=WORKFLOW)
+        (refused,) = thread(slack, CHANNEL, ts, 1)
+        assert plain(refused).startswith("Only people approve in prod: the bot B0WORKFLOW"), refused
+        assert len(remote_log(fleet_url)) == base
+        ts = slack.say("", CHANNEL, "!deploy podinfo 6.5.1 to qa", subtype="bot_message", bot_id=CI_BOT)
+        (refused,) = thread(slack, CHANNEL, ts, 1)
+        assert plain(refused) == ("Only people deploy in qa: the bot B0CIBOT is not named in its policy "
+                                  "(policy.bots.deploy).")
+        assert len(remote_log(fleet_url)) == base
+
+        # the change still waits, and a person approves it
+        ts = slack.say(ADA, CHANNEL, f"!approve {change_id}")
+        (approved,) = thread(slack, CHANNEL, ts, 1)
+        assert plain(approved).startswith("Deployed podinfo 6.5.0 → 6.5.3 in prod"), approved
+        assert len(remote_log(fleet_url)) == base + 1
+
+        # the CI bot dev's policy names deploys there; the commit says a bot asked
+        ts = slack.say("", CHANNEL, "!deploy podinfo 6.6.0 to dev", subtype="bot_message", bot_id=CI_BOT,
+                       username="ci")
+        intent, result = thread(slack, CHANNEL, ts, 2)
+        assert plain(result).startswith("Deployed podinfo 6.5.3 → 6.6.0 in dev: commit "), result
+        assert len(remote_log(fleet_url)) == base + 2
+        body = remote_log(fleet_url, fmt="%B")
+        assert "Requested-by: ci <B0CIBOT>" in body and "Bot: ci <B0CIBOT>" in body, body[:12]
+        assert 'version: "6.6.0"' in remote_file(fleet_url, "apps/dev/podinfo-values.yaml")
+        text = log.read_text()
+        assert "Traceback" not in text, _tail(log)

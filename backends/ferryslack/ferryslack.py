@@ -37,11 +37,11 @@ import time
 from functools import lru_cache
 
 import slackv3.slackv3 as slackv3_module
-from errbot.backends.base import RoomDoesNotExistError
+from errbot.backends.base import RoomDoesNotExistError, RoomOccupant
 from flask import request
 from slack_sdk.web import WebClient
 from slackv3.lib import SLACK_CLIENT_CHANNEL_HYPERLINK
-from slackv3.room import SlackRoom, SlackRoomOccupant
+from slackv3.room import SlackRoom
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
         return super().send_message(msg)
 
     def build_reply(self, msg, text=None, private=False, threaded=False):
-        in_channel = isinstance(msg.frm, SlackRoomOccupant) and not private
+        in_channel = isinstance(msg.frm, RoomOccupant) and not private  # people and bots
         return super().build_reply(msg, text, private=private,
                                    threaded=threaded or (self.reply_in_thread and in_channel))
 
