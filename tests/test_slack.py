@@ -23,6 +23,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
+from gitops.events import sign
 from tests.fixtures_git import install_hook, remote_file, remote_log, remote_path
 from tests.slack_server import FakeSlack
 
@@ -442,3 +443,117 @@ def test_only_people_change_things(tmp_path, slack, fleet_url):
         assert 'version: "6.6.0"' in remote_file(fleet_url, "apps/dev/podinfo-values.yaml")
         text = log.read_text()
         assert "Traceback" not in text, _tail(log)
+
+
+def refused_for(text):
+    return text in ("You're not allowed to access this command from this user",
+                    "This command requires bot-admin privileges")
+
+
+def test_errbot_core_commands_and_routes_are_for_admins(slack, ferry):
+    """Non-admins get `!help` and Ferry's commands; Errbot's commands that reveal or post things
+    are for admins; "did you mean" suggests only what the asker may run; the webserver serves
+    only Ferry's routes."""
+    core = ["!whoami <@U0ALICE>", "!echo <!channel> hello", "!render test **x**", "!webhook test /echo x",
+            "!room list", "!room create #x", "!status", "!status plugins", "!webstatus", "!flows list",
+            "!flows start x", "!about", "!history", "!uptime", "!log tail", "!plugin info Ferry",
+            "!repos", "!restart", "!backup"]
+    for command in core:
+        ts = slack.say(MALLORY, CHANNEL, command)
+        (answer,) = thread(slack, CHANNEL, ts, 1)
+        assert refused_for(answer), (command, answer)
+    assert not [m for m in slack.posted() if "alice@example.test" in m["text"] or "hello" in m["text"]]
+
+    ts = slack.say(MALLORY, CHANNEL, "!help")
+    (listing,) = thread(slack, CHANNEL, ts, 1)
+    assert "deploy" in listing and "versions" in listing
+    for hidden in ("whoami", "echo", "render", "webstatus", "flows", "room", "status", "lock"):
+        assert hidden not in listing, (hidden, listing)
+
+    ts = slack.say(MALLORY, CHANNEL, "!whoam")
+    (unknown,) = thread(slack, CHANNEL, ts, 1)
+    assert plain(unknown) == "Command !whoam not found. !help lists what you may run.", unknown
+    ts = slack.say(MALLORY, CHANNEL, "!deplo podinfo 6.5.3 to dev")
+    (unknown,) = thread(slack, CHANNEL, ts, 1)
+    assert "Did you mean `!deploy`?" in unknown and "whoami" not in unknown, unknown
+
+    # an admin, by DM, has them all
+    dm = slack.dm_channel(ADA)
+    slack.say(ADA, dm, "!whoam")
+    (suggested,) = [m["text"] for m in slack.wait_posted(1, 30, channel=dm)]
+    assert "`!whoami`" in suggested, suggested
+    slack.say(ADA, dm, "!whoami")
+    whoami = [m["text"] for m in slack.wait_posted(2, 30, channel=dm)][1]
+    assert "U0ADA" in whoami, whoami
+
+    # the webserver: Ferry's routes only; Errbot's /echo is gone
+    assert health(slack.webserver) == b"ok"
+    for method in ("GET", "POST"):
+        request = urllib.request.Request(f"http://127.0.0.1:{slack.webserver}/echo", method=method,
+                                         data=b"<script>alert(1)</script>" if method == "POST" else None)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 404 and b"script" not in refused.value.read()
+    status, _ = post(slack.webserver, b"{}", {"Content-Type": "application/json"}, path="/flux/dev")
+    assert status not in (404, 500)  # Ferry's route answers (unsigned: refused)
+    assert "Traceback" not in ferry.read_text(), _tail(ferry)
+
+
+def notify_dev_in_general(envs):
+    envs["dev"]["notify"] = "#" + DEPLOYS  # by name: looked up with conversations.list
+
+
+def test_what_reaches_slack_is_what_was_meant(tmp_path, slack, fleet_url):
+    """Text people or Flux wrote is shown, never acted on: `<!channel>`, `<@U…>` and links in lock
+    and reject reasons, Flux's messages and Ferry's own usage lines are escaped as Slack wants;
+    posts never ask Slack to link names; a `#name` notify channel is found with the manifest's
+    scopes (the local Slack refuses conversations.list types the app was not granted)."""
+    token = "flux-dev-token-3f9a"
+    with running_ferry(tmp_path, slack, fleet_url, tune=notify_dev_in_general,
+                       GITOPS_FLUX_TOKEN_DEV=token) as log:
+        dm = slack.dm_channel(ADA)
+        slack.say(ADA, dm, "!lock dev <!channel> see <https://evil.example|the runbook> &lt;!here&gt; "
+                           "&amp; <@U0MALLORY>")
+        (locked,) = [m["text"] for m in slack.wait_posted(1, 30, channel=dm)]
+        assert locked.startswith("Locked dev: &lt;!channel&gt; see the runbook &lt;!here&gt; &amp; "), locked
+        slack.say(ADA, dm, "!unlock dev")
+        slack.wait_posted(2, 30, channel=dm)
+
+        ts = slack.say(ALICE, CHANNEL, "!deploy podinfo 6.5.3 to prod")
+        (waiting,) = thread(slack, CHANNEL, ts, 1)
+        change_id = waiting.split("is change `", 1)[1][:6]
+        ts = slack.say(ADA, CHANNEL, f"!reject {change_id} <!everyone> not now <https://evil.example|click>")
+        (rejected,) = thread(slack, CHANNEL, ts, 1)
+        assert rejected.endswith(": &lt;!everyone&gt; not now click."), rejected
+
+        ts = slack.say(ALICE, CHANNEL, "!deploy")
+        (usage,) = thread(slack, CHANNEL, ts, 1)
+        assert "`!deploy &lt;app&gt; &lt;version&gt; to &lt;env&gt;`" in usage, usage
+        ts = slack.say(MALLORY, CHANNEL, "!help deploy")
+        (helped,) = thread(slack, CHANNEL, ts, 1)
+        assert "!deploy &lt;app&gt; &lt;version&gt; to &lt;env&gt;" in helped, helped
+
+        # Flux's own words, in the environment's notify channel, given by name
+        body = json.dumps({  # as notification-controller posts a HelmRelease event (generic-hmac)
+            "involvedObject": {"kind": "HelmRelease", "name": "podinfo", "namespace": "podinfo"},
+            "metadata": {"helm.toolkit.fluxcd.io/revision": "6.5.3+0cc9a8446c95"},
+            "severity": "error", "reason": "UpgradeFailed", "reportingController": "helm-controller",
+            "message": "<!channel> upgrade failed: see <https://evil.example|logs> & retry",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
+        status, answer = post(slack.webserver, body, {"Content-Type": "application/json",
+                                                      "X-Signature": sign(body, token)}, path="/flux/dev")
+        assert status == 200, answer
+        (notice,) = slack.wait_for(
+            lambda: [m["text"] for m in slack.posted(channel=CHANNEL) if "thread_ts" not in m], 30,
+            "Flux's notice in #general (found by name)")
+        assert notice.startswith("dev: `podinfo` 6.5.3 failed (Flux reports UpgradeFailed)."), notice
+        assert "&lt;!channel&gt; upgrade failed: see &lt;https://evil.example|logs&gt; &amp; retry" in notice
+
+        posts = slack.posted()
+        for m in posts:  # nothing Ferry posts is Slack markup: every < and > is escaped
+            assert "<" not in m["text"] and ">" not in m["text"], m["text"]
+            assert m.get("link_names") in (False, "false", "0", None), m
+        lists = [c for c in slack.calls if c.method == "conversations.list"]
+        assert lists and all(not c.args.get("error") for c in lists)
+        assert {c.args.get("types") for c in lists} == {"public_channel,private_channel"}
+        assert "Traceback" not in log.read_text(), _tail(log)
