@@ -557,3 +557,27 @@ def test_what_reaches_slack_is_what_was_meant(tmp_path, slack, fleet_url):
         assert lists and all(not c.args.get("error") for c in lists)
         assert {c.args.get("types") for c in lists} == {"public_channel,private_channel"}
         assert "Traceback" not in log.read_text(), _tail(log)
+
+
+def test_slack_events_are_remembered_as_long_as_a_signature_on_them_holds():
+    sys.path.insert(0, str(ROOT / "backends" / "ferryslack"))
+    try:
+        from ferryslack import EventMemory, bot_of
+    finally:
+        sys.path.remove(str(ROOT / "backends" / "ferryslack"))
+    now = [1000.0]
+    memory = EventMemory(limit=3, clock=lambda: now[0])
+    assert memory.first("Ev1") and not memory.first("Ev1") and memory.first(None)
+    now[0] += 599
+    assert not memory.first("Ev1")  # a request signed 5 minutes ahead, replayed 5 minutes late
+    now[0] += 2
+    assert memory.first("Ev1")
+    for event_id in ("Ev2", "Ev3", "Ev4"):
+        assert memory.first(event_id)
+    assert memory.first("Ev1")  # bounded: the oldest made room
+    # who posted: a person, or a bot by its ID whatever name it shows
+    assert bot_of({"type": "message", "user": "U0ALICE", "text": "!versions"}) is None
+    assert bot_of({"subtype": "bot_message", "bot_id": "B0W", "username": "Ada"}) == {"id": "B0W", "name": "Ada"}
+    assert bot_of({"subtype": "bot_message"}) == {"id": "", "name": ""}
+    assert bot_of({"user": "U0APP", "bot_profile": {"id": "B0APP", "name": "ci"}}) == {"id": "B0APP", "name": "ci"}
+    assert bot_of({"subtype": "message_changed", "message": {"bot_id": "B0X", "text": "!approve 1"}})["id"] == "B0X"

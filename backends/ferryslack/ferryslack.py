@@ -139,8 +139,8 @@ class EventMemory:
             return True
         now = self.clock()
         with self._lock:
-            for old in [k for k, until in self._seen.items() if until <= now]:
-                del self._seen[old]
+            while self._seen and next(iter(self._seen.values())) <= now:  # oldest first
+                del self._seen[next(iter(self._seen))]
             if event_id in self._seen:
                 return False
             while len(self._seen) >= self.limit:
