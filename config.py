@@ -3,7 +3,8 @@
 FERRY_BACKEND      SlackV3 (default: Ferry's FerrySlack, SlackV3 with the settings below), or Text
                    for a local console (make demo)
 FERRY_DATA_DIR     Errbot's storage and Ferry's Git clones (default ./data)
-FERRY_ADMINS       comma-separated chat user IDs of the bot admins (Slack: U…)
+FERRY_ADMINS       comma-separated chat user IDs of the bot admins (Slack: U… or W…); a pattern such
+                   as `*` stops the start (Errbot would match it against everyone)
 FERRY_ACCESS_CONTROLS  JSON merged over ACCESS_CONTROLS below (Errbot's command ACLs)
 SLACK_BOT_TOKEN    xoxb-… bot token (SlackV3)
 SLACK_APP_TOKEN    xapp-… app-level token for Socket Mode (SlackV3); without it, the Events API
@@ -15,6 +16,7 @@ GITOPS_FLUX_TOKEN_<ENV>  token Flux signs <env>'s events with, for /flux/<env> o
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import slackv3  # the SlackV3 backend is a pip package; Errbot finds it through its folder
@@ -31,8 +33,10 @@ BOT_LOG_FILE = os.environ.get("FERRY_LOG_FILE") or None  # None: log to stderr (
 BOT_LOG_LEVEL = getattr(logging, os.environ.get("FERRY_LOG_LEVEL", "INFO").upper(), logging.INFO)
 AUTOINSTALL_DEPS = False  # dependencies are pinned in requirements.txt, never installed at run time
 
-# VersionChecker calls the internet; the rest of Errbot's core plugins are useful as they are.
-CORE_PLUGINS = ("ACLs", "Backup", "ChatRoom", "CommandNotFoundFilter", "Flows", "Health", "Help",
+# VersionChecker calls the internet; CommandNotFoundFilter suggests commands the asker may not run
+# (Ferry's FerryCommandNotFound, plugins/ferry, answers instead); the rest are Errbot's as they are,
+# behind the ACLs below.
+CORE_PLUGINS = ("ACLs", "Backup", "ChatRoom", "Flows", "Health", "Help",
                 "Plugins", "TextCmds", "Utils", "Webserver")
 
 BOT_IDENTITY = {
@@ -42,6 +46,13 @@ BOT_IDENTITY = {
     "base_url": os.environ.get("FERRY_SLACK_API_URL", "https://slack.com/api/"),
 }
 BOT_ADMINS = tuple(a.strip() for a in os.environ.get("FERRY_ADMINS", "").split(",") if a.strip())
+# Errbot matches BOT_ADMINS as glob patterns: `*` would make everyone an admin. Only IDs are taken.
+_ADMIN_ID = re.compile(r"^[UW][A-Z0-9]{2,}$" if BACKEND == "FerrySlack" else r"^@?[\w.-]+$")
+for _admin in BOT_ADMINS:
+    if not _ADMIN_ID.match(_admin):
+        raise SystemExit(f"FERRY_ADMINS entry {_admin!r} is not a chat user ID: list admins by ID "
+                         "(Slack: U… or W…, from the profile's “Copy member ID”), comma-separated; "
+                         "patterns such as `*` are refused.")
 if BACKEND == "Text":  # make demo: a console; logs go to FERRY_LOG_FILE, not over the prompt
     BOT_ADMINS = BOT_ADMINS or ("@demo",)
     TEXT_DEMO_MODE = True
@@ -50,18 +61,32 @@ BOT_PREFIX = "!"
 BOT_ALT_PREFIXES = ("@ferry",)
 SUPPRESS_CMD_NOT_FOUND = False
 
-# Errbot's own command ACLs. Admin commands (locks, plugins, backups) by admins and by DM only;
-# who may change which environment is the GitOps settings' per-environment policy.
+# Errbot's own command ACLs. Everyone gets `!help` and Ferry's commands (who may change which
+# environment is the GitOps settings' per-environment policy). Admin commands (locks, plugins,
+# backups) and Errbot's core commands that reveal or post things (`!whoami @someone` shows an email,
+# `!echo` and `!render test` post any markup as Ferry, `!webhook`, `!room …`, `!status …`,
+# `!webstatus`, `!flows …`, `!about`, `!history`, `!uptime`) are for admins, by DM only.
+# TextCmds is active only on the text console (make demo), where it switches the demo user.
+_ADMINS_BY_DM = {"allowusers": BOT_ADMINS, "allowmuc": False}
 ACCESS_CONTROLS_DEFAULT = {}
 ACCESS_CONTROLS = {
-    "FerryLocks:*": {"allowusers": BOT_ADMINS, "allowmuc": False},
-    "Plugins:*": {"allowusers": BOT_ADMINS, "allowmuc": False},
-    "Backup:*": {"allowusers": BOT_ADMINS, "allowmuc": False},
+    "Help:help": {},
+    "Help:apropos": {},  # searches the same list `!help` shows, filtered by these ACLs
+    **{f"{plugin}:*": _ADMINS_BY_DM for plugin in (
+        "FerryLocks", "Plugins", "Backup", "Help", "Utils", "ChatRoom", "Flows", "Health", "Webserver")},
 }
 try:
-    ACCESS_CONTROLS.update(json.loads(os.environ.get("FERRY_ACCESS_CONTROLS") or "{}"))
+    _custom = json.loads(os.environ.get("FERRY_ACCESS_CONTROLS") or "{}")
+    if not isinstance(_custom, dict):
+        raise TypeError("a JSON object is expected")
+    ACCESS_CONTROLS.update(_custom)
 except (json.JSONDecodeError, TypeError, ValueError) as e:
     raise SystemExit(f"FERRY_ACCESS_CONTROLS is not a JSON object of Errbot ACLs: {e}") from None
+# Errbot applies the first pattern that matches a command: most specific first (`Utils:whoami`,
+# then `Utils:*`, then `*:*`), so an entry in FERRY_ACCESS_CONTROLS can open one command of a
+# plugin that is closed as a whole, and a catch-all never shadows an admin rule.
+ACCESS_CONTROLS = dict(sorted(ACCESS_CONTROLS.items(),
+                              key=lambda item: sum(item[0].count(c) for c in "*?[")))
 HIDE_RESTRICTED_COMMANDS = True
 HIDE_RESTRICTED_ACCESS = False
 

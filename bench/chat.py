@@ -43,7 +43,7 @@ def start_bot(url: str, folder: Path) -> TestBot:
     bot = TestBot(extra_plugin_dir=str(PLUGINS), loglevel=30, extra_config={
         "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("U0BENCH01",), "AUTOINSTALL_DEPS": False,
         "BOT_ASYNC_POOLSIZE": POOL_SIZE,
-        "CORE_PLUGINS": ("ACLs", "Help", "Plugins", "Utils", "CommandNotFoundFilter")})
+        "CORE_PLUGINS": ("ACLs", "Help", "Plugins", "Utils")})
     bot.start(timeout=30)
     return bot
 

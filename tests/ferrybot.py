@@ -9,7 +9,7 @@ from errbot.backends.test import TestBot as ErrbotTestBot
 from ruamel.yaml import YAML
 
 PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
-CORE_PLUGINS = ("ACLs", "Help", "Health", "Plugins", "Utils", "CommandNotFoundFilter")
+CORE_PLUGINS = ("ACLs", "Help", "Health", "Plugins", "Utils")  # FerryCommandNotFound answers unknown commands
 
 
 def start_bot(tmp_path: Path, settings: dict, name: str = "ferry.yaml", **config) -> ErrbotTestBot:

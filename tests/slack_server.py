@@ -27,6 +27,9 @@ from urllib.parse import parse_qsl, urlsplit
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SCOPES = "app_mentions:read,channels:history,channels:read,chat:write,groups:history,groups:read,im:history,im:read,im:write,mpim:history,reactions:write,users:read,users:read.email"
 TEAM = {"id": "T0FERRY", "name": "Ferry Test", "domain": "ferrytest"}
+# conversations.list: the scope each channel type needs (Slack answers missing_scope without it)
+CHANNEL_SCOPES = {"public_channel": "channels:read", "private_channel": "groups:read",
+                  "mpim": "mpim:read", "im": "im:read"}
 
 
 @dataclass
@@ -43,6 +46,8 @@ class FakeSlack:
     bot_user: str = "U0FERRYBOT"
     users: dict = field(default_factory=dict)      # id -> {"name", "real_name", "email"}
     channels: dict = field(default_factory=dict)   # id -> name ("C…"); DMs are made per user
+    bots: dict = field(default_factory=dict)       # bot id ("B…") -> name: integrations, workflows
+    scopes: str = SCOPES                           # the bot token's scopes, enforced where noted
     calls: list = field(default_factory=list)
     acks: set = field(default_factory=set)
     connected: threading.Event = field(default_factory=threading.Event)
@@ -81,15 +86,19 @@ class FakeSlack:
     def next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ts):06d}"
 
-    def say(self, user: str, channel: str, text: str, thread_ts: str = "", timeout: float = 10) -> str:
+    def say(self, user: str, channel: str, text: str, thread_ts: str = "", timeout: float = 10,
+            **fields) -> str:
         """A person types ``text`` in ``channel``: deliver the event over Socket Mode, wait for the
-        acknowledgement; return the message's ``ts``."""
+        acknowledgement; return the message's ``ts``. ``fields`` are added to the event (a bot's
+        message: ``subtype="bot_message", bot_id=…``; pass ``user=""`` to leave ``user`` out)."""
         if not self.connected.wait(timeout):
             raise AssertionError("the bot never opened the Socket Mode connection")
         ts = self.next_ts()
         event = {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
                  "event_ts": ts, "team": TEAM["id"],
-                 "channel_type": "im" if channel.startswith("D") else "channel"}
+                 "channel_type": "im" if channel.startswith("D") else "channel", **fields}
+        if not user:
+            event.pop("user")
         if thread_ts:
             event["thread_ts"] = thread_ts
         envelope_id = str(uuid.uuid4())
@@ -149,7 +158,7 @@ class FakeSlack:
         if method == "auth.test":
             return ({"ok": True, "url": f"https://{TEAM['domain']}.slack.com/", "team": TEAM["name"],
                      "user": "ferry", "team_id": TEAM["id"], "user_id": self.bot_user, "bot_id": "B0FERRY"},
-                    {"x-oauth-scopes": SCOPES})
+                    {"x-oauth-scopes": self.scopes})
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={uuid.uuid4()}"}, {}
         if method == "users.info":
@@ -157,11 +166,22 @@ class FakeSlack:
         if method == "users.list":
             return {"ok": True, "members": [self._user(u)["user"] for u in self.users],
                     "response_metadata": {"next_cursor": ""}}, {}
+        if method == "bots.info":
+            bot = str(args.get("bot", ""))
+            if bot not in self.bots:
+                return {"ok": False, "error": "bot_not_found"}, {}
+            return {"ok": True, "bot": {"id": bot, "deleted": False, "name": self.bots[bot],
+                                        "app_id": "A" + bot[1:], "user_id": "U" + bot[1:]}}, {}
         if method == "team.info":
             return {"ok": True, "team": TEAM}, {}
         if method == "conversations.info":
             return self._conversation(args.get("channel", "")), {}
         if method == "conversations.list":
+            needed = [CHANNEL_SCOPES.get(t, t) for t in str(args.get("types") or "public_channel").split(",")]
+            missing = [n for n in needed if n not in self.scopes.split(",")]
+            if missing:  # what Slack answers when the token lacks a type's read scope
+                return {"ok": False, "error": "missing_scope", "needed": ",".join(missing),
+                        "provided": self.scopes}, {}
             return {"ok": True, "channels": [self._conversation(c)["channel"] for c in self.channels],
                     "response_metadata": {"next_cursor": ""}}, {}
         if method == "conversations.open":

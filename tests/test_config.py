@@ -36,3 +36,32 @@ def test_broken_acl_json_stops_the_bot_with_a_reason():
     run = load_config(FERRY_ACCESS_CONTROLS="{not json")
     assert run.returncode != 0
     assert "FERRY_ACCESS_CONTROLS is not a JSON object of Errbot ACLs" in run.stderr
+
+
+def test_admins_are_user_ids_not_patterns():
+    """Errbot matches BOT_ADMINS as globs: `*` would make everyone an admin. The start stops."""
+    for admins in ("*", "U0ADMIN1,*", "U0*", "alice", "@alice", "U0ADMIN1 U0ADMIN2"):
+        run = load_config(FERRY_ADMINS=admins)
+        assert run.returncode != 0, admins
+        assert "is not a chat user ID: list admins by ID (Slack: U… or W…" in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr
+    assert json.loads(load_config(FERRY_ADMINS="U0ADMIN1,W0GRID").stdout)["BOT_ADMINS"] == ["U0ADMIN1", "W0GRID"]
+    # the text console (make demo) names its users @name
+    assert json.loads(load_config(FERRY_BACKEND="Text", FERRY_ADMINS="@demo").stdout)["BOT_ADMINS"] == ["@demo"]
+    assert load_config(FERRY_BACKEND="Text", FERRY_ADMINS="*").returncode != 0
+
+
+def test_errbots_own_commands_are_for_admins_by_default():
+    config = json.loads(load_config(FERRY_ADMINS="U0ADMIN1").stdout)
+    acls = config["ACCESS_CONTROLS"]
+    admins = {"allowusers": ["U0ADMIN1"], "allowmuc": False}
+    for plugin in ("Utils", "ChatRoom", "Flows", "Health", "Webserver", "Help", "Plugins", "Backup"):
+        assert acls[f"{plugin}:*"] == admins, plugin
+    assert acls["Help:help"] == {} and "CommandNotFoundFilter" not in config["CORE_PLUGINS"]
+    # Errbot takes the first pattern that matches: a custom rule for one command comes before
+    # its plugin's, and a catch-all comes last
+    custom = {"*:*": {"allowrooms": ["C0DEPLOYS"]}, "Utils:whoami": {}}
+    order = list(json.loads(load_config(FERRY_ADMINS="U0ADMIN1",
+                                        FERRY_ACCESS_CONTROLS=json.dumps(custom)).stdout)["ACCESS_CONTROLS"])
+    assert order.index("Utils:whoami") < order.index("Utils:*") < order.index("*:*") == len(order) - 1
+    assert load_config(FERRY_ACCESS_CONTROLS="[1, 2]").returncode != 0

@@ -76,3 +76,24 @@ def test_bad_policy_names_the_key(raw, message):
     with pytest.raises(SettingsError) as e:
         policy(**raw)
     assert message in str(e.value)
+
+
+def test_bots_act_only_where_the_policy_names_them():
+    p = policy(deploy=["U1"], bots={"deploy": ["B0CI"], "approve": ["B0RELEASE"]})
+    authorise(p, "prod", "deploy", "B0CI", (), bot=True)  # named: no person list applies to it
+    for bot, action in (("B0CI", "rollback"), ("B0OTHER", "deploy"), ("", "deploy")):
+        with pytest.raises(NotAllowed, match=f"Only people {action} in prod: .* not named in its policy "
+                                             rf"\(`policy.bots.{action}`\)"):
+            authorise(p, "prod", action, bot, (), bot=True)
+    # anyone may deploy to qa: any person, never a bot
+    open_qa = parse_policy(None, "p", "qa")
+    authorise(open_qa, "qa", "deploy", "U9", ())
+    with pytest.raises(NotAllowed, match="Only people deploy in qa: the bot B0CI"):
+        authorise(open_qa, "qa", "deploy", "B0CI", (), bot=True)
+    may_approve(p, "prod", "deploy", "B0RELEASE", "U1", bot=True)
+    with pytest.raises(NotAllowed, match="Only people approve in prod: the bot B0CI"):
+        may_approve(p, "prod", "deploy", "B0CI", "U1", bot=True)  # deploying is not approving
+    with pytest.raises(SettingsError, match=r"`environments\[3\].policy.bots` must map actions"):
+        policy(bots={"lock": ["B0CI"]})
+    with pytest.raises(SettingsError, match=r"`environments\[3\].policy.bots.deploy` must be a list"):
+        policy(bots={"deploy": "B0CI"})

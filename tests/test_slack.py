@@ -23,6 +23,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
+from gitops.events import sign
 from tests.fixtures_git import install_hook, remote_file, remote_log, remote_path
 from tests.slack_server import FakeSlack
 
@@ -36,9 +37,15 @@ USERS = {
 }
 
 
+MANIFEST = YAML(typ="safe").load((ROOT / "slack-app-manifest.yaml").read_text())
+GRANTED = ",".join(MANIFEST["oauth_config"]["scopes"]["bot"])  # what the local Slack enforces
+CI_BOT, WORKFLOW = "B0CIBOT", "B0WORKFLOW"
+
+
 @pytest.fixture
 def slack():
-    server = FakeSlack(users=dict(USERS), channels={CHANNEL: DEPLOYS}).start()
+    server = FakeSlack(users=dict(USERS), channels={CHANNEL: DEPLOYS}, scopes=GRANTED,
+                       bots={CI_BOT: "ci", WORKFLOW: "Release workflow"}).start()
     yield server
     server.stop()
 
@@ -56,13 +63,15 @@ def ferry(tmp_path, slack, fleet_url):
 
 
 @contextlib.contextmanager
-def running_ferry(tmp_path, slack, fleet_url, socket_mode=True, **extra):
+def running_ferry(tmp_path, slack, fleet_url, socket_mode=True, tune=None, **extra):
     """Start errbot with config.py as a newcomer would, with the environment the README names;
-    stop it afterwards."""
+    stop it afterwards. ``tune(environments)`` may change the settings' environments (by name)."""
     settings = demo_settings(fleet_url)
     for env in settings["environments"]:
         if env["name"] == "qa":
             env["policy"] = {"deploy": [ALICE, ADA]}
+    if tune is not None:
+        tune({env["name"]: env for env in settings["environments"]})
     settings["data_dir"] = str(tmp_path / "gitops")
     YAML().dump(settings, tmp_path / "ferry.yaml")
     (tmp_path / "errbot").mkdir()
@@ -250,27 +259,41 @@ def health(port, timeout=20) -> bytes:
             time.sleep(0.2)
 
 
-def post_event(port, secret, event, signature=None):
-    """Slack's Events API request: the event, signed with the app's signing secret."""
+def signed_event(secret, event, event_id=None, stamp=None):
+    """Slack's Events API request for ``event``: (body, headers), signed with the signing secret."""
     body = json.dumps({"token": "verification", "team_id": "T0FERRY", "api_app_id": "A0FERRY",
-                       "event": event, "type": "event_callback", "event_id": "Ev" + event["ts"],
+                       "event": event, "type": "event_callback",
+                       "event_id": event_id or "Ev" + event["ts"].replace(".", ""),
                        "event_time": int(time.time())}).encode()
-    stamp = str(int(time.time()))
+    stamp = stamp or str(int(time.time()))
     mac = hmac.new(secret.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/slack/events", data=body, method="POST",
-        headers={"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
-                 "X-Slack-Signature": signature or f"v0={mac}"})
+    return body, {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
+                  "X-Slack-Signature": f"v0={mac}"}
+
+
+def post(port, body, headers, path="/slack/events"):
+    """POST to Errbot's webserver; (status, body)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST",
+                                     headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as r:
-            return r.status
+            return r.status, r.read()
     except urllib.error.HTTPError as e:
-        return e.code
+        return e.code, e.read()
+
+
+def post_event(port, secret, event, signature=None):
+    body, headers = signed_event(secret, event)
+    if signature:
+        headers["X-Slack-Signature"] = signature
+    return post(port, body, headers)[0]
 
 
 def test_the_events_api_with_a_signing_secret(tmp_path, slack, fleet_url):
-    """Without an app token: Slack posts signed events to /slack/events on Errbot's webserver."""
+    """Without an app token: Slack posts signed events to /slack/events on Errbot's webserver.
+    Each event runs once: Slack's retries and replays of a signed request run nothing."""
     secret = "8f742231b10e8888abcd99yyyzzz85a5"
+    base = len(remote_log(fleet_url))
     with running_ferry(tmp_path, slack, fleet_url, socket_mode=False, SLACK_SIGNING_SECRET=secret) as log:
         assert health(slack.webserver) == b"ok"
         ts = slack.next_ts()
@@ -286,6 +309,41 @@ def test_the_events_api_with_a_signing_secret(tmp_path, slack, fleet_url):
         assert len(slack.posted()) == 1
         assert not [c for c in slack.calls if c.method == "apps.connections.open"]
         assert "Slack Events API request refused: Invalid request signature" in log.read_text()
+
+        # a deploy: Slack's retry (new timestamp and signature, same event_id) and a replay of the
+        # very request run nothing: one commit, one set of replies
+        ts = slack.next_ts()
+        deploy = {"type": "message", "channel": CHANNEL, "user": ALICE, "ts": ts, "channel_type": "channel",
+                  "text": "!deploy podinfo 6.6.0 to dev"}
+        body, headers = signed_event(secret, deploy)
+        assert post(slack.webserver, body, headers)[0] == 200
+        intent, result = thread(slack, CHANNEL, ts, 2)
+        assert plain(result).startswith("Deployed podinfo 6.5.3 → 6.6.0 in dev: commit ")
+        retry_body, retry = signed_event(secret, deploy, stamp=str(int(time.time()) + 1))
+        retry["X-Slack-Retry-Num"], retry["X-Slack-Retry-Reason"] = "1", "http_timeout"
+        assert post(slack.webserver, retry_body, retry)[0] == 200
+        assert post(slack.webserver, body, headers)[0] == 200  # the same request, again
+        time.sleep(2)
+        assert len(slack.posted(channel=CHANNEL, thread_ts=ts)) == 2
+        assert len(remote_log(fleet_url)) == base + 1
+        assert log.read_text().count("already handled: this retry or replay runs nothing") == 2
+
+        # malformed requests are the sender's fault (4xx), not a server error
+        for stamp in ("soon", "1e9", "-5", "9" * 5000, ""):
+            body, headers = signed_event(secret, dict(event, ts=slack.next_ts()))
+            headers["X-Slack-Request-Timestamp"] = stamp
+            status, answer = post(slack.webserver, body, headers)
+            assert status == 400, (stamp[:10], status, answer[:200])
+            assert b"X-Slack-Request-Timestamp" in answer
+        stamp = str(int(time.time()))
+        for bad in (b"{not json", b"[1, 2]", b'{"event": {"text": "no type"}}'):
+            mac = hmac.new(secret.encode(), b"v0:" + stamp.encode() + b":" + bad, hashlib.sha256).hexdigest()
+            status, _ = post(slack.webserver, bad, {"Content-Type": "application/json",
+                                                    "X-Slack-Request-Timestamp": stamp,
+                                                    "X-Slack-Signature": f"v0={mac}"})
+            assert status == 400, (bad, status)
+        time.sleep(1)
+        assert len(remote_log(fleet_url)) == base + 1
         assert "Traceback" not in log.read_text(), _tail(log)
 
 
@@ -299,9 +357,15 @@ def test_code_blocks_stay_code_blocks_in_slack():
         sys.path.remove(str(ROOT / "backends" / "ferryslack"))
     text = ("podinfo in qa: **now 6.5.3**.\n```\nversion  who\n6.5.3    Alice <U0ALICE> & co\n```\n"
             "See [the commit](https://git.example.com/c/1).")
-    assert KeepCodeBlocks(slack_markdown_converter()).convert(text) == (
+    convert = KeepCodeBlocks(slack_markdown_converter()).convert
+    assert convert(text) == (
         "podinfo in qa: *now 6.5.3*.\n```\nversion  who\n6.5.3    Alice &lt;U0ALICE&gt; &amp; co\n```\n"
-        "See <https://git.example.com/c/1|the commit>.")
+        "See the commit (https://git.example.com/c/1).")  # no masked link: where it goes shows
+    # outside code blocks too, Slack markup anyone wrote is shown as written, never acted on
+    assert convert("Locked dev: <!channel> <@U0ALICE> <https://evil|label> a & b &amp; c. "
+                   "Usage: `!lock <env> [<app>]`\n> not a quote") == (
+        "Locked dev: &lt;!channel&gt; &lt;@U0ALICE&gt; &lt;https://evil|label&gt; a &amp; b &amp;amp; c. "
+        "Usage: `!lock &lt;env&gt; [&lt;app&gt;]`\n&gt; not a quote")
     client = web_client_class("http://127.0.0.1:9/api/")(token="xoxb-x")
     assert client.base_url == "http://127.0.0.1:9/api/"
     assert web_client_class("http://127.0.0.1:9/api/")(token="x", base_url="https://a/").base_url == "https://a/"
@@ -324,3 +388,196 @@ def test_config_reads_the_slack_settings_from_the_environment():
     assert load()[1]["base_url"] == "https://slack.com/api/"
     assert load(FERRY_BACKEND="SlackV3")[0] == "FerrySlack"
     assert load(FERRY_BACKEND="Text")[0] == "Text"
+
+
+def allow_ci_bot_in_dev(envs):
+    envs["dev"]["policy"] = {"bots": {"deploy": [CI_BOT]}}
+
+
+def test_only_people_change_things(tmp_path, slack, fleet_url):
+    """Messages from bots and integrations (a Workflow Builder post, an incoming webhook, an app)
+    change nothing, unless the environment's policy names the bot for that action: then the
+    commit says a bot asked."""
+    with running_ferry(tmp_path, slack, fleet_url, tune=allow_ci_bot_in_dev) as log:
+        base = len(remote_log(fleet_url))
+        ts = slack.say(ALICE, CHANNEL, "!deploy podinfo 6.5.3 to prod")
+        (waiting,) = thread(slack, CHANNEL, ts, 1)
+        assert "prod needs a second person" in waiting, waiting
+        change_id = waiting.split("is change `", 1)[1][:6]
+
+        # a workflow posting `!approve` (Workflow Builder and incoming webhooks: bot_message), with
+        # a person's name as its display name; and an app's own bot user posting it
+        attempts = [("", dict(subtype="bot_message", bot_id=WORKFLOW, username="Ada Admin")),
+                    ("", dict(subtype="bot_message", username="webhook")),  # no bot ID at all
+                    ("U0CIBOT", dict(bot_id=CI_BOT, bot_profile={"id": CI_BOT, "name": "ci"}))]
+        slack.users["U0CIBOT"] = {"name": "ci", "real_name": "ci", "email": ""}  # the app's bot user
+        for user, fields in attempts:
+            ts = slack.say(user, CHANNEL, f"!approve {change_id}", **fields)
+            (refused,) = thread(slack, CHANNEL, ts, 1)
+            assert plain(refused).startswith("Only people approve in prod: "), refused
+            assert "not named in its policy (policy.bots.approve)" in plain(refused)
+        ts = slack.say("", CHANNEL, f"!reject {change_id} bots say no", subtype="bot_message", bot_id=WORKFLOW)
+        (refused,) = thread(slack, CHANNEL, ts, 1)
+        assert plain(refused).startswith("Only people approve in prod: the bot B0WORKFLOW"), refused
+        assert len(remote_log(fleet_url)) == base
+        ts = slack.say("", CHANNEL, "!deploy podinfo 6.5.1 to qa", subtype="bot_message", bot_id=CI_BOT)
+        (refused,) = thread(slack, CHANNEL, ts, 1)
+        assert plain(refused) == ("Only people deploy in qa: the bot B0CIBOT is not named in its policy "
+                                  "(policy.bots.deploy).")
+        assert len(remote_log(fleet_url)) == base
+
+        # the change still waits, and a person approves it
+        ts = slack.say(ADA, CHANNEL, f"!approve {change_id}")
+        (approved,) = thread(slack, CHANNEL, ts, 1)
+        assert plain(approved).startswith("Deployed podinfo 6.5.0 → 6.5.3 in prod"), approved
+        assert len(remote_log(fleet_url)) == base + 1
+
+        # the CI bot dev's policy names deploys there; the commit says a bot asked
+        ts = slack.say("", CHANNEL, "!deploy podinfo 6.6.0 to dev", subtype="bot_message", bot_id=CI_BOT,
+                       username="ci")
+        intent, result = thread(slack, CHANNEL, ts, 2)
+        assert plain(result).startswith("Deployed podinfo 6.5.3 → 6.6.0 in dev: commit "), result
+        assert len(remote_log(fleet_url)) == base + 2
+        body = remote_log(fleet_url, fmt="%B")
+        assert "Requested-by: ci <B0CIBOT>" in body and "Bot: ci <B0CIBOT>" in body, body[:12]
+        assert 'version: "6.6.0"' in remote_file(fleet_url, "apps/dev/podinfo-values.yaml")
+        text = log.read_text()
+        assert "Traceback" not in text, _tail(log)
+
+
+def refused_for(text):
+    return text in ("You're not allowed to access this command from this user",
+                    "This command requires bot-admin privileges")
+
+
+def test_errbot_core_commands_and_routes_are_for_admins(slack, ferry):
+    """Non-admins get `!help` and Ferry's commands; Errbot's commands that reveal or post things
+    are for admins; "did you mean" suggests only what the asker may run; the webserver serves
+    only Ferry's routes."""
+    core = ["!whoami <@U0ALICE>", "!echo <!channel> hello", "!render test **x**", "!webhook test /echo x",
+            "!room list", "!room create #x", "!status", "!status plugins", "!webstatus", "!flows list",
+            "!flows start x", "!about", "!history", "!uptime", "!log tail", "!plugin info Ferry",
+            "!repos", "!restart", "!backup"]
+    for command in core:
+        ts = slack.say(MALLORY, CHANNEL, command)
+        (answer,) = thread(slack, CHANNEL, ts, 1)
+        assert refused_for(answer), (command, answer)
+    assert not [m for m in slack.posted() if "alice@example.test" in m["text"] or "hello" in m["text"]]
+
+    ts = slack.say(MALLORY, CHANNEL, "!help")
+    (listing,) = thread(slack, CHANNEL, ts, 1)
+    assert "deploy" in listing and "versions" in listing
+    for hidden in ("whoami", "echo", "render", "webstatus", "flows", "room", "status", "lock"):
+        assert hidden not in listing, (hidden, listing)
+
+    ts = slack.say(MALLORY, CHANNEL, "!whoam")
+    (unknown,) = thread(slack, CHANNEL, ts, 1)
+    assert plain(unknown) == "Command !whoam not found. !help lists what you may run.", unknown
+    ts = slack.say(MALLORY, CHANNEL, "!deplo podinfo 6.5.3 to dev")
+    (unknown,) = thread(slack, CHANNEL, ts, 1)
+    assert "Did you mean `!deploy`?" in unknown and "whoami" not in unknown, unknown
+
+    # an admin, by DM, has them all
+    dm = slack.dm_channel(ADA)
+    slack.say(ADA, dm, "!whoam")
+    (suggested,) = [m["text"] for m in slack.wait_posted(1, 30, channel=dm)]
+    assert "`!whoami`" in suggested, suggested
+    slack.say(ADA, dm, "!whoami")
+    whoami = [m["text"] for m in slack.wait_posted(2, 30, channel=dm)][1]
+    assert "U0ADA" in whoami, whoami
+
+    # the webserver: Ferry's routes only; Errbot's /echo is gone
+    assert health(slack.webserver) == b"ok"
+    for method in ("GET", "POST"):
+        request = urllib.request.Request(f"http://127.0.0.1:{slack.webserver}/echo", method=method,
+                                         data=b"<script>alert(1)</script>" if method == "POST" else None)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 404 and b"script" not in refused.value.read()
+    status, _ = post(slack.webserver, b"{}", {"Content-Type": "application/json"}, path="/flux/dev")
+    assert status not in (404, 500)  # Ferry's route answers (unsigned: refused)
+    assert "Traceback" not in ferry.read_text(), _tail(ferry)
+
+
+def notify_dev_in_general(envs):
+    envs["dev"]["notify"] = "#" + DEPLOYS  # by name: looked up with conversations.list
+
+
+def test_what_reaches_slack_is_what_was_meant(tmp_path, slack, fleet_url):
+    """Text people or Flux wrote is shown, never acted on: `<!channel>`, `<@U…>` and links in lock
+    and reject reasons, Flux's messages and Ferry's own usage lines are escaped as Slack wants;
+    posts never ask Slack to link names; a `#name` notify channel is found with the manifest's
+    scopes (the local Slack refuses conversations.list types the app was not granted)."""
+    token = "flux-dev-token-3f9a"
+    with running_ferry(tmp_path, slack, fleet_url, tune=notify_dev_in_general,
+                       GITOPS_FLUX_TOKEN_DEV=token) as log:
+        dm = slack.dm_channel(ADA)
+        slack.say(ADA, dm, "!lock dev <!channel> see <https://evil.example|the runbook> &lt;!here&gt; "
+                           "&amp; <@U0MALLORY>")
+        (locked,) = [m["text"] for m in slack.wait_posted(1, 30, channel=dm)]
+        assert locked.startswith("Locked dev: &lt;!channel&gt; see the runbook &lt;!here&gt; &amp; "), locked
+        slack.say(ADA, dm, "!unlock dev")
+        slack.wait_posted(2, 30, channel=dm)
+
+        ts = slack.say(ALICE, CHANNEL, "!deploy podinfo 6.5.3 to prod")
+        (waiting,) = thread(slack, CHANNEL, ts, 1)
+        change_id = waiting.split("is change `", 1)[1][:6]
+        ts = slack.say(ADA, CHANNEL, f"!reject {change_id} <!everyone> not now <https://evil.example|click>")
+        (rejected,) = thread(slack, CHANNEL, ts, 1)
+        assert rejected.endswith(": &lt;!everyone&gt; not now click."), rejected
+
+        ts = slack.say(ALICE, CHANNEL, "!deploy")
+        (usage,) = thread(slack, CHANNEL, ts, 1)
+        assert "`!deploy &lt;app&gt; &lt;version&gt; to &lt;env&gt;`" in usage, usage
+        ts = slack.say(MALLORY, CHANNEL, "!help deploy")
+        (helped,) = thread(slack, CHANNEL, ts, 1)
+        assert "!deploy &lt;app&gt; &lt;version&gt; to &lt;env&gt;" in helped, helped
+
+        # Flux's own words, in the environment's notify channel, given by name
+        body = json.dumps({  # as notification-controller posts a HelmRelease event (generic-hmac)
+            "involvedObject": {"kind": "HelmRelease", "name": "podinfo", "namespace": "podinfo"},
+            "metadata": {"helm.toolkit.fluxcd.io/revision": "6.5.3+0cc9a8446c95"},
+            "severity": "error", "reason": "UpgradeFailed", "reportingController": "helm-controller",
+            "message": "<!channel> upgrade failed: see <https://evil.example|logs> & retry",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
+        status, answer = post(slack.webserver, body, {"Content-Type": "application/json",
+                                                      "X-Signature": sign(body, token)}, path="/flux/dev")
+        assert status == 200, answer
+        (notice,) = slack.wait_for(
+            lambda: [m["text"] for m in slack.posted(channel=CHANNEL) if "thread_ts" not in m], 30,
+            "Flux's notice in #general (found by name)")
+        assert notice.startswith("dev: `podinfo` 6.5.3 failed (Flux reports UpgradeFailed)."), notice
+        assert "&lt;!channel&gt; upgrade failed: see &lt;https://evil.example|logs&gt; &amp; retry" in notice
+
+        posts = slack.posted()
+        for m in posts:  # nothing Ferry posts is Slack markup: every < and > is escaped
+            assert "<" not in m["text"] and ">" not in m["text"], m["text"]
+            assert m.get("link_names") in (False, "false", "0", None), m
+        lists = [c for c in slack.calls if c.method == "conversations.list"]
+        assert lists and all(not c.args.get("error") for c in lists)
+        assert {c.args.get("types") for c in lists} == {"public_channel,private_channel"}
+        assert "Traceback" not in log.read_text(), _tail(log)
+
+
+def test_slack_events_are_remembered_as_long_as_a_signature_on_them_holds():
+    sys.path.insert(0, str(ROOT / "backends" / "ferryslack"))
+    try:
+        from ferryslack import EventMemory, bot_of
+    finally:
+        sys.path.remove(str(ROOT / "backends" / "ferryslack"))
+    now = [1000.0]
+    memory = EventMemory(limit=3, clock=lambda: now[0])
+    assert memory.first("Ev1") and not memory.first("Ev1") and memory.first(None)
+    now[0] += 599
+    assert not memory.first("Ev1")  # a request signed 5 minutes ahead, replayed 5 minutes late
+    now[0] += 2
+    assert memory.first("Ev1")
+    for event_id in ("Ev2", "Ev3", "Ev4"):
+        assert memory.first(event_id)
+    assert memory.first("Ev1")  # bounded: the oldest made room
+    # who posted: a person, or a bot by its ID whatever name it shows
+    assert bot_of({"type": "message", "user": "U0ALICE", "text": "!versions"}) is None
+    assert bot_of({"subtype": "bot_message", "bot_id": "B0W", "username": "Ada"}) == {"id": "B0W", "name": "Ada"}
+    assert bot_of({"subtype": "bot_message"}) == {"id": "", "name": ""}
+    assert bot_of({"user": "U0APP", "bot_profile": {"id": "B0APP", "name": "ci"}}) == {"id": "B0APP", "name": "ci"}
+    assert bot_of({"subtype": "message_changed", "message": {"bot_id": "B0X", "text": "!approve 1"}})["id"] == "B0X"

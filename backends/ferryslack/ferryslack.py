@@ -1,4 +1,4 @@
-"""FerrySlack: Errbot's SlackV3 backend (``errbot-backend-slackv3``) with two things it lacks.
+"""FerrySlack: Errbot's SlackV3 backend (``errbot-backend-slackv3``) with what it lacks.
 
 - **The Slack API base URL** (``BOT_IDENTITY["base_url"]``, from ``FERRY_SLACK_API_URL`` in
   ``config.py``; default ``https://slack.com/api/``): Slack's government cloud answers on another
@@ -10,21 +10,46 @@
 - **Replies in the command's thread** in channels (``BOT_IDENTITY["reply_in_thread"]``, default
   on): every reply to a channel message, Errbot's own refusals included, goes in its thread; a
   command already in a thread is answered there; DMs are answered in the DM as usual.
+- **Text shown as written**: Slack reads ``<…>`` as markup anywhere in a message (``<!channel>``,
+  ``<@U…>``, ``<https://evil|label>``), so everything posted is escaped the way Slack wants
+  (``&``, ``<``, ``>``), after SlackV3's Markdown converter (which turns ``&lt;`` back into ``<``)
+  and inside code blocks too; posts never ask Slack to link names (``link_names`` false). Ferry
+  writes no Slack markup of its own: links are bare URLs. What people type arrives escaped by
+  Slack and is read unescaped, as typed.
 - **Code blocks kept**: SlackV3's Markdown converter drops the fences of a code block, so Ferry's
-  tables would lose their fixed-width font; fenced blocks are passed through as Slack code blocks
-  (with ``&``, ``<``, ``>`` escaped as Slack wants), the text around them converted as before.
-- **Events API refusals**: a request with a bad signature is answered 403 and logged.
+  tables would lose their fixed-width font; fenced blocks are passed through as Slack code blocks,
+  the text around them converted as before.
+- **Bots marked**: a message from a bot or an integration (``subtype: bot_message``, a ``bot_id``
+  or ``bot_profile``: apps, incoming webhooks, Workflow Builder) carries
+  ``msg.extras["from_bot"] = {"id": "B…", "name": …}``; Ferry's chat layer lets it change
+  nothing unless the environment's policy names that bot ID.
+- **Events API, once and well-formed**: a retried (``X-Slack-Retry-Num``) or replayed event is
+  handled once (its ``event_id`` is remembered for as long as a signature on it can be accepted);
+  a malformed ``X-Slack-Request-Timestamp`` or body is answered 400, a bad signature 403 (logged).
+- **Channel names looked up with the manifest's scopes**: ``#name`` is resolved with
+  ``conversations.list`` over public and private channels only (``channels:read``,
+  ``groups:read``); SlackV3's own look-up also lists mpim and im, which needs ``mpim:read``.
 """
 import logging
 import re
+import threading
+import time
+from functools import lru_cache
 
 import slackv3.slackv3 as slackv3_module
+from errbot.backends.base import RoomDoesNotExistError, RoomOccupant
+from flask import request
 from slack_sdk.web import WebClient
-from slackv3.room import SlackRoomOccupant
+from slackv3.lib import SLACK_CLIENT_CHANNEL_HYPERLINK
+from slackv3.room import SlackRoom
 
 log = logging.getLogger(__name__)
 
 SLACK_API_URL = "https://slack.com/api/"
+EVENTS_PATH = "/slack/events"
+SIGNATURE_LIFETIME = 300  # seconds either side of now a signed Slack request is accepted
+CHANNEL_TYPES = "public_channel,private_channel"  # channels:read, groups:read
+CHANNEL_PAGES = 100  # × 1000 channels: enough for any workspace, and never an endless loop
 
 
 def web_client_class(base_url: str):
@@ -42,10 +67,16 @@ FENCED = re.compile(r"```[^\n`]*\n(.*?)\n?```", re.S)
 
 
 class KeepCodeBlocks:
-    """A Markdown converter that leaves fenced code blocks as Slack code blocks."""
+    """A Markdown converter that leaves fenced code blocks as Slack code blocks and escapes
+    everything for Slack, so no text becomes a mention, a broadcast or a masked link."""
 
     def __init__(self, markdown):
         self.markdown = markdown
+        # SlackV3 turns Markdown links into Slack's masked links (`<url|label>`): anyone's text
+        # could then hide where a link goes. Without it a link reads "label (url)".
+        preprocessors = getattr(markdown, "preprocessors", None)
+        if preprocessors is not None and "LinkPreProcessor" in preprocessors:
+            preprocessors.deregister("LinkPreProcessor")
 
     def convert(self, text: str) -> str:
         parts, pos = [], 0
@@ -57,11 +88,79 @@ class KeepCodeBlocks:
         return "\n".join(p for p in parts if p)
 
     def _prose(self, text: str) -> str:
-        return self.markdown.convert(text).strip("\n") if text.strip() else ""
+        """Converted with ``&``, ``<``, ``>`` kept out of the converter's sight (it would read
+        them as HTML, autolinks or entities, and turn ``&lt;`` back into ``<``), escaped after."""
+        if not text.strip():
+            return ""
+        converted = self.markdown.convert(text.translate(_SHIELD)).strip("\n")
+        return slack_escape(converted).translate(_UNSHIELD)
+
+
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_SHIELD = str.maketrans({c: chr(0xE000 + i) for i, c in enumerate(_ENTITIES)})  # private use
+_UNSHIELD = {0xE000 + i: e for i, e in enumerate(_ENTITIES.values())}
 
 
 def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_unescape(text: str) -> str:
+    """What a person typed: Slack sends ``&``, ``<``, ``>`` typed in a message escaped."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def bot_of(event: dict):
+    """``{"id", "name"}`` of the bot or integration that posted ``event``, or None for a person."""
+    inner = event.get("message") if isinstance(event.get("message"), dict) else event
+    for found in (inner, event):
+        profile = found.get("bot_profile") if isinstance(found.get("bot_profile"), dict) else {}
+        if found.get("subtype") == "bot_message" or found.get("bot_id") or profile:
+            return {"id": str(found.get("bot_id") or profile.get("id") or ""),
+                    "name": str(found.get("username") or profile.get("name") or "")}
+    return None
+
+
+class EventMemory:
+    """The ``event_id`` of every Slack event handled lately, so a retry or a replay runs nothing.
+
+    A request signed at ``t`` is accepted while ``|now - t| <= SIGNATURE_LIFETIME``, so one
+    received at ``r`` can be replayed until ``r + 2 × SIGNATURE_LIFETIME`` at the latest; Slack's
+    own retries (at once, after 1 and after 5 minutes) fall in that span too."""
+
+    def __init__(self, keep: float = 2 * SIGNATURE_LIFETIME, limit: int = 100_000, clock=time.monotonic):
+        self.keep, self.limit, self.clock = keep, limit, clock
+        self._seen: dict = {}  # event_id -> until (insertion order = age)
+        self._lock = threading.Lock()
+
+    def first(self, event_id) -> bool:
+        """True the first time ``event_id`` is seen (and always for an event without one)."""
+        if not event_id:
+            return True
+        now = self.clock()
+        with self._lock:
+            while self._seen and next(iter(self._seen.values())) <= now:  # oldest first
+                del self._seen[next(iter(self._seen))]
+            if event_id in self._seen:
+                return False
+            while len(self._seen) >= self.limit:
+                del self._seen[next(iter(self._seen))]
+            self._seen[event_id] = now + self.keep
+            return True
+
+
+def malformed_events_request():
+    """Why a request to the Events API path is malformed (the adapter would answer 500), or ""."""
+    stamp = request.headers.get("X-Slack-Request-Timestamp")
+    if stamp is not None and not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+        return "X-Slack-Request-Timestamp must be the request's Unix time in seconds."
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return "The body must be a JSON object (a Slack Events API payload)."
+    event = body.get("event")
+    if "challenge" not in body and not (isinstance(event, dict) and isinstance(event.get("type"), str)):
+        return "The body must carry a `challenge` or an `event` with a `type`."
+    return ""
 
 
 class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be in the module
@@ -72,6 +171,8 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
         base_url = (identity.get("base_url") or SLACK_API_URL).strip()
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.reply_in_thread = bool(identity.get("reply_in_thread", True))
+        self.events_seen = EventMemory()
+        self._events_filter = False
 
     def serve_once(self):
         if self.base_url != SLACK_API_URL:
@@ -79,13 +180,77 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
         slackv3_module.WebClient = web_client_class(self.base_url)
         return super().serve_once()
 
+    # ---- what comes in ------------------------------------------------------------------------
+
     def _setup_event_callbacks(self):
         """Events API: a request that fails the signing-secret check is answered 403 and logged
-        (without a listener for its error, the adapter answers 500 with a traceback)."""
+        (without a listener for its error, the adapter answers 500 with a traceback); a malformed
+        one 400, before the adapter reads it."""
         self.slack_events.on("error", lambda e: log.warning("Slack Events API request refused: %s", e))
+        if not self._events_filter:
+            slackv3_module.flask_app.before_request(self._refuse_malformed)
+            self._events_filter = True
         super()._setup_event_callbacks()
 
+    @staticmethod
+    def _refuse_malformed():
+        if request.path.rstrip("/") != EVENTS_PATH or request.method != "POST":
+            return None
+        problem = malformed_events_request()
+        if problem:
+            log.warning("Slack Events API request from %s refused (400): %s", request.remote_addr, problem)
+            return problem, 400
+        return None
+
+    def _generic_wrapper(self, event_data):
+        """Every event, from the Events API or Socket Mode, signed and acknowledged: once only."""
+        event_id = event_data.get("event_id") if isinstance(event_data, dict) else None
+        if not self.events_seen.first(event_id):
+            log.info("Slack event %s was already handled: this retry or replay runs nothing", event_id)
+            return None
+        return super()._generic_wrapper(event_data)
+
+    @staticmethod
+    def sanitize_uris(text):
+        return slack_unescape(slackv3_module.SlackBackend.sanitize_uris(text))
+
+    def callback_message(self, msg):
+        extras = msg.extras if isinstance(msg.extras, dict) else {}
+        event = extras.get("slack_event")
+        bot = bot_of(event) if isinstance(event, dict) else None
+        if bot is not None:
+            extras["from_bot"] = bot
+        return super().callback_message(msg)
+
+    # ---- what goes out ------------------------------------------------------------------------
+
+    def send_message(self, msg):
+        msg.extras["link_names"] = False  # `@here` or `#name` in a reason stays text
+        return super().send_message(msg)
+
     def build_reply(self, msg, text=None, private=False, threaded=False):
-        in_channel = isinstance(msg.frm, SlackRoomOccupant) and not private
+        in_channel = isinstance(msg.frm, RoomOccupant) and not private  # people and bots
         return super().build_reply(msg, text, private=private,
                                    threaded=threaded or (self.reply_in_thread and in_channel))
+
+    # ---- channels by name -------------------------------------------------------------------
+
+    @lru_cache(1024)
+    def channelname_to_channelid(self, name: str):
+        """``#name`` → its ID, listing only public and private channels (the manifest's scopes)."""
+        wanted, cursor = name.lstrip("#"), None
+        for _ in range(CHANNEL_PAGES):
+            page = self.slack_web.conversations_list(cursor=cursor, limit=1000, types=CHANNEL_TYPES,
+                                                     exclude_archived=True)
+            for channel in page.get("channels") or ():
+                if channel.get("name") == wanted:
+                    return channel["id"]
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or ""
+            if not cursor:
+                break
+        raise RoomDoesNotExistError(f"No public or private channel #{wanted} in this workspace.")
+
+    def query_room(self, room):
+        if room.startswith(("C", "G")) or SLACK_CLIENT_CHANNEL_HYPERLINK.match(room):
+            return super().query_room(room)
+        return SlackRoom(webclient=self.slack_web, channelid=self.channelname_to_channelid(room), bot=self)

@@ -1,8 +1,10 @@
 import os
 from collections.abc import MutableMapping
 
+import errbot.core_plugins
 from errbot import BotPlugin, core_plugins, webhook
 from errbot.core_plugins.acls import get_acl_usr, glob
+from flask import request
 
 import ferryweb
 from gitops.core import GitOps
@@ -43,6 +45,39 @@ class Durable(MutableMapping):
             shelf.sync()
 
 
+# What Errbot's webserver serves: Ferry's own routes (/ferry/health, /flux/<env>) and Slack's
+# Events API. Errbot's Webserver plugin also routes /echo, which reflects any request as HTML to
+# anyone; it and whatever else a plugin may route are answered 404.
+SERVED = ("/ferry/", "/flux/", "/slack/events")
+
+
+def only_ferry_routes():
+    path = request.path.rstrip("/") + "/"
+    if not any(path.startswith(p.rstrip("/") + "/") for p in SERVED):
+        return "Not found.", 404
+    return None
+
+
+def serve_only_ferry_routes(log=None) -> bool:
+    """Put ``only_ferry_routes`` in front of Errbot's web app (once, even across plugin reloads).
+
+    Called when this module is imported: Errbot imports every plugin before it activates any, so
+    before its Webserver starts; Flask takes such a filter only before the first request."""
+    app = errbot.core_plugins.flask_app
+    if any(getattr(f, "__name__", "") == only_ferry_routes.__name__ for f in app.before_request_funcs.get(None, ())):
+        return True
+    try:
+        app.before_request(only_ferry_routes)
+    except AssertionError:  # the server answered already: Flask refuses new filters
+        if log is not None:
+            log.error("Errbot's webserver already answered requests: /echo stays open until a restart")
+        return False
+    return True
+
+
+serve_only_ferry_routes()
+
+
 class Ferry(BotPlugin):
     """Holds the one GitOps core of the process; the capability plugins depend on it."""
 
@@ -68,6 +103,7 @@ class Ferry(BotPlugin):
         self.webserver = None
         if not port.strip():
             return
+        serve_only_ferry_routes(self.log)  # also if an admin opens Errbot's own Webserver
         host = os.environ.get("FERRY_WEBSERVER_HOST", "0.0.0.0")
         try:
             # Looked up per request: Errbot may replace its Flask app (wsview.reset_app).

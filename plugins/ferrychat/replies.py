@@ -11,6 +11,7 @@ import uuid
 from ferrychat import render
 from gitops.errors import FerryError
 from gitops.model import Requester
+from gitops.policy import NotAllowed
 
 log = logging.getLogger("ferry.commands")
 
@@ -45,13 +46,31 @@ def answers(func):
 
 
 def requester(msg) -> Requester:
-    """Who asked and where, by chat IDs (never the display name, which anyone can change)."""
+    """Who asked and where, by chat IDs (never the display name, which anyone can change).
+
+    A message the backend marked as a bot's or an integration's (``extras["from_bot"]``, see
+    backends/ferryslack) is a bot requester: its ID is the bot ID, and the core lets it change
+    nothing unless the environment's policy names it (``policy.bots``)."""
     frm = msg.frm
+    extras = getattr(msg, "extras", None) or {}
+    link = str(extras.get("url") or "")
+    bot = extras.get("from_bot")
+    if bot is not None:
+        bot = bot if isinstance(bot, dict) else {}
+        return Requester(str(bot.get("id") or ""), str(bot.get("name") or ""), "", channels(msg), link,
+                         bot=True)
     ident = getattr(frm, "userid", None) or getattr(frm, "person", None) or str(frm)
     name = getattr(frm, "fullname", None) or getattr(frm, "nick", None) or ""
     email = getattr(frm, "email", None) or ""
-    link = (getattr(msg, "extras", None) or {}).get("url", "")
-    return Requester(str(ident), str(name or ""), str(email or ""), channels(msg), str(link or ""))
+    return Requester(str(ident), str(name or ""), str(email or ""), channels(msg), link)
+
+
+def person(msg) -> Requester:
+    """The requester of a command no bot may run (locks): refused with one line for a bot."""
+    who = requester(msg)
+    if who.bot:
+        raise NotAllowed("Only people lock or unlock: a bot or an integration cannot.")
+    return who
 
 
 def channels(msg) -> tuple:
@@ -75,7 +94,8 @@ def carry_out(ferry, plan, msg, request):
     """A changing command's replies: refuse early, say what is about to happen, then the result.
 
     ``ferry`` is the Ferry plugin: its core does the work, its watchers hear of every commit."""
-    gitops, who, admin = ferry.gitops, requester(msg), ferry.is_admin(msg)
+    gitops, who = ferry.gitops, requester(msg)
+    admin = ferry.is_admin(msg) and not who.bot  # a bot never forces
     gitops.check(plan, who, force=request.force, admin=admin)
     pushes = not (request.dry_run or plan.noop or gitops.needs_approval(plan))
     if pushes:

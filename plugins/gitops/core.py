@@ -254,7 +254,7 @@ class GitOps:
         """Refuse a plan this requester may not make, or that cannot be written now, before
         anything is said or written. Returns what an admin's ``--force`` overrode."""
         env = self.settings.environment(plan.environment)
-        policy.authorise(env.policy, env.name, plan.action, requester.id, requester.channels)
+        policy.authorise(env.policy, env.name, plan.action, requester.id, requester.channels, requester.bot)
         return self._check_state(plan, force, admin)
 
     def needs_approval(self, plan: Plan) -> bool:
@@ -276,7 +276,8 @@ class GitOps:
         the pin still at the value its diff was made from."""
         waiting = self.guard.waiting(change_id)
         env = self.settings.environment(waiting.environment)
-        policy.may_approve(env.policy, env.name, waiting.action, approver.id, waiting.requester.id)
+        policy.may_approve(env.policy, env.name, waiting.action, approver.id, waiting.requester.id,
+                           approver.bot)
         pin = self.pin(waiting.app, env.name)
         if pin.version != waiting.old:
             self._pin_moved(waiting, pin.version)
@@ -305,7 +306,7 @@ class GitOps:
         waiting = self.guard.waiting(change_id)
         if by.id != waiting.requester.id:
             env = self.settings.environment(waiting.environment)
-            policy.may_approve(env.policy, env.name, waiting.action, by.id, waiting.requester.id)
+            policy.may_approve(env.policy, env.name, waiting.action, by.id, waiting.requester.id, by.bot)
         self.guard.drop(waiting.id)
         return waiting
 
@@ -565,8 +566,12 @@ def _commit_message(plan: Plan, requester: Requester, approver: Optional[Request
     origin = f" from {plan.source_environment}" if plan.source_environment else ""
     trailers = [("Requested-by", requester.signature), ("Environment", plan.environment),
                 ("App", plan.app), ("From-Version", old), ("To-Version", plan.new)]
+    if requester.bot:  # a bot the environment's policy names asked: say so
+        trailers.insert(1, ("Bot", requester.signature))
     if approver is not None:
         trailers.append(("Approved-by", approver.signature))
+        if approver.bot:
+            trailers.append(("Bot", approver.signature))
     trailers += [("Forced-by", f"{requester.signature} past: {reason}") for reason in forced]
     if requester.link:
         trailers.append(("Chat-Thread", requester.link))

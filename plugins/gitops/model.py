@@ -140,6 +140,7 @@ class Requester:
     email: str = ""
     channels: tuple = ()  # the channel asked in, by every name it goes by (ID, #name); () = a DM
     link: str = ""  # a link to the request in chat, when the backend gives one
+    bot: bool = False  # a bot or an integration, not a person: ``id`` is its bot ID ("" unknown)
 
     @property
     def signature(self) -> str:

@@ -54,6 +54,7 @@ class Policy:
     approvers: Optional[tuple] = None  # default: whoever may do the action
     approval_minutes: float = 60
     freezes: tuple = ()
+    bots: tuple = ()  # (action, bot IDs) pairs: the only bots or integrations that may act
 
     def who_may(self, action: str) -> Optional[tuple]:
         return dict(self.allowed).get(action)
@@ -62,22 +63,35 @@ class Policy:
         return self.approvers if self.approvers is not None else self.who_may(action)
 
 
-def authorise(policy: Policy, environment: str, action: str, user: str, channels: tuple) -> None:
-    """Refuse ``user`` asking for ``action`` in ``environment`` from ``channels`` (() = a DM)."""
+def authorise(policy: Policy, environment: str, action: str, user: str, channels: tuple,
+              bot: bool = False) -> None:
+    """Refuse ``user`` asking for ``action`` in ``environment`` from ``channels`` (() = a DM).
+    A bot (``bot``: ``user`` is its bot ID) may act only where ``policy.bots`` names it."""
+    refuse_bot(policy, environment, action, user, bot)
     allowed = policy.who_may(action)
-    if allowed is not None and user not in allowed:
+    if not bot and allowed is not None and user not in allowed:
         raise NotAllowed(f"You may not {action} to {environment}: ask {_people(allowed)}.")
     if policy.channels is not None and not set(channels) & set(policy.channels):
         where = ", ".join(policy.channels)
         raise NotAllowed(f"Changes to {environment} are asked in {where}, not here.")
 
 
-def may_approve(policy: Policy, environment: str, action: str, approver: str, requester: str) -> None:
+def may_approve(policy: Policy, environment: str, action: str, approver: str, requester: str,
+                bot: bool = False) -> None:
+    refuse_bot(policy, environment, "approve", approver, bot)
     if approver == requester:
         raise NotAllowed("You cannot approve your own change: another person has to.")
     allowed = policy.may_approve(action)
-    if allowed is not None and approver not in allowed:
+    if not bot and allowed is not None and approver not in allowed:
         raise NotAllowed(f"You may not approve changes to {environment}: ask {_people(allowed)}.")
+
+
+def refuse_bot(policy: Policy, environment: str, action: str, bot_id: str, bot: bool) -> None:
+    """Only people change things, unless the environment's policy names the bot for the action."""
+    if bot and bot_id not in dict(policy.bots).get(action, ()):
+        who = f"the bot {bot_id}" if bot_id else "an integration without a bot ID"
+        raise NotAllowed(f"Only people {action} in {environment}: {who} is not named in its policy "
+                         f"(`policy.bots.{action}`).")
 
 
 def refuse_locked(environment: str, app: str, locks: dict, policy: Policy, now: datetime) -> None:
@@ -120,16 +134,27 @@ def parse_policy(raw, where: str, environment: str, aliases: tuple = ()) -> Poli
     if raw is None:
         return Policy(approval=production)
     if not isinstance(raw, dict):
-        raise SettingsError(f"`{where}` must be a mapping (deploy, promote, rollback, channels, approval, freeze).")
-    unknown = sorted(set(raw) - {*ACTIONS, "channels", "approval", "freeze"})
+        raise SettingsError(f"`{where}` must be a mapping (deploy, promote, rollback, channels, approval, "
+                            "freeze, bots).")
+    unknown = sorted(set(raw) - {*ACTIONS, "channels", "approval", "freeze", "bots"})
     if unknown:
         raise SettingsError(f"`{where}` has an unknown key `{unknown[0]}`; allowed: "
-                            "approval, channels, deploy, freeze, promote, rollback.")
+                            "approval, bots, channels, deploy, freeze, promote, rollback.")
     allowed = tuple((a, _ids(raw[a], f"{where}.{a}")) for a in ACTIONS if a in raw)
     channels = _ids(raw["channels"], f"{where}.channels") if "channels" in raw else None
     approval, approvers, minutes = _approval(raw.get("approval", production), f"{where}.approval")
     freezes = tuple(_freeze(w, f"{where}.freeze[{i}]") for i, w in enumerate(_list(raw.get("freeze", []), f"{where}.freeze")))
-    return Policy(allowed, channels, approval, approvers, minutes, freezes)
+    return Policy(allowed, channels, approval, approvers, minutes, freezes, _bots(raw.get("bots"), f"{where}.bots"))
+
+
+def _bots(raw, where: str) -> tuple:
+    """``bots: {deploy: [B…], approve: [B…]}``: the bot IDs allowed each action (none by default)."""
+    if raw is None:
+        return ()
+    actions = (*ACTIONS, "approve")
+    if not isinstance(raw, dict) or set(raw) - set(actions):
+        raise SettingsError(f"`{where}` must map actions ({', '.join(actions)}) to lists of bot IDs (Slack `B…`).")
+    return tuple((a, _ids(raw[a], f"{where}.{a}")) for a in actions if a in raw)
 
 
 def _approval(raw, where: str):

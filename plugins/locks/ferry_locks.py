@@ -1,7 +1,7 @@
 from errbot import BotPlugin, botcmd
 
 from ferrychat import grammar, render
-from ferrychat.replies import answers, requester
+from ferrychat.replies import answers, person
 
 
 class FerryLocks(BotPlugin):
@@ -13,7 +13,7 @@ class FerryLocks(BotPlugin):
         """Lock an environment or one app against changes (admins, by DM): `!lock prod [podinfo] [reason]`"""
         gitops = self.get_plugin("Ferry").gitops
         env, app, reason = grammar.parse_lock(args, gitops.inventory().apps())
-        gitops.lock(env, app, requester(msg), reason)
+        gitops.lock(env, app, person(msg), reason)
         what = f"`{app}` in {env}" if app else env
         return f"Locked {what}{': ' + reason if reason else ''}. Changes are refused until `!unlock`."
 
@@ -21,6 +21,7 @@ class FerryLocks(BotPlugin):
     @answers
     def unlock(self, msg, args):
         """Lift a lock (admins, by DM): `!unlock prod [podinfo]`"""
+        person(msg)
         gitops = self.get_plugin("Ferry").gitops
         env, app, _ = grammar.parse_lock(args, gitops.inventory().apps(), command="unlock")
         record = gitops.unlock(env, app)
