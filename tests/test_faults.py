@@ -347,8 +347,8 @@ def test_the_real_bot_killed_keeps_its_pending_approval(tmp_path, fleet_url):
 
     proc, lines = start()
     try:  # the second request rewrites a stored record: that is what a crash used to lose
-        first = say(proc, lines, "!deploy podinfo 6.5.1 to prod", r"is change `?([0-9a-f]{6})")[1]
-        second = say(proc, lines, "!deploy redis 18.1.0 to prod", r"is change `?([0-9a-f]{6})")[1]
+        first = say(proc, lines, "!deploy podinfo 6.5.1 to prod", r"is change `?([0-9a-f]{10})")[1]
+        second = say(proc, lines, "!deploy redis 18.1.0 to prod", r"is change `?([0-9a-f]{10})")[1]
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)

@@ -123,7 +123,7 @@ def test_four_eyes_for_prod(chat, fleet):
     assert remote_log(fleet, fmt="%an|%s")[0] == "@alice|deploy podinfo 6.5.0 → 6.5.1 to prod"
     assert "Requested-by: @alice <@alice>" in trailers(fleet)
     assert "Approved-by: @carol <@carol>" in trailers(fleet)
-    assert "No change" in chat.dm("@bob", f"!approve {change_id}")
+    assert plain(chat.dm("@bob", f"!approve {change_id}")) == f"Change {change_id} was already approved by @carol."
     audit = plain(chat.dm("@bob", "!audit prod"))
     assert "deploy podinfo 6.5.0 → 6.5.1 to prod" in audit and "@carol <@carol>" in audit
 
@@ -144,7 +144,8 @@ def test_reject_drops_the_change(chat, fleet):
     first = plain(chat.dm("@alice", "!deploy redis 18.1.0 to prod")).split("is change ")[1].split(",")[0]
     assert "You may not approve changes to prod" in chat.dm("@dave", f"!reject {first}")
     assert "Rejected change" in chat.dm("@bob", f"!reject {first} not during the sale")
-    assert "No change" in chat.dm("@bob", f"!approve {first}")
+    assert plain(chat.dm("@carol", f"!approve {first}")) == f"Change {first} was already rejected by @bob."
+    assert "No change" in chat.dm("@bob", "!approve 0123456789")
     assert "Give one change id" in chat.dm("@bob", "!approve")
     assert "is not a change id" in chat.dm("@bob", "!approve ../../x")
     assert len(remote_log(fleet)) == 1
