@@ -105,6 +105,23 @@ def test_changes_come_from_the_right_channel(chat, fleet):
     assert "Promoted podinfo 6.5.1 → 6.5.2 in stag (from qa)" in done
 
 
+def test_approvals_are_taken_only_in_the_environments_channels(tmp_path, fleet):
+    chat = Chat(tmp_path, fleet, {"prod": {"channels": ["#deploys"]}})
+    try:
+        asked = plain(chat.room("@alice", "#deploys", "!deploy redis 18.1.0 to prod"))
+        change_id = asked.split("is change ")[1].split(",")[0]
+        before = remote_tip(fleet)
+        assert plain(chat.dm("@bob", f"!approve {change_id}")) == "Changes to prod are approved in #deploys, not here."
+        assert "approved in #deploys, not here" in chat.room("@bob", "#random", f"!approve {change_id}")
+        assert "approved in #deploys, not here" in chat.room("@bob", "#random", f"!reject {change_id}")
+        assert "approved in #deploys, not here" in chat.dm("@alice", f"!reject {change_id}")
+        assert remote_tip(fleet) == before and change_id in chat.dm("@bob", "!pending")
+        done = chat.room("@bob", "#deploys", f"!approve {change_id}")
+        assert done.startswith("Deployed redis 18.0.0 → 18.1.0 in prod: commit")
+    finally:
+        chat.stop()
+
+
 def test_four_eyes_for_prod(chat, fleet):
     before = remote_tip(fleet)
     asked = plain(chat.dm("@alice", "!deploy podinfo 6.5.1 to prod"))
