@@ -281,7 +281,7 @@ def test_killed_between_commit_and_push_recovers_without_a_duplicate(tmp_path, f
 
 def test_killed_bot_keeps_its_pending_approvals_in_errbot_storage(tmp_path, fleet_url):
     """The pending approval lives in Errbot's storage (BOT_DATA_DIR): a new bot on it sees it."""
-    storage = {"BOT_DATA_DIR": str(tmp_path / "errbot"), "STORAGE": "Shelf"}
+    storage = {"BOT_DATA_DIR": str(tmp_path / "errbot"), "STORAGE": "FerryShelf"}
     with started_bot(tmp_path, demo_settings(fleet_url), **storage) as bot:
         assert "waiting for approval" in ask(bot, "!deploy podinfo 6.5.1 to prod")[0]
     with started_bot(tmp_path, demo_settings(fleet_url), **storage) as bot:

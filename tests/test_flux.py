@@ -86,7 +86,7 @@ def start(tmp_path, fleet_url, monkeypatch):
         YAML().dump(raw, settings)
         bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
             "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
-            "STORAGE": "Shelf", "BOT_DATA_DIR": str(tmp_path / "errbot"),
+            "STORAGE": "FerryShelf", "BOT_DATA_DIR": str(tmp_path / "errbot"),
             "CORE_PLUGINS": ("ACLs", "Help", "Plugins", "Utils", "CommandNotFoundFilter", "Webserver"),
         })
         bot.start(timeout=10)

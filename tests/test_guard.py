@@ -32,7 +32,7 @@ class Chat:
                 env["policy"] = policy[env["name"]]
         config = {}
         if data_dir:  # a storage that survives a restart, as the real bot's does
-            config.update(STORAGE="Shelf", BOT_DATA_DIR=str(data_dir))
+            config.update(STORAGE="FerryShelf", BOT_DATA_DIR=str(data_dir))
         self.bot = start_bot(tmp_path, {**raw, **(extra or {})}, **config)
         self.said = []
 
