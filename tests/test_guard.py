@@ -157,6 +157,20 @@ def test_approval_refused_when_the_pin_moved(chat, fleet, external_commit):
     assert "No change is waiting" in chat.dm("@bob", "!pending")
 
 
+def test_pending_is_bounded_and_one_person_holds_a_set_number_of_changes(chat, fleet):
+    before = remote_tip(fleet)
+    for user in ("@alice", "@bob", "@carol", "@dave", "@erin", "@frank"):
+        for _ in range(5):
+            assert "needs a second person" in chat.dm(user, "!deploy podinfo 6.5.1 to prod")
+    refused = plain(chat.dm("@alice", "!deploy redis 18.1.0 to prod"))
+    assert refused.startswith("You already have 5 changes waiting for approval, the most one person may")
+    listed = chat.dm("@zed", "!pending")
+    assert len(listed) <= 8000 and listed.count("expires") < 30
+    assert listed.endswith(f"… and {30 - listed.count('expires')} more changes waiting "
+                           "(!approve <id> takes any of them).")
+    assert remote_tip(fleet) == before
+
+
 def test_reject_drops_the_change(chat, fleet):
     first = plain(chat.dm("@alice", "!deploy redis 18.1.0 to prod")).split("is change ")[1].split(",")[0]
     assert "You may not approve changes to prod" in chat.dm("@dave", f"!reject {first}")

@@ -38,7 +38,4 @@ class FerryApprovals(BotPlugin):
     def pending(self, msg, args):
         """Changes waiting for approval: `!pending`"""
         grammar.parse_nothing("pending", args)
-        waiting = self.get_plugin("Ferry").gitops.pending()
-        if not waiting:
-            return "No change is waiting for approval."
-        return "\n\n".join(render.pending(p) for p in waiting)
+        return render.pending_list(self.get_plugin("Ferry").gitops.pending())
