@@ -221,7 +221,7 @@ CORE = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     from gitops.core import GitOps
     from gitops.feedback import Feedback
-    from gitops.model import Requester
+    from gitops.model import ReplyTarget, Requester
     from gitops.settings import load_settings
     memory = shelve.open(sys.argv[3])
     core = GitOps(load_settings(sys.argv[2]), memory=memory)
@@ -230,12 +230,12 @@ CORE = textwrap.dedent("""
     if sys.argv[4] == "propose":
         print(core.deploy("podinfo", "prod", "6.5.1", alice).pending.id, flush=True)
         pushed = core.deploy("redis", "dev", "18.1.0", alice)  # then waits for Flux's word
-        feedback.expect(pushed, "Alice", {"to": "#deploys"})
+        feedback.expect(pushed, "Alice", ReplyTarget("#deploys", room=True))
     elif sys.argv[4] == "deploy":
         change = core.deploy("podinfo", "qa", "6.5.3", alice)
         print(change.commit.sha if change.commit else "noop", flush=True)
     print(",".join(sorted(p.id for p in core.pending())), flush=True)
-    print(",".join(sorted(f"{w['environment']}/{w['app']}@{w['version']}" for w in feedback.pending())),
+    print(",".join(sorted(f"{w.environment}/{w.app}@{w.version}" for w in feedback.pending())),
           flush=True)
     memory.close()
 """)
