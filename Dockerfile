@@ -15,6 +15,7 @@ RUN pip install --no-cache-dir --disable-pip-version-check -r requirements.txt
 COPY config.py ./
 COPY backends/ backends/
 COPY plugins/ plugins/
+COPY storage/ storage/
 
 # FERRY_WEBSERVER_PORT opens Ferry's bounded webserver at start: Flux posts its events to /flux/<env>,
 # the health check asks /ferry/health.

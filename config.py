@@ -28,6 +28,9 @@ if BACKEND.lower() in ("slackv3", "slack", "ferryslack"):
     BACKEND = "FerrySlack"  # backends/ferryslack: SlackV3 + the API base URL + replies in threads
 BOT_DATA_DIR = os.environ.get("FERRY_DATA_DIR", str(HERE / "data"))
 BOT_EXTRA_PLUGIN_DIR = str(HERE / "plugins")  # the folder itself, so `import gitops` works
+# Shelf written through at every change (storage/ferryshelf.py): a killed bot keeps its approvals.
+STORAGE = "FerryShelf"
+BOT_EXTRA_STORAGE_PLUGINS_DIR = str(HERE / "storage")
 BOT_EXTRA_BACKEND_DIR = [str(HERE / "backends"), str(Path(slackv3.__file__).resolve().parent)]
 BOT_LOG_FILE = os.environ.get("FERRY_LOG_FILE") or None  # None: log to stderr (containers)
 BOT_LOG_LEVEL = getattr(logging, os.environ.get("FERRY_LOG_LEVEL", "INFO").upper(), logging.INFO)

@@ -9,6 +9,7 @@ from errbot.backends.test import TestBot as ErrbotTestBot
 from ruamel.yaml import YAML
 
 PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
+STORAGE_PLUGINS = str(Path(__file__).resolve().parent.parent / "storage")  # STORAGE="FerryShelf"
 CORE_PLUGINS = ("ACLs", "Help", "Health", "Plugins", "Utils")  # FerryCommandNotFound answers unknown commands
 
 
@@ -19,7 +20,7 @@ def start_bot(tmp_path: Path, settings: dict, name: str = "ferry.yaml", **config
     YAML().dump({"data_dir": str(tmp_path / "gitops"), **settings}, path)
     bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
         "GITOPS_CONFIG": str(path), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
-        "CORE_PLUGINS": CORE_PLUGINS, **config})
+        "CORE_PLUGINS": CORE_PLUGINS, "BOT_EXTRA_STORAGE_PLUGINS_DIR": STORAGE_PLUGINS, **config})
     bot.start(timeout=10)
     return bot
 

@@ -4,6 +4,7 @@ a real core, a real bare remote and a real ``shelve`` as Errbot's storage)."""
 import hashlib
 import hmac
 import shelve
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,7 +17,7 @@ from gitops.errors import (BadSignature, EventRefused, EventTooLarge, FeedbackNo
                            MalformedEvent, ReplayedEvent, StaleEvent, Unsigned, UnknownEnvironment)
 from gitops.events import FluxEvent, decide, match_release, parse_event, sign, verify
 from gitops.feedback import FORGET_AFTER, NOTICE_WINDOW, Feedback, live_states
-from gitops.model import Change, Commit, Pin
+from gitops.model import Change, Commit, Pin, ReplyTarget, WaitingDeploy
 from gitops.settings import parse_settings
 from tests.flux_events import DOCUMENTED, encode, flux_event, now_rfc3339
 
@@ -211,7 +212,8 @@ def ev(reason="UpgradeSucceeded", version="6.5.3", **kw):
     return parse_event(encode(flux_event(reason=reason, version=version, **kw)))
 
 
-PENDING = {"app": "podinfo", "environment": "qa", "version": "6.5.3", "pushed_at": 100.0}
+PENDING = WaitingDeploy("podinfo", "qa", "deploy", "6.5.2", "6.5.3", "", "@alice",
+                         ReplyTarget("testroom", True), 100.0)
 
 
 @pytest.mark.parametrize("event, kind, settles", [
@@ -274,7 +276,7 @@ def change(app="podinfo", env="qa", new="6.5.3", old="6.5.2"):
                   commit=Commit("a" * 40))
 
 
-TARGET = {"to": "testroom", "room": True, "thread": "1700000000.000100"}
+TARGET = ReplyTarget("testroom", True, "1700000000.000100")
 
 
 def post(feedback, event, token=TOKEN, env="qa"):
@@ -291,7 +293,7 @@ def test_feedback_settles_a_pushed_change_and_records_it(core):
                                     timestamp=now_rfc3339(datetime.fromtimestamp(clock.now, timezone.utc))))
     (outcome,) = got.outcomes
     assert (outcome.kind, outcome.app, outcome.environment, outcome.elapsed) == ("live", "podinfo", "qa", 95)
-    assert outcome.pending["target"] == TARGET and outcome.pending["requester"] == "@alice"
+    assert outcome.pending.target == TARGET and outcome.pending.requester == "@alice"
     assert feedback.pending() == []
     pins = core.inventory().pins
     assert live_states(core.memory, pins)[("podinfo", "qa")]["state"] == "live"
@@ -338,11 +340,11 @@ def test_a_timeout_is_said_once_and_a_late_outcome_still_answers(core):
     assert feedback.expired() == []
     clock.now += 2
     (outcome,) = feedback.expired()
-    assert outcome.kind == "timeout" and outcome.pending["version"] == "6.5.3"
+    assert outcome.kind == "timeout" and outcome.pending.version == "6.5.3"
     assert feedback.expired() == []  # once
     clock.now += 60
     got = post(feedback, flux_event(timestamp=now_rfc3339(datetime.fromtimestamp(clock.now, timezone.utc))))
-    assert [o.kind for o in got.outcomes] == ["live"] and got.outcomes[0].pending["timed_out"]
+    assert [o.kind for o in got.outcomes] == ["live"] and got.outcomes[0].pending.timed_out
     feedback.expect(change(new="6.6.0", old="6.5.3"), "@alice", TARGET)
     clock.now += 600
     feedback.expired()
@@ -353,10 +355,10 @@ def test_a_timeout_is_said_once_and_a_late_outcome_still_answers(core):
 def test_a_newer_push_supersedes_the_one_waiting(core):
     feedback = Feedback(core, Clock())
     feedback.expect(change(new="6.5.3"), "@alice", TARGET)
-    outcome = feedback.expect(change(new="6.6.0", old="6.5.3"), "@bob", {**TARGET, "thread": "2"})
-    assert outcome.kind == "superseded" and outcome.pending["version"] == "6.5.3"
-    assert outcome.by["version"] == "6.6.0" and outcome.by["requester"] == "@bob"
-    assert [p["version"] for p in feedback.pending()] == ["6.6.0"]
+    outcome = feedback.expect(change(new="6.6.0", old="6.5.3"), "@bob", replace(TARGET, thread="2"))
+    assert outcome.kind == "superseded" and outcome.pending.version == "6.5.3"
+    assert outcome.by.version == "6.6.0" and outcome.by.requester == "@bob"
+    assert [p.version for p in feedback.pending()] == ["6.6.0"]
 
 
 def test_notices_go_to_the_channel_once(core):
@@ -391,8 +393,8 @@ def test_what_ferry_says_about_outcomes():
     from ferrychat.feedback import duration, say
     assert [duration(s) for s in (0, 45, 60, 192, 3600, 7500, 90000)] == \
         ["0s", "45s", "1m", "3m 12s", "1h", "2h 5m", "1d 1h"]
-    older = {**PENDING, "target": TARGET, "commit": "b" * 40, "timed_out": False}
-    newer = {**PENDING, "version": "6.6.0", "requester": "@bob"}
+    older = replace(PENDING, target=TARGET, commit="b" * 40)
+    newer = replace(PENDING, version="6.6.0", requester="@bob")
     assert say(events.Outcome("superseded", "podinfo", "qa", older, by=newer)) == (
         "`podinfo` 6.5.3 in qa: 6.6.0 was pushed by @bob before Flux reported on this one; "
         "I follow that change instead.")

@@ -221,7 +221,7 @@ CORE = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     from gitops.core import GitOps
     from gitops.feedback import Feedback
-    from gitops.model import Requester
+    from gitops.model import ReplyTarget, Requester
     from gitops.settings import load_settings
     memory = shelve.open(sys.argv[3])
     core = GitOps(load_settings(sys.argv[2]), memory=memory)
@@ -230,12 +230,12 @@ CORE = textwrap.dedent("""
     if sys.argv[4] == "propose":
         print(core.deploy("podinfo", "prod", "6.5.1", alice).pending.id, flush=True)
         pushed = core.deploy("redis", "dev", "18.1.0", alice)  # then waits for Flux's word
-        feedback.expect(pushed, "Alice", {"to": "#deploys"})
+        feedback.expect(pushed, "Alice", ReplyTarget("#deploys", room=True))
     elif sys.argv[4] == "deploy":
         change = core.deploy("podinfo", "qa", "6.5.3", alice)
         print(change.commit.sha if change.commit else "noop", flush=True)
     print(",".join(sorted(p.id for p in core.pending())), flush=True)
-    print(",".join(sorted(f"{w['environment']}/{w['app']}@{w['version']}" for w in feedback.pending())),
+    print(",".join(sorted(f"{w.environment}/{w.app}@{w.version}" for w in feedback.pending())),
           flush=True)
     memory.close()
 """)
@@ -281,7 +281,7 @@ def test_killed_between_commit_and_push_recovers_without_a_duplicate(tmp_path, f
 
 def test_killed_bot_keeps_its_pending_approvals_in_errbot_storage(tmp_path, fleet_url):
     """The pending approval lives in Errbot's storage (BOT_DATA_DIR): a new bot on it sees it."""
-    storage = {"BOT_DATA_DIR": str(tmp_path / "errbot"), "STORAGE": "Shelf"}
+    storage = {"BOT_DATA_DIR": str(tmp_path / "errbot"), "STORAGE": "FerryShelf"}
     with started_bot(tmp_path, demo_settings(fleet_url), **storage) as bot:
         assert "waiting for approval" in ask(bot, "!deploy podinfo 6.5.1 to prod")[0]
     with started_bot(tmp_path, demo_settings(fleet_url), **storage) as bot:
@@ -347,8 +347,8 @@ def test_the_real_bot_killed_keeps_its_pending_approval(tmp_path, fleet_url):
 
     proc, lines = start()
     try:  # the second request rewrites a stored record: that is what a crash used to lose
-        first = say(proc, lines, "!deploy podinfo 6.5.1 to prod", r"is change `?([0-9a-f]{6})")[1]
-        second = say(proc, lines, "!deploy redis 18.1.0 to prod", r"is change `?([0-9a-f]{6})")[1]
+        first = say(proc, lines, "!deploy podinfo 6.5.1 to prod", r"is change `?([0-9a-f]{10})")[1]
+        second = say(proc, lines, "!deploy redis 18.1.0 to prod", r"is change `?([0-9a-f]{10})")[1]
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)

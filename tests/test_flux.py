@@ -17,6 +17,7 @@ from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
 from gitops.events import MAX_BODY
+from tests.ferrybot import STORAGE_PLUGINS
 from tests.fixtures_git import remote_tip
 from tests.flux_events import encode, flux_event, signed
 
@@ -86,7 +87,8 @@ def start(tmp_path, fleet_url, monkeypatch):
         YAML().dump(raw, settings)
         bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
             "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
-            "STORAGE": "Shelf", "BOT_DATA_DIR": str(tmp_path / "errbot"),
+            "STORAGE": "FerryShelf", "BOT_EXTRA_STORAGE_PLUGINS_DIR": STORAGE_PLUGINS,
+            "BOT_DATA_DIR": str(tmp_path / "errbot"),
             "CORE_PLUGINS": ("ACLs", "Help", "Plugins", "Utils", "Webserver"),
         })
         bot.start(timeout=10)

@@ -32,7 +32,7 @@ class Chat:
                 env["policy"] = policy[env["name"]]
         config = {}
         if data_dir:  # a storage that survives a restart, as the real bot's does
-            config.update(STORAGE="Shelf", BOT_DATA_DIR=str(data_dir))
+            config.update(STORAGE="FerryShelf", BOT_DATA_DIR=str(data_dir))
         self.bot = start_bot(tmp_path, {**raw, **(extra or {})}, **config)
         self.said = []
 
@@ -105,6 +105,23 @@ def test_changes_come_from_the_right_channel(chat, fleet):
     assert "Promoted podinfo 6.5.1 → 6.5.2 in stag (from qa)" in done
 
 
+def test_approvals_are_taken_only_in_the_environments_channels(tmp_path, fleet):
+    chat = Chat(tmp_path, fleet, {"prod": {"channels": ["#deploys"]}})
+    try:
+        asked = plain(chat.room("@alice", "#deploys", "!deploy redis 18.1.0 to prod"))
+        change_id = asked.split("is change ")[1].split(",")[0]
+        before = remote_tip(fleet)
+        assert plain(chat.dm("@bob", f"!approve {change_id}")) == "Changes to prod are approved in #deploys, not here."
+        assert "approved in #deploys, not here" in chat.room("@bob", "#random", f"!approve {change_id}")
+        assert "approved in #deploys, not here" in chat.room("@bob", "#random", f"!reject {change_id}")
+        assert "approved in #deploys, not here" in chat.dm("@alice", f"!reject {change_id}")
+        assert remote_tip(fleet) == before and change_id in chat.dm("@bob", "!pending")
+        done = chat.room("@bob", "#deploys", f"!approve {change_id}")
+        assert done.startswith("Deployed redis 18.0.0 → 18.1.0 in prod: commit")
+    finally:
+        chat.stop()
+
+
 def test_four_eyes_for_prod(chat, fleet):
     before = remote_tip(fleet)
     asked = plain(chat.dm("@alice", "!deploy podinfo 6.5.1 to prod"))
@@ -123,7 +140,7 @@ def test_four_eyes_for_prod(chat, fleet):
     assert remote_log(fleet, fmt="%an|%s")[0] == "@alice|deploy podinfo 6.5.0 → 6.5.1 to prod"
     assert "Requested-by: @alice <@alice>" in trailers(fleet)
     assert "Approved-by: @carol <@carol>" in trailers(fleet)
-    assert "No change" in chat.dm("@bob", f"!approve {change_id}")
+    assert plain(chat.dm("@bob", f"!approve {change_id}")) == f"Change {change_id} was already approved by @carol."
     audit = plain(chat.dm("@bob", "!audit prod"))
     assert "deploy podinfo 6.5.0 → 6.5.1 to prod" in audit and "@carol <@carol>" in audit
 
@@ -140,11 +157,26 @@ def test_approval_refused_when_the_pin_moved(chat, fleet, external_commit):
     assert "No change is waiting" in chat.dm("@bob", "!pending")
 
 
+def test_pending_is_bounded_and_one_person_holds_a_set_number_of_changes(chat, fleet):
+    before = remote_tip(fleet)
+    for user in ("@alice", "@bob", "@carol", "@dave", "@erin", "@frank"):
+        for _ in range(5):
+            assert "needs a second person" in chat.dm(user, "!deploy podinfo 6.5.1 to prod")
+    refused = plain(chat.dm("@alice", "!deploy redis 18.1.0 to prod"))
+    assert refused.startswith("You already have 5 changes waiting for approval, the most one person may")
+    listed = chat.dm("@zed", "!pending")
+    assert len(listed) <= 8000 and listed.count("expires") < 30
+    assert listed.endswith(f"… and {30 - listed.count('expires')} more changes waiting "
+                           "(!approve <id> takes any of them).")
+    assert remote_tip(fleet) == before
+
+
 def test_reject_drops_the_change(chat, fleet):
     first = plain(chat.dm("@alice", "!deploy redis 18.1.0 to prod")).split("is change ")[1].split(",")[0]
     assert "You may not approve changes to prod" in chat.dm("@dave", f"!reject {first}")
     assert "Rejected change" in chat.dm("@bob", f"!reject {first} not during the sale")
-    assert "No change" in chat.dm("@bob", f"!approve {first}")
+    assert plain(chat.dm("@carol", f"!approve {first}")) == f"Change {first} was already rejected by @bob."
+    assert "No change" in chat.dm("@bob", "!approve 0123456789")
     assert "Give one change id" in chat.dm("@bob", "!approve")
     assert "is not a change id" in chat.dm("@bob", "!approve ../../x")
     assert len(remote_log(fleet)) == 1

@@ -3,9 +3,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gitops.errors import SettingsError
-from gitops.policy import (Locked, NotAllowed, authorise, may_approve, parse_policy,
-                           refuse_locked)
+from gitops.errors import Locked, NotAllowed, RolledBackVersion, SettingsError
+from gitops.model import Lock, RolledBack
+from gitops.policy import (MAX_WAITING, authorise, blockers, decide, may_approve, may_reject,
+                           parse_policy, refuse_locked)
 
 FRIDAY_1730_PARIS = datetime(2026, 11, 27, 16, 30, tzinfo=timezone.utc)
 MONDAY_0830_PARIS = datetime(2026, 11, 30, 7, 30, tzinfo=timezone.utc)
@@ -34,24 +35,34 @@ def test_who_may_and_from_where():
 
 def test_approvers_default_to_who_may_and_never_the_requester():
     p = policy(deploy=["U1", "U2"])
-    may_approve(p, "prod", "deploy", "U2", "U1")
+    may_approve(p, "prod", "deploy", "U2", "U1", ())
     with pytest.raises(NotAllowed, match="cannot approve your own change"):
-        may_approve(p, "prod", "deploy", "U1", "U1")
+        may_approve(p, "prod", "deploy", "U1", "U1", ())
     with pytest.raises(NotAllowed, match="ask U1, U2"):
-        may_approve(p, "prod", "deploy", "U3", "U1")
-    q = policy(deploy=["U1"], approval={"approvers": ["U7"], "expire_minutes": 30})
-    may_approve(q, "prod", "deploy", "U7", "U1")
-    assert q.approval_minutes == 30
+        may_approve(p, "prod", "deploy", "U3", "U1", ())
+    q = policy(deploy=["U1"], approval={"approvers": ["U7"], "expire_minutes": 30, "max_waiting": 2})
+    may_approve(q, "prod", "deploy", "U7", "U1", ())
+    assert (q.approval_minutes, q.max_waiting, p.max_waiting) == (30, 2, MAX_WAITING)
+
+
+def test_approvals_and_rejections_come_from_the_environments_channels():
+    p = policy(channels=["C0DEPLOY", "#deploys"])
+    may_approve(p, "prod", "deploy", "U2", "U1", ("C0DEPLOY",))
+    may_reject(p, "prod", "deploy", "U1", "U1", ("#deploys",))  # the requester withdrawing
+    for who in ("U1", "U2"):
+        with pytest.raises(NotAllowed, match="Changes to prod are approved in C0DEPLOY, #deploys, not here."):
+            may_reject(p, "prod", "deploy", who, "U1", ("#random",))
+    with pytest.raises(NotAllowed, match="approved in C0DEPLOY, #deploys, not here"):
+        may_approve(p, "prod", "deploy", "U2", "U1", ())  # a DM
 
 
 def test_locks_name_who_why_and_since():
     with pytest.raises(Locked, match=r"prod is locked by Ann since 2026-11-26 10:00 UTC: incident 42\. An admin"):
-        refuse_locked("prod", "web", {"prod": {"by": "Ann", "when": "2026-11-26 10:00 UTC",
-                                                "reason": "incident 42"}}, policy(), FRIDAY_1730_PARIS)
+        refuse_locked("prod", "web", {"prod": Lock("Ann", "2026-11-26 10:00 UTC", "incident 42")},
+                      policy(), FRIDAY_1730_PARIS)
     with pytest.raises(Locked, match="`web` in prod is locked by Bo"):
-        refuse_locked("prod", "web", {"prod/web": {"by": "Bo", "when": "x", "reason": ""}}, policy(),
-                      FRIDAY_1730_PARIS)
-    refuse_locked("prod", "api", {"prod/web": {"by": "Bo", "when": "x"}}, policy(), FRIDAY_1730_PARIS)
+        refuse_locked("prod", "web", {"prod/web": Lock("Bo", "x")}, policy(), FRIDAY_1730_PARIS)
+    refuse_locked("prod", "api", {"prod/web": Lock("Bo", "x")}, policy(), FRIDAY_1730_PARIS)
 
 
 def test_freeze_window_across_the_weekend_in_its_time_zone():
@@ -62,12 +73,59 @@ def test_freeze_window_across_the_weekend_in_its_time_zone():
     refuse_locked("prod", "web", {}, p, datetime(2026, 11, 27, 14, 59, tzinfo=timezone.utc))  # Fri 15:59
 
 
+FROZEN = policy(freeze=[{"from": "Fri 16:00", "to": "Mon 08:00", "timezone": "Europe/Paris"}])
+LOCKED = {"prod/web": Lock("Ann", "2026-11-26 10:00 UTC", "incident 42")}
+ROLLED = RolledBack("1.2.0", "Bo", "2026-11-26 09:00 UTC")
+
+
+def found(locks=None, rolled=None, rules=FROZEN, now=MONDAY_0830_PARIS, action="deploy"):
+    return blockers("prod", "web", "1.2.0", action, locks or {}, rolled, rules, now)
+
+
+def test_the_decision_names_every_blocker_and_force_records_them():
+    everything = found(LOCKED, ROLLED, now=FRIDAY_1730_PARIS)
+    assert [b.kind for b in everything] == ["lock", "freeze", "rolled-back"]
+    assert found(rolled=ROLLED, action="rollback") == ()  # rolling back again is no bringing back
+    assert found(rolled=RolledBack("1.1.0", "Bo", "x")) == ()
+    ask = dict(who="U1", channels=())
+    refused = decide(FROZEN, "prod", "deploy", everything, **ask)
+    assert isinstance(refused.refusal, Locked) and "locked by Ann" in str(refused.refusal)
+    not_admin = decide(FROZEN, "prod", "deploy", everything, force=True, **ask)
+    assert str(not_admin.refusal).startswith("Only an admin may force a change past this: `web` in prod")
+    forced = decide(FROZEN, "prod", "deploy", everything, force=True, admin=True, **ask)
+    assert forced.refusal is None and forced.forced == everything
+    # bringing back a rolled-back version needs --force, not an admin
+    rolled = found(rolled=ROLLED)
+    assert isinstance(decide(FROZEN, "prod", "deploy", rolled, **ask).refusal, RolledBackVersion)
+    assert decide(FROZEN, "prod", "deploy", rolled, force=True, **ask).forced == rolled
+    assert decide(FROZEN, "prod", "deploy", (), **ask) == decide(FROZEN, "prod", "deploy", (), **ask)
+
+
+def test_at_approval_only_what_the_request_overrode_may_stand():
+    approve = dict(who="U2", channels=(), requested_by="U1")
+    rolled = found(rolled=ROLLED)
+    # an admin forced a rolled-back version: its approval needs no --force again
+    assert decide(FROZEN, "prod", "deploy", rolled, overridden=rolled, **approve).refusal is None
+    # a lock added since the request refuses it, a freeze begun since too
+    later = found(LOCKED, ROLLED)
+    assert "locked by Ann" in str(decide(FROZEN, "prod", "deploy", later, overridden=rolled, **approve).refusal)
+    frozen = found(rolled=ROLLED, now=FRIDAY_1730_PARIS)
+    assert "frozen" in str(decide(FROZEN, "prod", "deploy", frozen, overridden=rolled, **approve).refusal)
+    # the same lock, lifted and set again, is another lock
+    again = found({"prod/web": Lock("Ann", "2026-11-27 10:00 UTC", "incident 42")})
+    assert decide(FROZEN, "prod", "deploy", again, overridden=found(LOCKED), **approve).refusal is not None
+    assert decide(FROZEN, "prod", "deploy", found(LOCKED), overridden=found(LOCKED), **approve).refusal is None
+    mine = decide(FROZEN, "prod", "deploy", (), who="U1", channels=(), requested_by="U1", overridden=())
+    assert isinstance(mine.refusal, NotAllowed)
+
+
 @pytest.mark.parametrize("raw, message", [
     ({"deploy": "U1"}, "`environments[3].policy.deploy` must be a list"),
     ({"deploy": [1]}, "must be a list of chat user or channel IDs"),
     ({"who": ["U1"]}, "unknown key `who`"),
     ({"approval": "yes"}, "must be true, false or"),
     ({"approval": {"expire_minutes": 0}}, "must be a number of minutes"),
+    ({"approval": {"max_waiting": 0}}, "max_waiting` must be a number of changes"),
     ({"freeze": [{"from": "Friday", "to": "Mon 08:00"}]}, "must be a weekday and a time"),
     ({"freeze": [{"from": "Fri 16:00", "to": "Mon 08:00", "timezone": "Mars/Olympus"}]}, "is not a time zone"),
     ({"freeze": [{"from": "Fri 16:00"}]}, "freeze[0]` must be"),

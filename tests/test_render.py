@@ -3,8 +3,9 @@ import time
 
 import pytest
 
-from ferrychat.render import app_overview, change, commit_url, live, overview, pinned, table
-from gitops.model import Change, Commit, Pin, PinLocation
+from ferrychat.render import (MAX_REPLY, app_overview, audit, bounded, change, commit_url, live, overview,
+                              pending_list, pinned, table)
+from gitops.model import AuditEntry, Change, Commit, PendingChange, Pin, PinLocation, Requester
 
 
 def pin(app, env, version, is_range=False):
@@ -19,6 +20,42 @@ def test_table_aligns_and_cuts_with_a_count():
     assert lines[2] == "app000  1.0.0"
     assert len(lines) == 1 + 1 + 10 + 1 + 1
     assert lines[-1] == "… and 40 more apps."
+
+
+def test_wide_tables_stay_within_the_reply_size_with_a_count():
+    reason = "a very long reason " * 30
+    text = table(["what", "by", "since", "why"], [[f"prod/app{i}", "Ann", "2026-11-26 10:00 UTC", reason]
+                                                  for i in range(100)], limit=100, more="locks")
+    assert len(text) <= MAX_REPLY
+    assert "a very long reason" in text and reason not in text  # a cell is cut, with …
+    shown = [l for l in text.splitlines() if l.startswith("prod/app")]
+    assert text.endswith(f"… and {100 - len(shown)} more locks.") and 0 < len(shown) < 100
+    entries = [AuditEntry(f"{i:040x}", "2026-11-26T10:00:00Z", "deploy x " + "y" * 300, "prod", "Ann " * 50)
+               for i in range(100)]
+    assert len(audit(entries)) <= MAX_REPLY and "more rows" in audit(entries)
+
+
+def test_pending_lists_whole_changes_within_the_reply_size_and_counts_the_rest():
+    diff = "--- a/f\n+++ b/f\n" + "".join(f" line {i}\n" for i in range(6)) + "-x: 1\n+x: 2\n"
+    waiting = [PendingChange(f"{i:010x}", "deploy", "podinfo", "prod", "6.5.0", "6.5.1", "f", diff,
+                             Requester(f"U{i}", f"Person {i}"), "2026-11-26T10:00:00", "2026-11-26T11:00:00")
+               for i in range(60)]
+    text = pending_list(waiting)
+    assert len(text) <= MAX_REPLY
+    listed = text.count("expires 11:00 UTC")
+    assert 5 < listed < 60 and text.endswith(f"… and {60 - listed} more changes waiting "
+                                             "(`!approve <id>` takes any of them).")
+    assert text.count("```") % 2 == 0
+    assert pending_list([]) == "No change is waiting for approval."
+
+
+def test_any_answer_is_cut_at_a_line_and_keeps_its_code_block_closed():
+    long = "head\n```\n" + "".join(f"line {i} " + "x" * 100 + "\n" for i in range(200)) + "```"
+    text = bounded(long)
+    assert len(text) <= MAX_REPLY and text.count("```") == 2
+    assert text.endswith("more line(s): the answer is cut at 8,000 characters.")
+    assert bounded("short") == "short"
+    assert len(bounded("x" * 20000)) <= MAX_REPLY
 
 
 def test_cells_mark_ranges_newer_versions_and_absence():

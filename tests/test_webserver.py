@@ -147,7 +147,7 @@ def test_ferrys_webserver_refuses_deep_json_and_errbots_routes(tmp_path, bare_re
     monkeypatch.setenv("GITOPS_FLUX_TOKEN_QA", token)
     url = bare_remote(demo_files(f"{registry.url}/charts"))
     with started_bot(tmp_path, demo_settings(url), CORE_PLUGINS=("ACLs", "Help", "Plugins", "Utils",
-                                                                  "CommandNotFoundFilter", "Webserver")) as bot:
+                                                                  "Webserver")) as bot:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 10
         while True:

@@ -10,7 +10,7 @@ class FerryApprovals(BotPlugin):
     @botcmd
     @answers
     def approve(self, msg, args):
-        """Apply a change waiting for approval: `!approve a1b2c3`
+        """Apply a change waiting for approval: `!approve 3f9a1c07d2`
 
         Someone other than the requester, allowed to approve in that environment, approves it. The
         change is checked again first: the pin must still be at the value its diff was made from.
@@ -26,7 +26,7 @@ class FerryApprovals(BotPlugin):
     @botcmd
     @answers
     def reject(self, msg, args):
-        """Drop a change waiting for approval: `!reject a1b2c3 [reason]`"""
+        """Drop a change waiting for approval: `!reject 3f9a1c07d2 [reason]`"""
         change_id, reason = grammar.parse_rejection(args)
         dropped = self.get_plugin("Ferry").gitops.reject(change_id, requester(msg))
         why = f": {reason}" if reason else ""
@@ -38,7 +38,4 @@ class FerryApprovals(BotPlugin):
     def pending(self, msg, args):
         """Changes waiting for approval: `!pending`"""
         grammar.parse_nothing("pending", args)
-        waiting = self.get_plugin("Ferry").gitops.pending()
-        if not waiting:
-            return "No change is waiting for approval."
-        return "\n\n".join(render.pending(p) for p in waiting)
+        return render.pending_list(self.get_plugin("Ferry").gitops.pending())

@@ -1,5 +1,4 @@
 import os
-from collections.abc import MutableMapping
 
 import errbot.core_plugins
 from errbot import BotPlugin, core_plugins, webhook
@@ -9,40 +8,6 @@ from flask import request
 import ferryweb
 from gitops.core import GitOps
 from gitops.settings import load_settings
-
-
-class Durable(MutableMapping):
-    """The plugin's Errbot storage, flushed to disk at every change. Pending approvals, locks and
-    waiting deploys must survive a crash; Errbot's Shelf writes through Python's dbm, whose
-    fallback (``dbm.dumb``) rewrites its index only on close, so a killed bot lost updates."""
-
-    def __init__(self, plugin):
-        self.plugin = plugin
-
-    def __getitem__(self, key):
-        return self.plugin[key]
-
-    def __setitem__(self, key, value):
-        self.plugin[key] = value
-        self._flush()
-
-    def __delitem__(self, key):
-        del self.plugin[key]
-        self._flush()
-
-    def __contains__(self, key):
-        return key in self.plugin
-
-    def __iter__(self):
-        return iter(list(self.plugin.keys()))
-
-    def __len__(self):
-        return len(self.plugin)
-
-    def _flush(self):
-        shelf = getattr(getattr(self.plugin, "_store", None), "shelf", None)
-        if hasattr(shelf, "sync"):
-            shelf.sync()
 
 
 # What Errbot's webserver serves: Ferry's own routes (/ferry/health, /flux/<env>) and Slack's
@@ -84,7 +49,8 @@ class Ferry(BotPlugin):
     def activate(self):
         super().activate()
         path = getattr(self.bot_config, "GITOPS_CONFIG", None) or os.environ.get("GITOPS_CONFIG")
-        self.gitops = GitOps(load_settings(path), memory=Durable(self))
+        # The plugin's Errbot storage; config.py's STORAGE (FerryShelf) writes each change to disk.
+        self.gitops = GitOps(load_settings(path), memory=self)
         self.watchers = []  # callables (change, msg) told of every pushed change
         self.log.info("Ferry manages %s", ", ".join(self.gitops.settings.environment_names))
         self._open_webserver(os.environ.get("FERRY_WEBSERVER_PORT", ""))

@@ -29,24 +29,24 @@ def age(seconds: float) -> str:
 
 def say(outcome: Outcome, timeout_minutes: float = 10) -> str:
     """The reply for one outcome: in the command's thread, or in the environment's channel."""
-    o, event, pending = outcome, outcome.event, outcome.pending or {}
-    version = pending.get("version") or (event.version if event else "")
+    o, event, pending = outcome, outcome.event, outcome.pending
+    version = (pending.version if pending else "") or (event.version if event else "")
     what = f"`{o.app}` {version}".rstrip()
     if o.kind == "live":
-        late = " after all" if pending.get("timed_out") else ""
+        late = " after all" if pending and pending.timed_out else ""
         return (f"{what} is live in {o.environment}{late}: Flux reports {event.reason}, "
                 f"{duration(o.elapsed)} after the push.")
     if o.kind == "failed":
         return (f"{what} failed in {o.environment}: Flux reports {event.reason}, "
                 f"{duration(o.elapsed)} after the push.{_quoted(event.message)}")
     if o.kind == "timeout":
-        commit = f" (commit {pending['commit'][:10]})" if pending.get("commit") else ""
+        commit = f" (commit {pending.commit[:10]})" if pending and pending.commit else ""
         return (f"{what} in {o.environment}: no word from Flux within {_minutes(timeout_minutes)} "
                 f"of the push{commit}. I will still answer here if it reports.")
     if o.kind == "superseded":
-        newer = o.by or {}
-        who = f" by {newer['requester']}" if newer.get("requester") else ""
-        return (f"{what} in {o.environment}: {newer.get('version', 'another version')} was pushed{who} "
+        newer = o.by
+        who = f" by {newer.requester}" if newer and newer.requester else ""
+        return (f"{what} in {o.environment}: {newer.version if newer else 'another version'} was pushed{who} "
                 f"before Flux reported on this one; I follow that change instead.")
     # a notice for the environment's channel: nobody's command waits for it
     release = f"`{o.app}`" + (f" {event.version}" if event and event.version else "")

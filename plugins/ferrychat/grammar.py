@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from gitops.errors import FerryError, shown
+from gitops.errors import UsageError, shown
 
 USAGE = {
     "versions": "`!versions`, `!versions <app>` or `!versions <app> <env>`",
@@ -26,13 +26,12 @@ USAGE = {
     "locks": "`!locks`",
     "audit": "`!audit [<env>] [N]`",
 }
-_CHANGE_ID = re.compile(r"^[0-9a-fA-F]{6}$")
+_CHANGE_ID = re.compile(r"^[0-9a-fA-F]{6,16}$")
 _FLAGS = {"--dry-run": "dry_run", "--force": "force"}
 
 
-class UsageError(FerryError):
-    def __init__(self, command: str, problem: str):
-        super().__init__(f"{problem} Usage: {USAGE[command]}")
+def usage_error(command: str, problem: str) -> UsageError:
+    return UsageError(problem, USAGE[command])
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def words(command: str, args: str) -> tuple[list[str], dict]:
     for word in (args or "").split():
         if word.startswith("--"):
             if word.lower() not in _FLAGS:
-                raise UsageError(command, f"Unknown option `{shown(word)}`.")
+                raise usage_error(command, f"Unknown option `{shown(word)}`.")
             flags[_FLAGS[word.lower()]] = True
         else:
             rest.append(word)
@@ -61,14 +60,14 @@ def words(command: str, args: str) -> tuple[list[str], dict]:
 def parse_versions(args: str) -> list[str]:
     rest, flags = words("versions", args)
     if flags or len(rest) > 2:
-        raise UsageError("versions", "Too many arguments.")
+        raise usage_error("versions", "Too many arguments.")
     return rest
 
 
 def parse_diff(args: str) -> list[str]:
     rest, flags = words("diff", args)
     if flags or len(rest) not in (2, 3):
-        raise UsageError("diff", "Give two environments, and optionally an app before them.")
+        raise usage_error("diff", "Give two environments, and optionally an app before them.")
     return rest
 
 
@@ -87,63 +86,63 @@ def parse_promote(args: str) -> Request:
         source, rest = rest[1], rest[2:]
     env = _keyword(rest, "to", "promote", "Say which environment to promote to: `to <env>`.")
     if source and version:
-        raise UsageError("promote", "Give either `<app>@<version>` or `from <env>`, not both.")
+        raise usage_error("promote", "Give either `<app>@<version>` or `from <env>`, not both.")
     return Request(app, env, version, source=source, **flags)
 
 
 def parse_rollback(args: str) -> Request:
     rest, flags = words("rollback", args)
     if flags.get("force"):
-        raise UsageError("rollback", "`--force` does not apply to a rollback.")
+        raise usage_error("rollback", "`--force` does not apply to a rollback.")
     if not rest:
-        raise UsageError("rollback", "Say which app to roll back.")
+        raise usage_error("rollback", "Say which app to roll back.")
     app, rest = rest[0], rest[1:]
     if len(rest) < 2 or rest[0].lower() not in ("on", "in"):
-        raise UsageError("rollback", "Say which environment: `on <env>`.")
+        raise usage_error("rollback", "Say which environment: `on <env>`.")
     env, rest = rest[1], rest[2:]
     version = None
     if rest:
         if len(rest) != 2 or rest[0].lower() != "to":
-            raise UsageError("rollback", f"Unexpected `{shown(' '.join(rest))}`.")
+            raise usage_error("rollback", f"Unexpected `{shown(' '.join(rest))}`.")
         version = rest[1]
     return Request(app, env, version, **flags)
 
 
 def _app_and_version(rest: list[str], command: str, version_word: bool):
     if not rest:
-        raise UsageError(command, "Say which app.")
+        raise usage_error(command, "Say which app.")
     first = rest[0]
     if "@" in first:
         app, _, version = first.partition("@")
         if not app or not version:
-            raise UsageError(command, f"`{shown(first)}` is not `<app>@<version>`.")
+            raise usage_error(command, f"`{shown(first)}` is not `<app>@<version>`.")
         return app, version, rest[1:]
     if version_word:
         if len(rest) < 2 or rest[1].lower() == "to":
-            raise UsageError(command, "Say which version.")
+            raise usage_error(command, "Say which version.")
         return first, rest[1], rest[2:]
     return first, None, rest[1:]
 
 
 def _keyword(rest: list[str], keyword: str, command: str, missing: str) -> str:
     if len(rest) < 2 or rest[0].lower() != keyword:
-        raise UsageError(command, missing)
+        raise usage_error(command, missing)
     if len(rest) > 2:
-        raise UsageError(command, f"Unexpected `{shown(' '.join(rest[2:]))}` after the environment.")
+        raise usage_error(command, f"Unexpected `{shown(' '.join(rest[2:]))}` after the environment.")
     return rest[1]
 
 
 def parse_nothing(command: str, args: str) -> None:
     if (args or "").strip():
-        raise UsageError(command, f"`!{command}` takes no arguments.")
+        raise usage_error(command, f"`!{command}` takes no arguments.")
 
 
 def parse_change_id(command: str, args: str) -> str:
     rest, flags = words(command, args)
     if flags or len(rest) != 1:
-        raise UsageError(command, "Give one change id.")
+        raise usage_error(command, "Give one change id.")
     if not _CHANGE_ID.match(rest[0]):
-        raise UsageError(command, f"`{shown(rest[0])}` is not a change id (six hex digits).")
+        raise usage_error(command, f"`{shown(rest[0])}` is not a change id (hex digits, as `!pending` shows it).")
     return rest[0].lower()
 
 
@@ -156,7 +155,7 @@ def parse_lock(args: str, apps, command: str = "lock") -> tuple[str, Optional[st
     """``<env> [<app>] [reason]``: the second word is an app when it names one."""
     rest = (args or "").split()
     if not rest:
-        raise UsageError(command, "Say which environment.")
+        raise usage_error(command, "Say which environment.")
     env, rest = rest[0], rest[1:]
     known = {a.lower(): a for a in apps}
     app = known.get(rest[0].lower()) if rest else None
@@ -164,7 +163,7 @@ def parse_lock(args: str, apps, command: str = "lock") -> tuple[str, Optional[st
         rest = rest[1:]
     reason = " ".join(rest)[:200]
     if command == "unlock" and reason:
-        raise UsageError(command, f"Unexpected `{shown(reason)}`: no app by that name.")
+        raise usage_error(command, f"Unexpected `{shown(reason)}`: no app by that name.")
     return env, app, reason
 
 
@@ -172,14 +171,14 @@ def parse_audit(args: str) -> tuple[Optional[str], int]:
     rest, flags = words("audit", args)
     env, count = None, 10
     if flags or len(rest) > 2:
-        raise UsageError("audit", "Too many arguments.")
+        raise usage_error("audit", "Too many arguments.")
     for word in rest:
         if word.isdigit():
             count = int(word)
         elif env is None:
             env = word
         else:
-            raise UsageError("audit", f"Unexpected `{shown(word)}`.")
+            raise usage_error("audit", f"Unexpected `{shown(word)}`.")
     if not 1 <= count <= 100:
-        raise UsageError("audit", "Give a count from 1 to 100.")
+        raise usage_error("audit", "Give a count from 1 to 100.")
     return env, count

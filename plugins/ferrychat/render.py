@@ -12,13 +12,21 @@ from gitops.model import AuditEntry, Change, ChartInfo, HistoryEntry, PendingCha
 from gitops.versions import parse, same_version
 
 MAX_ROWS = 40
+MAX_REPLY = 8000  # characters: no answer is longer (Slack folds long messages; a list must not flood)
+MAX_CELL = 80  # characters of one table cell (reasons, subjects)
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], limit: int = MAX_ROWS,
-          more: str = "rows") -> str:
-    """A fixed-width table in a code block; past ``limit`` rows, a count of what was left out."""
-    rows = [[str(c) for c in r] for r in rows]
-    shown, cut = rows[:limit], len(rows) - limit
+          more: str = "rows", budget: int = MAX_REPLY - 1000) -> str:
+    """A fixed-width table in a code block; past ``limit`` rows or ``budget`` characters, a count
+    of what was left out. Long cells are cut."""
+    rows = [[_cell(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows[:limit])) if rows else len(h)
+              for i, h in enumerate(headers)]
+    per_line = sum(widths) + 2 * (len(widths) - 1) + 1
+    fits = max(1, budget // per_line - 1)  # the header line counts too
+    shown = rows[:min(limit, fits)]
+    cut = len(rows) - len(shown)
     widths = [max(len(h), *(len(r[i]) for r in shown)) if shown else len(h)
               for i, h in enumerate(headers)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
@@ -27,6 +35,44 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], limit: int = MA
     if cut > 0:
         text += f"\n… and {cut} more {more}."
     return text
+
+
+def _cell(value) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
+
+
+def items(parts: Sequence[str], more: str, budget: int = MAX_REPLY - 200, sep: str = "\n\n") -> str:
+    """Whole parts (one per change, …) while they fit in ``budget``; then a count of the rest."""
+    kept, used = [], 0
+    for part in parts:
+        if kept and used + len(sep) + len(part) > budget:
+            break
+        kept.append(part)
+        used += len(sep) + len(part)
+    text = sep.join(kept)
+    if len(kept) < len(parts):
+        text += f"{sep}… and {len(parts) - len(kept)} more {more}."
+    return bounded(text)
+
+
+def bounded(text: str, limit: int = MAX_REPLY) -> str:
+    """At most ``limit`` characters: cut at a line, close an open code block, count what was cut."""
+    if len(text) <= limit:
+        return text
+    lines, kept, used = text.split("\n"), [], 0
+    for line in lines:
+        if used + len(line) + 1 > limit - 120:
+            break
+        kept.append(line)
+        used += len(line) + 1
+    if not kept:  # one endless line
+        kept, used = [lines[0][:limit - 120]], limit - 120
+    cut = "\n".join(kept)
+    if cut.count("```") % 2:
+        cut += "\n```"
+    rest = len(lines) - len(kept)
+    return f"{cut}\n… and {rest} more line(s): the answer is cut at {limit:,} characters."
 
 
 def pinned(pin: Optional[Pin], newest: Optional[str] = None) -> str:
@@ -213,6 +259,12 @@ def values_diff(pin_a: Pin, pin_b: Pin, diff: str) -> str:
     body = "\n".join(lines[:60])
     more = f"\n… and {cut} more lines of diff." if cut > 0 else ""
     return f"{head}\nHelm values, {pin_a.environment} → {pin_b.environment}:\n```\n{body}\n```{more}"
+
+
+def pending_list(waiting: Sequence[PendingChange]) -> str:
+    if not waiting:
+        return "No change is waiting for approval."
+    return items([pending(p) for p in waiting], "changes waiting (`!approve <id>` takes any of them)")
 
 
 def pending(p: PendingChange, new: bool = False) -> str:

@@ -27,9 +27,9 @@ def answers(func):
         try:
             result = func(self, msg, args)
             if inspect.isgenerator(result):
-                yield from result
+                yield from (render.bounded(r) if isinstance(r, str) else r for r in result)
             elif result is not None:
-                yield result
+                yield render.bounded(result) if isinstance(result, str) else result
         except FerryError as e:
             outcome = f"refused: {e}"
             yield str(e)

@@ -8,6 +8,7 @@ from ferrychat.replies import requester
 from gitops.errors import EventRefused, UnknownEnvironment, shown
 from gitops.events import MAX_BODY
 from gitops.feedback import Feedback
+from gitops.model import ReplyTarget
 
 
 class FerryFlux(BotPlugin):
@@ -79,8 +80,8 @@ class FerryFlux(BotPlugin):
         text = say(outcome, self.feedback.settings.flux.timeout_minutes)
         try:
             if outcome.pending is not None:
-                target = outcome.pending["target"]
-                to = self._identifier(target["to"], target.get("room", False))
+                target = outcome.pending.target
+                to = self._identifier(target.to, target.room)
                 self.send(to, text, in_reply_to=self._thread(target, to))
             else:
                 channel = self.feedback.settings.environment(outcome.environment).notify
@@ -102,12 +103,12 @@ class FerryFlux(BotPlugin):
 
     def _thread(self, target, to):
         """The message to answer under: what a backend with threads (Slack) needs to find it."""
-        if not target.get("thread"):
+        if not target.thread:
             return None
-        return Message("", frm=to, to=self.bot_identifier, extras={"slack_event": {"ts": target["thread"]}})
+        return Message("", frm=to, to=self.bot_identifier, extras={"slack_event": {"ts": target.thread}})
 
 
-def target_of(msg) -> dict:
+def target_of(msg) -> ReplyTarget:
     """Where to answer a command later, as plain strings: the channel (or the person, in a DM) and
     the Slack thread the command started (``thread_ts`` when it was itself in a thread)."""
     frm = msg.frm
@@ -118,4 +119,4 @@ def target_of(msg) -> dict:
     extras = msg.extras if isinstance(msg.extras, dict) else {}
     event = extras.get("slack_event") or {}
     thread = event.get("thread_ts") or (event.get("message") or {}).get("ts") or event.get("ts") or ""
-    return {"to": str(to), "room": room, "thread": str(thread)}
+    return ReplyTarget(str(to), room, str(thread))

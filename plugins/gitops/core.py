@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Callable, MutableMapping, Optional
 
 from . import carry, discovery, editing, policy
-from .errors import (FerryError, GitUnauthorized, GitUnavailable, NoRegistry, NotEditable,
-                     NothingToRollback, PromotionRefused, PushRejected, RegistryUnauthorized,
-                     RegistryUnavailable, SharedPin, UnknownApp, shown)
+from .errors import (ApprovalRefused, FerryError, GitUnauthorized, GitUnavailable, NoRegistry,
+                     NotAllowed, NotEditable, NothingToRollback, PromotionRefused, PushRejected,
+                     RegistryUnauthorized, RegistryUnavailable, SharedPin, UnknownApp, shown)
 from .model import (AuditEntry, Change, ChartInfo, ChartLocation, Commit, HistoryEntry, Inventory,
-                    PendingChange, Pin, Plan, Requester)
+                    Lock, PendingChange, Pin, Plan, Requester, RolledBack)
 from .registry import RegistryClient
-from .guard import ApprovalRefused, Guard
+from . import guard as held
+from .guard import Guard
 from .settings import EnvironmentSettings, RepoSettings, Settings
 from .versions import between, check_version, parse, registry_tag, same_version
 from .workspace import Workspace, git_environment
@@ -245,17 +246,17 @@ class GitOps:
         """Go back to the previous distinct version in history, or to ``to`` if it ran before."""
         return self.apply(self.plan_rollback(app, environment, to), requester, dry_run)
 
-    def rolled_back(self, app: str, environment: str) -> Optional[dict]:
+    def rolled_back(self, app: str, environment: str) -> Optional[RolledBack]:
         """The version last rolled back from ``app`` in ``environment``: version, by, when."""
         pin = self.pin(app, environment)
         return self.guard.rolled_back(pin.environment, pin.app)
 
-    def check(self, plan: Plan, requester: Requester, force: bool = False, admin: bool = False) -> tuple:
+    def check(self, plan: Plan, requester: Requester, force: bool = False,
+              admin: bool = False) -> policy.Decision:
         """Refuse a plan this requester may not make, or that cannot be written now, before
-        anything is said or written. Returns what an admin's ``--force`` overrode."""
-        env = self.settings.environment(plan.environment)
-        policy.authorise(env.policy, env.name, plan.action, requester.id, requester.channels, requester.bot)
-        return self._check_state(plan, force, admin)
+        anything is said or written. Returns the decision: what ``--force`` overrode."""
+        decision = self._decide(plan, requester, force=force, admin=admin)
+        return self._check_state(plan, decision)
 
     def needs_approval(self, plan: Plan) -> bool:
         """A change there waits for a second person (dry runs and no-ops never do)."""
@@ -264,67 +265,73 @@ class GitOps:
     def apply(self, plan: Plan, requester: Requester, dry_run: bool = False, force: bool = False,
               admin: bool = False) -> Change:
         """Check a plan, then write it, show its diff (dry run), or hold it for approval."""
-        forced = self.check(plan, requester, force, admin)
+        decision = self.check(plan, requester, force, admin)
         if self.needs_approval(plan) and not dry_run:
-            return self._propose(plan, requester, forced)
-        return self._write(plan, requester, dry_run, forced=forced)
+            return self._propose(plan, requester, decision.forced)
+        return self._write(plan, requester, dry_run, forced=decision.forced)
 
     # ---- approvals, locks, audit -----------------------------------------------------------
 
     def approve(self, change_id: str, approver: Requester) -> Change:
-        """Apply a pending change, checked again: still allowed, unlocked, in the registry, and
-        the pin still at the value its diff was made from."""
+        """Apply a pending change, decided again now: the approver allowed from where they ask,
+        no blocker but those the request overrode, in the registry, and the pin still at the value
+        its diff was made from. The change is claimed once: a concurrent reject or a second
+        approval is told it is already being applied."""
         waiting = self.guard.waiting(change_id)
-        env = self.settings.environment(waiting.environment)
-        policy.may_approve(env.policy, env.name, waiting.action, approver.id, waiting.requester.id,
-                           approver.bot)
-        pin = self.pin(waiting.app, env.name)
+        pin = self.pin(waiting.app, waiting.environment)
+        plan = Plan(waiting.action, pin, waiting.new, waiting.source_environment)
+        decision = self._decide(plan, approver, requested_by=waiting.requester.id,
+                                overridden=waiting.forced)
         if pin.version != waiting.old:
             self._pin_moved(waiting, pin.version)
-        plan = Plan(waiting.action, pin, waiting.new, waiting.source_environment)
         try:
-            self._check_state(plan, force=bool(waiting.forced), admin=bool(waiting.forced))
+            self._check_state(plan, decision)
         except FerryError as e:
             raise ApprovalRefused(f"Change `{waiting.id}` cannot be applied now: {e}") from None
+        self.guard.claim(waiting.id, held.APPLYING, approver.name or approver.id)
         try:
             change = self._write(plan, waiting.requester, False, forced=waiting.forced,
                                  approver=approver, expect=waiting.old)
         except PinMoved as moved:
+            self.guard.settle(waiting.id, held.WAITING)
             self._pin_moved(waiting, moved.now)
-        self.guard.drop(waiting.id)
+        except BaseException:
+            self.guard.settle(waiting.id, held.WAITING)  # nothing was pushed: it may be approved again
+            raise
+        self.guard.settle(waiting.id, held.APPLIED)
         return change
 
     def _pin_moved(self, waiting: PendingChange, now: Optional[str]):
         """The approved diff no longer applies: drop the request and say so."""
-        self.guard.drop(waiting.id)
+        moved = f"`{waiting.app}` in {waiting.environment} moved from {waiting.old} to {now}"
+        self.guard.claim(waiting.id, held.DROPPED, f"{moved} since it was asked")
         raise ApprovalRefused(
-            f"`{waiting.app}` in {waiting.environment} moved from {waiting.old} to {now} since change "
-            f"`{waiting.id}` was asked: nothing changed; ask for it again.")
+            f"{moved} since change `{waiting.id}` was asked: nothing changed; ask for it again.")
 
     def reject(self, change_id: str, by: Requester) -> PendingChange:
-        """Drop a pending change: its requester withdrawing it, or someone who may approve it."""
+        """Drop a pending change: its requester withdrawing it, or someone who may approve it,
+        from the environment's channels; claimed once, like an approval."""
         waiting = self.guard.waiting(change_id)
-        if by.id != waiting.requester.id:
-            env = self.settings.environment(waiting.environment)
-            policy.may_approve(env.policy, env.name, waiting.action, by.id, waiting.requester.id, by.bot)
-        self.guard.drop(waiting.id)
-        return waiting
+        env = self.settings.environment(waiting.environment)
+        policy.may_reject(env.policy, env.name, waiting.action, by.id, waiting.requester.id, by.channels,
+                          by.bot)
+        return self.guard.claim(waiting.id, held.REJECTED, by.name or by.id)
 
     def pending(self) -> list[PendingChange]:
         return self.guard.pending()
 
-    def lock(self, environment: str, app: Optional[str], by: Requester, reason: str = "") -> dict:
+    def lock(self, environment: str, app: Optional[str], by: Requester, reason: str = "") -> Lock:
         """Lock an environment, or one app in it, against changes (admins may still force)."""
         env = self.settings.environment(environment)
         name = self.app_name(app, self.inventory()) if app else None
         return self.guard.lock(env.name, name, by, reason)
 
-    def unlock(self, environment: str, app: Optional[str] = None) -> dict:
+    def unlock(self, environment: str, app: Optional[str] = None) -> Lock:
         env = self.settings.environment(environment)
         name = self.app_name(app, self.inventory()) if app else None
         return self.guard.unlock(env.name, name)
 
-    def locks(self) -> list[tuple[str, dict]]:
+    def locks(self) -> list[tuple[str, Lock]]:
         """Every lock (``env`` or ``env/app``) and every freeze in force now."""
         found = sorted(self.guard.locks().items())
         now = self.clock()
@@ -332,8 +339,8 @@ class GitOps:
             for window in env.policy.freezes:
                 if window.contains(now):
                     until = window.ends_after(now).strftime("%a %Y-%m-%d %H:%M %Z")
-                    found.append((env.name, {"by": "freeze window", "reason": window.text,
-                                             "when": f"until {until}"}))
+                    found.append((env.name, Lock(by="freeze window", reason=window.text,
+                                                 when=f"until {until}")))
         return found
 
     def audit(self, environment: Optional[str] = None, limit: int = 10) -> list[AuditEntry]:
@@ -389,31 +396,35 @@ class GitOps:
             f"`{app}` {version} is not in {before.name}, the stage before {target.name}: "
             f"promote it to {before.name} first.")
 
-    def _check_state(self, plan: Plan, force: bool, admin: bool) -> tuple:
-        """What the repository, the locks and the registry allow now; what ``--force`` overrode."""
-        self._require_editable(plan.pin)
+    def _decide(self, plan: Plan, who: Requester, force: bool = False, admin: bool = False,
+                requested_by: Optional[str] = None, overridden: Optional[tuple] = None) -> policy.Decision:
+        """The one decision over ``plan`` now (``policy.decide``), asked by ``who`` or, with
+        ``requested_by``, approved by them; who and where refuse at once."""
         env = self.settings.environment(plan.environment)
-        forced = ()
-        blocked = policy.frozen_or_locked(env.name, plan.app, self.guard.locks(), env.policy, self.clock())
-        if blocked:
-            if not force:
-                raise policy.Locked(blocked)
-            if not admin:
-                raise policy.NotAllowed(f"Only an admin may force a change past this: {blocked}")
-            forced = (blocked.split(". An admin")[0],)
-        if plan.action != "rollback":
-            self.guard.refuse_rolled_back(env.name, plan.app, plan.new, force)
+        found = policy.blockers(env.name, plan.app, plan.new, plan.action, self.guard.locks(),
+                                self.guard.rolled_back(env.name, plan.app), env.policy, self.clock())
+        decision = policy.decide(env.policy, env.name, plan.action, found, who=who.id,
+                                 channels=who.channels, force=force, admin=admin,
+                                 requested_by=requested_by, overridden=overridden, bot=who.bot)
+        if isinstance(decision.refusal, NotAllowed):
+            raise decision.refusal
+        return decision
+
+    def _check_state(self, plan: Plan, decision: policy.Decision) -> policy.Decision:
+        """What the repository, the decision's blockers and the registry allow now."""
+        self._require_editable(plan.pin)
+        decision.require()
         self.registry.require(self.location(plan.pin), plan.new, plan.pin.chart)
-        return forced
+        return decision
 
     def _propose(self, plan: Plan, requester: Requester, forced: tuple) -> Change:
         preview = self._write(plan, requester, dry_run=True)
         env = self.settings.environment(plan.environment)
         waiting = self.guard.propose(
-            env.policy.approval_minutes, action=plan.action, app=plan.app, environment=env.name,
-            old=plan.old, new=plan.new, file=preview.file, diff=preview.diff, requester=requester,
-            source_environment=plan.source_environment, approvers=env.policy.may_approve(plan.action),
-            forced=forced)
+            env.policy.approval_minutes, env.policy.max_waiting, action=plan.action, app=plan.app,
+            environment=env.name, old=plan.old, new=plan.new, file=preview.file, diff=preview.diff,
+            requester=requester, source_environment=plan.source_environment,
+            approvers=env.policy.may_approve(plan.action), forced=forced)
         return replace(preview, dry_run=False, pending=waiting)
 
     def _write(self, plan: Plan, requester: Requester, dry_run: bool, forced: tuple = (),
@@ -437,7 +448,7 @@ class GitOps:
             return Change(old=pin.version, new=version, replaced_range=pin.is_range,
                           diff=editing.unified_diff(pin.location.file, old_text, new_text), **base)
 
-        seen: dict = {}
+        seen: dict = {"described": pin}
 
         def edit(tree):
             # Runs on the newest tip, again after a rejected push: plan from what is there now.
@@ -451,14 +462,24 @@ class GitOps:
                 raise PinMoved(now.version)
             if Plan(action, now, version).noop:
                 return None  # someone got there first
+            described = seen["described"]
+            if (now.version, now.is_range) != (described.version, described.is_range):
+                raise _Replan(now)  # the message in hand would describe another diff
             old_text = tree.read(now.location.file)
             new_text = editing.set_version(old_text, now.location, version)
             seen["diff"] = editing.unified_diff(now.location.file, old_text, new_text)
             return {now.location.file: new_text}
 
-        message = _commit_message(plan, requester, approver, forced)
         try:
-            result = ws.change(edit, author=requester, message=message)
+            for _ in range(5):  # as many as the workspace's push attempts: each replan is a new tip
+                message = _commit_message(replace(plan, pin=seen["described"]), requester, approver, forced)
+                try:
+                    result = ws.change(edit, author=requester, message=message)
+                    break
+                except _Replan as moved:
+                    seen["described"] = moved.pin
+            else:
+                raise PushRejected("the version kept moving under Ferry's change; try again.")
         except (PushRejected, GitUnavailable, GitUnauthorized) as e:
             # Many commands may be waiting on one remote: say which change this answer is about.
             raise type(e)(f"{action.capitalize()} {pin.app} {version} to {pin.environment} not "
@@ -540,6 +561,14 @@ class GitOps:
         return self._workspaces[self._repo(environment)]
 
 
+class _Replan(Exception):
+    """The pin on the new tip is not the one the commit message describes: build it again."""
+
+    def __init__(self, pin: Pin):
+        super().__init__(pin.version)
+        self.pin = pin
+
+
 class PinMoved(Exception):
     """The pin no longer holds the value a change was planned from (internal to approvals)."""
 
@@ -562,6 +591,8 @@ def _slug(repo: RepoSettings) -> str:
 
 def _commit_message(plan: Plan, requester: Requester, approver: Optional[Requester],
                     forced: tuple) -> str:
+    """The subject and trailers of the diff ``plan`` makes (its pin as it is on the tip written);
+    ``forced``: the blockers --force overrode."""
     old = plan.old or "unpinned"
     origin = f" from {plan.source_environment}" if plan.source_environment else ""
     trailers = [("Requested-by", requester.signature), ("Environment", plan.environment),
@@ -572,7 +603,7 @@ def _commit_message(plan: Plan, requester: Requester, approver: Optional[Request
         trailers.append(("Approved-by", approver.signature))
         if approver.bot:
             trailers.append(("Bot", approver.signature))
-    trailers += [("Forced-by", f"{requester.signature} past: {reason}") for reason in forced]
+    trailers += [("Forced-by", f"{requester.signature} past: {blocker.reason}") for blocker in forced]
     if requester.link:
         trailers.append(("Chat-Thread", requester.link))
     subject = f"{plan.action} {plan.app} {old} → {plan.new}{origin} to {plan.environment}"

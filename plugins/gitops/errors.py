@@ -46,6 +46,33 @@ class FerryError(Exception):
         return self.message
 
 
+class UsageError(FerryError):
+    """A command typed wrongly: what was wrong, then how to type it."""
+
+    def __init__(self, problem: str, usage: str):
+        super().__init__(f"{problem} Usage: {usage}")
+
+
+class NotAllowed(FerryError):
+    """The requester may not do that there (policy: who, from which channel)."""
+
+
+class Locked(FerryError):
+    """The environment or app is locked, or the environment is frozen."""
+
+
+class ApprovalRefused(FerryError):
+    """An approval or rejection that cannot be taken."""
+
+
+class NotLocked(FerryError):
+    """An unlock of something that is not locked."""
+
+
+class TooManyWaiting(FerryError):
+    """One person already holds as many changes waiting for approval as the policy allows."""
+
+
 class SettingsError(FerryError):
     """The settings file is wrong: names the key and why."""
 

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping, Optional
 
 from .errors import BadSignature, MalformedEvent, ReplayedEvent, StaleEvent, Unsigned
+from .model import ReplyTarget, WaitingDeploy
 from .versions import same_version
 
 MAX_BODY = 256 * 1024  # bytes; Flux events are a few kilobytes, Helm errors included
@@ -258,27 +259,25 @@ PENDING_PREFIX = "flux/pending/"
 
 @dataclass(frozen=True)
 class Outcome:
-    """Something to say. ``pending`` (a stored pending change, a dict) set: in its thread;
+    """Something to say. ``pending`` (the change waiting for Flux) set: in its thread;
     otherwise in the environment's notification channel."""
 
     kind: str  # "live" | "failed" | "timeout" | "superseded" | "notice"
     app: str
     environment: str
-    pending: Optional[dict] = None
+    pending: Optional[WaitingDeploy] = None
     event: Optional[FluxEvent] = None
     elapsed: float = 0.0  # seconds since the push
-    by: Optional[dict] = None  # superseded: the newer pending change
+    by: Optional[WaitingDeploy] = None  # superseded: the newer pending change
 
 
-def pending_record(change, requester: str, target: Mapping, pushed_at: float) -> dict:
-    """A pushed change waiting for Flux, as plain data that survives a restart."""
-    return {"app": change.app, "environment": change.environment, "action": change.action,
-            "old": change.old or "", "version": change.new,
-            "commit": change.commit.sha if change.commit else "", "requester": requester,
-            "target": dict(target), "pushed_at": pushed_at, "timed_out": False}
+def pending_record(change, requester: str, target: ReplyTarget, pushed_at: float) -> WaitingDeploy:
+    """A pushed change waiting for Flux."""
+    return WaitingDeploy(change.app, change.environment, change.action, change.old or "", change.new,
+                         change.commit.sha if change.commit else "", requester, target, pushed_at)
 
 
-def decide(event: FluxEvent, app: str, environment: str, pending: Optional[dict],
+def decide(event: FluxEvent, app: str, environment: str, pending: Optional[WaitingDeploy],
            now: float, previous: Optional[Mapping] = None) -> tuple[Optional[Outcome], bool]:
     """What an event means: (what to say, whether it settles the pending change).
 
@@ -290,8 +289,8 @@ def decide(event: FluxEvent, app: str, environment: str, pending: Optional[dict]
     progress events say nothing."""
     outcome = event.outcome
     if pending is not None:
-        elapsed = max(0.0, now - float(pending.get("pushed_at", now)))
-        at_version = bool(event.version) and same_version(event.version, pending["version"])
+        elapsed = max(0.0, now - pending.pushed_at)
+        at_version = bool(event.version) and same_version(event.version, pending.version)
         if outcome == "live" and at_version:
             return Outcome("live", app, environment, pending, event, elapsed), True
         if outcome == "failed" and (at_version or not event.version or event.reason in REMEDIATED):
@@ -315,9 +314,9 @@ def is_duplicate_notice(last: Optional[Mapping], key: str, now: float, window: f
     return bool(last) and last.get("key") == key and now - float(last.get("at", 0)) < window
 
 
-def overdue(pending: Mapping, now: float, timeout: float) -> bool:
+def overdue(pending: WaitingDeploy, now: float, timeout: float) -> bool:
     """Nothing came within ``timeout`` seconds of the push, and that was not said yet."""
-    return not pending.get("timed_out") and now - float(pending["pushed_at"]) >= timeout
+    return not pending.timed_out and now - pending.pushed_at >= timeout
 
 
 def _iso(when: datetime) -> str:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Mapping, Optional
 
 from . import events
 from .errors import EventTooLarge, FeedbackNotConfigured
 from .events import FluxEvent, Outcome
+from .model import ReplyTarget, WaitingDeploy
 from .settings import flux_token_variable
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ class Feedback:
             if record is not None:
                 self.memory[events.live_key(env.name, app)] = record
             key = events.pending_key(env.name, app)
-            pending = self._get(key)
+            pending = self._waiting(key)
             outcome, settled = events.decide(event, app, env.name, pending, now, previous)
             if settled:
                 del self.memory[key]
@@ -148,22 +149,22 @@ class Feedback:
 
     # ---- changes pushed --------------------------------------------------------------------
 
-    def expect(self, change, requester: str, target: Mapping) -> Optional[Outcome]:
+    def expect(self, change, requester: str, target: ReplyTarget) -> Optional[Outcome]:
         """A change was pushed on someone's request: wait for Flux to report on it. ``target``
-        (plain strings) says where to answer. Returns what to tell an older change of the same
-        app and environment that this one replaces, if any."""
+        says where to answer. Returns what to tell an older change of the same app and
+        environment that this one replaces, if any."""
         if change.commit is None or not self.configured(change.environment):
             return None
         now = self.clock()
         key = events.pending_key(change.environment, change.app)
         record = events.pending_record(change, requester, target, now)
         with self._lock:
-            older = self._get(key)
-            self.memory[key] = record
-        if older is None or older.get("timed_out"):
+            older = self._waiting(key)
+            self.memory[key] = asdict(record)
+        if older is None or older.timed_out:
             return None
         return Outcome("superseded", change.app, change.environment, older,
-                       elapsed=now - float(older["pushed_at"]), by=record)
+                       elapsed=now - older.pushed_at, by=record)
 
     def expired(self) -> list[Outcome]:
         """Pushed changes Flux said nothing about within the timeout: said once; they still hear
@@ -171,20 +172,29 @@ class Feedback:
         now, said = self.clock(), []
         with self._lock:
             for key in [k for k in list(self.memory.keys()) if k.startswith(events.PENDING_PREFIX)]:
-                pending = self._get(key)
+                pending = self._waiting(key)
                 if pending is None:
                     continue
                 if events.overdue(pending, now, self.timeout):
-                    self.memory[key] = {**pending, "timed_out": True}
-                    said.append(Outcome("timeout", pending["app"], pending["environment"], pending,
-                                        elapsed=now - float(pending["pushed_at"])))
-                elif pending.get("timed_out") and now - float(pending["pushed_at"]) > FORGET_AFTER:
+                    pending = replace(pending, timed_out=True)
+                    self.memory[key] = asdict(pending)
+                    said.append(Outcome("timeout", pending.app, pending.environment, pending,
+                                        elapsed=now - pending.pushed_at))
+                elif pending.timed_out and now - pending.pushed_at > FORGET_AFTER:
                     del self.memory[key]
         return said
 
-    def pending(self) -> list[dict]:
+    def pending(self) -> list[WaitingDeploy]:
         return [p for k in list(self.memory.keys()) if k.startswith(events.PENDING_PREFIX)
-                if (p := self._get(k)) is not None]
+                if (p := self._waiting(k)) is not None]
+
+    def _waiting(self, key: str) -> Optional[WaitingDeploy]:
+        """The change waiting for Flux under ``key``: stored as a dict, typed here only."""
+        record = self._get(key)
+        if record is None:
+            return None
+        return WaitingDeploy(**{**record, "target": ReplyTarget(**record["target"]),
+                                "pushed_at": float(record["pushed_at"])})
 
     # ---- live state ------------------------------------------------------------------------
 

@@ -215,6 +215,66 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class ReplyTarget:
+    """Where to answer a command later: the channel (or the person, for a DM) and the thread the
+    command started, as the text the chat backend gives for them (it survives a restart)."""
+
+    to: str
+    room: bool = False
+    thread: str = ""
+
+
+@dataclass(frozen=True)
+class WaitingDeploy:
+    """A pushed change waiting for Flux to report on it."""
+
+    app: str
+    environment: str
+    action: str
+    old: str
+    version: str
+    commit: str
+    requester: str
+    target: ReplyTarget
+    pushed_at: float  # epoch seconds
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A lock on an environment or one app in it (or a freeze window in force, as ``!locks`` shows)."""
+
+    by: str
+    when: str  # "2026-11-26 10:00 UTC"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """A version rolled back from an environment: bringing it back needs ``--force``."""
+
+    version: str
+    by: str
+    when: str
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """One thing that stands in a change's way and that ``--force`` may override."""
+
+    kind: str  # "lock" | "freeze" | "rolled-back"
+    key: str  # what it is, stably: the same lock, freeze or rollback has the same key
+    reason: str  # one line, as people and the Forced-by trailer read it
+    admin_only: bool = True  # only an admin may force past it
+
+    @property
+    def message(self) -> str:
+        if self.admin_only:
+            return f"{self.reason}. An admin may add `--force`."
+        return f"{self.reason}: add `--force` to bring it back on purpose."
+
+
+@dataclass(frozen=True)
 class PendingChange:
     """A change into an environment that needs a second person's approval."""
 
@@ -231,7 +291,9 @@ class PendingChange:
     expires: str
     source_environment: str = ""
     approvers: Optional[tuple] = None  # None: anyone allowed to make the change
-    forced: tuple = ()  # what an admin's --force overrode, recorded in the commit
+    forced: tuple = ()  # tuple[Blocker, ...]: what --force overrode when it was asked, in the commit
+    state: str = "waiting"  # "applying", "applied", "rejected", "expired", "dropped": claimed once
+    settled_by: str = ""  # who took it out of "waiting" (or why, for "dropped")
 
 
 @dataclass(frozen=True)

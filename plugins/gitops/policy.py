@@ -8,23 +8,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import Mapping, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import FerryError, SettingsError
+from .errors import FerryError, Locked, NotAllowed, RolledBackVersion, SettingsError
+from .model import Blocker, Lock, RolledBack
+from .versions import same_version
 
 ACTIONS = ("deploy", "promote", "rollback")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MOMENT = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)[a-z]*\s+([01]?\d|2[0-3]):([0-5]\d)$", re.I)
 _WEEK = 7 * 24 * 60
-
-
-class NotAllowed(FerryError):
-    """The requester may not do that there."""
-
-
-class Locked(FerryError):
-    """The environment or app is locked, or the environment is frozen."""
+MAX_WAITING = 5
 
 
 @dataclass(frozen=True)
@@ -55,6 +50,7 @@ class Policy:
     approval_minutes: float = 60
     freezes: tuple = ()
     bots: tuple = ()  # (action, bot IDs) pairs: the only bots or integrations that may act
+    max_waiting: int = MAX_WAITING  # changes one person may have waiting for approval at once
 
     def who_may(self, action: str) -> Optional[tuple]:
         return dict(self.allowed).get(action)
@@ -71,19 +67,20 @@ def authorise(policy: Policy, environment: str, action: str, user: str, channels
     allowed = policy.who_may(action)
     if not bot and allowed is not None and user not in allowed:
         raise NotAllowed(f"You may not {action} to {environment}: ask {_people(allowed)}.")
-    if policy.channels is not None and not set(channels) & set(policy.channels):
-        where = ", ".join(policy.channels)
-        raise NotAllowed(f"Changes to {environment} are asked in {where}, not here.")
+    _from_channels(policy, environment, channels, "asked")
 
 
 def may_approve(policy: Policy, environment: str, action: str, approver: str, requester: str,
-                bot: bool = False) -> None:
+                channels: tuple, bot: bool = False) -> None:
+    """Refuse ``approver`` approving ``requester``'s change, or approving it from elsewhere than
+    the environment's channels; a bot only where ``policy.bots.approve`` names it."""
     refuse_bot(policy, environment, "approve", approver, bot)
     if approver == requester:
         raise NotAllowed("You cannot approve your own change: another person has to.")
     allowed = policy.may_approve(action)
     if not bot and allowed is not None and approver not in allowed:
         raise NotAllowed(f"You may not approve changes to {environment}: ask {_people(allowed)}.")
+    _from_channels(policy, environment, channels, "approved")
 
 
 def refuse_bot(policy: Policy, environment: str, action: str, bot_id: str, bot: bool) -> None:
@@ -94,28 +91,104 @@ def refuse_bot(policy: Policy, environment: str, action: str, bot_id: str, bot: 
                          f"(`policy.bots.{action}`).")
 
 
-def refuse_locked(environment: str, app: str, locks: dict, policy: Policy, now: datetime) -> None:
-    """Refuse a change into a locked app or environment, or a frozen environment."""
+def may_reject(policy: Policy, environment: str, action: str, user: str, requester: str,
+               channels: tuple, bot: bool = False) -> None:
+    """The requester may withdraw a change, someone who may approve it may reject it; from the
+    environment's channels either way."""
+    if user == requester and not bot:
+        _from_channels(policy, environment, channels, "approved")
+    else:
+        may_approve(policy, environment, action, user, requester, channels, bot)
+
+
+def _from_channels(policy: Policy, environment: str, channels: tuple, verb: str) -> None:
+    if policy.channels is not None and not set(channels) & set(policy.channels):
+        where = ", ".join(policy.channels)
+        raise NotAllowed(f"Changes to {environment} are {verb} in {where}, not here.")
+
+
+# ---- the decision ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Decision:
+    """What the checks found for one change and what follows from it, at the moment it is taken:
+    ``refusal`` (the error to answer) or allowed, past the ``forced`` blockers."""
+
+    found: tuple = ()  # tuple[Blocker, ...]: everything that stands in the way now
+    forced: tuple = ()  # the blockers --force overrides (recorded in the commit)
+    refusal: Optional[FerryError] = None
+
+    def require(self) -> "Decision":
+        if self.refusal is not None:
+            raise self.refusal
+        return self
+
+
+def blockers(environment: str, app: str, version: str, action: str, locks: Mapping[str, Lock],
+             rolled_back: Optional[RolledBack], policy: Policy, now: datetime) -> tuple:
+    """Every lock, freeze and rolled-back version that stands in the way of this change now."""
+    found = []
     for key, what in ((f"{environment}/{app}", f"`{app}` in {environment}"), (environment, environment)):
-        record = locks.get(key)
-        if record:
-            reason = f": {record['reason']}" if record.get("reason") else ""
-            raise Locked(f"{what} is locked by {record['by']} since {record['when']}{reason}. "
-                         "An admin may add `--force`.")
+        lock = locks.get(key)
+        if lock is not None:
+            reason = f": {lock.reason}" if lock.reason else ""
+            found.append(Blocker("lock", f"lock {key} by {lock.by} at {lock.when}",
+                                 f"{what} is locked by {lock.by} since {lock.when}{reason}"))
     for window in policy.freezes:
         if window.contains(now):
             until = window.ends_after(now).strftime("%a %Y-%m-%d %H:%M %Z")
-            raise Locked(f"{environment} is frozen ({window.text}) until {until}. "
-                         "An admin may add `--force`.")
+            found.append(Blocker("freeze", f"freeze {environment} {window.text}",
+                                 f"{environment} is frozen ({window.text}) until {until}"))
+    if action != "rollback" and rolled_back is not None and same_version(rolled_back.version, version):
+        found.append(Blocker(
+            "rolled-back", f"rolled-back {environment}/{app} {rolled_back.version} at {rolled_back.when}",
+            f"`{app}` {version} was rolled back from {environment} by {rolled_back.by} ({rolled_back.when})",
+            admin_only=False))
+    return tuple(found)
 
 
-def frozen_or_locked(environment: str, app: str, locks: dict, policy: Policy, now: datetime) -> str:
-    """Why a change would be refused for a lock or freeze, or "" when it would not."""
+def decide(policy: Policy, environment: str, action: str, found: tuple, *, who: str, channels: tuple,
+           force: bool = False, admin: bool = False, requested_by: Optional[str] = None,
+           overridden: Optional[tuple] = None, bot: bool = False) -> Decision:
+    """The one decision over a change, the same when it is asked and when it is approved.
+
+    Asked (``requested_by`` None): ``who`` must be allowed from ``channels``; a blocker refuses it
+    unless ``force`` (an admin's, for locks and freezes) overrides it, and what was overridden is
+    the decision's ``forced``. Approved: ``who`` must be allowed to approve ``requested_by``'s
+    change from ``channels``, and only the blockers the request ``overridden`` may still stand: a
+    lock or freeze that came since refuses it."""
     try:
-        refuse_locked(environment, app, locks, policy, now)
-    except Locked as e:
-        return str(e)
-    return ""
+        if requested_by is None:
+            authorise(policy, environment, action, who, channels, bot)
+        else:
+            may_approve(policy, environment, action, who, requested_by, channels, bot)
+    except NotAllowed as e:
+        return Decision(found, refusal=e)
+    if overridden is not None:
+        known = {b.key for b in overridden}
+        new = [b for b in found if b.key not in known]
+        return Decision(found, tuple(overridden), _error(new[0]) if new else None)
+    if not found:
+        return Decision()
+    if not force:
+        return Decision(found, refusal=_error(found[0]))
+    needs_admin = [b for b in found if b.admin_only]
+    if needs_admin and (not admin or bot):
+        return Decision(found, refusal=NotAllowed(
+            f"Only an admin may force a change past this: {needs_admin[0].message}"))
+    return Decision(found, found)
+
+
+def _error(blocker: Blocker) -> FerryError:
+    return (RolledBackVersion if blocker.kind == "rolled-back" else Locked)(blocker.message)
+
+
+def refuse_locked(environment: str, app: str, locks: Mapping[str, Lock], policy: Policy,
+                  now: datetime) -> None:
+    """Refuse a change into a locked app or environment, or a frozen environment."""
+    found = blockers(environment, app, "", "deploy", locks, None, policy, now)
+    if found:
+        raise _error(found[0])
 
 
 def _people(ids: tuple) -> str:
@@ -142,9 +215,10 @@ def parse_policy(raw, where: str, environment: str, aliases: tuple = ()) -> Poli
                             "approval, bots, channels, deploy, freeze, promote, rollback.")
     allowed = tuple((a, _ids(raw[a], f"{where}.{a}")) for a in ACTIONS if a in raw)
     channels = _ids(raw["channels"], f"{where}.channels") if "channels" in raw else None
-    approval, approvers, minutes = _approval(raw.get("approval", production), f"{where}.approval")
+    approval, approvers, minutes, waiting = _approval(raw.get("approval", production), f"{where}.approval")
     freezes = tuple(_freeze(w, f"{where}.freeze[{i}]") for i, w in enumerate(_list(raw.get("freeze", []), f"{where}.freeze")))
-    return Policy(allowed, channels, approval, approvers, minutes, freezes, _bots(raw.get("bots"), f"{where}.bots"))
+    return Policy(allowed, channels, approval, approvers, minutes, freezes,
+                  _bots(raw.get("bots"), f"{where}.bots"), waiting)
 
 
 def _bots(raw, where: str) -> tuple:
@@ -159,14 +233,18 @@ def _bots(raw, where: str) -> tuple:
 
 def _approval(raw, where: str):
     if isinstance(raw, bool):
-        return raw, None, 60
-    if not isinstance(raw, dict) or set(raw) - {"approvers", "expire_minutes"}:
-        raise SettingsError(f"`{where}` must be true, false or {{approvers: [...], expire_minutes: 60}}.")
+        return raw, None, 60, MAX_WAITING
+    if not isinstance(raw, dict) or set(raw) - {"approvers", "expire_minutes", "max_waiting"}:
+        raise SettingsError(f"`{where}` must be true, false or "
+                            "{approvers: [...], expire_minutes: 60, max_waiting: 5}.")
     minutes = raw.get("expire_minutes", 60)
     if not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or not 0 < minutes <= 7 * 24 * 60:
         raise SettingsError(f"`{where}.expire_minutes` must be a number of minutes, up to 10080.")
+    waiting = raw.get("max_waiting", MAX_WAITING)
+    if not isinstance(waiting, int) or isinstance(waiting, bool) or not 1 <= waiting <= 100:
+        raise SettingsError(f"`{where}.max_waiting` must be a number of changes, from 1 to 100.")
     approvers = _ids(raw["approvers"], f"{where}.approvers") if "approvers" in raw else None
-    return True, approvers, minutes
+    return True, approvers, minutes, waiting
 
 
 def _freeze(raw, where: str) -> FreezeWindow:
