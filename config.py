@@ -24,6 +24,8 @@ HERE = Path(__file__).resolve().parent
 BACKEND = os.environ.get("FERRY_BACKEND", "SlackV3")
 if BACKEND.lower() in ("slackv3", "slack", "ferryslack"):
     BACKEND = "FerrySlack"  # backends/ferryslack: SlackV3 + the API base URL + replies in threads
+elif BACKEND.lower() in ("text", "ferrytext"):
+    BACKEND = "FerryText"  # backends/ferrytext: Errbot's console, keeping a message's line breaks
 BOT_DATA_DIR = os.environ.get("FERRY_DATA_DIR", str(HERE / "data"))
 BOT_EXTRA_PLUGIN_DIR = str(HERE / "plugins")  # the folder itself, so `import gitops` works
 BOT_EXTRA_BACKEND_DIR = [str(HERE / "backends"), str(Path(slackv3.__file__).resolve().parent)]
@@ -42,7 +44,7 @@ BOT_IDENTITY = {
     "base_url": os.environ.get("FERRY_SLACK_API_URL", "https://slack.com/api/"),
 }
 BOT_ADMINS = tuple(a.strip() for a in os.environ.get("FERRY_ADMINS", "").split(",") if a.strip())
-if BACKEND == "Text":  # make demo: a console; logs go to FERRY_LOG_FILE, not over the prompt
+if BACKEND == "FerryText":  # make demo: a console; logs go to FERRY_LOG_FILE, not over the prompt
     BOT_ADMINS = BOT_ADMINS or ("@demo",)
     TEXT_DEMO_MODE = True
 CHATROOM_PRESENCE = ()
