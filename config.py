@@ -26,6 +26,8 @@ HERE = Path(__file__).resolve().parent
 BACKEND = os.environ.get("FERRY_BACKEND", "SlackV3")
 if BACKEND.lower() in ("slackv3", "slack", "ferryslack"):
     BACKEND = "FerrySlack"  # backends/ferryslack: SlackV3 + the API base URL + replies in threads
+elif BACKEND.lower() in ("text", "ferrytext"):
+    BACKEND = "FerryText"  # backends/ferrytext: Errbot's console, keeping a message's line breaks
 BOT_DATA_DIR = os.environ.get("FERRY_DATA_DIR", str(HERE / "data"))
 BOT_EXTRA_PLUGIN_DIR = str(HERE / "plugins")  # the folder itself, so `import gitops` works
 # Shelf written through at every change (storage/ferryshelf.py): a killed bot keeps its approvals.
@@ -56,7 +58,7 @@ for _admin in BOT_ADMINS:
         raise SystemExit(f"FERRY_ADMINS entry {_admin!r} is not a chat user ID: list admins by ID "
                          "(Slack: U… or W…, from the profile's “Copy member ID”), comma-separated; "
                          "patterns such as `*` are refused.")
-if BACKEND == "Text":  # make demo: a console; logs go to FERRY_LOG_FILE, not over the prompt
+if BACKEND == "FerryText":  # make demo: a console; logs go to FERRY_LOG_FILE, not over the prompt
     BOT_ADMINS = BOT_ADMINS or ("@demo",)
     TEXT_DEMO_MODE = True
 CHATROOM_PRESENCE = ()

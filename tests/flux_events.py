@@ -1,10 +1,11 @@
 """Flux events for the tests, built from Flux's documented payloads and signed the way
 notification-controller signs them (a plain helper module, no fixtures).
 
-``flux_event(...)`` starts from helm-controller's documented event (``flux-status/
+``flux_event(...)`` starts from helm-controller's documented event (``tests/data/flux-status/
 helmrelease-v2-event-example.yaml``: its annotations become the event's ``metadata``, as
 notification-controller forwards them) in the JSON shape of the generic provider
-(``flux-notification/providers.md``), then sets the release, reason, revision and time asked for.
+(notification-controller's ``docs/spec/v1beta3/providers.md``), then sets the release, reason,
+revision and time asked for.
 """
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ from typing import Optional
 from ruamel.yaml import YAML
 
 from gitops.events import sign
-from tests.refs import REFS
+from tests.refs import EVENT_EXAMPLE
 
-EVENT_EXAMPLE = REFS / "flux-status" / "helmrelease-v2-event-example.yaml"
 _documented = YAML(typ="safe").load(EVENT_EXAMPLE.read_text())
 
 # The documented example, as notification-controller posts it to a generic(-hmac) provider.

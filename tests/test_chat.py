@@ -116,6 +116,25 @@ def test_diff_between_environments_and_of_values(bot):
     assert "qa 6.5.2, prod 6.5.0" in text and "podinfo on prod" in text
 
 
+def test_diff_of_values_a_file_does_not_load_is_said_not_taken_for_no_values(tmp_path, registry,
+                                                                            charts, bare_remote):
+    """stag and prod set different Helm values, each in a patch with a duplicate key (discovery
+    reads past it, a YAML loader does not): the answer names the file instead of reading both
+    as no values and saying they are the same."""
+    files = demo_files(f"{registry.url}/charts")
+    for env in ("stag", "prod"):
+        path = f"apps/{env}/podinfo-values.yaml"
+        assert "  values:\n" in files[path]
+        files[path] = files[path].replace("  values:\n", "  values:\n    podAnnotations: {}\n"
+                                                          "    podAnnotations: {}\n")
+    with started_bot(tmp_path, demo_settings(bare_remote(files))) as testbot:
+        assert "6.5.1" in ask(testbot, "!versions podinfo")[0]  # discovery still reads the pins
+        (text,) = ask(testbot, "!diff podinfo stag prod")
+    assert text.startswith("apps/stag/podinfo-values.yaml is not valid YAML (line 12: ")
+    assert "duplicate key" in text and "Helm values it sets cannot be read" in text
+    assert "\n" not in text and "Same Helm values" not in text
+
+
 @pytest.mark.parametrize("command, expected", [
     ("!deploy", "Say which app. Usage: !deploy <app> <version> to <env>"),
     ("!deploy podinfo 6.5.3", "Say which environment"),

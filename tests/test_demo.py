@@ -33,3 +33,26 @@ def test_demo_session(tmp_path):
     assert subjects[:3] == ["rollback podinfo 6.6.0 → 6.5.2 to qa",
                             "promote podinfo 6.5.2 → 6.6.0 from dev to qa",
                             "deploy podinfo 6.5.3 → 6.6.0 to dev"]
+
+
+def test_the_console_keeps_line_breaks_and_paragraphs(tmp_path):
+    """Errbot's own console renderer printed the approval request as "…(not demo).!approve …"
+    and ran the paragraphs of `!help deploy` together; Ferry's console backend keeps both."""
+    session = "!deploy podinfo 6.5.1 to prod\n!help deploy\n"
+    run = subprocess.run([sys.executable, "-m", "devtools.demo", "--data", str(tmp_path / "demo")],
+                         cwd=ROOT, input=session, capture_output=True, text=True, timeout=180)
+    out = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [line.rstrip() for line in out.splitlines()]
+    # the approval request: its head, then the commands on their own line, then the diff
+    head = next(i for i, line in enumerate(lines) if "prod needs a second person" in line)
+    assert lines[head].endswith("(not demo).")
+    assert re.fullmatch(r"!approve ([0-9a-f]{6}) or !reject \1:", lines[head + 1])
+    assert lines[head + 2].strip() == "--- a/apps/prod/podinfo-values.yaml"
+    # !help deploy: the docstring's paragraphs and line breaks
+    first = next(i for i, line in enumerate(lines) if "Pin a chart version in one environment" in line)
+    assert lines[first].endswith("!deploy podinfo 6.5.3 to qa")
+    assert lines[first + 1] == ""
+    assert lines[first + 2].startswith("Forms: ")
+    assert lines[first + 3].startswith("The version must exist in the chart's registry.")
+    assert "Traceback" not in out

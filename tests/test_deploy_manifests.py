@@ -3,8 +3,9 @@ Dockerfile and the Slack app manifest, checked against the real schemas.
 
 Kubernetes objects are validated with ``kubernetes-validate`` (strict: unknown fields fail) against
 the Kubernetes API schemas it ships (no network). Flux objects are validated with ``jsonschema``
-against the ``openAPIV3Schema`` of their CRD in the shared reference folder when it holds one;
-kustomize itself is not installed, so the kustomization's references are checked one by one."""
+against the ``openAPIV3Schema`` of their real CRD (``tests/data/flux-crds``): the example that runs
+Ferry, the Provider and Alert the README tells users to apply, and the demo repository; kustomize
+itself is not installed, so the kustomization's references are checked one by one."""
 import re
 from pathlib import Path
 
@@ -13,35 +14,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.refs import REFS
+from devtools.fluxrepo import demo_files
+from tests.refs import FLUX_CRDS
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "deploy" / "base"
 FLUX = ROOT / "deploy" / "flux" / "ferry.yaml"
 EXAMPLES = ROOT / "deploy" / "examples"
 K8S_VERSIONS = ("1.28", "1.30", kubernetes_validate.latest_version())
-
-# The refs hold no kustomize-controller CRD and no GitRepository CRD: for those two kinds, the
-# fields their CRDs require (Flux API docs, kustomize.toolkit.fluxcd.io/v1, source.toolkit.fluxcd.io/v1).
-FALLBACK = {
-    ("kustomize.toolkit.fluxcd.io", "Kustomization", "v1"): {
-        "type": "object", "required": ["interval", "prune", "sourceRef"],
-        "properties": {"interval": {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"},
-                       "timeout": {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"},
-                       "path": {"type": "string"}, "prune": {"type": "boolean"},
-                       "wait": {"type": "boolean"}, "targetNamespace": {"type": "string", "maxLength": 63},
-                       "sourceRef": {"type": "object", "required": ["kind", "name"],
-                                     "properties": {"kind": {"enum": ["OCIRepository", "GitRepository",
-                                                                      "Bucket", "ExternalArtifact"]},
-                                                    "name": {"type": "string"}}}}},
-    ("source.toolkit.fluxcd.io", "GitRepository", "v1"): {
-        "type": "object", "required": ["interval", "url"],
-        "properties": {"interval": {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"},
-                       "url": {"type": "string", "pattern": r"^(http|https|ssh)://.*$"},
-                       "ref": {"type": "object", "properties": {"branch": {"type": "string"},
-                                                                "tag": {"type": "string"}}}}},
-}
-
 
 def documents(path: Path) -> list:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
@@ -52,17 +32,23 @@ def base_objects() -> list:
     return [(name, doc) for name in kustomization["resources"] for doc in documents(BASE / name)]
 
 
-def crd_schema(group: str, kind: str, version: str):
-    """The openAPIV3Schema of ``group``/``kind`` ``version`` from the newest CRD in the refs."""
+def crd_schema(group: str, kind: str, version: str) -> dict:
+    """The openAPIV3Schema of ``group``/``kind`` ``version`` from the newest CRD in tests/data."""
     found = None
-    for path in sorted((REFS / "flux-crds").glob("*/*.yaml")):
+    for path in sorted(FLUX_CRDS.glob("*/*.yaml")):
         for crd in documents(path):
             spec = crd.get("spec", {})
             if spec.get("group") == group and spec.get("names", {}).get("kind") == kind:
                 for v in spec.get("versions", []):
                     if v["name"] == version:
                         found = v["schema"]["openAPIV3Schema"]
+    assert found is not None, f"no CRD for {group}/{version} {kind} in {FLUX_CRDS}"
     return found
+
+
+def validate_flux_object(doc: dict) -> None:
+    group, version = doc["apiVersion"].split("/")
+    jsonschema.validate(doc, crd_schema(group, doc["kind"], version))
 
 
 def test_the_kustomization_lists_every_file_and_only_files_that_exist():
@@ -194,12 +180,7 @@ def test_the_flux_example_is_valid_against_the_flux_schemas():
     docs = documents(FLUX)
     assert {d["kind"] for d in docs} == {"GitRepository", "Kustomization"}
     for doc in docs:
-        group, version = doc["apiVersion"].split("/")
-        schema = crd_schema(group, doc["kind"], version)
-        if schema is not None:
-            jsonschema.validate(doc, schema)
-        else:
-            jsonschema.validate(doc["spec"], FALLBACK[(group, doc["kind"], version)])
+        validate_flux_object(doc)
         assert doc["metadata"]["namespace"] == "flux-system"
     source = next(d for d in docs if d["kind"] == "GitRepository")
     kustomization = next(d for d in docs if d["kind"] == "Kustomization")
@@ -207,11 +188,10 @@ def test_the_flux_example_is_valid_against_the_flux_schemas():
     assert (ROOT / kustomization["spec"]["path"] / "kustomization.yaml").is_file()
 
 
-def test_the_flux_crds_in_the_refs_validate_what_they_hold():
-    """The CRD route works on the Flux kinds the refs have: a HelmRelease and an OCIRepository
-    like the ones Ferry edits are valid; a broken one is not."""
+def test_the_flux_crds_catch_mistakes():
+    """The CRD route has teeth: a HelmRelease like the ones Ferry edits is valid, one with a
+    malformed interval, or a GitRepository without its url, is not."""
     release = crd_schema("helm.toolkit.fluxcd.io", "HelmRelease", "v2")
-    assert release is not None
     good = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
             "metadata": {"name": "podinfo", "namespace": "podinfo"},
             "spec": {"interval": "10m", "chart": {"spec": {"chart": "podinfo", "version": "6.5.3",
@@ -220,6 +200,47 @@ def test_the_flux_crds_in_the_refs_validate_what_they_hold():
     jsonschema.validate(good, release)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**good, "spec": {"interval": "soon"}}, release)
+    source = next(d for d in documents(FLUX) if d["kind"] == "GitRepository")
+    with pytest.raises(jsonschema.ValidationError, match="'url' is a required property"):
+        validate_flux_object({**source, "spec": {"interval": "10m"}})
+
+
+def readme_yaml_documents() -> list:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return [d for block in re.findall(r"```yaml\n(.*?)```", text, re.S)
+            for d in yaml.safe_load_all(block) if isinstance(d, dict) and "kind" in d]
+
+
+def test_the_readme_provider_and_alert_are_valid_against_the_flux_schemas():
+    """What the README tells users to apply for Flux's events is what notification-controller
+    accepts: a generic-hmac Provider at Ferry's address and an Alert on HelmReleases."""
+    docs = {d["kind"]: d for d in readme_yaml_documents()
+            if d.get("apiVersion", "").startswith("notification.toolkit.fluxcd.io/")}
+    assert set(docs) == {"Provider", "Alert"}
+    for doc in docs.values():
+        validate_flux_object(doc)
+    assert docs["Provider"]["spec"]["type"] == "generic-hmac"
+    assert docs["Alert"]["spec"]["providerRef"]["name"] == docs["Provider"]["metadata"]["name"]
+    assert {s["kind"] for s in docs["Alert"]["spec"]["eventSources"]} == {"HelmRelease"}
+
+
+def test_the_demo_repository_is_valid_against_the_flux_schemas():
+    """Every whole Flux object of the demo repository (the one `make demo` and most tests pin
+    versions in) is one Flux accepts; the overlay patches are partial by design and left out."""
+    files = demo_files("oci://registry.example:5000/charts")
+    patches = {str(Path(name).parent / p["path"]) for name, text in files.items()
+               if name.endswith("kustomization.yaml")
+               for p in (yaml.safe_load(text) or {}).get("patches", [])}
+    assert patches, "the demo has overlay patches"
+    checked = set()
+    for name, text in files.items():
+        if not name.endswith(".yaml") or name in patches:
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc and ".fluxcd.io/" in doc.get("apiVersion", ""):
+                validate_flux_object(doc)
+                checked.add(doc["kind"])
+    assert checked == {"HelmRelease", "HelmRepository", "OCIRepository"}
 
 
 def test_the_dockerfile_is_pinned_non_root_with_a_health_check_and_a_volume():

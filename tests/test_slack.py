@@ -387,7 +387,7 @@ def test_config_reads_the_slack_settings_from_the_environment():
                         "base_url": "https://slack-gov.com/api/"}
     assert load()[1]["base_url"] == "https://slack.com/api/"
     assert load(FERRY_BACKEND="SlackV3")[0] == "FerrySlack"
-    assert load(FERRY_BACKEND="Text")[0] == "Text"
+    assert load(FERRY_BACKEND="Text")[0] == "FerryText"  # backends/ferrytext: the console
 
 
 def allow_ci_bot_in_dev(envs):

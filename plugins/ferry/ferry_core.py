@@ -77,7 +77,7 @@ class Ferry(BotPlugin):
                                             lambda environ, respond: core_plugins.flask_app(environ, respond))
             self.log.info("Webserver on %s:%s (FERRY_WEBSERVER_PORT): %s", host, port,
                           ", ".join(ferryweb.PATHS))
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # the bot still serves chat; the log says the webhook port is down
             self.log.exception("could not start the webserver on port %s", port)
 
     @webhook("/ferry/health", methods=("GET",))

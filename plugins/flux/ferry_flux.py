@@ -47,7 +47,7 @@ class FerryFlux(BotPlugin):
             self.log.warning("Flux event for %s from %s refused (%s): %s", shown(env), request.remote_addr,
                              e.status, e)
             return str(e), e.status
-        except Exception:
+        except Exception:  # a bug of ours: Flux gets a 500 with a reference, the log has the rest
             ref = uuid.uuid4().hex[:8]
             self.log.exception("error %s on a Flux event for %s", ref, shown(env))
             return f"error {ref}", 500
@@ -71,7 +71,7 @@ class FerryFlux(BotPlugin):
         try:
             for outcome in self.feedback.expired():
                 self._say(outcome)
-        except Exception:
+        except Exception:  # logged; the poller must live on to check again next round
             self.log.exception("checking Flux timeouts failed")
 
     # ---- saying it -------------------------------------------------------------------------
@@ -87,7 +87,7 @@ class FerryFlux(BotPlugin):
                 channel = self.feedback.settings.environment(outcome.environment).notify
                 if channel:
                     self.send(self._identifier(channel, True), text)
-        except Exception:
+        except Exception:  # nobody to tell in chat (that is what failed): logged with the outcome
             self.log.exception("could not say %s about %s in %s", outcome.kind, outcome.app,
                                outcome.environment)
 
@@ -95,7 +95,7 @@ class FerryFlux(BotPlugin):
         """Rebuild a chat target from the text stored for it (it survives a restart)."""
         try:
             found = self.build_identifier(text)
-        except Exception:
+        except Exception:  # a room name, or a target gone since: query_room or _say logs it
             found = None
         if room and not isinstance(found, Room):
             found = self.query_room(text)

@@ -280,7 +280,7 @@ def _plain_safe(value: str, flow: bool) -> bool:
             with warnings.catch_warnings():  # ruamel warns about 1.1 floats such as `1e3`
                 warnings.simplefilter("ignore")
                 loaded = yaml.load(f"k: {value}\n")
-        except Exception:
+        except Exception:  # does not load plain: the caller quotes it, which is always safe
             return False
         if not (isinstance(loaded, dict) and loaded.get("k") == value):
             return False

@@ -123,6 +123,17 @@ class NotEditable(FerryError):
     """The version exists but Ferry cannot change it safely (no pin, inline patch, …)."""
 
 
+class UnreadableValues(FerryError):
+    """A file that sets a release's Helm values does not load: its values cannot be shown or
+    compared (an empty guess would make two different environments look the same)."""
+
+    def __init__(self, file: str, problem: str, inline: bool = False):
+        what = f"An inline patch in `{file}`" if inline else f"`{file}`"
+        super().__init__(f"{what} is not valid YAML ({shown(problem, 120)}): the Helm values it "
+                         f"sets cannot be read. Fix it, then ask again.")
+        self.file = file
+
+
 class RegistryUnavailable(FerryError):
     """The registry did not answer in time or answered with an error. ``outage``: no answer at all
     (refused, timed out, no such name) or a server error: every request to that host would fail

@@ -3,7 +3,8 @@
 Discovery already knows which files give a release its values (``Pin.values_files``: the release
 file, then the patches in the order kustomize applies them); this replays them. Within a patch
 file, the documents naming the release apply; when none names it, the file was selected by a
-kustomize ``target:``, so all of its HelmRelease documents apply.
+kustomize ``target:``, so all of its HelmRelease documents apply. A file (or inline patch) that
+does not load raises ``UnreadableValues``: no values is not the same as unknown values.
 """
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import io
 import posixpath
 
 from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
+from .errors import UnreadableValues
 from .kustomize import KUSTOMIZATION_FILES, Patch
-from .manifests import FileTree, dig
+from .manifests import FileTree, describe_error, dig
 from .patches import apply, selector_match
 from .model import Pin
 
@@ -41,7 +44,7 @@ def release_values(tree: FileTree, pin: Pin) -> dict:
             values = found if isinstance(found, dict) else {}
             continue
         if posixpath.basename(path) in KUSTOMIZATION_FILES:
-            bodies = _inline_patches(docs[0] if docs else None, name)
+            bodies = _inline_patches(docs[0] if docs else None, name, path)
         else:
             bodies = _file_patches(docs, name)
         for body in bodies:
@@ -52,11 +55,7 @@ def release_values(tree: FileTree, pin: Pin) -> dict:
 
 
 def _load(tree: FileTree, path: str) -> list:
-    # The standard safe loader: values keep their types (3, not "3") in the text shown.
-    try:
-        return list(YAML(typ="safe").load_all(tree.read(path)))
-    except Exception:
-        return []
+    return _parse(tree.read(path), path)
 
 
 def _release_doc(docs: list, name: str, namespace: str):
@@ -73,24 +72,24 @@ def _file_patches(docs: list, name: str) -> list:
     return ops + (named or [d for d in mappings if d.get("kind") == "HelmRelease"])
 
 
-def _inline_patches(kustomization, name: str) -> list:
+def _inline_patches(kustomization, name: str, path: str) -> list:
     if not isinstance(kustomization, dict):
         return []
     bodies = []
     for entry in _list(kustomization.get("patchesStrategicMerge")):
         if isinstance(entry, str) and "\n" in entry:
-            bodies.extend(d for d in _parse(entry) if isinstance(d, dict)
+            bodies.extend(d for d in _parse(entry, path, inline=True) if isinstance(d, dict)
                           and dig(d, "metadata", "name") == name)
     for key in ("patches", "patchesJson6902"):
         for entry in _list(kustomization.get(key)):
             if not (isinstance(entry, dict) and isinstance(entry.get("patch"), str)):
                 continue
             target = entry.get("target")
-            for body in _parse(entry["patch"]):
-                if isinstance(target, dict):
-                    if _targets_release(target, name):
-                        bodies.append(body)
-                elif isinstance(body, dict) and dig(body, "metadata", "name") == name:
+            if isinstance(target, dict) and not _targets_release(target, name):
+                continue  # another release's patch: whether it loads is not this answer's concern
+            for body in _parse(entry["patch"], path, inline=True):
+                if isinstance(target, dict) or (isinstance(body, dict)
+                                                and dig(body, "metadata", "name") == name):
                     bodies.append(body)
     return bodies
 
@@ -101,11 +100,13 @@ def _targets_release(target: dict, name: str) -> bool:
         (not wanted or selector_match(str(wanted), name))
 
 
-def _parse(text: str) -> list:
+def _parse(text: str, path: str, inline: bool = False) -> list:
+    # The standard safe loader: values keep their types (3, not "3") in the text shown. It is
+    # stricter than discovery's parser (duplicate keys, unknown tags): what it refuses is said.
     try:
         return list(YAML(typ="safe").load_all(text))
-    except Exception:
-        return []
+    except YAMLError as e:
+        raise UnreadableValues(path, describe_error(e), inline) from None
 
 
 def _sorted(node):

@@ -176,7 +176,7 @@ def parse_documents(text: str) -> tuple[list, Optional[str]]:
             elif kind is ev.DocumentEndEvent:
                 docs.append(root)
     except Exception as e:  # any parser error: keep what came before it
-        return docs, _describe(e)
+        return docs, describe_error(e)
     return docs, None
 
 
@@ -184,7 +184,8 @@ def _hashable(value) -> bool:
     return not isinstance(value, (dict, list))
 
 
-def _describe(error: Exception) -> str:
+def describe_error(error: Exception) -> str:
+    """A YAML error in one line: where, and the problem."""
     mark = getattr(error, "problem_mark", None)
     problem = getattr(error, "problem", None) or str(error).splitlines()[0]
     where = f"line {mark.line + 1}: " if mark is not None else ""
