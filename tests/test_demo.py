@@ -47,7 +47,7 @@ def test_the_console_keeps_line_breaks_and_paragraphs(tmp_path):
     # the approval request: its head, then the commands on their own line, then the diff
     head = next(i for i, line in enumerate(lines) if "prod needs a second person" in line)
     assert lines[head].endswith("(not demo).")
-    assert re.fullmatch(r"!approve ([0-9a-f]{6}) or !reject \1:", lines[head + 1])
+    assert re.fullmatch(r"!approve ([0-9a-f]{10}) or !reject \1:", lines[head + 1])
     assert lines[head + 2].strip() == "--- a/apps/prod/podinfo-values.yaml"
     # !help deploy: the docstring's paragraphs and line breaks
     first = next(i for i, line in enumerate(lines) if "Pin a chart version in one environment" in line)

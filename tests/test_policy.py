@@ -148,9 +148,9 @@ def test_bots_act_only_where_the_policy_names_them():
     authorise(open_qa, "qa", "deploy", "U9", ())
     with pytest.raises(NotAllowed, match="Only people deploy in qa: the bot B0CI"):
         authorise(open_qa, "qa", "deploy", "B0CI", (), bot=True)
-    may_approve(p, "prod", "deploy", "B0RELEASE", "U1", bot=True)
+    may_approve(p, "prod", "deploy", "B0RELEASE", "U1", (), bot=True)
     with pytest.raises(NotAllowed, match="Only people approve in prod: the bot B0CI"):
-        may_approve(p, "prod", "deploy", "B0CI", "U1", bot=True)  # deploying is not approving
+        may_approve(p, "prod", "deploy", "B0CI", "U1", (), bot=True)  # deploying is not approving
     with pytest.raises(SettingsError, match=r"`environments\[3\].policy.bots` must map actions"):
         policy(bots={"lock": ["B0CI"]})
     with pytest.raises(SettingsError, match=r"`environments\[3\].policy.bots.deploy` must be a list"):

@@ -403,7 +403,7 @@ def test_only_people_change_things(tmp_path, slack, fleet_url):
         ts = slack.say(ALICE, CHANNEL, "!deploy podinfo 6.5.3 to prod")
         (waiting,) = thread(slack, CHANNEL, ts, 1)
         assert "prod needs a second person" in waiting, waiting
-        change_id = waiting.split("is change `", 1)[1][:6]
+        change_id = waiting.split("is change `", 1)[1].split("`", 1)[0]
 
         # a workflow posting `!approve` (Workflow Builder and incoming webhooks: bot_message), with
         # a person's name as its display name; and an app's own bot user posting it
@@ -445,9 +445,13 @@ def test_only_people_change_things(tmp_path, slack, fleet_url):
         assert "Traceback" not in text, _tail(log)
 
 
-def refused_for(text):
-    return text in ("You're not allowed to access this command from this user",
-                    "This command requires bot-admin privileges")
+def refused_for(text, command=""):
+    # Errbot's Webserver plugin stays inactive until an admin configures it (Ferry serves its
+    # webhooks itself, plugins/ferryweb): its commands do not exist for anyone then.
+    inactive = command.split()[0] in ("!webhook", "!webstatus") and \
+        text == f"Command `{command.split()[0]}` not found. `!help` lists what you may run."
+    return inactive or text in ("You're not allowed to access this command from this user",
+                                "This command requires bot-admin privileges")
 
 
 def test_errbot_core_commands_and_routes_are_for_admins(slack, ferry):
@@ -461,7 +465,7 @@ def test_errbot_core_commands_and_routes_are_for_admins(slack, ferry):
     for command in core:
         ts = slack.say(MALLORY, CHANNEL, command)
         (answer,) = thread(slack, CHANNEL, ts, 1)
-        assert refused_for(answer), (command, answer)
+        assert refused_for(answer, command), (command, answer)
     assert not [m for m in slack.posted() if "alice@example.test" in m["text"] or "hello" in m["text"]]
 
     ts = slack.say(MALLORY, CHANNEL, "!help")
@@ -521,7 +525,7 @@ def test_what_reaches_slack_is_what_was_meant(tmp_path, slack, fleet_url):
 
         ts = slack.say(ALICE, CHANNEL, "!deploy podinfo 6.5.3 to prod")
         (waiting,) = thread(slack, CHANNEL, ts, 1)
-        change_id = waiting.split("is change `", 1)[1][:6]
+        change_id = waiting.split("is change `", 1)[1].split("`", 1)[0]
         ts = slack.say(ADA, CHANNEL, f"!reject {change_id} <!everyone> not now <https://evil.example|click>")
         (rejected,) = thread(slack, CHANNEL, ts, 1)
         assert rejected.endswith(": &lt;!everyone&gt; not now click."), rejected
