@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from gitops import flux
+from gitops import flux, substitution
 from gitops.discovery import DirTree, discover
 from gitops.editing import read_version, set_version, unified_diff
 from gitops.model import PinLocation, Problem
@@ -155,15 +155,15 @@ def test_defaults_only_when_flux_substitutes(tmp_path):
 
 
 def test_substitute_values():
-    variables = flux.Variables({"A": flux.Variable("A", "1", None, "x"), "E": flux.Variable("E", "", None, "x")})
-    assert flux.substitute("${A}", variables).text == "1"
-    assert flux.substitute("${B:=2}", variables).text == "2"
-    assert flux.substitute("${E:=3}", variables).text == "3"
-    assert flux.substitute("${E=3}", variables).text == ""
-    assert flux.substitute("${B}", variables).text == ""
-    assert flux.substitute("$${A}", variables).text == "${A}"
-    assert flux.substitute("$A", variables).text == "$A"
-    assert flux.substitute("${A:0:1}", variables).text is None
+    variables = substitution.Variables({"A": substitution.Variable("A", "1", None, "x"), "E": substitution.Variable("E", "", None, "x")})
+    assert substitution.substitute("${A}", variables).text == "1"
+    assert substitution.substitute("${B:=2}", variables).text == "2"
+    assert substitution.substitute("${E:=3}", variables).text == "3"
+    assert substitution.substitute("${E=3}", variables).text == ""
+    assert substitution.substitute("${B}", variables).text == ""
+    assert substitution.substitute("$${A}", variables).text == "${A}"
+    assert substitution.substitute("$A", variables).text == "$A"
+    assert substitution.substitute("${A:0:1}", variables).text is None
 
 
 # ---- names, namespaces, prefixes --------------------------------------------------------------

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 from urllib.parse import urlsplit
 
-from . import flux
+from . import flux, sharing, substitution
 from .helmvalues import release_values_text
 from .kustomize import Build, Resource, TreeIndex, _Counter
 from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree, dig
@@ -115,8 +115,9 @@ def discover(tree: FileTree, settings: Settings,
     for problem in problems:
         log.debug("discovery: %s", problem)
     pins = [_pin(r, settings) for r in releases]
-    pins = _variable_uses(pins, releases, [u for _, units in built for u in units], tree, cache)
-    return _finish(qualify_clashes(pins), [e.name for e in settings.environments])
+    pins = sharing.variable_uses(pins, [r.found.variable for r in releases],
+                                 [u for _, units in built for u in units], tree)
+    return sharing.finish(qualify_clashes(pins), [e.name for e in settings.environments])
 
 
 def discover_environments(tree: FileTree, settings: Settings, environments: Iterable,
@@ -161,7 +162,7 @@ def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Source
         return None
     namespace = res.namespace
     if "${" in namespace:
-        namespace = flux.substitute_doc(namespace, unit.variables)
+        namespace = substitution.substitute_doc(namespace, unit.variables)
     values_files = _values_files(res, patches)
     values_unknown = _values_unknown(unit, res, patches)
     found = _version(unit, res, doc, patches, VERSION, "helmrelease")
@@ -217,8 +218,8 @@ def _built(unit: flux.Unit, res: Resource) -> tuple:
     doc = res.doc
     for patch in patches:
         doc = apply(doc, patch)
-    if unit.variables.enabled and not flux.substitution_disabled(doc):
-        doc = flux.substitute_doc(doc, unit.variables)
+    if unit.variables.enabled and not substitution.substitution_disabled(doc):
+        doc = substitution.substitute_doc(doc, unit.variables)
     return doc, patches
 
 
@@ -242,10 +243,10 @@ def _version(unit: flux.Unit, res: Resource, doc: dict, patches: list, field_pat
         return _Version(text, None, kind, refusal="a patch its parent Kustomization rewrites")
     if "${" not in text:
         return _Version(text, location, kind)
-    if not unit.variables.enabled or flux.substitution_disabled(doc):
+    if not unit.variables.enabled or substitution.substitution_disabled(doc):
         return _Version(text, location, kind, refusal=f"the expression `{text}`, which Flux does not "
                                                       f"substitute here, in `{location.file}`")
-    result = flux.substitute(text, unit.variables)
+    result = substitution.substitute(text, unit.variables)
     if result.whole is None:
         return _Version(result.text if result.text is not None else text, None, kind,
                         unknown=result.text is None,
@@ -255,7 +256,7 @@ def _version(unit: flux.Unit, res: Resource, doc: dict, patches: list, field_pat
     if result.text is None:
         return _Version(text, None, "substitute", origin=f"`${{{result.whole}}}`", unknown=True,
                         refusal=result.unknown)
-    if var is flux.UNDEFINED or var.value is None or var.value != result.text:
+    if var is substitution.UNDEFINED or var.value is None or var.value != result.text:
         default = f" (the default in `{text}`, `{location.file}`)" if result.default is not None else ""
         return _Version(result.text or None, None, "substitute", origin=f"`{text}`",
                         refusal=f"`${{{result.whole}}}`, which nothing defines for {unit.label}{default}; "
@@ -392,106 +393,6 @@ def _pin(r: _Release, settings: Settings) -> Pin:
                refusal=found.refusal, unknown=found.unknown, values_unknown=r.values_unknown)
 
 
-def _variable_uses(pins: list, releases: list, units: list, tree, cache) -> list:
-    """Mark the pins whose variable is used for anything else than their version fields."""
-    wanted: dict = {}  # (name, location) -> set of sites reading it as a version
-    for pin, release in zip(pins, releases):
-        if release.found.variable is not None:
-            name, site = release.found.variable
-            wanted.setdefault((name, pin.location), set()).add(site)
-    if not wanted:
-        return pins
-    elsewhere: dict = {}
-    indexes: dict = {}  # id(unit) -> {variable: [(file, count)]}, built once per unit
-    for (name, location), sites in wanted.items():
-        files, total = [], 0
-        for unit in units:
-            var = unit.variables.resolve(name) if unit.variables.enabled else flux.UNDEFINED
-            if var is flux.UNDEFINED or var.location != location:
-                continue
-            if id(unit) not in indexes:
-                indexes[id(unit)] = _unit_references(unit, tree)
-            for path, count in indexes[id(unit)].get(name, ()):
-                total += count
-                files.append(path)
-        if total > len(sites):
-            others = [f for f in dict.fromkeys(files)][:3]
-            elsewhere[(name, location)] = f"`${{{name}}}` elsewhere in " + ", ".join(f"`{f}`" for f in others)
-    if not elsewhere:
-        return pins
-    return [_replace(p, shared_by=(elsewhere[(r.found.variable[0], p.location)],))
-            if r.found.variable is not None and (r.found.variable[0], p.location) in elsewhere else p
-            for p, r in zip(pins, releases)]
-
-
-_REFERENCES: dict = {}  # blob id -> {variable: count}, shared between discoveries
-
-
-def _unit_references(unit: flux.Unit, tree) -> dict:
-    """{variable: [(file, count)]} of the references in what ``unit`` builds: resources, patches."""
-    found: dict = {}
-    paths = unit.build.files + [p.file for p in unit.build.patches if p.text_doc is None and not p.at]
-    for path in dict.fromkeys(paths):
-        for name, count in _file_references(tree, path).items():
-            found.setdefault(name, []).append((path, count))
-    for patch in unit.build.patches:
-        if patch.text_doc is not None or patch.at:
-            for name in _body_references(patch.body):
-                found.setdefault(name, []).append((patch.file, 1))
-    return found
-
-
-def _file_references(tree, path: str) -> dict:
-    try:
-        key = tree.blob_id(path)
-    except (OSError, KeyError):
-        return {}
-    counts = _REFERENCES.get(key)
-    if counts is None:
-        try:
-            text = tree.read(path)
-        except (OSError, UnicodeDecodeError):
-            return {}
-        counts = {}
-        for ref in flux.references(text):
-            counts[ref] = counts.get(ref, 0) + 1
-        if len(_REFERENCES) > 100_000:
-            _REFERENCES.clear()
-        _REFERENCES[key] = counts
-    return counts
-
-
-def _body_references(node) -> list:
-    if isinstance(node, str):
-        return flux.references(node) if "${" in node else []
-    if isinstance(node, dict):
-        return [r for v in node.values() for r in _body_references(v)]
-    if isinstance(node, list):
-        return [r for v in node for r in _body_references(v)]
-    return []
-
-
-def _finish(pins: tuple, order: list) -> tuple:
-    """Say which pins share their one line: with other environments (``shared_with``), or with
-    other apps (``shared_by``)."""
-    rank = {name: i for i, name in enumerate(order)}
-    readers: dict = {}
-    for p in pins:
-        if p.location is not None:
-            readers.setdefault(p.location, []).append(p)
-    done = []
-    for p in pins:
-        sharing = readers.get(p.location, ()) if p.location is not None else ()
-        envs = {q.environment for q in sharing}
-        if len(envs) > 1:
-            p = _replace(p, shared_with=tuple(sorted(envs, key=lambda e: rank.get(e, len(rank)))))
-        others = [f"{q.environment}/{q.app}" for q in sharing if q.app != p.app]
-        if others:
-            p = _replace(p, shared_by=tuple(dict.fromkeys(others)) + p.shared_by)
-        done.append(p)
-    return tuple(sorted(done, key=lambda p: (rank.get(p.environment, len(rank)), p.app)))
-
-
 # ---- helpers ---------------------------------------------------------------------------------
 
 def _environments(settings: Settings, environments) -> list:
@@ -511,11 +412,3 @@ def _replace(pin: Pin, **changes) -> Pin:
 
 def _bare(app: str) -> str:
     return app.rsplit("/", 1)[-1]
-
-
-def _text(value) -> Optional[str]:
-    if value is None or isinstance(value, (bool, dict, list)):
-        return None
-    return str(value)
-
-

@@ -1,0 +1,111 @@
+"""Pins read by more than one thing: the same line for several environments or apps, or a
+postBuild variable that also feeds something else than a version. Pure over discovery's results.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .flux import Unit
+from .substitution import UNDEFINED, references
+
+
+def variable_uses(pins: list, variables: list, units: list, tree) -> list:
+    """Mark the pins whose variable is used for anything else than their version fields.
+
+    ``variables``: per pin, (variable name, the site that reads it as a version) or None."""
+    wanted: dict = {}  # (name, location) -> set of sites reading it as a version
+    for pin, variable in zip(pins, variables):
+        if variable is not None:
+            name, site = variable
+            wanted.setdefault((name, pin.location), set()).add(site)
+    if not wanted:
+        return pins
+    elsewhere: dict = {}
+    indexes: dict = {}  # id(unit) -> {variable: [(file, count)]}, built once per unit
+    for (name, location), sites in wanted.items():
+        files, total = [], 0
+        for unit in units:
+            var = unit.variables.resolve(name) if unit.variables.enabled else UNDEFINED
+            if var is UNDEFINED or var.location != location:
+                continue
+            if id(unit) not in indexes:
+                indexes[id(unit)] = _unit_references(unit, tree)
+            for path, count in indexes[id(unit)].get(name, ()):
+                total += count
+                files.append(path)
+        if total > len(sites):
+            others = [f for f in dict.fromkeys(files)][:3]
+            elsewhere[(name, location)] = f"`${{{name}}}` elsewhere in " + ", ".join(f"`{f}`" for f in others)
+    if not elsewhere:
+        return pins
+    return [replace(p, shared_by=(elsewhere[(v[0], p.location)],))
+            if v is not None and (v[0], p.location) in elsewhere else p
+            for p, v in zip(pins, variables)]
+
+
+_REFERENCES: dict = {}  # blob id -> {variable: count}, shared between discoveries
+
+
+def _unit_references(unit: Unit, tree) -> dict:
+    """{variable: [(file, count)]} of the references in what ``unit`` builds: resources, patches."""
+    found: dict = {}
+    paths = unit.build.files + [p.file for p in unit.build.patches if p.text_doc is None and not p.at]
+    for path in dict.fromkeys(paths):
+        for name, count in _file_references(tree, path).items():
+            found.setdefault(name, []).append((path, count))
+    for patch in unit.build.patches:
+        if patch.text_doc is not None or patch.at:
+            for name in _body_references(patch.body):
+                found.setdefault(name, []).append((patch.file, 1))
+    return found
+
+
+def _file_references(tree, path: str) -> dict:
+    try:
+        key = tree.blob_id(path)
+    except (OSError, KeyError):
+        return {}
+    counts = _REFERENCES.get(key)
+    if counts is None:
+        try:
+            text = tree.read(path)
+        except (OSError, UnicodeDecodeError):
+            return {}
+        counts = {}
+        for ref in references(text):
+            counts[ref] = counts.get(ref, 0) + 1
+        if len(_REFERENCES) > 100_000:
+            _REFERENCES.clear()
+        _REFERENCES[key] = counts
+    return counts
+
+
+def _body_references(node) -> list:
+    if isinstance(node, str):
+        return references(node) if "${" in node else []
+    if isinstance(node, dict):
+        return [r for v in node.values() for r in _body_references(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _body_references(v)]
+    return []
+
+
+def finish(pins: tuple, order: list) -> tuple:
+    """Say which pins share their one line: with other environments (``shared_with``), or with
+    other apps (``shared_by``)."""
+    rank = {name: i for i, name in enumerate(order)}
+    readers: dict = {}
+    for p in pins:
+        if p.location is not None:
+            readers.setdefault(p.location, []).append(p)
+    done = []
+    for p in pins:
+        sharing = readers.get(p.location, ()) if p.location is not None else ()
+        envs = {q.environment for q in sharing}
+        if len(envs) > 1:
+            p = replace(p, shared_with=tuple(sorted(envs, key=lambda e: rank.get(e, len(rank)))))
+        others = [f"{q.environment}/{q.app}" for q in sharing if q.app != p.app]
+        if others:
+            p = replace(p, shared_by=tuple(dict.fromkeys(others)) + p.shared_by)
+        done.append(p)
+    return tuple(sorted(done, key=lambda p: (rank.get(p.environment, len(rank)), p.app)))
