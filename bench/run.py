@@ -372,7 +372,8 @@ def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tupl
 
     def deploy(change) -> float:
         app, env, old, new = change
-        t, done = clock(deployer.deploy, app, env, new, REQUESTER)
+        # as the deploy plugin does: plan (pin, registry spelling), then check and write
+        t, done = clock(lambda: deployer.apply(deployer.plan_deploy(app, env, new), REQUESTER))
         check(done.commit is not None and done.old == old and done.new == new,
               f"deploy {app} {new} to {env} did not commit ({done})")
         check(remote_tip(fleet) == done.commit.sha, "the deploy's commit is not the remote's tip")

@@ -14,6 +14,7 @@ from gitops.errors import ApprovalRefused, NotAllowed, RolledBackVersion, TooMan
 from gitops.model import Requester
 from gitops.settings import parse_settings
 from tests.fixtures_git import git, install_hook, remote_file, remote_log, remote_path, remote_tip
+from tests.ops import deploy, rollback, rolled_back
 
 ALICE = Requester("U0ALICE", "Alice")
 BOB = Requester("U0BOB", "Bob")
@@ -50,7 +51,7 @@ def last_message(url):
 def test_approve_and_reject_racing_in_two_threads_one_wins_the_other_is_told(url, tmp_path):
     core = make_core(url, tmp_path)
     for round_ in range(4):
-        waiting = core.deploy("podinfo", "prod", ["6.5.1", "6.5.2", "6.5.3", "6.6.0"][round_], ALICE).pending
+        waiting = deploy(core, "podinfo", "prod", ["6.5.1", "6.5.2", "6.5.3", "6.6.0"][round_], ALICE).pending
         before = remote_tip(url)
         start, results = threading.Barrier(2), {}
 
@@ -81,7 +82,7 @@ def test_approve_and_reject_racing_in_two_threads_one_wins_the_other_is_told(url
 
 def test_while_an_approval_pushes_a_reject_is_told_who_applies_it(url, tmp_path):
     core = make_core(url, tmp_path)
-    waiting = core.deploy("podinfo", "prod", "6.5.1", ALICE).pending
+    waiting = deploy(core, "podinfo", "prod", "6.5.1", ALICE).pending
     reached, gate = tmp_path / "reached", tmp_path / "gate"
     # The remote holds the approver's push until the test opens the gate (bounded: 60 s).
     install_hook(url, "pre-receive", f"#!/bin/sh\ntouch '{reached}'\ni=0\n"
@@ -110,7 +111,7 @@ def test_while_an_approval_pushes_a_reject_is_told_who_applies_it(url, tmp_path)
 def test_expiry_and_approval_cannot_both_happen(url, tmp_path):
     clock = Clock()
     core = make_core(url, tmp_path, clock=clock)
-    waiting = core.deploy("redis", "prod", "18.1.0", ALICE).pending
+    waiting = deploy(core, "redis", "prod", "18.1.0", ALICE).pending
     clock.now += timedelta(minutes=61)
     assert core.pending() == []
     for call in (lambda: core.approve(waiting.id, BOB), lambda: core.reject(waiting.id, ALICE)):
@@ -121,32 +122,32 @@ def test_expiry_and_approval_cannot_both_happen(url, tmp_path):
 
 def test_ids_are_long_and_a_proposal_never_overwrites_another(url, tmp_path, monkeypatch):
     core = make_core(url, tmp_path)
-    first = core.deploy("redis", "prod", "18.1.0", ALICE).pending
+    first = deploy(core, "redis", "prod", "18.1.0", ALICE).pending
     assert len(first.id) == 2 * guard.ID_BYTES == 10
     drawn = iter([first.id, first.id, "00000000ff"])  # the generator repeats itself twice
     monkeypatch.setattr(guard.secrets, "token_hex", lambda n: next(drawn))
-    second = core.deploy("podinfo", "prod", "6.5.1", ALICE).pending
+    second = deploy(core, "podinfo", "prod", "6.5.1", ALICE).pending
     assert second.id == "00000000ff"
     assert [(p.id, p.app) for p in core.pending()] == [(first.id, "redis"), (second.id, "podinfo")]
 
 
 def test_one_person_holds_at_most_max_waiting_changes(url, tmp_path):
     core = make_core(url, tmp_path, {"prod": {"approval": {"max_waiting": 2}}})
-    core.deploy("redis", "prod", "18.1.0", ALICE)
-    core.deploy("podinfo", "prod", "6.5.1", ALICE)
+    deploy(core, "redis", "prod", "18.1.0", ALICE)
+    deploy(core, "podinfo", "prod", "6.5.1", ALICE)
     before = remote_tip(url)
     with pytest.raises(TooManyWaiting, match="You already have 2 changes waiting for approval"):
-        core.deploy("cert-manager", "prod", "v1.15.0", ALICE)
-    assert core.deploy("cert-manager", "prod", "v1.15.0", BOB).pending is not None  # others may
+        deploy(core, "cert-manager", "prod", "v1.15.0", ALICE)
+    assert deploy(core, "cert-manager", "prod", "v1.15.0", BOB).pending is not None  # others may
     core.reject(core.pending()[0].id, ALICE)
-    assert core.deploy("redis", "prod", "19.0.0", ALICE).pending is not None
+    assert deploy(core, "redis", "prod", "19.0.0", ALICE).pending is not None
     assert remote_tip(url) == before and len(core.pending()) == 3
 
 
 def test_approvals_come_from_the_environments_channels(url, tmp_path):
     core = make_core(url, tmp_path, {"prod": {"channels": ["C0DEPLOY"]}})
     here = lambda who, *where: Requester(who.id, who.name, channels=where)
-    waiting = core.deploy("redis", "prod", "18.1.0", here(ALICE, "C0DEPLOY")).pending
+    waiting = deploy(core, "redis", "prod", "18.1.0", here(ALICE, "C0DEPLOY")).pending
     for call in (lambda: core.approve(waiting.id, here(BOB)), lambda: core.approve(waiting.id, here(BOB, "C0OTHER")),
                  lambda: core.reject(waiting.id, here(CAROL, "C0OTHER")), lambda: core.reject(waiting.id, ALICE)):
         with pytest.raises(NotAllowed, match="^Changes to prod are approved in C0DEPLOY, not here.$"):
@@ -157,7 +158,7 @@ def test_approvals_come_from_the_environments_channels(url, tmp_path):
 
 def test_a_lock_set_after_the_request_refuses_the_approval(url, tmp_path):
     core = make_core(url, tmp_path)
-    waiting = core.deploy("redis", "prod", "18.1.0", ALICE).pending
+    waiting = deploy(core, "redis", "prod", "18.1.0", ALICE).pending
     core.lock("prod", None, CAROL, "incident 7")
     with pytest.raises(ApprovalRefused, match=f"Change `{waiting.id}` cannot be applied now: prod is "
                                               "locked by Carol since .*: incident 7"):
@@ -183,11 +184,11 @@ def test_a_lock_forced_past_at_request_stands_at_approval_but_not_a_new_one(url,
 
 def test_a_forced_rolled_back_version_can_be_approved_without_force_again(url, tmp_path):
     core = make_core(url, tmp_path, {"qa": {"approval": True}})
-    core.approve(core.deploy("podinfo", "qa", "6.5.3", ALICE).pending.id, BOB)
-    core.approve(core.rollback("podinfo", "qa", ALICE).pending.id, BOB)
-    assert core.rolled_back("podinfo", "qa").version == "6.5.3"
+    core.approve(deploy(core, "podinfo", "qa", "6.5.3", ALICE).pending.id, BOB)
+    core.approve(rollback(core, "podinfo", "qa", ALICE).pending.id, BOB)
+    assert rolled_back(core, "podinfo", "qa").version == "6.5.3"
     with pytest.raises(RolledBackVersion, match="add `--force`"):
-        core.deploy("podinfo", "qa", "6.5.3", ADMIN)
+        deploy(core, "podinfo", "qa", "6.5.3", ADMIN)
     waiting = core.apply(core.plan_deploy("podinfo", "qa", "6.5.3"), ADMIN, force=True, admin=True).pending
     assert [b.kind for b in waiting.forced] == ["rolled-back"]
     change = core.approve(waiting.id, BOB)

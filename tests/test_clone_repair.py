@@ -13,6 +13,7 @@ from gitops.settings import parse_settings
 from tests.clone_damage import DAMAGE, damage, evil_copy
 from tests.ferrybot import ask, started_bot
 from tests.fixtures_git import remote_file, remote_log
+from tests.ops import deploy
 
 ALICE = Requester("U0ALICE", "Alice Doe", "alice@example.com")
 QA_FILE = "apps/qa/podinfo-values.yaml"
@@ -40,7 +41,7 @@ def test_the_core_repairs_the_clone_and_answers_from_the_real_remote(tmp_path, f
         before, evil_before = remote_log(url), remote_log(evil)
         damage(next(iter(core._workspaces.values())).directory, kind, url, evil)
         assert core.inventory().find("podinfo", "qa").version == "6.5.2"
-        change = core.deploy("podinfo", "qa", "6.5.3", ALICE)
+        change = deploy(core, "podinfo", "qa", "6.5.3", ALICE)
         assert (change.old, change.new, change.noop) == ("6.5.2", "6.5.3", False)
         assert remote_log(url) == [change.commit.sha, *before]
         assert remote_log(evil) == evil_before

@@ -11,6 +11,7 @@ from gitops.errors import (GitUnavailable, InvalidVersion, NothingToRollback, Pr
 from gitops.model import Requester
 from gitops.settings import parse_settings
 from tests.fixtures_git import git, remote_file, remote_log, remote_path, remote_tip
+from tests.ops import deploy, promote, rollback, rolled_back
 
 ALICE = Requester("U0ALICE", "Alice Doe", "alice@example.com")
 BOB = Requester("U0BOB")
@@ -57,7 +58,7 @@ def test_inventory_finds_every_app_in_every_environment(fleet, registry):
 def test_deploy_commits_one_line_as_the_requester(fleet):
     url, core = fleet
     before = remote_tip(url)
-    change = core.deploy("PodInfo", "QA", "6.5.3", ALICE)
+    change = deploy(core, "PodInfo", "QA", "6.5.3", ALICE)
     assert (change.old, change.new, change.environment, change.noop) == ("6.5.2", "6.5.3", "qa", False)
     assert remote_tip(url) == change.commit.sha
     author = git("--git-dir", str(remote_path(url)), "log", "-1", "--format=%an <%ae>|%cn|%s")
@@ -74,7 +75,7 @@ def test_deploy_commits_one_line_as_the_requester(fleet):
 def test_dry_run_shows_the_diff_and_pushes_nothing(fleet):
     url, core = fleet
     before = remote_tip(url)
-    change = core.deploy("redis", "prod", "19.0.0", ALICE, dry_run=True)
+    change = deploy(core, "redis", "prod", "19.0.0", ALICE, dry_run=True)
     assert change.dry_run and change.commit is None
     assert "-      version: 18.0.0\n+      version: 19.0.0" in change.diff
     assert change.diff.startswith("--- a/apps/prod/redis.yaml\n+++ b/apps/prod/redis.yaml")
@@ -84,17 +85,17 @@ def test_dry_run_shows_the_diff_and_pushes_nothing(fleet):
 def test_deploying_the_pinned_version_is_a_noop(fleet):
     url, core = fleet
     before = remote_tip(url)
-    change = core.deploy("podinfo", "qa", "6.5.2", ALICE)
+    change = deploy(core, "podinfo", "qa", "6.5.2", ALICE)
     assert change.noop and change.commit is None and remote_tip(url) == before
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda c: c.deploy("podinfp", "qa", "6.5.3", ALICE), UnknownApp, "did you mean `podinfo`"),
-    (lambda c: c.deploy("podinfo", "qaa", "6.5.3", ALICE), UnknownEnvironment, "did you mean `qa`"),
-    (lambda c: c.deploy("podinfo", "qa", "6.5.4", ALICE), VersionNotFound, "Nearest: 6.5.3, 6.5.2"),
-    (lambda c: c.deploy("podinfo", "qa", "../../etc/passwd", ALICE), InvalidVersion, "not a chart version"),
-    (lambda c: c.deploy("podinfo", "qa", "6.5.3\n", ALICE), InvalidVersion, "no spaces"),
-    (lambda c: c.deploy("podinfo", "qa", "latest2", ALICE), VersionNotFound, "no version `latest2`"),
+    (lambda c: deploy(c, "podinfp", "qa", "6.5.3", ALICE), UnknownApp, "did you mean `podinfo`"),
+    (lambda c: deploy(c, "podinfo", "qaa", "6.5.3", ALICE), UnknownEnvironment, "did you mean `qa`"),
+    (lambda c: deploy(c, "podinfo", "qa", "6.5.4", ALICE), VersionNotFound, "Nearest: 6.5.3, 6.5.2"),
+    (lambda c: deploy(c, "podinfo", "qa", "../../etc/passwd", ALICE), InvalidVersion, "not a chart version"),
+    (lambda c: deploy(c, "podinfo", "qa", "6.5.3\n", ALICE), InvalidVersion, "no spaces"),
+    (lambda c: deploy(c, "podinfo", "qa", "latest2", ALICE), VersionNotFound, "no version `latest2`"),
 ])
 def test_refusals_leave_remote_and_clone_untouched(fleet, call, error, message):
     url, core = fleet
@@ -110,7 +111,7 @@ def test_registry_down_refuses_before_writing(fleet, tmp_path, bare_remote):
     url = bare_remote(files)
     core = make_core(url, tmp_path)
     with pytest.raises(RegistryUnavailable, match="127.0.0.1:9"):
-        core.deploy("podinfo", "qa", "6.5.3", ALICE)
+        deploy(core, "podinfo", "qa", "6.5.3", ALICE)
     assert len(remote_log(url)) == 1
 
 
@@ -134,7 +135,7 @@ def test_shared_pin_is_refused_naming_file_and_environments(tmp_path, registry, 
     pin = core.pin("redis", "qa")
     assert pin.shared_with == ("dev", "qa")
     with pytest.raises(SharedPin, match=r"`shared/redis.yaml`, which is shared by dev, qa"):
-        core.deploy("redis", "qa", "19.0.0", ALICE)
+        deploy(core, "redis", "qa", "19.0.0", ALICE)
     assert len(remote_log(url)) == 1
 
 
@@ -144,7 +145,7 @@ def test_a_range_becomes_an_exact_version(tmp_path, registry, charts, bare_remot
     url = bare_remote(files)
     core = make_core(url, tmp_path)
     assert core.pin("redis", "dev").is_range
-    change = core.deploy("redis", "dev", "18.1.0", ALICE)
+    change = deploy(core, "redis", "dev", "18.1.0", ALICE)
     assert change.replaced_range and change.old == ">=18.0.0"
     assert 'version: "18.1.0"' in remote_file(url, "apps/dev/redis.yaml") or \
         "version: 18.1.0" in remote_file(url, "apps/dev/redis.yaml")
@@ -152,10 +153,10 @@ def test_a_range_becomes_an_exact_version(tmp_path, registry, charts, bare_remot
 
 def test_promote_takes_the_previous_environment_and_lists_what_it_brings(fleet):
     url, core = fleet
-    change = core.promote("podinfo", "stag", ALICE)
+    change = promote(core, "podinfo", "stag", ALICE)
     assert (change.old, change.new, change.source_environment) == ("6.5.1", "6.5.2", "qa")
     assert change.between == ("6.5.2",)
-    change = core.promote("podinfo", "qa", ALICE, from_environment="dev")
+    change = promote(core, "podinfo", "qa", ALICE, from_environment="dev")
     assert change.new == "6.5.3" and change.between == ("6.5.3",)
     subject = remote_log(url, fmt="%s")[0]
     assert subject == "promote podinfo 6.5.2 → 6.5.3 from dev to qa"
@@ -164,11 +165,11 @@ def test_promote_takes_the_previous_environment_and_lists_what_it_brings(fleet):
 def test_promotion_does_not_skip_stages(fleet):
     url, core = fleet
     with pytest.raises(PromotionRefused, match="promote it to stag first"):
-        core.promote("podinfo", "prod", ALICE, from_environment="dev")
+        promote(core, "podinfo", "prod", ALICE, from_environment="dev")
     with pytest.raises(PromotionRefused, match="promote it to qa first"):
-        core.promote("podinfo", "stag", ALICE, version="6.5.3")
+        promote(core, "podinfo", "stag", ALICE, version="6.5.3")
     with pytest.raises(PromotionRefused, match="`dev` is the first environment"):
-        core.promote("podinfo", "dev", ALICE)
+        promote(core, "podinfo", "dev", ALICE)
     assert len(remote_log(url)) == 1
 
 
@@ -178,35 +179,35 @@ def test_promote_refuses_an_app_absent_from_the_source(tmp_path, registry, chart
     files["apps/dev/kustomization.yaml"] = files["apps/dev/kustomization.yaml"].replace("  - redis.yaml\n", "")
     core = make_core(bare_remote(files), tmp_path)
     with pytest.raises(PromotionRefused, match="`redis` is not in dev"):
-        core.promote("redis", "qa", ALICE)
+        promote(core, "redis", "qa", ALICE)
 
 
 def test_rollback_goes_back_and_remembers(fleet):
     url, core = fleet
     with pytest.raises(NothingToRollback, match="only `6.5.2`"):
-        core.rollback("podinfo", "qa", ALICE)
-    core.deploy("podinfo", "qa", "6.5.3", ALICE)
+        rollback(core, "podinfo", "qa", ALICE)
+    deploy(core, "podinfo", "qa", "6.5.3", ALICE)
     history = core.history("podinfo", "qa")
     assert [h.version for h in history] == ["6.5.3", "6.5.2"]
     assert history[0].requested_by == "Alice Doe <U0ALICE>"
-    change = core.rollback("podinfo", "qa", BOB)
+    change = rollback(core, "podinfo", "qa", BOB)
     assert (change.old, change.new) == ("6.5.3", "6.5.2")
     assert remote_log(url, fmt="%an|%s")[0] == "U0BOB|rollback podinfo 6.5.3 → 6.5.2 to qa"
     with pytest.raises(RolledBackVersion, match="rolled back from qa by U0BOB.*--force"):
-        core.deploy("podinfo", "qa", "6.5.3", ALICE)
+        deploy(core, "podinfo", "qa", "6.5.3", ALICE)
     with pytest.raises(RolledBackVersion):
-        core.promote("podinfo", "qa", ALICE)
-    assert core.deploy("podinfo", "qa", "6.5.3", ALICE, force=True).commit is not None
-    assert core.rolled_back("podinfo", "qa") is None
+        promote(core, "podinfo", "qa", ALICE)
+    assert deploy(core, "podinfo", "qa", "6.5.3", ALICE, force=True).commit is not None
+    assert rolled_back(core, "podinfo", "qa") is None
 
 
 def test_rollback_to_a_version_it_ran(fleet):
     url, core = fleet
-    core.deploy("redis", "dev", "18.0.0", ALICE)
-    core.deploy("redis", "dev", "18.1.0", ALICE)
+    deploy(core, "redis", "dev", "18.0.0", ALICE)
+    deploy(core, "redis", "dev", "18.1.0", ALICE)
     with pytest.raises(NothingToRollback, match="never ran `17.0.0`"):
-        core.rollback("redis", "dev", ALICE, to="17.0.0")
-    change = core.rollback("redis", "dev", ALICE, to="19.0.0")
+        rollback(core, "redis", "dev", ALICE, to="17.0.0")
+    change = rollback(core, "redis", "dev", ALICE, to="19.0.0")
     assert (change.old, change.new) == ("18.1.0", "19.0.0")
 
 
@@ -214,7 +215,7 @@ def test_external_push_in_between_is_retried_on_the_new_tip(fleet, external_comm
     url, core = fleet
     core.inventory()  # clone and cache before someone else pushes
     theirs = external_commit(url, {"README.md": "# Flux fleet\n\nSomeone else was here.\n"})
-    change = core.deploy("podinfo", "dev", "6.6.0", ALICE)
+    change = deploy(core, "podinfo", "dev", "6.6.0", ALICE)
     log = remote_log(url)
     assert log[:2] == [change.commit.sha, theirs]  # linear: theirs is kept, ours on top
 
@@ -223,13 +224,13 @@ def test_concurrent_deploys_serialise_and_the_second_says_what_happened(fleet):
     url, core = fleet
     results, errors = {}, []
 
-    def deploy(name, app, version):
+    def deploy_as(name, app, version):
         try:
-            results[name] = core.deploy(app, "dev", version, ALICE)
+            results[name] = deploy(core, app, "dev", version, ALICE)
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=deploy, args=a) for a in
+    threads = [threading.Thread(target=deploy_as, args=a) for a in
                [("a", "podinfo", "6.6.0"), ("b", "redis", "18.1.0"), ("c", "podinfo", "6.6.0")]]
     for t in threads:
         t.start()
@@ -257,10 +258,10 @@ def test_pins_derived_after_a_deploy_equal_a_fresh_discovery(fleet):
     what it derives must be exactly what discovery finds at that commit."""
     url, core = fleet
     core.inventory()
-    change = core.deploy("redis", "qa", "19.0.0", ALICE)
+    change = deploy(core, "redis", "qa", "19.0.0", ALICE)
     derived = core.inventory(refresh=False)
     assert derived.commit.startswith(change.commit.sha[:12])
-    core._pins_by_commit.clear()
+    core._pins._by_commit.clear()
     assert core.inventory(refresh=False) == derived
 
 
@@ -271,5 +272,5 @@ def test_a_colleagues_version_bump_is_carried_forward_exactly(fleet, external_co
     external_commit(url, {"apps/stag/redis.yaml": text.replace("version: 18.0.0", "version: 18.1.0") + "\n"})
     carried = core.inventory()
     assert carried.find("redis", "stag").version == "18.1.0"
-    core._pins_by_commit.clear()
+    core._pins._by_commit.clear()
     assert core.inventory(refresh=False) == carried

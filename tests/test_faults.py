@@ -227,12 +227,14 @@ CORE = textwrap.dedent("""
     core = GitOps(load_settings(sys.argv[2]), memory=memory)
     feedback = Feedback(core)
     alice = Requester("@alice", "Alice", "alice@example.test")
+    def deploy(app, env, version):  # as the deploy plugin does: plan, then apply
+        return core.apply(core.plan_deploy(app, env, version), alice)
     if sys.argv[4] == "propose":
-        print(core.deploy("podinfo", "prod", "6.5.1", alice).pending.id, flush=True)
-        pushed = core.deploy("redis", "dev", "18.1.0", alice)  # then waits for Flux's word
+        print(deploy("podinfo", "prod", "6.5.1").pending.id, flush=True)
+        pushed = deploy("redis", "dev", "18.1.0")  # then waits for Flux's word
         feedback.expect(pushed, "Alice", ReplyTarget("#deploys", room=True))
     elif sys.argv[4] == "deploy":
-        change = core.deploy("podinfo", "qa", "6.5.3", alice)
+        change = deploy("podinfo", "qa", "6.5.3")
         print(change.commit.sha if change.commit else "noop", flush=True)
     print(",".join(sorted(p.id for p in core.pending())), flush=True)
     print(",".join(sorted(f"{w.environment}/{w.app}@{w.version}" for w in feedback.pending())),

@@ -1,7 +1,9 @@
 """The GitOps core's one entry point: what runs where, and deploy, promote, rollback.
 
 Plain values in, result objects or typed errors out. Git goes through ``Workspace``, the registry
-through ``RegistryClient``; manifests are read by ``discovery`` and changed by ``editing``.
+through ``RegistryClient``. The rooms behind this façade: ``pins`` (what every environment pins,
+cached per commit), ``planning`` (the deploy, promote and rollback rules), ``writing`` (one change
+committed and pushed), ``guard`` and ``policy`` (locks, approvals, who may).
 """
 from __future__ import annotations
 
@@ -9,24 +11,25 @@ import difflib
 import hashlib
 import logging
 import re
-import threading
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, MutableMapping, Optional
 
-from . import carry, discovery, editing, policy
-from .errors import (ApprovalRefused, FerryError, GitUnauthorized, GitUnavailable, NoRegistry,
-                     NotAllowed, NotEditable, NothingToRollback, PromotionRefused, PushRejected,
-                     RegistryUnauthorized, RegistryUnavailable, SharedPin, UnknownApp, shown)
-from .model import (AuditEntry, Change, ChartInfo, ChartLocation, Commit, HistoryEntry, Inventory,
-                    Lock, PendingChange, Pin, Plan, Requester, RolledBack)
-from .registry import RegistryClient
+from . import discovery, editing, planning, policy, writing
 from . import guard as held
+from . import trailers
+from .errors import (ApprovalRefused, FerryError, NoRegistry, NotAllowed, NotEditable,
+                     RegistryUnauthorized, RegistryUnavailable)
 from .guard import Guard
-from .settings import EnvironmentSettings, RepoSettings, Settings
-from .versions import between, check_version, parse, registry_tag, same_version
+from .model import (AuditEntry, Change, ChartInfo, ChartLocation, Commit, HistoryEntry, Inventory,
+                    Lock, PendingChange, Pin, Plan, Requester)
+from .pins import PinCache, app_name, find
+from .registry import RegistryClient
+from .settings import RepoSettings, Settings
+from .versions import between, parse
 from .workspace import Workspace, git_environment
+from .writing import PinMoved
 
 log = logging.getLogger(__name__)
 
@@ -53,41 +56,18 @@ class GitOps:
                             push_attempts=5)
             for repo in settings.repos()
         }
-        self._pins_by_commit: dict = {}  # (repo, commit) -> pins
-        self._latest: dict = {}  # repo -> the newest commit whose pins are known
-        self._problems: dict = {}  # repo -> what its last discovery could not follow
-        self._cache_lock = threading.Lock()
+        self._pins = PinCache(settings, self._workspaces)
 
     # ---- reading ---------------------------------------------------------------------------
 
     def inventory(self, refresh: bool = True) -> Inventory:
         """Every pin of every environment at the remote's newest commits."""
-        pins, commits, problems = [], [], []
-        for repo, ws in self._workspaces.items():
-            head = ws.head(refresh=refresh)
-            commits.append(head[:12])
-            pins.extend(self._pins(repo, head))
-            problems.extend(self._problems.get(repo, ()))
-        order = {name: i for i, name in enumerate(self.settings.environment_names)}
-        pins.sort(key=lambda p: (order[p.environment], p.app))
-        return Inventory("+".join(commits), tuple(pins), tuple(problems))
+        return self._pins.inventory(refresh)
 
     def pin(self, app: str, environment: str, inventory: Optional[Inventory] = None) -> Pin:
         """The pin of ``app`` in ``environment``; names are matched case-insensitively."""
         env = self.settings.environment(environment)
-        inventory = inventory or self.inventory()
-        name = self.app_name(app, inventory)
-        found = inventory.find(name, env.name)
-        if found is None:
-            raise UnknownApp(app, [p.app for p in inventory.in_environment(env.name)], env.name)
-        return found
-
-    def app_name(self, app: str, inventory: Inventory) -> str:
-        known = inventory.apps()
-        by_lower = {a.lower(): a for a in known}
-        if (app or "").lower() not in by_lower:
-            raise UnknownApp(app, known)
-        return by_lower[app.lower()]
+        return find(inventory or self.inventory(), app, env.name)
 
     def location(self, pin: Pin) -> ChartLocation:
         if pin.source is None:
@@ -110,7 +90,7 @@ class GitOps:
             if version is None or (entries and entries[-1].version == version):
                 continue
             entries.append(HistoryEntry(version, rev.sha, rev.author_name, rev.author_email, rev.when,
-                                        rev.trailers.get("Requested-by", ""), rev.subject))
+                                        rev.trailers.get(trailers.REQUESTED_BY, ""), rev.subject))
         return entries[::-1]
 
     def newest(self, pins) -> tuple[dict, list[str], tuple]:
@@ -141,7 +121,7 @@ class GitOps:
     def app_report(self, app: str, count: int = 5) -> tuple[list[Pin], list[ChartInfo], str]:
         """One app in every environment, the registry's newest versions with their dates, a note."""
         inventory = self.inventory()
-        name = self.app_name(app, inventory)
+        name = app_name(app, inventory)
         pins = [p for p in inventory.pins if p.app == name]
         try:
             location = self.location(pins[0])
@@ -186,70 +166,19 @@ class GitOps:
     # ---- changing --------------------------------------------------------------------------
 
     def plan_deploy(self, app: str, environment: str, version: str) -> Plan:
-        pin = self.pin(app, environment)
-        return Plan("deploy", pin, self._registry_spelling(pin, check_version(version)))
-
-    def deploy(self, app: str, environment: str, version: str, requester: Requester,
-               dry_run: bool = False, force: bool = False) -> Change:
-        """Pin ``version`` of ``app`` in ``environment``."""
-        return self.apply(self.plan_deploy(app, environment, version), requester, dry_run, force)
+        return planning.deploy_plan(self.pin(app, environment), version, self.registry)
 
     def plan_promotion(self, app: str, to_environment: str, from_environment: Optional[str] = None,
                        version: Optional[str] = None) -> Plan:
         """The version of the environment before ``to_environment`` (or of ``from_environment``,
         or ``version``), refused when it would skip a stage."""
-        target = self.settings.environment(to_environment)
-        before = self.settings.previous(target)
-        if before is None:
-            raise PromotionRefused(
-                f"`{target.name}` is the first environment: nothing comes before it. "
-                f"Use `!deploy {shown(app)} <version> to {target.name}`.")
-        source = self.settings.environment(from_environment) if from_environment else before
-        if source == target:
-            raise PromotionRefused(f"Cannot promote `{shown(app)}` from {target.name} to itself.")
-        inventory = self.inventory()
-        pin = self.pin(app, target.name, inventory)
-        if version is None:
-            version = self._exact_version(self._source_pin(pin.app, source, inventory))
-        version = check_version(version)
-        self._require_stage(pin.app, version, before, target, inventory)
-        return Plan("promote", pin, self._registry_spelling(pin, version), source.name)
-
-    def promote(self, app: str, to_environment: str, requester: Requester,
-                from_environment: Optional[str] = None, version: Optional[str] = None,
-                dry_run: bool = False, force: bool = False) -> Change:
-        """Move the version of the previous environment in the chain into ``to_environment``."""
-        plan = self.plan_promotion(app, to_environment, from_environment, version)
-        return self.apply(plan, requester, dry_run, force)
+        return planning.promotion_plan(self.settings, app, to_environment, from_environment, version,
+                                       self.inventory, self.registry)
 
     def plan_rollback(self, app: str, environment: str, to: Optional[str] = None) -> Plan:
         """The previous distinct version in history, or ``to`` if the environment ran it before."""
         pin = self.pin(app, environment)
-        current = pin.version
-        earlier = [h.version for h in self.history(pin.app, pin.environment) if h.version != current]
-        if to is not None:
-            to = check_version(to)
-            match = next((v for v in earlier if same_version(to, v)), None)
-            if match is None:
-                ran = ", ".join(dict.fromkeys(earlier)) or "no other version"
-                raise NothingToRollback(
-                    f"`{pin.app}` never ran `{to}` in {pin.environment} before; it ran: {ran}.")
-            return Plan("rollback", pin, match)
-        if not earlier:
-            raise NothingToRollback(
-                f"`{pin.app}` has had only `{current}` in {pin.environment} as far as Git knows: "
-                "nothing to roll back to.")
-        return Plan("rollback", pin, earlier[0])
-
-    def rollback(self, app: str, environment: str, requester: Requester,
-                 to: Optional[str] = None, dry_run: bool = False) -> Change:
-        """Go back to the previous distinct version in history, or to ``to`` if it ran before."""
-        return self.apply(self.plan_rollback(app, environment, to), requester, dry_run)
-
-    def rolled_back(self, app: str, environment: str) -> Optional[RolledBack]:
-        """The version last rolled back from ``app`` in ``environment``: version, by, when."""
-        pin = self.pin(app, environment)
-        return self.guard.rolled_back(pin.environment, pin.app)
+        return planning.rollback_plan(pin, self.history(pin.app, pin.environment), to)
 
     def check(self, plan: Plan, requester: Requester, force: bool = False,
               admin: bool = False) -> policy.Decision:
@@ -323,12 +252,12 @@ class GitOps:
     def lock(self, environment: str, app: Optional[str], by: Requester, reason: str = "") -> Lock:
         """Lock an environment, or one app in it, against changes (admins may still force)."""
         env = self.settings.environment(environment)
-        name = self.app_name(app, self.inventory()) if app else None
+        name = app_name(app, self.inventory()) if app else None
         return self.guard.lock(env.name, name, by, reason)
 
     def unlock(self, environment: str, app: Optional[str] = None) -> Lock:
         env = self.settings.environment(environment)
-        name = self.app_name(app, self.inventory()) if app else None
+        name = app_name(app, self.inventory()) if app else None
         return self.guard.unlock(env.name, name)
 
     def locks(self) -> list[tuple[str, Lock]]:
@@ -349,52 +278,16 @@ class GitOps:
         entries = []
         for repo in dict.fromkeys(e.repo for e in envs):
             ws = self._workspaces[repo]
-            grep = [f"--grep=^Environment: {e.name}$" for e in envs if e.repo == repo]
+            grep = [f"--grep=^{trailers.ENVIRONMENT}: {e.name}$" for e in envs if e.repo == repo]
             for rev in ws.log(ws.head(), limit, *grep):
                 t = rev.trailers
-                entries.append(AuditEntry(rev.sha, rev.when, rev.subject, t.get("Environment", ""),
-                                          t.get("Requested-by", f"{rev.author_name} <{rev.author_email}>"),
-                                          t.get("Approved-by", ""), t.get("Forced-by", "")))
+                entries.append(AuditEntry(
+                    rev.sha, rev.when, rev.subject, t.get(trailers.ENVIRONMENT, ""),
+                    t.get(trailers.REQUESTED_BY, f"{rev.author_name} <{rev.author_email}>"),
+                    t.get(trailers.APPROVED_BY, ""), t.get(trailers.FORCED_BY, "")))
         return sorted(entries, key=lambda e: e.when, reverse=True)[:limit]
 
     # ---- internals -------------------------------------------------------------------------
-
-    def _source_pin(self, app: str, source: EnvironmentSettings, inventory: Inventory) -> Pin:
-        try:
-            return self.pin(app, source.name, inventory)
-        except UnknownApp:
-            raise PromotionRefused(
-                f"`{app}` is not in {source.name}, so there is nothing to promote from there.") from None
-
-    def _registry_spelling(self, pin: Pin, version: str) -> str:
-        """The version as the registry's tag spells it (`v1.15.0` for `1.15.0`), so that Ferry
-        never writes a tag the registry lacks; as typed when the registry cannot say (the check
-        before writing then answers)."""
-        if pin.source is None:
-            return version
-        try:
-            tag = self.registry.require(pin.source, version, pin.chart)
-        except FerryError:
-            return version
-        return version if tag == registry_tag(version) else tag.replace("_", "+")
-
-    def _exact_version(self, pin: Pin) -> str:
-        if pin.version is None or pin.is_range:
-            what = f"the range `{pin.version}`" if pin.version else "no version"
-            raise PromotionRefused(
-                f"`{pin.app}` in {pin.environment} pins {what}, not one version: "
-                f"deploy an exact version there first, or use `!deploy`.")
-        return pin.version
-
-    def _require_stage(self, app: str, version: str, before: EnvironmentSettings,
-                       target: EnvironmentSettings, inventory: Inventory) -> None:
-        """Promotion does not skip stages: the version must already run just before the target."""
-        prior = inventory.find(app, before.name)
-        if prior is not None and prior.version and not prior.is_range and same_version(prior.version, version):
-            return
-        raise PromotionRefused(
-            f"`{app}` {version} is not in {before.name}, the stage before {target.name}: "
-            f"promote it to {before.name} first.")
 
     def _decide(self, plan: Plan, who: Requester, force: bool = False, admin: bool = False,
                 requested_by: Optional[str] = None, overridden: Optional[tuple] = None) -> policy.Decision:
@@ -412,7 +305,7 @@ class GitOps:
 
     def _check_state(self, plan: Plan, decision: policy.Decision) -> policy.Decision:
         """What the repository, the decision's blockers and the registry allow now."""
-        self._require_editable(plan.pin)
+        planning.require_editable(plan.pin)
         decision.require()
         self.registry.require(self.location(plan.pin), plan.new, plan.pin.chart)
         return decision
@@ -448,133 +341,27 @@ class GitOps:
             return Change(old=pin.version, new=version, replaced_range=pin.is_range,
                           diff=editing.unified_diff(pin.location.file, old_text, new_text), **base)
 
-        seen: dict = {"described": pin}
-
-        def edit(tree):
-            # Runs on the newest tip, again after a rejected push: plan from what is there now.
-            current = self._pins(self._repo(pin.environment), tree.commit, tree)
-            now = next((p for p in current if p.app == pin.app and p.environment == pin.environment), None)
-            if now is None:
-                raise UnknownApp(pin.app, [], pin.environment)
-            self._require_editable(now)
-            seen["pin"], seen["base"] = now, tree.commit
-            if expect is not None and now.version != expect:
-                raise PinMoved(now.version)
-            if Plan(action, now, version).noop:
-                return None  # someone got there first
-            described = seen["described"]
-            if (now.version, now.is_range) != (described.version, described.is_range):
-                raise _Replan(now)  # the message in hand would describe another diff
-            old_text = tree.read(now.location.file)
-            new_text = editing.set_version(old_text, now.location, version)
-            seen["diff"] = editing.unified_diff(now.location.file, old_text, new_text)
-            return {now.location.file: new_text}
-
-        try:
-            for _ in range(5):  # as many as the workspace's push attempts: each replan is a new tip
-                message = _commit_message(replace(plan, pin=seen["described"]), requester, approver, forced)
-                try:
-                    result = ws.change(edit, author=requester, message=message)
-                    break
-                except _Replan as moved:
-                    seen["described"] = moved.pin
-            else:
-                raise PushRejected("the version kept moving under Ferry's change; try again.")
-        except (PushRejected, GitUnavailable, GitUnauthorized) as e:
-            # Many commands may be waiting on one remote: say which change this answer is about.
-            raise type(e)(f"{action.capitalize()} {pin.app} {version} to {pin.environment} not "
-                          f"pushed: {e}") from None
-        now = seen.get("pin", pin)
-        if result is None:
+        written = writing.push(ws, plan, requester, self._pins_at(pin.environment), forced=forced,
+                               approver=approver, expect=expect)
+        now = written.pin
+        if written.sha is None:
             return Change(old=now.version, new=version, diff="", noop=True, **base)
-        sha, files = result
-        self._derive_pins(self._repo(pin.environment), seen["base"], sha, now, version)
+        self._pins.derive(self._repo(pin.environment), written.base, written.sha, now, version)
         self.guard.forget_rollback(pin.environment, pin.app, version)
         if action == "rollback" and now.version:
             self.guard.remember_rollback(pin.environment, pin.app, now.version, requester)
-        return Change(old=now.version, new=version, replaced_range=now.is_range, diff=seen["diff"],
-                      commit=Commit(sha, ws.public_url), **base)
+        return Change(old=now.version, new=version, replaced_range=now.is_range, diff=written.diff,
+                      commit=Commit(written.sha, ws.public_url), **base)
 
-    def _require_editable(self, pin: Pin) -> None:
-        if pin.location is None and pin.version is None:
-            raise NotEditable(
-                f"`{pin.app}` has no chart version pinned in {pin.environment} (Flux takes the newest): "
-                f"add `version:` under `spec.chart.spec` in `{pin.release_file}` first.")
-        if pin.unknown:
-            raise NotEditable(
-                f"Ferry cannot know the version of `{pin.app}` in {pin.environment}: it comes from "
-                f"{pin.refusal}. Change it by hand.")
-        if pin.location is None or pin.refusal:
-            why = pin.refusal or "a place Ferry cannot change one line of"
-            raise NotEditable(
-                f"`{pin.app}` in {pin.environment} gets `{pin.version}` from {why}: Ferry cannot "
-                f"change that with one line. Edit it by hand (the release is in `{pin.release_file}`).")
-        if pin.shared:
-            raise SharedPin(pin.location.file, pin.shared_with, f"`{pin.app}` in {pin.environment}",
-                            pin.shared_by)
-
-    def _pins(self, repo: RepoSettings, commit: str, tree=None) -> tuple:
-        key = (repo, commit)
-        with self._cache_lock:
-            cached = self._pins_by_commit.get(key)
-        if cached is not None:
-            return cached
-        ws = self._workspaces[repo]
-        tree = tree or ws.tree(commit)
-        with self._cache_lock:
-            last = self._latest.get(repo)
-            known = self._pins_by_commit.get((repo, last))
-        pins = None
-        if known is not None:
-            pins = carry.carry_forward(known, carry.changed_files(ws.tree(last), tree))
-        if pins is None:
-            envs = [e for e in self.settings.environments if e.repo == repo]
-            problems: list = []
-            pins = discovery.discover(tree, self.settings, envs, warnings=problems)
-            with self._cache_lock:
-                # What discovery could not follow changes only when discovery runs again.
-                self._problems[repo] = tuple(problems)
-        self._remember_pins(repo, commit, pins)
-        return pins
-
-    def _remember_pins(self, repo: RepoSettings, commit: str, pins: tuple) -> None:
-        with self._cache_lock:
-            if len(self._pins_by_commit) > 16:
-                self._pins_by_commit.clear()
-            self._pins_by_commit[(repo, commit)] = pins
-            self._latest[repo] = commit
-
-    def _derive_pins(self, repo: RepoSettings, base: str, sha: str, changed: Pin, version: str) -> None:
-        """Ferry's own commit changed one scalar on ``base``: the pins at ``sha`` are those of
-        ``base`` with that one version replaced, so the next command need not re-discover."""
-        with self._cache_lock:
-            before = self._pins_by_commit.get((repo, base))
-        if before is not None:
-            self._remember_pins(repo, sha, tuple(
-                replace(p, version=version, is_range=False) if p.location == changed.location else p
-                for p in before))
+    def _pins_at(self, environment: str) -> Callable:
+        repo = self._repo(environment)
+        return lambda tree: self._pins.at(repo, tree.commit, tree)
 
     def _repo(self, environment: str) -> RepoSettings:
         return self.settings.environment(environment).repo
 
     def _workspace(self, environment: str) -> Workspace:
         return self._workspaces[self._repo(environment)]
-
-
-class _Replan(Exception):
-    """The pin on the new tip is not the one the commit message describes: build it again."""
-
-    def __init__(self, pin: Pin):
-        super().__init__(pin.version)
-        self.pin = pin
-
-
-class PinMoved(Exception):
-    """The pin no longer holds the value a change was planned from (internal to approvals)."""
-
-    def __init__(self, now: Optional[str]):
-        super().__init__(now)
-        self.now = now
 
 
 def _shown_version(pin: Optional[Pin]) -> str:
@@ -588,24 +375,3 @@ def _slug(repo: RepoSettings) -> str:
     digest = hashlib.sha256(f"{repo.url}\n{repo.branch}".encode()).hexdigest()[:10]
     return f"{readable[:40]}-{digest}"
 
-
-def _commit_message(plan: Plan, requester: Requester, approver: Optional[Requester],
-                    forced: tuple) -> str:
-    """The subject and trailers of the diff ``plan`` makes (its pin as it is on the tip written);
-    ``forced``: the blockers --force overrode."""
-    old = plan.old or "unpinned"
-    origin = f" from {plan.source_environment}" if plan.source_environment else ""
-    trailers = [("Requested-by", requester.signature), ("Environment", plan.environment),
-                ("App", plan.app), ("From-Version", old), ("To-Version", plan.new)]
-    if requester.bot:  # a bot the environment's policy names asked: say so
-        trailers.insert(1, ("Bot", requester.signature))
-    if approver is not None:
-        trailers.append(("Approved-by", approver.signature))
-        if approver.bot:
-            trailers.append(("Bot", approver.signature))
-    trailers += [("Forced-by", f"{requester.signature} past: {blocker.reason}") for blocker in forced]
-    if requester.link:
-        trailers.append(("Chat-Thread", requester.link))
-    subject = f"{plan.action} {plan.app} {old} → {plan.new}{origin} to {plan.environment}"
-    body = "\n".join(f"{k}: {' '.join(str(v).split())}" for k, v in trailers)
-    return f"{subject}\n\n{body}\n"

@@ -1,0 +1,103 @@
+"""What every environment pins, per commit: discovered once, then carried forward or derived.
+
+Discovery reads the whole repository; most commits change a few files, and Ferry's own commits
+change one scalar. The cache keeps the pins of the newest commits known per repository, so the
+next command carries them forward over the files that changed (``carry``) or, after Ferry's own
+push, derives them from the one version it wrote. What discovery could not follow is kept per
+repository and shown with the inventory until discovery runs again.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from typing import Mapping
+
+from . import carry, discovery
+from .errors import UnknownApp
+from .model import Inventory, Pin
+from .settings import RepoSettings, Settings
+from .workspace import Workspace
+
+
+class PinCache:
+    """The pins of each repository's recent commits; safe to share between threads."""
+
+    def __init__(self, settings: Settings, workspaces: Mapping[RepoSettings, Workspace]):
+        self.settings = settings
+        self._workspaces = workspaces
+        self._by_commit: dict = {}  # (repo, commit) -> pins
+        self._latest: dict = {}  # repo -> the newest commit whose pins are known
+        self._problems: dict = {}  # repo -> what its last discovery could not follow
+        self._lock = threading.Lock()
+
+    def inventory(self, refresh: bool = True) -> Inventory:
+        """Every pin of every environment at the remote's newest commits."""
+        pins, commits, problems = [], [], []
+        for repo, ws in self._workspaces.items():
+            head = ws.head(refresh=refresh)
+            commits.append(head[:12])
+            pins.extend(self.at(repo, head))
+            with self._lock:
+                problems.extend(self._problems.get(repo, ()))
+        order = {name: i for i, name in enumerate(self.settings.environment_names)}
+        pins.sort(key=lambda p: (order[p.environment], p.app))
+        return Inventory("+".join(commits), tuple(pins), tuple(problems))
+
+    def at(self, repo: RepoSettings, commit: str, tree=None) -> tuple:
+        """The pins of ``repo`` at ``commit`` (``tree``: that commit's tree, when in hand)."""
+        key = (repo, commit)
+        with self._lock:
+            cached = self._by_commit.get(key)
+        if cached is not None:
+            return cached
+        ws = self._workspaces[repo]
+        tree = tree or ws.tree(commit)
+        with self._lock:
+            last = self._latest.get(repo)
+            known = self._by_commit.get((repo, last))
+        pins = None
+        if known is not None:
+            pins = carry.carry_forward(known, carry.changed_files(ws.tree(last), tree))
+        if pins is None:
+            envs = [e for e in self.settings.environments if e.repo == repo]
+            problems: list = []
+            pins = discovery.discover(tree, self.settings, envs, warnings=problems)
+            with self._lock:
+                # What discovery could not follow changes only when discovery runs again.
+                self._problems[repo] = tuple(problems)
+        self._remember(repo, commit, pins)
+        return pins
+
+    def derive(self, repo: RepoSettings, base: str, sha: str, changed: Pin, version: str) -> None:
+        """Ferry's own commit changed one scalar on ``base``: the pins at ``sha`` are those of
+        ``base`` with that one version replaced, so the next command need not re-discover."""
+        with self._lock:
+            before = self._by_commit.get((repo, base))
+        if before is not None:
+            self._remember(repo, sha, tuple(
+                replace(p, version=version, is_range=False) if p.location == changed.location else p
+                for p in before))
+
+    def _remember(self, repo: RepoSettings, commit: str, pins: tuple) -> None:
+        with self._lock:
+            if len(self._by_commit) > 16:
+                self._by_commit.clear()
+            self._by_commit[(repo, commit)] = pins
+            self._latest[repo] = commit
+
+
+def app_name(app: str, inventory: Inventory) -> str:
+    """The app as the inventory spells it; names are matched case-insensitively."""
+    known = inventory.apps()
+    by_lower = {a.lower(): a for a in known}
+    if (app or "").lower() not in by_lower:
+        raise UnknownApp(app, known)
+    return by_lower[app.lower()]
+
+
+def find(inventory: Inventory, app: str, environment: str) -> Pin:
+    """The pin of ``app`` in ``environment`` (its canonical name)."""
+    found = inventory.find(app_name(app, inventory), environment)
+    if found is None:
+        raise UnknownApp(app, [p.app for p in inventory.in_environment(environment)], environment)
+    return found

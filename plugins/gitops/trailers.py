@@ -1,0 +1,13 @@
+"""The trailer names of Ferry's commits: written by ``writing.commit_message``, read back by
+``GitOps.audit`` (`!audit`) and ``GitOps.history``. Git is the record: a name changed in one place
+and not the other would make Ferry's own commits unreadable to it."""
+
+REQUESTED_BY = "Requested-by"
+APPROVED_BY = "Approved-by"
+FORCED_BY = "Forced-by"
+BOT = "Bot"
+ENVIRONMENT = "Environment"
+APP = "App"
+FROM_VERSION = "From-Version"
+TO_VERSION = "To-Version"
+CHAT_THREAD = "Chat-Thread"

@@ -1,0 +1,119 @@
+"""Writing one change: edit one line on the remote's newest tip, commit as the requester, push.
+
+The workspace runs the edit again on the new tip after a rejected push, so the edit plans from
+the tree it is given: the pin must still be editable there (and, for an approval, still hold the
+value the approved diff was made from), and the commit message must describe the diff actually
+committed, so a pin that moved under the change means a new message and another attempt.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Optional
+
+from . import editing
+from . import trailers as t
+from .errors import GitUnauthorized, GitUnavailable, PushRejected, UnknownApp
+from .model import Plan, Pin, Requester
+from .planning import require_editable
+from .workspace import Workspace
+
+ATTEMPTS = 5  # as many as the workspace's push attempts: each replan is a new tip
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write found on the tip it planned on, and what it did there."""
+    pin: Pin  # the pin on that tip
+    base: str = ""  # that tip's commit ("" when nothing was planned)
+    diff: str = ""  # the diff committed
+    sha: Optional[str] = None  # the commit pushed; None when there was nothing to do
+
+
+def push(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, *,
+         forced: tuple = (), approver: Optional[Requester] = None,
+         expect: Optional[str] = None) -> Written:
+    """Commit ``plan`` on the newest tip and push it. ``pins_at(tree)``: the pins at a tree;
+    ``expect``: the value the pin must still have (``PinMoved`` otherwise)."""
+    edit = _Edit(plan, pins_at, expect)
+    try:
+        for _ in range(ATTEMPTS):
+            message = commit_message(replace(plan, pin=edit.described), requester, approver, forced)
+            try:
+                result = ws.change(edit, author=requester, message=message)
+                break
+            except _Replan as moved:
+                edit.described = moved.pin
+        else:
+            raise PushRejected("the version kept moving under Ferry's change; try again.")
+    except (PushRejected, GitUnavailable, GitUnauthorized) as e:
+        # Many commands may be waiting on one remote: say which change this answer is about.
+        raise type(e)(f"{plan.action.capitalize()} {plan.app} {plan.new} to {plan.environment} "
+                      f"not pushed: {e}") from None
+    found = edit.found or Written(plan.pin)
+    return replace(found, sha=result[0]) if result is not None else found
+
+
+class _Edit:
+    """The edit ``Workspace.change`` runs on each tip it tries; keeps what it found on the last."""
+
+    def __init__(self, plan: Plan, pins_at: Callable, expect: Optional[str]):
+        self.plan, self.pins_at, self.expect = plan, pins_at, expect
+        self.described = plan.pin  # the pin the commit message in hand describes
+        self.found: Optional[Written] = None
+
+    def __call__(self, tree) -> Optional[dict]:
+        plan = self.plan
+        now = next((p for p in self.pins_at(tree)
+                    if p.app == plan.app and p.environment == plan.environment), None)
+        if now is None:
+            raise UnknownApp(plan.app, [], plan.environment)
+        require_editable(now)
+        self.found = Written(now, tree.commit)
+        if self.expect is not None and now.version != self.expect:
+            raise PinMoved(now.version)
+        if Plan(plan.action, now, plan.new).noop:
+            return None  # someone got there first
+        if (now.version, now.is_range) != (self.described.version, self.described.is_range):
+            raise _Replan(now)  # the message in hand would describe another diff
+        old_text = tree.read(now.location.file)
+        new_text = editing.set_version(old_text, now.location, plan.new)
+        self.found = Written(now, tree.commit, editing.unified_diff(now.location.file, old_text, new_text))
+        return {now.location.file: new_text}
+
+
+class _Replan(Exception):
+    """The pin on the new tip is not the one the commit message describes: build it again."""
+
+    def __init__(self, pin: Pin):
+        super().__init__(pin.version)
+        self.pin = pin
+
+
+class PinMoved(Exception):
+    """The pin no longer holds the value a change was planned from (internal to approvals)."""
+
+    def __init__(self, now: Optional[str]):
+        super().__init__(now)
+        self.now = now
+
+
+def commit_message(plan: Plan, requester: Requester, approver: Optional[Requester],
+                   forced: tuple) -> str:
+    """The subject and trailers of the diff ``plan`` makes (its pin as it is on the tip written);
+    ``forced``: the blockers --force overrode."""
+    old = plan.old or "unpinned"
+    origin = f" from {plan.source_environment}" if plan.source_environment else ""
+    lines = [(t.REQUESTED_BY, requester.signature), (t.ENVIRONMENT, plan.environment),
+             (t.APP, plan.app), (t.FROM_VERSION, old), (t.TO_VERSION, plan.new)]
+    if requester.bot:  # a bot the environment's policy names asked: say so
+        lines.insert(1, (t.BOT, requester.signature))
+    if approver is not None:
+        lines.append((t.APPROVED_BY, approver.signature))
+        if approver.bot:
+            lines.append((t.BOT, approver.signature))
+    lines += [(t.FORCED_BY, f"{requester.signature} past: {blocker.reason}") for blocker in forced]
+    if requester.link:
+        lines.append((t.CHAT_THREAD, requester.link))
+    subject = f"{plan.action} {plan.app} {old} → {plan.new}{origin} to {plan.environment}"
+    body = "\n".join(f"{k}: {' '.join(str(v).split())}" for k, v in lines)
+    return f"{subject}\n\n{body}\n"
