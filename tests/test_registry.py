@@ -20,6 +20,7 @@ from gitops.errors import RegistryUnauthorized, RegistryUnavailable, VersionNotF
 from gitops.model import ChartLocation, ChartVersions
 from gitops.registry import RegistryClient
 from gitops.settings import RegistryCredentials
+from tests.serving import serving
 from tests.fixtures_registry import CHARTS_CREATED
 
 from tests.refs import PODINFO_CHART as PODINFO_DIR
@@ -411,13 +412,7 @@ def serve(route):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
     server.paths = []
     server.host = f"127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import base64
-import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,6 +22,7 @@ from gitops.errors import RegistryUnauthorized
 from gitops.model import ChartLocation
 from gitops.registry import RegistryClient
 from gitops.settings import RegistryCredentials
+from tests.serving import serving
 from tests.ferrybot import ask, started_bot
 from tests.token_server import TokenKey, TokenServer
 
@@ -105,16 +105,10 @@ def spy(challenge: str):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.4", 0), Handler)
-    server.daemon_threads = True
     server.host = f"127.0.0.4:{server.server_address[1]}"
     server.received = received
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # ---- item 8: credentials are bound to their host ---------------------------------------------

@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 
 from . import flux, sharing, substitution
 from .helmvalues import release_values_text
-from .kustomize import Build, Resource, TreeIndex, _Counter
+from .kustomize import Build, Resource, TreeIndex, ScopeIds
 from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree, dig
-from .patches import apply, origin
+from .patches import origin
 from .model import ChartLocation, Pin, PinLocation, Problem
 from .settings import EnvironmentSettings, Settings
 from .versions import is_range
@@ -75,7 +75,7 @@ def discover(tree: FileTree, settings: Settings,
     cache = cache or DEFAULT_CACHE
     index = TreeIndex(tree.files())
     finder = flux.Finder(tree, index, cache)
-    ids = _Counter()
+    ids = ScopeIds()
     built = []
     for env in envs:
         paths = []
@@ -156,7 +156,7 @@ class _Version:
 
 
 def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Sources") -> Optional[_Release]:
-    doc, patches = _built(unit, res)
+    doc, patches = unit.document(res)
     name = _substituted_name(res, unit, doc)
     if not name:
         return None
@@ -177,7 +177,7 @@ def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Source
         located = sources.find(environment, ref_kind, ref_ns, ref_name) if ref_kind == "OCIRepository" else None
         if located is not None:
             oci, oci_unit = located
-            oci_doc, oci_patches = _built(oci_unit, oci)
+            oci_doc, oci_patches = oci_unit.document(oci)
             url = str(dig(oci_doc, "spec", "url") or "")
             chart, source = _oci_repository_location(url, _insecure(oci_doc))
             chart = chart or ref_name
@@ -201,7 +201,7 @@ def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Source
         located = sources.find(environment, source_kind, ns, str(source_ref.get("name") or ""))
         if located is not None:
             repo_res, repo_unit = located
-            repo_doc, _ = _built(repo_unit, repo_res)
+            repo_doc, _ = repo_unit.document(repo_res)
             url = str(dig(repo_doc, "spec", "url") or "")
             if source_kind == "HelmRepository" and (
                     dig(repo_doc, "spec", "type") == "oci" or url.startswith("oci://")):
@@ -210,17 +210,6 @@ def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Source
         chart = posixpath.basename(chart.rstrip("/")) or chart  # a path to the chart folder
     return _Release(environment, name, namespace, res.file, found, chart, source, url,
                     source_kind or "HelmRepository", values_files, values_unknown)
-
-
-def _built(unit: flux.Unit, res: Resource) -> tuple:
-    """A document as its unit builds it: patched, then substituted; and the patches."""
-    patches = unit.patches.for_resource(res)
-    doc = res.doc
-    for patch in patches:
-        doc = apply(doc, patch)
-    if unit.variables.enabled and not substitution.substitution_disabled(doc):
-        doc = substitution.substitute_doc(doc, unit.variables)
-    return doc, patches
 
 
 def _substituted_name(res: Resource, unit: flux.Unit, doc: dict) -> str:

@@ -16,10 +16,11 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
-from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, Level, Resource, Walker
+from .kustomize import (KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, Level, Resource, Walker,
+                        join_path, strings, text_of)
 from .manifests import YAML_SUFFIXES, dig
 from .model import Problem
-from .patches import PatchIndex, apply, origin
+from .patches import PatchIndex, apply_all, origin
 from .substitution import NO_VARIABLES, Source, Variable, Variables, substitute_doc, substitution_disabled
 
 KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/"
@@ -45,6 +46,15 @@ class Unit:
         if self.patch_index is None:
             self.patch_index = PatchIndex(self.build.patches)
         return self.patch_index
+
+    def document(self, res: Resource) -> tuple:
+        """A document as this unit builds it (patched, then given the unit's variables), and the
+        patches that applied to it."""
+        patches = self.patches.for_resource(res)
+        doc = apply_all(res.doc, patches)
+        if self.variables.enabled and not substitution_disabled(doc):
+            doc = substitute_doc(doc, self.variables)
+        return doc, patches
 
     @property
     def label(self) -> str:
@@ -131,13 +141,7 @@ def _bootstrap(root: Unit, path: str, repo, tree, index, cache, problems, enviro
 
 def _follow(res: Resource, parent: Unit, repo, tree, index, cache, problems: list, environment: str,
             finder: Finder, units: list, ids, quiet: bool = False) -> Optional[Unit]:
-    # The Kustomization object is itself built by its parent: patched, then substituted.
-    doc = res.doc
-    patches = parent.patches.for_resource(res)
-    for patch in patches:
-        doc = apply(doc, patch)
-    if not substitution_disabled(doc):
-        doc = substitute_doc(doc, parent.variables)
+    doc, patches = parent.document(res)  # the Kustomization object is built by its parent
     where = f"Kustomization {res.namespace}/{res.name}"
 
     def problem(reason: str) -> None:
@@ -159,11 +163,11 @@ def _follow(res: Resource, parent: Unit, repo, tree, index, cache, problems: lis
     spec = dig(doc, "spec") or {}
     walker = Walker(tree, index, cache, problems, environment, ids)
     scope = walker.new_scope()
-    level = Level(scope, _text(spec.get("targetNamespace")) or None, _text(spec.get("namePrefix")),
-                  _text(spec.get("nameSuffix")))
+    level = Level(scope, text_of(spec.get("targetNamespace")) or None, text_of(spec.get("namePrefix")),
+                  text_of(spec.get("nameSuffix")))
     walker.add_path(spec_path, (level,))
-    for entry in _strings(spec.get("components")):
-        walker.add_component(_join(spec_path, entry), (level,), scope)
+    for entry in strings(spec.get("components")):
+        walker.add_component(join_path(spec_path, entry), (level,), scope)
     # The patches are read from the file only when the parent did not rewrite them.
     raw_spec = dig(res.doc, "spec") or {}
     own = all(raw_spec.get(k) == spec.get(k) for k in ("patches", "patchesStrategicMerge",
@@ -208,7 +212,7 @@ def _variables(res: Resource, doc: dict, patches: list, parent: Unit, units: lis
                                       readable=False))
             continue
         cm, cm_patches = config_map
-        data = dig(_patched(cm.doc, cm_patches), "data")
+        data = dig(apply_all(cm.doc, cm_patches), "data")
         described = f"ConfigMap {res.namespace}/{name} ({cm.file})"
         found = {}
         for key, value in (data or {}).items() if isinstance(data, dict) else ():
@@ -311,14 +315,8 @@ def _clean(path: str) -> str:
     return "" if cleaned in (".", "") else cleaned
 
 
-def _join(folder: str, entry: str) -> str:
-    return _clean(posixpath.join(folder, entry))
 
 
-def _patched(doc: dict, patches: list) -> dict:
-    for patch in patches:
-        doc = apply(doc, patch)
-    return doc
 
 
 def _unlocated(patch):
@@ -331,11 +329,3 @@ def _scalar_text(value) -> Optional[str]:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _text(value) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _strings(value) -> list:
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

@@ -147,7 +147,7 @@ class Walker:
         self.build = Build()
         self._seen: dict = {}  # (file, index) -> position in build.resources
         self._files: set = set()
-        self._ids = ids if ids is not None else _Counter()
+        self._ids = ids if ids is not None else ScopeIds()
 
     def new_scope(self) -> int:
         return self._ids.next()
@@ -200,13 +200,13 @@ class Walker:
             return
         spec = parsed.docs[spec_index]
         kid = self.new_scope()
-        chain = chain + (Level(kid, _text(spec.get("namespace")) or None,
-                               _text(spec.get("namePrefix")), _text(spec.get("nameSuffix"))),)
+        chain = chain + (Level(kid, text_of(spec.get("namespace")) or None,
+                               text_of(spec.get("namePrefix")), text_of(spec.get("nameSuffix"))),)
         for key in ("resources", "bases"):
-            for entry in _strings(spec.get(key)):
+            for entry in strings(spec.get(key)):
                 self._include(folder, kfile, entry, chain, stack)
-        for entry in _strings(spec.get("components")):
-            target = _join(folder, entry)
+        for entry in strings(spec.get("components")):
+            target = join_path(folder, entry)
             component = self.index.kustomization(target) if self.index.is_dir(target) else None
             if component:
                 self._walk_kustomization(target, component, chain, stack, patch_scope=kid)
@@ -215,7 +215,7 @@ class Walker:
     def _include(self, folder: str, kfile: str, entry: str, chain: tuple, stack: frozenset) -> None:
         if "://" in entry or "?ref=" in entry or entry.startswith(("github.com/", "git@")):
             return  # a remote base: not in this repository
-        target = _join(folder, entry)
+        target = join_path(folder, entry)
         if target in self.index.files:
             self._add_file(target, chain)
         elif self.index.is_dir(target):
@@ -262,7 +262,7 @@ class Walker:
                 continue
             if not isinstance(entry, str):
                 continue
-            path = _join(folder, entry)
+            path = join_path(folder, entry)
             if "\n" not in entry and path in self.index.files:
                 self._patch_file(path, None, scope)
             else:
@@ -278,7 +278,7 @@ class Walker:
                      scope: int) -> None:
         target = entry.get("target") if isinstance(entry.get("target"), dict) else None
         if isinstance(entry.get("path"), str):
-            path = _join(folder, entry["path"])
+            path = join_path(folder, entry["path"])
             if path in self.index.files:
                 self._patch_file(path, target, scope)
             else:
@@ -311,7 +311,7 @@ class Walker:
 
 # ---- small helpers ---------------------------------------------------------------------------
 
-class _Counter:
+class ScopeIds:
     """Patch scope ids, unique across every build of one discovery."""
 
     def __init__(self):
@@ -334,7 +334,8 @@ def _names(name, chain: tuple) -> tuple:
     return name, frozenset(names)
 
 
-def _text(value) -> str:
+def text_of(value) -> str:
+    """A manifest field that must be text: the text, or "" for anything else."""
     return value if isinstance(value, str) else ""
 
 
@@ -342,10 +343,12 @@ def _list(value) -> list:
     return value if isinstance(value, list) else []
 
 
-def _strings(value) -> list:
+def strings(value) -> list:
+    """The text entries of a manifest list (``resources:``, ``components:``)."""
     return [v for v in _list(value) if isinstance(v, str)]
 
 
-def _join(folder: str, entry: str) -> str:
+def join_path(folder: str, entry: str) -> str:
+    """A path relative to ``folder``, normalised ("" for the repository's root)."""
     path = posixpath.normpath(posixpath.join(folder, entry.strip()))
     return "" if path == "." else path

@@ -211,6 +211,13 @@ def _is_prefix(prefix: tuple, path: tuple) -> bool:
     return len(prefix) <= len(path) and tuple(str(p) for p in path[:len(prefix)]) == prefix
 
 
+def apply_all(doc: dict, patches: list) -> dict:
+    """``doc`` with ``patches`` applied in order, as a new object."""
+    for patch in patches:
+        doc = apply(doc, patch)
+    return doc
+
+
 def apply(doc: dict, patch: Patch) -> dict:
     """``doc`` with ``patch`` applied, as a new object.
 
