@@ -18,10 +18,12 @@ class FerryApprovals(BotPlugin):
         """
         change_id = grammar.parse_change_id("approve", args)
         ferry = self.get_plugin("Ferry")
-        who = requester(msg)
-        with progress(ferry, msg):
+        who, pressed = requester(msg), presses.press_of(msg) is not None
+        # A press's reactions would land on the request everyone sees (❌ for someone's refused
+        # press on a change that still waits): the update in place says the outcome instead.
+        with progress(ferry, msg, shown=not pressed):
             change = ferry.gitops.approve(change_id, who)
-        if presses.press_of(msg):
+        if pressed:
             presses.decide(self, msg, f"Approved by {who.signature}. {render.change(change)}")
         else:
             yield render.change(change)
