@@ -275,8 +275,6 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
 
     def send_message(self, msg):
         msg.extras["link_names"] = False  # `@here` or `#name` in a reason stays text
-        if msg.extras.get("ts"):
-            msg.extras.pop("thread_ts", None)  # chat.update takes the message's ts alone
         return super().send_message(msg)
 
     def build_reply(self, msg, text=None, private=False, threaded=False):
