@@ -7,6 +7,13 @@ to pick Socket Mode over RTM). Every call is recorded in ``calls``; messages the
 ``posted``. Socket Mode: ``apps.connections.open`` (app token) returns ``ws://127.0.0.1:PORT/link/``;
 the WebSocket (RFC 6455: handshake, masked client frames, ping/pong, close) says ``hello``, then
 ``say()`` delivers ``events_api`` envelopes and waits for their acknowledgement.
+
+Buttons: posted messages are kept with their ``blocks`` (checked against Block Kit's documented
+limits, ``tests/blockkit.py``: ``invalid_blocks`` otherwise); ``chat.update`` changes one of the
+bot's messages, ``chat.postEphemeral`` is recorded for its one viewer. ``press()`` sends a
+``block_actions`` payload for a button of a kept message as an ``interactive`` Socket Mode
+envelope; ``post_press()`` POSTs it to the bot's Request URL as Slack does (a form with
+``payload=``, signed with the signing secret).
 """
 from __future__ import annotations
 
@@ -24,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.slack_interactive import Interactive
+
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SCOPES = "app_mentions:read,channels:history,channels:read,chat:write,groups:history,groups:read,im:history,im:read,im:write,mpim:history,reactions:write,users:read,users:read.email"
 TEAM = {"id": "T0FERRY", "name": "Ferry Test", "domain": "ferrytest"}
@@ -40,7 +49,7 @@ class Call:
 
 
 @dataclass
-class FakeSlack:
+class FakeSlack(Interactive):
     bot_token: str = "xoxb-test-bot-token"
     app_token: str = "xapp-test-app-token"
     bot_user: str = "U0FERRYBOT"
@@ -57,6 +66,7 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._ws: Optional[socket.socket] = None
         self._ws_lock = threading.Lock()
+        self.messages: dict = {}  # (channel, ts) -> the message as Slack keeps it (text, blocks, …)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -186,8 +196,12 @@ class FakeSlack:
                     "response_metadata": {"next_cursor": ""}}, {}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": self.dm_channel(str(args.get("users", "")))}}, {}
-        if method in ("chat.postMessage", "chat.update"):
-            ts = args.get("ts") or self.next_ts()
+        if method in ("chat.update", "chat.postEphemeral"):
+            return self._interactive_api(method, args)
+        if method == "chat.postMessage":
+            problem, ts = self._keep(args)
+            if problem:
+                return problem, {}
             return {"ok": True, "channel": args.get("channel"), "ts": ts,
                     "message": {"type": "message", "text": args.get("text"), "user": self.bot_user,
                                 "ts": ts}}, {}

@@ -130,14 +130,15 @@ def test_the_deployment_runs_ferry_as_designed():
 
 
 def test_only_the_webhook_paths_are_exposed():
-    """The Ingress routes /flux/ and /slack/events to the Service and nothing else; the
+    """The Ingress routes /flux/, /slack/events and /slack/interactive to the Service and nothing else; the
     NetworkPolicy lets only the ingress controller and Flux's notification-controller in, on the
     webserver port."""
     objects = {d["kind"]: d for _, d in base_objects()}
     service, pod = objects["Service"], objects["Deployment"]["spec"]["template"]
     (ingress,) = [d for _, d in example_objects() if d["kind"] == "Ingress"]
     paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
-    assert {(p["path"], p["pathType"]) for p in paths} == {("/flux/", "Prefix"), ("/slack/events", "Exact")}
+    assert {(p["path"], p["pathType"]) for p in paths} == {("/flux/", "Prefix"), ("/slack/events", "Exact"),
+                                                              ("/slack/interactive", "Exact")}
     assert "defaultBackend" not in ingress["spec"] and ingress["spec"]["tls"]
     for p in paths:
         assert p["backend"]["service"] == {"name": service["metadata"]["name"], "port": {"name": "http"}}

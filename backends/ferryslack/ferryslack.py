@@ -26,6 +26,12 @@
 - **Events API, once and well-formed**: a retried (``X-Slack-Retry-Num``) or replayed event is
   handled once (its ``event_id`` is remembered for as long as a signature on it can be accepted);
   a malformed ``X-Slack-Request-Timestamp`` or body is answered 400, a bad signature 403 (logged).
+- **Approval buttons** (``ferryslack_presses``): a press on Approve or Reject runs ``!approve <id>``
+  / ``!reject <id>`` as the presser typed it there, in Socket Mode (``interactive`` envelopes) and
+  with the Events API (signed POSTs to ``/slack/interactive``); every reply to a press goes to the
+  presser alone (ephemeral), but the update of the pressed message in place (``ts`` in extras).
+- **Edited messages run nothing**: a ``message_changed`` event (someone edited a message, or Slack
+  unfurled a link in it) is ignored, logged; a command runs when it is sent, once.
 - **Channel names looked up with the manifest's scopes**: ``#name`` is resolved with
   ``conversations.list`` over public and private channels only (``channels:read``,
   ``groups:read``); SlackV3's own look-up also lists mpim and im, which needs ``mpim:read``.
@@ -39,9 +45,12 @@ from functools import lru_cache
 import slackv3.slackv3 as slackv3_module
 from errbot.backends.base import RoomDoesNotExistError, RoomOccupant
 from flask import request
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web import WebClient
 from slackv3.lib import SLACK_CLIENT_CHANNEL_HYPERLINK
 from slackv3.room import SlackRoom
+
+from ferryslack_presses import INTERACTIVE_PATH, PRESS, Press, command_event, interactive_view, press_of
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +181,7 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.reply_in_thread = bool(identity.get("reply_in_thread", True))
         self.events_seen = EventMemory()
+        self.presses_seen = EventMemory()  # trigger_id of every button press handled lately
         self._events_filter = False
 
     def serve_once(self):
@@ -189,6 +199,9 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
         self.slack_events.on("error", lambda e: log.warning("Slack Events API request refused: %s", e))
         if not self._events_filter:
             slackv3_module.flask_app.before_request(self._refuse_malformed)
+            slackv3_module.flask_app.add_url_rule(
+                INTERACTIVE_PATH, "ferry_slack_interactive", methods=["POST"],
+                view_func=interactive_view(self.signing_secret, self.presses_seen.first, self._pressed))
             self._events_filter = True
         super()._setup_event_callbacks()
 
@@ -210,6 +223,39 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
             return None
         return super()._generic_wrapper(event_data)
 
+    def _sm_generic_event_handler(self, client, req):
+        """Socket Mode: an ``interactive`` envelope (a button pressed) is acknowledged, then run."""
+        if req.type != "interactive":
+            return super()._sm_generic_event_handler(client, req)
+        client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        payload = req.payload if isinstance(req.payload, dict) else {}
+        if not self.presses_seen.first(str(payload.get("trigger_id") or req.envelope_id)):
+            log.info("Slack interaction %s was already handled: runs nothing", payload.get("trigger_id"))
+            return None
+        return self._pressed(payload)
+
+    def _pressed(self, payload):
+        """A button pressed: one of Ferry's runs as its command, typed by the presser (Errbot's
+        message path: ACLs, then the command); anything else is logged and ignored."""
+        press = press_of(payload)
+        if press is None:
+            log.info("Slack interaction ignored: not a press on one of Ferry's buttons (%s)",
+                     str(payload.get("type"))[:40])
+            return None
+        try:
+            return self._handle_message(self.slack_web, command_event(press, self.bot_config.BOT_PREFIX))
+        except Exception:  # the thread of a press must not die silently
+            log.exception("the press of %s on %s by %s failed", press.command, press.change_id, press.user)
+
+    def _handle_message(self, webclient, event):
+        """An edited message runs nothing: a command runs once, when it is sent (an edit of
+        `!deploy … to qa` into `… to prod` would be a second command nobody sent)."""
+        if event.get("subtype") == "message_changed":
+            log.info("Slack: an edited message in %s runs nothing (message_changed ignored)",
+                     event.get("channel"))
+            return None
+        return super()._handle_message(webclient, event)
+
     @staticmethod
     def sanitize_uris(text):
         return slack_unescape(slackv3_module.SlackBackend.sanitize_uris(text))
@@ -220,6 +266,9 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
         bot = bot_of(event) if isinstance(event, dict) else None
         if bot is not None:
             extras["from_bot"] = bot
+        press = event.get(PRESS) if isinstance(event, dict) else None
+        if isinstance(press, Press):  # put there by _pressed only: no JSON from Slack is a Press
+            extras[PRESS] = press.as_extras()
         return super().callback_message(msg)
 
     # ---- what goes out ------------------------------------------------------------------------
@@ -229,6 +278,12 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
         return super().send_message(msg)
 
     def build_reply(self, msg, text=None, private=False, threaded=False):
+        if isinstance(getattr(msg, "extras", None), dict) and msg.extras.get(PRESS):
+            # A reply to a button press (a refusal, Errbot's ACLs included) is for the presser
+            # alone; the plugin updates the pressed message itself when a change was decided.
+            reply = super().build_reply(msg, text, private=True, threaded=False)
+            reply.extras["ephemeral"] = True
+            return reply
         in_channel = isinstance(msg.frm, RoomOccupant) and not private  # people and bots
         return super().build_reply(msg, text, private=private,
                                    threaded=threaded or (self.reply_in_thread and in_channel))

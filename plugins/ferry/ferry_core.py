@@ -11,9 +11,9 @@ from gitops.settings import load_settings
 
 
 # What Errbot's webserver serves: Ferry's own routes (/ferry/health, /flux/<env>) and Slack's
-# Events API. Errbot's Webserver plugin also routes /echo, which reflects any request as HTML to
+# Events API and interactivity (button presses). Errbot's Webserver plugin also routes /echo, which reflects any request as HTML to
 # anyone; it and whatever else a plugin may route are answered 404.
-SERVED = ("/ferry/", "/flux/", "/slack/events")
+SERVED = ("/ferry/", "/flux/", "/slack/events", "/slack/interactive")
 
 
 def only_ferry_routes():

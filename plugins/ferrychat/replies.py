@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 
-from ferrychat import render
+from ferrychat import presses, render
 from gitops.errors import FerryError
 from gitops.model import Requester
 from gitops.policy import NotAllowed
@@ -102,6 +102,9 @@ def carry_out(ferry, plan, msg, request):
         yield render.intent(plan)
     with progress(ferry, msg, pushes):
         change = gitops.apply(plan, who, dry_run=request.dry_run, force=request.force, admin=admin)
+    if change.pending is not None:  # with Approve and Reject buttons where chat has them (Slack)
+        presses.offer(ferry, msg, change.pending, render.change(change))
+        return
     yield render.change(change)
     if change.commit is not None:
         ferry.committed(change, msg)
