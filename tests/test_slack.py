@@ -585,3 +585,15 @@ def test_slack_events_are_remembered_as_long_as_a_signature_on_them_holds():
     assert bot_of({"subtype": "bot_message"}) == {"id": "", "name": ""}
     assert bot_of({"user": "U0APP", "bot_profile": {"id": "B0APP", "name": "ci"}}) == {"id": "B0APP", "name": "ci"}
     assert bot_of({"subtype": "message_changed", "message": {"bot_id": "B0X", "text": "!approve 1"}})["id"] == "B0X"
+
+
+def test_a_long_reply_is_posted_in_parts_none_overwritten(slack, ferry):
+    """A reply longer than Slack's part size arrives as several messages, none updated in place:
+    Errbot's parts share one extras dict, where SlackV3 keeps the ``ts`` it posts to update."""
+    dm = slack.dm_channel(ADA)
+    words = " ".join(f"word{i:04d}" for i in range(700))  # ~6,300 characters: two parts
+    slack.say(ADA, dm, f"!echo {words}")
+    parts = [m["text"] for m in slack.wait_posted(2, 30, channel=dm)]
+    assert not [c for c in slack.calls if c.method == "chat.update"]
+    assert "word0000" in parts[0] and "word0699" in parts[-1], parts
+    assert "".join(parts).split() == words.split()  # cut at the part size, nothing lost
