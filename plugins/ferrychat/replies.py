@@ -18,7 +18,8 @@ log = logging.getLogger("ferry.commands")
 
 def answers(func):
     """Wrap a command: typed errors become their one-line message, anything else an apology with an
-    id to find the log line. Logs one line per command: who, what, result, duration."""
+    id to find the log line; a ``sizing.Table`` is a message or a file (``table``), any other text
+    is bounded. Logs one line per command: who, what, result, duration."""
 
     @functools.wraps(func)
     def command(self, msg, args):
@@ -26,7 +27,9 @@ def answers(func):
         who = requester(msg).id
         try:
             result = func(self, msg, args)
-            for reply in (result if inspect.isgenerator(result) else [result] if result is not None else []):
+            if not inspect.isgenerator(result):
+                result = [] if result is None else [result]
+            for reply in result:
                 if isinstance(reply, sizing.Table):
                     yield from table(self, msg, reply)
                 else:
@@ -47,13 +50,14 @@ def answers(func):
 
 
 def table(plugin, msg, answer: sizing.Table):
-    """The replies of an answer that may not fit one message (``sizing``): the whole of it when it
-    fits; else, on a backend that attaches files in the command's thread (FerrySlack's
-    ``attach``), a one-line summary and the whole as a file; elsewhere (the text console,
-    Errbot's test backend: a file there would be raw bytes or nothing) the summary and the
-    table inline up to the bound. An upload Slack refuses is said, with the inline form."""
-    bot = getattr(plugin, "_bot", None)
-    limit = int(getattr(plugin.bot_config, "MESSAGE_SIZE_LIMIT", 0) or 0)
+    """The replies of an answer that may not fit one message (``sizing.fits``, against Errbot's
+    ``MESSAGE_SIZE_LIMIT`` of the backend): the whole of it when it fits; else, on a backend that
+    attaches files in the command's thread (FerrySlack's ``attach``), a one-line summary and the
+    whole as a file; elsewhere (the text console, Errbot's test backend: their
+    ``send_stream_request`` prints nothing or raw bytes) the rows that fit the bound and a count
+    of the rest. An upload Slack refuses is said, followed by that inline form."""
+    bot = getattr(plugin, "_bot", None)  # the backend, as ``progress`` reaches it
+    limit = int(getattr(getattr(plugin, "bot_config", None), "MESSAGE_SIZE_LIMIT", 0) or 0)
     if sizing.fits(answer.message, limit):
         yield answer.message
         return
