@@ -36,8 +36,10 @@ class FileUploads:
             return {"ok": False, "error": "missing_scope", "needed": "files:write", "provided": self.scopes}
         if method == "files.getUploadURLExternal":
             filename, length = str(args.get("filename") or ""), str(args.get("length") or "")
-            if not filename or not length.isdigit() or int(length) == 0:
-                return {"ok": False, "error": "invalid_arguments" if filename else "missing_argument"}
+            if length and not length.isdigit():
+                return {"ok": False, "error": "invalid_arguments"}
+            if not filename or not length or int(length) == 0:  # Slack: "typically … length 0"
+                return {"ok": False, "error": "missing_argument"}
             file_id = f"F{next(self._file_ids):08d}"
             with self._lock:
                 self._files[file_id] = {"filename": filename, "length": int(length), "data": None,

@@ -7,6 +7,10 @@ table as a text file in that same thread (``files.getUploadURLExternal``, the PO
 ``files.completeUploadExternal`` with ``channel_id`` and ``thread_ts``); a short one is a message as
 before and uploads nothing; without the ``files:write`` scope the summary is followed by Slack's
 refusal and the start of the table. Every wait is bounded."""
+import json
+import urllib.error
+import urllib.request
+
 import pytest
 
 from devtools.fluxrepo import fleet_apps, fleet_files
@@ -108,5 +112,40 @@ def test_without_files_write_the_refusal_is_said_with_the_start_of_the_table(tmp
             assert "more apps" in refusal
             assert slack.uploads == []
             assert "Traceback" not in log.read_text(), _tail(log)
+    finally:
+        slack.stop()
+
+
+def test_the_local_slack_takes_a_multipart_upload_as_curl_sends_it():
+    """The other body Slack's upload URL accepts (``curl -F filename=@table.txt``), and the
+    documented refusals: an unknown file, bytes other than the length announced."""
+    slack = start_slack()
+    try:
+        def call(method, **args):
+            request = urllib.request.Request(slack.url + method, data=json.dumps(args).encode(), headers={
+                "Content-Type": "application/json", "Authorization": f"Bearer {slack.bot_token}"})
+            return json.loads(urllib.request.urlopen(request, timeout=10).read())
+
+        def post(url, body, kind):
+            request = urllib.request.Request(url, data=body, headers={"Content-Type": kind})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return answer.status, answer.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+
+        got = call("files.getUploadURLExternal", filename="table.txt", length=6)
+        assert got["ok"] and got["file_id"].startswith("F")
+        assert post(got["upload_url"], b"abc", "text/plain")[0] == 400  # not the length announced
+        form = (b"--XyZ\r\nContent-Disposition: form-data; name=\"filename\"; filename=\"table.txt\"\r\n"
+                b"Content-Type: text/plain\r\n\r\nrow 1\n\r\n--XyZ--\r\n")
+        assert post(got["upload_url"], form, "multipart/form-data; boundary=XyZ") == (200, "OK - 6")
+        assert call("files.completeUploadExternal", files=[{"id": "F404"}])["error"] == "file_not_found"
+        done = call("files.completeUploadExternal", files=[{"id": got["file_id"], "title": "T"}],
+                    channel_id=CHANNEL, thread_ts="1.000001")
+        assert done["ok"] and done["files"][0]["title"] == "T"
+        (upload,) = slack.shared(CHANNEL, "1.000001")
+        assert (upload.filename, upload.content) == ("table.txt", b"row 1\n")
+        assert call("files.getUploadURLExternal", filename="x.txt", length=0)["error"] == "missing_argument"
     finally:
         slack.stop()
