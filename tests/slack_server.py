@@ -14,6 +14,12 @@ bot's messages, ``chat.postEphemeral`` is recorded for its one viewer. ``press()
 ``block_actions`` payload for a button of a kept message as an ``interactive`` Socket Mode
 envelope; ``post_press()`` POSTs it to the bot's Request URL as Slack does (a form with
 ``payload=``, signed with the signing secret).
+
+Files, as Slack's upload flow documents it: ``files.getUploadURLExternal`` (filename, length)
+answers an ``upload_url`` on this server and a ``file_id``; a POST of the bytes (raw or multipart)
+to that URL answers ``OK - <length>``; ``files.completeUploadExternal`` (``files`` as JSON,
+``channel_id``, ``thread_ts``) shares them: ``uploads`` records each shared file. Both methods need
+the ``files:write`` scope (``missing_scope`` otherwise).
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.slack_files import FileUploads
 from tests.slack_interactive import Interactive
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -49,7 +56,7 @@ class Call:
 
 
 @dataclass
-class FakeSlack(Interactive):
+class FakeSlack(Interactive, FileUploads):
     bot_token: str = "xoxb-test-bot-token"
     app_token: str = "xapp-test-app-token"
     bot_user: str = "U0FERRYBOT"
@@ -60,6 +67,7 @@ class FakeSlack(Interactive):
     calls: list = field(default_factory=list)
     acks: set = field(default_factory=set)
     connected: threading.Event = field(default_factory=threading.Event)
+    uploads: list = field(default_factory=list)    # Upload, in the order they were shared
 
     def __post_init__(self):
         self._lock = threading.Condition()
@@ -67,6 +75,8 @@ class FakeSlack(Interactive):
         self._ws: Optional[socket.socket] = None
         self._ws_lock = threading.Lock()
         self.messages: dict = {}  # (channel, ts) -> the message as Slack keeps it (text, blocks, …)
+        self._files: dict = {}  # file_id -> {"filename", "length", "snippet_type", "data"}
+        self._file_ids = itertools.count(1)  # (tests/slack_files.py)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -207,6 +217,8 @@ class FakeSlack(Interactive):
                                 "ts": ts}}, {}
         if method in ("reactions.add", "reactions.remove"):
             return {"ok": True}, {}
+        if method in ("files.getUploadURLExternal", "files.completeUploadExternal"):
+            return self._file_method(method, args), {}
         return {"ok": False, "error": "unknown_method"}, {}
 
     def _user(self, uid: str) -> dict:
@@ -311,7 +323,21 @@ def _handler(slack: FakeSlack):
             self._api()
 
         def do_POST(self):
+            if urlsplit(self.path).path.startswith("/upload/v1/"):
+                return self._upload()
             self._api()
+
+        def _upload(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            file_id = urlsplit(self.path).path.rsplit("/", 1)[-1]
+            status, text = slack.upload(file_id, body, self.headers.get("Content-Type", ""))
+            data = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def _api(self):
             url = urlsplit(self.path)

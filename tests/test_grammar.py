@@ -1,8 +1,9 @@
 """The chat grammar: every form of every command, and the usage line on every bad form."""
 import pytest
 
-from ferrychat.grammar import (Request, UsageError, parse_deploy, parse_diff, parse_promote,
-                               parse_rollback, parse_versions)
+from ferrychat.grammar import (Request, UsageError, VersionsQuery, known_environment, parse_audit,
+                               parse_deploy, parse_diff, parse_promote, parse_rollback, parse_versions)
+from gitops.settings import parse_settings
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -78,11 +79,64 @@ def test_rollback_bad_forms(args, problem):
     assert problem in str(e.value)
 
 
-def test_versions_and_diff_arity():
-    assert parse_versions("") == []
-    assert parse_versions("podinfo qa") == ["podinfo", "qa"]
-    with pytest.raises(UsageError, match="Too many"):
-        parse_versions("a b c")
+@pytest.mark.parametrize("args, expected", [
+    ("", VersionsQuery()),
+    ("podinfo", VersionsQuery(app="podinfo")),
+    ("podinfo qa", VersionsQuery(app="podinfo", environment="qa")),
+    ("team-a-*", VersionsQuery(pattern="team-a-*")),
+    ("redi?", VersionsQuery(pattern="redi?")),
+    ("[pr]*", VersionsQuery(pattern="[pr]*")),
+    ("--outdated", VersionsQuery(outdated=True)),
+    ("--env prod", VersionsQuery(column="prod")),
+    ("--ENV=Prod", VersionsQuery(column="Prod")),
+    ("team-a-* --outdated --env prod", VersionsQuery(pattern="team-a-*", outdated=True, column="prod")),
+    ("--env prod --outdated team-a-*", VersionsQuery(pattern="team-a-*", outdated=True, column="prod")),
+    # a plain app name with a filter is that one app's row of the table
+    ("podinfo --outdated", VersionsQuery(pattern="podinfo", outdated=True)),
+])
+def test_versions_forms(args, expected):
+    assert parse_versions(args) == expected
+    assert parse_versions(args).table is (expected.app is None)
+
+
+@pytest.mark.parametrize("args, problem", [
+    ("a b c", "Too many arguments."),
+    ("--old", "Unknown option `--old`."),
+    ("--env", "Say which environment after `--env`."),
+    ("--env --outdated", "Say which environment after `--env`."),
+    ("--env= ", "Say which environment after `--env`."),
+    ("--env qa --env prod", "Give `--env` once."),
+    ("team-* prod", "name the environment with `--env`"),
+    ("podinfo prod --outdated", "name the environment with `--env`"),
+])
+def test_versions_bad_forms_answer_with_usage(args, problem):
+    with pytest.raises(UsageError) as e:
+        parse_versions(args)
+    message = str(e.value)
+    assert problem in message and "\n" not in message
+    assert message.endswith("Usage: `!versions [<app> | <glob>] [--outdated] [--env <env>]` or "
+                            "`!versions <app> <env>`")
+
+
+def test_an_unknown_environment_is_one_line_with_the_usage():
+    settings = parse_settings({"repo": {"url": "file:///x.git"}, "environments": [
+        {"name": "qa", "path": "apps/qa"}, {"name": "prod", "path": "apps/prod", "aliases": ["production"]}]},
+        environ={})
+    assert known_environment("versions", "PRODUCTION", settings).name == "prod"
+    with pytest.raises(UsageError) as e:
+        known_environment("versions", "prdo", settings)
+    assert str(e.value).startswith("No environment `prdo`") and "Usage: `!versions" in str(e.value)
+
+
+def test_audit_counts_up_to_a_thousand():
+    assert parse_audit("prod 200") == ("prod", 200)
+    assert parse_audit("1000") == (None, 1000)
+    for bad in ("0", "1001"):
+        with pytest.raises(UsageError, match="from 1 to 1,000"):
+            parse_audit(bad)
+
+
+def test_diff_arity():
     assert parse_diff("qa prod") == ["qa", "prod"]
     assert parse_diff("podinfo qa prod") == ["podinfo", "qa", "prod"]
     for bad in ("", "qa", "a b c d"):

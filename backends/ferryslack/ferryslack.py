@@ -32,6 +32,10 @@
   presser alone (ephemeral), but the update of the pressed message in place (``ts`` in extras).
 - **Edited messages run nothing**: a ``message_changed`` event (someone edited a message, or Slack
   unfurled a link in it) is ignored, logged; a command runs when it is sent, once.
+- **Files in the thread**: ``attach(msg, content, filename, title)`` posts a text snippet in reply to
+  a command, in its thread (``ferryslack_files``: Slack's ``files.getUploadURLExternal`` /
+  ``files.completeUploadExternal`` flow, scope ``files:write``); Ferry's chat layer sends a table
+  too long for one message that way.
 - **Channel names looked up with the manifest's scopes**: ``#name`` is resolved with
   ``conversations.list`` over public and private channels only (``channels:read``,
   ``groups:read``); SlackV3's own look-up also lists mpim and im, which needs ``mpim:read``.
@@ -50,6 +54,7 @@ from slack_sdk.web import WebClient
 from slackv3.lib import SLACK_CLIENT_CHANNEL_HYPERLINK
 from slackv3.room import SlackRoom
 
+import ferryslack_files
 from ferryslack_presses import INTERACTIVE_PATH, PRESS, Press, command_event, interactive_view, press_of
 
 log = logging.getLogger(__name__)
@@ -287,6 +292,10 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
         in_channel = isinstance(msg.frm, RoomOccupant) and not private  # people and bots
         return super().build_reply(msg, text, private=private,
                                    threaded=threaded or (self.reply_in_thread and in_channel))
+
+    def attach(self, msg, content: str, filename: str, title: str) -> str:
+        """A text file in reply to ``msg`` (its thread): "" when posted, else why not (one line)."""
+        return ferryslack_files.attach(self, msg, content, filename, title)
 
     # ---- channels by name -------------------------------------------------------------------
 

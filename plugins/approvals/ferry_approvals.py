@@ -1,6 +1,6 @@
 from errbot import BotPlugin, botcmd
 
-from ferrychat import grammar, presses, render
+from ferrychat import grammar, listing, presses, render
 from ferrychat.replies import answers, progress, requester
 
 
@@ -52,4 +52,4 @@ class FerryApprovals(BotPlugin):
     def pending(self, msg, args):
         """Changes waiting for approval: `!pending`"""
         grammar.parse_nothing("pending", args)
-        return render.pending_list(self.get_plugin("Ferry").gitops.pending())
+        return listing.pending(self.get_plugin("Ferry").gitops.pending())

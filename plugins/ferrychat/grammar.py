@@ -8,10 +8,10 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from gitops.errors import UsageError, shown
+from gitops.errors import UnknownEnvironment, UsageError, shown
 
 USAGE = {
-    "versions": "`!versions`, `!versions <app>` or `!versions <app> <env>`",
+    "versions": "`!versions [<app> | <glob>] [--outdated] [--env <env>]` or `!versions <app> <env>`",
     "diff": "`!diff <envA> <envB>` or `!diff <app> <envA> <envB>`",
     "deploy": "`!deploy <app> <version> to <env>` or `!deploy <app>@<version> to <env>` "
               "[--dry-run] [--force]",
@@ -28,10 +28,20 @@ USAGE = {
 }
 _CHANGE_ID = re.compile(r"^[0-9a-fA-F]{6,16}$")
 _FLAGS = {"--dry-run": "dry_run", "--force": "force"}
+MAX_AUDIT = 1000  # `!audit N`: a long list goes in a file (ferrychat.sizing); Git reads N commits
 
 
 def usage_error(command: str, problem: str) -> UsageError:
     return UsageError(problem, USAGE[command])
+
+
+def known_environment(command: str, name: str, settings):
+    """The environment ``name`` names in ``settings`` (aliases too), or its one-line refusal with
+    the command's usage."""
+    try:
+        return settings.environment(name)
+    except UnknownEnvironment as e:
+        raise usage_error(command, str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -57,11 +67,62 @@ def words(command: str, args: str) -> tuple[list[str], dict]:
     return rest, flags
 
 
-def parse_versions(args: str) -> list[str]:
-    rest, flags = words("versions", args)
-    if flags or len(rest) > 2:
+@dataclass(frozen=True)
+class VersionsQuery:
+    """What ``!versions`` asks for: one app (its environments, or with ``environment`` its history
+    there), or the table of every app, narrowed by a glob over app names, to the apps behind,
+    and to one environment's column."""
+
+    app: Optional[str] = None
+    environment: Optional[str] = None  # with ``app``: its history in that environment
+    pattern: Optional[str] = None  # fnmatch glob over app names (a plain name with a filter: that app)
+    outdated: bool = False
+    column: Optional[str] = None  # --env: the one environment shown
+
+    @property
+    def table(self) -> bool:
+        return self.app is None
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def parse_versions(args: str) -> VersionsQuery:
+    """``[<app> | <glob>] [--outdated] [--env <env>]`` or ``<app> <env>``; flags anywhere."""
+    rest, outdated, column = [], False, None
+    tokens = (args or "").split()
+    i = 0
+    while i < len(tokens):
+        word, lower = tokens[i], tokens[i].lower()
+        if lower == "--outdated":
+            outdated = True
+        elif lower == "--env" or lower.startswith("--env="):
+            if "=" in word:
+                value = word.partition("=")[2]
+            else:  # the next word is the environment
+                i += 1
+                value = tokens[i] if i < len(tokens) else ""
+            if not value or value.startswith("--"):
+                raise usage_error("versions", "Say which environment after `--env`.")
+            if column is not None:
+                raise usage_error("versions", "Give `--env` once.")
+            column = value
+        elif word.startswith("--"):
+            raise usage_error("versions", f"Unknown option `{shown(word)}`.")
+        else:
+            rest.append(word)
+        i += 1
+    if len(rest) > 2:
         raise usage_error("versions", "Too many arguments.")
-    return rest
+    filtered = outdated or column is not None
+    if len(rest) == 2:
+        if filtered or _GLOB.search(rest[0]):
+            raise usage_error("versions", f"`{shown(rest[1])}` after a pattern or a filter: "
+                                          "name the environment with `--env`.")
+        return VersionsQuery(app=rest[0], environment=rest[1])
+    if rest and not filtered and not _GLOB.search(rest[0]):
+        return VersionsQuery(app=rest[0])
+    return VersionsQuery(pattern=rest[0] if rest else None, outdated=outdated, column=column)
 
 
 def parse_diff(args: str) -> list[str]:
@@ -179,6 +240,6 @@ def parse_audit(args: str) -> tuple[Optional[str], int]:
             env = word
         else:
             raise usage_error("audit", f"Unexpected `{shown(word)}`.")
-    if not 1 <= count <= 100:
-        raise usage_error("audit", "Give a count from 1 to 100.")
+    if not 1 <= count <= MAX_AUDIT:
+        raise usage_error("audit", f"Give a count from 1 to {MAX_AUDIT:,}.")
     return env, count

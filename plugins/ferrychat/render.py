@@ -124,9 +124,24 @@ def _older(version: str, newest: str) -> bool:
 
 
 def overview(pins: Sequence[Pin], environments: Sequence[str], newest: dict, notes: Sequence[str] = (),
-             live_states: Optional[dict] = None, now: float = 0.0, refused: Sequence[str] = ()) -> str:
+             live_states: Optional[dict] = None, now: float = 0.0, refused: Sequence[str] = (),
+             label: str = "apps") -> str:
     """``live_states``: (app, env) -> the last Flux event recorded (``gitops.feedback.live_states``);
-    ``refused``: the apps whose registry refused Ferry (their newest is "no access", not "?")."""
+    ``refused``: the apps whose registry refused Ferry (their newest is "no access", not "?");
+    ``label``: what the rows are ("outdated apps matching `team-a-*`")."""
+    rows = overview_rows(pins, environments, newest, live_states, now, refused)
+    text = (f"{len(rows)} {label} across {', '.join(environments)}:\n"
+            + table(overview_headers(environments), rows, more="apps (use `!versions <app>`)"))
+    return "\n".join([text, overview_legend(refused, live_states), *notes])
+
+
+def overview_headers(environments: Sequence[str]) -> list:
+    return ["app", *environments, "newest"]
+
+
+def overview_rows(pins: Sequence[Pin], environments: Sequence[str], newest: dict,
+                  live_states: Optional[dict] = None, now: float = 0.0, refused: Sequence[str] = ()) -> list:
+    """One row per app (sorted): its cell in each environment, then the registry's newest."""
     apps = sorted({p.app for p in pins})
     by_key = {(p.app, p.environment): p for p in pins}
     live_states = live_states or {}
@@ -136,14 +151,16 @@ def overview(pins: Sequence[Pin], environments: Sequence[str], newest: dict, not
                                         live(by_key.get((app, e)), live_states.get((app, e)), now)]))
                  for e in environments]
         rows.append([app, *cells, newest.get(app) or ("no access" if app in refused else "?")])
-    text = (f"{len(apps)} apps across {', '.join(environments)}:\n"
-            + table(["app", *environments, "newest"], rows, more="apps (use `!versions <app>`)"))
+    return rows
+
+
+def overview_legend(refused: Sequence[str] = (), live_states: Optional[dict] = None) -> str:
     legend = "`*` newer in the registry, `~` a range, `-` not deployed there."
     if refused:
         legend += " `no access`: the registry refused Ferry that chart (see below)."
     if live_states:
         legend += "\n" + LIVE_LEGEND
-    return "\n".join([text, legend, *notes])
+    return legend
 
 
 def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], note: str = "",
@@ -283,10 +300,15 @@ def audit(entries: Sequence[AuditEntry], environment: Optional[str] = None) -> s
     where = f" in {environment}" if environment else ""
     if not entries:
         return f"Ferry has made no change{where} yet."
-    rows = [[e.when[:16].replace("T", " "), e.subject, e.requested_by,
+    return f"The last {len(entries)} change(s){where}:\n" + table(AUDIT_HEADERS, audit_rows(entries))
+
+
+AUDIT_HEADERS = ("when", "change", "asked by", "approved by", "", "commit")
+
+
+def audit_rows(entries: Sequence[AuditEntry]) -> list:
+    return [[e.when[:16].replace("T", " "), e.subject, e.requested_by,
              e.approved_by or "-", "forced" if e.forced_by else "", e.commit[:10]] for e in entries]
-    return (f"The last {len(entries)} change(s){where}:\n"
-            + table(["when", "change", "asked by", "approved by", "", "commit"], rows))
 
 
 _FORGES = {"github.com": "{base}/commit/{sha}", "gitlab.com": "{base}/-/commit/{sha}",

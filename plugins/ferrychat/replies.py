@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 
-from ferrychat import presses, render
+from ferrychat import presses, render, sizing
 from gitops.errors import FerryError
 from gitops.model import Requester
 from gitops.policy import NotAllowed
@@ -18,7 +18,8 @@ log = logging.getLogger("ferry.commands")
 
 def answers(func):
     """Wrap a command: typed errors become their one-line message, anything else an apology with an
-    id to find the log line. Logs one line per command: who, what, result, duration."""
+    id to find the log line; a ``sizing.Table`` is a message or a file (``table``), any other text
+    is bounded. Logs one line per command: who, what, result, duration."""
 
     @functools.wraps(func)
     def command(self, msg, args):
@@ -26,10 +27,13 @@ def answers(func):
         who = requester(msg).id
         try:
             result = func(self, msg, args)
-            if inspect.isgenerator(result):
-                yield from (render.bounded(r) if isinstance(r, str) else r for r in result)
-            elif result is not None:
-                yield render.bounded(result) if isinstance(result, str) else result
+            if not inspect.isgenerator(result):
+                result = [] if result is None else [result]
+            for reply in result:
+                if isinstance(reply, sizing.Table):
+                    yield from table(self, msg, reply)
+                else:
+                    yield render.bounded(reply) if isinstance(reply, str) else reply
         except FerryError as e:
             outcome = f"refused: {e}"
             yield str(e)
@@ -43,6 +47,29 @@ def answers(func):
                      (args or "")[:200], outcome[:200], (time.monotonic() - started) * 1000)
 
     return command
+
+
+def table(plugin, msg, answer: sizing.Table):
+    """The replies of an answer that may not fit one message (``sizing.fits``, against Errbot's
+    ``MESSAGE_SIZE_LIMIT`` of the backend): the whole of it when it fits; else, on a backend that
+    attaches files in the command's thread (FerrySlack's ``attach``), a one-line summary and the
+    whole as a file; elsewhere (the text console, Errbot's test backend: their
+    ``send_stream_request`` prints nothing or raw bytes) the rows that fit the bound and a count
+    of the rest. An upload Slack refuses is said, followed by that inline form."""
+    bot = getattr(plugin, "_bot", None)  # the backend, as ``progress`` reaches it
+    limit = int(getattr(getattr(plugin, "bot_config", None), "MESSAGE_SIZE_LIMIT", 0) or 0)
+    if sizing.fits(answer.message, limit):
+        yield answer.message
+        return
+    attach = getattr(bot, "attach", None)
+    if attach is None:
+        yield sizing.inline(answer, limit)
+        return
+    yield sizing.attached(answer, limit)
+    problem = attach(msg, sizing.file_text(answer), answer.filename, answer.title)
+    if problem:
+        log.warning("could not attach %s: %s", answer.filename, problem)
+        yield sizing.inline(answer, limit, f"The table could not be attached ({problem}); its start:\n")
 
 
 def requester(msg) -> Requester:

@@ -2,9 +2,10 @@ import time
 
 from errbot import BotPlugin, botcmd
 
-from ferrychat import grammar, render
+from ferrychat import grammar, listing, render
 from ferrychat.replies import answers
 from gitops.feedback import live_states
+from gitops.selection import select
 
 
 class FerryVersions(BotPlugin):
@@ -13,26 +14,34 @@ class FerryVersions(BotPlugin):
     @botcmd
     @answers
     def versions(self, msg, args):
-        """What runs where: `!versions`, `!versions podinfo`, `!versions podinfo qa`
+        """What runs where: `!versions`, `!versions podinfo`, `!versions podinfo qa`, `!versions team-a-* --outdated --env prod`
 
         `!versions`: every app × environment (`~` a range, `*` newer in the registry, `no access`:
         the registry refused Ferry that chart), and what Flux last reported live there (`≠` another version runs, `!` the release failed).
+        Narrow it: `!versions <glob>` (app names, `*` `?` `[…]`), `--outdated` (behind the registry's
+        newest release or the previous environment), `--env <env>` (one column); a table too long
+        for a message comes as a file in the thread.
         `!versions <app>`: one app everywhere, and the registry's newest versions with their dates.
         `!versions <app> <env>`: its history there: version, who, when, commit.
         """
-        words = grammar.parse_versions(args)
+        query = grammar.parse_versions(args)
         gitops = self.get_plugin("Ferry").gitops
-        if not words:
+        if query.table:
+            column = None
+            if query.column is not None:
+                column = grammar.known_environment("versions", query.column, gitops.settings).name
             inventory = gitops.inventory()
-            newest, notes, refused = gitops.newest(inventory.pins)
-            return render.overview(inventory.pins, gitops.settings.environment_names, newest,
-                                   [*notes, *render.problems(inventory.problems)],
-                                   live_states(gitops.memory, inventory.pins), time.time(), refused)
-        if len(words) == 1:
-            pins, infos, note = gitops.app_report(words[0])
+            chain = gitops.settings.environment_names
+            named = select(inventory.pins, chain, {}, query.pattern).pins  # every environment of them
+            newest, notes, refused = gitops.newest(named)  # the registry is asked of these apps only
+            chosen = select(named, chain, newest, outdated=query.outdated, column=column)
+            return listing.versions(query, chosen, newest, [*notes, *render.problems(inventory.problems)],
+                                    live_states(gitops.memory, chosen.pins), time.time(), refused)
+        if query.environment is None:
+            pins, infos, note = gitops.app_report(query.app)
             return render.app_overview(pins[0].app, pins, infos, note,
                                        live_states(gitops.memory, pins), time.time())
-        pin = gitops.pin(*words)
+        pin = gitops.pin(query.app, query.environment)
         return render.history(pin.app, pin.environment, gitops.history(pin.app, pin.environment))
 
     @botcmd
@@ -58,4 +67,4 @@ class FerryVersions(BotPlugin):
         Each with who asked, who approved and who forced it past a lock, from the commit trailers.
         """
         env, count = grammar.parse_audit(args)
-        return render.audit(self.get_plugin("Ferry").gitops.audit(env, count), env)
+        return listing.audit(self.get_plugin("Ferry").gitops.audit(env, count), env)

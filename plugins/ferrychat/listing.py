@@ -1,0 +1,60 @@
+"""The long lists as whole answers (``sizing.Table``): `!versions` and its filters, `!audit`,
+`!pending`. Every row is rendered; ``replies.answers`` decides whether it is a message or a file."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from ferrychat import render
+from ferrychat.grammar import VersionsQuery
+from ferrychat.sizing import Table
+from gitops.errors import shown
+from gitops.model import AuditEntry, PendingChange
+from gitops.selection import Selection
+
+WHOLE = 10 ** 9  # no row or character cut: the whole table is the answer, or the file
+
+
+def whole_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    return render.table(headers, rows, limit=max(1, len(rows)), budget=WHOLE)
+
+
+def versions(query: VersionsQuery, chosen: Selection, newest: dict, notes: Sequence[str] = (),
+             live_states: Optional[dict] = None, now: float = 0.0, refused: Sequence[str] = ()):
+    """The versions table of the apps and environments ``chosen`` keeps, or one line when it is
+    empty. The head is today's ("3 apps across dev, qa, stag, prod:") with the filter said
+    ("2 outdated apps matching `team-a-*` across prod:")."""
+    match = f" matching `{shown(query.pattern)}`" if query.pattern else ""
+    label = ("outdated apps" if query.outdated else "apps") + match
+    envs = chosen.environments
+    if not chosen.apps:
+        where = f" in {', '.join(envs)}" if query.column else ""
+        what = f"No app{match}" + (" is behind" if query.outdated else " is deployed") + where + "."
+        return "\n".join([what, *notes])
+    rows = render.overview_rows(chosen.pins, envs, newest, live_states, now, refused)
+    body = "\n".join([whole_table(render.overview_headers(envs), rows),
+                      render.overview_legend(refused, live_states)])
+    counts = [f"{len(chosen.behind_registry):,} behind the registry"]
+    if chosen.behind_previous:
+        counts.append(f"{len(chosen.behind_previous):,} behind the previous environment")
+    plural = "s" if len(envs) > 1 else ""
+    summary = f"{len(rows):,} {label} across {len(envs)} environment{plural}, " + ", ".join(counts)
+    short = render.overview(chosen.pins, envs, newest, notes, live_states, now, refused, label)
+    return Table(summary, f"{len(rows)} {label} across {', '.join(envs)}:", body, "versions.txt",
+                 f"Versions: {len(rows):,} {label}", tuple(notes), short)
+
+
+def audit(entries: Sequence[AuditEntry], environment: Optional[str] = None):
+    where = f" in {environment}" if environment else ""
+    if not entries:
+        return render.audit(entries, environment)
+    return Table(f"The last {len(entries):,} changes{where}", f"The last {len(entries)} change(s){where}:",
+                 whole_table(render.AUDIT_HEADERS, render.audit_rows(entries)), "audit.txt",
+                 f"Audit: the last {len(entries):,} changes{where}", short=render.audit(entries, environment))
+
+
+def pending(waiting: Sequence[PendingChange]):
+    if not waiting:
+        return render.pending_list(waiting)
+    return Table(f"{len(waiting):,} changes waiting for approval (`!approve <id>` takes any of them)",
+                 "", "\n\n".join(render.pending(p) for p in waiting), "pending.txt",
+                 f"Pending: {len(waiting):,} changes", short=render.pending_list(waiting))
