@@ -366,6 +366,9 @@ def test_code_blocks_stay_code_blocks_in_slack():
                    "Usage: `!lock <env> [<app>]`\n> not a quote") == (
         "Locked dev: &lt;!channel&gt; &lt;@U0ALICE&gt; &lt;https://evil|label&gt; a &amp; b &amp;amp; c. "
         "Usage: `!lock &lt;env&gt; [&lt;app&gt;]`\n&gt; not a quote")
+    # paragraphs keep their blank line (the converter alone joins them with "\n ")
+    assert convert("```\na\n```\n… and 160 more apps.\n\nLegend: `*` a range.\n  \nEnd") == (
+        "```\na\n```\n… and 160 more apps.\n\nLegend: `*` a range.\n\nEnd")
     client = web_client_class("http://127.0.0.1:9/api/")(token="xoxb-x")
     assert client.base_url == "http://127.0.0.1:9/api/"
     assert web_client_class("http://127.0.0.1:9/api/")(token="x", base_url="https://a/").base_url == "https://a/"

@@ -78,6 +78,7 @@ def web_client_class(base_url: str):
 
 
 FENCED = re.compile(r"```[^\n`]*\n(.*?)\n?```", re.S)
+PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
 
 class KeepCodeBlocks:
@@ -106,8 +107,11 @@ class KeepCodeBlocks:
         them as HTML, autolinks or entities, and turn ``&lt;`` back into ``<``), escaped after."""
         if not text.strip():
             return ""
-        converted = self.markdown.convert(text.translate(_SHIELD)).strip("\n")
-        return slack_escape(converted).translate(_UNSHIELD)
+        # One paragraph at a time: the converter joins paragraphs with "\n " (the blank line
+        # between a table's last line and its legend was lost).
+        paragraphs = (self.markdown.convert(p.translate(_SHIELD)).strip("\n")
+                      for p in PARAGRAPH_BREAK.split(text) if p.strip())
+        return "\n\n".join(slack_escape(p).translate(_UNSHIELD) for p in paragraphs)
 
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
