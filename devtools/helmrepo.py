@@ -74,11 +74,12 @@ class HelmRepoServer:
 
     ``users``: {username: password} for Basic auth on every path (none: open). ``redirects``:
     {path: absolute URL} answered ``302``. ``chunk_delay``: seconds between 64 KiB chunks of a body
-    (a slow host)."""
+    (a slow host). ``etag``: False to send Last-Modified only."""
 
     def __init__(self, files: dict, address: str = "127.0.0.1", prefix: str = "charts",
                  users: Optional[dict] = None, redirects: Optional[dict] = None,
-                 chunk_delay: float = 0.0):
+                 chunk_delay: float = 0.0, etag: bool = True):
+        self.etag = etag  # False: Last-Modified only, as some static hosts answer
         self.prefix = prefix.strip("/")
         self.users = dict(users or {})
         self.redirects = dict(redirects or {})
@@ -136,8 +137,10 @@ class HelmRepoServer:
         if found is None:
             return self._send(handler, path, 404, b"")
         data, etag, modified = found
-        headers = {"ETag": etag, "Last-Modified": formatdate(modified, usegmt=True)}
-        if self._unchanged(handler, etag, modified):
+        headers = {"Last-Modified": formatdate(modified, usegmt=True)}
+        if self.etag:
+            headers["ETag"] = etag
+        if self._unchanged(handler, etag if self.etag else None, modified):
             return self._send(handler, path, 304, b"", headers)
         kind = "application/gzip" if relative.endswith(".tgz") else "application/x-yaml"
         self._send(handler, path, 200, data, {**headers, "Content-Type": kind})
@@ -153,10 +156,10 @@ class HelmRepoServer:
         return self.users.get(name) == password
 
     @staticmethod
-    def _unchanged(handler, etag: str, modified: int) -> bool:
+    def _unchanged(handler, etag: Optional[str], modified: int) -> bool:
         if_none_match = handler.headers.get("If-None-Match")
         if if_none_match is not None:  # RFC 9110: If-None-Match wins over If-Modified-Since
-            return etag in [t.strip() for t in if_none_match.split(",")]
+            return etag is not None and etag in [t.strip() for t in if_none_match.split(",")]
         since = handler.headers.get("If-Modified-Since")
         if since:
             try:
@@ -175,10 +178,13 @@ class HelmRepoServer:
         if not self.chunk_delay:
             handler.wfile.write(body)
             return
-        for start in range(0, len(body), 65536):
-            handler.wfile.write(body[start:start + 65536])
-            handler.wfile.flush()
-            time.sleep(self.chunk_delay)
+        try:
+            for start in range(0, len(body), 65536):
+                handler.wfile.write(body[start:start + 65536])
+                handler.wfile.flush()
+                time.sleep(self.chunk_delay)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True  # the client gave up on a slow body: what is tested
 
     def start(self) -> "HelmRepoServer":
         threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
