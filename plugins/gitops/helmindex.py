@@ -213,7 +213,7 @@ class HelmIndexClient:
         with response:
             if response.status_code != 200:
                 raise self._refused(url, response.status_code)
-            return self._body(url, response, time.monotonic())
+            return self._body(url, response, time.monotonic(), f"The chart archive {url}")
 
     def may_receive_credentials(self, url: str, plain_http: bool) -> Optional[RegistryCredentials]:
         """The credentials bound to ``url``'s host, when they may travel to it: HTTPS, or plain
@@ -292,11 +292,13 @@ class HelmIndexClient:
         raise RegistryUnavailable(f"Helm repository {_repository(url)} redirected more than "
                                   f"{MAX_REDIRECTS} times: gave up.")
 
-    def _body(self, url: str, response: requests.Response, started: float) -> bytes:
+    def _body(self, url: str, response: requests.Response, started: float, what: str = "") -> bytes:
         limit = self.max_bytes
+        thing = "a chart archive" if what else "its index"
+        what = what or f"The index of Helm repository {_repository(url)}"
         too_big = RegistryUnavailable(
-            f"The index of Helm repository {_repository(url)} is larger than {_size(limit)}: raise "
-            f"`helm_index.max_mb` in the settings if that is expected.")
+            f"{what} is larger than {_size(limit)}: raise `helm_index.max_mb` in the settings if "
+            "that is expected.")
         length = response.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > limit and not response.headers.get("Content-Encoding"):
             raise too_big
@@ -308,8 +310,9 @@ class HelmIndexClient:
                     raise too_big
                 if time.monotonic() - started > self.seconds:
                     raise RegistryUnavailable(
-                        f"Helm repository {_repository(url)} did not send its index within "
-                        f"{self.seconds:g} s (`helm_index.timeout` in the settings).", outage=True)
+                        f"Helm repository {_repository(url)} did not send "
+                        f"{thing} within {self.seconds:g} s "
+                        "(`helm_index.timeout` in the settings).", outage=True)
                 chunks.append(chunk)
         except requests.RequestException as e:
             raise self._unreachable(url, e) from e
