@@ -136,3 +136,16 @@ def test_an_unreachable_repository_is_one_line_and_changes_nothing(bare_remote, 
     assert f"Helm repository {dead} cannot be reached: connection refused." in overview, overview
     assert text == f"Helm repository {dead} cannot be reached: connection refused.", text
     assert remote_tip(url) == before
+
+
+def test_the_size_bound_comes_from_the_settings(repositories, bare_remote, tmp_path):
+    open_repo, _ = repositories
+    url = bare_remote({f"apps/{env}/web.yaml": app_file("web", open_repo.url, "1.0.0") for env in ENVIRONMENTS})
+    settings = {"repo": {"url": url, "branch": "main"}, "helm_index": {"max_mb": 0.001},
+                "environments": [{"name": e, "path": f"apps/{e}"} for e in ENVIRONMENTS]}
+    before = remote_tip(url)
+    with started_bot(tmp_path, settings) as bot:
+        text = ask(bot, "!deploy web 1.1.0 to dev")[0]
+    assert text == (f"The index of Helm repository {open_repo.url} is larger than 1,048 bytes: raise "
+                    "helm_index.max_mb in the settings if that is expected."), text
+    assert remote_tip(url) == before

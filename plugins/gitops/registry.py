@@ -46,6 +46,7 @@ class RegistryClient:
         self._tags: dict = {}  # ChartLocation -> (expires, ChartVersions)
         self._infos: dict = {}  # (ChartLocation, tag) -> (expires, ChartInfo)
         self._registries: dict = {}  # (host, insecure) -> OciRegistry
+        self._sorted: dict = {}  # index location -> (its entries as parsed, ChartVersions)
 
     def __repr__(self) -> str:
         return f"RegistryClient(timeout={self.timeout}, cache_seconds={self.cache_seconds})"
@@ -53,7 +54,7 @@ class RegistryClient:
     def versions(self, location: ChartLocation) -> ChartVersions:
         """Every tag of the chart, sorted; a repository that does not exist has none."""
         if location.is_index:
-            return sort_tags(self.index.entries(location))
+            return self._index_versions(location)
         cached = self._cached(self._tags, location)
         if cached is not None:
             return cached
@@ -74,6 +75,18 @@ class RegistryClient:
             log.debug("listed %d tags of %s in %.3f s", len(result.all_tags), location,
                       time.monotonic() - started)
             self._store(self._tags, location, result)
+        return result
+
+    def _index_versions(self, location: ChartLocation) -> ChartVersions:
+        """Sorted once per parse of the index: a revalidated (304) index keeps its parse, and so
+        its sorted versions."""
+        entries = self.index.entries(location)
+        with self._lock:
+            parsed, result = self._sorted.get(location, (None, None))
+        if parsed is not entries:
+            result = sort_tags(entries)
+            with self._lock:
+                self._sorted[location] = (entries, result)
         return result
 
     def has_version(self, location: ChartLocation, version: str) -> bool:
