@@ -150,7 +150,7 @@ class RegistryUnauthorized(FerryError):
 
 
 class NoRegistry(FerryError):
-    """No OCI registry location is known for an app's chart."""
+    """No chart source (OCI registry or Helm repository) is known for an app's chart."""
 
 
 class GitUnavailable(FerryError):
