@@ -46,7 +46,7 @@ from gitops.model import ChartLocation, Requester  # noqa: E402
 from gitops.registry import RegistryClient  # noqa: E402
 from gitops.settings import parse_settings  # noqa: E402
 
-from bench import chat  # noqa: E402
+from bench import chat, sources  # noqa: E402
 from bench.clusters import cluster_fleet_files, cluster_fleet_settings  # noqa: E402
 from bench.fleet import BIG_CHART, POOL, SMALL_CHARTS, Fleet, big_tags, build_remote, git  # noqa: E402
 
@@ -363,6 +363,8 @@ def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tupl
         relist.append(clock(client.versions, location)[0])
     cached = repeat(lambda: client.versions(location), 1000)
     client.close()
+    source_rows = sources.tag_rows(registry.host, f"charts/{BIG_CHART}", args.tags, runs, fmt, check)
+    source_rows += sources.index_rows(runs, fmt, check, say)
 
     # -- deploys, interleaved with the raw commit + push baseline ----------------------------------
     say(f"{args.deploys} deploys and as many raw commit + push")
@@ -478,6 +480,7 @@ def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tupl
          fmt(median_ms(listing_cold)), "—", "—"),
         (f"Versions, cache expired, connection reused (n={mid})", fmt(median_ms(relist)), "—", "—"),
         ("Versions, cached (n=1000)", fmt(median_ms(cached)), "—", "—"),
+        *source_rows,
     ]
     rows += chat_rows(args, chat, r50, d50, mid)
     return rows

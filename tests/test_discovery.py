@@ -90,7 +90,9 @@ def test_newest_example_patch_and_oci_repository_pins(tmp_path):
         app="podinfo", environment="staging", version=">=1.0.0-alpha", is_range=True,
         location=PinLocation("apps/staging/podinfo-values.yaml", 0, VERSION), kind="patch",
         chart="podinfo", namespace="podinfo", release_file="apps/base/podinfo/release.yaml",
-        source=None, source_url="https://stefanprodan.github.io/podinfo", shared_with=(),
+        # An HTTPS HelmRepository: the chart in its index.yaml.
+        source=ChartLocation("stefanprodan.github.io", "podinfo/podinfo", scheme="https"),
+        source_url="https://stefanprodan.github.io/podinfo", shared_with=(),
         values_files=("apps/base/podinfo/release.yaml", "apps/staging/podinfo-values.yaml"))
     assert found["production", "podinfo"].version == ">=1.0.0"
     assert found["production", "podinfo"].location.file == "apps/production/podinfo-values.yaml"
@@ -126,7 +128,8 @@ def test_older_examples_helmrelease_versions(tmp_path, snapshot, api, with_weave
             cert.source_url) == (
         "1.x", True, "helmrelease",
         PinLocation("infrastructure/controllers/cert-manager.yaml", 2, VERSION),
-        ("staging", "production"), None, "https://charts.jetstack.io")
+        ("staging", "production"), ChartLocation("charts.jetstack.io", "cert-manager", scheme="https"),
+        "https://charts.jetstack.io")
     assert pins["staging", "ingress-nginx"].version == "*"
     if with_weave:
         weave = pins["staging", "weave-gitops"]
@@ -475,7 +478,8 @@ def _https_and_oci(tmp_path):
 
 def test_sources_without_overrides(tmp_path):
     pins = by_key(discover(_https_and_oci(tmp_path), settings({"dev": "apps/dev"})))
-    assert (pins["dev", "web"].source, pins["dev", "web"].source_url) == (None, "https://charts.example.com")
+    assert (pins["dev", "web"].source, pins["dev", "web"].source_url) == (
+        ChartLocation("charts.example.com", "web", scheme="https"), "https://charts.example.com")
     assert pins["dev", "api"].source == ChartLocation("registry.local:5000", "charts/api", True)
 
 

@@ -45,8 +45,11 @@ class GitOps:
         # What Git cannot hold (locks, approvals, rolled-back versions): Errbot's storage in the bot.
         self.memory = memory if memory is not None else {}
         self.guard = Guard(self.memory, clock)
-        self.registry = registry or RegistryClient(settings.secrets.registries,
-                                                   timeout=settings.registry_timeout)
+        index = settings.helm_index
+        self.registry = registry or RegistryClient(
+            settings.secrets.registries, timeout=settings.registry_timeout,
+            index_seconds=index.timeout, index_max_bytes=int(index.max_mb * 1024 * 1024),
+            index_cache_seconds=index.cache_seconds)
         data = Path(settings.data_dir)
         git_env = git_environment(settings.secrets.git_token, settings.secrets.git_ssh_key_file)
         self._workspaces = {
@@ -73,7 +76,7 @@ class GitOps:
         if pin.source is None:
             where = f" (its source is {pin.source_url})" if pin.source_url else ""
             raise NoRegistry(
-                f"No OCI registry is known for `{pin.app}`{where}: set `registry.url` or "
+                f"No chart registry is known for `{pin.app}`{where}: set `registry.url` or "
                 f"`apps.{pin.app}.registry` in the settings.")
         return pin.source
 

@@ -203,8 +203,7 @@ def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Source
             repo_res, repo_unit = located
             repo_doc, _ = repo_unit.document(repo_res)
             url = str(dig(repo_doc, "spec", "url") or "")
-            if source_kind == "HelmRepository" and (
-                    dig(repo_doc, "spec", "type") == "oci" or url.startswith("oci://")):
+            if source_kind == "HelmRepository":  # OCI (`type: oci`) or an HTTP(S) index
                 source = _helm_repository_location(url, chart, _insecure(repo_doc))
     if source_kind in ("GitRepository", "Bucket"):
         chart = posixpath.basename(chart.rstrip("/")) or chart  # a path to the chart folder
@@ -338,11 +337,14 @@ def _source_key(res: Resource):
 
 
 def _helm_repository_location(url: str, chart: str, insecure: bool) -> Optional[ChartLocation]:
+    """``oci://host/path`` + chart: an OCI repository; ``https://host/path`` + chart: that chart
+    in the repository's ``index.yaml`` (``http://`` is plain HTTP whatever ``insecure`` says)."""
     parts = urlsplit(url)
-    if parts.scheme != "oci" or not parts.netloc or not chart:
+    if parts.scheme not in ("oci", "https", "http") or not parts.netloc or not chart or "/" in chart:
         return None
     prefix = parts.path.strip("/")
-    return ChartLocation(parts.netloc, f"{prefix}/{chart}" if prefix else chart, insecure)
+    return ChartLocation(parts.netloc, f"{prefix}/{chart}" if prefix else chart,
+                         insecure or parts.scheme == "http", parts.scheme)
 
 
 def _oci_repository_location(url: str, insecure: bool):

@@ -95,10 +95,11 @@ class InvalidVersion(FerryError):
 
 
 class VersionNotFound(FerryError):
-    def __init__(self, chart: str, version: str, nearest_versions: Iterable[str]):
+    def __init__(self, chart: str, version: str, nearest_versions: Iterable[str], where: str = ""):
         close = list(nearest_versions)
-        hint = f" Nearest: {', '.join(close)}." if close else " The registry holds no version of it."
-        super().__init__(f"Chart `{chart}` has no version `{version}` in the registry.{hint}")
+        where = where or "the registry"  # or "the Helm repository https://…", naming its URL
+        hint = f" Nearest: {', '.join(close)}." if close else f" {where[0].upper()}{where[1:]} holds no version of it."
+        super().__init__(f"Chart `{chart}` has no version `{version}` in {where}.{hint}")
         self.version = version
 
 
@@ -149,7 +150,7 @@ class RegistryUnauthorized(FerryError):
 
 
 class NoRegistry(FerryError):
-    """No OCI registry location is known for an app's chart."""
+    """No chart source (OCI registry or Helm repository) is known for an app's chart."""
 
 
 class GitUnavailable(FerryError):

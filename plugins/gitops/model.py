@@ -10,18 +10,41 @@ FieldPath = tuple  # tuple[str | int, ...]
 
 @dataclass(frozen=True)
 class ChartLocation:
-    """Where a chart's versions live: an OCI repository (``host/path/chart``)."""
+    """Where a chart's versions live: an OCI repository (``oci://host/path/chart``), or a chart of
+    a classic Helm repository (``https://host/path``, whose ``index.yaml`` lists its versions)."""
 
     host: str  # "127.0.0.1:5000" or "ghcr.io"
-    repository: str  # "charts/podinfo"
+    repository: str  # "charts/podinfo": the path under the host, the chart name last
     insecure: bool = False  # plain HTTP
+    scheme: str = "oci"  # "oci", or "https"/"http" for a Helm repository's index
+
+    @property
+    def is_index(self) -> bool:
+        """A classic Helm repository: versions come from its ``index.yaml``, not from OCI tags."""
+        return self.scheme != "oci"
+
+    @property
+    def chart(self) -> str:
+        return self.repository.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def repository_url(self) -> str:
+        """The Helm repository's URL as Flux names it (without the chart, for an index)."""
+        if not self.is_index:
+            return f"oci://{self.ref}"
+        prefix = self.repository.rstrip("/").rpartition("/")[0]
+        return f"{self.scheme}://{self.host}" + (f"/{prefix}" if prefix else "")
+
+    @property
+    def index_url(self) -> str:
+        return f"{self.repository_url}/index.yaml"
 
     @property
     def ref(self) -> str:
         return f"{self.host}/{self.repository}"
 
     def __str__(self) -> str:
-        return f"oci://{self.ref}"
+        return f"oci://{self.ref}" if not self.is_index else f"{self.repository_url} ({self.chart})"
 
 
 @dataclass(frozen=True)
@@ -65,7 +88,7 @@ class Pin:
     chart: str  # chart name
     namespace: str = ""
     release_file: str = ""  # the file holding the HelmRelease itself
-    source: Optional[ChartLocation] = None  # registry location from the Flux source, if OCI
+    source: Optional[ChartLocation] = None  # where the chart's versions live (OCI or a Helm index)
     source_url: str = ""  # the Flux source URL as written (oci:// or https://)
     shared_with: tuple = ()  # every environment pinned by the same location, this one included, when > 1
     values_files: tuple = ()  # files that set spec.values for this release in this environment
@@ -127,8 +150,9 @@ class ChartInfo:
     version: str
     app_version: str = ""
     description: str = ""
-    created: str = ""  # ISO 8601 from org.opencontainers.image.created, "" when absent
+    created: str = ""  # ISO 8601 from org.opencontainers.image.created (or an index's `created`)
     digest: str = ""
+    url: str = ""  # the chart archive's absolute URL, for a chart of a Helm repository's index
 
 
 @dataclass(frozen=True)

@@ -30,15 +30,17 @@ class RepoSettings:
 
 @dataclass(frozen=True)
 class RegistrySettings:
-    """An OCI location under which charts live as ``<url>/<chart>``."""
+    """An OCI location under which charts live as ``<url>/<chart>``, or a Helm repository
+    (``https://…``) whose ``index.yaml`` lists them."""
 
-    url: str  # oci://host[:port][/path]
+    url: str  # oci://host[:port][/path] or https://host[:port][/path]
     insecure: bool = False
 
     def location(self, chart: str) -> ChartLocation:
         parts = urlsplit(self.url)
         prefix = parts.path.strip("/")
-        return ChartLocation(parts.netloc, f"{prefix}/{chart}" if prefix else chart, self.insecure)
+        return ChartLocation(parts.netloc, f"{prefix}/{chart}" if prefix else chart,
+                             self.insecure or parts.scheme == "http", parts.scheme)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,16 @@ class FluxSettings:
 
 
 @dataclass(frozen=True)
+class HelmIndexSettings:
+    """How Ferry reads Helm repositories' ``index.yaml``: at most ``max_mb`` MiB in ``timeout``
+    seconds, kept ``cache_seconds`` before asking again (conditionally)."""
+
+    max_mb: float = 64.0
+    timeout: float = 30.0
+    cache_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
 class Settings:
     repo: RepoSettings
     environments: tuple  # tuple[EnvironmentSettings, ...] in promotion order
@@ -108,6 +120,7 @@ class Settings:
     secrets: Secrets = field(default_factory=Secrets)
     registry_timeout: float = 5.0
     flux: FluxSettings = field(default_factory=FluxSettings)
+    helm_index: HelmIndexSettings = field(default_factory=HelmIndexSettings)
 
     @property
     def environment_names(self) -> list[str]:
@@ -152,7 +165,8 @@ def load_settings(path: Optional[str] = None, environ: Mapping[str, str] = os.en
 def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Path(".")) -> Settings:
     """Validate the settings' plain data; every error names the key and says why."""
     root = _mapping(raw, "the settings file", {"repo", "registry", "environments", "apps", "data_dir",
-                                                "registry_timeout", "flux", "registry_credentials"})
+                                                "registry_timeout", "flux", "registry_credentials",
+                                                "helm_index"})
     for key in ("repo", "environments"):
         if key not in root:
             raise SettingsError(f"`{key}` is missing from the settings file.")
@@ -209,7 +223,18 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     secrets = read_secrets(environ, [e.name for e in environments])
     secrets = replace(secrets, registries=registry_credentials(root.get("registry_credentials"), registry, environ))
     return Settings(repo, tuple(environments), registry, apps, str(base / data_dir), secrets,
-                    float(timeout), _flux(root.get("flux")))
+                    float(timeout), _flux(root.get("flux")), _helm_index(root.get("helm_index")))
+
+
+def _helm_index(value) -> HelmIndexSettings:
+    conf = _mapping(value if value is not None else {}, "helm_index", {"max_mb", "timeout", "cache_seconds"})
+    numbers = {}
+    for key, low, high in (("max_mb", 0, 4096), ("timeout", 0, 600), ("cache_seconds", -1, 86400)):
+        number = conf.get(key, getattr(HelmIndexSettings, key))
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or not low < number <= high:
+            raise SettingsError(f"`helm_index.{key}` must be a number between {max(low, 0)} and {high}.")
+        numbers[key] = float(number)
+    return HelmIndexSettings(**numbers)
 
 
 def _flux(value) -> FluxSettings:
@@ -349,8 +374,11 @@ def _registry(value, where: str) -> RegistrySettings:
         value = {"url": value}
     reg = _mapping(value, where, {"url", "insecure"})
     url = _string(reg.get("url"), f"{where}.url")
-    if not url.startswith("oci://") or not urlsplit(url).netloc:
-        raise SettingsError(f"`{where}.url` must look like oci://host[:port]/path, not `{url}`.")
+    if not url.startswith(("oci://", "https://", "http://")) or not urlsplit(url).netloc:
+        raise SettingsError(f"`{where}.url` must look like oci://host[:port]/path (or a Helm "
+                            f"repository's https://host/path), not `{url}`.")
+    if "@" in urlsplit(url).netloc:
+        raise SettingsError(f"`{where}.url` holds credentials: use `registry_credentials` instead.")
     insecure = reg.get("insecure", False)
     if not isinstance(insecure, bool):
         raise SettingsError(f"`{where}.insecure` must be true or false.")
