@@ -34,6 +34,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from .errors import RegistryUnauthorized, RegistryUnavailable, VersionNotFound
+from .metrics import observed_request
 from .model import ChartInfo, ChartLocation, ChartVersions
 from .settings import RegistryCredentials
 from .versions import nearest_versions, registry_tag, same_version, sort_tags
@@ -102,6 +103,7 @@ class _BoundedRegistry(oras.provider.Registry):
                 raise
 
     # oras calls this for every HTTP request; the original is wrapped in @retry.
+    @observed_request
     def do_request(self, url: str, method: str = "GET", data=None, headers: Optional[dict] = None,
                    json=None, stream: bool = False) -> requests.Response:
         headers = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
@@ -291,6 +293,7 @@ class RegistryClient:
         self._tags: dict = {}  # ChartLocation -> (expires, ChartVersions)
         self._infos: dict = {}  # (ChartLocation, tag) -> (expires, ChartInfo)
         self._registries: dict = {}  # (host, insecure) -> _BoundedRegistry
+        self.observe = None  # metrics.Metrics, set by the core: each request counted and timed
 
     def __repr__(self) -> str:
         return f"RegistryClient(timeout={self.timeout}, cache_seconds={self.cache_seconds})"
@@ -392,6 +395,7 @@ class RegistryClient:
             if registry is None:
                 registry = _BoundedRegistry(location.host, location.insecure,
                                             self._credentials.get(location.host.lower()), self.timeout)
+                registry.observe = self.observe
                 self._registries[key] = registry
             return registry
 
