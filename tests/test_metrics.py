@@ -18,10 +18,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.fluxrepo import demo_files, demo_settings
 from gitops import metrics as m
+from gitops import readiness
 from gitops.core import GitOps
+from gitops.errors import FerryError
 from gitops.events import sign
 from gitops.model import Requester
 from gitops.settings import parse_settings
+from gitops.workspace import Workspace
 from tests.fixtures_git import remote_log, remote_path
 from tests.flux_events import encode, flux_event
 from tests.slack_server import FakeSlack
@@ -261,3 +264,35 @@ def test_pending_approvals_are_counted_per_environment(tmp_path, bare_remote, re
     assert total(samples, "ferry_registry_request_seconds_count", host="other") >= 1  # a test registry
     assert value(samples, "ferry_git_pushes_total", repository=next(iter(core.metrics.repositories))[0],
                  branch="main") == 0  # waiting: nothing pushed
+
+
+def test_a_first_clone_is_retried_and_once_held_stays_held(tmp_path, bare_remote):
+    """``Clones`` on a real workspace: the remote missing, then there, then gone again."""
+    url = bare_remote(demo_files("oci://127.0.0.1:1/charts"))
+    hidden = remote_path(url).with_name("hidden.git")
+    remote_path(url).rename(hidden)
+    ws = Workspace(url, "main", tmp_path / "clone", timeout=30)
+    clones = readiness.Clones({"fleet": ws}, first_pause=0.05, max_pause=0.2)
+    clones.start()
+    try:
+        deadline = time.monotonic() + 30
+        while "running" in clones.missing().get("fleet", "running"):  # the first attempt's answer
+            assert time.monotonic() < deadline, "no attempt finished"
+            time.sleep(0.05)
+        why = clones.missing()["fleet"]
+        ok, line = readiness.verdict(True, True, clones.missing())
+        assert not ok and line == f"Not ready: no clone of fleet yet: {why}" and "\n" not in line
+        hidden.rename(remote_path(url))
+        while clones.missing():
+            assert time.monotonic() < deadline, "the clone was not retried"
+            time.sleep(0.05)
+        assert readiness.verdict(True, True, clones.missing()) == (True, "ready")
+        assert readiness.verdict(True, False, {})[0] is False  # chat not connected yet
+        remote_path(url).rename(hidden)  # a Git outage once cloned: still held
+        ws.fetch_interval = 0
+        with pytest.raises(FerryError):
+            ws.head()
+        assert clones.missing() == {}
+    finally:
+        clones.stop()
+        ws.close()
