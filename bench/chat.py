@@ -7,6 +7,7 @@ make), a JSON of samples on stdout. Latency is from ``push_message`` to the comm
 """
 from __future__ import annotations
 
+import faulthandler
 import json
 import queue
 import sys
@@ -80,6 +81,11 @@ def run(job: dict) -> dict:
                 try:
                     text = bot.pop_message(timeout=120)
                 except queue.Empty:
+                    # A command with no final answer: which, and where every thread of the bot
+                    # stands now (bench.run prints this), so that the cause can be found.
+                    out["unanswered"] = [f"!deploy {a} {v} to {e}" for a, e, v in job["concurrent"]
+                                         if not any(a in t.replace("`", " ").split() for t in finals)]
+                    faulthandler.dump_traceback(sys.stderr, all_threads=True)
                     break
                 if not text.startswith("Deploying"):
                     finals.append(text)

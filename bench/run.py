@@ -516,6 +516,9 @@ def chat_bench(args, fleet: Fleet, changes: "Changes") -> dict:
                          capture_output=True, text=True, timeout=900)
     check(res.returncode == 0, f"bench.chat failed: {res.stderr[-3000:]}")
     out = json.loads(res.stdout)
+    if out.get("unanswered"):
+        say(f"no final answer within 120 s to {', '.join(out['unanswered'])}; the bot's threads "
+            f"then:\n{res.stderr[-20000:]}")
     for app, env, _, new in deploys + distinct:
         changes.done(app, env, new)
     for app in promotes:

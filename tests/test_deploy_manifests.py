@@ -127,12 +127,16 @@ def test_the_deployment_runs_ferry_as_designed():
     assert service["spec"]["selector"].items() <= labels.items()
     assert spec["selector"]["matchLabels"].items() <= labels.items()
     assert container["livenessProbe"]["httpGet"]["path"] == "/ferry/health"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ferry/ready", "port": "http"}
+    scrape = spec["template"]["metadata"]["annotations"]
+    assert scrape["prometheus.io/scrape"] == "true" and scrape["prometheus.io/path"] == "/metrics"
+    assert scrape["prometheus.io/port"] == str(port)
 
 
 def test_only_the_webhook_paths_are_exposed():
-    """The Ingress routes /flux/, /slack/events and /slack/interactive to the Service and nothing else; the
-    NetworkPolicy lets only the ingress controller and Flux's notification-controller in, on the
-    webserver port."""
+    """The Ingress routes /flux/, /slack/events and /slack/interactive to the Service and nothing
+    else (not /metrics, not the probes); the NetworkPolicy lets only the ingress controller, Flux's
+    notification-controller and Prometheus in, on the webserver port."""
     objects = {d["kind"]: d for _, d in base_objects()}
     service, pod = objects["Service"], objects["Deployment"]["spec"]["template"]
     (ingress,) = [d for _, d in example_objects() if d["kind"] == "Ingress"]
@@ -147,10 +151,16 @@ def test_only_the_webhook_paths_are_exposed():
     policy = objects["NetworkPolicy"]["spec"]
     assert policy["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     assert "Ingress" in policy["policyTypes"]
-    (rule,) = policy["ingress"]
-    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
-    sources = [f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for f in rule["from"]]
+    assert not {"/metrics", "/ferry/ready", "/ferry/health"} & {p["path"] for p in paths}
+    assert {"/metrics", "/ferry/ready"} <= set(ferryweb.PATHS)
+    webhooks, scrapes = policy["ingress"]
+    for rule in (webhooks, scrapes):
+        assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    sources = [f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for f in webhooks["from"]]
     assert sources == ["ingress-nginx", "flux-system"]
+    (prometheus,) = scrapes["from"]
+    assert prometheus["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    assert prometheus["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
 
 
 def test_resources_are_limited_and_writable_volumes_bounded():

@@ -3,17 +3,21 @@ import os
 import errbot.core_plugins
 from errbot import BotPlugin, core_plugins, webhook
 from errbot.core_plugins.acls import get_acl_usr, glob
-from flask import request
+from flask import Response, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import ferryweb
+from gitops import readiness
 from gitops.core import GitOps
+from gitops.metrics import since_command
 from gitops.settings import load_settings
 
 
-# What Errbot's webserver serves: Ferry's own routes (/ferry/health, /flux/<env>) and Slack's
-# Events API and interactivity (button presses). Errbot's Webserver plugin also routes /echo, which reflects any request as HTML to
-# anyone; it and whatever else a plugin may route are answered 404.
-SERVED = ("/ferry/", "/flux/", "/slack/events", "/slack/interactive")
+# What Errbot's webserver serves: Ferry's own routes (/ferry/health, /ferry/ready, /flux/<env>),
+# the metrics (/metrics), and Slack's Events API and interactivity (button presses). Errbot's
+# Webserver plugin also routes /echo, which reflects any request as HTML to anyone; it and
+# whatever else a plugin may route are answered 404.
+SERVED = ("/ferry/", "/flux/", "/slack/events", "/slack/interactive", "/metrics")
 
 
 def only_ferry_routes():
@@ -48,14 +52,25 @@ class Ferry(BotPlugin):
 
     def activate(self):
         super().activate()
+        self.connected, self.gitops = False, None
         path = getattr(self.bot_config, "GITOPS_CONFIG", None) or os.environ.get("GITOPS_CONFIG")
         # The plugin's Errbot storage; config.py's STORAGE (FerryShelf) writes each change to disk.
         self.gitops = GitOps(load_settings(path), memory=self)
         self.watchers = []  # callables (change, msg) told of every pushed change
         self.log.info("Ferry manages %s", ", ".join(self.gitops.settings.environment_names))
+        # The first clones start now, not at the first command; /ferry/ready waits for them.
+        self.clones = readiness.Clones({ws.public_url: ws for ws in self.gitops.workspaces.values()})
+        self.clones.start()
         self._open_webserver(os.environ.get("FERRY_WEBSERVER_PORT", ""))
 
+    def callback_connect(self):
+        """Errbot connected to chat (called after activation, and again on each reconnection)."""
+        self.connected = True
+
     def deactivate(self):
+        self.connected = False
+        if getattr(self, "clones", None) is not None:
+            self.clones.stop()
         server, self.webserver = getattr(self, "webserver", None), None
         if server is not None:
             server.shutdown()
@@ -85,8 +100,23 @@ class Ferry(BotPlugin):
         """For the container's health check: the bot runs and holds its core."""
         return "ok"
 
+    @webhook("/ferry/ready", methods=("GET",))
+    def ready(self, request):
+        """For the readiness probe: 200 once the settings are loaded, each repository has a clone and
+        chat is connected; otherwise 503 with one line saying what is missing."""
+        clones = getattr(self, "clones", None)
+        ok, why = readiness.verdict(self.gitops is not None, self.connected,
+                                    clones.missing() if clones is not None else {})
+        return Response(why + "\n", status=200 if ok else 503, mimetype="text/plain")
+
+    @webhook("/metrics", methods=("GET",))
+    def prometheus_metrics(self, request):
+        """Prometheus's scrape: this core's metrics (gitops/metrics.py), in the text format."""
+        return Response(generate_latest(self.gitops.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
     def committed(self, change, msg):
         """A change was pushed on ``msg``'s request: tell the watchers (Flux feedback, …)."""
+        self.gitops.metrics.change_pushed(since_command())
         for watch in list(self.watchers):
             try:
                 watch(change, msg)

@@ -9,6 +9,7 @@ import time
 import uuid
 
 from ferrychat import presses, render, sizing
+from gitops import metrics
 from gitops.errors import FerryError
 from gitops.model import Requester
 from gitops.policy import NotAllowed
@@ -24,6 +25,7 @@ def answers(func):
     @functools.wraps(func)
     def command(self, msg, args):
         started, outcome = time.monotonic(), "ok"
+        metrics.command_started()
         who = requester(msg).id
         try:
             result = func(self, msg, args)
@@ -45,6 +47,7 @@ def answers(func):
         finally:
             log.info("%s ran !%s %s -> %s (%.0f ms)", who, func.__name__.replace("_", " "),
                      (args or "")[:200], outcome[:200], (time.monotonic() - started) * 1000)
+            _counted(self, func.__name__, outcome)
 
     return command
 
@@ -70,6 +73,14 @@ def table(plugin, msg, answer: sizing.Table):
     if problem:
         log.warning("could not attach %s: %s", answer.filename, problem)
         yield sizing.inline(answer, limit, f"The table could not be attached ({problem}); its start:\n")
+
+
+def _counted(plugin, name: str, outcome: str) -> None:
+    """The command in the core's metrics (``gitops.metrics``); counting never fails a command."""
+    try:
+        plugin.get_plugin("Ferry").gitops.metrics.command(name, outcome)
+    except Exception as e:
+        log.warning("could not count !%s in the metrics: %s", name, e)
 
 
 def requester(msg) -> Requester:

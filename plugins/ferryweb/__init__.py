@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 MAX_CONNECTIONS = 32
 DEADLINE = 30.0  # seconds a connection may live, from accept to close
 IDLE = 10.0  # seconds a read may wait for the next byte
-# Flux's events, Slack's Events API and its button presses, the container's health check.
-PATHS = ("/flux/", "/slack/events", "/slack/interactive", "/ferry/health")
+# Flux's events, Slack's Events API and its button presses, the health and readiness checks,
+# Prometheus's scrape.
+PATHS = ("/flux/", "/slack/events", "/slack/interactive", "/ferry/health", "/ferry/ready", "/metrics")
 MAX_BODY = 1024 * 1024  # bytes any request may carry (Slack's events and Flux's are a few KiB)
 MAX_DEPTH = 64  # JSON nesting: Flux events and Slack events nest a handful of levels
 

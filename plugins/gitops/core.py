@@ -22,6 +22,7 @@ from . import trailers
 from .errors import (ApprovalRefused, FerryError, NoRegistry, NotAllowed, NotEditable,
                      RegistryUnauthorized, RegistryUnavailable)
 from .guard import Guard
+from .metrics import Metrics
 from .model import (AuditEntry, Change, ChartInfo, ChartLocation, Commit, HistoryEntry, Inventory,
                     Lock, PendingChange, Pin, Plan, Requester)
 from .pins import PinCache, app_name, find
@@ -45,21 +46,28 @@ class GitOps:
         # What Git cannot hold (locks, approvals, rolled-back versions): Errbot's storage in the bot.
         self.memory = memory if memory is not None else {}
         self.guard = Guard(self.memory, clock)
+        self.metrics = Metrics(settings, pending=self.pending)  # this core's own, for /metrics
         index = settings.helm_index
         self.registry = registry or RegistryClient(
             settings.secrets.registries, timeout=settings.registry_timeout,
             index_seconds=index.timeout, index_max_bytes=int(index.max_mb * 1024 * 1024),
             index_cache_seconds=index.cache_seconds)
+        self.registry.observe = self.metrics
         data = Path(settings.data_dir)
         git_env = git_environment(settings.secrets.git_token, settings.secrets.git_ssh_key_file)
         self._workspaces = {
             # A busy remote (CI bots pushing often) may move under a push a few times in a row.
             repo: Workspace(repo.url, repo.branch, data / "repos" / _slug(repo), git_env=git_env,
                             fetch_interval=fetch_interval, secrets=settings.secrets.values(),
-                            push_attempts=5)
+                            push_attempts=5, observe=self.metrics.repo(repo.url, repo.branch))
             for repo in settings.repos()
         }
         self._pins = PinCache(settings, self._workspaces)
+
+    @property
+    def workspaces(self) -> dict:
+        """Each configured repository's workspace (readiness waits for their clones)."""
+        return dict(self._workspaces)
 
     # ---- reading ---------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Mapping, Optional
 from . import events
 from .errors import EventTooLarge, FeedbackNotConfigured
 from .events import FluxEvent, Outcome
+from .metrics import observed_events
 from .model import ReplyTarget, WaitingDeploy
 from .settings import flux_token_variable
 
@@ -72,6 +73,7 @@ class Feedback:
 
     # ---- events in -------------------------------------------------------------------------
 
+    @observed_events
     def receive(self, environment: str, body: bytes, signature: Optional[str]) -> Received:
         """Verify, parse and act on one request body for ``environment`` (a name or an alias).
 

@@ -33,6 +33,7 @@ import yaml
 
 from . import transport
 from .errors import RegistryUnauthorized, RegistryUnavailable
+from .metrics import observed_request
 from .model import ChartLocation
 from .settings import RegistryCredentials
 
@@ -174,6 +175,8 @@ def archive_url(location: ChartLocation, entry: IndexEntry) -> str:
 class HelmIndexClient:
     """Indexes of Helm repositories, cached per repository; safe to share between threads."""
 
+    observe = None  # metrics.Metrics, or None: each request counted and timed
+
     def __init__(self, credentials: Mapping[str, RegistryCredentials] = None, timeout: float = 5.0,
                  seconds: float = 30.0, max_bytes: int = DEFAULT_MAX_BYTES,
                  cache_seconds: float = 300.0, clock: Callable[[], float] = time.monotonic):
@@ -281,8 +284,7 @@ class HelmIndexClient:
             if credentials is not None:
                 sent["Authorization"] = _basic(credentials)
             try:
-                response = transport.send(self._session, "GET", url, headers=sent, timeout=self.timeout,
-                                          stream=True)
+                response = self._send(url, sent)
             except requests.RequestException as e:
                 raise self._unreachable(url, e) from e
             if response.status_code not in (301, 302, 303, 307, 308) or "Location" not in response.headers:
@@ -291,6 +293,11 @@ class HelmIndexClient:
             url = urljoin(url, response.headers["Location"])
         raise RegistryUnavailable(f"Helm repository {_repository(url)} redirected more than "
                                   f"{MAX_REDIRECTS} times: gave up.")
+
+    @observed_request
+    def _send(self, url: str, headers: dict) -> requests.Response:
+        return transport.send(self._session, "GET", url, headers=headers, timeout=self.timeout,
+                              stream=True)
 
     def _body(self, url: str, response: requests.Response, started: float, what: str = "") -> bytes:
         limit = self.max_bytes

@@ -33,6 +33,7 @@ import requests
 
 from . import transport
 from .errors import RegistryUnauthorized, RegistryUnavailable
+from .metrics import observed_request
 from .model import ChartLocation
 from .settings import RegistryCredentials
 from .tokens import TokenCache, lifetime, scope_of
@@ -50,6 +51,8 @@ class NotFound(Exception):
 class OciRegistry(oras.provider.Registry):
     """oras-py's ``Registry`` for one host: one bounded attempt per request, typed errors, and the
     host's own credentials (or none) sent only where they belong."""
+
+    observe = None  # metrics.Metrics, or None: each request counted and timed
 
     def __init__(self, host: str, insecure: bool, credentials: Optional[RegistryCredentials],
                  timeout: float):
@@ -87,6 +90,7 @@ class OciRegistry(oras.provider.Registry):
                 raise
 
     # oras calls this for every HTTP request; the original is wrapped in @retry.
+    @observed_request
     def do_request(self, url: str, method: str = "GET", data=None, headers: Optional[dict] = None,
                    json=None, stream: bool = False) -> requests.Response:
         headers = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}

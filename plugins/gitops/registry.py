@@ -47,6 +47,19 @@ class RegistryClient:
         self._infos: dict = {}  # (ChartLocation, tag) -> (expires, ChartInfo)
         self._registries: dict = {}  # (host, insecure) -> OciRegistry
         self._sorted: dict = {}  # index location -> (its entries as parsed, ChartVersions)
+        self._observe = None
+
+    @property
+    def observe(self):
+        """``metrics.Metrics`` (set by the core), or None: every request counted and timed."""
+        return self._observe
+
+    @observe.setter
+    def observe(self, metrics) -> None:
+        with self._lock:
+            self._observe = self.index.observe = metrics
+            for registry in self._registries.values():
+                registry.observe = metrics
 
     def __repr__(self) -> str:
         return f"RegistryClient(timeout={self.timeout}, cache_seconds={self.cache_seconds})"
@@ -179,7 +192,8 @@ class RegistryClient:
             registry = self._registries.get(key)
             if registry is None:
                 registry = OciRegistry(location.host, location.insecure,
-                                            self._credentials.get(location.host.lower()), self.timeout)
+                                       self._credentials.get(location.host.lower()), self.timeout)
+                registry.observe = self._observe
                 self._registries[key] = registry
             return registry
 

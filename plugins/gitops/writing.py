@@ -42,6 +42,7 @@ def push(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, *,
                 result = ws.change(edit, author=requester, message=message)
                 break
             except _Replan as moved:
+                ws.observe.retried("replan")
                 edit.described = moved.pin
         else:
             raise PushRejected("the version kept moving under Ferry's change; try again.")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..errors import PushRejected
+from ..metrics import NOT_OBSERVED, RepoObserver
 from ..model import Requester
 from . import commit as commit_stream
 from .clone import Clone
@@ -52,7 +53,8 @@ class Workspace:
                  committer: tuple[str, str] = ("Ferry", "ferry@localhost"),
                  git_env: Optional[dict] = None, fetch_interval: float = 5.0,
                  skip_fetch_within: float = 1.0,
-                 push_attempts: int = 3, secrets: Sequence[str] = (), timeout: float = 120.0):
+                 push_attempts: int = 3, secrets: Sequence[str] = (), timeout: float = 120.0,
+                 observe: Optional[RepoObserver] = None):
         self.url = url
         self.branch = branch
         self.directory = Path(directory).absolute()
@@ -64,9 +66,10 @@ class Workspace:
         self._lock = threading.RLock()  # the clone, fetches and writes; reentrant for callbacks
         self._trees: OrderedDict = OrderedDict()
         self._trees_lock = threading.Lock()
+        self.observe = observe or NOT_OBSERVED  # the metrics: git calls, pushes, retries
         self._clone = Clone(url, branch, self.directory, process_env(git_env or {}, url),
                             timeout=timeout, secrets=self._secrets, public_url=self.public_url,
-                            on_clone=self._forget_trees)
+                            on_clone=self._forget_trees, observe=self.observe)
 
     def __repr__(self) -> str:
         return f"Workspace({self.public_url}, {self.branch})"
@@ -75,6 +78,11 @@ class Workspace:
     def public_url(self) -> str:
         """The URL as a person may see it: no user or password, no secret."""
         return scrub(without_userinfo(self.url), self._secrets)
+
+    @property
+    def cloned(self) -> bool:
+        """A clone of the remote is on disk: made, fetched or checked by this instance."""
+        return self._clone.head is not None or self._clone.verified
 
     @property
     def timeout(self) -> float:
@@ -204,6 +212,7 @@ class Workspace:
                 # The push landed: nothing after this line may turn it into a reported failure.
                 paths = [path for path, _, _, _ in writes]
                 clone.pushed(sha)
+                self.observe.pushed()
                 self._keep_tree(tree.changed(sha, writes))  # the next plan needs no ls-tree
                 log.info("pushed %s to %s (%s)", sha[:12], self.public_url, ", ".join(paths))
                 return sha, paths
@@ -211,6 +220,7 @@ class Workspace:
                 raise PushRejected(
                     f"The Git repository {self.public_url} kept moving: the push was rejected "
                     f"{self.push_attempts} times because others pushed at the same moment. Try again.")
+            self.observe.retried("moved")
             log.info("push %d/%d to %s rejected: the branch moved; re-planning on the new tip",
                      pushes, self.push_attempts, self.public_url)
             clone.ensure()

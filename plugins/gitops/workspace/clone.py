@@ -30,12 +30,13 @@ class Clone:
     (a repair shows as one more); ``on_clone`` runs before each."""
 
     def __init__(self, url: str, branch: str, directory: Path, env: dict, *, timeout: float,
-                 secrets: Sequence[str], public_url: str, on_clone: Callable[[], None]):
+                 secrets: Sequence[str], public_url: str, on_clone: Callable[[], None], observe):
         self.url, self.branch, self.directory = url, branch, directory
         self.git_dir = directory / ".git"
         self.env, self.timeout, self.public_url = env, timeout, public_url
         self._secrets = secrets
         self._on_clone = on_clone
+        self.observe = observe  # metrics.RepoObserver: each network call timed and counted
         self.head: Optional[str] = None
         self.fetched_at: Optional[float] = None
         self.verified = False  # the clone's remote was checked by this instance, and is unchanged since
@@ -241,7 +242,8 @@ class Clone:
         if cwd is None:
             args = (f"--git-dir={self.git_dir}", f"--work-tree={self.directory}", *args)
         try:
-            res = process.run(list(args), cwd or self.directory, self.env, None, self.timeout)
+            res = self.observe.run(what, process.run, list(args), cwd or self.directory, self.env, None,
+                                   self.timeout)
         except process.Timeout:
             log.warning("git %s with %s took longer than %g s: killed", what, self.public_url,
                         self.timeout)
