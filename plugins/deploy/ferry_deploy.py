@@ -18,5 +18,5 @@ class FerryDeploy(BotPlugin):
         """
         req = grammar.parse_deploy(args)
         ferry = self.get_plugin("Ferry")
-        plan = ferry.gitops.plan_deploy(req.app, req.environment, req.version)
+        plan = ferry.gitops.plan_deploy(req.app, req.environment, req.version, req.part)
         yield from carry_out(ferry, plan, msg, req)

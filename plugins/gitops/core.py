@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, MutableMapping, Optional
 
-from . import discovery, editing, planning, policy, writing
+from . import discovery, editing, images, planning, policy, writing
 from . import guard as held
 from . import trailers
 from .errors import (ApprovalRefused, FerryError, NoRegistry, NotAllowed, NotEditable,
@@ -75,12 +75,18 @@ class GitOps:
         """Every pin of every environment at the remote's newest commits."""
         return self._pins.inventory(refresh)
 
-    def pin(self, app: str, environment: str, inventory: Optional[Inventory] = None) -> Pin:
-        """The pin of ``app`` in ``environment``; names are matched case-insensitively."""
+    def pin(self, app: str, environment: str, inventory: Optional[Inventory] = None,
+            part: Optional[str] = None) -> Pin:
+        """The pin of ``app`` in ``environment`` (the one it is tracked by, or ``part``); names
+        are matched case-insensitively."""
         env = self.settings.environment(environment)
-        return find(inventory or self.inventory(), app, env.name)
+        return find(inventory or self.inventory(), app, env.name, part)
 
     def location(self, pin: Pin) -> ChartLocation:
+        if pin.source is None and pin.is_image:
+            raise NoRegistry(
+                f"Ferry cannot tell which registry holds the image of `{pin.label}` in {pin.environment}: "
+                f"write its repository next to the tag (`image.repository`) in `{pin.release_file}`.")
         if pin.source is None:
             where = f" (its source is {pin.source_url})" if pin.source_url else ""
             raise NoRegistry(
@@ -88,9 +94,11 @@ class GitOps:
                 f"`apps.{pin.app}.registry` in the settings.")
         return pin.source
 
-    def history(self, app: str, environment: str, limit: int = 500) -> list[HistoryEntry]:
-        """Every version ``app`` had in ``environment``, newest first, from Git."""
-        pin = self.pin(app, environment)
+    def history(self, app: str, environment: str, limit: int = 500,
+                part: Optional[str] = None) -> list[HistoryEntry]:
+        """Every version ``app`` (its tracked pin, or ``part``) had in ``environment``, newest
+        first, from Git."""
+        pin = self.pin(app, environment, part=part)
         if pin.location is None:
             return []
         ws = self._workspace(pin.environment)
@@ -98,6 +106,7 @@ class GitOps:
         revisions = ws.file_history(pin.location.file, ws.head(refresh=False), limit=limit)
         for rev in reversed(revisions):  # oldest first: keep the commit where each version began
             version = editing.read_version(rev.text, pin.location) if rev.text is not None else None
+            version = images.read_tag(pin, version)
             if version is None or (entries and entries[-1].version == version):
                 continue
             entries.append(HistoryEntry(version, rev.sha, rev.author_name, rev.author_email, rev.when,
@@ -134,16 +143,20 @@ class GitOps:
         inventory = self.inventory()
         name = app_name(app, inventory)
         pins = [p for p in inventory.pins if p.app == name]
+        parts = [q for p in pins for q in inventory.parts(name, p.environment)]
         try:
-            location = self.location(pins[0])
+            charts = [p for p in parts if not p.is_image]
+            if not charts:
+                return parts, [], ""
+            location = self.location(charts[0])
             available = self.registry.versions(location)
             tags = list(available.releases[:count])
             newest_pre = available.prereleases[:1]
             if newest_pre and (not tags or parse(newest_pre[0]) > parse(tags[0])):
                 tags.insert(0, newest_pre[0])  # a release candidate ahead of the releases is news
-            return pins, [self.registry.chart_info(location, t) for t in tags], ""
+            return parts, [self.registry.chart_info(location, t) for t in tags], ""
         except (NoRegistry, RegistryUnavailable, RegistryUnauthorized) as e:
-            return pins, [], str(e)
+            return parts, [], str(e)
 
     def environment_diff(self, env_a: str, env_b: str) -> list[tuple[str, str, str]]:
         """Apps whose pinned versions differ between two environments: (app, in A, in B)."""
@@ -176,20 +189,22 @@ class GitOps:
 
     # ---- changing --------------------------------------------------------------------------
 
-    def plan_deploy(self, app: str, environment: str, version: str) -> Plan:
-        return planning.deploy_plan(self.pin(app, environment), version, self.registry)
+    def plan_deploy(self, app: str, environment: str, version: str, part: Optional[str] = None) -> Plan:
+        """``part``: "chart", "image" or "image:<container>"; None: what the app is tracked by."""
+        return planning.deploy_plan(self.pin(app, environment, part=part), version, self.registry)
 
     def plan_promotion(self, app: str, to_environment: str, from_environment: Optional[str] = None,
-                       version: Optional[str] = None) -> Plan:
+                       version: Optional[str] = None, part: Optional[str] = None) -> Plan:
         """The version of the environment before ``to_environment`` (or of ``from_environment``,
         or ``version``), refused when it would skip a stage."""
         return planning.promotion_plan(self.settings, app, to_environment, from_environment, version,
-                                       self.inventory, self.registry)
+                                       self.inventory, self.registry, part)
 
-    def plan_rollback(self, app: str, environment: str, to: Optional[str] = None) -> Plan:
+    def plan_rollback(self, app: str, environment: str, to: Optional[str] = None,
+                      part: Optional[str] = None) -> Plan:
         """The previous distinct version in history, or ``to`` if the environment ran it before."""
-        pin = self.pin(app, environment)
-        return planning.rollback_plan(pin, self.history(pin.app, pin.environment), to)
+        pin = self.pin(app, environment, part=part)
+        return planning.rollback_plan(pin, self.history(pin.app, pin.environment, part=pin.part), to)
 
     def check(self, plan: Plan, requester: Requester, force: bool = False,
               admin: bool = False) -> policy.Decision:
@@ -218,7 +233,7 @@ class GitOps:
         its diff was made from. The change is claimed once: a concurrent reject or a second
         approval is told it is already being applied."""
         waiting = self.guard.waiting(change_id)
-        pin = self.pin(waiting.app, waiting.environment)
+        pin = self.pin(waiting.app, waiting.environment, part=waiting.part)
         plan = Plan(waiting.action, pin, waiting.new, waiting.source_environment)
         decision = self._decide(plan, approver, requested_by=waiting.requester.id,
                                 overridden=waiting.forced)
@@ -318,7 +333,10 @@ class GitOps:
         """What the repository, the decision's blockers and the registry allow now."""
         planning.require_editable(plan.pin)
         decision.require()
-        self.registry.require(self.location(plan.pin), plan.new, plan.pin.chart)
+        if plan.pin.is_image:
+            self.registry.require_image(self.location(plan.pin), plan.new)
+        else:
+            self.registry.require(self.location(plan.pin), plan.new, plan.pin.chart)
         return decision
 
     def _propose(self, plan: Plan, requester: Requester, forced: tuple) -> Change:
@@ -328,7 +346,7 @@ class GitOps:
             env.policy.approval_minutes, env.policy.max_waiting, action=plan.action, app=plan.app,
             environment=env.name, old=plan.old, new=plan.new, file=preview.file, diff=preview.diff,
             requester=requester, source_environment=plan.source_environment,
-            approvers=env.policy.may_approve(plan.action), forced=forced)
+            approvers=env.policy.may_approve(plan.action), forced=forced, part=plan.part)
         return replace(preview, dry_run=False, pending=waiting)
 
     def _write(self, plan: Plan, requester: Requester, dry_run: bool, forced: tuple = (),
@@ -340,7 +358,8 @@ class GitOps:
         if action == "promote" and pin.version and not pin.is_range:
             between_versions = tuple(between(pin.version, version, self.registry.versions(location)))
         base = dict(action=action, app=pin.app, environment=pin.environment, file=pin.location.file,
-                    source_environment=source_environment, between=between_versions, dry_run=dry_run)
+                    source_environment=source_environment, between=between_versions, dry_run=dry_run,
+                    part=pin.part)
         if plan.noop:
             return Change(old=pin.version, new=version, diff="", noop=True, **base)
 
@@ -348,7 +367,7 @@ class GitOps:
         if dry_run:
             tree = ws.tree(ws.head(refresh=False))
             old_text = tree.read(pin.location.file)
-            new_text = editing.set_version(old_text, pin.location, version)
+            new_text = editing.set_version(old_text, pin.location, images.written(pin, version))
             return Change(old=pin.version, new=version, replaced_range=pin.is_range,
                           diff=editing.unified_diff(pin.location.file, old_text, new_text), **base)
 

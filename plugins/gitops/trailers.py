@@ -8,6 +8,7 @@ FORCED_BY = "Forced-by"
 BOT = "Bot"
 ENVIRONMENT = "Environment"
 APP = "App"
+PART = "Part"  # "image" or "image:<container>" when the change is an image tag, not the chart
 FROM_VERSION = "From-Version"
 TO_VERSION = "To-Version"
 CHAT_THREAD = "Chat-Thread"

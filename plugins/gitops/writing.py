@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
-from . import editing
+from . import editing, images
 from . import trailers as t
 from .errors import GitUnauthorized, GitUnavailable, PushRejected, UnknownApp
 from .model import Plan, Pin, Requester
@@ -48,7 +48,7 @@ def push(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, *,
             raise PushRejected("the version kept moving under Ferry's change; try again.")
     except (PushRejected, GitUnavailable, GitUnauthorized) as e:
         # Many commands may be waiting on one remote: say which change this answer is about.
-        raise type(e)(f"{plan.action.capitalize()} {plan.app} {plan.new} to {plan.environment} "
+        raise type(e)(f"{plan.action.capitalize()} {plan.pin.label} {plan.new} to {plan.environment} "
                       f"not pushed: {e}") from None
     found = edit.found or Written(plan.pin)
     return replace(found, sha=result[0]) if result is not None else found
@@ -65,7 +65,8 @@ class _Edit:
     def __call__(self, tree) -> Optional[dict]:
         plan = self.plan
         now = next((p for p in self.pins_at(tree)
-                    if p.app == plan.app and p.environment == plan.environment), None)
+                    if p.app == plan.app and p.environment == plan.environment
+                    and p.part == plan.part), None)
         if now is None:
             raise UnknownApp(plan.app, [], plan.environment)
         require_editable(now)
@@ -77,7 +78,7 @@ class _Edit:
         if (now.version, now.is_range) != (self.described.version, self.described.is_range):
             raise _Replan(now)  # the message in hand would describe another diff
         old_text = tree.read(now.location.file)
-        new_text = editing.set_version(old_text, now.location, plan.new)
+        new_text = editing.set_version(old_text, now.location, images.written(now, plan.new))
         self.found = Written(now, tree.commit, editing.unified_diff(now.location.file, old_text, new_text))
         return {now.location.file: new_text}
 
@@ -106,6 +107,8 @@ def commit_message(plan: Plan, requester: Requester, approver: Optional[Requeste
     origin = f" from {plan.source_environment}" if plan.source_environment else ""
     lines = [(t.REQUESTED_BY, requester.signature), (t.ENVIRONMENT, plan.environment),
              (t.APP, plan.app), (t.FROM_VERSION, old), (t.TO_VERSION, plan.new)]
+    if plan.pin.is_image:  # which part of the app: history and audit read it back
+        lines.insert(3, (t.PART, plan.part))
     if requester.bot:  # a bot the environment's policy names asked: say so
         lines.insert(1, (t.BOT, requester.signature))
     if approver is not None:
@@ -115,6 +118,6 @@ def commit_message(plan: Plan, requester: Requester, approver: Optional[Requeste
     lines += [(t.FORCED_BY, f"{requester.signature} past: {blocker.reason}") for blocker in forced]
     if requester.link:
         lines.append((t.CHAT_THREAD, requester.link))
-    subject = f"{plan.action} {plan.app} {old} → {plan.new}{origin} to {plan.environment}"
+    subject = f"{plan.action} {plan.pin.label} {old} → {plan.new}{origin} to {plan.environment}"
     body = "\n".join(f"{k}: {' '.join(str(v).split())}" for k, v in lines)
     return f"{subject}\n\n{body}\n"

@@ -19,5 +19,5 @@ class FerryPromote(BotPlugin):
         """
         req = grammar.parse_promote(args)
         ferry = self.get_plugin("Ferry")
-        plan = ferry.gitops.plan_promotion(req.app, req.environment, req.source, req.version)
+        plan = ferry.gitops.plan_promotion(req.app, req.environment, req.source, req.version, req.part)
         yield from carry_out(ferry, plan, msg, req)

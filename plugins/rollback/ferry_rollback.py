@@ -19,5 +19,5 @@ class FerryRollback(BotPlugin):
         """
         req = grammar.parse_rollback(args)
         ferry = self.get_plugin("Ferry")
-        plan = ferry.gitops.plan_rollback(req.app, req.environment, req.version)
+        plan = ferry.gitops.plan_rollback(req.app, req.environment, req.version, req.part)
         yield from carry_out(ferry, plan, msg, req)
