@@ -170,3 +170,24 @@ def test_promote_and_rollback_move_the_tracked_image(bot, fleet_url):
     assert lines == ["-              tag: 1.1.0", "+              tag: 1.0.0"]
     text = ask(bot, "!deploy api 1.1.0 to qa")[0]  # rolled back from: needs --force
     assert "--force" in text
+
+
+# ---- grammar and settings --------------------------------------------------------------------
+
+def test_the_part_is_named_after_the_app():
+    from ferrychat.grammar import parse_deploy, parse_promote, parse_rollback
+    assert parse_deploy("api image:Sidecar 1.2.0 to qa").part == "image:Sidecar"
+    assert parse_deploy("api IMAGE 1.2.0 to qa").part == "image"
+    assert parse_deploy("api chart 6.5.3 to qa").version == "6.5.3"
+    assert parse_deploy("api 1.2.0 to qa").part is None
+    assert parse_promote("api image:app from dev to qa").part == "image:app"
+    assert parse_rollback("api chart on qa to 6.5.0").part == "chart"
+
+
+def test_a_part_with_app_at_version_is_a_usage_error():
+    from ferrychat.grammar import parse_deploy
+    from gitops.errors import SettingsError, UsageError
+    with pytest.raises(UsageError, match="not both. Usage: `!deploy"):
+        parse_deploy("api@1.2.0 image to qa")
+    with pytest.raises(SettingsError, match="apps.api.track` must be `chart`, `image` or `image:<container>`"):
+        parse_settings(image_fleet.settings("file:///x.git", api={"track": "tag"}))

@@ -13,7 +13,8 @@ class FerryRollback(BotPlugin):
         """Go back to the previous version: `!rollback podinfo on qa`
 
         Forms: `!rollback <app> on <env>` (or `in <env>`): the previous distinct version in that
-        environment's Git history; `!rollback <app> on <env> to <version>`: a version it ran before.
+        environment's Git history; `!rollback <app> on <env> to <version>`: a version it ran before;
+        `!rollback <app> chart|image|image:<container> on <env>` rolls that part back.
         Deploying the version rolled back from into that environment again then needs `--force`.
         `--dry-run` shows the diff and pushes nothing.
         """
