@@ -191,3 +191,40 @@ def test_a_part_with_app_at_version_is_a_usage_error():
         parse_deploy("api@1.2.0 image to qa")
     with pytest.raises(SettingsError, match="apps.api.track` must be `chart`, `image` or `image:<container>`"):
         parse_settings(image_fleet.settings("file:///x.git", api={"track": "tag"}))
+
+
+# ---- chart and image as one unit ------------------------------------------------------------
+
+def test_promote_carries_chart_and_image_in_one_commit_and_rollback_restores_both(bot, fleet_url):
+    commits = len(git("--git-dir", str(remote_path(fleet_url)), "rev-list", "main").split())
+    intent, result = ask(bot, "!promote web to qa", replies=2)
+    assert intent.startswith("Promoting web (chart 6.5.0 → 6.5.1, image 1.0.0 → 1.1.0) from dev in qa")
+    assert "Moves 2 part(s) in one commit: chart 6.5.0 → 6.5.1, image 1.0.0 → 1.1.0." in result
+    stat, lines = changed_lines(fleet_url)
+    assert stat == "2\t2\tapps/qa/web.yaml"
+    assert sorted(lines) == sorted(["-      version: 6.5.0", "+      version: 6.5.1", "-      tag: 1.0.0",
+                                    "+      tag: 1.1.0"])
+    assert len(git("--git-dir", str(remote_path(fleet_url)), "rev-list", "main").split()) == commits + 1
+    message = head_message(fleet_url)
+    assert message.startswith("promote web chart 6.5.0 → 6.5.1, image 1.0.0 → 1.1.0 from dev to qa")
+    assert "Moves: image 1.0.0 → 1.1.0" in message
+
+    intent, result = ask(bot, "!rollback web on qa", replies=2)
+    assert "chart 6.5.1 → 6.5.0, image 1.1.0 → 1.0.0" in result
+    stat, _ = changed_lines(fleet_url)
+    assert stat == "2\t2\tapps/qa/web.yaml"
+    assert "tag: 1.0.0" in remote_file(fleet_url, "apps/qa/web.yaml")
+
+
+def test_a_whole_promotion_checks_every_part_first(bot, fleet_url, external_commit):
+    api = remote_file(fleet_url, "apps/dev/api.yaml")
+    external_commit(fleet_url, {"apps/dev/api.yaml": api.replace("tag: 1.0.0", "tag: 9.9.9")})
+    before = remote_tip(fleet_url)
+    text = ask(bot, "!promote api to qa")[0]
+    assert "images/sidecar has no tag 9.9.9" in text
+    assert remote_tip(fleet_url) == before
+    text = ask(bot, "!promote api to qa --dry-run")[0]
+    assert "images/sidecar has no tag 9.9.9" in text
+    intent, result = ask(bot, "!promote api image:app to qa", replies=2)  # one part: the sidecar stays
+    stat, lines = changed_lines(fleet_url)
+    assert lines == ["-              tag: 1.0.0", "+              tag: 1.1.0"]

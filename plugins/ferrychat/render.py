@@ -265,6 +265,9 @@ def intent(plan: Plan) -> str:
     """What a changing command is about to do, said before it does it."""
     verb = {"deploy": "Deploying", "promote": "Promoting", "rollback": "Rolling back"}[plan.action]
     origin = f" from {plan.source_environment}" if plan.source_environment else ""
+    if plan.also:
+        moving = [f"{p.part} {p.version or 'unpinned'} → {new}" for p, new in plan.edits if p.version != new]
+        return f"{verb} `{plan.app}` ({', '.join(moving)}){origin} in {plan.environment}…"
     return f"{verb} `{plan.app}`{_part(plan.part)} {plan.old or 'unpinned'} → {plan.new}{origin} in {plan.environment}…"
 
 
@@ -288,6 +291,9 @@ def change(c: Change) -> str:
         link = commit_url(c.commit.remote, c.commit.sha) if c.commit else ""
         link = f" {link}" if link else ""
         lines.append(f"{head}: commit {commit}{link}, file `{c.file}`.")
+    if c.moves:
+        moved = [f"{part} {old or 'unpinned'} → {new}" for part, old, new in c.moves if old != new]
+        lines.append(f"Moves {len(moved)} part(s) in one commit: " + ", ".join(moved) + ".")
     if c.replaced_range:
         lines.append(f"The range `{c.old}` is now the exact version {c.new}.")
     if c.between:

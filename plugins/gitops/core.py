@@ -203,8 +203,13 @@ class GitOps:
     def plan_rollback(self, app: str, environment: str, to: Optional[str] = None,
                       part: Optional[str] = None) -> Plan:
         """The previous distinct version in history, or ``to`` if the environment ran it before."""
-        pin = self.pin(app, environment, part=part)
-        return planning.rollback_plan(pin, self.history(pin.app, pin.environment, part=pin.part), to)
+        inventory = self.inventory()
+        pin = self.pin(app, environment, inventory, part=part)
+        history = self.history(pin.app, pin.environment, part=pin.part)
+        plan = planning.rollback_plan(pin, history, to)
+        if part is None and to is None and history:
+            plan = replace(plan, also=self._moved_with(pin, inventory, history[0].commit))
+        return plan
 
     def check(self, plan: Plan, requester: Requester, force: bool = False,
               admin: bool = False) -> policy.Decision:
@@ -233,8 +238,15 @@ class GitOps:
         its diff was made from. The change is claimed once: a concurrent reject or a second
         approval is told it is already being applied."""
         waiting = self.guard.waiting(change_id)
-        pin = self.pin(waiting.app, waiting.environment, part=waiting.part)
-        plan = Plan(waiting.action, pin, waiting.new, waiting.source_environment)
+        inventory = self.inventory()
+        pin = self.pin(waiting.app, waiting.environment, inventory, part=waiting.part)
+        also = []
+        for part, old, new in waiting.also:  # every other part must still be where it was asked
+            other = self.pin(waiting.app, waiting.environment, inventory, part=part)
+            if other.version != old:
+                self._pin_moved(waiting, f"{part} {other.version}")
+            also.append((other, new))
+        plan = Plan(waiting.action, pin, waiting.new, waiting.source_environment, tuple(also))
         decision = self._decide(plan, approver, requested_by=waiting.requester.id,
                                 overridden=waiting.forced)
         if pin.version != waiting.old:
@@ -331,12 +343,14 @@ class GitOps:
 
     def _check_state(self, plan: Plan, decision: policy.Decision) -> policy.Decision:
         """What the repository, the decision's blockers and the registry allow now."""
-        planning.require_editable(plan.pin)
+        for pin, _ in plan.edits:
+            planning.require_editable(pin)
         decision.require()
-        if plan.pin.is_image:
-            self.registry.require_image(self.location(plan.pin), plan.new)
-        else:
-            self.registry.require(self.location(plan.pin), plan.new, plan.pin.chart)
+        for pin, new in plan.edits:  # every part in its registry before anything is written
+            if pin.is_image:
+                self.registry.require_image(self.location(pin), new)
+            else:
+                self.registry.require(self.location(pin), new, pin.chart)
         return decision
 
     def _propose(self, plan: Plan, requester: Requester, forced: tuple) -> Change:
@@ -346,7 +360,8 @@ class GitOps:
             env.policy.approval_minutes, env.policy.max_waiting, action=plan.action, app=plan.app,
             environment=env.name, old=plan.old, new=plan.new, file=preview.file, diff=preview.diff,
             requester=requester, source_environment=plan.source_environment,
-            approvers=env.policy.may_approve(plan.action), forced=forced, part=plan.part)
+            approvers=env.policy.may_approve(plan.action), forced=forced, part=plan.part,
+            also=tuple((p.part, p.version, new) for p, new in plan.also))
         return replace(preview, dry_run=False, pending=waiting)
 
     def _write(self, plan: Plan, requester: Requester, dry_run: bool, forced: tuple = (),
@@ -357,31 +372,58 @@ class GitOps:
         between_versions = ()
         if action == "promote" and pin.version and not pin.is_range:
             between_versions = tuple(between(pin.version, version, self.registry.versions(location)))
+        moves = tuple((p.part, p.version, new) for p, new in plan.edits) if plan.also else ()
         base = dict(action=action, app=pin.app, environment=pin.environment, file=pin.location.file,
                     source_environment=source_environment, between=between_versions, dry_run=dry_run,
-                    part=pin.part)
+                    part=pin.part, moves=moves)
         if plan.noop:
             return Change(old=pin.version, new=version, diff="", noop=True, **base)
 
         ws = self._workspace(pin.environment)
         if dry_run:
             tree = ws.tree(ws.head(refresh=False))
-            old_text = tree.read(pin.location.file)
-            new_text = editing.set_version(old_text, pin.location, images.written(pin, version))
-            return Change(old=pin.version, new=version, replaced_range=pin.is_range,
-                          diff=editing.unified_diff(pin.location.file, old_text, new_text), **base)
+            texts: dict = {}
+            for p, new in plan.edits:
+                if p.version != new or p.is_range:
+                    path = p.location.file
+                    texts[path] = editing.set_version(texts.get(path) or tree.read(path), p.location,
+                                                      images.written(p, new))
+            diff = "".join(editing.unified_diff(path, tree.read(path), text) for path, text in texts.items())
+            return Change(old=pin.version, new=version, replaced_range=pin.is_range, diff=diff, **base)
 
         written = writing.push(ws, plan, requester, self._pins_at(pin.environment), forced=forced,
                                approver=approver, expect=expect)
         now = written.pin
         if written.sha is None:
             return Change(old=now.version, new=version, diff="", noop=True, **base)
-        self._pins.derive(self._repo(pin.environment), written.base, written.sha, now, version)
+        self._pins.derive(self._repo(pin.environment), written.base, written.sha, written.moved)
         self.guard.forget_rollback(pin.environment, pin.app, version)
         if action == "rollback" and now.version:
             self.guard.remember_rollback(pin.environment, pin.app, now.version, requester)
         return Change(old=now.version, new=version, replaced_range=now.is_range, diff=written.diff,
                       commit=Commit(written.sha, ws.public_url), **base)
+
+    def _moved_with(self, pin: Pin, inventory: Inventory, commit: str) -> tuple:
+        """The app's other parts that ``commit`` (where ``pin``'s version began) moved too and that
+        still hold what it wrote: a rollback of the app restores them with it, as one whole."""
+        ws = self._workspace(pin.environment)
+        at, before = ws.tree(commit), ws.tree(f"{commit}^")
+
+        def value(tree, other):
+            try:
+                text = tree.read(other.location.file)
+            except (KeyError, OSError, ValueError):
+                return None
+            return images.read_tag(other, editing.read_version(text, other.location))
+
+        also = []
+        for other in inventory.parts(pin.app, pin.environment):
+            if other.part == pin.part or other.location is None or other.shared or other.refusal:
+                continue
+            then, prior = value(at, other), value(before, other)
+            if prior and then != prior and other.version == then:
+                also.append((other, prior))
+        return tuple(also)
 
     def _pins_at(self, environment: str) -> Callable:
         repo = self._repo(environment)

@@ -228,6 +228,7 @@ class Change:
     commit: Optional[Commit] = None
     source_environment: str = ""  # for a promotion
     part: str = CHART  # what the line pins: the chart version or an image tag (Pin.part)
+    moves: tuple = ()  # several parts in one commit: ((part, old, new), ...), the app's tracked one first
     between: tuple = field(default=())  # registry versions between old and new (promotion)
     pending: Optional["PendingChange"] = None  # waiting for a second person's approval
 
@@ -240,6 +241,13 @@ class Plan:
     pin: Pin
     new: str
     source_environment: str = ""
+    # The app's other parts moved in the same commit (a whole-app promotion): ((Pin, new), ...).
+    also: tuple = ()
+
+    @property
+    def edits(self) -> tuple:
+        """Every (pin, new value) of the change, ``pin`` first."""
+        return ((self.pin, self.new),) + tuple(self.also)
 
     @property
     def app(self) -> str:
@@ -259,8 +267,8 @@ class Plan:
 
     @property
     def noop(self) -> bool:
-        """The exact version asked for is already pinned."""
-        return self.pin.version == self.new and not self.pin.is_range
+        """The exact version asked for is already pinned (every part's, for several)."""
+        return all(pin.version == new and not pin.is_range for pin, new in self.edits)
 
 
 @dataclass(frozen=True)
@@ -346,6 +354,7 @@ class PendingChange:
     state: str = "waiting"  # "applying", "applied", "rejected", "expired", "dropped": claimed once
     settled_by: str = ""  # who took it out of "waiting" (or why, for "dropped")
     part: str = CHART  # the part of the app the diff pins (Pin.part)
+    also: tuple = ()  # the other parts the diff moves: ((part, old, new), ...)
 
 
 @dataclass(frozen=True)

@@ -69,14 +69,16 @@ class PinCache:
         self._remember(repo, commit, pins)
         return pins
 
-    def derive(self, repo: RepoSettings, base: str, sha: str, changed: Pin, version: str) -> None:
-        """Ferry's own commit changed one scalar on ``base``: the pins at ``sha`` are those of
-        ``base`` with that one version replaced, so the next command need not re-discover."""
+    def derive(self, repo: RepoSettings, base: str, sha: str, changed) -> None:
+        """Ferry's own commit changed scalars on ``base`` (``changed``: (pin, version) pairs): the
+        pins at ``sha`` are those of ``base`` with those versions replaced, so the next command
+        need not re-discover."""
         with self._lock:
             before = self._by_commit.get((repo, base))
+        versions = {pin.location: version for pin, version in changed}
         if before is not None:
             self._remember(repo, sha, tuple(
-                replace(p, version=version, is_range=False) if p.location == changed.location else p
+                replace(p, version=versions[p.location], is_range=False) if p.location in versions else p
                 for p in before))
 
     def _remember(self, repo: RepoSettings, commit: str, pins: tuple) -> None:

@@ -38,11 +38,32 @@ def promotion_plan(settings: Settings, app: str, to_environment: str,
         raise PromotionRefused(f"Cannot promote `{shown(app)}` from {target.name} to itself.")
     known = inventory()
     pin = find(known, app, target.name, part)
+    whole = part is None and version is None
     if version is None:
         version = exact_version(_source_pin(pin.app, source, known, pin.part))
     version = check_version(version)
     require_stage(pin.app, version, before, target, known, pin.part)
-    return Plan("promote", pin, registry_spelling(registry, pin, version), source.name)
+    also = _other_parts(pin, source, before, target, known, registry) if whole else ()
+    return Plan("promote", pin, registry_spelling(registry, pin, version), source.name, also)
+
+
+def _other_parts(pin: Pin, source: EnvironmentSettings, before: EnvironmentSettings,
+                 target: EnvironmentSettings, inventory: Inventory, registry: RegistryClient) -> tuple:
+    """The app's other parts (chart version, image tags) that differ between the source and the
+    target, each its own line there: a whole-app promotion moves them in the same commit. A part
+    shared with other apps (one chart version for many) is not the app's to move."""
+    moves = []
+    targets = {p.part: p for p in inventory.parts(pin.app, target.name)}
+    for from_pin in inventory.parts(pin.app, source.name):
+        to_pin = targets.get(from_pin.part)
+        if from_pin.part == pin.part or to_pin is None or from_pin.is_range or from_pin.version is None:
+            continue
+        if to_pin.shared_by or from_pin.shared_by or to_pin.version == from_pin.version:
+            continue
+        require_editable(to_pin)
+        require_stage(pin.app, from_pin.version, before, target, inventory, from_pin.part)
+        moves.append((to_pin, registry_spelling(registry, to_pin, from_pin.version)))
+    return tuple(moves)
 
 
 def rollback_plan(pin: Pin, history: Iterable[HistoryEntry], to: Optional[str] = None) -> Plan:

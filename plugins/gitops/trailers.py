@@ -8,6 +8,7 @@ FORCED_BY = "Forced-by"
 BOT = "Bot"
 ENVIRONMENT = "Environment"
 APP = "App"
+MOVES = "Moves"  # one per other part a whole-app promotion moves: "image:app 1.0.0 → 1.1.0"
 PART = "Part"  # "image" or "image:<container>" when the change is an image tag, not the chart
 FROM_VERSION = "From-Version"
 TO_VERSION = "To-Version"
