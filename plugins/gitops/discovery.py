@@ -64,11 +64,7 @@ class _Release:
 
 def _release_images(tree: FileTree, pin: Pin, unit: flux.Unit, res: Resource, settings: Settings) -> list:
     doc, patches = unit.document(res)
-    try:
-        text = tree.read(res.file)  # setter markers are comments: only the text has them
-    except (OSError, UnicodeDecodeError):
-        text = None
-    return images.release_images(pin, res, doc, text,
+    return images.release_images(pin, res, doc, tree,
                                  lambda path: _version(unit, res, doc, patches, path, "helmrelease"),
                                  settings)
 

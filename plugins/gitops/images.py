@@ -85,11 +85,11 @@ def _insecure(host: str, settings: Optional[Settings]) -> bool:
 
 # ---- images in a release's values ------------------------------------------------------------
 
-def release_images(base: Pin, res: Resource, doc: dict, text: Optional[str], field: Callable,
+def release_images(base: Pin, res: Resource, doc: dict, tree, field: Callable,
                    settings: Settings) -> list:
     """(pin, variable) for each image tag the release's values pin. ``base``: the chart pin,
     whose release fields the image pins share; ``field(path)``: discovery's reading of one field
-    as Flux builds it; ``text``: the release file's text (for setter markers)."""
+    as Flux builds it; ``tree``: the files (the release file's setter markers)."""
     values = dig(doc, *VALUES)
     if not isinstance(values, dict):
         values = {}
@@ -97,7 +97,7 @@ def release_images(base: Pin, res: Resource, doc: dict, text: Optional[str], fie
     repositories = {}  # holder -> path of a scalar marked `…:name` (the repository)
     for name, path in _shapes(values):
         found.setdefault(name, (VALUES + path, "tag"))
-    for path, kind in _markers(text, res.index):
+    for path, kind in markers(tree, res.file).get(res.index, ()):
         if path[:2] != VALUES or kind not in ("tag", "name", ""):
             continue
         holder = path[:-1] if kind in ("tag", "name") else path
@@ -218,11 +218,30 @@ def _dotted(path: tuple) -> str:
 
 # ---- setter markers ---------------------------------------------------------------------------
 
-def _markers(text: Optional[str], document: int) -> list:
-    """(path, kind) of each scalar marked ``# {"$imagepolicy": …}`` in one document of ``text``;
-    kind: "tag", "name", "digest" or "" (the whole image)."""
-    if not text or "$imagepolicy" not in text:
-        return []
+_MARKERS: dict = {}  # blob id -> markers(), shared between discoveries (most files have none)
+
+
+def markers(tree, path: str) -> dict:
+    """{document: [(path, kind)]} of the scalars of a file marked ``# {"$imagepolicy": …}``; kind:
+    "tag", "name", "digest" or "" (the whole image). Setter markers are comments: only the text
+    has them, so it is read once per blob."""
+    try:
+        key = tree.blob_id(path)
+        if key in _MARKERS:
+            return _MARKERS[key]
+        text = tree.read(path)
+    except (OSError, KeyError, UnicodeDecodeError):
+        return {}
+    found = _markers(text)
+    if len(_MARKERS) > 100_000:
+        _MARKERS.clear()
+    _MARKERS[key] = found
+    return found
+
+
+def _markers(text: str) -> dict:
+    if "$imagepolicy" not in text:
+        return {}
     lines = {}
     for number, line in enumerate(text.splitlines()):
         match = _MARKER.search(line)
@@ -232,13 +251,12 @@ def _markers(text: Optional[str], document: int) -> list:
     try:
         docs = list(YAML().load_all(text))
     except Exception:  # discovery reports broken YAML; markers are then not read
-        return []
-    if document >= len(docs):
-        return []
-    found = []
-    for path, line in _scalar_lines(docs[document], ()):
-        if line in lines:
-            found.append((path, lines[line]))
+        return {}
+    found: dict = {}
+    for document, doc in enumerate(docs):
+        for path, line in _scalar_lines(doc, ()):
+            if line in lines:
+                found.setdefault(document, []).append((path, lines[line]))
     return found
 
 
