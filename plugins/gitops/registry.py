@@ -121,12 +121,16 @@ class RegistryClient:
         """``tag`` when the image repository has a manifest under it (exactly that tag: image tags
         are not versions, ``v1.2`` and ``1.2`` are two images), else ``ImageTagNotFound`` naming the
         nearest tags. A HEAD of the manifest (OCI index or manifest, Docker manifest list or v2
-        manifest): a repository of thousands of tags is not listed for one check."""
+        manifest): a repository of thousands of tags is not listed for one check. A tag found is
+        remembered as briefly as tag lists are (``cache_seconds``); a missing one is asked again."""
+        if self._cached(self._infos, (location, "image", tag)) is not None:
+            return tag
         container = container_of(location)
         with self._registry(location).turn() as registry:
             response = registry.do_request(f"{registry.prefix}://{container.manifest_url(tag)}", "HEAD",
                                            headers={"Accept": MANIFEST_ACCEPT})
             if response.status_code == 200:
+                self._store(self._infos, (location, "image", tag), tag)
                 return tag
             if response.status_code != 404:
                 raise registry._refused(response.status_code)
