@@ -228,3 +228,21 @@ def test_a_whole_promotion_checks_every_part_first(bot, fleet_url, external_comm
     intent, result = ask(bot, "!promote api image:app to qa", replies=2)  # one part: the sidecar stays
     stat, lines = changed_lines(fleet_url)
     assert lines == ["-              tag: 1.0.0", "+              tag: 1.1.0"]
+
+
+def test_a_whole_promotion_waiting_for_approval_is_applied_whole(tmp_path, fleet_url):
+    from gitops.core import GitOps
+    from gitops.model import Requester
+    raw = image_fleet.settings(fleet_url)
+    raw["environments"][1]["policy"] = {"approval": True}
+    core = GitOps(parse_settings({**raw, "data_dir": str(tmp_path / "data")}, {}))
+    alice, bob = Requester("@alice", "Alice"), Requester("@bob", "Bob")
+    before = remote_tip(fleet_url)
+    waiting = core.apply(core.plan_promotion("web", "qa"), alice).pending
+    assert waiting is not None and [tuple(a) for a in waiting.also] == [("image", "1.0.0", "1.1.0")]
+    assert remote_tip(fleet_url) == before
+    done = core.approve(waiting.id, bob)
+    assert done.moves == (("chart", "6.5.0", "6.5.1"), ("image", "1.0.0", "1.1.0"))
+    stat, _ = changed_lines(fleet_url)
+    assert stat == "2\t2\tapps/qa/web.yaml"
+    assert "Approved-by: Bob <@bob>" in head_message(fleet_url)
