@@ -142,19 +142,21 @@ def test_refusals_leave_the_remote_as_it_was(bot, fleet_url):
     assert remote_tip(fleet_url) == before
 
 
-def test_digests_and_values_from_are_refused_with_where_to_edit(bot, fleet_url, external_commit, registry):
-    web = remote_file(fleet_url, "apps/dev/web.yaml")
-    external_commit(fleet_url, {
-        "apps/dev/web.yaml": web.replace("  values:\n", "  valuesFrom:\n    - kind: Secret\n"
-                                                      "      name: web-values\n  values:\n"),
-        "apps/qa/static/kustomization.yaml": remote_file(fleet_url, "apps/qa/static/kustomization.yaml")
-        .replace("newTag: 1.0.0", "digest: sha256:" + "a" * 64)})
-    before = remote_tip(fleet_url)
-    text = ask(bot, "!deploy web image 1.2.0 to dev")[0]
-    assert "Ferry cannot know the version of web in dev" in text and "Secret web-values" in text
-    text = ask(bot, "!deploy static 1.2.0 to qa")[0]
-    assert "a digest" in text and "apps/qa/static/kustomization.yaml" in text
-    assert remote_tip(fleet_url) == before
+def test_digests_and_values_from_are_refused_with_where_to_edit(tmp_path, registry, charts, images,
+                                                                bare_remote):
+    files = image_fleet.files(registry.host, registry.url)
+    files["apps/dev/web.yaml"] = files["apps/dev/web.yaml"].replace(
+        "  values:\n", "  valuesFrom:\n    - kind: Secret\n      name: web-values\n  values:\n")
+    files["apps/qa/static/kustomization.yaml"] = files["apps/qa/static/kustomization.yaml"].replace(
+        "newTag: 1.0.0", "digest: sha256:" + "a" * 64)
+    url = bare_remote(files)
+    before = remote_tip(url)
+    with started_bot(tmp_path, image_fleet.settings(url)) as bot:
+        text = ask(bot, "!deploy web image 1.2.0 to dev")[0]
+        assert "Ferry cannot know the version of web in dev" in text and "Secret web-values" in text
+        text = ask(bot, "!deploy static 1.2.0 to qa")[0]
+        assert "a digest" in text and "apps/qa/static/kustomization.yaml" in text
+    assert remote_tip(url) == before
 
 
 def test_promote_and_rollback_move_the_tracked_image(bot, fleet_url):
@@ -216,10 +218,16 @@ def test_promote_carries_chart_and_image_in_one_commit_and_rollback_restores_bot
     assert "tag: 1.0.0" in remote_file(fleet_url, "apps/qa/web.yaml")
 
 
-def test_a_whole_promotion_checks_every_part_first(bot, fleet_url, external_commit):
-    api = remote_file(fleet_url, "apps/dev/api.yaml")
-    external_commit(fleet_url, {"apps/dev/api.yaml": api.replace("tag: 1.0.0", "tag: 9.9.9")})
+def test_a_whole_promotion_checks_every_part_first(tmp_path, registry, charts, images, bare_remote):
+    files = image_fleet.files(registry.host, registry.url)
+    files["apps/dev/api.yaml"] = files["apps/dev/api.yaml"].replace("tag: 1.0.0", "tag: 9.9.9")  # the sidecar
+    fleet_url = bare_remote(files)
     before = remote_tip(fleet_url)
+    with started_bot(tmp_path, image_fleet.settings(fleet_url)) as bot:
+        _promote_refused_then_one_part(bot, fleet_url, before)
+
+
+def _promote_refused_then_one_part(bot, fleet_url, before):
     text = ask(bot, "!promote api to qa")[0]
     assert "images/sidecar has no tag 9.9.9" in text
     assert remote_tip(fleet_url) == before
