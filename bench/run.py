@@ -48,6 +48,7 @@ from gitops.settings import parse_settings  # noqa: E402
 
 from bench import chat, sources  # noqa: E402
 from bench.clusters import cluster_fleet_files, cluster_fleet_settings  # noqa: E402
+from bench.units import unit_promotion  # noqa: E402
 from bench.fleet import BIG_CHART, POOL, SMALL_CHARTS, Fleet, big_tags, build_remote, git  # noqa: E402
 
 FULL = dict(apps=1000, commits=10000, tags=2000, runs=5, deploys=20)
@@ -482,6 +483,13 @@ def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tupl
         ("Versions, cached (n=1000)", fmt(median_ms(cached)), "—", "—"),
         *source_rows,
     ]
+    say("whole-app promotions: chart + image in one commit")
+    unit = unit_promotion(tmp, registry.host, args.deploys, git)
+    rows.append((f"Promote chart + image as one commit (two lines, both registries checked) p50 "
+                 f"(n={unit['n']})", fmt(unit["promote"]),
+                 f"≤ {DEPLOY_RATIO:g}× raw: {verdict(unit['promote'], DEPLOY_RATIO * unit['raw'])}",
+                 f"raw two-line `commit -a` + `push` p50 {fmt(unit['raw'])} → "
+                 f"**{unit['promote'] / unit['raw']:.2f}×**"))
     rows += chat_rows(args, chat, r50, d50, mid)
     return rows
 

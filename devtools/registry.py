@@ -383,3 +383,36 @@ def push_charts(host: str, repository: str, versions: Iterable[str], *, username
             return list(pool.map(lambda v: pusher.push(repository, v, layer=layer, **kw), versions))
     finally:
         pusher.close()
+
+
+OCI_IMAGE_CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def push_image(host: str, repository: str, tags: Iterable[str], *, username: Optional[str] = None,
+               password: Optional[str] = None) -> dict:
+    """Push a small container image under each of ``tags`` (an OCI image manifest: an image
+    config blob and one gzip tar layer, different per tag); returns ``{tag: manifest digest}``."""
+    pusher = ChartPusher(host, username, password)
+    digests = {}
+    try:
+        for tag in tags:
+            layer = _targz("app", {"VERSION": tag.encode()})
+            config = json.dumps({"architecture": "amd64", "os": "linux",
+                                 "config": {"Labels": {"org.opencontainers.image.version": tag}},
+                                 "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]}}).encode()
+            pusher._blob(repository, config)
+            pusher._blob(repository, layer)
+            manifest = json.dumps({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST_MEDIA_TYPE,
+                "config": {"mediaType": OCI_IMAGE_CONFIG_MEDIA_TYPE, "digest": _digest(config),
+                           "size": len(config)},
+                "layers": [{"mediaType": OCI_LAYER_MEDIA_TYPE, "digest": _digest(layer), "size": len(layer)}],
+            }).encode()
+            r = pusher.session.put(f"{pusher.base}/v2/{repository}/manifests/{tag}", data=manifest,
+                                   headers={"Content-Type": OCI_MANIFEST_MEDIA_TYPE}, timeout=pusher.timeout)
+            _expect(r, 201, f"push image manifest {repository}:{tag}")
+            digests[tag] = r.headers.get("Docker-Content-Digest") or _digest(manifest)
+    finally:
+        pusher.close()
+    return digests

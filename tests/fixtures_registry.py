@@ -15,6 +15,10 @@ Fixtures (all session-scoped; they FAIL, never skip, when the registry cannot st
 
 In a settings file the same charts are ``registry: {url: f"{registry.url}/charts", insecure: true}``.
 
+- ``images``: container images pushed into ``registry`` (an OCI image manifest, a config blob
+  and a layer each): ``images/<name>`` for web, api, sidecar, worker and static, tagged
+  ``IMAGE_TAGS``.
+
 Tests that change what a repository holds push to a repository of their own (``push_chart``), so
 the shared ``charts`` stay as listed above.
 """
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import pytest
 
-from devtools.registry import LocalRegistry, RegistryStartError, push_chart
+from devtools.registry import LocalRegistry, RegistryStartError, push_chart, push_image
 from gitops.model import ChartLocation
 
 CHARTS = {
@@ -31,6 +35,8 @@ CHARTS = {
     "charts/cert-manager": ("v1.14.0", "v1.15.0"),
 }
 CHARTS_CREATED = "2024-05-01T12:00:00Z"
+IMAGES = ("web", "api", "sidecar", "worker", "static")
+IMAGE_TAGS = ("1.0.0", "1.1.0", "1.2.0", "main-3f2a9c1")
 
 
 def _started(directory, auth: bool) -> LocalRegistry:
@@ -70,3 +76,8 @@ def chart_location(registry):
     def location(chart: str) -> ChartLocation:
         return ChartLocation(registry.host, f"charts/{chart}", insecure=True)
     return location
+
+
+@pytest.fixture(scope="session")
+def images(registry) -> dict:
+    return {f"images/{name}": push_image(registry.host, f"images/{name}", IMAGE_TAGS) for name in IMAGES}

@@ -13,10 +13,12 @@ class FerryDeploy(BotPlugin):
         """Pin a chart version in one environment: `!deploy podinfo 6.5.3 to qa`
 
         Forms: `!deploy <app> <version> to <env>` or `!deploy <app>@<version> to <env>`.
-        The version must exist in the chart's registry. `--dry-run` shows the one-line diff and
+        The version must exist in the chart's registry. (An image tag: in the image's registry.)
+        They change what the app is tracked by (its chart version, or its image tag: `!versions`
+        says); `!deploy <app> chart|image|image:<container> <version> to <env>` names the part. `--dry-run` shows the one-line diff and
         pushes nothing; `--force` brings back a version that was rolled back from that environment.
         """
         req = grammar.parse_deploy(args)
         ferry = self.get_plugin("Ferry")
-        plan = ferry.gitops.plan_deploy(req.app, req.environment, req.version)
+        plan = ferry.gitops.plan_deploy(req.app, req.environment, req.version, req.part)
         yield from carry_out(ferry, plan, msg, req)

@@ -31,7 +31,8 @@ def say(outcome: Outcome, timeout_minutes: float = 10) -> str:
     """The reply for one outcome: in the command's thread, or in the environment's channel."""
     o, event, pending = outcome, outcome.event, outcome.pending
     version = (pending.version if pending else "") or (event.version if event else "")
-    what = f"`{o.app}` {version}".rstrip()
+    part = f" {pending.part}" if pending is not None and pending.part != "chart" else ""
+    what = f"`{o.app}`{part} {version}".rstrip()
     if o.kind == "live":
         late = " after all" if pending and pending.timed_out else ""
         return (f"{what} is live in {o.environment}{late}: Flux reports {event.reason}, "

@@ -14,10 +14,13 @@ USAGE = {
     "versions": "`!versions [<app> | <glob>] [--outdated] [--env <env>]` or `!versions <app> <env>`",
     "diff": "`!diff <envA> <envB>` or `!diff <app> <envA> <envB>`",
     "deploy": "`!deploy <app> <version> to <env>` or `!deploy <app>@<version> to <env>` "
-              "[--dry-run] [--force]",
+              "[--dry-run] [--force]; `!deploy <app> chart|image|image:<container> <version> to <env>` "
+              "names the part",
     "promote": "`!promote <app> [from <env>] to <env>` or `!promote <app>@<version> to <env>` "
-               "[--dry-run] [--force]",
-    "rollback": "`!rollback <app> on <env> [to <version>]` [--dry-run]",
+               "[--dry-run] [--force]; `!promote <app> chart|image|image:<container> to <env>` "
+               "names the part",
+    "rollback": "`!rollback <app> on <env> [to <version>]` [--dry-run]; "
+                "`!rollback <app> chart|image|image:<container> on <env>` names the part",
     "approve": "`!approve <change id>` (`!pending` lists them)",
     "reject": "`!reject <change id> [reason]`",
     "pending": "`!pending`",
@@ -27,6 +30,8 @@ USAGE = {
     "audit": "`!audit [<env>] [N]`",
 }
 _CHANGE_ID = re.compile(r"^[0-9a-fA-F]{6,16}$")
+# Which part of an app a command changes: its chart version, or the tag of (one container's) image.
+_PART = re.compile(r"^(chart|image(:[A-Za-z0-9][A-Za-z0-9_./-]{0,62})?)$", re.IGNORECASE)
 _FLAGS = {"--dry-run": "dry_run", "--force": "force"}
 MAX_AUDIT = 1000  # `!audit N`: a long list goes in a file (ferrychat.sizing); Git reads N commits
 
@@ -52,6 +57,22 @@ class Request:
     source: Optional[str] = None  # promote: the environment to take the version from
     dry_run: bool = False
     force: bool = False
+    part: Optional[str] = None  # "chart", "image", "image:<container>"; None: what the app is tracked by
+
+
+def part_word(word: str) -> Optional[str]:
+    """``chart``, ``image`` or ``image:<container>`` as the core names parts, else None."""
+    if not _PART.match(word):
+        return None
+    kind, sep, container = word.partition(":")
+    return kind.lower() + sep + container
+
+
+def _take_part(rest: list[str]) -> tuple[Optional[str], list[str]]:
+    """The part named right after the app (``<app> image:web …``), and the words after it."""
+    if len(rest) >= 2 and part_word(rest[1]) is not None:
+        return part_word(rest[1]), [rest[0]] + rest[2:]
+    return None, rest
 
 
 def words(command: str, args: str) -> tuple[list[str], dict]:
@@ -134,13 +155,17 @@ def parse_diff(args: str) -> list[str]:
 
 def parse_deploy(args: str) -> Request:
     rest, flags = words("deploy", args)
+    part, rest = _take_part(rest)
+    if part is not None and "@" in rest[0]:
+        raise usage_error("deploy", f"Give either `<app>@<version>` or `<app> {part} <version>`, not both.")
     app, version, rest = _app_and_version(rest, "deploy", version_word=True)
     env = _keyword(rest, "to", "deploy", "Say which environment: `to <env>`.")
-    return Request(app, env, version, **flags)
+    return Request(app, env, version, part=part, **flags)
 
 
 def parse_promote(args: str) -> Request:
     rest, flags = words("promote", args)
+    part, rest = _take_part(rest)
     app, version, rest = _app_and_version(rest, "promote", version_word=False)
     source = None
     if len(rest) >= 2 and rest[0].lower() == "from":
@@ -148,7 +173,7 @@ def parse_promote(args: str) -> Request:
     env = _keyword(rest, "to", "promote", "Say which environment to promote to: `to <env>`.")
     if source and version:
         raise usage_error("promote", "Give either `<app>@<version>` or `from <env>`, not both.")
-    return Request(app, env, version, source=source, **flags)
+    return Request(app, env, version, source=source, part=part, **flags)
 
 
 def parse_rollback(args: str) -> Request:
@@ -157,6 +182,7 @@ def parse_rollback(args: str) -> Request:
         raise usage_error("rollback", "`--force` does not apply to a rollback.")
     if not rest:
         raise usage_error("rollback", "Say which app to roll back.")
+    part, rest = _take_part(rest)
     app, rest = rest[0], rest[1:]
     if len(rest) < 2 or rest[0].lower() not in ("on", "in"):
         raise usage_error("rollback", "Say which environment: `on <env>`.")
@@ -166,7 +192,7 @@ def parse_rollback(args: str) -> Request:
         if len(rest) != 2 or rest[0].lower() != "to":
             raise usage_error("rollback", f"Unexpected `{shown(' '.join(rest))}`.")
         version = rest[1]
-    return Request(app, env, version, **flags)
+    return Request(app, env, version, part=part, **flags)
 
 
 def _app_and_version(rest: list[str], command: str, version_word: bool):

@@ -30,9 +30,10 @@ def versions(query: VersionsQuery, chosen: Selection, newest: dict, notes: Seque
         where = f" in {', '.join(envs)}" if query.column else ""
         what = f"No app{match}" + (" is behind" if query.outdated else " is deployed") + where + "."
         return "\n".join([what, *notes])
-    rows = render.overview_rows(chosen.pins, envs, newest, live_states, now, refused)
-    body = "\n".join([whole_table(render.overview_headers(envs), rows),
-                      render.overview_legend(refused, live_states)])
+    tracked = any(p.part != "chart" for p in chosen.pins)  # a `tracked by` column, as render.overview
+    rows = render.overview_rows(chosen.pins, envs, newest, live_states, now, refused, tracked)
+    body = "\n".join([whole_table(render.overview_headers(envs, tracked), rows),
+                      render.overview_legend(refused, live_states, tracked)])
     counts = [f"{len(chosen.behind_registry):,} behind the registry"]
     if chosen.behind_previous:
         counts.append(f"{len(chosen.behind_previous):,} behind the previous environment")

@@ -102,6 +102,8 @@ def live(pin: Optional[Pin], record: Optional[dict], now: float) -> str:
         return f"!{version} {what.get(record.get('reason'), 'failed')} {age}"
     if pin is None or pin.version is None or pin.is_range:
         return f"{version} live {age}"
+    if pin.part != "chart":  # Flux reports the chart's version: an image tag is not compared to it
+        return f"chart {version} live {age}"
     if same_version(pin.version, version):
         return f"live {age}"
     return f"≠{version} live {age}"
@@ -128,34 +130,45 @@ def overview(pins: Sequence[Pin], environments: Sequence[str], newest: dict, not
              label: str = "apps") -> str:
     """``live_states``: (app, env) -> the last Flux event recorded (``gitops.feedback.live_states``);
     ``refused``: the apps whose registry refused Ferry (their newest is "no access", not "?");
-    ``label``: what the rows are ("outdated apps matching `team-a-*`")."""
-    rows = overview_rows(pins, environments, newest, live_states, now, refused)
+    ``label``: what the rows are ("outdated apps matching `team-a-*`"). A `tracked by` column is
+    added as soon as one app is tracked by an image tag rather than its chart."""
+    by_image = any(p.part != "chart" for p in pins)
+    rows = overview_rows(pins, environments, newest, live_states, now, refused, tracked=by_image)
     text = (f"{len(rows)} {label} across {', '.join(environments)}:\n"
-            + table(overview_headers(environments), rows, more="apps (use `!versions <app>`)"))
-    return "\n".join([text, overview_legend(refused, live_states), *notes])
+            + table(overview_headers(environments, tracked=by_image), rows,
+                    more="apps (use `!versions <app>`)"))
+    return "\n".join([text, overview_legend(refused, live_states, tracked=by_image), *notes])
 
 
-def overview_headers(environments: Sequence[str]) -> list:
-    return ["app", *environments, "newest"]
+def overview_headers(environments: Sequence[str], tracked: bool = False) -> list:
+    return ["app", *environments, "newest", *(["tracked by"] if tracked else [])]
 
 
 def overview_rows(pins: Sequence[Pin], environments: Sequence[str], newest: dict,
-                  live_states: Optional[dict] = None, now: float = 0.0, refused: Sequence[str] = ()) -> list:
-    """One row per app (sorted): its cell in each environment, then the registry's newest."""
+                  live_states: Optional[dict] = None, now: float = 0.0, refused: Sequence[str] = (),
+                  tracked: bool = False) -> list:
+    """One row per app (sorted): its cell in each environment, then the registry's newest (and,
+    with ``tracked``, the part of the app its pins are: `chart`, `image`, `image:<container>`)."""
     apps = sorted({p.app for p in pins})
     by_key = {(p.app, p.environment): p for p in pins}
+    parts = {p.app: p.part for p in pins}
     live_states = live_states or {}
     rows = []
     for app in apps:
         cells = [" ".join(filter(None, [pinned(by_key.get((app, e)), newest.get(app)),
                                         live(by_key.get((app, e)), live_states.get((app, e)), now)]))
                  for e in environments]
-        rows.append([app, *cells, newest.get(app) or ("no access" if app in refused else "?")])
+        rows.append([app, *cells, newest.get(app) or ("no access" if app in refused else "?"),
+                     *([parts[app]] if tracked else [])])
     return rows
 
 
-def overview_legend(refused: Sequence[str] = (), live_states: Optional[dict] = None) -> str:
+def overview_legend(refused: Sequence[str] = (), live_states: Optional[dict] = None,
+                    tracked: bool = False) -> str:
     legend = "`*` newer in the registry, `~` a range, `-` not deployed there."
+    if tracked:
+        legend += (" `tracked by`: what `!deploy <app> <version>` changes, the chart version or an "
+                   "image tag (`!versions <app>` shows both).")
     if refused:
         legend += " `no access`: the registry refused Ferry that chart (see below)."
     if live_states:
@@ -168,19 +181,27 @@ def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], not
     head = newest[0].version if newest else None
     live_states = live_states or {}
     rows, failing = [], []
+    with_parts = any(p.part != "chart" for p in pins)
     for p in pins:
         where = p.location.file if p.location else p.release_file
         shared = f" (shared: {', '.join(p.shared_with)})" if len(p.shared_with) > 1 else ""
         record = live_states.get((p.app, p.environment))
         cells = [live(p, record, now) or "-"] if live_states else []
-        rows.append([p.environment, pinned(p, head), *cells, where + shared])
+        part = [_part_cell(p, pins)] if with_parts else []
+        rows.append([p.environment, *part, pinned(p, head if p.part == "chart" else None), *cells,
+                     where + shared])
         if record and record.get("state") == "failed":
             message = (record.get("message") or "").strip().splitlines()[:1]
             failing.append(f"{p.environment}: Flux reports {record.get('reason')}"
                            + (f": {message[0][:200]}" if message else "") + ".")
-    headers = ["env", "version", *(["live"] if live_states else []), "pinned in"]
-    parts = [f"`{app}` runs in {len(pins)} environment(s):", table(headers, rows), *failing,
+    headers = ["env", *(["pins"] if with_parts else []), "version", *(["live"] if live_states else []),
+               "pinned in"]
+    envs = list(dict.fromkeys(p.environment for p in pins))
+    parts = [f"`{app}` runs in {len(envs)} environment(s):", table(headers, rows), *failing,
              *_pin_notes(pins)]
+    if with_parts:
+        parts.append("`*` marks what the app is tracked by (`!deploy <app> <version>` changes it); "
+                     "`!deploy <app> chart|image[:<container>] <version> to <env>` changes the others.")
     if live_states:
         parts.append(LIVE_LEGEND)
     if newest:
@@ -191,16 +212,25 @@ def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], not
     return "\n".join(parts)
 
 
+def _part_cell(pin: Pin, pins: Sequence[Pin]) -> str:
+    """The part a row pins, ``*`` on the one the app is tracked by (the first of its environment),
+    with the image repository for an image tag."""
+    first = next(p for p in pins if p.environment == pin.environment)
+    mark = "*" if first is pin else ""
+    return pin.part + mark + (f" ({pin.chart})" if pin.part != "chart" else "")
+
+
 def _pin_notes(pins: Sequence[Pin]) -> list:
     """Where a version comes from when it is not the release's own field, and who else reads it."""
     notes = []
     for p in pins:
+        what = "" if p.part == "chart" else f" {p.part}"
         if p.origin:
-            notes.append(f"{p.environment}: the version is {p.origin}.")
+            notes.append(f"{p.environment}{what}: the version is {p.origin}.")
         if p.unknown or p.refusal:
-            notes.append(f"{p.environment}: Ferry cannot change it with one line: {p.refusal}.")
+            notes.append(f"{p.environment}{what}: Ferry cannot change it with one line: {p.refusal}.")
         if p.shared_by:
-            notes.append(f"{p.environment}: the pin is shared with {', '.join(p.shared_by)}.")
+            notes.append(f"{p.environment}{what}: the pin is shared with {', '.join(p.shared_by)}.")
     return notes
 
 
@@ -235,22 +265,25 @@ def intent(plan: Plan) -> str:
     """What a changing command is about to do, said before it does it."""
     verb = {"deploy": "Deploying", "promote": "Promoting", "rollback": "Rolling back"}[plan.action]
     origin = f" from {plan.source_environment}" if plan.source_environment else ""
-    return f"{verb} `{plan.app}` {plan.old or 'unpinned'} → {plan.new}{origin} in {plan.environment}…"
+    if plan.also:
+        moving = [f"{p.part} {p.version or 'unpinned'} → {new}" for p, new in plan.edits if p.version != new]
+        return f"{verb} `{plan.app}` ({', '.join(moving)}){origin} in {plan.environment}…"
+    return f"{verb} `{plan.app}`{_part(plan.part)} {plan.old or 'unpinned'} → {plan.new}{origin} in {plan.environment}…"
 
 
 def change(c: Change) -> str:
     """The result of a change: old → new first, then the commit and the file."""
     if c.noop:
-        return f"`{c.app}` is already at {c.new} in {c.environment}: nothing to change."
+        return f"`{c.app}`{_part(c.part)} is already at {c.new} in {c.environment}: nothing to change."
     if c.pending is not None:
         return pending(c.pending, new=True)
     verb = {"deploy": "Deployed", "promote": "Promoted", "rollback": "Rolled back"}[c.action]
-    head = f"{verb} `{c.app}` {c.old or 'unpinned'} → {c.new} in {c.environment}"
+    head = f"{verb} `{c.app}`{_part(c.part)} {c.old or 'unpinned'} → {c.new} in {c.environment}"
     if c.source_environment:
         head += f" (from {c.source_environment})"
     lines = []
     if c.dry_run:
-        lines.append(f"Dry run, nothing pushed: {c.action} `{c.app}` {c.old} → {c.new} "
+        lines.append(f"Dry run, nothing pushed: {c.action} `{c.app}`{_part(c.part)} {c.old} → {c.new} "
                      f"in {c.environment} would change `{c.file}`:")
         lines.append(f"```\n{c.diff.rstrip()}\n```")
     else:
@@ -258,12 +291,20 @@ def change(c: Change) -> str:
         link = commit_url(c.commit.remote, c.commit.sha) if c.commit else ""
         link = f" {link}" if link else ""
         lines.append(f"{head}: commit {commit}{link}, file `{c.file}`.")
+    if c.moves:
+        moved = [f"{part} {old or 'unpinned'} → {new}" for part, old, new in c.moves if old != new]
+        lines.append(f"Moves {len(moved)} part(s) in one commit: " + ", ".join(moved) + ".")
     if c.replaced_range:
         lines.append(f"The range `{c.old}` is now the exact version {c.new}.")
     if c.between:
         lines.append(f"Brings {len(c.between)} version(s): {', '.join(c.between[:10])}"
                      + (" …" if len(c.between) > 10 else "") + ".")
     return "\n".join(lines)
+
+
+def _part(part: str) -> str:
+    """`` image:api`` after an app's name when a change is about an image tag, not the chart."""
+    return "" if part == "chart" else f" {part}"
 
 
 def values_diff(pin_a: Pin, pin_b: Pin, diff: str) -> str:

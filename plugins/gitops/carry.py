@@ -53,6 +53,10 @@ def carry_forward(pins: tuple, changes: dict) -> Optional[tuple]:
                 value = _inner_value(_at(old_docs, pin.location), written, pin.location.inner)
             if not isinstance(value, str):
                 return None
+            if pin.written_prefix:  # an image tag inside `repo:tag`: the repository must stay
+                if not value.startswith(pin.written_prefix):
+                    return None
+                value = value[len(pin.written_prefix):]
             if pin.kind == "substitute" and pin.shared_by and value != pin.version:
                 return None  # the variable feeds more than versions: names, values, …
             versions[pin.location] = value

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, MutableMapping, Optional
 
-from . import discovery, editing, planning, policy, writing
+from . import discovery, editing, images, planning, policy, writing
 from . import guard as held
 from . import trailers
 from .errors import (ApprovalRefused, FerryError, NoRegistry, NotAllowed, NotEditable,
@@ -75,12 +75,18 @@ class GitOps:
         """Every pin of every environment at the remote's newest commits."""
         return self._pins.inventory(refresh)
 
-    def pin(self, app: str, environment: str, inventory: Optional[Inventory] = None) -> Pin:
-        """The pin of ``app`` in ``environment``; names are matched case-insensitively."""
+    def pin(self, app: str, environment: str, inventory: Optional[Inventory] = None,
+            part: Optional[str] = None) -> Pin:
+        """The pin of ``app`` in ``environment`` (the one it is tracked by, or ``part``); names
+        are matched case-insensitively."""
         env = self.settings.environment(environment)
-        return find(inventory or self.inventory(), app, env.name)
+        return find(inventory or self.inventory(), app, env.name, part)
 
     def location(self, pin: Pin) -> ChartLocation:
+        if pin.source is None and pin.is_image:
+            raise NoRegistry(
+                f"Ferry cannot tell which registry holds the image of `{pin.label}` in {pin.environment}: "
+                f"write its repository next to the tag (`image.repository`) in `{pin.release_file}`.")
         if pin.source is None:
             where = f" (its source is {pin.source_url})" if pin.source_url else ""
             raise NoRegistry(
@@ -88,9 +94,11 @@ class GitOps:
                 f"`apps.{pin.app}.registry` in the settings.")
         return pin.source
 
-    def history(self, app: str, environment: str, limit: int = 500) -> list[HistoryEntry]:
-        """Every version ``app`` had in ``environment``, newest first, from Git."""
-        pin = self.pin(app, environment)
+    def history(self, app: str, environment: str, limit: int = 500,
+                part: Optional[str] = None) -> list[HistoryEntry]:
+        """Every version ``app`` (its tracked pin, or ``part``) had in ``environment``, newest
+        first, from Git."""
+        pin = self.pin(app, environment, part=part)
         if pin.location is None:
             return []
         ws = self._workspace(pin.environment)
@@ -98,6 +106,7 @@ class GitOps:
         revisions = ws.file_history(pin.location.file, ws.head(refresh=False), limit=limit)
         for rev in reversed(revisions):  # oldest first: keep the commit where each version began
             version = editing.read_version(rev.text, pin.location) if rev.text is not None else None
+            version = images.read_tag(pin, version)
             if version is None or (entries and entries[-1].version == version):
                 continue
             entries.append(HistoryEntry(version, rev.sha, rev.author_name, rev.author_email, rev.when,
@@ -134,16 +143,20 @@ class GitOps:
         inventory = self.inventory()
         name = app_name(app, inventory)
         pins = [p for p in inventory.pins if p.app == name]
+        parts = [q for p in pins for q in inventory.parts(name, p.environment)]
         try:
-            location = self.location(pins[0])
+            charts = [p for p in parts if not p.is_image]
+            if not charts:
+                return parts, [], ""
+            location = self.location(charts[0])
             available = self.registry.versions(location)
             tags = list(available.releases[:count])
             newest_pre = available.prereleases[:1]
             if newest_pre and (not tags or parse(newest_pre[0]) > parse(tags[0])):
                 tags.insert(0, newest_pre[0])  # a release candidate ahead of the releases is news
-            return pins, [self.registry.chart_info(location, t) for t in tags], ""
+            return parts, [self.registry.chart_info(location, t) for t in tags], ""
         except (NoRegistry, RegistryUnavailable, RegistryUnauthorized) as e:
-            return pins, [], str(e)
+            return parts, [], str(e)
 
     def environment_diff(self, env_a: str, env_b: str) -> list[tuple[str, str, str]]:
         """Apps whose pinned versions differ between two environments: (app, in A, in B)."""
@@ -176,20 +189,27 @@ class GitOps:
 
     # ---- changing --------------------------------------------------------------------------
 
-    def plan_deploy(self, app: str, environment: str, version: str) -> Plan:
-        return planning.deploy_plan(self.pin(app, environment), version, self.registry)
+    def plan_deploy(self, app: str, environment: str, version: str, part: Optional[str] = None) -> Plan:
+        """``part``: "chart", "image" or "image:<container>"; None: what the app is tracked by."""
+        return planning.deploy_plan(self.pin(app, environment, part=part), version, self.registry)
 
     def plan_promotion(self, app: str, to_environment: str, from_environment: Optional[str] = None,
-                       version: Optional[str] = None) -> Plan:
+                       version: Optional[str] = None, part: Optional[str] = None) -> Plan:
         """The version of the environment before ``to_environment`` (or of ``from_environment``,
         or ``version``), refused when it would skip a stage."""
         return planning.promotion_plan(self.settings, app, to_environment, from_environment, version,
-                                       self.inventory, self.registry)
+                                       self.inventory, self.registry, part)
 
-    def plan_rollback(self, app: str, environment: str, to: Optional[str] = None) -> Plan:
+    def plan_rollback(self, app: str, environment: str, to: Optional[str] = None,
+                      part: Optional[str] = None) -> Plan:
         """The previous distinct version in history, or ``to`` if the environment ran it before."""
-        pin = self.pin(app, environment)
-        return planning.rollback_plan(pin, self.history(pin.app, pin.environment), to)
+        inventory = self.inventory()
+        pin = self.pin(app, environment, inventory, part=part)
+        history = self.history(pin.app, pin.environment, part=pin.part)
+        plan = planning.rollback_plan(pin, history, to)
+        if part is None and to is None and history:
+            plan = replace(plan, also=self._moved_with(pin, inventory, history[0].commit))
+        return plan
 
     def check(self, plan: Plan, requester: Requester, force: bool = False,
               admin: bool = False) -> policy.Decision:
@@ -218,8 +238,15 @@ class GitOps:
         its diff was made from. The change is claimed once: a concurrent reject or a second
         approval is told it is already being applied."""
         waiting = self.guard.waiting(change_id)
-        pin = self.pin(waiting.app, waiting.environment)
-        plan = Plan(waiting.action, pin, waiting.new, waiting.source_environment)
+        inventory = self.inventory()
+        pin = self.pin(waiting.app, waiting.environment, inventory, part=waiting.part)
+        also = []
+        for part, old, new in waiting.also:  # every other part must still be where it was asked
+            other = self.pin(waiting.app, waiting.environment, inventory, part=part)
+            if other.version != old:
+                self._pin_moved(waiting, f"{part} {other.version}")
+            also.append((other, new))
+        plan = Plan(waiting.action, pin, waiting.new, waiting.source_environment, tuple(also))
         decision = self._decide(plan, approver, requested_by=waiting.requester.id,
                                 overridden=waiting.forced)
         if pin.version != waiting.old:
@@ -316,9 +343,14 @@ class GitOps:
 
     def _check_state(self, plan: Plan, decision: policy.Decision) -> policy.Decision:
         """What the repository, the decision's blockers and the registry allow now."""
-        planning.require_editable(plan.pin)
+        for pin, _ in plan.edits:
+            planning.require_editable(pin)
         decision.require()
-        self.registry.require(self.location(plan.pin), plan.new, plan.pin.chart)
+        for pin, new in plan.edits:  # every part in its registry before anything is written
+            if pin.is_image:
+                self.registry.require_image(self.location(pin), new)
+            else:
+                self.registry.require(self.location(pin), new, pin.chart)
         return decision
 
     def _propose(self, plan: Plan, requester: Requester, forced: tuple) -> Change:
@@ -328,7 +360,8 @@ class GitOps:
             env.policy.approval_minutes, env.policy.max_waiting, action=plan.action, app=plan.app,
             environment=env.name, old=plan.old, new=plan.new, file=preview.file, diff=preview.diff,
             requester=requester, source_environment=plan.source_environment,
-            approvers=env.policy.may_approve(plan.action), forced=forced)
+            approvers=env.policy.may_approve(plan.action), forced=forced, part=plan.part,
+            also=tuple((p.part, p.version, new) for p, new in plan.also))
         return replace(preview, dry_run=False, pending=waiting)
 
     def _write(self, plan: Plan, requester: Requester, dry_run: bool, forced: tuple = (),
@@ -339,30 +372,58 @@ class GitOps:
         between_versions = ()
         if action == "promote" and pin.version and not pin.is_range:
             between_versions = tuple(between(pin.version, version, self.registry.versions(location)))
+        moves = tuple((p.part, p.version, new) for p, new in plan.edits) if plan.also else ()
         base = dict(action=action, app=pin.app, environment=pin.environment, file=pin.location.file,
-                    source_environment=source_environment, between=between_versions, dry_run=dry_run)
+                    source_environment=source_environment, between=between_versions, dry_run=dry_run,
+                    part=pin.part, moves=moves)
         if plan.noop:
             return Change(old=pin.version, new=version, diff="", noop=True, **base)
 
         ws = self._workspace(pin.environment)
         if dry_run:
             tree = ws.tree(ws.head(refresh=False))
-            old_text = tree.read(pin.location.file)
-            new_text = editing.set_version(old_text, pin.location, version)
-            return Change(old=pin.version, new=version, replaced_range=pin.is_range,
-                          diff=editing.unified_diff(pin.location.file, old_text, new_text), **base)
+            texts: dict = {}
+            for p, new in plan.edits:
+                if p.version != new or p.is_range:
+                    path = p.location.file
+                    texts[path] = editing.set_version(texts.get(path) or tree.read(path), p.location,
+                                                      images.written(p, new))
+            diff = "".join(editing.unified_diff(path, tree.read(path), text) for path, text in texts.items())
+            return Change(old=pin.version, new=version, replaced_range=pin.is_range, diff=diff, **base)
 
         written = writing.push(ws, plan, requester, self._pins_at(pin.environment), forced=forced,
                                approver=approver, expect=expect)
         now = written.pin
         if written.sha is None:
             return Change(old=now.version, new=version, diff="", noop=True, **base)
-        self._pins.derive(self._repo(pin.environment), written.base, written.sha, now, version)
+        self._pins.derive(self._repo(pin.environment), written.base, written.sha, written.moved)
         self.guard.forget_rollback(pin.environment, pin.app, version)
         if action == "rollback" and now.version:
             self.guard.remember_rollback(pin.environment, pin.app, now.version, requester)
         return Change(old=now.version, new=version, replaced_range=now.is_range, diff=written.diff,
                       commit=Commit(written.sha, ws.public_url), **base)
+
+    def _moved_with(self, pin: Pin, inventory: Inventory, commit: str) -> tuple:
+        """The app's other parts that ``commit`` (where ``pin``'s version began) moved too and that
+        still hold what it wrote: a rollback of the app restores them with it, as one whole."""
+        ws = self._workspace(pin.environment)
+        at, before = ws.tree(commit), ws.tree(f"{commit}^")
+
+        def value(tree, other):
+            try:
+                text = tree.read(other.location.file)
+            except (KeyError, OSError, ValueError):
+                return None
+            return images.read_tag(other, editing.read_version(text, other.location))
+
+        also = []
+        for other in inventory.parts(pin.app, pin.environment):
+            if other.part == pin.part or other.location is None or other.shared or other.refusal:
+                continue
+            then, prior = value(at, other), value(before, other)
+            if prior and then != prior and other.version == then:
+                also.append((other, prior))
+        return tuple(also)
 
     def _pins_at(self, environment: str) -> Callable:
         repo = self._repo(environment)

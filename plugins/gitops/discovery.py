@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 from urllib.parse import urlsplit
 
-from . import flux, sharing, substitution
+from . import flux, images, sharing, substitution
 from .helmvalues import release_values_text
 from .kustomize import Build, Resource, TreeIndex, ScopeIds
 from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree, dig
@@ -59,16 +59,25 @@ class _Release:
     source_kind: str  # the Flux source kind the chart comes from
     values_files: tuple
     values_unknown: str = ""
+    image_reader: Optional[tuple] = None  # (unit, resource) to read image tags from
+
+
+def _release_images(tree: FileTree, pin: Pin, unit: flux.Unit, res: Resource, settings: Settings) -> list:
+    doc, patches = unit.document(res)
+    return images.release_images(pin, res, doc, tree,
+                                 lambda path: _version(unit, res, doc, patches, path, "helmrelease"),
+                                 settings)
 
 
 def discover(tree: FileTree, settings: Settings,
              environments: Optional[Iterable] = None, *, warnings: Optional[list] = None,
-             cache: Optional[DocumentCache] = None) -> tuple:
+             cache: Optional[DocumentCache] = None, with_images: bool = False) -> tuple:
     """The pins of ``environments`` (default: all of them) found in ``tree``.
 
     Environments may be ``EnvironmentSettings`` or names; pass those whose repository ``tree`` is.
     What discovery cannot follow (broken YAML, missing files, Kustomizations of other sources)
-    is appended to ``warnings`` as ``Problem`` objects.
+    is appended to ``warnings`` as ``Problem`` objects. ``with_images``: the image tags the
+    releases' values and the kustomizations' ``images:`` pin too (``images``), as more pins.
     """
     envs = _environments(settings, environments)
     problems = [] if warnings is None else warnings
@@ -89,8 +98,11 @@ def discover(tree: FileTree, settings: Settings,
         built.append((env, units))
 
     sources = _Sources(finder, built)
-    releases = []
+    releases, found_images = [], []
     for env, units in built:
+        if with_images:
+            for unit in units:
+                found_images.extend(images.kustomize_images(env.name, unit, index, cache, tree, settings))
         seen = set()
         for unit in units:
             for res in unit.build.resources:
@@ -110,13 +122,22 @@ def discover(tree: FileTree, settings: Settings,
                     continue
                 seen.add((release.namespace, release.name))
                 releases.append(release)
+                if with_images:
+                    release.image_reader = (unit, res)
         if not seen:
             problems.append(Problem(env.name, ", ".join(env.paths), "no HelmRelease found there."))
     for problem in problems:
         log.debug("discovery: %s", problem)
     pins = [_pin(r, settings) for r in releases]
-    pins = sharing.variable_uses(pins, [r.found.variable for r in releases],
-                                 [u for _, units in built for u in units], tree)
+    variables = [r.found.variable for r in releases]
+    for release, pin in zip(releases, list(pins)):
+        if release.image_reader is not None:
+            found_images.extend(_release_images(tree, pin, *release.image_reader, settings))
+    pins += [p for p, _ in found_images]
+    # An image tag's variable is not a version site of its own: a variable that is also an image
+    # tag stays "used elsewhere" for the chart pin, and the two share one line (sharing.finish).
+    variables += [None for _ in found_images]
+    pins = sharing.variable_uses(pins, variables, [u for _, units in built for u in units], tree)
     return sharing.finish(qualify_clashes(pins), [e.name for e in settings.environments])
 
 

@@ -103,6 +103,14 @@ class VersionNotFound(FerryError):
         self.version = version
 
 
+class ImageTagNotFound(VersionNotFound):
+    def __init__(self, image: str, tag: str, nearest_tags: Iterable[str]):
+        close = list(nearest_tags)
+        hint = f" Nearest: {', '.join(close)}." if close else " The registry holds no tag of it."
+        FerryError.__init__(self, f"Image `{image}` has no tag `{tag}` in its registry.{hint}")
+        self.version = tag
+
+
 class SharedPin(FerryError):
     def __init__(self, file: str, environments: Iterable[str], target: str, readers: Iterable[str] = ()):
         envs = ", ".join(environments)

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping, Optional
 
 from .errors import BadSignature, MalformedEvent, ReplayedEvent, StaleEvent, Unsigned
-from .model import ReplyTarget, WaitingDeploy
+from .model import CHART, ReplyTarget, WaitingDeploy
 from .versions import same_version
 
 MAX_BODY = 256 * 1024  # bytes; Flux events are a few kilobytes, Helm errors included
@@ -88,6 +88,9 @@ class FluxEvent:
     revision: str  # metadata …/revision as sent: "6.6.1+0cc9a8446c95", "" when absent
     timestamp: datetime  # aware, UTC
     controller: str = ""  # reportingController
+    # metadata …/token: helm-controller's checksum of the release's values (fluxcd/helm-controller
+    # #695), which changes when an image tag in them does while the chart revision stays.
+    token: str = ""
 
     @property
     def version(self) -> str:
@@ -133,6 +136,7 @@ def parse_event(body: bytes) -> FluxEvent:
     if not isinstance(metadata, dict):
         raise MalformedEvent("`metadata` is not a mapping.")
     revision = _revision(metadata)
+    token = _revision(metadata, "token")
     stamp = _text(raw, "timestamp", "timestamp")
     try:
         when = datetime.fromisoformat(stamp.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -142,7 +146,7 @@ def parse_event(body: bytes) -> FluxEvent:
         raise MalformedEvent("`timestamp` has no time zone.")
     controller = _text(raw, "reportingController", "reportingController", required=False)
     return FluxEvent(kind, name, namespace, reason, severity, message[:MAX_MESSAGE], revision,
-                     when.astimezone(timezone.utc), controller)
+                     when.astimezone(timezone.utc), controller, token)
 
 
 def _text(raw: Mapping, key: str, where: str, required: bool = True) -> str:
@@ -158,10 +162,11 @@ def _text(raw: Mapping, key: str, where: str, required: bool = True) -> str:
     return value
 
 
-def _revision(metadata: Mapping) -> str:
-    """``helm.toolkit.fluxcd.io/revision`` (any controller group's ``…/revision``, or ``revision``)."""
-    candidates = [k for k in metadata if isinstance(k, str) and (k == "revision" or k.endswith("/revision"))]
-    candidates.sort(key=lambda k: (k != "helm.toolkit.fluxcd.io/revision", k))
+def _revision(metadata: Mapping, key: str = "revision") -> str:
+    """``helm.toolkit.fluxcd.io/revision`` (any controller group's ``…/revision``, or ``revision``);
+    the same for ``token``."""
+    candidates = [k for k in metadata if isinstance(k, str) and (k == key or k.endswith(f"/{key}"))]
+    candidates.sort(key=lambda k: (k != f"helm.toolkit.fluxcd.io/{key}", k))
     for key in candidates:
         value = metadata[key]
         if isinstance(value, str) and value.strip() and len(value) <= 256:
@@ -235,7 +240,8 @@ def live_record(event: FluxEvent, app: str, environment: str, received: datetime
     if event.outcome not in ("live", "failed"):
         return None
     return {"app": app, "environment": environment, "state": event.outcome,
-            "version": event.version, "revision": event.revision, "reason": event.reason,
+            "version": event.version, "revision": event.revision, "token": event.token,
+            "reason": event.reason,
             "message": event.message, "at": _iso(event.timestamp), "received": _iso(received)}
 
 
@@ -271,10 +277,22 @@ class Outcome:
     by: Optional[WaitingDeploy] = None  # superseded: the newer pending change
 
 
-def pending_record(change, requester: str, target: ReplyTarget, pushed_at: float) -> WaitingDeploy:
-    """A pushed change waiting for Flux."""
+def pending_record(change, requester: str, target: ReplyTarget, pushed_at: float,
+                   live: Optional[Mapping] = None) -> WaitingDeploy:
+    """A pushed change waiting for Flux; ``live``: the release's live record before the push."""
+    token = str((live or {}).get("token") or "") if change.part != CHART else ""
     return WaitingDeploy(change.app, change.environment, change.action, change.old or "", change.new,
-                         change.commit.sha if change.commit else "", requester, target, pushed_at)
+                         change.commit.sha if change.commit else "", requester, target, pushed_at,
+                         part=change.part, token=token)
+
+
+def settles_image(event: FluxEvent, pending: WaitingDeploy) -> bool:
+    """Whether a release's event reports on an image tag pushed by ``pending``. Flux's event
+    names the chart revision, which an image tag does not change: the event must come after the
+    push, and, when helm-controller sent the values token before and now, with other values."""
+    if event.timestamp.timestamp() < pending.pushed_at:
+        return False
+    return not (pending.token and event.token and event.token == pending.token)
 
 
 def decide(event: FluxEvent, app: str, environment: str, pending: Optional[WaitingDeploy],
@@ -288,7 +306,11 @@ def decide(event: FluxEvent, app: str, environment: str, pending: Optional[Waiti
     this event) already had that version live (a test passing after the upgrade it followed);
     progress events say nothing."""
     outcome = event.outcome
-    if pending is not None:
+    if pending is not None and pending.part != CHART:
+        elapsed = max(0.0, now - pending.pushed_at)
+        if outcome in ("live", "failed") and settles_image(event, pending):
+            return Outcome(outcome, app, environment, pending, event, elapsed), True
+    elif pending is not None:
         elapsed = max(0.0, now - pending.pushed_at)
         at_version = bool(event.version) and same_version(event.version, pending.version)
         if outcome == "live" and at_version:

@@ -159,7 +159,8 @@ class Feedback:
             return None
         now = self.clock()
         key = events.pending_key(change.environment, change.app)
-        record = events.pending_record(change, requester, target, now)
+        record = events.pending_record(change, requester, target, now,
+                                       self._get(events.live_key(change.environment, change.app)))
         with self._lock:
             older = self._waiting(key)
             self.memory[key] = asdict(record)

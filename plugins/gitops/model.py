@@ -7,6 +7,8 @@ from typing import Optional
 # A path to one scalar inside a YAML document: mapping keys and sequence indexes.
 FieldPath = tuple  # tuple[str | int, ...]
 
+CHART = "chart"  # Pin.part of a chart version; image tags are "image" or "image:<container>"
+
 
 @dataclass(frozen=True)
 class ChartLocation:
@@ -99,10 +101,23 @@ class Pin:
     refusal: str = ""  # why no one line can change it, when none can ("a digest", …)
     unknown: bool = False  # Ferry cannot know the version Flux applies (a Secret, an expression)
     values_unknown: str = ""  # why Ferry cannot replay the Helm values Flux gives it, when it cannot
+    # Which part of the app this line pins: "chart" (its chart version), "image" (its one image's
+    # tag) or "image:<container>" (the tag of one container's image, when it names several).
+    part: str = CHART
+    written_prefix: str = ""  # an image tag inside `repo:tag`: the text before the tag on that line
 
     @property
     def shared(self) -> bool:
         return len(self.shared_with) > 1 or bool(self.shared_by)
+
+    @property
+    def is_image(self) -> bool:
+        return self.part != CHART
+
+    @property
+    def label(self) -> str:
+        """The app, with the part when it is not the chart: ``web`` or ``web image:api``."""
+        return self.app if self.part == CHART else f"{self.app} {self.part}"
 
 
 @dataclass(frozen=True)
@@ -110,8 +125,13 @@ class Inventory:
     """Every pin of every environment at one commit."""
 
     commit: str
-    pins: tuple  # tuple[Pin, ...], ordered by environment order then app name
+    pins: tuple  # tuple[Pin, ...]: the pin each app is tracked by, ordered by environment then app
     problems: tuple = ()  # tuple[Problem, ...]: what discovery could not follow
+    others: tuple = ()  # tuple[Pin, ...]: the apps' other parts (chart or image tags not tracked)
+
+    def parts(self, app: str, environment: str) -> list:
+        """Every pin of ``app`` in ``environment``: the tracked one first."""
+        return [p for p in self.pins + self.others if p.app == app and p.environment == environment]
 
     def apps(self) -> list[str]:
         return sorted({p.app for p in self.pins})
@@ -207,6 +227,8 @@ class Change:
     replaced_range: bool = False  # the old text was a range, now an exact version
     commit: Optional[Commit] = None
     source_environment: str = ""  # for a promotion
+    part: str = CHART  # what the line pins: the chart version or an image tag (Pin.part)
+    moves: tuple = ()  # several parts in one commit: ((part, old, new), ...), the app's tracked one first
     between: tuple = field(default=())  # registry versions between old and new (promotion)
     pending: Optional["PendingChange"] = None  # waiting for a second person's approval
 
@@ -219,10 +241,21 @@ class Plan:
     pin: Pin
     new: str
     source_environment: str = ""
+    # The app's other parts moved in the same commit (a whole-app promotion): ((Pin, new), ...).
+    also: tuple = ()
+
+    @property
+    def edits(self) -> tuple:
+        """Every (pin, new value) of the change, ``pin`` first."""
+        return ((self.pin, self.new),) + tuple(self.also)
 
     @property
     def app(self) -> str:
         return self.pin.app
+
+    @property
+    def part(self) -> str:
+        return self.pin.part
 
     @property
     def environment(self) -> str:
@@ -234,8 +267,8 @@ class Plan:
 
     @property
     def noop(self) -> bool:
-        """The exact version asked for is already pinned."""
-        return self.pin.version == self.new and not self.pin.is_range
+        """The exact version asked for is already pinned (every part's, for several)."""
+        return all(pin.version == new and not pin.is_range for pin, new in self.edits)
 
 
 @dataclass(frozen=True)
@@ -262,6 +295,8 @@ class WaitingDeploy:
     target: ReplyTarget
     pushed_at: float  # epoch seconds
     timed_out: bool = False
+    part: str = CHART  # an image tag's change is settled by the release's event after the push
+    token: str = ""  # the release's values token (Flux's event metadata) live before the push, if known
 
 
 @dataclass(frozen=True)
@@ -318,6 +353,8 @@ class PendingChange:
     forced: tuple = ()  # tuple[Blocker, ...]: what --force overrode when it was asked, in the commit
     state: str = "waiting"  # "applying", "applied", "rejected", "expired", "dropped": claimed once
     settled_by: str = ""  # who took it out of "waiting" (or why, for "dropped")
+    part: str = CHART  # the part of the app the diff pins (Pin.part)
+    also: tuple = ()  # the other parts the diff moves: ((part, old, new), ...)
 
 
 @dataclass(frozen=True)

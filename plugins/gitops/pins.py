@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from typing import Mapping
+from typing import Mapping, Optional
 
-from . import carry, discovery
-from .errors import UnknownApp
-from .model import Inventory, Pin
+from . import carry, discovery, images
+from .errors import UnknownApp, UsageError
+from .model import CHART, Inventory, Pin
 from .settings import RepoSettings, Settings
 from .workspace import Workspace
 
@@ -41,7 +41,8 @@ class PinCache:
                 problems.extend(self._problems.get(repo, ()))
         order = {name: i for i, name in enumerate(self.settings.environment_names)}
         pins.sort(key=lambda p: (order[p.environment], p.app))
-        return Inventory("+".join(commits), tuple(pins), tuple(problems))
+        tracked, others = images.split(pins, self.settings)
+        return Inventory("+".join(commits), tracked, tuple(problems), others)
 
     def at(self, repo: RepoSettings, commit: str, tree=None) -> tuple:
         """The pins of ``repo`` at ``commit`` (``tree``: that commit's tree, when in hand)."""
@@ -61,21 +62,23 @@ class PinCache:
         if pins is None:
             envs = [e for e in self.settings.environments if e.repo == repo]
             problems: list = []
-            pins = discovery.discover(tree, self.settings, envs, warnings=problems)
+            pins = discovery.discover(tree, self.settings, envs, warnings=problems, with_images=True)
             with self._lock:
                 # What discovery could not follow changes only when discovery runs again.
                 self._problems[repo] = tuple(problems)
         self._remember(repo, commit, pins)
         return pins
 
-    def derive(self, repo: RepoSettings, base: str, sha: str, changed: Pin, version: str) -> None:
-        """Ferry's own commit changed one scalar on ``base``: the pins at ``sha`` are those of
-        ``base`` with that one version replaced, so the next command need not re-discover."""
+    def derive(self, repo: RepoSettings, base: str, sha: str, changed) -> None:
+        """Ferry's own commit changed scalars on ``base`` (``changed``: (pin, version) pairs): the
+        pins at ``sha`` are those of ``base`` with those versions replaced, so the next command
+        need not re-discover."""
         with self._lock:
             before = self._by_commit.get((repo, base))
+        versions = {pin.location: version for pin, version in changed}
         if before is not None:
             self._remember(repo, sha, tuple(
-                replace(p, version=version, is_range=False) if p.location == changed.location else p
+                replace(p, version=versions[p.location], is_range=False) if p.location in versions else p
                 for p in before))
 
     def _remember(self, repo: RepoSettings, commit: str, pins: tuple) -> None:
@@ -95,9 +98,19 @@ def app_name(app: str, inventory: Inventory) -> str:
     return by_lower[app.lower()]
 
 
-def find(inventory: Inventory, app: str, environment: str) -> Pin:
-    """The pin of ``app`` in ``environment`` (its canonical name)."""
+def find(inventory: Inventory, app: str, environment: str, part: Optional[str] = None) -> Pin:
+    """The pin of ``app`` in ``environment`` (its canonical name): the one it is tracked by, or
+    ``part`` ("chart", "image", "image:<container>")."""
     found = inventory.find(app_name(app, inventory), environment)
     if found is None:
         raise UnknownApp(app, [p.app for p in inventory.in_environment(environment)], environment)
-    return found
+    if part is None or part == found.part:
+        return found
+    parts = inventory.parts(found.app, environment)
+    chosen = images.find_part(parts, part)
+    if chosen is None:
+        has = ", ".join(f"`{p.part}`" for p in parts)
+        raise UsageError(f"`{found.app}` has no {'chart version' if part == CHART else f'`{part}`'} "
+                         f"pinned in {environment}; it has {has}.",
+                         f"`!deploy {found.app} {parts[0].part} <version> to {environment}`")
+    return chosen

@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Optional
 
 from .errors import (FerryError, NotEditable, NothingToRollback, PromotionRefused, SharedPin,
                      UnknownApp, shown)
-from .model import HistoryEntry, Inventory, Pin, Plan
+from .model import CHART, HistoryEntry, Inventory, Pin, Plan
 from .pins import find
 from .registry import RegistryClient
 from .settings import EnvironmentSettings, Settings
@@ -22,7 +22,8 @@ def deploy_plan(pin: Pin, version: str, registry: RegistryClient) -> Plan:
 
 def promotion_plan(settings: Settings, app: str, to_environment: str,
                    from_environment: Optional[str], version: Optional[str],
-                   inventory: Callable[[], Inventory], registry: RegistryClient) -> Plan:
+                   inventory: Callable[[], Inventory], registry: RegistryClient,
+                   part: Optional[str] = None) -> Plan:
     """The version of the environment before ``to_environment`` (or of ``from_environment``,
     or ``version``), refused when it would skip a stage. ``inventory`` is read only once the
     environments allow a promotion."""
@@ -36,12 +37,33 @@ def promotion_plan(settings: Settings, app: str, to_environment: str,
     if source == target:
         raise PromotionRefused(f"Cannot promote `{shown(app)}` from {target.name} to itself.")
     known = inventory()
-    pin = find(known, app, target.name)
+    pin = find(known, app, target.name, part)
+    whole = part is None and version is None
     if version is None:
-        version = exact_version(_source_pin(pin.app, source, known))
+        version = exact_version(_source_pin(pin.app, source, known, pin.part))
     version = check_version(version)
-    require_stage(pin.app, version, before, target, known)
-    return Plan("promote", pin, registry_spelling(registry, pin, version), source.name)
+    require_stage(pin.app, version, before, target, known, pin.part)
+    also = _other_parts(pin, source, before, target, known, registry) if whole else ()
+    return Plan("promote", pin, registry_spelling(registry, pin, version), source.name, also)
+
+
+def _other_parts(pin: Pin, source: EnvironmentSettings, before: EnvironmentSettings,
+                 target: EnvironmentSettings, inventory: Inventory, registry: RegistryClient) -> tuple:
+    """The app's other parts (chart version, image tags) that differ between the source and the
+    target, each its own line there: a whole-app promotion moves them in the same commit. A part
+    shared with other apps (one chart version for many) is not the app's to move."""
+    moves = []
+    targets = {p.part: p for p in inventory.parts(pin.app, target.name)}
+    for from_pin in inventory.parts(pin.app, source.name):
+        to_pin = targets.get(from_pin.part)
+        if from_pin.part == pin.part or to_pin is None or from_pin.is_range or from_pin.version is None:
+            continue
+        if to_pin.shared_by or from_pin.shared_by or to_pin.version == from_pin.version:
+            continue
+        require_editable(to_pin)
+        require_stage(pin.app, from_pin.version, before, target, inventory, from_pin.part)
+        moves.append((to_pin, registry_spelling(registry, to_pin, from_pin.version)))
+    return tuple(moves)
 
 
 def rollback_plan(pin: Pin, history: Iterable[HistoryEntry], to: Optional[str] = None) -> Plan:
@@ -67,8 +89,8 @@ def registry_spelling(registry: RegistryClient, pin: Pin, version: str) -> str:
     """The version as the registry's tag spells it (`v1.15.0` for `1.15.0`), so that Ferry
     never writes a tag the registry lacks; as typed when the registry cannot say (the check
     before writing then answers)."""
-    if pin.source is None:
-        return version
+    if pin.source is None or pin.is_image:
+        return version  # an image tag is exactly what is typed: `v1.2` and `1.2` are two images
     try:
         tag = registry.require(pin.source, version, pin.chart)
     except FerryError:
@@ -86,9 +108,9 @@ def exact_version(pin: Pin) -> str:
 
 
 def require_stage(app: str, version: str, before: EnvironmentSettings,
-                  target: EnvironmentSettings, inventory: Inventory) -> None:
+                  target: EnvironmentSettings, inventory: Inventory, part: str = CHART) -> None:
     """Promotion does not skip stages: the version must already run just before the target."""
-    prior = inventory.find(app, before.name)
+    prior = next((p for p in inventory.parts(app, before.name) if p.part == part), None)
     if prior is not None and prior.version and not prior.is_range and same_version(prior.version, version):
         return
     raise PromotionRefused(
@@ -98,7 +120,10 @@ def require_stage(app: str, version: str, before: EnvironmentSettings,
 
 def require_editable(pin: Pin) -> None:
     """Refuse a pin Ferry cannot change by editing one line it alone feeds."""
-    if pin.location is None and pin.version is None:
+    if pin.location is None and pin.version is None and not pin.refusal:
+        if pin.is_image:
+            raise NotEditable(f"`{pin.app}` has no {pin.part} tag pinned in {pin.environment}: "
+                              f"write it in `{pin.release_file}` first.")
         raise NotEditable(
             f"`{pin.app}` has no chart version pinned in {pin.environment} (Flux takes the newest): "
             f"add `version:` under `spec.chart.spec` in `{pin.release_file}` first.")
@@ -109,16 +134,16 @@ def require_editable(pin: Pin) -> None:
     if pin.location is None or pin.refusal:
         why = pin.refusal or "a place Ferry cannot change one line of"
         raise NotEditable(
-            f"`{pin.app}` in {pin.environment} gets `{pin.version}` from {why}: Ferry cannot "
+            f"`{pin.label}` in {pin.environment} gets `{pin.version or 'its tag'}` from {why}: Ferry cannot "
             f"change that with one line. Edit it by hand (the release is in `{pin.release_file}`).")
     if pin.shared:
         raise SharedPin(pin.location.file, pin.shared_with, f"`{pin.app}` in {pin.environment}",
                         pin.shared_by)
 
 
-def _source_pin(app: str, source: EnvironmentSettings, inventory: Inventory) -> Pin:
+def _source_pin(app: str, source: EnvironmentSettings, inventory: Inventory, part: str) -> Pin:
     try:
-        return find(inventory, app, source.name)
+        return find(inventory, app, source.name, part)
     except UnknownApp:
         raise PromotionRefused(
             f"`{app}` is not in {source.name}, so there is nothing to promote from there.") from None

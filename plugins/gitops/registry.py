@@ -13,10 +13,10 @@ import threading
 import time
 from typing import Iterable, Optional
 
-from .errors import RegistryUnavailable, VersionNotFound
+from .errors import ImageTagNotFound, RegistryUnavailable, VersionNotFound
 from .helmindex import DEFAULT_MAX_BYTES, HelmIndexClient, archive_url
 from .model import ChartInfo, ChartLocation, ChartVersions
-from .oci import NotFound, OciRegistry, container_of
+from .oci import MANIFEST_ACCEPT, NotFound, OciRegistry, container_of
 from .settings import RegistryCredentials
 from .versions import nearest_versions, registry_tag, same_version, sort_tags
 
@@ -116,6 +116,26 @@ class RegistryClient:
             raise VersionNotFound(chart, version, nearest_versions(version, self.versions(location)),
                                   _where(location))
         return tag
+
+    def require_image(self, location: ChartLocation, tag: str) -> str:
+        """``tag`` when the image repository has a manifest under it (exactly that tag: image tags
+        are not versions, ``v1.2`` and ``1.2`` are two images), else ``ImageTagNotFound`` naming the
+        nearest tags. A HEAD of the manifest (OCI index or manifest, Docker manifest list or v2
+        manifest): a repository of thousands of tags is not listed for one check. A tag found is
+        remembered as briefly as tag lists are (``cache_seconds``); a missing one is asked again."""
+        if self._cached(self._infos, (location, "image", tag)) is not None:
+            return tag
+        container = container_of(location)
+        with self._registry(location).turn() as registry:
+            response = registry.do_request(f"{registry.prefix}://{container.manifest_url(tag)}", "HEAD",
+                                           headers={"Accept": MANIFEST_ACCEPT})
+            if response.status_code == 200:
+                self._store(self._infos, (location, "image", tag), tag)
+                return tag
+            if response.status_code != 404:
+                raise registry._refused(response.status_code)
+        self.invalidate(location)
+        raise ImageTagNotFound(location.ref, tag, nearest_versions(tag, self.versions(location)))
 
     def chart_info(self, location: ChartLocation, version: str) -> ChartInfo:
         """appVersion and description (the Helm config blob), creation time and digest (the manifest)."""

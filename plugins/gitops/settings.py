@@ -57,6 +57,7 @@ class EnvironmentSettings:
 class AppSettings:
     chart: Optional[str] = None
     registry: Optional[RegistrySettings] = None
+    track: Optional[str] = None  # "chart", "image" or "image:<container>": what `!deploy` changes
 
 
 @dataclass(frozen=True)
@@ -211,10 +212,11 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     apps = {}
     for app, conf in (_mapping(root.get("apps") or {}, "apps", None)).items():
         where = f"apps.{app}"
-        conf = _mapping(conf, where, {"chart", "registry"})
+        conf = _mapping(conf, where, {"chart", "registry", "track"})
         apps[str(app)] = AppSettings(
             chart=_string(conf["chart"], f"{where}.chart") if "chart" in conf else None,
             registry=_registry(conf["registry"], f"{where}.registry") if "registry" in conf else None,
+            track=_track(conf["track"], f"{where}.track") if "track" in conf else None,
         )
     data_dir = _string(root.get("data_dir", environ.get("GITOPS_DATA_DIR", "data")), "data_dir")
     timeout = root.get("registry_timeout", 5.0)
@@ -235,6 +237,16 @@ def _helm_index(value) -> HelmIndexSettings:
             raise SettingsError(f"`helm_index.{key}` must be a number between {max(low, 0)} and {high}.")
         numbers[key] = float(number)
     return HelmIndexSettings(**numbers)
+
+
+_TRACK = re.compile(r"^(chart|image(:[A-Za-z0-9][A-Za-z0-9_./-]{0,62})?)$")
+
+
+def _track(value, where: str) -> str:
+    text = _string(value, where)
+    if not _TRACK.match(text):
+        raise SettingsError(f"`{where}` must be `chart`, `image` or `image:<container>`, not `{text[:40]}`.")
+    return text
 
 
 def _flux(value) -> FluxSettings:

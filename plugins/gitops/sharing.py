@@ -107,5 +107,9 @@ def finish(pins: tuple, order: list) -> tuple:
         others = [f"{q.environment}/{q.app}" for q in sharing if q.app != p.app]
         if others:
             p = replace(p, shared_by=tuple(dict.fromkeys(others)) + p.shared_by)
+        # One variable as the chart version and an image tag of one app: neither is one pin.
+        parts = [f"{q.environment}/{q.label}" for q in sharing if q.app == p.app and q.part != p.part]
+        if parts:
+            p = replace(p, shared_by=p.shared_by + tuple(dict.fromkeys(parts)))
         done.append(p)
     return tuple(sorted(done, key=lambda p: (rank.get(p.environment, len(rank)), p.app)))

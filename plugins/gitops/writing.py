@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
-from . import editing
+from . import editing, images
 from . import trailers as t
 from .errors import GitUnauthorized, GitUnavailable, PushRejected, UnknownApp
 from .model import Plan, Pin, Requester
@@ -27,6 +27,7 @@ class Written:
     base: str = ""  # that tip's commit ("" when nothing was planned)
     diff: str = ""  # the diff committed
     sha: Optional[str] = None  # the commit pushed; None when there was nothing to do
+    moved: tuple = ()  # ((pin on that tip, new value), ...) of every line the commit changes
 
 
 def push(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, *,
@@ -37,18 +38,18 @@ def push(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, *,
     edit = _Edit(plan, pins_at, expect)
     try:
         for _ in range(ATTEMPTS):
-            message = commit_message(replace(plan, pin=edit.described), requester, approver, forced)
+            message = commit_message(edit.described, requester, approver, forced)
             try:
                 result = ws.change(edit, author=requester, message=message)
                 break
             except _Replan as moved:
                 ws.observe.retried("replan")
-                edit.described = moved.pin
+                edit.described = moved.plan
         else:
             raise PushRejected("the version kept moving under Ferry's change; try again.")
     except (PushRejected, GitUnavailable, GitUnauthorized) as e:
         # Many commands may be waiting on one remote: say which change this answer is about.
-        raise type(e)(f"{plan.action.capitalize()} {plan.app} {plan.new} to {plan.environment} "
+        raise type(e)(f"{plan.action.capitalize()} {plan.pin.label} {plan.new} to {plan.environment} "
                       f"not pushed: {e}") from None
     found = edit.found or Written(plan.pin)
     return replace(found, sha=result[0]) if result is not None else found
@@ -59,35 +60,46 @@ class _Edit:
 
     def __init__(self, plan: Plan, pins_at: Callable, expect: Optional[str]):
         self.plan, self.pins_at, self.expect = plan, pins_at, expect
-        self.described = plan.pin  # the pin the commit message in hand describes
+        self.described = plan  # the plan (its pins as on a tip) the commit message in hand describes
         self.found: Optional[Written] = None
 
     def __call__(self, tree) -> Optional[dict]:
-        plan = self.plan
-        now = next((p for p in self.pins_at(tree)
-                    if p.app == plan.app and p.environment == plan.environment), None)
-        if now is None:
-            raise UnknownApp(plan.app, [], plan.environment)
-        require_editable(now)
+        plan, pins = self.plan, self.pins_at(tree)
+        edits = []
+        for pin, new in plan.edits:
+            now = next((p for p in pins if p.app == pin.app and p.environment == pin.environment
+                        and p.part == pin.part), None)
+            if now is None:
+                raise UnknownApp(plan.app, [], plan.environment)
+            require_editable(now)
+            edits.append((now, new))
+        now = edits[0][0]
         self.found = Written(now, tree.commit)
         if self.expect is not None and now.version != self.expect:
             raise PinMoved(now.version)
-        if Plan(plan.action, now, plan.new).noop:
+        on_tip = replace(plan, pin=now, also=tuple(edits[1:]))
+        if on_tip.noop:
             return None  # someone got there first
-        if (now.version, now.is_range) != (self.described.version, self.described.is_range):
-            raise _Replan(now)  # the message in hand would describe another diff
-        old_text = tree.read(now.location.file)
-        new_text = editing.set_version(old_text, now.location, plan.new)
-        self.found = Written(now, tree.commit, editing.unified_diff(now.location.file, old_text, new_text))
-        return {now.location.file: new_text}
+        if [(p.version, p.is_range) for p, _ in on_tip.edits] != \
+                [(p.version, p.is_range) for p, _ in self.described.edits]:
+            raise _Replan(on_tip)  # the message in hand would describe another diff
+        todo = [(p, new) for p, new in on_tip.edits if p.version != new or p.is_range]
+        texts: dict = {}
+        for pin, new in todo:  # two parts in one file: each edit is one more line of the same text
+            path = pin.location.file
+            texts[path] = editing.set_version(texts.get(path) or tree.read(path), pin.location,
+                                              images.written(pin, new))
+        diff = "".join(editing.unified_diff(path, tree.read(path), text) for path, text in texts.items())
+        self.found = Written(now, tree.commit, diff, moved=tuple(todo))
+        return texts
 
 
 class _Replan(Exception):
-    """The pin on the new tip is not the one the commit message describes: build it again."""
+    """The pins on the new tip are not those the commit message describes: build it again."""
 
-    def __init__(self, pin: Pin):
-        super().__init__(pin.version)
-        self.pin = pin
+    def __init__(self, plan: Plan):
+        super().__init__(plan.pin.version)
+        self.plan = plan
 
 
 class PinMoved(Exception):
@@ -106,6 +118,8 @@ def commit_message(plan: Plan, requester: Requester, approver: Optional[Requeste
     origin = f" from {plan.source_environment}" if plan.source_environment else ""
     lines = [(t.REQUESTED_BY, requester.signature), (t.ENVIRONMENT, plan.environment),
              (t.APP, plan.app), (t.FROM_VERSION, old), (t.TO_VERSION, plan.new)]
+    if plan.pin.is_image:  # which part of the app: history and audit read it back
+        lines.insert(3, (t.PART, plan.part))
     if requester.bot:  # a bot the environment's policy names asked: say so
         lines.insert(1, (t.BOT, requester.signature))
     if approver is not None:
@@ -115,6 +129,12 @@ def commit_message(plan: Plan, requester: Requester, approver: Optional[Requeste
     lines += [(t.FORCED_BY, f"{requester.signature} past: {blocker.reason}") for blocker in forced]
     if requester.link:
         lines.append((t.CHAT_THREAD, requester.link))
-    subject = f"{plan.action} {plan.app} {old} → {plan.new}{origin} to {plan.environment}"
+    moves = [(p, new) for p, new in plan.also if p.version != new]
+    lines += [(t.MOVES, f"{p.part} {p.version or 'unpinned'} → {new}") for p, new in moves]
+    subject = f"{plan.action} {plan.pin.label} {old} → {plan.new}{origin} to {plan.environment}"
+    if moves:
+        subject = (f"{plan.action} {plan.app} " + ", ".join(
+            f"{p.part} {p.version or 'unpinned'} → {new}" for p, new in plan.edits if p.version != new)
+            + f"{origin} to {plan.environment}")
     body = "\n".join(f"{k}: {' '.join(str(v).split())}" for k, v in lines)
     return f"{subject}\n\n{body}\n"

@@ -13,11 +13,12 @@ class FerryRollback(BotPlugin):
         """Go back to the previous version: `!rollback podinfo on qa`
 
         Forms: `!rollback <app> on <env>` (or `in <env>`): the previous distinct version in that
-        environment's Git history; `!rollback <app> on <env> to <version>`: a version it ran before.
+        environment's Git history; `!rollback <app> on <env> to <version>`: a version it ran before;
+        `!rollback <app> chart|image|image:<container> on <env>` rolls that part back.
         Deploying the version rolled back from into that environment again then needs `--force`.
         `--dry-run` shows the diff and pushes nothing.
         """
         req = grammar.parse_rollback(args)
         ferry = self.get_plugin("Ferry")
-        plan = ferry.gitops.plan_rollback(req.app, req.environment, req.version)
+        plan = ferry.gitops.plan_rollback(req.app, req.environment, req.version, req.part)
         yield from carry_out(ferry, plan, msg, req)

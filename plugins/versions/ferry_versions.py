@@ -21,7 +21,8 @@ class FerryVersions(BotPlugin):
         Narrow it: `!versions <glob>` (app names, `*` `?` `[…]`), `--outdated` (behind the registry's
         newest release or the previous environment), `--env <env>` (one column); a table too long
         for a message comes as a file in the thread.
-        `!versions <app>`: one app everywhere, and the registry's newest versions with their dates.
+        `!versions <app>`: one app everywhere (its chart version and every image tag, `*` on what it
+        is tracked by), and the registry's newest versions with their dates.
         `!versions <app> <env>`: its history there: version, who, when, commit.
         """
         query = grammar.parse_versions(args)
