@@ -8,7 +8,7 @@ from pathlib import Path
 from errbot.backends.test import TestBot as ErrbotTestBot
 from ruamel.yaml import YAML
 
-from devtools.replies import one_reply_at_a_time
+from devtools.serial_replies import one_reply_at_a_time
 
 PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
 STORAGE_PLUGINS = str(Path(__file__).resolve().parent.parent / "storage")  # STORAGE="FerryShelf"

@@ -182,8 +182,8 @@ def test_100_concurrent_commands_while_someone_else_pushes_every_50ms(loaded_bot
 def test_replies_sent_at_once_each_keep_their_own_text(loaded_bot):
     """Errbot's pool threads reply at once; each reply must reach chat with its own text. Errbot's
     test backend converts them with one Markdown converter that keeps its text on itself: without
-    ``devtools.replies``, one reply came out with another's text (the stress test's extra message,
-    the benchmark's command with no answer), empty, or raised."""
+    ``devtools.serial_replies``, one reply came out with another's text (the stress test's extra
+    message, the benchmark's command with no answer), empty, or raised."""
     backend, to = loaded_bot.bot, loaded_bot.bot.build_identifier("@alice")
     texts = [f"Deployed `app-{i:04d}` **6.5.{i}** to dev (commit `{i:07x}`)." for i in range(8)]
     expected = {}
