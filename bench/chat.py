@@ -25,6 +25,7 @@ from errbot.backends.test import TestBot  # noqa: E402
 from ruamel.yaml import YAML  # noqa: E402
 
 from devtools.fluxrepo import demo_settings  # noqa: E402
+from devtools.serial_replies import one_reply_at_a_time  # noqa: E402
 
 POOL_SIZE = 10  # Errbot's default BOT_ASYNC_POOLSIZE, as config.py leaves it
 
@@ -46,6 +47,7 @@ def start_bot(url: str, folder: Path) -> TestBot:
         "BOT_ASYNC_POOLSIZE": POOL_SIZE,
         "CORE_PLUGINS": ("ACLs", "Help", "Plugins", "Utils")})
     bot.start(timeout=30)
+    one_reply_at_a_time(bot)  # Errbot's test backend converts replies sent at once unsafely
     return bot
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from errbot.backends.test import TestBot as ErrbotTestBot
 from ruamel.yaml import YAML
 
+from devtools.serial_replies import one_reply_at_a_time
+
 PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
 STORAGE_PLUGINS = str(Path(__file__).resolve().parent.parent / "storage")  # STORAGE="FerryShelf"
 CORE_PLUGINS = ("ACLs", "Help", "Health", "Plugins", "Utils")  # FerryCommandNotFound answers unknown commands
@@ -22,6 +24,7 @@ def start_bot(tmp_path: Path, settings: dict, name: str = "ferry.yaml", **config
         "GITOPS_CONFIG": str(path), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
         "CORE_PLUGINS": CORE_PLUGINS, "BOT_EXTRA_STORAGE_PLUGINS_DIR": STORAGE_PLUGINS, **config})
     bot.start(timeout=10)
+    one_reply_at_a_time(bot)  # Errbot's test backend converts replies sent at once unsafely
     return bot
 
 

@@ -3,7 +3,13 @@ keystrokes on stdin, against the demo registry and Flux remote it builds."""
 import re
 import subprocess
 import sys
+import threading
+import types
+from collections import Counter
 from pathlib import Path
+
+from errbot.backends.base import Message
+from errbot.bootstrap import bot_config_defaults
 
 from tests.fixtures_git import remote_log
 
@@ -56,3 +62,45 @@ def test_the_console_keeps_line_breaks_and_paragraphs(tmp_path):
     assert lines[first + 2].startswith("Forms: ")
     assert lines[first + 3].startswith("The version must exist in the chart's registry.")
     assert "Traceback" not in out
+
+
+def test_the_console_prints_replies_sent_at_once_whole(capsys):
+    """Errbot's pool threads reply at once; the console's Markdown converter keeps the text it
+    converts on itself: each reply must be printed whole, with its own text (FerryText prints one
+    reply at a time)."""
+    sys.path.insert(0, str(ROOT / "backends" / "ferrytext"))
+    try:
+        from ferrytext import FerryText
+    finally:
+        sys.path.remove(str(ROOT / "backends" / "ferrytext"))
+    config = types.SimpleNamespace(BOT_ADMINS=("@alice",), BOT_IDENTITY={"username": "@ferry"},
+                                   TEXT_DEMO_MODE=True, BOT_ASYNC=False)
+    bot_config_defaults(config)
+    console = FerryText(config)
+    texts = [f"Deployed `app-{i:04d}` **6.5.{i}** to dev (commit `{i:07x}`)." for i in range(8)]
+    printed = {}
+    for text in texts:
+        console.send_message(Message(text))
+        printed[text] = capsys.readouterr().out
+    errors = []
+
+    def reply(text):
+        try:
+            for _ in range(100):
+                console.send_message(Message(text))
+        except Exception as e:  # noqa: BLE001 - what a race raises is what this test looks for
+            errors.append(repr(e))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often, as on a busy machine
+    try:
+        threads = [threading.Thread(target=reply, args=(text,)) for text in texts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    lines = Counter(capsys.readouterr().out.splitlines(keepends=True))
+    assert not errors and lines == Counter({printed[t]: 100 for t in texts}), (
+        errors[:3], [(line, n) for line, n in lines.items() if n != 100][:5])

@@ -16,6 +16,7 @@ from errbot.backends.test import TestBot as ErrbotTestBot, TestOccupant
 from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
+from devtools.serial_replies import one_reply_at_a_time
 from gitops.events import MAX_BODY
 from tests.ferrybot import STORAGE_PLUGINS
 from tests.fixtures_git import remote_tip
@@ -92,6 +93,7 @@ def start(tmp_path, fleet_url, monkeypatch):
             "CORE_PLUGINS": ("ACLs", "Help", "Plugins", "Utils", "Webserver"),
         })
         bot.start(timeout=10)
+        one_reply_at_a_time(bot)  # see devtools/serial_replies.py
         running.append(bot)
         sent = []
         backend_send = bot.bot.send_message

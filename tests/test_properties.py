@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings, seed_remote
+from devtools.serial_replies import one_reply_at_a_time
 from gitops.errors import EventRefused
 from gitops.events import sign
 from tests.fixtures_git import remote_tip
@@ -64,6 +65,7 @@ def world(registry, charts, tmp_path_factory):
         "GITOPS_CONFIG": str(path), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
         "CORE_PLUGINS": ("ACLs", "Help", "Plugins", "Utils")})
     bot.start(timeout=10)
+    one_reply_at_a_time(bot)  # see devtools/serial_replies.py
     try:
         yield bot, url
     finally:

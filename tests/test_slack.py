@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -372,6 +373,44 @@ def test_code_blocks_stay_code_blocks_in_slack():
     client = web_client_class("http://127.0.0.1:9/api/")(token="xoxb-x")
     assert client.base_url == "http://127.0.0.1:9/api/"
     assert web_client_class("http://127.0.0.1:9/api/")(token="x", base_url="https://a/").base_url == "https://a/"
+
+
+def test_replies_converted_at_once_keep_their_own_text():
+    """Errbot's pool threads reply at once, and SlackV3 converts each reply with its one Markdown
+    converter, which keeps the text it converts on itself: each reply must come out with its own
+    text (before the lock, one came out with another command's text, empty, or raised)."""
+    sys.path.insert(0, str(ROOT / "backends" / "ferryslack"))
+    try:
+        from ferryslack import KeepCodeBlocks
+        from slackv3.markdown import slack_markdown_converter
+    finally:
+        sys.path.remove(str(ROOT / "backends" / "ferryslack"))
+    convert = KeepCodeBlocks(slack_markdown_converter()).convert
+    texts = [f"Deployed `app-{i:04d}` **6.5.{i}** to dev (commit `{i:07x}`).\n\nSee <#C{i}>."
+             for i in range(8)]
+    expected = [convert(t) for t in texts]
+    wrong, errors = [], []
+
+    def reply(i):
+        try:
+            for _ in range(200):
+                out = convert(texts[i])
+                if out != expected[i]:
+                    wrong.append((i, out))
+        except Exception as e:  # noqa: BLE001 - what a race raises is what this test looks for
+            errors.append(repr(e))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often, as on a busy machine
+    try:
+        threads = [threading.Thread(target=reply, args=(i,)) for i in range(len(texts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors and not wrong, (errors[:3], wrong[:3])
 
 
 def test_config_reads_the_slack_settings_from_the_environment():

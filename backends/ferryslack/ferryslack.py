@@ -83,10 +83,17 @@ PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
 class KeepCodeBlocks:
     """A Markdown converter that leaves fenced code blocks as Slack code blocks and escapes
-    everything for Slack, so no text becomes a mention, a broadcast or a masked link."""
+    everything for Slack, so no text becomes a mention, a broadcast or a masked link.
+
+    One conversion at a time: SlackV3 converts in ``send_message``, on whichever of Errbot's pool
+    threads is replying, and a Python-Markdown instance keeps the text it converts on itself
+    (``lines``, its inline stash): two replies converted at once could each come out with the
+    other's text, or empty, or raise. One reply then carried another command's text into its
+    channel, and that command's own answer was never said."""
 
     def __init__(self, markdown):
         self.markdown = markdown
+        self._one_at_a_time = threading.Lock()
         # SlackV3 turns Markdown links into Slack's masked links (`<url|label>`): anyone's text
         # could then hide where a link goes. Without it a link reads "label (url)".
         preprocessors = getattr(markdown, "preprocessors", None)
@@ -94,6 +101,10 @@ class KeepCodeBlocks:
             preprocessors.deregister("LinkPreProcessor")
 
     def convert(self, text: str) -> str:
+        with self._one_at_a_time:
+            return self._convert(text)
+
+    def _convert(self, text: str) -> str:
         parts, pos = [], 0
         for block in FENCED.finditer(text):
             parts.append(self._prose(text[pos:block.start()]))

@@ -9,6 +9,7 @@ and tables rendered whole and blank lines kept, then Errbot's renderer does each
 from __future__ import annotations
 
 import re
+import threading
 from typing import Callable
 
 import errbot.backends.text as text_module
@@ -46,7 +47,15 @@ def console_text(body: str, render: Callable[[str], str]) -> str:
 
 
 class FerryText(text_module.TextBackend):  # the one backend class in this module
+    # One reply at a time: Errbot's pool threads reply at once, and each Markdown converter of the
+    # console keeps the text it converts on itself (two at once could swap or lose their text).
+    _one_at_a_time = threading.Lock()
+
     def send_message(self, msg) -> None:
+        with self._one_at_a_time:
+            self._send(msg)
+
+    def _send(self, msg) -> None:
         if not self.demo_mode:  # the debug view prints every rendering of the raw Markdown
             super().send_message(msg)
             return
