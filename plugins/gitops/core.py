@@ -3,11 +3,11 @@
 Plain values in, result objects or typed errors out. Git goes through ``Workspace``, the registry
 through ``RegistryClient``. The rooms behind this façade: ``pins`` (what every environment pins,
 cached per commit), ``planning`` (the deploy, promote and rollback rules), ``writing`` (one change
-committed and pushed), ``guard`` and ``policy`` (locks, approvals, who may).
+committed and pushed), ``guard`` and ``policy`` (locks, approvals, who may), ``reports`` (the
+read-only answers: history, newest versions, diffs, audit).
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import logging
 import re
@@ -16,26 +16,25 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, MutableMapping, Optional
 
-from . import discovery, editing, images, planning, policy, writing
+from . import editing, images, planning, policy, writing
 from . import guard as held
-from . import trailers
-from .errors import (ApprovalRefused, FerryError, NoRegistry, NotAllowed, NotEditable,
-                     RegistryUnauthorized, RegistryUnavailable)
+from .errors import ApprovalRefused, FerryError, NoRegistry, NotAllowed
 from .guard import Guard
 from .metrics import Metrics
-from .model import (AuditEntry, Change, ChartInfo, ChartLocation, Commit, HistoryEntry, Inventory,
-                    Lock, PendingChange, Pin, Plan, Requester)
+from .model import (Change, ChartLocation, Commit, Inventory, Lock, PendingChange, Pin, Plan,
+                    Requester)
 from .pins import PinCache, app_name, find
 from .registry import RegistryClient
+from .reports import Reports
 from .settings import RepoSettings, Settings
-from .versions import between, parse
+from .versions import between
 from .workspace import Workspace, git_environment
 from .writing import PinMoved
 
 log = logging.getLogger(__name__)
 
 
-class GitOps:
+class GitOps(Reports):
     """One instance per process, shared by every capability plugin."""
 
     def __init__(self, settings: Settings, registry: Optional[RegistryClient] = None,
@@ -93,99 +92,6 @@ class GitOps:
                 f"No chart registry is known for `{pin.app}`{where}: set `registry.url` or "
                 f"`apps.{pin.app}.registry` in the settings.")
         return pin.source
-
-    def history(self, app: str, environment: str, limit: int = 500,
-                part: Optional[str] = None) -> list[HistoryEntry]:
-        """Every version ``app`` (its tracked pin, or ``part``) had in ``environment``, newest
-        first, from Git."""
-        pin = self.pin(app, environment, part=part)
-        if pin.location is None:
-            return []
-        ws = self._workspace(pin.environment)
-        entries: list[HistoryEntry] = []
-        revisions = ws.file_history(pin.location.file, ws.head(refresh=False), limit=limit)
-        for rev in reversed(revisions):  # oldest first: keep the commit where each version began
-            version = editing.read_version(rev.text, pin.location) if rev.text is not None else None
-            version = images.read_tag(pin, version)
-            if version is None or (entries and entries[-1].version == version):
-                continue
-            entries.append(HistoryEntry(version, rev.sha, rev.author_name, rev.author_email, rev.when,
-                                        rev.trailers.get(trailers.REQUESTED_BY, ""), rev.subject))
-        return entries[::-1]
-
-    def newest(self, pins) -> tuple[dict, list[str], tuple]:
-        """The newest released chart version per app, a note per registry problem, and the apps
-        whose registry refused Ferry (credentials, scope).
-
-        A refusal is about one repository: the other charts on that host are still asked. Only a
-        registry in an outage (unreachable, or a server error) is asked once, not once per app."""
-        newest, notes, down, refused = {}, [], set(), {}
-        for pin in pins:
-            if pin.app in newest or pin.source is None:
-                continue
-            newest[pin.app] = None
-            if pin.source.host in down:
-                continue
-            try:
-                newest[pin.app] = self.registry.versions(pin.source).newest
-            except RegistryUnauthorized as e:
-                refused.setdefault(str(e), []).append(pin.app)
-            except RegistryUnavailable as e:
-                if e.outage:
-                    down.add(pin.source.host)
-                notes.append(str(e))
-        for message, apps in refused.items():
-            notes.append(f"No access to {', '.join(f'`{a}`' for a in apps)}: {message}")
-        return newest, notes, tuple(a for apps in refused.values() for a in apps)
-
-    def app_report(self, app: str, count: int = 5) -> tuple[list[Pin], list[ChartInfo], str]:
-        """One app in every environment, the registry's newest versions with their dates, a note."""
-        inventory = self.inventory()
-        name = app_name(app, inventory)
-        pins = [p for p in inventory.pins if p.app == name]
-        parts = [q for p in pins for q in inventory.parts(name, p.environment)]
-        try:
-            charts = [p for p in parts if not p.is_image]
-            if not charts:
-                return parts, [], ""
-            location = self.location(charts[0])
-            available = self.registry.versions(location)
-            tags = list(available.releases[:count])
-            newest_pre = available.prereleases[:1]
-            if newest_pre and (not tags or parse(newest_pre[0]) > parse(tags[0])):
-                tags.insert(0, newest_pre[0])  # a release candidate ahead of the releases is news
-            return parts, [self.registry.chart_info(location, t) for t in tags], ""
-        except (NoRegistry, RegistryUnavailable, RegistryUnauthorized) as e:
-            return parts, [], str(e)
-
-    def environment_diff(self, env_a: str, env_b: str) -> list[tuple[str, str, str]]:
-        """Apps whose pinned versions differ between two environments: (app, in A, in B)."""
-        a, b = self.settings.environment(env_a), self.settings.environment(env_b)
-        inventory = self.inventory()
-        rows = []
-        for app in inventory.apps():
-            pa, pb = inventory.find(app, a.name), inventory.find(app, b.name)
-            va, vb = (_shown_version(p) for p in (pa, pb))
-            if va != vb:
-                rows.append((app, va, vb))
-        return rows
-
-    def values_diff(self, app: str, env_a: str, env_b: str) -> tuple[Pin, Pin, str]:
-        """One app in two environments, and the unified diff of the Helm values each gives it."""
-        inventory = self.inventory()
-        pa, pb = (self.pin(app, e, inventory) for e in (env_a, env_b))
-        texts = []
-        for pin in (pa, pb):
-            if pin.values_unknown:
-                raise NotEditable(f"Ferry cannot show the Helm values Flux gives `{pin.app}` in "
-                                  f"{pin.environment}: {pin.values_unknown}. Compare them by hand.")
-            ws = self._workspace(pin.environment)
-            tree = ws.tree(ws.head(refresh=False))
-            texts.append(discovery.release_values_text(tree, pin))
-        diff = "".join(difflib.unified_diff(
-            texts[0].splitlines(keepends=True), texts[1].splitlines(keepends=True),
-            f"{pa.environment}/values", f"{pb.environment}/values"))
-        return pa, pb, diff
 
     # ---- changing --------------------------------------------------------------------------
 
@@ -310,21 +216,6 @@ class GitOps:
                                                  when=f"until {until}")))
         return found
 
-    def audit(self, environment: Optional[str] = None, limit: int = 10) -> list[AuditEntry]:
-        """The last changes Ferry made, from Git: who asked, who approved, who forced."""
-        envs = [self.settings.environment(environment)] if environment else self.settings.environments
-        entries = []
-        for repo in dict.fromkeys(e.repo for e in envs):
-            ws = self._workspaces[repo]
-            grep = [f"--grep=^{trailers.ENVIRONMENT}: {e.name}$" for e in envs if e.repo == repo]
-            for rev in ws.log(ws.head(), limit, *grep):
-                t = rev.trailers
-                entries.append(AuditEntry(
-                    rev.sha, rev.when, rev.subject, t.get(trailers.ENVIRONMENT, ""),
-                    t.get(trailers.REQUESTED_BY, f"{rev.author_name} <{rev.author_email}>"),
-                    t.get(trailers.APPROVED_BY, ""), t.get(trailers.FORCED_BY, "")))
-        return sorted(entries, key=lambda e: e.when, reverse=True)[:limit]
-
     # ---- internals -------------------------------------------------------------------------
 
     def _decide(self, plan: Plan, who: Requester, force: bool = False, admin: bool = False,
@@ -434,12 +325,6 @@ class GitOps:
 
     def _workspace(self, environment: str) -> Workspace:
         return self._workspaces[self._repo(environment)]
-
-
-def _shown_version(pin: Optional[Pin]) -> str:
-    if pin is None:
-        return "-"
-    return pin.version or "(latest)"
 
 
 def _slug(repo: RepoSettings) -> str:

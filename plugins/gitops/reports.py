@@ -1,0 +1,134 @@
+"""The questions people ask of the repository and the registry: history, newest versions, one
+app's report, differences between environments, the audit trail. Read-only.
+
+``Reports`` is a part of ``GitOps`` (it needs its ``settings``, ``registry``, ``inventory()``,
+``pin()``, ``location()`` and workspaces); kept apart so the façade stays about changing things.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Optional
+
+from . import discovery, editing, images, trailers
+from .errors import NoRegistry, NotEditable, RegistryUnauthorized, RegistryUnavailable
+from .model import AuditEntry, ChartInfo, HistoryEntry, Pin
+from .pins import app_name
+from .versions import parse
+
+
+class Reports:
+    """Read-only answers over the inventory, Git history and the registry."""
+
+    def history(self, app: str, environment: str, limit: int = 500,
+                part: Optional[str] = None) -> list[HistoryEntry]:
+        """Every version ``app`` (its tracked pin, or ``part``) had in ``environment``, newest
+        first, from Git."""
+        pin = self.pin(app, environment, part=part)
+        if pin.location is None:
+            return []
+        ws = self._workspace(pin.environment)
+        entries: list[HistoryEntry] = []
+        revisions = ws.file_history(pin.location.file, ws.head(refresh=False), limit=limit)
+        for rev in reversed(revisions):  # oldest first: keep the commit where each version began
+            version = editing.read_version(rev.text, pin.location) if rev.text is not None else None
+            version = images.read_tag(pin, version)
+            if version is None or (entries and entries[-1].version == version):
+                continue
+            entries.append(HistoryEntry(version, rev.sha, rev.author_name, rev.author_email, rev.when,
+                                        rev.trailers.get(trailers.REQUESTED_BY, ""), rev.subject))
+        return entries[::-1]
+
+    def newest(self, pins) -> tuple[dict, list[str], tuple]:
+        """The newest released chart version per app, a note per registry problem, and the apps
+        whose registry refused Ferry (credentials, scope).
+
+        A refusal is about one repository: the other charts on that host are still asked. Only a
+        registry in an outage (unreachable, or a server error) is asked once, not once per app."""
+        newest, notes, down, refused = {}, [], set(), {}
+        for pin in pins:
+            if pin.app in newest or pin.source is None:
+                continue
+            newest[pin.app] = None
+            if pin.source.host in down:
+                continue
+            try:
+                newest[pin.app] = self.registry.versions(pin.source).newest
+            except RegistryUnauthorized as e:
+                refused.setdefault(str(e), []).append(pin.app)
+            except RegistryUnavailable as e:
+                if e.outage:
+                    down.add(pin.source.host)
+                notes.append(str(e))
+        for message, apps in refused.items():
+            notes.append(f"No access to {', '.join(f'`{a}`' for a in apps)}: {message}")
+        return newest, notes, tuple(a for apps in refused.values() for a in apps)
+
+    def app_report(self, app: str, count: int = 5) -> tuple[list[Pin], list[ChartInfo], str]:
+        """One app in every environment, the registry's newest versions with their dates, a note."""
+        inventory = self.inventory()
+        name = app_name(app, inventory)
+        pins = [p for p in inventory.pins if p.app == name]
+        parts = [q for p in pins for q in inventory.parts(name, p.environment)]
+        try:
+            charts = [p for p in parts if not p.is_image]
+            if not charts:
+                return parts, [], ""
+            location = self.location(charts[0])
+            available = self.registry.versions(location)
+            tags = list(available.releases[:count])
+            newest_pre = available.prereleases[:1]
+            if newest_pre and (not tags or parse(newest_pre[0]) > parse(tags[0])):
+                tags.insert(0, newest_pre[0])  # a release candidate ahead of the releases is news
+            return parts, [self.registry.chart_info(location, t) for t in tags], ""
+        except (NoRegistry, RegistryUnavailable, RegistryUnauthorized) as e:
+            return parts, [], str(e)
+
+    def environment_diff(self, env_a: str, env_b: str) -> list[tuple[str, str, str]]:
+        """Apps whose pinned versions differ between two environments: (app, in A, in B)."""
+        a, b = self.settings.environment(env_a), self.settings.environment(env_b)
+        inventory = self.inventory()
+        rows = []
+        for app in inventory.apps():
+            pa, pb = inventory.find(app, a.name), inventory.find(app, b.name)
+            va, vb = (_shown_version(p) for p in (pa, pb))
+            if va != vb:
+                rows.append((app, va, vb))
+        return rows
+
+    def values_diff(self, app: str, env_a: str, env_b: str) -> tuple[Pin, Pin, str]:
+        """One app in two environments, and the unified diff of the Helm values each gives it."""
+        inventory = self.inventory()
+        pa, pb = (self.pin(app, e, inventory) for e in (env_a, env_b))
+        texts = []
+        for pin in (pa, pb):
+            if pin.values_unknown:
+                raise NotEditable(f"Ferry cannot show the Helm values Flux gives `{pin.app}` in "
+                                  f"{pin.environment}: {pin.values_unknown}. Compare them by hand.")
+            ws = self._workspace(pin.environment)
+            tree = ws.tree(ws.head(refresh=False))
+            texts.append(discovery.release_values_text(tree, pin))
+        diff = "".join(difflib.unified_diff(
+            texts[0].splitlines(keepends=True), texts[1].splitlines(keepends=True),
+            f"{pa.environment}/values", f"{pb.environment}/values"))
+        return pa, pb, diff
+
+    def audit(self, environment: Optional[str] = None, limit: int = 10) -> list[AuditEntry]:
+        """The last changes Ferry made, from Git: who asked, who approved, who forced."""
+        envs = [self.settings.environment(environment)] if environment else self.settings.environments
+        entries = []
+        for repo in dict.fromkeys(e.repo for e in envs):
+            ws = self._workspaces[repo]
+            grep = [f"--grep=^{trailers.ENVIRONMENT}: {e.name}$" for e in envs if e.repo == repo]
+            for rev in ws.log(ws.head(), limit, *grep):
+                t = rev.trailers
+                entries.append(AuditEntry(
+                    rev.sha, rev.when, rev.subject, t.get(trailers.ENVIRONMENT, ""),
+                    t.get(trailers.REQUESTED_BY, f"{rev.author_name} <{rev.author_email}>"),
+                    t.get(trailers.APPROVED_BY, ""), t.get(trailers.FORCED_BY, "")))
+        return sorted(entries, key=lambda e: e.when, reverse=True)[:limit]
+
+
+def _shown_version(pin: Optional[Pin]) -> str:
+    if pin is None:
+        return "-"
+    return pin.version or "(latest)"
