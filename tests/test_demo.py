@@ -3,7 +3,6 @@ keystrokes on stdin, against the demo registry and Flux remote it builds."""
 import re
 import subprocess
 import sys
-import threading
 import types
 from collections import Counter
 from pathlib import Path
@@ -12,6 +11,7 @@ from errbot.backends.base import Message
 from errbot.bootstrap import bot_config_defaults
 
 from tests.fixtures_git import remote_log
+from tests.races import all_at_once
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSION = "\n".join([
@@ -82,25 +82,7 @@ def test_the_console_prints_replies_sent_at_once_whole(capsys):
     for text in texts:
         console.send_message(Message(text))
         printed[text] = capsys.readouterr().out
-    errors = []
-
-    def reply(text):
-        try:
-            for _ in range(100):
-                console.send_message(Message(text))
-        except Exception as e:  # noqa: BLE001 - what a race raises is what this test looks for
-            errors.append(repr(e))
-
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # threads switch often, as on a busy machine
-    try:
-        threads = [threading.Thread(target=reply, args=(text,)) for text in texts]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    errors = all_at_once(lambda text: console.send_message(Message(text)), texts)
     lines = Counter(capsys.readouterr().out.splitlines(keepends=True))
     assert not errors and lines == Counter({printed[t]: 100 for t in texts}), (
         errors[:3], [(line, n) for line, n in lines.items() if n != 100][:5])

@@ -14,7 +14,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +25,7 @@ from ruamel.yaml import YAML
 from devtools.fluxrepo import demo_files, demo_settings
 from gitops.events import sign
 from tests.fixtures_git import install_hook, remote_file, remote_log, remote_path
+from tests.races import all_at_once
 from tests.slack_server import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -389,27 +389,14 @@ def test_replies_converted_at_once_keep_their_own_text():
     texts = [f"Deployed `app-{i:04d}` **6.5.{i}** to dev (commit `{i:07x}`).\n\nSee <#C{i}>."
              for i in range(8)]
     expected = [convert(t) for t in texts]
-    wrong, errors = [], []
+    wrong = []
 
     def reply(i):
-        try:
-            for _ in range(200):
-                out = convert(texts[i])
-                if out != expected[i]:
-                    wrong.append((i, out))
-        except Exception as e:  # noqa: BLE001 - what a race raises is what this test looks for
-            errors.append(repr(e))
+        out = convert(texts[i])
+        if out != expected[i]:
+            wrong.append((i, out))
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # threads switch often, as on a busy machine
-    try:
-        threads = [threading.Thread(target=reply, args=(i,)) for i in range(len(texts))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    errors = all_at_once(reply, range(len(texts)), times=200)
     assert not errors and not wrong, (errors[:3], wrong[:3])
 
 

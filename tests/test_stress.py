@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections import Counter
 
@@ -23,6 +22,7 @@ import pytest
 from devtools.fluxrepo import demo_settings, fleet_apps, fleet_files
 from tests.ferrybot import started_bot
 from tests.fixtures_git import git, remote_path
+from tests.races import all_at_once
 
 ENVS = ("dev", "qa", "stag")  # prod needs approval by default: not for load
 DISTINCT = 80  # commands to distinct (app, env) pairs
@@ -190,25 +190,7 @@ def test_replies_sent_at_once_each_keep_their_own_text(loaded_bot):
     for text in texts:
         backend.send(to, text)
         expected[text] = loaded_bot.pop_message(timeout=10)
-    errors = []
-
-    def reply(text):
-        try:
-            for _ in range(100):
-                backend.send(to, text)
-        except Exception as e:  # noqa: BLE001 - what a race raises is what this test looks for
-            errors.append(repr(e))
-
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # threads switch often, as on a busy machine
-    try:
-        threads = [threading.Thread(target=reply, args=(text,)) for text in texts]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    errors = all_at_once(lambda text: backend.send(to, text), texts)
     said = Counter()
     while True:
         try:
