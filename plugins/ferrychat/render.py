@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from ferrychat.feedback import age as short_age
 
 from gitops.model import AuditEntry, Change, ChartInfo, HistoryEntry, PendingChange, Pin, Plan
-from gitops.versions import parse, same_version
+from gitops.versions import older, same_version
 
 MAX_ROWS = 40
 MAX_REPLY = 8000  # characters: no answer is longer (Slack folds long messages; a list must not flood)
@@ -85,7 +85,7 @@ def pinned(pin: Optional[Pin], newest: Optional[str] = None) -> str:
         return "(latest)"
     if pin.is_range:
         return f"~{pin.version}"
-    mark = "*" if newest and _older(pin.version, newest) else ""
+    mark = "*" if newest and older(pin.version, newest) else ""
     return pin.version + mark
 
 
@@ -118,11 +118,6 @@ def _epoch(iso: str) -> float:
         return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
-
-
-def _older(version: str, newest: str) -> bool:
-    a, b = parse(version), parse(newest)
-    return a is not None and b is not None and a < b
 
 
 def overview(pins: Sequence[Pin], environments: Sequence[str], newest: dict, notes: Sequence[str] = (),

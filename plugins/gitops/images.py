@@ -368,6 +368,9 @@ def split(pins, settings: Settings) -> tuple:
         groups.setdefault((p.app, p.environment), []).append(p)
     chosen = set()
     for (app, _), parts in groups.items():
+        if len(parts) == 1:  # most apps pin one thing: it is what they are tracked by
+            chosen.add(id(parts[0]))
+            continue
         conf = settings.apps.get(app) or settings.apps.get(app.rsplit("/", 1)[-1])
         chosen.add(id(tracked(parts, conf.track if conf else None)))
     return (tuple(p for p in pins if id(p) in chosen), tuple(p for p in pins if id(p) not in chosen))

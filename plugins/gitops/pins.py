@@ -28,21 +28,27 @@ class PinCache:
         self._by_commit: dict = {}  # (repo, commit) -> pins
         self._latest: dict = {}  # repo -> the newest commit whose pins are known
         self._problems: dict = {}  # repo -> what its last discovery could not follow
+        self._inventory: Optional[tuple] = None  # (the heads it was made at, Inventory)
         self._lock = threading.Lock()
 
     def inventory(self, refresh: bool = True) -> Inventory:
         """Every pin of every environment at the remote's newest commits."""
-        pins, commits, problems = [], [], []
-        for repo, ws in self._workspaces.items():
-            head = ws.head(refresh=refresh)
-            commits.append(head[:12])
+        heads = tuple((repo, ws.head(refresh=refresh)) for repo, ws in self._workspaces.items())
+        with self._lock:
+            if self._inventory is not None and self._inventory[0] == heads:
+                return self._inventory[1]  # the same commits: the same inventory, already sorted
+        pins, problems = [], []
+        for repo, head in heads:
             pins.extend(self.at(repo, head))
             with self._lock:
                 problems.extend(self._problems.get(repo, ()))
         order = {name: i for i, name in enumerate(self.settings.environment_names)}
         pins.sort(key=lambda p: (order[p.environment], p.app))
         tracked, others = images.split(pins, self.settings)
-        return Inventory("+".join(commits), tracked, tuple(problems), others)
+        inventory = Inventory("+".join(head[:12] for _, head in heads), tracked, tuple(problems), others)
+        with self._lock:
+            self._inventory = (heads, inventory)
+        return inventory
 
     def at(self, repo: RepoSettings, commit: str, tree=None) -> tuple:
         """The pins of ``repo`` at ``commit`` (``tree``: that commit's tree, when in hand)."""

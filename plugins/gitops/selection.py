@@ -13,7 +13,7 @@ from fnmatch import fnmatchcase
 from typing import Mapping, Optional, Sequence
 
 from gitops.model import Pin
-from gitops.versions import parse
+from gitops.versions import older
 
 
 @dataclass(frozen=True)
@@ -23,12 +23,6 @@ class Selection:
     apps: tuple  # the kept app names, sorted
     behind_registry: tuple  # kept apps with a kept pin older than the registry's newest release
     behind_previous: tuple  # kept apps with a kept pin older than the previous environment's
-
-
-def older(version: Optional[str], than: Optional[str]) -> bool:
-    """``version`` is an exact release older than ``than`` (both must be versions Ferry reads)."""
-    a, b = parse(version) if version else None, parse(than) if than else None
-    return a is not None and b is not None and a < b
 
 
 def exact(pin: Optional[Pin]) -> Optional[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Iterable, Optional
 
 import semver
@@ -52,14 +53,23 @@ def is_range(text: str) -> bool:
     return bool(_WILDCARD.match(text)) and any(c in text for c in "xX*")
 
 
+@lru_cache(maxsize=65536)  # a table of a large fleet compares the same few hundred versions often
 def parse(tag: str) -> Optional[semver.Version]:
-    """The semantic version of a tag (``v`` prefix and Helm's ``_`` for ``+`` allowed), or None."""
+    """The semantic version of a tag (``v`` prefix and Helm's ``_`` for ``+`` allowed), or None.
+    ``semver.Version`` is immutable, so one parse may serve every caller."""
     text = tag[1:] if tag[:1] in ("v", "V") else tag
     text = text.replace("_", "+")
     try:
         return semver.Version.parse(text)
     except (ValueError, TypeError):
         return None
+
+
+@lru_cache(maxsize=65536)
+def older(version: Optional[str], than: Optional[str]) -> bool:
+    """``version`` is a semantic version older than ``than`` (False when either is not one)."""
+    a, b = parse(version) if version else None, parse(than) if than else None
+    return a is not None and b is not None and a < b
 
 
 def same_version(a: str, b: str) -> bool:
