@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
 # A path to one scalar inside a YAML document: mapping keys and sequence indexes.
@@ -131,19 +132,30 @@ class Inventory:
 
     def parts(self, app: str, environment: str) -> list:
         """Every pin of ``app`` in ``environment``: the tracked one first."""
-        return [p for p in self.pins + self.others if p.app == app and p.environment == environment]
+        return list(self._parts.get((app, environment), ()))
 
     def apps(self) -> list[str]:
-        return sorted({p.app for p in self.pins})
+        return list(self._apps)
 
     def in_environment(self, environment: str) -> list[Pin]:
         return [p for p in self.pins if p.environment == environment]
 
     def find(self, app: str, environment: str) -> Optional[Pin]:
-        for p in self.pins:
-            if p.app == app and p.environment == environment:
-                return p
-        return None
+        parts = self._parts.get((app, environment))
+        return parts[0] if parts else None
+
+    # An inventory is kept and asked many times per commit: indexes built once, on first use
+    # (written to the instance's __dict__, which a frozen dataclass allows).
+    @cached_property
+    def _parts(self) -> dict:
+        found: dict = {}
+        for p in self.pins + self.others:  # the tracked pin first in each list
+            found.setdefault((p.app, p.environment), []).append(p)
+        return found
+
+    @cached_property
+    def _apps(self) -> tuple:
+        return tuple(sorted({p.app for p in self.pins}))
 
 
 @dataclass(frozen=True)
