@@ -21,15 +21,15 @@ import logging
 import posixpath
 from dataclasses import dataclass
 from typing import Iterable, Optional
-from urllib.parse import urlsplit
 
 from . import flux, images, sharing, substitution
 from .helmvalues import release_values_text
-from .kustomize import Build, Resource, TreeIndex, ScopeIds
+from .kustomize import Resource, TreeIndex, ScopeIds
 from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree, dig
 from .patches import origin
 from .model import ChartLocation, Pin, PinLocation, Problem
 from .settings import EnvironmentSettings, Settings
+from .sources import Sources, helm_repository_location, insecure, oci_repository_location
 from .versions import is_range
 
 __all__ = ["FileTree", "DirTree", "DocumentCache", "discover", "discover_environments",
@@ -38,8 +38,6 @@ __all__ = ["FileTree", "DirTree", "DocumentCache", "discover", "discover_environ
 log = logging.getLogger(__name__)
 
 HELM_API = "helm.toolkit.fluxcd.io/"
-SOURCE_API = "source.toolkit.fluxcd.io/"
-SOURCE_KINDS = ("HelmRepository", "OCIRepository", "GitRepository", "Bucket", "HelmChart")
 VERSION = ("spec", "chart", "spec", "version")
 VALUES = ("spec", "values")
 # An OCIRepository ref: Flux prefers the digest, then the semver range, then the tag.
@@ -97,7 +95,7 @@ def discover(tree: FileTree, settings: Settings,
                                        finder, ids)
         built.append((env, units))
 
-    sources = _Sources(finder, built)
+    sources = Sources(finder, built)
     releases, found_images = [], []
     for env, units in built:
         if with_images:
@@ -176,7 +174,7 @@ class _Version:
     variable: Optional[tuple] = None  # (name, site) when it is one postBuild variable
 
 
-def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Sources") -> Optional[_Release]:
+def _release(environment: str, unit: flux.Unit, res: Resource, sources: Sources) -> Optional[_Release]:
     doc, patches = unit.document(res)
     name = _substituted_name(res, unit, doc)
     if not name:
@@ -200,7 +198,7 @@ def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Source
             oci, oci_unit = located
             oci_doc, oci_patches = oci_unit.document(oci)
             url = str(dig(oci_doc, "spec", "url") or "")
-            chart, source = _oci_repository_location(url, _insecure(oci_doc))
+            chart, source = oci_repository_location(url, insecure(oci_doc))
             chart = chart or ref_name
             for i, field_path in enumerate(OCI_REFS):
                 v = _version(oci_unit, oci, oci_doc, oci_patches, field_path, "ocirepository")
@@ -225,7 +223,7 @@ def _release(environment: str, unit: flux.Unit, res: Resource, sources: "_Source
             repo_doc, _ = repo_unit.document(repo_res)
             url = str(dig(repo_doc, "spec", "url") or "")
             if source_kind == "HelmRepository":  # OCI (`type: oci`) or an HTTP(S) index
-                source = _helm_repository_location(url, chart, _insecure(repo_doc))
+                source = helm_repository_location(url, chart, insecure(repo_doc))
     if source_kind in ("GitRepository", "Bucket"):
         chart = posixpath.basename(chart.rstrip("/")) or chart  # a path to the chart folder
     return _Release(environment, name, namespace, res.file, found, chart, source, url,
@@ -320,68 +318,6 @@ def _touches_values(patch) -> bool:
     return False
 
 
-# ---- sources ---------------------------------------------------------------------------------
-
-class _Sources:
-    """Flux sources by (kind, namespace, name): the environment's own builds first, then the
-    others discovered with it, then anywhere in the repository (a shared `flux-system` source)."""
-
-    def __init__(self, finder: flux.Finder, built: list):
-        self._finder = finder
-        self._by_env: dict = {}
-        for env, units in built:
-            table = self._by_env.setdefault(env.name, {})
-            for unit in units:
-                for res in unit.build.resources:
-                    key = _source_key(res)
-                    if key is not None and key not in table:
-                        table[key] = (res, unit)
-
-    def find(self, environment: str, kind: str, namespace: str, name: str):
-        """The source resource and the unit that builds it, or None."""
-        found = self._by_env.get(environment, {}).get((kind, namespace, name))
-        if found is not None:
-            return found
-        for table in self._by_env.values():
-            if (kind, namespace, name) in table:
-                return table[(kind, namespace, name)]
-        if kind not in ("HelmRepository", "OCIRepository"):
-            return None  # a chart in Git or a bucket has no registry to find: not worth a scan
-        res = self._finder.find(kind, namespace, name)
-        return (res, flux.Unit(Build(), "")) if res is not None else None
-
-
-def _source_key(res: Resource):
-    if res.kind in SOURCE_KINDS and res.api_version.startswith(SOURCE_API) and res.name:
-        return res.kind, res.namespace, res.name
-    return None
-
-
-def _helm_repository_location(url: str, chart: str, insecure: bool) -> Optional[ChartLocation]:
-    """``oci://host/path`` + chart: an OCI repository; ``https://host/path`` + chart: that chart
-    in the repository's ``index.yaml`` (``http://`` is plain HTTP whatever ``insecure`` says)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("oci", "https", "http") or not parts.netloc or not chart or "/" in chart:
-        return None
-    prefix = parts.path.strip("/")
-    return ChartLocation(parts.netloc, f"{prefix}/{chart}" if prefix else chart,
-                         insecure or parts.scheme == "http", parts.scheme)
-
-
-def _oci_repository_location(url: str, insecure: bool):
-    """(chart name, location) of an OCIRepository URL ``oci://host/path/chart``."""
-    parts = urlsplit(url)
-    path = parts.path.strip("/")
-    if parts.scheme != "oci" or not parts.netloc or not path:
-        return "", None
-    return path.rsplit("/", 1)[-1], ChartLocation(parts.netloc, path, insecure)
-
-
-def _insecure(source_doc: dict) -> bool:
-    value = dig(source_doc, "spec", "insecure")
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
 # ---- pins ------------------------------------------------------------------------------------
 
 def _pin(r: _Release, settings: Settings) -> Pin:
@@ -391,7 +327,7 @@ def _pin(r: _Release, settings: Settings) -> Pin:
         chart = conf.chart
         if source is not None and r.source_kind == "HelmRepository":
             # The chart name is part of a HelmRepository location; an OCIRepository URL is whole.
-            source = _helm_repository_location(r.source_url, chart, source.insecure)
+            source = helm_repository_location(r.source_url, chart, source.insecure)
     if conf is not None and conf.registry is not None:
         source = conf.registry.location(chart)
     elif settings.registry is not None:

@@ -1,0 +1,73 @@
+"""Flux sources, and the chart locations they name: a HelmRepository (OCI or an HTTPS index) plus
+a chart name, or an OCIRepository URL. Pure functions over the built resources."""
+from __future__ import annotations
+
+from typing import Optional
+from urllib.parse import urlsplit
+
+from . import flux
+from .kustomize import Build, Resource
+from .manifests import dig
+from .model import ChartLocation
+
+SOURCE_KINDS = ("HelmRepository", "OCIRepository", "GitRepository", "Bucket", "HelmChart")
+
+
+class Sources:
+    """Flux sources by (kind, namespace, name): the environment's own builds first, then the
+    others discovered with it, then anywhere in the repository (a shared `flux-system` source)."""
+
+    def __init__(self, finder: flux.Finder, built: list):
+        self._finder = finder
+        self._by_env: dict = {}
+        for env, units in built:
+            table = self._by_env.setdefault(env.name, {})
+            for unit in units:
+                for res in unit.build.resources:
+                    key = source_key(res)
+                    if key is not None and key not in table:
+                        table[key] = (res, unit)
+
+    def find(self, environment: str, kind: str, namespace: str, name: str):
+        """The source resource and the unit that builds it, or None."""
+        found = self._by_env.get(environment, {}).get((kind, namespace, name))
+        if found is not None:
+            return found
+        for table in self._by_env.values():
+            if (kind, namespace, name) in table:
+                return table[(kind, namespace, name)]
+        if kind not in ("HelmRepository", "OCIRepository"):
+            return None  # a chart in Git or a bucket has no registry to find: not worth a scan
+        res = self._finder.find(kind, namespace, name)
+        return (res, flux.Unit(Build(), "")) if res is not None else None
+
+
+def source_key(res: Resource):
+    if res.kind in SOURCE_KINDS and res.api_version.startswith(flux.SOURCE_API) and res.name:
+        return res.kind, res.namespace, res.name
+    return None
+
+
+def helm_repository_location(url: str, chart: str, insecure: bool) -> Optional[ChartLocation]:
+    """``oci://host/path`` + chart: an OCI repository; ``https://host/path`` + chart: that chart
+    in the repository's ``index.yaml`` (``http://`` is plain HTTP whatever ``insecure`` says)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("oci", "https", "http") or not parts.netloc or not chart or "/" in chart:
+        return None
+    prefix = parts.path.strip("/")
+    return ChartLocation(parts.netloc, f"{prefix}/{chart}" if prefix else chart,
+                         insecure or parts.scheme == "http", parts.scheme)
+
+
+def oci_repository_location(url: str, insecure: bool):
+    """(chart name, location) of an OCIRepository URL ``oci://host/path/chart``."""
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    if parts.scheme != "oci" or not parts.netloc or not path:
+        return "", None
+    return path.rsplit("/", 1)[-1], ChartLocation(parts.netloc, path, insecure)
+
+
+def insecure(source_doc: dict) -> bool:
+    value = dig(source_doc, "spec", "insecure")
+    return value is True or (isinstance(value, str) and value.lower() == "true")
