@@ -19,7 +19,7 @@ from gitops.events import FluxEvent, decide, match_release, parse_event, sign, v
 from gitops.feedback import FORGET_AFTER, NOTICE_WINDOW, Feedback, live_states
 from gitops.model import Change, Commit, Pin, ReplyTarget, WaitingDeploy
 from gitops.settings import parse_settings
-from tests.flux_events import DOCUMENTED, encode, flux_event, now_rfc3339
+from tests.flux_events import DOCUMENTED, Clock, encode, flux_event, now_rfc3339
 
 TOKEN = "s3cr3t-flux-token"
 
@@ -250,14 +250,6 @@ def test_live_records_keep_what_versions_shows():
 
 
 # ---- Feedback over a real core, remote and shelf -----------------------------------------------
-
-class Clock:
-    def __init__(self):
-        self.now = datetime.now(timezone.utc).timestamp()
-
-    def __call__(self):
-        return self.now
-
 
 @pytest.fixture
 def core(tmp_path, bare_remote):

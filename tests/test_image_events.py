@@ -13,18 +13,10 @@ from gitops.feedback import Feedback
 from gitops.model import Change, Commit, ReplyTarget
 from gitops.settings import parse_settings
 from tests import image_fleet
-from tests.flux_events import encode, flux_event, now_rfc3339
+from tests.flux_events import Clock, encode, flux_event, now_rfc3339
 
 TOKEN = "qa-flux-token"
 TARGET = ReplyTarget("testroom", True, "1700000000.000100")
-
-
-class Clock:
-    def __init__(self):
-        self.now = datetime.now(timezone.utc).timestamp()
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
