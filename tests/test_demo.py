@@ -16,6 +16,8 @@ from tests.races import all_at_once
 ROOT = Path(__file__).resolve().parent.parent
 SESSION = "\n".join([
     "!versions",
+    "!deploy web 1.3.0 to dev",
+    "!promote web to qa",
     "!deploy podinfo 6.6.0 to dev",
     "!promote podinfo to qa",
     "!rollback podinfo on qa",
@@ -29,7 +31,11 @@ def test_demo_session(tmp_path):
                          input=SESSION, capture_output=True, text=True, timeout=180)
     out = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "3 apps across dev, qa, stag, prod" in out
+    assert "4 apps across dev, qa, stag, prod" in out
+    assert re.search(r"web +1\.2\.0\* +1\.1\.0\* +1\.0\.0\* +1\.0\.0\* +1\.3\.0 +image", out), out
+    # web is tracked by its image tag: a deploy changes the tag; a promotion the whole app
+    assert "Deployed web image 1.2.0 → 1.3.0 in dev: commit" in out
+    assert "Moves 2 part(s) in one commit: image 1.1.0 → 1.3.0, chart 6.5.0 → 6.5.1." in out
     assert "Deployed podinfo 6.5.3 → 6.6.0 in dev: commit" in out
     assert "Promoted podinfo 6.5.2 → 6.6.0 in qa (from dev)" in out
     assert "Rolled back podinfo 6.6.0 → 6.5.2 in qa" in out
