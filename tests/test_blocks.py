@@ -4,7 +4,6 @@ functions, no Slack needed."""
 import hashlib
 import hmac
 import json
-import sys
 from urllib.parse import urlencode
 
 import pytest
@@ -12,13 +11,9 @@ import pytest
 from ferrychat import blocks, render
 from gitops.model import PendingChange, Requester
 from tests import blockkit
-from tests.test_slack import ROOT
+from tests.backends import backend_module
 
-sys.path.insert(0, str(ROOT / "backends" / "ferryslack"))
-try:
-    import ferryslack_presses as presses
-finally:
-    sys.path.remove(str(ROOT / "backends" / "ferryslack"))
+presses = backend_module("ferryslack", "ferryslack_presses")
 
 
 def waiting(diff="-  version: 6.5.0\n+  version: 6.5.3\n", change_id="3f9a1c07d2"):

@@ -10,6 +10,7 @@ from pathlib import Path
 from errbot.backends.base import Message
 from errbot.bootstrap import bot_config_defaults
 
+from tests.backends import backend_module
 from tests.fixtures_git import remote_log
 from tests.races import all_at_once
 
@@ -74,11 +75,7 @@ def test_the_console_prints_replies_sent_at_once_whole(capsys):
     """Errbot's pool threads reply at once; the console's Markdown converter keeps the text it
     converts on itself: each reply must be printed whole, with its own text (FerryText prints one
     reply at a time)."""
-    sys.path.insert(0, str(ROOT / "backends" / "ferrytext"))
-    try:
-        from ferrytext import FerryText
-    finally:
-        sys.path.remove(str(ROOT / "backends" / "ferrytext"))
+    FerryText = backend_module("ferrytext").FerryText
     config = types.SimpleNamespace(BOT_ADMINS=("@alice",), BOT_IDENTITY={"username": "@ferry"},
                                    TEXT_DEMO_MODE=True, BOT_ASYNC=False)
     bot_config_defaults(config)

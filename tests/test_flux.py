@@ -21,6 +21,7 @@ from gitops.events import MAX_BODY
 from tests.ferrybot import STORAGE_PLUGINS
 from tests.fixtures_git import remote_tip
 from tests.flux_events import encode, flux_event, signed
+from tests.serving import answering
 
 PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
 TOKENS = {"qa": "qa-token-7f3a", "prod": "prod-token-91bc"}
@@ -107,14 +108,7 @@ def start(tmp_path, fleet_url, monkeypatch):
         bot.push_message("!plugin config Webserver {'HOST': '127.0.0.1', 'PORT': %d, 'SSL': None}" % port)
         assert bot.pop_message(timeout=10) == "Plugin configuration done."
         ferry = Ferry(bot, port, sent)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                requests.get(ferry.url("qa"), timeout=1)  # 405: up, and POST only
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "the webserver did not start"
-                time.sleep(0.05)
+        answering(ferry.url("qa"))  # 405: up, and POST only
         return ferry
 
     def stop(ferry: Ferry):

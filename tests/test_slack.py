@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
+from slackv3.markdown import slack_markdown_converter
 
 from devtools.fluxrepo import demo_files, demo_settings
 from gitops.events import sign
+from tests.backends import backend_module
 from tests.fixtures_git import install_hook, remote_file, remote_log, remote_path
 from tests.races import all_at_once
 from tests.slack_server import FakeSlack
@@ -350,12 +352,8 @@ def test_the_events_api_with_a_signing_secret(tmp_path, slack, fleet_url):
 
 def test_code_blocks_stay_code_blocks_in_slack():
     """SlackV3's converter drops code fences; FerrySlack keeps them, escaped as Slack wants."""
-    sys.path.insert(0, str(ROOT / "backends" / "ferryslack"))
-    try:
-        from ferryslack import KeepCodeBlocks, web_client_class
-        from slackv3.markdown import slack_markdown_converter
-    finally:
-        sys.path.remove(str(ROOT / "backends" / "ferryslack"))
+    ferryslack = backend_module("ferryslack")
+    KeepCodeBlocks, web_client_class = ferryslack.KeepCodeBlocks, ferryslack.web_client_class
     text = ("podinfo in qa: **now 6.5.3**.\n```\nversion  who\n6.5.3    Alice <U0ALICE> & co\n```\n"
             "See [the commit](https://git.example.com/c/1).")
     convert = KeepCodeBlocks(slack_markdown_converter()).convert
@@ -379,13 +377,7 @@ def test_replies_converted_at_once_keep_their_own_text():
     """Errbot's pool threads reply at once, and SlackV3 converts each reply with its one Markdown
     converter, which keeps the text it converts on itself: each reply must come out with its own
     text (before the lock, one came out with another command's text, empty, or raised)."""
-    sys.path.insert(0, str(ROOT / "backends" / "ferryslack"))
-    try:
-        from ferryslack import KeepCodeBlocks
-        from slackv3.markdown import slack_markdown_converter
-    finally:
-        sys.path.remove(str(ROOT / "backends" / "ferryslack"))
-    convert = KeepCodeBlocks(slack_markdown_converter()).convert
+    convert = backend_module("ferryslack").KeepCodeBlocks(slack_markdown_converter()).convert
     texts = [f"Deployed `app-{i:04d}` **6.5.{i}** to dev (commit `{i:07x}`).\n\nSee <#C{i}>."
              for i in range(8)]
     expected = [convert(t) for t in texts]
@@ -593,11 +585,8 @@ def test_what_reaches_slack_is_what_was_meant(tmp_path, slack, fleet_url):
 
 
 def test_slack_events_are_remembered_as_long_as_a_signature_on_them_holds():
-    sys.path.insert(0, str(ROOT / "backends" / "ferryslack"))
-    try:
-        from ferryslack import EventMemory, bot_of
-    finally:
-        sys.path.remove(str(ROOT / "backends" / "ferryslack"))
+    ferryslack = backend_module("ferryslack")
+    EventMemory, bot_of = ferryslack.EventMemory, ferryslack.bot_of
     now = [1000.0]
     memory = EventMemory(limit=3, clock=lambda: now[0])
     assert memory.first("Ev1") and not memory.first("Ev1") and memory.first(None)

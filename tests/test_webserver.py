@@ -14,6 +14,7 @@ from devtools.fluxrepo import demo_files, demo_settings
 from devtools.registry import free_port
 from tests.ferrybot import started_bot
 from tests.flux_events import signed
+from tests.serving import answering
 
 REQUEST = b"GET /ferry/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
@@ -103,14 +104,8 @@ def test_connections_are_bounded_and_slots_come_back(server):
     finally:
         for sock in idle:
             sock.close()
-    deadline = time.monotonic() + 10
-    while True:  # the held slots come back as their connections close
-        try:
-            response = requests.get(f"http://127.0.0.1:{s.server_port}/ferry/health", timeout=5)
-            break
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline, "the slots did not come back"
-            time.sleep(0.1)
+    # the held slots come back as their connections close
+    response = answering(f"http://127.0.0.1:{s.server_port}/ferry/health")
     assert response.status_code == 200 and response.text == "ok\n"
 
 
@@ -149,14 +144,7 @@ def test_ferrys_webserver_refuses_deep_json_and_errbots_routes(tmp_path, bare_re
     with started_bot(tmp_path, demo_settings(url), CORE_PLUGINS=("ACLs", "Help", "Plugins", "Utils",
                                                                   "Webserver")) as bot:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                health = requests.get(f"{base}/ferry/health", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "the webserver did not start"
-                time.sleep(0.05)
+        health = answering(f"{base}/ferry/health")
         assert health.status_code == 200 and health.text == "ok"
         deep = b'{"involvedObject": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
         response = requests.post(f"{base}/flux/qa", data=deep, headers=signed(deep, token), timeout=10)
