@@ -272,14 +272,7 @@ class GitOps(Reports):
 
         ws = self._workspace(pin.environment)
         if dry_run:
-            tree = ws.tree(ws.head(refresh=False))
-            texts: dict = {}
-            for p, new in plan.edits:
-                if p.version != new or p.is_range:
-                    path = p.location.file
-                    texts[path] = editing.set_version(texts.get(path) or tree.read(path), p.location,
-                                                      images.written(p, new))
-            diff = "".join(editing.unified_diff(path, tree.read(path), text) for path, text in texts.items())
+            _, diff = writing.edited_files(ws.tree(ws.head(refresh=False)), writing.changing(plan.edits))
             return Change(old=pin.version, new=version, replaced_range=pin.is_range, diff=diff, **base)
 
         written = writing.push(ws, plan, requester, self._pins_at(pin.environment), forced=forced,

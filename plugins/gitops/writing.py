@@ -83,15 +83,27 @@ class _Edit:
         if [(p.version, p.is_range) for p, _ in on_tip.edits] != \
                 [(p.version, p.is_range) for p, _ in self.described.edits]:
             raise _Replan(on_tip)  # the message in hand would describe another diff
-        todo = [(p, new) for p, new in on_tip.edits if p.version != new or p.is_range]
-        texts: dict = {}
-        for pin, new in todo:  # two parts in one file: each edit is one more line of the same text
-            path = pin.location.file
-            texts[path] = editing.set_version(texts.get(path) or tree.read(path), pin.location,
-                                              images.written(pin, new))
-        diff = "".join(editing.unified_diff(path, tree.read(path), text) for path, text in texts.items())
+        todo = changing(on_tip.edits)
+        texts, diff = edited_files(tree, todo)
         self.found = Written(now, tree.commit, diff, moved=tuple(todo))
         return texts
+
+
+def changing(edits) -> list:
+    """The (pin, new) edits that change their line (a range is replaced even by its own text)."""
+    return [(p, new) for p, new in edits if p.version != new or p.is_range]
+
+
+def edited_files(tree, edits) -> tuple[dict, str]:
+    """The files ``edits`` give on ``tree`` (path -> new text) and their unified diff; two parts
+    in one file are two lines of the same text."""
+    texts: dict = {}
+    for pin, new in edits:
+        path = pin.location.file
+        texts[path] = editing.set_version(texts.get(path) or tree.read(path), pin.location,
+                                          images.written(pin, new))
+    diff = "".join(editing.unified_diff(path, tree.read(path), text) for path, text in texts.items())
+    return texts, diff
 
 
 class _Replan(Exception):
