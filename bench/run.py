@@ -40,10 +40,10 @@ for _path in (ROOT / "plugins", ROOT):  # as under Errbot: `import gitops` from 
 
 from devtools.fluxrepo import ENVIRONMENTS, demo_settings, seed_remote  # noqa: E402
 from devtools.registry import LocalRegistry, push_charts  # noqa: E402
-from gitops import manifests  # noqa: E402
+from gitops.flux import manifests  # noqa: E402
 from gitops.core import GitOps  # noqa: E402
 from gitops.model import ChartLocation, Requester  # noqa: E402
-from gitops.registry import RegistryClient  # noqa: E402
+from gitops.sources.registry import RegistryClient  # noqa: E402
 from gitops.settings import parse_settings  # noqa: E402
 
 from bench import chat, sources  # noqa: E402

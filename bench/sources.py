@@ -16,7 +16,7 @@ import yaml
 
 from devtools.helmrepo import HelmRepoServer, index_entry, index_text
 from gitops.model import ChartLocation
-from gitops.registry import RegistryClient
+from gitops.sources.registry import RegistryClient
 
 INDEX_ENTRIES = 10_000
 INDEX_CHARTS = 40  # 250 versions each, as a public repository of a few dozen charts

@@ -16,7 +16,7 @@ from typing import Optional
 
 from ruamel.yaml import YAML
 
-from gitops.events import sign
+from gitops.feedback.events import sign
 from tests.refs import EVENT_EXAMPLE
 
 _documented = YAML(typ="safe").load(EVENT_EXAMPLE.read_text())

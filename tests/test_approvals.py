@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from devtools.fluxrepo import demo_files, demo_settings
-from gitops import guard
+from gitops.guard import approvals as guard
 from gitops.core import GitOps
 from gitops.errors import ApprovalRefused, NotAllowed, RolledBackVersion, TooManyWaiting
 from gitops.model import Requester

@@ -2,8 +2,8 @@
 import pytest
 
 from devtools.fluxrepo import demo_files, demo_settings
-from gitops.carry import carry_forward, changed_files
-from gitops.discovery import DirTree, discover
+from gitops.changes.carry import carry_forward, changed_files
+from gitops.flux.discovery import DirTree, discover
 from gitops.settings import parse_settings
 
 SETTINGS = parse_settings(demo_settings("file:///fleet.git"), environ={})

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gitops.editing import read_version, set_version, unified_diff
-from gitops.discovery import DirTree, discover, discover_environments, qualify_clashes
-from gitops.manifests import DocumentCache, parse_documents
+from gitops.changes.editing import read_version, set_version, unified_diff
+from gitops.flux.discovery import DirTree, discover, discover_environments, qualify_clashes
+from gitops.flux.manifests import DocumentCache, parse_documents
 from gitops.model import ChartLocation, Pin, PinLocation, Problem
 from gitops.settings import parse_settings
 
@@ -622,7 +622,7 @@ def test_fast_parser_matches_ruamel_safe_loader():
 # ---- the values a release gets, for `!diff <app> <envA> <envB>` -------------------------------
 
 def test_release_values_text_of_the_real_example(tmp_path):
-    from gitops.discovery import release_values_text
+    from gitops.flux.discovery import release_values_text
     tree = DirTree(copy_fixture(NEWEST, tmp_path))
     pins = by_key(discover(tree, settings(TWO_ENVS)))
     staging = release_values_text(tree, pins["staging", "podinfo"])
@@ -635,7 +635,7 @@ def test_release_values_text_of_the_real_example(tmp_path):
 
 
 def test_release_values_text_replays_every_kind_of_patch(tmp_path):
-    from gitops.discovery import release_values_text
+    from gitops.flux.discovery import release_values_text
     tail = """\
     patches:
       - path: values.yaml

@@ -5,10 +5,10 @@ import difflib
 
 import pytest
 
-from gitops.discovery import DirTree, discover
-from gitops.editing import read_version, set_version, unified_diff
+from gitops.flux.discovery import DirTree, discover
+from gitops.changes.editing import read_version, set_version, unified_diff
 from gitops.errors import NotEditable
-from gitops.manifests import parse_documents
+from gitops.flux.manifests import parse_documents
 from gitops.model import PinLocation
 from gitops.settings import parse_settings
 

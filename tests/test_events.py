@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from devtools.fluxrepo import demo_files, demo_settings
-from gitops import events
+from gitops.feedback import events
 from gitops.core import GitOps
 from gitops.errors import (BadSignature, EventRefused, EventTooLarge, FeedbackNotConfigured,
                            MalformedEvent, ReplayedEvent, StaleEvent, Unsigned, UnknownEnvironment)
-from gitops.events import FluxEvent, decide, match_release, parse_event, sign, verify
-from gitops.feedback import FORGET_AFTER, NOTICE_WINDOW, Feedback, live_states
+from gitops.feedback.events import FluxEvent, decide, match_release, parse_event, sign, verify
+from gitops.feedback.waits import FORGET_AFTER, NOTICE_WINDOW, Feedback, live_states
 from gitops.model import Change, Commit, Pin, ReplyTarget, WaitingDeploy
 from gitops.settings import parse_settings
 from tests.flux_events import DOCUMENTED, Clock, encode, flux_event, now_rfc3339
@@ -374,7 +374,7 @@ def test_notices_go_to_the_channel_once(core):
 
 
 def test_an_unknown_release_is_ignored_and_logged(core, caplog):
-    caplog.set_level("INFO", logger="gitops.feedback")
+    caplog.set_level("INFO", logger="gitops.feedback.waits")
     got = post(Feedback(core, Clock()), flux_event(name="nginx", namespace="web"))
     assert got.app == "" and "not an app in qa" in got.ignored
     assert any("web/nginx" in r.getMessage() and "ignored" in r.getMessage() for r in caplog.records)

@@ -220,7 +220,7 @@ CORE = textwrap.dedent("""
     import shelve, sys
     sys.path.insert(0, sys.argv[1])
     from gitops.core import GitOps
-    from gitops.feedback import Feedback
+    from gitops.feedback.waits import Feedback
     from gitops.model import ReplyTarget, Requester
     from gitops.settings import load_settings
     memory = shelve.open(sys.argv[3])

@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
 from devtools.serial_replies import one_reply_at_a_time
-from gitops.events import MAX_BODY
+from gitops.feedback.events import MAX_BODY
 from tests.ferrybot import STORAGE_PLUGINS
 from tests.fixtures_git import remote_tip
 from tests.flux_events import encode, flux_event, signed
@@ -237,7 +237,7 @@ def test_bad_requests_are_refused_and_change_nothing(start, fleet_url):
 
 
 def test_events_for_unknown_apps_and_other_kinds_are_ignored_with_a_log_line(start, caplog):
-    caplog.set_level("INFO", logger="gitops.feedback")
+    caplog.set_level("INFO", logger="gitops.feedback.waits")
     ferry = start()
     response = ferry.post("prod", flux_event("nginx", "ingress", reason="UpgradeFailed"))
     assert response.status_code == 200 and "HelmRelease ingress/nginx is not an app in prod" in response.text

@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from gitops import flux, substitution
-from gitops.discovery import DirTree, discover
-from gitops.editing import read_version, set_version, unified_diff
+from gitops.flux import kustomizations as flux, substitution
+from gitops.flux.discovery import DirTree, discover
+from gitops.changes.editing import read_version, set_version, unified_diff
 from gitops.model import PinLocation, Problem
 from gitops.settings import parse_settings
 from tests.flux_clusters import cluster_files, cluster_settings

@@ -13,9 +13,9 @@ import pytest
 
 from devtools.helmrepo import CREATED, HelmRepoServer, index_entry, index_text, repository_files
 from gitops.errors import RegistryUnauthorized, RegistryUnavailable, VersionNotFound
-from gitops.helmindex import HelmIndexClient, parse_index
+from gitops.sources.helmindex import HelmIndexClient, parse_index
 from gitops.model import ChartLocation
-from gitops.registry import RegistryClient
+from gitops.sources.registry import RegistryClient
 from gitops.settings import RegistryCredentials
 
 CHARTS = {"podinfo": ["6.5.0", "6.5.1", "6.6.0", "6.7.0-rc.1"], "redis": ["18.0.0", "19.0.0"]}

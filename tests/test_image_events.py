@@ -8,8 +8,8 @@ import pytest
 
 from ferrychat.feedback import say
 from gitops.core import GitOps
-from gitops.events import sign
-from gitops.feedback import Feedback
+from gitops.feedback.events import sign
+from gitops.feedback.waits import Feedback
 from gitops.model import Change, Commit, ReplyTarget
 from gitops.settings import parse_settings
 from tests import image_fleet

@@ -5,9 +5,9 @@ shown, deployed with a one-line diff, promoted and rolled back; every refusal le
 as it was."""
 import pytest
 
-from gitops import images
-from gitops.discovery import discover
-from gitops.manifests import DirTree
+from gitops.flux import images
+from gitops.flux.discovery import discover
+from gitops.flux.manifests import DirTree
 from gitops.settings import parse_settings
 from tests import image_fleet
 from tests.ferrybot import ask, started_bot

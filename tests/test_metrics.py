@@ -17,11 +17,11 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.fluxrepo import demo_files, demo_settings
-from gitops import metrics as m
-from gitops import readiness
+from gitops.ops import metrics as m
+from gitops.ops import readiness
 from gitops.core import GitOps
 from gitops.errors import FerryError
-from gitops.events import sign
+from gitops.feedback.events import sign
 from gitops.model import Requester
 from gitops.settings import parse_settings
 from gitops.workspace import Workspace
@@ -302,7 +302,7 @@ def test_helm_repository_requests_are_counted_as_index_and_chart(tmp_path):
     """Requests to an HTTPS Helm repository go through the same counted door as OCI ones."""
     from devtools.helmrepo import HelmRepoServer, repository_files
     from gitops.model import ChartLocation
-    from gitops.registry import RegistryClient
+    from gitops.sources.registry import RegistryClient
 
     metrics = m.Metrics(settings_for(str(tmp_path / "fleet.git")))
     client = RegistryClient(timeout=3)

@@ -5,7 +5,7 @@ import pytest
 
 from gitops.errors import Locked, NotAllowed, RolledBackVersion, SettingsError
 from gitops.model import Lock, RolledBack
-from gitops.policy import (MAX_WAITING, authorise, blockers, decide, may_approve, may_reject,
+from gitops.guard.policy import (MAX_WAITING, authorise, blockers, decide, may_approve, may_reject,
                            parse_policy, refuse_locked)
 
 FRIDAY_1730_PARIS = datetime(2026, 11, 27, 16, 30, tzinfo=timezone.utc)

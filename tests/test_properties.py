@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 from devtools.fluxrepo import demo_files, demo_settings, seed_remote
 from devtools.serial_replies import one_reply_at_a_time
 from gitops.errors import EventRefused
-from gitops.events import sign
+from gitops.feedback.events import sign
 from tests.fixtures_git import remote_tip
 from tests.flux_events import DOCUMENTED
 

@@ -18,7 +18,7 @@ import requests
 from devtools.registry import free_port, push_chart, push_charts
 from gitops.errors import RegistryUnauthorized, RegistryUnavailable, VersionNotFound
 from gitops.model import ChartLocation, ChartVersions
-from gitops.registry import RegistryClient
+from gitops.sources.registry import RegistryClient
 from gitops.settings import RegistryCredentials
 from tests.serving import serving
 from tests.fixtures_registry import CHARTS_CREATED

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from gitops.model import ChartLocation
-from gitops.registry import RegistryClient
-from gitops.tokens import DEFAULT_EXPIRES_IN, TokenCache, lifetime, scope_of
+from gitops.sources.registry import RegistryClient
+from gitops.sources.tokens import DEFAULT_EXPIRES_IN, TokenCache, lifetime, scope_of
 from tests.serving import serving
 from tests.test_registry_scope import token_registry
 from tests.token_server import TokenKey, TokenServer

@@ -20,7 +20,7 @@ from devtools.fluxrepo import DEMO_CHARTS, demo_files, demo_settings
 from devtools.registry import LocalRegistry, push_charts
 from gitops.errors import RegistryUnauthorized
 from gitops.model import ChartLocation
-from gitops.registry import RegistryClient
+from gitops.sources.registry import RegistryClient
 from gitops.settings import RegistryCredentials
 from tests.serving import serving
 from tests.ferrybot import ask, started_bot

@@ -24,7 +24,7 @@ from ruamel.yaml import YAML
 from slackv3.markdown import slack_markdown_converter
 
 from devtools.fluxrepo import demo_files, demo_settings
-from gitops.events import sign
+from gitops.feedback.events import sign
 from tests.backends import backend_module
 from tests.fixtures_git import install_hook, remote_file, remote_log, remote_path
 from tests.races import all_at_once

@@ -7,9 +7,9 @@ from flask import Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import ferryweb
-from gitops import readiness
+from gitops.ops import readiness
 from gitops.core import GitOps
-from gitops.metrics import since_command
+from gitops.ops.metrics import since_command
 from gitops.settings import load_settings
 
 
@@ -111,7 +111,7 @@ class Ferry(BotPlugin):
 
     @webhook("/metrics", methods=("GET",))
     def prometheus_metrics(self, request):
-        """Prometheus's scrape: this core's metrics (gitops/metrics.py), in the text format."""
+        """Prometheus's scrape: this core's metrics (gitops/ops/metrics.py), in the text format."""
         return Response(generate_latest(self.gitops.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
     def committed(self, change, msg):

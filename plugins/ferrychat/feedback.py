@@ -1,7 +1,7 @@
-"""What Ferry says when Flux reports back: one ``Outcome`` of ``gitops.events`` in, chat text out."""
+"""What Ferry says when Flux reports back: one ``Outcome`` of ``gitops.feedback.events`` in, chat text out."""
 from __future__ import annotations
 
-from gitops.events import REMEDIATED, Outcome
+from gitops.feedback.events import REMEDIATED, Outcome
 
 MESSAGE_LIMIT = 600  # characters of Flux's message quoted in chat
 

@@ -123,7 +123,7 @@ def _epoch(iso: str) -> float:
 def overview(pins: Sequence[Pin], environments: Sequence[str], newest: dict, notes: Sequence[str] = (),
              live_states: Optional[dict] = None, now: float = 0.0, refused: Sequence[str] = (),
              label: str = "apps") -> str:
-    """``live_states``: (app, env) -> the last Flux event recorded (``gitops.feedback.live_states``);
+    """``live_states``: (app, env) -> the last Flux event recorded (``gitops.feedback.waits.live_states``);
     ``refused``: the apps whose registry refused Ferry (their newest is "no access", not "?");
     ``label``: what the rows are ("outdated apps matching `team-a-*`"). A `tracked by` column is
     added as soon as one app is tracked by an image tag rather than its chart."""

@@ -9,10 +9,10 @@ import time
 import uuid
 
 from ferrychat import presses, render, sizing
-from gitops import metrics
+from gitops.ops import metrics
 from gitops.errors import FerryError
 from gitops.model import Requester
-from gitops.policy import NotAllowed
+from gitops.guard.policy import NotAllowed
 
 log = logging.getLogger("ferry.commands")
 
@@ -76,7 +76,7 @@ def table(plugin, msg, answer: sizing.Table):
 
 
 def _counted(plugin, name: str, outcome: str) -> None:
-    """The command in the core's metrics (``gitops.metrics``); counting never fails a command."""
+    """The command in the core's metrics (``gitops.ops.metrics``); counting never fails a command."""
     try:
         plugin.get_plugin("Ferry").gitops.metrics.command(name, outcome)
     except Exception as e:

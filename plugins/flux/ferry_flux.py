@@ -6,8 +6,8 @@ from errbot.backends.base import Message, Room, RoomOccupant
 from ferrychat.feedback import say
 from ferrychat.replies import requester
 from gitops.errors import EventRefused, UnknownEnvironment, shown
-from gitops.events import MAX_BODY
-from gitops.feedback import Feedback
+from gitops.feedback.events import MAX_BODY
+from gitops.feedback.waits import Feedback
 from gitops.model import ReplyTarget
 
 

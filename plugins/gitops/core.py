@@ -16,20 +16,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, MutableMapping, Optional
 
-from . import editing, images, planning, policy, writing
-from . import guard as held
+from .changes import editing, planning, writing
+from .flux import images
+from .guard import policy
+from .guard import approvals as held
 from .errors import ApprovalRefused, FerryError, NoRegistry, NotAllowed
-from .guard import Guard
-from .metrics import Metrics
+from .guard.approvals import Guard
+from .ops.metrics import Metrics
 from .model import (Change, ChartLocation, Commit, Inventory, Lock, PendingChange, Pin, Plan,
                     Requester)
-from .pins import PinCache, app_name, find
-from .registry import RegistryClient
+from .changes.pins import PinCache, app_name, find
+from .sources.registry import RegistryClient
 from .reports import Reports
 from .settings import RepoSettings, Settings
 from .versions import between
 from .workspace import Workspace, git_environment
-from .writing import PinMoved
+from .changes.writing import PinMoved
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import difflib
 from typing import Optional
 
-from . import discovery, editing, images, trailers
+from .flux import discovery, images
+from .changes import editing, trailers
 from .errors import NoRegistry, NotEditable, RegistryUnauthorized, RegistryUnavailable
 from .model import AuditEntry, ChartInfo, HistoryEntry, Pin
-from .pins import app_name
+from .changes.pins import app_name
 from .versions import parse
 
 

@@ -17,7 +17,7 @@ from ruamel.yaml.error import YAMLError
 
 from .errors import SettingsError, UnknownEnvironment
 from .model import ChartLocation
-from .policy import Policy, parse_policy
+from .guard.policy import Policy, parse_policy
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 

@@ -4,7 +4,7 @@ from errbot import BotPlugin, botcmd
 
 from ferrychat import grammar, listing, render
 from ferrychat.replies import answers
-from gitops.feedback import live_states
+from gitops.feedback.waits import live_states
 from gitops.selection import select
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..errors import PushRejected
-from ..metrics import NOT_OBSERVED, RepoObserver
+from ..ops.metrics import NOT_OBSERVED, RepoObserver
 from ..model import Requester
 from . import commit as commit_stream
 from .clone import Clone

@@ -32,10 +32,10 @@ import requests
 import yaml
 
 from . import transport
-from .errors import RegistryUnauthorized, RegistryUnavailable
-from .metrics import observed_request
-from .model import ChartLocation
-from .settings import RegistryCredentials
+from ..errors import RegistryUnauthorized, RegistryUnavailable
+from ..ops.metrics import observed_request
+from ..model import ChartLocation
+from ..settings import RegistryCredentials
 
 log = logging.getLogger(__name__)
 

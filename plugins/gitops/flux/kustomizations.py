@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from .kustomize import (KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, Level, Resource, Walker,
                         join_path, strings, text_of)
 from .manifests import YAML_SUFFIXES, dig
-from .model import Problem
+from ..model import Problem
 from .patches import PatchIndex, apply_all, origin
 from .substitution import NO_VARIABLES, Source, Variable, Variables, substitute_doc, substitution_disabled
 

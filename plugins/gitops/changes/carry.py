@@ -11,8 +11,8 @@ import copy
 from dataclasses import replace
 from typing import Optional
 
-from .manifests import YAML_SUFFIXES, FileTree, parse_documents
-from .versions import is_range
+from ..flux.manifests import YAML_SUFFIXES, FileTree, parse_documents
+from ..versions import is_range
 
 
 def changed_files(old: FileTree, new: FileTree) -> dict:

@@ -14,11 +14,11 @@ import posixpath
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from .errors import UnreadableValues
+from ..errors import UnreadableValues
 from .kustomize import KUSTOMIZATION_FILES, Patch
 from .manifests import FileTree, describe_error, dig
 from .patches import apply, selector_match
-from .model import Pin
+from ..model import Pin
 
 
 def release_values_text(tree: FileTree, pin: Pin) -> str:

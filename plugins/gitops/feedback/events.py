@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping, Optional
 
-from .errors import BadSignature, MalformedEvent, ReplayedEvent, StaleEvent, Unsigned
-from .model import CHART, ReplyTarget, WaitingDeploy
-from .versions import same_version
+from ..errors import BadSignature, MalformedEvent, ReplayedEvent, StaleEvent, Unsigned
+from ..model import CHART, ReplyTarget, WaitingDeploy
+from ..versions import same_version
 
 MAX_BODY = 256 * 1024  # bytes; Flux events are a few kilobytes, Helm errors included
 MAX_MESSAGE = 2000  # characters of Flux's message kept and shown

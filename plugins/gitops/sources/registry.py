@@ -13,12 +13,12 @@ import threading
 import time
 from typing import Iterable, Optional
 
-from .errors import ImageTagNotFound, RegistryUnavailable, VersionNotFound
+from ..errors import ImageTagNotFound, RegistryUnavailable, VersionNotFound
 from .helmindex import DEFAULT_MAX_BYTES, HelmIndexClient, archive_url
-from .model import ChartInfo, ChartLocation, ChartVersions
+from ..model import ChartInfo, ChartLocation, ChartVersions
 from .oci import MANIFEST_ACCEPT, NotFound, OciRegistry, container_of
-from .settings import RegistryCredentials
-from .versions import nearest_versions, registry_tag, same_version, sort_tags
+from ..settings import RegistryCredentials
+from ..versions import nearest_versions, registry_tag, same_version, sort_tags
 
 log = logging.getLogger(__name__)
 

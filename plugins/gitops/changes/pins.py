@@ -12,11 +12,12 @@ import threading
 from dataclasses import replace
 from typing import Mapping, Optional
 
-from . import carry, discovery, images
-from .errors import UnknownApp, UsageError
-from .model import CHART, Inventory, Pin
-from .settings import RepoSettings, Settings
-from .workspace import Workspace
+from . import carry
+from ..flux import discovery, images
+from ..errors import UnknownApp, UsageError
+from ..model import CHART, Inventory, Pin
+from ..settings import RepoSettings, Settings
+from ..workspace import Workspace
 
 
 class PinCache:

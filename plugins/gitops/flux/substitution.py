@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .manifests import dig
-from .model import PinLocation
+from ..model import PinLocation
 
 SUBSTITUTE_SWITCH = "kustomize.toolkit.fluxcd.io/substitute"
 

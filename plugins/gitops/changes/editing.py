@@ -16,9 +16,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedBase
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from .errors import NotEditable
-from .manifests import parse_documents
-from .model import PinLocation
+from ..errors import NotEditable
+from ..flux.manifests import parse_documents
+from ..model import PinLocation
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what YAML 1.2 (and ruamel's line counter) breaks on
 

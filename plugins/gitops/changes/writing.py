@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
-from . import editing, images
+from . import editing
+from ..flux import images
 from . import trailers as t
-from .errors import GitUnauthorized, GitUnavailable, PushRejected, UnknownApp
-from .model import Plan, Pin, Requester
+from ..errors import GitUnauthorized, GitUnavailable, PushRejected, UnknownApp
+from ..model import Plan, Pin, Requester
 from .planning import require_editable
-from .workspace import Workspace
+from ..workspace import Workspace
 
 ATTEMPTS = 5  # as many as the workspace's push attempts: each replan is a new tip
 

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from typing import Mapping, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import FerryError, Locked, NotAllowed, RolledBackVersion, SettingsError
-from .model import Blocker, Lock, RolledBack
-from .versions import same_version
+from ..errors import FerryError, Locked, NotAllowed, RolledBackVersion, SettingsError
+from ..model import Blocker, Lock, RolledBack
+from ..versions import same_version
 
 ACTIONS = ("deploy", "promote", "rollback")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -20,11 +20,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Mapping, Optional
 
 from . import events
-from .errors import EventTooLarge, FeedbackNotConfigured
+from ..errors import EventTooLarge, FeedbackNotConfigured
 from .events import FluxEvent, Outcome
-from .metrics import observed_events
-from .model import ReplyTarget, WaitingDeploy
-from .settings import flux_token_variable
+from ..ops.metrics import observed_events
+from ..model import ReplyTarget, WaitingDeploy
+from ..settings import flux_token_variable
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Mapping, Optional
 
-from .errors import FerryError
+from ..errors import FerryError
 
 log = logging.getLogger(__name__)
 

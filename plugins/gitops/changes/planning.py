@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Optional
 
-from .errors import (FerryError, NotEditable, NothingToRollback, PromotionRefused, SharedPin,
+from ..errors import (FerryError, NotEditable, NothingToRollback, PromotionRefused, SharedPin,
                      UnknownApp, shown)
-from .model import CHART, HistoryEntry, Inventory, Pin, Plan
+from ..model import CHART, HistoryEntry, Inventory, Pin, Plan
 from .pins import find
-from .registry import RegistryClient
-from .settings import EnvironmentSettings, Settings
-from .versions import check_version, registry_tag, same_version
+from ..sources.registry import RegistryClient
+from ..settings import EnvironmentSettings, Settings
+from ..versions import check_version, registry_tag, same_version
 
 
 def deploy_plan(pin: Pin, version: str, registry: RegistryClient) -> Plan:

@@ -22,15 +22,15 @@ import posixpath
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from . import flux, images, sharing, substitution
+from . import images, kustomizations, sharing, substitution
 from .helmvalues import release_values_text
 from .kustomize import Resource, TreeIndex, ScopeIds
 from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree, dig
 from .patches import origin
-from .model import ChartLocation, Pin, PinLocation, Problem
-from .settings import EnvironmentSettings, Settings
-from .sources import Sources, helm_repository_location, insecure, oci_repository_location
-from .versions import is_range
+from ..model import ChartLocation, Pin, PinLocation, Problem
+from ..settings import EnvironmentSettings, Settings
+from .chart_sources import Sources, helm_repository_location, insecure, oci_repository_location
+from ..versions import is_range
 
 __all__ = ["FileTree", "DirTree", "DocumentCache", "discover", "discover_environments",
            "qualify_clashes", "release_values_text"]
@@ -60,7 +60,7 @@ class _Release:
     image_reader: Optional[tuple] = None  # (unit, resource) to read image tags from
 
 
-def _release_images(tree: FileTree, pin: Pin, unit: flux.Unit, res: Resource, settings: Settings) -> list:
+def _release_images(tree: FileTree, pin: Pin, unit: kustomizations.Unit, res: Resource, settings: Settings) -> list:
     doc, patches = unit.document(res)
     return images.release_images(pin, res, doc, tree,
                                  lambda path: _version(unit, res, doc, patches, path, "helmrelease"),
@@ -81,7 +81,7 @@ def discover(tree: FileTree, settings: Settings,
     problems = [] if warnings is None else warnings
     cache = cache or DEFAULT_CACHE
     index = TreeIndex(tree.files())
-    finder = flux.Finder(tree, index, cache)
+    finder = kustomizations.Finder(tree, index, cache)
     ids = ScopeIds()
     built = []
     for env in envs:
@@ -91,7 +91,7 @@ def discover(tree: FileTree, settings: Settings,
             if not matched:
                 problems.append(Problem(env.name, pattern, "matches nothing in the repository."))
             paths.extend(matched)
-        units = flux.build_environment(tree, index, cache, env.name, env.repo, paths, problems,
+        units = kustomizations.build_environment(tree, index, cache, env.name, env.repo, paths, problems,
                                        finder, ids)
         built.append((env, units))
 
@@ -174,7 +174,7 @@ class _Version:
     variable: Optional[tuple] = None  # (name, site) when it is one postBuild variable
 
 
-def _release(environment: str, unit: flux.Unit, res: Resource, sources: Sources) -> Optional[_Release]:
+def _release(environment: str, unit: kustomizations.Unit, res: Resource, sources: Sources) -> Optional[_Release]:
     doc, patches = unit.document(res)
     name = _substituted_name(res, unit, doc)
     if not name:
@@ -230,7 +230,7 @@ def _release(environment: str, unit: flux.Unit, res: Resource, sources: Sources)
                     source_kind or "HelmRepository", values_files, values_unknown)
 
 
-def _substituted_name(res: Resource, unit: flux.Unit, doc: dict) -> str:
+def _substituted_name(res: Resource, unit: kustomizations.Unit, doc: dict) -> str:
     raw = dig(res.doc, "metadata", "name")
     if not isinstance(raw, str) or not raw:
         return ""
@@ -240,7 +240,7 @@ def _substituted_name(res: Resource, unit: flux.Unit, doc: dict) -> str:
     return res.name.replace(raw, written) if isinstance(written, str) and written else res.name
 
 
-def _version(unit: flux.Unit, res: Resource, doc: dict, patches: list, field_path: tuple,
+def _version(unit: kustomizations.Unit, res: Resource, doc: dict, patches: list, field_path: tuple,
              own_kind: str) -> _Version:
     text, location, by_patch = origin(res, patches, field_path)
     kind = "patch" if by_patch else own_kind
@@ -275,7 +275,7 @@ def _version(unit: flux.Unit, res: Resource, doc: dict, patches: list, field_pat
                     origin=f"`${{{result.whole}}}` from {var.where}", variable=(result.whole, site))
 
 
-def _values_unknown(unit: flux.Unit, res: Resource, patches: list) -> str:
+def _values_unknown(unit: kustomizations.Unit, res: Resource, patches: list) -> str:
     """Why the values replayed from files (``helmvalues``) would not be those Flux applies."""
     for patch in patches:
         if patch.at[:1] == ("spec",) and _touches_values(patch):

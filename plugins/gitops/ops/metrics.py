@@ -107,7 +107,7 @@ def registry_outcome(status: Optional[int]) -> str:
 
 def repository_label(url: str, secrets: Iterable[str] = ()) -> str:
     """A repository as a label: its URL without user, password or any secret."""
-    from .workspace.process import scrub, without_userinfo  # here: the workspace imports this module
+    from ..workspace.process import scrub, without_userinfo  # here: the workspace imports this module
     return scrub(without_userinfo(url), sorted({s for s in secrets if s}, key=len, reverse=True))
 
 

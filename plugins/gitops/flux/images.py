@@ -30,8 +30,8 @@ from ruamel.yaml import YAML
 
 from .kustomize import KUSTOMIZATION_FILES, Resource
 from .manifests import dig
-from .model import CHART, ChartLocation, Pin, PinLocation
-from .settings import Settings
+from ..model import CHART, ChartLocation, Pin, PinLocation
+from ..settings import Settings
 
 VALUES = ("spec", "values")
 DOCKER_HUB = "registry-1.docker.io"  # docker.io's registry API host

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .manifests import YAML_SUFFIXES, DocumentCache, FileTree, dig, parse_documents
-from .model import PinLocation, Problem
+from ..model import PinLocation, Problem
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 # A resource file without these words cannot hold anything discovery looks at: not parsed.

@@ -18,9 +18,9 @@ from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Callable, MutableMapping, Optional
 
-from .errors import ApprovalRefused, NotLocked, TooManyWaiting
-from .model import Blocker, Lock, PendingChange, Requester, RolledBack
-from .versions import same_version
+from ..errors import ApprovalRefused, NotLocked, TooManyWaiting
+from ..model import Blocker, Lock, PendingChange, Requester, RolledBack
+from ..versions import same_version
 
 LOCKS, PENDING, ROLLED_BACK = "locks", "pending", "rolled-back"
 ID_BYTES = 5  # change ids of 10 hex digits: no collision among the few changes that wait at once

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .flux import Unit
+from .kustomizations import Unit
 from .substitution import UNDEFINED, references
 
 

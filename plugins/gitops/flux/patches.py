@@ -12,7 +12,7 @@ from typing import Optional
 
 from .kustomize import Patch, Resource
 from .manifests import dig
-from .model import PinLocation
+from ..model import PinLocation
 
 
 class PatchIndex:

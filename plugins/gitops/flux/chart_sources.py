@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Optional
 from urllib.parse import urlsplit
 
-from . import flux
+from . import kustomizations
 from .kustomize import Build, Resource
 from .manifests import dig
-from .model import ChartLocation
+from ..model import ChartLocation
 
 SOURCE_KINDS = ("HelmRepository", "OCIRepository", "GitRepository", "Bucket", "HelmChart")
 
@@ -17,7 +17,7 @@ class Sources:
     """Flux sources by (kind, namespace, name): the environment's own builds first, then the
     others discovered with it, then anywhere in the repository (a shared `flux-system` source)."""
 
-    def __init__(self, finder: flux.Finder, built: list):
+    def __init__(self, finder: kustomizations.Finder, built: list):
         self._finder = finder
         self._by_env: dict = {}
         for env, units in built:
@@ -39,11 +39,11 @@ class Sources:
         if kind not in ("HelmRepository", "OCIRepository"):
             return None  # a chart in Git or a bucket has no registry to find: not worth a scan
         res = self._finder.find(kind, namespace, name)
-        return (res, flux.Unit(Build(), "")) if res is not None else None
+        return (res, kustomizations.Unit(Build(), "")) if res is not None else None
 
 
 def source_key(res: Resource):
-    if res.kind in SOURCE_KINDS and res.api_version.startswith(flux.SOURCE_API) and res.name:
+    if res.kind in SOURCE_KINDS and res.api_version.startswith(kustomizations.SOURCE_API) and res.name:
         return res.kind, res.namespace, res.name
     return None
 

@@ -1,0 +1,5 @@
+"""Sources: where chart versions and image tags come from: OCI registries, classic Helm repository
+indexes, bearer tokens per repository scope, and the one HTTP transport every request goes through.
+
+May import: ops, settings, versions, model, errors.
+"""
