@@ -5,9 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench system-deps venv clean
+.PHONY: test demo bench docs system-deps venv clean
 
-test: venv system-deps
+test: venv system-deps docs
 	$(PY) -m pytest -q
 
 demo: venv system-deps
@@ -17,6 +17,17 @@ bench: venv system-deps
 	$(PY) -m bench.run
 
 venv: $(STAMP)
+
+# docs/ as a site; --strict: a broken link or a page missing from the nav fails the build.
+DOCS_VENV ?= .venv-docs
+DOCS_STAMP := $(DOCS_VENV)/.installed
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
+$(DOCS_STAMP): requirements-docs.txt
+	test -x $(DOCS_VENV)/bin/python || python3 -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-docs.txt
+	touch $(DOCS_STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,4 +43,4 @@ system-deps:
 	@command -v docker-registry >/dev/null && command -v htpasswd >/dev/null
 
 clean:
-	rm -rf $(VENV) data demo-data .pytest_cache
+	rm -rf $(VENV) $(DOCS_VENV) site data demo-data .pytest_cache

@@ -4,7 +4,7 @@ Dockerfile and the Slack app manifest, checked against the real schemas.
 Kubernetes objects are validated with ``kubernetes-validate`` (strict: unknown fields fail) against
 the Kubernetes API schemas it ships (no network). Flux objects are validated with ``jsonschema``
 against the ``openAPIV3Schema`` of their real CRD (``tests/data/flux-crds``): the example that runs
-Ferry, the Provider and Alert the README tells users to apply, and the demo repository; kustomize
+Ferry, the Provider and Alert docs/flux.md tells users to apply, and the demo repository; kustomize
 itself is not installed, so the kustomization's references are checked one by one."""
 import re
 from pathlib import Path
@@ -217,13 +217,13 @@ def test_the_flux_crds_catch_mistakes():
 
 
 def readme_yaml_documents() -> list:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "flux.md").read_text(encoding="utf-8")
     return [d for block in re.findall(r"```yaml\n(.*?)```", text, re.S)
             for d in yaml.safe_load_all(block) if isinstance(d, dict) and "kind" in d]
 
 
 def test_the_readme_provider_and_alert_are_valid_against_the_flux_schemas():
-    """What the README tells users to apply for Flux's events is what notification-controller
+    """What docs/flux.md tells users to apply for Flux's events is what notification-controller
     accepts: a generic-hmac Provider at Ferry's address and an Alert on HelmReleases."""
     docs = {d["kind"]: d for d in readme_yaml_documents()
             if d.get("apiVersion", "").startswith("notification.toolkit.fluxcd.io/")}
