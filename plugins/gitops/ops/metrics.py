@@ -27,6 +27,9 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
+from ..workspace.observer import GitObserver
+from ..workspace.process import scrub, without_userinfo
+
 log = logging.getLogger(__name__)
 
 OTHER = "other"
@@ -107,7 +110,6 @@ def registry_outcome(status: Optional[int]) -> str:
 
 def repository_label(url: str, secrets: Iterable[str] = ()) -> str:
     """A repository as a label: its URL without user, password or any secret."""
-    from ..workspace.process import scrub, without_userinfo  # here: the workspace imports this module
     return scrub(without_userinfo(url), sorted({s for s in secrets if s}, key=len, reverse=True))
 
 
@@ -203,8 +205,8 @@ class Metrics:
         return RepoObserver(self, *self.repository(url, branch))
 
 
-class RepoObserver:
-    """One repository's git calls, pushes and retries. ``NOT_OBSERVED`` when there are no metrics."""
+class RepoObserver(GitObserver):
+    """One repository's git calls, pushes and retries (the workspace's hooks), counted here."""
 
     def __init__(self, metrics: Optional[Metrics], repository: str = OTHER, branch: str = OTHER):
         self.metrics, self.labels = metrics, (repository, branch)
@@ -237,8 +239,6 @@ class RepoObserver:
         if outcome == "ok" and op in ("clone", "fetch"):
             m.last_fetch.labels(*self.labels).set(time.time())
 
-
-NOT_OBSERVED = RepoObserver(None)
 
 
 class PendingApprovals:

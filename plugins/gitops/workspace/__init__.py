@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..errors import PushRejected
-from ..ops.metrics import NOT_OBSERVED, RepoObserver
 from ..model import Requester
 from . import commit as commit_stream
 from .clone import Clone
 from .commit import author_identity
+from .observer import GitObserver
 from .objects import LOG_FORMAT, FileRevision, GitTree, parse_log, parse_tree
 from .process import GitCommandFailed, git_environment, process_env, scrub, without_userinfo
 
@@ -54,7 +54,7 @@ class Workspace:
                  git_env: Optional[dict] = None, fetch_interval: float = 5.0,
                  skip_fetch_within: float = 1.0,
                  push_attempts: int = 3, secrets: Sequence[str] = (), timeout: float = 120.0,
-                 observe: Optional[RepoObserver] = None):
+                 observe: Optional[GitObserver] = None):
         self.url = url
         self.branch = branch
         self.directory = Path(directory).absolute()
@@ -66,7 +66,7 @@ class Workspace:
         self._lock = threading.RLock()  # the clone, fetches and writes; reentrant for callbacks
         self._trees: OrderedDict = OrderedDict()
         self._trees_lock = threading.Lock()
-        self.observe = observe or NOT_OBSERVED  # the metrics: git calls, pushes, retries
+        self.observe = observe or GitObserver()  # the metrics: git calls, pushes, retries
         self._clone = Clone(url, branch, self.directory, process_env(git_env or {}, url),
                             timeout=timeout, secrets=self._secrets, public_url=self.public_url,
                             on_clone=self._forget_trees, observe=self.observe)

@@ -36,7 +36,7 @@ class Clone:
         self.env, self.timeout, self.public_url = env, timeout, public_url
         self._secrets = secrets
         self._on_clone = on_clone
-        self.observe = observe  # metrics.RepoObserver: each network call timed and counted
+        self.observe = observe  # a GitObserver (the metrics): each network call timed and counted
         self.head: Optional[str] = None
         self.fetched_at: Optional[float] = None
         self.verified = False  # the clone's remote was checked by this instance, and is unchanged since
