@@ -39,9 +39,10 @@ BOT_LOG_LEVEL = getattr(logging, os.environ.get("FERRY_LOG_LEVEL", "INFO").upper
 AUTOINSTALL_DEPS = False  # dependencies are pinned in requirements.txt, never installed at run time
 
 # VersionChecker calls the internet; CommandNotFoundFilter suggests commands the asker may not run
-# (Ferry's FerryCommandNotFound, plugins/ferry, answers instead); the rest are Errbot's as they are,
-# behind the ACLs below.
-CORE_PLUGINS = ("ACLs", "Backup", "ChatRoom", "Flows", "Health", "Help",
+# (Ferry's FerryCommandNotFound, plugins/ferry, answers instead); Help lists Errbot's commands
+# among Ferry's (FerryHelp, plugins/ferry, lists Ferry's first, by capability); the rest are
+# Errbot's as they are, behind the ACLs below.
+CORE_PLUGINS = ("ACLs", "Backup", "ChatRoom", "Flows", "Health",
                 "Plugins", "TextCmds", "Utils", "Webserver")
 
 BOT_IDENTITY = {
@@ -75,10 +76,10 @@ SUPPRESS_CMD_NOT_FOUND = False
 _ADMINS_BY_DM = {"allowusers": BOT_ADMINS, "allowmuc": False}
 ACCESS_CONTROLS_DEFAULT = {}
 ACCESS_CONTROLS = {
-    "Help:help": {},
-    "Help:apropos": {},  # searches the same list `!help` shows, filtered by these ACLs
+    "FerryHelp:help": {},
+    "FerryHelp:apropos": {},  # searches the same list `!help` shows, filtered by these ACLs
     **{f"{plugin}:*": _ADMINS_BY_DM for plugin in (
-        "FerryLocks", "Plugins", "Backup", "Help", "Utils", "ChatRoom", "Flows", "Health", "Webserver")},
+        "FerryLocks", "Plugins", "Backup", "FerryHelp", "Utils", "ChatRoom", "Flows", "Health", "Webserver")},
 }
 try:
     _custom = json.loads(os.environ.get("FERRY_ACCESS_CONTROLS") or "{}")

@@ -12,7 +12,7 @@ from devtools.serial_replies import one_reply_at_a_time
 
 PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
 STORAGE_PLUGINS = str(Path(__file__).resolve().parent.parent / "storage")  # STORAGE="FerryShelf"
-CORE_PLUGINS = ("ACLs", "Help", "Health", "Plugins", "Utils")  # FerryCommandNotFound answers unknown commands
+CORE_PLUGINS = ("ACLs", "Health", "Plugins", "Utils")  # FerryCommandNotFound answers unknown commands
 
 
 def start_bot(tmp_path: Path, settings: dict, name: str = "ferry.yaml", **config) -> ErrbotTestBot:

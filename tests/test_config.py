@@ -55,9 +55,9 @@ def test_errbots_own_commands_are_for_admins_by_default():
     config = json.loads(load_config(FERRY_ADMINS="U0ADMIN1").stdout)
     acls = config["ACCESS_CONTROLS"]
     admins = {"allowusers": ["U0ADMIN1"], "allowmuc": False}
-    for plugin in ("Utils", "ChatRoom", "Flows", "Health", "Webserver", "Help", "Plugins", "Backup"):
+    for plugin in ("Utils", "ChatRoom", "Flows", "Health", "Webserver", "FerryHelp", "Plugins", "Backup"):
         assert acls[f"{plugin}:*"] == admins, plugin
-    assert acls["Help:help"] == {} and "CommandNotFoundFilter" not in config["CORE_PLUGINS"]
+    assert acls["FerryHelp:help"] == {} and "Help" not in config["CORE_PLUGINS"] and "CommandNotFoundFilter" not in config["CORE_PLUGINS"]
     # Errbot takes the first pattern that matches: a custom rule for one command comes before
     # its plugin's, and a catch-all comes last
     custom = {"*:*": {"allowrooms": ["C0DEPLOYS"]}, "Utils:whoami": {}}

@@ -63,8 +63,8 @@ def test_the_console_keeps_line_breaks_and_paragraphs(tmp_path):
     assert re.fullmatch(r"!approve ([0-9a-f]{10}) or !reject \1:", lines[head + 1])
     assert lines[head + 2].strip() == "--- a/apps/prod/podinfo-values.yaml"
     # !help deploy: the docstring's paragraphs and line breaks
-    first = next(i for i, line in enumerate(lines) if "Pin a chart version in one environment" in line)
-    assert lines[first].endswith("!deploy podinfo 6.5.3 to qa")
+    first = next(i for i, line in enumerate(lines) if "pin a chart version or an image tag" in line)
+    assert lines[first].endswith("!deploy web image 1.4.2 to qa")
     assert lines[first + 1] == ""
     assert lines[first + 2].startswith("Forms: ")
     assert lines[first + 3].startswith("The version must exist in the chart's registry.")

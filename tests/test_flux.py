@@ -91,7 +91,7 @@ def start(tmp_path, fleet_url, monkeypatch):
             "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
             "STORAGE": "FerryShelf", "BOT_EXTRA_STORAGE_PLUGINS_DIR": STORAGE_PLUGINS,
             "BOT_DATA_DIR": str(tmp_path / "errbot"),
-            "CORE_PLUGINS": ("ACLs", "Help", "Plugins", "Utils", "Webserver"),
+            "CORE_PLUGINS": ("ACLs", "Plugins", "Utils", "Webserver"),
         })
         bot.start(timeout=10)
         one_reply_at_a_time(bot)  # see devtools/serial_replies.py

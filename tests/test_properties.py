@@ -63,7 +63,7 @@ def world(registry, charts, tmp_path_factory):
     os.environ["GITOPS_FLUX_TOKEN_QA"] = FLUX_TOKEN
     bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
         "GITOPS_CONFIG": str(path), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
-        "CORE_PLUGINS": ("ACLs", "Help", "Plugins", "Utils")})
+        "CORE_PLUGINS": ("ACLs", "Plugins", "Utils")})
     bot.start(timeout=10)
     one_reply_at_a_time(bot)  # see devtools/serial_replies.py
     try:

@@ -141,7 +141,7 @@ def test_ferrys_webserver_refuses_deep_json_and_errbots_routes(tmp_path, bare_re
     monkeypatch.setenv("FERRY_WEBSERVER_HOST", "127.0.0.1")
     monkeypatch.setenv("GITOPS_FLUX_TOKEN_QA", token)
     url = bare_remote(demo_files(f"{registry.url}/charts"))
-    with started_bot(tmp_path, demo_settings(url), CORE_PLUGINS=("ACLs", "Help", "Plugins", "Utils",
+    with started_bot(tmp_path, demo_settings(url), CORE_PLUGINS=("ACLs", "Plugins", "Utils",
                                                                   "Webserver")) as bot:
         base = f"http://127.0.0.1:{port}"
         health = answering(f"{base}/ferry/health")

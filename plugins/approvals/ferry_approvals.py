@@ -5,12 +5,12 @@ from ferrychat.replies import answers, progress, requester
 
 
 class FerryApprovals(BotPlugin):
-    """Four-eyes approval: changes into guarded environments wait for a second person."""
+    """Approvals: changes into guarded environments wait for a second person"""
 
     @botcmd
     @answers
     def approve(self, msg, args):
-        """Apply a change waiting for approval: `!approve 3f9a1c07d2`
+        """`!approve <id>`: apply a change waiting for approval (not your own), checked again first; e.g. `!approve 3f9a1c07d2`
 
         Someone other than the requester, allowed to approve in that environment, approves it. The
         change is checked again first: the pin must still be at the value its diff was made from.
@@ -33,7 +33,7 @@ class FerryApprovals(BotPlugin):
     @botcmd
     @answers
     def reject(self, msg, args):
-        """Drop a change waiting for approval: `!reject 3f9a1c07d2 [reason]`
+        """`!reject <id> [reason]`: drop a change waiting for approval (yours, or one you may approve); e.g. `!reject 3f9a1c07d2 not during the sale`
 
         The Reject button in Slack runs this, for the person who pressed it."""
         change_id, reason = grammar.parse_rejection(args)
@@ -50,6 +50,6 @@ class FerryApprovals(BotPlugin):
     @botcmd
     @answers
     def pending(self, msg, args):
-        """Changes waiting for approval: `!pending`"""
+        """`!pending`: the changes waiting for a second person, with their diffs; e.g. `!pending`"""
         grammar.parse_nothing("pending", args)
         return listing.pending(self.get_plugin("Ferry").gitops.pending())

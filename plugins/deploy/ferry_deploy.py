@@ -5,12 +5,12 @@ from ferrychat.replies import answers, carry_out
 
 
 class FerryDeploy(BotPlugin):
-    """Pin a chart version in one environment."""
+    """Deploy"""
 
     @botcmd
     @answers
     def deploy(self, msg, args):
-        """Pin a chart version in one environment: `!deploy podinfo 6.5.3 to qa`
+        """`!deploy <app> [chart|image|image:<container>] <version> to <env> [--dry-run]`: pin a chart version or an image tag in one environment; e.g. `!deploy podinfo 6.5.3 to qa`, `!deploy podinfo@6.5.3 to qa --dry-run`, `!deploy web image 1.4.2 to qa`
 
         Forms: `!deploy <app> <version> to <env>` or `!deploy <app>@<version> to <env>`.
         The version must exist in the chart's registry. (An image tag: in the image's registry.)

@@ -33,6 +33,6 @@ class FerryCommandNotFound(BotPlugin):
     def _runnable(self, msg) -> list:
         """Command names (``repos search`` for ``repos_search``) the ACLs let ``msg``'s sender run,
         asked the way `!help` asks (Errbot's Help plugin runs the command filters as a dry run)."""
-        helper = self.get_plugin("Help")
+        helper = self.get_plugin("FerryHelp")
         return [name.replace("_", " ") for name in list(self._bot.commands)
                 if helper.may_access_command(msg, name)]

@@ -5,12 +5,12 @@ from ferrychat.replies import answers, person
 
 
 class FerryLocks(BotPlugin):
-    """Locks and freezes: admins stop changes into an environment or one app (by DM)."""
+    """Locks and freezes (admins, by DM)"""
 
     @botcmd(admin_only=True)
     @answers
     def lock(self, msg, args):
-        """Lock an environment or one app against changes (admins, by DM): `!lock prod [podinfo] [reason]`"""
+        """`!lock <env> [<app>] [reason]`: stop changes into an environment or one app (admins, by DM); e.g. `!lock prod incident 4711`, `!lock prod podinfo`"""
         gitops = self.get_plugin("Ferry").gitops
         env, app, reason = grammar.parse_lock(args, gitops.inventory().apps())
         gitops.lock(env, app, person(msg), reason)
@@ -20,7 +20,7 @@ class FerryLocks(BotPlugin):
     @botcmd(admin_only=True)
     @answers
     def unlock(self, msg, args):
-        """Lift a lock (admins, by DM): `!unlock prod [podinfo]`"""
+        """`!unlock <env> [<app>]`: lift a lock (admins, by DM); e.g. `!unlock prod`, `!unlock prod podinfo`"""
         person(msg)
         gitops = self.get_plugin("Ferry").gitops
         env, app, _ = grammar.parse_lock(args, gitops.inventory().apps(), command="unlock")
@@ -31,7 +31,7 @@ class FerryLocks(BotPlugin):
     @botcmd(admin_only=True)
     @answers
     def locks(self, msg, args):
-        """Locks and freeze windows in force (admins, by DM): `!locks`"""
+        """`!locks`: the locks and freeze windows in force (admins, by DM); e.g. `!locks`"""
         grammar.parse_nothing("locks", args)
         found = self.get_plugin("Ferry").gitops.locks()
         if not found:

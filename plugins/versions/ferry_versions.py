@@ -9,12 +9,12 @@ from gitops.selection import select
 
 
 class FerryVersions(BotPlugin):
-    """What runs where: versions across environments, their history, the differences."""
+    """See what runs where"""
 
     @botcmd
     @answers
     def versions(self, msg, args):
-        """What runs where: `!versions`, `!versions podinfo`, `!versions podinfo qa`, `!versions team-a-* --outdated --env prod`
+        """`!versions [<app>|<glob>] [--outdated] [--env <env>]`, `!versions <app> <env>`: what runs where, one app everywhere, or its history in one environment; e.g. `!versions`, `!versions podinfo`, `!versions team-a-* --outdated --env prod`, `!versions podinfo qa`
 
         `!versions`: every app × environment (`~` a range, `*` newer in the registry, `no access`:
         the registry refused Ferry that chart), and what Flux last reported live there (`≠` another version runs, `!` the release failed).
@@ -48,7 +48,7 @@ class FerryVersions(BotPlugin):
     @botcmd
     @answers
     def diff(self, msg, args):
-        """What differs between environments: `!diff qa prod`, `!diff podinfo qa prod`
+        """`!diff [<app>] <envA> <envB>`: what differs between two environments, or one app's versions and Helm values; e.g. `!diff qa prod`, `!diff podinfo qa prod`
 
         `!diff <envA> <envB>`: the apps whose versions differ.
         `!diff <app> <envA> <envB>`: its versions and the unified diff of its Helm values.
@@ -63,7 +63,7 @@ class FerryVersions(BotPlugin):
     @botcmd
     @answers
     def audit(self, msg, args):
-        """The last changes Ferry made, from Git: `!audit`, `!audit prod 20`
+        """`!audit [<env>] [<count>]`: the last changes Ferry made, from Git (who asked, approved, forced); e.g. `!audit`, `!audit prod 20`
 
         Each with who asked, who approved and who forced it past a lock, from the commit trailers.
         """
