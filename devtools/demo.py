@@ -22,7 +22,7 @@ and a chart registry at {registry}. Try:
   !deploy podinfo 6.6.0 to dev          !promote podinfo to qa   !rollback podinfo on qa
   !versions podinfo qa                  !deploy redis@19.0.0 to prod --dry-run
   !versions web    !deploy web 1.3.0 to dev (its image tag)   !promote web to qa (chart + image)
-Ctrl-D quits. The bot's log is {log}.
+Ctrl-D quits. Errbot's log lines go to {log}, not to this console.
 """
 
 
@@ -105,8 +105,14 @@ def main(argv=None) -> int:
         print(BANNER.format(remote=env["DEMO_REMOTE"], apps=", ".join([*DEMO_CHARTS, "web"]),
                             registry=registry.url, log=env["FERRY_LOG_FILE"]), flush=True)
         errbot = Path(sys.executable).parent / "errbot"
-        return subprocess.run([str(errbot), "--config", str(ROOT / "config.py")],
-                              env={**os.environ, **env}, cwd=ROOT).returncode
+        log = Path(env["FERRY_LOG_FILE"])
+        with log.open("a") as log_file:  # what Errbot logs before its log file is set up goes there too
+            code = subprocess.run([str(errbot), "--config", str(ROOT / "config.py")],
+                                  env={**os.environ, **env}, cwd=ROOT, stderr=log_file).returncode
+        if code != 0:
+            tail = log.read_text(errors="replace").splitlines()[-5:]
+            print(f"The bot stopped (exit {code}); the end of {log}:", *tail, sep="\n", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -69,6 +69,10 @@ def test_the_console_keeps_line_breaks_and_paragraphs(tmp_path):
     assert lines[first + 2].startswith("Forms: ")
     assert lines[first + 3].startswith("The version must exist in the chart's registry.")
     assert "Traceback" not in out
+    # Errbot's log lines go to the log file the banner names, never to the console
+    assert "not to this console" in out
+    assert not re.search(r"\b(INFO|WARNING|DEBUG)\b", out + run.stderr), (out + run.stderr)[-2000:]
+    assert "Found Storage plugin" in (tmp_path / "demo" / "ferry.log").read_text()
 
 
 def test_the_console_prints_replies_sent_at_once_whole(capsys):

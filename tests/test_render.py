@@ -5,7 +5,7 @@ import pytest
 
 from ferrychat.render import (MAX_REPLY, app_overview, audit, bounded, change, commit_url, live, overview,
                               pending_list, pinned, table)
-from gitops.model import AuditEntry, Change, Commit, PendingChange, Pin, PinLocation, Requester
+from gitops.model import AuditEntry, ChartInfo, Change, Commit, PendingChange, Pin, PinLocation, Requester
 
 
 def pin(app, env, version, is_range=False):
@@ -136,3 +136,20 @@ def test_a_change_links_its_commit_when_the_remote_is_a_forge(remote, shown):
                   diff="", file="apps/dev/podinfo.yaml", commit=Commit("0123456789abcdef", remote))
     assert change(done) == ("Deployed `podinfo` 6.5.0 → 6.5.3 in dev: commit 0123456789"
                             f"{shown}, file `apps/dev/podinfo.yaml`.")
+
+
+def test_each_mark_of_one_apps_table_has_one_meaning_and_digests_are_cut():
+    digest = "sha256:" + "ab" * 32
+    chart = Pin("web", "dev", "6.5.0", False, PinLocation("apps/dev/web.yaml", 0, ("spec", "chart")),
+                "helmrelease", "podinfo")
+    image = Pin("web", "dev", f"1.0.0@{digest}", False,
+                PinLocation("apps/dev/web.yaml", 0, ("spec", "values", "image", "tag")), "helmrelease",
+                "registry.example/web", part="image")
+    text = app_overview("web", [image, chart], [ChartInfo("6.6.0", "2026-01-01")])
+    rows = [line for line in text.splitlines() if line.startswith("dev")]
+    assert rows[0].split()[1:3] == ["▸", "image"] and "1.0.0@sha256:abababababab…" in rows[0]
+    assert digest not in text  # the whole digest is in Git, not in the cell
+    assert rows[1].split()[1:3] == ["chart", "6.5.0*"]  # `*`: newer in the registry, nothing else
+    legend = next(line for line in text.splitlines() if line.startswith("`*`"))
+    assert "`*` newer in the registry" in legend and "`▸` what the app is tracked by" in legend
+    assert legend.count("`*`") == 1

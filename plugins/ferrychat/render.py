@@ -14,6 +14,8 @@ from gitops.versions import older, same_version
 MAX_ROWS = 40
 MAX_REPLY = 8000  # characters: no answer is longer (Slack folds long messages; a list must not flood)
 MAX_CELL = 80  # characters of one table cell (reasons, subjects)
+DIGEST_SHOWN = 12  # hex digits of a digest shown in a version cell (the rest is in Git)
+TRACKED = "▸"  # marks the part an app is tracked by; `*` only ever means newer in the registry
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], limit: int = MAX_ROWS,
@@ -86,7 +88,16 @@ def pinned(pin: Optional[Pin], newest: Optional[str] = None) -> str:
     if pin.is_range:
         return f"~{pin.version}"
     mark = "*" if newest and older(pin.version, newest) else ""
-    return pin.version + mark
+    return short_version(pin.version) + mark
+
+
+def short_version(version: str) -> str:
+    """A version for a table cell: a digest cut to its first hex digits (``1.0.0@sha256:64f3a1b2c4d5…``)."""
+    tag, at, digest = version.partition("@")
+    algorithm, colon, hex_digits = digest.partition(":")
+    if at and colon and len(hex_digits) > DIGEST_SHOWN:
+        return f"{tag}@{algorithm}:{hex_digits[:DIGEST_SHOWN]}…"
+    return version
 
 
 def live(pin: Optional[Pin], record: Optional[dict], now: float) -> str:
@@ -194,9 +205,11 @@ def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], not
     envs = list(dict.fromkeys(p.environment for p in pins))
     parts = [f"`{app}` runs in {len(envs)} environment(s):", table(headers, rows), *failing,
              *_pin_notes(pins)]
+    legend = "`*` newer in the registry, `~` a range."
     if with_parts:
-        parts.append("`*` marks what the app is tracked by (`!deploy <app> <version>` changes it); "
-                     "`!deploy <app> chart|image[:<container>] <version> to <env>` changes the others.")
+        legend += (f" `{TRACKED}` what the app is tracked by (`!deploy <app> <version>` changes it); "
+                   "`!deploy <app> chart|image[:<container>] <version> to <env>` changes the others.")
+    parts.append(legend)
     if live_states:
         parts.append(LIVE_LEGEND)
     if newest:
@@ -208,11 +221,11 @@ def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], not
 
 
 def _part_cell(pin: Pin, pins: Sequence[Pin]) -> str:
-    """The part a row pins, ``*`` on the one the app is tracked by (the first of its environment),
-    with the image repository for an image tag."""
+    """The part a row pins, ``TRACKED`` before the one the app is tracked by (the first of its
+    environment), with the image repository for an image tag."""
     first = next(p for p in pins if p.environment == pin.environment)
-    mark = "*" if first is pin else ""
-    return pin.part + mark + (f" ({pin.chart})" if pin.part != "chart" else "")
+    mark = f"{TRACKED} " if first is pin else "  "
+    return mark + pin.part + (f" ({pin.chart})" if pin.part != "chart" else "")
 
 
 def _pin_notes(pins: Sequence[Pin]) -> list:
