@@ -2,6 +2,7 @@
 form and examples that the grammar accepts; Errbot's own commands only for those who may run
 them, after Ferry's."""
 import re
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,12 @@ def test_help_of_one_command_shows_every_form(bot):
     assert "!deploy <app> <version> to <env>" in detail and "image:<container>" in detail
     assert "--dry-run" in detail
 
+
+
+def test_the_readme_shows_help_as_it_answers(bot):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    shown = readme[readme.index(">>> !help\n") + len(">>> !help\n"):readme.index("\n\n>>> !help deploy")]
+    as_user(bot, "@bob")
+    lines = lambda text: [line.strip() for line in text.splitlines() if line.strip()]
+    # Errbot's test backend folds paragraphs, the demo's console keeps them: compare line by line
+    assert lines(ask(bot, "!help")[0]) == lines(shown)
