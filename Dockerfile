@@ -16,6 +16,10 @@ COPY config.py ./
 COPY backends/ backends/
 COPY plugins/ plugins/
 COPY storage/ storage/
+# `ferry check`: the settings and every connection they name, tried (docker run … ferry check)
+COPY bin/ bin/
+COPY slack-app-manifest.yaml ./
+RUN ln -s /app/bin/ferry /usr/local/bin/ferry
 
 # FERRY_WEBSERVER_PORT opens Ferry's bounded webserver at start: Flux posts its events to /flux/<env>,
 # the health check asks /ferry/health.

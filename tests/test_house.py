@@ -20,6 +20,7 @@ FLOORS = [
     {"changes", "selection"},
     {"reports"},
     {"core"},
+    {"check"},
 ]
 MAX_LINES = 400
 
