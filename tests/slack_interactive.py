@@ -24,8 +24,8 @@ class Interactive:
         if problem:
             return problem, ""
         ts = self.next_ts()
-        message = {"type": "message", "user": self.bot_user, "text": args.get("text") or "", "ts": ts,
-                   "channel": args.get("channel")}
+        message = {"type": "message", "user": self.bot_user, "bot_id": "B0FERRY",
+                   "text": args.get("text") or "", "ts": ts, "channel": args.get("channel")}
         if blocks is not None:
             message["blocks"] = blocks
         if args.get("thread_ts"):

@@ -8,6 +8,10 @@ to pick Socket Mode over RTM). Every call is recorded in ``calls``; messages the
 the WebSocket (RFC 6455: handshake, masked client frames, ping/pong, close) says ``hello``, then
 ``say()`` delivers ``events_api`` envelopes and waits for their acknowledgement.
 
+Faults (``tests/slack_faults.py``): 429 with ``Retry-After``, 5xx before or after the call takes
+effect, queued per method; ``conversations.history`` and ``conversations.replies`` read back what
+was kept.
+
 Buttons: posted messages are kept with their ``blocks`` (checked against Block Kit's documented
 limits, ``tests/blockkit.py``: ``invalid_blocks`` otherwise); ``chat.update`` changes one of the
 bot's messages, ``chat.postEphemeral`` is recorded for its one viewer. ``press()`` sends a
@@ -37,6 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.slack_faults import WebApiFaults
 from tests.slack_files import FileUploads
 from tests.slack_interactive import Interactive
 
@@ -56,7 +61,7 @@ class Call:
 
 
 @dataclass
-class FakeSlack(Interactive, FileUploads):
+class FakeSlack(Interactive, FileUploads, WebApiFaults):
     bot_token: str = "xoxb-test-bot-token"
     app_token: str = "xapp-test-app-token"
     bot_user: str = "U0FERRYBOT"
@@ -76,6 +81,8 @@ class FakeSlack(Interactive, FileUploads):
         self._ws_lock = threading.Lock()
         self.messages: dict = {}  # (channel, ts) -> the message as Slack keeps it (text, blocks, …)
         self._files: dict = {}  # file_id -> {"filename", "length", "snippet_type", "data"}
+        self._faults: dict = {}  # method -> the Fault answers its next calls get (tests/slack_faults.py)
+        self.faulted: list = []  # calls answered with a fault that did nothing
         self._file_ids = itertools.count(1)  # (tests/slack_files.py)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
@@ -217,6 +224,8 @@ class FakeSlack(Interactive, FileUploads):
                                 "ts": ts}}, {}
         if method in ("reactions.add", "reactions.remove"):
             return {"ok": True}, {}
+        if method in ("conversations.history", "conversations.replies"):
+            return self._history(method, args), {}
         if method in ("files.getUploadURLExternal", "files.completeUploadExternal"):
             return self._file_method(method, args), {}
         return {"ok": False, "error": "unknown_method"}, {}
@@ -355,9 +364,17 @@ def _handler(slack: FakeSlack):
                 args.update(parse_qsl(body.decode("utf-8")))
             auth = self.headers.get("Authorization", "")
             token = auth[len("Bearer "):] if auth.startswith("Bearer ") else str(args.get("token", ""))
-            answer, headers = slack.api(method, args, token)
+            fault = slack.next_fault(method)
+            if fault is not None and not fault.kept:  # refused: not among the calls Slack took
+                with slack._lock:
+                    slack.faulted.append(Call(method, args, token))
+                answer, headers = slack.fault_answer(fault)
+            else:
+                answer, headers = slack.api(method, args, token)
+                if fault is not None:
+                    answer, headers = slack.fault_answer(fault)
             data = json.dumps(answer).encode()
-            self.send_response(200)
+            self.send_response(fault.status if fault is not None else 200)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             for k, v in headers.items():

@@ -55,6 +55,7 @@ from slackv3.lib import SLACK_CLIENT_CHANNEL_HYPERLINK
 from slackv3.room import SlackRoom
 
 import ferryslack_files
+import ferryslack_retries
 from ferryslack_presses import INTERACTIVE_PATH, PRESS, Press, command_event, interactive_view, press_of
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,13 @@ CHANNEL_PAGES = 100  # × 1000 channels: enough for any workspace, and never an 
 
 
 def web_client_class(base_url: str):
-    """``WebClient`` whose default base URL is ``base_url`` (what SlackV3 passes is kept)."""
+    """``WebClient`` whose default base URL is ``base_url`` (what SlackV3 passes is kept), and
+    which answers Slack's 429s, 5xx and timeouts (``ferryslack_retries``)."""
 
     class FerryWebClient(WebClient):
         def __init__(self, *args, **kwargs):
             kwargs.setdefault("base_url", base_url)
+            kwargs.setdefault("retry_handlers", ferryslack_retries.retry_handlers())
             super().__init__(*args, **kwargs)
 
     return FerryWebClient
