@@ -18,12 +18,8 @@ import argparse
 import gc
 import json
 import math
-import os
-import platform
 import random
-import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,91 +43,18 @@ from gitops.sources.registry import RegistryClient  # noqa: E402
 from gitops.settings import parse_settings  # noqa: E402
 
 from bench import chat, sources  # noqa: E402
+from bench.baselines import clone_per_command, commit_and_push, sync  # noqa: E402
 from bench.clusters import cluster_fleet_files, cluster_fleet_settings  # noqa: E402
 from bench.units import unit_promotion  # noqa: E402
 from bench.fleet import BIG_CHART, POOL, SMALL_CHARTS, Fleet, big_tags, build_remote, git  # noqa: E402
+from bench.measure import (CHAT_VERSIONS_MS, CLUSTER_RATIO, CONCURRENT, CONCURRENT_S, DEPLOY_RATIO,  # noqa: E402
+                           HISTORY_MS, LISTING_MS, RSS_MB, check, clock, fmt, machine, median_ms,
+                           percentile_ms, repeat, say, verdict)
 
 FULL = dict(apps=1000, commits=10000, tags=2000, runs=5, deploys=20)
 QUICK = dict(apps=60, commits=400, tags=200, runs=3, deploys=6)
 RESULTS = ROOT / "bench" / "results.md"
 REQUESTER = Requester("U0BENCH01", "Bench Runner", "bench@example.com")
-# Targets from the issue.
-DEPLOY_RATIO = 2.0  # deploy p50 within 2x a raw commit + push
-LISTING_MS = 50.0  # warm listing of every app x environment
-CLUSTER_RATIO = 1.5  # cold discovery behind Flux Kustomizations, against the plain layout
-HISTORY_MS = 200.0  # one app's history in one environment
-CHAT_VERSIONS_MS = 100.0  # !versions over the whole fleet through Errbot, warm
-CONCURRENT = 100  # deploys to distinct apps sent at once through Errbot
-CONCURRENT_S = 10.0  # ... all landed within
-RSS_MB = 250.0  # the bot's resident memory with the fleet loaded
-
-
-class BenchError(RuntimeError):
-    """Something the benchmark timed did not do what it should: the numbers would mean nothing."""
-
-
-def say(text: str) -> None:
-    print(f"[bench] {text}", file=sys.stderr, flush=True)
-
-
-def check(ok: bool, what: str) -> None:
-    if not ok:
-        raise BenchError(what)
-
-
-# ---- timing ----------------------------------------------------------------------------------
-
-def clock(fn: Callable, *args, **kwargs):
-    """(seconds, result) of one call."""
-    started = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return time.perf_counter() - started, result
-
-
-def repeat(fn: Callable, times: int) -> list[float]:
-    return [clock(fn)[0] for _ in range(times)]
-
-
-def median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
-
-
-def percentile_ms(samples: list[float], p: float) -> float:
-    """Nearest-rank percentile (p95 of 20 samples is the 19th smallest)."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000
-
-
-def fmt(value_ms: float) -> str:
-    if value_ms >= 100:
-        return f"{value_ms:,.0f}"
-    if value_ms >= 10:
-        return f"{value_ms:.1f}"
-    if value_ms >= 0.1:
-        return f"{value_ms:.2f}"
-    return f"{value_ms:.4f}"
-
-
-def verdict(value: float, limit: float) -> str:
-    return "✓ met" if value <= limit else "✗ missed"
-
-
-# ---- the machine -----------------------------------------------------------------------------
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
-    return (f"{cpu}, {os.cpu_count()} cores; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}; {git_version}")
-
-
 # ---- the world -------------------------------------------------------------------------------
 
 class Changes:
@@ -196,36 +119,6 @@ def close_core(core: GitOps) -> None:
 
 def remote_tip(fleet: Fleet) -> str:
     return git(f"--git-dir={fleet.bare}", "rev-parse", "refs/heads/main")
-
-
-# ---- the baselines: plain git, the way a script without Ferry's core would do it ----------------
-
-def edit_line(path: Path, key: str, old: str, new: str) -> None:
-    """sed -i 's/<key>: <old>/<key>: <new>/' on the one line that pins the version."""
-    text = path.read_text(encoding="utf-8")
-    pattern = re.compile(rf'^(\s*{key}: "?){re.escape(old)}(?="?(\s|$))', re.M)
-    changed, count = pattern.subn(lambda m: m.group(1) + new, text, count=1)
-    check(count == 1, f"{path}: no `{key}: {old}` line to edit")
-    path.write_text(changed, encoding="utf-8")
-
-
-def commit_and_push(clone: Path, fleet: Fleet, app: str, env: str, old: str, new: str) -> None:
-    rel, _ = fleet.pin_file(app, env, old)
-    key = "tag" if fleet.by_name[app][1] == "ocirepository" else "version"
-    edit_line(clone / rel, key, old, new)
-    git("commit", "-q", "-a", "-m", f"deploy {app} {old} → {new} to {env}", cwd=clone)
-    git("push", "-q", "origin", "HEAD:main", cwd=clone)
-
-
-def sync(clone: Path) -> None:
-    git("fetch", "-q", "origin", cwd=clone)
-    git("reset", "-q", "--hard", "origin/main", cwd=clone)
-
-
-def clone_per_command(fleet: Fleet, dest: Path, change: tuple, shallow: bool) -> None:
-    depth = ["--depth", "1"] if shallow else []
-    git("clone", "-q", *depth, "--branch", "main", fleet.url, str(dest))
-    commit_and_push(dest, fleet, *change)
 
 
 # ---- the run ---------------------------------------------------------------------------------
