@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,11 +33,11 @@ for _path in (ROOT / "plugins", ROOT):  # as under Errbot: `import gitops` from 
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from devtools.fluxrepo import ENVIRONMENTS, demo_settings, seed_remote  # noqa: E402
-from devtools.registry import LocalRegistry, push_charts  # noqa: E402
+from devtools.fluxrepo import ENVIRONMENTS, seed_remote  # noqa: E402
+from devtools.registry import LocalRegistry  # noqa: E402
 from gitops.flux import manifests  # noqa: E402
 from gitops.core import GitOps  # noqa: E402
-from gitops.model import ChartLocation, Requester  # noqa: E402
+from gitops.model import ChartLocation  # noqa: E402
 from gitops.sources.registry import RegistryClient  # noqa: E402
 from gitops.settings import parse_settings  # noqa: E402
 
@@ -46,7 +45,8 @@ from bench import chat, sources  # noqa: E402
 from bench.baselines import clone_per_command, commit_and_push, sync  # noqa: E402
 from bench.clusters import cluster_fleet_files, cluster_fleet_settings  # noqa: E402
 from bench.units import unit_promotion  # noqa: E402
-from bench.fleet import BIG_CHART, POOL, SMALL_CHARTS, Fleet, big_tags, build_remote, git  # noqa: E402
+from bench.world import REQUESTER, Changes, close_core, new_core, remote_tip, setup  # noqa: E402
+from bench.fleet import BIG_CHART, Fleet, git  # noqa: E402
 from bench.measure import (CHAT_VERSIONS_MS, CLUSTER_RATIO, CONCURRENT, CONCURRENT_S, DEPLOY_RATIO,  # noqa: E402
                            HISTORY_MS, LISTING_MS, RSS_MB, check, clock, fmt, machine, median_ms,
                            percentile_ms, repeat, say, verdict)
@@ -54,34 +54,6 @@ from bench.measure import (CHAT_VERSIONS_MS, CLUSTER_RATIO, CONCURRENT, CONCURRE
 FULL = dict(apps=1000, commits=10000, tags=2000, runs=5, deploys=20)
 QUICK = dict(apps=60, commits=400, tags=200, runs=3, deploys=6)
 RESULTS = ROOT / "bench" / "results.md"
-REQUESTER = Requester("U0BENCH01", "Bench Runner", "bench@example.com")
-# ---- the world -------------------------------------------------------------------------------
-
-class Changes:
-    """Distinct (app, environment) pins to change, each to another version of the pool; keeps
-    ``fleet.pins`` equal to the remote's tip (every writer of the remote goes through here)."""
-
-    def __init__(self, fleet: Fleet, rng: random.Random):
-        self.fleet, self.rng = fleet, rng
-        self._left = [(a[0], env) for a in fleet.apps[1:] for env in ENVIRONMENTS if (a[0], env) != fleet.hot]
-        rng.shuffle(self._left)
-
-    def next(self) -> tuple[str, str, str, str]:
-        check(bool(self._left), "ran out of distinct pins to change: use more --apps")
-        app, env = self._left.pop()
-        old = self.fleet.pins[(app, env)]
-        return app, env, old, self.rng.choice([v for v in POOL if v != old])
-
-    def done(self, app: str, env: str, new: str) -> None:
-        self.fleet.pins[(app, env)] = new
-
-
-def new_core(fleet: Fleet, data_dir: Path, fetch_interval: float) -> GitOps:
-    raw = demo_settings(fleet.url)
-    raw["data_dir"] = str(data_dir)
-    for env in raw["environments"]:  # times the deploy itself: production approval is off here
-        env["policy"] = {"approval": False}
-    return GitOps(parse_settings(raw, environ={}), fetch_interval=fetch_interval)
 
 
 def cluster_inventory(args, tmp: Path, fleet: Fleet, fast: int) -> tuple[list, list]:
@@ -111,16 +83,6 @@ def cluster_inventory(args, tmp: Path, fleet: Fleet, fast: int) -> tuple[list, l
     return cold, warm
 
 
-def close_core(core: GitOps) -> None:
-    for ws in core._workspaces.values():  # stop the persistent cat-file processes now
-        ws.close()
-    core.registry.close()
-
-
-def remote_tip(fleet: Fleet) -> str:
-    return git(f"--git-dir={fleet.bare}", "rev-parse", "refs/heads/main")
-
-
 # ---- the run ---------------------------------------------------------------------------------
 
 def count_git_processes(core: GitOps, action: Callable) -> list:
@@ -140,39 +102,6 @@ def count_git_processes(core: GitOps, action: Callable) -> list:
     finally:
         process.run = run
     return calls
-
-
-def setup(args, tmp: Path, registry: LocalRegistry) -> tuple[Fleet, dict]:
-    """Charts into the registry and the repository into a bare remote, side by side."""
-    timings: dict = {}
-    failures: list = []
-    started = time.perf_counter()
-    t, _ = clock(registry.start)
-    timings["registry start"] = t
-    pushes = args.tags + len(SMALL_CHARTS) * len(POOL)
-
-    def push() -> None:
-        try:
-            t0 = time.perf_counter()
-            push_charts(registry.host, f"charts/{BIG_CHART}", big_tags(args.tags))
-            for chart in SMALL_CHARTS:
-                push_charts(registry.host, f"charts/{chart}", POOL)
-            timings[f"{pushes:,} chart pushes"] = time.perf_counter() - t0
-        except BaseException as e:  # reported by the main thread
-            failures.append(e)
-
-    say(f"pushing {pushes:,} chart versions to {registry.host} while generating the repository")
-    pusher = threading.Thread(target=push, name="bench-push")
-    pusher.start()
-    try:
-        t, fleet = clock(build_remote, tmp, f"{registry.url}/charts", args.apps, args.commits)
-        timings[f"fast-import of {fleet.commits:,} commits"] = t
-    finally:
-        pusher.join()
-    if failures:
-        raise failures[0]
-    timings["total"] = time.perf_counter() - started
-    return fleet, timings
 
 
 def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tuple[str, str, str, str]]:

@@ -1,0 +1,91 @@
+"""The world every area of the benchmark measures on: the fleet's bare remote and its charts in the
+local registry, built side by side; the changes still to make, each to a distinct pin; the cores
+under test, opened and closed the same way by every area.
+"""
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+from devtools.fluxrepo import ENVIRONMENTS, demo_settings
+from devtools.registry import LocalRegistry, push_charts
+from gitops.core import GitOps
+from gitops.model import Requester
+from gitops.settings import parse_settings
+
+from bench.fleet import BIG_CHART, POOL, SMALL_CHARTS, Fleet, big_tags, build_remote, git
+from bench.measure import check, clock, say
+
+REQUESTER = Requester("U0BENCH01", "Bench Runner", "bench@example.com")
+
+
+class Changes:
+    """Distinct (app, environment) pins to change, each to another version of the pool; keeps
+    ``fleet.pins`` equal to the remote's tip (every writer of the remote goes through here)."""
+
+    def __init__(self, fleet: Fleet, rng: random.Random):
+        self.fleet, self.rng = fleet, rng
+        self._left = [(a[0], env) for a in fleet.apps[1:] for env in ENVIRONMENTS if (a[0], env) != fleet.hot]
+        rng.shuffle(self._left)
+
+    def next(self) -> tuple[str, str, str, str]:
+        check(bool(self._left), "ran out of distinct pins to change: use more --apps")
+        app, env = self._left.pop()
+        old = self.fleet.pins[(app, env)]
+        return app, env, old, self.rng.choice([v for v in POOL if v != old])
+
+    def done(self, app: str, env: str, new: str) -> None:
+        self.fleet.pins[(app, env)] = new
+
+
+def new_core(fleet: Fleet, data_dir: Path, fetch_interval: float) -> GitOps:
+    raw = demo_settings(fleet.url)
+    raw["data_dir"] = str(data_dir)
+    for env in raw["environments"]:  # times the deploy itself: production approval is off here
+        env["policy"] = {"approval": False}
+    return GitOps(parse_settings(raw, environ={}), fetch_interval=fetch_interval)
+
+
+def close_core(core: GitOps) -> None:
+    for ws in core._workspaces.values():  # stop the persistent cat-file processes now
+        ws.close()
+    core.registry.close()
+
+
+def remote_tip(fleet: Fleet) -> str:
+    return git(f"--git-dir={fleet.bare}", "rev-parse", "refs/heads/main")
+
+
+def setup(args, tmp: Path, registry: LocalRegistry) -> tuple[Fleet, dict]:
+    """Charts into the registry and the repository into a bare remote, side by side."""
+    timings: dict = {}
+    failures: list = []
+    started = time.perf_counter()
+    t, _ = clock(registry.start)
+    timings["registry start"] = t
+    pushes = args.tags + len(SMALL_CHARTS) * len(POOL)
+
+    def push() -> None:
+        try:
+            t0 = time.perf_counter()
+            push_charts(registry.host, f"charts/{BIG_CHART}", big_tags(args.tags))
+            for chart in SMALL_CHARTS:
+                push_charts(registry.host, f"charts/{chart}", POOL)
+            timings[f"{pushes:,} chart pushes"] = time.perf_counter() - t0
+        except BaseException as e:  # reported by the main thread
+            failures.append(e)
+
+    say(f"pushing {pushes:,} chart versions to {registry.host} while generating the repository")
+    pusher = threading.Thread(target=push, name="bench-push")
+    pusher.start()
+    try:
+        t, fleet = clock(build_remote, tmp, f"{registry.url}/charts", args.apps, args.commits)
+        timings[f"fast-import of {fleet.commits:,} commits"] = t
+    finally:
+        pusher.join()
+    if failures:
+        raise failures[0]
+    timings["total"] = time.perf_counter() - started
+    return fleet, timings
