@@ -1,13 +1,17 @@
 """The world every area of the benchmark measures on: the fleet's bare remote and its charts in the
 local registry, built side by side; the changes still to make, each to a distinct pin; the cores
-under test, opened and closed the same way by every area.
+under test, opened and closed the same way by every area; and what each area found, for the rows
+that set one area's result against another's.
 """
 from __future__ import annotations
 
+import argparse
 import random
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from devtools.fluxrepo import ENVIRONMENTS, demo_settings
 from devtools.registry import LocalRegistry, push_charts
@@ -40,6 +44,43 @@ class Changes:
         self.fleet.pins[(app, env)] = new
 
 
+@dataclass
+class World:
+    """What the areas measure on, in the order of the run; each leaves what it found in
+    ``results`` under its own name."""
+
+    args: argparse.Namespace
+    tmp: Path
+    fleet: Fleet
+    registry: LocalRegistry
+    timings: dict  # the set-up's, for the report
+    changes: Changes = field(init=False)
+    clone: Optional[Path] = None  # the first inventory's clone, which every later core reuses
+    results: dict = field(default_factory=dict)  # area -> what its measure() returned
+
+    def __post_init__(self):
+        self.changes = Changes(self.fleet, random.Random(7))
+
+    @property
+    def runs(self) -> int:
+        """Samples of the slow measurements (a clone, a cold inventory)."""
+        return self.args.runs
+
+    @property
+    def fast(self) -> int:
+        """Samples of the measurements well under a millisecond."""
+        return 20 if self.args.quick else 100
+
+    @property
+    def mid(self) -> int:
+        """Samples of the measurements of a few milliseconds."""
+        return 6 if self.args.quick else 20
+
+    @property
+    def pins(self) -> int:
+        return self.args.apps * len(ENVIRONMENTS)
+
+
 def new_core(fleet: Fleet, data_dir: Path, fetch_interval: float) -> GitOps:
     raw = demo_settings(fleet.url)
     raw["data_dir"] = str(data_dir)
@@ -58,7 +99,7 @@ def remote_tip(fleet: Fleet) -> str:
     return git(f"--git-dir={fleet.bare}", "rev-parse", "refs/heads/main")
 
 
-def setup(args, tmp: Path, registry: LocalRegistry) -> tuple[Fleet, dict]:
+def setup(args, tmp: Path, registry: LocalRegistry) -> World:
     """Charts into the registry and the repository into a bare remote, side by side."""
     timings: dict = {}
     failures: list = []
@@ -88,4 +129,4 @@ def setup(args, tmp: Path, registry: LocalRegistry) -> tuple[Fleet, dict]:
     if failures:
         raise failures[0]
     timings["total"] = time.perf_counter() - started
-    return fleet, timings
+    return World(args, tmp, fleet, registry, timings)
