@@ -13,8 +13,8 @@ import statistics
 import time
 from pathlib import Path
 
+from devtools.artifacts import push_chart, push_image
 from devtools.fluxrepo import seed_remote
-from devtools.registry import push_chart, push_image
 from gitops.core import GitOps
 from gitops.model import Requester
 from gitops.settings import parse_settings

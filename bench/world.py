@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from devtools.artifacts import push_charts
 from devtools.fluxrepo import ENVIRONMENTS, demo_settings
-from devtools.registry import LocalRegistry, push_charts
+from devtools.registry import LocalRegistry
 from gitops.core import GitOps
 from gitops.model import Requester
 from gitops.settings import parse_settings
