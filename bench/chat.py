@@ -1,19 +1,25 @@
-"""The benchmark end to end: the real plugins in Errbot's test backend over the benchmark's fleet.
+"""End to end through chat: the real plugins in Errbot's test backend over the benchmark's fleet.
+How long ``!versions`` (whole fleet and one app), ``!deploy`` and ``!promote`` take, how long 100
+deploys to distinct apps sent at once take to land, and the bot's resident memory.
 
-``bench.run`` starts this module as its own process (``python -m bench.chat``), so that the
-resident memory it reports is the bot's alone: a JSON job on stdin (the remote, the changes to
-make), a JSON of samples on stdout. Latency is from ``push_message`` to the command's last reply
-(a changing command answers twice: what it is about to do, then the result).
+``measure()`` (in ``bench.run``'s process) starts this module as a process of its own
+(``python -m bench.chat``), so that the resident memory it reports is the bot's alone: a JSON job
+on stdin (the remote, the changes to make), a JSON of samples on stdout. Latency is from
+``push_message`` to the command's last reply (a changing command answers twice: what it is about to
+do, then the result).
 """
 from __future__ import annotations
 
 import faulthandler
 import json
+import math
 import queue
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "plugins"
@@ -24,10 +30,97 @@ for _path in (PLUGINS, ROOT):
 from errbot.backends.test import TestBot  # noqa: E402
 from ruamel.yaml import YAML  # noqa: E402
 
-from devtools.fluxrepo import demo_settings  # noqa: E402
+from devtools.fluxrepo import ENVIRONMENTS, demo_settings  # noqa: E402
 from devtools.serial_replies import one_reply_at_a_time  # noqa: E402
 
+from bench.measure import (CHAT_VERSIONS_MS, CONCURRENT, CONCURRENT_S, DEPLOY_RATIO, RSS_MB,  # noqa: E402
+                           check, fmt, median_ms, percentile_ms, say, verdict)
+
+if TYPE_CHECKING:  # the bot's process imports no more than it needs: its memory is measured
+    from bench.world import World
+
 POOL_SIZE = 10  # Errbot's default BOT_ASYNC_POOLSIZE, as config.py leaves it
+
+
+# ---- in bench.run's process ------------------------------------------------------------------
+
+def measure(world: "World") -> dict:
+    """``bench.chat`` in its own process: the bot over the fleet, the changes it is to make."""
+    args, fleet, changes = world.args, world.fleet, world.changes
+    n = world.mid
+    deploys = [changes.next() for _ in range(args.deploys)]
+    promotes = []
+    used = {c[0] for c in deploys}
+    for app, _, _ in fleet.apps[1:]:
+        if len(promotes) == args.deploys:
+            break
+        if app not in used and (app, "qa") != fleet.hot and fleet.pins[(app, "dev")] != fleet.pins[(app, "qa")]:
+            promotes.append(app)
+    check(len(promotes) == args.deploys, "not enough apps to promote")
+    used |= set(promotes)
+    distinct = []  # deploys to distinct apps, sent at once
+    want = min(CONCURRENT, (len(fleet.apps) - 2) // 2)
+    while len(distinct) < want:
+        change = changes.next()
+        if change[0] not in used:
+            used.add(change[0])
+            distinct.append(change)
+    job = {"url": fleet.url, "apps": args.apps, "n": n, "app": fleet.apps[1][0],
+           "deploys": [[a, e, new] for a, e, _, new in deploys],
+           "promotes": [[a, "qa"] for a in promotes],
+           "concurrent": [[a, e, new] for a, e, _, new in distinct]}
+    say(f"end to end through Errbot: {n}× !versions, {len(deploys)} deploys, {len(promotes)} "
+        f"promotions, {len(distinct)} concurrent deploys")
+    res = subprocess.run([sys.executable, "-m", "bench.chat"], input=json.dumps(job), cwd=ROOT,
+                         capture_output=True, text=True, timeout=900)
+    check(res.returncode == 0, f"bench.chat failed: {res.stderr[-3000:]}")
+    out = json.loads(res.stdout)
+    if out.get("unanswered"):
+        say(f"no final answer within 120 s to {', '.join(out['unanswered'])}; the bot's threads "
+            f"then:\n{res.stderr[-20000:]}")
+    for app, env, _, new in deploys + distinct:
+        changes.done(app, env, new)
+    for app in promotes:
+        changes.done(app, "qa", fleet.pins[(app, "dev")])
+    out["concurrent_count"] = len(distinct)
+    return out
+
+
+def rows(world: "World") -> list:
+    """The end-to-end rows: latency through Errbot, throughput, the bot's memory; a changing
+    command next to the raw commit + push and the core's deploy measured by ``bench.deploys``."""
+    out, n = world.results["chat"], world.mid
+    r50, d50 = median_ms(world.results["deploys"]["raw"]), median_ms(world.results["deploys"]["deploy"])
+    v50, v95 = median_ms(out["versions"]), percentile_ms(out["versions"], 95)
+    a50, a95 = median_ms(out["versions_app"]), percentile_ms(out["versions_app"], 95)
+    c50, c95 = median_ms(out["deploy"]), percentile_ms(out["deploy"], 95)
+    p50, p95 = median_ms(out["promote"]), percentile_ms(out["promote"], 95)
+    wall, count, landed = out["concurrent"] * 1000, out["concurrent_count"], out["concurrent_landed"]
+    rss = out["memory"]["VmRSS"] / 1024
+    hwm = out["memory"]["VmHWM"] / 1024
+    pins = f"{world.args.apps:,} apps × {len(ENVIRONMENTS)} environments"
+    return [
+        (f"**Chat** first `!versions` after start: clone + discovery + registry ({pins})",
+         fmt(out["first_versions"] * 1000), "—", "—"),
+        (f"**Chat `!versions`** warm, p50 (n={n})", fmt(v50),
+         f"< {CHAT_VERSIONS_MS:g} ms: {verdict(v50, CHAT_VERSIONS_MS)}", f"p95 {fmt(v95)}"),
+        (f"Chat `!versions <app>` warm, p50 (n={n})", fmt(a50), "—", f"p95 {fmt(a95)}"),
+        (f"**Chat `!deploy`** to the last reply, back to back, p50 (n={len(out['deploy'])})", fmt(c50),
+         f"≤ {DEPLOY_RATIO:g}× raw: {verdict(c50, DEPLOY_RATIO * r50)}",
+         f"raw p50 {fmt(r50)} → **{c50 / r50:.2f}×**; core deploy p50 {fmt(d50)}; p95 {fmt(c95)}"),
+        (f"Chat `!promote` to the last reply, back to back, p50 (n={len(out['promote'])})", fmt(p50),
+         f"≤ {DEPLOY_RATIO:g}× raw: {verdict(p50, DEPLOY_RATIO * r50)}",
+         f"raw p50 {fmt(r50)} → {p50 / r50:.2f}×; p95 {fmt(p95)}"),
+        (f"**Chat: {count} `!deploy` to distinct apps at once**, all answered "
+         f"({landed} landed; Errbot pool of {POOL_SIZE} threads)", fmt(wall),
+         f"< {CONCURRENT_S:g} s: {verdict(wall if landed == count else math.inf, CONCURRENT_S * 1000)}",
+         f"{count / (wall / 1000):.1f} deploys/s"),
+        ("**Bot resident memory** (VmRSS) after all of the above, MB", f"{rss:,.0f}",
+         f"< {RSS_MB:g} MB: {verdict(rss, RSS_MB)}", f"peak (VmHWM) {hwm:,.0f} MB"),
+    ]
+
+
+# ---- in the bot's process --------------------------------------------------------------------
 
 
 def memory_kb() -> dict:

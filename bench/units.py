@@ -13,11 +13,15 @@ import statistics
 import time
 from pathlib import Path
 
+from devtools.artifacts import push_chart, push_image
 from devtools.fluxrepo import seed_remote
-from devtools.registry import push_chart, push_image
 from gitops.core import GitOps
 from gitops.model import Requester
 from gitops.settings import parse_settings
+
+from bench.fleet import git
+from bench.measure import DEPLOY_RATIO, fmt, say, verdict
+from bench.world import World
 
 REQUESTER = Requester("U0BENCH02", "Bench Runner", "bench@example.com")
 NEW, OLD = ("6.5.1", "1.1.0"), ("6.5.0", "1.0.0")
@@ -40,7 +44,7 @@ def _files(registry_host: str) -> dict:
     return files
 
 
-def unit_promotion(tmp: Path, registry_host: str, rounds: int, git) -> dict:
+def unit_promotion(tmp: Path, registry_host: str, rounds: int) -> dict:
     """Medians (ms) of a whole-app promotion and of the raw two-line commit + push."""
     for version in (OLD[0], NEW[0]):
         push_chart(registry_host, "charts/unit-web", version)
@@ -73,3 +77,17 @@ def unit_promotion(tmp: Path, registry_host: str, rounds: int, git) -> dict:
             raw.append(raw_ms)
     core.registry.close()
     return {"promote": statistics.median(promote), "raw": statistics.median(raw), "n": rounds}
+
+
+def measure(world: World) -> dict:
+    say("whole-app promotions: chart + image in one commit")
+    return unit_promotion(world.tmp, world.registry.host, world.args.deploys)
+
+
+def rows(world: World) -> list:
+    unit = world.results["units"]
+    return [(f"Promote chart + image as one commit (two lines, both registries checked) p50 "
+             f"(n={unit['n']})", fmt(unit["promote"]),
+             f"≤ {DEPLOY_RATIO:g}× raw: {verdict(unit['promote'], DEPLOY_RATIO * unit['raw'])}",
+             f"raw two-line `commit -a` + `push` p50 {fmt(unit['raw'])} → "
+             f"**{unit['promote'] / unit['raw']:.2f}×**")]

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from devtools.artifacts import push_charts, push_image
 from devtools.fluxrepo import DEMO_CHARTS, demo_files, demo_settings, seed_remote
-from devtools.registry import LocalRegistry, push_charts, push_image
+from devtools.registry import LocalRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 BANNER = """

@@ -24,7 +24,7 @@ from typing import Iterable, Optional
 
 import yaml
 
-from devtools.registry import _chart_meta, _chart_tarball
+from devtools.artifacts import _chart_meta, _chart_tarball
 
 CREATED = "2024-05-01T12:00:00.123456789Z"  # Helm writes nanoseconds
 

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import pytest
 
-from devtools.registry import LocalRegistry, RegistryStartError, push_chart, push_image
+from devtools.artifacts import push_chart, push_image
+from devtools.registry import LocalRegistry, RegistryStartError
 from gitops.model import ChartLocation
 
 CHARTS = {

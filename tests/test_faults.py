@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from devtools.artifacts import push_charts
 from devtools.fluxrepo import demo_files, demo_settings
-from devtools.registry import LocalRegistry, free_port, push_charts
+from devtools.registry import LocalRegistry, free_port
 from tests.ferrybot import PLUGINS, ask, started_bot
 from tests.fixtures_git import install_hook, remote_file, remote_log, remote_path, remote_tip
 

@@ -247,7 +247,7 @@ def test_a_freeze_window_refuses_and_says_until_when(tmp_path, fleet):
 
 
 def test_no_secret_in_any_reply_or_log_line(tmp_path, registry_auth, bare_remote, monkeypatch, caplog):
-    from devtools.registry import push_charts
+    from devtools.artifacts import push_charts
     for chart, versions in {"podinfo": ["6.5.0", "6.5.1", "6.5.2", "6.5.3"]}.items():
         push_charts(registry_auth.host, f"charts/{chart}", versions,
                     username=registry_auth.username, password=registry_auth.password)

@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from devtools.registry import free_port, push_chart, push_charts
+from devtools.artifacts import push_chart, push_charts
+from devtools.registry import free_port
 from gitops.errors import RegistryUnauthorized, RegistryUnavailable, VersionNotFound
 from gitops.model import ChartLocation, ChartVersions
 from gitops.sources.registry import RegistryClient

@@ -16,8 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from devtools.artifacts import push_charts
 from devtools.fluxrepo import DEMO_CHARTS, demo_files, demo_settings
-from devtools.registry import LocalRegistry, push_charts
+from devtools.registry import LocalRegistry
 from gitops.errors import RegistryUnauthorized
 from gitops.model import ChartLocation
 from gitops.sources.registry import RegistryClient

@@ -1,0 +1,115 @@
+"""Discovery: how long the inventory of every app × environment takes. Cold, as after a restart of
+the bot (the first clone, then a new core on the existing clone with and without a fetch, the parse
+cache empty); the same pins laid out behind ``clusters/<env>`` entries, cold and warm, against the
+plain layout; warm, at the same commit and with a fetch that finds nothing new.
+
+Its first clone is the one every later core of the run reuses (``world.clone``).
+"""
+from __future__ import annotations
+
+import gc
+import shutil
+
+from devtools.fluxrepo import seed_remote
+from gitops.core import GitOps
+from gitops.flux import manifests
+from gitops.settings import parse_settings
+
+from bench.clusters import cluster_fleet_files, cluster_fleet_settings
+from bench.measure import CLUSTER_RATIO, LISTING_MS, check, clock, fmt, median_ms, repeat, say, verdict
+from bench.world import World, close_core, new_core
+
+
+def measure(world: World) -> dict:
+    fleet, runs, pins = world.fleet, world.runs, world.pins
+    # -- cold: a new core, as after a restart of the bot (empty parse cache) ----
+    say("first clone + inventory()")
+    first = []
+    for r in range(runs):
+        data = world.tmp / f"data-{r}"
+        manifests.DEFAULT_CACHE.clear()
+        gc.collect()
+        core = new_core(fleet, data, 5.0)
+        t, inventory = clock(core.inventory)
+        check(len(inventory.pins) == pins, f"first inventory found {len(inventory.pins)} pins, not {pins}")
+        close_core(core)
+        first.append(t)
+        if r < runs - 1:
+            shutil.rmtree(data)
+    world.clone = data
+
+    say("cold inventory on an existing clone")
+    cold_fetch, cold = [], []
+    for _ in range(runs):
+        for refresh, samples in ((True, cold_fetch), (False, cold)):
+            manifests.DEFAULT_CACHE.clear()
+            gc.collect()
+            core = new_core(fleet, world.clone, 5.0)
+            t, inventory = clock(core.inventory, refresh=refresh)
+            check(len(inventory.pins) == pins, "cold inventory lost pins")
+            close_core(core)
+            samples.append(t)
+
+    say("cold and warm inventory, cluster-entry layout")
+    cluster_cold, cluster_warm = cluster_inventory(world)
+
+    # -- warm ------------------------------------------------------------------------------------
+    say("warm inventory")
+    core = new_core(fleet, world.clone, 0)  # fetch_interval=0: inventory() always fetches
+    core.inventory()
+    warm = repeat(lambda: core.inventory(refresh=False), world.fast)
+    warm_fetch = repeat(core.inventory, world.mid)
+    close_core(core)
+    return {"first": first, "cold fetch": cold_fetch, "cold": cold, "cluster cold": cluster_cold,
+            "cluster warm": cluster_warm, "warm": warm, "warm fetch": warm_fetch}
+
+
+def cluster_inventory(world: World) -> tuple[list, list]:
+    """Cold and warm inventories of the fleet's pins laid out behind `clusters/<env>` entries."""
+    fleet, tmp = world.fleet, world.tmp
+    files = cluster_fleet_files(fleet.registry, fleet.apps, fleet.pins)
+    url = seed_remote(tmp / "clusters.git", files)
+    raw = cluster_fleet_settings(url)
+    raw["data_dir"] = str(tmp / "clusters-data")
+    cold = []
+    first = GitOps(parse_settings(raw, environ={}))
+    first.inventory()  # the clone every run below reuses
+    close_core(first)
+    for _ in range(world.runs):
+        manifests.DEFAULT_CACHE.clear()
+        gc.collect()
+        core = GitOps(parse_settings(raw, environ={}), fetch_interval=3600)  # as after a restart
+        t, inventory = clock(core.inventory, refresh=False)
+        check(len(inventory.pins) == world.pins and not inventory.problems,
+              f"cluster layout: {len(inventory.pins)} pins, problems {inventory.problems[:2]}")
+        check(all(p.location is not None for p in inventory.pins), "cluster layout: a pin without its line")
+        cold.append(t)
+        if len(cold) < world.runs:
+            close_core(core)
+    warm = repeat(lambda: core.inventory(refresh=False), world.fast)
+    close_core(core)
+    return cold, warm
+
+
+def rows(world: World) -> list:
+    found, runs, apps = world.results["inventory"], world.runs, world.args.apps
+    cold, cluster_cold = median_ms(found["cold"]), median_ms(found["cluster cold"])
+    warm, warm_fetch, cluster_warm = (median_ms(found[k]) for k in ("warm", "warm fetch", "cluster warm"))
+    full_clone = median_ms(world.results["deploys"]["clone per command"])
+    return [
+        (f"First clone + first `inventory()` ({world.pins:,} pins; n={runs})", fmt(median_ms(found["first"])),
+         "—", f"full `git clone` per command: {fmt(full_clone)}"),
+        (f"Cold `inventory()`: new core on an existing clone, fetch + parse all (n={runs})",
+         fmt(median_ms(found["cold fetch"])), "—", "—"),
+        (f"Cold `inventory(refresh=False)`: same, no fetch (n={runs})", fmt(cold), "—", "—"),
+        (f"Cold `inventory(refresh=False)`, the same pins behind cluster entries: Flux Kustomizations "
+         f"with {apps // 3:,} patches and {apps // 3:,} ConfigMap variables per environment (n={runs})",
+         fmt(cluster_cold), f"≤ {CLUSTER_RATIO:g}× plain: {verdict(cluster_cold, CLUSTER_RATIO * cold)}",
+         f"plain layout {fmt(cold)} → {cluster_cold / cold:.2f}×"),
+        (f"Warm `inventory(refresh=False)`, cluster-entry layout (n={world.fast})", fmt(cluster_warm),
+         f"< {LISTING_MS:g} ms: {verdict(cluster_warm, LISTING_MS)}", "—"),
+        (f"Warm `inventory(refresh=False)`, same commit (n={world.fast})", fmt(warm),
+         f"< {LISTING_MS:g} ms: {verdict(warm, LISTING_MS)}", "—"),
+        (f"Warm `inventory()` + fetch that finds nothing new (n={world.mid})", fmt(warm_fetch),
+         f"< {LISTING_MS:g} ms: {verdict(warm_fetch, LISTING_MS)}", "—"),
+    ]
