@@ -10,7 +10,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from devtools.fluxrepo import ENVIRONMENTS, demo_files, demo_settings
-from devtools.registry import push_charts
+from devtools.artifacts import push_charts
 from tests.slack_server import FakeSlack
 from tests.test_slack import GRANTED
 
