@@ -173,13 +173,14 @@ class GitOps(Reports):
             self._check_state(plan, decision)
         except FerryError as e:
             raise ApprovalRefused(f"Change `{waiting.id}` cannot be applied now: {e}") from None
+        asked = {waiting.part: waiting.old, **{part: old for part, old, _ in waiting.also}}
         self.guard.claim(waiting.id, held.APPLYING, approver.name or approver.id)
         try:
             change = self._write(plan, waiting.requester, False, forced=waiting.forced,
-                                 approver=approver, expect=waiting.old)
+                                 approver=approver, expect=asked)
         except PinMoved as moved:
             self.guard.settle(waiting.id, held.WAITING)
-            self._pin_moved(waiting, waiting.part, waiting.old, moved.now)
+            self._pin_moved(waiting, moved.part, asked[moved.part], moved.now)
         except BaseException:
             self.guard.settle(waiting.id, held.WAITING)  # nothing was pushed: it may be approved again
             raise
@@ -275,8 +276,9 @@ class GitOps(Reports):
         return replace(preview, dry_run=False, pending=waiting)
 
     def _write(self, plan: Plan, requester: Requester, dry_run: bool, forced: tuple = (),
-               approver: Optional[Requester] = None, expect: Optional[str] = None) -> Change:
-        """Edit one line on the newest tip and push; ``expect``: the value the pin must still have."""
+               approver: Optional[Requester] = None, expect: Optional[dict] = None) -> Change:
+        """Edit one line on the newest tip and push; ``expect``: part -> the value its pin must
+        still have."""
         action, pin, version, source_environment = plan.action, plan.pin, plan.new, plan.source_environment
         location = self.location(pin)
         between_versions = ()
