@@ -94,7 +94,7 @@ def settle_expired(ferry, now: datetime) -> None:
     for change_id, place in requests.items():
         if datetime.fromisoformat(place["expires"]) > now:
             continue
-        change = ferry.gitops.held(change_id)
+        change = ferry.gitops.pending_change(change_id)
         if change is None:
             settle(ferry, change_id, f"Change `{change_id}` is no longer waiting for approval.")
         elif change.state == EXPIRED:

@@ -195,7 +195,7 @@ class GitOps(Reports):
         raise ChangeDropped(
             f"{moved} since change `{waiting.id}` was asked: nothing changed; ask for it again.")
 
-    def held(self, change_id: str) -> Optional[PendingChange]:
+    def pending_change(self, change_id: str) -> Optional[PendingChange]:
         """The change ``change_id`` held for approval, in whatever state it is now (``state``:
         waiting, applying, applied, rejected, expired or dropped); None once forgotten."""
         return self.guard.find(change_id)
