@@ -285,3 +285,27 @@ def test_a_typed_decision_a_drop_or_an_expiry_updates_the_request_in_place(tmp_p
                     if any(b.get("type") == "actions" for b in m.get("blocks") or ())]  # no live buttons
         assert len(updates(slack)) == 5 and slack.calls_of("chat.postEphemeral") == []
         assert "Traceback" not in log.read_text(), _tail(log)
+
+
+def test_a_request_that_expired_while_the_bot_was_down_is_updated_once_it_is_back(tmp_path, slack, fleet_url):
+    """Where a request message is is kept with the bot's storage: a restart does not leave it
+    with live buttons."""
+    def expire_soon(envs):
+        envs["stag"]["policy"] = {"approval": {"expire_minutes": 0.1}}  # 6 s
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    with running_ferry(first, slack, fleet_url, tune=expire_soon):
+        change_id, request = ask(slack, "!deploy podinfo 6.6.0 to stag")
+    assert updates(slack) == []  # stopped before its time
+    slack.connected.clear()
+    with running_ferry(second, slack, fleet_url, tune=expire_soon, FERRY_DATA_DIR=str(first / "errbot")) as log:
+        (update,) = slack.wait_for(lambda: updates(slack), 60, f"the update of the expired request\n{_tail(log)}")
+        assert (update["channel"], update["ts"]) == (CHANNEL, request["ts"])
+        message = slack.messages[(CHANNEL, request["ts"])]
+        assert [b["type"] for b in message["blocks"]] == ["section"]
+        said = plain(message["blocks"][0]["text"]["text"])
+        assert said.startswith(f"Change {change_id} (deploy podinfo 6.5.1 → 6.6.0 in stag, asked by Alice Liddell "
+                               "&lt;U0ALICE&gt;) expired at "), said
+        assert "Traceback" not in log.read_text(), _tail(log)
