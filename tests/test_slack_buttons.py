@@ -296,8 +296,11 @@ def test_a_request_that_expired_while_the_bot_was_down_is_updated_once_it_is_bac
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
-    with running_ferry(first, slack, fleet_url, tune=expire_soon):
+    with running_ferry(first, slack, fleet_url, tune=expire_soon) as log:
         change_id, request = ask(slack, "!deploy podinfo 6.6.0 to stag")
+        # the command is done (its place kept) once its one log line is written
+        slack.wait_for(lambda: "ran !deploy podinfo 6.6.0 to stag -> ok" in log.read_text(), 30,
+                       f"the end of the command\n{_tail(log)}")
     assert updates(slack) == []  # stopped before its time
     slack.connected.clear()
     with running_ferry(second, slack, fleet_url, tune=expire_soon, FERRY_DATA_DIR=str(first / "errbot")) as log:
