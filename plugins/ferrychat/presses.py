@@ -56,9 +56,13 @@ def offer(ferry, msg, change: PendingChange, text: str) -> None:
     reply.extras["blocks"] = blocks.approval_request(change, text)
     bot.send_message(reply)
     posted = reply.extras.get("ts")  # SlackV3: one ts per part sent; the buttons are on the last
-    if posted:
+    if not posted:
+        return
+    try:
         place = {"to": str(reply.to), "ts": str(posted[-1]), "expires": change.expires}
         _update_requests(ferry, lambda requests: requests.__setitem__(change.id, place))
+    except Exception:  # the request is posted and waits all the same; only its update is lost
+        log.exception("could not keep where the request message of change %s is", change.id)
 
 
 def settle(ferry, change_id: str, verdict: str, msg=None) -> None:
