@@ -20,10 +20,10 @@ from .changes import editing, planning, writing
 from .flux import images
 from .guard import policy
 from .guard import approvals as held
-from .errors import ApprovalRefused, FerryError, NoRegistry, NotAllowed
+from .errors import ApprovalRefused, ChangeDropped, FerryError, NoLongerAllowed, NoRegistry, NotAllowed
 from .guard.approvals import Guard
 from .ops.metrics import Metrics
-from .model import (Change, ChartLocation, Commit, Inventory, Lock, PendingChange, Pin, Plan,
+from .model import (CHART, Change, ChartLocation, Commit, Inventory, Lock, PendingChange, Pin, Plan,
                     Requester)
 from .changes.pins import PinCache, app_name, find
 from .sources.registry import RegistryClient
@@ -141,47 +141,64 @@ class GitOps(Reports):
     # ---- approvals, locks, audit -----------------------------------------------------------
 
     def approve(self, change_id: str, approver: Requester) -> Change:
-        """Apply a pending change, decided again now: the approver allowed from where they ask,
-        no blocker but those the request overrode, in the registry, and the pin still at the value
-        its diff was made from. The change is claimed once: a concurrent reject or a second
-        approval is told it is already being applied."""
+        """Apply a pending change, decided again now on everything its request was decided on.
+
+        First the approver, allowed from where they ask: one who may not approve leaves the
+        request as it was. Then what drops it for good: its requester no longer allowed to ask for
+        it, a pin no longer at the value its diff was made from. Then what refuses it while it
+        still waits: a promoted version no longer in the stage before (rolled back from there
+        since), a blocker the request did not override, a version not in its registry. The change
+        is claimed once: a concurrent reject or a second approval is told it is being applied."""
         waiting = self.guard.waiting(change_id)
+        try:
+            decision = self._decide(waiting, approver, requested_by=waiting.requester,
+                                    overridden=waiting.forced)
+        except NoLongerAllowed as e:
+            self.guard.claim(waiting.id, held.DROPPED, str(e))
+            raise ChangeDropped(f"Change `{waiting.id}` was dropped: {e}. Nothing changed.") from None
         inventory = self.inventory()
         pin = self.pin(waiting.app, waiting.environment, inventory, part=waiting.part)
+        if pin.version != waiting.old:
+            self._pin_moved(waiting, waiting.part, waiting.old, pin.version)
         also = []
         for part, old, new in waiting.also:  # every other part must still be where it was asked
             other = self.pin(waiting.app, waiting.environment, inventory, part=part)
             if other.version != old:
-                self._pin_moved(waiting, f"{part} {other.version}")
+                self._pin_moved(waiting, part, old, other.version)
             also.append((other, new))
         plan = Plan(waiting.action, pin, waiting.new, waiting.source_environment, tuple(also))
-        decision = self._decide(plan, approver, requested_by=waiting.requester.id,
-                                overridden=waiting.forced)
-        if pin.version != waiting.old:
-            self._pin_moved(waiting, pin.version)
         try:
+            if plan.action == "promote":
+                planning.require_chain(self.settings, plan, inventory)
             self._check_state(plan, decision)
         except FerryError as e:
             raise ApprovalRefused(f"Change `{waiting.id}` cannot be applied now: {e}") from None
+        asked = {waiting.part: waiting.old, **{part: old for part, old, _ in waiting.also}}
         self.guard.claim(waiting.id, held.APPLYING, approver.name or approver.id)
         try:
             change = self._write(plan, waiting.requester, False, forced=waiting.forced,
-                                 approver=approver, expect=waiting.old)
+                                 approver=approver, expect=asked)
         except PinMoved as moved:
             self.guard.settle(waiting.id, held.WAITING)
-            self._pin_moved(waiting, moved.now)
+            self._pin_moved(waiting, moved.part, asked[moved.part], moved.now)
         except BaseException:
             self.guard.settle(waiting.id, held.WAITING)  # nothing was pushed: it may be approved again
             raise
         self.guard.settle(waiting.id, held.APPLIED)
         return change
 
-    def _pin_moved(self, waiting: PendingChange, now: Optional[str]):
+    def _pin_moved(self, waiting: PendingChange, part: str, old: Optional[str], now: Optional[str]):
         """The approved diff no longer applies: drop the request and say so."""
-        moved = f"`{waiting.app}` in {waiting.environment} moved from {waiting.old} to {now}"
+        label = "" if part == CHART else f" {part}"
+        moved = f"`{waiting.app}`{label} in {waiting.environment} moved from {old} to {now}"
         self.guard.claim(waiting.id, held.DROPPED, f"{moved} since it was asked")
-        raise ApprovalRefused(
+        raise ChangeDropped(
             f"{moved} since change `{waiting.id}` was asked: nothing changed; ask for it again.")
+
+    def pending_change(self, change_id: str) -> Optional[PendingChange]:
+        """The change ``change_id`` held for approval, in whatever state it is now (``state``:
+        waiting, applying, applied, rejected, expired or dropped); None once forgotten."""
+        return self.guard.find(change_id)
 
     def reject(self, change_id: str, by: Requester) -> PendingChange:
         """Drop a pending change: its requester withdrawing it, or someone who may approve it,
@@ -220,9 +237,10 @@ class GitOps(Reports):
 
     # ---- internals -------------------------------------------------------------------------
 
-    def _decide(self, plan: Plan, who: Requester, force: bool = False, admin: bool = False,
-                requested_by: Optional[str] = None, overridden: Optional[tuple] = None) -> policy.Decision:
-        """The one decision over ``plan`` now (``policy.decide``), asked by ``who`` or, with
+    def _decide(self, plan, who: Requester, force: bool = False, admin: bool = False,
+                requested_by: Optional[Requester] = None, overridden: Optional[tuple] = None) -> policy.Decision:
+        """The one decision over ``plan`` (a ``Plan``, or the ``PendingChange`` held from one:
+        what, where, to which version) now (``policy.decide``), asked by ``who`` or, with
         ``requested_by``, approved by them; who and where refuse at once."""
         env = self.settings.environment(plan.environment)
         found = policy.blockers(env.name, plan.app, plan.new, plan.action, self.guard.locks(),
@@ -258,8 +276,9 @@ class GitOps(Reports):
         return replace(preview, dry_run=False, pending=waiting)
 
     def _write(self, plan: Plan, requester: Requester, dry_run: bool, forced: tuple = (),
-               approver: Optional[Requester] = None, expect: Optional[str] = None) -> Change:
-        """Edit one line on the newest tip and push; ``expect``: the value the pin must still have."""
+               approver: Optional[Requester] = None, expect: Optional[dict] = None) -> Change:
+        """Edit one line on the newest tip and push; ``expect``: part -> the value its pin must
+        still have."""
         action, pin, version, source_environment = plan.action, plan.pin, plan.new, plan.source_environment
         location = self.location(pin)
         between_versions = ()

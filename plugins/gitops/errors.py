@@ -61,8 +61,16 @@ class Locked(FerryError):
     """The environment or app is locked, or the environment is frozen."""
 
 
+class NoLongerAllowed(NotAllowed):
+    """The requester of a waiting change may no longer ask for it (the policy changed since)."""
+
+
 class ApprovalRefused(FerryError):
     """An approval or rejection that cannot be taken."""
+
+
+class ChangeDropped(ApprovalRefused):
+    """Approving found that a waiting change can never be applied as asked: it was dropped (decided)."""
 
 
 class NotLocked(FerryError):

@@ -118,6 +118,17 @@ def require_stage(app: str, version: str, before: EnvironmentSettings,
         f"promote it to {before.name} first.")
 
 
+def require_chain(settings: Settings, plan: Plan, inventory: Inventory) -> None:
+    """A promotion decided again (at approval): every part it moves must still run in the stage
+    before its target, as when it was asked: a version rolled back from there since goes no further."""
+    target = settings.environment(plan.environment)
+    before = settings.previous(target)
+    if before is None:
+        raise PromotionRefused(f"`{target.name}` is the first environment now: nothing comes before it.")
+    for pin, new in plan.edits:
+        require_stage(plan.app, new, before, target, inventory, pin.part)
+
+
 def require_editable(pin: Pin) -> None:
     """Refuse a pin Ferry cannot change by editing one line it alone feeds."""
     if pin.location is None and pin.version is None and not pin.refusal:
