@@ -168,6 +168,10 @@ def _image_pin(base: Pin, part: str, holder: tuple, node, tag_key, marked_repo, 
         if tag_field.text is None:
             return None  # the chart's default tag: nothing pinned here
         source = location(repo, settings) if isinstance(repo, str) else None
+        if "@" in tag_field.text:  # `tag: 1.0.0@sha256:…`: the digest decides, not the tag
+            return _pin(base, part, tag_field, str(repo or ""), None, refusal=(
+                f"a digest (`{_dotted(holder + (tag_key,))}: {tag_field.text[:80]}`), which Ferry "
+                "does not set", False))
         return _pin(base, part, tag_field, str(repo or ""), source, refusal=refusal)
     if not isinstance(node, str):
         return None
@@ -277,45 +281,43 @@ def _scalar_lines(node, path: tuple):
 
 def kustomize_images(environment: str, unit, index, cache, tree, settings: Settings) -> list:
     """(pin, None) per image a kustomization of ``unit`` (or its Flux Kustomization) sets with
-    ``newTag``; an image set in two places of one build is refused (kustomize's order decides)."""
-    kfiles = []
-    folders = {posixpath.dirname(f) for f in unit.build.files} | {unit.path}
-    for folder in sorted(folders):
-        kfile = index.kustomization(folder) if index.is_dir(folder) or folder == "" else None
-        if kfile and kfile not in kfiles:
-            kfiles.append(kfile)
-    entries = []  # (image name, file, document, path, entry)
-    for kfile in kfiles:
-        docs = cache.get(tree, kfile).docs
-        for d, doc in enumerate(docs):
-            images = doc.get("images") if isinstance(doc, dict) else None
-            for i, entry in enumerate(images if isinstance(images, list) else ()):
-                if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                    entries.append((entry["name"], kfile, d, ("images", i), entry))
-    if unit.kustomization is not None:
-        images = dig(unit.kustomization.doc, "spec", "images")
-        for i, entry in enumerate(images if isinstance(images, list) else ()):
+    ``newTag``. kustomize applies an overlay's ``images:`` after those of what it includes, so the
+    outermost entry for an image decides; two entries neither of which includes the other (two
+    branches setting one image) are refused, naming both."""
+    entries: dict = {}  # (file, document, path) -> [name, entry, ancestor files of each route]
+    for kfile, document, chain in unit.build.kustomizations:
+        doc = cache.get(tree, kfile).docs[document]
+        found = doc.get("images") if isinstance(doc, dict) else None
+        ancestors = frozenset(level.file for level in chain[:-1] if level.file)
+        for i, entry in enumerate(found if isinstance(found, list) else ()):
             if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                entries.append((entry["name"], unit.kustomization.file, unit.kustomization.index,
-                                ("spec", "images", i), entry))
+                entries.setdefault((kfile, document, ("images", i)), [entry["name"], entry, []])[2].append(ancestors)
+    if unit.kustomization is not None:  # Flux's own `spec.images`: around every kustomization
+        found = dig(unit.kustomization.doc, "spec", "images")
+        for i, entry in enumerate(found if isinstance(found, list) else ()):
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                key = (unit.kustomization.file, unit.kustomization.index, ("spec", "images", i))
+                entries[key] = [entry["name"], entry, [frozenset()]]
     by_name: dict = {}
-    for entry in entries:
-        by_name.setdefault(entry[0], []).append(entry)
+    for key, (name, entry, routes) in entries.items():
+        if "newTag" in entry or "digest" in entry:
+            by_name.setdefault(name, []).append((key, entry, routes))
     pins = []
     for name, found in by_name.items():
-        name_, file, document, path, entry = found[-1]
-        if "newTag" not in entry and "digest" not in entry:
-            continue
+        setters = {key[0] for key, _, _ in found}
+        # An entry decides on a route where no kustomization around it sets the image again.
+        deciding = [f for f in found if any(not (route & (setters - {f[0][0]})) for route in f[2])]
+        (file, document, path), entry, _ = (deciding or found)[-1]
         app = (entry.get("newName") or name).rstrip("/").rsplit("/", 1)[-1]
         repo = str(entry.get("newName") or name)
         tag = entry.get("newTag")
-        refusal = ""
-        if entry.get("digest"):
-            refusal = f"a digest (`digest:` of image `{name}` in `{file}`), which Ferry does not set"
-        elif len(found) > 1:
-            refusal = (f"image `{name}` set in {len(found)} kustomizations ("
-                       + ", ".join(f"`{f[1]}`" for f in found) + ")")
         text = None if tag is None else str(tag)
+        refusal = ""
+        if entry.get("digest") or (text is not None and "@" in text):
+            refusal = f"a digest (`digest:` of image `{name}` in `{file}`), which Ferry does not set"
+        elif len(deciding) > 1:
+            refusal = (f"image `{name}` set in {len(deciding)} kustomizations none of which includes "
+                       "the others (" + ", ".join(f"`{f[0][0]}`" for f in deciding) + ")")
         loc = PinLocation(file, document, path + ("newTag",)) if text is not None else None
         pins.append((Pin(app=app, environment=environment, version=text, is_range=False,
                          location=loc, kind="kustomize-image", chart=repo, release_file=file,

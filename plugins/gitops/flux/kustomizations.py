@@ -164,7 +164,7 @@ def _follow(res: Resource, parent: Unit, repo, tree, index, cache, problems: lis
     walker = Walker(tree, index, cache, problems, environment, ids)
     scope = walker.new_scope()
     level = Level(scope, text_of(spec.get("targetNamespace")) or None, text_of(spec.get("namePrefix")),
-                  text_of(spec.get("nameSuffix")))
+                  text_of(spec.get("nameSuffix")), res.file)
     walker.add_path(spec_path, (level,))
     for entry in strings(spec.get("components")):
         walker.add_component(join_path(spec_path, entry), (level,), scope)

@@ -33,6 +33,7 @@ class Level:
     namespace: Optional[str] = None
     prefix: str = ""
     suffix: str = ""
+    file: str = ""  # the kustomization file ("" for a Flux Kustomization's own level)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class Build:
     resources: list = field(default_factory=list)  # [Resource], in kustomize order
     patches: list = field(default_factory=list)  # [Patch], in the order kustomize applies them
     files: list = field(default_factory=list)  # every manifest file read, for variable uses
+    # (kustomization file, its document, the levels from the outermost to it), as walked:
+    # whose ``images:`` and ``replacements`` act on what.
+    kustomizations: list = field(default_factory=list)
 
 
 class TreeIndex:
@@ -145,7 +149,7 @@ class Walker:
         self.tree, self.index, self.cache, self.problems = tree, index, cache, problems
         self.environment = environment
         self.build = Build()
-        self._seen: dict = {}  # (file, index) -> position in build.resources
+        self._seen: dict = {}  # (file, index, namespace, name) -> position in build.resources
         self._files: set = set()
         self._ids = ids if ids is not None else ScopeIds()
 
@@ -201,7 +205,8 @@ class Walker:
         spec = parsed.docs[spec_index]
         kid = self.new_scope()
         chain = chain + (Level(kid, text_of(spec.get("namespace")) or None,
-                               text_of(spec.get("namePrefix")), text_of(spec.get("nameSuffix"))),)
+                               text_of(spec.get("namePrefix")), text_of(spec.get("nameSuffix")), kfile),)
+        self.build.kustomizations.append((kfile, spec_index, chain))
         for key in ("resources", "bases"):
             for entry in strings(spec.get(key)):
                 self._include(folder, kfile, entry, chain, stack)
@@ -237,17 +242,20 @@ class Walker:
             if not (isinstance(doc, dict) and isinstance(doc.get("kind"), str)
                     and isinstance(doc.get("apiVersion"), str)):
                 continue
-            key = (path, i)
-            if key in self._seen:  # reached twice: patches of both routes apply
+            namespace = str(outer_namespace or dig(doc, "metadata", "namespace") or "")
+            name, names = _names(dig(doc, "metadata", "name"), chain)
+            # A file reached twice is one copy per object kustomize makes of it: routes giving it
+            # the same namespace and name make one object (the patches of both apply), routes
+            # giving it another namespace or name make another (a Component in every namespace).
+            key = (path, i, namespace, name)
+            if key in self._seen:
                 at = self._seen[key]
                 old = self.build.resources[at]
                 self.build.resources[at] = Resource(old.file, old.index, old.doc, old.scopes | scopes,
-                                                    old.namespace, old.name, old.names)
+                                                    old.namespace, old.name, old.names | names)
                 continue
-            namespace = outer_namespace or dig(doc, "metadata", "namespace") or ""
-            name, names = _names(dig(doc, "metadata", "name"), chain)
             self._seen[key] = len(self.build.resources)
-            self.build.resources.append(Resource(path, i, doc, scopes, str(namespace), name, names))
+            self.build.resources.append(Resource(path, i, doc, scopes, namespace, name, names))
 
     # ---- patches ---------------------------------------------------------------------------
 
