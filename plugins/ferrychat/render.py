@@ -194,7 +194,7 @@ def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], not
         record = live_states.get((p.app, p.environment))
         cells = [live(p, record, now) or "-"] if live_states else []
         part = [_part_cell(p, pins)] if with_parts else []
-        rows.append([p.environment, *part, pinned(p, head if p.part == "chart" else None), *cells,
+        rows.append([p.environment, *part, pinned(p, head if p.part == pins[0].part else None), *cells,
                      where + shared])
         if record and record.get("state") == "failed":
             message = (record.get("message") or "").strip().splitlines()[:1]
@@ -214,7 +214,8 @@ def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], not
         parts.append(LIVE_LEGEND)
     if newest:
         listed = [f"{i.version} ({i.created[:10] or 'no date'})" for i in newest]
-        parts.append("Newest in the registry: " + ", ".join(listed) + ".")
+        of = f" (image {pins[0].chart})" if pins[0].is_image else ""
+        parts.append(f"Newest in the registry{of}: " + ", ".join(listed) + ".")
     if note:
         parts.append(note)
     return "\n".join(parts)
