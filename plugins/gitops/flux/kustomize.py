@@ -22,7 +22,7 @@ from ..model import PinLocation, Problem
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 # A resource file without these words cannot hold anything discovery looks at: not parsed.
 RELEVANT_KINDS = ("HelmRelease", "HelmRepository", "OCIRepository", "Kustomization", "GitRepository",
-                  "ConfigMap", "ResourceSet")
+                  "ConfigMap", "ResourceSet", "ArtifactGenerator")
 
 
 @dataclass(frozen=True)
