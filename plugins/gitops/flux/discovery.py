@@ -22,7 +22,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from . import images, kustomizations, sharing, substitution
+from . import images, kustomizations, replacements, sharing, substitution
 from .helmvalues import release_values_text
 from .kustomize import Resource, TreeIndex, ScopeIds
 from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree, dig
@@ -244,6 +244,9 @@ def _version(unit: kustomizations.Unit, res: Resource, doc: dict, patches: list,
              own_kind: str) -> _Version:
     text, location, by_patch = origin(res, patches, field_path)
     kind = "patch" if by_patch else own_kind
+    replaced = replacements.replaced_by(res, field_path)
+    if replaced:  # not the line its file holds: where it comes from is said, Ferry does not edit it
+        return _Version(text, None, kind, refusal=replaced, unknown=bool(replacements.unknown(res, field_path)))
     if text is None:
         return _Version(None, None, own_kind)
     if location is None:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from .kustomize import (KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, Level, Resource, Walker,
                         join_path, strings, text_of)
-from . import artifacts
+from . import artifacts, replacements
 from .manifests import YAML_SUFFIXES, dig
 from ..model import Problem
 from .patches import PatchIndex, apply_all, origin
@@ -97,6 +97,7 @@ def build_environment(tree, index, cache, environment, repo, paths: list, proble
     for path in paths:
         walker = Walker(tree, index, cache, problems, environment, ids)
         walker.add_path(path)
+        replacements.apply(walker.build, tree, index, cache, problems, environment)
         root = Unit(walker.build, path)
         bootstrap = _bootstrap(root, path, repo, tree, index, cache, problems, environment, finder,
                                units, ids)
@@ -155,8 +156,9 @@ def _follow(res: Resource, parent: Unit, repo, tree, index, cache, problems: lis
         external, reason = _external_artifact(res, ref, repo, finder, parent, units, index)
     else:
         reason = _managed(res, doc, repo, finder, parent)[1]
+    reason = reason or replacements.unknown(res, ("spec",)) or replacements.unknown(res, ("metadata",))
     if reason:
-        problem(f"is not followed: {reason}")
+        problem(f"is not followed: {reason.rstrip('.')}.")
         return None
     spec_path = _spec_path(doc)
     if spec_path is None:
@@ -187,6 +189,7 @@ def _follow(res: Resource, parent: Unit, repo, tree, index, cache, problems: lis
     if not own:
         for i in range(before, len(walker.build.patches)):
             walker.build.patches[i] = _unlocated(walker.build.patches[i])
+    replacements.apply(walker.build, tree, index, cache, problems, environment)
     if external is not None:
         read = [*walker.build.files, *(k for k, _, _ in walker.build.kustomizations),
                 *(p.file for p in walker.build.patches if p.file != res.file)]

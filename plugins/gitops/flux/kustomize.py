@@ -45,6 +45,8 @@ class Resource:
     namespace: str  # after kustomize's `namespace:` transformers
     name: str = ""  # after kustomize's name prefixes and suffixes ("" when the doc has none)
     names: frozenset = frozenset()  # every name it goes by on the way (patches match any)
+    # (path, why, known) of each field a kustomize replacement writes (``replacements``)
+    replaced: tuple = ()
 
     @property
     def kind(self) -> str:
@@ -91,6 +93,8 @@ class Build:
     # (kustomization file, its document, the levels from the outermost to it), as walked:
     # whose ``images:`` and ``replacements`` act on what.
     kustomizations: list = field(default_factory=list)
+    # (scope, folder, kustomization file, its `replacements:`), innermost first, as kustomize runs them
+    replacements: list = field(default_factory=list)
 
 
 class TreeIndex:
@@ -216,6 +220,9 @@ class Walker:
             if component:
                 self._walk_kustomization(target, component, chain, stack, patch_scope=kid)
         self.collect_patches(folder, kfile, spec_index, spec, kid if patch_scope is None else patch_scope)
+        if isinstance(spec.get("replacements"), list):
+            self.build.replacements.append((kid if patch_scope is None else patch_scope, folder, kfile,
+                                            spec["replacements"]))
 
     def _include(self, folder: str, kfile: str, entry: str, chain: tuple, stack: frozenset) -> None:
         if "://" in entry or "?ref=" in entry or entry.startswith(("github.com/", "git@")):
