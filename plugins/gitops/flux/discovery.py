@@ -135,7 +135,9 @@ def discover(tree: FileTree, settings: Settings,
     # An image tag's variable is not a version site of its own: a variable that is also an image
     # tag stays "used elsewhere" for the chart pin, and the two share one line (sharing.finish).
     variables += [None for _ in found_images]
-    pins = sharing.variable_uses(pins, variables, [u for _, units in built for u in units], tree)
+    every_unit = [u for _, units in built for u in units]
+    pins = sharing.variable_uses(pins, variables, every_unit, tree)
+    pins = sharing.replacement_sources(pins, every_unit)
     return sharing.finish(qualify_clashes(pins), [e.name for e in settings.environments])
 
 

@@ -95,6 +95,8 @@ class Build:
     kustomizations: list = field(default_factory=list)
     # (scope, folder, kustomization file, its `replacements:`), innermost first, as kustomize runs them
     replacements: list = field(default_factory=list)
+    # (PinLocation, what it feeds) of each replacement's source: a pin there feeds more than itself
+    replacement_sources: list = field(default_factory=list)
 
 
 class TreeIndex:

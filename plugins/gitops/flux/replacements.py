@@ -22,7 +22,7 @@ from typing import Optional
 
 from .kustomize import Build, Resource, join_path
 from .manifests import dig
-from .patches import apply_all, selected, targets
+from .patches import apply_all, origin, selected, targets
 from ..model import Problem
 
 _SELECTOR = re.compile(r"^\[([^=\]]+)=([^\]]*)\]$")
@@ -41,7 +41,7 @@ def apply(build: Build, tree, index, cache, problems: list, environment: str) ->
 
 def replaced_by(res: Resource, path: tuple) -> str:
     """Why the field at ``path`` of ``res`` is not the one line its file holds ("" when it is)."""
-    for written, reason, known in res.replaced:
+    for written, reason, known in reversed(res.replaced):  # the last writer decides
         if path[:len(written)] == written or written[:len(path)] == path:
             return reason
         if not known and written[:1] == ("metadata",):  # which object this is: unknown
@@ -77,13 +77,14 @@ def _entries(entries: list, folder: str, kfile: str, tree, index, cache, problem
 
 def _one(build: Build, scope: int, kfile: str, entry: dict) -> None:
     within = [i for i, r in enumerate(build.resources) if scope in r.scopes]
-    value, unknown, described = None, "", ""
+    value, unknown, described, source = None, "", "", None
     try:
         if "unreadable" in entry:
             raise Unevaluable(f"its file `{entry['unreadable']}` cannot be read")
-        value, described = _source_value(build, within, scope, entry.get("source"))
+        value, described, source = _source_value(build, within, scope, entry.get("source"))
     except Unevaluable as e:
         unknown = f"a kustomize replacement in `{kfile}` that Ferry cannot evaluate ({e})"
+    written = []
     for target in entry.get("targets") or ():
         if not isinstance(target, dict) or not isinstance(target.get("select"), dict):
             continue
@@ -94,8 +95,15 @@ def _one(build: Build, scope: int, kfile: str, entry: dict) -> None:
                     isinstance(r, dict) and _matches(r, res) for r in target.get("reject") or ()):
                 continue
             for field_path in target.get("fieldPaths") or ():
-                build.resources[i] = _write(build.resources[i], str(field_path), value, options,
+                before = build.resources[i]
+                build.resources[i] = _write(before, str(field_path), value, options,
                                             unknown or f"a kustomize replacement in `{kfile}`, from {described}")
+                if build.resources[i] is not before:
+                    written.append(f"{res.kind} {res.name} `{field_path}`")
+    if source is not None and written:
+        # The source's line feeds other fields too: a pin there is not one thing's.
+        build.replacement_sources.append((source, f"a kustomize replacement in `{kfile}` into "
+                                          + ", ".join(dict.fromkeys(written))))
 
 
 def _source_value(build: Build, within: list, scope: int, source) -> tuple:
@@ -109,6 +117,7 @@ def _source_value(build: Build, within: list, scope: int, source) -> tuple:
     doc = apply_all(res.doc, patches)
     field_path = str(source.get("fieldPath") or "metadata.name")
     path = _resolve(doc, _parse(field_path), create=False)
+    location = origin(res, patches, path)[1] if path is not None else None
     value = dig(doc, *path) if path is not None else None
     if value is None or isinstance(value, (dict, list)):
         raise Unevaluable(f"`{field_path}` of {res.kind} {res.name} holds no value")
@@ -121,7 +130,7 @@ def _source_value(build: Build, within: list, scope: int, source) -> tuple:
         if not 0 <= index < len(parts):
             raise Unevaluable(f"`{field_path}` of {res.kind} {res.name} has no part {index}")
         value = parts[index]
-    return value, f"{res.kind} {res.name} `{field_path}` (`{res.file}`)"
+    return value, f"{res.kind} {res.name} `{field_path}` (`{res.file}`)", location
 
 
 def _matches(selector: dict, res: Resource) -> bool:
