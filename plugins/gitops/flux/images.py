@@ -15,8 +15,10 @@ shapes read:
 - kustomize's ``images:`` (``newTag``) in a kustomization.yaml or a Flux Kustomization's
   ``spec.images``, for apps without a chart: the app is named after the image.
 
-A tag Flux may not take from that line is a pin with a ``refusal``: a digest, values that
-``spec.valuesFrom`` may override (a Secret's are unknown), an image set in two kustomizations.
+A tag Flux may not take from that line is a pin with a ``refusal``: a digest (``digest:``, or a
+tag written ``1.0.0@sha256:…``), values that ``spec.valuesFrom`` may override (a Secret's are
+unknown), an image set in two kustomizations neither of which includes the other. An overlay's
+``images:`` decides over those of what it includes, wherever its kustomization sits.
 """
 from __future__ import annotations
 

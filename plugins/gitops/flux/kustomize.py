@@ -7,7 +7,10 @@ a problem noted: discovery reports what it can, it does not validate the reposit
 
 Names and namespaces are those kustomize gives: ``namespace:`` of the outermost kustomization
 wins, ``namePrefix``/``nameSuffix`` accumulate from the innermost out. A Flux Kustomization
-(``flux.py``) is one more, outermost, level of that chain.
+(``kustomizations.py``) is one more, outermost, level of that chain. A file reached by two routes
+that give it two namespaces or names is two objects, as kustomize makes them (a Component included
+by every namespace folder): one ``Resource`` each. The kustomizations walked and their
+``replacements`` are kept for ``images`` and ``replacements``.
 """
 from __future__ import annotations
 
