@@ -273,3 +273,19 @@ def test_an_external_artifact_is_followed_to_its_folder_and_refused_when_it_cann
     assert ("app", "chart") not in pins
     assert any("it reads `deploy/app/secret.yaml`, which ExternalArtifact app does not copy" in p
                for p in problems)
+
+
+def test_values_a_replacement_writes_are_not_replayed_from_the_file(tmp_path):
+    files = dict(REPLACEMENTS)
+    files["env/kustomization.yaml"] += """
+          - source: {kind: ConfigMap, name: versions, fieldPath: data.image}
+            targets:
+              - select: {kind: HelmRelease, name: other}
+                fieldPaths: [spec.values.image]
+                options: {create: true}
+        """
+    pins, _ = found(tmp_path, files)
+    assert pins[("other", "chart")].values_unknown == (
+        "a kustomize replacement in `env/kustomization.yaml`, from ConfigMap versions `data.image` "
+        "(`env/config.yaml`) sets them")
+    assert pins[("follower", "chart")].values_unknown == ""

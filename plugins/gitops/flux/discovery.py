@@ -282,6 +282,9 @@ def _version(unit: kustomizations.Unit, res: Resource, doc: dict, patches: list,
 
 def _values_unknown(unit: kustomizations.Unit, res: Resource, patches: list) -> str:
     """Why the values replayed from files (``helmvalues``) would not be those Flux applies."""
+    replaced = replacements.replaced_by(res, VALUES)
+    if replaced:
+        return f"{replaced} sets them"
     for patch in patches:
         if patch.at[:1] == ("spec",) and _touches_values(patch):
             return f"a patch of {unit.label} (`{patch.file}`) changes them"
