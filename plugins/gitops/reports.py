@@ -65,8 +65,9 @@ class Reports:
         return newest, notes, tuple(a for apps in refused.values() for a in apps)
 
     def app_report(self, app: str, count: int = 5) -> tuple[list[Pin], list[ChartInfo], str]:
-        """One app in every environment, the registry's newest versions (of its chart, or of its
-        image when it is tracked by its image) with their dates, a note."""
+        """One app in every environment (the part it is tracked by first), the registry's newest
+        versions of that first part (its chart, or its image when it is tracked by its image) with
+        their dates, a note."""
         inventory = self.inventory()
         name = app_name(app, inventory)
         pins = [p for p in inventory.pins if p.app == name]

@@ -22,7 +22,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from . import images, kustomizations, replacements, sharing, substitution
+from . import images, kustomizations, overlay_images, replacements, sharing, substitution
 from .helmvalues import release_values_text
 from .kustomize import Resource, TreeIndex, ScopeIds
 from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree, dig
@@ -100,7 +100,7 @@ def discover(tree: FileTree, settings: Settings,
     for env, units in built:
         if with_images:
             for unit in units:
-                found_images.extend(images.kustomize_images(env.name, unit, index, cache, tree, settings))
+                found_images.extend(overlay_images.kustomize_images(env.name, unit, cache, tree, settings))
         seen = set()
         for unit in units:
             for res in unit.build.resources:

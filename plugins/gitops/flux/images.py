@@ -13,7 +13,7 @@ shapes read:
 - any scalar marked with Flux's image-automation setter, ``# {"$imagepolicy": "ns:policy:tag"}``
   (the tag), ``…:name`` (the repository) or ``ns:policy`` (the whole ``repo:tag``);
 - kustomize's ``images:`` (``newTag``) in a kustomization.yaml or a Flux Kustomization's
-  ``spec.images``, for apps without a chart: the app is named after the image.
+  ``spec.images``, for apps without a chart (``overlay_images``).
 
 A tag Flux may not take from that line is a pin with a ``refusal``: a digest (``digest:``, or a
 tag written ``1.0.0@sha256:…``), values that ``spec.valuesFrom`` may override (a Secret's are
@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import posixpath
 import re
 from typing import Callable, Optional
 
 from ruamel.yaml import YAML
 
-from .kustomize import KUSTOMIZATION_FILES, Resource
+from .kustomize import Resource
 from .manifests import dig
-from ..model import CHART, ChartLocation, Pin, PinLocation
+from ..model import CHART, ChartLocation, Pin
 from ..settings import Settings
 
 VALUES = ("spec", "values")
@@ -277,55 +276,6 @@ def _scalar_lines(node, path: tuple):
         except (AttributeError, KeyError, TypeError):
             continue
         yield path + (key,), line
-
-
-# ---- kustomize images: ------------------------------------------------------------------------
-
-def kustomize_images(environment: str, unit, index, cache, tree, settings: Settings) -> list:
-    """(pin, None) per image a kustomization of ``unit`` (or its Flux Kustomization) sets with
-    ``newTag``. kustomize applies an overlay's ``images:`` after those of what it includes, so the
-    outermost entry for an image decides; two entries neither of which includes the other (two
-    branches setting one image) are refused, naming both."""
-    entries: dict = {}  # (file, document, path) -> [name, entry, ancestor files of each route]
-    for kfile, document, chain in unit.build.kustomizations:
-        doc = cache.get(tree, kfile).docs[document]
-        found = doc.get("images") if isinstance(doc, dict) else None
-        ancestors = frozenset(level.file for level in chain[:-1] if level.file)
-        for i, entry in enumerate(found if isinstance(found, list) else ()):
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                entries.setdefault((kfile, document, ("images", i)), [entry["name"], entry, []])[2].append(ancestors)
-    if unit.kustomization is not None:  # Flux's own `spec.images`: around every kustomization
-        found = dig(unit.kustomization.doc, "spec", "images")
-        for i, entry in enumerate(found if isinstance(found, list) else ()):
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                key = (unit.kustomization.file, unit.kustomization.index, ("spec", "images", i))
-                entries[key] = [entry["name"], entry, [frozenset()]]
-    by_name: dict = {}
-    for key, (name, entry, routes) in entries.items():
-        if "newTag" in entry or "digest" in entry:
-            by_name.setdefault(name, []).append((key, entry, routes))
-    pins = []
-    for name, found in by_name.items():
-        setters = {key[0] for key, _, _ in found}
-        # An entry decides on a route where no kustomization around it sets the image again.
-        deciding = [f for f in found if any(not (route & (setters - {f[0][0]})) for route in f[2])]
-        (file, document, path), entry, _ = (deciding or found)[-1]
-        app = (entry.get("newName") or name).rstrip("/").rsplit("/", 1)[-1]
-        repo = str(entry.get("newName") or name)
-        tag = entry.get("newTag")
-        text = None if tag is None else str(tag)
-        refusal = ""
-        if entry.get("digest") or (text is not None and "@" in text):
-            refusal = f"a digest (`digest:` of image `{name}` in `{file}`), which Ferry does not set"
-        elif len(deciding) > 1:
-            refusal = (f"image `{name}` set in {len(deciding)} kustomizations none of which includes "
-                       "the others (" + ", ".join(f"`{f[0][0]}`" for f in deciding) + ")")
-        loc = PinLocation(file, document, path + ("newTag",)) if text is not None else None
-        pins.append((Pin(app=app, environment=environment, version=text, is_range=False,
-                         location=loc, kind="kustomize-image", chart=repo, release_file=file,
-                         source=location(repo, settings), source_url=repo, refusal=refusal,
-                         part="image"), None))
-    return pins
 
 
 # ---- what an app is tracked by ---------------------------------------------------------------
