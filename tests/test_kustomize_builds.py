@@ -289,3 +289,31 @@ def test_values_a_replacement_writes_are_not_replayed_from_the_file(tmp_path):
         "a kustomize replacement in `env/kustomization.yaml`, from ConfigMap versions `data.image` "
         "(`env/config.yaml`) sets them")
     assert pins[("follower", "chart")].values_unknown == ""
+
+
+def test_malformed_replacements_and_copies_are_said_not_raised(tmp_path):
+    malformed = [
+        "replacements: [{source: {kind: ConfigMap, name: versions, fieldPath: data.image, "
+        "options: {delimiter: ':', index: x}}, targets: [{select: {kind: HelmRelease}, fieldPaths: "
+        "[spec.chart.spec.version]}]}]",
+        "replacements: [{source: {kind: ConfigMap, name: versions, fieldPath: data.image}, targets: "
+        "[{select: {kind: HelmRelease}, fieldPaths: spec.chart.spec.version, reject: nope}]}]",
+        "replacements: [{source: {kind: ConfigMap, name: versions, fieldPath: 'data.*'}, targets: "
+        "[{select: {kind: HelmRelease}, fieldPaths: ['spec.*.spec.version']}]}]",
+        "replacements: [{path: missing.yaml}, {source: nothing}, 3, {targets: {}}]",
+    ]
+    for i, text in enumerate(malformed):
+        files = {"env/kustomization.yaml": "resources: [config.yaml, created.yaml]\n" + text + "\n",
+                 "env/config.yaml": REPLACEMENTS["env/config.yaml"], "env/created.yaml": release("created", "1.0.0")}
+        pins, problems = found(tmp_path / str(i), files)
+        created = pins[("created", "chart")]
+        assert created.version == "1.0.0"
+        assert i == 1 or created.refusal.startswith("a kustomize replacement in `env/kustomization.yaml` "
+                                                    "that Ferry cannot evaluate")
+    assert problems == ["replacements file `missing.yaml` cannot be read: the fields it sets are unknown."]
+    files = dict(ARTIFACT)
+    files["env/artifacts.yaml"] = files["env/artifacts.yaml"].replace(
+        '{from: "@repo/deploy/app/**", to: "@artifact/", exclude: ["*.md", "secret.yaml"]}',
+        '{from: "@repo/deploy/app/**", to: "@artifact/", exclude: "*.md"}')
+    pins, _ = found(tmp_path / "copies", files)
+    assert pins[("app", "chart")].version == "6.5.1"

@@ -56,11 +56,12 @@ def artifact(generator: dict, entry: dict, files, source_ok: Callable) -> tuple:
     source is this repository at Ferry's branch, else (False, why)."""
     namespace = str(dig(generator, "metadata", "namespace") or "")
     aliases = {}
-    for source in dig(generator, "spec", "sources") or ():
+    sources = dig(generator, "spec", "sources")
+    for source in sources if isinstance(sources, list) else ():
         if isinstance(source, dict) and isinstance(source.get("alias"), str):
             aliases[source["alias"]] = source
     copied: dict = {}  # artifact path -> repository path
-    for copy in entry.get("copy") or ():
+    for copy in entry.get("copy") if isinstance(entry.get("copy"), list) else ():
         if not isinstance(copy, dict):
             continue
         if str(copy.get("strategy") or "Overwrite") not in ("Overwrite", "Merge"):
@@ -76,7 +77,8 @@ def artifact(generator: dict, entry: dict, files, source_ok: Callable) -> tuple:
         ok, why = source_ok(kind, str(source.get("namespace") or namespace), str(source.get("name") or ""))
         if not ok:
             return None, why
-        excluded = [str(e) for e in copy.get("exclude") or () if isinstance(e, str)]
+        exclude = copy.get("exclude") if isinstance(copy.get("exclude"), list) else ()
+        excluded = [e for e in exclude if isinstance(e, str)]
         for repo_path, relative in _matches(pattern, files):
             if any(fnmatch.fnmatchcase(relative, e) or fnmatch.fnmatchcase(posixpath.basename(relative), e)
                    for e in excluded):

@@ -78,9 +78,14 @@ def _entries(entries: list, folder: str, kfile: str, tree, index, cache, problem
 def _one(build: Build, scope: int, kfile: str, entry: dict) -> None:
     within = [i for i, r in enumerate(build.resources) if scope in r.scopes]
     value, unknown, described, source = None, "", "", None
+    if "unreadable" in entry:  # kustomize cannot build this at all: nothing in it is known
+        why = f"a kustomize replacement in `{kfile}` that Ferry cannot evaluate (its file " \
+              f"`{entry['unreadable']}` cannot be read)"
+        for i in within:
+            res = build.resources[i]
+            build.resources[i] = _replace(res, replaced=res.replaced + ((("metadata",), why, False),))
+        return
     try:
-        if "unreadable" in entry:
-            raise Unevaluable(f"its file `{entry['unreadable']}` cannot be read")
         value, described, source = _source_value(build, within, scope, entry.get("source"))
     except Unevaluable as e:
         unknown = f"a kustomize replacement in `{kfile}` that Ferry cannot evaluate ({e})"
@@ -91,10 +96,12 @@ def _one(build: Build, scope: int, kfile: str, entry: dict) -> None:
         options = target.get("options") if isinstance(target.get("options"), dict) else {}
         for i in within:
             res = build.resources[i]
-            if not _matches(target["select"], res) or any(
-                    isinstance(r, dict) and _matches(r, res) for r in target.get("reject") or ()):
+            rejects = target.get("reject") if isinstance(target.get("reject"), list) else ()
+            if not _matches(target["select"], res) or any(isinstance(r, dict) and _matches(r, res)
+                                                           for r in rejects):
                 continue
-            for field_path in target.get("fieldPaths") or ():
+            field_paths = target.get("fieldPaths")
+            for field_path in field_paths if isinstance(field_paths, list) else ():
                 before = build.resources[i]
                 build.resources[i] = _write(before, str(field_path), value, options,
                                             unknown or f"a kustomize replacement in `{kfile}`, from {described}")
@@ -126,8 +133,8 @@ def _source_value(build: Build, within: list, scope: int, source) -> tuple:
     options = source.get("options") if isinstance(source.get("options"), dict) else {}
     if options.get("delimiter"):
         parts = str(value).split(str(options["delimiter"]))
-        index = int(options.get("index") or 0)
-        if not 0 <= index < len(parts):
+        index = _index(options)
+        if index >= len(parts):
             raise Unevaluable(f"`{field_path}` of {res.kind} {res.name} has no part {index}")
         value = parts[index]
     return value, f"{res.kind} {res.name} `{field_path}` (`{res.file}`)", location
@@ -154,7 +161,10 @@ def _write(res: Resource, field_path: str, value, options: dict, reason: str) ->
         return res  # kustomize skips a target field that is not there (without `create`)
     if options.get("delimiter"):
         old = str(dig(doc, *path) or "").split(str(options["delimiter"]))
-        index = int(options.get("index") or 0)
+        try:
+            index = _index(options)
+        except Unevaluable as e:
+            return _replace(res, replaced=res.replaced + ((path, f"{reason}: {e}", False),))
         while len(old) <= index:
             old.append("")
         old[index] = str(value)
@@ -166,6 +176,15 @@ def _write(res: Resource, field_path: str, value, options: dict, reason: str) ->
     elif path == ("metadata", "namespace"):
         res = _replace(res, namespace=str(value))
     return res
+
+
+def _index(options: dict) -> int:
+    index = options.get("index") or 0
+    if isinstance(index, str) and index.isdigit():
+        index = int(index)
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise Unevaluable(f"the index `{index}`, which is not a position")
+    return index
 
 
 def _parse(field_path: str) -> list:
