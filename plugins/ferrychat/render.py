@@ -183,7 +183,9 @@ def overview_legend(refused: Sequence[str] = (), live_states: Optional[dict] = N
 
 
 def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], note: str = "",
-                 live_states: Optional[dict] = None, now: float = 0.0) -> str:
+                 live_states: Optional[dict] = None, now: float = 0.0, newest_part: str = "chart") -> str:
+    """``newest``: the registry's newest versions of ``newest_part`` (the chart, or the image an
+    app is tracked by): only its rows are marked behind them."""
     head = newest[0].version if newest else None
     live_states = live_states or {}
     rows, failing = [], []
@@ -194,7 +196,7 @@ def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], not
         record = live_states.get((p.app, p.environment))
         cells = [live(p, record, now) or "-"] if live_states else []
         part = [_part_cell(p, pins)] if with_parts else []
-        rows.append([p.environment, *part, pinned(p, head if p.part == "chart" else None), *cells,
+        rows.append([p.environment, *part, pinned(p, head if p.part == newest_part else None), *cells,
                      where + shared])
         if record and record.get("state") == "failed":
             message = (record.get("message") or "").strip().splitlines()[:1]
@@ -214,7 +216,9 @@ def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], not
         parts.append(LIVE_LEGEND)
     if newest:
         listed = [f"{i.version} ({i.created[:10] or 'no date'})" for i in newest]
-        parts.append("Newest in the registry: " + ", ".join(listed) + ".")
+        image = next((p.chart for p in pins if p.part == newest_part), "") if newest_part != "chart" else ""
+        of = f" (image {image})" if image else ""
+        parts.append(f"Newest in the registry{of}: " + ", ".join(listed) + ".")
     if note:
         parts.append(note)
     return "\n".join(parts)

@@ -41,7 +41,8 @@ class FerryVersions(BotPlugin):
         if query.environment is None:
             pins, infos, note = gitops.app_report(query.app)
             return render.app_overview(pins[0].app, pins, infos, note,
-                                       live_states(gitops.memory, pins), time.time())
+                                       live_states(gitops.memory, pins), time.time(),
+                                       newest_part=pins[0].part)
         pin = gitops.pin(query.app, query.environment)
         return render.history(pin.app, pin.environment, gitops.history(pin.app, pin.environment))
 
