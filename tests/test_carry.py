@@ -2,8 +2,8 @@
 import pytest
 
 from devtools.fluxrepo import demo_files, demo_settings
-from gitops.changes.carry import carry_forward, changed_files
-from gitops.flux.discovery import DirTree, discover
+from gitops.changes.carry import carry_forward, discover
+from gitops.flux.discovery import DirTree
 from gitops.settings import parse_settings
 
 SETTINGS = parse_settings(demo_settings("file:///fleet.git"), environ={})
@@ -23,8 +23,7 @@ def carried(tmp_path, change):
     new_files = dict(old_files)
     change(new_files)
     old, new = tree(tmp_path, "old", old_files), tree(tmp_path, "new", new_files)
-    result = carry_forward(discover(old, SETTINGS), changed_files(old, new))
-    return result, discover(new, SETTINGS)
+    return carry_forward(discover(old, SETTINGS), old, new), discover(new, SETTINGS)
 
 
 @pytest.mark.parametrize("change", [
@@ -64,7 +63,7 @@ def test_cluster_entry_bumps_are_carried_exactly(tmp_path):
     new_files["clusters/production/cluster-vars.yaml"] = old_files["clusters/production/cluster-vars.yaml"].replace(
         "CERT_MANAGER_VERSION: v1.14.0", "CERT_MANAGER_VERSION: v1.15.0")
     old, new = tree(tmp_path, "old", old_files), tree(tmp_path, "new", new_files)
-    result = carry_forward(discover(old, settings), changed_files(old, new))
+    result = carry_forward(discover(old, settings), old, new)
     assert result is not None and result == discover(new, settings)
     # The variable that also feeds an image tag, or another op in the same inline patch: discover again.
     for path, old_text, new_text in (
@@ -75,4 +74,4 @@ def test_cluster_entry_bumps_are_carried_exactly(tmp_path):
         changed[path] = old_files[path].replace(old_text, new_text)
         assert changed[path] != old_files[path]
         other = tree(tmp_path, f"other-{len(new_text)}", changed)
-        assert carry_forward(discover(old, settings), changed_files(old, other)) is None
+        assert carry_forward(discover(old, settings), old, other) is None

@@ -1,108 +1,132 @@
-"""Carry an inventory forward from one commit to a newer one without discovering again.
+"""Carry an inventory from one commit to another without discovering again, only where it is
+proven to be what discovery would find there.
 
-Most commits to a Flux repository only bump chart versions (Ferry's, or a colleague's, or CI's).
-When every YAML file that changed between two commits differs only in version scalars the old
-inventory already knows, the new inventory is the old one with those versions read from the new
-files. Anything else (a new app, changed values, a moved base) returns None: discover again.
+The proof is by construction, not by case. Discovery is a function of the tree's listing and of
+the files it reads (``Reading`` records every one). Between two commits with the same listing:
+- a file discovery did not read cannot change what it finds, whatever its name or content;
+- a file it read must hold pin locations, and its new text must be, byte for byte, its old text
+  with those scalars rewritten by the editor Ferry writes with (``editing.set_version``), to
+  values discovery reads as plain versions (no ``$``; an image reference keeping its repository
+  and taking no digest) at lines no refused, unknown or otherwise-used pin reads.
+Anything else (a file added, removed or renamed, a comment or a setter marker, a key, a patch, a
+resource list) is not proven: None, and the caller discovers again. Ferry's own commits go
+through the same proof (``PinCache.derive``), so there is one way an inventory moves on.
 """
 from __future__ import annotations
 
-import copy
-from dataclasses import replace
-from typing import Optional
+from dataclasses import dataclass, replace
+from typing import Iterable, Optional
 
-from ..flux.manifests import YAML_SUFFIXES, FileTree, parse_documents
+from . import editing
+from ..errors import NotEditable
+from ..flux import discovery, images
+from ..flux.manifests import FileTree
+from ..model import CHART, Pin
+from ..settings import Settings
 from ..versions import is_range
 
 
-def changed_files(old: FileTree, new: FileTree) -> dict:
-    """``{path: (old text or None, new text or None)}`` for every file whose content differs."""
-    old_files, new_files = set(old.files()), set(new.files())
-    changed = {}
-    for path in old_files | new_files:
-        before = old.blob_id(path) if path in old_files else None
-        after = new.blob_id(path) if path in new_files else None
-        if before != after:
-            changed[path] = (old.read(path) if before else None, new.read(path) if after else None)
-    return changed
+@dataclass(frozen=True)
+class Known:
+    """What discovery found at one commit, and what it read to find it."""
+
+    pins: tuple  # tuple[Pin, ...], as ``discovery.discover`` orders them
+    problems: tuple  # tuple[Problem, ...]: what it could not follow
+    read: frozenset  # every path whose content it looked at
 
 
-def carry_forward(pins: tuple, changes: dict) -> Optional[tuple]:
-    """The pins after ``changes``, or None when the changes are more than version bumps."""
+class Reading:
+    """A ``FileTree`` that notes every path whose content (or identity) is asked for."""
+
+    def __init__(self, tree: FileTree):
+        self._tree = tree
+        self.paths: set = set()
+
+    def files(self) -> list[str]:
+        return self._tree.files()
+
+    def read(self, path: str) -> str:
+        self.paths.add(path)
+        return self._tree.read(path)
+
+    def blob_id(self, path: str) -> str:
+        self.paths.add(path)
+        return self._tree.blob_id(path)
+
+
+def discover(tree: FileTree, settings: Settings, environments: Optional[Iterable] = None) -> Known:
+    """Discovery of ``environments`` in ``tree`` (chart versions and image tags), with its reads."""
+    reading = Reading(tree)
+    problems: list = []
+    pins = discovery.discover(reading, settings, environments, warnings=problems, with_images=True)
+    return Known(pins, tuple(problems), frozenset(reading.paths))
+
+
+def changed_files(old: FileTree, new: FileTree) -> Optional[list]:
+    """The paths whose content differs, or None when the listings differ (a file added, removed
+    or renamed: which files discovery reads may change)."""
+    old_files, new_files = old.files(), new.files()
+    if old_files != new_files:
+        return None
+    return [path for path in new_files if old.blob_id(path) != new.blob_id(path)]
+
+
+def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]:
+    """What discovery finds in ``new``, from what it found in ``old``; None when not proven."""
+    changed = changed_files(old, new)
+    if changed is None:
+        return None
     by_file: dict = {}
-    for pin in pins:
+    for pin in known.pins:
         if pin.location is not None:
             by_file.setdefault(pin.location.file, []).append(pin)
-    versions: dict = {}
-    for path, (old_text, new_text) in changes.items():
-        if not path.endswith(YAML_SUFFIXES):
-            continue  # discovery reads YAML only
-        located = by_file.get(path)
-        if old_text is None or new_text is None or not located:
+    values: dict = {}  # location -> the text now written there
+    for path in changed:
+        if path not in known.read:
+            continue  # discovery never looked at it
+        rewritten = _rewritten(by_file.get(path, ()), old.read(path), new.read(path))
+        if rewritten is None:
             return None
-        (old_docs, old_error), (new_docs, new_error) = parse_documents(old_text), parse_documents(new_text)
-        if old_error or new_error or len(old_docs) != len(new_docs):
-            return None
-        patched = copy.deepcopy(old_docs)
-        for pin in located:
-            written = _at(new_docs, pin.location)  # for an inline patch: the whole patch text
-            if not isinstance(written, str) or not _put(patched, pin.location, written):
+        values.update(rewritten)
+    pins = []
+    for pin in known.pins:
+        if pin.location in values:
+            pin = _with_value(pin, values[pin.location])
+            if pin is None:
                 return None
-            value = written
-            if pin.location.inner is not None:
-                value = _inner_value(_at(old_docs, pin.location), written, pin.location.inner)
-            if not isinstance(value, str):
-                return None
-            if pin.written_prefix:  # an image tag inside `repo:tag`: the repository must stay
-                if not value.startswith(pin.written_prefix):
-                    return None
-                value = value[len(pin.written_prefix):]
-            if pin.kind == "substitute" and pin.shared_by and value != pin.version:
-                return None  # the variable feeds more than versions: names, values, …
-            versions[pin.location] = value
-        if patched != new_docs:
+        pins.append(pin)
+    return replace(known, pins=tuple(pins))
+
+
+def _rewritten(pins: list, old_text: str, new_text: str) -> Optional[dict]:
+    """``{location: new text}`` when ``new_text`` is ``old_text`` with only the scalars of
+    ``pins`` rewritten as Ferry's editor writes them; else None."""
+    readers: dict = {}
+    for pin in pins:
+        readers.setdefault(pin.location, []).append(pin)
+    text, values = old_text, {}
+    for location, at in readers.items():
+        if any(p.refusal or p.unknown for p in at):
+            continue  # not a line Ferry moves: it must stay as it was (the byte check below)
+        value = editing.read_version(new_text, location)
+        if value is None or "$" in value:
+            return None  # gone, or a substitution expression: discovery reads it another way
+        try:
+            text = editing.set_version(text, location, value)
+        except NotEditable:
             return None
-    return tuple(replace(p, version=versions[p.location], is_range=is_range(versions[p.location]))
-                 if p.location in versions else p for p in pins)
+        if value != editing.read_version(old_text, location):
+            values[location] = value
+    return values if text == new_text else None
 
 
-def _inner_value(old_text, new_text: str, inner: tuple):
-    """The version in an inline patch, when nothing else in that patch changed."""
-    if not isinstance(old_text, str):
-        return None
-    (old_docs, old_error), (new_docs, new_error) = parse_documents(old_text), parse_documents(new_text)
-    document, path = inner
-    where = _Where(document, path)
-    value = _at(new_docs, where)
-    if old_error or new_error or len(old_docs) != len(new_docs) or not isinstance(value, str):
-        return None
-    if not _put(old_docs, where, value) or old_docs != new_docs:
-        return None
-    return value
-
-
-class _Where:
-    def __init__(self, document, path):
-        self.document, self.path = document, path
-
-
-def _at(docs: list, location):
-    node = docs[location.document] if location.document < len(docs) else None
-    for step in location.path:
-        if isinstance(step, int) and isinstance(node, list) and step < len(node):
-            node = node[step]
-        elif isinstance(node, dict) and step in node:
-            node = node[step]
-        else:
+def _with_value(pin: Pin, written: str) -> Optional[Pin]:
+    """``pin`` reading ``written`` at its line, as discovery reads it; None when it reads more."""
+    if pin.kind == "substitute" and pin.shared_by:
+        return None  # the variable feeds other readers too: names, values, other apps
+    if pin.written_prefix:  # `repo:tag` in one string: the repository stays, a tag and no digest
+        _, tag, digest = images.split_reference(written)
+        if digest or not tag or written[:len(written) - len(tag)] != pin.written_prefix:
             return None
-    return node
-
-
-def _put(docs: list, location, value: str) -> bool:
-    *parents, last = location.path
-    holder = _at(docs, _Where(location.document, tuple(parents)))
-    if isinstance(holder, dict) and last in holder or isinstance(holder, list) and isinstance(last, int) \
-            and last < len(holder):
-        holder[last] = value
-        return True
-    return False
+        return replace(pin, version=tag)
+    return replace(pin, version=written, is_range=pin.part == CHART and is_range(written))
