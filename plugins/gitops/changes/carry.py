@@ -84,7 +84,8 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
     for path in changed:
         if path not in known.read:
             continue  # discovery never looked at it
-        rewritten = _rewritten(by_file.get(path, ()), old.read(path), new.read(path))
+        rewritten = _rewritten(by_file.get(path, ()), old.read(path), new.read(path),
+                               images.markers(new, path))
         if rewritten is None:
             return None
         values.update(rewritten)
@@ -98,15 +99,16 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
     return replace(known, pins=tuple(pins))
 
 
-def _rewritten(pins: list, old_text: str, new_text: str) -> Optional[dict]:
+def _rewritten(pins: list, old_text: str, new_text: str, marked: dict) -> Optional[dict]:
     """``{location: new text}`` when ``new_text`` is ``old_text`` with only the scalars of
-    ``pins`` rewritten as Ferry's editor writes them; else None."""
+    ``pins`` rewritten as Ferry's editor writes them; else None. ``marked``: the file's setter
+    markers (``images.markers``), the same in both texts when only scalars changed."""
     readers: dict = {}
     for pin in pins:
         readers.setdefault(pin.location, []).append(pin)
     text, values = old_text, {}
     for location, at in readers.items():
-        if any(p.refusal or p.unknown for p in at):
+        if any(p.refusal or p.unknown for p in at) or _read_otherwise(location, marked):
             continue  # not a line Ferry moves: it must stay as it was (the byte check below)
         value = editing.read_version(new_text, location)
         if value is None or "$" in value:
@@ -118,6 +120,12 @@ def _rewritten(pins: list, old_text: str, new_text: str) -> Optional[dict]:
         if value != editing.read_version(old_text, location):
             values[location] = value
     return values if text == new_text else None
+
+
+def _read_otherwise(location, marked: dict) -> bool:
+    """A setter marker makes the line more than a version: an image's repository or digest."""
+    return location.inner is None and any(
+        path == location.path and kind not in ("tag", "") for path, kind in marked.get(location.document, ()))
 
 
 def _with_value(pin: Pin, written: str) -> Optional[Pin]:
