@@ -5,6 +5,7 @@ from devtools.fluxrepo import demo_files, demo_settings
 from gitops.changes.carry import carry_forward, discover
 from gitops.flux.discovery import DirTree
 from gitops.settings import parse_settings
+from tests.carry_layouts import FLEET_SETTINGS, NOT_VERSIONS, VERSIONS_ONLY, fleet
 
 SETTINGS = parse_settings(demo_settings("file:///fleet.git"), environ={})
 REGISTRY = "oci://127.0.0.1:5000/charts"
@@ -79,86 +80,9 @@ def test_cluster_entry_bumps_are_carried_exactly(tmp_path):
 
 # ---- what discovery reads, whatever its name: each carried as discovery reads it, or not at all --
 
-def fleet(registry: str) -> dict:
-    """dev reads the base line; prod's version comes from a JSON 6902 patch in `version.json`
-    listed by a kustomization file named `Kustomization`; stag runs its own release from a file
-    listed under a name without a suffix. ``registry``: ``oci://host:port``."""
-    release = """\
-apiVersion: helm.toolkit.fluxcd.io/v2
-kind: HelmRelease
-metadata:
-  name: podinfo
-  namespace: podinfo
-spec:
-  interval: 10m
-  chart:
-    spec:
-      chart: podinfo
-      version: "{version}"
-      sourceRef:
-        kind: HelmRepository
-        name: charts
-  values:
-    replicaCount: 1
-    sidecar:
-      ref: 6.5.0
-"""
-    repository = f"""\
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: HelmRepository
-metadata:
-  name: charts
-  namespace: podinfo
-spec:
-  type: oci
-  insecure: true
-  url: {registry}/charts
-"""
-    return {
-        "apps/base/podinfo/Kustomization": "resources:\n  - helm-release\n  - repository.yaml\n",
-        "apps/base/podinfo/helm-release": release.format(version="6.5.0"),
-        "apps/base/podinfo/repository.yaml": repository,
-        "apps/dev/kustomization.yml": "resources:\n  - ../base/podinfo\n",
-        "apps/prod/Kustomization": "resources:\n  - ../base/podinfo\npatches:\n  - path: version.json\n"
-                                   "    target:\n      kind: HelmRelease\n      name: podinfo\n",
-        "apps/prod/version.json": '[{"op": "replace", "path": "/spec/chart/spec/version", "value": "6.5.1"}]\n',
-        "apps/stag/kustomization.yaml": "resources:\n  - podinfo.hr\n  - repository.yaml\n",
-        "apps/stag/podinfo.hr": release.format(version="6.5.2"),
-        "apps/stag/repository.yaml": repository,
-        "README.md": "# The fleet\n",
-    }
-
-
-FLEET_SETTINGS = {"repo": {"url": "file:///fleet.git", "branch": "main"},
-                  "environments": [{"name": e, "path": f"apps/{e}"} for e in ("dev", "stag", "prod")]}
-MARKER = '# {"$imagepolicy": "flux-system:podinfo:tag"}'
-
-# A colleague's commit: (what it changes, files) -> the files after it.
-NOT_VERSIONS = {
-    # prod's patch sets something else now: prod reads the base line, with dev.
-    "json patch": lambda f: {"apps/prod/version.json": f["apps/prod/version.json"].replace(
-        "/spec/chart/spec/version", "/spec/values/replicaCount").replace('"6.5.1"', "2")},
-    # prod's patch is no longer listed (in a kustomization file named `Kustomization`).
-    "Kustomization": lambda f: {"apps/prod/Kustomization": f["apps/prod/Kustomization"].split("patches:")[0]},
-    # stag's release (listed as `podinfo.hr`) renamed: `podinfo` is not in stag any more.
-    "resource under any name": lambda f: {"apps/stag/podinfo.hr": f["apps/stag/podinfo.hr"].replace(
-        "  name: podinfo\n", "  name: podinfo-v2\n", 1)},
-    # a comment only: Flux's setter marker makes the line an image tag Ferry tracks.
-    "marker added": lambda f: {"apps/base/podinfo/helm-release": f["apps/base/podinfo/helm-release"].replace(
-        "ref: 6.5.0", f"ref: 6.5.0 {MARKER}")},
-}
-VERSIONS_ONLY = {
-    "json patch": lambda f: {"apps/prod/version.json": f["apps/prod/version.json"].replace("6.5.1", "6.5.3")},
-    "resource under any name": lambda f: {"apps/stag/podinfo.hr": f["apps/stag/podinfo.hr"].replace(
-        'version: "6.5.2"', 'version: "6.5.3"')},
-    "marked tag": lambda f: {"apps/base/podinfo/helm-release": f["apps/base/podinfo/helm-release"].replace(
-        "ref: 6.5.0", "ref: 1.0.1")},
-}
-
-
 def fleet_trees(tmp_path, *changes):
     """The fleet's trees before and after each change in turn."""
-    files = fleet(REGISTRY.rsplit("/", 1)[0])
+    files = fleet("127.0.0.1:5000")
     trees = [tree(tmp_path, "0", files)]
     for i, change in enumerate(changes, 1):
         files = {**files, **change(files)}
@@ -191,10 +115,10 @@ def test_a_setter_marker_that_reads_the_line_as_a_repository_is_not_carried(tmp_
     settings = parse_settings(FLEET_SETTINGS, environ={})
     mark = lambda f: {"apps/base/podinfo/helm-release": f["apps/base/podinfo/helm-release"].replace(
         "replicaCount: 1\n", "replicaCount: 1\n    image:\n      repository: ghcr.io/acme/podinfo\n"
-        '      tag: 1.0.0 # {"$imagepolicy": "flux-system:x:name"}\n')}
+        '      tag: 9.0.0 # {"$imagepolicy": "flux-system:x:name"}\n')}
     _, old, new = fleet_trees(tmp_path, mark, lambda f: {
-        "apps/base/podinfo/helm-release": f["apps/base/podinfo/helm-release"].replace("tag: 1.0.0", "tag: 1.0.1")})
+        "apps/base/podinfo/helm-release": f["apps/base/podinfo/helm-release"].replace("tag: 9.0.0", "tag: 9.0.1")})
     before, after = discover(old, settings), discover(new, settings)
-    assert any(p.location and p.location.path[-1] == "tag" and p.source_url == "1.0.0" for p in before.pins)
-    assert any(p.source_url == "1.0.1" for p in after.pins)
+    assert any(p.location and p.location.path[-1] == "tag" and p.source_url == "9.0.0" for p in before.pins)
+    assert any(p.source_url == "9.0.1" for p in after.pins)
     assert carry_forward(before, old, new) is None
