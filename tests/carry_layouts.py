@@ -43,6 +43,7 @@ class MemTree:
 
     def __init__(self, files: dict):
         self._files = dict(files)
+        self._ids = {path: git_blob_id(text.encode()) for path, text in self._files.items()}
 
     def files(self) -> list[str]:
         return sorted(self._files)
@@ -51,7 +52,7 @@ class MemTree:
         return self._files[path]
 
     def blob_id(self, path: str) -> str:
-        return git_blob_id(self._files[path].encode())
+        return self._ids[path]
 
 
 def marker(app: str, kind: str = "") -> str:

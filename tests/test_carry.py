@@ -34,6 +34,8 @@ def carried(tmp_path, change):
                         "apps/dev/redis.yaml": f["apps/dev/redis.yaml"].replace("19.0.0", "18.0.0"),
                         "README.md": "# changed too\n"}),
     lambda f: f.update({"README.md": "# only prose\n"}),
+    # written by hand, in another quoting than Ferry's editor would keep
+    lambda f: f.update({"apps/prod/podinfo-values.yaml": f["apps/prod/podinfo-values.yaml"].replace('"6.5.0"', "'6.6.0'")}),
 ])
 def test_version_bumps_are_carried_exactly(tmp_path, change):
     result, fresh = carried(tmp_path, change)
@@ -47,6 +49,8 @@ def test_version_bumps_are_carried_exactly(tmp_path, change):
     lambda f: f.pop("apps/qa/cert-manager.yaml"),
     lambda f: f.update({"apps/base/podinfo/release.yaml": f["apps/base/podinfo/release.yaml"].replace("interval: 50m", "interval: 5m")}),
     lambda f: f.update({"apps/qa/redis.yaml": f["apps/qa/redis.yaml"].replace("version: 18.1.0", "version: [1]")}),
+    # a bump with a comment on its line: the comment is no version
+    lambda f: f.update({"apps/qa/redis.yaml": f["apps/qa/redis.yaml"].replace("version: 18.1.0", "version: 19.0.0 # x")}),
 ])
 def test_anything_else_asks_for_discovery(tmp_path, change):
     result, _ = carried(tmp_path, change)

@@ -4,26 +4,37 @@ proven to be what discovery would find there.
 The proof is by construction, not by case. Discovery is a function of the tree's listing and of
 the files it reads (``Reading`` records every one). Between two commits with the same listing:
 - a file discovery did not read cannot change what it finds, whatever its name or content;
-- a file it read must hold pin locations, and its new text must be, byte for byte, its old text
-  with those scalars rewritten by the editor Ferry writes with (``editing.set_version``), to
-  values discovery reads as plain versions (no ``$``; an image reference keeping its repository
-  and taking no digest) at lines no refused, unknown or otherwise-used pin reads.
+- a file it read must hold pin locations, and its new text must be its old text with only those
+  scalars rewritten: every byte outside their one-line tokens the same (so no comment, setter
+  marker, key or line moves), each new token one scalar with no ``#`` in it, and the parsed
+  documents equal but for those values; a value inside an inline patch must be, byte for byte,
+  what Ferry's editor (``editing.set_version``) writes. The values must be read by discovery as
+  plain versions (no ``$``; an image reference keeping its repository and taking no digest) at
+  lines no refused, unknown or otherwise-used pin reads.
 Anything else (a file added, removed or renamed, a comment or a setter marker, a key, a patch, a
 resource list) is not proven: None, and the caller discovers again. Ferry's own commits go
 through the same proof (``PinCache.derive``), so there is one way an inventory moves on.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from typing import Iterable, Optional
+
+from ruamel.yaml import YAML, events as ev
 
 from . import editing
 from ..errors import NotEditable
 from ..flux import discovery, images
-from ..flux.manifests import FileTree
-from ..model import CHART, Pin
+from ..flux.manifests import FileTree, parse_documents
+from ..model import CHART, Pin, PinLocation
 from ..settings import Settings
 from ..versions import is_range
+
+try:
+    from ruamel.yaml.cyaml import CParser
+except ImportError:  # no ruamel.yaml.clib: the pure-Python parser gives the same events
+    CParser = None
 
 
 @dataclass(frozen=True)
@@ -76,14 +87,15 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
     changed = changed_files(old, new)
     if changed is None:
         return None
+    read = [path for path in changed if path in known.read]  # what discovery never read cannot matter
+    if not read:
+        return known
     by_file: dict = {}
     for pin in known.pins:
-        if pin.location is not None:
+        if pin.location is not None and pin.location.file in read:
             by_file.setdefault(pin.location.file, []).append(pin)
     values: dict = {}  # location -> the text now written there
-    for path in changed:
-        if path not in known.read:
-            continue  # discovery never looked at it
+    for path in read:
         rewritten = _rewritten(by_file.get(path, ()), old.read(path), new.read(path),
                                images.markers(new, path))
         if rewritten is None:
@@ -91,7 +103,7 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
         values.update(rewritten)
     pins = []
     for pin in known.pins:
-        if pin.location in values:
+        if values and pin.location in values:
             pin = _with_value(pin, values[pin.location])
             if pin is None:
                 return None
@@ -101,25 +113,159 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
 
 def _rewritten(pins: list, old_text: str, new_text: str, marked: dict) -> Optional[dict]:
     """``{location: new text}`` when ``new_text`` is ``old_text`` with only the scalars of
-    ``pins`` rewritten as Ferry's editor writes them; else None. ``marked``: the file's setter
-    markers (``images.markers``), the same in both texts when only scalars changed."""
+    ``pins`` rewritten; else None. ``marked``: the file's setter markers (``images.markers``),
+    the same in both texts when only those scalars changed."""
     readers: dict = {}
     for pin in pins:
         readers.setdefault(pin.location, []).append(pin)
-    text, values = old_text, {}
-    for location, at in readers.items():
-        if any(p.refusal or p.unknown for p in at) or _read_otherwise(location, marked):
-            continue  # not a line Ferry moves: it must stay as it was (the byte check below)
-        value = editing.read_version(new_text, location)
-        if value is None or "$" in value:
+    moving = [location for location, at in readers.items()
+              if not any(p.refusal or p.unknown for p in at) and not _read_otherwise(location, marked)]
+    (old_docs, old_error), (new_docs, new_error) = parse_documents(old_text), parse_documents(new_text)
+    if old_error or new_error or len(old_docs) != len(new_docs):
+        return None
+    values = {}
+    for location in moving:
+        value = _value(new_docs, location)
+        if not isinstance(value, str) or not value or "$" in value:
             return None  # gone, or a substitution expression: discovery reads it another way
+        values[location] = value
+    if any(location.inner is not None for location in moving) or old_text.startswith("\ufeff"):
+        same = _as_ferry_writes(old_text, new_text, values)
+    else:
+        same = _same_but_tokens(old_text, new_text, moving)
+        patched = copy.deepcopy(old_docs)
+        same = same and all(_put(patched, location, value) for location, value in values.items()) \
+            and patched == new_docs
+    if not same:
+        return None  # anything else changed: refused pins' lines, comments, keys, …
+    return {location: value for location, value in values.items() if value != _value(old_docs, location)}
+
+
+def _value(docs: list, location):
+    """The scalar at ``location`` as discovery reads it (inside the inline patch, for one)."""
+    value = _at(docs, location)
+    if location.inner is not None and isinstance(value, str):
+        return editing.read_version(value, _inner(location))
+    return value
+
+
+def _as_ferry_writes(old_text: str, new_text: str, values: dict) -> bool:
+    """Whether Ferry's editor, writing ``values``, makes ``new_text`` of ``old_text``."""
+    text = old_text
+    for location, value in values.items():
         try:
             text = editing.set_version(text, location, value)
         except NotEditable:
+            return False
+    return text == new_text
+
+
+def _same_but_tokens(old_text: str, new_text: str, locations: list) -> bool:
+    """Whether the two texts differ only inside the one-line scalar tokens at ``locations``,
+    each new token holding no comment."""
+    old_spans = sorted(_span(old_text, location) or (-1, -1) for location in locations)
+    new_spans = sorted(_span(new_text, location) or (-1, -1) for location in locations)
+    if not locations or old_spans[0][0] < 0 or new_spans[0][0] < 0:
+        return not locations and old_text == new_text
+    old_at = new_at = 0
+    for (old_start, old_end), (new_start, new_end) in zip(old_spans, new_spans):
+        token = new_text[new_start:new_end]
+        if old_text[old_at:old_start] != new_text[new_at:new_start] or "#" in token:
+            return False
+        old_at, new_at = old_end, new_end
+    return old_text[old_at:] == new_text[new_at:]
+
+
+def _span(text: str, location) -> Optional[tuple]:
+    """(start, end) of the scalar written at ``location`` when it is one plain or quoted token on
+    one line, not an anchor or an alias, and written there once; else None."""
+    document, stack, found = -1, [], None
+    try:
+        for event in _events(text):
+            kind = type(event)
+            if kind is ev.DocumentStartEvent:
+                document, stack = document + 1, []
+                continue
+            if document != location.document:
+                continue
+            if kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
+                stack.pop()
+                continue
+            if kind not in (ev.ScalarEvent, ev.MappingStartEvent, ev.SequenceStartEvent, ev.AliasEvent):
+                continue
+            path = _node_path(stack, event)
+            if kind is ev.MappingStartEvent or kind is ev.SequenceStartEvent:
+                stack.append([kind is ev.MappingStartEvent, path, _KEY if kind is ev.MappingStartEvent else 0])
+            elif path == location.path:
+                plain_or_quoted = kind is ev.ScalarEvent and (event.style or "") in ("", "'", '"')
+                if found is not None or not plain_or_quoted or event.anchor \
+                        or event.start_mark.line != event.end_mark.line:
+                    return None
+                found = (event.start_mark.index, event.end_mark.index)
+    except Exception:  # not YAML: no token to find
+        return None
+    return found
+
+
+_KEY, _COMPLEX = object(), object()  # a mapping waiting for its next key; a key that is no scalar
+
+
+def _node_path(stack: list, event) -> Optional[tuple]:
+    """The path of the node ``event`` starts (None inside a key), moving its parent on."""
+    if not stack:
+        return ()
+    frame = stack[-1]
+    mapping, parent, at = frame
+    if not mapping:
+        frame[2] += 1
+        return None if parent is None else parent + (at,)
+    if at is _KEY:  # this node is a key
+        frame[2] = event.value if type(event) is ev.ScalarEvent else _COMPLEX
+        return None
+    frame[2] = _KEY
+    return None if parent is None or at is _COMPLEX else parent + (at,)
+
+
+def _events(text: str):
+    if CParser is None:  # pragma: no cover - only without ruamel.yaml.clib
+        yield from YAML(typ="safe", pure=True).parse(text)
+        return
+    parser = CParser(text)
+    try:
+        while True:
+            event = parser.get_event()
+            yield event
+            if type(event) is ev.StreamEndEvent:
+                return
+    finally:
+        parser.dispose()
+
+
+def _inner(location):
+    return PinLocation(location.file, location.inner[0], location.inner[1])
+
+
+def _at(docs: list, location):
+    node = docs[location.document] if location.document < len(docs) else None
+    for step in location.path:
+        if isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            node = node[step]
+        elif isinstance(node, dict) and step in node:
+            node = node[step]
+        else:
             return None
-        if value != editing.read_version(old_text, location):
-            values[location] = value
-    return values if text == new_text else None
+    return node
+
+
+def _put(docs: list, location, value: str) -> bool:
+    """Write ``value`` at ``location`` (a scalar of the documents themselves)."""
+    *parents, last = location.path
+    holder = _at(docs, PinLocation(location.file, location.document, tuple(parents)))
+    if not (isinstance(holder, dict) and last in holder
+            or isinstance(holder, list) and isinstance(last, int) and 0 <= last < len(holder)):
+        return False
+    holder[last] = value
+    return True
 
 
 def _read_otherwise(location, marked: dict) -> bool:
