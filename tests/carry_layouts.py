@@ -333,7 +333,8 @@ def hand_edit(files: dict, pins: tuple, draw) -> dict:
     if not tokens:
         return files
     token = draw(st.sampled_from(tokens))
-    new = draw(st.sampled_from(("6.5.9", '"6.5.9"', "'6.5.9'", "6.5.9 ", "${VERSION}", "1.0.0@sha256:" + "a" * 64)))
+    new = draw(st.sampled_from(("6.5.9", '"6.5.9"', "'6.5.9'", "6.5.9 ", "${VERSION}", "1.0.0@sha256:" + "a" * 64,
+                                "6.5.9 # note", "6.5.9 " + marker("web", "tag"), "6.5.9\n  ", "&v 6.5.9")))
     return {**files, path: files[path].replace(token, new, 1)}
 
 

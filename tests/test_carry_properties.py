@@ -13,7 +13,7 @@ from gitops.flux import images
 from gitops.settings import parse_settings
 from tests.carry_layouts import MemTree, commit, layouts
 
-EXAMPLES = int(os.environ.get("FERRY_CARRY_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FERRY_CARRY_EXAMPLES", "300"))
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
