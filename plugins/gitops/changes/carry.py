@@ -24,7 +24,7 @@ from typing import Iterable, Optional
 from ruamel.yaml import YAML, events as ev
 
 from . import editing
-from ..errors import NotEditable
+from ..errors import FerryError
 from ..flux import discovery, images
 from ..flux.manifests import FileTree, parse_documents
 from ..model import CHART, Pin, PinLocation
@@ -155,7 +155,7 @@ def _as_ferry_writes(old_text: str, new_text: str, values: dict) -> bool:
     for location, value in values.items():
         try:
             text = editing.set_version(text, location, value)
-        except NotEditable:
+        except FerryError:  # a line the editor refuses to write is no line it wrote
             return False
     return text == new_text
 
