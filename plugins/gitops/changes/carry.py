@@ -101,14 +101,13 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
         if rewritten is None:
             return None
         values.update(rewritten)
-    pins = []
-    for pin in known.pins:
-        if values and pin.location in values:
-            pin = _with_value(pin, values[pin.location])
-            if pin is None:
-                return None
-        pins.append(pin)
-    return replace(known, pins=tuple(pins))
+    if not values:
+        return known  # only lines that read the same (quoting, a refused pin's unchanged line)
+    moved = {location.file for location in values}  # a path's hash is cached, a location's is not
+    pins = tuple(_with_value(pin, values[pin.location])
+                 if pin.location is not None and pin.location.file in moved and pin.location in values
+                 else pin for pin in known.pins)
+    return None if any(pin is None for pin in pins) else replace(known, pins=pins)
 
 
 def _rewritten(pins: list, old_text: str, new_text: str, marked: dict) -> Optional[dict]:
