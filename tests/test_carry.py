@@ -5,7 +5,7 @@ from devtools.fluxrepo import demo_files, demo_settings
 from gitops.changes.carry import carry_forward, discover
 from gitops.flux.discovery import DirTree
 from gitops.settings import parse_settings
-from tests.carry_layouts import FLEET_SETTINGS, NOT_VERSIONS, VERSIONS_ONLY, fleet
+from tests.carry_fleet import FLEET_SETTINGS, NOT_VERSIONS, VERSIONS_ONLY, fleet
 
 SETTINGS = parse_settings(demo_settings("file:///fleet.git"), environ={})
 REGISTRY = "oci://127.0.0.1:5000/charts"

@@ -6,7 +6,7 @@ import queue
 
 import pytest
 
-from tests.carry_layouts import FLEET_SETTINGS, NOT_VERSIONS, VERSIONS_ONLY, fleet
+from tests.carry_fleet import FLEET_SETTINGS, NOT_VERSIONS, VERSIONS_ONLY, fleet
 from tests.ferrybot import ask, started_bot
 from tests.fixtures_git import remote_file, remote_log, remote_tip
 
