@@ -10,7 +10,8 @@ the files it reads (``Reading`` records every one). Between two commits with the
   documents equal but for those values; a value inside an inline patch must be, byte for byte,
   what Ferry's editor (``editing.set_version``) writes. The values must be read by discovery as
   plain versions (no ``$``; an image reference keeping its repository and taking no digest) at
-  lines no refused, unknown or otherwise-used pin reads.
+  lines no refused or unknown pin reads, read by nothing but pins (no ``shared_by``: another
+  app, a variable's other uses, a replacement; no setter marker reading it as a repository).
 Anything else (a file added, removed or renamed, a comment or a setter marker, a key, a patch, a
 resource list) is not proven: None, and the caller discovers again. Ferry's own commits go
 through the same proof (``PinCache.derive``), so there is one way an inventory moves on.
@@ -275,8 +276,8 @@ def _read_otherwise(location, marked: dict) -> bool:
 
 def _with_value(pin: Pin, written: str) -> Optional[Pin]:
     """``pin`` reading ``written`` at its line, as discovery reads it; None when it reads more."""
-    if pin.kind == "substitute" and pin.shared_by:
-        return None  # the variable feeds other readers too: names, values, other apps
+    if pin.shared_by:
+        return None  # the line feeds more than this pin: other apps, a variable's other uses, …
     if pin.written_prefix:  # `repo:tag` in one string: the repository stays, a tag and no digest
         _, tag, digest = images.split_reference(written)
         if digest or not tag or written[:len(written) - len(tag)] != pin.written_prefix:
