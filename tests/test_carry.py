@@ -107,7 +107,7 @@ def test_a_change_discovery_reads_under_any_name_is_not_carried(tmp_path, kind):
 def test_a_version_rewritten_under_any_name_is_carried_exactly(tmp_path, kind):
     settings = parse_settings(FLEET_SETTINGS, environ={})
     marked = NOT_VERSIONS["marker added"] if kind == "marked tag" else (lambda f: {})
-    start, old, new = fleet_trees(tmp_path, marked, VERSIONS_ONLY[kind])
+    _, old, new = fleet_trees(tmp_path, marked, VERSIONS_ONLY[kind])
     before, after = discover(old, settings), discover(new, settings)
     assert before.pins != after.pins
     carried = carry_forward(before, old, new)
