@@ -301,7 +301,7 @@ class GitOps(Reports):
         now = written.pin
         if written.sha is None:
             return Change(old=now.version, new=version, diff="", noop=True, **base)
-        self._pins.derive(self._repo(pin.environment), written.base, written.sha, written.moved)
+        self._pins.derive(self._repo(pin.environment), written.base, written.sha)
         self.guard.forget_rollback(pin.environment, pin.app, version)
         if action == "rollback" and now.version:
             self.guard.remember_rollback(pin.environment, pin.app, now.version, requester)
