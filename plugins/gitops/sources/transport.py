@@ -61,9 +61,13 @@ def origin(url: str) -> Optional[Origin]:
 
 
 class _Guarded:
-    """Refuses a socket connected to a link-local or metadata address, before a byte is sent."""
+    """Refuses a link-local or metadata address: before connecting, whatever the host resolves
+    to; after, the address the socket reached (the name may resolve elsewhere the second time)."""
 
     def _new_conn(self):
+        address = addresses.forbidden_address_of(self.host, self.port)
+        if address is not None:
+            raise ForbiddenAddress(addresses.refusal(self.host, address))
         sock = super()._new_conn()
         address = sock.getpeername()[0]
         if addresses.forbidden(address):
