@@ -32,6 +32,8 @@ def forbidden(address: str) -> bool:
 def forbidden_address_of(host: str, port: Optional[int] = None) -> Optional[str]:
     """The first link-local or metadata address ``host`` is or resolves to, or None (also when it
     does not resolve: the connection then fails on its own, with its own message)."""
+    if not host:
+        return None
     if forbidden(host):
         return host.strip("[]")
     try:
