@@ -861,6 +861,15 @@ def test_ssh_key_environment_bounds_and_isolates_ssh():
     assert "UserKnownHostsFile=/etc/ferry/known_hosts" in trusting["GIT_SSH_COMMAND"]
 
 
+def test_the_machine_s_ssh_command_cannot_turn_host_key_checks_off(monkeypatch):
+    from gitops.workspace.process import process_env
+
+    monkeypatch.setenv("GIT_SSH_COMMAND", "ssh -o StrictHostKeyChecking=no")
+    monkeypatch.setenv("GIT_SSH", "/usr/local/bin/any-ssh")
+    env = process_env({}, "git@github.com:acme/flux.git")
+    assert "StrictHostKeyChecking=yes" in env["GIT_SSH_COMMAND"] and "GIT_SSH" not in env
+
+
 # ---- a clone changed behind Ferry's back ----------------------------------------------------------
 
 @pytest.mark.parametrize("kind", DAMAGE)

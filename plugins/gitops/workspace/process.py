@@ -120,12 +120,13 @@ def process_env(git_env: dict, url: str) -> dict:
     """The environment of every git process of the workspace on ``url``."""
     env = {k: v for k, v in os.environ.items()
            if k not in _FOREIGN_VARIABLES and not re.match(r"GIT_CONFIG_(KEY|VALUE)_\d+$", k)}
+    # ssh as the settings say, never the machine's GIT_SSH(_COMMAND): that would skip the host keys.
+    env.pop("GIT_SSH", None)
+    env["GIT_SSH_COMMAND"] = ssh_command()
     env.update(git_env)
     env[ORIGIN_VARIABLE] = credential_origin(url)  # empty: askpass answers nobody
     env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")  # bytes/s; below it for 30 s = dead
     env.setdefault("GIT_HTTP_LOW_SPEED_TIME", "30")
-    env.pop("GIT_SSH", None)  # an ssh program of the machine's choosing would skip the host key check
-    env.setdefault("GIT_SSH_COMMAND", ssh_command())
     env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": "",  # English errors to classify
                 "GIT_LITERAL_PATHSPECS": "1"})
     return _with_config(env, _PINNED_CONFIG)
