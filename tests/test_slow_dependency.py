@@ -3,8 +3,9 @@ with config.py's command threads), the real local registry on 127.0.0.1 and a re
 server on 127.0.0.2 that answers every request correctly, in 20 s (under the registry timeout).
 
 Twelve `!deploy`s to the slow registry (more than Errbot's default ten threads), then `!pending`,
-`!locks`, `!help` and a deploy on the other registry: those answer before the slow registry's
-first answer; one deploy waits for the slow registry and lands, the others are told it is busy.
+`!locks`, `!help`, a deploy on the other registry and `!versions`: those answer before the slow
+registry's first answer (`!versions` with one note that the slow host is busy, not one per app on
+it); one deploy waits for the slow registry and lands, the others are told it is busy.
 """
 from __future__ import annotations
 
@@ -36,13 +37,16 @@ def command_threads() -> int:
 
 
 class SlowRegistry(BaseHTTPRequestHandler):
-    """The OCI distribution API's tag list of charts/redis, after SLOW seconds."""
+    """The OCI distribution API's tag lists of charts/redis and charts/cert-manager, after SLOW
+    seconds."""
 
     def do_GET(self):
         self.server.asked.append(self.path)
         time.sleep(SLOW)
-        if self.path.split("?")[0] == "/v2/charts/redis/tags/list":
-            status, body = 200, {"name": "charts/redis", "tags": ["18.0.0", "18.1.0", "19.0.0", "19.1.0"]}
+        tags = {"redis": ["18.0.0", "18.1.0", "19.0.0", "19.1.0"], "cert-manager": ["v1.14.0", "v1.15.0"]}
+        chart = self.path.split("?")[0].removeprefix("/v2/charts/").removesuffix("/tags/list")
+        if chart in tags:
+            status, body = 200, {"name": f"charts/{chart}", "tags": tags[chart]}
         else:
             status, body = 404, {"errors": [{"code": "NAME_UNKNOWN"}]}
         data = json.dumps(body).encode()
@@ -63,7 +67,8 @@ def test_a_slow_registry_holds_only_the_commands_that_need_it(tmp_path, registry
     with serving(server):
         slow_host = f"127.0.0.2:{server.server_address[1]}"
         settings = {**demo_settings(url), "registry_timeout": SLOW * 2,
-                    "apps": {"redis": {"registry": {"url": f"oci://{slow_host}/charts", "insecure": True}}}}
+                    "apps": {app: {"registry": {"url": f"oci://{slow_host}/charts", "insecure": True}}
+                             for app in ("redis", "cert-manager")}}
         with started_bot(tmp_path, settings, BOT_ASYNC_POOLSIZE=command_threads()) as bot:
             started = time.monotonic()
             for _ in range(SLOW_DEPLOYS):
@@ -71,17 +76,20 @@ def test_a_slow_registry_holds_only_the_commands_that_need_it(tmp_path, registry
             while not server.asked:  # the slow registry is being asked: the queue is real
                 assert time.monotonic() - started < 30, "the slow registry was never asked"
                 time.sleep(0.05)
-            quick = ["!pending", "!locks", "!help", "!deploy podinfo 6.5.3 to qa"]
+            quick = ["!pending", "!locks", "!help", "!deploy podinfo 6.5.3 to qa", "!versions"]
             for command in quick:
                 bot.push_message(command)
             said, redis_said = [], []
-            answered = {"pending": False, "locks": False, "help": False, "podinfo": False}
+            answered = {"pending": False, "locks": False, "help": False, "podinfo": False,
+                        "versions": False}
             deadline = started + SLOW * 4
             while not (all(answered.values()) and any("Deployed redis" in t for t in redis_said)):
                 text = bot.pop_message(timeout=max(0.1, deadline - time.monotonic()))
                 at = time.monotonic() - started
                 said.append((round(at, 1), text))
-                if "redis" in text:
+                if "apps across" in text:
+                    answered["versions"], overview = at, text
+                elif "redis" in text:
                     redis_said.append(text)
                 elif "No change is waiting for approval" in text:
                     answered["pending"] = at
@@ -100,10 +108,13 @@ def test_a_slow_registry_holds_only_the_commands_that_need_it(tmp_path, registry
     slow_first = next(at for at, text in said if "redis" in text and "busy" not in text)
     assert max(answered.values()) < slow_first, said  # none of them waited for the slow registry
     assert slow_first >= SLOW * 0.9, said
-    busy = [text for _, text in said if "busy" in text]
+    busy = [text for _, text in said if text.startswith("Registry") and "busy" in text]
     assert len(busy) == SLOW_DEPLOYS - 1, said
     assert all(text == f"Registry {slow_host} is busy: another command is still waiting for its "
                "answer. Try again in a moment." for text in busy)
+    assert overview.count(f"Registry {slow_host} is busy") == 1, overview  # asked once for both apps
+    row = next(line.split() for line in overview.splitlines() if line.startswith("podinfo"))
+    assert row[-1] == "6.6.0"  # the other registry's newest, all the same
     assert 'version: "6.5.3"' in remote_file(url, "apps/qa/podinfo-values.yaml")
     assert server.asked.count("/v2/charts/redis/tags/list") == 1  # one question, not twelve
 

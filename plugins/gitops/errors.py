@@ -227,4 +227,8 @@ class ForbiddenAddress(RegistryUnavailable):
 
 class SourceBusy(RegistryUnavailable):
     """A registry or Helm repository already has as many requests under way as Ferry sends it: the
-    command is answered now rather than holding a chat worker in the queue."""
+    command is answered now rather than holding a chat worker in the queue. Like an outage, the
+    host's other charts would wait alike: `!versions` asks it once, not once per app."""
+
+    def __init__(self, message: str):
+        super().__init__(message, outage=True)
