@@ -11,6 +11,8 @@ SLACK_APP_TOKEN    xapp-… app-level token for Socket Mode (SlackV3); without i
 SLACK_SIGNING_SECRET  the app's signing secret, for the Events API (POST /slack/events on Errbot's Webserver)
 FERRY_SLACK_API_URL   Slack Web API base URL (default https://slack.com/api/; GovSlack: https://slack-gov.com/api/)
 GITOPS_CONFIG      path of Ferry's GitOps settings file (read by the plugins, see README)
+FERRY_WORKERS      threads that run commands (default 32): commands waiting for a slow registry or
+                   remote hold theirs, the others answer on the rest
 GITOPS_FLUX_TOKEN_<ENV>  token Flux signs <env>'s events with, for /flux/<env> on Errbot's Webserver
 """
 import json
@@ -37,6 +39,20 @@ BOT_EXTRA_BACKEND_DIR = [str(HERE / "backends"), str(Path(slackv3.__file__).reso
 BOT_LOG_FILE = os.environ.get("FERRY_LOG_FILE") or None  # None: log to stderr (containers)
 BOT_LOG_LEVEL = getattr(logging, os.environ.get("FERRY_LOG_LEVEL", "INFO").upper(), logging.INFO)
 AUTOINSTALL_DEPS = False  # dependencies are pinned in requirements.txt, never installed at run time
+
+# Errbot runs each command on one of these threads (its default is 10). A command waiting for a
+# slow registry, Helm repository or Git remote holds one: for as long as the answer takes when it
+# has the host's turn, at most `registry_busy_seconds` when it waits for that turn (then it says
+# the host is busy). Enough of them that `!pending`, `!locks`, `!help` and commands on other hosts
+# never queue behind those.
+BOT_ASYNC = True
+try:
+    BOT_ASYNC_POOLSIZE = int(os.environ.get("FERRY_WORKERS") or 32)
+    if not 4 <= BOT_ASYNC_POOLSIZE <= 512:
+        raise ValueError
+except ValueError:
+    raise SystemExit("FERRY_WORKERS must be a whole number of command threads between 4 and 512 "
+                     "(default 32).") from None
 
 # VersionChecker calls the internet; CommandNotFoundFilter suggests commands the asker may not run
 # (Ferry's FerryCommandNotFound, plugins/ferry, answers instead); Help lists Errbot's commands

@@ -52,6 +52,24 @@ def answers(func):
     return command
 
 
+def admins_by_dm(func):
+    """For bot admins, by direct message only: what Errbot's ``@botcmd(admin_only=True)`` checks,
+    with its words, without what it also does. Errbot runs an admin-only command only once every
+    command under way has finished (it joins its whole worker pool, on the thread that reads
+    chat): one command waiting for a slow registry would hold `!locks`, and every message after it."""
+
+    @functools.wraps(func)
+    def command(self, msg, args):
+        if not self.get_plugin("Ferry").is_admin(msg):
+            yield "This command requires bot-admin privileges"
+        elif getattr(msg, "is_group", False):
+            yield "This command may only be issued through a direct message"
+        else:
+            yield from func(self, msg, args)
+
+    return command
+
+
 def table(plugin, msg, answer: sizing.Table):
     """The replies of an answer that may not fit one message (``sizing.fits``, against Errbot's
     ``MESSAGE_SIZE_LIMIT`` of the backend): the whole of it when it fits; else, on a backend that

@@ -52,13 +52,12 @@ class GitOps(Reports):
         self.registry = registry or RegistryClient(
             settings.secrets.registries, timeout=settings.registry_timeout,
             index_seconds=index.timeout, index_max_bytes=int(index.max_mb * 1024 * 1024),
-            index_cache_seconds=index.cache_seconds)
+            index_cache_seconds=index.cache_seconds, busy_seconds=settings.registry_busy_seconds)
         self.registry.observe = self.metrics
         data = Path(settings.data_dir)
-        git_env = git_environment(settings.secrets.git_token, settings.secrets.git_ssh_key_file)
         self._workspaces = {
             # A busy remote (CI bots pushing often) may move under a push a few times in a row.
-            repo: Workspace(repo.url, repo.branch, data / "repos" / _slug(repo), git_env=git_env,
+            repo: Workspace(repo.url, repo.branch, data / "repos" / _slug(repo), git_env=_git_env(settings, repo),
                             fetch_interval=fetch_interval, secrets=settings.secrets.values(),
                             push_attempts=5, observe=self.metrics.repo(repo.url, repo.branch))
             for repo in settings.repos()
@@ -339,6 +338,16 @@ class GitOps(Reports):
 
     def _workspace(self, environment: str) -> Workspace:
         return self._workspaces[self._repo(environment)]
+
+
+def _git_env(settings: Settings, repo: RepoSettings) -> dict:
+    """git's environment for one repository: the token of its own host only (`repo.url`'s for
+    `repo.url`'s host, `git_credentials` for others, none elsewhere), the SSH key and host keys."""
+    token = settings.secrets.git(repo.url)
+    return git_environment(token.token if token else "", settings.secrets.git_ssh_key_file,
+                           username=token.username if token else "",
+                           known_hosts=settings.ssh.known_hosts,
+                           accept_new_host_keys=settings.ssh.accept_new_host_keys)
 
 
 def _slug(repo: RepoSettings) -> str:

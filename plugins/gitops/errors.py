@@ -227,3 +227,16 @@ class StaleEvent(EventRefused):
 
 class ReplayedEvent(EventRefused):
     status = 409
+
+
+class ForbiddenAddress(RegistryUnavailable):
+    """A chart source's name leads to a link-local or metadata address: never asked."""
+
+
+class SourceBusy(RegistryUnavailable):
+    """A registry or Helm repository already has as many requests under way as Ferry sends it: the
+    command is answered now rather than holding a chat worker in the queue. Like an outage, the
+    host's other charts would wait alike: `!versions` asks it once, not once per app."""
+
+    def __init__(self, message: str):
+        super().__init__(message, outage=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Optional
 
 from ..errors import (FerryError, NotEditable, NothingToRollback, PromotionRefused, SharedPin,
-                     UnknownApp, shown)
+                     SourceBusy, UnknownApp, shown)
 from ..model import CHART, HistoryEntry, Inventory, Pin, Plan
 from .pins import find
 from ..sources.registry import RegistryClient
@@ -93,6 +93,8 @@ def registry_spelling(registry: RegistryClient, pin: Pin, version: str) -> str:
         return version  # an image tag is exactly what is typed: `v1.2` and `1.2` are two images
     try:
         tag = registry.require(pin.source, version, pin.chart)
+    except SourceBusy:
+        raise  # asking again before writing would wait for the same busy host a second time
     except FerryError:
         return version
     return version if tag == registry_tag(version) else tag.replace("_", "+")

@@ -12,9 +12,13 @@ What a chat bot needs from it, and why:
 - fast: libyaml's event parser (PyYAML's C binding) building plain data, or ``json`` when the
   index is JSON (Helm's ``repo index --json``; JSON is YAML, so servers serve it under the same
   name): tens of MB in seconds, where a pure-Python parser takes minutes;
-- credentials from ``registry_credentials`` go to their own host only: over HTTPS (or plain HTTP
-  when the repository's own URL is ``http://``), never along a redirect to another host or to
-  chart URLs in the index that name another host. Redirects are followed here, hop by hop.
+- credentials from ``registry_credentials`` go to their own host only (as ``transport.origin``,
+  the connection's own parser, reads a URL; never to a URL naming a user): over HTTPS, or plain
+  HTTP when their entry says ``plain_http`` (an ``http://`` URL in Git is not enough), never along
+  a redirect to another host or to chart URLs in the index that name another host. Redirects are
+  followed here, hop by hop;
+- one download per index at a time; another command waits at most ``busy_seconds`` for it and is
+  then told the repository is busy, rather than holding a chat worker.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ import requests
 import yaml
 
 from . import transport
-from ..errors import RegistryUnauthorized, RegistryUnavailable
+from ..errors import RegistryUnauthorized, RegistryUnavailable, SourceBusy
 from ..ops.metrics import observed_request
 from ..model import ChartLocation
 from ..settings import RegistryCredentials
@@ -179,12 +183,14 @@ class HelmIndexClient:
 
     def __init__(self, credentials: Mapping[str, RegistryCredentials] = None, timeout: float = 5.0,
                  seconds: float = 30.0, max_bytes: int = DEFAULT_MAX_BYTES,
-                 cache_seconds: float = 300.0, clock: Callable[[], float] = time.monotonic):
+                 cache_seconds: float = 300.0, clock: Callable[[], float] = time.monotonic,
+                 busy_seconds: float = transport.BUSY_WAIT):
         self._credentials = {h.lower(): c for h, c in (credentials or {}).items()}
         self.timeout, self.seconds, self.max_bytes = timeout, seconds, max_bytes
         self.cache_seconds = cache_seconds
         self._clock = clock
-        self._session = transport.bounded_session(timeout)
+        self.busy_seconds = busy_seconds
+        self._session = transport.bounded_session(timeout, busy_seconds)
         self._lock = threading.Lock()
         self._cache: dict = {}  # index URL -> _Cached
         self._fetching: dict = {}  # index URL -> lock: one download per repository at a time
@@ -192,7 +198,7 @@ class HelmIndexClient:
 
     def entries(self, location: ChartLocation) -> dict:
         """{version: IndexEntry} of the location's chart; {} when the index does not list it."""
-        return self._index(location.index_url, location.scheme == "http").get(location.chart, {})
+        return self._index(location.index_url).get(location.chart, {})
 
     def invalidate(self, location: Optional[ChartLocation] = None) -> None:
         """Ask again next time (conditionally: an unchanged index is not downloaded again)."""
@@ -211,50 +217,58 @@ class HelmIndexClient:
         if not url:
             raise UnreadableIndex(f"The index of {location.repository_url} lists no URL for "
                                   f"{location.chart} {entry.version}.")
-        response, _ = self.get(url, {"Accept": "application/gzip, application/octet-stream, */*"},
-                               location.scheme == "http")
+        response, _ = self.get(url, {"Accept": "application/gzip, application/octet-stream, */*"})
         with response:
             if response.status_code != 200:
                 raise self._refused(url, response.status_code)
             return self._body(url, response, time.monotonic(), f"The chart archive {url}")
 
-    def may_receive_credentials(self, url: str, plain_http: bool) -> Optional[RegistryCredentials]:
+    def may_receive_credentials(self, url: str) -> Optional[RegistryCredentials]:
         """The credentials bound to ``url``'s host, when they may travel to it: HTTPS, or plain
-        HTTP when the repository's own URL is ``http://``."""
-        parts = urlsplit(url)
-        if parts.scheme != "https" and not (parts.scheme == "http" and plain_http):
+        HTTP when their entry says the host is plain HTTP (an ``http://`` URL from Git is not
+        enough). None for a URL naming a user."""
+        where = transport.origin(url)
+        if where is None or where.userinfo:
             return None
-        return self._credentials.get(parts.netloc.lower())
+        credentials = self._credentials.get(where.netloc)
+        if credentials is None or where.scheme == "https":
+            return credentials
+        return credentials if where.scheme == "http" and credentials.plain_http else None
 
     # ---- the index -------------------------------------------------------------------------
 
-    def _index(self, url: str, plain_http: bool) -> dict:
+    def _index(self, url: str) -> dict:
         cached = self._fresh(url)
         if cached is not None:
             return cached.charts
         with self._lock:
             gate = self._fetching.setdefault(url, threading.Lock())
-        with gate:
+        if not gate.acquire(timeout=self.busy_seconds):
+            raise SourceBusy(f"Helm repository {_repository(url)} is busy: another command is still "
+                             "waiting for its index. Try again in a moment.")
+        try:
             cached = self._fresh(url)  # another thread may have fetched it meanwhile
             if cached is not None:
                 return cached.charts
             with self._lock:
                 stale = self._cache.get(url)
-            return self._refresh(url, plain_http, stale)
+            return self._refresh(url, stale)
+        finally:
+            gate.release()
 
     def _fresh(self, url: str) -> Optional[_Cached]:
         with self._lock:
             cached = self._cache.get(url)
             return cached if cached is not None and self._clock() < cached.expires else None
 
-    def _refresh(self, url: str, plain_http: bool, stale: Optional[_Cached]) -> dict:
+    def _refresh(self, url: str, stale: Optional[_Cached]) -> dict:
         headers = {"Accept": "application/x-yaml, application/yaml, application/json;q=0.9, */*;q=0.8"}
         if stale is not None and stale.etag:
             headers["If-None-Match"] = stale.etag
         if stale is not None and stale.last_modified:
             headers["If-Modified-Since"] = stale.last_modified
         started = time.monotonic()
-        response, final_url = self.get(url, headers, plain_http)
+        response, final_url = self.get(url, headers)
         with response:
             if response.status_code == 304 and stale is not None:
                 stale.expires = self._clock() + self.cache_seconds
@@ -275,12 +289,12 @@ class HelmIndexClient:
                 self._cache[url] = cached
         return charts
 
-    def get(self, url: str, headers: dict, plain_http: bool) -> tuple:
+    def get(self, url: str, headers: dict) -> tuple:
         """(streamed response, final URL) for a GET of ``url``, redirects followed hop by hop:
         each hop carries only the credentials of its own host, when they may go there."""
         for _ in range(MAX_REDIRECTS + 1):
             sent = dict(headers)
-            credentials = self.may_receive_credentials(url, plain_http)
+            credentials = self.may_receive_credentials(url)
             if credentials is not None:
                 sent["Authorization"] = _basic(credentials)
             try:
@@ -327,9 +341,15 @@ class HelmIndexClient:
 
     def _refused(self, url: str, status: int) -> RegistryUnavailable:
         where = _repository(url)
-        host = urlsplit(url).netloc.lower()
+        where_to = transport.origin(url)
+        host = where_to.netloc if where_to is not None else urlsplit(url).netloc.lower()
         if status in (401, 403):
             credentials = self._credentials.get(host)
+            if credentials is not None and self.may_receive_credentials(url) is None:
+                return RegistryUnauthorized(
+                    f"Helm repository {where} wants credentials ({status}), and Git asks for it over "
+                    f"plain HTTP: Ferry sends {credentials.variables} over HTTPS only, unless its "
+                    "`registry_credentials` entry says `plain_http: true`.")
             if credentials is not None:
                 return RegistryUnauthorized(f"Helm repository {where} refused Ferry's credentials "
                                             f"({status}): check {credentials.variables}.")
