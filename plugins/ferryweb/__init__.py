@@ -25,7 +25,8 @@ Ferry adds what waitress has no setting for:
   event or a Slack request out (waitress alone stops accepting at its limit);
 - only Ferry's own paths (``PATHS``) reach the app: everything else is a 404 (Errbot's ``/echo``
   reflects any body as HTML to anyone);
-- a body nested deeper than ``MAX_DEPTH`` is a 400 before any handler parses it (``bodies``).
+- a body nested deeper than ``MAX_DEPTH`` is a 400 before any handler parses it (``bodies``);
+- at most ``MAX_PIPELINED`` requests read ahead on one connection (``BoundedChannel``).
 
 No Errbot import here: waitress and the standard library, tested over real sockets.
 """
@@ -56,6 +57,10 @@ PATHS = ("/flux/", "/slack/events", "/slack/interactive", "/ferry/health", "/fer
 MAX_BODY = 512 * 1024  # bytes any request may carry (Slack's events and Flux's are a few KiB)
 MAX_HEADER = 32 * 1024  # bytes of request line and headers
 MAX_DEPTH = 64  # JSON nesting: Flux events and Slack events nest a handful of levels
+MAX_PIPELINED = 4  # requests read ahead on one connection; the last one read closes it
+
+# waitress logs a warning for every request queued while all threads are busy: a flood under load.
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def only(paths: Iterable[str], app: Callable) -> Callable:
@@ -89,10 +94,29 @@ def _answer(start_response, status: str, text: str):
     return [body]
 
 
+class BoundedChannel(HTTPChannel):
+    """waitress's connection, reading at most ``MAX_PIPELINED`` requests ahead.
+
+    One read of 8 KiB can hold two hundred pipelined ``GET``s, all queued at once for the
+    threads, ahead of a Flux event that arrives next: past the bound, the requests read are
+    dropped unanswered and the last one kept closes the connection (a client that pipelines
+    sends again what was not answered, RFC 9112 9.3.2)."""
+
+    def received(self, data):
+        taken = super().received(data)
+        with self.requests_lock:
+            if len(self.requests) > MAX_PIPELINED:
+                for dropped in self.requests[MAX_PIPELINED:]:
+                    dropped.close()
+                del self.requests[MAX_PIPELINED:]
+                self.requests[-1].headers["CONNECTION"] = "close"  # not served yet: [0] may be
+        return taken
+
+
 class BoundedServer(TcpWSGIServer):
     """waitress's server with a deadline on each connection and room kept for new ones."""
 
-    channel_class = HTTPChannel
+    channel_class = BoundedChannel
 
     def __init__(self, host: str, port: int, app: Callable, max_connections: int = MAX_CONNECTIONS,
                  deadline: float = DEADLINE, idle: float = IDLE, threads: int = THREADS,
@@ -121,7 +145,7 @@ class BoundedServer(TcpWSGIServer):
 
     @property
     def port(self) -> int:
-        return self.effective_port
+        return int(self.effective_port)  # waitress keeps it as getnameinfo wrote it: a string
 
     def handle_accept(self):
         if len(self.active_channels) >= self.max_connections:
