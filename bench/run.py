@@ -46,7 +46,7 @@ from gitops.model import ChartLocation, Requester  # noqa: E402
 from gitops.sources.registry import RegistryClient  # noqa: E402
 from gitops.settings import parse_settings  # noqa: E402
 
-from bench import chat, sources  # noqa: E402
+from bench import chat, sources, webhooks  # noqa: E402
 from bench.clusters import cluster_fleet_files, cluster_fleet_settings  # noqa: E402
 from bench.units import unit_promotion  # noqa: E402
 from bench.fleet import BIG_CHART, POOL, SMALL_CHARTS, Fleet, big_tags, build_remote, git  # noqa: E402
@@ -491,6 +491,9 @@ def measure(args, tmp: Path, fleet: Fleet, registry: LocalRegistry) -> list[tupl
                  f"raw two-line `commit -a` + `push` p50 {fmt(unit['raw'])} → "
                  f"**{unit['promote'] / unit['raw']:.2f}×**"))
     rows += chat_rows(args, chat, r50, d50, mid)
+    say("webhooks: a signed Flux event end to end against werkzeug's server, then under hostile load")
+    web = webhooks.measure(fleet.url, fleet.apps[1][0], 2 * mid, check)
+    rows += webhooks.rows(web, fmt, median_ms, percentile_ms, verdict)
     return rows
 
 

@@ -1,6 +1,6 @@
 """The webserver under load (issue 19, item 1): the real bot (errbot with config.py, the Events
 API on Ferry's webserver) while thousands of hostile connections come and go on loopback
-(tests/hostile_clients.py: slowloris, idle, huge headers, lying and negative lengths, chunked
+(devtools/hostile.py: slowloris, idle, huge headers, lying and negative lengths, chunked
 floods, answers never read). A signed Flux event and a signed Slack request keep being answered
 throughout, each within a generous bound, and the bot lives on."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 import requests
 
 from tests.flux_events import encode, flux_event, signed
-from tests.hostile_clients import HostileClients
+from devtools.hostile import HostileClients
 from tests.test_slack import _tail, fleet_url, running_ferry, slack  # noqa: F401 (fixtures)
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
