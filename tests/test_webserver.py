@@ -1,6 +1,6 @@
 """The webhook server under abuse (issue 11, item 14; issue 19, item 1), over real sockets:
-Ferry's waitress server on its own, then as ``FERRY_WEBSERVER_PORT`` opens it in a real Errbot
-with Ferry's plugins. The load test is tests/test_webserver_load.py."""
+Ferry's waitress server on its own (a small WSGI app behind it), then as ``FERRY_WEBSERVER_PORT``
+opens it in a real Errbot with Ferry's plugins. The load test is tests/test_webserver_load.py."""
 from __future__ import annotations
 
 import json
@@ -150,6 +150,16 @@ def test_a_full_server_makes_room_for_a_new_request(server):
             sock.close()
     response = answering(f"http://127.0.0.1:{s.port}/ferry/health")
     assert response.status_code == 200 and response.text == "ok\n"
+
+
+def test_pipelined_requests_are_read_only_a_few_ahead(server):
+    """Two hundred pipelined GETs in one read would all be queued for the threads, ahead of a Flux
+    event arriving next: the first few are answered, then the connection is closed."""
+    app = Hello()
+    s = server(app)
+    answer = raw(s, b"GET /ferry/health HTTP/1.1\r\nHost: x\r\n\r\n" * 200)
+    assert answer.count(b"HTTP/1.1 200 OK") == ferryweb.MAX_PIPELINED == len(app.bodies)
+    assert requests.get(f"http://127.0.0.1:{s.port}/ferry/health", timeout=5).status_code == 200
 
 
 def test_only_ferrys_paths_are_served(server):
