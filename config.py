@@ -8,12 +8,13 @@ FERRY_ADMINS       comma-separated chat user IDs of the bot admins (Slack: U… 
 FERRY_ACCESS_CONTROLS  JSON merged over ACCESS_CONTROLS below (Errbot's command ACLs)
 SLACK_BOT_TOKEN    xoxb-… bot token (SlackV3)
 SLACK_APP_TOKEN    xapp-… app-level token for Socket Mode (SlackV3); without it, the Events API
-SLACK_SIGNING_SECRET  the app's signing secret, for the Events API (POST /slack/events on Errbot's Webserver)
+SLACK_SIGNING_SECRET  the app's signing secret, for the Events API (POST /slack/events on Ferry's webserver)
 FERRY_SLACK_API_URL   Slack Web API base URL (default https://slack.com/api/; GovSlack: https://slack-gov.com/api/)
 GITOPS_CONFIG      path of Ferry's GitOps settings file (read by the plugins, see README)
 FERRY_WORKERS      threads that run commands (default 32): commands waiting for a slow registry or
                    remote hold theirs, the others answer on the rest
-GITOPS_FLUX_TOKEN_<ENV>  token Flux signs <env>'s events with, for /flux/<env> on Errbot's Webserver
+GITOPS_FLUX_TOKEN_<ENV>  token Flux signs <env>'s events with, for /flux/<env> on Ferry's webserver
+FERRY_WEBSERVER_PORT, FERRY_WEBSERVER_HOST  open Ferry's webserver (plugins/ferryweb) on that port
 """
 import json
 import logging
@@ -56,10 +57,13 @@ except ValueError:
 
 # VersionChecker calls the internet; CommandNotFoundFilter suggests commands the asker may not run
 # (Ferry's FerryCommandNotFound, plugins/ferry, answers instead); Help lists Errbot's commands
-# among Ferry's (FerryHelp, plugins/ferry, lists Ferry's first, by capability); the rest are
-# Errbot's as they are, behind the ACLs below.
+# among Ferry's (FerryHelp, plugins/ferry, lists Ferry's first, by capability); Webserver would
+# serve Errbot's web app on werkzeug's threaded server, with no limit on connections, time or body,
+# and routes /echo to anyone: Ferry serves the webhooks itself (FERRY_WEBSERVER_PORT,
+# plugins/ferryweb), and without it in this list `!plugin config Webserver` opens nothing. The rest
+# are Errbot's as they are, behind the ACLs below.
 CORE_PLUGINS = ("ACLs", "Backup", "ChatRoom", "Flows", "Health",
-                "Plugins", "TextCmds", "Utils", "Webserver")
+                "Plugins", "TextCmds", "Utils")
 
 BOT_IDENTITY = {
     "token": os.environ.get("SLACK_BOT_TOKEN", ""),

@@ -71,6 +71,11 @@ class FerryApprovals(BotPlugin):
     @botcmd
     @answers
     def pending(self, msg, args):
-        """`!pending`: the changes waiting for a second person, with their diffs; e.g. `!pending`"""
+        """`!pending`: the changes waiting for a second person, with their diffs; e.g. `!pending`
+
+        The diff of a change into an environment whose values are shown only in its channels
+        (`show_values: channels`) is left out elsewhere."""
         grammar.parse_nothing("pending", args)
-        return listing.pending(self.get_plugin("Ferry").gitops.pending())
+        gitops, here = self.get_plugin("Ferry").gitops, requester(msg).channels
+        private = {e.name for e in gitops.settings.environments if not e.shows_values_in(here)}
+        return listing.pending(gitops.pending(), private)

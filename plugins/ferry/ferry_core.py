@@ -73,14 +73,14 @@ class Ferry(BotPlugin):
             self.clones.stop()
         server, self.webserver = getattr(self, "webserver", None), None
         if server is not None:
-            server.shutdown()
-            server.server_close()
+            server.stop()
         super().deactivate()
 
     def _open_webserver(self, port):
         """``FERRY_WEBSERVER_PORT`` set: serve the webhooks (Flux's events, Slack's Events API, the
-        health check) on it with Ferry's bounded server (``ferryweb``): Errbot's Webserver plugin
-        has no limit on connections nor a timeout, and serves Errbot's own routes to anyone."""
+        probes, the metrics) on it with Ferry's bounded server (``ferryweb``, waitress): Errbot's
+        Webserver plugin has no limit on connections, time or body, and serves Errbot's own
+        routes to anyone (config.py does not load it)."""
         self.webserver = None
         if not port.strip():
             return

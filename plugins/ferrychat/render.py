@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Iterable, Optional, Sequence
+from typing import Collection, Iterable, Optional, Sequence
 from urllib.parse import urlsplit
 
 from ferrychat.feedback import age as short_age
@@ -331,14 +331,20 @@ def values_diff(pin_a: Pin, pin_b: Pin, diff: str) -> str:
     return f"{head}\nHelm values, {pin_a.environment} → {pin_b.environment}:\n```\n{body}\n```{more}"
 
 
-def pending_list(waiting: Sequence[PendingChange]) -> str:
+def pending_list(waiting: Sequence[PendingChange], private: Collection[str] = ()) -> str:
     if not waiting:
         return "No change is waiting for approval."
-    return items([pending(p) for p in waiting], "changes waiting (`!approve <id>` takes any of them)")
+    return items([pending(p, diff=p.environment not in private) for p in waiting],
+                 "changes waiting (`!approve <id>` takes any of them)")
 
 
-def pending(p: PendingChange, new: bool = False) -> str:
-    """A change waiting for a second person: the exact diff, who may approve, how."""
+def values_elsewhere(environment: str, channels: Sequence[str]) -> str:
+    return f"{environment}'s Helm values are shown only in {', '.join(channels)}: ask there."
+
+
+def pending(p: PendingChange, new: bool = False, diff: bool = True) -> str:
+    """A change waiting for a second person: the exact diff (unless ``diff`` is false: its
+    environment's values are not shown here), who may approve, how."""
     who = ", ".join(p.approvers) if p.approvers is not None else "anyone who may make it"
     until = p.expires[11:16]
     head = (f"{p.environment} needs a second person: {p.action} `{p.app}` {p.old} → {p.new} is change "
@@ -346,6 +352,8 @@ def pending(p: PendingChange, new: bool = False) -> str:
     if not new:
         head = (f"`{p.id}`: {p.action} `{p.app}` {p.old} → {p.new} in {p.environment}, asked by "
                 f"{p.requester.signature}, expires {until} UTC.")
+    if not diff:
+        return f"{head}\n`!approve {p.id}` or `!reject {p.id}`; its diff is shown only in {p.environment}'s channels."
     return f"{head}\n`!approve {p.id}` or `!reject {p.id}`:\n```\n{p.diff.rstrip()}\n```"
 
 

@@ -10,7 +10,7 @@ import uuid
 
 from ferrychat import presses, render, sizing
 from gitops.ops import metrics
-from gitops.errors import FerryError
+from gitops.errors import FerryError, logged
 from gitops.model import Requester
 from gitops.guard.policy import NotAllowed
 
@@ -45,8 +45,8 @@ def answers(func):
             log.exception("error %s in !%s %r from %s", ref, func.__name__, args, who)
             yield f"Sorry, that failed on my side (error `{ref}`; the bot's log has the details)."
         finally:
-            log.info("%s ran !%s %s -> %s (%.0f ms)", who, func.__name__.replace("_", " "),
-                     (args or "")[:200], outcome[:200], (time.monotonic() - started) * 1000)
+            log.info("%s ran !%s %s -> %s (%.0f ms)", logged(who), func.__name__.replace("_", " "),
+                     logged(args or ""), logged(outcome), (time.monotonic() - started) * 1000)
             _counted(self, func.__name__, outcome)
 
     return command

@@ -16,6 +16,19 @@ def shown(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+# Control characters (C0, DEL, C1 with NEL) and Unicode's line and paragraph separators: what a
+# terminal or a log shipper may take for the end of a line. The backslash is doubled so that an
+# escape cannot be typed as text.
+_LOG_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+_LOG_ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029", ord("\\"): "\\\\"})
+
+
+def logged(text, limit: int = 200) -> str:
+    """A person's text in a one-line log: nothing in it can end the line or forge another."""
+    text = str(text).translate(_LOG_ESCAPES)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def nearest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """The candidates closest to ``word``, best first (case-insensitive)."""
     by_lower = {c.lower(): c for c in candidates}

@@ -55,6 +55,12 @@ class EnvironmentSettings:
     aliases: tuple = ()
     policy: Policy = Policy()
     notify: str = ""  # chat channel for Flux events no command waits for ("" = none)
+    show_values: str = "anywhere"  # or "channels": Helm values and pending diffs only in policy.channels
+
+    def shows_values_in(self, channels: tuple) -> bool:
+        """Whether this environment's Helm values (``!diff <app>``) and the diffs of its pending
+        changes (``!pending``) may be shown in the conversation ``channels`` name (() = a DM)."""
+        return self.show_values == "anywhere" or bool(set(channels) & set(self.policy.channels or ()))
 
 
 @dataclass(frozen=True)
@@ -165,7 +171,7 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     for i, item in enumerate(envs_raw):
         where = f"environments[{i}]"
         env = _mapping(item, where, {"name", "path", "repo", "branch", "aliases", "policy",
-                                          "notify"})
+                                          "notify", "show_values"})
         name = _name(env.get("name"), f"{where}.name")
         if "path" not in env:
             raise SettingsError(f"`{where}.path` is missing: where environment {name}'s manifests live.")
@@ -191,7 +197,8 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
         policy = parse_policy(env.get("policy"), f"{where}.policy", name, aliases)
         environments.append(EnvironmentSettings(name, tuple(p.strip().strip("/") or "." for p in paths),
                                                 env_repo, aliases, policy,
-                                                _string(env["notify"], f"{where}.notify") if "notify" in env else ""))
+                                                _string(env["notify"], f"{where}.notify") if "notify" in env else "",
+                                                _show_values(env.get("show_values", "anywhere"), where, policy)))
 
     apps = {}
     for app, conf in (_mapping(root.get("apps") or {}, "apps", None)).items():
@@ -234,6 +241,16 @@ def _ssh(value, base: Path) -> SshSettings:
     if not isinstance(accept_new, bool):
         raise SettingsError("`ssh.accept_new_host_keys` must be true or false.")
     return SshSettings(known_hosts, accept_new)
+
+
+def _show_values(value, where: str, policy: Policy) -> str:
+    if value not in ("anywhere", "channels"):
+        raise SettingsError(f"`{where}.show_values` must be `anywhere` (the default) or `channels` (Helm "
+                            "values and pending diffs only in the environment's `policy.channels`).")
+    if value == "channels" and not policy.channels:
+        raise SettingsError(f"`{where}.show_values: channels` needs `{where}.policy.channels`: the "
+                            "channels (by ID) where its values may be shown.")
+    return value
 
 
 def _helm_index(value) -> HelmIndexSettings:
