@@ -120,6 +120,41 @@ class Pin:
         """The app, with the part when it is not the chart: ``web`` or ``web image:api``."""
         return self.app if self.part == CHART else f"{self.app} {self.part}"
 
+    @property
+    def release(self) -> "Release":
+        """What this pin is whatever Ferry calls it: ``app`` turns into ``namespace/name`` as soon
+        as a second release of that name appears anywhere, its namespace and name do not."""
+        return Release(self.environment, self.namespace, self.app.rsplit("/", 1)[-1], self.part)
+
+
+@dataclass(frozen=True)
+class Release:
+    """The stable identity of one part of one release in one environment: what locks, waiting
+    changes and rolled-back records are keyed by. ``part`` "" is every part of it (a lock);
+    ``name`` "" is the whole environment (a lock); ``namespace`` None is any namespace (records
+    migrated from before identities, which knew only the name)."""
+
+    environment: str
+    namespace: Optional[str] = ""
+    name: str = ""
+    part: str = CHART
+
+    @property
+    def key(self) -> str:
+        """One line for people and for a blocker's key: ``prod``, ``prod/apps/podinfo`` (every
+        part), ``prod/apps/podinfo image:api``."""
+        if not self.name:
+            return self.environment
+        where = f"{self.environment}/{'*' if self.namespace is None else self.namespace}/{self.name}"
+        return f"{where} {self.part}" if self.part else where
+
+    def covers(self, other: "Release") -> bool:
+        """This record (a lock, a rolled-back version) applies to ``other``."""
+        return (self.environment == other.environment
+                and (not self.name or (self.name == other.name
+                                       and self.namespace in (None, other.namespace)
+                                       and self.part in ("", other.part))))
+
 
 @dataclass(frozen=True)
 class Inventory:
@@ -143,6 +178,22 @@ class Inventory:
     def find(self, app: str, environment: str) -> Optional[Pin]:
         parts = self._parts.get((app, environment))
         return parts[0] if parts else None
+
+    def released(self, release: "Release") -> Optional[Pin]:
+        """The pin of ``release`` (one part), whatever its app is called now."""
+        for p in self.pins + self.others:
+            if p.release == release:
+                return p
+        return None
+
+    def named(self, environment: str, namespace: Optional[str], name: str) -> Optional[str]:
+        """The app name ``namespace``/``name`` goes by now in ``environment`` (in any other one when
+        it is not deployed there), or None when no such release is in Git."""
+        found = [p.app for p in self.pins + self.others
+                 if p.release.name == name and namespace in (None, p.namespace)]
+        here = [p.app for p in self.pins + self.others if p.environment == environment
+                and p.release.name == name and namespace in (None, p.namespace)]
+        return (here or found or [None])[0]
 
     # An inventory is kept and asked many times per commit: indexes built once, on first use
     # (written to the instance's __dict__, which a frozen dataclass allows).
@@ -311,13 +362,23 @@ class WaitingDeploy:
     token: str = ""  # the release's values token (Flux's event metadata) live before the push, if known
 
 
+def mention(user_id: str) -> str:
+    """A chat user ID as chat shows it as a mention: Slack's ``<@U…>``; IDs that are mentions as
+    they are (``@alice`` on the text console) unchanged. Decisions are said by ID, never by a
+    display name anyone can copy."""
+    if not user_id or user_id.startswith("@") or " " in user_id:
+        return user_id
+    return f"<@{user_id}>"
+
+
 @dataclass(frozen=True)
 class Lock:
     """A lock on an environment or one app in it (or a freeze window in force, as ``!locks`` shows)."""
 
-    by: str
+    by: str  # the chat user ID of who locked it ("freeze window" for a freeze)
     when: str  # "2026-11-26 10:00 UTC"
     reason: str = ""
+    release: Optional[Release] = None  # what it locks: an environment (name "") or every part of a release
 
 
 @dataclass(frozen=True)
@@ -325,8 +386,9 @@ class RolledBack:
     """A version rolled back from an environment: bringing it back needs ``--force``."""
 
     version: str
-    by: str
+    by: str  # the chat user ID of who rolled it back
     when: str
+    release: Optional[Release] = None  # the part it was rolled back from
 
 
 @dataclass(frozen=True)
@@ -367,6 +429,15 @@ class PendingChange:
     settled_by: str = ""  # who took it out of "waiting" (or why, for "dropped")
     part: str = CHART  # the part of the app the diff pins (Pin.part)
     also: tuple = ()  # the other parts the diff moves: ((part, old, new), ...)
+    namespace: Optional[str] = None  # the release's namespace and name (Pin.release): what it
+    release_name: str = ""           # changes, whatever the app is called by approval time
+
+    @property
+    def release(self) -> Optional[Release]:
+        """None for a change held before releases had identities: found by its app name then."""
+        if not self.release_name:
+            return None
+        return Release(self.environment, self.namespace, self.release_name, self.part)
 
 
 @dataclass(frozen=True)
