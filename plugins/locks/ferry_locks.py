@@ -37,5 +37,5 @@ class FerryLocks(BotPlugin):
         found = self.get_plugin("Ferry").gitops.locks()
         if not found:
             return "Nothing is locked or frozen."
-        rows = [[key, mention(lock.by), lock.when, lock.reason] for key, lock in found]
+        rows = [[key, lock.by, lock.when, lock.reason] for key, lock in found]  # IDs: a code block shows no mention
         return render.table(["what", "by", "since", "why"], rows)
