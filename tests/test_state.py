@@ -25,7 +25,8 @@ from gitops.feedback.events import sign
 from gitops.feedback.waits import Feedback
 from gitops.guard import approvals
 from gitops.guard.approvals import Guard
-from gitops.model import Release, Requester
+from gitops.identity import Release
+from gitops.model import Requester
 from gitops.settings import parse_settings
 from gitops.state.store import Records, Store
 from tests.fixtures_git import remote_log, remote_tip
@@ -146,7 +147,8 @@ APPROVING = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     from gitops.guard import approvals
     from gitops.guard.approvals import Guard
-    from gitops.model import Release, Requester
+    from gitops.identity import Release
+    from gitops.model import Requester
     from gitops.state.store import Records, Store
     store, journal = Store(sys.argv[2]), sys.argv[3]
     guard = Guard(store, lambda: datetime.now(timezone.utc))

@@ -23,8 +23,8 @@ from .guard import approvals as held
 from .errors import ApprovalRefused, FerryError, NoRegistry, NotAllowed
 from .guard.approvals import Guard
 from .ops.metrics import Metrics
-from .model import (Change, ChartLocation, Commit, Inventory, Lock, PendingChange, Pin, Plan,
-                    Release, Requester)
+from .identity import Release
+from .model import Change, ChartLocation, Commit, Inventory, Lock, PendingChange, Pin, Plan, Requester
 from .changes.pins import PinCache, app_name, find
 from .sources.registry import RegistryClient
 from .reports import Reports
@@ -240,7 +240,7 @@ class GitOps(Reports):
         found = []
         for lock in self.guard.locks():
             release = lock.release
-            app = inventory.named(release.environment, release.namespace, release.name) if release.name else None
+            app = _named(inventory, release) if release.name else None
             found.append((f"{release.environment}/{app}" if app else release.key, lock))
         found.sort(key=lambda item: item[0])
         now = self.clock()
@@ -361,6 +361,15 @@ class GitOps(Reports):
 
     def _workspace(self, environment: str) -> Workspace:
         return self._workspaces[self._repo(environment)]
+
+
+def _named(inventory: Inventory, release: Release) -> Optional[str]:
+    """The app name a locked release goes by now: in its environment, else anywhere (a lock may
+    come before the app); None when no such release is in Git."""
+    found = [p for p in inventory.pins + inventory.others
+             if p.release.name == release.name and release.namespace in (None, p.namespace)]
+    here = [p.app for p in found if p.environment == release.environment]
+    return (here or [p.app for p in found] or [None])[0]
 
 
 def _slug(repo: RepoSettings) -> str:

@@ -5,10 +5,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Optional
 
+from .identity import CHART, Release  # noqa: F401 (CHART: where the modules have always found it)
+
 # A path to one scalar inside a YAML document: mapping keys and sequence indexes.
 FieldPath = tuple  # tuple[str | int, ...]
-
-CHART = "chart"  # Pin.part of a chart version; image tags are "image" or "image:<container>"
 
 
 @dataclass(frozen=True)
@@ -128,35 +128,6 @@ class Pin:
 
 
 @dataclass(frozen=True)
-class Release:
-    """The stable identity of one part of one release in one environment: what locks, waiting
-    changes and rolled-back records are keyed by. ``part`` "" is every part of it (a lock);
-    ``name`` "" is the whole environment (a lock); ``namespace`` None is any namespace (records
-    migrated from before identities, which knew only the name)."""
-
-    environment: str
-    namespace: Optional[str] = ""
-    name: str = ""
-    part: str = CHART
-
-    @property
-    def key(self) -> str:
-        """One line for people and for a blocker's key: ``prod``, ``prod/apps/podinfo`` (every
-        part), ``prod/apps/podinfo image:api``."""
-        if not self.name:
-            return self.environment
-        where = f"{self.environment}/{'*' if self.namespace is None else self.namespace}/{self.name}"
-        return f"{where} {self.part}" if self.part else where
-
-    def covers(self, other: "Release") -> bool:
-        """This record (a lock, a rolled-back version) applies to ``other``."""
-        return (self.environment == other.environment
-                and (not self.name or (self.name == other.name
-                                       and self.namespace in (None, other.namespace)
-                                       and self.part in ("", other.part))))
-
-
-@dataclass(frozen=True)
 class Inventory:
     """Every pin of every environment at one commit."""
 
@@ -185,15 +156,6 @@ class Inventory:
             if p.release == release:
                 return p
         return None
-
-    def named(self, environment: str, namespace: Optional[str], name: str) -> Optional[str]:
-        """The app name ``namespace``/``name`` goes by now in ``environment`` (in any other one when
-        it is not deployed there), or None when no such release is in Git."""
-        found = [p.app for p in self.pins + self.others
-                 if p.release.name == name and namespace in (None, p.namespace)]
-        here = [p.app for p in self.pins + self.others if p.environment == environment
-                and p.release.name == name and namespace in (None, p.namespace)]
-        return (here or found or [None])[0]
 
     # An inventory is kept and asked many times per commit: indexes built once, on first use
     # (written to the instance's __dict__, which a frozen dataclass allows).
@@ -360,15 +322,6 @@ class WaitingDeploy:
     timed_out: bool = False
     part: str = CHART  # an image tag's change is settled by the release's event after the push
     token: str = ""  # the release's values token (Flux's event metadata) live before the push, if known
-
-
-def mention(user_id: str) -> str:
-    """A chat user ID as chat shows it as a mention: Slack's ``<@U…>``; IDs that are mentions as
-    they are (``@alice`` on the text console) unchanged. Decisions are said by ID, never by a
-    display name anyone can copy."""
-    if not user_id or user_id.startswith("@") or " " in user_id:
-        return user_id
-    return f"<@{user_id}>"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@ from errbot import BotPlugin, botcmd
 
 from ferrychat import grammar, render
 from ferrychat.replies import answers, person
-from gitops.model import mention
+from gitops.identity import mention
 
 
 class FerryLocks(BotPlugin):

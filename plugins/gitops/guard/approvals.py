@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from typing import Callable, Optional
 
 from ..errors import ApprovalRefused, NotLocked, TooManyWaiting
-from ..model import Blocker, Lock, PendingChange, Release, Requester, RolledBack, mention
+from ..identity import Release, mention
+from ..model import Blocker, Lock, PendingChange, Requester, RolledBack
 from ..state.store import Store
 from ..versions import same_version
 

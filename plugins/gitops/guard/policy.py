@@ -12,7 +12,8 @@ from typing import Mapping, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import FerryError, Locked, NotAllowed, RolledBackVersion, SettingsError
-from ..model import Blocker, Lock, RolledBack, mention
+from ..identity import mention
+from ..model import Blocker, Lock, RolledBack
 from ..versions import same_version
 
 ACTIONS = ("deploy", "promote", "rollback")

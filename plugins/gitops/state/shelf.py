@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Mapping, Optional
 
-from ..model import Release
+from ..identity import Release
 from .store import Store
 
 log = logging.getLogger(__name__)
