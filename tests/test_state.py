@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,6 +30,7 @@ from gitops.settings import parse_settings
 from gitops.state.store import Records, Store
 from tests.fixtures_git import remote_log, remote_tip
 from tests.flux_events import encode, flux_event
+from tests.races import all_at_once
 from tests.test_guard import Chat, plain
 
 PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
@@ -46,25 +46,6 @@ def url(registry, charts, bare_remote):
 def settings_for(url, tmp_path):
     return parse_settings({**demo_settings(url), "data_dir": str(tmp_path / "data")},
                           {"GITOPS_FLUX_TOKEN_DEV": TOKEN})
-
-
-def run_all(workers) -> list:
-    """Run every worker in its own thread, all released at once; the exceptions they raised."""
-    start, errors = threading.Barrier(len(workers)), []
-
-    def run(work):
-        start.wait()
-        try:
-            work()
-        except BaseException as e:  # any error at all fails the test, with its kind
-            errors.append(f"{type(e).__name__}: {e}")
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    return errors
 
 
 def test_locking_approving_scraping_and_flux_events_at_once_then_a_restart(url, tmp_path):
@@ -113,7 +94,7 @@ def test_locking_approving_scraping_and_flux_events_at_once_then_a_restart(url, 
     workers = ([locker(env) for env in ("dev", "qa", "stag")] + [approver]
                + [proposer(Requester(f"U0P{i}")) for i in range(3)]
                + [scraper, scraper] + [poster(n) for n in range(3)])
-    assert run_all(workers) == []
+    assert all_at_once(lambda work: work(), workers, times=1) == []
     assert len(rejected) == 12 and len(approved) == 1 and len(bodies) == 45
     core.state.close()
 
