@@ -117,6 +117,8 @@ def test_locking_approving_scraping_and_flux_events_at_once_then_a_restart(url, 
     assert set(live) == {"flux/live/dev/podinfo", "flux/live/dev/redis"}
     assert all(record["state"] == "live" for record in live.values())
     assert core.state.read("PRAGMA integrity_check") == [("ok",)]
+    for made in core.state.path.parent.glob(core.state.path.name + "*"):  # the file, its -wal, -shm
+        assert made.stat().st_mode & 0o777 == 0o600, made
     core.state.close()
 
 

@@ -49,6 +49,9 @@ class Store:
     def __init__(self, path: Union[str, Path]):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Who asked for what and the diffs waiting: for the bot's user only (SQLite gives its
+        # -wal and -shm files the database file's permissions).
+        self.path.touch(mode=0o600, exist_ok=True)
         self._local = threading.local()
         self._connections: list = []
         self._guard = threading.Lock()
