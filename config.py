@@ -2,7 +2,8 @@
 
 FERRY_BACKEND      SlackV3 (default: Ferry's FerrySlack, SlackV3 with the settings below), or Text
                    for a local console (make demo)
-FERRY_DATA_DIR     Errbot's storage and Ferry's Git clones (default ./data)
+FERRY_DATA_DIR     Errbot's storage and Ferry's state file, ferry-state.sqlite3: locks, approvals,
+                   Flux waits (default ./data)
 FERRY_ADMINS       comma-separated chat user IDs of the bot admins (Slack: U… or W…); a pattern such
                    as `*` stops the start (Errbot would match it against everyone)
 FERRY_ACCESS_CONTROLS  JSON merged over ACCESS_CONTROLS below (Errbot's command ACLs)
@@ -33,7 +34,9 @@ elif BACKEND.lower() in ("text", "ferrytext"):
     BACKEND = "FerryText"  # backends/ferrytext: Errbot's console, keeping a message's line breaks
 BOT_DATA_DIR = os.environ.get("FERRY_DATA_DIR", str(HERE / "data"))
 BOT_EXTRA_PLUGIN_DIR = str(HERE / "plugins")  # the folder itself, so `import gitops` works
-# Shelf written through at every change (storage/ferryshelf.py): a killed bot keeps its approvals.
+# Errbot's own records (plugin settings, ACL state), a shelf written through at every change
+# (storage/ferryshelf.py). Ferry's state is not in it but in FERRY_DATA_DIR/ferry-state.sqlite3
+# (gitops/state): a shelf is not safe across threads. What older Ferry kept here is imported once.
 STORAGE = "FerryShelf"
 BOT_EXTRA_STORAGE_PLUGINS_DIR = str(HERE / "storage")
 BOT_EXTRA_BACKEND_DIR = [str(HERE / "backends"), str(Path(slackv3.__file__).resolve().parent)]

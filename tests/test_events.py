@@ -1,9 +1,8 @@
 """Flux events in the core: signatures as notification-controller makes them, the event as it
 posts it, freshness and replays, event → app, what to say (pure functions, and ``Feedback`` over
-a real core, a real bare remote and a real ``shelve`` as Errbot's storage)."""
+a real core, a real bare remote and the real SQLite state file)."""
 import hashlib
 import hmac
-import shelve
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -249,7 +248,7 @@ def test_live_records_keep_what_versions_shows():
     assert events.live_record(ev("Progressing"), "podinfo", "qa", received) is None
 
 
-# ---- Feedback over a real core, remote and shelf -----------------------------------------------
+# ---- Feedback over a real core, remote and state file -----------------------------------------------
 
 @pytest.fixture
 def core(tmp_path, bare_remote):
@@ -258,9 +257,9 @@ def core(tmp_path, bare_remote):
     raw["environments"][1]["notify"] = "#deploys-qa"
     settings = parse_settings({**raw, "data_dir": str(tmp_path / "data"), "flux": {"timeout_minutes": 10}},
                               {"GITOPS_FLUX_TOKEN_QA": TOKEN, "GITOPS_FLUX_TOKEN_PROD": "prod-token"})
-    memory = shelve.open(str(tmp_path / "memory"))  # what Errbot's Shelf storage is
-    yield GitOps(settings, memory=memory)
-    memory.close()
+    core = GitOps(settings)  # its state file in data_dir, as the bot's in FERRY_DATA_DIR
+    yield core
+    core.state.close()
 
 
 def change(app="podinfo", env="qa", new="6.5.3", old="6.5.2"):

@@ -57,10 +57,11 @@ def test_approvals_and_rejections_come_from_the_environments_channels():
 
 
 def test_locks_name_who_why_and_since():
-    with pytest.raises(Locked, match=r"prod is locked by Ann since 2026-11-26 10:00 UTC: incident 42\. An admin"):
-        refuse_locked("prod", "web", {"prod": Lock("Ann", "2026-11-26 10:00 UTC", "incident 42")},
+    # Who locked is a chat user ID, shown as a mention: never a display name anyone may copy.
+    with pytest.raises(Locked, match=r"prod is locked by <@U0ANN> since 2026-11-26 10:00 UTC: incident 42\. An admin"):
+        refuse_locked("prod", "web", {"prod": Lock("U0ANN", "2026-11-26 10:00 UTC", "incident 42")},
                       policy(), FRIDAY_1730_PARIS)
-    with pytest.raises(Locked, match="`web` in prod is locked by Bo"):
+    with pytest.raises(Locked, match="`web` in prod is locked by <@Bo>"):
         refuse_locked("prod", "web", {"prod/web": Lock("Bo", "x")}, policy(), FRIDAY_1730_PARIS)
     refuse_locked("prod", "api", {"prod/web": Lock("Bo", "x")}, policy(), FRIDAY_1730_PARIS)
 
@@ -89,7 +90,7 @@ def test_the_decision_names_every_blocker_and_force_records_them():
     assert found(rolled=RolledBack("1.1.0", "Bo", "x")) == ()
     ask = dict(who="U1", channels=())
     refused = decide(FROZEN, "prod", "deploy", everything, **ask)
-    assert isinstance(refused.refusal, Locked) and "locked by Ann" in str(refused.refusal)
+    assert isinstance(refused.refusal, Locked) and "locked by <@Ann>" in str(refused.refusal)
     not_admin = decide(FROZEN, "prod", "deploy", everything, force=True, **ask)
     assert str(not_admin.refusal).startswith("Only an admin may force a change past this: `web` in prod")
     forced = decide(FROZEN, "prod", "deploy", everything, force=True, admin=True, **ask)
@@ -108,7 +109,7 @@ def test_at_approval_only_what_the_request_overrode_may_stand():
     assert decide(FROZEN, "prod", "deploy", rolled, overridden=rolled, **approve).refusal is None
     # a lock added since the request refuses it, a freeze begun since too
     later = found(LOCKED, ROLLED)
-    assert "locked by Ann" in str(decide(FROZEN, "prod", "deploy", later, overridden=rolled, **approve).refusal)
+    assert "locked by <@Ann>" in str(decide(FROZEN, "prod", "deploy", later, overridden=rolled, **approve).refusal)
     frozen = found(rolled=ROLLED, now=FRIDAY_1730_PARIS)
     assert "frozen" in str(decide(FROZEN, "prod", "deploy", frozen, overridden=rolled, **approve).refusal)
     # the same lock, lifted and set again, is another lock

@@ -102,8 +102,8 @@ def test_approval_buttons_in_socket_mode(tmp_path, slack, fleet_url):
 
         # stale presses, to the presser alone: the same button again, Reject after the approval, an
         # id nobody asked for; nothing changes
-        for action, value, why in [("ferry_approve", None, f"Change {change_id} was already approved by Ada Admin."),
-                                   ("ferry_reject", None, f"Change {change_id} was already approved by Ada Admin."),
+        for action, value, why in [("ferry_approve", None, f"Change {change_id} was already approved by &lt;@U0ADA&gt;."),
+                                   ("ferry_reject", None, f"Change {change_id} was already approved by &lt;@U0ADA&gt;."),
                                    ("ferry_approve", "0123456789",
                                     "No change 0123456789 is waiting for approval: !pending lists them.")]:
             count = len(slack.calls_of("chat.postEphemeral", user=ADA))
@@ -222,7 +222,7 @@ def test_approval_buttons_with_the_events_api(tmp_path, slack, fleet_url):
                       path="/slack/interactive")
         assert got == 200
         said = ephemeral(slack, ADA, 1)
-        assert plain(said["text"]).endswith("was already approved by Ada Admin."), said
+        assert plain(said["text"]).endswith("was already approved by &lt;@U0ADA&gt;."), said
         time.sleep(1)
         assert len(remote_log(fleet_url)) == base + 1 and len(updates(slack)) == 1
         assert "Slack interactivity request from 127.0.0.1 refused (401)" in log.read_text()

@@ -14,7 +14,7 @@ import re
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, MutableMapping, Optional
+from typing import Callable, Optional
 
 from .changes import editing, planning, writing
 from .flux import images
@@ -23,11 +23,13 @@ from .guard import approvals as held
 from .errors import ApprovalRefused, ChangeDropped, FerryError, NoLongerAllowed, NoRegistry, NotAllowed
 from .guard.approvals import Guard
 from .ops.metrics import Metrics
+from .identity import Release
 from .model import (CHART, Change, ChartLocation, Commit, Inventory, Lock, PendingChange, Pin, Plan,
                     Requester)
 from .changes.pins import PinCache, app_name, find
 from .sources.registry import RegistryClient
 from .reports import Reports
+from .state.store import Records, Store
 from .settings import RepoSettings, Settings
 from .versions import between
 from .workspace import Workspace, git_environment
@@ -35,18 +37,26 @@ from .changes.writing import PinMoved
 
 log = logging.getLogger(__name__)
 
+STATE_FILE = "ferry-state.sqlite3"  # in the data directory
+
 
 class GitOps(Reports):
     """One instance per process, shared by every capability plugin."""
 
     def __init__(self, settings: Settings, registry: Optional[RegistryClient] = None,
-                 fetch_interval: float = 5.0, memory: Optional[MutableMapping] = None,
+                 fetch_interval: float = 5.0, state: Optional[Store] = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.settings = settings
         self.clock = clock
-        # What Git cannot hold (locks, approvals, rolled-back versions): Errbot's storage in the bot.
-        self.memory = memory if memory is not None else {}
-        self.guard = Guard(self.memory, clock)
+        # What Git cannot hold (locks, approvals, rolled-back versions, Flux's feedback): one
+        # SQLite file; the bot's is in FERRY_DATA_DIR, a core on its own keeps it in data_dir.
+        self.state = state if state is not None else Store(Path(settings.data_dir) / STATE_FILE)
+        self.memory = Records(self.state)  # Feedback's records: live states, Flux waits, replays
+        self.guard = Guard(self.state, clock)
+        interrupted = self.guard.recover()
+        if interrupted:
+            log.warning("changes being applied when the bot stopped, dropped (never applied twice): %s",
+                        ", ".join(interrupted))
         self.metrics = Metrics(settings, pending=self.pending)  # this core's own, for /metrics
         index = settings.helm_index
         self.registry = registry or RegistryClient(
@@ -156,12 +166,12 @@ class GitOps(Reports):
             self.guard.claim(waiting.id, held.DROPPED, str(e))
             raise ChangeDropped(f"Change `{waiting.id}` was dropped: {e}. Nothing changed.") from None
         inventory = self.inventory()
-        pin = self.pin(waiting.app, waiting.environment, inventory, part=waiting.part)
+        pin = self._waiting_pin(waiting, inventory, waiting.part)
         if pin.version != waiting.old:
             self._pin_moved(waiting, waiting.part, waiting.old, pin.version)
         also = []
         for part, old, new in waiting.also:  # every other part must still be where it was asked
-            other = self.pin(waiting.app, waiting.environment, inventory, part=part)
+            other = self._waiting_pin(waiting, inventory, part)
             if other.version != old:
                 self._pin_moved(waiting, part, old, other.version)
             also.append((other, new))
@@ -173,7 +183,7 @@ class GitOps(Reports):
         except FerryError as e:
             raise ApprovalRefused(f"Change `{waiting.id}` cannot be applied now: {e}") from None
         asked = {waiting.part: waiting.old, **{part: old for part, old, _ in waiting.also}}
-        self.guard.claim(waiting.id, held.APPLYING, approver.name or approver.id)
+        self.guard.claim(waiting.id, held.APPLYING, approver.id)
         try:
             change = self._write(plan, waiting.requester, False, forced=waiting.forced,
                                  approver=approver, expect=asked)
@@ -185,6 +195,17 @@ class GitOps(Reports):
             raise
         self.guard.settle(waiting.id, held.APPLIED)
         return change
+
+    def _waiting_pin(self, waiting: PendingChange, inventory: Inventory, part: str) -> Pin:
+        """The pin a waiting change edits, found by its release (namespace/name), whatever the app
+        is called now; by its app name for a change held before releases had identities."""
+        if waiting.release is None:
+            return self.pin(waiting.app, waiting.environment, inventory, part=part)
+        pin = inventory.released(replace(waiting.release, part=part))
+        if pin is None:
+            asked = {waiting.part: waiting.old, **{p: old for p, old, _ in waiting.also}}
+            self._pin_moved(waiting, part, asked.get(part), "nothing (its release is no longer in Git)")
+        return pin
 
     def _pin_moved(self, waiting: PendingChange, part: str, old: Optional[str], now: Optional[str]):
         """The approved diff no longer applies: drop the request and say so."""
@@ -206,25 +227,40 @@ class GitOps(Reports):
         env = self.settings.environment(waiting.environment)
         policy.may_reject(env.policy, env.name, waiting.action, by.id, waiting.requester.id, by.channels,
                           by.bot)
-        return self.guard.claim(waiting.id, held.REJECTED, by.name or by.id)
+        return self.guard.claim(waiting.id, held.REJECTED, by.id)
 
     def pending(self) -> list[PendingChange]:
         return self.guard.pending()
 
     def lock(self, environment: str, app: Optional[str], by: Requester, reason: str = "") -> Lock:
-        """Lock an environment, or one app in it, against changes (admins may still force)."""
-        env = self.settings.environment(environment)
-        name = app_name(app, self.inventory()) if app else None
-        return self.guard.lock(env.name, name, by, reason)
+        """Lock an environment, or every part of one app's release in it, against changes (admins
+        may still force). The lock holds the release's namespace and name, not the app's name."""
+        return self.guard.lock(self._lockable(environment, app), by, reason)
 
     def unlock(self, environment: str, app: Optional[str] = None) -> Lock:
         env = self.settings.environment(environment)
-        name = app_name(app, self.inventory()) if app else None
-        return self.guard.unlock(env.name, name)
+        what = f"`{app_name(app, self.inventory())}` in {env.name}" if app else env.name
+        return self.guard.unlock(self._lockable(environment, app), what)
+
+    def _lockable(self, environment: str, app: Optional[str]) -> Release:
+        env = self.settings.environment(environment)
+        if not app:
+            return Release(env.name, "", "", "")
+        inventory = self.inventory()
+        name = app_name(app, inventory)
+        # Not deployed there yet: the release it is elsewhere (an app may be locked before it lands).
+        pin = inventory.find(name, env.name) or next(p for p in inventory.pins if p.app == name)
+        return replace(pin.release, environment=env.name, part="")
 
     def locks(self) -> list[tuple[str, Lock]]:
-        """Every lock (``env`` or ``env/app``) and every freeze in force now."""
-        found = sorted(self.guard.locks().items())
+        """Every lock (``env``, or ``env/app`` by the app's name now) and every freeze in force now."""
+        inventory = self.inventory()
+        found = []
+        for lock in self.guard.locks():
+            release = lock.release
+            app = _named(inventory, release) if release.name else None
+            found.append((f"{release.environment}/{app}" if app else release.key, lock))
+        found.sort(key=lambda item: item[0])
         now = self.clock()
         for env in self.settings.environments:
             for window in env.policy.freezes:
@@ -242,8 +278,12 @@ class GitOps(Reports):
         what, where, to which version) now (``policy.decide``), asked by ``who`` or, with
         ``requested_by``, approved by them; who and where refuse at once."""
         env = self.settings.environment(plan.environment)
-        found = policy.blockers(env.name, plan.app, plan.new, plan.action, self.guard.locks(),
-                                self.guard.rolled_back(env.name, plan.app), env.policy, self.clock())
+        release = plan.pin.release if isinstance(plan, Plan) else (
+            plan.release or Release(env.name, None, plan.app, plan.part))  # a change held before identities
+        locks = {(f"{env.name}/{plan.app}" if lock.release.name else env.name): lock
+                 for lock in self.guard.locks_on(release)}
+        found = policy.blockers(env.name, plan.app, plan.new, plan.action, locks,
+                                self.guard.rolled_back(release), env.policy, self.clock())
         decision = policy.decide(env.policy, env.name, plan.action, found, who=who.id,
                                  channels=who.channels, force=force, admin=admin,
                                  requested_by=requested_by, overridden=overridden, bot=who.bot)
@@ -271,7 +311,8 @@ class GitOps(Reports):
             environment=env.name, old=plan.old, new=plan.new, file=preview.file, diff=preview.diff,
             requester=requester, source_environment=plan.source_environment,
             approvers=env.policy.may_approve(plan.action), forced=forced, part=plan.part,
-            also=tuple((p.part, p.version, new) for p, new in plan.also))
+            also=tuple((p.part, p.version, new) for p, new in plan.also),
+            namespace=plan.pin.release.namespace, release_name=plan.pin.release.name)
         return replace(preview, dry_run=False, pending=waiting)
 
     def _write(self, plan: Plan, requester: Requester, dry_run: bool, forced: tuple = (),
@@ -301,9 +342,12 @@ class GitOps(Reports):
         if written.sha is None:
             return Change(old=now.version, new=version, diff="", noop=True, **base)
         self._pins.derive(self._repo(pin.environment), written.base, written.sha)
-        self.guard.forget_rollback(pin.environment, pin.app, version)
-        if action == "rollback" and now.version:
-            self.guard.remember_rollback(pin.environment, pin.app, now.version, requester)
+        # Per part: rolling the image back keeps the chart's guard, and the other way round.
+        for part, new in plan.edits:
+            self.guard.forget_rollback(part.release, new)
+            old = now.version if part is pin else part.version
+            if action == "rollback" and old:
+                self.guard.remember_rollback(part.release, old, requester)
         return Change(old=now.version, new=version, replaced_range=now.is_range, diff=written.diff,
                       commit=Commit(written.sha, ws.public_url), **base)
 
@@ -348,6 +392,15 @@ def _git_env(settings: Settings, repo: RepoSettings) -> dict:
                            username=token.username if token else "",
                            known_hosts=settings.ssh.known_hosts,
                            accept_new_host_keys=settings.ssh.accept_new_host_keys)
+
+
+def _named(inventory: Inventory, release: Release) -> Optional[str]:
+    """The app name a locked release goes by now: in its environment, else anywhere (a lock may
+    come before the app); None when no such release is in Git."""
+    found = [p for p in inventory.pins + inventory.others
+             if p.release.name == release.name and release.namespace in (None, p.namespace)]
+    here = [p.app for p in found if p.environment == release.environment]
+    return (here or [p.app for p in found] or [None])[0]
 
 
 def _slug(repo: RepoSettings) -> str:

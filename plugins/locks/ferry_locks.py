@@ -2,6 +2,7 @@ from errbot import BotPlugin, botcmd
 
 from ferrychat import grammar, render
 from ferrychat.replies import admins_by_dm, answers, person
+from gitops.identity import mention
 
 
 class FerryLocks(BotPlugin):
@@ -28,7 +29,7 @@ class FerryLocks(BotPlugin):
         env, app, _ = grammar.parse_lock(args, gitops.inventory().apps(), command="unlock")
         record = gitops.unlock(env, app)
         what = f"`{app}` in {env}" if app else env
-        return f"Unlocked {what} (locked by {record.by} since {record.when})."
+        return f"Unlocked {what} (locked by {mention(record.by)} since {record.when})."
 
     @botcmd
     @admins_by_dm
@@ -39,5 +40,5 @@ class FerryLocks(BotPlugin):
         found = self.get_plugin("Ferry").gitops.locks()
         if not found:
             return "Nothing is locked or frozen."
-        rows = [[key, lock.by, lock.when, lock.reason] for key, lock in found]
+        rows = [[key, lock.by, lock.when, lock.reason] for key, lock in found]  # IDs: a code block shows no mention
         return render.table(["what", "by", "since", "why"], rows)

@@ -12,6 +12,7 @@ from typing import Mapping, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import FerryError, Locked, NoLongerAllowed, NotAllowed, RolledBackVersion, SettingsError
+from ..identity import mention
 from ..model import Blocker, Lock, Requester, RolledBack
 from ..versions import same_version
 
@@ -159,17 +160,20 @@ def blockers(environment: str, app: str, version: str, action: str, locks: Mappi
         lock = locks.get(key)
         if lock is not None:
             reason = f": {lock.reason}" if lock.reason else ""
-            found.append(Blocker("lock", f"lock {key} by {lock.by} at {lock.when}",
-                                 f"{what} is locked by {lock.by} since {lock.when}{reason}"))
+            stable = lock.release.key if lock.release is not None else key
+            found.append(Blocker("lock", f"lock {stable} by {lock.by} at {lock.when}",
+                                 f"{what} is locked by {mention(lock.by)} since {lock.when}{reason}"))
     for window in policy.freezes:
         if window.contains(now):
             until = window.ends_after(now).strftime("%a %Y-%m-%d %H:%M %Z")
             found.append(Blocker("freeze", f"freeze {environment} {window.text}",
                                  f"{environment} is frozen ({window.text}) until {until}"))
     if action != "rollback" and rolled_back is not None and same_version(rolled_back.version, version):
+        stable = rolled_back.release.key if rolled_back.release is not None else f"{environment}/{app}"
         found.append(Blocker(
-            "rolled-back", f"rolled-back {environment}/{app} {rolled_back.version} at {rolled_back.when}",
-            f"`{app}` {version} was rolled back from {environment} by {rolled_back.by} ({rolled_back.when})",
+            "rolled-back", f"rolled-back {stable} {rolled_back.version} at {rolled_back.when}",
+            f"`{app}` {version} was rolled back from {environment} by {mention(rolled_back.by)} "
+            f"({rolled_back.when})",
             admin_only=False))
     return tuple(found)
 
