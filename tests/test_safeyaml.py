@@ -21,7 +21,8 @@ from tests.bounded import run_bounded
 from tests.test_chat_safeyaml import BOMB_LINES
 
 BOMB = "".join(line + "\n" for line in BOMB_LINES)
-EXPANDED = "repeats more than 1,000,000 nodes and characters through YAML aliases (Ferry's bound: an alias bomb?)"
+EXPANDED = ("repeats more than 1,000,000 nodes and characters through YAML aliases (Ferry's bound: "
+            "an alias bomb?)")
 RELEASE = """\
 apiVersion: helm.toolkit.fluxcd.io/v2
 kind: HelmRelease
