@@ -10,7 +10,7 @@ Every read is bounded before it can cost much, and a read that passes no bound i
 - aliases: at most ``Limits.aliases`` alias uses in a stream, which together may repeat at most
   ``Limits.expansion`` nodes and characters. The size of each anchored node is known when it
   closes, so an alias is priced before anything is built: a 0.6 KB "billion laughs" stops at its
-  fifth level. The data built here shares an aliased value instead of copying it, but callers
+  sixth line. The data built here shares an aliased value instead of copying it, but callers
   print, compare and copy it: an unbounded expansion would be theirs;
 - an alias inside its own anchor (data that contains itself) is refused, as Flux refuses it.
 
@@ -227,12 +227,19 @@ def load_typed(text: str, source: str, limits: Limits = LIMITS, version=None) ->
     """Every document through ruamel's safe constructor (``3`` is an int), after the bounds.
     ``version``: (1, 1) or (1, 2) to read as that YAML version."""
     _read(text, source, limits, [])
-    # Pure: ruamel's libyaml (0.1.7) refuses an anchor defined twice and `[https://x]`, both of
-    # which Flux reads.
-    loader = YAML(typ="safe", pure=True)
+    try:
+        return _construct(_typed(version, pure=False), text, source)
+    except UnreadableDocument:
+        # ruamel's libyaml (0.1.7) refuses an anchor defined twice and `[https://x]`, both of which
+        # Flux reads: its pure-Python parser (five times slower) has the last word.
+        return _construct(_typed(version, pure=True), text, source)
+
+
+def _typed(version, pure: bool) -> YAML:
+    loader = YAML(typ="safe", pure=pure)
     if version is not None:
         loader.version = version
-    return _construct(loader, text, source)
+    return loader
 
 
 def load_round_trip(text: str, source: str, limits: Limits = LIMITS) -> list:
