@@ -192,3 +192,41 @@ def test_json_is_bounded_and_says_what_is_wrong_in_one_line():
         load_json(b"[1,\n 2,,]", "The body")
     assert str(e.value) == ("The body is not valid JSON (line 2 column 4: Expecting value): "
                             "Ferry cannot read it.")
+
+
+def test_a_token_realm_answering_deeply_nested_json_is_a_refusal_not_a_crash():
+    """A registry's token realm (Docker's token auth: a JSON body with ``token``) answering JSON
+    nested past Python's parser: no token, so the registry's 401 stands, in one line."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from gitops.errors import RegistryUnauthorized
+    from gitops.model import ChartLocation
+    from gitops.sources.registry import RegistryClient
+    from tests.serving import serving
+
+    deep = b'{"token": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+    class Registry(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.startswith("/token"):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(deep)))
+                self.end_headers()
+                self.wfile.write(deep)
+                return
+            self.send_response(401)
+            self.send_header("Www-Authenticate", f'Bearer realm="http://{self.server.host}/token",'
+                                                 'service="x",scope="repository:charts/web:pull"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    server.host = f"127.0.0.1:{server.server_address[1]}"
+    with serving(server):
+        with pytest.raises(RegistryUnauthorized) as e:
+            RegistryClient(timeout=3).versions(ChartLocation(server.host, "charts/web", True))
+    assert str(e.value).startswith(f"Registry {server.host} wants credentials (401): ") and \
+        "\n" not in str(e.value)
