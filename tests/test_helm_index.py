@@ -126,7 +126,7 @@ def test_json_index_and_odd_answers():
         client = RegistryClient(timeout=3)
         assert client.versions(location(repo, "podinfo")).newest == "6.6.0"
         broken = ChartLocation(repo.host, f"{repo.prefix}/broken/podinfo", True, "http")
-        with pytest.raises(RegistryUnavailable, match=r"broken is not valid YAML \(line 2\)"):
+        with pytest.raises(RegistryUnavailable, match=r"broken is not valid YAML \(line 2: "):
             client.versions(broken)
         nowhere = ChartLocation(repo.host, f"{repo.prefix}/nowhere/podinfo", True, "http")
         with pytest.raises(RegistryUnavailable, match=r"/nowhere has no index.yaml \(404\)"):

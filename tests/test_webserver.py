@@ -15,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 import ferryweb
 from devtools.fluxrepo import demo_files, demo_settings
 from devtools.registry import free_port
-from ferryweb.bodies import json_nesting_depth
+from gitops.safeyaml import json_depth as json_nesting_depth
 from tests.ferrybot import started_bot
 from tests.flux_events import signed
 from tests.serving import answering

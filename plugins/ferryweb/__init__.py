@@ -43,7 +43,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
-from ferryweb.bodies import json_nesting_depth
+from gitops.safeyaml import json_depth
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def only(paths: Iterable[str], app: Callable) -> Callable:
         if length:
             body = environ["wsgi.input"].read(length)
             environ["wsgi.input"] = io.BytesIO(body)  # the handler reads it again
-            if json_nesting_depth(body) > MAX_DEPTH:
+            if json_depth(body) > MAX_DEPTH:
                 return _answer(start_response, "400 Bad Request",
                                f"The body nests more than {MAX_DEPTH} levels deep.")
         return app(environ, start_response)

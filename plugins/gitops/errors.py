@@ -153,14 +153,25 @@ class NotEditable(FerryError):
     """The version exists but Ferry cannot change it safely (no pin, inline patch, …)."""
 
 
+class UnreadableDocument(FerryError):
+    """YAML or JSON from outside that Ferry does not read: not valid, or past one of the bounds
+    that keep a read cheap (size, nesting, aliases; gitops.safeyaml). ``problem`` is the predicate
+    after ``source``'s name, for callers that say what it costs them."""
+
+    def __init__(self, source: str, problem: str):
+        super().__init__(f"{source} {problem}: Ferry cannot read it.")
+        self.source, self.problem = source, problem
+
+
 class UnreadableValues(FerryError):
     """A file that sets a release's Helm values does not load: its values cannot be shown or
     compared (an empty guess would make two different environments look the same)."""
 
     def __init__(self, file: str, problem: str, inline: bool = False):
+        """``problem``: what is wrong, after the file's name (``is not valid YAML (line 3: …)``)."""
         what = f"An inline patch in `{file}`" if inline else f"`{file}`"
-        super().__init__(f"{what} is not valid YAML ({shown(problem, 120)}): the Helm values it "
-                         f"sets cannot be read. Fix it, then ask again.")
+        super().__init__(f"{what} {shown(problem, 160)}: the Helm values it sets cannot be read. "
+                         "Fix it, then ask again.")
         self.file = file
 
 

@@ -12,15 +12,13 @@ from pathlib import Path
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 # RegistryCredentials, GitCredentials and flux_token_variable are imported from here too.
 from .credentials import (GitCredentials, RegistryCredentials, Secrets, flux_token_variable,  # noqa: F401
                           git_credentials, mapping as _mapping, plain_http_allowed, read_secrets,
                           registry_credentials, string as _string)
-from .errors import SettingsError, UnknownEnvironment
+from .errors import SettingsError, UnknownEnvironment, UnreadableDocument
 from .model import ChartLocation
+from .safeyaml import load_typed
 from .guard.policy import Policy, parse_policy
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -142,11 +140,10 @@ def load_settings(path: Optional[str] = None, environ: Mapping[str, str] = os.en
     except OSError as e:
         raise SettingsError(f"Cannot read settings file {path}: {e.strerror}.") from None
     try:
-        raw = YAML(typ="safe").load(text)
-    except YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise SettingsError(f"Settings file {path} is not valid YAML{where}.") from None
+        docs = load_typed(text, f"Settings file {path}")
+    except UnreadableDocument as e:
+        raise SettingsError(f"Settings file {path} {e.problem}.") from None
+    raw = docs[0] if len(docs) == 1 else docs or None  # several documents: not one mapping
     base = Path(path).resolve().parent
     return parse_settings(raw, environ, base)
 

@@ -27,11 +27,11 @@ import json
 import re
 from typing import Callable, Optional
 
-from ruamel.yaml import YAML
-
 from .kustomize import Resource
 from .manifests import dig
+from ..errors import UnreadableDocument
 from ..model import CHART, ChartLocation, Pin
+from ..safeyaml import load_round_trip
 from ..settings import Settings
 
 VALUES = ("spec", "values")
@@ -254,8 +254,8 @@ def _markers(text: str) -> dict:
             parts = match.group(1).split(":")
             lines[number] = parts[2] if len(parts) >= 3 else ""
     try:
-        docs = list(YAML().load_all(text))
-    except Exception:  # discovery reports broken YAML; markers are then not read
+        docs = load_round_trip(text, "A manifest")
+    except UnreadableDocument:  # discovery reports broken YAML; markers are then not read
         return {}
     found: dict = {}
     for document, doc in enumerate(docs):

@@ -9,9 +9,10 @@ What a chat bot needs from it, and why:
 - cached: one parse per repository serves every chart in it for ``cache_seconds``; after that the
   repository is asked conditionally (``If-None-Match`` / ``If-Modified-Since``) and a ``304``
   keeps the parse, so a large public index is downloaded again only when it changed;
-- fast: libyaml's event parser (PyYAML's C binding) building plain data, or ``json`` when the
-  index is JSON (Helm's ``repo index --json``; JSON is YAML, so servers serve it under the same
-  name): tens of MB in seconds, where a pure-Python parser takes minutes;
+- fast and safe: the loader's plain data from libyaml's events (``safeyaml``: bounded nesting and
+  aliases), or ``json`` when the index is JSON (Helm's ``repo index --json``; JSON is YAML, so
+  servers serve it under the same name): tens of MB in seconds, where a pure-Python parser takes
+  minutes, and a 0.6 KB alias bomb is one line about its repository;
 - credentials from ``registry_credentials`` go to their own host only (as ``transport.origin``,
   the connection's own parser, reads a URL; never to a URL naming a user): over HTTPS, or plain
   HTTP when their entry says ``plain_http`` (an ``http://`` URL in Git is not enough), never along
@@ -23,20 +24,19 @@ What a chat bot needs from it, and why:
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Callable, Mapping, Optional
 from urllib.parse import urljoin, urlsplit
 
 import requests
-import yaml
 
 from . import transport
-from ..errors import RegistryUnauthorized, RegistryUnavailable, SourceBusy
+from .. import safeyaml
+from ..errors import RegistryUnauthorized, RegistryUnavailable, SourceBusy, UnreadableDocument
 from ..ops.metrics import observed_request
 from ..model import ChartLocation
 from ..settings import RegistryCredentials
@@ -46,64 +46,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 MAX_REDIRECTS = 5
 CHUNK = 256 * 1024
-
-
-_EVENTS_LOADER = getattr(yaml, "CBaseLoader", yaml.BaseLoader)  # libyaml's parser when present
-
-
-class _Aliased(Exception):
-    """The document uses YAML aliases: built by PyYAML's own constructor instead."""
-
-
-def _load_yaml(data: bytes):
-    """The document as plain dicts, lists and strings, built from libyaml's events.
-
-    PyYAML's constructors spend most of their time building nodes and resolving types in Python:
-    on a 10,000-entry index ``CSafeLoader`` takes about 1.6 s, this about 0.2 s. Every scalar stays
-    the text written (a version ``1.10`` is not the number 1.1; ``created`` keeps its nanoseconds);
-    a plain ``null``/``~`` is None."""
-    stack: list = []  # open mappings and sequences
-    keys: list = []  # per open mapping: the key waiting for its value (None: a key comes next)
-    root = None
-    scalar, start_map, start_seq = yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent
-    ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
-    for event in yaml.parse(data, Loader=_EVENTS_LOADER):
-        kind = type(event)
-        if kind is scalar:
-            value = event.value
-            if event.implicit[0] and value in ("null", "~", "Null", "NULL"):
-                value = None
-        elif kind is start_map:
-            value = {}
-        elif kind is start_seq:
-            value = []
-        elif kind in ends:
-            stack.pop()
-            keys.pop()
-            continue
-        elif kind is yaml.AliasEvent:
-            raise _Aliased()
-        else:
-            continue
-        if stack:
-            top = stack[-1]
-            if type(top) is list:
-                top.append(value)
-            elif keys[-1] is None:
-                keys[-1] = value if kind is scalar else repr(value)  # a complex key: never a chart's
-                if kind is not scalar:
-                    stack.append(value)
-                    keys.append(None)
-                continue
-            else:
-                top[keys[-1]] = value
-                keys[-1] = None
-        else:
-            root = value
-        if kind is not scalar:
-            stack.append(value)
-            keys.append(None)
-    return root
 
 
 @dataclass(frozen=True)
@@ -130,24 +72,21 @@ class UnreadableIndex(RegistryUnavailable):
     """The index cannot be read (not an outage of the host)."""
 
 
-def parse_index(data: bytes, where: str = "index.yaml") -> dict:
-    """{chart: {version: IndexEntry}} from an index's bytes (YAML, or JSON)."""
+def parse_index(data: bytes, where: str = "index.yaml", max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
+    """{chart: {version: IndexEntry}} from an index's bytes (YAML, or JSON), read within the
+    loader's bounds (``max_bytes``: the download's own)."""
+    limits = replace(safeyaml.LIMITS, bytes=max_bytes)
     document = None
     try:
         if data.lstrip()[:1] == b"{":  # Helm's `repo index --json`: JSON is YAML, json is faster
             try:
-                document = json.loads(data)
-            except ValueError:
-                pass
+                document = safeyaml.load_json(data, where, limits)
+            except UnreadableDocument:
+                pass  # YAML's flow style, or a problem the YAML reading names the same way
         if document is None:
-            try:
-                document = _load_yaml(data)
-            except _Aliased:
-                document = yaml.load(data, Loader=_EVENTS_LOADER)  # every scalar as text, too
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise UnreadableIndex(f"{where} is not valid YAML{line}: Ferry cannot read its versions.") from None
+            document = safeyaml.load_yaml(data, where, limits)
+    except UnreadableDocument as e:
+        raise UnreadableIndex(f"{where} {e.problem}: Ferry cannot read its versions.") from None
     entries = document.get("entries") if isinstance(document, dict) else None
     if not isinstance(entries, dict):
         raise UnreadableIndex(f"{where} has no `entries`: it is not a Helm repository index.")
@@ -279,7 +218,7 @@ class HelmIndexClient:
             data = self._body(url, response, started)
             etag = response.headers.get("ETag", "")
             last_modified = response.headers.get("Last-Modified", "")
-        charts = parse_index(data, f"The index of {_repository(url)}")
+        charts = parse_index(data, f"The index of {_repository(url)}", self.max_bytes)
         self.downloads += 1
         log.debug("read index %s (%d bytes, %d charts) in %.3f s", final_url, len(data), len(charts),
                   time.monotonic() - started)

@@ -36,9 +36,10 @@ import oras.provider
 import requests
 
 from . import transport
-from ..errors import RegistryUnauthorized, RegistryUnavailable, SourceBusy
+from ..errors import RegistryUnauthorized, RegistryUnavailable, SourceBusy, UnreadableDocument
 from ..ops.metrics import observed_request
 from ..model import ChartLocation
+from ..safeyaml import load_json
 from ..settings import RegistryCredentials
 from .tokens import TokenCache, lifetime, scope_of
 
@@ -199,8 +200,8 @@ class OciRegistry(oras.provider.Registry):
         if response.status_code != 200:
             return None
         try:
-            body = response.json()
-        except ValueError:
+            body = load_json(response.content, "The token")
+        except UnreadableDocument:
             return None
         token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
         return (token, lifetime(body)) if isinstance(token, str) and token else None
@@ -286,8 +287,8 @@ class OciRegistry(oras.provider.Registry):
 
     def _json(self, response: requests.Response, what: str) -> dict:
         try:
-            value = response.json()
-        except ValueError:
+            value = load_json(response.content, f"The {what}")
+        except UnreadableDocument:
             value = None
         if not isinstance(value, dict):
             raise RegistryUnavailable(f"Registry {self.hostname} answered with a {what} Ferry cannot read.")
