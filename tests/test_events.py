@@ -16,7 +16,8 @@ from gitops.errors import (BadSignature, EventRefused, EventTooLarge, FeedbackNo
                            MalformedEvent, ReplayedEvent, StaleEvent, Unsigned, UnknownEnvironment)
 from gitops.feedback.events import FluxEvent, decide, match_release, parse_event, sign, verify
 from gitops.feedback.waits import FORGET_AFTER, NOTICE_WINDOW, Feedback, live_states
-from gitops.model import Change, Commit, Pin, ReplyTarget, WaitingDeploy
+from gitops.feedback.records import ReplyTarget, WaitingDeploy
+from gitops.model import Change, Commit, Pin
 from gitops.settings import parse_settings
 from tests.flux_events import DOCUMENTED, Clock, encode, flux_event, now_rfc3339
 

@@ -223,7 +223,8 @@ CORE = textwrap.dedent("""
     from gitops.core import GitOps
     from gitops.state.store import Store
     from gitops.feedback.waits import Feedback
-    from gitops.model import ReplyTarget, Requester
+    from gitops.feedback.records import ReplyTarget
+    from gitops.model import Requester
     from gitops.settings import load_settings
     state = Store(sys.argv[3])
     core = GitOps(load_settings(sys.argv[2]), state=state)

@@ -20,7 +20,7 @@ FLOORS = [
     {"sources"},
     {"flux", "feedback"},
     {"changes", "selection"},
-    {"reports"},
+    {"reports", "decisions"},
     {"core"},
     {"check"},
 ]

@@ -9,7 +9,8 @@ from ferrychat.feedback import say
 from gitops.core import GitOps
 from gitops.feedback.events import sign
 from gitops.feedback.waits import Feedback
-from gitops.model import Change, Commit, ReplyTarget
+from gitops.feedback.records import ReplyTarget
+from gitops.model import Change, Commit
 from gitops.settings import parse_settings
 from tests import image_fleet
 from tests.flux_events import Clock, encode, flux_event, now_rfc3339

@@ -29,7 +29,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping, Optional
 
 from ..errors import BadSignature, MalformedEvent, ReplayedEvent, StaleEvent, UnreadableDocument, Unsigned
-from ..model import CHART, ReplyTarget, WaitingDeploy
+from ..model import CHART
+from .records import ReplyTarget, WaitingDeploy
 from ..safeyaml import load_json
 from ..versions import same_version
 

@@ -25,7 +25,7 @@ from . import events
 from ..errors import EventTooLarge, FeedbackNotConfigured
 from .events import FluxEvent, Outcome
 from ..ops.metrics import observed_events
-from ..model import ReplyTarget, WaitingDeploy
+from .records import ReplyTarget, WaitingDeploy
 from ..settings import flux_token_variable
 
 log = logging.getLogger(__name__)
