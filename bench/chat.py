@@ -34,7 +34,7 @@ from devtools.fluxrepo import ENVIRONMENTS, demo_settings  # noqa: E402
 from devtools.serial_replies import one_reply_at_a_time  # noqa: E402
 
 from bench.measure import (CHAT_VERSIONS_MS, CONCURRENT, CONCURRENT_S, DEPLOY_RATIO, RSS_MB,  # noqa: E402
-                           check, fmt, median_ms, percentile_ms, say, verdict)
+                           check, fmt, median_ms, percentile_ms, say, verdict, serve_job)
 
 if TYPE_CHECKING:  # the bot's process imports no more than it needs: its memory is measured
     from bench.world import World
@@ -192,16 +192,5 @@ def run(job: dict) -> dict:
     return out
 
 
-def main() -> int:
-    job = json.loads(sys.stdin.read())
-    stdout, sys.stdout = sys.stdout, sys.stderr  # only the JSON goes to stdout
-    try:
-        result = run(job)
-    finally:
-        sys.stdout = stdout
-    json.dump(result, sys.stdout)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve_job(run))

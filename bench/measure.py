@@ -4,6 +4,7 @@ the checks that what was timed did the right thing (never how long it took).
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -89,3 +90,16 @@ def machine() -> str:
     git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
     return (f"{cpu}, {os.cpu_count()} cores; {platform.system()} {platform.release()}; "
             f"Python {platform.python_version()}; {git_version}")
+
+
+def serve_job(run: Callable[[dict], dict]) -> int:
+    """A measurement in a process of its own (``python -m bench.<area>``): the JSON job on stdin,
+    ``run(job)``'s JSON on stdout; whatever else it prints goes to stderr."""
+    job = json.loads(sys.stdin.read())
+    stdout, sys.stdout = sys.stdout, sys.stderr
+    try:
+        result = run(job)
+    finally:
+        sys.stdout = stdout
+    json.dump(result, sys.stdout)
+    return 0

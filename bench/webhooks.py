@@ -31,7 +31,7 @@ from errbot import core_plugins  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 from bench.chat import start_bot  # noqa: E402
-from bench.measure import check, fmt, median_ms, percentile_ms, say, verdict  # noqa: E402
+from bench.measure import check, fmt, median_ms, percentile_ms, say, serve_job, verdict  # noqa: E402
 from devtools.hostile import HostileClients  # noqa: E402
 from devtools.registry import free_port  # noqa: E402
 from gitops.feedback.events import sign  # noqa: E402
@@ -126,16 +126,5 @@ def rows(world, ratio: float = RATIO) -> list:
     ]
 
 
-def main() -> int:
-    job = json.loads(sys.stdin.read())
-    stdout, sys.stdout = sys.stdout, sys.stderr  # only the JSON goes to stdout
-    try:
-        result = run(job)
-    finally:
-        sys.stdout = stdout
-    json.dump(result, sys.stdout)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve_job(run))

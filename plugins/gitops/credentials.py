@@ -112,14 +112,8 @@ def registry_credentials(value, registry,
     for i, item in enumerate(value or []):
         where = f"registry_credentials[{i}]"
         entry = mapping(item, where, {"host", "env", "token_hosts", "plain_http"})
-        host = string(entry.get("host"), f"{where}.host").lower()
-        if not _HOST.match(host):
-            raise SettingsError(f"`{where}.host` must be a registry host[:port] as in oci:// URLs, "
-                                f"not `{host}`.")
-        env = string(entry.get("env"), f"{where}.env")
-        if not _ENV_NAME.match(env):
-            raise SettingsError(f"`{where}.env` must be upper-case letters, digits or `_` (GHCR): "
-                                f"the secrets are GITOPS_REGISTRY_<ENV>_USERNAME and _PASSWORD.")
+        host, env = _host_and_env(entry, where, "a registry host[:port] as in oci:// URLs", "GHCR",
+                                  "the secrets are GITOPS_REGISTRY_<ENV>_USERNAME and _PASSWORD")
         token_hosts = entry.get("token_hosts", [])
         if not isinstance(token_hosts, list) or not all(isinstance(h, str) and _HOST.match(h.lower())
                                                         for h in token_hosts):
@@ -178,14 +172,8 @@ def git_credentials(value, repo, token: str, environ: Mapping[str, str]) -> tupl
     for i, item in enumerate(value or []):
         where = f"git_credentials[{i}]"
         entry = mapping(item, where, {"host", "env"})
-        host = string(entry.get("host"), f"{where}.host").lower()
-        if not _HOST.match(host):
-            raise SettingsError(f"`{where}.host` must be a Git host[:port] as in https:// URLs, "
-                                f"not `{host}`.")
-        env = string(entry.get("env"), f"{where}.env")
-        if not _ENV_NAME.match(env):
-            raise SettingsError(f"`{where}.env` must be upper-case letters, digits or `_` (GITLAB): "
-                                f"the token is GITOPS_GIT_<ENV>_TOKEN.")
+        host, env = _host_and_env(entry, where, "a Git host[:port] as in https:// URLs", "GITLAB",
+                                  "the token is GITOPS_GIT_<ENV>_TOKEN")
         names = f"GITOPS_GIT_{env}_TOKEN"
         secret = read_secret(environ, names)
         if not secret:
@@ -242,3 +230,15 @@ def string(value, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise SettingsError(f"`{where}` must be a non-empty string.")
     return value.strip()
+
+
+def _host_and_env(entry: dict, where: str, host_is: str, example: str, secrets: str) -> tuple[str, str]:
+    """The ``host`` and ``env`` of one credentials entry, checked: where the secrets come from."""
+    host = string(entry.get("host"), f"{where}.host").lower()
+    if not _HOST.match(host):
+        raise SettingsError(f"`{where}.host` must be {host_is}, not `{host}`.")
+    env = string(entry.get("env"), f"{where}.env")
+    if not _ENV_NAME.match(env):
+        raise SettingsError(f"`{where}.env` must be upper-case letters, digits or `_` ({example}): "
+                            f"{secrets}.")
+    return host, env
