@@ -124,8 +124,9 @@ class Decisions:
         return replace(pin.release, environment=env.name, part="")
 
     def locks(self) -> list[tuple[str, Lock]]:
-        """Every lock (``env``, or ``env/app`` by the app's name now) and every freeze in force now."""
-        inventory = self.inventory()
+        """Every lock (``env``, or ``env/app`` by the app's name now) and every freeze in force now.
+        Named from the last fetched commit: listing locks never waits for a slow remote."""
+        inventory = self.inventory(refresh=False)
         found = []
         for lock in self.guard.locks():
             release = lock.release
