@@ -1,0 +1,139 @@
+"""A bot that never goes deaf: the real errbot process on the local Slack's Socket Mode while the
+connection misbehaves as Slack's do (closed without a word, half-open, apps.connections.open
+refusing for a while, Slack's own `disconnect`, acknowledgements lost on the way). Each case: every
+command sent during the fault is answered exactly once; none is lost, none doubled.
+
+Waits are short because the bot is tuned through its documented environment (a ping every 0.3 s,
+reconnection waits from 0.2 s up to 1 s); the defaults stay 5, 1 and 60 s."""
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.fixtures_git import remote_log
+from tests.slack_faults import Fault
+from tests.test_slack import ALICE, CHANNEL, _tail, fleet_url, running_ferry, slack, thread  # noqa: F401 (fixtures)
+
+QUICK = {"FERRY_SLACK_PING_INTERVAL": "0.3", "FERRY_SLACK_RECONNECT_FIRST_DELAY": "0.2",
+         "FERRY_SLACK_RECONNECT_MAX_DELAY": "1"}
+APPS = ("podinfo", "redis", "podinfo")
+
+
+@pytest.fixture
+def ferry(tmp_path, slack, fleet_url):
+    with running_ferry(tmp_path, slack, fleet_url, **QUICK) as log:
+        yield log
+
+
+def get(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def readiness_until(port, status: int, timeout: float = 30) -> str:
+    """/ferry/ready's line once it answers ``status``; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found, line = get(port, "/ferry/ready")
+        if found == status:
+            return line
+        assert time.monotonic() < deadline, f"/ferry/ready still answers {found}: {line}"
+        time.sleep(0.1)
+
+
+def say_during_fault(slack) -> list:
+    """Three commands typed while the bot cannot hear: their ts, in order."""
+    return [slack.say(ALICE, CHANNEL, f"!versions {app}", wait_ack=False) for app in APPS]
+
+
+def answered_once(slack, log, said, wait: float = 2.0):
+    """Each command in ``said`` answered by exactly one reply about its app, once all were
+    acknowledged and ``wait`` passed (anything run twice would have answered by then)."""
+    slack.wait_acked([slack.envelope_of[ts] for ts in said], timeout=30)
+    for ts in said:
+        thread(slack, CHANNEL, ts, 1)
+    time.sleep(wait)
+    for ts, app in zip(said, APPS):
+        replies = [m["text"] for m in slack.posted(channel=CHANNEL, thread_ts=ts)]
+        assert len(replies) == 1 and app in replies[0], (app, replies, _tail(log))
+    assert "Traceback" not in log.read_text(errors="replace"), _tail(log, 8000)
+
+
+def test_a_connection_closed_without_a_word_is_opened_again(slack, ferry):
+    first = slack.live_links()
+    slack.drop_connection()
+    said = say_during_fault(slack)
+    answered_once(slack, ferry, said)
+    assert slack.live_links() and slack.live_links() != first
+    assert "without a close frame" in ferry.read_text()
+    later = slack.say(ALICE, CHANNEL, "!versions redis")  # and it keeps hearing
+    assert "redis" in thread(slack, CHANNEL, later, 1)[0]
+
+
+def test_a_half_open_connection_is_found_dead_by_its_missing_pongs(slack, ferry):
+    dead = slack.go_half_open()
+    said = say_during_fault(slack)  # sent into the dead connection: never acknowledged there
+    answered_once(slack, ferry, said)
+    assert "no pong from Slack" in ferry.read_text()
+    envelopes = {slack.envelope_of[ts] for ts in said}
+    delivered = [(e, attempt, link) for e, attempt, link in slack.deliveries if e in envelopes]
+    assert {e for e, _, link in delivered if link == dead} == envelopes  # first into the dead one
+    assert {e for e, attempt, link in delivered if link != dead and attempt >= 1} == envelopes  # then again
+
+
+def test_apps_connections_open_refusing_for_a_while(slack, ferry):
+    port = slack.webserver
+    readiness_until(port, 200)
+    opened = sum(c.method == "apps.connections.open" for c in [*slack.calls, *slack.faulted])
+    slack.outage("apps.connections.open", 6, Fault(200, error="internal_error"))
+    slack.drop_connection()
+    said = say_during_fault(slack)
+    why = readiness_until(port, 503, timeout=5)
+    assert why.startswith("Not ready: not connected to chat, reconnecting: ") and why.count("\n") == 1, why
+    answered_once(slack, ferry, said)
+    assert get(port, "/ferry/ready") == (200, "ready\n")
+    refused = [c for c in slack.faulted if c.method == "apps.connections.open"]
+    # attempts kept coming through the outage, with waits between them (1 s at most, jittered)
+    assert 3 <= len(refused) <= 40, len(refused)
+    assert sum(c.method == "apps.connections.open" for c in slack.calls) == opened + 1  # then one took
+    assert "internal_error" in ferry.read_text()
+    metrics = get(port, "/metrics")[1]
+    assert "ferry_chat_connected 1.0" in metrics
+    assert "ferry_chat_reconnects_total 1.0" in metrics
+    seconds = float(next(line.split()[1] for line in metrics.splitlines()
+                         if line.startswith("ferry_chat_disconnected_seconds_total ")))
+    assert 4 < seconds < 60, seconds
+
+
+@pytest.mark.parametrize("reason", ["warning", "refresh_requested"])
+def test_slacks_disconnect_moves_to_a_new_connection(slack, ferry, reason):
+    old = slack.ask_to_reconnect(reason)
+    said = say_during_fault(slack)
+    answered_once(slack, ferry, said)
+    slack.wait_for(lambda: old not in slack.live_links(), 15, "the old connection closed")
+    assert slack.live_links() and all(link > old for link in slack.live_links())
+    assert readiness_until(slack.webserver, 200) == "ready\n"
+
+
+def test_an_envelope_acknowledged_runs_once_however_often_it_comes(slack, ferry, fleet_url):
+    base = len(remote_log(fleet_url))
+    slack.lose_acks(2)  # the bot acknowledges and runs it; Slack never hears the acknowledgement
+    ts = slack.say(ALICE, CHANNEL, "!deploy podinfo 6.6.0 to dev", wait_ack=False)
+    thread(slack, CHANNEL, ts, 2)
+    envelope = slack.envelope_of[ts]
+    assert slack.lost_acks == [envelope]
+    slack.redeliver()  # Slack's retry on the same connection: its acknowledgement lost too
+    slack.wait_for(lambda: len(slack.lost_acks) == 2, 10, "the retry acknowledged")
+    slack.drop_connection()  # so Slack sends it once more, on the next connection
+    slack.wait_acked([envelope])
+    assert [attempt for e, attempt, _ in slack.deliveries if e == envelope] == [0, 1, 2]
+    later = slack.say(ALICE, CHANNEL, "!versions redis")
+    thread(slack, CHANNEL, later, 1)
+    time.sleep(2)
+    assert len(slack.posted(channel=CHANNEL, thread_ts=ts)) == 2  # intent and result, once
+    assert len(remote_log(fleet_url)) == base + 1
+    assert "was already acknowledged: runs nothing" in ferry.read_text()
