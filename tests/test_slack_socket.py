@@ -5,15 +5,24 @@ command sent during the fault is answered exactly once; none is lost, none doubl
 
 Waits are short because the bot is tuned through its documented environment (a ping every 0.3 s,
 reconnection waits from 0.2 s up to 1 s); the defaults stay 5, 1 and 60 s."""
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+from prometheus_client import generate_latest
 
+from devtools.fluxrepo import demo_settings
+from gitops.ops import metrics as m
+from gitops.ops import readiness
+from gitops.settings import parse_settings
+from tests.backends import backend_module
 from tests.fixtures_git import remote_log
 from tests.slack_faults import Fault
-from tests.test_slack import ALICE, CHANNEL, _tail, fleet_url, running_ferry, slack, thread  # noqa: F401 (fixtures)
+from tests.test_slack import ALICE, CHANNEL, ROOT, _tail, fleet_url, running_ferry, slack, thread  # noqa: F401 (fixtures)
 
 QUICK = {"FERRY_SLACK_PING_INTERVAL": "0.3", "FERRY_SLACK_RECONNECT_FIRST_DELAY": "0.2",
          "FERRY_SLACK_RECONNECT_MAX_DELAY": "1"}
@@ -100,7 +109,7 @@ def test_apps_connections_open_refusing_for_a_while(slack, ferry):
     # attempts kept coming through the outage, with waits between them (1 s at most, jittered)
     assert 3 <= len(refused) <= 40, len(refused)
     assert sum(c.method == "apps.connections.open" for c in slack.calls) == opened + 1  # then one took
-    assert "internal_error" in ferry.read_text()
+    assert "apps.connections.open failed: Slack answered internal_error" in ferry.read_text()
     metrics = get(port, "/metrics")[1]
     assert "ferry_chat_connected 1.0" in metrics
     assert "ferry_chat_reconnects_total 1.0" in metrics
@@ -137,3 +146,65 @@ def test_an_envelope_acknowledged_runs_once_however_often_it_comes(slack, ferry,
     assert len(slack.posted(channel=CHANNEL, thread_ts=ts)) == 2  # intent and result, once
     assert len(remote_log(fleet_url)) == base + 1
     assert "was already acknowledged: runs nothing" in ferry.read_text()
+
+
+# ---- the pure parts ------------------------------------------------------------------------
+
+def test_waits_between_attempts_double_up_to_the_bound_with_jitter():
+    socket_mode = backend_module("ferryslack", "ferryslack_socket")
+    most = [socket_mode.reconnect_delay(n, 1, 60, rand=lambda: 1.0) for n in range(10)]
+    assert most == [0, 1, 2, 4, 8, 16, 32, 60, 60, 60]  # the first retry of a loss is at once
+    least = [socket_mode.reconnect_delay(n, 1, 60, rand=lambda: 0.0) for n in range(1, 10)]
+    assert least == [d / 2 for d in most[1:]]  # jitter: between half and all of the step
+    assert socket_mode.reconnect_delay(10_000, 1, 60) <= 60  # no overflow, still bounded
+
+
+def test_socket_settings_come_from_the_bot_identity_with_sane_defaults():
+    settings = backend_module("ferryslack", "ferryslack_socket").SocketSettings
+    assert settings.from_identity({}) == settings(ping_interval=5.0, first_delay=1.0, max_delay=60.0)
+    tuned = settings.from_identity({"socket_ping_interval": 0.3, "reconnect_first_delay": 5,
+                                    "reconnect_max_delay": 2})
+    assert tuned == settings(ping_interval=0.3, first_delay=2, max_delay=2)  # first never above max
+    assert settings.from_identity({"socket_ping_interval": "x", "reconnect_max_delay": -1}) == settings()
+
+
+def test_config_refuses_a_socket_setting_that_is_not_seconds(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "FERRY_", "GITOPS_"))}
+    for value in ("soon", "0", "-1", "7200"):
+        found = subprocess.run([sys.executable, "-c", "import config"], cwd=ROOT, capture_output=True, text=True,
+                               env={**env, "FERRY_SLACK_RECONNECT_MAX_DELAY": value}, timeout=60)
+        assert found.returncode == 1, (value, found.stderr[-500:])
+        last = found.stderr.strip().splitlines()[-1]
+        assert last == (f"FERRY_SLACK_RECONNECT_MAX_DELAY must be a number of seconds above 0 and at most "
+                        f"3600, not {value!r}."), last
+
+
+def test_the_chat_link_counts_reconnects_and_seconds_without_a_connection(tmp_path):
+    now = [100.0]
+    link = readiness.ChatLink(clock=lambda: now[0])
+    link.down("starting")  # before the first connection: nothing to count
+    assert (link.connected, link.lost, link.reconnects, link.seconds_without()) == (False, "", 0, 0.0)
+    assert readiness.verdict(True, link.connected, {}, link.lost) == (False, "Not ready: not connected to chat yet.")
+    link.up()
+    now[0] = 110.0
+    link.down("Slack closed the Socket Mode connection (code 1006)\nsecond line")
+    now[0] = 113.5
+    assert link.seconds_without() == 3.5  # the outage so far
+    assert readiness.verdict(True, link.connected, {}, link.lost) == (
+        False, "Not ready: not connected to chat, reconnecting: Slack closed the Socket Mode connection (code 1006)")
+    link.down("still nothing")  # told twice: one outage
+    now[0] = 114.0
+    link.up()
+    link.up()
+    assert (link.connected, link.lost, link.reconnects, link.seconds_without()) == (True, "", 1, 4.0)
+    assert readiness.verdict(True, link.connected, {}, link.lost) == (True, "ready")
+
+    metrics = m.Metrics(parse_settings({**demo_settings(str(tmp_path / "fleet.git")),
+                                        "data_dir": str(tmp_path / "d")}, environ={}))
+    metrics.watch_chat(link)
+    link.down("gone")
+    now[0] = 120.0
+    text = generate_latest(metrics.registry).decode()
+    assert "ferry_chat_connected 0.0" in text
+    assert "ferry_chat_reconnects_total 1.0" in text
+    assert "ferry_chat_disconnected_seconds_total 10.0" in text  # 4 s before, 6 s now

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.builtin.client import SocketModeClient
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,16 @@ def _seconds(value, default: float) -> float:
     except (TypeError, ValueError):
         return default
     return seconds if seconds > 0 else default
+
+
+def _failure(error: BaseException) -> str:
+    """One line: Slack's error code when it answered one, else the error's first line."""
+    response = getattr(error, "response", None)
+    code = response.get("error") if isinstance(error, SlackApiError) and response is not None else None
+    if code:
+        return f"Slack answered {str(code)[:60]} (HTTP {getattr(response, 'status_code', '?')})"
+    text = str(error).splitlines()[0][:160] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def reconnect_delay(failures: int, first: float, most: float, rand: Callable[[], float] = random.random) -> float:
@@ -134,7 +145,7 @@ def client_class(settings: SocketSettings, link_up: Callable[[], None], link_dow
             super()._on_message(message)
 
         def _on_error(self, error: Exception):
-            self._why = f"the Socket Mode connection failed ({type(error).__name__}: {str(error)[:120]})"
+            self._why = f"the Socket Mode connection failed: {_failure(error)}"
             super()._on_error(error)
             self._wake.set()
 
@@ -172,7 +183,7 @@ def client_class(settings: SocketSettings, link_up: Callable[[], None], link_dow
                     self._went_down(self._why)
                 delay = reconnect_delay(failures, settings.first_delay, settings.max_delay)
                 if delay:
-                    log.warning("Slack Socket Mode: no connection (%s); attempt %d in %.1f s",
+                    log.warning("Slack Socket Mode: no connection: %s; attempt %d in %.1f s",
                                 self._why, failures + 1, delay)
                 if self._stop.wait(delay):
                     return
@@ -189,7 +200,7 @@ def client_class(settings: SocketSettings, link_up: Callable[[], None], link_dow
                     self.wss_uri = self.issue_new_wss_url()
                     SocketModeClient.connect(self)
             except Exception as e:  # any failure here is retried; the log says which
-                self._why = f"apps.connections.open failed ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"
+                self._why = f"apps.connections.open failed: {_failure(e)}"
                 return False
             session = self.current_session
             if session is None or not session.is_active():
@@ -214,7 +225,7 @@ def client_class(settings: SocketSettings, link_up: Callable[[], None], link_dow
             if self._down_since is not None:
                 return
             self._down_since = time.monotonic()
-            log.warning("Slack Socket Mode: no connection (%s); reconnecting", why)
+            log.warning("Slack Socket Mode: no connection: %s; reconnecting", why)
             try:
                 link_down(why)
             except Exception:  # being told must not stop the reconnecting
