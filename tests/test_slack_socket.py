@@ -6,6 +6,7 @@ command sent during the fault is answered exactly once; none is lost, none doubl
 Waits are short because the bot is tuned through its documented environment (a ping every 0.3 s,
 reconnection waits from 0.2 s up to 1 s); the defaults stay 5, 1 and 60 s."""
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,9 @@ from gitops.settings import parse_settings
 from tests.backends import backend_module
 from tests.fixtures_git import remote_log
 from tests.slack_faults import Fault
-from tests.test_slack import ALICE, CHANNEL, ROOT, _tail, fleet_url, running_ferry, slack, thread  # noqa: F401 (fixtures)
+from tests.races import all_at_once
+from tests.test_slack import (ALICE, CHANNEL, ROOT, _tail, fleet_url, health, plain, post,  # noqa: F401 (fixtures)
+                              running_ferry, signed_event, slack, thread)
 
 QUICK = {"FERRY_SLACK_PING_INTERVAL": "0.3", "FERRY_SLACK_RECONNECT_FIRST_DELAY": "0.2",
          "FERRY_SLACK_RECONNECT_MAX_DELAY": "1"}
@@ -208,3 +211,35 @@ def test_the_chat_link_counts_reconnects_and_seconds_without_a_connection(tmp_pa
     assert "ferry_chat_connected 0.0" in text
     assert "ferry_chat_reconnects_total 1.0" in text
     assert "ferry_chat_disconnected_seconds_total 10.0" in text  # 4 s before, 6 s now
+
+
+def test_the_events_api_runs_a_command_once_when_slack_retries_an_answer_it_lost(tmp_path, slack, fleet_url):
+    """Without an app token: the first request's answer never reaches Slack (the connection is gone
+    before it is read), so Slack retries (X-Slack-Retry-Num 1, then 2 while the first may still run):
+    the deploy is committed once and answered once."""
+    secret = "8f742231b10e8888abcd99yyyzzz85a5"
+    base = len(remote_log(fleet_url))
+    with running_ferry(tmp_path, slack, fleet_url, socket_mode=False, SLACK_SIGNING_SECRET=secret) as log:
+        health(slack.webserver)
+        ts = slack.next_ts()
+        deploy = {"type": "message", "channel": CHANNEL, "user": ALICE, "ts": ts, "channel_type": "channel",
+                  "text": "!deploy podinfo 6.6.0 to dev"}
+        body, headers = signed_event(secret, deploy)
+        with socket.create_connection(("127.0.0.1", int(slack.webserver)), timeout=10) as lost:
+            head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Content-Length": len(body),
+                                                        "Host": "127.0.0.1", "Connection": "close"}.items())
+            lost.sendall(f"POST /slack/events HTTP/1.1\r\n{head}\r\n".encode() + body)
+        retries = []
+        for number in ("1", "2"):
+            retry_body, retry = signed_event(secret, deploy, stamp=str(int(time.time()) + int(number)))
+            retry["X-Slack-Retry-Num"], retry["X-Slack-Retry-Reason"] = number, "http_timeout"
+            retries.append((retry_body, retry))
+        statuses = []
+        errors = all_at_once(lambda r: statuses.append(post(slack.webserver, *r)[0]), retries, times=1)
+        assert errors == [] and statuses == [200, 200], (errors, statuses)
+        intent, result = thread(slack, CHANNEL, ts, 2)
+        assert plain(result).startswith("Deployed podinfo 6.5.3 → 6.6.0 in dev: commit "), result
+        time.sleep(2)
+        assert len(slack.posted(channel=CHANNEL, thread_ts=ts)) == 2
+        assert len(remote_log(fleet_url)) == base + 1
+        assert log.read_text().count("already handled: this retry or replay runs nothing") == 2
