@@ -2,20 +2,24 @@
 
 FERRY_BACKEND      SlackV3 (default: Ferry's FerrySlack, SlackV3 with the settings below), or Text
                    for a local console (make demo)
-FERRY_DATA_DIR     Errbot's storage and Ferry's Git clones (default ./data)
+FERRY_DATA_DIR     Errbot's storage and Ferry's state file, ferry-state.sqlite3: locks, approvals,
+                   Flux waits (default ./data)
 FERRY_ADMINS       comma-separated chat user IDs of the bot admins (Slack: U… or W…); a pattern such
                    as `*` stops the start (Errbot would match it against everyone)
 FERRY_ACCESS_CONTROLS  JSON merged over ACCESS_CONTROLS below (Errbot's command ACLs)
 SLACK_BOT_TOKEN    xoxb-… bot token (SlackV3)
 SLACK_APP_TOKEN    xapp-… app-level token for Socket Mode (SlackV3); without it, the Events API
-SLACK_SIGNING_SECRET  the app's signing secret, for the Events API (POST /slack/events on Errbot's Webserver)
+SLACK_SIGNING_SECRET  the app's signing secret, for the Events API (POST /slack/events on Ferry's webserver)
 FERRY_SLACK_API_URL   Slack Web API base URL (default https://slack.com/api/; GovSlack: https://slack-gov.com/api/)
 FERRY_SLACK_PING_INTERVAL        seconds between two Socket Mode pings (default 5); a connection
                                  without a pong for 3 intervals is dead and replaced
 FERRY_SLACK_RECONNECT_FIRST_DELAY  seconds before the second attempt at a lost connection (default 1)
 FERRY_SLACK_RECONNECT_MAX_DELAY  the longest wait between two attempts, doubling up to it (default 60)
 GITOPS_CONFIG      path of Ferry's GitOps settings file (read by the plugins, see README)
-GITOPS_FLUX_TOKEN_<ENV>  token Flux signs <env>'s events with, for /flux/<env> on Errbot's Webserver
+FERRY_WORKERS      threads that run commands (default 32): commands waiting for a slow registry or
+                   remote hold theirs, the others answer on the rest
+GITOPS_FLUX_TOKEN_<ENV>  token Flux signs <env>'s events with, for /flux/<env> on Ferry's webserver
+FERRY_WEBSERVER_PORT, FERRY_WEBSERVER_HOST  open Ferry's webserver (plugins/ferryweb) on that port
 """
 import json
 import logging
@@ -34,7 +38,9 @@ elif BACKEND.lower() in ("text", "ferrytext"):
     BACKEND = "FerryText"  # backends/ferrytext: Errbot's console, keeping a message's line breaks
 BOT_DATA_DIR = os.environ.get("FERRY_DATA_DIR", str(HERE / "data"))
 BOT_EXTRA_PLUGIN_DIR = str(HERE / "plugins")  # the folder itself, so `import gitops` works
-# Shelf written through at every change (storage/ferryshelf.py): a killed bot keeps its approvals.
+# Errbot's own records (plugin settings, ACL state), a shelf written through at every change
+# (storage/ferryshelf.py). Ferry's state is not in it but in FERRY_DATA_DIR/ferry-state.sqlite3
+# (gitops/state): a shelf is not safe across threads. What older Ferry kept here is imported once.
 STORAGE = "FerryShelf"
 BOT_EXTRA_STORAGE_PLUGINS_DIR = str(HERE / "storage")
 BOT_EXTRA_BACKEND_DIR = [str(HERE / "backends"), str(Path(slackv3.__file__).resolve().parent)]
@@ -42,12 +48,29 @@ BOT_LOG_FILE = os.environ.get("FERRY_LOG_FILE") or None  # None: log to stderr (
 BOT_LOG_LEVEL = getattr(logging, os.environ.get("FERRY_LOG_LEVEL", "INFO").upper(), logging.INFO)
 AUTOINSTALL_DEPS = False  # dependencies are pinned in requirements.txt, never installed at run time
 
+# Errbot runs each command on one of these threads (its default is 10). A command waiting for a
+# slow registry, Helm repository or Git remote holds one: for as long as the answer takes when it
+# has the host's turn, at most `registry_busy_seconds` when it waits for that turn (then it says
+# the host is busy). Enough of them that `!pending`, `!locks`, `!help` and commands on other hosts
+# never queue behind those.
+BOT_ASYNC = True
+try:
+    BOT_ASYNC_POOLSIZE = int(os.environ.get("FERRY_WORKERS") or 32)
+    if not 4 <= BOT_ASYNC_POOLSIZE <= 512:
+        raise ValueError
+except ValueError:
+    raise SystemExit("FERRY_WORKERS must be a whole number of command threads between 4 and 512 "
+                     "(default 32).") from None
+
 # VersionChecker calls the internet; CommandNotFoundFilter suggests commands the asker may not run
 # (Ferry's FerryCommandNotFound, plugins/ferry, answers instead); Help lists Errbot's commands
-# among Ferry's (FerryHelp, plugins/ferry, lists Ferry's first, by capability); the rest are
-# Errbot's as they are, behind the ACLs below.
+# among Ferry's (FerryHelp, plugins/ferry, lists Ferry's first, by capability); Webserver would
+# serve Errbot's web app on werkzeug's threaded server, with no limit on connections, time or body,
+# and routes /echo to anyone: Ferry serves the webhooks itself (FERRY_WEBSERVER_PORT,
+# plugins/ferryweb), and without it in this list `!plugin config Webserver` opens nothing. The rest
+# are Errbot's as they are, behind the ACLs below.
 CORE_PLUGINS = ("ACLs", "Backup", "ChatRoom", "Flows", "Health",
-                "Plugins", "TextCmds", "Utils", "Webserver")
+                "Plugins", "TextCmds", "Utils")
 
 BOT_IDENTITY = {
     "token": os.environ.get("SLACK_BOT_TOKEN", ""),

@@ -31,4 +31,4 @@ def rollback(core: GitOps, app: str, environment: str, requester: Requester,
 def rolled_back(core: GitOps, app: str, environment: str) -> Optional[RolledBack]:
     """The version last rolled back from ``app`` in ``environment``: version, by, when."""
     pin = core.pin(app, environment)
-    return core.guard.rolled_back(pin.environment, pin.app)
+    return core.guard.rolled_back(pin.release)

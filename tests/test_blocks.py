@@ -96,7 +96,8 @@ def test_interactivity_requests_are_signed_recent_and_forms():
     for bad in ("", "soon", "-5", "1e9", "9" * 13):
         assert presses.check_signature("secret", bad, good, body, 1700000100)[0] == 400
     assert presses.read_payload(body)["trigger_id"] == "123.456.abc"
+    deep = urlencode([("payload", '{"type": ' + "[" * 100_000 + "]" * 100_000 + "}")]).encode()
     for bad in (b"", b"payload=", b"payload=%7Bx", b"payload=[1]", b"payload=%7B%7D", b"other=1",
-                b"\xff", urlencode([("payload", "{}"), ("payload", "{}")]).encode()):
+                b"\xff", urlencode([("payload", "{}"), ("payload", "{}")]).encode(), deep):
         with pytest.raises(ValueError, match="one `payload` field"):
             presses.read_payload(bad)

@@ -2,9 +2,10 @@
 import pytest
 
 from devtools.fluxrepo import demo_files, demo_settings
-from gitops.changes.carry import carry_forward, changed_files
-from gitops.flux.discovery import DirTree, discover
+from gitops.changes.carry import carry_forward, discover
+from gitops.flux.discovery import DirTree
 from gitops.settings import parse_settings
+from tests.carry_fleet import FLEET_SETTINGS, NOT_VERSIONS, VERSIONS_ONLY, fleet
 
 SETTINGS = parse_settings(demo_settings("file:///fleet.git"), environ={})
 REGISTRY = "oci://127.0.0.1:5000/charts"
@@ -23,8 +24,7 @@ def carried(tmp_path, change):
     new_files = dict(old_files)
     change(new_files)
     old, new = tree(tmp_path, "old", old_files), tree(tmp_path, "new", new_files)
-    result = carry_forward(discover(old, SETTINGS), changed_files(old, new))
-    return result, discover(new, SETTINGS)
+    return carry_forward(discover(old, SETTINGS), old, new), discover(new, SETTINGS)
 
 
 @pytest.mark.parametrize("change", [
@@ -34,6 +34,8 @@ def carried(tmp_path, change):
                         "apps/dev/redis.yaml": f["apps/dev/redis.yaml"].replace("19.0.0", "18.0.0"),
                         "README.md": "# changed too\n"}),
     lambda f: f.update({"README.md": "# only prose\n"}),
+    # written by hand, in another quoting than Ferry's editor would keep
+    lambda f: f.update({"apps/prod/podinfo-values.yaml": f["apps/prod/podinfo-values.yaml"].replace('"6.5.0"', "'6.6.0'")}),
 ])
 def test_version_bumps_are_carried_exactly(tmp_path, change):
     result, fresh = carried(tmp_path, change)
@@ -47,6 +49,8 @@ def test_version_bumps_are_carried_exactly(tmp_path, change):
     lambda f: f.pop("apps/qa/cert-manager.yaml"),
     lambda f: f.update({"apps/base/podinfo/release.yaml": f["apps/base/podinfo/release.yaml"].replace("interval: 50m", "interval: 5m")}),
     lambda f: f.update({"apps/qa/redis.yaml": f["apps/qa/redis.yaml"].replace("version: 18.1.0", "version: [1]")}),
+    # a bump with a comment on its line: the comment is no version
+    lambda f: f.update({"apps/qa/redis.yaml": f["apps/qa/redis.yaml"].replace("version: 18.1.0", "version: 19.0.0 # x")}),
 ])
 def test_anything_else_asks_for_discovery(tmp_path, change):
     result, _ = carried(tmp_path, change)
@@ -64,7 +68,7 @@ def test_cluster_entry_bumps_are_carried_exactly(tmp_path):
     new_files["clusters/production/cluster-vars.yaml"] = old_files["clusters/production/cluster-vars.yaml"].replace(
         "CERT_MANAGER_VERSION: v1.14.0", "CERT_MANAGER_VERSION: v1.15.0")
     old, new = tree(tmp_path, "old", old_files), tree(tmp_path, "new", new_files)
-    result = carry_forward(discover(old, settings), changed_files(old, new))
+    result = carry_forward(discover(old, settings), old, new)
     assert result is not None and result == discover(new, settings)
     # The variable that also feeds an image tag, or another op in the same inline patch: discover again.
     for path, old_text, new_text in (
@@ -75,4 +79,50 @@ def test_cluster_entry_bumps_are_carried_exactly(tmp_path):
         changed[path] = old_files[path].replace(old_text, new_text)
         assert changed[path] != old_files[path]
         other = tree(tmp_path, f"other-{len(new_text)}", changed)
-        assert carry_forward(discover(old, settings), changed_files(old, other)) is None
+        assert carry_forward(discover(old, settings), old, other) is None
+
+
+# ---- what discovery reads, whatever its name: each carried as discovery reads it, or not at all --
+
+def fleet_trees(tmp_path, *changes):
+    """The fleet's trees before and after each change in turn."""
+    files = fleet("127.0.0.1:5000")
+    trees = [tree(tmp_path, "0", files)]
+    for i, change in enumerate(changes, 1):
+        files = {**files, **change(files)}
+        trees.append(tree(tmp_path, str(i), files))
+    return trees
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_VERSIONS))
+def test_a_change_discovery_reads_under_any_name_is_not_carried(tmp_path, kind):
+    settings = parse_settings(FLEET_SETTINGS, environ={})
+    old, new = fleet_trees(tmp_path, NOT_VERSIONS[kind])
+    before, after = discover(old, settings), discover(new, settings)
+    assert before.pins != after.pins  # the change matters to what Flux applies
+    assert carry_forward(before, old, new) is None
+
+
+@pytest.mark.parametrize("kind", sorted(VERSIONS_ONLY))
+def test_a_version_rewritten_under_any_name_is_carried_exactly(tmp_path, kind):
+    settings = parse_settings(FLEET_SETTINGS, environ={})
+    marked = NOT_VERSIONS["marker added"] if kind == "marked tag" else (lambda f: {})
+    _, old, new = fleet_trees(tmp_path, marked, VERSIONS_ONLY[kind])
+    before, after = discover(old, settings), discover(new, settings)
+    assert before.pins != after.pins
+    carried = carry_forward(before, old, new)
+    assert carried is not None and carried == after
+
+
+def test_a_setter_marker_that_reads_the_line_as_a_repository_is_not_carried(tmp_path):
+    """`…:name` on a tag's own line: the line is the image's repository too."""
+    settings = parse_settings(FLEET_SETTINGS, environ={})
+    mark = lambda f: {"apps/base/podinfo/helm-release": f["apps/base/podinfo/helm-release"].replace(
+        "replicaCount: 1\n", "replicaCount: 1\n    image:\n      repository: ghcr.io/acme/podinfo\n"
+        '      tag: 9.0.0 # {"$imagepolicy": "flux-system:x:name"}\n')}
+    _, old, new = fleet_trees(tmp_path, mark, lambda f: {
+        "apps/base/podinfo/helm-release": f["apps/base/podinfo/helm-release"].replace("tag: 9.0.0", "tag: 9.0.1")})
+    before, after = discover(old, settings), discover(new, settings)
+    assert any(p.location and p.location.path[-1] == "tag" and p.source_url == "9.0.0" for p in before.pins)
+    assert any(p.source_url == "9.0.1" for p in after.pins)
+    assert carry_forward(before, old, new) is None

@@ -70,7 +70,7 @@ def fleet(repositories, bare_remote, tmp_path, monkeypatch):
     monkeypatch.setenv("GITOPS_REGISTRY_CHARTS_PASSWORD", PASSWORD)
     settings = {"repo": {"url": url, "branch": "main"},
                 "environments": [{"name": e, "path": f"apps/{e}"} for e in ENVIRONMENTS],
-                "registry_credentials": [{"host": private.host, "env": "CHARTS"}]}
+                "registry_credentials": [{"host": private.host, "env": "CHARTS", "plain_http": True}]}
     open_repo.received.clear()
     private.received.clear()
     with started_bot(tmp_path, settings) as bot:

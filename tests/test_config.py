@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def load_config(**env):
     code = ("import json, config; print(json.dumps({k: getattr(config, k) for k in "
             "('BACKEND', 'BOT_ADMINS', 'ACCESS_CONTROLS', 'BOT_DATA_DIR', 'CORE_PLUGINS', "
-            "'BOT_EXTRA_PLUGIN_DIR', 'AUTOINSTALL_DEPS')}))")
+            "'BOT_EXTRA_PLUGIN_DIR', 'AUTOINSTALL_DEPS', 'BOT_ASYNC_POOLSIZE')}))")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin", **env}, timeout=60)
     return run
@@ -65,3 +65,12 @@ def test_errbots_own_commands_are_for_admins_by_default():
                                         FERRY_ACCESS_CONTROLS=json.dumps(custom)).stdout)["ACCESS_CONTROLS"])
     assert order.index("Utils:whoami") < order.index("Utils:*") < order.index("*:*") == len(order) - 1
     assert load_config(FERRY_ACCESS_CONTROLS="[1, 2]").returncode != 0
+
+
+def test_command_threads_from_the_environment():
+    """Enough threads that commands needing no registry never queue behind slow ones (issue 19,
+    item 4: test_slow_dependency.py); a wrong value stops the start with one line."""
+    assert json.loads(load_config().stdout)["BOT_ASYNC_POOLSIZE"] == 32
+    assert json.loads(load_config(FERRY_WORKERS="64").stdout)["BOT_ASYNC_POOLSIZE"] == 64
+    run = load_config(FERRY_WORKERS="lots")
+    assert run.returncode != 0 and "FERRY_WORKERS must be a whole number" in run.stderr

@@ -187,6 +187,34 @@ def test_the_settings_in_the_config_map_load():
     assert settings.environment_names == ["dev", "qa", "stag", "prod"]
 
 
+def test_the_shipped_settings_are_closed_until_filled_in():
+    """Issue 19: deploy/base let any member of any channel named #deploys change prod (a name
+    anyone can take), and dev to stag from anywhere. Now: channels by ID everywhere, prod's
+    deployers and approvers named, placeholders that match nobody."""
+    from gitops.errors import NotAllowed
+    from gitops.guard.policy import ACTIONS, authorise
+    from gitops.settings import parse_settings
+    text = next(d for _, d in base_objects() if d["kind"] == "ConfigMap")["data"]["ferry.yaml"]
+    settings = parse_settings(yaml.safe_load(text), environ={})
+    for env in settings.environments:
+        assert env.policy.channels, f"{env.name} takes changes from any channel"
+        assert not [c for c in env.policy.channels if c.startswith("#")], f"{env.name}: channels by name"
+        for action in ACTIONS:
+            with pytest.raises(NotAllowed):  # anyone, in a channel named #deploys
+                authorise(env.policy, env.name, action, "U0ANYONE", ("C0SOMECHANNEL", "#deploys"))
+    prod = settings.environment("prod")
+    assert prod.policy.approval and prod.policy.approvers
+    for action in ACTIONS:
+        assert prod.policy.who_may(action), f"prod: anyone may {action}"
+        # even in prod's own channel, only the people named (none until filled in)
+        with pytest.raises(NotAllowed):
+            authorise(prod.policy, "prod", action, "U0ANYONE", prod.policy.channels)
+    assert not prod.shows_values_in(("C0GUESTS", "#deploys"))
+    placeholders = {*prod.policy.approvers, *(i for e in settings.environments for i in e.policy.channels),
+                    *(i for a in ACTIONS for i in prod.policy.who_may(a))}
+    assert all(p.startswith("CHANGEME-") for p in placeholders), placeholders
+
+
 def test_the_flux_example_is_valid_against_the_flux_schemas():
     docs = documents(FLUX)
     assert {d["kind"] for d in docs} == {"GitRepository", "Kustomization"}

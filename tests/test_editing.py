@@ -204,6 +204,16 @@ def test_escaped_double_quotes_are_read_right():
     assert set_version(text, loc(), "1.0.1") == 'spec:\n  chart:\n    spec:\n      version: "1.0.1" # escaped 0\n'
 
 
+def test_a_file_defining_an_anchor_twice_is_edited_as_flux_reads_it():
+    """Flux's parser (go-yaml) reads an anchor defined again, the later one naming the aliases after
+    it; the check of the edit refused such a file as invalid YAML (issue 18, item 6)."""
+    text = ("common: &labels {team: a}\nmetadata:\n  labels: *labels\nother: &labels {team: b}\n"
+            "spec:\n  chart:\n    spec:\n      version: 1.0.0\n  podLabels: *labels\n")
+    new = set_version(text, loc(), "1.0.1")
+    assert_one_line(text, new, "      version: 1.0.0", "      version: 1.0.1")
+    assert parse_documents(new)[0][0]["spec"]["podLabels"] == {"team": "b"}
+
+
 # ---- refusals --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, location, message", [

@@ -1,9 +1,8 @@
 """Flux events in the core: signatures as notification-controller makes them, the event as it
 posts it, freshness and replays, event → app, what to say (pure functions, and ``Feedback`` over
-a real core, a real bare remote and a real ``shelve`` as Errbot's storage)."""
+a real core, a real bare remote and the real SQLite state file)."""
 import hashlib
 import hmac
-import shelve
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -17,7 +16,8 @@ from gitops.errors import (BadSignature, EventRefused, EventTooLarge, FeedbackNo
                            MalformedEvent, ReplayedEvent, StaleEvent, Unsigned, UnknownEnvironment)
 from gitops.feedback.events import FluxEvent, decide, match_release, parse_event, sign, verify
 from gitops.feedback.waits import FORGET_AFTER, NOTICE_WINDOW, Feedback, live_states
-from gitops.model import Change, Commit, Pin, ReplyTarget, WaitingDeploy
+from gitops.feedback.records import ReplyTarget, WaitingDeploy
+from gitops.model import Change, Commit, Pin
 from gitops.settings import parse_settings
 from tests.flux_events import DOCUMENTED, Clock, encode, flux_event, now_rfc3339
 
@@ -91,8 +91,8 @@ def test_the_generic_provider_example_parses_as_a_kustomization_error():
 
 
 @pytest.mark.parametrize("body, message", [
-    (b"not json", "not JSON"),
-    (b"\xff\xfe", "not JSON"),
+    (b"not json", "not valid JSON"),
+    (b"\xff\xfe", "not valid JSON"),
     (b"[]", "not a JSON object"),
     (b"{}", "`involvedObject` is missing"),
     (encode({**DOCUMENTED, "involvedObject": {"kind": "HelmRelease"}}), "`involvedObject.name` is missing"),
@@ -110,7 +110,7 @@ def test_malformed_events_say_what_is_wrong(body, message):
 
 def test_a_body_nested_deeper_than_the_parser_goes_is_a_400():
     deep = b'{"involvedObject": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
-    with pytest.raises(MalformedEvent, match="nests too deeply") as e:
+    with pytest.raises(MalformedEvent, match="nests deeper than") as e:
         parse_event(deep)
     assert e.value.status == 400
 
@@ -249,7 +249,7 @@ def test_live_records_keep_what_versions_shows():
     assert events.live_record(ev("Progressing"), "podinfo", "qa", received) is None
 
 
-# ---- Feedback over a real core, remote and shelf -----------------------------------------------
+# ---- Feedback over a real core, remote and state file -----------------------------------------------
 
 @pytest.fixture
 def core(tmp_path, bare_remote):
@@ -258,9 +258,9 @@ def core(tmp_path, bare_remote):
     raw["environments"][1]["notify"] = "#deploys-qa"
     settings = parse_settings({**raw, "data_dir": str(tmp_path / "data"), "flux": {"timeout_minutes": 10}},
                               {"GITOPS_FLUX_TOKEN_QA": TOKEN, "GITOPS_FLUX_TOKEN_PROD": "prod-token"})
-    memory = shelve.open(str(tmp_path / "memory"))  # what Errbot's Shelf storage is
-    yield GitOps(settings, memory=memory)
-    memory.close()
+    core = GitOps(settings)  # its state file in data_dir, as the bot's in FERRY_DATA_DIR
+    yield core
+    core.state.close()
 
 
 def change(app="podinfo", env="qa", new="6.5.3", old="6.5.2"):

@@ -218,14 +218,16 @@ def test_a_broken_clone_is_cloned_again_by_the_next_command(tmp_path, fleet_url,
 # ---- the process -------------------------------------------------------------------------------
 
 CORE = textwrap.dedent("""
-    import shelve, sys
+    import sys
     sys.path.insert(0, sys.argv[1])
     from gitops.core import GitOps
+    from gitops.state.store import Store
     from gitops.feedback.waits import Feedback
-    from gitops.model import ReplyTarget, Requester
+    from gitops.feedback.records import ReplyTarget
+    from gitops.model import Requester
     from gitops.settings import load_settings
-    memory = shelve.open(sys.argv[3])
-    core = GitOps(load_settings(sys.argv[2]), memory=memory)
+    state = Store(sys.argv[3])
+    core = GitOps(load_settings(sys.argv[2]), state=state)
     feedback = Feedback(core)
     alice = Requester("@alice", "Alice", "alice@example.test")
     def deploy(app, env, version):  # as the deploy plugin does: plan, then apply
@@ -240,18 +242,18 @@ CORE = textwrap.dedent("""
     print(",".join(sorted(p.id for p in core.pending())), flush=True)
     print(",".join(sorted(f"{w.environment}/{w.app}@{w.version}" for w in feedback.pending())),
           flush=True)
-    memory.close()
+    state.close()
 """)
 
 
 def test_killed_between_commit_and_push_recovers_without_a_duplicate(tmp_path, fleet_url):
     settings = tmp_path / "ferry.yaml"
     YAML().dump({**demo_settings(fleet_url), "data_dir": str(tmp_path / "gitops")}, settings)
-    shelf, block, entered = tmp_path / "memory", tmp_path / "block", tmp_path / "entered"
+    state, block, entered = tmp_path / "state.sqlite3", tmp_path / "block", tmp_path / "entered"
 
     def run(action, **kw):
         env = {**os.environ, "GITOPS_FLUX_TOKEN_DEV": "flux-dev-token"}
-        return subprocess.Popen([sys.executable, "-c", CORE, PLUGINS, str(settings), str(shelf),
+        return subprocess.Popen([sys.executable, "-c", CORE, PLUGINS, str(settings), str(state),
                                  action], stdout=subprocess.PIPE, text=True, cwd=tmp_path,
                                 start_new_session=True, env=env, **kw)
 

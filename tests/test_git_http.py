@@ -148,3 +148,72 @@ def test_through_the_bot_a_redirected_remote_answers_one_line_and_gets_no_token(
     assert remote_log(f"file://{bare}") == before
     assert remote_log(f"file://{other_root / bare.name}") == before[1:]
     assert TOKEN not in caplog.text
+
+
+# ---- issue 19, item 3: the Git token goes to repo.url's host only ------------------------------
+
+OTHER_TOKEN = "glpat-EdgeHostsOwnToken"
+
+
+def two_host_settings(tmp_path, main_url: str, edge_url: str, **extra) -> dict:
+    return {"repo": {"url": main_url, "branch": "main"}, "data_dir": str(tmp_path / "data"),
+            "environments": [{"name": "dev", "path": "apps/dev"},
+                             {"name": "edge", "path": "apps/dev", "repo": edge_url}], **extra}
+
+
+def test_an_environment_on_another_git_host_never_gets_repo_url_s_token(two_hosts, tmp_path):
+    """`repo.url` on 127.0.0.1, an environment's repository on 127.0.0.2 (which would take the
+    token): without credentials of its own it is asked with none, and says so in one line."""
+    from gitops.core import GitOps
+    from gitops.errors import GitUnauthorized
+    from gitops.settings import parse_settings
+
+    real, other, url, other_bare = two_hosts
+    edge = other.url(other_bare.name)
+    core = GitOps(parse_settings(two_host_settings(tmp_path, url, edge), {"GITOPS_GIT_TOKEN": TOKEN}),
+                  fetch_interval=0)
+    try:
+        assert core.workspaces[core.settings.environment("dev").repo].head()
+        with pytest.raises(GitUnauthorized) as e:
+            core.workspaces[core.settings.environment("edge").repo].head()
+    finally:
+        for ws in core.workspaces.values():
+            ws.close()
+    assert "\n" not in str(e.value) and TOKEN not in str(e.value)
+    assert real.received(TOKEN)
+    assert other.paths and not other.received(TOKEN)
+
+
+def test_another_git_host_gets_its_own_token_and_only_it(bare_remote, git_http, tmp_path):  # noqa: F811
+    from gitops.core import GitOps
+    from gitops.settings import parse_settings
+
+    bare = remote_path(bare_remote(FILES))
+    edge_root = tmp_path / "edge-host"
+    shutil.copytree(bare, edge_root / bare.name)
+    real = git_http(bare.parent, TOKEN, "127.0.0.1")
+    other = git_http(edge_root, OTHER_TOKEN, "127.0.0.2")
+    settings = two_host_settings(tmp_path, real.url(bare.name), other.url(bare.name),
+                                 git_credentials=[{"host": f"127.0.0.2:{other.port}", "env": "EDGE"}])
+    core = GitOps(parse_settings(settings, {"GITOPS_GIT_TOKEN": TOKEN, "GITOPS_GIT_EDGE_TOKEN": OTHER_TOKEN}),
+                  fetch_interval=0)
+    try:
+        for env in ("dev", "edge"):
+            ws = core.workspaces[core.settings.environment(env).repo]
+            assert ws.head()
+            ws.change(edit, author=ALICE, message=MESSAGE.replace("dev", env))
+    finally:
+        for ws in core.workspaces.values():
+            ws.close()
+    assert remote_file(f"file://{edge_root / bare.name}", "apps/dev/podinfo.yaml").strip() == "version: 6.5.3"
+    assert remote_file(f"file://{bare}", "apps/dev/podinfo.yaml").strip() == "version: 6.5.3"
+    assert real.received(TOKEN) and not real.received(OTHER_TOKEN)
+    assert other.received(OTHER_TOKEN) and not other.received(TOKEN)
+
+
+@pytest.mark.parametrize("remote", ["http://169.254.169.254/acme/flux.git", "git@169.254.169.254:flux.git",
+                                    "ssh://git@[fd00:ec2::254]/flux.git"])
+def test_a_remote_at_a_metadata_address_is_never_asked(workspace, remote):
+    with pytest.raises(GitUnavailable, match="link-local address") as e:
+        workspace(remote).head()
+    assert TOKEN not in str(e.value)

@@ -24,9 +24,9 @@ POLICY = {
 class Chat:
     """A TestBot with people talking to it in DMs and in channels."""
 
-    def __init__(self, tmp_path, url, policy=POLICY, data_dir=None, extra=None):
+    def __init__(self, tmp_path, url, policy=POLICY, data_dir=None, extra=None, settings=None):
         self.tmp_path, self.url = tmp_path, url
-        raw = demo_settings(url)
+        raw = settings or demo_settings(url)
         for env in raw["environments"]:
             if env["name"] in policy:
                 env["policy"] = policy[env["name"]]

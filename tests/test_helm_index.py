@@ -27,7 +27,8 @@ def location(server: HelmRepoServer, chart: str) -> ChartLocation:
 
 
 def credentials(server: HelmRepoServer, password: str = PASSWORD) -> RegistryCredentials:
-    return RegistryCredentials(server.host, "ci", password, (), "GITOPS_REGISTRY_CHARTS_USERNAME/PASSWORD")
+    return RegistryCredentials(server.host, "ci", password, (), "GITOPS_REGISTRY_CHARTS_USERNAME/PASSWORD",
+                               plain_http=True)  # a repository on this machine, plain HTTP by the settings
 
 
 class Clock:
@@ -125,7 +126,7 @@ def test_json_index_and_odd_answers():
         client = RegistryClient(timeout=3)
         assert client.versions(location(repo, "podinfo")).newest == "6.6.0"
         broken = ChartLocation(repo.host, f"{repo.prefix}/broken/podinfo", True, "http")
-        with pytest.raises(RegistryUnavailable, match=r"broken is not valid YAML \(line 2\)"):
+        with pytest.raises(RegistryUnavailable, match=r"broken is not valid YAML \(line 2: "):
             client.versions(broken)
         nowhere = ChartLocation(repo.host, f"{repo.prefix}/nowhere/podinfo", True, "http")
         with pytest.raises(RegistryUnavailable, match=r"/nowhere has no index.yaml \(404\)"):
@@ -183,10 +184,13 @@ def test_missing_or_wrong_credentials_are_one_line_and_secret_free():
 
 def test_credentials_never_travel_over_plain_http_to_an_https_repository():
     client = HelmIndexClient({"charts.example.com": RegistryCredentials("charts.example.com", "u", "p")})
-    assert client.may_receive_credentials("https://charts.example.com/index.yaml", False) is not None
-    assert client.may_receive_credentials("http://charts.example.com/index.yaml", False) is None
-    assert client.may_receive_credentials("https://cdn.example.com/x.tgz", False) is None
-    assert client.may_receive_credentials("https://charts.example.com:8443/index.yaml", False) is None
+    assert client.may_receive_credentials("https://charts.example.com/index.yaml") is not None
+    assert client.may_receive_credentials("http://charts.example.com/index.yaml") is None
+    assert client.may_receive_credentials("https://cdn.example.com/x.tgz") is None
+    assert client.may_receive_credentials("https://charts.example.com:8443/index.yaml") is None
+    # Parsed as the connection parses it: these connect to evil.example.com, or name a user.
+    assert client.may_receive_credentials("https://evil.example.com:443\\@charts.example.com/index.yaml") is None
+    assert client.may_receive_credentials("https://u:p@charts.example.com/index.yaml") is None
 
 
 def test_an_unreachable_repository_is_an_outage_in_one_line():

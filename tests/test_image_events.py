@@ -1,7 +1,6 @@
 """Flux's report on an image-tag change: helm-controller's event names the chart revision, which an
 image tag does not change, so the change waiting for Flux settles on the release's event after the
 push, with other values than before (the event's ``…/token``, helm-controller's values checksum)."""
-import shelve
 from datetime import datetime, timezone
 
 import pytest
@@ -10,7 +9,8 @@ from ferrychat.feedback import say
 from gitops.core import GitOps
 from gitops.feedback.events import sign
 from gitops.feedback.waits import Feedback
-from gitops.model import Change, Commit, ReplyTarget
+from gitops.feedback.records import ReplyTarget
+from gitops.model import Change, Commit
 from gitops.settings import parse_settings
 from tests import image_fleet
 from tests.flux_events import Clock, encode, flux_event, now_rfc3339
@@ -24,9 +24,9 @@ def core(tmp_path, bare_remote):
     url = bare_remote(image_fleet.files("127.0.0.1:9", "oci://127.0.0.1:9"))
     settings = parse_settings({**image_fleet.settings(url), "data_dir": str(tmp_path / "data")},
                               {"GITOPS_FLUX_TOKEN_QA": TOKEN})
-    memory = shelve.open(str(tmp_path / "memory"))
-    yield GitOps(settings, memory=memory)
-    memory.close()
+    core = GitOps(settings)
+    yield core
+    core.state.close()
 
 
 def post(feedback, clock, reason, values_token, seconds=0.0, chart="6.5.0"):

@@ -86,7 +86,10 @@ def test_versions_say_what_each_app_is_tracked_by(bot):
     assert rows["api"][-1] == "image:app" and rows["api"][1:4] == ["1.1.0*", "1.0.0*", "1.2.0"]
     assert rows["static"][-1] == "image"
     text = ask(bot, "!versions api")[0]
-    assert "image:app* (127.0.0.1" in text and "image:sidecar" in text and "chart" in text
+    assert "▸ image:app (127.0.0.1" in text and "image:sidecar" in text and "chart" in text
+    # api is tracked by its image: the registry's newest are that image's tags, not the chart's
+    assert "Newest in the registry (image 127.0.0.1" in text and "/images/api): 1.2.0 (" in text
+    assert "6.7.0-rc.1" not in text
     assert "the pin is shared with dev/worker, dev/cron" in text
 
 

@@ -29,8 +29,9 @@ _repos = iter(range(10_000))
 
 
 def creds(host, username, password, token_hosts=()) -> RegistryCredentials:
+    """Credentials of a registry on this machine, which the settings say is plain HTTP."""
     return RegistryCredentials(host, username, password, tuple(token_hosts),
-                               "GITOPS_REGISTRY_TEST_USERNAME/PASSWORD")
+                               "GITOPS_REGISTRY_TEST_USERNAME/PASSWORD", plain_http=True)
 
 
 def own_location(registry) -> ChartLocation:

@@ -76,12 +76,12 @@ def fresh_records(hosts):
 
 def a_credentials(hosts) -> RegistryCredentials:
     return RegistryCredentials(hosts["a"].host, hosts["a"].username, A_PASSWORD, (),
-                               "GITOPS_REGISTRY_A_USERNAME/PASSWORD")
+                               "GITOPS_REGISTRY_A_USERNAME/PASSWORD", plain_http=True)
 
 
 def b_credentials(host, token_hosts=()) -> RegistryCredentials:
     return RegistryCredentials(host, "hub", HUB_PASSWORD, tuple(token_hosts),
-                               "GITOPS_REGISTRY_HUB_USERNAME/PASSWORD")
+                               "GITOPS_REGISTRY_HUB_USERNAME/PASSWORD", plain_http=True)
 
 
 def basic(user, password) -> str:

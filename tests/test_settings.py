@@ -62,7 +62,17 @@ def test_unknown_environment_suggests_nearest():
     (lambda r: r.update(registry={"url": "oci://x", "insecure": "yes"}), "`registry.insecure` must be true or false"),
     (lambda r: r["repo"].update(token="s3cret"), "`repo` has an unknown key `token`"),
     (lambda r: r.update(colour="blue"), "unknown key `colour`"),
-    (lambda r: r["repo"].update(url="https://bob:s3cret@git.example.com/x.git"), "holds a password"),
+    (lambda r: r["repo"].update(url="https://bob:s3cret@git.example.com/x.git"), "`repo.url` holds credentials"),
+    # A token alone as the user name is a credential too (issue 19, item 3).
+    (lambda r: r["repo"].update(url="https://ghp_s3cret@github.com/acme/flux.git"),
+     "`repo.url` holds credentials"),
+    (lambda r: r["environments"].append({"name": "edge", "path": "x",
+                                         "repo": "https://ghp_s3cret@gitlab.com/acme/edge.git"}),
+     "`environments[4].repo.url` holds credentials"),
+    (lambda r: r.update(registry_busy_seconds=0), "`registry_busy_seconds` must be a number"),
+    (lambda r: r.update(ssh={"known_hosts": "/nonexistent/known_hosts"}), "which is not a file"),
+    (lambda r: r.update(ssh={"accept_new_host_keys": "yes"}), "`ssh.accept_new_host_keys` must be true"),
+    (lambda r: r.update(ssh={"trust": True}), "`ssh` has an unknown key `trust`"),
     (lambda r: r.update(registry_timeout=0), "`registry_timeout`"),
     (lambda r: r.update(flux={"timeout_minutes": 0}), "`flux.timeout_minutes` must be a number of minutes"),
     (lambda r: r.update(flux={"max_age_minutes": "15"}), "`flux.max_age_minutes` must be a number"),
@@ -91,7 +101,7 @@ def test_load_from_gitops_config(tmp_path):
 def test_broken_yaml_says_where(tmp_path):
     f = tmp_path / "ferry.yaml"
     f.write_text("repo:\n  url: [unclosed\n")
-    with pytest.raises(SettingsError, match="not valid YAML at line"):
+    with pytest.raises(SettingsError, match=r"not valid YAML \(line \d+: "):
         load_settings(str(f), environ={})
 
 
@@ -187,3 +197,82 @@ def test_flux_feedback_settings_and_tokens(tmp_path):
     odd = parse({**BASE, "environments": [{"name": "eu-west.prod", "path": "x"}]},
                 {"GITOPS_FLUX_TOKEN_EU_WEST_PROD": "t"})
     assert odd.secrets.flux_token("eu-west.prod") == "t"
+
+
+# ---- issue 19, item 3: credentials never travel --------------------------------------------
+
+GIT_HOSTS = {**BASE, "repo": {"url": "https://git.example.com/acme/flux.git"},
+             "environments": [{"name": "dev", "path": "apps/dev"},
+                              {"name": "edge", "path": "apps/edge",
+                               "repo": "https://gitlab.example.org:8443/acme/edge.git"},
+                              {"name": "lab", "path": "apps/lab", "repo": "https://lab.example.net/x.git"}]}
+
+
+def test_the_git_token_belongs_to_repo_url_s_host_only():
+    s = parse(GIT_HOSTS, {"GITOPS_GIT_TOKEN": "ghp_main"})
+    assert s.secrets.git("https://git.example.com/acme/flux.git").token == "ghp_main"
+    assert s.secrets.git("https://GIT.example.com/other.git").token == "ghp_main"  # the host, any path
+    assert s.secrets.git("https://gitlab.example.org:8443/acme/edge.git") is None
+    assert s.secrets.git("https://git.example.com:8443/acme/flux.git") is None  # another port
+    assert s.secrets.git("git@git.example.com:acme/flux.git") is None  # SSH: the key, never the token
+
+
+def test_another_git_host_has_credentials_of_its_own():
+    raw = {**GIT_HOSTS, "git_credentials": [{"host": "gitlab.example.org:8443", "env": "EDGE"}]}
+    s = parse(raw, {"GITOPS_GIT_TOKEN": "ghp_main", "GITOPS_GIT_EDGE_TOKEN": "glpat-edge",
+                    "GITOPS_GIT_EDGE_USERNAME": "oauth2"})
+    edge = s.secrets.git("https://gitlab.example.org:8443/acme/edge.git")
+    assert (edge.token, edge.username, edge.variables) == ("glpat-edge", "oauth2", "GITOPS_GIT_EDGE_TOKEN")
+    assert s.secrets.git("https://lab.example.net/x.git") is None
+    assert {"ghp_main", "glpat-edge"} <= set(s.secrets.values())
+    assert "glpat-edge" not in repr(s)
+
+
+@pytest.mark.parametrize("raw, environ, message", [
+    ({**GIT_HOSTS, "git_credentials": [{"host": "gitlab.example.org", "env": "EDGE"}]}, {},
+     "names GITOPS_GIT_EDGE_TOKEN for gitlab.example.org, but it is not set"),
+    ({**GIT_HOSTS, "git_credentials": [{"host": "git.example.com", "env": "MAIN"}]},
+     {"GITOPS_GIT_TOKEN": "a", "GITOPS_GIT_MAIN_TOKEN": "b"}, "already has a token (GITOPS_GIT_TOKEN)"),
+    ({**GIT_HOSTS, "git_credentials": [{"host": "https://x.org", "env": "X"}]}, {}, "must be a Git host"),
+    ({**GIT_HOSTS, "git_credentials": {"host": "x.org"}}, {}, "`git_credentials` must be a list"),
+    # Plain HTTP with credentials: only to this machine, unless the settings allow it.
+    ({**GIT_HOSTS, "repo": {"url": "http://git.example.com/acme/flux.git"}}, {"GITOPS_GIT_TOKEN": "t"},
+     "GITOPS_GIT_TOKEN would go over plain HTTP to git.example.com"),
+    ({**BASE, "registry_credentials": [{"host": "registry.example.com", "env": "R", "plain_http": True}]},
+     {"GITOPS_REGISTRY_R_USERNAME": "u", "GITOPS_REGISTRY_R_PASSWORD": "p"},
+     "would go over plain HTTP to registry.example.com, which is not this machine"),
+    ({**BASE, "registry_credentials": [{"host": "r.example.com", "env": "R", "plain_http": "yes"}]},
+     {"GITOPS_REGISTRY_R_USERNAME": "u", "GITOPS_REGISTRY_R_PASSWORD": "p"}, "must be true or false"),
+    ({**BASE, "allow_plain_http_credentials": "yes"}, {}, "`allow_plain_http_credentials` must be true"),
+])
+def test_credential_mistakes_are_named(raw, environ, message):
+    with pytest.raises(SettingsError) as e:
+        parse(raw, environ)
+    assert message in str(e.value)
+
+
+def test_plain_http_credentials_where_the_settings_say_so():
+    local = {**BASE, "repo": {"url": "http://127.0.0.1:8080/flux.git"},
+             "registry_credentials": [{"host": "localhost:5000", "env": "L", "plain_http": True},
+                                      {"host": "ghcr.io", "env": "G"}]}
+    environ = {"GITOPS_GIT_TOKEN": "t", "GITOPS_REGISTRY_L_USERNAME": "u", "GITOPS_REGISTRY_L_PASSWORD": "p",
+               "GITOPS_REGISTRY_G_USERNAME": "u", "GITOPS_REGISTRY_G_PASSWORD": "p"}
+    s = parse(local, environ)
+    assert s.secrets.registry("localhost:5000").plain_http and not s.secrets.registry("ghcr.io").plain_http
+    assert s.secrets.git("http://127.0.0.1:8080/flux.git").token == "t"
+    far = {**local, "repo": {"url": "http://git.lan:8080/flux.git"},
+           "registry_credentials": [{"host": "registry.lan", "env": "L", "plain_http": True}]}
+    with pytest.raises(SettingsError):
+        parse(far, environ)
+    s = parse({**far, "allow_plain_http_credentials": True}, environ)
+    assert s.secrets.registry("registry.lan").plain_http
+
+
+def test_ssh_known_hosts_from_the_settings(tmp_path):
+    (tmp_path / "known_hosts").write_text("github.com ssh-ed25519 AAAA\n")
+    (tmp_path / "ferry.yaml").write_text("repo: git@github.com:acme/flux.git\n"
+                                         "environments: [{name: dev, path: apps/dev}]\n"
+                                         "ssh: {known_hosts: known_hosts}\n")
+    s = load_settings(str(tmp_path / "ferry.yaml"), environ={})
+    assert s.ssh.known_hosts == str(tmp_path / "known_hosts") and not s.ssh.accept_new_host_keys
+    assert parse(BASE).ssh.known_hosts == "" and parse(BASE).registry_busy_seconds == 5

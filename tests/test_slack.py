@@ -212,7 +212,7 @@ def test_a_conversation_on_slack(slack, ferry, fleet_url):
     assert all("thread_ts" not in m for m in slack.posted(channel=dm))  # a DM is answered flat
     slack.say(ADA, dm, "!locks")
     locks = [m["text"] for m in slack.wait_posted(2, 30, channel=dm)][1]
-    assert locks.startswith("```\nwhat  by") and "dev   Ada Admin  " in locks and "incident 42" in locks
+    assert locks.startswith("```\nwhat  by") and "dev   U0ADA  " in locks and "incident 42" in locks
 
     # the lock holds for everyone else
     ts = slack.say(ALICE, CHANNEL, "!deploy podinfo 6.6.0 to dev")

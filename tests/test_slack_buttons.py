@@ -14,7 +14,7 @@ import json
 import time
 
 from tests import blockkit
-from tests.fixtures_git import remote_log
+from tests.fixtures_git import remote_file, remote_log
 from tests.test_slack import ADA, ALICE, CHANNEL, MALLORY, ROOT, _tail, plain, post, running_ferry, thread
 from tests.test_slack import fleet_url, slack  # noqa: F401  (fixtures)
 from ruamel.yaml import YAML
@@ -102,8 +102,8 @@ def test_approval_buttons_in_socket_mode(tmp_path, slack, fleet_url):
 
         # stale presses, to the presser alone: the same button again, Reject after the approval, an
         # id nobody asked for; nothing changes
-        for action, value, why in [("ferry_approve", None, f"Change {change_id} was already approved by Ada Admin."),
-                                   ("ferry_reject", None, f"Change {change_id} was already approved by Ada Admin."),
+        for action, value, why in [("ferry_approve", None, f"Change {change_id} was already approved by &lt;@U0ADA&gt;."),
+                                   ("ferry_reject", None, f"Change {change_id} was already approved by &lt;@U0ADA&gt;."),
                                    ("ferry_approve", "0123456789",
                                     "No change 0123456789 is waiting for approval: !pending lists them.")]:
             count = len(slack.calls_of("chat.postEphemeral", user=ADA))
@@ -120,14 +120,15 @@ def test_approval_buttons_in_socket_mode(tmp_path, slack, fleet_url):
                                "Alice Liddell &lt;U0ALICE&gt;), by Ada Admin &lt;U0ADA&gt;."), said
         assert len(remote_log(fleet_url)) == base + 1
 
-        # a request past its time: the press is told so, and nothing lands
+        # a request past its time: its message says so (no buttons left); a press of the button
+        # seen before is told so too, and nothing lands
         expired_id, expired = ask(slack, "!deploy podinfo 6.6.0 to stag")
-        time.sleep(2.5)  # stag's requests expire after 1.2 s
+        slack.wait_for(lambda: len(updates(slack)) == 3, 30, "the update of the expired request")
         count = len(slack.calls_of("chat.postEphemeral", user=ADA))
         slack.press(slack.interaction(ADA, expired, "ferry_approve"))
         said = plain(ephemeral(slack, ADA, count + 1)["text"])
         assert said.startswith(f"Change {expired_id} expired at ") and said.endswith("ask for it again."), said
-        assert len(remote_log(fleet_url)) == base + 1 and len(updates(slack)) == 2
+        assert len(remote_log(fleet_url)) == base + 1 and len(updates(slack)) == 3
 
         # the typed command still works beside the buttons
         typed_id, _ = ask(slack, "!deploy podinfo 6.6.0 to prod")
@@ -221,8 +222,93 @@ def test_approval_buttons_with_the_events_api(tmp_path, slack, fleet_url):
                       path="/slack/interactive")
         assert got == 200
         said = ephemeral(slack, ADA, 1)
-        assert plain(said["text"]).endswith("was already approved by Ada Admin."), said
+        assert plain(said["text"]).endswith("was already approved by &lt;@U0ADA&gt;."), said
         time.sleep(1)
         assert len(remote_log(fleet_url)) == base + 1 and len(updates(slack)) == 1
         assert "Slack interactivity request from 127.0.0.1 refused (401)" in log.read_text()
+        assert "Traceback" not in log.read_text(), _tail(log)
+
+
+def test_a_typed_decision_a_drop_or_an_expiry_updates_the_request_in_place(tmp_path, slack, fleet_url,
+                                                                            external_commit):
+    """However a change is decided, its request message says so in place and keeps no buttons:
+    a typed `!approve`, a typed `!reject` (by an approver, and by the requester withdrawing it), a
+    drop found at approval (the pin moved since), and an expiry while nobody looks."""
+    with running_ferry(tmp_path, slack, fleet_url, tune=guarded) as log:
+        base = len(remote_log(fleet_url))
+
+        def decided(request):
+            """The text of ``request``'s message once updated in place, with no buttons left."""
+            slack.wait_for(lambda: [u for u in updates(slack) if u["ts"] == request["ts"]], 60,
+                           f"the update of the request {request['ts']}\n{_tail(log)}")
+            message = slack.messages[(CHANNEL, request["ts"])]
+            assert [b["type"] for b in message["blocks"]] == ["section"], message
+            return plain(message["blocks"][0]["text"]["text"])
+
+        def typed(user, text):
+            ts = slack.say(user, CHANNEL, text)
+            (answer,) = thread(slack, CHANNEL, ts, 1)
+            return plain(answer)
+
+        approved_id, approved = ask(slack, "!deploy podinfo 6.5.3 to prod")
+        assert typed(ADA, f"!approve {approved_id}").startswith("Deployed podinfo 6.5.0 → 6.5.3 in prod: commit ")
+        sha = remote_log(fleet_url)[0]
+        assert decided(approved).startswith("Approved by Ada Admin &lt;U0ADA&gt;. Deployed podinfo 6.5.0 → 6.5.3 "
+                                            f"in prod: commit {sha[:10]}")
+        assert len(remote_log(fleet_url)) == base + 1
+
+        rejected_id, rejected = ask(slack, "!deploy podinfo 6.6.0 to prod")
+        assert typed(ADA, f"!reject {rejected_id} not during the sale").startswith("Rejected change")
+        assert decided(rejected) == (f"Rejected change {rejected_id} (deploy podinfo 6.5.3 → 6.6.0 in prod, asked "
+                                     "by Alice Liddell &lt;U0ALICE&gt;): not during the sale, by Ada Admin &lt;U0ADA&gt;.")
+        withdrawn_id, withdrawn = ask(slack, "!deploy podinfo 6.6.0 to prod")
+        assert typed(ALICE, f"!reject {withdrawn_id}").startswith("Rejected change")
+        assert decided(withdrawn).endswith("in prod, asked by Alice Liddell &lt;U0ALICE&gt;), by Alice Liddell "
+                                           "&lt;U0ALICE&gt;.")
+
+        dropped_id, dropped = ask(slack, "!deploy podinfo 6.6.0 to prod")
+        pin_file = "apps/prod/podinfo-values.yaml"
+        theirs = external_commit(fleet_url, {pin_file: remote_file(fleet_url, pin_file).replace('"6.5.3"', '"6.5.2"') + "\n"})
+        why = (f"podinfo in prod moved from 6.5.3 to 6.5.2 since change {dropped_id} was asked: nothing changed; "
+               "ask for it again.")
+        assert typed(ADA, f"!approve {dropped_id}") == why
+        assert decided(dropped) == f"Dropped when Ada Admin &lt;U0ADA&gt; approved it: {why}"
+        assert remote_log(fleet_url)[0] == theirs
+
+        expired_id, expired = ask(slack, "!deploy podinfo 6.6.0 to stag")  # stag's requests expire after 1.2 s
+        said = decided(expired)
+        assert said.startswith(f"Change {expired_id} (deploy podinfo 6.5.1 → 6.6.0 in stag, asked by Alice Liddell "
+                               "&lt;U0ALICE&gt;) expired at ") and said.endswith(" UTC without approval: ask for it again.")
+        assert len(remote_log(fleet_url)) == base + 2  # the approved change and theirs
+
+        assert not [m for m in slack.messages.values()
+                    if any(b.get("type") == "actions" for b in m.get("blocks") or ())]  # no live buttons
+        assert len(updates(slack)) == 5 and slack.calls_of("chat.postEphemeral") == []
+        assert "Traceback" not in log.read_text(), _tail(log)
+
+
+def test_a_request_that_expired_while_the_bot_was_down_is_updated_once_it_is_back(tmp_path, slack, fleet_url):
+    """Where a request message is is kept with the bot's storage: a restart does not leave it
+    with live buttons."""
+    def expire_soon(envs):
+        envs["stag"]["policy"] = {"approval": {"expire_minutes": 0.1}}  # 6 s
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    with running_ferry(first, slack, fleet_url, tune=expire_soon) as log:
+        change_id, request = ask(slack, "!deploy podinfo 6.6.0 to stag")
+        # the command is done (its place kept) once its one log line is written
+        slack.wait_for(lambda: "ran !deploy podinfo 6.6.0 to stag -> ok" in log.read_text(), 30,
+                       f"the end of the command\n{_tail(log)}")
+    assert updates(slack) == []  # stopped before its time
+    slack.connected.clear()
+    with running_ferry(second, slack, fleet_url, tune=expire_soon, FERRY_DATA_DIR=str(first / "errbot")) as log:
+        (update,) = slack.wait_for(lambda: updates(slack), 60, f"the update of the expired request\n{_tail(log)}")
+        assert (update["channel"], update["ts"]) == (CHANNEL, request["ts"])
+        message = slack.messages[(CHANNEL, request["ts"])]
+        assert [b["type"] for b in message["blocks"]] == ["section"]
+        said = plain(message["blocks"][0]["text"]["text"])
+        assert said.startswith(f"Change {change_id} (deploy podinfo 6.5.1 → 6.6.0 in stag, asked by Alice Liddell "
+                               "&lt;U0ALICE&gt;) expired at "), said
         assert "Traceback" not in log.read_text(), _tail(log)

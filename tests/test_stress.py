@@ -69,8 +69,9 @@ def fleet(registry, charts, bare_remote):
 
 @pytest.fixture
 def loaded_bot(tmp_path, fleet):
-    # The registry's default 5 s timeout is for a live registry; this one shares a busy machine.
-    settings = {**demo_settings(fleet[1]), "registry_timeout": 120}
+    # The registry's default 5 s timeout is for a live registry; this one shares a busy machine,
+    # where a command may wait longer than the default 5 s for the registry's turn.
+    settings = {**demo_settings(fleet[1]), "registry_timeout": 120, "registry_busy_seconds": 120}
     with started_bot(tmp_path, settings) as bot:
         yield bot
 

@@ -853,8 +853,21 @@ def test_ssh_key_environment_bounds_and_isolates_ssh():
     env = git_environment(ssh_key_file="/run/secrets/flux key")
     command = env["GIT_SSH_COMMAND"]
     assert "-i '/run/secrets/flux key'" in command and "IdentitiesOnly=yes" in command
-    assert "StrictHostKeyChecking=accept-new" in command and "ConnectTimeout=10" in command
+    assert "StrictHostKeyChecking=yes" in command and "ConnectTimeout=10" in command
     assert "GIT_ASKPASS" not in env
+    # Trust on first use only when the settings ask for it; their known_hosts, not the machine's.
+    trusting = git_environment(known_hosts="/etc/ferry/known_hosts", accept_new_host_keys=True)
+    assert "StrictHostKeyChecking=accept-new" in trusting["GIT_SSH_COMMAND"]
+    assert "UserKnownHostsFile=/etc/ferry/known_hosts" in trusting["GIT_SSH_COMMAND"]
+
+
+def test_the_machine_s_ssh_command_cannot_turn_host_key_checks_off(monkeypatch):
+    from gitops.workspace.process import process_env
+
+    monkeypatch.setenv("GIT_SSH_COMMAND", "ssh -o StrictHostKeyChecking=no")
+    monkeypatch.setenv("GIT_SSH", "/usr/local/bin/any-ssh")
+    env = process_env({}, "git@github.com:acme/flux.git")
+    assert "StrictHostKeyChecking=yes" in env["GIT_SSH_COMMAND"] and "GIT_SSH" not in env
 
 
 # ---- a clone changed behind Ferry's back ----------------------------------------------------------

@@ -105,7 +105,7 @@ def read_payload(body: bytes) -> dict:
     try:
         form = parse_qs(body.decode("utf-8"), strict_parsing=True)
         payload = json.loads(form["payload"][0]) if len(form.get("payload", ())) == 1 else None
-    except (UnicodeDecodeError, ValueError, KeyError):
+    except (UnicodeDecodeError, ValueError, KeyError, RecursionError):  # signed, but nested past the parser
         payload = None
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
         raise ValueError("The body must be a form with one `payload` field: a Slack interaction payload.")

@@ -2,10 +2,27 @@ from errbot import BotPlugin, botcmd
 
 from ferrychat import grammar, listing, presses, render
 from ferrychat.replies import answers, progress, requester
+from gitops.errors import ChangeDropped
+
+POLL_MAX, POLL_MIN = 30.0, 0.2  # seconds between looks for expired requests
 
 
 class FerryApprovals(BotPlugin):
     """Approvals: changes into guarded environments wait for a second person"""
+
+    def activate(self):
+        super().activate()
+        self.ferry = self.get_plugin("Ferry")
+        minutes = [e.policy.approval_minutes for e in self.ferry.gitops.settings.environments
+                   if e.policy.approval]
+        if minutes:  # a request message is updated within a fifth of the shortest expiry
+            self.start_poller(min(POLL_MAX, max(POLL_MIN, min(minutes) * 60 / 5)), self.settle_expired)
+
+    def settle_expired(self):
+        try:
+            presses.settle_expired(self.ferry, self.ferry.gitops.clock())
+        except Exception:  # logged; the poller must live on to look again next round
+            self.log.exception("updating the messages of expired approval requests failed")
 
     @botcmd
     @answers
@@ -13,19 +30,24 @@ class FerryApprovals(BotPlugin):
         """`!approve <id>`: apply a change waiting for approval (not your own), checked again first; e.g. `!approve 3f9a1c07d2`
 
         Someone other than the requester, allowed to approve in that environment, approves it. The
-        change is checked again first: the pin must still be at the value its diff was made from.
-        The Approve button in Slack runs this, for the person who pressed it.
+        change is decided again first, as when it was asked: the requester still allowed to ask
+        for it, the pins still at the values its diff was made from, a promoted version still in
+        the stage before, no new lock or freeze. The Approve button in Slack runs this, for the
+        person who pressed it; either way the request message is updated in place.
         """
         change_id = grammar.parse_change_id("approve", args)
         ferry = self.get_plugin("Ferry")
         who, pressed = requester(msg), presses.press_of(msg) is not None
         # A press's reactions would land on the request everyone sees (❌ for someone's refused
         # press on a change that still waits): the update in place says the outcome instead.
-        with progress(ferry, msg, shown=not pressed):
-            change = ferry.gitops.approve(change_id, who)
-        if pressed:
-            presses.decide(self, msg, f"Approved by {who.signature}. {render.change(change)}")
-        else:
+        try:
+            with progress(ferry, msg, shown=not pressed):
+                change = ferry.gitops.approve(change_id, who)
+        except ChangeDropped as dropped:
+            presses.settle(ferry, change_id, f"Dropped when {who.signature} approved it: {dropped}", msg)
+            raise
+        presses.settle(ferry, change_id, f"Approved by {who.signature}. {render.change(change)}", msg)
+        if not pressed:
             yield render.change(change)
         if change.commit is not None:
             ferry.committed(change, msg)
@@ -35,21 +57,25 @@ class FerryApprovals(BotPlugin):
     def reject(self, msg, args):
         """`!reject <id> [reason]`: drop a change waiting for approval (yours, or one you may approve); e.g. `!reject 3f9a1c07d2 not during the sale`
 
-        The Reject button in Slack runs this, for the person who pressed it."""
+        The Reject button in Slack runs this, for the person who pressed it; either way the
+        request message is updated in place."""
         change_id, reason = grammar.parse_rejection(args)
         who = requester(msg)
-        dropped = self.get_plugin("Ferry").gitops.reject(change_id, who)
+        ferry = self.get_plugin("Ferry")
+        dropped = ferry.gitops.reject(change_id, who)
         why = f": {reason}" if reason else ""
-        said = (f"Rejected change `{dropped.id}` ({dropped.action} `{dropped.app}` {dropped.old} → "
-                f"{dropped.new} in {dropped.environment}, asked by {dropped.requester.signature}){why}.")
-        if presses.press_of(msg):
-            presses.decide(self, msg, f"{said[:-1]}, by {who.signature}.")
-            return None
-        return said
+        said = f"Rejected change `{dropped.id}` ({presses.described(dropped)}){why}."
+        presses.settle(ferry, dropped.id, f"{said[:-1]}, by {who.signature}.", msg)
+        return None if presses.press_of(msg) else said
 
     @botcmd
     @answers
     def pending(self, msg, args):
-        """`!pending`: the changes waiting for a second person, with their diffs; e.g. `!pending`"""
+        """`!pending`: the changes waiting for a second person, with their diffs; e.g. `!pending`
+
+        The diff of a change into an environment whose values are shown only in its channels
+        (`show_values: channels`) is left out elsewhere."""
         grammar.parse_nothing("pending", args)
-        return listing.pending(self.get_plugin("Ferry").gitops.pending())
+        gitops, here = self.get_plugin("Ferry").gitops, requester(msg).channels
+        private = {e.name for e in gitops.settings.environments if not e.shows_values_in(here)}
+        return listing.pending(gitops.pending(), private)

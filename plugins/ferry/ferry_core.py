@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import errbot.core_plugins
 from errbot import BotPlugin, core_plugins, webhook
@@ -9,9 +10,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import ferryweb
 from gitops.ops import readiness
-from gitops.core import GitOps
+from gitops.core import STATE_FILE, GitOps
 from gitops.ops.metrics import since_command
 from gitops.settings import load_settings
+from gitops.state.shelf import import_shelf
+from gitops.state.store import Store
 
 
 # What Errbot's webserver serves: Ferry's own routes (/ferry/health, /ferry/ready, /flux/<env>),
@@ -55,8 +58,15 @@ class Ferry(BotPlugin):
         super().activate()
         self.chat, self.gitops = readiness.ChatLink(), None
         path = getattr(self.bot_config, "GITOPS_CONFIG", None) or os.environ.get("GITOPS_CONFIG")
-        # The plugin's Errbot storage; config.py's STORAGE (FerryShelf) writes each change to disk.
-        self.gitops = GitOps(load_settings(path), memory=self)
+        settings = load_settings(path)
+        # Ferry's state (locks, approvals, Flux waits) in its own SQLite file next to Errbot's data;
+        # what an older Ferry kept in this plugin's shelf is imported once.
+        self.state = Store(Path(self.bot_config.BOT_DATA_DIR) / STATE_FILE)
+        imported = import_shelf(self.state, self)
+        if imported is not None:
+            self.log.info("state file %s started; imported from Errbot's storage: %s", self.state.path,
+                          ", ".join(f"{n} {kind}" for kind, n in imported.items()))
+        self.gitops = GitOps(settings, state=self.state)
         self.gitops.metrics.watch_chat(self.chat)
         self.watchers = []  # callables (change, msg) told of every pushed change
         self.log.info("Ferry manages %s", ", ".join(self.gitops.settings.environment_names))
@@ -84,14 +94,16 @@ class Ferry(BotPlugin):
             self.clones.stop()
         server, self.webserver = getattr(self, "webserver", None), None
         if server is not None:
-            server.shutdown()
-            server.server_close()
+            server.stop()
+        if getattr(self, "state", None) is not None:
+            self.state.close()
         super().deactivate()
 
     def _open_webserver(self, port):
         """``FERRY_WEBSERVER_PORT`` set: serve the webhooks (Flux's events, Slack's Events API, the
-        health check) on it with Ferry's bounded server (``ferryweb``): Errbot's Webserver plugin
-        has no limit on connections nor a timeout, and serves Errbot's own routes to anyone."""
+        probes, the metrics) on it with Ferry's bounded server (``ferryweb``, waitress): Errbot's
+        Webserver plugin has no limit on connections, time or body, and serves Errbot's own
+        routes to anyone (config.py does not load it)."""
         self.webserver = None
         if not port.strip():
             return

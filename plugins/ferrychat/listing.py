@@ -2,7 +2,7 @@
 `!pending`. Every row is rendered; ``replies.answers`` decides whether it is a message or a file."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Collection, Optional, Sequence
 
 from ferrychat import render
 from ferrychat.grammar import VersionsQuery
@@ -53,9 +53,10 @@ def audit(entries: Sequence[AuditEntry], environment: Optional[str] = None):
                  f"Audit: the last {len(entries):,} changes{where}", short=render.audit(entries, environment))
 
 
-def pending(waiting: Sequence[PendingChange]):
+def pending(waiting: Sequence[PendingChange], private: Collection[str] = ()):
+    """``private``: the environments whose diffs are not shown here (``show_values: channels``)."""
     if not waiting:
         return render.pending_list(waiting)
     return Table(f"{len(waiting):,} changes waiting for approval (`!approve <id>` takes any of them)",
-                 "", "\n\n".join(render.pending(p) for p in waiting), "pending.txt",
-                 f"Pending: {len(waiting):,} changes", short=render.pending_list(waiting))
+                 "", "\n\n".join(render.pending(p, diff=p.environment not in private) for p in waiting),
+                 "pending.txt", f"Pending: {len(waiting):,} changes", short=render.pending_list(waiting, private))

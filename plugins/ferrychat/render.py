@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Iterable, Optional, Sequence
+from typing import Collection, Iterable, Optional, Sequence
 from urllib.parse import urlsplit
 
 from ferrychat.feedback import age as short_age
@@ -183,7 +183,9 @@ def overview_legend(refused: Sequence[str] = (), live_states: Optional[dict] = N
 
 
 def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], note: str = "",
-                 live_states: Optional[dict] = None, now: float = 0.0) -> str:
+                 live_states: Optional[dict] = None, now: float = 0.0, newest_part: str = "chart") -> str:
+    """``newest``: the registry's newest versions of ``newest_part`` (the chart, or the image an
+    app is tracked by): only its rows are marked behind them."""
     head = newest[0].version if newest else None
     live_states = live_states or {}
     rows, failing = [], []
@@ -194,7 +196,7 @@ def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], not
         record = live_states.get((p.app, p.environment))
         cells = [live(p, record, now) or "-"] if live_states else []
         part = [_part_cell(p, pins)] if with_parts else []
-        rows.append([p.environment, *part, pinned(p, head if p.part == "chart" else None), *cells,
+        rows.append([p.environment, *part, pinned(p, head if p.part == newest_part else None), *cells,
                      where + shared])
         if record and record.get("state") == "failed":
             message = (record.get("message") or "").strip().splitlines()[:1]
@@ -214,7 +216,9 @@ def app_overview(app: str, pins: Sequence[Pin], newest: Sequence[ChartInfo], not
         parts.append(LIVE_LEGEND)
     if newest:
         listed = [f"{i.version} ({i.created[:10] or 'no date'})" for i in newest]
-        parts.append("Newest in the registry: " + ", ".join(listed) + ".")
+        image = next((p.chart for p in pins if p.part == newest_part), "") if newest_part != "chart" else ""
+        of = f" (image {image})" if image else ""
+        parts.append(f"Newest in the registry{of}: " + ", ".join(listed) + ".")
     if note:
         parts.append(note)
     return "\n".join(parts)
@@ -327,14 +331,20 @@ def values_diff(pin_a: Pin, pin_b: Pin, diff: str) -> str:
     return f"{head}\nHelm values, {pin_a.environment} → {pin_b.environment}:\n```\n{body}\n```{more}"
 
 
-def pending_list(waiting: Sequence[PendingChange]) -> str:
+def pending_list(waiting: Sequence[PendingChange], private: Collection[str] = ()) -> str:
     if not waiting:
         return "No change is waiting for approval."
-    return items([pending(p) for p in waiting], "changes waiting (`!approve <id>` takes any of them)")
+    return items([pending(p, diff=p.environment not in private) for p in waiting],
+                 "changes waiting (`!approve <id>` takes any of them)")
 
 
-def pending(p: PendingChange, new: bool = False) -> str:
-    """A change waiting for a second person: the exact diff, who may approve, how."""
+def values_elsewhere(environment: str, channels: Sequence[str]) -> str:
+    return f"{environment}'s Helm values are shown only in {', '.join(channels)}: ask there."
+
+
+def pending(p: PendingChange, new: bool = False, diff: bool = True) -> str:
+    """A change waiting for a second person: the exact diff (unless ``diff`` is false: its
+    environment's values are not shown here), who may approve, how."""
     who = ", ".join(p.approvers) if p.approvers is not None else "anyone who may make it"
     until = p.expires[11:16]
     head = (f"{p.environment} needs a second person: {p.action} `{p.app}` {p.old} → {p.new} is change "
@@ -342,6 +352,8 @@ def pending(p: PendingChange, new: bool = False) -> str:
     if not new:
         head = (f"`{p.id}`: {p.action} `{p.app}` {p.old} → {p.new} in {p.environment}, asked by "
                 f"{p.requester.signature}, expires {until} UTC.")
+    if not diff:
+        return f"{head}\n`!approve {p.id}` or `!reject {p.id}`; its diff is shown only in {p.environment}'s channels."
     return f"{head}\n`!approve {p.id}` or `!reject {p.id}`:\n```\n{p.diff.rstrip()}\n```"
 
 

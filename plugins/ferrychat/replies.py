@@ -10,7 +10,7 @@ import uuid
 
 from ferrychat import presses, render, sizing
 from gitops.ops import metrics
-from gitops.errors import FerryError
+from gitops.errors import FerryError, logged
 from gitops.model import Requester
 from gitops.guard.policy import NotAllowed
 
@@ -45,9 +45,27 @@ def answers(func):
             log.exception("error %s in !%s %r from %s", ref, func.__name__, args, who)
             yield f"Sorry, that failed on my side (error `{ref}`; the bot's log has the details)."
         finally:
-            log.info("%s ran !%s %s -> %s (%.0f ms)", who, func.__name__.replace("_", " "),
-                     (args or "")[:200], outcome[:200], (time.monotonic() - started) * 1000)
+            log.info("%s ran !%s %s -> %s (%.0f ms)", logged(who), func.__name__.replace("_", " "),
+                     logged(args or ""), logged(outcome), (time.monotonic() - started) * 1000)
             _counted(self, func.__name__, outcome)
+
+    return command
+
+
+def admins_by_dm(func):
+    """For bot admins, by direct message only: what Errbot's ``@botcmd(admin_only=True)`` checks,
+    with its words, without what it also does. Errbot runs an admin-only command only once every
+    command under way has finished (it joins its whole worker pool, on the thread that reads
+    chat): one command waiting for a slow registry would hold `!locks`, and every message after it."""
+
+    @functools.wraps(func)
+    def command(self, msg, args):
+        if not self.get_plugin("Ferry").is_admin(msg):
+            yield "This command requires bot-admin privileges"
+        elif getattr(msg, "is_group", False):
+            yield "This command may only be issued through a direct message"
+        else:
+            yield from func(self, msg, args)
 
     return command
 

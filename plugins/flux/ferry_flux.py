@@ -8,7 +8,7 @@ from ferrychat.replies import requester
 from gitops.errors import EventRefused, UnknownEnvironment, shown
 from gitops.feedback.events import MAX_BODY
 from gitops.feedback.waits import Feedback
-from gitops.model import ReplyTarget
+from gitops.feedback.records import ReplyTarget
 
 
 class FerryFlux(BotPlugin):

@@ -3,8 +3,9 @@
 Plain values in, result objects or typed errors out. Git goes through ``Workspace``, the registry
 through ``RegistryClient``. The rooms behind this façade: ``pins`` (what every environment pins,
 cached per commit), ``planning`` (the deploy, promote and rollback rules), ``writing`` (one change
-committed and pushed), ``guard`` and ``policy`` (locks, approvals, who may), ``reports`` (the
-read-only answers: history, newest versions, diffs, audit).
+committed and pushed), ``guard`` and ``policy`` (locks, approvals, who may), ``decisions`` (the
+façade's approvals, rejections and locks), ``reports`` (the read-only answers: history, newest
+versions, diffs, audit).
 """
 from __future__ import annotations
 
@@ -14,51 +15,58 @@ import re
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, MutableMapping, Optional
+from typing import Callable, Optional
 
 from .changes import editing, planning, writing
+from .changes.pins import PinCache, find
+from .decisions import Decisions
+from .errors import NoRegistry, NotAllowed
 from .flux import images
 from .guard import policy
-from .guard import approvals as held
-from .errors import ApprovalRefused, FerryError, NoRegistry, NotAllowed
 from .guard.approvals import Guard
+from .identity import Release
+from .model import Change, ChartLocation, Commit, Inventory, Pin, Plan, Requester
 from .ops.metrics import Metrics
-from .model import (Change, ChartLocation, Commit, Inventory, Lock, PendingChange, Pin, Plan,
-                    Requester)
-from .changes.pins import PinCache, app_name, find
-from .sources.registry import RegistryClient
 from .reports import Reports
 from .settings import RepoSettings, Settings
+from .sources.registry import RegistryClient
+from .state.store import Records, Store
 from .versions import between
 from .workspace import Workspace, git_environment
-from .changes.writing import PinMoved
 
 log = logging.getLogger(__name__)
 
+STATE_FILE = "ferry-state.sqlite3"  # in the data directory
 
-class GitOps(Reports):
+
+class GitOps(Reports, Decisions):
     """One instance per process, shared by every capability plugin."""
 
     def __init__(self, settings: Settings, registry: Optional[RegistryClient] = None,
-                 fetch_interval: float = 5.0, memory: Optional[MutableMapping] = None,
+                 fetch_interval: float = 5.0, state: Optional[Store] = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.settings = settings
         self.clock = clock
-        # What Git cannot hold (locks, approvals, rolled-back versions): Errbot's storage in the bot.
-        self.memory = memory if memory is not None else {}
-        self.guard = Guard(self.memory, clock)
+        # What Git cannot hold (locks, approvals, rolled-back versions, Flux's feedback): one
+        # SQLite file; the bot's is in FERRY_DATA_DIR, a core on its own keeps it in data_dir.
+        self.state = state if state is not None else Store(Path(settings.data_dir) / STATE_FILE)
+        self.memory = Records(self.state)  # Feedback's records: live states, Flux waits, replays
+        self.guard = Guard(self.state, clock)
+        interrupted = self.guard.recover()
+        if interrupted:
+            log.warning("changes being applied when the bot stopped, dropped (never applied twice): %s",
+                        ", ".join(interrupted))
         self.metrics = Metrics(settings, pending=self.pending)  # this core's own, for /metrics
         index = settings.helm_index
         self.registry = registry or RegistryClient(
             settings.secrets.registries, timeout=settings.registry_timeout,
             index_seconds=index.timeout, index_max_bytes=int(index.max_mb * 1024 * 1024),
-            index_cache_seconds=index.cache_seconds)
+            index_cache_seconds=index.cache_seconds, busy_seconds=settings.registry_busy_seconds)
         self.registry.observe = self.metrics
         data = Path(settings.data_dir)
-        git_env = git_environment(settings.secrets.git_token, settings.secrets.git_ssh_key_file)
         self._workspaces = {
             # A busy remote (CI bots pushing often) may move under a push a few times in a row.
-            repo: Workspace(repo.url, repo.branch, data / "repos" / _slug(repo), git_env=git_env,
+            repo: Workspace(repo.url, repo.branch, data / "repos" / _slug(repo), git_env=_git_env(settings, repo),
                             fetch_interval=fetch_interval, secrets=settings.secrets.values(),
                             push_attempts=5, observe=self.metrics.repo(repo.url, repo.branch))
             for repo in settings.repos()
@@ -138,95 +146,20 @@ class GitOps(Reports):
             return self._propose(plan, requester, decision.forced)
         return self._write(plan, requester, dry_run, forced=decision.forced)
 
-    # ---- approvals, locks, audit -----------------------------------------------------------
-
-    def approve(self, change_id: str, approver: Requester) -> Change:
-        """Apply a pending change, decided again now: the approver allowed from where they ask,
-        no blocker but those the request overrode, in the registry, and the pin still at the value
-        its diff was made from. The change is claimed once: a concurrent reject or a second
-        approval is told it is already being applied."""
-        waiting = self.guard.waiting(change_id)
-        inventory = self.inventory()
-        pin = self.pin(waiting.app, waiting.environment, inventory, part=waiting.part)
-        also = []
-        for part, old, new in waiting.also:  # every other part must still be where it was asked
-            other = self.pin(waiting.app, waiting.environment, inventory, part=part)
-            if other.version != old:
-                self._pin_moved(waiting, f"{part} {other.version}")
-            also.append((other, new))
-        plan = Plan(waiting.action, pin, waiting.new, waiting.source_environment, tuple(also))
-        decision = self._decide(plan, approver, requested_by=waiting.requester.id,
-                                overridden=waiting.forced)
-        if pin.version != waiting.old:
-            self._pin_moved(waiting, pin.version)
-        try:
-            self._check_state(plan, decision)
-        except FerryError as e:
-            raise ApprovalRefused(f"Change `{waiting.id}` cannot be applied now: {e}") from None
-        self.guard.claim(waiting.id, held.APPLYING, approver.name or approver.id)
-        try:
-            change = self._write(plan, waiting.requester, False, forced=waiting.forced,
-                                 approver=approver, expect=waiting.old)
-        except PinMoved as moved:
-            self.guard.settle(waiting.id, held.WAITING)
-            self._pin_moved(waiting, moved.now)
-        except BaseException:
-            self.guard.settle(waiting.id, held.WAITING)  # nothing was pushed: it may be approved again
-            raise
-        self.guard.settle(waiting.id, held.APPLIED)
-        return change
-
-    def _pin_moved(self, waiting: PendingChange, now: Optional[str]):
-        """The approved diff no longer applies: drop the request and say so."""
-        moved = f"`{waiting.app}` in {waiting.environment} moved from {waiting.old} to {now}"
-        self.guard.claim(waiting.id, held.DROPPED, f"{moved} since it was asked")
-        raise ApprovalRefused(
-            f"{moved} since change `{waiting.id}` was asked: nothing changed; ask for it again.")
-
-    def reject(self, change_id: str, by: Requester) -> PendingChange:
-        """Drop a pending change: its requester withdrawing it, or someone who may approve it,
-        from the environment's channels; claimed once, like an approval."""
-        waiting = self.guard.waiting(change_id)
-        env = self.settings.environment(waiting.environment)
-        policy.may_reject(env.policy, env.name, waiting.action, by.id, waiting.requester.id, by.channels,
-                          by.bot)
-        return self.guard.claim(waiting.id, held.REJECTED, by.name or by.id)
-
-    def pending(self) -> list[PendingChange]:
-        return self.guard.pending()
-
-    def lock(self, environment: str, app: Optional[str], by: Requester, reason: str = "") -> Lock:
-        """Lock an environment, or one app in it, against changes (admins may still force)."""
-        env = self.settings.environment(environment)
-        name = app_name(app, self.inventory()) if app else None
-        return self.guard.lock(env.name, name, by, reason)
-
-    def unlock(self, environment: str, app: Optional[str] = None) -> Lock:
-        env = self.settings.environment(environment)
-        name = app_name(app, self.inventory()) if app else None
-        return self.guard.unlock(env.name, name)
-
-    def locks(self) -> list[tuple[str, Lock]]:
-        """Every lock (``env`` or ``env/app``) and every freeze in force now."""
-        found = sorted(self.guard.locks().items())
-        now = self.clock()
-        for env in self.settings.environments:
-            for window in env.policy.freezes:
-                if window.contains(now):
-                    until = window.ends_after(now).strftime("%a %Y-%m-%d %H:%M %Z")
-                    found.append((env.name, Lock(by="freeze window", reason=window.text,
-                                                 when=f"until {until}")))
-        return found
-
     # ---- internals -------------------------------------------------------------------------
 
-    def _decide(self, plan: Plan, who: Requester, force: bool = False, admin: bool = False,
-                requested_by: Optional[str] = None, overridden: Optional[tuple] = None) -> policy.Decision:
-        """The one decision over ``plan`` now (``policy.decide``), asked by ``who`` or, with
+    def _decide(self, plan, who: Requester, force: bool = False, admin: bool = False,
+                requested_by: Optional[Requester] = None, overridden: Optional[tuple] = None) -> policy.Decision:
+        """The one decision over ``plan`` (a ``Plan``, or the ``PendingChange`` held from one:
+        what, where, to which version) now (``policy.decide``), asked by ``who`` or, with
         ``requested_by``, approved by them; who and where refuse at once."""
         env = self.settings.environment(plan.environment)
-        found = policy.blockers(env.name, plan.app, plan.new, plan.action, self.guard.locks(),
-                                self.guard.rolled_back(env.name, plan.app), env.policy, self.clock())
+        release = plan.pin.release if isinstance(plan, Plan) else (
+            plan.release or Release(env.name, None, plan.app, plan.part))  # a change held before identities
+        locks = {(f"{env.name}/{plan.app}" if lock.release.name else env.name): lock
+                 for lock in self.guard.locks_on(release)}
+        found = policy.blockers(env.name, plan.app, plan.new, plan.action, locks,
+                                self.guard.rolled_back(release), env.policy, self.clock())
         decision = policy.decide(env.policy, env.name, plan.action, found, who=who.id,
                                  channels=who.channels, force=force, admin=admin,
                                  requested_by=requested_by, overridden=overridden, bot=who.bot)
@@ -254,12 +187,14 @@ class GitOps(Reports):
             environment=env.name, old=plan.old, new=plan.new, file=preview.file, diff=preview.diff,
             requester=requester, source_environment=plan.source_environment,
             approvers=env.policy.may_approve(plan.action), forced=forced, part=plan.part,
-            also=tuple((p.part, p.version, new) for p, new in plan.also))
+            also=tuple((p.part, p.version, new) for p, new in plan.also),
+            namespace=plan.pin.release.namespace, release_name=plan.pin.release.name)
         return replace(preview, dry_run=False, pending=waiting)
 
     def _write(self, plan: Plan, requester: Requester, dry_run: bool, forced: tuple = (),
-               approver: Optional[Requester] = None, expect: Optional[str] = None) -> Change:
-        """Edit one line on the newest tip and push; ``expect``: the value the pin must still have."""
+               approver: Optional[Requester] = None, expect: Optional[dict] = None) -> Change:
+        """Edit one line on the newest tip and push; ``expect``: part -> the value its pin must
+        still have."""
         action, pin, version, source_environment = plan.action, plan.pin, plan.new, plan.source_environment
         location = self.location(pin)
         between_versions = ()
@@ -282,10 +217,13 @@ class GitOps(Reports):
         now = written.pin
         if written.sha is None:
             return Change(old=now.version, new=version, diff="", noop=True, **base)
-        self._pins.derive(self._repo(pin.environment), written.base, written.sha, written.moved)
-        self.guard.forget_rollback(pin.environment, pin.app, version)
-        if action == "rollback" and now.version:
-            self.guard.remember_rollback(pin.environment, pin.app, now.version, requester)
+        self._pins.derive(self._repo(pin.environment), written.base, written.sha)
+        # Per part: rolling the image back keeps the chart's guard, and the other way round.
+        for part, new in plan.edits:
+            self.guard.forget_rollback(part.release, new)
+            old = now.version if part is pin else part.version
+            if action == "rollback" and old:
+                self.guard.remember_rollback(part.release, old, requester)
         return Change(old=now.version, new=version, replaced_range=now.is_range, diff=written.diff,
                       commit=Commit(written.sha, ws.public_url), **base)
 
@@ -320,6 +258,16 @@ class GitOps(Reports):
 
     def _workspace(self, environment: str) -> Workspace:
         return self._workspaces[self._repo(environment)]
+
+
+def _git_env(settings: Settings, repo: RepoSettings) -> dict:
+    """git's environment for one repository: the token of its own host only (`repo.url`'s for
+    `repo.url`'s host, `git_credentials` for others, none elsewhere), the SSH key and host keys."""
+    token = settings.secrets.git(repo.url)
+    return git_environment(token.token if token else "", settings.secrets.git_ssh_key_file,
+                           username=token.username if token else "",
+                           known_hosts=settings.ssh.known_hosts,
+                           accept_new_host_keys=settings.ssh.accept_new_host_keys)
 
 
 def _slug(repo: RepoSettings) -> str:

@@ -16,6 +16,19 @@ def shown(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+# Control characters (C0, DEL, C1 with NEL) and Unicode's line and paragraph separators: what a
+# terminal or a log shipper may take for the end of a line. The backslash is doubled so that an
+# escape cannot be typed as text.
+_LOG_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+_LOG_ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029", ord("\\"): "\\\\"})
+
+
+def logged(text, limit: int = 200) -> str:
+    """A person's text in a one-line log: nothing in it can end the line or forge another."""
+    text = str(text).translate(_LOG_ESCAPES)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def nearest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """The candidates closest to ``word``, best first (case-insensitive)."""
     by_lower = {c.lower(): c for c in candidates}
@@ -61,8 +74,16 @@ class Locked(FerryError):
     """The environment or app is locked, or the environment is frozen."""
 
 
+class NoLongerAllowed(NotAllowed):
+    """The requester of a waiting change may no longer ask for it (the policy changed since)."""
+
+
 class ApprovalRefused(FerryError):
     """An approval or rejection that cannot be taken."""
+
+
+class ChangeDropped(ApprovalRefused):
+    """Approving found that a waiting change can never be applied as asked: it was dropped (decided)."""
 
 
 class NotLocked(FerryError):
@@ -132,14 +153,25 @@ class NotEditable(FerryError):
     """The version exists but Ferry cannot change it safely (no pin, inline patch, …)."""
 
 
+class UnreadableDocument(FerryError):
+    """YAML or JSON from outside that Ferry does not read: not valid, or past one of the bounds
+    that keep a read cheap (size, nesting, aliases; gitops.safeyaml). ``problem`` is the predicate
+    after ``source``'s name, for callers that say what it costs them."""
+
+    def __init__(self, source: str, problem: str):
+        super().__init__(f"{source} {problem}: Ferry cannot read it.")
+        self.source, self.problem = source, problem
+
+
 class UnreadableValues(FerryError):
     """A file that sets a release's Helm values does not load: its values cannot be shown or
     compared (an empty guess would make two different environments look the same)."""
 
     def __init__(self, file: str, problem: str, inline: bool = False):
+        """``problem``: what is wrong, after the file's name (``is not valid YAML (line 3: …)``)."""
         what = f"An inline patch in `{file}`" if inline else f"`{file}`"
-        super().__init__(f"{what} is not valid YAML ({shown(problem, 120)}): the Helm values it "
-                         f"sets cannot be read. Fix it, then ask again.")
+        super().__init__(f"{what} {shown(problem, 160)}: the Helm values it sets cannot be read. "
+                         "Fix it, then ask again.")
         self.file = file
 
 
@@ -219,3 +251,16 @@ class StaleEvent(EventRefused):
 
 class ReplayedEvent(EventRefused):
     status = 409
+
+
+class ForbiddenAddress(RegistryUnavailable):
+    """A chart source's name leads to a link-local or metadata address: never asked."""
+
+
+class SourceBusy(RegistryUnavailable):
+    """A registry or Helm repository already has as many requests under way as Ferry sends it: the
+    command is answered now rather than holding a chat worker in the queue. Like an outage, the
+    host's other charts would wait alike: `!versions` asks it once, not once per app."""
+
+    def __init__(self, message: str):
+        super().__init__(message, outage=True)

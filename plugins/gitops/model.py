@@ -5,10 +5,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Optional
 
+from .identity import CHART, Release  # noqa: F401 (CHART: where the modules have always found it)
+
 # A path to one scalar inside a YAML document: mapping keys and sequence indexes.
 FieldPath = tuple  # tuple[str | int, ...]
-
-CHART = "chart"  # Pin.part of a chart version; image tags are "image" or "image:<container>"
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,12 @@ class Pin:
         """The app, with the part when it is not the chart: ``web`` or ``web image:api``."""
         return self.app if self.part == CHART else f"{self.app} {self.part}"
 
+    @property
+    def release(self) -> "Release":
+        """What this pin is whatever Ferry calls it: ``app`` turns into ``namespace/name`` as soon
+        as a second release of that name appears anywhere, its namespace and name do not."""
+        return Release(self.environment, self.namespace, self.app.rsplit("/", 1)[-1], self.part)
+
 
 @dataclass(frozen=True)
 class Inventory:
@@ -143,6 +149,13 @@ class Inventory:
     def find(self, app: str, environment: str) -> Optional[Pin]:
         parts = self._parts.get((app, environment))
         return parts[0] if parts else None
+
+    def released(self, release: "Release") -> Optional[Pin]:
+        """The pin of ``release`` (one part), whatever its app is called now."""
+        for p in self.pins + self.others:
+            if p.release == release:
+                return p
+        return None
 
     # An inventory is kept and asked many times per commit: indexes built once, on first use
     # (written to the instance's __dict__, which a frozen dataclass allows).
@@ -284,40 +297,13 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class ReplyTarget:
-    """Where to answer a command later: the channel (or the person, for a DM) and the thread the
-    command started, as the text the chat backend gives for them (it survives a restart)."""
-
-    to: str
-    room: bool = False
-    thread: str = ""
-
-
-@dataclass(frozen=True)
-class WaitingDeploy:
-    """A pushed change waiting for Flux to report on it."""
-
-    app: str
-    environment: str
-    action: str
-    old: str
-    version: str
-    commit: str
-    requester: str
-    target: ReplyTarget
-    pushed_at: float  # epoch seconds
-    timed_out: bool = False
-    part: str = CHART  # an image tag's change is settled by the release's event after the push
-    token: str = ""  # the release's values token (Flux's event metadata) live before the push, if known
-
-
-@dataclass(frozen=True)
 class Lock:
     """A lock on an environment or one app in it (or a freeze window in force, as ``!locks`` shows)."""
 
-    by: str
+    by: str  # the chat user ID of who locked it ("freeze window" for a freeze)
     when: str  # "2026-11-26 10:00 UTC"
     reason: str = ""
+    release: Optional[Release] = None  # what it locks: an environment (name "") or every part of a release
 
 
 @dataclass(frozen=True)
@@ -325,8 +311,9 @@ class RolledBack:
     """A version rolled back from an environment: bringing it back needs ``--force``."""
 
     version: str
-    by: str
+    by: str  # the chat user ID of who rolled it back
     when: str
+    release: Optional[Release] = None  # the part it was rolled back from
 
 
 @dataclass(frozen=True)
@@ -367,6 +354,15 @@ class PendingChange:
     settled_by: str = ""  # who took it out of "waiting" (or why, for "dropped")
     part: str = CHART  # the part of the app the diff pins (Pin.part)
     also: tuple = ()  # the other parts the diff moves: ((part, old, new), ...)
+    namespace: Optional[str] = None  # the release's namespace and name (Pin.release): what it
+    release_name: str = ""           # changes, whatever the app is called by approval time
+
+    @property
+    def release(self) -> Optional[Release]:
+        """None for a change held before releases had identities: found by its app name then."""
+        if not self.release_name:
+            return None
+        return Release(self.environment, self.namespace, self.release_name, self.part)
 
 
 @dataclass(frozen=True)

@@ -65,16 +65,20 @@ class Reports:
         return newest, notes, tuple(a for apps in refused.values() for a in apps)
 
     def app_report(self, app: str, count: int = 5) -> tuple[list[Pin], list[ChartInfo], str]:
-        """One app in every environment, the registry's newest versions with their dates, a note."""
+        """One app in every environment (the part it is tracked by first), the registry's newest
+        versions of that first part (its chart, or its image when it is tracked by its image) with
+        their dates, a note."""
         inventory = self.inventory()
         name = app_name(app, inventory)
         pins = [p for p in inventory.pins if p.app == name]
         parts = [q for p in pins for q in inventory.parts(name, p.environment)]
         try:
-            charts = [p for p in parts if not p.is_image]
-            if not charts:
+            # The newest of what the app is tracked by (the first part): an app tracked by its
+            # image is told its image's newest tags, not its chart's.
+            tracked = parts[0] if parts else None
+            if tracked is None:
                 return parts, [], ""
-            location = self.location(charts[0])
+            location = self.location(tracked)
             available = self.registry.versions(location)
             tags = list(available.releases[:count])
             newest_pre = available.prereleases[:1]

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
-from .errors import SettingsError, UnknownEnvironment
+# RegistryCredentials, GitCredentials and flux_token_variable are imported from here too.
+from .credentials import (GitCredentials, RegistryCredentials, Secrets, flux_token_variable,  # noqa: F401
+                          git_credentials, mapping as _mapping, plain_http_allowed, read_secrets,
+                          registry_credentials, string as _string)
+from .errors import SettingsError, UnknownEnvironment, UnreadableDocument
 from .model import ChartLocation
+from .safeyaml import load_typed
 from .guard.policy import Policy, parse_policy
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -51,6 +53,12 @@ class EnvironmentSettings:
     aliases: tuple = ()
     policy: Policy = Policy()
     notify: str = ""  # chat channel for Flux events no command waits for ("" = none)
+    show_values: str = "anywhere"  # or "channels": Helm values and pending diffs only in policy.channels
+
+    def shows_values_in(self, channels: tuple) -> bool:
+        """Whether this environment's Helm values (``!diff <app>``) and the diffs of its pending
+        changes (``!pending``) may be shown in the conversation ``channels`` name (() = a DM)."""
+        return self.show_values == "anywhere" or bool(set(channels) & set(self.policy.channels or ()))
 
 
 @dataclass(frozen=True)
@@ -58,39 +66,6 @@ class AppSettings:
     chart: Optional[str] = None
     registry: Optional[RegistrySettings] = None
     track: Optional[str] = None  # "chart", "image" or "image:<container>": what `!deploy` changes
-
-
-@dataclass(frozen=True)
-class RegistryCredentials:
-    """Credentials bound to one registry host: sent to that host (``host[:port]`` exactly as in
-    ``oci://`` URLs) and to a token realm on the same host name or on one of ``token_hosts``."""
-
-    host: str
-    username: str = field(repr=False)
-    password: str = field(repr=False)
-    token_hosts: tuple = ()  # other host names whose token realm may receive them (auth.docker.io)
-    variables: str = ""  # where they came from, for messages: "GITOPS_REGISTRY_GHCR_USERNAME/PASSWORD"
-
-
-@dataclass(frozen=True)
-class Secrets:
-    git_token: str = field(default="", repr=False)
-    git_ssh_key_file: str = ""
-    registries: tuple = field(default=(), repr=False)  # tuple[RegistryCredentials, ...], one per host
-    flux_tokens: tuple = field(default=(), repr=False)  # ((environment, token), …) for Flux's HMAC
-
-    def values(self) -> list[str]:
-        """Every secret value, for scrubbing text before it reaches a person."""
-        return [v for v in (self.git_token, *(r.password for r in self.registries),
-                            *dict(self.flux_tokens).values()) if v]
-
-    def registry(self, host: str) -> Optional[RegistryCredentials]:
-        """The credentials bound to ``host`` (``host[:port]``), or None."""
-        return next((r for r in self.registries if r.host == host.lower()), None)
-
-    def flux_token(self, environment: str) -> str:
-        """The token Flux signs ``environment``'s events with ("" when none is set)."""
-        return dict(self.flux_tokens).get(environment, "")
 
 
 @dataclass(frozen=True)
@@ -112,6 +87,15 @@ class HelmIndexSettings:
 
 
 @dataclass(frozen=True)
+class SshSettings:
+    """How SSH remotes' host keys are checked: against ``known_hosts`` (a file; "" = ssh's own
+    ``~/.ssh/known_hosts``), a host not in it refused unless ``accept_new_host_keys``."""
+
+    known_hosts: str = ""
+    accept_new_host_keys: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     repo: RepoSettings
     environments: tuple  # tuple[EnvironmentSettings, ...] in promotion order
@@ -122,6 +106,8 @@ class Settings:
     registry_timeout: float = 5.0
     flux: FluxSettings = field(default_factory=FluxSettings)
     helm_index: HelmIndexSettings = field(default_factory=HelmIndexSettings)
+    ssh: SshSettings = field(default_factory=SshSettings)
+    registry_busy_seconds: float = 5.0  # a command waits this long for its turn at a busy source
 
     @property
     def environment_names(self) -> list[str]:
@@ -154,11 +140,10 @@ def load_settings(path: Optional[str] = None, environ: Mapping[str, str] = os.en
     except OSError as e:
         raise SettingsError(f"Cannot read settings file {path}: {e.strerror}.") from None
     try:
-        raw = YAML(typ="safe").load(text)
-    except YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise SettingsError(f"Settings file {path} is not valid YAML{where}.") from None
+        docs = load_typed(text, f"Settings file {path}")
+    except UnreadableDocument as e:
+        raise SettingsError(f"Settings file {path} {e.problem}.") from None
+    raw = docs[0] if len(docs) == 1 else docs or None  # several documents: not one mapping
     base = Path(path).resolve().parent
     return parse_settings(raw, environ, base)
 
@@ -167,7 +152,9 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     """Validate the settings' plain data; every error names the key and says why."""
     root = _mapping(raw, "the settings file", {"repo", "registry", "environments", "apps", "data_dir",
                                                 "registry_timeout", "flux", "registry_credentials",
-                                                "helm_index"})
+                                                "helm_index", "git_credentials", "ssh",
+                                                "registry_busy_seconds",
+                                                "allow_plain_http_credentials"})
     for key in ("repo", "environments"):
         if key not in root:
             raise SettingsError(f"`{key}` is missing from the settings file.")
@@ -181,7 +168,7 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     for i, item in enumerate(envs_raw):
         where = f"environments[{i}]"
         env = _mapping(item, where, {"name", "path", "repo", "branch", "aliases", "policy",
-                                          "notify"})
+                                          "notify", "show_values"})
         name = _name(env.get("name"), f"{where}.name")
         if "path" not in env:
             raise SettingsError(f"`{where}.path` is missing: where environment {name}'s manifests live.")
@@ -207,7 +194,8 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
         policy = parse_policy(env.get("policy"), f"{where}.policy", name, aliases)
         environments.append(EnvironmentSettings(name, tuple(p.strip().strip("/") or "." for p in paths),
                                                 env_repo, aliases, policy,
-                                                _string(env["notify"], f"{where}.notify") if "notify" in env else ""))
+                                                _string(env["notify"], f"{where}.notify") if "notify" in env else "",
+                                                _show_values(env.get("show_values", "anywhere"), where, policy)))
 
     apps = {}
     for app, conf in (_mapping(root.get("apps") or {}, "apps", None)).items():
@@ -222,10 +210,44 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     timeout = root.get("registry_timeout", 5.0)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 120:
         raise SettingsError("`registry_timeout` must be a number of seconds between 0 and 120.")
+    busy = root.get("registry_busy_seconds", 5.0)
+    if not isinstance(busy, (int, float)) or isinstance(busy, bool) or not 0 < busy <= 600:
+        raise SettingsError("`registry_busy_seconds` must be a number of seconds between 0 and 600.")
+    plain_http_anywhere = root.get("allow_plain_http_credentials", False)
+    if not isinstance(plain_http_anywhere, bool):
+        raise SettingsError("`allow_plain_http_credentials` must be true or false.")
     secrets = read_secrets(environ, [e.name for e in environments])
-    secrets = replace(secrets, registries=registry_credentials(root.get("registry_credentials"), registry, environ))
+    secrets = replace(
+        secrets, registries=registry_credentials(root.get("registry_credentials"), registry, environ),
+        git_hosts=git_credentials(root.get("git_credentials"), repo, secrets.git_token, environ))
+    plain_http_allowed(secrets, [e.repo for e in environments], plain_http_anywhere)
     return Settings(repo, tuple(environments), registry, apps, str(base / data_dir), secrets,
-                    float(timeout), _flux(root.get("flux")), _helm_index(root.get("helm_index")))
+                    float(timeout), _flux(root.get("flux")), _helm_index(root.get("helm_index")),
+                    _ssh(root.get("ssh"), base), float(busy))
+
+
+def _ssh(value, base: Path) -> SshSettings:
+    conf = _mapping(value if value is not None else {}, "ssh", {"known_hosts", "accept_new_host_keys"})
+    known_hosts = ""
+    if "known_hosts" in conf:
+        known_hosts = str((base / _string(conf["known_hosts"], "ssh.known_hosts")).resolve())
+        if not Path(known_hosts).is_file():
+            raise SettingsError(f"`ssh.known_hosts` names {known_hosts}, which is not a file: the "
+                                "host keys of the SSH remotes (`ssh-keyscan -t ed25519 <host>`).")
+    accept_new = conf.get("accept_new_host_keys", False)
+    if not isinstance(accept_new, bool):
+        raise SettingsError("`ssh.accept_new_host_keys` must be true or false.")
+    return SshSettings(known_hosts, accept_new)
+
+
+def _show_values(value, where: str, policy: Policy) -> str:
+    if value not in ("anywhere", "channels"):
+        raise SettingsError(f"`{where}.show_values` must be `anywhere` (the default) or `channels` (Helm "
+                            "values and pending diffs only in the environment's `policy.channels`).")
+    if value == "channels" and not policy.channels:
+        raise SettingsError(f"`{where}.show_values: channels` needs `{where}.policy.channels`: the "
+                            "channels (by ID) where its values may be shown.")
+    return value
 
 
 def _helm_index(value) -> HelmIndexSettings:
@@ -260,110 +282,6 @@ def _flux(value) -> FluxSettings:
     return FluxSettings(**numbers)
 
 
-def flux_token_variable(environment: str) -> str:
-    """``GITOPS_FLUX_TOKEN_<ENV>``: the environment's name upper-cased, other than A-Z0-9 as ``_``."""
-    return "GITOPS_FLUX_TOKEN_" + re.sub(r"[^A-Z0-9]", "_", environment.upper())
-
-
-def read_secret(environ: Mapping[str, str], name: str) -> str:
-    """The variable ``name``, or the content of the file ``<name>_FILE`` names ("" when neither)."""
-    if environ.get(name):
-        return environ[name].strip()
-    file = environ.get(f"{name}_FILE")
-    if file:
-        try:
-            return Path(file).read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise SettingsError(f"Cannot read {name}_FILE ({file}): {e.strerror}.") from None
-    return ""
-
-
-def read_secrets(environ: Mapping[str, str], environments=()) -> Secrets:
-    """The Git and Flux secrets; registry credentials are bound to hosts by ``registry_credentials``."""
-    key_file = environ.get("GITOPS_GIT_SSH_KEY_FILE", "")
-    if key_file and not Path(key_file).is_file():
-        raise SettingsError(f"GITOPS_GIT_SSH_KEY_FILE names {key_file}, which is not a file.")
-    flux = tuple((env, token) for env in environments
-                 if (token := read_secret(environ, flux_token_variable(env))))
-    return Secrets(read_secret(environ, "GITOPS_GIT_TOKEN"), key_file, (), flux)
-
-
-_ENV_NAME = re.compile(r"^[A-Z0-9_]{1,40}$")
-_HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
-
-
-def registry_credentials(value, registry: Optional[RegistrySettings],
-                         environ: Mapping[str, str]) -> tuple:
-    """Each registry host's credentials, from ``registry_credentials`` entries
-    ``{host, env, token_hosts}`` (secrets in ``GITOPS_REGISTRY_<ENV>_USERNAME``/``_PASSWORD``), and
-    the older single pair ``GITOPS_REGISTRY_USERNAME``/``_PASSWORD``, bound to ``registry.url``'s host."""
-    found: dict = {}
-    if value is not None and not isinstance(value, list):
-        raise SettingsError("`registry_credentials` must be a list of {host, env, token_hosts}.")
-    for i, item in enumerate(value or []):
-        where = f"registry_credentials[{i}]"
-        entry = _mapping(item, where, {"host", "env", "token_hosts"})
-        host = _string(entry.get("host"), f"{where}.host").lower()
-        if not _HOST.match(host):
-            raise SettingsError(f"`{where}.host` must be a registry host[:port] as in oci:// URLs, "
-                                f"not `{host}`.")
-        env = _string(entry.get("env"), f"{where}.env")
-        if not _ENV_NAME.match(env):
-            raise SettingsError(f"`{where}.env` must be upper-case letters, digits or `_` (GHCR): "
-                                f"the secrets are GITOPS_REGISTRY_<ENV>_USERNAME and _PASSWORD.")
-        token_hosts = entry.get("token_hosts", [])
-        if not isinstance(token_hosts, list) or not all(isinstance(h, str) and _HOST.match(h.lower())
-                                                        for h in token_hosts):
-            raise SettingsError(f"`{where}.token_hosts` must be a list of host names (auth.docker.io).")
-        names = f"GITOPS_REGISTRY_{env}_USERNAME/PASSWORD"
-        username = read_secret(environ, f"GITOPS_REGISTRY_{env}_USERNAME")
-        password = read_secret(environ, f"GITOPS_REGISTRY_{env}_PASSWORD")
-        if not username or not password:
-            raise SettingsError(f"`{where}` names {names} for {host}, but they are not both set.")
-        if host in found:
-            raise SettingsError(f"`{where}.host`: {host} already has credentials.")
-        found[host] = RegistryCredentials(host, username, password,
-                                          tuple(h.lower().split(":")[0] for h in token_hosts), names)
-    username = read_secret(environ, "GITOPS_REGISTRY_USERNAME")
-    password = read_secret(environ, "GITOPS_REGISTRY_PASSWORD")
-    if username or password:
-        if registry is None:
-            raise SettingsError("GITOPS_REGISTRY_USERNAME/PASSWORD are set but `registry.url` is not: "
-                                "credentials go only to the host they are for; name it in "
-                                "`registry_credentials` (host, env).")
-        host = urlsplit(registry.url).netloc.lower()
-        if not (username and password):
-            raise SettingsError("Set both GITOPS_REGISTRY_USERNAME and GITOPS_REGISTRY_PASSWORD "
-                                f"(for {host}, the host of `registry.url`).")
-        if host in found:
-            raise SettingsError(f"GITOPS_REGISTRY_USERNAME/PASSWORD are for {host} (`registry.url`), "
-                                "which `registry_credentials` names too: keep one.")
-        found[host] = RegistryCredentials(host, username, password, (),
-                                          "GITOPS_REGISTRY_USERNAME/PASSWORD")
-    return tuple(found.values())
-
-
-def _mapping(value, where: str, allowed: Optional[set]) -> dict:
-    if not isinstance(value, dict):
-        raise SettingsError(f"`{where}` must be a mapping of keys to values.")
-    if allowed is not None:
-        unknown = sorted(str(k) for k in value if k not in allowed)
-        if unknown:
-            raise SettingsError(
-                f"`{where}` has an unknown key `{unknown[0]}`; allowed: {', '.join(sorted(allowed))}."
-            )
-        secretish = [k for k in value if str(k).lower() in ("token", "password", "username", "ssh_key")]
-        if secretish:
-            raise SettingsError(f"`{where}.{secretish[0]}`: secrets come from environment variables.")
-    return value
-
-
-def _string(value, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise SettingsError(f"`{where}` must be a non-empty string.")
-    return value.strip()
-
-
 def _name(value, where: str) -> str:
     text = _string(value if not isinstance(value, (int, float)) else str(value), where).lower()
     if not _NAME.match(text):
@@ -376,8 +294,10 @@ def _repo(value, where: str, default_branch: str = "main") -> RepoSettings:
         value = {"url": value}
     repo = _mapping(value, where, {"url", "branch"})
     url = _string(repo.get("url"), f"{where}.url")
-    if "@" in urlsplit(url).netloc and ":" in urlsplit(url).netloc.split("@")[0]:
-        raise SettingsError(f"`{where}.url` holds a password: use GITOPS_GIT_TOKEN instead.")
+    if re.match(r"^https?://", url, re.I) and "@" in urlsplit(url).netloc:
+        # A user, a token or a password in the URL: git would send it, and show it in errors.
+        raise SettingsError(f"`{where}.url` holds credentials: give the token in GITOPS_GIT_TOKEN "
+                            "(or `git_credentials` for another host) instead.")
     return RepoSettings(url, _string(repo.get("branch", default_branch), f"{where}.branch"))
 
 

@@ -1,13 +1,15 @@
 from errbot import BotPlugin, botcmd
 
 from ferrychat import grammar, render
-from ferrychat.replies import answers, person
+from ferrychat.replies import admins_by_dm, answers, person
+from gitops.identity import mention
 
 
 class FerryLocks(BotPlugin):
     """Locks and freezes (admins, by DM)"""
 
-    @botcmd(admin_only=True)
+    @botcmd
+    @admins_by_dm
     @answers
     def lock(self, msg, args):
         """`!lock <env> [<app>] [reason]`: stop changes into an environment or one app (admins, by DM); e.g. `!lock prod incident 4711`, `!lock prod podinfo`"""
@@ -17,7 +19,8 @@ class FerryLocks(BotPlugin):
         what = f"`{app}` in {env}" if app else env
         return f"Locked {what}{': ' + reason if reason else ''}. Changes are refused until `!unlock`."
 
-    @botcmd(admin_only=True)
+    @botcmd
+    @admins_by_dm
     @answers
     def unlock(self, msg, args):
         """`!unlock <env> [<app>]`: lift a lock (admins, by DM); e.g. `!unlock prod`, `!unlock prod podinfo`"""
@@ -26,9 +29,10 @@ class FerryLocks(BotPlugin):
         env, app, _ = grammar.parse_lock(args, gitops.inventory().apps(), command="unlock")
         record = gitops.unlock(env, app)
         what = f"`{app}` in {env}" if app else env
-        return f"Unlocked {what} (locked by {record.by} since {record.when})."
+        return f"Unlocked {what} (locked by {mention(record.by)} since {record.when})."
 
-    @botcmd(admin_only=True)
+    @botcmd
+    @admins_by_dm
     @answers
     def locks(self, msg, args):
         """`!locks`: the locks and freeze windows in force (admins, by DM); e.g. `!locks`"""
@@ -36,5 +40,5 @@ class FerryLocks(BotPlugin):
         found = self.get_plugin("Ferry").gitops.locks()
         if not found:
             return "Nothing is locked or frozen."
-        rows = [[key, lock.by, lock.when, lock.reason] for key, lock in found]
+        rows = [[key, lock.by, lock.when, lock.reason] for key, lock in found]  # IDs: a code block shows no mention
         return render.table(["what", "by", "since", "why"], rows)

@@ -3,7 +3,8 @@ import time
 from errbot import BotPlugin, botcmd
 
 from ferrychat import grammar, listing, render
-from ferrychat.replies import answers
+from ferrychat.replies import answers, requester
+from gitops.errors import NotAllowed
 from gitops.feedback.waits import live_states
 from gitops.selection import select
 
@@ -41,7 +42,8 @@ class FerryVersions(BotPlugin):
         if query.environment is None:
             pins, infos, note = gitops.app_report(query.app)
             return render.app_overview(pins[0].app, pins, infos, note,
-                                       live_states(gitops.memory, pins), time.time())
+                                       live_states(gitops.memory, pins), time.time(),
+                                       newest_part=pins[0].part)
         pin = gitops.pin(query.app, query.environment)
         return render.history(pin.app, pin.environment, gitops.history(pin.app, pin.environment))
 
@@ -51,13 +53,18 @@ class FerryVersions(BotPlugin):
         """`!diff [<app>] <envA> <envB>`: what differs between two environments, or one app's versions and Helm values; e.g. `!diff qa prod`, `!diff podinfo qa prod`
 
         `!diff <envA> <envB>`: the apps whose versions differ.
-        `!diff <app> <envA> <envB>`: its versions and the unified diff of its Helm values.
+        `!diff <app> <envA> <envB>`: its versions and the unified diff of its Helm values (of an
+        environment with `show_values: channels`, only in its channels).
         """
         words = grammar.parse_diff(args)
         gitops = self.get_plugin("Ferry").gitops
         if len(words) == 2:
             env_a, env_b = (gitops.settings.environment(w).name for w in words)
             return render.environments_diff(env_a, env_b, gitops.environment_diff(env_a, env_b))
+        here = requester(msg).channels
+        for env in (gitops.settings.environment(w) for w in words[1:]):
+            if not env.shows_values_in(here):
+                raise NotAllowed(render.values_elsewhere(env.name, env.policy.channels))
         return render.values_diff(*gitops.values_diff(*words))
 
     @botcmd

@@ -1,95 +1,254 @@
-"""Carry an inventory forward from one commit to a newer one without discovering again.
+"""Carry an inventory from one commit to another without discovering again, only where it is
+proven to be what discovery would find there.
 
-Most commits to a Flux repository only bump chart versions (Ferry's, or a colleague's, or CI's).
-When every YAML file that changed between two commits differs only in version scalars the old
-inventory already knows, the new inventory is the old one with those versions read from the new
-files. Anything else (a new app, changed values, a moved base) returns None: discover again.
+The proof is by construction, not by case. Discovery is a function of the tree's listing and of
+the files it reads (``Reading`` records every one). Between two commits with the same listing:
+- a file discovery did not read cannot change what it finds, whatever its name or content;
+- a file it read must hold pin locations, and its new text must be its old text with only those
+  scalars rewritten: every byte outside their one-line tokens the same (so no comment, setter
+  marker, key or line moves), each new token one scalar with no ``#`` in it, and the parsed
+  documents equal but for those values; a value inside an inline patch must be, byte for byte,
+  what Ferry's editor (``editing.set_version``) writes. The values must be read by discovery as
+  plain versions (no ``$``; an image reference keeping its repository and taking no digest) at
+  lines no refused or unknown pin reads, read by nothing but pins (no ``shared_by``: another
+  app, a variable's other uses, a replacement; no setter marker reading it as a repository).
+Anything else (a file added, removed or renamed, a comment or a setter marker, a key, a patch, a
+resource list) is not proven: None, and the caller discovers again. Ferry's own commits go
+through the same proof (``PinCache.derive``), so there is one way an inventory moves on.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
-from typing import Optional
+from dataclasses import dataclass, replace
+from typing import Iterable, Optional
 
-from ..flux.manifests import YAML_SUFFIXES, FileTree, parse_documents
+from ruamel.yaml import YAML, events as ev
+
+from . import editing
+from ..errors import FerryError
+from ..flux import discovery, images
+from ..flux.manifests import FileTree, parse_documents
+from ..model import CHART, Pin, PinLocation
+from ..settings import Settings
 from ..versions import is_range
 
-
-def changed_files(old: FileTree, new: FileTree) -> dict:
-    """``{path: (old text or None, new text or None)}`` for every file whose content differs."""
-    old_files, new_files = set(old.files()), set(new.files())
-    changed = {}
-    for path in old_files | new_files:
-        before = old.blob_id(path) if path in old_files else None
-        after = new.blob_id(path) if path in new_files else None
-        if before != after:
-            changed[path] = (old.read(path) if before else None, new.read(path) if after else None)
-    return changed
+try:
+    from ruamel.yaml.cyaml import CParser
+except ImportError:  # no ruamel.yaml.clib: the pure-Python parser gives the same events
+    CParser = None
 
 
-def carry_forward(pins: tuple, changes: dict) -> Optional[tuple]:
-    """The pins after ``changes``, or None when the changes are more than version bumps."""
+@dataclass(frozen=True)
+class Known:
+    """What discovery found at one commit, and what it read to find it."""
+
+    pins: tuple  # tuple[Pin, ...], as ``discovery.discover`` orders them
+    problems: tuple  # tuple[Problem, ...]: what it could not follow
+    read: frozenset  # every path whose content it looked at
+
+
+class Reading:
+    """A ``FileTree`` that notes every path whose content (or identity) is asked for."""
+
+    def __init__(self, tree: FileTree):
+        self._tree = tree
+        self.paths: set = set()
+
+    def files(self) -> list[str]:
+        return self._tree.files()
+
+    def read(self, path: str) -> str:
+        self.paths.add(path)
+        return self._tree.read(path)
+
+    def blob_id(self, path: str) -> str:
+        self.paths.add(path)
+        return self._tree.blob_id(path)
+
+
+def discover(tree: FileTree, settings: Settings, environments: Optional[Iterable] = None) -> Known:
+    """Discovery of ``environments`` in ``tree`` (chart versions and image tags), with its reads."""
+    reading = Reading(tree)
+    problems: list = []
+    pins = discovery.discover(reading, settings, environments, warnings=problems, with_images=True)
+    return Known(pins, tuple(problems), frozenset(reading.paths))
+
+
+def changed_files(old: FileTree, new: FileTree) -> Optional[list]:
+    """The paths whose content differs, or None when the listings differ (a file added, removed
+    or renamed: which files discovery reads may change)."""
+    old_files, new_files = old.files(), new.files()
+    if old_files != new_files:
+        return None
+    return [path for path in new_files if old.blob_id(path) != new.blob_id(path)]
+
+
+def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]:
+    """What discovery finds in ``new``, from what it found in ``old``; None when not proven."""
+    changed = changed_files(old, new)
+    if changed is None:
+        return None
+    read = [path for path in changed if path in known.read]  # what discovery never read cannot matter
+    if not read:
+        return known
     by_file: dict = {}
-    for pin in pins:
-        if pin.location is not None:
+    for pin in known.pins:
+        if pin.location is not None and pin.location.file in read:
             by_file.setdefault(pin.location.file, []).append(pin)
-    versions: dict = {}
-    for path, (old_text, new_text) in changes.items():
-        if not path.endswith(YAML_SUFFIXES):
-            continue  # discovery reads YAML only
-        located = by_file.get(path)
-        if old_text is None or new_text is None or not located:
+    values: dict = {}  # location -> the text now written there
+    for path in read:
+        rewritten = _rewritten(by_file.get(path, ()), old.read(path), new.read(path),
+                               images.markers(new, path))
+        if rewritten is None:
             return None
-        (old_docs, old_error), (new_docs, new_error) = parse_documents(old_text), parse_documents(new_text)
-        if old_error or new_error or len(old_docs) != len(new_docs):
-            return None
-        patched = copy.deepcopy(old_docs)
-        for pin in located:
-            written = _at(new_docs, pin.location)  # for an inline patch: the whole patch text
-            if not isinstance(written, str) or not _put(patched, pin.location, written):
-                return None
-            value = written
-            if pin.location.inner is not None:
-                value = _inner_value(_at(old_docs, pin.location), written, pin.location.inner)
-            if not isinstance(value, str):
-                return None
-            if pin.written_prefix:  # an image tag inside `repo:tag`: the repository must stay
-                if not value.startswith(pin.written_prefix):
-                    return None
-                value = value[len(pin.written_prefix):]
-            if pin.kind == "substitute" and pin.shared_by and value != pin.version:
-                return None  # the variable feeds more than versions: names, values, …
-            versions[pin.location] = value
-        if patched != new_docs:
-            return None
-    return tuple(replace(p, version=versions[p.location], is_range=is_range(versions[p.location]))
-                 if p.location in versions else p for p in pins)
+        values.update(rewritten)
+    if not values:
+        return known  # only lines that read the same (quoting, a refused pin's unchanged line)
+    moved = {location.file for location in values}  # a path's hash is cached, a location's is not
+    pins = tuple(_with_value(pin, values[pin.location])
+                 if pin.location is not None and pin.location.file in moved and pin.location in values
+                 else pin for pin in known.pins)
+    return None if any(pin is None for pin in pins) else replace(known, pins=pins)
 
 
-def _inner_value(old_text, new_text: str, inner: tuple):
-    """The version in an inline patch, when nothing else in that patch changed."""
-    if not isinstance(old_text, str):
-        return None
+def _rewritten(pins: list, old_text: str, new_text: str, marked: dict) -> Optional[dict]:
+    """``{location: new text}`` when ``new_text`` is ``old_text`` with only the scalars of
+    ``pins`` rewritten; else None. ``marked``: the file's setter markers (``images.markers``),
+    the same in both texts when only those scalars changed."""
+    readers: dict = {}
+    for pin in pins:
+        readers.setdefault(pin.location, []).append(pin)
+    moving = [location for location, at in readers.items()
+              if not any(p.refusal or p.unknown for p in at) and not _read_otherwise(location, marked)]
     (old_docs, old_error), (new_docs, new_error) = parse_documents(old_text), parse_documents(new_text)
-    document, path = inner
-    where = _Where(document, path)
-    value = _at(new_docs, where)
-    if old_error or new_error or len(old_docs) != len(new_docs) or not isinstance(value, str):
+    if old_error or new_error or len(old_docs) != len(new_docs):
         return None
-    if not _put(old_docs, where, value) or old_docs != new_docs:
-        return None
+    values = {}
+    for location in moving:
+        value = _value(new_docs, location)
+        if not isinstance(value, str) or not value or "$" in value:
+            return None  # gone, or a substitution expression: discovery reads it another way
+        values[location] = value
+    if any(location.inner is not None for location in moving) or old_text.startswith("\ufeff"):
+        same = _as_ferry_writes(old_text, new_text, values)
+    else:
+        same = _same_but_tokens(old_text, new_text, moving)
+        patched = copy.deepcopy(old_docs)
+        same = same and all(_put(patched, location, value) for location, value in values.items()) \
+            and patched == new_docs
+    if not same:
+        return None  # anything else changed: refused pins' lines, comments, keys, …
+    return {location: value for location, value in values.items() if value != _value(old_docs, location)}
+
+
+def _value(docs: list, location):
+    """The scalar at ``location`` as discovery reads it (inside the inline patch, for one)."""
+    value = _at(docs, location)
+    if location.inner is not None and isinstance(value, str):
+        return editing.read_version(value, _inner(location))
     return value
 
 
-class _Where:
-    def __init__(self, document, path):
-        self.document, self.path = document, path
+def _as_ferry_writes(old_text: str, new_text: str, values: dict) -> bool:
+    """Whether Ferry's editor, writing ``values``, makes ``new_text`` of ``old_text``."""
+    text = old_text
+    for location, value in values.items():
+        try:
+            text = editing.set_version(text, location, value)
+        except FerryError:  # a line the editor refuses to write is no line it wrote
+            return False
+    return text == new_text
+
+
+def _same_but_tokens(old_text: str, new_text: str, locations: list) -> bool:
+    """Whether the two texts differ only inside the one-line scalar tokens at ``locations``,
+    each new token holding no comment."""
+    old_spans = sorted(_span(old_text, location) or (-1, -1) for location in locations)
+    new_spans = sorted(_span(new_text, location) or (-1, -1) for location in locations)
+    if not locations or old_spans[0][0] < 0 or new_spans[0][0] < 0:
+        return not locations and old_text == new_text
+    old_at = new_at = 0
+    for (old_start, old_end), (new_start, new_end) in zip(old_spans, new_spans):
+        token = new_text[new_start:new_end]
+        if old_text[old_at:old_start] != new_text[new_at:new_start] or "#" in token:
+            return False
+        old_at, new_at = old_end, new_end
+    return old_text[old_at:] == new_text[new_at:]
+
+
+def _span(text: str, location) -> Optional[tuple]:
+    """(start, end) of the scalar written at ``location`` when it is one plain or quoted token on
+    one line, not an anchor or an alias, and written there once; else None."""
+    document, stack, found = -1, [], None
+    try:
+        for event in _events(text):
+            kind = type(event)
+            if kind is ev.DocumentStartEvent:
+                document, stack = document + 1, []
+                continue
+            if document != location.document:
+                continue
+            if kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
+                stack.pop()
+                continue
+            if kind not in (ev.ScalarEvent, ev.MappingStartEvent, ev.SequenceStartEvent, ev.AliasEvent):
+                continue
+            path = _node_path(stack, event)
+            if kind is ev.MappingStartEvent or kind is ev.SequenceStartEvent:
+                stack.append([kind is ev.MappingStartEvent, path, _KEY if kind is ev.MappingStartEvent else 0])
+            elif path == location.path:
+                plain_or_quoted = kind is ev.ScalarEvent and (event.style or "") in ("", "'", '"')
+                if found is not None or not plain_or_quoted or event.anchor \
+                        or event.start_mark.line != event.end_mark.line:
+                    return None
+                found = (event.start_mark.index, event.end_mark.index)
+    except Exception:  # not YAML: no token to find
+        return None
+    return found
+
+
+_KEY, _COMPLEX = object(), object()  # a mapping waiting for its next key; a key that is no scalar
+
+
+def _node_path(stack: list, event) -> Optional[tuple]:
+    """The path of the node ``event`` starts (None inside a key), moving its parent on."""
+    if not stack:
+        return ()
+    frame = stack[-1]
+    mapping, parent, at = frame
+    if not mapping:
+        frame[2] += 1
+        return None if parent is None else parent + (at,)
+    if at is _KEY:  # this node is a key
+        frame[2] = event.value if type(event) is ev.ScalarEvent else _COMPLEX
+        return None
+    frame[2] = _KEY
+    return None if parent is None or at is _COMPLEX else parent + (at,)
+
+
+def _events(text: str):
+    if CParser is None:  # pragma: no cover - only without ruamel.yaml.clib
+        yield from YAML(typ="safe", pure=True).parse(text)
+        return
+    parser = CParser(text)
+    try:
+        while True:
+            event = parser.get_event()
+            yield event
+            if type(event) is ev.StreamEndEvent:
+                return
+    finally:
+        parser.dispose()
+
+
+def _inner(location):
+    return PinLocation(location.file, location.inner[0], location.inner[1])
 
 
 def _at(docs: list, location):
     node = docs[location.document] if location.document < len(docs) else None
     for step in location.path:
-        if isinstance(step, int) and isinstance(node, list) and step < len(node):
+        if isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
             node = node[step]
         elif isinstance(node, dict) and step in node:
             node = node[step]
@@ -99,10 +258,29 @@ def _at(docs: list, location):
 
 
 def _put(docs: list, location, value: str) -> bool:
+    """Write ``value`` at ``location`` (a scalar of the documents themselves)."""
     *parents, last = location.path
-    holder = _at(docs, _Where(location.document, tuple(parents)))
-    if isinstance(holder, dict) and last in holder or isinstance(holder, list) and isinstance(last, int) \
-            and last < len(holder):
-        holder[last] = value
-        return True
-    return False
+    holder = _at(docs, PinLocation(location.file, location.document, tuple(parents)))
+    if not (isinstance(holder, dict) and last in holder
+            or isinstance(holder, list) and isinstance(last, int) and 0 <= last < len(holder)):
+        return False
+    holder[last] = value
+    return True
+
+
+def _read_otherwise(location, marked: dict) -> bool:
+    """A setter marker makes the line more than a version: an image's repository or digest."""
+    return location.inner is None and any(
+        path == location.path and kind not in ("tag", "") for path, kind in marked.get(location.document, ()))
+
+
+def _with_value(pin: Pin, written: str) -> Optional[Pin]:
+    """``pin`` reading ``written`` at its line, as discovery reads it; None when it reads more."""
+    if pin.shared_by:
+        return None  # the line feeds more than this pin: other apps, a variable's other uses, …
+    if pin.written_prefix:  # `repo:tag` in one string: the repository stays, a tag and no digest
+        _, tag, digest = images.split_reference(written)
+        if digest or not tag or written[:len(written) - len(tag)] != pin.written_prefix:
+            return None
+        return replace(pin, version=tag)
+    return replace(pin, version=written, is_range=pin.part == CHART and is_range(written))

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import difflib
 import re
-import warnings
 from typing import Optional
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedBase
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from ..errors import NotEditable
+from ..errors import NotEditable, UnreadableDocument
 from ..flux.manifests import parse_documents
+from ..safeyaml import load_round_trip, load_typed
 from ..model import PinLocation
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what YAML 1.2 (and ruamel's line counter) breaks on
@@ -56,10 +55,7 @@ def set_version(text: str, location: PinLocation, new: str) -> str:
         return _set_inline(text, location, new)
     old_value = read_version(text, location)
 
-    try:
-        docs = list(YAML().load_all(text))
-    except Exception as e:
-        raise NotEditable(f"`{location.file}` is not valid YAML ({_problem(e)}): fix it first.") from None
+    docs = _round_trip(text, location)
     if location.document >= len(docs) or not location.path:
         raise NotEditable(gone)
     parent = docs[location.document]
@@ -108,10 +104,7 @@ def _set_inline(text: str, location: PinLocation, new: str) -> str:
     """Change a version inside YAML written in a literal block (``patch: |``): the block's lines
     are the file's lines, indented, so the one changed line of the patch is one line of the file."""
     where = f"the inline patch at `{_dotted(location.path)}` in `{location.file}`"
-    try:
-        docs = list(YAML().load_all(text))
-    except Exception as e:
-        raise NotEditable(f"`{location.file}` is not valid YAML ({_problem(e)}): fix it first.") from None
+    docs = _round_trip(text, location)
     parent = docs[location.document] if location.document < len(docs) else _MISSING
     for key in location.path[:-1]:
         parent = _child(parent, key)
@@ -274,15 +267,11 @@ def _plain_safe(value: str, flow: bool) -> bool:
         return False
     # Kubernetes reads YAML 1.1 (`on`, `yes`, `1_0` are not strings there), ruamel 1.2: both.
     for version in ((1, 1), (1, 2)):
-        yaml = YAML(typ="safe")
-        yaml.version = version
         try:
-            with warnings.catch_warnings():  # ruamel warns about 1.1 floats such as `1e3`
-                warnings.simplefilter("ignore")
-                loaded = yaml.load(f"k: {value}\n")
-        except Exception:  # does not load plain: the caller quotes it, which is always safe
+            loaded = load_typed(f"k: {value}\n", "the version", version=version)
+        except UnreadableDocument:  # does not load plain: the caller quotes it, which is always safe
             return False
-        if not (isinstance(loaded, dict) and loaded.get("k") == value):
+        if not (loaded and isinstance(loaded[0], dict) and loaded[0].get("k") == value):
             return False
     return True
 
@@ -296,11 +285,10 @@ def _verify(old_text: str, new_text: str, location: PinLocation, new: str, where
     changed = [i for i, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b]
     if len(old_lines) != len(new_lines) or len(changed) != 1:
         raise NotEditable(f"Changing {where} would touch more than one line: refused.")
-    safe = YAML(typ="safe")
     try:
-        after = list(safe.load_all(new_text))
-        before = list(safe.load_all(old_text))
-    except Exception:
+        after = load_typed(new_text, f"`{location.file}`")
+        before = load_typed(old_text, f"`{location.file}`")
+    except UnreadableDocument:
         raise NotEditable(f"Changing {where} would make `{location.file}` invalid YAML: refused.") from None
     node = after[location.document] if location.document < len(after) else None
     for key in location.path:
@@ -365,7 +353,8 @@ def _lines(text: str) -> list:
     return re.findall(r"[^\n]*\n|[^\n]+$", text)
 
 
-def _problem(error: Exception) -> str:
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    return f"line {mark.line + 1}: {problem}" if mark is not None else problem
+def _round_trip(text: str, location: PinLocation) -> list:
+    try:
+        return load_round_trip(text, f"`{location.file}`")
+    except UnreadableDocument as e:
+        raise NotEditable(f"`{location.file}` {e.problem}: fix it first.") from None

@@ -1,19 +1,17 @@
 """What every environment pins, per commit: discovered once, then carried forward or derived.
 
 Discovery reads the whole repository; most commits change a few files, and Ferry's own commits
-change one scalar. The cache keeps the pins of the newest commits known per repository, so the
-next command carries them forward over the files that changed (``carry``) or, after Ferry's own
-push, derives them from the one version it wrote. What discovery could not follow is kept per
-repository and shown with the inventory until discovery runs again.
+change one scalar. The cache keeps what discovery found (pins, what it could not follow, what it
+read) at the newest commits known per repository, and the next commit, anyone's or Ferry's own,
+is carried from it where ``carry`` proves the result equal to discovering again; else discovered.
 """
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from typing import Mapping, Optional
 
 from . import carry
-from ..flux import discovery, images
+from ..flux import images
 from ..errors import UnknownApp, UsageError
 from ..model import CHART, Inventory, Pin
 from ..settings import RepoSettings, Settings
@@ -21,14 +19,13 @@ from ..workspace import Workspace
 
 
 class PinCache:
-    """The pins of each repository's recent commits; safe to share between threads."""
+    """What discovery finds at each repository's recent commits; safe to share between threads."""
 
     def __init__(self, settings: Settings, workspaces: Mapping[RepoSettings, Workspace]):
         self.settings = settings
         self._workspaces = workspaces
-        self._by_commit: dict = {}  # (repo, commit) -> pins
+        self._by_commit: dict = {}  # (repo, commit) -> carry.Known
         self._latest: dict = {}  # repo -> the newest commit whose pins are known
-        self._problems: dict = {}  # repo -> what its last discovery could not follow
         self._inventory: Optional[tuple] = None  # (the heads it was made at, Inventory)
         self._lock = threading.Lock()
 
@@ -40,9 +37,9 @@ class PinCache:
                 return self._inventory[1]  # the same commits: the same inventory, already sorted
         pins, problems = [], []
         for repo, head in heads:
-            pins.extend(self.at(repo, head))
-            with self._lock:
-                problems.extend(self._problems.get(repo, ()))
+            known = self._known(repo, head)
+            pins.extend(known.pins)
+            problems.extend(known.problems)
         order = {name: i for i, name in enumerate(self.settings.environment_names)}
         pins.sort(key=lambda p: (order[p.environment], p.app))
         tracked, others = images.split(pins, self.settings)
@@ -53,46 +50,40 @@ class PinCache:
 
     def at(self, repo: RepoSettings, commit: str, tree=None) -> tuple:
         """The pins of ``repo`` at ``commit`` (``tree``: that commit's tree, when in hand)."""
+        return self._known(repo, commit, tree).pins
+
+    def derive(self, repo: RepoSettings, base: str, sha: str) -> None:
+        """Ferry's own commit ``sha`` on ``base``: carried from ``base`` under the same proof as
+        anyone's commit, so the next command need not discover again."""
+        with self._lock:
+            before = self._by_commit.get((repo, base))
+        if before is not None:
+            ws = self._workspaces[repo]
+            carried = carry.carry_forward(before, ws.tree(base), ws.tree(sha))
+            if carried is not None:
+                self._remember(repo, sha, carried)
+
+    def _known(self, repo: RepoSettings, commit: str, tree=None) -> carry.Known:
         key = (repo, commit)
         with self._lock:
             cached = self._by_commit.get(key)
+            last = self._latest.get(repo)
+            before = self._by_commit.get((repo, last))
         if cached is not None:
             return cached
         ws = self._workspaces[repo]
         tree = tree or ws.tree(commit)
-        with self._lock:
-            last = self._latest.get(repo)
-            known = self._by_commit.get((repo, last))
-        pins = None
-        if known is not None:
-            pins = carry.carry_forward(known, carry.changed_files(ws.tree(last), tree))
-        if pins is None:
-            envs = [e for e in self.settings.environments if e.repo == repo]
-            problems: list = []
-            pins = discovery.discover(tree, self.settings, envs, warnings=problems, with_images=True)
-            with self._lock:
-                # What discovery could not follow changes only when discovery runs again.
-                self._problems[repo] = tuple(problems)
-        self._remember(repo, commit, pins)
-        return pins
+        known = carry.carry_forward(before, ws.tree(last), tree) if before is not None else None
+        if known is None:
+            known = carry.discover(tree, self.settings, [e for e in self.settings.environments if e.repo == repo])
+        self._remember(repo, commit, known)
+        return known
 
-    def derive(self, repo: RepoSettings, base: str, sha: str, changed) -> None:
-        """Ferry's own commit changed scalars on ``base`` (``changed``: (pin, version) pairs): the
-        pins at ``sha`` are those of ``base`` with those versions replaced, so the next command
-        need not re-discover."""
-        with self._lock:
-            before = self._by_commit.get((repo, base))
-        versions = {pin.location: version for pin, version in changed}
-        if before is not None:
-            self._remember(repo, sha, tuple(
-                replace(p, version=versions[p.location], is_range=False) if p.location in versions else p
-                for p in before))
-
-    def _remember(self, repo: RepoSettings, commit: str, pins: tuple) -> None:
+    def _remember(self, repo: RepoSettings, commit: str, known: carry.Known) -> None:
         with self._lock:
             if len(self._by_commit) > 16:
                 self._by_commit.clear()
-            self._by_commit[(repo, commit)] = pins
+            self._by_commit[(repo, commit)] = known
             self._latest[repo] = commit
 
 

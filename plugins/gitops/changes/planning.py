@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Optional
 
 from ..errors import (FerryError, NotEditable, NothingToRollback, PromotionRefused, SharedPin,
-                     UnknownApp, shown)
+                     SourceBusy, UnknownApp, shown)
 from ..model import CHART, HistoryEntry, Inventory, Pin, Plan
 from .pins import find
 from ..sources.registry import RegistryClient
@@ -93,6 +93,8 @@ def registry_spelling(registry: RegistryClient, pin: Pin, version: str) -> str:
         return version  # an image tag is exactly what is typed: `v1.2` and `1.2` are two images
     try:
         tag = registry.require(pin.source, version, pin.chart)
+    except SourceBusy:
+        raise  # asking again before writing would wait for the same busy host a second time
     except FerryError:
         return version
     return version if tag == registry_tag(version) else tag.replace("_", "+")
@@ -116,6 +118,17 @@ def require_stage(app: str, version: str, before: EnvironmentSettings,
     raise PromotionRefused(
         f"`{app}` {version} is not in {before.name}, the stage before {target.name}: "
         f"promote it to {before.name} first.")
+
+
+def require_chain(settings: Settings, plan: Plan, inventory: Inventory) -> None:
+    """A promotion decided again (at approval): every part it moves must still run in the stage
+    before its target, as when it was asked: a version rolled back from there since goes no further."""
+    target = settings.environment(plan.environment)
+    before = settings.previous(target)
+    if before is None:
+        raise PromotionRefused(f"`{target.name}` is the first environment now: nothing comes before it.")
+    for pin, new in plan.edits:
+        require_stage(plan.app, new, before, target, inventory, pin.part)
 
 
 def require_editable(pin: Pin) -> None:

@@ -33,9 +33,9 @@ class Written:
 
 def push(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, *,
          forced: tuple = (), approver: Optional[Requester] = None,
-         expect: Optional[str] = None) -> Written:
+         expect: Optional[dict] = None) -> Written:
     """Commit ``plan`` on the newest tip and push it. ``pins_at(tree)``: the pins at a tree;
-    ``expect``: the value the pin must still have (``PinMoved`` otherwise)."""
+    ``expect``: part -> the value that part's pin must still have (``PinMoved`` otherwise)."""
     edit = _Edit(plan, pins_at, expect)
     try:
         for _ in range(ATTEMPTS):
@@ -59,7 +59,7 @@ def push(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, *,
 class _Edit:
     """The edit ``Workspace.change`` runs on each tip it tries; keeps what it found on the last."""
 
-    def __init__(self, plan: Plan, pins_at: Callable, expect: Optional[str]):
+    def __init__(self, plan: Plan, pins_at: Callable, expect: Optional[dict]):
         self.plan, self.pins_at, self.expect = plan, pins_at, expect
         self.described = plan  # the plan (its pins as on a tip) the commit message in hand describes
         self.found: Optional[Written] = None
@@ -76,8 +76,9 @@ class _Edit:
             edits.append((now, new))
         now = edits[0][0]
         self.found = Written(now, tree.commit)
-        if self.expect is not None and now.version != self.expect:
-            raise PinMoved(now.version)
+        for pin, _ in edits:  # every part of an approved diff, not only the first
+            if self.expect is not None and pin.part in self.expect and pin.version != self.expect[pin.part]:
+                raise PinMoved(pin.part, pin.version)
         on_tip = replace(plan, pin=now, also=tuple(edits[1:]))
         if on_tip.noop:
             return None  # someone got there first
@@ -116,11 +117,11 @@ class _Replan(Exception):
 
 
 class PinMoved(Exception):
-    """The pin no longer holds the value a change was planned from (internal to approvals)."""
+    """A pin no longer holds the value a change was planned from (internal to approvals)."""
 
-    def __init__(self, now: Optional[str]):
-        super().__init__(now)
-        self.now = now
+    def __init__(self, part: str, now: Optional[str]):
+        super().__init__(part, now)
+        self.part, self.now = part, now
 
 
 def commit_message(plan: Plan, requester: Requester, approver: Optional[Requester],

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping, Optional
 
-from ..errors import BadSignature, MalformedEvent, ReplayedEvent, StaleEvent, Unsigned
-from ..model import CHART, ReplyTarget, WaitingDeploy
+from ..errors import BadSignature, MalformedEvent, ReplayedEvent, StaleEvent, UnreadableDocument, Unsigned
+from ..model import CHART
+from .records import ReplyTarget, WaitingDeploy
+from ..safeyaml import load_json
 from ..versions import same_version
 
 MAX_BODY = 256 * 1024  # bytes; Flux events are a few kilobytes, Helm errors included
@@ -117,11 +118,9 @@ class FluxEvent:
 def parse_event(body: bytes) -> FluxEvent:
     """The event in a request body (its size already checked); ``MalformedEvent`` says what is wrong."""
     try:
-        raw = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise MalformedEvent("The body is not JSON.") from None
-    except RecursionError:  # a signed body nested deeper than the parser goes: a 400, not a 500
-        raise MalformedEvent("The body nests too deeply to be a Flux event.") from None
+        raw = load_json(body, "The body")
+    except UnreadableDocument as e:
+        raise MalformedEvent(f"The body {e.problem}.") from None
     if not isinstance(raw, dict):
         raise MalformedEvent("The body is not a JSON object (a Flux event).")
     obj = raw.get("involvedObject")

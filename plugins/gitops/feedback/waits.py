@@ -5,7 +5,8 @@ for an environment, maps it to the app Ferry discovered there, records the live 
 the pushed change waiting for it, and returns the ``Outcome``s to say. The chat plugin renders and
 sends them; the HTTP endpoint turns ``EventRefused`` into its status code.
 
-Memory (Errbot's storage in the bot; whole values are assigned, never mutated in place):
+Memory (``GitOps.memory``: JSON records in Ferry's state file, ``state.store``; each event, push and
+timeout is one transaction, so a kill leaves every record as it was before or after it):
 ``flux/live/<env>/<app>`` the last live or failed event, ``flux/pending/<env>/<app>`` the pushed
 change waiting for Flux, ``flux/notified/<env>/<app>`` the last notice sent, ``flux/replay-until`` the
 digests of the bodies accepted, each until its timestamp stops being accepted.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Mapping, Optional
@@ -23,7 +25,7 @@ from . import events
 from ..errors import EventTooLarge, FeedbackNotConfigured
 from .events import FluxEvent, Outcome
 from ..ops.metrics import observed_events
-from ..model import ReplyTarget, WaitingDeploy
+from .records import ReplyTarget, WaitingDeploy
 from ..settings import flux_token_variable
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,13 @@ class Feedback:
     @property
     def memory(self):
         return self.gitops.memory
+
+    @contextmanager
+    def _decision(self):
+        """One event, push or timeout: the threads of this process one at a time, and one
+        transaction in the state file."""
+        with self._lock, self.gitops.state.transaction():
+            yield
 
     @property
     def settings(self):
@@ -93,7 +102,7 @@ class Feedback:
         max_age = timedelta(seconds=self.max_age)
         events.check_fresh(event, _utc(now), max_age)
         digest = events.body_digest(body, env.name)
-        with self._lock:
+        with self._decision():
             seen = self._get(events.SEEN_KEY) or {}
             events.check_replay(seen, digest, now)
             self.memory[events.SEEN_KEY] = events.remember(seen, digest,
@@ -120,7 +129,7 @@ class Feedback:
 
     def _act(self, env, app: str, event: FluxEvent, now: float) -> Received:
         said = []
-        with self._lock:
+        with self._decision():
             previous = self._get(events.live_key(env.name, app))
             record = events.live_record(event, app, env.name, _utc(now))
             if record is not None:
@@ -161,7 +170,7 @@ class Feedback:
         key = events.pending_key(change.environment, change.app)
         record = events.pending_record(change, requester, target, now,
                                        self._get(events.live_key(change.environment, change.app)))
-        with self._lock:
+        with self._decision():
             older = self._waiting(key)
             self.memory[key] = asdict(record)
         if older is None or older.timed_out:
@@ -173,7 +182,7 @@ class Feedback:
         """Pushed changes Flux said nothing about within the timeout: said once; they still hear
         their outcome for a day, then are forgotten."""
         now, said = self.clock(), []
-        with self._lock:
+        with self._decision():
             for key in [k for k in list(self.memory.keys()) if k.startswith(events.PENDING_PREFIX)]:
                 pending = self._waiting(key)
                 if pending is None:

@@ -52,7 +52,12 @@ def helm_repository_location(url: str, chart: str, insecure: bool) -> Optional[C
     """``oci://host/path`` + chart: an OCI repository; ``https://host/path`` + chart: that chart
     in the repository's ``index.yaml`` (``http://`` is plain HTTP whatever ``insecure`` says)."""
     parts = urlsplit(url)
-    if parts.scheme not in ("oci", "https", "http") or not parts.netloc or not chart or "/" in chart:
+    if parts.scheme not in ("oci", "https", "http") or not parts.netloc or not chart:
+        return None
+    chart = chart.strip("/")
+    # An OCI chart is a repository path under the URL (Flux joins them: `actions/…` is fine); an
+    # index names charts by key, where a slash names nothing.
+    if parts.scheme != "oci" and "/" in chart or not chart or ".." in chart.split("/"):
         return None
     prefix = parts.path.strip("/")
     return ChartLocation(parts.netloc, f"{prefix}/{chart}" if prefix else chart,

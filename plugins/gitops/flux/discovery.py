@@ -22,7 +22,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from . import images, kustomizations, sharing, substitution
+from . import images, kustomizations, overlay_images, replacements, sharing, substitution
 from .helmvalues import release_values_text
 from .kustomize import Resource, TreeIndex, ScopeIds
 from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree, dig
@@ -100,7 +100,7 @@ def discover(tree: FileTree, settings: Settings,
     for env, units in built:
         if with_images:
             for unit in units:
-                found_images.extend(images.kustomize_images(env.name, unit, index, cache, tree, settings))
+                found_images.extend(overlay_images.kustomize_images(env.name, unit, cache, tree, settings))
         seen = set()
         for unit in units:
             for res in unit.build.resources:
@@ -135,7 +135,9 @@ def discover(tree: FileTree, settings: Settings,
     # An image tag's variable is not a version site of its own: a variable that is also an image
     # tag stays "used elsewhere" for the chart pin, and the two share one line (sharing.finish).
     variables += [None for _ in found_images]
-    pins = sharing.variable_uses(pins, variables, [u for _, units in built for u in units], tree)
+    every_unit = [u for _, units in built for u in units]
+    pins = sharing.variable_uses(pins, variables, every_unit, tree)
+    pins = sharing.replacement_sources(pins, every_unit)
     return sharing.finish(qualify_clashes(pins), [e.name for e in settings.environments])
 
 
@@ -244,6 +246,9 @@ def _version(unit: kustomizations.Unit, res: Resource, doc: dict, patches: list,
              own_kind: str) -> _Version:
     text, location, by_patch = origin(res, patches, field_path)
     kind = "patch" if by_patch else own_kind
+    replaced = replacements.replaced_by(res, field_path)
+    if replaced:  # not the line its file holds: where it comes from is said, Ferry does not edit it
+        return _Version(text, None, kind, refusal=replaced, unknown=bool(replacements.unknown(res, field_path)))
     if text is None:
         return _Version(None, None, own_kind)
     if location is None:
@@ -277,6 +282,9 @@ def _version(unit: kustomizations.Unit, res: Resource, doc: dict, patches: list,
 
 def _values_unknown(unit: kustomizations.Unit, res: Resource, patches: list) -> str:
     """Why the values replayed from files (``helmvalues``) would not be those Flux applies."""
+    replaced = replacements.replaced_by(res, VALUES)
+    if replaced:
+        return f"{replaced} sets them"
     for patch in patches:
         if patch.at[:1] == ("spec",) and _touches_values(patch):
             return f"a patch of {unit.label} (`{patch.file}`) changes them"

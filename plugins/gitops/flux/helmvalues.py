@@ -12,11 +12,11 @@ import io
 import posixpath
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
-from ..errors import UnreadableValues
+from ..errors import UnreadableDocument, UnreadableValues
+from ..safeyaml import load_typed
 from .kustomize import KUSTOMIZATION_FILES, Patch
-from .manifests import FileTree, describe_error, dig
+from .manifests import FileTree, dig
 from .patches import apply, selector_match
 from ..model import Pin
 
@@ -101,12 +101,12 @@ def _targets_release(target: dict, name: str) -> bool:
 
 
 def _parse(text: str, path: str, inline: bool = False) -> list:
-    # The standard safe loader: values keep their types (3, not "3") in the text shown. It is
+    # The safe constructor: values keep their types (3, not "3") in the text shown. It is
     # stricter than discovery's parser (duplicate keys, unknown tags): what it refuses is said.
     try:
-        return list(YAML(typ="safe").load_all(text))
-    except YAMLError as e:
-        raise UnreadableValues(path, describe_error(e), inline) from None
+        return load_typed(text, f"`{path}`")
+    except UnreadableDocument as e:
+        raise UnreadableValues(path, e.problem, inline) from None
 
 
 def _sorted(node):

@@ -13,24 +13,25 @@ shapes read:
 - any scalar marked with Flux's image-automation setter, ``# {"$imagepolicy": "ns:policy:tag"}``
   (the tag), ``…:name`` (the repository) or ``ns:policy`` (the whole ``repo:tag``);
 - kustomize's ``images:`` (``newTag``) in a kustomization.yaml or a Flux Kustomization's
-  ``spec.images``, for apps without a chart: the app is named after the image.
+  ``spec.images``, for apps without a chart (``overlay_images``).
 
-A tag Flux may not take from that line is a pin with a ``refusal``: a digest, values that
-``spec.valuesFrom`` may override (a Secret's are unknown), an image set in two kustomizations.
+A tag Flux may not take from that line is a pin with a ``refusal``: a digest (``digest:``, or a
+tag written ``1.0.0@sha256:…``), values that ``spec.valuesFrom`` may override (a Secret's are
+unknown), an image set in two kustomizations neither of which includes the other. An overlay's
+``images:`` decides over those of what it includes, wherever its kustomization sits.
 """
 from __future__ import annotations
 
 import ipaddress
 import json
-import posixpath
 import re
 from typing import Callable, Optional
 
-from ruamel.yaml import YAML
-
-from .kustomize import KUSTOMIZATION_FILES, Resource
+from .kustomize import Resource
 from .manifests import dig
-from ..model import CHART, ChartLocation, Pin, PinLocation
+from ..errors import UnreadableDocument
+from ..model import CHART, ChartLocation, Pin
+from ..safeyaml import load_round_trip
 from ..settings import Settings
 
 VALUES = ("spec", "values")
@@ -168,6 +169,10 @@ def _image_pin(base: Pin, part: str, holder: tuple, node, tag_key, marked_repo, 
         if tag_field.text is None:
             return None  # the chart's default tag: nothing pinned here
         source = location(repo, settings) if isinstance(repo, str) else None
+        if "@" in tag_field.text:  # `tag: 1.0.0@sha256:…`: the digest decides, not the tag
+            return _pin(base, part, tag_field, str(repo or ""), None, refusal=(
+                f"a digest (`{_dotted(holder + (tag_key,))}: {tag_field.text[:80]}`), which Ferry "
+                "does not set", False))
         return _pin(base, part, tag_field, str(repo or ""), source, refusal=refusal)
     if not isinstance(node, str):
         return None
@@ -249,8 +254,8 @@ def _markers(text: str) -> dict:
             parts = match.group(1).split(":")
             lines[number] = parts[2] if len(parts) >= 3 else ""
     try:
-        docs = list(YAML().load_all(text))
-    except Exception:  # discovery reports broken YAML; markers are then not read
+        docs = load_round_trip(text, "A manifest")
+    except UnreadableDocument:  # discovery reports broken YAML; markers are then not read
         return {}
     found: dict = {}
     for document, doc in enumerate(docs):
@@ -271,57 +276,6 @@ def _scalar_lines(node, path: tuple):
         except (AttributeError, KeyError, TypeError):
             continue
         yield path + (key,), line
-
-
-# ---- kustomize images: ------------------------------------------------------------------------
-
-def kustomize_images(environment: str, unit, index, cache, tree, settings: Settings) -> list:
-    """(pin, None) per image a kustomization of ``unit`` (or its Flux Kustomization) sets with
-    ``newTag``; an image set in two places of one build is refused (kustomize's order decides)."""
-    kfiles = []
-    folders = {posixpath.dirname(f) for f in unit.build.files} | {unit.path}
-    for folder in sorted(folders):
-        kfile = index.kustomization(folder) if index.is_dir(folder) or folder == "" else None
-        if kfile and kfile not in kfiles:
-            kfiles.append(kfile)
-    entries = []  # (image name, file, document, path, entry)
-    for kfile in kfiles:
-        docs = cache.get(tree, kfile).docs
-        for d, doc in enumerate(docs):
-            images = doc.get("images") if isinstance(doc, dict) else None
-            for i, entry in enumerate(images if isinstance(images, list) else ()):
-                if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                    entries.append((entry["name"], kfile, d, ("images", i), entry))
-    if unit.kustomization is not None:
-        images = dig(unit.kustomization.doc, "spec", "images")
-        for i, entry in enumerate(images if isinstance(images, list) else ()):
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                entries.append((entry["name"], unit.kustomization.file, unit.kustomization.index,
-                                ("spec", "images", i), entry))
-    by_name: dict = {}
-    for entry in entries:
-        by_name.setdefault(entry[0], []).append(entry)
-    pins = []
-    for name, found in by_name.items():
-        name_, file, document, path, entry = found[-1]
-        if "newTag" not in entry and "digest" not in entry:
-            continue
-        app = (entry.get("newName") or name).rstrip("/").rsplit("/", 1)[-1]
-        repo = str(entry.get("newName") or name)
-        tag = entry.get("newTag")
-        refusal = ""
-        if entry.get("digest"):
-            refusal = f"a digest (`digest:` of image `{name}` in `{file}`), which Ferry does not set"
-        elif len(found) > 1:
-            refusal = (f"image `{name}` set in {len(found)} kustomizations ("
-                       + ", ".join(f"`{f[1]}`" for f in found) + ")")
-        text = None if tag is None else str(tag)
-        loc = PinLocation(file, document, path + ("newTag",)) if text is not None else None
-        pins.append((Pin(app=app, environment=environment, version=text, is_range=False,
-                         location=loc, kind="kustomize-image", chart=repo, release_file=file,
-                         source=location(repo, settings), source_url=repo, refusal=refusal,
-                         part="image"), None))
-    return pins
 
 
 # ---- what an app is tracked by ---------------------------------------------------------------

@@ -4,8 +4,9 @@ found there, followed to its ``spec.path`` (recursively), each built with its ow
 its ``postBuild`` variables.
 
 Pure functions over a ``FileTree``. ``build_environment`` returns one ``Unit`` per build Flux
-applies. A Kustomization that reads another source (another repository, an OCI artifact, an
-ExternalArtifact) is not followed: it is a ``Problem`` saying why. The variables themselves are
+applies. A Kustomization that reads another source (another repository, an OCI artifact) is not
+followed: it is a ``Problem`` saying why. An ExternalArtifact that an ArtifactGenerator makes from
+folders of this repository is followed there (``artifacts``). The variables themselves are
 ``substitution``'s.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 from .kustomize import (KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, Level, Resource, Walker,
                         join_path, strings, text_of)
+from . import artifacts, replacements
 from .manifests import YAML_SUFFIXES, dig
 from ..model import Problem
 from .patches import PatchIndex, apply_all, origin
@@ -95,6 +97,7 @@ def build_environment(tree, index, cache, environment, repo, paths: list, proble
     for path in paths:
         walker = Walker(tree, index, cache, problems, environment, ids)
         walker.add_path(path)
+        replacements.apply(walker.build, tree, index, cache, problems, environment)
         root = Unit(walker.build, path)
         bootstrap = _bootstrap(root, path, repo, tree, index, cache, problems, environment, finder,
                                units, ids)
@@ -147,14 +150,22 @@ def _follow(res: Resource, parent: Unit, repo, tree, index, cache, problems: lis
     def problem(reason: str) -> None:
         problems.append(Problem(environment, res.file, f"{where} {reason}"))
 
-    managed, reason = _managed(res, doc, repo, finder, parent)
-    if not managed:
-        problem(f"is not followed: {reason}")
+    ref = dig(doc, "spec", "sourceRef")
+    external = None
+    if isinstance(ref, dict) and ref.get("kind") == "ExternalArtifact":
+        external, reason = _external_artifact(res, ref, repo, finder, parent, units, index)
+    else:
+        reason = _managed(res, doc, repo, finder, parent)[1]
+    reason = reason or replacements.unknown(res, ("spec",)) or replacements.unknown(res, ("metadata",))
+    if reason:
+        problem(f"is not followed: {reason.rstrip('.')}.")
         return None
     spec_path = _spec_path(doc)
     if spec_path is None:
         problem("has no usable `spec.path`: not followed.")
         return None
+    if external is not None:
+        spec_path = external.path(spec_path)
     if spec_path and spec_path not in index.files and not index.is_dir(spec_path):
         problem(f"applies `{spec_path}`, which is not in the repository: not followed.")
         return None
@@ -164,7 +175,7 @@ def _follow(res: Resource, parent: Unit, repo, tree, index, cache, problems: lis
     walker = Walker(tree, index, cache, problems, environment, ids)
     scope = walker.new_scope()
     level = Level(scope, text_of(spec.get("targetNamespace")) or None, text_of(spec.get("namePrefix")),
-                  text_of(spec.get("nameSuffix")))
+                  text_of(spec.get("nameSuffix")), res.file)
     walker.add_path(spec_path, (level,))
     for entry in strings(spec.get("components")):
         walker.add_component(join_path(spec_path, entry), (level,), scope)
@@ -178,6 +189,15 @@ def _follow(res: Resource, parent: Unit, repo, tree, index, cache, problems: lis
     if not own:
         for i in range(before, len(walker.build.patches)):
             walker.build.patches[i] = _unlocated(walker.build.patches[i])
+    replacements.apply(walker.build, tree, index, cache, problems, environment)
+    if external is not None:
+        read = [*walker.build.files, *(k for k, _, _ in walker.build.kustomizations),
+                *(p.file for p in walker.build.patches if p.file != res.file)]
+        missing = external.missing(dict.fromkeys(read))
+        if missing:
+            problem(f"is not followed: it reads `{missing[0]}`, which ExternalArtifact "
+                    f"{external.name} does not copy (Flux cannot build it either).")
+            return None
     variables = _variables(res, doc, patches, parent, units, finder, tree, cache, problem)
     return Unit(walker.build, spec_path, variables, res)
 
@@ -243,10 +263,42 @@ def _managed(res: Resource, doc: dict, repo, finder: Finder, parent: Unit) -> tu
     namespace = str(ref.get("namespace") or res.namespace)
     if kind != "GitRepository":
         why = {"OCIRepository": "its manifests come from an OCI artifact",
-               "Bucket": "its manifests come from a bucket",
-               "ExternalArtifact": "its manifests come from an ExternalArtifact (an ArtifactGenerator "
-                                   "copies them): list the folders it copies in `environments[].path`"}
+               "Bucket": "its manifests come from a bucket"}
         return False, why.get(kind, f"its source is a {kind or 'missing kind'}") + f" ({kind} {namespace}/{name})."
+    return _git_source(namespace, name, repo, finder, parent)
+
+
+def _external_artifact(res: Resource, ref: dict, repo, finder: Finder, parent: Unit, units: list,
+                       index) -> tuple:
+    """(Artifact, "") for a Kustomization reading an ExternalArtifact an ArtifactGenerator makes
+    from this repository, or (None, why not)."""
+    name = str(ref.get("name") or "")
+    namespace = str(ref.get("namespace") or res.namespace)
+    for unit in [parent, *units]:
+        for candidate in unit.build.resources:
+            if candidate.namespace != namespace or not artifacts.is_generator(candidate.doc):
+                continue
+            generator, _ = unit.document(candidate)
+            entry = artifacts.generated_by(generator, name)
+            if entry is None:
+                continue
+
+            def source_ok(kind, source_namespace, source_name):
+                if kind != "GitRepository":
+                    return False, f"ExternalArtifact {namespace}/{name} copies from {kind} " \
+                                  f"{source_namespace}/{source_name}, not from Git."
+                return _git_source(source_namespace, source_name, repo, finder, parent)
+
+            found, why = artifacts.artifact(generator, entry, index.files, source_ok)
+            if found is None:
+                return None, f"ExternalArtifact {namespace}/{name} (ArtifactGenerator " \
+                             f"{candidate.namespace}/{candidate.name}, `{candidate.file}`): {why.rstrip('.')}."
+            return found, ""
+    return None, f"no ArtifactGenerator Flux applies here makes ExternalArtifact {namespace}/{name}."
+
+
+def _git_source(namespace: str, name: str, repo, finder: Finder, parent: Unit) -> tuple:
+    """(True, "") when GitRepository ``namespace/name`` is this repository at Ferry's branch."""
     source = _git_repository(namespace, name, parent, finder)
     if source is None:
         if (namespace, name) == BOOTSTRAP:

@@ -7,7 +7,10 @@ a problem noted: discovery reports what it can, it does not validate the reposit
 
 Names and namespaces are those kustomize gives: ``namespace:`` of the outermost kustomization
 wins, ``namePrefix``/``nameSuffix`` accumulate from the innermost out. A Flux Kustomization
-(``flux.py``) is one more, outermost, level of that chain.
+(``kustomizations.py``) is one more, outermost, level of that chain. A file reached by two routes
+that give it two namespaces or names is two objects, as kustomize makes them (a Component included
+by every namespace folder): one ``Resource`` each. The kustomizations walked and their
+``replacements`` are kept for ``images`` and ``replacements``.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from ..model import PinLocation, Problem
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 # A resource file without these words cannot hold anything discovery looks at: not parsed.
 RELEVANT_KINDS = ("HelmRelease", "HelmRepository", "OCIRepository", "Kustomization", "GitRepository",
-                  "ConfigMap", "ResourceSet")
+                  "ConfigMap", "ResourceSet", "ArtifactGenerator")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Level:
     namespace: Optional[str] = None
     prefix: str = ""
     suffix: str = ""
+    file: str = ""  # the kustomization file ("" for a Flux Kustomization's own level)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class Resource:
     namespace: str  # after kustomize's `namespace:` transformers
     name: str = ""  # after kustomize's name prefixes and suffixes ("" when the doc has none)
     names: frozenset = frozenset()  # every name it goes by on the way (patches match any)
+    # (path, why, known) of each field a kustomize replacement writes (``replacements``)
+    replaced: tuple = ()
 
     @property
     def kind(self) -> str:
@@ -87,6 +93,13 @@ class Build:
     resources: list = field(default_factory=list)  # [Resource], in kustomize order
     patches: list = field(default_factory=list)  # [Patch], in the order kustomize applies them
     files: list = field(default_factory=list)  # every manifest file read, for variable uses
+    # (kustomization file, its document, the levels from the outermost to it), as walked:
+    # whose ``images:`` and ``replacements`` act on what.
+    kustomizations: list = field(default_factory=list)
+    # (scope, folder, kustomization file, its `replacements:`), innermost first, as kustomize runs them
+    replacements: list = field(default_factory=list)
+    # (PinLocation, what it feeds) of each replacement's source: a pin there feeds more than itself
+    replacement_sources: list = field(default_factory=list)
 
 
 class TreeIndex:
@@ -145,7 +158,7 @@ class Walker:
         self.tree, self.index, self.cache, self.problems = tree, index, cache, problems
         self.environment = environment
         self.build = Build()
-        self._seen: dict = {}  # (file, index) -> position in build.resources
+        self._seen: dict = {}  # (file, index, namespace, name) -> position in build.resources
         self._files: set = set()
         self._ids = ids if ids is not None else ScopeIds()
 
@@ -201,7 +214,8 @@ class Walker:
         spec = parsed.docs[spec_index]
         kid = self.new_scope()
         chain = chain + (Level(kid, text_of(spec.get("namespace")) or None,
-                               text_of(spec.get("namePrefix")), text_of(spec.get("nameSuffix"))),)
+                               text_of(spec.get("namePrefix")), text_of(spec.get("nameSuffix")), kfile),)
+        self.build.kustomizations.append((kfile, spec_index, chain))
         for key in ("resources", "bases"):
             for entry in strings(spec.get(key)):
                 self._include(folder, kfile, entry, chain, stack)
@@ -211,6 +225,9 @@ class Walker:
             if component:
                 self._walk_kustomization(target, component, chain, stack, patch_scope=kid)
         self.collect_patches(folder, kfile, spec_index, spec, kid if patch_scope is None else patch_scope)
+        if isinstance(spec.get("replacements"), list):
+            self.build.replacements.append((kid if patch_scope is None else patch_scope, folder, kfile,
+                                            spec["replacements"]))
 
     def _include(self, folder: str, kfile: str, entry: str, chain: tuple, stack: frozenset) -> None:
         if "://" in entry or "?ref=" in entry or entry.startswith(("github.com/", "git@")):
@@ -237,17 +254,20 @@ class Walker:
             if not (isinstance(doc, dict) and isinstance(doc.get("kind"), str)
                     and isinstance(doc.get("apiVersion"), str)):
                 continue
-            key = (path, i)
-            if key in self._seen:  # reached twice: patches of both routes apply
+            namespace = str(outer_namespace or dig(doc, "metadata", "namespace") or "")
+            name, names = _names(dig(doc, "metadata", "name"), chain)
+            # A file reached twice is one copy per object kustomize makes of it: routes giving it
+            # the same namespace and name make one object (the patches of both apply), routes
+            # giving it another namespace or name make another (a Component in every namespace).
+            key = (path, i, namespace, name)
+            if key in self._seen:
                 at = self._seen[key]
                 old = self.build.resources[at]
                 self.build.resources[at] = Resource(old.file, old.index, old.doc, old.scopes | scopes,
-                                                    old.namespace, old.name, old.names)
+                                                    old.namespace, old.name, old.names | names)
                 continue
-            namespace = outer_namespace or dig(doc, "metadata", "namespace") or ""
-            name, names = _names(dig(doc, "metadata", "name"), chain)
             self._seen[key] = len(self.build.resources)
-            self.build.resources.append(Resource(path, i, doc, scopes, str(namespace), name, names))
+            self.build.resources.append(Resource(path, i, doc, scopes, namespace, name, names))
 
     # ---- patches ---------------------------------------------------------------------------
 

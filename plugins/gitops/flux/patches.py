@@ -54,7 +54,7 @@ def targets(patch: Patch, resource: Resource) -> bool:
     kind, names = doc.get("kind"), _names(resource)
     namespaces = {resource.namespace, dig(doc, "metadata", "namespace") or ""}
     if patch.target is not None:
-        return _selected(patch.target, doc, namespaces, names)
+        return selected(patch.target, doc, namespaces, names)
     body = patch.body
     if not isinstance(body, dict) or body.get("kind") != kind or dig(body, "metadata", "name") not in names:
         return False
@@ -62,7 +62,7 @@ def targets(patch: Patch, resource: Resource) -> bool:
     return not wanted or wanted in namespaces
 
 
-def _selected(target: dict, doc: dict, namespaces: set, names) -> bool:
+def selected(target: dict, doc: dict, namespaces: set, names) -> bool:
     group, _, version = str(doc.get("apiVersion", "")).rpartition("/")
     fields = {"kind": doc.get("kind"), "group": group, "version": version}
     for key, actual in fields.items():

@@ -43,6 +43,18 @@ def variable_uses(pins: list, variables: list, units: list, tree) -> list:
             for p, v in zip(pins, variables)]
 
 
+def replacement_sources(pins: list, units: list) -> list:
+    """Mark the pins whose line is the source of a kustomize replacement: it sets other fields too."""
+    feeds: dict = {}
+    for unit in units:
+        for location, described in unit.build.replacement_sources:
+            feeds.setdefault(location, []).append(described)
+    if not feeds:
+        return pins
+    return [replace(p, shared_by=p.shared_by + tuple(dict.fromkeys(feeds[p.location])))
+            if p.location in feeds else p for p in pins]
+
+
 _REFERENCES: dict = {}  # blob id -> {variable: count}, shared between discoveries
 
 

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from typing import Mapping, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..errors import FerryError, Locked, NotAllowed, RolledBackVersion, SettingsError
-from ..model import Blocker, Lock, RolledBack
+from ..errors import FerryError, Locked, NoLongerAllowed, NotAllowed, RolledBackVersion, SettingsError
+from ..identity import mention
+from ..model import Blocker, Lock, Requester, RolledBack
 from ..versions import same_version
 
 ACTIONS = ("deploy", "promote", "rollback")
@@ -65,9 +66,24 @@ def authorise(policy: Policy, environment: str, action: str, user: str, channels
     A bot (``bot``: ``user`` is its bot ID) may act only where ``policy.bots`` names it."""
     refuse_bot(policy, environment, action, user, bot)
     allowed = policy.who_may(action)
-    if not bot and allowed is not None and user not in allowed:
+    if not bot and not _named(allowed, user):
         raise NotAllowed(f"You may not {action} to {environment}: ask {_people(allowed)}.")
     _from_channels(policy, environment, channels, "asked")
+
+
+def may_still_ask(policy: Policy, environment: str, action: str, requester: Requester) -> None:
+    """Refuse a waiting change whose requester the policy no longer lets ask for it from where
+    they asked (the policy changed since): ``authorise``'s rules, said of them to the approver."""
+    who, allowed = f"{requester.signature}, who asked for it,", policy.who_may(action)
+    if requester.bot and not _bot_named(policy, action, requester.id):
+        raise NoLongerAllowed(f"{who} is a bot no longer named in the policy of {environment} "
+                              f"(`policy.bots.{action}`)")
+    if not requester.bot and not _named(allowed, requester.id):
+        raise NoLongerAllowed(f"{who} may no longer {action} to {environment} (the policy names "
+                              f"{_people(allowed)})")
+    if not _in_channels(policy, requester.channels):
+        raise NoLongerAllowed(f"changes to {environment} are now asked in {', '.join(policy.channels)}, "
+                              f"not where {requester.signature} asked")
 
 
 def may_approve(policy: Policy, environment: str, action: str, approver: str, requester: str,
@@ -78,14 +94,14 @@ def may_approve(policy: Policy, environment: str, action: str, approver: str, re
     if approver == requester:
         raise NotAllowed("You cannot approve your own change: another person has to.")
     allowed = policy.may_approve(action)
-    if not bot and allowed is not None and approver not in allowed:
+    if not bot and not _named(allowed, approver):
         raise NotAllowed(f"You may not approve changes to {environment}: ask {_people(allowed)}.")
     _from_channels(policy, environment, channels, "approved")
 
 
 def refuse_bot(policy: Policy, environment: str, action: str, bot_id: str, bot: bool) -> None:
     """Only people change things, unless the environment's policy names the bot for the action."""
-    if bot and bot_id not in dict(policy.bots).get(action, ()):
+    if bot and not _bot_named(policy, action, bot_id):
         who = f"the bot {bot_id}" if bot_id else "an integration without a bot ID"
         raise NotAllowed(f"Only people {action} in {environment}: {who} is not named in its policy "
                          f"(`policy.bots.{action}`).")
@@ -102,9 +118,21 @@ def may_reject(policy: Policy, environment: str, action: str, user: str, request
 
 
 def _from_channels(policy: Policy, environment: str, channels: tuple, verb: str) -> None:
-    if policy.channels is not None and not set(channels) & set(policy.channels):
+    if not _in_channels(policy, channels):
         where = ", ".join(policy.channels)
         raise NotAllowed(f"Changes to {environment} are {verb} in {where}, not here.")
+
+
+def _named(allowed: Optional[tuple], user: str) -> bool:
+    return allowed is None or user in allowed
+
+
+def _bot_named(policy: Policy, action: str, bot_id: str) -> bool:
+    return bot_id in dict(policy.bots).get(action, ())
+
+
+def _in_channels(policy: Policy, channels: tuple) -> bool:
+    return policy.channels is None or bool(set(channels) & set(policy.channels))
 
 
 # ---- the decision ---------------------------------------------------------------------------
@@ -132,36 +160,42 @@ def blockers(environment: str, app: str, version: str, action: str, locks: Mappi
         lock = locks.get(key)
         if lock is not None:
             reason = f": {lock.reason}" if lock.reason else ""
-            found.append(Blocker("lock", f"lock {key} by {lock.by} at {lock.when}",
-                                 f"{what} is locked by {lock.by} since {lock.when}{reason}"))
+            stable = lock.release.key if lock.release is not None else key
+            found.append(Blocker("lock", f"lock {stable} by {lock.by} at {lock.when}",
+                                 f"{what} is locked by {mention(lock.by)} since {lock.when}{reason}"))
     for window in policy.freezes:
         if window.contains(now):
             until = window.ends_after(now).strftime("%a %Y-%m-%d %H:%M %Z")
             found.append(Blocker("freeze", f"freeze {environment} {window.text}",
                                  f"{environment} is frozen ({window.text}) until {until}"))
     if action != "rollback" and rolled_back is not None and same_version(rolled_back.version, version):
+        stable = rolled_back.release.key if rolled_back.release is not None else f"{environment}/{app}"
         found.append(Blocker(
-            "rolled-back", f"rolled-back {environment}/{app} {rolled_back.version} at {rolled_back.when}",
-            f"`{app}` {version} was rolled back from {environment} by {rolled_back.by} ({rolled_back.when})",
+            "rolled-back", f"rolled-back {stable} {rolled_back.version} at {rolled_back.when}",
+            f"`{app}` {version} was rolled back from {environment} by {mention(rolled_back.by)} "
+            f"({rolled_back.when})",
             admin_only=False))
     return tuple(found)
 
 
 def decide(policy: Policy, environment: str, action: str, found: tuple, *, who: str, channels: tuple,
-           force: bool = False, admin: bool = False, requested_by: Optional[str] = None,
+           force: bool = False, admin: bool = False, requested_by: Optional[Requester] = None,
            overridden: Optional[tuple] = None, bot: bool = False) -> Decision:
     """The one decision over a change, the same when it is asked and when it is approved.
 
     Asked (``requested_by`` None): ``who`` must be allowed from ``channels``; a blocker refuses it
     unless ``force`` (an admin's, for locks and freezes) overrides it, and what was overridden is
     the decision's ``forced``. Approved: ``who`` must be allowed to approve ``requested_by``'s
-    change from ``channels``, and only the blockers the request ``overridden`` may still stand: a
+    change from ``channels`` (first: one who may not approve changes nothing and learns nothing
+    more), the requester must still be allowed to ask for it from where they asked
+    (``NoLongerAllowed``), and only the blockers the request ``overridden`` may still stand: a
     lock or freeze that came since refuses it."""
     try:
         if requested_by is None:
             authorise(policy, environment, action, who, channels, bot)
         else:
-            may_approve(policy, environment, action, who, requested_by, channels, bot)
+            may_approve(policy, environment, action, who, requested_by.id, channels, bot)
+            may_still_ask(policy, environment, action, requested_by)
     except NotAllowed as e:
         return Decision(found, refusal=e)
     if overridden is not None:

@@ -9,30 +9,34 @@ What a chat bot needs from it, and why:
 - cached: one parse per repository serves every chart in it for ``cache_seconds``; after that the
   repository is asked conditionally (``If-None-Match`` / ``If-Modified-Since``) and a ``304``
   keeps the parse, so a large public index is downloaded again only when it changed;
-- fast: libyaml's event parser (PyYAML's C binding) building plain data, or ``json`` when the
-  index is JSON (Helm's ``repo index --json``; JSON is YAML, so servers serve it under the same
-  name): tens of MB in seconds, where a pure-Python parser takes minutes;
-- credentials from ``registry_credentials`` go to their own host only: over HTTPS (or plain HTTP
-  when the repository's own URL is ``http://``), never along a redirect to another host or to
-  chart URLs in the index that name another host. Redirects are followed here, hop by hop.
+- fast and safe: the loader's plain data from libyaml's events (``safeyaml``: bounded nesting and
+  aliases), or ``json`` when the index is JSON (Helm's ``repo index --json``; JSON is YAML, so
+  servers serve it under the same name): tens of MB in seconds, where a pure-Python parser takes
+  minutes, and a 0.6 KB alias bomb is one line about its repository;
+- credentials from ``registry_credentials`` go to their own host only (as ``transport.origin``,
+  the connection's own parser, reads a URL; never to a URL naming a user): over HTTPS, or plain
+  HTTP when their entry says ``plain_http`` (an ``http://`` URL in Git is not enough), never along
+  a redirect to another host or to chart URLs in the index that name another host. Redirects are
+  followed here, hop by hop;
+- one download per index at a time; another command waits at most ``busy_seconds`` for it and is
+  then told the repository is busy, rather than holding a chat worker.
 """
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Callable, Mapping, Optional
 from urllib.parse import urljoin, urlsplit
 
 import requests
-import yaml
 
 from . import transport
-from ..errors import RegistryUnauthorized, RegistryUnavailable
+from .. import safeyaml
+from ..errors import RegistryUnauthorized, RegistryUnavailable, SourceBusy, UnreadableDocument
 from ..ops.metrics import observed_request
 from ..model import ChartLocation
 from ..settings import RegistryCredentials
@@ -42,64 +46,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 MAX_REDIRECTS = 5
 CHUNK = 256 * 1024
-
-
-_EVENTS_LOADER = getattr(yaml, "CBaseLoader", yaml.BaseLoader)  # libyaml's parser when present
-
-
-class _Aliased(Exception):
-    """The document uses YAML aliases: built by PyYAML's own constructor instead."""
-
-
-def _load_yaml(data: bytes):
-    """The document as plain dicts, lists and strings, built from libyaml's events.
-
-    PyYAML's constructors spend most of their time building nodes and resolving types in Python:
-    on a 10,000-entry index ``CSafeLoader`` takes about 1.6 s, this about 0.2 s. Every scalar stays
-    the text written (a version ``1.10`` is not the number 1.1; ``created`` keeps its nanoseconds);
-    a plain ``null``/``~`` is None."""
-    stack: list = []  # open mappings and sequences
-    keys: list = []  # per open mapping: the key waiting for its value (None: a key comes next)
-    root = None
-    scalar, start_map, start_seq = yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent
-    ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
-    for event in yaml.parse(data, Loader=_EVENTS_LOADER):
-        kind = type(event)
-        if kind is scalar:
-            value = event.value
-            if event.implicit[0] and value in ("null", "~", "Null", "NULL"):
-                value = None
-        elif kind is start_map:
-            value = {}
-        elif kind is start_seq:
-            value = []
-        elif kind in ends:
-            stack.pop()
-            keys.pop()
-            continue
-        elif kind is yaml.AliasEvent:
-            raise _Aliased()
-        else:
-            continue
-        if stack:
-            top = stack[-1]
-            if type(top) is list:
-                top.append(value)
-            elif keys[-1] is None:
-                keys[-1] = value if kind is scalar else repr(value)  # a complex key: never a chart's
-                if kind is not scalar:
-                    stack.append(value)
-                    keys.append(None)
-                continue
-            else:
-                top[keys[-1]] = value
-                keys[-1] = None
-        else:
-            root = value
-        if kind is not scalar:
-            stack.append(value)
-            keys.append(None)
-    return root
 
 
 @dataclass(frozen=True)
@@ -126,24 +72,21 @@ class UnreadableIndex(RegistryUnavailable):
     """The index cannot be read (not an outage of the host)."""
 
 
-def parse_index(data: bytes, where: str = "index.yaml") -> dict:
-    """{chart: {version: IndexEntry}} from an index's bytes (YAML, or JSON)."""
+def parse_index(data: bytes, where: str = "index.yaml", max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
+    """{chart: {version: IndexEntry}} from an index's bytes (YAML, or JSON), read within the
+    loader's bounds (``max_bytes``: the download's own)."""
+    limits = replace(safeyaml.LIMITS, bytes=max_bytes)
     document = None
     try:
         if data.lstrip()[:1] == b"{":  # Helm's `repo index --json`: JSON is YAML, json is faster
             try:
-                document = json.loads(data)
-            except ValueError:
-                pass
+                document = safeyaml.load_json(data, where, limits)
+            except UnreadableDocument:
+                pass  # YAML's flow style, or a problem the YAML reading names the same way
         if document is None:
-            try:
-                document = _load_yaml(data)
-            except _Aliased:
-                document = yaml.load(data, Loader=_EVENTS_LOADER)  # every scalar as text, too
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise UnreadableIndex(f"{where} is not valid YAML{line}: Ferry cannot read its versions.") from None
+            document = safeyaml.load_yaml(data, where, limits)
+    except UnreadableDocument as e:
+        raise UnreadableIndex(f"{where} {e.problem}: Ferry cannot read its versions.") from None
     entries = document.get("entries") if isinstance(document, dict) else None
     if not isinstance(entries, dict):
         raise UnreadableIndex(f"{where} has no `entries`: it is not a Helm repository index.")
@@ -179,12 +122,14 @@ class HelmIndexClient:
 
     def __init__(self, credentials: Mapping[str, RegistryCredentials] = None, timeout: float = 5.0,
                  seconds: float = 30.0, max_bytes: int = DEFAULT_MAX_BYTES,
-                 cache_seconds: float = 300.0, clock: Callable[[], float] = time.monotonic):
+                 cache_seconds: float = 300.0, clock: Callable[[], float] = time.monotonic,
+                 busy_seconds: float = transport.BUSY_WAIT):
         self._credentials = {h.lower(): c for h, c in (credentials or {}).items()}
         self.timeout, self.seconds, self.max_bytes = timeout, seconds, max_bytes
         self.cache_seconds = cache_seconds
         self._clock = clock
-        self._session = transport.bounded_session(timeout)
+        self.busy_seconds = busy_seconds
+        self._session = transport.bounded_session(timeout, busy_seconds)
         self._lock = threading.Lock()
         self._cache: dict = {}  # index URL -> _Cached
         self._fetching: dict = {}  # index URL -> lock: one download per repository at a time
@@ -192,7 +137,7 @@ class HelmIndexClient:
 
     def entries(self, location: ChartLocation) -> dict:
         """{version: IndexEntry} of the location's chart; {} when the index does not list it."""
-        return self._index(location.index_url, location.scheme == "http").get(location.chart, {})
+        return self._index(location.index_url).get(location.chart, {})
 
     def invalidate(self, location: Optional[ChartLocation] = None) -> None:
         """Ask again next time (conditionally: an unchanged index is not downloaded again)."""
@@ -211,50 +156,58 @@ class HelmIndexClient:
         if not url:
             raise UnreadableIndex(f"The index of {location.repository_url} lists no URL for "
                                   f"{location.chart} {entry.version}.")
-        response, _ = self.get(url, {"Accept": "application/gzip, application/octet-stream, */*"},
-                               location.scheme == "http")
+        response, _ = self.get(url, {"Accept": "application/gzip, application/octet-stream, */*"})
         with response:
             if response.status_code != 200:
                 raise self._refused(url, response.status_code)
             return self._body(url, response, time.monotonic(), f"The chart archive {url}")
 
-    def may_receive_credentials(self, url: str, plain_http: bool) -> Optional[RegistryCredentials]:
+    def may_receive_credentials(self, url: str) -> Optional[RegistryCredentials]:
         """The credentials bound to ``url``'s host, when they may travel to it: HTTPS, or plain
-        HTTP when the repository's own URL is ``http://``."""
-        parts = urlsplit(url)
-        if parts.scheme != "https" and not (parts.scheme == "http" and plain_http):
+        HTTP when their entry says the host is plain HTTP (an ``http://`` URL from Git is not
+        enough). None for a URL naming a user."""
+        where = transport.origin(url)
+        if where is None or where.userinfo:
             return None
-        return self._credentials.get(parts.netloc.lower())
+        credentials = self._credentials.get(where.netloc)
+        if credentials is None or where.scheme == "https":
+            return credentials
+        return credentials if where.scheme == "http" and credentials.plain_http else None
 
     # ---- the index -------------------------------------------------------------------------
 
-    def _index(self, url: str, plain_http: bool) -> dict:
+    def _index(self, url: str) -> dict:
         cached = self._fresh(url)
         if cached is not None:
             return cached.charts
         with self._lock:
             gate = self._fetching.setdefault(url, threading.Lock())
-        with gate:
+        if not gate.acquire(timeout=self.busy_seconds):
+            raise SourceBusy(f"Helm repository {_repository(url)} is busy: another command is still "
+                             "waiting for its index. Try again in a moment.")
+        try:
             cached = self._fresh(url)  # another thread may have fetched it meanwhile
             if cached is not None:
                 return cached.charts
             with self._lock:
                 stale = self._cache.get(url)
-            return self._refresh(url, plain_http, stale)
+            return self._refresh(url, stale)
+        finally:
+            gate.release()
 
     def _fresh(self, url: str) -> Optional[_Cached]:
         with self._lock:
             cached = self._cache.get(url)
             return cached if cached is not None and self._clock() < cached.expires else None
 
-    def _refresh(self, url: str, plain_http: bool, stale: Optional[_Cached]) -> dict:
+    def _refresh(self, url: str, stale: Optional[_Cached]) -> dict:
         headers = {"Accept": "application/x-yaml, application/yaml, application/json;q=0.9, */*;q=0.8"}
         if stale is not None and stale.etag:
             headers["If-None-Match"] = stale.etag
         if stale is not None and stale.last_modified:
             headers["If-Modified-Since"] = stale.last_modified
         started = time.monotonic()
-        response, final_url = self.get(url, headers, plain_http)
+        response, final_url = self.get(url, headers)
         with response:
             if response.status_code == 304 and stale is not None:
                 stale.expires = self._clock() + self.cache_seconds
@@ -265,7 +218,7 @@ class HelmIndexClient:
             data = self._body(url, response, started)
             etag = response.headers.get("ETag", "")
             last_modified = response.headers.get("Last-Modified", "")
-        charts = parse_index(data, f"The index of {_repository(url)}")
+        charts = parse_index(data, f"The index of {_repository(url)}", self.max_bytes)
         self.downloads += 1
         log.debug("read index %s (%d bytes, %d charts) in %.3f s", final_url, len(data), len(charts),
                   time.monotonic() - started)
@@ -275,12 +228,12 @@ class HelmIndexClient:
                 self._cache[url] = cached
         return charts
 
-    def get(self, url: str, headers: dict, plain_http: bool) -> tuple:
+    def get(self, url: str, headers: dict) -> tuple:
         """(streamed response, final URL) for a GET of ``url``, redirects followed hop by hop:
         each hop carries only the credentials of its own host, when they may go there."""
         for _ in range(MAX_REDIRECTS + 1):
             sent = dict(headers)
-            credentials = self.may_receive_credentials(url, plain_http)
+            credentials = self.may_receive_credentials(url)
             if credentials is not None:
                 sent["Authorization"] = _basic(credentials)
             try:
@@ -327,9 +280,15 @@ class HelmIndexClient:
 
     def _refused(self, url: str, status: int) -> RegistryUnavailable:
         where = _repository(url)
-        host = urlsplit(url).netloc.lower()
+        where_to = transport.origin(url)
+        host = where_to.netloc if where_to is not None else urlsplit(url).netloc.lower()
         if status in (401, 403):
             credentials = self._credentials.get(host)
+            if credentials is not None and self.may_receive_credentials(url) is None:
+                return RegistryUnauthorized(
+                    f"Helm repository {where} wants credentials ({status}), and Git asks for it over "
+                    f"plain HTTP: Ferry sends {credentials.variables} over HTTPS only, unless its "
+                    "`registry_credentials` entry says `plain_http: true`.")
             if credentials is not None:
                 return RegistryUnauthorized(f"Helm repository {where} refused Ferry's credentials "
                                             f"({status}): check {credentials.variables}.")

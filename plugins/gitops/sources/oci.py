@@ -8,9 +8,13 @@ pagination, blob URLs), with what a chat bot needs changed:
   naming the registry host, never the credentials; oras raises a plain ``ValueError`` for all;
 - credentials come only from Ferry's settings (no Docker config, no ``ORAS_USER``, no netrc) and
   are bound to one host: they go to that host, and to the token realm its challenge names only
-  when the realm is on the same host name or on a host the settings allow (``token_hosts``);
-  a realm anywhere else is asked for an anonymous token. oras's own token code would send them to
-  any realm, so challenges are answered here;
+  when the realm is on the same host name or on a host the settings allow (``token_hosts``), as
+  ``transport.origin`` reads it (the parser the connection uses); a realm anywhere else is asked
+  for an anonymous token, a realm naming a user is not asked at all. Over plain HTTP only when the
+  settings say the host is plain HTTP (``plain_http``), never because Git says ``insecure``.
+  oras's own token code would send them to any realm, so challenges are answered here;
+- one command at a time talks to a host; another waits at most ``busy_wait`` seconds for its
+  turn and is then answered that the registry is busy, rather than holding a chat worker;
 - bearer tokens are kept per repository scope until they expire (``tokens.TokenCache``), so going
   from one chart to another and back asks the realm once per chart, not at every switch.
 """
@@ -23,7 +27,7 @@ import time
 from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Callable, Optional
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import oras.auth.utils
 import oras.container
@@ -32,9 +36,10 @@ import oras.provider
 import requests
 
 from . import transport
-from ..errors import RegistryUnauthorized, RegistryUnavailable
+from ..errors import RegistryUnauthorized, RegistryUnavailable, SourceBusy, UnreadableDocument
 from ..ops.metrics import observed_request
 from ..model import ChartLocation
+from ..safeyaml import load_json
 from ..settings import RegistryCredentials
 from .tokens import TokenCache, lifetime, scope_of
 
@@ -55,14 +60,19 @@ class OciRegistry(oras.provider.Registry):
     observe = None  # metrics.Metrics, or None: each request counted and timed
 
     def __init__(self, host: str, insecure: bool, credentials: Optional[RegistryCredentials],
-                 timeout: float):
+                 timeout: float, busy_wait: float = transport.BUSY_WAIT,
+                 withheld: Optional[RegistryCredentials] = None):
         # oras's auth backends are not used: they send Basic credentials to any token realm a
         # challenge names and follow its redirects. Challenges are answered in _authenticate.
         super().__init__(hostname=host, insecure=insecure, auth_backend="basic")
-        self.timeout = timeout
+        self.timeout, self.busy_wait = timeout, busy_wait
         self.credentials = credentials
-        self._host_name = urlsplit(f"//{host}").hostname or host
-        transport.mount(self.session, timeout)  # no ~/.netrc credentials, whatever the host
+        # Credentials the settings bind to this host but keep off plain HTTP, which Git asked for.
+        self.withheld = withheld
+        own = transport.origin(f"{self.prefix}://{host}")
+        self._origin = own.netloc if own is not None else host.lower()
+        self._host_name = own.host if own is not None else host.lower()
+        transport.mount(self.session, timeout, busy_wait)  # no ~/.netrc credentials, whatever the host
         self._basic = ("Basic " + oras.auth.utils.get_basic_auth(credentials.username, credentials.password)
                        if credentials else None)
         self._basic_works = False  # Basic credentials were accepted: sent up front from then on
@@ -78,7 +88,10 @@ class OciRegistry(oras.provider.Registry):
         ten queued commands must not wait ten timeouts in a row. A refusal (401/403: credentials
         or scope, often for one repository) is about one request: the next one is asked."""
         asked = time.monotonic()
-        with self._lock:
+        if not self._lock.acquire(timeout=self.busy_wait):
+            raise SourceBusy(f"Registry {self.hostname} is busy: another command is still waiting for "
+                             "its answer. Try again in a moment.")
+        try:
             failed_at, error = self._last_failure
             if error is not None and failed_at >= asked:
                 raise RegistryUnavailable(str(error), outage=True)
@@ -88,13 +101,15 @@ class OciRegistry(oras.provider.Registry):
                 if e.outage:
                     self._last_failure = (time.monotonic(), e)
                 raise
+        finally:
+            self._lock.release()
 
     # oras calls this for every HTTP request; the original is wrapped in @retry.
     @observed_request
     def do_request(self, url: str, method: str = "GET", data=None, headers: Optional[dict] = None,
                    json=None, stream: bool = False) -> requests.Response:
         headers = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
-        same_host = urlsplit(url).netloc == self.hostname
+        same_host = self._is_own(url)
         scope = scope_of(url)
         known = (self._basic if self._basic_works else self.tokens.get(scope)) if same_host else None
         if known:
@@ -142,22 +157,34 @@ class OciRegistry(oras.provider.Registry):
             return (f"Bearer {token[0]}", token[1]) if token else None
         return None
 
+    def _is_own(self, url: str) -> bool:
+        where = transport.origin(url)
+        return where is not None and not where.userinfo and where.netloc == self._origin
+
     def may_receive_credentials(self, realm: str) -> bool:
         """A token realm gets this host's credentials only on the same host name or on a host the
-        settings allow for it (``token_hosts``), and over HTTPS unless the registry is plain HTTP."""
+        settings allow for it (``token_hosts``), as the connection reads the URL, never when it
+        names a user; over HTTPS, or HTTP when the settings say the host is plain HTTP."""
         if self.credentials is None:
             return False
-        parts = urlsplit(realm)
-        name = (parts.hostname or "").lower()
-        if parts.scheme != "https" and not (parts.scheme == "http" and self.prefix == "http"):
+        where = transport.origin(realm)
+        if where is None or where.userinfo:
             return False
-        return name == self._host_name.lower() or name in self.credentials.token_hosts
+        if where.scheme != "https" and not (where.scheme == "http" and self.credentials.plain_http):
+            return False
+        return where.host == self._host_name or where.host in self.credentials.token_hosts
 
     def _token(self, realm: str, service: Optional[str], scope: Optional[str]) -> Optional[tuple]:
         """(token, seconds it lasts) from the challenge's realm (Docker's token auth): with this
         host's credentials where they may go, anonymous elsewhere; no redirects when credentials go."""
         if not realm.startswith(("http://", "https://")):
             realm = f"{self.prefix}://{realm}"
+        where = transport.origin(realm)
+        if where is None or where.userinfo:
+            # A realm that names a user, or that no parser agrees on, is a trap: nobody asks it.
+            log.warning("registry %s names a token realm Ferry does not ask (it names a user or "
+                        "does not parse)", self.hostname)
+            return None
         params = {k: v for k, v in (("service", service), ("scope", scope)) if v}
         headers = {"Accept": "application/json"}
         if self.may_receive_credentials(realm):
@@ -166,15 +193,15 @@ class OciRegistry(oras.provider.Registry):
             self._warned_realms.add(realm)
             log.warning("registry %s names the token realm %s, which is not its host nor in its "
                         "token_hosts: Ferry asks it for an anonymous token only", self.hostname,
-                        urlsplit(realm).netloc)
+                        where.netloc)
         response = transport.send(self.session, "GET", realm, params=params, headers=headers,
                                   verify=self._tls_verify, timeout=self.timeout,
                                   allow_redirects="Authorization" not in headers)
         if response.status_code != 200:
             return None
         try:
-            body = response.json()
-        except ValueError:
+            body = load_json(response.content, "The token")
+        except UnreadableDocument:
             return None
         token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
         return (token, lifetime(body)) if isinstance(token, str) and token else None
@@ -190,7 +217,7 @@ class OciRegistry(oras.provider.Registry):
             if not callable(response) or not link:
                 return
             url = urljoin(url, link)
-            if urlsplit(url).netloc != self.hostname:
+            if not self._is_own(url):
                 # Our credentials go to this host only.
                 raise RegistryUnavailable(f"Registry {self.hostname} sent a next-page link to another host.")
         raise RegistryUnavailable(f"Registry {self.hostname} kept sending next-page links: gave up.")
@@ -209,6 +236,12 @@ class OciRegistry(oras.provider.Registry):
                 return RegistryUnauthorized(
                     f"Registry {host} refused Ferry's credentials ({status}): "
                     f"check {self.credentials.variables} and what they may read.")
+            if self.withheld is not None:
+                return RegistryUnauthorized(
+                    f"Registry {host} wants credentials ({status}), and Git asks for it over plain "
+                    f"HTTP (`insecure: true` or an http:// URL): Ferry sends "
+                    f"{self.withheld.variables} over HTTPS only, unless its `registry_credentials` "
+                    "entry says `plain_http: true`.")
             return RegistryUnauthorized(
                 f"Registry {host} wants credentials ({status}): "
                 f"give {host} its own in the settings' `registry_credentials`.")
@@ -254,8 +287,8 @@ class OciRegistry(oras.provider.Registry):
 
     def _json(self, response: requests.Response, what: str) -> dict:
         try:
-            value = response.json()
-        except ValueError:
+            value = load_json(response.content, f"The {what}")
+        except UnreadableDocument:
             value = None
         if not isinstance(value, dict):
             raise RegistryUnavailable(f"Registry {self.hostname} answered with a {what} Ferry cannot read.")

@@ -17,6 +17,7 @@ from ..errors import ImageTagNotFound, RegistryUnavailable, VersionNotFound
 from .helmindex import DEFAULT_MAX_BYTES, HelmIndexClient, archive_url
 from ..model import ChartInfo, ChartLocation, ChartVersions
 from .oci import MANIFEST_ACCEPT, NotFound, OciRegistry, container_of
+from .transport import BUSY_WAIT
 from ..settings import RegistryCredentials
 from ..versions import nearest_versions, registry_tag, same_version, sort_tags
 
@@ -35,13 +36,16 @@ class RegistryClient:
 
     def __init__(self, credentials: Iterable[RegistryCredentials] = (), timeout: float = 5.0,
                  cache_seconds: float = 30.0, index_seconds: float = 30.0,
-                 index_max_bytes: int = DEFAULT_MAX_BYTES, index_cache_seconds: float = 300.0):
+                 index_max_bytes: int = DEFAULT_MAX_BYTES, index_cache_seconds: float = 300.0,
+                 busy_seconds: float = BUSY_WAIT):
         # Each host's own credentials; a host not named here is asked without any.
         self._credentials = {c.host: c for c in credentials}
         self.timeout = timeout
+        self.busy_seconds = busy_seconds  # how long a command waits for its turn at a busy host
         self.cache_seconds = cache_seconds
         self.index = HelmIndexClient(self._credentials, timeout=timeout, seconds=index_seconds,
-                                     max_bytes=index_max_bytes, cache_seconds=index_cache_seconds)
+                                     max_bytes=index_max_bytes, cache_seconds=index_cache_seconds,
+                                     busy_seconds=busy_seconds)
         self._lock = threading.Lock()
         self._tags: dict = {}  # ChartLocation -> (expires, ChartVersions)
         self._infos: dict = {}  # (ChartLocation, tag) -> (expires, ChartInfo)
@@ -211,8 +215,14 @@ class RegistryClient:
         with self._lock:
             registry = self._registries.get(key)
             if registry is None:
+                credentials = self._credentials.get(location.host.lower())
+                # Git may say a host is plain HTTP (`insecure: true`); only the settings may send
+                # its credentials there.
+                withheld = credentials if location.insecure and credentials is not None \
+                    and not credentials.plain_http else None
                 registry = OciRegistry(location.host, location.insecure,
-                                       self._credentials.get(location.host.lower()), self.timeout)
+                                       None if withheld else credentials, self.timeout,
+                                       self.busy_seconds, withheld)
                 registry.observe = self._observe
                 self._registries[key] = registry
             return registry

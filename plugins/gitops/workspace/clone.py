@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from .. import addresses
 from ..errors import GitUnavailable
 from . import failures, process
 from .objects import ObjectReader
@@ -239,6 +240,10 @@ class Clone:
 
     def network(self, what: str, *args: str, cwd: Optional[Path] = None, check: bool = True) -> Result:
         """A git command that talks to the remote: bounded in time, failures classified."""
+        forbidden = addresses.forbidden_address_of(process.remote_host(self.url))
+        if forbidden is not None:
+            raise GitUnavailable(f"The Git repository {self.public_url}: "
+                                 f"{addresses.refusal(process.remote_host(self.url), forbidden)}")
         if cwd is None:
             args = (f"--git-dir={self.git_dir}", f"--work-tree={self.directory}", *args)
         try:

@@ -15,6 +15,7 @@ _UNAUTHORIZED = re.compile(
     r"authentication failed|permission denied \(publickey|could not read (username|password)"
     r"|returned error: 40[13]|access denied|invalid username or password|terminal prompts disabled"
     r"|HTTP Basic: Access denied|403 Forbidden|401 Unauthorized", re.I)
+_HOST_KEY = re.compile(r"host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED", re.I)
 _NO_BRANCH = re.compile(r"remote branch .* not found|couldn't find remote ref", re.I)
 _REASONS = (
     (re.compile(r"could not resolve host|name or service not known|temporary failure in name", re.I),
@@ -38,6 +39,10 @@ def remote_error(what: str, stderr: str, public_url: str, branch: str) -> Except
         return GitUnavailable(f"The Git repository {public_url} answered with a redirect ({what}): "
                               "Ferry follows none, so its token and its pushes go to that host "
                               "only. Set repo.url to the repository's current address.")
+    if _HOST_KEY.search(stderr):
+        return GitUnavailable(f"The Git repository {public_url} has an SSH host key Ferry does not "
+                              f"know or that changed ({what}): check its fingerprint, then add it to "
+                              "the file the settings' `ssh.known_hosts` names.")
     if _UNAUTHORIZED.search(stderr):
         return GitUnauthorized(f"The Git repository {public_url} refused Ferry's credentials "
                                f"({what}): check the token or SSH key.")

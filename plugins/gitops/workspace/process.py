@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
 TOKEN_VARIABLE = "FERRY_GIT_TOKEN"
+USERNAME_VARIABLE = "FERRY_GIT_USERNAME"
 ORIGIN_VARIABLE = "FERRY_GIT_ORIGIN"  # scheme://host[:port] the token belongs to
 
 # Settings every git call gets, whatever the machine's global config says: no hooks, no signing
@@ -119,12 +120,13 @@ def process_env(git_env: dict, url: str) -> dict:
     """The environment of every git process of the workspace on ``url``."""
     env = {k: v for k, v in os.environ.items()
            if k not in _FOREIGN_VARIABLES and not re.match(r"GIT_CONFIG_(KEY|VALUE)_\d+$", k)}
+    # ssh as the settings say, never the machine's GIT_SSH(_COMMAND): that would skip the host keys.
+    env.pop("GIT_SSH", None)
+    env["GIT_SSH_COMMAND"] = ssh_command()
     env.update(git_env)
     env[ORIGIN_VARIABLE] = credential_origin(url)  # empty: askpass answers nobody
     env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")  # bytes/s; below it for 30 s = dead
     env.setdefault("GIT_HTTP_LOW_SPEED_TIME", "30")
-    if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
-        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes -o ConnectTimeout=10"
     env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": "",  # English errors to classify
                 "GIT_LITERAL_PATHSPECS": "1"})
     return _with_config(env, _PINNED_CONFIG)
@@ -140,24 +142,40 @@ def credential_origin(url: str) -> str:
     return f"{parts.scheme.lower()}://{host}" if host else ""
 
 
-def git_environment(token: str = "", ssh_key_file: str = "", *,
+def git_environment(token: str = "", ssh_key_file: str = "", *, username: str = "",
+                    known_hosts: str = "", accept_new_host_keys: bool = False,
                     helper_dir: Optional[Path] = None) -> dict[str, str]:
     """The environment for git subprocesses: credentials without putting them in a URL or a file.
 
     A token is handed to git by a GIT_ASKPASS script that prints it from an environment variable,
-    to the remote's own host only (each workspace names it); credential helpers are switched off
-    so none of them stores it. An SSH key goes through ``GIT_SSH_COMMAND``. Prompts are always
-    off: a bot has no terminal.
+    to the remote's own host only (each workspace names it, and is given only its host's token);
+    credential helpers are switched off so none of them stores it. SSH goes through
+    ``GIT_SSH_COMMAND``: the key, and host keys checked (``ssh_command``). Prompts are always off:
+    a bot has no terminal.
     """
     env = {"GIT_TERMINAL_PROMPT": "0"}
     if token:
         env.update({"GIT_ASKPASS": str(_askpass_script(helper_dir)), TOKEN_VARIABLE: token})
+        if username:
+            env[USERNAME_VARIABLE] = username
         env = _with_config(env, [("credential.helper", "")])
-    if ssh_key_file:
-        env["GIT_SSH_COMMAND"] = (f"ssh -i {shlex.quote(str(ssh_key_file))} -o IdentitiesOnly=yes "
-                                  "-o StrictHostKeyChecking=accept-new -o ConnectTimeout=10 "
-                                  "-o BatchMode=yes")
+    env["GIT_SSH_COMMAND"] = ssh_command(ssh_key_file, known_hosts, accept_new_host_keys)
     return env
+
+
+def ssh_command(key_file: str = "", known_hosts: str = "", accept_new: bool = False) -> str:
+    """ssh as git runs it: host keys checked against ``known_hosts`` (ssh's own file when "") and
+    a host not there refused, unless the settings accept new hosts (trust on first use, then
+    checked); no agent, no prompt, no other identity than the key."""
+    parts = ["ssh"]
+    if key_file:
+        parts += ["-i", shlex.quote(str(key_file)), "-o", "IdentitiesOnly=yes"]
+    if known_hosts:
+        parts += ["-o", f"UserKnownHostsFile={shlex.quote(str(known_hosts))}",
+                  "-o", "GlobalKnownHostsFile=/dev/null"]
+    parts += ["-o", f"StrictHostKeyChecking={'accept-new' if accept_new else 'yes'}",
+              "-o", "ConnectTimeout=10", "-o", "BatchMode=yes"]
+    return " ".join(parts)
 
 
 def scrub(text: str, secrets: Sequence[str]) -> str:
@@ -168,6 +186,15 @@ def scrub(text: str, secrets: Sequence[str]) -> str:
         if quote(secret, safe="") != secret:
             text = text.replace(quote(secret, safe=""), "***")
     return text
+
+
+def remote_host(url: str) -> str:
+    """The host a remote URL connects to: ``scheme://[user@]host[:port]/…`` or scp-like
+    ``[user@]host:path``; "" for a local path or ``file://``."""
+    if "://" in url:
+        return urlsplit(url).hostname or ""
+    match = re.match(r"^(?:[^@/]+@)?(\[[^]]+\]|[^:/]+):", url)
+    return match.group(1).strip("[]") if match and len(match.group(1)) > 1 else ""
 
 
 def without_userinfo(url: str) -> str:

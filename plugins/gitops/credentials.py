@@ -1,0 +1,244 @@
+"""The settings' secrets and the one host each may go to: Git tokens per Git host, registry
+credentials per registry host, Flux's tokens per environment; and whether any of them may travel
+over plain HTTP (only where the settings say a host is plain HTTP, and only to this machine unless
+``allow_plain_http_credentials`` says otherwise: never because something in Git says so).
+
+Secrets never live in the settings file; they come from environment variables, or from files
+named by ``<VARIABLE>_FILE`` (the way Kubernetes mounts secrets).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional
+from urllib.parse import urlsplit
+
+from .addresses import is_loopback
+from .errors import SettingsError
+
+@dataclass(frozen=True)
+class RegistryCredentials:
+    """Credentials bound to one registry host: sent to that host (``host[:port]`` exactly as in
+    ``oci://`` URLs) and to a token realm on the same host name or on one of ``token_hosts``."""
+
+    host: str
+    username: str = field(repr=False)
+    password: str = field(repr=False)
+    token_hosts: tuple = ()  # other host names whose token realm may receive them (auth.docker.io)
+    variables: str = ""  # where they came from, for messages: "GITOPS_REGISTRY_GHCR_USERNAME/PASSWORD"
+    plain_http: bool = False  # the settings say this host serves plain HTTP: they may go over it
+
+
+@dataclass(frozen=True)
+class GitCredentials:
+    """A token bound to one Git host (``host[:port]`` as in its https:// URLs): given to git only
+    when it asks for that host."""
+
+    host: str
+    token: str = field(repr=False)
+    username: str = ""  # "" = x-access-token
+    variables: str = ""  # where the token came from, for messages
+
+
+@dataclass(frozen=True)
+class Secrets:
+    git_token: str = field(default="", repr=False)
+    git_ssh_key_file: str = ""
+    registries: tuple = field(default=(), repr=False)  # tuple[RegistryCredentials, ...], one per host
+    flux_tokens: tuple = field(default=(), repr=False)  # ((environment, token), …) for Flux's HMAC
+    git_hosts: tuple = field(default=(), repr=False)  # tuple[GitCredentials, ...], one per host
+
+    def values(self) -> list[str]:
+        """Every secret value, for scrubbing text before it reaches a person."""
+        return [v for v in (self.git_token, *(r.password for r in self.registries),
+                            *(g.token for g in self.git_hosts), *dict(self.flux_tokens).values()) if v]
+
+    def git(self, url: str) -> Optional[GitCredentials]:
+        """The credentials of the Git host ``url`` is on (an http(s) URL), or None: the token of
+        `repo.url` goes to `repo.url`'s host only, another host's come from `git_credentials`."""
+        host = git_host(url)
+        return next((g for g in self.git_hosts if g.host == host), None) if host else None
+
+    def registry(self, host: str) -> Optional[RegistryCredentials]:
+        """The credentials bound to ``host`` (``host[:port]``), or None."""
+        return next((r for r in self.registries if r.host == host.lower()), None)
+
+    def flux_token(self, environment: str) -> str:
+        """The token Flux signs ``environment``'s events with ("" when none is set)."""
+        return dict(self.flux_tokens).get(environment, "")
+
+
+def flux_token_variable(environment: str) -> str:
+    """``GITOPS_FLUX_TOKEN_<ENV>``: the environment's name upper-cased, other than A-Z0-9 as ``_``."""
+    return "GITOPS_FLUX_TOKEN_" + re.sub(r"[^A-Z0-9]", "_", environment.upper())
+
+
+def read_secret(environ: Mapping[str, str], name: str) -> str:
+    """The variable ``name``, or the content of the file ``<name>_FILE`` names ("" when neither)."""
+    if environ.get(name):
+        return environ[name].strip()
+    file = environ.get(f"{name}_FILE")
+    if file:
+        try:
+            return Path(file).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise SettingsError(f"Cannot read {name}_FILE ({file}): {e.strerror}.") from None
+    return ""
+
+
+def read_secrets(environ: Mapping[str, str], environments=()) -> Secrets:
+    """The Git and Flux secrets; registry credentials are bound to hosts by ``registry_credentials``."""
+    key_file = environ.get("GITOPS_GIT_SSH_KEY_FILE", "")
+    if key_file and not Path(key_file).is_file():
+        raise SettingsError(f"GITOPS_GIT_SSH_KEY_FILE names {key_file}, which is not a file.")
+    flux = tuple((env, token) for env in environments
+                 if (token := read_secret(environ, flux_token_variable(env))))
+    return Secrets(read_secret(environ, "GITOPS_GIT_TOKEN"), key_file, (), flux)
+
+
+_ENV_NAME = re.compile(r"^[A-Z0-9_]{1,40}$")
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
+
+
+def registry_credentials(value, registry,
+                         environ: Mapping[str, str]) -> tuple:
+    """Each registry host's credentials, from ``registry_credentials`` entries
+    ``{host, env, token_hosts}`` (secrets in ``GITOPS_REGISTRY_<ENV>_USERNAME``/``_PASSWORD``), and
+    the older single pair ``GITOPS_REGISTRY_USERNAME``/``_PASSWORD``, bound to ``registry.url``'s host."""
+    found: dict = {}
+    if value is not None and not isinstance(value, list):
+        raise SettingsError("`registry_credentials` must be a list of {host, env, token_hosts}.")
+    for i, item in enumerate(value or []):
+        where = f"registry_credentials[{i}]"
+        entry = mapping(item, where, {"host", "env", "token_hosts", "plain_http"})
+        host = string(entry.get("host"), f"{where}.host").lower()
+        if not _HOST.match(host):
+            raise SettingsError(f"`{where}.host` must be a registry host[:port] as in oci:// URLs, "
+                                f"not `{host}`.")
+        env = string(entry.get("env"), f"{where}.env")
+        if not _ENV_NAME.match(env):
+            raise SettingsError(f"`{where}.env` must be upper-case letters, digits or `_` (GHCR): "
+                                f"the secrets are GITOPS_REGISTRY_<ENV>_USERNAME and _PASSWORD.")
+        token_hosts = entry.get("token_hosts", [])
+        if not isinstance(token_hosts, list) or not all(isinstance(h, str) and _HOST.match(h.lower())
+                                                        for h in token_hosts):
+            raise SettingsError(f"`{where}.token_hosts` must be a list of host names (auth.docker.io).")
+        plain_http = entry.get("plain_http", False)
+        if not isinstance(plain_http, bool):
+            raise SettingsError(f"`{where}.plain_http` must be true or false.")
+        names = f"GITOPS_REGISTRY_{env}_USERNAME/PASSWORD"
+        username = read_secret(environ, f"GITOPS_REGISTRY_{env}_USERNAME")
+        password = read_secret(environ, f"GITOPS_REGISTRY_{env}_PASSWORD")
+        if not username or not password:
+            raise SettingsError(f"`{where}` names {names} for {host}, but they are not both set.")
+        if host in found:
+            raise SettingsError(f"`{where}.host`: {host} already has credentials.")
+        found[host] = RegistryCredentials(host, username, password,
+                                          tuple(h.lower().split(":")[0] for h in token_hosts), names,
+                                          plain_http)
+    username = read_secret(environ, "GITOPS_REGISTRY_USERNAME")
+    password = read_secret(environ, "GITOPS_REGISTRY_PASSWORD")
+    if username or password:
+        if registry is None:
+            raise SettingsError("GITOPS_REGISTRY_USERNAME/PASSWORD are set but `registry.url` is not: "
+                                "credentials go only to the host they are for; name it in "
+                                "`registry_credentials` (host, env).")
+        host = urlsplit(registry.url).netloc.lower()
+        if not (username and password):
+            raise SettingsError("Set both GITOPS_REGISTRY_USERNAME and GITOPS_REGISTRY_PASSWORD "
+                                f"(for {host}, the host of `registry.url`).")
+        if host in found:
+            raise SettingsError(f"GITOPS_REGISTRY_USERNAME/PASSWORD are for {host} (`registry.url`), "
+                                "which `registry_credentials` names too: keep one.")
+        # `registry.url` is the settings' own word: plain HTTP when it says so.
+        found[host] = RegistryCredentials(host, username, password, (),
+                                          "GITOPS_REGISTRY_USERNAME/PASSWORD",
+                                          registry.insecure or registry.url.startswith("http://"))
+    return tuple(found.values())
+
+
+def git_host(url: str) -> str:
+    """``host[:port]`` of an http(s) Git URL, lower case; "" for any other remote."""
+    if not re.match(r"^https?://", url, re.I):
+        return ""
+    return urlsplit(url).netloc.rsplit("@", 1)[-1].lower()
+
+
+def git_credentials(value, repo, token: str, environ: Mapping[str, str]) -> tuple:
+    """Each Git host's token: ``GITOPS_GIT_TOKEN`` for `repo.url`'s host, and ``git_credentials``
+    entries ``{host, env}`` (``GITOPS_GIT_<ENV>_TOKEN``, optionally ``GITOPS_GIT_<ENV>_USERNAME``)
+    for the hosts of other environments' repositories."""
+    found: dict = {}
+    if token and git_host(repo.url):
+        host = git_host(repo.url)
+        found[host] = GitCredentials(host, token, "", "GITOPS_GIT_TOKEN")
+    if value is not None and not isinstance(value, list):
+        raise SettingsError("`git_credentials` must be a list of {host, env}.")
+    for i, item in enumerate(value or []):
+        where = f"git_credentials[{i}]"
+        entry = mapping(item, where, {"host", "env"})
+        host = string(entry.get("host"), f"{where}.host").lower()
+        if not _HOST.match(host):
+            raise SettingsError(f"`{where}.host` must be a Git host[:port] as in https:// URLs, "
+                                f"not `{host}`.")
+        env = string(entry.get("env"), f"{where}.env")
+        if not _ENV_NAME.match(env):
+            raise SettingsError(f"`{where}.env` must be upper-case letters, digits or `_` (GITLAB): "
+                                f"the token is GITOPS_GIT_<ENV>_TOKEN.")
+        names = f"GITOPS_GIT_{env}_TOKEN"
+        secret = read_secret(environ, names)
+        if not secret:
+            raise SettingsError(f"`{where}` names {names} for {host}, but it is not set.")
+        if host in found:
+            raise SettingsError(f"`{where}.host`: {host} already has a token "
+                                f"({found[host].variables}).")
+        found[host] = GitCredentials(host, secret, read_secret(environ, f"GITOPS_GIT_{env}_USERNAME"),
+                                     names)
+    return tuple(found.values())
+
+
+def plain_http_allowed(secrets: Secrets, repos: list, anywhere: bool) -> None:
+    """Credentials go over plain HTTP only where the settings say a host is plain HTTP (an
+    http:// repository URL, `plain_http: true` on a registry), and only to this machine unless
+    `allow_plain_http_credentials` says otherwise."""
+    if anywhere:
+        return
+    for r in secrets.registries:
+        if r.plain_http and not is_loopback(urlsplit(f"//{r.host}").hostname or r.host):
+            raise SettingsError(f"{r.variables} would go over plain HTTP to {r.host}, which is not "
+                                "this machine: serve it over HTTPS, or set "
+                                "`allow_plain_http_credentials: true` if the network is yours.")
+    for repo in repos:
+        found = secrets.git(repo.url)
+        if found is not None and repo.url.lower().startswith("http://") and \
+                not is_loopback(urlsplit(repo.url).hostname or ""):
+            raise SettingsError(f"{found.variables} would go over plain HTTP to {found.host} "
+                                f"(`{without_credentials(repo.url)}`): use https://, or set "
+                                "`allow_plain_http_credentials: true` if the network is yours.")
+
+
+def without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
+
+
+def mapping(value, where: str, allowed: Optional[set]) -> dict:
+    if not isinstance(value, dict):
+        raise SettingsError(f"`{where}` must be a mapping of keys to values.")
+    if allowed is not None:
+        unknown = sorted(str(k) for k in value if k not in allowed)
+        if unknown:
+            raise SettingsError(
+                f"`{where}` has an unknown key `{unknown[0]}`; allowed: {', '.join(sorted(allowed))}."
+            )
+        secretish = [k for k in value if str(k).lower() in ("token", "password", "username", "ssh_key")]
+        if secretish:
+            raise SettingsError(f"`{where}.{secretish[0]}`: secrets come from environment variables.")
+    return value
+
+
+def string(value, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(f"`{where}` must be a non-empty string.")
+    return value.strip()

@@ -1,0 +1,353 @@
+"""Generated Flux repositories and the commits colleagues push to them, for the carry tests.
+
+``layouts`` draws a repository (path -> text) and its settings: plain kustomize overlays over a
+base, or environments given by a Flux Kustomization (inline patches, postBuild variables inline or
+from a ConfigMap); kustomization files named ``kustomization.yaml``, ``kustomization.yml`` or
+``Kustomization``; resources and patch files under any name (a JSON 6902 patch in ``version.json``,
+``ops.yaml`` or ``version.patch``); image tags as ``repo:tag`` or ``{repository, tag}``, with or
+without Flux's ``$imagepolicy`` setter marker; kustomize ``images:``.
+
+``commit(files, pins, draw)`` makes one foreign commit of any kind: a version bump as Ferry's
+editor writes it, a hand edit of a version, a comment, a marker added or removed, a patch file
+changed, a file renamed, a resource list changed, a file added or removed, a file nothing reads.
+Written for Ferry's tests (no outside source).
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+
+from hypothesis import strategies as st
+
+from gitops.changes import editing
+from gitops.flux import images
+from gitops.flux.manifests import git_blob_id
+
+ENVIRONMENTS = ("dev", "prod")
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+RELEASE_FILES = ("release.yaml", "release.yml", "helm-release")
+JSON_PATCH_FILES = ("version.json", "ops.yaml", "version.patch")
+MERGE_PATCH_FILES = ("version-patch.yaml", "pin.yml", "version")
+MODES = ("base", "merge", "json", "inline", "flux-patch", "kustomize-image")
+VERSIONS = ("6.5.1", "6.6.0", ">=6.0.0", "1.10", "7.0.0-rc.1", "v2.0.0")
+TAGS = ("1.0.1", "2.0.0", "latest", "1.0.0-rc.1")
+REGISTRY = "oci://127.0.0.1:5000/charts"
+
+
+class MemTree:
+    """A ``FileTree`` over a dict (path -> text): one revision, in memory."""
+
+    def __init__(self, files: dict):
+        self._files = dict(files)
+        self._ids = {path: git_blob_id(text.encode()) for path, text in self._files.items()}
+
+    def files(self) -> list[str]:
+        return sorted(self._files)
+
+    def read(self, path: str) -> str:
+        return self._files[path]
+
+    def blob_id(self, path: str) -> str:
+        return self._ids[path]
+
+
+def marker(app: str, kind: str = "") -> str:
+    return images.marker_json(f"flux-system:{app}" + (f":{kind}" if kind else ""))
+
+
+def release(app: str, version: str, image: str, marked: bool) -> str:
+    text = f"""\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: {app}
+  namespace: {app}
+spec:
+  interval: 10m
+  chart:
+    spec:
+      chart: podinfo
+      version: "{version}"
+      sourceRef:
+        kind: HelmRepository
+        name: charts
+  values:
+    replicaCount: 1
+"""
+    if image == "string":
+        text += f"    image: ghcr.io/acme/{app}:1.0.0" + (f" {marker(app)}" if marked else "") + "\n"
+    elif image == "dict":
+        text += (f"    image:\n      repository: ghcr.io/acme/{app}\n      tag: 1.0.0"
+                 + (f" {marker(app, 'tag')}" if marked else "") + "\n")
+    return text
+
+
+def repository(app: str) -> str:
+    return f"""\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata:
+  name: charts
+  namespace: {app}
+spec:
+  type: oci
+  url: {REGISTRY}
+"""
+
+
+def json_ops(version: str) -> list:
+    return [{"op": "replace", "path": "/spec/chart/spec/version", "value": version}]
+
+
+def target(app: str, indent: str = "") -> str:
+    return f"{indent}    target:\n{indent}      kind: HelmRelease\n{indent}      name: {app}\n"
+
+
+def inline_ops(version: str, indent: str) -> str:
+    """An inline JSON 6902 patch (`patch: |`) setting the chart version, as a list entry's key."""
+    return (f"{indent}patch: |\n{indent}  - op: replace\n{indent}    path: /spec/chart/spec/version\n"
+            f"{indent}    value: {version}\n")
+
+
+def kustomization(resources: list, patches: str = "", extra: str = "") -> str:
+    text = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+    text += "".join(f"  - {r}\n" for r in resources)
+    return text + (f"patches:\n{patches}" if patches else "") + extra
+
+
+def flux_entry(env: str, variables: dict, patches: str, from_configmap: bool) -> dict:
+    files = {f"clusters/{env}/flux-system/gotk-sync.yaml": f"""\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 1m
+  ref:
+    branch: main
+  url: ssh://git@example.test/fleet
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 10m
+  path: ./clusters/{env}
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+"""}
+    post = ""
+    if variables and from_configmap:
+        post = "  postBuild:\n    substituteFrom:\n      - kind: ConfigMap\n        name: versions\n"
+        files[f"clusters/{env}/versions.yaml"] = (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: versions\n  namespace: flux-system\n"
+            "data:\n" + "".join(f"  {k}: {v}\n" for k, v in variables.items()))
+    elif variables:
+        post = "  postBuild:\n    substitute:\n" + "".join(f'      {k}: "{v}"\n' for k, v in variables.items())
+    files[f"clusters/{env}/apps.yaml"] = f"""\
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: apps
+  namespace: flux-system
+spec:
+  interval: 10m
+  path: ./apps/{env}
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+""" + post + (f"  patches:\n{patches}" if patches else "")
+    return files
+
+
+def variable(app: str) -> str:
+    return app.upper() + "_VERSION"
+
+
+@st.composite
+def layouts(draw) -> tuple:
+    """(files, settings) of a generated repository."""
+    flux = draw(st.booleans())
+    apps = draw(st.lists(st.sampled_from(("podinfo", "web")), min_size=1, max_size=2, unique=True))
+    files: dict = {}
+    variables: dict = {env: {} for env in ENVIRONMENTS}
+    for app in apps:
+        name = draw(st.sampled_from(RELEASE_FILES))
+        through_variable = flux and draw(st.booleans())
+        version = f"${{{variable(app)}}}" if through_variable else "6.5.0"
+        image = draw(st.sampled_from((None, "string", "dict")))
+        files[f"apps/base/{app}/{draw(st.sampled_from(KUSTOMIZATION_FILES))}"] = kustomization(
+            [name, "repository.yaml"])
+        files[f"apps/base/{app}/{name}"] = release(app, version, image, draw(st.booleans()))
+        files[f"apps/base/{app}/repository.yaml"] = repository(app)
+        if through_variable:
+            for env in ENVIRONMENTS:
+                if draw(st.booleans()) or env == "prod":
+                    variables[env][variable(app)] = f"6.{ENVIRONMENTS.index(env)}.0"
+    for i, env in enumerate(ENVIRONMENTS):
+        patches, flux_patches, extra = "", "", ""
+        for app in apps:
+            mode = draw(st.sampled_from(MODES if flux else MODES[:4] + MODES[5:]))
+            version = f"6.{i}.{len(patches)}"
+            if mode == "merge":
+                name = f"{app}-{draw(st.sampled_from(MERGE_PATCH_FILES))}"
+                files[f"apps/{env}/{name}"] = (
+                    f"apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: {app}\n"
+                    f"  namespace: {app}\nspec:\n  chart:\n    spec:\n      version: {version}\n")
+                patches += f"  - path: {name}\n"
+            elif mode == "json":
+                name = f"{app}-{draw(st.sampled_from(JSON_PATCH_FILES))}"
+                ops = json_ops(version)
+                files[f"apps/{env}/{name}"] = (json.dumps(ops) + "\n" if name.endswith(".json") else
+                                               f"- op: replace\n  path: /spec/chart/spec/version\n  value: {version}\n")
+                patches += f"  - path: {name}\n" + target(app)
+            elif mode == "inline":
+                patches += "  - " + target(app).lstrip() + inline_ops(version, "    ")
+            elif mode == "flux-patch":
+                flux_patches += "    - " + target(app, "  ").lstrip() + inline_ops(version, "      ")
+            elif mode == "kustomize-image":
+                extra += f"  - name: ghcr.io/acme/{app}\n    newTag: 3.{i}.0\n"
+        name = draw(st.sampled_from(KUSTOMIZATION_FILES))
+        broken = ["missing.yaml"] if draw(st.booleans()) else []  # what discovery cannot follow
+        files[f"apps/{env}/{name}"] = kustomization([f"../base/{app}" for app in apps] + broken, patches,
+                                                    f"images:\n{extra}" if extra else "")
+        if flux:
+            files.update(flux_entry(env, variables[env], flux_patches, draw(st.booleans())))
+    files["README.md"] = "# The fleet\n"
+    root = "clusters" if flux else "apps"
+    settings = {"repo": {"url": "file:///fleet.git", "branch": "main"},
+                "environments": [{"name": e, "path": f"{root}/{e}"} for e in ENVIRONMENTS]}
+    return files, settings
+
+
+# ---- commits ----------------------------------------------------------------------------------
+
+def bump(files: dict, pins: tuple, draw) -> dict:
+    """A version or tag changed the way Ferry's editor writes it (anyone's commit, or Ferry's)."""
+    movable = [p for p in pins if p.location is not None and not p.refusal and not p.unknown]
+    if not movable:
+        return files
+    pin = draw(st.sampled_from(movable))
+    new = draw(st.sampled_from(TAGS if pin.is_image else VERSIONS))
+    path = pin.location.file
+    try:
+        text = editing.set_version(files[path], pin.location, images.written(pin, new))
+    except Exception:  # a line Ferry's editor refuses (a range it would quote, …): no commit
+        return files
+    return {**files, path: text}
+
+
+def hand_edit(files: dict, pins: tuple, draw) -> dict:
+    """A version-like token changed by hand: quoting and spacing as a person types them."""
+    path = draw(st.sampled_from(sorted(files)))
+    tokens = re.findall(r"\d+\.\d+\.\d+", files[path])
+    if not tokens:
+        return files
+    token = draw(st.sampled_from(tokens))
+    new = draw(st.sampled_from(("6.5.9", '"6.5.9"', "'6.5.9'", "6.5.9 ", "${VERSION}", "1.0.0@sha256:" + "a" * 64,
+                                "6.5.9 # note", "6.5.9 " + marker("web", "tag"), "6.5.9\n  ", "&v 6.5.9")))
+    return {**files, path: files[path].replace(token, new, 1)}
+
+
+def comment(files: dict, pins: tuple, draw) -> dict:
+    path = draw(st.sampled_from(sorted(files)))
+    lines = files[path].split("\n")
+    at = draw(st.integers(0, len(lines) - 1))
+    lines.insert(at, "# a note")
+    return {**files, path: "\n".join(lines)}
+
+
+def toggle_marker(files: dict, pins: tuple, draw) -> dict:
+    """A `$imagepolicy` setter marker added to a line, or one removed (a comment-only change)."""
+    candidates = [(path, i) for path, text in sorted(files.items())
+                  for i, line in enumerate(text.split("\n")) if re.search(r"(image|tag|newTag|version|value):", line)]
+    if not candidates:
+        return files
+    path, i = draw(st.sampled_from(candidates))
+    lines = files[path].split("\n")
+    if "$imagepolicy" in lines[i]:
+        lines[i] = lines[i][:lines[i].index(" # {")]
+    else:
+        lines[i] += " " + marker("web", draw(st.sampled_from(("", "tag", "name"))))
+    return {**files, path: "\n".join(lines)}
+
+
+def change_patch(files: dict, pins: tuple, draw) -> dict:
+    """A patch changed: it sets something else, or nothing, or adds an op."""
+    candidates = [p for p in sorted(files) if "/spec/chart/spec/version" in files[p]]
+    if not candidates:
+        return files
+    path = draw(st.sampled_from(candidates))
+    old, new = draw(st.sampled_from((
+        ("/spec/chart/spec/version", "/spec/values/replicaCount"),
+        ('"replace"', '"add"'), ("op: replace", "op: remove"),
+        ("/spec/chart/spec/version", "/spec/chart/spec/version/x"))))
+    return {**files, path: files[path].replace(old, new, 1)}
+
+
+def rename(files: dict, pins: tuple, draw) -> dict:
+    """A file renamed; the kustomization files that list it follow when asked."""
+    path = draw(st.sampled_from(sorted(files)))
+    folder, name = posixpath.split(path)
+    new_name = draw(st.sampled_from(("moved.yaml", "Kustomization", "kustomization.yml", "x.json", "notes")))
+    new_path = posixpath.join(folder, new_name)
+    if new_path in files:
+        return files
+    out = {p: t for p, t in files.items() if p != path}
+    out[new_path] = files[path]
+    if draw(st.booleans()):
+        for p in out:
+            if posixpath.basename(p) in KUSTOMIZATION_FILES and posixpath.dirname(p) == folder:
+                out[p] = out[p].replace(f"- {name}\n", f"- {new_name}\n").replace(f"path: {name}\n", f"path: {new_name}\n")
+    return out
+
+
+def change_resources(files: dict, pins: tuple, draw) -> dict:
+    """A resource or a patch taken out of a kustomization's lists."""
+    kfiles = [p for p in sorted(files) if posixpath.basename(p) in KUSTOMIZATION_FILES]
+    path = draw(st.sampled_from(kfiles))
+    lines = files[path].split("\n")
+    entries = [i for i, line in enumerate(lines) if line.startswith("  - ")]
+    if not entries:
+        return files
+    del lines[draw(st.sampled_from(entries))]
+    return {**files, path: "\n".join(lines)}
+
+
+def add_file(files: dict, pins: tuple, draw) -> dict:
+    """A file added: a copy of another under a new name, or a note no one reads."""
+    source = draw(st.sampled_from(sorted(files)))
+    folder = posixpath.dirname(draw(st.sampled_from(sorted(files))))
+    name = draw(st.sampled_from(("extra.yaml", "Kustomization", "kustomization.yaml", "notes.txt", "v.json")))
+    path = posixpath.join(folder, name)
+    return files if path in files else {**files, path: files[source]}
+
+
+def remove_file(files: dict, pins: tuple, draw) -> dict:
+    path = draw(st.sampled_from(sorted(files)))
+    return {p: t for p, t in files.items() if p != path}
+
+
+def unread(files: dict, pins: tuple, draw) -> dict:
+    """A change to a file no discovery reads."""
+    return {**files, "README.md": files.get("README.md", "") + "More prose.\n"}
+
+
+def other_value(files: dict, pins: tuple, draw) -> dict:
+    path = draw(st.sampled_from(sorted(p for p in files if "replicaCount: 1" in files[p]) or sorted(files)))
+    return {**files, path: files[path].replace("replicaCount: 1", "replicaCount: 2")}
+
+
+COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, rename, change_resources,
+           add_file, remove_file, unread, other_value)
+
+
+def commit(files: dict, pins: tuple, draw) -> tuple:
+    """(kind, files after one foreign commit)."""
+    kind = draw(st.sampled_from(COMMITS))
+    return kind.__name__, kind(files, pins, draw)
