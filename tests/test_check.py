@@ -76,7 +76,8 @@ def test_a_registry_refusing_its_credentials_is_named(tmp_path, registry_auth, b
     push_charts(registry_auth.host, "charts/podinfo", ["6.5.0"], username=registry_auth.username,
                 password=registry_auth.password)
     url = bare_remote(demo_files(f"{registry_auth.url}/charts"))
-    settings = {**demo_settings(url), "registry_credentials": [{"host": registry_auth.host, "env": "LOCAL"}]}
+    settings = {**demo_settings(url),
+                "registry_credentials": [{"host": registry_auth.host, "env": "LOCAL", "plain_http": True}]}
     environ = {**good_environment(slack), "GITOPS_REGISTRY_LOCAL_USERNAME": registry_auth.username,
                "GITOPS_REGISTRY_LOCAL_PASSWORD": "not-the-password"}
     code, lines = ferry_check(tmp_path, settings, **environ)
