@@ -117,11 +117,11 @@ def client_class(settings: SocketSettings, link_up: Callable[[], None], link_dow
 
         def connect(self) -> None:
             """SlackV3's first connection: a failure is the keeper's to retry, not a crash."""
-            if not self._keeper.is_alive():
-                self._keeper.start()
             if not self._open():
                 self._went_down(self._why)
                 self._wake.set()
+            if not self._keeper.is_alive():  # after the first attempt: never two at once
+                self._keeper.start()
 
         def connect_to_new_endpoint(self, force: bool = False):
             """slack_sdk asks for a new connection (a close frame, Slack's `disconnect`, its monitor):
