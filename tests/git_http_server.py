@@ -10,6 +10,8 @@ answer every authorised request with that status and ``Location: redirect_to + p
 as a moved repository or a hostile proxy would. 127.0.0.2 is loopback too, so a second server
 there is another host.
 
+Setting ``server.delay`` (seconds) makes every request wait that long first: a slow remote.
+
 Every server records each request's path (``.paths``) and ``Authorization`` header (``""`` when
 none; ``.authorizations``); ``received(secret)`` says whether any request carried ``secret``.
 """
@@ -20,6 +22,7 @@ import http.server
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +47,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         owner = self.server.owner
         owner.paths.append(self.path)
         owner.authorizations.append(self.headers.get("Authorization", ""))
+        if owner.delay:
+            time.sleep(owner.delay)
         body = self._body() if self.command == "POST" else b""
         if not self._authorized():
             self._send(401, [("WWW-Authenticate", 'Basic realm="ferry-test"')])
@@ -126,6 +131,7 @@ class GitHttpServer:
     def __init__(self, root: Path, token: str = "", host: str = "127.0.0.1"):
         self.root, self.token = Path(root), token
         self.redirect_to, self.redirect_status = "", 302
+        self.delay = 0.0
         self.paths: list = []
         self.authorizations: list = []
         self._server = _Server((host, 0), _Handler)

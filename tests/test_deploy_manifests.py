@@ -133,6 +133,18 @@ def test_the_deployment_runs_ferry_as_designed():
     assert scrape["prometheus.io/port"] == str(port)
 
 
+def test_ferry_check_runs_first_with_what_the_bot_uses():
+    """The init container checks the set-up the bot will run with: the same image, settings,
+    secrets and mounts, `ferry check` as its command, as locked down as the bot."""
+    pod = next(d for _, d in base_objects() if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    (check,) = pod["initContainers"]
+    (bot,) = pod["containers"]
+    assert check["command"] == ["ferry", "check"] and check["image"] == bot["image"]
+    for key in ("env", "envFrom", "volumeMounts", "securityContext"):
+        assert check[key] == bot[key], key
+    assert "limits" in check["resources"]
+
+
 def test_only_the_webhook_paths_are_exposed():
     """The Ingress routes /flux/, /slack/events and /slack/interactive to the Service and nothing
     else (not /metrics, not the probes); the NetworkPolicy lets only the ingress controller, Flux's

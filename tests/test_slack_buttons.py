@@ -229,6 +229,32 @@ def test_approval_buttons_with_the_events_api(tmp_path, slack, fleet_url):
         assert "Traceback" not in log.read_text(), _tail(log)
 
 
+def test_presses_are_taken_at_the_events_request_url_too(tmp_path, slack, fleet_url):
+    """One Request URL for events and interactivity, as Slack's Bolt apps use: a signed press
+    posted to /slack/events is a press (a forged one refused 401, nothing changed); events keep
+    arriving there as before."""
+    from tests.test_slack import signed_event
+    with running_ferry(tmp_path, slack, fleet_url, socket_mode=False, tune=guarded,
+                       SLACK_SIGNING_SECRET=SECRET) as log:
+        base = len(remote_log(fleet_url))
+        ts = slack.next_ts()
+        body, headers = signed_event(SECRET, {"type": "message", "channel": CHANNEL, "user": ALICE, "ts": ts,
+                                              "channel_type": "channel", "text": "!deploy podinfo 6.5.3 to prod"})
+        assert post(slack.webserver, body, headers, path="/slack/events")[0] == 200
+        thread(slack, CHANNEL, ts, 1)
+        request = copy.deepcopy(slack.message_with_buttons(CHANNEL))
+        press = slack.interaction(ADA, request, "ferry_approve")
+        got, answer = post(slack.webserver, *slack.signed_press("another-secret", press), path="/slack/events")
+        assert got == 401 and b"signing secret" in answer
+        time.sleep(1)
+        assert len(remote_log(fleet_url)) == base and updates(slack) == []
+        got, _ = post(slack.webserver, *slack.signed_press(SECRET, press), path="/slack/events")
+        assert got == 200
+        slack.wait_for(lambda: updates(slack), 60, f"chat.update of the request\n{_tail(log)}")
+        assert len(remote_log(fleet_url)) == base + 1
+        assert "Traceback" not in log.read_text(), _tail(log)
+
+
 def test_a_typed_decision_a_drop_or_an_expiry_updates_the_request_in_place(tmp_path, slack, fleet_url,
                                                                             external_commit):
     """However a change is decided, its request message says so in place and keeps no buttons:

@@ -239,17 +239,21 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
         one 400, before the adapter reads it."""
         self.slack_events.on("error", lambda e: log.warning("Slack Events API request refused: %s", e))
         if not self._events_filter:
-            slackv3_module.flask_app.before_request(self._refuse_malformed)
+            self._interactive = interactive_view(self.signing_secret, self.presses_seen.first, self._pressed)
+            slackv3_module.flask_app.before_request(self._presses_or_well_formed_events)
             slackv3_module.flask_app.add_url_rule(
-                INTERACTIVE_PATH, "ferry_slack_interactive", methods=["POST"],
-                view_func=interactive_view(self.signing_secret, self.presses_seen.first, self._pressed))
+                INTERACTIVE_PATH, "ferry_slack_interactive", methods=["POST"], view_func=self._interactive)
             self._events_filter = True
         super()._setup_event_callbacks()
 
-    @staticmethod
-    def _refuse_malformed():
+    def _presses_or_well_formed_events(self):
+        """On `/slack/events`: a button press (Slack posts interactivity as a form with
+        ``payload=``; one Request URL for events and interactivity, as Slack's Bolt apps use) goes
+        to the presses' view; an event must be well-formed before the adapter reads it."""
         if request.path.rstrip("/") != EVENTS_PATH or request.method != "POST":
             return None
+        if request.mimetype == "application/x-www-form-urlencoded":
+            return self._interactive()
         problem = malformed_events_request()
         if problem:
             log.warning("Slack Events API request from %s refused (400): %s", request.remote_addr, problem)

@@ -124,12 +124,9 @@ class Guard:
 
     def find(self, change_id: str) -> Optional[PendingChange]:
         """The change ``change_id`` in whatever state it is now (expired ones marked so), or None."""
-        key = _key(change_id)
-
-        def look(records):
-            self._expire(records, self.clock())
-            return _pending(records[key]) if key in records else None
-        return self._update(PENDING, look)
+        with self.store.transaction() as db:
+            self._expire(db, self.clock())
+            return self._read(db, _key(change_id))
 
     def claim(self, change_id: str, state: str, by: str) -> PendingChange:
         """Take a waiting change out of ``waiting`` into ``state`` (applying, rejected, dropped), at
