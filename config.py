@@ -11,6 +11,10 @@ SLACK_BOT_TOKEN    xoxb-… bot token (SlackV3)
 SLACK_APP_TOKEN    xapp-… app-level token for Socket Mode (SlackV3); without it, the Events API
 SLACK_SIGNING_SECRET  the app's signing secret, for the Events API (POST /slack/events on Ferry's webserver)
 FERRY_SLACK_API_URL   Slack Web API base URL (default https://slack.com/api/; GovSlack: https://slack-gov.com/api/)
+FERRY_SLACK_PING_INTERVAL        seconds between two Socket Mode pings (default 5); a connection
+                                 without a pong for 3 intervals is dead and replaced
+FERRY_SLACK_RECONNECT_FIRST_DELAY  seconds before the second attempt at a lost connection (default 1)
+FERRY_SLACK_RECONNECT_MAX_DELAY  the longest wait between two attempts, doubling up to it (default 60)
 GITOPS_CONFIG      path of Ferry's GitOps settings file (read by the plugins, see README)
 FERRY_WORKERS      threads that run commands (default 32): commands waiting for a slow registry or
                    remote hold theirs, the others answer on the rest
@@ -74,6 +78,17 @@ BOT_IDENTITY = {
     "signing_secret": os.environ.get("SLACK_SIGNING_SECRET", ""),
     "base_url": os.environ.get("FERRY_SLACK_API_URL", "https://slack.com/api/"),
 }
+for _key, _name in (("socket_ping_interval", "FERRY_SLACK_PING_INTERVAL"),
+                    ("reconnect_first_delay", "FERRY_SLACK_RECONNECT_FIRST_DELAY"),
+                    ("reconnect_max_delay", "FERRY_SLACK_RECONNECT_MAX_DELAY")):
+    if os.environ.get(_name, "").strip():
+        try:
+            BOT_IDENTITY[_key] = float(os.environ[_name])
+            if not 0 < BOT_IDENTITY[_key] <= 3600:
+                raise ValueError
+        except ValueError:
+            raise SystemExit(f"{_name} must be a number of seconds above 0 and at most 3600, "
+                             f"not {os.environ[_name]!r}.") from None
 BOT_ADMINS = tuple(a.strip() for a in os.environ.get("FERRY_ADMINS", "").split(",") if a.strip())
 # Errbot matches BOT_ADMINS as glob patterns: `*` would make everyone an admin. Only IDs are taken.
 _ADMIN_ID = re.compile(r"^[UW][A-Z0-9]{2,}$" if BACKEND == "FerrySlack" else r"^@?[\w.-]+$")

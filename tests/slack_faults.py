@@ -4,7 +4,11 @@
 - ``Fault(429, retry_after=1)``: rate limited (``ratelimited``, a ``Retry-After`` header), nothing done;
 - ``Fault(500)`` (or 502, 503, 504): a server error, nothing done;
 - ``Fault(500, kept=True)``: the call is done (a message posted is kept), then answered 500, as
-  Slack sometimes does: a client that posts again on it posts twice.
+  Slack sometimes does: a client that posts again on it posts twice;
+- ``Fault(200, error="internal_error")``: refused with HTTP 200, ``{"ok": false, "error": …}``.
+
+``outage(method, seconds, Fault(...))``: every call of ``method`` gets that answer for ``seconds``
+(``apps.connections.open`` refusing for minutes, shortened).
 
 And the two history methods a client reads to learn what landed: ``conversations.history``
 (messages of a channel since ``oldest``) and ``conversations.replies`` (a thread's, with its parent),
@@ -12,6 +16,7 @@ newest first, each message with the ``bot_id`` of the bot that posted it.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -21,6 +26,7 @@ class Fault:
     status: int
     retry_after: int = 0
     kept: bool = False  # the call takes effect before the fault is answered
+    error: str = ""  # Slack's error code in the answer (default: ratelimited or fatal_error)
 
 
 class WebApiFaults:
@@ -28,15 +34,22 @@ class WebApiFaults:
         with self._lock:
             self._faults.setdefault(method, []).extend(answers)
 
+    def outage(self, method: str, seconds: float, answer: Fault) -> None:
+        with self._lock:
+            self._outages = {**getattr(self, "_outages", {}), method: (time.monotonic() + seconds, answer)}
+
     def next_fault(self, method: str) -> Optional[Fault]:
         with self._lock:
+            until, answer = getattr(self, "_outages", {}).get(method, (0.0, None))
+            if answer is not None and time.monotonic() < until:
+                return answer
             queued = getattr(self, "_faults", {}).get(method)
             return queued.pop(0) if queued else None
 
     def fault_answer(self, fault: Fault) -> tuple[dict, dict]:
         if fault.status == 429:
-            return {"ok": False, "error": "ratelimited"}, {"Retry-After": str(fault.retry_after)}
-        return {"ok": False, "error": "fatal_error"}, {}
+            return {"ok": False, "error": fault.error or "ratelimited"}, {"Retry-After": str(fault.retry_after)}
+        return {"ok": False, "error": fault.error or "fatal_error"}, {}
 
     def _history(self, method: str, args: dict) -> dict:
         channel, oldest = args.get("channel"), float(args.get("oldest") or 0)

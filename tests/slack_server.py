@@ -5,8 +5,9 @@ Web API: ``POST|GET /api/<method>`` with a form, JSON or query body and ``Author
 answers ``{"ok": true, ...}`` (``auth.test`` with the ``x-oauth-scopes`` header the backend reads
 to pick Socket Mode over RTM). Every call is recorded in ``calls``; messages the bot posts in
 ``posted``. Socket Mode: ``apps.connections.open`` (app token) returns ``ws://127.0.0.1:PORT/link/``;
-the WebSocket (RFC 6455: handshake, masked client frames, ping/pong, close) says ``hello``, then
-``say()`` delivers ``events_api`` envelopes and waits for their acknowledgement.
+the WebSocket (``tests/slack_socket.py``: RFC 6455, envelopes kept until acknowledged and sent
+again on the next connection, and its faults) says ``hello``, then ``say()`` delivers
+``events_api`` envelopes and waits for their acknowledgement.
 
 Faults (``tests/slack_faults.py``): 429 with ``Retry-After``, 5xx before or after the call takes
 effect, queued per method; ``conversations.history`` and ``conversations.replies`` read back what
@@ -32,7 +33,6 @@ import hashlib
 import itertools
 import json
 import socket
-import struct
 import threading
 import time
 import uuid
@@ -44,6 +44,7 @@ from urllib.parse import parse_qsl, urlsplit
 from tests.slack_faults import WebApiFaults
 from tests.slack_files import FileUploads
 from tests.slack_interactive import Interactive
+from tests.slack_socket import SocketMode
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SCOPES = "app_mentions:read,channels:history,channels:read,chat:write,groups:history,groups:read,im:history,im:read,im:write,mpim:history,reactions:write,users:read,users:read.email"
@@ -61,7 +62,7 @@ class Call:
 
 
 @dataclass
-class FakeSlack(Interactive, FileUploads, WebApiFaults):
+class FakeSlack(Interactive, FileUploads, WebApiFaults, SocketMode):
     bot_token: str = "xoxb-test-bot-token"
     app_token: str = "xapp-test-app-token"
     bot_user: str = "U0FERRYBOT"
@@ -77,8 +78,8 @@ class FakeSlack(Interactive, FileUploads, WebApiFaults):
     def __post_init__(self):
         self._lock = threading.Condition()
         self._ts = itertools.count(1)
-        self._ws: Optional[socket.socket] = None
-        self._ws_lock = threading.Lock()
+        self._socket_mode_init()  # tests/slack_socket.py
+        self.envelope_of: dict = {}  # a message's ts -> the id of the envelope that carried it
         self.messages: dict = {}  # (channel, ts) -> the message as Slack keeps it (text, blocks, …)
         self._files: dict = {}  # file_id -> {"filename", "length", "snippet_type", "data"}
         self._faults: dict = {}  # method -> the Fault answers its next calls get (tests/slack_faults.py)
@@ -96,10 +97,11 @@ class FakeSlack(Interactive, FileUploads, WebApiFaults):
         return self
 
     def stop(self) -> None:
-        ws = self._ws
-        if ws is not None:
+        with self._lock:
+            links = list(self._links)
+        for link in links:
             try:
-                ws.close()
+                link.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
         self.server.shutdown()
@@ -114,11 +116,13 @@ class FakeSlack(Interactive, FileUploads, WebApiFaults):
         return f"{int(time.time())}.{next(self._ts):06d}"
 
     def say(self, user: str, channel: str, text: str, thread_ts: str = "", timeout: float = 10,
-            **fields) -> str:
-        """A person types ``text`` in ``channel``: deliver the event over Socket Mode, wait for the
-        acknowledgement; return the message's ``ts``. ``fields`` are added to the event (a bot's
-        message: ``subtype="bot_message", bot_id=…``; pass ``user=""`` to leave ``user`` out)."""
-        if not self.connected.wait(timeout):
+            wait_ack: bool = True, **fields) -> str:
+        """A person types ``text`` in ``channel``: deliver the event over Socket Mode (or keep it
+        for the next connection), wait for the acknowledgement unless ``wait_ack`` is false; return
+        the message's ``ts`` (its envelope's id is ``self.envelope_of[ts]``). ``fields`` are added
+        to the event (a bot's message: ``subtype="bot_message", bot_id=…``; ``user=""`` leaves
+        ``user`` out)."""
+        if wait_ack and not self.connected.wait(timeout):
             raise AssertionError("the bot never opened the Socket Mode connection")
         ts = self.next_ts()
         event = {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
@@ -129,14 +133,16 @@ class FakeSlack(Interactive, FileUploads, WebApiFaults):
         if thread_ts:
             event["thread_ts"] = thread_ts
         envelope_id = str(uuid.uuid4())
-        self._send_ws(json.dumps({
+        self.envelope_of[ts] = envelope_id
+        self.deliver({
             "envelope_id": envelope_id, "type": "events_api", "accepts_response_payload": False,
             "retry_attempt": 0, "retry_reason": "",
             "payload": {"token": "verification", "team_id": TEAM["id"], "api_app_id": "A0FERRY",
                         "event": event, "type": "event_callback", "event_id": "Ev" + ts.replace(".", ""),
-                        "event_time": int(time.time())}}))
-        self.wait_for(lambda: envelope_id in self.acks, timeout,
-                      f"no acknowledgement of the envelope for {text!r}")
+                        "event_time": int(time.time())}})
+        if wait_ack:
+            self.wait_for(lambda: envelope_id in self.acks, timeout,
+                          f"no acknowledgement of the envelope for {text!r}")
         return ts
 
     def wait_for(self, predicate, timeout: float, what: str):
@@ -252,71 +258,6 @@ class FakeSlack(Interactive, FileUploads, WebApiFaults):
                                             "is_private": False, "topic": {"value": ""},
                                             "purpose": {"value": ""}}}
         return {"ok": False, "error": "channel_not_found"}
-
-    # ---- Socket Mode -----------------------------------------------------------------------
-
-    def serve_websocket(self, sock: socket.socket) -> None:
-        """The connection's reader, after the handshake: hello, then acks, pings and close."""
-        self._ws = sock
-        self._send_ws(json.dumps({"type": "hello", "num_connections": 1,
-                                  "debug_info": {"host": "ferry-test"},
-                                  "connection_info": {"app_id": "A0FERRY"}}))
-        self.connected.set()
-        try:
-            while True:
-                opcode, payload = _read_frame(sock)
-                if opcode == 0x8:  # close
-                    self._send_ws(payload, opcode=0x8)
-                    return
-                if opcode == 0x9:  # ping: pong with the same payload
-                    self._send_ws(payload, opcode=0xA)
-                elif opcode == 0x1:
-                    message = json.loads(payload.decode("utf-8"))
-                    with self._lock:
-                        if "envelope_id" in message:
-                            self.acks.add(message["envelope_id"])
-                        self._lock.notify_all()
-        except (OSError, ConnectionError, ValueError):
-            return
-        finally:
-            self.connected.clear()
-
-    def _send_ws(self, data, opcode: int = 0x1) -> None:
-        payload = data.encode("utf-8") if isinstance(data, str) else data
-        size = len(payload)
-        if size < 126:
-            header = struct.pack("!BB", 0x80 | opcode, size)
-        elif size < 65536:
-            header = struct.pack("!BBH", 0x80 | opcode, 126, size)
-        else:
-            header = struct.pack("!BBQ", 0x80 | opcode, 127, size)
-        with self._ws_lock:
-            if self._ws is None:
-                raise AssertionError("no Socket Mode connection")
-            self._ws.sendall(header + payload)
-
-
-def _recv(sock: socket.socket, size: int) -> bytes:
-    chunks, left = [], size
-    while left:
-        chunk = sock.recv(left)
-        if not chunk:
-            raise ConnectionError("closed")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def _read_frame(sock: socket.socket) -> tuple[int, bytes]:
-    first, second = _recv(sock, 2)
-    opcode, masked, size = first & 0x0F, second & 0x80, second & 0x7F
-    if size == 126:
-        size = struct.unpack("!H", _recv(sock, 2))[0]
-    elif size == 127:
-        size = struct.unpack("!Q", _recv(sock, 8))[0]
-    mask = _recv(sock, 4) if masked else b"\0\0\0\0"
-    data = _recv(sock, size)
-    return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
 def _handler(slack: FakeSlack):

@@ -36,6 +36,12 @@
   a command, in its thread (``ferryslack_files``: Slack's ``files.getUploadURLExternal`` /
   ``files.completeUploadExternal`` flow, scope ``files:write``); Ferry's chat layer sends a table
   too long for one message that way.
+- **Never deaf in Socket Mode** (``ferryslack_socket``): a connection lost in any way (closed
+  without a word, half-open, Slack's ``disconnect``) is replaced, with a bounded, jittered wait
+  between failed attempts; each loss and return is told to the plugins as the bot's presence
+  (``OFFLINE`` with the reason, then ``ONLINE``), which readiness and the metrics follow. An envelope
+  runs only once its acknowledgement is sent (else Slack sends it again and it runs then), and
+  one acknowledged is never run again (its ``envelope_id`` is remembered).
 - **Channel names looked up with the manifest's scopes**: ``#name`` is resolved with
   ``conversations.list`` over public and private channels only (``channels:read``,
   ``groups:read``); SlackV3's own look-up also lists mpim and im, which needs ``mpim:read``.
@@ -47,8 +53,9 @@ import time
 from functools import lru_cache
 
 import slackv3.slackv3 as slackv3_module
-from errbot.backends.base import RoomDoesNotExistError, RoomOccupant
+from errbot.backends.base import OFFLINE, ONLINE, Presence, RoomDoesNotExistError, RoomOccupant
 from flask import request
+from slack_sdk.errors import SlackClientNotConnectedError
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web import WebClient
 from slackv3.lib import SLACK_CLIENT_CHANNEL_HYPERLINK
@@ -56,6 +63,7 @@ from slackv3.room import SlackRoom
 
 import ferryslack_files
 import ferryslack_retries
+import ferryslack_socket
 from ferryslack_presses import INTERACTIVE_PATH, PRESS, Press, command_event, interactive_view, press_of
 
 log = logging.getLogger(__name__)
@@ -205,13 +213,23 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
         self.reply_in_thread = bool(identity.get("reply_in_thread", True))
         self.events_seen = EventMemory()
         self.presses_seen = EventMemory()  # trigger_id of every button press handled lately
+        self.envelopes_seen = EventMemory()  # envelope_id of every Socket Mode envelope acknowledged
+        self.socket_settings = ferryslack_socket.SocketSettings.from_identity(identity)
         self._events_filter = False
 
     def serve_once(self):
         if self.base_url != SLACK_API_URL:
             log.info("Slack API at %s", self.base_url)
         slackv3_module.WebClient = web_client_class(self.base_url)
+        slackv3_module.SocketModeClient = ferryslack_socket.client_class(
+            self.socket_settings, self._chat_heard, self._chat_lost)
         return super().serve_once()
+
+    def _chat_heard(self):
+        self.callback_presence(Presence(identifier=self.bot_identifier, status=ONLINE))
+
+    def _chat_lost(self, why: str):
+        self.callback_presence(Presence(identifier=self.bot_identifier, status=OFFLINE, message=why))
 
     # ---- what comes in ------------------------------------------------------------------------
 
@@ -251,10 +269,20 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
         return super()._generic_wrapper(event_data)
 
     def _sm_generic_event_handler(self, client, req):
-        """Socket Mode: an ``interactive`` envelope (a button pressed) is acknowledged, then run."""
+        """Socket Mode: an envelope is acknowledged, then run once: one whose acknowledgement could
+        not be sent runs nothing (Slack sends it again), one acknowledged before runs nothing."""
+        try:
+            client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        except (SlackClientNotConnectedError, OSError) as e:
+            log.warning("Slack envelope %s not acknowledged (%s): Slack sends it again, it runs then",
+                        req.envelope_id, type(e).__name__)
+            return None
+        if not self.envelopes_seen.first(req.envelope_id):
+            log.info("Slack envelope %s (retry %s) was already acknowledged: runs nothing",
+                     req.envelope_id, req.retry_attempt)
+            return None
         if req.type != "interactive":
-            return super()._sm_generic_event_handler(client, req)
-        client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return self._generic_wrapper(req.payload)
         payload = req.payload if isinstance(req.payload, dict) else {}
         if not self.presses_seen.first(str(payload.get("trigger_id") or req.envelope_id)):
             log.info("Slack interaction %s was already handled: runs nothing", payload.get("trigger_id"))

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import errbot.core_plugins
 from errbot import BotPlugin, core_plugins, webhook
+from errbot.backends.base import ONLINE
 from errbot.core_plugins.acls import get_acl_usr, glob
 from flask import Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -55,7 +56,7 @@ class Ferry(BotPlugin):
 
     def activate(self):
         super().activate()
-        self.connected, self.gitops = False, None
+        self.chat, self.gitops = readiness.ChatLink(), None
         path = getattr(self.bot_config, "GITOPS_CONFIG", None) or os.environ.get("GITOPS_CONFIG")
         settings = load_settings(path)
         # Ferry's state (locks, approvals, Flux waits) in its own SQLite file next to Errbot's data;
@@ -66,6 +67,7 @@ class Ferry(BotPlugin):
             self.log.info("state file %s started; imported from Errbot's storage: %s", self.state.path,
                           ", ".join(f"{n} {kind}" for kind, n in imported.items()))
         self.gitops = GitOps(settings, state=self.state)
+        self.gitops.metrics.watch_chat(self.chat)
         self.watchers = []  # callables (change, msg) told of every pushed change
         self.log.info("Ferry manages %s", ", ".join(self.gitops.settings.environment_names))
         # The first clones start now, not at the first command; /ferry/ready waits for them.
@@ -74,11 +76,20 @@ class Ferry(BotPlugin):
         self._open_webserver(os.environ.get("FERRY_WEBSERVER_PORT", ""))
 
     def callback_connect(self):
-        """Errbot connected to chat (called after activation, and again on each reconnection)."""
-        self.connected = True
+        """Errbot connected to chat (called after activation)."""
+        self.chat.up()
+
+    def callback_presence(self, presence):
+        """The bot's own presence is its chat connection (backends/ferryslack: lost, back)."""
+        if presence.identifier is not getattr(self._bot, "bot_identifier", None):
+            return  # someone else's: by identity, as backends compare identifiers in their own ways
+        if presence.status == ONLINE:
+            self.chat.up()
+        else:
+            self.chat.down(presence.message or "")
 
     def deactivate(self):
-        self.connected = False
+        self.chat.down("Ferry is stopping.")
         if getattr(self, "clones", None) is not None:
             self.clones.stop()
         server, self.webserver = getattr(self, "webserver", None), None
@@ -117,8 +128,8 @@ class Ferry(BotPlugin):
         """For the readiness probe: 200 once the settings are loaded, each repository has a clone and
         chat is connected; otherwise 503 with one line saying what is missing."""
         clones = getattr(self, "clones", None)
-        ok, why = readiness.verdict(self.gitops is not None, self.connected,
-                                    clones.missing() if clones is not None else {})
+        ok, why = readiness.verdict(self.gitops is not None, self.chat.connected,
+                                    clones.missing() if clones is not None else {}, self.chat.lost)
         return Response(why + "\n", status=200 if ok else 503, mimetype="text/plain")
 
     @webhook("/metrics", methods=("GET",))

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Optional
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..workspace.observer import GitObserver
 from ..workspace.process import scrub, without_userinfo
@@ -200,6 +200,10 @@ class Metrics:
         self.registry_requests.labels(self.host(host), registry_operation(url),
                                       registry_outcome(status)).observe(seconds)
 
+    def watch_chat(self, link) -> None:
+        """The chat connection's state (a ``readiness.ChatLink``), read at each scrape."""
+        self.registry.register(ChatConnection(link))
+
     def repo(self, url: str, branch: str) -> "RepoObserver":
         """What one repository's workspace reports to."""
         return RepoObserver(self, *self.repository(url, branch))
@@ -239,6 +243,33 @@ class RepoObserver(GitObserver):
         if outcome == "ok" and op in ("clone", "fetch"):
             m.last_fetch.labels(*self.labels).set(time.time())
 
+
+
+class ChatConnection:
+    """Whether the bot hears chat now, how often it connected again and how long it could not."""
+
+    def __init__(self, link):
+        self.link = link
+
+    def describe(self):
+        return list(self._families())
+
+    def collect(self):
+        connected, reconnects, seconds = self.link.connected, self.link.reconnects, self.link.seconds_without()
+        yield from self._families(connected, reconnects, seconds)
+
+    @staticmethod
+    def _families(connected=None, reconnects=None, seconds=None):
+        families = (
+            (GaugeMetricFamily, "ferry_chat_connected", "1 while the bot is connected to chat (hears "
+             "commands), else 0.", connected),
+            (CounterMetricFamily, "ferry_chat_reconnects", "Times the bot connected to chat again after "
+             "losing its connection.", reconnects),
+            (CounterMetricFamily, "ferry_chat_disconnected_seconds", "Seconds without a chat connection "
+             "since the first one (the current outage included).", seconds),
+        )
+        for family, name, doc, value in families:
+            yield family(name, doc, value=None if value is None else float(value))
 
 
 class PendingApprovals:

@@ -26,17 +26,54 @@ FIRST_PAUSE, MAX_PAUSE = 1.0, 60.0  # seconds between two attempts at a first cl
 MIN_NUDGE = 1.0  # seconds: probes asking more often do not make attempts more often
 
 
-def verdict(settings_loaded: bool, connected: bool, missing: Mapping[str, str]) -> tuple[bool, str]:
-    """(ready, one line saying why not). ``missing``: repository -> why it has no clone yet."""
+def verdict(settings_loaded: bool, connected: bool, missing: Mapping[str, str],
+            chat_lost: str = "") -> tuple[bool, str]:
+    """(ready, one line saying why not). ``missing``: repository -> why it has no clone yet;
+    ``chat_lost``: why chat is not connected, once it was (the connection was lost)."""
     if not settings_loaded:
         return False, "Not ready: the settings are not loaded."
     if missing:
         repo, why = next(iter(missing.items()))
         more = f" (and {len(missing) - 1} more repositories)" if len(missing) > 1 else ""
         return False, f"Not ready: no clone of {repo} yet{more}: {why}"
+    if not connected and chat_lost:
+        return False, f"Not ready: not connected to chat, reconnecting: {chat_lost}"
     if not connected:
         return False, "Not ready: not connected to chat yet."
     return True, "ready"
+
+
+class ChatLink:
+    """Whether the bot hears chat: connected or not (and why not), how often it connected again
+    after losing its connection, and how many seconds it was without one since it first had one."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.connected, self.lost = False, ""  # lost: why the connection is gone ("" if never had)
+        self.reconnects = 0
+        self._deaf, self._since = 0.0, None  # seconds of earlier outages; when this one began
+        self._lock = threading.Lock()
+
+    def up(self) -> None:
+        with self._lock:
+            if self._since is not None:
+                self._deaf += self.clock() - self._since
+                self._since = None
+                self.reconnects += 1
+            self.connected, self.lost = True, ""
+
+    def down(self, why: str) -> None:
+        """The connection is gone (``why``: one line); counted only once the bot had one."""
+        with self._lock:
+            if self.connected:
+                self._since = self.clock()
+            if self._since is not None:
+                self.lost = (why or "the chat connection was lost.").splitlines()[0][:300]
+            self.connected = False
+
+    def seconds_without(self) -> float:
+        with self._lock:
+            return self._deaf + (self.clock() - self._since if self._since is not None else 0.0)
 
 
 class Clones:
