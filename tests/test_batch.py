@@ -5,6 +5,7 @@ pushes one by one. A pre-receive hook holds the first push until every other cha
 behind it, so which changes share a push is decided by the test, never by timing."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -247,7 +248,7 @@ def test_a_batch_is_bounded_by_write_batch_max(fleet, tmp_path):
 ])
 def test_write_settings_are_checked(write, problem):
     raw = {**demo_settings("https://git.example.test/fleet.git"), "write": write}
-    with pytest.raises(SettingsError, match=problem.replace("`", "`").replace(".", r"\.")):
+    with pytest.raises(SettingsError, match=re.escape(problem)):
         parse_settings(raw, environ={})
 
 
