@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,14 @@ from gitops.core import GitOps
 from gitops.errors import ChangeDropped, SettingsError, VersionNotFound
 from gitops.model import Requester
 from gitops.settings import parse_settings
-from tests.fixtures_git import git, install_hook, remote_log, remote_path, remote_tip
+from tests.fixtures_git import git, remote_log, remote_path, remote_tip
+from tests.held_push import HANG, Gate, wait_for
 from tests.ops import deploy
 
 VERSIONS = {"podinfo": ("6.5.0", "6.5.1", "6.5.2"), "redis": ("18.0.0", "18.1.0", "19.0.0"),
             "cert-manager": ("v1.14.0", "v1.15.0")}
 APPS = 7
 PEOPLE = [Requester(f"U0P{i}", f"Person {i}", f"person{i}@example.com") for i in range(APPS)]
-HANG = 120  # seconds: only a hang guard
 
 
 @pytest.fixture
@@ -43,57 +42,6 @@ def make_core(url, tmp_path, **overrides) -> GitOps:
     core = GitOps(parse_settings(raw, environ={}), fetch_interval=300)
     core.inventory()
     return core
-
-
-class Gate:
-    """The remote's hooks: pre-receive holds the first push until opened; post-receive notes
-    each push (old, new, how many commits it carried)."""
-
-    def __init__(self, url: str, folder: Path, colleague: bool = False):
-        self.folder = folder
-        folder.mkdir()
-        install_hook(url, "pre-receive", f"""#!/bin/sh
-touch {folder}/reached
-while [ ! -e {folder}/open ]; do sleep 0.02; done
-""")
-        # A colleague's commit lands right after the first push, straight into the remote
-        # (no hook runs for it): the batch behind the first push is planned on a stale tip.
-        extra = "" if not colleague else f"""
-    if [ ! -e {folder}/colleague ]; then
-        touch {folder}/colleague
-        export GIT_INDEX_FILE={folder}/index
-        git read-tree "$new"
-        blob=$(echo "a colleague's note" | git hash-object -w --stdin)
-        git update-index --add --cacheinfo "100644,$blob,docs/colleague.md"
-        tree=$(git write-tree)
-        other=$(GIT_AUTHOR_NAME=Colleague GIT_AUTHOR_EMAIL=c@example.test GIT_COMMITTER_NAME=Colleague \\
-                GIT_COMMITTER_EMAIL=c@example.test git commit-tree "$tree" -p "$new" -m "a colleague's note")
-        git update-ref refs/heads/main "$other" "$new"
-        echo "$other" > {folder}/colleague
-    fi"""
-        install_hook(url, "post-receive", f"""#!/bin/sh
-while read old new ref; do
-    echo "$old $new $(git rev-list --count "$old..$new")" >> {folder}/pushes{extra}
-done
-""")
-
-    def wait_reached(self):
-        self._wait(lambda: (self.folder / "reached").exists())
-
-    def open(self):
-        (self.folder / "open").touch()
-
-    def pushes(self) -> list[int]:
-        """How many commits each push carried, in order."""
-        path = self.folder / "pushes"
-        return [int(line.split()[2]) for line in path.read_text().splitlines()] if path.exists() else []
-
-    @staticmethod
-    def _wait(condition):
-        deadline = time.monotonic() + HANG
-        while not condition():
-            assert time.monotonic() < deadline, "hang"
-            time.sleep(0.01)
 
 
 def run_all(calls: dict) -> dict:
@@ -119,7 +67,7 @@ def queued_behind_a_held_push(core, gate, first, others: dict) -> dict:
     gate.wait_reached()
     more, more_results = run_all(others)
     ws = next(iter(core.workspaces.values()))
-    Gate._wait(lambda: ws.waiting + len(more_results) >= len(others))
+    wait_for(lambda: ws.waiting + len(more_results) >= len(others))
     gate.open()
     for t in [*threads.values(), *more.values()]:
         t.join(HANG)

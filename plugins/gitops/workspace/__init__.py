@@ -103,16 +103,15 @@ class Workspace:
     # ---- reading ---------------------------------------------------------------------------
 
     def head(self, refresh: bool = True) -> str:
-        """The sha of origin/<branch>; clones on first use, fetches when the last fetch is stale."""
+        """The sha of origin/<branch>; clones on first use, fetches when the last fetch is stale
+        (unless a change is being written: then the tip last seen)."""
         clone = self._clone
         if not refresh and clone.head is not None:
             return clone.head  # kept in step under the lock by every fetch, clone and push
-        fetched_at, head = clone.fetched_at, clone.head
-        fresh = (head is not None and fetched_at is not None
-                 and time.monotonic() - fetched_at < self.fetch_interval)
-        # While a batch is being written, a fresh head is the answer: a plan does not wait for
-        # the writer's push (the push itself re-plans if the tip moved); idle, the clone is checked.
-        if not self._lock.acquire(blocking=not fresh):
+        head = clone.head
+        # While changes are being written, the tip last seen is the answer: readers never wait
+        # for a push (a change planned on it is planned again on the tip it is written to).
+        if not self._lock.acquire(blocking=head is None or clone.fetched_at is None):
             return head
         try:
             clone.ensure()
