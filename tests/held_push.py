@@ -22,12 +22,20 @@ class Gate:
     """The remote's hooks: pre-receive holds the first push until opened; post-receive notes
     each push (old, new, how many commits it carried)."""
 
-    def __init__(self, url: str, folder: Path, colleague: bool = False):
+    def __init__(self, url: str, folder: Path, colleague: bool = False, refuse: str = ""):
         self.folder = folder
         folder.mkdir()
+        # ``refuse``: a push carrying a commit whose subject holds it is refused, as a hook would.
+        refusal = "" if not refuse else f"""
+while read old new ref; do
+    if git log --format=%s "$old..$new" | grep -q -F '{refuse}'; then
+        echo "no changes to {refuse} today" >&2
+        exit 1
+    fi
+done"""
         install_hook(url, "pre-receive", f"""#!/bin/sh
 touch {folder}/reached
-while [ ! -e {folder}/open ]; do sleep 0.02; done
+while [ ! -e {folder}/open ]; do sleep 0.02; done{refusal}
 """)
         # A colleague's commit lands right after the first push, straight into the remote
         # (no hook runs for it): the batch behind the first push is planned on a stale tip.

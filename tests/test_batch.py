@@ -14,7 +14,7 @@ import pytest
 from devtools.fluxrepo import demo_settings, fleet_apps, fleet_files
 from gitops.changes import carry
 from gitops.core import GitOps
-from gitops.errors import ChangeDropped, SettingsError, VersionNotFound
+from gitops.errors import ChangeDropped, PushRejected, SettingsError, VersionNotFound
 from gitops.model import Requester
 from gitops.settings import parse_settings
 from tests.fixtures_git import git, remote_log, remote_path, remote_tip
@@ -164,6 +164,49 @@ def test_a_batch_whose_push_is_rejected_is_redone_on_the_new_tip(fleet, tmp_path
     assert set(history[:-3]) == others and len(others) == APPS - 1
     for sha in others:  # each redone on the colleague's commit, in one chain
         assert colleague in git("--git-dir", str(remote_path(url)), "rev-list", sha).split()
+    assert_inventory_is_discovery(core, url)
+
+
+def test_a_batch_a_hook_refuses_is_pushed_again_one_change_at_a_time(fleet, tmp_path):
+    apps, url = fleet
+    core = make_core(url, tmp_path)
+    refused_app = apps[3][0]
+    gate, seed = Gate(url, tmp_path / "gate", refuse=f"deploy {refused_app} "), remote_tip(url)
+    first = lambda: deploy(core, apps[0][0], "dev", VERSIONS[apps[0][2]][1], PEOPLE[0])  # noqa: E731
+    results = queued_behind_a_held_push(core, gate, first, deploys(core, apps))
+
+    refusal = results[refused_app]
+    assert isinstance(refusal, PushRejected) and f"no changes to deploy {refused_app}" in str(refusal)
+    assert str(refusal).startswith(f"Deploy {refused_app} ") and "Nothing was changed." in str(refusal)
+    landed = ["first", *(app for app, _, _ in apps[1:] if app != refused_app)]
+    history = remote_log(url)
+    assert sorted(results[name].commit.sha for name in landed) == sorted(history[:-1])
+    assert history[-1] == seed and len(history) == APPS  # all but the refused one, each once
+    assert gate.pushes() == [1] * (APPS - 1)  # the chain refused whole; then each alone
+    assert_inventory_is_discovery(core, url)
+
+
+def test_a_change_whose_pin_the_chain_moved_is_described_again_and_lands_after_it(fleet, tmp_path):
+    apps, url = fleet
+    core = make_core(url, tmp_path)
+    gate = Gate(url, tmp_path / "gate")
+    app, _, chart = apps[1]
+    old, one, two = VERSIONS[chart]
+    others = {"one": lambda: deploy(core, app, "qa", one, PEOPLE[1]),
+              "two": lambda: deploy(core, app, "qa", two, PEOPLE[2]),
+              **deploys(core, apps, start=3)}
+    first = lambda: deploy(core, apps[0][0], "dev", VERSIONS[apps[0][2]][1], PEOPLE[0])  # noqa: E731
+    results = queued_behind_a_held_push(core, gate, first, others)
+
+    assert not [r for r in results.values() if isinstance(r, Exception)], results
+    # Both planned from the seed's version; the later in the chain found the earlier's commit
+    # there and was written again with a message saying so, in a push of its own after the chain.
+    later, earlier = sorted(("one", "two"), key=lambda n: remote_log(url).index(results[n].commit.sha))
+    text = commit_of(url, results[later].commit.sha)
+    assert f"From-Version: {results[earlier].new}" in text and f"To-Version: {results[later].new}" in text
+    assert f"From-Version: {old}" in commit_of(url, results[earlier].commit.sha)
+    assert gate.pushes() == [1, len(others) - 1, 1]
+    assert core.inventory().find(app, "qa").version == results[later].new
     assert_inventory_is_discovery(core, url)
 
 
