@@ -315,6 +315,7 @@ class Workspace:
                 continue
             sha = self._commit(tree.commit, writes, request.author, request.message)
             tree = tree.changed(sha, writes)
+            self._keep_tree(tree)  # the next link's plan reads its parent's pins: no ls-tree
             trees.append(tree)
             chain.append((request, sha, [path for path, _, _, _ in writes]))
         return chain, trees, nothing
