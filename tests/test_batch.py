@@ -17,6 +17,7 @@ from gitops.core import GitOps
 from gitops.errors import ChangeDropped, PushRejected, SettingsError, VersionNotFound
 from gitops.model import Requester
 from gitops.settings import parse_settings
+from gitops.workspace import Workspace
 from tests.fixtures_git import git, remote_log, remote_path, remote_tip
 from tests.held_push import HANG, Gate, wait_for
 from tests.ops import deploy
@@ -79,6 +80,11 @@ def commit_of(url, sha):
     return git("--git-dir", str(remote_path(url)), "log", "-1", "--format=%an <%ae>|%cn|%s%n%b", sha)
 
 
+def changed_of(url, sha) -> list:
+    return sorted(git("--git-dir", str(remote_path(url)), "diff-tree", "--no-commit-id", "--name-only",
+                      "-r", sha).split())
+
+
 def assert_inventory_is_discovery(core, url):
     """The pins the core derived after its pushes are those a fresh discovery finds."""
     ws = next(iter(core.workspaces.values()))
@@ -117,6 +123,14 @@ def test_changes_queued_behind_a_push_land_as_their_own_commits_in_one_push(flee
                       "-r", shas[i]).split()
         assert len(changed) == 1 and "/dev/" in changed[0]  # its own line, nobody else's
     assert_inventory_is_discovery(core, url)
+    # The chain's trees, made from their parents, say which files changed as listing them would.
+    ws, listed = next(iter(core.workspaces.values())), Workspace(url, "main", tmp_path / "listed")
+    for sha, parent in zip(history, history[1:-1]):
+        made = ws.tree(sha)
+        assert made.rewritten_from is not None and made.rewritten_from[0] == parent
+        assert carry.changed_files(ws.tree(parent), made) == \
+            carry.changed_files(listed.tree(parent), listed.tree(sha)) == changed_of(url, sha)
+    listed.close()
 
 
 def test_a_refused_change_answers_alone_and_the_batch_lands(fleet, tmp_path):
