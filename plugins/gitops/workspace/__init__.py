@@ -231,8 +231,9 @@ class Workspace:
             waiting = [r for r in batch if not r.done]
             if len(waiting) == 1:
                 self._settle(waiting[0], error=refused)
-            for request in waiting if len(waiting) > 1 else ():
-                self._write([request])
+            else:
+                for request in waiting:
+                    self._write([request])
         except Exception as failed:  # the remote or the clone: the same answer for each
             for request in batch:
                 if not request.done:
