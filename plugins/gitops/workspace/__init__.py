@@ -4,7 +4,8 @@ One clone per repository and branch, reused across commands, never checked out: 
 objects and refs only. Reads (``head``, ``tree``, ``file_history``, ``log``) come from the objects
 through one persistent ``git cat-file --batch``; a ``change`` rewrites existing files and builds
 its commit from the objects too (one ``git fast-import``: blobs, trees and the commit, no index,
-no worktree) and pushes it. Writes are serialised per workspace and readers never wait for them;
+no worktree) and pushes it. Writes are serialised per workspace (changes waiting together go
+out as a group commit: each its own commit, one push) and readers never wait for them;
 a failure leaves the remote untouched and the clone's refs where they were (at most an
 unreferenced object is left behind).
 
