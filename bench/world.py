@@ -82,8 +82,8 @@ class World:
         return self.args.apps * len(ENVIRONMENTS)
 
 
-def new_core(fleet: Fleet, data_dir: Path, fetch_interval: float) -> GitOps:
-    raw = demo_settings(fleet.url)
+def new_core(fleet: Fleet, data_dir: Path, fetch_interval: float, **settings) -> GitOps:
+    raw = {**demo_settings(fleet.url), **settings}
     raw["data_dir"] = str(data_dir)
     for env in raw["environments"]:  # times the deploy itself: production approval is off here
         env["policy"] = {"approval": False}

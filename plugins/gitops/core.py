@@ -68,7 +68,8 @@ class GitOps(Reports, Decisions):
             # A busy remote (CI bots pushing often) may move under a push a few times in a row.
             repo: Workspace(repo.url, repo.branch, data / "repos" / _slug(repo), git_env=_git_env(settings, repo),
                             fetch_interval=fetch_interval, secrets=settings.secrets.values(),
-                            push_attempts=5, observe=self.metrics.repo(repo.url, repo.branch))
+                            push_attempts=5, observe=self.metrics.repo(repo.url, repo.branch),
+                            batch=settings.write.per_push)
             for repo in settings.repos()
         }
         self._pins = PinCache(settings, self._workspaces)

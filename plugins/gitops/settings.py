@@ -96,6 +96,21 @@ class SshSettings:
 
 
 @dataclass(frozen=True)
+class WriteSettings:
+    """How changes waiting for the same repository are written: with ``batch``, the first to
+    reach it takes up to ``batch_max`` of them, each its own commit, pushed in one ``git push``;
+    without, one fetch, commit and push after another."""
+
+    batch: bool = True
+    batch_max: int = 20
+
+    @property
+    def per_push(self) -> int:
+        """How many changes one push may carry."""
+        return self.batch_max if self.batch else 1
+
+
+@dataclass(frozen=True)
 class Settings:
     repo: RepoSettings
     environments: tuple  # tuple[EnvironmentSettings, ...] in promotion order
@@ -108,6 +123,7 @@ class Settings:
     helm_index: HelmIndexSettings = field(default_factory=HelmIndexSettings)
     ssh: SshSettings = field(default_factory=SshSettings)
     registry_busy_seconds: float = 5.0  # a command waits this long for its turn at a busy source
+    write: WriteSettings = field(default_factory=WriteSettings)
 
     @property
     def environment_names(self) -> list[str]:
@@ -153,7 +169,7 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     root = _mapping(raw, "the settings file", {"repo", "registry", "environments", "apps", "data_dir",
                                                 "registry_timeout", "flux", "registry_credentials",
                                                 "helm_index", "git_credentials", "ssh",
-                                                "registry_busy_seconds",
+                                                "registry_busy_seconds", "write",
                                                 "allow_plain_http_credentials"})
     for key in ("repo", "environments"):
         if key not in root:
@@ -223,7 +239,19 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     plain_http_allowed(secrets, [e.repo for e in environments], plain_http_anywhere)
     return Settings(repo, tuple(environments), registry, apps, str(base / data_dir), secrets,
                     float(timeout), _flux(root.get("flux")), _helm_index(root.get("helm_index")),
-                    _ssh(root.get("ssh"), base), float(busy))
+                    _ssh(root.get("ssh"), base), float(busy), _write(root.get("write")))
+
+
+def _write(value) -> WriteSettings:
+    conf = _mapping(value if value is not None else {}, "write", {"batch", "batch_max"})
+    batch = conf.get("batch", WriteSettings.batch)
+    if not isinstance(batch, bool):
+        raise SettingsError("`write.batch` must be true (changes waiting for one repository pushed "
+                            "together, each its own commit) or false (one push per change).")
+    most = conf.get("batch_max", WriteSettings.batch_max)
+    if not isinstance(most, int) or isinstance(most, bool) or not 1 <= most <= 200:
+        raise SettingsError("`write.batch_max` must be a whole number of changes between 1 and 200.")
+    return WriteSettings(batch, most)
 
 
 def _ssh(value, base: Path) -> SshSettings:

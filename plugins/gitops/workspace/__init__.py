@@ -4,7 +4,8 @@ One clone per repository and branch, reused across commands, never checked out: 
 objects and refs only. Reads (``head``, ``tree``, ``file_history``, ``log``) come from the objects
 through one persistent ``git cat-file --batch``; a ``change`` rewrites existing files and builds
 its commit from the objects too (one ``git fast-import``: blobs, trees and the commit, no index,
-no worktree) and pushes it. Writes are serialised per workspace and readers never wait for them;
+no worktree) and pushes it. Writes are serialised per workspace (changes waiting together go
+out as a group commit: each its own commit, one push) and readers never wait for them;
 a failure leaves the remote untouched and the clone's refs where they were (at most an
 unreferenced object is left behind).
 
@@ -18,7 +19,7 @@ import logging
 import re
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -47,6 +48,7 @@ class Workspace:
 
     ``fetch_interval``: how old a fetch may be before ``head()`` fetches again. ``skip_fetch_within``:
     how old a fetch may be for ``change()`` to build on it without fetching first (see ``change``).
+    ``batch``: how many waiting changes one push may carry (1: each change its own push).
     """
 
     def __init__(self, url: str, branch: str, directory: Path, *,
@@ -54,7 +56,7 @@ class Workspace:
                  git_env: Optional[dict] = None, fetch_interval: float = 5.0,
                  skip_fetch_within: float = 1.0,
                  push_attempts: int = 3, secrets: Sequence[str] = (), timeout: float = 120.0,
-                 observe: Optional[GitObserver] = None):
+                 observe: Optional[GitObserver] = None, batch: int = 1):
         self.url = url
         self.branch = branch
         self.directory = Path(directory).absolute()
@@ -64,6 +66,10 @@ class Workspace:
         self.push_attempts = max(1, push_attempts)
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._lock = threading.RLock()  # the clone, fetches and writes; reentrant for callbacks
+        self.batch = max(1, batch)  # how many waiting changes one push may carry (1: one by one)
+        self._queue: deque = deque()  # changes waiting for the writer, oldest first
+        self._queue_ready = threading.Condition()  # guards the queue, ``_writing``, each answer
+        self._writing = False  # a thread is landing a batch
         self._trees: OrderedDict = OrderedDict()
         self._trees_lock = threading.Lock()
         self.observe = observe or GitObserver()  # the metrics: git calls, pushes, retries
@@ -85,6 +91,12 @@ class Workspace:
         return self._clone.head is not None or self._clone.verified
 
     @property
+    def waiting(self) -> int:
+        """How many changes are queued for the writer (not counting those it is landing)."""
+        with self._queue_ready:
+            return len(self._queue)
+
+    @property
     def timeout(self) -> float:
         """Seconds any one network operation may take."""
         return self._clone.timeout
@@ -92,11 +104,17 @@ class Workspace:
     # ---- reading ---------------------------------------------------------------------------
 
     def head(self, refresh: bool = True) -> str:
-        """The sha of origin/<branch>; clones on first use, fetches when the last fetch is stale."""
+        """The sha of origin/<branch>; clones on first use, fetches when the last fetch is stale
+        (unless a change is being written: then the tip last seen)."""
         clone = self._clone
         if not refresh and clone.head is not None:
             return clone.head  # kept in step under the lock by every fetch, clone and push
-        with self._lock:
+        head = clone.head
+        # While changes are being written, the tip last seen is the answer: readers never wait
+        # for a push (a change planned on it is planned again on the tip it is written to).
+        if not self._lock.acquire(blocking=head is None or clone.fetched_at is None):
+            return head
+        try:
             clone.ensure()
             # Never fetched by this instance (or a ref moved outside Ferry): the clone's refs are
             # not the remote's word, so fetch even when asked not to refresh.
@@ -104,6 +122,8 @@ class Workspace:
                     refresh and time.monotonic() - clone.fetched_at >= self.fetch_interval):
                 clone.fetch()
             return clone.head
+        finally:
+            self._lock.release()
 
     def tree(self, commit: str) -> GitTree:
         """The files of ``commit``: one ``ls-tree`` per commit (cached), contents read lazily."""
@@ -160,6 +180,12 @@ class Workspace:
         Returns (commit sha, changed paths sorted), or None when nothing was committed. On any
         failure the remote is untouched and the clone's refs are where they were.
 
+        Changes waiting for the same workspace are a group commit (``batch`` > 1): the first to
+        reach the writer takes up to ``batch`` changes queued behind it, plans each on the tip
+        its predecessor made (its own commit, author and message), and pushes the chain in one
+        ``git push``; a rejected push redoes the chain on the new tip. What ``edit`` raises is
+        that change's own answer and leaves it out of the chain; the others go on.
+
         The fetch before the first plan is skipped when the last fetch (or push) is younger than
         ``skip_fetch_within`` seconds — typically the caller's own ``head()`` a moment before.
         That is safe: the commit's parent is the tip we know, and a push that is not forced lands
@@ -169,14 +195,52 @@ class Workspace:
         """
         if not message.strip():
             raise ValueError("a commit needs a message")
-        with self._lock:
-            return self._change(edit, author, message)
+        request = _Request(edit, author, message)
+        with self._queue_ready:
+            self._queue.append(request)
+        while True:
+            with self._queue_ready:
+                while not request.done and self._writing:
+                    self._queue_ready.wait()
+                if request.done:
+                    return request.outcome()
+                self._writing = True  # this thread is the writer: it serves the queue's head
+                batch = [self._queue.popleft() for _ in range(min(self.batch, len(self._queue)))]
+            try:
+                with self._lock:
+                    self._write(batch)
+            finally:
+                with self._queue_ready:
+                    for queued in batch:  # whatever escaped (an interrupt) is each one's answer
+                        if not queued.done:
+                            queued.result, queued.error = None, RuntimeError("the write was interrupted")
+                            queued.done = True
+                    self._writing = False
+                    self._queue_ready.notify_all()
 
     def close(self) -> None:
         """Stop the persistent cat-file process (a later read starts a new one)."""
         self._clone.reader.close()
 
-    def _change(self, edit, author: Requester, message: str) -> Optional[tuple[str, list[str]]]:
+    def _write(self, batch: list) -> None:
+        """Land ``batch``'s changes as one chain of commits in one push, each answered; a push
+        a hook or a protected branch refuses is tried again one change at a time, so that each
+        refusal answers only the change it is about."""
+        try:
+            self._land(batch)
+        except PushRejected as refused:
+            waiting = [r for r in batch if not r.done]
+            if len(waiting) == 1:
+                self._settle(waiting[0], error=refused)
+            else:
+                for request in waiting:
+                    self._write([request])
+        except Exception as failed:  # the remote or the clone: the same answer for each
+            for request in batch:
+                if not request.done:
+                    self._settle(request, error=failed)
+
+    def _land(self, batch: list) -> None:
         clone = self._clone
         clone.ensure()
         unfetched = (clone.fetched_at is not None
@@ -186,17 +250,8 @@ class Workspace:
         pushes, repaired = 0, False
         while True:
             base = clone.head
-            tree = self.tree(base)
-            writes = commit_stream.planned_writes(tree, edit(tree))
-            if not writes:
-                if unfetched:  # "nothing to do" must hold for the remote's tip, not a guess of it
-                    unfetched = False
-                    clone.fetch()
-                    if clone.head != base:
-                        continue
-                return None
             try:
-                sha = self._commit(base, writes, author, message)
+                chain, trees, nothing = self._chain(base, [r for r in batch if not r.done])
             except GitCommandFailed:
                 # The clone is checked once per instance: one broken since is repaired here, once.
                 if repaired:
@@ -207,25 +262,71 @@ class Workspace:
                     raise
                 unfetched = False  # a new clone is a fetch: plan again on its tip
                 continue
+            if nothing and unfetched:  # "nothing to do" must hold for the remote's tip, not a guess of it
+                unfetched = False
+                clone.fetch()
+                if clone.head != base:
+                    continue
+            if not chain:
+                for request in nothing:
+                    self._settle(request, None)
+                return
             pushes += 1
-            if clone.push(sha):
+            tip = chain[-1][1]
+            if clone.push(tip):
                 # The push landed: nothing after this line may turn it into a reported failure.
-                paths = [path for path, _, _, _ in writes]
-                clone.pushed(sha)
-                self.observe.pushed()
-                self._keep_tree(tree.changed(sha, writes))  # the next plan needs no ls-tree
-                log.info("pushed %s to %s (%s)", sha[:12], self.public_url, ", ".join(paths))
-                return sha, paths
+                clone.pushed(tip)
+                for tree in trees:
+                    self._keep_tree(tree)  # the next plans need no ls-tree
+                for request, sha, paths in chain:
+                    self.observe.pushed()
+                    log.info("pushed %s to %s (%s)", sha[:12], self.public_url, ", ".join(paths))
+                    self._settle(request, (sha, paths))
+                for request in nothing:
+                    self._settle(request, None)
+                return
             if pushes >= self.push_attempts:
-                raise PushRejected(
+                kept_moving = PushRejected(
                     f"The Git repository {self.public_url} kept moving: the push was rejected "
                     f"{self.push_attempts} times because others pushed at the same moment. Try again.")
+                for request in batch:
+                    if not request.done:
+                        self._settle(request, error=kept_moving)
+                return
             self.observe.retried("moved")
-            log.info("push %d/%d to %s rejected: the branch moved; re-planning on the new tip",
-                     pushes, self.push_attempts, self.public_url)
+            log.info("push %d/%d to %s rejected: the branch moved; re-planning %d change(s) on the "
+                     "new tip", pushes, self.push_attempts, self.public_url, len(chain))
             clone.ensure()
             clone.fetch()
             unfetched = False
+
+    def _chain(self, base: str, requests: list) -> tuple[list, list, list]:
+        """Each change planned on the tip its predecessor made and committed there: [(request,
+        sha, paths)], the trees of those commits, and the changes with nothing to do. What an
+        edit raises is its change's own answer; the chain goes on without it."""
+        tree = self.tree(base)
+        chain, trees, nothing = [], [], []
+        for request in requests:
+            try:
+                writes = commit_stream.planned_writes(tree, request.edit(tree))
+            except Exception as refused:  # noqa: BLE001 - the requester's thread raises it
+                self._settle(request, error=refused)
+                continue
+            if not writes:
+                nothing.append(request)
+                continue
+            sha = self._commit(tree.commit, writes, request.author, request.message)
+            tree = tree.changed(sha, writes)
+            self._keep_tree(tree)  # the next link's plan reads its parent's pins: no ls-tree
+            trees.append(tree)
+            chain.append((request, sha, [path for path, _, _, _ in writes]))
+        return chain, trees, nothing
+
+    def _settle(self, request: "_Request", result=None, error: Optional[BaseException] = None) -> None:
+        """Give one waiting change its answer, and wake its requester."""
+        with self._queue_ready:
+            request.result, request.error, request.done = result, error, True
+            self._queue_ready.notify_all()
 
     def _commit(self, base: str, writes: list, author: Requester, message: str) -> str:
         """One commit on ``base`` with ``writes``, by one ``git fast-import``: it writes the blobs,
@@ -281,3 +382,18 @@ class Workspace:
             except GitCommandFailed:
                 raise first from None
 
+
+
+class _Request:
+    """One change waiting for the writer, and its answer once settled."""
+
+    __slots__ = ("edit", "author", "message", "done", "result", "error")
+
+    def __init__(self, edit: Callable, author: Requester, message: str):
+        self.edit, self.author, self.message = edit, author, message
+        self.done, self.result, self.error = False, None, None
+
+    def outcome(self) -> Optional[tuple[str, list[str]]]:
+        if self.error is not None:
+            raise self.error
+        return self.result

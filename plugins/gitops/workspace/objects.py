@@ -43,6 +43,8 @@ class GitTree:
         self._modes = modes or {}  # path -> mode, for the blobs whose mode is not 100644
         self._texts: dict = {}
         self._sorted: Optional[list] = None
+        # (parent commit, paths) when made by ``changed``: the same listing, only those rewritten
+        self.rewritten_from: Optional[tuple] = None
 
     def files(self) -> list[str]:
         if self._sorted is None:
@@ -77,6 +79,8 @@ class GitTree:
         tree = GitTree(commit, blobs, self._read_object, self._modes)
         tree._texts.update((path, data.decode("utf-8", errors="replace"))
                            for path, _, data, _ in writes)
+        tree._sorted = self._sorted  # the same listing: a change rewrites existing files only
+        tree.rewritten_from = (self.commit, tuple(path for path, _, _, _ in writes))
         return tree
 
     def __contains__(self, path: object) -> bool:
