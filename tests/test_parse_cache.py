@@ -206,3 +206,21 @@ def test_a_restart_reads_no_blob_twice(tmp_path, bare_remote, external_commit):
     pin = next(p for p in third.inventory().pins if p.app == "redis" and p.environment == "qa")
     assert pin.version == "19.0.0"
     assert after == [changed]
+
+
+def test_what_exists_by_the_ten_thousand_is_held_compactly():
+    """Pins and where they live have no dict each; the keys and values that repeat across
+    manifests are one string each, whichever file they were parsed from."""
+    from gitops.model import ChartLocation, Pin, PinLocation, Problem
+    location = PinLocation("apps/qa/web.yaml", 0, ("spec", "chart", "spec", "version"))
+    pin = Pin("web", "qa", "1.0.0", False, location, "helmrelease", "web",
+              source=ChartLocation("ghcr.io", "charts/web"))
+    for record in (pin, location, pin.source, Problem("qa", "x", "y")):
+        assert not hasattr(record, "__dict__")
+    one, _ = parse_documents("kind: HelmRelease\nspec:\n  version: '1.2.3'\n")
+    other, _ = parse_documents("spec: {version: 1.2.3}\nkind: HelmRelease\n")
+    assert one == other
+    (a_key, a_version), (b_key, b_version) = (
+        (next(k for k in d if k == "spec"), d["spec"]["version"]) for d in (one[0], other[0]))
+    assert a_key is b_key and a_version is b_version
+    assert one[0]["kind"] is other[0]["kind"]
