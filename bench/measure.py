@@ -24,6 +24,10 @@ CHAT_VERSIONS_MS = 100.0  # !versions over the whole fleet through Errbot, warm
 CONCURRENT = 100  # deploys to distinct apps sent at once through Errbot
 CONCURRENT_S = 10.0  # ... all landed within
 RSS_MB = 250.0  # the bot's resident memory with the fleet loaded
+# At scale (issue 21: 10,000 apps x 4 environments, ``--scale``):
+SCALE_APPS = 10_000
+RSS_SCALE_MB = 300.0  # the bot's resident memory at that size
+FIRST_VERSIONS_S = 15.0  # the first !versions after a start: clone, discovery, registry
 
 
 class BenchError(RuntimeError):

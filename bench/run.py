@@ -8,7 +8,8 @@ against: discovery (``bench.inventory``), history (``bench.history``), version l
 sources (``bench.sources``), deploys against a raw ``git commit`` + ``git push`` in an existing
 clone and a fresh clone per command (``bench.deploys``, ``bench.baselines``), the bot end to end
 through Errbot's test backend in a process of its own (``bench.chat``), and a whole-app promotion
-(``bench.units``). It prints a markdown table and writes it to ``bench/results.md``.
+(``bench.units``). It prints a markdown table and writes it to ``bench/results.md``; ``--scale``
+runs issue 21's fleet (10,000 apps × 4 environments, 20,000 commits) into ``bench/results-scale.md``.
 
 It checks that what it timed did the right thing (every pin found, every deploy pushed), never how
 long it took: the targets are reported, not asserted.
@@ -42,7 +43,9 @@ from bench.world import World, setup  # noqa: E402
 
 FULL = dict(apps=1000, commits=10000, tags=2000, runs=5, deploys=20)
 QUICK = dict(apps=60, commits=400, tags=200, runs=3, deploys=6)
+SCALE = dict(apps=10000, commits=20000, tags=2000, runs=2, deploys=6)  # issue 21's fleet
 RESULTS = ROOT / "bench" / "results.md"
+SCALE_RESULTS = ROOT / "bench" / "results-scale.md"
 
 # The order of the run: each area measures on what those before it left (the first inventory's
 # clone, the pins changed so far).
@@ -62,7 +65,7 @@ def report(world: World, rows: list, elapsed: float) -> str:
     args, fleet, timings = world.args, world.fleet, world.timings
     setup_parts = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if k != "total")
     lines = [
-        "## Ferry benchmark" + (" (quick)" if args.quick else ""),
+        "## Ferry benchmark" + (" (quick)" if args.quick else " (scale)" if args.scale else ""),
         "",
         f"- Machine: {machine()}",
         f"- Repository: {args.apps:,} apps × {len(ENVIRONMENTS)} environments = "
@@ -91,17 +94,23 @@ def parse_args(argv: Optional[list] = None):
     parser.add_argument("--deploys", type=int, help=f"timed deploys (default {FULL['deploys']})")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes for a smoke run (%s)" % ", ".join(f"{k} {v}" for k, v in QUICK.items()))
+    parser.add_argument("--scale", action="store_true",
+                        help="the fleet of issue 21 (%s; building it takes minutes), its table in "
+                             "bench/results-scale.md" % ", ".join(f"{k} {v}" for k, v in SCALE.items()))
     parser.add_argument("--output", type=Path,
-                        help="where to write the table (default: bench/results.md; none with --quick)")
+                        help="where to write the table (default: bench/results.md, "
+                             "bench/results-scale.md with --scale; none with --quick)")
     args = parser.parse_args(argv)
-    for key, value in (QUICK if args.quick else FULL).items():
+    if args.quick and args.scale:
+        parser.error("--quick or --scale, not both")
+    for key, value in (QUICK if args.quick else SCALE if args.scale else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     if not (args.apps >= 20 and args.commits >= 0 and args.tags >= 1 and args.runs >= 1
             and args.deploys >= 1):
         parser.error("need --apps >= 20, --commits >= 0, --tags >= 1, --runs >= 1, --deploys >= 1")
     if args.output is None and not args.quick:
-        args.output = RESULTS
+        args.output = SCALE_RESULTS if args.scale else RESULTS
     return args
 
 

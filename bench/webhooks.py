@@ -57,10 +57,10 @@ def signed_event(release: str, n: int) -> tuple[bytes, dict]:
 _SENT = itertools.count()
 
 
-def post(url: str, release: str) -> float:
+def post(url: str, release: str, timeout: float = 30) -> float:
     body, headers = signed_event(release, next(_SENT))
     started = time.perf_counter()
-    response = requests.post(url, data=body, headers=headers, timeout=30)
+    response = requests.post(url, data=body, headers=headers, timeout=timeout)
     elapsed = time.perf_counter() - started
     if response.status_code != 200 or not response.text.startswith("accepted"):
         raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
@@ -79,8 +79,8 @@ def run(job: dict) -> dict:
         try:
             ferry_url = f"http://127.0.0.1:{port}/flux/qa"
             baseline_url = f"http://127.0.0.1:{baseline.server_port}/flux/qa"
-            for _ in range(3):  # the first inventory, connections, caches
-                post(ferry_url, release)
+            for _ in range(3):  # the first inventory (minutes at --scale), connections, caches
+                post(ferry_url, release, timeout=900)
                 post(baseline_url, release)
             for _ in range(n):  # interleaved: the same moment's machine for both
                 out["ferry"].append(post(ferry_url, release))

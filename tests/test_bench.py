@@ -42,3 +42,10 @@ def test_a_small_run_passes_its_checks_and_writes_every_row(tmp_path):
     for measurement, result, target, baseline in rows:
         assert measurement.strip() and target.strip() and baseline.strip()
         float(result.replace(",", ""))  # a number, whatever it is
+
+
+def test_the_scale_preset_is_issue_21s_fleet_with_a_table_of_its_own():
+    args = run.parse_args(["--scale"])
+    assert (args.apps, args.commits, args.runs, args.deploys) == (10000, 20000, 2, 6)
+    assert args.output == run.SCALE_RESULTS != run.RESULTS
+    assert run.parse_args(["--scale", "--apps", "3000"]).apps == 3000  # a smaller run of the same rows

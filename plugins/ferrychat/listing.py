@@ -2,14 +2,17 @@
 `!pending`. Every row is rendered; ``replies.answers`` decides whether it is a message or a file."""
 from __future__ import annotations
 
-from typing import Collection, Optional, Sequence
+import threading
+from collections import OrderedDict
+from typing import Callable, Collection, Optional, Sequence
 
 from ferrychat import render
+from ferrychat.feedback import age
 from ferrychat.grammar import VersionsQuery
 from ferrychat.sizing import Table
 from gitops.errors import shown
-from gitops.model import AuditEntry, PendingChange
-from gitops.selection import Selection
+from gitops.model import AuditEntry, Inventory, PendingChange
+from gitops.selection import Selection, select
 
 WHOLE = 10 ** 9  # no row or character cut: the whole table is the answer, or the file
 
@@ -42,6 +45,65 @@ def versions(query: VersionsQuery, chosen: Selection, newest: dict, notes: Seque
     short = render.overview(chosen.pins, envs, newest, notes, live_states, now, refused, label)
     return Table(summary, f"{len(rows)} {label} across {', '.join(envs)}:", body, "versions.txt",
                  f"Versions: {len(rows):,} {label}", tuple(notes), short)
+
+
+class VersionsTables:
+    """`!versions` tables kept per inventory (one commit of each repository): a warm table costs
+    what its inputs cost to compare, not a pass of selection and rendering over every pin.
+
+    An answer is reused only when everything it was made of is equal: the same inventory object,
+    the same query, the registry's newest versions, the notes, the refusals, the live records
+    and the ages they show. Safe to share between threads."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._kept: OrderedDict = OrderedDict()  # (query, column) -> (inventory, inputs, answer)
+        self._named: OrderedDict = OrderedDict()  # pattern -> (inventory, pins)
+        self._lock = threading.Lock()
+
+    def named(self, inventory: Inventory, chain: Sequence[str], pattern: Optional[str]) -> tuple:
+        """The pins of the apps ``pattern`` names, in every environment."""
+        with self._lock:
+            kept = self._named.get(pattern)
+            if kept is not None and kept[0] is inventory:
+                return kept[1]
+        pins = select(inventory.pins, chain, {}, pattern).pins
+        self._keep(self._named, pattern, (inventory, pins))
+        return pins
+
+    def versions(self, inventory: Inventory, query: VersionsQuery, chain: Sequence[str],
+                 column: Optional[str], newest_of: Callable, live_of: Callable, now: float):
+        """``listing.versions`` of the apps ``query`` names; ``newest_of(pins)``: (newest, notes,
+        refused) as ``GitOps.newest``; ``live_of(pins)``: their live records."""
+        named = self.named(inventory, chain, query.pattern)
+        newest, notes, refused = newest_of(named)  # the registry is asked of these apps only
+        notes = [*notes, *render.problems(inventory.problems)]
+        live = live_of(named)
+        inputs = (newest, notes, tuple(refused), live, _ages(live, now))
+        key = (query, column)
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None and kept[0] is inventory and kept[1] == inputs:
+                self._kept.move_to_end(key)
+                return kept[2]
+        chosen = select(named, chain, newest, outdated=query.outdated, column=column)
+        chosen_keys = {(p.app, p.environment) for p in chosen.pins}
+        answer = versions(query, chosen, newest, notes,
+                          {k: v for k, v in live.items() if k in chosen_keys}, now, refused)
+        self._keep(self._kept, key, (inventory, inputs, answer))
+        return answer
+
+    def _keep(self, kept: OrderedDict, key, value) -> None:
+        with self._lock:
+            kept[key] = value
+            kept.move_to_end(key)
+            while len(kept) > self.size:
+                kept.popitem(last=False)
+
+
+def _ages(live: dict, now: float) -> tuple:
+    """The ages the live records show now (``render.live``): the answer changes when they do."""
+    return tuple(age(now - render.epoch(r.get("received") or r.get("at", ""))) for r in live.values())
 
 
 def audit(entries: Sequence[AuditEntry], environment: Optional[str] = None):

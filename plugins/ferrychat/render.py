@@ -106,7 +106,7 @@ def live(pin: Optional[Pin], record: Optional[dict], now: float) -> str:
     ``!6.5.2 rolled-back``: Flux rolled a failed upgrade back to 6.5.2)."""
     if not record:
         return ""
-    age = short_age(now - _epoch(record.get("received") or record.get("at", "")))
+    age = short_age(now - epoch(record.get("received") or record.get("at", "")))
     version = record.get("version") or "?"
     if record.get("state") == "failed":
         what = {"RollbackSucceeded": "rolled-back", "UninstallSucceeded": "uninstalled"}
@@ -124,7 +124,7 @@ LIVE_LEGEND = ("Live as Flux last reported, and how long ago: `live` the pinned 
                "`≠` another version runs (drift), `!` its last release failed.")
 
 
-def _epoch(iso: str) -> float:
+def epoch(iso: str) -> float:
     try:
         return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
     except ValueError:

@@ -7,11 +7,14 @@ from typing import Optional
 
 from .identity import CHART, Release  # noqa: F401 (CHART: where the modules have always found it)
 
+# The records that exist by the ten thousand (a pin per app, environment and part, where it lives,
+# its chart's location, what discovery could not follow) are slotted: no dict per instance.
+
 # A path to one scalar inside a YAML document: mapping keys and sequence indexes.
 FieldPath = tuple  # tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChartLocation:
     """Where a chart's versions live: an OCI repository (``oci://host/path/chart``), or a chart of
     a classic Helm repository (``https://host/path``, whose ``index.yaml`` lists its versions)."""
@@ -50,7 +53,7 @@ class ChartLocation:
         return f"oci://{self.ref}" if not self.is_index else f"{self.repository_url} ({self.chart})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PinLocation:
     """Exactly where a version text lives in the repository."""
 
@@ -65,7 +68,7 @@ class PinLocation:
         return self.file
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     """Something discovery could not follow: said in chat, not only in the log."""
 
@@ -78,7 +81,7 @@ class Problem:
         return f"{where}: {self.reason}" if where else self.reason
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pin:
     """One app's chart version as Git pins it in one environment."""
 

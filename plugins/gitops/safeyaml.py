@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import warnings
 from dataclasses import dataclass
 from itertools import accumulate
@@ -57,6 +58,9 @@ class Limits:
 
 
 LIMITS = Limits()
+# Scalars up to this length are interned: the keys and values that repeat across ten thousand
+# manifests (``apiVersion``, ``HelmRelease``, ``1.2.3``) are then held once, not per document.
+INTERNED = 64
 
 
 class _Bound(Exception):
@@ -99,6 +103,7 @@ def _build(text, limits: Limits, docs: list) -> None:
     if len(text) > limits.bytes:
         raise _Bound(f"is larger than {_size(limits.bytes)} (Ferry's bound)")
     max_depth, max_aliases, max_expansion = limits.depth, limits.aliases, limits.expansion
+    intern = sys.intern
     scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
     map_start, seq_start = yaml.MappingStartEvent, yaml.SequenceStartEvent
     map_end, seq_end = yaml.MappingEndEvent, yaml.SequenceEndEvent
@@ -116,6 +121,8 @@ def _build(text, limits: Limits, docs: list) -> None:
                 written = event.value
                 size += 1 + len(written)
                 value = written if written not in _PLAIN and event.tag is None else _scalar(event)
+                if type(value) is str and len(value) <= INTERNED:
+                    value = intern(value)  # keys, kinds, versions: one string each, fleet-wide
                 anchor = event.anchor
                 if anchor:
                     anchors[anchor] = value

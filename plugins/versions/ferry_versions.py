@@ -6,11 +6,17 @@ from ferrychat import grammar, listing, render
 from ferrychat.replies import answers, requester
 from gitops.errors import NotAllowed
 from gitops.feedback.waits import live_states
-from gitops.selection import select
 
 
 class FerryVersions(BotPlugin):
     """See what runs where"""
+
+    @property
+    def tables(self) -> listing.VersionsTables:
+        """The whole tables of the newest inventory, kept for the next `!versions`."""
+        if getattr(self, "_tables", None) is None:
+            self._tables = listing.VersionsTables()
+        return self._tables
 
     @botcmd
     @answers
@@ -32,13 +38,9 @@ class FerryVersions(BotPlugin):
             column = None
             if query.column is not None:
                 column = grammar.known_environment("versions", query.column, gitops.settings).name
-            inventory = gitops.inventory()
-            chain = gitops.settings.environment_names
-            named = select(inventory.pins, chain, {}, query.pattern).pins  # every environment of them
-            newest, notes, refused = gitops.newest(named)  # the registry is asked of these apps only
-            chosen = select(named, chain, newest, outdated=query.outdated, column=column)
-            return listing.versions(query, chosen, newest, [*notes, *render.problems(inventory.problems)],
-                                    live_states(gitops.memory, chosen.pins), time.time(), refused)
+            return self.tables.versions(gitops.inventory(), query, gitops.settings.environment_names,
+                                        column, gitops.newest, lambda pins: live_states(gitops.memory, pins),
+                                        time.time())
         if query.environment is None:
             pins, infos, note = gitops.app_report(query.app)
             return render.app_overview(pins[0].app, pins, infos, note,

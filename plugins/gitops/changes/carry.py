@@ -66,11 +66,14 @@ class Reading:
         return self._tree.blob_id(path)
 
 
-def discover(tree: FileTree, settings: Settings, environments: Optional[Iterable] = None) -> Known:
-    """Discovery of ``environments`` in ``tree`` (chart versions and image tags), with its reads."""
+def discover(tree: FileTree, settings: Settings, environments: Optional[Iterable] = None,
+             cache=None) -> Known:
+    """Discovery of ``environments`` in ``tree`` (chart versions and image tags), with its reads;
+    ``cache``: the ``DocumentCache`` to parse through (default: the process's)."""
     reading = Reading(tree)
     problems: list = []
-    pins = discovery.discover(reading, settings, environments, warnings=problems, with_images=True)
+    pins = discovery.discover(reading, settings, environments, warnings=problems, with_images=True,
+                              cache=cache)
     return Known(pins, tuple(problems), frozenset(reading.paths))
 
 

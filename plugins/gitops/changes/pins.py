@@ -8,10 +8,13 @@ is carried from it where ``carry`` proves the result equal to discovering again;
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Mapping, Optional
 
 from . import carry
 from ..flux import images
+from ..flux.manifests import DEFAULT_CACHE
+from ..flux.parsestore import FILE_NAME, ParseStore
 from ..errors import UnknownApp, UsageError
 from ..model import CHART, Inventory, Pin
 from ..settings import RepoSettings, Settings
@@ -28,6 +31,9 @@ class PinCache:
         self._latest: dict = {}  # repo -> the newest commit whose pins are known
         self._inventory: Optional[tuple] = None  # (the heads it was made at, Inventory)
         self._lock = threading.Lock()
+        # The process's parsed documents, and behind them the parse cache in the data directory:
+        # the first discovery after a restart reads and parses only blobs it has never seen.
+        self.documents = DEFAULT_CACHE.backed_by(ParseStore(Path(settings.data_dir) / FILE_NAME))
 
     def inventory(self, refresh: bool = True) -> Inventory:
         """Every pin of every environment at the remote's newest commits."""
@@ -75,7 +81,9 @@ class PinCache:
         tree = tree or ws.tree(commit)
         known = carry.carry_forward(before, ws.tree(last), tree) if before is not None else None
         if known is None:
-            known = carry.discover(tree, self.settings, [e for e in self.settings.environments if e.repo == repo])
+            known = carry.discover(tree, self.settings, [e for e in self.settings.environments if e.repo == repo],
+                                   self.documents)
+            self.documents.flush()
         self._remember(repo, commit, known)
         return known
 

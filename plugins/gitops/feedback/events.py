@@ -244,8 +244,11 @@ def live_record(event: FluxEvent, app: str, environment: str, received: datetime
             "message": event.message, "at": _iso(event.timestamp), "received": _iso(received)}
 
 
+LIVE_PREFIX = "flux/live/"
+
+
 def live_key(environment: str, app: str) -> str:
-    return f"flux/live/{environment}/{app}"
+    return f"{LIVE_PREFIX}{environment}/{app}"
 
 
 def pending_key(environment: str, app: str) -> str:

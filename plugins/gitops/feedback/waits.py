@@ -222,11 +222,15 @@ class Feedback:
 
 def live_states(memory: Mapping, pins: Iterable) -> dict:
     """The last live or failed event per (app, environment) of ``pins``, as recorded."""
+    # For a whole table the state file answers every live record in one read, not one per pin.
+    pins = list(pins)
+    many = len(pins) > 64 and hasattr(memory, "items_under")
+    recorded = memory.items_under(events.LIVE_PREFIX) if many else memory
     found = {}
     for pin in pins:
         key = events.live_key(pin.environment, pin.app)
-        if key in memory:
-            found[(pin.app, pin.environment)] = memory[key]
+        if key in recorded:
+            found[(pin.app, pin.environment)] = recorded[key]
     return found
 
 

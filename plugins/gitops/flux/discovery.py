@@ -60,11 +60,12 @@ class _Release:
     image_reader: Optional[tuple] = None  # (unit, resource) to read image tags from
 
 
-def _release_images(tree: FileTree, pin: Pin, unit: kustomizations.Unit, res: Resource, settings: Settings) -> list:
+def _release_images(tree: FileTree, pin: Pin, unit: kustomizations.Unit, res: Resource, settings: Settings,
+                    cache: DocumentCache) -> list:
     doc, patches = unit.document(res)
     return images.release_images(pin, res, doc, tree,
                                  lambda path: _version(unit, res, doc, patches, path, "helmrelease"),
-                                 settings)
+                                 settings, cache)
 
 
 def discover(tree: FileTree, settings: Settings,
@@ -79,7 +80,7 @@ def discover(tree: FileTree, settings: Settings,
     """
     envs = _environments(settings, environments)
     problems = [] if warnings is None else warnings
-    cache = cache or DEFAULT_CACHE
+    cache = cache if cache is not None else DEFAULT_CACHE
     index = TreeIndex(tree.files())
     finder = kustomizations.Finder(tree, index, cache)
     ids = ScopeIds()
@@ -130,13 +131,13 @@ def discover(tree: FileTree, settings: Settings,
     variables = [r.found.variable for r in releases]
     for release, pin in zip(releases, list(pins)):
         if release.image_reader is not None:
-            found_images.extend(_release_images(tree, pin, *release.image_reader, settings))
+            found_images.extend(_release_images(tree, pin, *release.image_reader, settings, cache))
     pins += [p for p, _ in found_images]
     # An image tag's variable is not a version site of its own: a variable that is also an image
     # tag stays "used elsewhere" for the chart pin, and the two share one line (sharing.finish).
     variables += [None for _ in found_images]
     every_unit = [u for _, units in built for u in units]
-    pins = sharing.variable_uses(pins, variables, every_unit, tree)
+    pins = sharing.variable_uses(pins, variables, every_unit, tree, cache)
     pins = sharing.replacement_sources(pins, every_unit)
     return sharing.finish(qualify_clashes(pins), [e.name for e in settings.environments])
 

@@ -28,7 +28,7 @@ import re
 from typing import Callable, Optional
 
 from .kustomize import Resource
-from .manifests import dig
+from .manifests import DEFAULT_CACHE, DocumentCache, dig
 from ..errors import UnreadableDocument
 from ..model import CHART, ChartLocation, Pin
 from ..safeyaml import load_round_trip
@@ -87,7 +87,7 @@ def _insecure(host: str, settings: Optional[Settings]) -> bool:
 # ---- images in a release's values ------------------------------------------------------------
 
 def release_images(base: Pin, res: Resource, doc: dict, tree, field: Callable,
-                   settings: Settings) -> list:
+                   settings: Settings, cache: Optional[DocumentCache] = None) -> list:
     """(pin, variable) for each image tag the release's values pin. ``base``: the chart pin,
     whose release fields the image pins share; ``field(path)``: discovery's reading of one field
     as Flux builds it; ``tree``: the files (the release file's setter markers)."""
@@ -98,7 +98,7 @@ def release_images(base: Pin, res: Resource, doc: dict, tree, field: Callable,
     repositories = {}  # holder -> path of a scalar marked `…:name` (the repository)
     for name, path in _shapes(values):
         found.setdefault(name, (VALUES + path, "tag"))
-    for path, kind in markers(tree, res.file).get(res.index, ()):
+    for path, kind in markers(tree, res.file, cache).get(res.index, ()):
         if path[:2] != VALUES or kind not in ("tag", "name", ""):
             continue
         holder = path[:-1] if kind in ("tag", "name") else path
@@ -223,25 +223,16 @@ def _dotted(path: tuple) -> str:
 
 # ---- setter markers ---------------------------------------------------------------------------
 
-_MARKERS: dict = {}  # blob id -> markers(), shared between discoveries (most files have none)
-
-
-def markers(tree, path: str) -> dict:
+def markers(tree, path: str, cache: Optional[DocumentCache] = None) -> dict:
     """{document: [(path, kind)]} of the scalars of a file marked ``# {"$imagepolicy": …}``; kind:
     "tag", "name", "digest" or "" (the whole image). Setter markers are comments: only the text
-    has them, so it is read once per blob."""
-    try:
-        key = tree.blob_id(path)
-        if key in _MARKERS:
-            return _MARKERS[key]
-        text = tree.read(path)
-    except (OSError, KeyError, UnicodeDecodeError):
-        return {}
-    found = _markers(text)
-    if len(_MARKERS) > 100_000:
-        _MARKERS.clear()
-    _MARKERS[key] = found
-    return found
+    has them, so it is read once per blob (``cache``: kept beside the file's documents)."""
+    found = (DEFAULT_CACHE if cache is None else cache).fact(tree, path, "markers", _markers, _restored_markers)
+    return found if found is not None else {}
+
+
+def _restored_markers(plain: dict) -> dict:
+    return {document: [(tuple(path), kind) for path, kind in marked] for document, marked in plain.items()}
 
 
 def _markers(text: str) -> dict:

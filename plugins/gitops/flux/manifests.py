@@ -11,7 +11,7 @@ import hashlib
 import os
 import threading
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 from ..safeyaml import parse_documents
 
@@ -83,13 +83,23 @@ class Parsed:
 class DocumentCache:
     """Parsed documents by blob id: re-discovery after a one-file change re-parses that file only.
 
-    The cached data is shared between discoveries: callers must not change it.
+    ``store``: a second tier on disk (``parsestore.ParseStore``), read on a miss here and written
+    with every parse, so a restart reads from Git and parses only the blobs it has not seen;
+    ``backed_by`` makes such a view sharing this cache's memory. The cached data is shared between
+    discoveries: callers must not change it.
     """
 
-    def __init__(self, max_entries: int = 200_000):
+    def __init__(self, max_entries: int = 200_000, store=None):
         self.max_entries = max_entries
+        self.store = store
         self._parsed: dict = {}
         self._lock = threading.Lock()
+
+    def backed_by(self, store) -> "DocumentCache":
+        """This cache's memory with ``store`` behind it."""
+        view = DocumentCache(self.max_entries, store)
+        view._parsed, view._lock = self._parsed, self._lock
+        return view
 
     def __len__(self) -> int:
         return len(self._parsed)
@@ -100,6 +110,8 @@ class DocumentCache:
         try:
             key = tree.blob_id(path)
             found = self._parsed.get(key)
+            if found is None and self.store is not None:
+                found = self._stored(key)
             if found is not None:
                 if found.docs is not None:
                     return found
@@ -113,15 +125,60 @@ class DocumentCache:
         else:
             docs, error = parse_documents(text)
             parsed = Parsed(tuple(docs), error)
-        with self._lock:
-            if len(self._parsed) >= self.max_entries:
-                self._parsed.clear()
-            self._parsed[key] = parsed
+        self._keep(key, parsed)
+        if self.store is not None:
+            self.store.put(key, (parsed.docs, parsed.error) if parsed.docs is not None
+                           else (None, parsed.skipped_for))
         return parsed if parsed.docs is not None else _NOTHING
+
+    def fact(self, tree: FileTree, path: str, name: str, compute: Callable[[str], object],
+             restore: Callable[[object], object] = lambda plain: plain):
+        """What ``compute(text)`` says of the file, kept by blob like its documents (``name``
+        tells one fact from another; ``restore`` turns the stored plain data back into what
+        ``compute`` returns). None when the file cannot be read."""
+        try:
+            key = f"{name}:{tree.blob_id(path)}"
+        except (OSError, KeyError):
+            return None
+        found = self._parsed.get(key)
+        if found is None and self.store is not None:
+            stored = self.store.get(key)
+            if stored is not None:
+                found = restore(stored)
+                self._keep(key, found)
+        if found is None:
+            try:
+                found = compute(tree.read(path))
+            except (OSError, UnicodeDecodeError):
+                return None
+            self._keep(key, found)
+            if self.store is not None:
+                self.store.put(key, found)
+        return found
+
+    def flush(self) -> None:
+        """What was parsed since the last flush, written to the store (one transaction)."""
+        if self.store is not None:
+            self.store.flush()
 
     def clear(self) -> None:
         with self._lock:
             self._parsed.clear()
+
+    def _stored(self, key: str) -> Optional[Parsed]:
+        entry = self.store.get(key)
+        if entry is None:
+            return None
+        docs, second = entry
+        parsed = Parsed(tuple(docs), second) if docs is not None else Parsed(None, None, tuple(second))
+        self._keep(key, parsed)
+        return parsed
+
+    def _keep(self, key: str, parsed: Parsed) -> None:
+        with self._lock:
+            if len(self._parsed) >= self.max_entries:
+                self._parsed.clear()
+            self._parsed[key] = parsed
 
 
 _NOTHING = Parsed((), None)

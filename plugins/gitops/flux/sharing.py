@@ -4,12 +4,15 @@ postBuild variable that also feeds something else than a version. Pure over disc
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Optional
 
 from .kustomizations import Unit
+from .manifests import DEFAULT_CACHE, DocumentCache
 from .substitution import UNDEFINED, references
 
 
-def variable_uses(pins: list, variables: list, units: list, tree) -> list:
+def variable_uses(pins: list, variables: list, units: list, tree,
+                  cache: Optional[DocumentCache] = None) -> list:
     """Mark the pins whose variable is used for anything else than their version fields.
 
     ``variables``: per pin, (variable name, the site that reads it as a version) or None."""
@@ -29,7 +32,7 @@ def variable_uses(pins: list, variables: list, units: list, tree) -> list:
             if var is UNDEFINED or var.location != location:
                 continue
             if id(unit) not in indexes:
-                indexes[id(unit)] = _unit_references(unit, tree)
+                indexes[id(unit)] = _unit_references(unit, tree, cache)
             for path, count in indexes[id(unit)].get(name, ()):
                 total += count
                 files.append(path)
@@ -55,15 +58,12 @@ def replacement_sources(pins: list, units: list) -> list:
             if p.location in feeds else p for p in pins]
 
 
-_REFERENCES: dict = {}  # blob id -> {variable: count}, shared between discoveries
-
-
-def _unit_references(unit: Unit, tree) -> dict:
+def _unit_references(unit: Unit, tree, cache: Optional[DocumentCache]) -> dict:
     """{variable: [(file, count)]} of the references in what ``unit`` builds: resources, patches."""
     found: dict = {}
     paths = unit.build.files + [p.file for p in unit.build.patches if p.text_doc is None and not p.at]
     for path in dict.fromkeys(paths):
-        for name, count in _file_references(tree, path).items():
+        for name, count in _file_references(tree, path, cache).items():
             found.setdefault(name, []).append((path, count))
     for patch in unit.build.patches:
         if patch.text_doc is not None or patch.at:
@@ -72,23 +72,15 @@ def _unit_references(unit: Unit, tree) -> dict:
     return found
 
 
-def _file_references(tree, path: str) -> dict:
-    try:
-        key = tree.blob_id(path)
-    except (OSError, KeyError):
-        return {}
-    counts = _REFERENCES.get(key)
-    if counts is None:
-        try:
-            text = tree.read(path)
-        except (OSError, UnicodeDecodeError):
-            return {}
-        counts = {}
-        for ref in references(text):
-            counts[ref] = counts.get(ref, 0) + 1
-        if len(_REFERENCES) > 100_000:
-            _REFERENCES.clear()
-        _REFERENCES[key] = counts
+def _file_references(tree, path: str, cache: Optional[DocumentCache]) -> dict:
+    found = (DEFAULT_CACHE if cache is None else cache).fact(tree, path, "references", _references)
+    return found if found is not None else {}
+
+
+def _references(text: str) -> dict:
+    counts: dict = {}
+    for ref in references(text):
+        counts[ref] = counts.get(ref, 0) + 1
     return counts
 
 

@@ -152,3 +152,10 @@ class Records(MutableMapping):
 
     def __len__(self) -> int:
         return self.store.read("SELECT count(*) FROM records")[0][0]
+
+    def items_under(self, prefix: str) -> dict:
+        """Every record whose key starts with ``prefix``, in one query (a range of the key's
+        index): a question about the whole fleet is one read, not one per app."""
+        rows = self.store.read("SELECT key, value FROM records WHERE key >= ? AND key < ?",
+                               (prefix, prefix + "\U0010ffff"))
+        return {k: json.loads(v) for k, v in rows if k.startswith(prefix)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,8 +101,10 @@ def parse_tree(out: bytes) -> tuple[dict, dict]:
         meta, path = entry.split(b"\t", 1)
         mode, kind, sha = meta.split(b" ")
         if kind == b"blob" and mode != b"120000":
-            name = path.decode("utf-8", errors="surrogateescape")
-            blobs[name] = sha.decode()
+            # Interned: the trees of many commits (and the pins' file names) share one string per
+            # path and per blob instead of a copy per listing.
+            name = sys.intern(path.decode("utf-8", errors="surrogateescape"))
+            blobs[name] = sys.intern(sha.decode())
             if mode != b"100644":
                 modes[name] = mode.decode()
     return blobs, modes
