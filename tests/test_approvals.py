@@ -150,7 +150,7 @@ def test_approvals_come_from_the_environments_channels(url, tmp_path):
     waiting = deploy(core, "redis", "prod", "18.1.0", here(ALICE, "C0DEPLOY")).pending
     for call in (lambda: core.approve(waiting.id, here(BOB)), lambda: core.approve(waiting.id, here(BOB, "C0OTHER")),
                  lambda: core.reject(waiting.id, here(CAROL, "C0OTHER")), lambda: core.reject(waiting.id, ALICE)):
-        with pytest.raises(NotAllowed, match="^Changes to prod are approved in C0DEPLOY, not here.$"):
+        with pytest.raises(NotAllowed, match="^Changes to prod are approved in <#C0DEPLOY>, not here.$"):
             call()
     assert len(remote_log(url)) == 1 and [p.id for p in core.pending()] == [waiting.id]
     assert core.approve(waiting.id, here(BOB, "C0DEPLOY")).commit.sha == remote_tip(url)

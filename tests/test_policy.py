@@ -29,7 +29,7 @@ def test_who_may_and_from_where():
     authorise(p, "prod", "rollback", "U9", ("#deploys",))  # rollback: anyone
     with pytest.raises(NotAllowed, match="You may not deploy to prod: ask U1, U2."):
         authorise(p, "prod", "deploy", "U9", ("C0DEPLOY",))
-    with pytest.raises(NotAllowed, match="Changes to prod are asked in C0DEPLOY, #deploys, not here."):
+    with pytest.raises(NotAllowed, match="Changes to prod are asked in <#C0DEPLOY>, #deploys, not here."):
         authorise(p, "prod", "deploy", "U1", ())  # a DM
 
 
@@ -50,9 +50,9 @@ def test_approvals_and_rejections_come_from_the_environments_channels():
     may_approve(p, "prod", "deploy", "U2", "U1", ("C0DEPLOY",))
     may_reject(p, "prod", "deploy", "U1", "U1", ("#deploys",))  # the requester withdrawing
     for who in ("U1", "U2"):
-        with pytest.raises(NotAllowed, match="Changes to prod are approved in C0DEPLOY, #deploys, not here."):
+        with pytest.raises(NotAllowed, match="Changes to prod are approved in <#C0DEPLOY>, #deploys, not here."):
             may_reject(p, "prod", "deploy", who, "U1", ("#random",))
-    with pytest.raises(NotAllowed, match="approved in C0DEPLOY, #deploys, not here"):
+    with pytest.raises(NotAllowed, match="approved in <#C0DEPLOY>, #deploys, not here"):
         may_approve(p, "prod", "deploy", "U2", "U1", ())  # a DM
 
 
@@ -130,12 +130,12 @@ def test_at_approval_the_approver_first_then_the_requester_still_allowed_to_ask(
     removed = policy(promote=["U2"], channels=["C0DEPLOY"], approval={"approvers": ["U3"]})
     refusal = decide(removed, "prod", "promote", (), requested_by=alice, **at).refusal
     assert isinstance(refusal, NoLongerAllowed)
-    assert str(refusal) == "Alice <U1>, who asked for it, may no longer promote to prod (the policy names U2)"
+    assert str(refusal) == "<@U1>, who asked for it, may no longer promote to prod (the policy names U2)"
     # changes are asked elsewhere now; a bot no longer named
     moved = policy(channels=["C0RELEASE"], approval={"approvers": ["U3"]})
     refusal = decide(moved, "prod", "promote", (), who="U3", channels=("C0RELEASE",), overridden=(),
                      requested_by=alice).refusal
-    assert str(refusal) == "changes to prod are now asked in C0RELEASE, not where Alice <U1> asked"
+    assert str(refusal) == "changes to prod are now asked in <#C0RELEASE>, not where <@U1> asked"
     ci = Requester("B0CI", "CI", bot=True, channels=("C0DEPLOY",))
     assert decide(p, "prod", "promote", (), requested_by=ci, **at).refusal is None
     refusal = decide(removed, "prod", "promote", (), requested_by=ci, **at).refusal
