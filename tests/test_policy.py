@@ -139,7 +139,7 @@ def test_at_approval_the_approver_first_then_the_requester_still_allowed_to_ask(
     ci = Requester("B0CI", "CI", bot=True, channels=("C0DEPLOY",))
     assert decide(p, "prod", "promote", (), requested_by=ci, **at).refusal is None
     refusal = decide(removed, "prod", "promote", (), requested_by=ci, **at).refusal
-    assert str(refusal) == ("CI <B0CI>, who asked for it, is a bot no longer named in the policy of prod "
+    assert str(refusal) == ("the bot B0CI, who asked for it, is no longer named in the policy of prod "
                             "(`policy.bots.promote`)")
     # one who may not approve is told that, and nothing about the request
     for who, said in (("U9", "You may not approve changes to prod: ask U3."),

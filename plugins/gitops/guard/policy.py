@@ -76,7 +76,7 @@ def may_still_ask(policy: Policy, environment: str, action: str, requester: Requ
     they asked (the policy changed since): ``authorise``'s rules, said of them to the approver."""
     who, allowed = f"{person(requester)}, who asked for it,", policy.who_may(action)
     if requester.bot and not _bot_named(policy, action, requester.id):
-        raise NoLongerAllowed(f"{who} is a bot no longer named in the policy of {environment} "
+        raise NoLongerAllowed(f"{who} is no longer named in the policy of {environment} "
                               f"(`policy.bots.{action}`)")
     if not requester.bot and not _named(allowed, requester.id):
         raise NoLongerAllowed(f"{who} may no longer {action} to {environment} (the policy names "
