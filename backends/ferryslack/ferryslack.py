@@ -145,7 +145,7 @@ class KeepCodeBlocks:
     def _paragraph(self, text: str) -> str:
         """Line by line: the converter drops the newline that ends the text after an inline
         element (``…(not U0A).`!approve 1f`…`` came out on one line)."""
-        return "\n".join(self.markdown.convert(line).strip("\n") for line in text.split("\n"))
+        return "\n".join(self.markdown.convert(line).strip("\n") for line in text.strip("\n").split("\n"))
 
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
