@@ -20,7 +20,8 @@
   random nonce and the ID) that no outside text can contain; after
   everything is escaped, exactly those markers become ``<@U…>`` / ``<#C…>`` (in the text and in
   the Block Kit texts, for posts, updates and ephemeral replies alike), the bare ID inside code
-  blocks, plain-text objects and files. A marker-looking text with another nonce stays text.
+  blocks, plain-text objects and files. A marker-looking text with another nonce stays text (its
+  private-use characters shown as ``\ufffd``).
 - **Line breaks kept**: each line of a paragraph is converted alone (the converter drops the
   newline after an inline element: the approval request's line before ``!approve`` was lost).
 - **Code blocks kept**: SlackV3's Markdown converter drops the fences of a code block, so Ferry's
@@ -163,11 +164,15 @@ IDENTITY = "gitops.identity"  # writes Ferry's mentions; a plugin module, so fou
 def ferry_marks(text: str, markup: bool = True) -> str:
     """Ferry's own mentions in ``text`` (already escaped) as Slack's ``<@U…>``/``<#C…>``, or the
     bare ID where Slack shows no markup (``markup`` false: code, plain text, files). Until the
-    plugins have loaded that module, no text can hold one."""
+    plugins have loaded that module, no text can hold one. What is left of the marker's characters
+    (text shaped like one, written by someone else) is shown as ``\ufffd``."""
     identity = sys.modules.get(IDENTITY)
-    if identity is None:
-        return text
-    return identity.marks(text, lambda kind, ident: f"<{kind}{ident}>" if markup else ident)
+    if identity is not None:
+        text = identity.marks(text, lambda kind, ident: f"<{kind}{ident}>" if markup else ident)
+    return text.translate(_NOT_MARKS)
+
+
+_NOT_MARKS = {0xE0F0: "\ufffd", 0xE0F1: "\ufffd"}  # gitops.identity's MARK_OPEN, MARK_CLOSE
 
 
 def blocks_for_slack(value, markup: bool = False):
