@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tests import blockkit, mrkdwn
-from tests.fixtures_git import remote_log
+from tests.fixtures_git import git, remote_log
 from tests.flux_events import encode, flux_event, now_rfc3339, signed
 from tests.test_slack import ADA, ALICE, CHANNEL, MALLORY, _tail, post, running_ferry
 from tests.test_slack import fleet_url, slack  # noqa: F401  (fixtures)
@@ -102,6 +103,17 @@ def flux_news(talk, command: str, **event):
     body = encode(flux_event(timestamp=later, **event))
     return talk.step(f"Flux: {event}", 1, lambda: post(slack.webserver, body, signed(body, QA_TOKEN),
                                                        path="/flux/qa"))
+
+
+def commit_as(url: str, path: str, change: tuple, author: tuple, message: str) -> None:
+    """A commit on the remote from a second clone, by ``author`` (name, email), editing one file."""
+    with tempfile.TemporaryDirectory(prefix="hostile-") as folder:
+        clone = Path(folder) / "clone"
+        git("clone", "--quiet", url, str(clone))
+        file = clone / path
+        file.write_text(file.read_text().replace(*change))
+        git("commit", "--quiet", "-am", message, cwd=clone, author=author)
+        git("push", "--quiet", "origin", "HEAD", cwd=clone)
 
 
 def checked(calls, people) -> None:
@@ -183,6 +195,9 @@ def test_no_outside_text_becomes_a_mention_or_markup(tmp_path, slack, fleet_url)
     nothing anyone else wrote mentions, broadcasts or links."""
     forged = "\ue0f0" + "0" * 24 + ":@U0MALLORY\ue0f1"  # the marker's shape, without the nonce
     hostile = f"<@U0MALLORY> <!channel> <#C0GENERAL> {forged} &lt;@U0MALLORY&gt;"
+    # a commit by someone else, its author and message written to be read as markup
+    commit_as(fleet_url, "apps/qa/podinfo-values.yaml", ('"6.5.2"', '"6.5.1"'),
+              ("<@U0MALLORY> <!channel>", "x@<!here>.test"), f"back to 6.5.1 {hostile}")
     with running_ferry(tmp_path, slack, fleet_url, tune=guarded, GITOPS_FLUX_TOKEN_QA=QA_TOKEN) as log:
         talk, dm = Conversation(slack, log), slack.dm_channel(ADA)
         talk.typed(ADA, dm, f"!lock dev {hostile}", 1)
@@ -196,13 +211,16 @@ def test_no_outside_text_becomes_a_mention_or_markup(tmp_path, slack, fleet_url)
         talk.typed(ALICE, CHANNEL, "!deploy podinfo 6.5.3 to qa", 2)
         flux_news(talk, "!deploy podinfo 6.5.3 to qa", reason="UpgradeFailed", version="6.5.3",
                   message=f"upgrade failed: {hostile}")
+        _, (history,) = talk.typed(ALICE, CHANNEL, "!versions podinfo qa", 1)
+        # Git keeps no < or > in an author: what is left of it is shown as it is, as text
+        assert "@U0MALLORY !channel &lt;x@!here.test&gt;" in history.args["text"], history.args["text"]
         assert "Traceback" not in log.read_text(), _tail(log)
     calls = [c for _, step in talk.steps for c in step]
     checked(calls, {ALICE, ADA})  # Mallory and #general are never mentioned, nothing broadcasts
     texts = [c.args.get("text", "") for c in calls] + [
         t for c in calls if c.args.get("blocks") for _, t in mrkdwn.block_texts(json.loads(c.args["blocks"]))]
     shown = [t for t in texts if "U0MALLORY" in t]
-    assert len(shown) >= 4, texts  # the lock, !locks, the refusal by the lock, the rejection, Flux
+    assert len(shown) >= 6, texts  # the lock, !locks, the refusal, the rejection, Flux, the history
     assert all("&lt;@U0MALLORY&gt;" in t or "U0MALLORY" in t for t in shown)
     assert not any("<@U0MALLORY>" in t or "<!channel>" in t or "<#C0GENERAL>" in t for t in texts)
     assert any("\ufffd" + "0" * 24 + ":@U0MALLORY\ufffd" in t for t in texts)  # the forged marker: text
