@@ -88,6 +88,6 @@ def person(who) -> str:
 
 
 def plain(text: str) -> str:
-    """``text`` with Ferry's mentions and channel links as plain text (``<@U…>``, ``<#C…>``): for
-    every way out but Slack (the console, Git commits, logs, HTTP answers)."""
-    return marks(text, lambda kind, ident: f"<{kind}{ident}>")
+    """``text`` with Ferry's mentions and channel links as the bare IDs they name: for every way
+    out but Slack (the console, Git commits, logs, HTTP answers, ``str`` of an error)."""
+    return marks(text, lambda kind, ident: ident)
