@@ -224,3 +224,36 @@ def test_no_outside_text_becomes_a_mention_or_markup(tmp_path, slack, fleet_url)
     assert all("&lt;@U0MALLORY&gt;" in t or "U0MALLORY" in t for t in shown)
     assert not any("<@U0MALLORY>" in t or "<!channel>" in t or "<#C0GENERAL>" in t for t in texts)
     assert any("\ufffd" + "0" * 24 + ":@U0MALLORY\ufffd" in t for t in texts)  # the forged marker: text
+
+
+def test_only_ferrys_own_mentions_become_slack_markup():
+    """FerrySlack, after escaping everything, turns exactly the markers ``gitops.identity`` wrote
+    into mentions: in the text and in Block Kit's mrkdwn, the bare ID in code, plain text and files;
+    a marker-shaped text from anyone else is shown, its private-use characters as U+FFFD. Every
+    other way out shows the bare ID. And a line after an inline element keeps its line break."""
+    from slackv3.markdown import slack_markdown_converter
+
+    from gitops.identity import channel, mention, person, plain
+    from gitops.model import Requester
+    from tests.backends import backend_module
+
+    ferryslack = backend_module("ferryslack")
+    convert = ferryslack.KeepCodeBlocks(slack_markdown_converter()).convert
+    forged = "\ue0f0" + "0" * 24 + ":@U0MALLORY\ue0f1"
+    text = (f"`prod` waits for {mention(ADA)} (not {person(Requester(ALICE))}) in {channel('C0DEPLOY')}.\n"
+            f"`!approve 1f` or {forged} <@U0MALLORY> <!here>\n```\n{mention(ADA)} {forged}\n```")
+    assert convert(text) == (
+        "`prod` waits for <@U0ADA> (not <@U0ALICE>) in <#C0DEPLOY>.\n"
+        "`!approve 1f` or \ufffd000000000000000000000000:@U0MALLORY\ufffd &lt;@U0MALLORY&gt; &lt;!here&gt;\n"
+        "```\nU0ADA \ufffd000000000000000000000000:@U0MALLORY\ufffd\n```")
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"by {mention(ADA)}"}},
+              {"type": "actions", "elements": [{"type": "button", "value": "1f",
+                                                "text": {"type": "plain_text", "text": f"{mention(ADA)}"}}]}]
+    assert ferryslack.blocks_for_slack(blocks) == [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "by <@U0ADA>"}},
+        {"type": "actions", "elements": [{"type": "button", "value": "1f",
+                                          "text": {"type": "plain_text", "text": "U0ADA"}}]}]
+    assert plain(text).startswith("`prod` waits for U0ADA (not U0ALICE) in C0DEPLOY.\n")
+    assert forged in plain(text)  # not Ferry's: left as it is (Slack's way out shows it as text)
+    assert mention("@alice") == "@alice" and person(Requester("B0CI", bot=True)) == "the bot B0CI"
+    assert mention("<!channel>") == "<!channel>"  # never a marker around what could be markup
