@@ -31,7 +31,7 @@ def start_bot(tmp_path: Path, settings: dict, name: str = "ferry.yaml", **config
 
 
 class PlainMentions:
-    """The test backend's converter, with Ferry's mentions as plain text (``<@U…>``), as every
+    """The test backend's converter, with Ferry's mentions as the bare ID, as every
     backend but Slack shows them: the tests read replies as a person would."""
 
     def __init__(self, markdown):
