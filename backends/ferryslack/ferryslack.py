@@ -21,7 +21,7 @@
   everything is escaped, exactly those markers become ``<@U…>`` / ``<#C…>`` (in the text and in
   the Block Kit texts, for posts, updates and ephemeral replies alike), the bare ID inside code
   blocks, plain-text objects and files. A marker-looking text with another nonce stays text (its
-  private-use characters shown as ``\ufffd``).
+  private-use characters shown as U+FFFD).
 - **Line breaks kept**: each line of a paragraph is converted alone (the converter drops the
   newline after an inline element: the approval request's line before ``!approve`` was lost).
 - **Code blocks kept**: SlackV3's Markdown converter drops the fences of a code block, so Ferry's
@@ -56,7 +56,6 @@
 """
 import logging
 import re
-import sys
 import threading
 import time
 from functools import lru_cache
@@ -73,6 +72,7 @@ from slackv3.room import SlackRoom
 import ferryslack_files
 import ferryslack_retries
 import ferryslack_socket
+from ferryslack_mentions import blocks_for_slack, ferry_marks
 from ferryslack_presses import INTERACTIVE_PATH, PRESS, Press, command_event, interactive_view, press_of
 
 log = logging.getLogger(__name__)
@@ -156,34 +156,6 @@ _UNSHIELD = {0xE000 + i: e for i, e in enumerate(_ENTITIES.values())}
 
 def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-IDENTITY = "gitops.identity"  # writes Ferry's mentions; a plugin module, so found, not imported
-
-
-def ferry_marks(text: str, markup: bool = True) -> str:
-    """Ferry's own mentions in ``text`` (already escaped) as Slack's ``<@U…>``/``<#C…>``, or the
-    bare ID where Slack shows no markup (``markup`` false: code, plain text, files). Until the
-    plugins have loaded that module, no text can hold one. What is left of the marker's characters
-    (text shaped like one, written by someone else) is shown as ``\ufffd``."""
-    identity = sys.modules.get(IDENTITY)
-    if identity is not None:
-        text = identity.marks(text, lambda kind, ident: f"<{kind}{ident}>" if markup else ident)
-    return text.translate(_NOT_MARKS)
-
-
-_NOT_MARKS = {0xE0F0: "\ufffd", 0xE0F1: "\ufffd"}  # gitops.identity's MARK_OPEN, MARK_CLOSE
-
-
-def blocks_for_slack(value, markup: bool = False):
-    """Block Kit ``value`` with Ferry's mentions in its texts as Slack shows them: mentions in
-    ``mrkdwn`` texts (escaped by whoever built them), the bare ID anywhere else."""
-    if isinstance(value, list):
-        return [blocks_for_slack(v, markup) for v in value]
-    if isinstance(value, dict):
-        mrkdwn = value.get("type") == "mrkdwn"
-        return {k: blocks_for_slack(v, mrkdwn and k == "text") for k, v in value.items()}
-    return ferry_marks(value, markup) if isinstance(value, str) else value
 
 
 def slack_unescape(text: str) -> str:

@@ -46,9 +46,8 @@ def _cell(value) -> str:
 
 
 def items(parts: Sequence[str], more: str, budget: int = MAX_REPLY - 400, sep: str = "\n\n") -> str:
-    """Whole parts (one per change, …) while they fit in ``budget``; then a count of the rest.
-    The default leaves room for that count within what a table's short form may hold
-    (``sizing.budget``: the bound less 300), else the count itself was cut off."""
+    """Whole parts (one per change, …) while they fit in ``budget`` (room left for the count
+    within a short form's ``sizing.budget``); then a count of the rest."""
     kept, used = [], 0
     for part in parts:
         if kept and used + len(sep) + len(part) > budget:
