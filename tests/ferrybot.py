@@ -9,6 +9,7 @@ from errbot.backends.test import TestBot as ErrbotTestBot
 from ruamel.yaml import YAML
 
 from devtools.serial_replies import one_reply_at_a_time
+from gitops.identity import plain
 
 PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
 STORAGE_PLUGINS = str(Path(__file__).resolve().parent.parent / "storage")  # STORAGE="FerryShelf"
@@ -25,7 +26,19 @@ def start_bot(tmp_path: Path, settings: dict, name: str = "ferry.yaml", **config
         "CORE_PLUGINS": CORE_PLUGINS, "BOT_EXTRA_STORAGE_PLUGINS_DIR": STORAGE_PLUGINS, **config})
     bot.start(timeout=10)
     one_reply_at_a_time(bot)  # Errbot's test backend converts replies sent at once unsafely
+    bot.bot.md = PlainMentions(bot.bot.md)
     return bot
+
+
+class PlainMentions:
+    """The test backend's converter, with Ferry's mentions as the bare ID, as every
+    backend but Slack shows them: the tests read replies as a person would."""
+
+    def __init__(self, markdown):
+        self.markdown = markdown
+
+    def convert(self, text: str) -> str:
+        return self.markdown.convert(plain(text))
 
 
 def ask(bot, command: str, replies: int = 1, timeout: float = 30) -> list:

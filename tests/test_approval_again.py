@@ -60,12 +60,12 @@ def test_a_requester_removed_from_the_policy_since_cannot_have_the_change_approv
         assert plain(chat.dm("@dave", f"!approve {waiting}")) == "You may not approve changes to prod: ask @bob."
         assert waiting in chat.dm("@bob", "!pending")  # one who may not approve changed nothing
         answer = plain(chat.dm("@bob", f"!approve {waiting}"))
-        assert answer == (f"Change {waiting} was dropped: @alice <@alice>, who asked for it, may no longer "
+        assert answer == (f"Change {waiting} was dropped: @alice, who asked for it, may no longer "
                           "promote to prod (the policy names @erin). Nothing changed.")
         assert remote_tip(fleet) == before
         assert chat.dm("@bob", "!pending") == "No change is waiting for approval."
         assert plain(chat.dm("@bob", f"!approve {waiting}")) == (
-            f"Change {waiting} was dropped: @alice <@alice>, who asked for it, may no longer promote to prod "
+            f"Change {waiting} was dropped: @alice, who asked for it, may no longer promote to prod "
             "(the policy names @erin).")
         assert remote_tip(fleet) == before
     finally:

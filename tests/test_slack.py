@@ -25,6 +25,7 @@ from slackv3.markdown import slack_markdown_converter
 
 from devtools.fluxrepo import demo_files, demo_settings
 from gitops.feedback.events import sign
+from tests import mrkdwn
 from tests.backends import backend_module
 from tests.fixtures_git import install_hook, remote_file, remote_log, remote_path
 from tests.races import all_at_once
@@ -576,7 +577,7 @@ def test_what_reaches_slack_is_what_was_meant(tmp_path, slack, fleet_url):
 
         posts = slack.posted()
         for m in posts:  # nothing Ferry posts is Slack markup: every < and > is escaped
-            assert "<" not in m["text"] and ">" not in m["text"], m["text"]
+            assert mrkdwn.problems(m["text"], {ALICE, ADA}) == [], m["text"]
             assert m.get("link_names") in (False, "false", "0", None), m
         lists = [c for c in slack.calls if c.method == "conversations.list"]
         assert lists and all(not c.args.get("error") for c in lists)

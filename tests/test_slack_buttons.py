@@ -13,7 +13,7 @@ import hmac
 import json
 import time
 
-from tests import blockkit
+from tests import blockkit, mrkdwn
 from tests.fixtures_git import remote_file, remote_log
 from tests.test_slack import ADA, ALICE, CHANNEL, MALLORY, ROOT, _tail, plain, post, running_ferry, thread
 from tests.test_slack import fleet_url, slack  # noqa: F401  (fixtures)
@@ -95,15 +95,15 @@ def test_approval_buttons_in_socket_mode(tmp_path, slack, fleet_url):
         decided = slack.messages[(CHANNEL, request["ts"])]
         assert [b["type"] for b in decided["blocks"]] == ["section"]
         said = decided["blocks"][0]["text"]["text"]
-        assert said.startswith("Approved by Ada Admin &lt;U0ADA&gt;. Deployed `podinfo` 6.5.0 → 6.5.3 in prod: "
+        assert said.startswith("Approved by <@U0ADA>. Deployed `podinfo` 6.5.0 → 6.5.3 in prod: "
                                f"commit {sha[:10]}"), said
-        assert plain(decided["text"]).startswith("Approved by Ada Admin &lt;U0ADA&gt;. Deployed podinfo")
+        assert plain(decided["text"]).startswith("Approved by <@U0ADA>. Deployed podinfo")
         assert slack.calls_of("chat.postEphemeral", user=ADA) == []
 
         # stale presses, to the presser alone: the same button again, Reject after the approval, an
         # id nobody asked for; nothing changes
-        for action, value, why in [("ferry_approve", None, f"Change {change_id} was already approved by &lt;@U0ADA&gt;."),
-                                   ("ferry_reject", None, f"Change {change_id} was already approved by &lt;@U0ADA&gt;."),
+        for action, value, why in [("ferry_approve", None, f"Change {change_id} was already approved by <@U0ADA>."),
+                                   ("ferry_reject", None, f"Change {change_id} was already approved by <@U0ADA>."),
                                    ("ferry_approve", "0123456789",
                                     "No change 0123456789 is waiting for approval: !pending lists them.")]:
             count = len(slack.calls_of("chat.postEphemeral", user=ADA))
@@ -117,7 +117,7 @@ def test_approval_buttons_in_socket_mode(tmp_path, slack, fleet_url):
         slack.wait_for(lambda: len(updates(slack)) == 2, 30, "the update of the rejected request")
         said = slack.messages[(CHANNEL, rejected["ts"])]["blocks"][0]["text"]["text"]
         assert plain(said) == (f"Rejected change {rejected_id} (deploy podinfo 6.5.3 → 6.6.0 in prod, asked by "
-                               "Alice Liddell &lt;U0ALICE&gt;), by Ada Admin &lt;U0ADA&gt;."), said
+                               "<@U0ALICE>), by <@U0ADA>."), said
         assert len(remote_log(fleet_url)) == base + 1
 
         # a request past its time: its message says so (no buttons left); a press of the button
@@ -138,13 +138,13 @@ def test_approval_buttons_in_socket_mode(tmp_path, slack, fleet_url):
         assert len(remote_log(fleet_url)) == base + 2
 
         # everything posted is escaped, never links names; the scopes cover every call
+        people = {ALICE, ADA}  # the only mentions: Ferry's own, of who asked and who decided
         for m in slack.posted() + updates(slack) + slack.calls_of("chat.postEphemeral"):
-            assert "<" not in m["text"] and ">" not in m["text"], m["text"]
+            assert mrkdwn.problems(m["text"], people) == [], m["text"]
             assert m.get("link_names") in (False, "false", "0"), m
         for m in slack.messages.values():
-            for block in m.get("blocks") or ():
-                text = (block.get("text") or {}).get("text", "")
-                assert "<" not in text and ">" not in text, text
+            for kind, text in mrkdwn.block_texts(m.get("blocks") or []):
+                assert mrkdwn.problems(text, people if kind == "mrkdwn" else ()) == [], text
         granted = set(YAML(typ="safe").load((ROOT / "slack-app-manifest.yaml").read_text())
                       ["oauth_config"]["scopes"]["bot"])
         assert {"chat:write", "im:write"} <= granted  # chat.update, chat.postEphemeral; conversations.open
@@ -213,7 +213,7 @@ def test_approval_buttons_with_the_events_api(tmp_path, slack, fleet_url):
         assert len(remote_log(fleet_url)) == base + 1
         assert "Approved-by: Ada Admin <U0ADA>" in "\n".join(remote_log(fleet_url, fmt="%B"))
         said = slack.messages[(CHANNEL, request["ts"])]["blocks"][0]["text"]["text"]
-        assert said.startswith("Approved by Ada Admin &lt;U0ADA&gt;. Deployed `podinfo` 6.5.0 → 6.5.3 in prod")
+        assert said.startswith("Approved by <@U0ADA>. Deployed `podinfo` 6.5.0 → 6.5.3 in prod")
 
         # the very request again (a replay): refused, nothing said or changed
         assert b"already handled" in refused(body, headers, 400)
@@ -222,7 +222,7 @@ def test_approval_buttons_with_the_events_api(tmp_path, slack, fleet_url):
                       path="/slack/interactive")
         assert got == 200
         said = ephemeral(slack, ADA, 1)
-        assert plain(said["text"]).endswith("was already approved by &lt;@U0ADA&gt;."), said
+        assert plain(said["text"]).endswith("was already approved by <@U0ADA>."), said
         time.sleep(1)
         assert len(remote_log(fleet_url)) == base + 1 and len(updates(slack)) == 1
         assert "Slack interactivity request from 127.0.0.1 refused (401)" in log.read_text()
@@ -279,18 +279,18 @@ def test_a_typed_decision_a_drop_or_an_expiry_updates_the_request_in_place(tmp_p
         approved_id, approved = ask(slack, "!deploy podinfo 6.5.3 to prod")
         assert typed(ADA, f"!approve {approved_id}").startswith("Deployed podinfo 6.5.0 → 6.5.3 in prod: commit ")
         sha = remote_log(fleet_url)[0]
-        assert decided(approved).startswith("Approved by Ada Admin &lt;U0ADA&gt;. Deployed podinfo 6.5.0 → 6.5.3 "
+        assert decided(approved).startswith("Approved by <@U0ADA>. Deployed podinfo 6.5.0 → 6.5.3 "
                                             f"in prod: commit {sha[:10]}")
         assert len(remote_log(fleet_url)) == base + 1
 
         rejected_id, rejected = ask(slack, "!deploy podinfo 6.6.0 to prod")
         assert typed(ADA, f"!reject {rejected_id} not during the sale").startswith("Rejected change")
         assert decided(rejected) == (f"Rejected change {rejected_id} (deploy podinfo 6.5.3 → 6.6.0 in prod, asked "
-                                     "by Alice Liddell &lt;U0ALICE&gt;): not during the sale, by Ada Admin &lt;U0ADA&gt;.")
+                                     "by <@U0ALICE>): not during the sale, by <@U0ADA>.")
         withdrawn_id, withdrawn = ask(slack, "!deploy podinfo 6.6.0 to prod")
         assert typed(ALICE, f"!reject {withdrawn_id}").startswith("Rejected change")
-        assert decided(withdrawn).endswith("in prod, asked by Alice Liddell &lt;U0ALICE&gt;), by Alice Liddell "
-                                           "&lt;U0ALICE&gt;.")
+        assert decided(withdrawn).endswith("in prod, asked by <@U0ALICE>), by "
+                                           "<@U0ALICE>.")
 
         dropped_id, dropped = ask(slack, "!deploy podinfo 6.6.0 to prod")
         pin_file = "apps/prod/podinfo-values.yaml"
@@ -298,13 +298,13 @@ def test_a_typed_decision_a_drop_or_an_expiry_updates_the_request_in_place(tmp_p
         why = (f"podinfo in prod moved from 6.5.3 to 6.5.2 since change {dropped_id} was asked: nothing changed; "
                "ask for it again.")
         assert typed(ADA, f"!approve {dropped_id}") == why
-        assert decided(dropped) == f"Dropped when Ada Admin &lt;U0ADA&gt; approved it: {why}"
+        assert decided(dropped) == f"Dropped when <@U0ADA> approved it: {why}"
         assert remote_log(fleet_url)[0] == theirs
 
         expired_id, expired = ask(slack, "!deploy podinfo 6.6.0 to stag")  # stag's requests expire after 1.2 s
         said = decided(expired)
-        assert said.startswith(f"Change {expired_id} (deploy podinfo 6.5.1 → 6.6.0 in stag, asked by Alice Liddell "
-                               "&lt;U0ALICE&gt;) expired at ") and said.endswith(" UTC without approval: ask for it again.")
+        assert said.startswith(f"Change {expired_id} (deploy podinfo 6.5.1 → 6.6.0 in stag, asked by "
+                               "<@U0ALICE>) expired at ") and said.endswith(" UTC without approval: ask for it again.")
         assert len(remote_log(fleet_url)) == base + 2  # the approved change and theirs
 
         assert not [m for m in slack.messages.values()
@@ -335,6 +335,6 @@ def test_a_request_that_expired_while_the_bot_was_down_is_updated_once_it_is_bac
         message = slack.messages[(CHANNEL, request["ts"])]
         assert [b["type"] for b in message["blocks"]] == ["section"]
         said = plain(message["blocks"][0]["text"]["text"])
-        assert said.startswith(f"Change {change_id} (deploy podinfo 6.5.1 → 6.6.0 in stag, asked by Alice Liddell "
-                               "&lt;U0ALICE&gt;) expired at "), said
+        assert said.startswith(f"Change {change_id} (deploy podinfo 6.5.1 → 6.6.0 in stag, asked by "
+                               "<@U0ALICE>) expired at "), said
         assert "Traceback" not in log.read_text(), _tail(log)

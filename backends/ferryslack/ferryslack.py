@@ -13,9 +13,17 @@
 - **Text shown as written**: Slack reads ``<…>`` as markup anywhere in a message (``<!channel>``,
   ``<@U…>``, ``<https://evil|label>``), so everything posted is escaped the way Slack wants
   (``&``, ``<``, ``>``), after SlackV3's Markdown converter (which turns ``&lt;`` back into ``<``)
-  and inside code blocks too; posts never ask Slack to link names (``link_names`` false). Ferry
-  writes no Slack markup of its own: links are bare URLs. What people type arrives escaped by
-  Slack and is read unescaped, as typed.
+  and inside code blocks too; posts never ask Slack to link names (``link_names`` false). Links are
+  bare URLs. What people type arrives escaped by Slack and is read unescaped, as typed.
+- **Ferry's own mentions**: the one Slack markup Ferry writes. ``gitops.identity.mention`` and
+  ``channel`` write a person or a channel as a marker (private-use characters around a per-process
+  random nonce and the ID) that no outside text can contain; after
+  everything is escaped, exactly those markers become ``<@U…>`` / ``<#C…>`` (in the text and in
+  the Block Kit texts, for posts, updates and ephemeral replies alike), the bare ID inside code
+  blocks, plain-text objects and files. A marker-looking text with another nonce stays text (its
+  private-use characters shown as U+FFFD).
+- **Line breaks kept**: each line of a paragraph is converted alone (the converter drops the
+  newline after an inline element: the approval request's line before ``!approve`` was lost).
 - **Code blocks kept**: SlackV3's Markdown converter drops the fences of a code block, so Ferry's
   tables would lose their fixed-width font; fenced blocks are passed through as Slack code blocks,
   the text around them converted as before.
@@ -64,6 +72,7 @@ from slackv3.room import SlackRoom
 import ferryslack_files
 import ferryslack_retries
 import ferryslack_socket
+from ferryslack_mentions import blocks_for_slack, ferry_marks
 from ferryslack_presses import INTERACTIVE_PATH, PRESS, Press, command_event, interactive_view, press_of
 
 log = logging.getLogger(__name__)
@@ -118,10 +127,10 @@ class KeepCodeBlocks:
     def _convert(self, text: str) -> str:
         parts, pos = [], 0
         for block in FENCED.finditer(text):
-            parts.append(self._prose(text[pos:block.start()]))
-            parts.append("```\n" + slack_escape(block.group(1)) + "\n```")
+            parts.append(ferry_marks(self._prose(text[pos:block.start()])))
+            parts.append("```\n" + ferry_marks(slack_escape(block.group(1)), markup=False) + "\n```")
             pos = block.end()
-        parts.append(self._prose(text[pos:]))
+        parts.append(ferry_marks(self._prose(text[pos:])))
         return "\n".join(p for p in parts if p)
 
     def _prose(self, text: str) -> str:
@@ -131,9 +140,13 @@ class KeepCodeBlocks:
             return ""
         # One paragraph at a time: the converter joins paragraphs with "\n " (the blank line
         # between a table's last line and its legend was lost).
-        paragraphs = (self.markdown.convert(p.translate(_SHIELD)).strip("\n")
-                      for p in PARAGRAPH_BREAK.split(text) if p.strip())
+        paragraphs = (self._paragraph(p.translate(_SHIELD)) for p in PARAGRAPH_BREAK.split(text) if p.strip())
         return "\n\n".join(slack_escape(p).translate(_UNSHIELD) for p in paragraphs)
+
+    def _paragraph(self, text: str) -> str:
+        """Line by line: the converter drops the newline that ends the text after an inline
+        element (``…(not U0A).`!approve 1f`…`` came out on one line)."""
+        return "\n".join(self.markdown.convert(line).strip("\n") for line in text.strip("\n").split("\n"))
 
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -330,6 +343,8 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
 
     def send_message(self, msg):
         msg.extras["link_names"] = False  # `@here` or `#name` in a reason stays text
+        if "blocks" in msg.extras:
+            msg.extras["blocks"] = blocks_for_slack(msg.extras["blocks"])
         return super().send_message(msg)
 
     def build_reply(self, msg, text=None, private=False, threaded=False):
@@ -345,7 +360,8 @@ class FerrySlackBackend(slackv3_module.SlackBackend):  # only this class may be 
 
     def attach(self, msg, content: str, filename: str, title: str) -> str:
         """A text file in reply to ``msg`` (its thread): "" when posted, else why not (one line)."""
-        return ferryslack_files.attach(self, msg, content, filename, title)
+        return ferryslack_files.attach(self, msg, ferry_marks(content, markup=False), filename,
+                                       ferry_marks(title, markup=False))
 
     # ---- channels by name -------------------------------------------------------------------
 

@@ -4,11 +4,13 @@ Errbot's ANSI renderer drops the newline that ends the text after an inline elem
 ``tail.rstrip("\\n")``), drops hard breaks and joins paragraphs with a single newline: the approval
 request printed "…(not demo).!approve eb18af", and ``!help deploy`` ran its paragraphs together.
 This backend renders Markdown the way Slack shows Ferry's replies: line by line, with fenced code
-and tables rendered whole and blank lines kept, then Errbot's renderer does each piece.
+and tables rendered whole and blank lines kept, then Errbot's renderer does each piece. Ferry's own
+mentions (``gitops.identity.mention``, Slack markup only on Slack) are shown as plain text.
 """
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from typing import Callable
 
@@ -41,6 +43,13 @@ def blocks(body: str) -> list[str]:
     return out
 
 
+def plain(text: str) -> str:
+    """``text`` with Ferry's mentions as plain text: ``gitops.identity.plain`` (a plugin module,
+    found once the plugins loaded it; before that no text can hold a mention)."""
+    identity = sys.modules.get("gitops.identity")
+    return identity.plain(text) if identity is not None else text
+
+
 def console_text(body: str, render: Callable[[str], str]) -> str:
     """``body`` (Markdown) for the console: each block rendered by ``render``, one per line."""
     return "\n".join(render(block) if block.strip() else "" for block in blocks(body))
@@ -56,6 +65,7 @@ class FerryText(text_module.TextBackend):  # the one backend class in this modul
             self._send(msg)
 
     def _send(self, msg) -> None:
+        msg.body = plain(msg.body)
         if not self.demo_mode:  # the debug view prints every rendering of the raw Markdown
             super().send_message(msg)
             return

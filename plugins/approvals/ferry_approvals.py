@@ -3,6 +3,7 @@ from errbot import BotPlugin, botcmd
 from ferrychat import grammar, listing, presses, render
 from ferrychat.replies import answers, progress, requester
 from gitops.errors import ChangeDropped
+from gitops.identity import person
 
 POLL_MAX, POLL_MIN = 30.0, 0.2  # seconds between looks for expired requests
 
@@ -44,9 +45,9 @@ class FerryApprovals(BotPlugin):
             with progress(ferry, msg, shown=not pressed):
                 change = ferry.gitops.approve(change_id, who)
         except ChangeDropped as dropped:
-            presses.settle(ferry, change_id, f"Dropped when {who.signature} approved it: {dropped}", msg)
+            presses.settle(ferry, change_id, f"Dropped when {person(who)} approved it: {dropped.message}", msg)
             raise
-        presses.settle(ferry, change_id, f"Approved by {who.signature}. {render.change(change)}", msg)
+        presses.settle(ferry, change_id, f"Approved by {person(who)}. {render.change(change)}", msg)
         if not pressed:
             yield render.change(change)
         if change.commit is not None:
@@ -65,7 +66,7 @@ class FerryApprovals(BotPlugin):
         dropped = ferry.gitops.reject(change_id, who)
         why = f": {reason}" if reason else ""
         said = f"Rejected change `{dropped.id}` ({presses.described(dropped)}){why}."
-        presses.settle(ferry, dropped.id, f"{said[:-1]}, by {who.signature}.", msg)
+        presses.settle(ferry, dropped.id, f"{said[:-1]}, by {person(who)}.", msg)
         return None if presses.press_of(msg) else said
 
     @botcmd

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from gitops.feedback.events import REMEDIATED, Outcome
+from gitops.identity import mention
 
 MESSAGE_LIMIT = 600  # characters of Flux's message quoted in chat
 
@@ -46,7 +47,7 @@ def say(outcome: Outcome, timeout_minutes: float = 10) -> str:
                 f"of the push{commit}. I will still answer here if it reports.")
     if o.kind == "superseded":
         newer = o.by
-        who = f" by {newer.requester}" if newer and newer.requester else ""
+        who = f" by {mention(newer.requester)}" if newer and newer.requester else ""
         return (f"{what} in {o.environment}: {newer.version if newer else 'another version'} was pushed{who} "
                 f"before Flux reported on this one; I follow that change instead.")
     # a notice for the environment's channel: nobody's command waits for it

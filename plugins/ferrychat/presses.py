@@ -22,6 +22,7 @@ from typing import Optional
 
 from ferrychat import blocks, render
 from gitops.guard.approvals import EXPIRED
+from gitops.identity import person
 from gitops.model import PendingChange
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def press_of(msg) -> Optional[dict]:
 def described(change: PendingChange) -> str:
     """What a held change is, in one line: action, app, versions, environment, who asked."""
     return (f"{change.action} `{change.app}` {change.old} → {change.new} in {change.environment}, "
-            f"asked by {change.requester.signature}")
+            f"asked by {person(change.requester)}")
 
 
 def offer(ferry, msg, change: PendingChange, text: str) -> None:

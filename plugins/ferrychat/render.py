@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from ferrychat.feedback import age as short_age
 
+from gitops.identity import mention, person
 from gitops.model import AuditEntry, Change, ChartInfo, HistoryEntry, PendingChange, Pin, Plan
 from gitops.versions import older, same_version
 
@@ -44,8 +45,9 @@ def _cell(value) -> str:
     return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
 
 
-def items(parts: Sequence[str], more: str, budget: int = MAX_REPLY - 200, sep: str = "\n\n") -> str:
-    """Whole parts (one per change, …) while they fit in ``budget``; then a count of the rest."""
+def items(parts: Sequence[str], more: str, budget: int = MAX_REPLY - 400, sep: str = "\n\n") -> str:
+    """Whole parts (one per change, …) while they fit in ``budget`` (room left for the count
+    within a short form's ``sizing.budget``); then a count of the rest."""
     kept, used = [], 0
     for part in parts:
         if kept and used + len(sep) + len(part) > budget:
@@ -345,13 +347,13 @@ def values_elsewhere(environment: str, channels: Sequence[str]) -> str:
 def pending(p: PendingChange, new: bool = False, diff: bool = True) -> str:
     """A change waiting for a second person: the exact diff (unless ``diff`` is false: its
     environment's values are not shown here), who may approve, how."""
-    who = ", ".join(p.approvers) if p.approvers is not None else "anyone who may make it"
+    who = ", ".join(map(mention, p.approvers)) if p.approvers is not None else "anyone who may make it"
     until = p.expires[11:16]
     head = (f"{p.environment} needs a second person: {p.action} `{p.app}` {p.old} → {p.new} is change "
-            f"`{p.id}`, waiting for approval until {until} UTC by {who} (not {p.requester.id}).")
+            f"`{p.id}`, waiting for approval until {until} UTC by {who} (not {person(p.requester)}).")
     if not new:
         head = (f"`{p.id}`: {p.action} `{p.app}` {p.old} → {p.new} in {p.environment}, asked by "
-                f"{p.requester.signature}, expires {until} UTC.")
+                f"{person(p.requester)}, expires {until} UTC.")
     if not diff:
         return f"{head}\n`!approve {p.id}` or `!reject {p.id}`; its diff is shown only in {p.environment}'s channels."
     return f"{head}\n`!approve {p.id}` or `!reject {p.id}`:\n```\n{p.diff.rstrip()}\n```"

@@ -38,7 +38,7 @@ def answers(func):
                     yield render.bounded(reply) if isinstance(reply, str) else reply
         except FerryError as e:
             outcome = f"refused: {e}"
-            yield str(e)
+            yield e.message
         except Exception:  # a bug of ours: an apology and a log id, never a trace in chat
             ref = uuid.uuid4().hex[:8]
             outcome = f"error {ref}"

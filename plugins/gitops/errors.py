@@ -1,13 +1,16 @@
 """Typed errors: each one carries the one-line message a person reads in chat.
 
-The chat layer turns any ``FerryError`` into a reply with ``str(error)``; anything else is a bug
-and is answered with an apology and a log id.
+The chat layer turns any ``FerryError`` into a reply with its ``message`` (which may name people
+with ``identity.mention``); ``str(error)`` is that message as plain text, for everything else (logs,
+HTTP answers, commits). Anything else is a bug and is answered with an apology and a log id.
 """
 from __future__ import annotations
 
 import difflib
 import re
 from typing import Iterable
+
+from .identity import plain
 
 
 def shown(text: str, limit: int = 40) -> str:
@@ -25,7 +28,7 @@ _LOG_ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029", ord("\\"): "\\\\"})
 
 def logged(text, limit: int = 200) -> str:
     """A person's text in a one-line log: nothing in it can end the line or forge another."""
-    text = str(text).translate(_LOG_ESCAPES)
+    text = plain(str(text)).translate(_LOG_ESCAPES)
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -49,14 +52,15 @@ def did_you_mean(word: str, candidates: Iterable[str], noun: str) -> str:
 
 
 class FerryError(Exception):
-    """An error a person can act on. ``str()`` is the one-line chat message."""
+    """An error a person can act on. ``message`` is the one-line chat message, ``str()`` the same
+    in plain text."""
 
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
 
     def __str__(self) -> str:
-        return self.message
+        return plain(self.message)
 
 
 class UsageError(FerryError):

@@ -14,6 +14,7 @@ from . import editing
 from ..flux import images
 from . import trailers as t
 from ..errors import GitUnauthorized, GitUnavailable, PushRejected, UnknownApp
+from ..identity import plain
 from ..model import Plan, Pin, Requester
 from .planning import require_editable
 from ..workspace import Workspace
@@ -140,7 +141,7 @@ def commit_message(plan: Plan, requester: Requester, approver: Optional[Requeste
         lines.append((t.APPROVED_BY, approver.signature))
         if approver.bot:
             lines.append((t.BOT, approver.signature))
-    lines += [(t.FORCED_BY, f"{requester.signature} past: {blocker.reason}") for blocker in forced]
+    lines += [(t.FORCED_BY, f"{requester.signature} past: {plain(blocker.reason)}") for blocker in forced]
     if requester.link:
         lines.append((t.CHAT_THREAD, requester.link))
     moves = [(p, new) for p, new in plan.also if p.version != new]

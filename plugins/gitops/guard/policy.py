@@ -12,7 +12,7 @@ from typing import Mapping, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import FerryError, Locked, NoLongerAllowed, NotAllowed, RolledBackVersion, SettingsError
-from ..identity import mention
+from ..identity import channel, mention, person
 from ..model import Blocker, Lock, Requester, RolledBack
 from ..versions import same_version
 
@@ -74,16 +74,16 @@ def authorise(policy: Policy, environment: str, action: str, user: str, channels
 def may_still_ask(policy: Policy, environment: str, action: str, requester: Requester) -> None:
     """Refuse a waiting change whose requester the policy no longer lets ask for it from where
     they asked (the policy changed since): ``authorise``'s rules, said of them to the approver."""
-    who, allowed = f"{requester.signature}, who asked for it,", policy.who_may(action)
+    who, allowed = f"{person(requester)}, who asked for it,", policy.who_may(action)
     if requester.bot and not _bot_named(policy, action, requester.id):
-        raise NoLongerAllowed(f"{who} is a bot no longer named in the policy of {environment} "
+        raise NoLongerAllowed(f"{who} is no longer named in the policy of {environment} "
                               f"(`policy.bots.{action}`)")
     if not requester.bot and not _named(allowed, requester.id):
         raise NoLongerAllowed(f"{who} may no longer {action} to {environment} (the policy names "
                               f"{_people(allowed)})")
     if not _in_channels(policy, requester.channels):
-        raise NoLongerAllowed(f"changes to {environment} are now asked in {', '.join(policy.channels)}, "
-                              f"not where {requester.signature} asked")
+        raise NoLongerAllowed(f"changes to {environment} are now asked in {_channels(policy)}, "
+                              f"not where {person(requester)} asked")
 
 
 def may_approve(policy: Policy, environment: str, action: str, approver: str, requester: str,
@@ -119,8 +119,12 @@ def may_reject(policy: Policy, environment: str, action: str, user: str, request
 
 def _from_channels(policy: Policy, environment: str, channels: tuple, verb: str) -> None:
     if not _in_channels(policy, channels):
-        where = ", ".join(policy.channels)
+        where = _channels(policy)
         raise NotAllowed(f"Changes to {environment} are {verb} in {where}, not here.")
+
+
+def _channels(policy: Policy) -> str:
+    return ", ".join(map(channel, policy.channels))
 
 
 def _named(allowed: Optional[tuple], user: str) -> bool:
