@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from ferrychat.render import (MAX_REPLY, app_overview, audit, bounded, change, commit_url, live, overview,
+from ferrychat.forges import commit_url
+from ferrychat.render import (MAX_REPLY, app_overview, audit, bounded, change, live, overview,
                               pending_list, pinned, table)
 from gitops.model import AuditEntry, ChartInfo, Change, Commit, PendingChange, Pin, PinLocation, Requester
 

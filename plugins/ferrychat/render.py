@@ -1,12 +1,11 @@
 """Replies people can read in a chat window: the important fact first, tables in code blocks."""
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Collection, Iterable, Optional, Sequence
-from urllib.parse import urlsplit
 
 from ferrychat.feedback import age as short_age
+from ferrychat.forges import commit_url
 
 from gitops.identity import mention, person
 from gitops.model import AuditEntry, Change, ChartInfo, HistoryEntry, PendingChange, Pin, Plan
@@ -372,30 +371,3 @@ AUDIT_HEADERS = ("when", "change", "asked by", "approved by", "", "commit")
 def audit_rows(entries: Sequence[AuditEntry]) -> list:
     return [[e.when[:16].replace("T", " "), e.subject, e.requested_by,
              e.approved_by or "-", "forced" if e.forced_by else "", e.commit[:10]] for e in entries]
-
-
-_FORGES = {"github.com": "{base}/commit/{sha}", "gitlab.com": "{base}/-/commit/{sha}",
-           "bitbucket.org": "{base}/commits/{sha}"}
-_FORGE_ALIASES = {"www.github.com": "github.com", "ssh.github.com": "github.com",
-                  "altssh.gitlab.com": "gitlab.com", "www.gitlab.com": "gitlab.com",
-                  "altssh.bitbucket.org": "bitbucket.org", "www.bitbucket.org": "bitbucket.org"}
-
-
-def commit_url(remote_url: str, sha: str) -> str:
-    """A web link to ``sha`` on a known forge (https, ssh:// or scp-like remote), else ""."""
-    if not remote_url or not sha:
-        return ""
-    scp = re.match(r"^(?:[^@/\s]+@)?([^:/\s]+):(?!//)(.+)$", remote_url)
-    if "://" in remote_url:
-        parts = urlsplit(remote_url)
-        host, path = (parts.hostname or "").lower(), parts.path
-    elif scp:
-        host, path = scp.group(1).lower(), scp.group(2)
-    else:
-        return ""
-    host = _FORGE_ALIASES.get(host, host)
-    path = path.strip("/")
-    path = path[:-4] if path.endswith(".git") else path
-    if host not in _FORGES or path.count("/") < 1:
-        return ""
-    return _FORGES[host].format(base=f"https://{host}/{path}", sha=sha)
