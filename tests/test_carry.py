@@ -126,3 +126,31 @@ def test_a_setter_marker_that_reads_the_line_as_a_repository_is_not_carried(tmp_
     assert any(p.location and p.location.path[-1] == "tag" and p.source_url == "9.0.0" for p in before.pins)
     assert any(p.source_url == "9.0.1" for p in after.pins)
     assert carry_forward(before, old, new) is None
+
+
+def test_a_tag_rewritten_with_its_digest_is_not_carried(tmp_path):
+    """A tag written with its digest is a line discovery refuses (never rewritten without its
+    digest): the carry must not take it for a version bump (the property test found it with a
+    kustomize `images:` newTag)."""
+    base = "apps/base/podinfo/"
+    files = {
+        base + "kustomization.yaml": "resources:\n  - release.yaml\n  - repository.yaml\n",
+        base + "release.yaml": ("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n"
+                                "  name: podinfo\n  namespace: podinfo\nspec:\n  chart:\n    spec:\n"
+                                "      chart: podinfo\n      version: \"6.5.0\"\n      sourceRef:\n"
+                                "        kind: HelmRepository\n        name: charts\n"),
+        base + "repository.yaml": ("apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\n"
+                                   "metadata:\n  name: charts\n  namespace: podinfo\nspec:\n  type: oci\n"
+                                   "  url: oci://127.0.0.1:5000/charts\n"),
+        "apps/prod/kustomization.yaml": ("resources:\n  - ../base/podinfo\nimages:\n"
+                                         "  - name: ghcr.io/acme/podinfo\n    newTag: 3.1.0\n"),
+    }
+    settings = parse_settings({"repo": {"url": "file:///fleet.git"},
+                               "environments": [{"name": "prod", "path": "apps/prod"}]}, environ={})
+    digest = "sha256:" + "a" * 64
+    old = tree(tmp_path, "0", files)
+    new = tree(tmp_path, "1", {**files, "apps/prod/kustomization.yaml": files["apps/prod/kustomization.yaml"]
+                               .replace("newTag: 3.1.0", f"newTag: 1.0.0@{digest}")})
+    before, after = discover(old, settings), discover(new, settings)
+    assert any(p.version == f"1.0.0@{digest}" and p.refusal for p in after.pins)
+    assert carry_forward(before, old, new) is None

@@ -97,6 +97,20 @@ def _parse(text):
     return events.__next__, events.close  # pragma: no cover
 
 
+def events(text: str):
+    """libyaml's events over ``text``, one at a time: where each scalar is written, for a caller
+    that needs a file's tokens (the carry's proof), never a built value, so no alias is expanded."""
+    next_event, dispose = _parse(text)
+    try:
+        while True:
+            event = next_event()
+            yield event
+            if isinstance(event, yaml.StreamEndEvent):
+                return
+    finally:
+        dispose()
+
+
 def _build(text, limits: Limits, docs: list) -> None:
     """Append each document of ``text`` to ``docs`` as it completes; raise ``_Bound`` or the
     parser's error."""

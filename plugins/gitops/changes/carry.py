@@ -22,20 +22,16 @@ import copy
 from dataclasses import dataclass, replace
 from typing import Iterable, Optional
 
-from ruamel.yaml import YAML, events as ev
+from yaml import events as ev
 
 from . import editing
 from ..errors import FerryError
 from ..flux import discovery, images
 from ..flux.manifests import FileTree, parse_documents
 from ..model import CHART, Pin, PinLocation
+from ..safeyaml import events
 from ..settings import Settings
 from ..versions import is_range
-
-try:
-    from ruamel.yaml.cyaml import CParser
-except ImportError:  # no ruamel.yaml.clib: the pure-Python parser gives the same events
-    CParser = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +185,7 @@ def _span(text: str, location) -> Optional[tuple]:
     one line, not an anchor or an alias, and written there once; else None."""
     document, stack, found = -1, [], None
     try:
-        for event in _events(text):
+        for event in events(text):
             kind = type(event)
             if kind is ev.DocumentStartEvent:
                 document, stack = document + 1, []
@@ -234,21 +230,6 @@ def _node_path(stack: list, event) -> Optional[tuple]:
     return None if parent is None or at is _COMPLEX else parent + (at,)
 
 
-def _events(text: str):
-    if CParser is None:  # pragma: no cover - only without ruamel.yaml.clib
-        yield from YAML(typ="safe", pure=True).parse(text)
-        return
-    parser = CParser(text)
-    try:
-        while True:
-            event = parser.get_event()
-            yield event
-            if type(event) is ev.StreamEndEvent:
-                return
-    finally:
-        parser.dispose()
-
-
 def _inner(location):
     return PinLocation(location.file, location.inner[0], location.inner[1])
 
@@ -291,4 +272,6 @@ def _with_value(pin: Pin, written: str) -> Optional[Pin]:
         if digest or not tag or written[:len(written) - len(tag)] != pin.written_prefix:
             return None
         return replace(pin, version=tag)
+    if pin.is_image and "@" in written:
+        return None  # a tag written with its digest: discovery refuses that line, never carries it
     return replace(pin, version=written, is_range=pin.part == CHART and is_range(written))
