@@ -11,7 +11,7 @@ Fixtures
   None to delete). Use it to simulate someone else pushing between Ferry's fetch and push.
 
 Helpers (plain functions, import them): ``git(*args, cwd=None)`` runs git isolated from the
-machine's config; ``remote_path(url)``; ``remote_tip``, ``remote_log``, ``remote_file`` read a
+machine's config; ``remote_path(url)``; ``remote_tip``, ``remote_log``, ``remote_file``, ``changed_lines`` read a
 bare remote; ``install_hook(url, name, script)`` adds a server-side hook (e.g. pre-receive).
 
 The fixture's own git runs with a fixed identity and no global or system config, so the machine
@@ -68,6 +68,13 @@ def remote_log(url: str, branch: str = "main", fmt: str = "%H") -> list[str]:
 
 def remote_file(url: str, path: str, rev: str = "refs/heads/main") -> str:
     return git("--git-dir", str(remote_path(url)), "show", f"{rev}:{path}")
+
+
+def changed_lines(url: str) -> tuple[str, list]:
+    """What the newest commit on the remote touched: its numstat, and the lines it removed and added."""
+    stat = git("--git-dir", str(remote_path(url)), "show", "--numstat", "--format=", "HEAD")
+    diff = git("--git-dir", str(remote_path(url)), "show", "--format=", "--unified=0", "HEAD")
+    return stat, [l for l in diff.splitlines() if l[:1] in "+-" and not l.startswith(("+++", "---"))]
 
 
 def install_hook(url: str, name: str, script: str) -> None:

@@ -4,7 +4,7 @@ remote as it was."""
 import pytest
 
 from tests.ferrybot import ask, started_bot
-from tests.fixtures_git import git, remote_file, remote_path, remote_tip
+from tests.fixtures_git import changed_lines, remote_file, remote_tip
 from tests.flux_clusters import cluster_files, cluster_settings
 
 
@@ -17,14 +17,6 @@ def fleet_url(registry, charts, bare_remote):
 def bot(tmp_path, fleet_url):
     with started_bot(tmp_path, cluster_settings(fleet_url)) as testbot:
         yield testbot
-
-
-def changed_lines(url):
-    """The lines the newest commit removed and added, with the one file it touched."""
-    stat = git("--git-dir", str(remote_path(url)), "show", "--numstat", "--format=", "HEAD")
-    diff = git("--git-dir", str(remote_path(url)), "show", "--format=", "--unified=0", "HEAD")
-    lines = [l for l in diff.splitlines() if l[:1] in "+-" and not l.startswith(("+++", "---"))]
-    return stat, lines
 
 
 def test_versions_show_what_flux_applies_and_what_it_cannot_follow(bot):

@@ -11,7 +11,7 @@ from gitops.flux.manifests import DirTree
 from gitops.settings import parse_settings
 from tests import image_fleet
 from tests.ferrybot import ask, started_bot
-from tests.fixtures_git import git, remote_file, remote_path, remote_tip
+from tests.fixtures_git import changed_lines, git, remote_file, remote_path, remote_tip
 
 
 @pytest.fixture
@@ -23,12 +23,6 @@ def fleet_url(registry, charts, images, bare_remote):
 def bot(tmp_path, fleet_url):
     with started_bot(tmp_path, image_fleet.settings(fleet_url)) as testbot:
         yield testbot
-
-
-def changed_lines(url):
-    stat = git("--git-dir", str(remote_path(url)), "show", "--numstat", "--format=", "HEAD")
-    diff = git("--git-dir", str(remote_path(url)), "show", "--format=", "--unified=0", "HEAD")
-    return stat, [l for l in diff.splitlines() if l[:1] in "+-" and not l.startswith(("+++", "---"))]
 
 
 def head_message(url):

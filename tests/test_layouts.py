@@ -6,7 +6,7 @@ import pytest
 
 from tests import flux_layouts
 from tests.ferrybot import ask, started_bot
-from tests.fixtures_git import git, remote_file, remote_path, remote_tip
+from tests.fixtures_git import changed_lines, remote_file, remote_tip
 
 
 @pytest.fixture
@@ -18,13 +18,6 @@ def fleet_url(registry, charts, images, bare_remote):
 def bot(tmp_path, fleet_url):
     with started_bot(tmp_path, flux_layouts.settings(fleet_url)) as testbot:
         yield testbot
-
-
-def changed_lines(url):
-    """The files the newest commit touched (numstat) and the lines it removed and added."""
-    stat = git("--git-dir", str(remote_path(url)), "show", "--numstat", "--format=", "HEAD")
-    diff = git("--git-dir", str(remote_path(url)), "show", "--format=", "--unified=0", "HEAD")
-    return stat, [l for l in diff.splitlines() if l[:1] in "+-" and not l.startswith(("+++", "---"))]
 
 
 def rows(text):
