@@ -19,6 +19,7 @@ FLOORS = [
     {"workspace"},
     {"ops"},
     {"sources"},
+    {"forges"},
     {"flux", "feedback"},
     {"changes", "selection"},
     {"reports", "decisions"},

@@ -268,3 +268,20 @@ class SourceBusy(RegistryUnavailable):
 
     def __init__(self, message: str):
         super().__init__(message, outage=True)
+
+
+class ForgeUnavailable(FerryError):
+    """The forge (GitHub, GitLab) did not answer, timed out or failed (5xx)."""
+
+
+class ForgeRateLimited(ForgeUnavailable):
+    """The forge's rate limit is spent; ``reset`` is when it refills (epoch seconds) if known."""
+
+    def __init__(self, message: str, reset: float = 0.0):
+        super().__init__(message)
+        self.reset = reset
+
+
+class ForgeRefused(FerryError):
+    """The forge refused the request: the token's permissions, a missing repository or branch."""
+
