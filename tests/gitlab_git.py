@@ -7,6 +7,8 @@ titled ``Merge branch '<source>' into '<target>'`` with the merge request's titl
 ``git merge-tree --write-tree`` and ``git commit-tree`` in the bare repository, and the target
 branch moved only from the tip the merge was made on (``update-ref`` with the old value).
 
+``push_branch`` and ``branches``: a branch pushed as Ferry pushes its own, the remote's refs.
+
 Webhooks: the body is GitLab's documented Merge Request Hook example
 (``tests/data/gitlab-merge-request-hook.json``, see tests/data/README.md) with this merge
 request's attributes; the headers are those GitLab's ``WebHookService`` sends: ``Content-Type``,
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
@@ -31,6 +34,26 @@ from tests.fixtures_git import git, remote_path
 
 HOOK_EXAMPLE = Path(__file__).parent / "data" / "gitlab-merge-request-hook.json"
 GITLAB_VERSION = "18.6.0-ee"
+
+
+def push_branch(url: str, branch: str, files: dict, base: str = "main") -> str:
+    """A branch from ``base`` with one commit of ``files``, pushed as Ferry pushes its own."""
+    with tempfile.TemporaryDirectory(prefix="branch-") as folder:
+        clone = Path(folder) / "clone"
+        git("clone", "--quiet", "--branch", base, url, str(clone))
+        for path, text in files.items():
+            (clone / path).parent.mkdir(parents=True, exist_ok=True)
+            (clone / path).write_text(text)
+        git("add", "--all", cwd=clone)
+        git("commit", "--quiet", "-m", f"Deploy {branch}", cwd=clone)
+        git("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=clone)
+        return git("rev-parse", "HEAD", cwd=clone)
+
+
+def branches(url: str) -> dict:
+    """Every ref of the bare remote and the commit it names."""
+    out = git("--git-dir", str(remote_path(url)), "for-each-ref", "--format=%(refname) %(objectname)")
+    return dict(line.split() for line in out.splitlines())
 
 
 class MergeCommits:

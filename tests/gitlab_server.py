@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from tests.gitlab_git import HookSender, MergeCommits
 
@@ -69,6 +69,7 @@ class GitLabServer(HookSender, MergeCommits):
         self.received: list = []  # (method, path with query, headers)
         self.faults: list = []  # Fault, for the next requests in order
         self.window, self.observed = time.time(), 0
+        self.links = True  # lists carry `Link`; False: only the X-* headers (keyset-less clients)
         self._ids = itertools.count(100)
         self.lock = threading.RLock()
         self._hooks_init()
@@ -265,12 +266,12 @@ class GitLabServer(HookSender, MergeCommits):
         plain = {k: v[0] for k, v in query.items() if k != "page"}
 
         def link(n):
-            query_text = "&".join(f"{k}={v}" for k, v in {**plain, "page": n}.items())
-            return f"<{self.web}{path}?{query_text}>"
+            return f"<{self.web}{path}?{urlencode({**plain, 'page': n})}>"
         rels = [(page + 1, "next")] if page < pages else []
         rels += [(page - 1, "prev")] if page > 1 else []
-        headers["Link"] = ", ".join(f'{link(n)}; rel="{rel}"' for n, rel in
-                                    rels + [(1, "first"), (pages, "last")])
+        if self.links:
+            headers["Link"] = ", ".join(f'{link(n)}; rel="{rel}"' for n, rel in
+                                        rels + [(1, "first"), (pages, "last")])
         return 200, items[(page - 1) * per_page: page * per_page], headers
 
     def _shown(self, mr: dict) -> dict:

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from typing import Callable, Mapping, Optional
 
 from ..credentials import mapping, read_secret, string
 from ..addresses import is_loopback
 from ..errors import ForgeRefused, ForgeUnavailable, FerryError, SettingsError, logged, shown
-from . import CLOSED, MERGED, OPEN, PullRequest, PullRequestDraft, PullRequestEvent
+from . import MERGED, OPEN, PullRequest, PullRequestDraft, PullRequestEvent
 from .gitlab_api import GitLabApi, project_id
 from .gitlab_hooks import STATES, Deliveries, read_hook
 
@@ -52,7 +53,7 @@ class GitLab:
                              token_variable=token_variable, session=session, clock=clock)
         self._path = f"/projects/{project_id(self.project)}/merge_requests"
         self._secret, self.clock = webhook_secret, clock
-        self.deliveries = deliveries or Deliveries()
+        self.deliveries = deliveries or _shared_deliveries(self.api.base, self.project)
 
     def __repr__(self) -> str:
         return f"GitLab({self.api.base!r}, {self.project!r})"
@@ -79,7 +80,7 @@ class GitLab:
             answer = self.api.call("POST", self._path, what, json=fields)
         except ForgeRefused as e:
             # 409: another open merge request from this branch (a second Ferry got there first).
-            again = self.find_open(draft.branch) if "HTTP 409" in e.message else None
+            again = self.find_open(draft.branch) if getattr(e, "status", 0) == 409 else None
             if again is None:
                 raise
             return again
@@ -158,10 +159,13 @@ class GitLab:
                           json={"auto_merge": True, "merge_when_pipeline_succeeds": True,
                                 "sha": opened.head_sha, "should_remove_source_branch": True})
         except FerryError as e:
-            log.warning("GitLab auto-merge of !%d not set: %s", opened.number, logged(e))
+            # GitLab answers 401 to a merge the token's role may not make, whatever the token.
+            reason = (f"the token's role may not merge into `{opened.base}`"
+                      if getattr(e, "status", 0) == 401 else str(e))
+            log.warning("GitLab auto-merge of !%d not set: %s", opened.number, logged(reason))
             try:
-                self._note(opened.number, f"Ferry could not set auto-merge: {e}. Merge it by hand "
-                                          "once it is reviewed.")
+                self._note(opened.number, f"Ferry could not set auto-merge: {reason}. Merge it by "
+                                          "hand once it is reviewed.")
             except FerryError as again:
                 log.warning("GitLab note on !%d not made: %s", opened.number, logged(again))
 
@@ -186,6 +190,15 @@ class GitLab:
 
 def _text(value) -> str:
     return value if isinstance(value, str) else ""
+
+
+_DELIVERIES: dict = {}  # (API URL, project) -> Deliveries: a client made per request forgets nothing
+_DELIVERIES_LOCK = threading.Lock()
+
+
+def _shared_deliveries(api_url: str, project: str) -> Deliveries:
+    with _DELIVERIES_LOCK:
+        return _DELIVERIES.setdefault((api_url, project.lower()), Deliveries())
 
 
 # ---- settings ----------------------------------------------------------------------------------

@@ -157,7 +157,9 @@ class GitLabApi:
         message = self._message(body, response.headers.get("Content-Type", ""))
         log.warning("GitLab at %s answered %d to %s: %s", self.host, status, logged(what),
                     logged(message))
-        raise self._refusal(status, message, what, response.headers)
+        refusal = self._refusal(status, message, what, response.headers)
+        refusal.status = status  # for the client's own reading of one answer (409: it exists)
+        raise refusal
 
     def _read(self, response: requests.Response, what: str) -> bytes:
         chunks, size = [], 0
@@ -253,7 +255,8 @@ class GitLabApi:
     def pages(self, path: str, what: str, params: dict) -> Iterator[object]:
         """Every item of a list, page by page (``Link: rel="next"`` on this API's origin, else
         ``X-Next-Page``), at most ``MAX_PAGES`` pages."""
-        url, params = self.base + path, {**params, "per_page": PER_PAGE}
+        first = {**params, "per_page": PER_PAGE}
+        url, params = self.base + path, first
         for _ in range(MAX_PAGES):
             answer = self._call("GET", url, what, params=params)
             if not isinstance(answer.data, list):
@@ -261,12 +264,12 @@ class GitLabApi:
                                        "with something other than a list.")
             yield from answer.data
             link = _LINK_NEXT.search(_header(answer.headers, "Link") or "")
-            following = _header(answer.headers, "X-Next-Page")
+            following = (_header(answer.headers, "X-Next-Page") or "").strip()
             if link and transport.origin(link.group(1)) == self.origin and \
                     link.group(1).startswith(self.base + "/"):
                 url, params = link.group(1), None
-            elif following and following.strip().isdigit():
-                params = {**(params or {}), "page": following.strip()}
+            elif following.isdigit():  # no Link (or one elsewhere): the page number alone
+                url, params = self.base + path, {**first, "page": following}
             else:
                 return
 
