@@ -15,7 +15,10 @@ close merge requests; auto-merge needs a role allowed to merge into the target b
 - ``get``: GitLab keeps approvals apart from the merge request (``…/approvals``), and approving
   does not change the merge request's ETag; so ``get`` reads both, each conditionally, and the
   ``etag`` it hands back holds both ETags. Nothing changed (304 twice): None.
+  Only ``get`` reads approvals: ``open``, ``find_open`` and ``update`` say ``approved=False``.
 - ``close``: a merge request already merged or closed is left as it is (no comment on it).
+- ``webhook``: ``gitlab_hooks.read_hook``; the deliveries accepted are remembered per API URL and
+  project in this process (a client made per request forgets none), unless ``deliveries`` is given.
 - States: ``opened`` and ``locked`` (being merged) are open, ``merged`` and ``closed`` as said.
   The commit on the target branch is ``merge_commit_sha``, else ``squash_commit_sha``, else (a
   fast-forward merge) the head ``sha``.
