@@ -14,7 +14,7 @@ from gitops.core import GitOps
 from gitops.errors import CommitNotSigned, SettingsError
 from gitops.model import Requester
 from gitops.settings import parse_settings
-from tests.fixtures_git import remote_log, remote_path, remote_tip
+from tests.fixtures_git import remote_log, remote_tip
 from tests.held_push import Gate
 from tests.ops import deploy, rollback
 from tests.signing_keys import raw_commit, ssh_key, verify_ssh

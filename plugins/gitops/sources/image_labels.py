@@ -12,7 +12,7 @@ import oras.container
 from ..errors import RegistryUnavailable, UnreadableDocument
 from ..model import ChartLocation
 from ..safeyaml import load_json
-from .oci import NotFound, OciRegistry, container_of
+from .oci import OciRegistry, container_of
 
 MAX_CONFIG_BYTES = 1024 * 1024  # an image config with a long history is tens of KiB
 CHUNK = 64 * 1024
