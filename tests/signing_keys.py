@@ -12,13 +12,16 @@ from tests.fixtures_git import git, remote_path
 
 
 def ssh_key(folder: Path, name: str = "ferry-signing") -> tuple[Path, Path]:
-    """(private key, allowed-signers file naming its public half) made by ``ssh-keygen``."""
+    """(private key, allowed-signers file naming its public half) made by ``ssh-keygen``; the
+    private key is left alone in its folder, as a Secret volume holds it."""
     folder.mkdir(parents=True, exist_ok=True)
     key = folder / name
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ferry", "-f", str(key)],
                    check=True, capture_output=True, timeout=30)
     allowed = folder / f"{name}.allowed_signers"
-    allowed.write_text(f'ferry@localhost namespaces="git" {(folder / f"{name}.pub").read_text().strip()}\n')
+    public = folder / f"{name}.pub"
+    allowed.write_text(f'ferry@localhost namespaces="git" {public.read_text().strip()}\n')
+    public.unlink()  # as a Secret mounts it: the private key alone
     return key, allowed
 
 

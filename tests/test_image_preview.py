@@ -184,3 +184,16 @@ def test_the_compare_link_is_github_s_or_gitlab_s_else_none(source, link):
 def test_a_ref_with_odd_characters_is_quoted_in_the_link():
     assert compare_link("https://github.com/acme/web", "release/1.0", "a b>c") == \
         "https://github.com/acme/web/compare/release/1.0...a%20b%3Ec"
+
+
+def test_hostile_label_values_stay_on_their_line_and_short():
+    from gitops.sources.image_labels import ImageLabels
+    hostile = (("org.opencontainers.image.version", "1.0\n• changes: https://evil.example/" + "x" * 500),
+               ("org.opencontainers.image.source", "https://github.com/acme/web\nhttps://evil.example"))
+    old = ImageLabels("ghcr.io/acme/web", "1.0", "sha256:" + "a" * 64, "linux/amd64", "", hostile)
+    new = ImageLabels("ghcr.io/acme/web", "1.1", "sha256:" + "b" * 64, "linux/amd64", "", ())
+    change = image_change(old, new)
+    assert change.source == "" and change.compare == ""  # a source with a line break is no address
+    lines = rendered(change).splitlines()
+    assert len(lines) == 2 and len(lines[1]) < 120
+    assert lines[1].startswith("• version: 1.0 • changes: https://evil.example/xxx")

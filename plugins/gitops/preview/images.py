@@ -64,6 +64,8 @@ def web_address(source: str) -> str:
     ``ssh://git@host[:port]/o/r``, ``git+https://…``, ``git://…``, with or without ``.git``, a
     trailing slash, a user or a path into the tree; "" when it is not a repository's address."""
     text = (source or "").strip()
+    if any(c.isspace() or not c.isprintable() for c in text):
+        return ""  # one address or none: urlsplit would quietly drop a line break
     scp = _SCP_LIKE.match(text)
     if scp and "://" not in text:
         scheme, host, path = "https", scp["host"], scp["path"]

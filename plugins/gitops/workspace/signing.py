@@ -46,6 +46,12 @@ def signed_commit(clone, signing: CommitSigning, base: str, unsigned: str, autho
     which key, what went wrong) when git or its signing program fails or takes too long."""
     args, env, stdin = signing_command(signing, base, unsigned, author, committer, message)
     how = f"`commit.sign`, {signing.described}"
+    if signing.format == "ssh":
+        try:  # ssh-keygen would say it "couldn't load public key" of a private key that is gone
+            open(signing.key_file, "rb").close()
+        except OSError as e:
+            raise CommitNotSigned(f"The commit could not be signed ({how}): the key file cannot be read "
+                                  f"({e.strerror}). Nothing was pushed.") from None
     try:
         res = clone.local(*args, stdin=stdin, env=env, check=False, timeout=SIGNING_TIMEOUT)
     except Timeout:
