@@ -67,7 +67,7 @@ def chosen_image(index: dict, where: str) -> tuple[dict, str]:
 def read_image_labels(registry: OciRegistry, location: ChartLocation, tag: str,
                       max_config_bytes: int = MAX_CONFIG_BYTES) -> ImageLabels:
     """The labels of ``location``'s image under ``tag``. The caller holds the host's turn
-    (``registry.turn()``); a missing tag or blob is ``NotFound``."""
+    (``registry.turn()``); a missing tag is ``NotFound``."""
     container = container_of(location)
     where = f"Image {location.ref}:{tag}"
     manifest, digest = registry.manifest(container, tag)
@@ -100,6 +100,8 @@ def _config(registry: OciRegistry, container: oras.container.Container, descript
     response = registry.do_request(f"{registry.prefix}://{container.get_blob_url(digest)}", "GET",
                                    stream=True)
     try:
+        if response.status_code == 404:  # the tag is there (its manifest was read): not a missing tag
+            raise RegistryUnavailable(f"{source} is missing from the registry (404): no labels to read.")
         registry._check_200_response(response)
         data = bytearray()
         for chunk in response.iter_content(CHUNK):
