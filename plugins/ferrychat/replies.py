@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 
-from ferrychat import presses, render, sizing
+from ferrychat import presses, previews, render, sizing
 from gitops.ops import metrics
 from gitops.errors import FerryError, logged
 from gitops.model import Requester
@@ -158,10 +158,13 @@ def carry_out(ferry, plan, msg, request):
         yield render.intent(plan)
     with progress(ferry, msg, pushes):
         change = gitops.apply(plan, who, dry_run=request.dry_run, force=request.force, admin=admin)
+    # What the upgrade brings, in a few lines (its archives are on disk by then: the change's
+    # own policy check may have read them); a preview that cannot be made is one line.
+    note = previews.short(*gitops.preview_of(plan))
     if change.pending is not None:  # with Approve and Reject buttons where chat has them (Slack)
-        presses.offer(ferry, msg, change.pending, render.change(change))
+        presses.offer(ferry, msg, change.pending, previews.with_short(render.change(change), note))
         return
-    yield render.change(change)
+    yield previews.with_short(render.change(change), note)
     if change.commit is not None:
         ferry.committed(change, msg)
 

@@ -295,3 +295,8 @@ class UnsafeArchive(FerryError):
 class PreviewUnavailable(FerryError):
     """A preview Ferry cannot make: what it would compare is not a chart, or cannot be read. A
     change never waits for a preview: this is said in one line next to it."""
+
+
+class PreviewNotClean(FerryError):
+    """The environment's policy asks for a clean preview (``preview: require_clean``) and this
+    change's shows schema errors or keys the environment sets that the new chart lacks."""
