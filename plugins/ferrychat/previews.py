@@ -62,7 +62,7 @@ def short(p: Optional[Preview], problem: str = "") -> str:
         return ""
     if not lines[0].startswith("Preview:"):
         lines.insert(0, f"Preview: {headline(p)}.")
-    lines.append(f"{command(p)} shows it whole.")
+    lines.append(f"The whole preview: {command(p)}.")
     return "\n".join(lines)
 
 

@@ -333,7 +333,8 @@ class Blocker:
         if self.admin_only:
             return f"{self.reason}. An admin may add `--force`."
         if self.kind == "preview":
-            return f"{self.reason}. Fix the values first, or add `--force` to go ahead all the same."
+            return f"{self.reason[:1].upper()}{self.reason[1:]}. Fix the values first, or add `--force` " \
+                "to go ahead all the same."
         return f"{self.reason}: add `--force` to bring it back on purpose."
 
 
