@@ -170,16 +170,16 @@ def carry_out(ferry, plan, msg, request):
         yield render.intent(plan)
     with progress(ferry, msg, pushes):
         change = gitops.apply(plan, who, dry_run=request.dry_run, force=request.force, admin=admin)
-    # What the upgrade brings, in a few lines (its archives are on disk by then: the change's
-    # own policy check may have read them); a preview that cannot be made is one line.
+    if change.commit is not None:  # the watchers first: the preview below takes its time
+        ferry.committed(change, msg)
+    # What the upgrade brings, in a few lines (the archives on disk by digest once read, by the
+    # dry run or the policy's check); a preview that cannot be made is one line.
     found, problem = gitops.preview_of(plan)
     note = previews.short(found, problem)
     if change.pending is not None:  # with Approve and Reject buttons where chat has them (Slack)
         presses.offer(ferry, msg, change.pending, previews.with_short(render.change(change), note))
     else:
         yield previews.with_short(render.change(change), note)
-        if change.commit is not None:
-            ferry.committed(change, msg)
     if found is not None and note:  # something to read before it lands: the whole, as a file
         attach_file(ferry, msg, previews.full(found))
 
