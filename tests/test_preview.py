@@ -12,13 +12,14 @@ import pytest
 from hypothesis import given, strategies as st
 
 from devtools.artifacts import chart_archive
-from gitops.errors import PreviewUnavailable, UnsafeArchive
+from gitops.errors import PreviewUnavailable, SettingsError, UnsafeArchive
 from gitops.preview.charts import ArchiveLimits, read_chart
 from gitops.preview.compare import (CRD_ADDED, CRD_CHANGED, CRD_REMOVED, DEFAULT_CHANGED, KEY_REMOVED,
                                     crd_changes, key_findings, major_jump, preview)
 from gitops.preview.keys import flatten, key_paths, shown_path, unflatten
 from gitops.preview.notes import change_notes, chart_images
 from gitops.preview.schema import schema_errors
+from gitops.settings import parse_settings
 from tests.preview_charts import WEB
 
 
@@ -212,3 +213,21 @@ def test_the_preview_of_web_six_to_seven():
     assert clean.clean and not clean.major and clean.findings == ()
     unknown = preview("web", "qa", web("6.0.0"), web("7.0.0"), (), None, ["Secret `s`"])
     assert unknown.findings == () and unknown.schema_errors == () and unknown.unknown == ("Secret `s`",)
+
+
+# ---- settings ----------------------------------------------------------------------------------
+
+def test_preview_settings_and_policy_are_checked():
+    base = {"repo": {"url": "file:///x.git"}, "environments": [{"name": "dev", "path": "apps/dev"}]}
+    found = parse_settings(base, {})
+    assert (found.preview.max_mb, found.preview.timeout, found.registry_ca_file) == (10.0, 30.0, "")
+    assert found.environment("dev").policy.preview == ""
+    clean = {**base, "environments": [{"name": "prod", "path": "p", "policy": {"preview": "require_clean"}}]}
+    assert parse_settings(clean, {}).environment("prod").policy.preview == "require_clean"
+    for raw, said in (({**base, "preview": {"max_mb": 0}}, "`preview.max_mb` must be a number"),
+                      ({**base, "environments": [{"name": "p", "path": "p", "policy": {"preview": "yes"}}]},
+                       "`environments[0].policy.preview` must be `require_clean`"),
+                      ({**base, "registry_ca_file": "/nonexistent.pem"}, "`registry_ca_file` names")):
+        with pytest.raises(SettingsError) as caught:
+            parse_settings(raw, {})
+        assert said in str(caught.value)

@@ -159,3 +159,19 @@ def test_an_https_helm_repository_not_trusted_is_one_line(https_repository, bare
     with started_bot(tmp_path, settings(url)) as bot:
         text = ask(bot, "!preview web 7.0.0 in qa")[0]
         assert text == f"Helm repository {server.url} failed the TLS handshake.", text
+
+
+def test_archives_come_with_the_hosts_own_credentials(registry_auth, bare_remote, tmp_path, monkeypatch):
+    for version in ("6.0.0", "7.0.0"):
+        files, metadata = WEB[version]
+        push_chart(registry_auth.host, "preview/web", version, files=files, metadata=metadata,
+                   username=registry_auth.username, password=registry_auth.password)
+    url = bare_remote({f"apps/{env}/web.yaml": release_file(f"oci://{registry_auth.host}/preview", v)
+                       for env, v in PINS.items()})
+    monkeypatch.setenv("GITOPS_REGISTRY_LOCAL_USERNAME", registry_auth.username)
+    monkeypatch.setenv("GITOPS_REGISTRY_LOCAL_PASSWORD", registry_auth.password)
+    credentials = [{"host": registry_auth.host, "env": "LOCAL", "plain_http": True}]
+    with started_bot(tmp_path, settings(url, registry_credentials=credentials)) as bot:
+        text = ask(bot, "!preview web 7.0.0 in qa")[0]
+        assert text.startswith("Preview of web in qa: chart 6.0.0 → 7.0.0"), text
+        assert registry_auth.password not in text
