@@ -146,3 +146,11 @@ def test_bad_input_is_one_line(fleet):
     assert ask(bot, "!preview web 7.0.0 on qa")[0].startswith("Say which environment: in <env>.")
     assert ask(bot, "!preview web 9.9.9 in qa")[0].startswith("Chart web has no version 9.9.9")
     assert ask(bot, "!preview web 7.0.0 in nowhere")[0].startswith("No environment nowhere: known environments: dev, prod, qa, stag. Usage: !preview")
+
+
+def test_without_an_environment_the_first_it_would_change(fleet):
+    bot, url = fleet
+    text = ask(bot, "!preview web@7.0.0")[0]
+    assert text.startswith("Preview of web in qa: chart 6.0.0 → 7.0.0"), text  # dev runs 7.0.0
+    assert ask(bot, "!preview web 7.0.0 in dev")[0] == \
+        "web is already at 7.0.0 in dev: there is nothing to preview."

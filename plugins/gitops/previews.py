@@ -23,7 +23,7 @@ from .preview.charts import read_chart
 from .preview.compare import Preview, preview
 from .preview.notes import CHANGES
 from .sources.archives import ChartArchives
-from .versions import between
+from .versions import between, same_version
 
 MAX_BETWEEN = 50  # versions whose notes are read between old and new: a manifest each
 KEPT = 64  # previews remembered (by release, versions and commit): a change asks twice
@@ -47,11 +47,17 @@ class Previews:
             plan = self.plan_promotion(app, environment)
             return self.preview_pin(plan.pin, plan.new)
         inventory = self.inventory()
-        if environment is None:
+        if environment is None:  # the first environment the version would change, else the first running it
             name = app_name(app, inventory)
-            environment = next((e for e in self.settings.environment_names
-                                if inventory.find(name, e) is not None), self.settings.environment_names[0])
-        return self.preview_pin(self.pin(app, environment, inventory), version)
+            running = [p for p in (inventory.find(name, e) for e in self.settings.environment_names)
+                       if p is not None]
+            changing = [p for p in running if not same_version(p.version or "", version)]
+            environment = (changing or running)[0].environment if running else self.settings.environment_names[0]
+        pin = self.pin(app, environment, inventory)
+        if not pin.is_image and pin.version and same_version(pin.version, version):
+            raise PreviewUnavailable(f"`{pin.app}` is already at {pin.version} in {pin.environment}: "
+                                     "there is nothing to preview.")
+        return self.preview_pin(pin, version)
 
     def preview_of(self, plan: Plan) -> tuple:
         """(Preview or None, problem text or ""): what a change's reply shows. None and "" when
@@ -111,8 +117,11 @@ class Previews:
                 values = release_values(tree, pin)
             except UnreadableValues as e:
                 problems.append(str(e))
-        found = preview(pin.app, pin.environment, old, new, self._notes_between(location, pin.version, version),
-                        values, unknown)
+        notes, unread = self._notes_between(location, pin.version, version)
+        if unread:
+            problems.append(f"the change notes of the {unread} oldest versions between (Ferry reads "
+                            f"the newest {MAX_BETWEEN}).")
+        found = preview(pin.app, pin.environment, old, new, notes, values, unknown)
         if problems:
             found = replace(found, problems=found.problems + tuple(problems))
         with self._preview_lock:
@@ -126,7 +135,7 @@ class Previews:
         (at most ``MAX_BETWEEN``: a manifest or an index entry each)."""
         versions = [v for v in between(old, new, self.registry.versions(location)) if v != new]
         return [(v, self.registry.annotations(location, v).get(CHANGES, ""))
-                for v in versions[:MAX_BETWEEN]]
+                for v in versions[:MAX_BETWEEN]], len(versions[MAX_BETWEEN:])
 
 
 def preview_state() -> tuple:
