@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from devtools.artifacts import push_chart
+from tests import image_fleet
 from tests.ferrybot import ask, started_bot
 from tests.fixtures_git import remote_file, remote_log, remote_tip
 from tests.preview_charts import WEB, release_file
@@ -154,3 +155,13 @@ def test_without_an_environment_the_first_it_would_change(fleet):
     assert text.startswith("Preview of web in qa: chart 6.0.0 → 7.0.0"), text  # dev runs 7.0.0
     assert ask(bot, "!preview web 7.0.0 in dev")[0] == \
         "web is already at 7.0.0 in dev: there is nothing to preview."
+
+
+def test_an_app_tracked_by_its_image_is_told_it_is_not_available_yet(registry, charts, images,
+                                                                     bare_remote, tmp_path):
+    url = bare_remote(image_fleet.files(registry.host, registry.url))
+    with started_bot(tmp_path, image_fleet.settings(url)) as bot:
+        assert ask(bot, "!preview api 1.1.0 in qa")[0] == (
+            "api in qa is tracked by its image tag: a preview of image tags is not available yet.")
+        intent, result = ask(bot, "!deploy api 1.1.0 to qa", replies=2)
+        assert "Preview" not in result, result  # an image tag's change says nothing of charts
