@@ -27,7 +27,7 @@ import requests
 from ruamel.yaml import YAML
 
 HELM_CONFIG_MEDIA_TYPE = "application/vnd.cncf.helm.config.v1+json"
-HELM_CHART_MEDIA_TYPE = "application/vnd.cncf.helm.chart.content.v1.tar.gz"
+HELM_CHART_MEDIA_TYPE = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"  # Helm's ChartLayerMediaType
 OCI_MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
 
@@ -65,9 +65,12 @@ def _chart_meta(name: str, version: str, app_version: str, description: Optional
     return meta
 
 
-def _chart_tarball(meta: dict, chart_dir: Optional[str | os.PathLike]) -> bytes:
-    """The chart folder ``<name>/`` as Helm packages it: Chart.yaml, values.yaml, templates/."""
-    if chart_dir is None:
+def _chart_tarball(meta: dict, chart_dir: Optional[str | os.PathLike], files: Optional[dict] = None) -> bytes:
+    """The chart folder ``<name>/`` as Helm packages it: Chart.yaml, values.yaml, templates/;
+    ``files`` ({path in the chart: bytes}) instead of the tiny chart's values and template."""
+    if files is not None:
+        files = dict(files)
+    elif chart_dir is None:
         files = dict(_TINY_CHART)
     else:
         root = Path(chart_dir)
@@ -77,6 +80,14 @@ def _chart_tarball(meta: dict, chart_dir: Optional[str | os.PathLike]) -> bytes:
     YAML(typ="safe", pure=True).dump(meta, chart_yaml)
     files["Chart.yaml"] = chart_yaml.getvalue().encode()
     return _targz(meta["name"], files)
+
+
+def chart_archive(name: str, version: str, *, app_version: str = "1.0.0", files: Optional[dict] = None,
+                  metadata: Optional[dict] = None) -> bytes:
+    """The ``.tgz`` of one chart version as ``helm package`` writes it (what a Helm repository
+    serves and what ``push_chart`` pushes as its layer)."""
+    meta = {**_chart_meta(name, version, app_version, None, None), **(metadata or {})}
+    return _chart_tarball(meta, None, files)
 
 
 def _targz(name: str, files: dict) -> bytes:
@@ -119,15 +130,19 @@ class ChartPusher:
 
     def push(self, repository: str, version: str, *, app_version: str = "1.0.0",
              description: Optional[str] = None, created: Optional[str] = None,
-             chart_dir: Optional[str | os.PathLike] = None, layer: Optional[bytes] = None) -> str:
+             chart_dir: Optional[str | os.PathLike] = None, layer: Optional[bytes] = None,
+             files: Optional[dict] = None, metadata: Optional[dict] = None) -> str:
         """Push one chart version; returns the manifest digest.
 
-        ``layer`` replaces the chart tarball (bulk pushes share one to spare the disk).
+        ``layer`` replaces the chart tarball (bulk pushes share one to spare the disk); ``files``
+        ({path in the chart: bytes}: values.yaml, values.schema.json, crds/…) its content besides
+        Chart.yaml; ``metadata``: more Chart.yaml fields (annotations, kubeVersion, deprecated,
+        dependencies, home, sources), its annotations copied onto the manifest as Helm does.
         """
         name = chart_name(repository)
-        meta = _chart_meta(name, version, app_version, description, chart_dir)
+        meta = {**_chart_meta(name, version, app_version, description, chart_dir), **(metadata or {})}
         config = json.dumps(meta, sort_keys=True).encode()
-        layer = layer if layer is not None else _chart_tarball(meta, chart_dir)
+        layer = layer if layer is not None else _chart_tarball(meta, chart_dir, files)
         self._blob(repository, config)
         self._blob(repository, layer)
         manifest = {
@@ -140,6 +155,9 @@ class ChartPusher:
                 "org.opencontainers.image.version": version,
                 "org.opencontainers.image.title": name,
                 "org.opencontainers.image.description": meta.get("description", ""),
+                # Helm's generateOCIAnnotations: the chart's own annotations after these, never over them.
+                **{k: str(v) for k, v in (meta.get("annotations") or {}).items()
+                   if not k.startswith("org.opencontainers.image.")},
             },
         }
         body = json.dumps(manifest).encode()
@@ -184,12 +202,15 @@ def _expect(response: requests.Response, status: int, what: str) -> None:
 def push_chart(host: str, repository: str, version: str, *, app_version: str = "1.0.0",
                description: Optional[str] = None, created: Optional[str] = None,
                username: Optional[str] = None, password: Optional[str] = None,
-               chart_dir: Optional[str | os.PathLike] = None) -> str:
-    """Push one Helm chart version (any tag text, ``latest`` included); returns the manifest digest."""
+               chart_dir: Optional[str | os.PathLike] = None, files: Optional[dict] = None,
+               metadata: Optional[dict] = None, layer: Optional[bytes] = None) -> str:
+    """Push one Helm chart version (any tag text, ``latest`` included); returns the manifest
+    digest. ``files``, ``metadata`` and ``layer`` as ``ChartPusher.push`` takes them."""
     pusher = ChartPusher(host, username, password)
     try:
         return pusher.push(repository, version, app_version=app_version, description=description,
-                           created=created, chart_dir=chart_dir)
+                           created=created, chart_dir=chart_dir, files=files, metadata=metadata,
+                           layer=layer)
     finally:
         pusher.close()
 

@@ -20,9 +20,9 @@ FLOORS = [
     {"ops"},
     {"sources"},
     {"forges"},
-    {"flux", "feedback"},
+    {"flux", "feedback", "preview"},
     {"changes", "selection"},
-    {"reports", "decisions", "preview"},
+    {"reports", "decisions", "previews"},
     {"core"},
     {"check"},
 ]

@@ -21,6 +21,8 @@ USAGE = {
                "names the part",
     "rollback": "`!rollback <app> on <env> [to <version>]` [--dry-run]; "
                 "`!rollback <app> chart|image|image:<container> on <env>` names the part",
+    "preview": "`!preview <app> <version> [in <env>]`, `!preview <app>@<version> [in <env>]` or "
+               "`!preview <app> to <env>`",
     "approve": "`!approve <change id>` (`!pending` lists them)",
     "reject": "`!reject <change id> [reason]`",
     "pending": "`!pending`",
@@ -174,6 +176,20 @@ def parse_promote(args: str) -> Request:
     if source and version:
         raise usage_error("promote", "Give either `<app>@<version>` or `from <env>`, not both.")
     return Request(app, env, version, source=source, part=part, **flags)
+
+
+def parse_preview(args: str) -> Request:
+    """``<app> <version> [in <env>]``, ``<app>@<version> [in <env>]`` or ``<app> to <env>`` (the
+    promotion's version); ``environment`` None: the first environment running the app."""
+    rest, flags = words("preview", args)
+    if flags:
+        raise usage_error("preview", "`!preview` takes no options.")
+    if len(rest) >= 1 and "@" not in rest[0] and len(rest) >= 2 and rest[1].lower() == "to":
+        return Request(rest[0], _keyword(rest[1:], "to", "preview", "Say which environment: `to <env>`."))
+    app, version, rest = _app_and_version(rest, "preview", version_word=True)
+    if not rest:
+        return Request(app, None, version)
+    return Request(app, _keyword(rest, "in", "preview", "Say which environment: `in <env>`."), version)
 
 
 def parse_rollback(args: str) -> Request:

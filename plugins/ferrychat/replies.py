@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 
-from ferrychat import presses, render, sizing
+from ferrychat import presses, previews, render, sizing
 from gitops.ops import metrics
 from gitops.errors import FerryError, logged
 from gitops.model import Requester
@@ -93,6 +93,18 @@ def table(plugin, msg, answer: sizing.Table):
         yield sizing.inline(answer, limit, f"The table could not be attached ({problem}); its start:\n")
 
 
+def attach_file(plugin, msg, answer: sizing.Table) -> None:
+    """The whole of ``answer`` as a file in the command's thread, on a backend that attaches files
+    (FerrySlack's ``attach``); elsewhere nothing. A failed upload is logged, never said: what it
+    would have held was said in short already."""
+    attach = getattr(getattr(plugin, "_bot", None), "attach", None)
+    if attach is None:
+        return
+    problem = attach(msg, sizing.file_text(answer), answer.filename, answer.title)
+    if problem:
+        log.warning("could not attach %s: %s", answer.filename, problem)
+
+
 def _counted(plugin, name: str, outcome: str) -> None:
     """The command in the core's metrics (``gitops.ops.metrics``); counting never fails a command."""
     try:
@@ -158,12 +170,18 @@ def carry_out(ferry, plan, msg, request):
         yield render.intent(plan)
     with progress(ferry, msg, pushes):
         change = gitops.apply(plan, who, dry_run=request.dry_run, force=request.force, admin=admin)
-    if change.pending is not None:  # with Approve and Reject buttons where chat has them (Slack)
-        presses.offer(ferry, msg, change.pending, render.change(change))
-        return
-    yield render.change(change)
-    if change.commit is not None:
+    if change.commit is not None:  # the watchers first: the preview below takes its time
         ferry.committed(change, msg)
+    # What the upgrade brings, in a few lines (the archives on disk by digest once read, by the
+    # dry run or the policy's check); a preview that cannot be made is one line.
+    found, problem = gitops.preview_of(plan)
+    note = previews.short(found, problem)
+    if change.pending is not None:  # with Approve and Reject buttons where chat has them (Slack)
+        presses.offer(ferry, msg, change.pending, previews.with_short(render.change(change), note))
+    else:
+        yield previews.with_short(render.change(change), note)
+    if found is not None and note:  # something to read before it lands: the whole, as a file
+        attach_file(ferry, msg, previews.full(found))
 
 
 WORKING, DONE, FAILED = "hourglass_flowing_sand", "white_check_mark", "x"

@@ -27,9 +27,11 @@ from .guard.approvals import Guard
 from .identity import Release
 from .model import Change, ChartLocation, Commit, Inventory, Pin, Plan, Requester
 from .ops.metrics import Metrics
+from .previews import Previews, preview_state
 from .reports import Reports
 from .settings import RepoSettings, Settings
 from .sources.registry import RegistryClient
+from .sources.transport import trusted
 from .state.store import Records, Store
 from .versions import between
 from .workspace import Workspace, git_environment
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "ferry-state.sqlite3"  # in the data directory
 
 
-class GitOps(Reports, Decisions):
+class GitOps(Reports, Decisions, Previews):
     """One instance per process, shared by every capability plugin."""
 
     def __init__(self, settings: Settings, registry: Optional[RegistryClient] = None,
@@ -61,8 +63,11 @@ class GitOps(Reports, Decisions):
         self.registry = registry or RegistryClient(
             settings.secrets.registries, timeout=settings.registry_timeout,
             index_seconds=index.timeout, index_max_bytes=int(index.max_mb * 1024 * 1024),
-            index_cache_seconds=index.cache_seconds, busy_seconds=settings.registry_busy_seconds)
+            index_cache_seconds=index.cache_seconds, busy_seconds=settings.registry_busy_seconds,
+            verify=trusted(settings.registry_ca_file, settings.data_dir))
         self.registry.observe = self.metrics
+        self.archives = self.preview_archives()  # chart archives on disk by digest (`!preview`)
+        self._preview_lock, self._previews = preview_state()
         data = Path(settings.data_dir)
         self._workspaces = {
             # A busy remote (CI bots pushing often) may move under a push a few times in a row.
@@ -161,11 +166,17 @@ class GitOps(Reports, Decisions):
                  for lock in self.guard.locks_on(release)}
         found = policy.blockers(env.name, plan.app, plan.new, plan.action, locks,
                                 self.guard.rolled_back(release), env.policy, self.clock())
-        decision = policy.decide(env.policy, env.name, plan.action, found, who=who.id,
+        def decided(found):
+            return policy.decide(env.policy, env.name, plan.action, found, who=who.id,
                                  channels=who.channels, force=force, admin=admin,
                                  requested_by=requested_by, overridden=overridden, bot=who.bot)
+        decision = decided(found)
         if isinstance(decision.refusal, NotAllowed):
             raise decision.refusal
+        if isinstance(plan, Plan):  # asked now (an approval keeps what its request was decided on)
+            previewed = self.preview_blockers(plan)  # only for one who may ask: it downloads
+            if previewed:
+                decision = decided(found + previewed)
         return decision
 
     def _check_state(self, plan: Plan, decision: policy.Decision) -> policy.Decision:

@@ -290,3 +290,18 @@ class ForgeRateLimited(ForgeUnavailable):
 class ForgeRefused(FerryError):
     """The forge refused the request: the token's permissions, a missing repository or branch."""
 
+
+
+class UnsafeArchive(FerryError):
+    """A chart archive Ferry will not read: a path leaving its folder, a link or device, too many
+    members, or more bytes unpacked than the bounds allow (a decompression bomb)."""
+
+
+class PreviewUnavailable(FerryError):
+    """A preview Ferry cannot make: what it would compare is not a chart, or cannot be read. A
+    change never waits for a preview: this is said in one line next to it."""
+
+
+class PreviewNotClean(FerryError):
+    """The environment's policy asks for a clean preview (``preview: require_clean``) and this
+    change's shows schema errors or keys the environment sets that the new chart lacks."""

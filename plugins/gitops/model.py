@@ -323,7 +323,7 @@ class RolledBack:
 class Blocker:
     """One thing that stands in a change's way and that ``--force`` may override."""
 
-    kind: str  # "lock" | "freeze" | "rolled-back"
+    kind: str  # "lock" | "freeze" | "rolled-back" | "preview"
     key: str  # what it is, stably: the same lock, freeze or rollback has the same key
     reason: str  # one line, as people and the Forced-by trailer read it
     admin_only: bool = True  # only an admin may force past it
@@ -332,6 +332,9 @@ class Blocker:
     def message(self) -> str:
         if self.admin_only:
             return f"{self.reason}. An admin may add `--force`."
+        if self.kind == "preview":
+            return f"{self.reason[:1].upper()}{self.reason[1:]}. Fix the values first, or add `--force` " \
+                "to go ahead all the same."
         return f"{self.reason}: add `--force` to bring it back on purpose."
 
 

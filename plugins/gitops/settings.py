@@ -87,6 +87,16 @@ class HelmIndexSettings:
 
 
 @dataclass(frozen=True)
+class PreviewSettings:
+    """How `!preview` reads chart archives: at most ``max_mb`` MiB each in ``timeout`` seconds,
+    kept on disk by digest up to ``cache_mb`` MiB in all."""
+
+    max_mb: float = 10.0
+    timeout: float = 30.0
+    cache_mb: float = 256.0
+
+
+@dataclass(frozen=True)
 class SshSettings:
     """How SSH remotes' host keys are checked: against ``known_hosts`` (a file; "" = ssh's own
     ``~/.ssh/known_hosts``), a host not in it refused unless ``accept_new_host_keys``."""
@@ -132,6 +142,8 @@ class Settings:
     registry_busy_seconds: float = 5.0  # a command waits this long for its turn at a busy source
     write: WriteSettings = field(default_factory=WriteSettings)
     commit: CommitSettings = field(default_factory=CommitSettings)
+    preview: PreviewSettings = field(default_factory=PreviewSettings)
+    registry_ca_file: str = ""  # PEM CA certificates trusted for HTTPS chart sources, besides the default ones
 
     @property
     def environment_names(self) -> list[str]:
@@ -178,7 +190,8 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
                                                 "registry_timeout", "flux", "registry_credentials",
                                                 "helm_index", "git_credentials", "ssh",
                                                 "registry_busy_seconds", "write", "commit",
-                                                "allow_plain_http_credentials"})
+                                                "allow_plain_http_credentials", "preview",
+                                                "registry_ca_file"})
     for key in ("repo", "environments"):
         if key not in root:
             raise SettingsError(f"`{key}` is missing from the settings file.")
@@ -249,7 +262,29 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
                     float(timeout), _flux(root.get("flux")), _helm_index(root.get("helm_index")),
                     _ssh(root.get("ssh"), base), float(busy), _write(root.get("write")),
                     CommitSettings(commit_signing(
-                        _mapping(root.get("commit") or {}, "commit", {"sign"}).get("sign"), environ, base)))
+                        _mapping(root.get("commit") or {}, "commit", {"sign"}).get("sign"), environ, base)),
+                    _preview(root.get("preview")), _ca_file(root.get("registry_ca_file"), base))
+
+
+def _preview(value) -> PreviewSettings:
+    conf = _mapping(value if value is not None else {}, "preview", {"max_mb", "timeout", "cache_mb"})
+    numbers = {}
+    for key, low, high in (("max_mb", 0, 1024), ("timeout", 0, 600), ("cache_mb", -1, 1024 * 1024)):
+        number = conf.get(key, getattr(PreviewSettings, key))
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or not low < number <= high:
+            raise SettingsError(f"`preview.{key}` must be a number between {max(low, 0)} and {high}.")
+        numbers[key] = float(number)
+    return PreviewSettings(**numbers)
+
+
+def _ca_file(value, base: Path) -> str:
+    if value is None:
+        return ""
+    path = (base / _string(value, "registry_ca_file")).resolve()
+    if not path.is_file() or b"-----BEGIN CERTIFICATE-----" not in path.read_bytes()[:1024 * 1024]:
+        raise SettingsError(f"`registry_ca_file` names {path}, which is not a file of PEM certificates "
+                            "(`-----BEGIN CERTIFICATE-----`).")
+    return str(path)
 
 
 def _write(value) -> WriteSettings:

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Mapping, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..errors import FerryError, Locked, NoLongerAllowed, NotAllowed, RolledBackVersion, SettingsError
+from ..errors import (FerryError, Locked, NoLongerAllowed, NotAllowed, PreviewNotClean, RolledBackVersion,
+                      SettingsError)
 from ..identity import channel, mention, person
 from ..model import Blocker, Lock, Requester, RolledBack
 from ..versions import same_version
@@ -52,6 +53,7 @@ class Policy:
     freezes: tuple = ()
     bots: tuple = ()  # (action, bot IDs) pairs: the only bots or integrations that may act
     max_waiting: int = MAX_WAITING  # changes one person may have waiting for approval at once
+    preview: str = ""  # "require_clean": a chart change whose preview is not clean needs --force
 
     def who_may(self, action: str) -> Optional[tuple]:
         return dict(self.allowed).get(action)
@@ -218,7 +220,8 @@ def decide(policy: Policy, environment: str, action: str, found: tuple, *, who: 
 
 
 def _error(blocker: Blocker) -> FerryError:
-    return (RolledBackVersion if blocker.kind == "rolled-back" else Locked)(blocker.message)
+    kind = {"rolled-back": RolledBackVersion, "preview": PreviewNotClean}.get(blocker.kind, Locked)
+    return kind(blocker.message)
 
 
 def refuse_locked(environment: str, app: str, locks: Mapping[str, Lock], policy: Policy,
@@ -247,16 +250,19 @@ def parse_policy(raw, where: str, environment: str, aliases: tuple = ()) -> Poli
     if not isinstance(raw, dict):
         raise SettingsError(f"`{where}` must be a mapping (deploy, promote, rollback, channels, approval, "
                             "freeze, bots).")
-    unknown = sorted(set(raw) - {*ACTIONS, "channels", "approval", "freeze", "bots"})
+    unknown = sorted(set(raw) - {*ACTIONS, "channels", "approval", "freeze", "bots", "preview"})
     if unknown:
         raise SettingsError(f"`{where}` has an unknown key `{unknown[0]}`; allowed: "
-                            "approval, bots, channels, deploy, freeze, promote, rollback.")
+                            "approval, bots, channels, deploy, freeze, preview, promote, rollback.")
+    if raw.get("preview", "require_clean") != "require_clean":
+        raise SettingsError(f"`{where}.preview` must be `require_clean` (a chart change whose preview "
+                            "shows schema errors or removed keys the environment sets needs `--force`).")
     allowed = tuple((a, _ids(raw[a], f"{where}.{a}")) for a in ACTIONS if a in raw)
     channels = _ids(raw["channels"], f"{where}.channels") if "channels" in raw else None
     approval, approvers, minutes, waiting = _approval(raw.get("approval", production), f"{where}.approval")
     freezes = tuple(_freeze(w, f"{where}.freeze[{i}]") for i, w in enumerate(_list(raw.get("freeze", []), f"{where}.freeze")))
     return Policy(allowed, channels, approval, approvers, minutes, freezes,
-                  _bots(raw.get("bots"), f"{where}.bots"), waiting)
+                  _bots(raw.get("bots"), f"{where}.bots"), waiting, str(raw.get("preview", "")))
 
 
 def _bots(raw, where: str) -> tuple:

@@ -44,6 +44,7 @@ from ..settings import RegistryCredentials
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+CHANGES = "artifacthub.io/changes"
 MAX_REDIRECTS = 5
 CHUNK = 256 * 1024
 
@@ -58,6 +59,7 @@ class IndexEntry:
     created: str = ""
     digest: str = ""
     urls: tuple = ()  # as written: relative to the index, or absolute
+    changes: str = ""  # its `artifacthub.io/changes` annotation (`!preview` lists the notes between)
 
 
 @dataclass
@@ -100,10 +102,13 @@ def parse_index(data: bytes, where: str = "index.yaml", max_bytes: int = DEFAULT
                 continue
             version = str(item["version"])
             urls = item.get("urls")
+            annotations = item.get("annotations")
+            changes = annotations.get(CHANGES) if isinstance(annotations, dict) else None
             found.setdefault(version, IndexEntry(
                 version, _text(item.get("appVersion")), _text(item.get("description")),
                 _text(item.get("created")), _text(item.get("digest")),
-                tuple(str(u) for u in urls) if isinstance(urls, list) else ()))
+                tuple(str(u) for u in urls) if isinstance(urls, list) else (),
+                changes if isinstance(changes, str) else ""))
         charts[str(name)] = found
     return charts
 
@@ -130,6 +135,7 @@ class HelmIndexClient:
         self._clock = clock
         self.busy_seconds = busy_seconds
         self._session = transport.bounded_session(timeout, busy_seconds)
+        self.verify = True  # or the CA bundle (a path) HTTPS is checked against: `registry_ca_file`
         self._lock = threading.Lock()
         self._cache: dict = {}  # index URL -> _Cached
         self._fetching: dict = {}  # index URL -> lock: one download per repository at a time
@@ -250,7 +256,7 @@ class HelmIndexClient:
     @observed_request
     def _send(self, url: str, headers: dict) -> requests.Response:
         return transport.send(self._session, "GET", url, headers=headers, timeout=self.timeout,
-                              stream=True)
+                              stream=True, verify=self.verify)
 
     def _body(self, url: str, response: requests.Response, started: float, what: str = "") -> bytes:
         limit = self.max_bytes

@@ -38,7 +38,8 @@ class RegistryClient:
     def __init__(self, credentials: Iterable[RegistryCredentials] = (), timeout: float = 5.0,
                  cache_seconds: float = 30.0, index_seconds: float = 30.0,
                  index_max_bytes: int = DEFAULT_MAX_BYTES, index_cache_seconds: float = 300.0,
-                 busy_seconds: float = BUSY_WAIT):
+                 busy_seconds: float = BUSY_WAIT, verify=True):
+        """``verify``: True, or the CA bundle (a path) every HTTPS source is checked against."""
         # Each host's own credentials; a host not named here is asked without any.
         self._credentials = {c.host: c for c in credentials}
         self.timeout = timeout
@@ -47,6 +48,7 @@ class RegistryClient:
         self.index = HelmIndexClient(self._credentials, timeout=timeout, seconds=index_seconds,
                                      max_bytes=index_max_bytes, cache_seconds=index_cache_seconds,
                                      busy_seconds=busy_seconds)
+        self.verify = self.index.verify = verify
         self._lock = threading.Lock()
         self._tags: dict = {}  # ChartLocation -> (expires, ChartVersions)
         self._infos: dict = {}  # (ChartLocation, tag) -> (expires, ChartInfo)
@@ -199,6 +201,30 @@ class RegistryClient:
                          description=entry.description, created=entry.created, digest=entry.digest,
                          url=archive_url(location, entry))
 
+    def oci(self, location: ChartLocation) -> OciRegistry:
+        """The OCI registry of ``location``'s host (its credentials, its turn), for reading blobs."""
+        return self._registry(location)
+
+    def annotations(self, location: ChartLocation, version: str) -> dict:
+        """The annotations of one chart version: its OCI manifest's (Helm copies Chart.yaml's
+        there), or, from an index, its ``artifacthub.io/changes``."""
+        if location.is_index:
+            entry = self.index.entries(location).get(self._match(location, version) or version)
+            return {"artifacthub.io/changes": entry.changes} if entry is not None and entry.changes else {}
+        tag = self._match(location, version) or registry_tag(version)
+        key = (location, "annotations", tag)
+        cached = self._cached(self._infos, key)
+        if cached is not None:
+            return cached
+        try:
+            with self._registry(location).turn() as registry:
+                manifest, _ = registry.manifest(container_of(location), tag)
+        except NotFound:
+            return {}
+        found = {str(k): str(v) for k, v in (manifest.get("annotations") or {}).items()}
+        self._store(self._infos, key, found)
+        return found
+
     def invalidate(self, location: Optional[ChartLocation] = None) -> None:
         """Forget what was cached about one chart, or about every chart."""
         if location is None or location.is_index:
@@ -240,6 +266,7 @@ class RegistryClient:
                 registry = OciRegistry(location.host, location.insecure,
                                        None if withheld else credentials, self.timeout,
                                        self.busy_seconds, withheld)
+                registry._tls_verify = self.verify
                 registry.observe = self._observe
                 self._registries[key] = registry
             return registry
