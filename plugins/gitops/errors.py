@@ -285,3 +285,8 @@ class ForgeRateLimited(ForgeUnavailable):
 class ForgeRefused(FerryError):
     """The forge refused the request: the token's permissions, a missing repository or branch."""
 
+
+
+class CheckUnreadable(FerryError):
+    """A verification check could not be evaluated: Prometheus did not answer, refused the query
+    or answered something that is not an instant vector or scalar."""
