@@ -3,12 +3,13 @@ import uuid
 from errbot import BotPlugin, webhook
 from errbot.backends.base import Message, Room, RoomOccupant
 
-from ferrychat.feedback import say
+from ferrychat.feedback import say, say_verdict
 from ferrychat.replies import requester
 from gitops.errors import EventRefused, UnknownEnvironment, shown
 from gitops.feedback.events import MAX_BODY
 from gitops.feedback.waits import Feedback
 from gitops.feedback.records import ReplyTarget
+from gitops.feedback.verifier import Verifier
 
 
 class FerryFlux(BotPlugin):
@@ -21,6 +22,11 @@ class FerryFlux(BotPlugin):
         self.feedback = Feedback(self.ferry.gitops)
         self.ferry.watchers.append(self.watch)
         self.start_poller(min(30.0, max(0.2, self.feedback.timeout / 5)), self.check_timeouts)
+        self.verifier = Verifier(self.ferry.gitops)
+        # What a restart interrupted, once, off the start's path (it may read Git).
+        self.start_poller(0.1, self.resume_verifications, times=1)
+        if any(e.verify is not None for e in self.feedback.settings.environments):
+            self.start_poller(min(30.0, max(0.2, self.verifier.interval / 2)), self.check_verifications)
         configured = [e.name for e in self.feedback.settings.environments if self.feedback.configured(e.name)]
         self.log.info("Flux feedback on /flux/<env> for %s", ", ".join(configured) or "no environment (no token)")
 
@@ -53,6 +59,7 @@ class FerryFlux(BotPlugin):
             return f"error {ref}", 500
         for outcome in received.outcomes:
             self._say(outcome)
+            self._verify(outcome)
         event = received.event
         if received.ignored:
             return f"accepted, nothing to do: {received.ignored}.", 200
@@ -73,6 +80,54 @@ class FerryFlux(BotPlugin):
                 self._say(outcome)
         except Exception:  # logged; the poller must live on to check again next round
             self.log.exception("checking Flux timeouts failed")
+
+    # ---- verification ----------------------------------------------------------------------
+
+    def _verify(self, outcome):
+        try:
+            verdicts = self.verifier.settled(outcome)
+        except Exception:  # logged; Flux's own answer was said already
+            self.log.exception("starting the verification of %s in %s failed", outcome.app, outcome.environment)
+            return
+        for verdict in verdicts:
+            self._say_verdict(verdict)
+
+    def resume_verifications(self):
+        try:
+            for verdict in self.verifier.resume():
+                self._say_verdict(verdict)
+        except Exception:  # logged; what was verifying stays so, for the next start
+            self.log.exception("resuming verifications failed")
+
+    def check_verifications(self):
+        try:
+            for verdict in self.verifier.tick():
+                self._say_verdict(verdict)
+        except Exception:  # logged; the poller must live on to check again next round
+            self.log.exception("checking verifications failed")
+
+    def _say_verdict(self, verdict):
+        record = verdict.record
+        self._send(record.target, say_verdict(verdict), record.app, record.environment, verdict.kind)
+        if verdict.kind == "rolled-back" and verdict.change is not None:
+            channel = self.feedback.settings.environment(record.environment).notify
+            if channel:
+                self._send_channel(channel, say_verdict(verdict), record.app, record.environment)
+            # Flux's answer to the rollback comes to the same thread; it is verified, never rolled back.
+            self.feedback.expect(verdict.change, record.requester, record.target)
+
+    def _send(self, target, text, app, environment, kind):
+        try:
+            to = self._identifier(target.to, target.room)
+            self.send(to, text, in_reply_to=self._thread(target, to))
+        except Exception:  # nobody to tell in chat (that is what failed): logged
+            self.log.exception("could not say %s about %s in %s", kind, app, environment)
+
+    def _send_channel(self, channel, text, app, environment):
+        try:
+            self.send(self._identifier(channel, True), text)
+        except Exception:
+            self.log.exception("could not tell %s about %s in %s", channel, app, environment)
 
     # ---- saying it -------------------------------------------------------------------------
 

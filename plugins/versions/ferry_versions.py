@@ -29,7 +29,8 @@ class FerryVersions(BotPlugin):
         newest release or the previous environment), `--env <env>` (one column); a table too long
         for a message comes as a file in the thread.
         `!versions <app>`: one app everywhere (its chart version and every image tag, `*` on what it
-        is tracked by), and the registry's newest versions with their dates.
+        is tracked by), the registry's newest versions with their dates, and its last verification
+        in each environment (a verified version still soaking says how long before a promotion).
         `!versions <app> <env>`: its history there: version, who, when, commit.
         """
         query = grammar.parse_versions(args)
@@ -43,9 +44,11 @@ class FerryVersions(BotPlugin):
                                         time.time())
         if query.environment is None:
             pins, infos, note = gitops.app_report(query.app)
-            return render.app_overview(pins[0].app, pins, infos, note,
-                                       live_states(gitops.memory, pins), time.time(),
-                                       newest_part=pins[0].part)
+            now = time.time()
+            overview = render.app_overview(pins[0].app, pins, infos, note,
+                                           live_states(gitops.memory, pins), now, newest_part=pins[0].part)
+            verified = listing.verifications(gitops.verifications.of_app(pins[0].app), gitops.settings, now)
+            return f"{overview}\n{verified}" if verified else overview
         pin = gitops.pin(query.app, query.environment)
         return render.history(pin.app, pin.environment, gitops.history(pin.app, pin.environment))
 

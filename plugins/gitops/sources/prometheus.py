@@ -5,8 +5,9 @@ machine.
 
 The answer (Prometheus's documented JSON): ``{"status": "success", "data": {"resultType":
 "vector", "result": [{"metric": {…}, "value": [<time>, "<value>"]}]}}``, or ``{"status": "error",
-"errorType": "bad_data", "error": "…"}`` with a 4xx/5xx status. A check is a comparison: a vector
-holds when it has a sample and none is 0 (``… < bool 1`` gives 0 or 1), a scalar when it is not 0.
+"errorType": "bad_data", "error": "…"}`` with a 4xx/5xx status. A check is a comparison: a filter
+comparison (``… < 1``) returns the samples that pass, with their own values, so a vector holds
+when it has a sample, whatever its value; a scalar (``scalar(…) < bool 1``) when it is not 0.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def reading(answer) -> Reading:
         return Reading(False, "no sample")
     shown = ", ".join(_text(v) for v in values[:SHOWN])
     more = f" (+{len(values) - SHOWN} more)" if len(values) > SHOWN else ""
-    return Reading(all(v != 0 and not math.isnan(v) for v in values), shown + more)
+    return Reading(True, shown + more)
 
 
 def _number(pair) -> float:
