@@ -168,6 +168,9 @@ def test_a_promotion_is_refused_during_the_soak_and_allowed_after(start, fleet_u
     assert ferry.next(timeout=20).startswith("podinfo 6.5.3 is verified in qa")
     soaking = ferry.say("!promote podinfo to stag")[0]
     assert re.search(r"podinfo 6\.5\.3 has soaked in qa for \d+s of 5s: \d+s remain", soaking), soaking
+    assert re.search(r"Soaking: podinfo 6\.5\.3 in qa, \ds before it may be promoted\.", ferry.say("!versions")[0])
+    assert re.search(r"qa: 6\.5\.3 verified \ds ago \(ferry_test_errors < 1 = 0\); soaking: \ds before it may be "
+                     "promoted", ferry.say("!versions podinfo")[0])
     tip = remote_tip(fleet_url)
     assert remote_tip(fleet_url) == tip
     time.sleep(5)

@@ -134,8 +134,7 @@ def verifications(records: Sequence, settings, now: float) -> str:
         figures = ", ".join(f"`{label}` = {value}" for label, value in r.figures.items())
         if r.state == "verified":
             line += f" {age(now - r.verified_at)} ago" + (f" ({figures})" if figures else "")
-            verify = settings.environment(r.environment).verify if r.environment in settings.environment_names else None
-            remaining = r.verified_at + verify.promote_after - now if verify is not None else 0
+            remaining = soak_remaining(r, settings, now)
             if remaining > 0:
                 line += f"; soaking: {duration(remaining)} before it may be promoted"
         elif r.state == "verifying":
@@ -144,3 +143,18 @@ def verifications(records: Sequence, settings, now: float) -> str:
             line += f": {' '.join(r.reason.split())[:300]}" if r.reason else ""
         lines.append(line)
     return "Last verification:\n" + "\n".join(lines) if lines else ""
+
+
+def soak_remaining(record, settings, now: float) -> float:
+    """How long a verified version still soaks before it may be promoted (0: it may)."""
+    if record.state != "verified" or record.environment not in settings.environment_names:
+        return 0.0
+    verify = settings.environment(record.environment).verify
+    return record.verified_at + verify.promote_after - now if verify is not None else 0.0
+
+
+def soaking(records: Sequence, apps: Collection[str], settings, now: float) -> list:
+    """`!versions`'s notes: the versions of ``apps`` still soaking, and how long they have left."""
+    return [f"Soaking: `{r.app}` {r.version} in {r.environment}, {duration(remaining)} before it may be "
+            "promoted." for r in records if r.app in apps
+            if (remaining := soak_remaining(r, settings, now)) > 0]

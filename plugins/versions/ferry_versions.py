@@ -24,7 +24,8 @@ class FerryVersions(BotPlugin):
         """`!versions [<app>|<glob>] [--outdated] [--env <env>]`, `!versions <app> <env>`: what runs where, one app everywhere, or its history in one environment; e.g. `!versions`, `!versions podinfo`, `!versions team-a-* --outdated --env prod`, `!versions podinfo qa`
 
         `!versions`: every app × environment (`~` a range, `*` newer in the registry, `no access`:
-        the registry refused Ferry that chart), and what Flux last reported live there (`≠` another version runs, `!` the release failed).
+        the registry refused Ferry that chart), and what Flux last reported live there (`≠` another version runs, `!` the release failed);
+        a note under it for each version still soaking before it may be promoted.
         Narrow it: `!versions <glob>` (app names, `*` `?` `[…]`), `--outdated` (behind the registry's
         newest release or the previous environment), `--env <env>` (one column); a table too long
         for a message comes as a file in the thread.
@@ -39,9 +40,16 @@ class FerryVersions(BotPlugin):
             column = None
             if query.column is not None:
                 column = grammar.known_environment("versions", query.column, gitops.settings).name
+            now = time.time()
+
+            def newest(pins):  # the registry's notes, then the versions still soaking
+                found, notes, refused = gitops.newest(pins)
+                soaking = listing.soaking(gitops.verifications.in_state("verified"), {p.app for p in pins},
+                                          gitops.settings, now)
+                return found, [*notes, *soaking], refused
+
             return self.tables.versions(gitops.inventory(), query, gitops.settings.environment_names,
-                                        column, gitops.newest, lambda pins: live_states(gitops.memory, pins),
-                                        time.time())
+                                        column, newest, lambda pins: live_states(gitops.memory, pins), now)
         if query.environment is None:
             pins, infos, note = gitops.app_report(query.app)
             now = time.time()
