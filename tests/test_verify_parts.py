@@ -11,7 +11,7 @@ from devtools.fluxrepo import demo_files, demo_settings
 from gitops.core import GitOps
 from gitops.errors import CheckUnreadable, NothingToRollback, SettingsError
 from gitops.feedback import verify as v
-from gitops.feedback.events import Outcome
+from gitops.feedback.events import Outcome, parse_event
 from gitops.feedback.records import ReplyTarget, WaitingDeploy
 from gitops.feedback.verifier import Verifier
 from gitops.guard.soak import Check, Verify, soak_blocker
@@ -21,6 +21,7 @@ from gitops.sources.prometheus import PrometheusClient, Reading
 from gitops.state.store import Store
 from tests.fixtures_git import git, remote_log, remote_path, remote_tip
 from tests.fixtures_prometheus import free_port
+from tests.flux_events import encode, flux_event
 from tests.serving import serving
 
 ALICE = Requester("U0ALICE", "Alice Doe")
@@ -245,3 +246,21 @@ def test_an_unreadable_check_fails_the_verification_and_never_rolls_back(fleet, 
     assert remote_tip(fleet) == change.commit.sha  # nothing rolled back on a check Ferry could not read
     assert core.verifications.get("qa", "podinfo", "chart").state == v.FAILED
     assert verifier.tick() == []  # ended: never evaluated again
+
+
+def test_a_failure_flux_reports_is_rolled_back_with_fluxs_words(fleet, tmp_path):
+    settings = qa_settings(fleet, tmp_path, on_failure="rollback", verify={
+        "checks": [{"prometheus": "http://127.0.0.1:9", "query": "errors < 1", "for": "1m"}]})
+    core = GitOps(settings, fetch_interval=0)
+    change = core._write(core.plan_deploy("podinfo", "qa", "6.5.3"), ALICE, dry_run=False)
+    pending = WaitingDeploy("podinfo", "qa", "deploy", "6.5.2", "6.5.3", change.commit.sha, "U0ALICE",
+                            ReplyTarget("testroom", True, "1.2"), 1000.0)
+    event = parse_event(encode(flux_event(reason="UpgradeFailed", version="6.5.3")))
+    said = Verifier(core, clock=lambda: 1001.0).settled(Outcome("failed", "podinfo", "qa", pending, event))
+    assert [s.kind for s in said] == ["failed", "rolled-back"]
+    assert said[0].record.reason.startswith("Flux reports UpgradeFailed: Helm upgrade failed for release")
+    assert said[1].change.commit.sha == remote_tip(fleet) and len(remote_log(fleet)) == 3
+    message = last_message(fleet)
+    assert f"Rollback-Of: {change.commit.sha}\n" in message
+    assert "Verification: failed: Flux reports UpgradeFailed: Helm upgrade failed" in message
+    assert core.verifications.get("qa", "podinfo", "chart").state == v.ROLLED_BACK
