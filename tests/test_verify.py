@@ -2,10 +2,18 @@
 real plugins folder with its Webserver, Flux events as notification-controller posts them, a real
 bare remote and registry, and a real Prometheus (Debian's) scraping an exporter the test controls,
 so that a check's query turns bad during the soak. A restart is a restart (storage on disk)."""
+import os
+import queue
 import re
+import signal
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
+import requests
 from errbot.backends.base import Room
 from errbot.backends.test import TestBot as ErrbotTestBot
 from ruamel.yaml import YAML
@@ -14,7 +22,7 @@ from devtools.fluxrepo import demo_files, demo_settings
 from devtools.serial_replies import one_reply_at_a_time
 from tests.ferrybot import STORAGE_PLUGINS
 from tests.fixtures_git import git, remote_log, remote_path, remote_tip
-from tests.flux_events import flux_event
+from tests.flux_events import encode, flux_event, signed
 from tests.serving import answering
 from tests.test_flux import PLUGINS, THREAD, TOKENS, Ferry, free_port
 
@@ -215,3 +223,70 @@ def test_a_verification_the_settings_no_longer_name_is_lost_and_said_so(start, f
     assert lost == ("podinfo 6.5.3 in qa: its verification was lost at a restart: the environment's "
                     "settings no longer say how to verify it.")
     in_thread(again, lost)
+
+
+def test_the_real_errbot_process_killed_during_a_soak_resumes_it(tmp_path, fleet_url, prometheus):
+    """SIGKILL the real errbot process (Text backend, Ferry's own webserver) while a deploy soaks:
+    the restarted process says so and verifies it."""
+    raw = demo_settings(fleet_url)
+    raw["environments"][1].update(verify={"interval": "0.3s", "checks": [
+        {"prometheus": prometheus.url, "query": GOOD, "for": "4s"}]}, on_failure="rollback")
+    settings = tmp_path / "ferry.yaml"
+    YAML().dump({**raw, "data_dir": str(tmp_path / "gitops")}, settings)
+    (tmp_path / "errbot").mkdir()
+    root = Path(PLUGINS).parent
+    port = free_port()
+    env = {**os.environ, "FERRY_BACKEND": "Text", "GITOPS_CONFIG": str(settings),
+           "FERRY_ADMINS": "@demo", "FERRY_DATA_DIR": str(tmp_path / "errbot"),
+           "FERRY_LOG_FILE": str(tmp_path / "ferry.log"), "PYTHONUNBUFFERED": "1",
+           "FERRY_WEBSERVER_PORT": str(port), "FERRY_WEBSERVER_HOST": "127.0.0.1",
+           "GITOPS_FLUX_TOKEN_QA": TOKENS["qa"]}
+
+    def start():
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "errbot"), "--config",
+                                 str(root / "config.py")], cwd=root, env=env, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+        return proc, lines
+
+    def hear(lines, pattern, timeout=60):
+        deadline, seen = time.monotonic() + timeout, []
+        while time.monotonic() < deadline:
+            try:
+                line = re.sub(r"\x1b\[[0-9;]*m", "", lines.get(timeout=1))
+            except queue.Empty:
+                continue
+            seen.append(line)
+            if re.search(pattern, line):
+                return line
+        raise AssertionError(f"no {pattern!r} from the bot within {timeout} s: {''.join(seen)[-2000:]}")
+
+    def say(proc, text):
+        proc.stdin.write(text + "\n")
+        proc.stdin.flush()
+
+    def post(event):
+        body = encode(event)
+        answering(f"http://127.0.0.1:{port}/flux/qa")
+        return requests.post(f"http://127.0.0.1:{port}/flux/qa", data=body, headers=signed(body, TOKENS["qa"]),
+                             timeout=10)
+
+    proc, lines = start()
+    try:
+        say(proc, "!deploy podinfo 6.5.3 to qa")
+        hear(lines, r"Deployed podinfo 6\.5\.2 → 6\.5\.3 in qa")
+        assert post(flux_event(reason="UpgradeSucceeded", version="6.5.3")).status_code == 200
+        hear(lines, r"podinfo.? 6\.5\.3 in qa: verifying")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    proc, lines = start()
+    try:
+        hear(lines, r"podinfo.? 6\.5\.3 in qa: Ferry restarted during its verification; the soak begins again now\.")
+        hear(lines, r"podinfo.? 6\.5\.3 is verified in qa: .*ferry_test_errors < 1.? = 0, held for [4-9]s\.")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert len(remote_log(fleet_url)) == 2  # the deploy only: verified, nothing rolled back
