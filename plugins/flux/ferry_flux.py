@@ -108,43 +108,32 @@ class FerryFlux(BotPlugin):
 
     def _say_verdict(self, verdict):
         record = verdict.record
-        self._send(record.target, say_verdict(verdict), record.app, record.environment, verdict.kind)
+        text = say_verdict(verdict)
+        self._tell(text, record.target, record.environment, f"{verdict.kind} about {record.app}")
         if verdict.kind == "rolled-back" and verdict.change is not None:
-            channel = self.feedback.settings.environment(record.environment).notify
-            if channel:
-                self._send_channel(channel, say_verdict(verdict), record.app, record.environment)
+            self._tell(text, None, record.environment, f"{verdict.kind} about {record.app}")
             # Flux's answer to the rollback comes to the same thread; it is verified, never rolled back.
             self.feedback.expect(verdict.change, record.requester, record.target)
-
-    def _send(self, target, text, app, environment, kind):
-        try:
-            to = self._identifier(target.to, target.room)
-            self.send(to, text, in_reply_to=self._thread(target, to))
-        except Exception:  # nobody to tell in chat (that is what failed): logged
-            self.log.exception("could not say %s about %s in %s", kind, app, environment)
-
-    def _send_channel(self, channel, text, app, environment):
-        try:
-            self.send(self._identifier(channel, True), text)
-        except Exception:
-            self.log.exception("could not tell %s about %s in %s", channel, app, environment)
 
     # ---- saying it -------------------------------------------------------------------------
 
     def _say(self, outcome):
         text = say(outcome, self.feedback.settings.flux.timeout_minutes)
+        target = outcome.pending.target if outcome.pending is not None else None
+        self._tell(text, target, outcome.environment, f"{outcome.kind} about {outcome.app}")
+
+    def _tell(self, text, target, environment, what):
+        """In ``target``'s thread, or (None) in the environment's notify channel if it has one."""
         try:
-            if outcome.pending is not None:
-                target = outcome.pending.target
+            if target is not None:
                 to = self._identifier(target.to, target.room)
                 self.send(to, text, in_reply_to=self._thread(target, to))
             else:
-                channel = self.feedback.settings.environment(outcome.environment).notify
+                channel = self.feedback.settings.environment(environment).notify
                 if channel:
                     self.send(self._identifier(channel, True), text)
-        except Exception:  # nobody to tell in chat (that is what failed): logged with the outcome
-            self.log.exception("could not say %s about %s in %s", outcome.kind, outcome.app,
-                               outcome.environment)
+        except Exception:  # nobody to tell in chat (that is what failed): logged with what it was
+            self.log.exception("could not say %s in %s", what, environment)
 
     def _identifier(self, text, room):
         """Rebuild a chat target from the text stored for it (it survives a restart)."""
