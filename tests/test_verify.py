@@ -290,3 +290,17 @@ def test_the_real_errbot_process_killed_during_a_soak_resumes_it(tmp_path, fleet
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     assert len(remote_log(fleet_url)) == 2  # the deploy only: verified, nothing rolled back
+
+
+def test_a_newer_change_ends_the_verification_it_supersedes(start, fleet_url, exporter):
+    ferry = start(soak="60s")
+    deployed_live(ferry)
+    assert ferry.next().startswith("podinfo 6.5.3 in qa: verifying")
+    ferry.say("!deploy podinfo 6.6.0 to qa", replies=3, extras={"slack_event": {"ts": "1700000200.000300"}})
+    ended = next(m for m in ferry.sent if "verification ended" in m.body)
+    assert ended.body.replace("`", "") == "podinfo 6.5.3 in qa: its verification ended: 6.6.0 was pushed before it ended."
+    assert ended.parent.extras["slack_event"]["ts"] == THREAD  # in the superseded change's thread
+    tip = remote_tip(fleet_url)
+    exporter.errors.set(5)  # nothing is verifying now: nothing fails, nothing is rolled back
+    ferry.quiet(wait=3)
+    assert remote_tip(fleet_url) == tip

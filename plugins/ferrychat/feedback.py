@@ -104,6 +104,8 @@ def say_verdict(verdict) -> str:
     if kind == "not-rolled-back":
         return (f"{what} was not rolled back in {r.environment}: {_one_line(verdict.problem)} "
                 f"Roll it back by hand: `!rollback {r.app} {r.environment}`.")
+    if kind == "superseded":
+        return f"{what} in {r.environment}: its verification ended: {_one_line(r.reason)}."
     if kind == "resumed":
         return (f"{what} in {r.environment}: Ferry restarted during its verification; the soak "
                 "begins again now.")

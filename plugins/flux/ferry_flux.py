@@ -73,6 +73,8 @@ class FerryFlux(BotPlugin):
         superseded = self.feedback.expect(change, who.name or who.id, target_of(msg))
         if superseded is not None:
             self._say(superseded)
+        for verdict in self.verifier.superseded(change):
+            self._say_verdict(verdict)
 
     def check_timeouts(self):
         try:

@@ -26,7 +26,7 @@ class Verdict:
     """Something to say about a verification, in the thread of the change it is about; a
     ``rolled-back`` one is said in the environment's notify channel too."""
 
-    kind: str  # verifying | verified | failed | rolled-back | not-rolled-back | resumed | lost
+    kind: str  # verifying | verified | failed | rolled-back | not-rolled-back | resumed | lost | superseded
     record: v.Verification
     change: object = None  # rolled-back: the rollback's Change
     problem: str = ""  # not-rolled-back: why Ferry could not revert it
@@ -72,6 +72,18 @@ class Verifier:
                                 soak=verify.soak)]
             message = f"Flux reports {outcome.event.reason}: {outcome.event.message}".strip()
             return self._failed(v.flux_failed(pending, message, now), verify)
+
+    def superseded(self, change) -> list:
+        """Another change of the same release was pushed: a verification still running ends."""
+        with self._lock:
+            record = self.book.get(change.environment, change.app, change.part)
+            if record is None or record.state != v.VERIFYING or (change.commit and record.commit == change.commit.sha):
+                return []
+            record = replace(record, state=v.SUPERSEDED, updated=self.clock(),
+                             reason=f"{change.new} was pushed before it ended")
+            with self.gitops.state.transaction():
+                self.book.save(record)
+        return [Verdict(v.SUPERSEDED, record)]
 
     # ---- the poller ----------------------------------------------------------------------------
 

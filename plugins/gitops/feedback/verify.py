@@ -4,7 +4,7 @@ its rows in the state file (``verifications``, one per environment, app and part
 A record is ``verifying`` from the live event (``since``) until every check held over its soak
 (``verified``, ``verified_at``), or one evaluation did not hold or Flux reported a failure
 (``failed``), then ``rolled-back`` once Ferry reverted it; ``lost`` when a restart could not resume
-it. ``cause`` says why it failed: ``flux`` (Flux's failure), ``check`` (a query's value), or
+it; ``superseded`` when another change of the same release was pushed before it ended. ``cause`` says why it failed: ``flux`` (Flux's failure), ``check`` (a query's value), or
 ``unreadable`` (a check could not be evaluated: never rolled back on that, only said).
 """
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Mapping, Optional
 from ..guard.soak import Verify
 from .records import ReplyTarget
 
-VERIFYING, VERIFIED, FAILED, ROLLED_BACK, LOST = "verifying", "verified", "failed", "rolled-back", "lost"
+VERIFYING, VERIFIED, FAILED, ROLLED_BACK, LOST, SUPERSEDED = (
+    "verifying", "verified", "failed", "rolled-back", "lost", "superseded")
 
 
 @dataclass(frozen=True)
