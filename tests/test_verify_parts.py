@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from devtools.fluxrepo import demo_files, demo_settings
+from gitops.check import verification_findings
 from gitops.core import GitOps
 from gitops.errors import CheckUnreadable, NothingToRollback, SettingsError
 from gitops.feedback import verify as v
@@ -264,3 +265,12 @@ def test_a_failure_flux_reports_is_rolled_back_with_fluxs_words(fleet, tmp_path)
     assert f"Rollback-Of: {change.commit.sha}\n" in message
     assert "Verification: failed: Flux reports UpgradeFailed: Helm upgrade failed" in message
     assert core.verifications.get("qa", "podinfo", "chart").state == v.ROLLED_BACK
+
+
+def test_ferry_check_evaluates_each_check_once(tmp_path, prometheus):
+    settings = qa_settings("file:///x.git", tmp_path, verify={"checks": [
+        {"prometheus": prometheus.url, "query": "ferry_test_errors < 1", "for": "1m"},
+        {"prometheus": prometheus.url, "query": "sum(ferry_test_errors) <", "name": "typo"}]})
+    good, bad = [f.line() for f in verification_findings(settings)]
+    assert good == f"ok  verify qa `ferry_test_errors < 1`: holds now on {prometheus.url} (0)"
+    assert bad.startswith("FAIL  verify qa `typo`: Prometheus refused the query (bad_data): ")
