@@ -27,8 +27,7 @@ from .flux import images
 from .guard import policy
 from .guard.approvals import Guard
 from .guard.soak import soak_blocker
-from .identity import plain
-from .identity import Release
+from .identity import Release, plain
 from .model import Change, ChartLocation, Commit, Inventory, Pin, Plan, Requester
 from .ops.metrics import Metrics
 from .reports import Reports
