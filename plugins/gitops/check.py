@@ -1,6 +1,7 @@
 """`ferry check`: the settings read as the bot reads them, then every connection they name tried
 once, as the bot would make it: each Git remote fetched, each chart and image registry the fleet
-uses asked for one repository's tags with its credentials, each environment's Flux token found.
+uses asked for one repository's tags with its credentials, each environment's Flux token found,
+each verification check's query evaluated once on its Prometheus.
 
 One ``Finding`` per item: what was found, or what is wrong and how to fix it. Nothing is written
 anywhere but a scratch folder for the clone; chat is checked by the chat backend's own check.
@@ -16,6 +17,7 @@ from .core import GitOps
 from .errors import FerryError, SettingsError
 from .model import Pin
 from .settings import Settings, flux_token_variable, load_settings
+from .sources.prometheus import PrometheusClient
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,24 @@ def connection_findings(settings: Settings) -> list:
             core.registry.close()
             for workspace in core.workspaces.values():
                 workspace.close()
-    return findings + flux_token_findings(settings)
+    return findings + flux_token_findings(settings) + verification_findings(settings)
+
+
+def verification_findings(settings: Settings) -> list:
+    """Each environment's verification checks, evaluated once: a query Prometheus refuses, or a
+    server that does not answer, is named now rather than in a deploy's thread."""
+    client, findings = PrometheusClient(settings.secrets.prometheus_host, settings.registry_timeout), []
+    for env in settings.environments:
+        for check in env.verify.checks if env.verify is not None else ():
+            item = f"verify {env.name} `{check.label}`"
+            try:
+                found = client.query(check.prometheus, check.query)
+            except FerryError as e:
+                findings.append(Finding(item, problem=str(e)))
+                continue
+            now = "holds" if found.holds else "does not hold"
+            findings.append(Finding(item, f"{now} now on {check.prometheus} ({found.figure})"))
+    return findings
 
 
 def flux_token_findings(settings: Settings) -> list:

@@ -18,13 +18,16 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .changes import editing, planning, writing
+from .changes.trailers import FORCED_BY, ROLLBACK_OF, VERIFICATION
 from .changes.pins import PinCache, find
 from .decisions import Decisions
-from .errors import NoRegistry, NotAllowed
+from .errors import NoRegistry, NotAllowed, NothingToRollback
+from .feedback.verify import VerificationBook
 from .flux import images
 from .guard import policy
 from .guard.approvals import Guard
-from .identity import Release
+from .guard.soak import soak_blocker
+from .identity import Release, plain
 from .model import Change, ChartLocation, Commit, Inventory, Pin, Plan, Requester
 from .ops.metrics import Metrics
 from .previews import Previews, preview_state
@@ -54,6 +57,7 @@ class GitOps(Reports, Decisions, Previews):
         self.state = state if state is not None else Store(Path(settings.data_dir) / STATE_FILE)
         self.memory = Records(self.state)  # Feedback's records: live states, Flux waits, replays
         self.guard = Guard(self.state, clock)
+        self.verifications = VerificationBook(self.state)  # the last verification of each release
         interrupted = self.guard.recover()
         if interrupted:
             log.warning("changes being applied when the bot stopped, dropped (never applied twice): %s",
@@ -160,12 +164,8 @@ class GitOps(Reports, Decisions, Previews):
         what, where, to which version) now (``policy.decide``), asked by ``who`` or, with
         ``requested_by``, approved by them; who and where refuse at once."""
         env = self.settings.environment(plan.environment)
-        release = plan.pin.release if isinstance(plan, Plan) else (
-            plan.release or Release(env.name, None, plan.app, plan.part))  # a change held before identities
-        locks = {(f"{env.name}/{plan.app}" if lock.release.name else env.name): lock
-                 for lock in self.guard.locks_on(release)}
-        found = policy.blockers(env.name, plan.app, plan.new, plan.action, locks,
-                                self.guard.rolled_back(release), env.policy, self.clock())
+        found = self._blockers(plan) + self._soaking(plan)
+
         def decided(found):
             return policy.decide(env.policy, env.name, plan.action, found, who=who.id,
                                  channels=who.channels, force=force, admin=admin,
@@ -178,6 +178,44 @@ class GitOps(Reports, Decisions, Previews):
             if previewed:
                 decision = decided(found + previewed)
         return decision
+
+    def _blockers(self, plan) -> tuple:
+        """The locks, freezes and rolled-back versions in ``plan``'s way now."""
+        env = self.settings.environment(plan.environment)
+        release = plan.pin.release if isinstance(plan, Plan) else (
+            plan.release or Release(env.name, None, plan.app, plan.part))  # a change held before identities
+        locks = {(f"{env.name}/{plan.app}" if lock.release.name else env.name): lock
+                 for lock in self.guard.locks_on(release)}
+        return policy.blockers(env.name, plan.app, plan.new, plan.action, locks,
+                               self.guard.rolled_back(release), env.policy, self.clock())
+
+    def _soaking(self, plan) -> tuple:
+        """A promotion of a version not yet verified long enough in the environment it leaves."""
+        if plan.action != "promote" or not plan.source_environment:
+            return ()
+        source = self.settings.environment(plan.source_environment)
+        if source.verify is None:
+            return ()
+        verified_at = self.verifications.verified_at(source.name, plan.app, plan.part, plan.new)
+        found = soak_blocker(plan.app, plan.new, source.name, source.verify.promote_after, verified_at,
+                             self.clock().timestamp())
+        return (found,) if found is not None else ()
+
+    def roll_back_failed(self, app: str, environment: str, part: str, version: str, old: str,
+                         requester: Requester, commit: str, reason: str) -> Change:
+        """Revert a change whose verification failed (``commit`` pushed ``version``) to ``old``, as
+        ``!rollback`` would, on behalf of its ``requester``: past locks, freezes and approvals (a
+        broken release held by a freeze is worse), said in the commit's trailers. Refused
+        (``PinMoved``) when the pin no longer holds ``version``: someone changed it since."""
+        plan = self.plan_rollback(app, environment, to=old, part=part)
+        passed = [(FORCED_BY, f"Ferry past: {plain(b.reason)}") for b in self._blockers(plan)]
+        said = [(ROLLBACK_OF, commit), (VERIFICATION, f"failed: {plain(reason)[:300]}")]
+        try:
+            return self._write(plan, requester, dry_run=False, expect={plan.pin.part: version},
+                               trailers=tuple(said + passed))
+        except writing.PinMoved as moved:
+            raise NothingToRollback(f"`{app}` in {environment} now pins {moved.now or 'nothing'}, not "
+                                    f"{version}: someone changed it since, so Ferry left it.") from None
 
     def _check_state(self, plan: Plan, decision: policy.Decision) -> policy.Decision:
         """What the repository, the decision's blockers and the registry allow now."""
@@ -204,7 +242,8 @@ class GitOps(Reports, Decisions, Previews):
         return replace(preview, dry_run=False, pending=waiting)
 
     def _write(self, plan: Plan, requester: Requester, dry_run: bool, forced: tuple = (),
-               approver: Optional[Requester] = None, expect: Optional[dict] = None) -> Change:
+               approver: Optional[Requester] = None, expect: Optional[dict] = None,
+               trailers: tuple = ()) -> Change:
         """Edit one line on the newest tip and push; ``expect``: part -> the value its pin must
         still have."""
         action, pin, version, source_environment = plan.action, plan.pin, plan.new, plan.source_environment
@@ -225,7 +264,7 @@ class GitOps(Reports, Decisions, Previews):
             return Change(old=pin.version, new=version, replaced_range=pin.is_range, diff=diff, **base)
 
         written = writing.push(ws, plan, requester, self._pins_at(pin.environment), forced=forced,
-                               approver=approver, expect=expect)
+                               approver=approver, expect=expect, trailers=trailers)
         now = written.pin
         if written.sha is None:
             return Change(old=now.version, new=version, diff="", noop=True, **base)

@@ -62,17 +62,39 @@ class CommitSigning:
 
 
 @dataclass(frozen=True)
+class PrometheusCredentials:
+    """Credentials bound to one Prometheus host (``host[:port]`` as in its URL): a bearer token,
+    or a username and password (basic auth), sent to that host only."""
+
+    host: str
+    token: str = field(default="", repr=False)
+    username: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    variables: str = ""  # where they came from, for messages
+
+    @property
+    def secret(self) -> str:
+        return self.token or self.password
+
+
+@dataclass(frozen=True)
 class Secrets:
     git_token: str = field(default="", repr=False)
     git_ssh_key_file: str = ""
     registries: tuple = field(default=(), repr=False)  # tuple[RegistryCredentials, ...], one per host
     flux_tokens: tuple = field(default=(), repr=False)  # ((environment, token), …) for Flux's HMAC
     git_hosts: tuple = field(default=(), repr=False)  # tuple[GitCredentials, ...], one per host
+    prometheus: tuple = field(default=(), repr=False)  # tuple[PrometheusCredentials, ...], one per host
 
     def values(self) -> list[str]:
         """Every secret value, for scrubbing text before it reaches a person."""
         return [v for v in (self.git_token, *(r.password for r in self.registries),
-                            *(g.token for g in self.git_hosts), *dict(self.flux_tokens).values()) if v]
+                            *(g.token for g in self.git_hosts), *dict(self.flux_tokens).values(),
+                            *(p.secret for p in self.prometheus)) if v]
+
+    def prometheus_host(self, host: str) -> Optional["PrometheusCredentials"]:
+        """The credentials bound to the Prometheus ``host`` (``host[:port]``), or None."""
+        return next((p for p in self.prometheus if p.host == host.lower()), None)
 
     def git(self, url: str) -> Optional[GitCredentials]:
         """The credentials of the Git host ``url`` is on (an http(s) URL), or None: the token of
@@ -169,6 +191,30 @@ def registry_credentials(value, registry,
         found[host] = RegistryCredentials(host, username, password, (),
                                           "GITOPS_REGISTRY_USERNAME/PASSWORD",
                                           registry.insecure or registry.url.startswith("http://"))
+    return tuple(found.values())
+
+
+def prometheus_credentials(value, environ: Mapping[str, str]) -> tuple:
+    """Each Prometheus host's credentials, from ``prometheus_credentials`` entries ``{host, env}``:
+    ``GITOPS_PROMETHEUS_<ENV>_TOKEN`` (a bearer token), or ``_USERNAME`` and ``_PASSWORD``."""
+    found: dict = {}
+    if value is not None and not isinstance(value, list):
+        raise SettingsError("`prometheus_credentials` must be a list of {host, env}.")
+    for i, item in enumerate(value or []):
+        where = f"prometheus_credentials[{i}]"
+        entry = mapping(item, where, {"host", "env"})
+        host, env = _host_and_env(entry, where, "a Prometheus host[:port] as in its URL", "METRICS",
+                                  "the secrets are GITOPS_PROMETHEUS_<ENV>_TOKEN, or _USERNAME and _PASSWORD")
+        prefix = f"GITOPS_PROMETHEUS_{env}"
+        token = read_secret(environ, f"{prefix}_TOKEN")
+        username, password = read_secret(environ, f"{prefix}_USERNAME"), read_secret(environ, f"{prefix}_PASSWORD")
+        if not token and not (username and password):
+            raise SettingsError(f"`{where}` names {prefix}_TOKEN (or _USERNAME and _PASSWORD) for {host}, "
+                                "but they are not set.")
+        if host in found:
+            raise SettingsError(f"`{where}.host`: {host} already has credentials.")
+        found[host] = PrometheusCredentials(host, token, username, password,
+                                            f"{prefix}_TOKEN" if token else f"{prefix}_USERNAME/PASSWORD")
     return tuple(found.values())
 
 

@@ -305,3 +305,8 @@ class PreviewUnavailable(FerryError):
 class PreviewNotClean(FerryError):
     """The environment's policy asks for a clean preview (``preview: require_clean``) and this
     change's shows schema errors or keys the environment sets that the new chart lacks."""
+
+
+class CheckUnreadable(FerryError):
+    """A verification check could not be evaluated: Prometheus did not answer, refused the query
+    or answered something that is not an instant vector or scalar."""

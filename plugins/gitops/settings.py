@@ -14,12 +14,14 @@ from urllib.parse import urlsplit
 
 # RegistryCredentials, GitCredentials and flux_token_variable are imported from here too.
 from .credentials import (CommitSigning, GitCredentials, RegistryCredentials, Secrets,  # noqa: F401
-                          commit_signing, flux_token_variable, git_credentials, mapping as _mapping, plain_http_allowed, read_secrets,
-                          registry_credentials, string as _string)
+                          commit_signing, flux_token_variable, git_credentials, mapping as _mapping,
+                          plain_http_allowed, prometheus_credentials, read_secrets, registry_credentials,
+                          string as _string)
 from .errors import SettingsError, UnknownEnvironment, UnreadableDocument
 from .model import ChartLocation
 from .safeyaml import load_typed
 from .guard.policy import Policy, parse_policy
+from .guard.soak import Verify, parse_verify
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
@@ -54,6 +56,7 @@ class EnvironmentSettings:
     policy: Policy = Policy()
     notify: str = ""  # chat channel for Flux events no command waits for ("" = none)
     show_values: str = "anywhere"  # or "channels": Helm values and pending diffs only in policy.channels
+    verify: Optional[Verify] = None  # what healthy means after Flux reports a change live (guard.soak)
 
     def shows_values_in(self, channels: tuple) -> bool:
         """Whether this environment's Helm values (``!diff <app>``) and the diffs of its pending
@@ -191,7 +194,7 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
                                                 "helm_index", "git_credentials", "ssh",
                                                 "registry_busy_seconds", "write", "commit",
                                                 "allow_plain_http_credentials", "preview",
-                                                "registry_ca_file"})
+                                                "registry_ca_file", "prometheus_credentials"})
     for key in ("repo", "environments"):
         if key not in root:
             raise SettingsError(f"`{key}` is missing from the settings file.")
@@ -205,7 +208,8 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     for i, item in enumerate(envs_raw):
         where = f"environments[{i}]"
         env = _mapping(item, where, {"name", "path", "repo", "branch", "aliases", "policy",
-                                          "notify", "show_values"})
+                                          "notify", "show_values", "verify", "on_failure",
+                                          "promote_after"})
         name = _name(env.get("name"), f"{where}.name")
         if "path" not in env:
             raise SettingsError(f"`{where}.path` is missing: where environment {name}'s manifests live.")
@@ -232,7 +236,8 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
         environments.append(EnvironmentSettings(name, tuple(p.strip().strip("/") or "." for p in paths),
                                                 env_repo, aliases, policy,
                                                 _string(env["notify"], f"{where}.notify") if "notify" in env else "",
-                                                _show_values(env.get("show_values", "anywhere"), where, policy)))
+                                                _show_values(env.get("show_values", "anywhere"), where, policy),
+                                                parse_verify(env, where)))
 
     apps = {}
     for app, conf in (_mapping(root.get("apps") or {}, "apps", None)).items():
@@ -256,7 +261,8 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     secrets = read_secrets(environ, [e.name for e in environments])
     secrets = replace(
         secrets, registries=registry_credentials(root.get("registry_credentials"), registry, environ),
-        git_hosts=git_credentials(root.get("git_credentials"), repo, secrets.git_token, environ))
+        git_hosts=git_credentials(root.get("git_credentials"), repo, secrets.git_token, environ),
+        prometheus=prometheus_credentials(root.get("prometheus_credentials"), environ))
     plain_http_allowed(secrets, [e.repo for e in environments], plain_http_anywhere)
     return Settings(repo, tuple(environments), registry, apps, str(base / data_dir), secrets,
                     float(timeout), _flux(root.get("flux")), _helm_index(root.get("helm_index")),

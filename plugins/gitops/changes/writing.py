@@ -34,13 +34,14 @@ class Written:
 
 def push(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, *,
          forced: tuple = (), approver: Optional[Requester] = None,
-         expect: Optional[dict] = None) -> Written:
+         expect: Optional[dict] = None, trailers: tuple = ()) -> Written:
     """Commit ``plan`` on the newest tip and push it. ``pins_at(tree)``: the pins at a tree;
-    ``expect``: part -> the value that part's pin must still have (``PinMoved`` otherwise)."""
+    ``expect``: part -> the value that part's pin must still have (``PinMoved`` otherwise);
+    ``trailers``: (name, value) pairs added to the message's."""
     edit = _Edit(plan, pins_at, expect)
     try:
         for _ in range(ATTEMPTS):
-            message = commit_message(edit.described, requester, approver, forced)
+            message = commit_message(edit.described, requester, approver, forced, trailers)
             try:
                 result = ws.change(edit, author=requester, message=message)
                 break
@@ -126,9 +127,9 @@ class PinMoved(Exception):
 
 
 def commit_message(plan: Plan, requester: Requester, approver: Optional[Requester],
-                   forced: tuple) -> str:
+                   forced: tuple, trailers: tuple = ()) -> str:
     """The subject and trailers of the diff ``plan`` makes (its pin as it is on the tip written);
-    ``forced``: the blockers --force overrode."""
+    ``forced``: the blockers --force overrode; ``trailers``: more (name, value) pairs."""
     old = plan.old or "unpinned"
     origin = f" from {plan.source_environment}" if plan.source_environment else ""
     lines = [(t.REQUESTED_BY, requester.signature), (t.ENVIRONMENT, plan.environment),
@@ -146,6 +147,7 @@ def commit_message(plan: Plan, requester: Requester, approver: Optional[Requeste
         lines.append((t.CHAT_THREAD, requester.link))
     moves = [(p, new) for p, new in plan.also if p.version != new]
     lines += [(t.MOVES, f"{p.part} {p.version or 'unpinned'} → {new}") for p, new in moves]
+    lines += list(trailers)
     subject = f"{plan.action} {plan.pin.label} {old} → {plan.new}{origin} to {plan.environment}"
     if moves:
         subject = (f"{plan.action} {plan.app} " + ", ".join(
