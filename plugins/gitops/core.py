@@ -21,12 +21,13 @@ from .changes import editing, planning, writing
 from .changes.pins import PinCache, find
 from .decisions import Decisions
 from .errors import NoRegistry, NotAllowed
+from .feedback.receiver import Receivers
 from .flux import images
 from .guard import policy
 from .guard.approvals import Guard
 from .identity import Release
 from .model import Change, ChartLocation, Commit, Inventory, Pin, Plan, Requester
-from .ops.metrics import Metrics
+from .ops.metrics import Metrics, repository_label
 from .reports import Reports
 from .settings import RepoSettings, Settings
 from .sources.registry import RegistryClient
@@ -64,12 +65,14 @@ class GitOps(Reports, Decisions):
             index_cache_seconds=index.cache_seconds, busy_seconds=settings.registry_busy_seconds)
         self.registry.observe = self.metrics
         data = Path(settings.data_dir)
+        self.receivers = Receivers(settings, self.metrics.receiver_called)  # Flux told of each push
         self._workspaces = {
             # A busy remote (CI bots pushing often) may move under a push a few times in a row.
             repo: Workspace(repo.url, repo.branch, data / "repos" / _slug(repo), git_env=_git_env(settings, repo),
                             fetch_interval=fetch_interval, secrets=settings.secrets.values(),
-                            push_attempts=5, observe=self.metrics.repo(repo.url, repo.branch),
-                            batch=settings.write.per_push)
+                            push_attempts=5, batch=settings.write.per_push,
+                            observe=self.metrics.repo(repo.url, repo.branch, self.receivers.landing(
+                                repo, repository_label(repo.url, settings.secrets.values()))))
             for repo in settings.repos()
         }
         self._pins = PinCache(settings, self._workspaces)

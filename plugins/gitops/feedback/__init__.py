@@ -1,4 +1,4 @@
 """Feedback: Flux's events (signatures, parsing, replays) and the changes waiting for them to settle.
 
-May import: ops, state, settings, versions, model, errors.
+May import: sources (transport: the Receiver call), ops, state, settings, versions, model, errors.
 """

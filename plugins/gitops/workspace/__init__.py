@@ -284,6 +284,7 @@ class Workspace:
                     self._settle(request, (sha, paths))
                 for request in nothing:
                     self._settle(request, None)
+                self.observe.landed(tip)
                 return
             if pushes >= self.push_attempts:
                 kept_moving = PushRejected(
