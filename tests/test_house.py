@@ -22,7 +22,7 @@ FLOORS = [
     {"forges"},
     {"flux", "feedback"},
     {"changes", "selection"},
-    {"reports", "decisions"},
+    {"reports", "decisions", "queueing"},
     {"core"},
     {"check"},
 ]

@@ -1,14 +1,14 @@
 import uuid
 
 from errbot import BotPlugin, webhook
-from errbot.backends.base import Message, Room, RoomOccupant
 
+from ferrychat import threads
 from ferrychat.feedback import say
+from ferrychat.threads import target_of
 from ferrychat.replies import requester
 from gitops.errors import EventRefused, UnknownEnvironment, shown
 from gitops.feedback.events import MAX_BODY
 from gitops.feedback.waits import Feedback
-from gitops.feedback.records import ReplyTarget
 
 
 class FerryFlux(BotPlugin):
@@ -80,43 +80,11 @@ class FerryFlux(BotPlugin):
         text = say(outcome, self.feedback.settings.flux.timeout_minutes)
         try:
             if outcome.pending is not None:
-                target = outcome.pending.target
-                to = self._identifier(target.to, target.room)
-                self.send(to, text, in_reply_to=self._thread(target, to))
+                threads.say_in_thread(self, outcome.pending.target, text)
             else:
                 channel = self.feedback.settings.environment(outcome.environment).notify
                 if channel:
-                    self.send(self._identifier(channel, True), text)
+                    self.send(threads.identifier(self, channel, True), text)
         except Exception:  # nobody to tell in chat (that is what failed): logged with the outcome
             self.log.exception("could not say %s about %s in %s", outcome.kind, outcome.app,
                                outcome.environment)
-
-    def _identifier(self, text, room):
-        """Rebuild a chat target from the text stored for it (it survives a restart)."""
-        try:
-            found = self.build_identifier(text)
-        except Exception:  # a room name, or a target gone since: query_room or _say logs it
-            found = None
-        if room and not isinstance(found, Room):
-            found = self.query_room(text)
-        return found
-
-    def _thread(self, target, to):
-        """The message to answer under: what a backend with threads (Slack) needs to find it."""
-        if not target.thread:
-            return None
-        return Message("", frm=to, to=self.bot_identifier, extras={"slack_event": {"ts": target.thread}})
-
-
-def target_of(msg) -> ReplyTarget:
-    """Where to answer a command later, as plain strings: the channel (or the person, in a DM) and
-    the Slack thread the command started (``thread_ts`` when it was itself in a thread)."""
-    frm = msg.frm
-    if isinstance(frm, RoomOccupant):
-        to, room = frm.room, True
-    else:
-        to, room = frm, False
-    extras = msg.extras if isinstance(msg.extras, dict) else {}
-    event = extras.get("slack_event") or {}
-    thread = event.get("thread_ts") or (event.get("message") or {}).get("ts") or event.get("ts") or ""
-    return ReplyTarget(str(to), room, str(thread))

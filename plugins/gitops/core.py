@@ -20,6 +20,7 @@ from typing import Callable, Optional
 from .changes import editing, planning, writing
 from .changes.pins import PinCache, find
 from .decisions import Decisions
+from .queueing import Queueing
 from .errors import NoRegistry, NotAllowed
 from .feedback.receiver import Receivers
 from .flux import images
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "ferry-state.sqlite3"  # in the data directory
 
 
-class GitOps(Reports, Decisions):
+class GitOps(Reports, Decisions, Queueing):
     """One instance per process, shared by every capability plugin."""
 
     def __init__(self, settings: Settings, registry: Optional[RegistryClient] = None,
@@ -132,10 +133,11 @@ class GitOps(Reports, Decisions):
         return plan
 
     def check(self, plan: Plan, requester: Requester, force: bool = False,
-              admin: bool = False) -> policy.Decision:
+              admin: bool = False, queue: bool = False) -> policy.Decision:
         """Refuse a plan this requester may not make, or that cannot be written now, before
-        anything is said or written. Returns the decision: what ``--force`` overrode."""
-        decision = self._decide(plan, requester, force=force, admin=admin)
+        anything is said or written. Returns the decision: what ``--force`` overrode; with
+        ``queue``, a closed promotion window is the decision's ``held``, not a refusal."""
+        decision = self._decide(plan, requester, force=force, admin=admin, queue=queue)
         return self._check_state(plan, decision)
 
     def needs_approval(self, plan: Plan) -> bool:
@@ -153,7 +155,8 @@ class GitOps(Reports, Decisions):
     # ---- internals -------------------------------------------------------------------------
 
     def _decide(self, plan, who: Requester, force: bool = False, admin: bool = False,
-                requested_by: Optional[Requester] = None, overridden: Optional[tuple] = None) -> policy.Decision:
+                requested_by: Optional[Requester] = None, overridden: Optional[tuple] = None,
+                queue: bool = False) -> policy.Decision:
         """The one decision over ``plan`` (a ``Plan``, or the ``PendingChange`` held from one:
         what, where, to which version) now (``policy.decide``), asked by ``who`` or, with
         ``requested_by``, approved by them; who and where refuse at once."""
@@ -164,12 +167,14 @@ class GitOps(Reports, Decisions):
                  for lock in self.guard.locks_on(release)}
         found = policy.blockers(env.name, plan.app, plan.new, plan.action, locks,
                                 self.guard.rolled_back(release), env.policy, self.clock())
-        decision = policy.decide(env.policy, env.name, plan.action, found, who=who.id,
+        held = next((b for b in found if b.kind == policy.WINDOW), None) if queue else None
+        decision = policy.decide(env.policy, env.name, plan.action,
+                                 tuple(b for b in found if b is not held), who=who.id,
                                  channels=who.channels, force=force, admin=admin,
                                  requested_by=requested_by, overridden=overridden, bot=who.bot)
         if isinstance(decision.refusal, NotAllowed):
             raise decision.refusal
-        return decision
+        return replace(decision, held=held)
 
     def _check_state(self, plan: Plan, decision: policy.Decision) -> policy.Decision:
         """What the repository, the decision's blockers and the registry allow now."""

@@ -152,6 +152,7 @@ class Decision:
     found: tuple = ()  # tuple[Blocker, ...]: everything that stands in the way now
     forced: tuple = ()  # the blockers --force overrides (recorded in the commit)
     refusal: Optional[FerryError] = None
+    held: Optional[Blocker] = None  # --queue: the closed window the change waits for instead
 
     def require(self) -> "Decision":
         if self.refusal is not None:

@@ -8,7 +8,8 @@ and a kill at any point leaves the file at the last committed decision (WAL, ``s
 
 Tables: ``locks``, ``pending`` (changes waiting for approval: a claim is one ``UPDATE … WHERE
 state='waiting'``), ``rolled_back``, ``records`` (Feedback's keyed JSON records: live states,
-Flux waits, notices, replay windows), ``meta`` (the schema version and what was imported once).
+Flux waits, notices, replay windows), ``queued`` (changes waiting for a promotion window: claimed
+once, like ``pending``), ``meta`` (the schema version and what was imported once).
 """
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ CREATE TABLE IF NOT EXISTS rolled_back (
 CREATE UNIQUE INDEX IF NOT EXISTS rolled_back_release
     ON rolled_back (environment, ifnull(namespace, '*'), name, part);
 CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS queued (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, environment TEXT NOT NULL, opens TEXT NOT NULL,
+    requester_id TEXT NOT NULL, record TEXT NOT NULL, settled TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS queued_state ON queued (state, opens);
 """
 
 
