@@ -92,7 +92,8 @@ def test_outside_the_window_refused_with_the_next_opening_and_an_admin_may_force
         bot.stop()
 
 
-def test_a_queued_change_is_applied_at_the_opening_and_said_in_its_thread(tmp_path, url):
+def test_a_queued_change_is_applied_at_the_opening_and_said_in_its_thread(tmp_path, url, monkeypatch):
+    monkeypatch.setenv("GITOPS_FLUX_TOKEN_QA", "flux-provider-token")  # Flux feedback on for qa
     clock = Clock(FRIDAY)
     bot = start(tmp_path, url, clock)
     try:
@@ -112,6 +113,10 @@ def test_a_queued_change_is_applied_at_the_opening_and_said_in_its_thread(tmp_pa
         assert remote_log(url, fmt="%an|%s")[0] == "@bob|promote podinfo 6.5.2 → 6.5.3 from dev to qa"
         assert 'version: "6.5.3"' in remote_file(url, QA_FILE)
         assert core(bot).queued_change(change_id).state == held.APPLIED
+        flux = bot.bot.plugin_manager.get_plugin_obj_by_name("FerryFlux").feedback
+        (waiting,) = flux.pending()  # Flux's events about it answered in the same thread
+        assert (waiting.app, waiting.environment, waiting.commit, waiting.target.to) == \
+            ("podinfo", "qa", remote_tip(url), "@bob")
         nothing_said(bot)  # once
     finally:
         bot.stop()

@@ -63,7 +63,11 @@ class FerryFlux(BotPlugin):
     def watch(self, change, msg):
         """The Ferry plugin tells of every pushed change: wait for Flux to report on it."""
         who = requester(msg)
-        superseded = self.feedback.expect(change, who.name or who.id, target_of(msg))
+        self.expect(change, who.name or who.id, target_of(msg))
+
+    def expect(self, change, who: str, target):
+        """Wait for Flux to report on ``change``, to answer at ``target`` (a ``ReplyTarget``)."""
+        superseded = self.feedback.expect(change, who, target)
         if superseded is not None:
             self._say(superseded)
 

@@ -41,11 +41,16 @@ class FerryQueue(BotPlugin):
         except Exception:
             self.log.exception("applying queued change %s failed", change.id)
             return queued.refused(change, "an error on Ferry's side (the bot's log has the details).")
+        if result.commit is not None:  # Flux's events about it answered in the same thread
+            try:
+                self.get_plugin("FerryFlux").expect(result, change.requester.name or change.requester.id,
+                                                    ReplyTarget(*change.target))
+            except Exception:  # waiting for Flux is extra: the change is pushed either way
+                self.log.exception("could not wait for Flux on queued change %s", change.id)
         return queued.applied(change, result)
 
     def _say(self, change, text):
-        to, room, thread = change.target
         try:
-            threads.say_in_thread(self, ReplyTarget(to, room, thread), text)
+            threads.say_in_thread(self, ReplyTarget(*change.target), text)
         except Exception:  # nobody to tell (that is what failed): the log keeps it
             self.log.exception("could not say what became of queued change %s: %s", change.id, text)
