@@ -18,7 +18,7 @@ from gitops.model import Requester
 from gitops.settings import parse_settings
 from tests.ferrybot import ask, started_bot
 from tests.fixtures_git import remote_tip
-from tests.flux_receiver import FluxReceivers, signature_valid, webhook_path
+from devtools.flux_receiver import FluxReceivers, signature_valid, webhook_path
 from tests.held_push import Gate
 from tests.ops import deploy
 from tests.serving import serving
