@@ -203,3 +203,36 @@ def test_a_window_missed_while_stopped_is_said_lost(tmp_path, url):
         assert remote_tip(url) == before
     finally:
         bot.stop()
+
+
+def test_the_grammar_takes_queue_on_changing_commands_only():
+    from ferrychat import grammar
+    from gitops.errors import UsageError
+    assert grammar.parse_deploy("podinfo 6.5.3 to prod --queue").queue
+    assert grammar.parse_promote("podinfo to prod --queue").queue
+    assert grammar.parse_rollback("podinfo on prod --queue").queue
+    assert not grammar.parse_deploy("podinfo 6.5.3 to prod").queue
+    for args in ("podinfo 6.5.3 to prod --queue --dry-run", "podinfo 6.5.3 to prod --force --queue"):
+        with pytest.raises(UsageError, match="`--queue` waits for the next window"):
+            grammar.parse_deploy(args)
+    with pytest.raises(UsageError):
+        grammar.parse_diff("qa prod --queue")
+
+
+def test_queue_inside_the_window_applies_now_and_into_approval_at_the_opening(tmp_path, url):
+    clock = Clock(MONDAY + timedelta(hours=2))
+    bot = start(tmp_path, url, clock, policy={"approval": {"approvers": ["@carol"]}})
+    try:
+        asked = ask(bot, "!deploy podinfo 6.5.3 to qa --queue")[0]
+        assert asked.startswith("qa needs a second person: deploy podinfo 6.5.2 → 6.5.3")  # in the window: now
+        clock.now = FRIDAY
+        before = remote_tip(url)
+        change_id = ask(bot, "!deploy redis 19.0.0 to qa --queue")[0].replace("`", "").split()[2].rstrip(":")
+        clock.now = MONDAY + timedelta(days=7, minutes=1)
+        announced = said(bot).replace("`", "")
+        assert announced.startswith(f"qa's window opened: queued change {change_id}. qa needs a second person: "
+                                    "deploy redis 18.1.0 → 19.0.0"), announced
+        assert remote_tip(url) == before  # held for approval, not pushed
+        assert core(bot).queued_change(change_id).settled.startswith("waiting for approval as ")
+    finally:
+        bot.stop()

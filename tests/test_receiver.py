@@ -186,3 +186,17 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_a_receiver_at_a_metadata_address_is_never_called_and_is_counted(tmp_path, url, caplog):
+    # The one HTTP door refuses link-local addresses (cloud metadata) before connecting; private
+    # (in-cluster) addresses are allowed: a Receiver usually is one.
+    raw = with_receiver({**demo_settings(url), "data_dir": str(tmp_path / "data")},
+                        "http://169.254.169.254/hook/" + "ab" * 32)
+    core = GitOps(parse_settings(raw, environ("qa")), fetch_interval=0)
+    caplog.set_level(logging.WARNING, logger="gitops.feedback.receiver")
+    target = receiver.receivers(core.settings, core.settings.environment("qa").repo)[0]
+    assert core.receivers.call(target, receiver.payload(url, "main", "b" * 40)) == "unreachable"
+    assert counted(core, "qa", "unreachable") == 1
+    assert "does not connect to 169.254.169.254" in caplog.text
+    core.receivers.close()
