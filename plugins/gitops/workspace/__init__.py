@@ -384,7 +384,6 @@ class Workspace:
                 raise first from None
 
 
-
 class _Request:
     """One change waiting for the writer, and its answer once settled."""
 
