@@ -22,7 +22,7 @@ FLOORS = [
     {"forges"},
     {"flux", "feedback"},
     {"changes", "selection"},
-    {"reports", "decisions", "queueing"},
+    {"reports", "decisions", "preview", "queueing"},
     {"core"},
     {"check"},
 ]

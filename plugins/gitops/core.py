@@ -71,7 +71,7 @@ class GitOps(Reports, Decisions, Queueing):
             # A busy remote (CI bots pushing often) may move under a push a few times in a row.
             repo: Workspace(repo.url, repo.branch, data / "repos" / _slug(repo), git_env=_git_env(settings, repo),
                             fetch_interval=fetch_interval, secrets=settings.secrets.values(),
-                            push_attempts=5, batch=settings.write.per_push,
+                            push_attempts=5, batch=settings.write.per_push, signing=settings.commit.sign,
                             observe=self.metrics.repo(repo.url, repo.branch, self.receivers.landing(
                                 repo, repository_label(repo.url, settings.secrets.values()))))
             for repo in settings.repos()
