@@ -22,7 +22,7 @@ FLOORS = [
     {"forges"},
     {"flux", "feedback", "preview"},
     {"changes", "selection"},
-    {"reports", "decisions", "previews"},
+    {"reports", "decisions", "previews", "queueing"},
     {"core"},
     {"check"},
 ]

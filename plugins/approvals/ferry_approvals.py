@@ -1,6 +1,6 @@
 from errbot import BotPlugin, botcmd
 
-from ferrychat import grammar, listing, presses, render
+from ferrychat import grammar, listing, presses, queued, render
 from ferrychat.replies import answers, progress, requester
 from gitops.errors import ChangeDropped
 from gitops.identity import person
@@ -56,13 +56,16 @@ class FerryApprovals(BotPlugin):
     @botcmd
     @answers
     def reject(self, msg, args):
-        """`!reject <id> [reason]`: drop a change waiting for approval (yours, or one you may approve); e.g. `!reject 3f9a1c07d2 not during the sale`
+        """`!reject <id> [reason]`: drop a change waiting for approval or queued for a window (yours, or one you may approve); e.g. `!reject 3f9a1c07d2 not during the sale`
 
         The Reject button in Slack runs this, for the person who pressed it; either way the
-        request message is updated in place."""
+        request message is updated in place. A change queued with `--queue` is withdrawn before
+        its window opens."""
         change_id, reason = grammar.parse_rejection(args)
         who = requester(msg)
         ferry = self.get_plugin("Ferry")
+        if ferry.gitops.queued_change(change_id) is not None:  # queued for a window: withdrawn
+            return queued.withdrawn(ferry.gitops.cancel(change_id, who), who)
         dropped = ferry.gitops.reject(change_id, who)
         why = f": {reason}" if reason else ""
         said = f"Rejected change `{dropped.id}` ({presses.described(dropped)}){why}."
@@ -72,11 +75,16 @@ class FerryApprovals(BotPlugin):
     @botcmd
     @answers
     def pending(self, msg, args):
-        """`!pending`: the changes waiting for a second person, with their diffs; e.g. `!pending`
+        """`!pending`: the changes waiting for a second person, with their diffs, and those queued for a window; e.g. `!pending`
 
         The diff of a change into an environment whose values are shown only in its channels
-        (`show_values: channels`) is left out elsewhere."""
+        (`show_values: channels`) is left out elsewhere. Changes queued with `--queue` follow,
+        each with the opening it waits for."""
         grammar.parse_nothing("pending", args)
         gitops, here = self.get_plugin("Ferry").gitops, requester(msg).channels
         private = {e.name for e in gitops.settings.environments if not e.shows_values_in(here)}
-        return listing.pending(gitops.pending(), private)
+        waiting = gitops.queued()
+        if gitops.pending() or not waiting:
+            yield listing.pending(gitops.pending(), private)
+        if waiting:
+            yield queued.listing(waiting, [gitops.when_opens(c) for c in waiting])

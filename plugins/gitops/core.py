@@ -22,6 +22,7 @@ from .changes.trailers import FORCED_BY, ROLLBACK_OF, VERIFICATION
 from .changes.pins import PinCache, find
 from .decisions import Decisions
 from .errors import NoRegistry, NotAllowed, NothingToRollback
+from .feedback.receiver import Receivers
 from .feedback.verify import VerificationBook
 from .flux import images
 from .guard import policy
@@ -29,8 +30,9 @@ from .guard.approvals import Guard
 from .guard.soak import soak_blocker
 from .identity import Release, plain
 from .model import Change, ChartLocation, Commit, Inventory, Pin, Plan, Requester
-from .ops.metrics import Metrics
+from .ops.metrics import Metrics, repository_label
 from .previews import Previews, preview_state
+from .queueing import Queueing
 from .reports import Reports
 from .settings import RepoSettings, Settings
 from .sources.registry import RegistryClient
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "ferry-state.sqlite3"  # in the data directory
 
 
-class GitOps(Reports, Decisions, Previews):
+class GitOps(Reports, Decisions, Previews, Queueing):
     """One instance per process, shared by every capability plugin."""
 
     def __init__(self, settings: Settings, registry: Optional[RegistryClient] = None,
@@ -73,12 +75,14 @@ class GitOps(Reports, Decisions, Previews):
         self.archives = self.preview_archives()  # chart archives on disk by digest (`!preview`)
         self._preview_lock, self._previews = preview_state()
         data = Path(settings.data_dir)
+        self.receivers = Receivers(settings, self.metrics.receiver_called)  # Flux told of each push
         self._workspaces = {
             # A busy remote (CI bots pushing often) may move under a push a few times in a row.
             repo: Workspace(repo.url, repo.branch, data / "repos" / _slug(repo), git_env=_git_env(settings, repo),
                             fetch_interval=fetch_interval, secrets=settings.secrets.values(),
-                            push_attempts=5, observe=self.metrics.repo(repo.url, repo.branch),
-                            batch=settings.write.per_push, signing=settings.commit.sign)
+                            push_attempts=5, batch=settings.write.per_push, signing=settings.commit.sign,
+                            observe=self.metrics.repo(repo.url, repo.branch, self.receivers.landing(
+                                repo, repository_label(repo.url, settings.secrets.values()))))
             for repo in settings.repos()
         }
         self._pins = PinCache(settings, self._workspaces)
@@ -138,10 +142,11 @@ class GitOps(Reports, Decisions, Previews):
         return plan
 
     def check(self, plan: Plan, requester: Requester, force: bool = False,
-              admin: bool = False) -> policy.Decision:
+              admin: bool = False, queue: bool = False) -> policy.Decision:
         """Refuse a plan this requester may not make, or that cannot be written now, before
-        anything is said or written. Returns the decision: what ``--force`` overrode."""
-        decision = self._decide(plan, requester, force=force, admin=admin)
+        anything is said or written. Returns the decision: what ``--force`` overrode; with
+        ``queue``, a closed promotion window is the decision's ``held``, not a refusal."""
+        decision = self._decide(plan, requester, force=force, admin=admin, queue=queue)
         return self._check_state(plan, decision)
 
     def needs_approval(self, plan: Plan) -> bool:
@@ -159,12 +164,15 @@ class GitOps(Reports, Decisions, Previews):
     # ---- internals -------------------------------------------------------------------------
 
     def _decide(self, plan, who: Requester, force: bool = False, admin: bool = False,
-                requested_by: Optional[Requester] = None, overridden: Optional[tuple] = None) -> policy.Decision:
+                requested_by: Optional[Requester] = None, overridden: Optional[tuple] = None,
+                queue: bool = False) -> policy.Decision:
         """The one decision over ``plan`` (a ``Plan``, or the ``PendingChange`` held from one:
         what, where, to which version) now (``policy.decide``), asked by ``who`` or, with
         ``requested_by``, approved by them; who and where refuse at once."""
         env = self.settings.environment(plan.environment)
         found = self._blockers(plan) + self._soaking(plan)
+        held = next((b for b in found if b.kind == policy.WINDOW), None) if queue else None
+        found = tuple(b for b in found if b is not held)
 
         def decided(found):
             return policy.decide(env.policy, env.name, plan.action, found, who=who.id,
@@ -177,7 +185,7 @@ class GitOps(Reports, Decisions, Previews):
             previewed = self.preview_blockers(plan)  # only for one who may ask: it downloads
             if previewed:
                 decision = decided(found + previewed)
-        return decision
+        return replace(decision, held=held)
 
     def _blockers(self, plan) -> tuple:
         """The locks, freezes and rolled-back versions in ``plan``'s way now."""

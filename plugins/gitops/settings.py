@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 # RegistryCredentials, GitCredentials and flux_token_variable are imported from here too.
 from .credentials import (CommitSigning, GitCredentials, RegistryCredentials, Secrets,  # noqa: F401
                           commit_signing, flux_token_variable, git_credentials, mapping as _mapping,
-                          plain_http_allowed, prometheus_credentials, read_secrets, registry_credentials,
-                          string as _string)
+                          plain_http_allowed, prometheus_credentials, read_secrets, receiver_token_variable,
+                          registry_credentials, string as _string)
 from .errors import SettingsError, UnknownEnvironment, UnreadableDocument
 from .model import ChartLocation
 from .safeyaml import load_typed
@@ -57,6 +57,7 @@ class EnvironmentSettings:
     notify: str = ""  # chat channel for Flux events no command waits for ("" = none)
     show_values: str = "anywhere"  # or "channels": Helm values and pending diffs only in policy.channels
     verify: Optional[Verify] = None  # what healthy means after Flux reports a change live (guard.soak)
+    flux_receiver: str = ""  # the URL of the Flux Receiver told of each push ("" = none)
 
     def shows_values_in(self, channels: tuple) -> bool:
         """Whether this environment's Helm values (``!diff <app>``) and the diffs of its pending
@@ -209,7 +210,7 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
         where = f"environments[{i}]"
         env = _mapping(item, where, {"name", "path", "repo", "branch", "aliases", "policy",
                                           "notify", "show_values", "verify", "on_failure",
-                                          "promote_after"})
+                                          "promote_after", "flux_receiver"})
         name = _name(env.get("name"), f"{where}.name")
         if "path" not in env:
             raise SettingsError(f"`{where}.path` is missing: where environment {name}'s manifests live.")
@@ -237,7 +238,8 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
                                                 env_repo, aliases, policy,
                                                 _string(env["notify"], f"{where}.notify") if "notify" in env else "",
                                                 _show_values(env.get("show_values", "anywhere"), where, policy),
-                                                parse_verify(env, where)))
+                                                parse_verify(env, where),
+                                                _receiver(env.get("flux_receiver"), f"{where}.flux_receiver")))
 
     apps = {}
     for app, conf in (_mapping(root.get("apps") or {}, "apps", None)).items():
@@ -264,6 +266,11 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
         git_hosts=git_credentials(root.get("git_credentials"), repo, secrets.git_token, environ),
         prometheus=prometheus_credentials(root.get("prometheus_credentials"), environ))
     plain_http_allowed(secrets, [e.repo for e in environments], plain_http_anywhere)
+    for i, env in enumerate(environments):
+        if env.flux_receiver and not secrets.receiver_token(env.name):
+            raise SettingsError(f"`environments[{i}].flux_receiver` is set but "
+                                f"{receiver_token_variable(env.name)} (or _FILE) is not: the `token` of "
+                                "the Receiver's Secret, which signs each call.")
     return Settings(repo, tuple(environments), registry, apps, str(base / data_dir), secrets,
                     float(timeout), _flux(root.get("flux")), _helm_index(root.get("helm_index")),
                     _ssh(root.get("ssh"), base), float(busy), _write(root.get("write")),
@@ -291,6 +298,24 @@ def _ca_file(value, base: Path) -> str:
         raise SettingsError(f"`registry_ca_file` names {path}, which is not a file of PEM certificates "
                             "(`-----BEGIN CERTIFICATE-----`).")
     return str(path)
+
+
+def _receiver(value, where: str) -> str:
+    """A Flux Receiver's webhook URL (``{url}`` or the URL alone), as its ``status.webhookPath``
+    names it under notification-controller's address: ``http(s)://host[:port]/hook/<digest>``."""
+    if value is None:
+        return ""
+    # `token` is known only to be refused: secrets come from the environment (mapping says so).
+    url = _string(_mapping(value, where, {"url", "token"}).get("url") if isinstance(value, dict) else value,
+                  f"{where}.url" if isinstance(value, dict) else where)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc \
+            or not parts.path.startswith("/hook/") or parts.query or parts.fragment:
+        raise SettingsError(f"`{where}` must be the Receiver's webhook URL, "
+                            "http(s)://<notification-controller's webhook-receiver>/hook/<digest> "
+                            "(`kubectl get receiver <name> -o jsonpath='{.status.webhookPath}'`), "
+                            "no credentials in it.")
+    return url
 
 
 def _write(value) -> WriteSettings:

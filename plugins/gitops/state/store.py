@@ -9,7 +9,9 @@ and a kill at any point leaves the file at the last committed decision (WAL, ``s
 Tables: ``locks``, ``pending`` (changes waiting for approval: a claim is one ``UPDATE … WHERE
 state='waiting'``), ``rolled_back``, ``records`` (Feedback's keyed JSON records: live states,
 Flux waits, notices, replay windows), ``verifications`` (the last verification of a change
-after Flux reported it live, per environment, app and part: ``feedback.verify``), ``meta`` (the schema version and what was imported once).
+after Flux reported it live, per environment, app and part: ``feedback.verify``), ``queued``
+(changes waiting for a promotion window: claimed once, like ``pending``), ``meta`` (the schema
+version and what was imported once).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Union
 
-SCHEMA_VERSION = 2  # 2: verifications (a file of schema 1 gets the table at its next start)
+SCHEMA_VERSION = 2  # 2: verifications, queued (a file of schema 1 gets the tables at its next start)
 BUSY_SECONDS = 30.0  # how long a writer waits for another's transaction before it fails
 
 _SCHEMA = """
@@ -44,6 +46,10 @@ CREATE TABLE IF NOT EXISTS verifications (
     environment TEXT NOT NULL, app TEXT NOT NULL, part TEXT NOT NULL, version TEXT NOT NULL,
     state TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (environment, app, part));
 CREATE INDEX IF NOT EXISTS verifications_state ON verifications (state);
+CREATE TABLE IF NOT EXISTS queued (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, environment TEXT NOT NULL, opens TEXT NOT NULL,
+    requester_id TEXT NOT NULL, record TEXT NOT NULL, settled TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS queued_state ON queued (state, opens);
 """
 
 

@@ -291,6 +291,7 @@ class Workspace:
                     self._settle(request, (sha, paths))
                 for request in nothing:
                     self._settle(request, None)
+                self.observe.landed(tip)
                 return
             if pushes >= self.push_attempts:
                 kept_moving = PushRejected(
@@ -391,4 +392,3 @@ class Workspace:
                 return read()
             except GitCommandFailed:
                 raise first from None
-
