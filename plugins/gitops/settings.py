@@ -18,6 +18,7 @@ from .credentials import (GitCredentials, RegistryCredentials, Secrets, flux_tok
                           registry_credentials, string as _string)
 from .errors import SettingsError, UnknownEnvironment, UnreadableDocument
 from .model import ChartLocation
+from .forge_settings import ForgeSettings, parse_forge
 from .safeyaml import load_typed
 from .guard.policy import Policy, parse_policy
 
@@ -28,6 +29,9 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 class RepoSettings:
     url: str
     branch: str = "main"
+    # Where its pull requests go (environments whose `write` is `pull-request`); not part of
+    # the repository's identity (one workspace per url and branch).
+    forge: Optional[ForgeSettings] = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class EnvironmentSettings:
     policy: Policy = Policy()
     notify: str = ""  # chat channel for Flux events no command waits for ("" = none)
     show_values: str = "anywhere"  # or "channels": Helm values and pending diffs only in policy.channels
+    write: str = "push"  # or "pull-request": a branch of Ferry's and a pull request into the branch
 
     def shows_values_in(self, channels: tuple) -> bool:
         """Whether this environment's Helm values (``!diff <app>``) and the diffs of its pending
@@ -174,7 +179,11 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     for key in ("repo", "environments"):
         if key not in root:
             raise SettingsError(f"`{key}` is missing from the settings file.")
-    repo = _repo(root["repo"], "repo")
+    plain_http_anywhere = root.get("allow_plain_http_credentials", False)
+    if not isinstance(plain_http_anywhere, bool):
+        raise SettingsError("`allow_plain_http_credentials` must be true or false.")
+    forge = lambda value, where: parse_forge(value, where, environ, base, plain_http_anywhere)
+    repo = _repo(root["repo"], "repo", forge=forge)
     registry = _registry(root["registry"], "registry") if root.get("registry") is not None else None
 
     envs_raw = root["environments"]
@@ -184,7 +193,7 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     for i, item in enumerate(envs_raw):
         where = f"environments[{i}]"
         env = _mapping(item, where, {"name", "path", "repo", "branch", "aliases", "policy",
-                                          "notify", "show_values"})
+                                          "notify", "show_values", "write"})
         name = _name(env.get("name"), f"{where}.name")
         if "path" not in env:
             raise SettingsError(f"`{where}.path` is missing: where environment {name}'s manifests live.")
@@ -196,9 +205,11 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
                 raise SettingsError(f"`{where}.path` `{p}` must stay inside the repository.")
         env_repo = repo
         if "repo" in env:
-            env_repo = _repo(env["repo"], f"{where}.repo", default_branch=repo.branch)
+            env_repo = _repo(env["repo"], f"{where}.repo", default_branch=repo.branch, forge=forge)
+            if env_repo.url == repo.url and env_repo.forge is None:
+                env_repo = replace(env_repo, forge=repo.forge)
         if "branch" in env:
-            env_repo = RepoSettings(env_repo.url, _string(env["branch"], f"{where}.branch"))
+            env_repo = replace(env_repo, branch=_string(env["branch"], f"{where}.branch"))
         aliases_raw = env.get("aliases", [])
         if not isinstance(aliases_raw, list):
             raise SettingsError(f"`{where}.aliases` must be a list of names.")
@@ -211,7 +222,8 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
         environments.append(EnvironmentSettings(name, tuple(p.strip().strip("/") or "." for p in paths),
                                                 env_repo, aliases, policy,
                                                 _string(env["notify"], f"{where}.notify") if "notify" in env else "",
-                                                _show_values(env.get("show_values", "anywhere"), where, policy)))
+                                                _show_values(env.get("show_values", "anywhere"), where, policy),
+                                                _write_mode(env.get("write", "push"), where, env_repo, policy)))
 
     apps = {}
     for app, conf in (_mapping(root.get("apps") or {}, "apps", None)).items():
@@ -229,9 +241,6 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     busy = root.get("registry_busy_seconds", 5.0)
     if not isinstance(busy, (int, float)) or isinstance(busy, bool) or not 0 < busy <= 600:
         raise SettingsError("`registry_busy_seconds` must be a number of seconds between 0 and 600.")
-    plain_http_anywhere = root.get("allow_plain_http_credentials", False)
-    if not isinstance(plain_http_anywhere, bool):
-        raise SettingsError("`allow_plain_http_credentials` must be true or false.")
     secrets = read_secrets(environ, [e.name for e in environments])
     secrets = replace(
         secrets, registries=registry_credentials(root.get("registry_credentials"), registry, environ),
@@ -252,6 +261,19 @@ def _write(value) -> WriteSettings:
     if not isinstance(most, int) or isinstance(most, bool) or not 1 <= most <= 200:
         raise SettingsError("`write.batch_max` must be a whole number of changes between 1 and 200.")
     return WriteSettings(batch, most)
+
+
+def _write_mode(value, where: str, repo: RepoSettings, policy: Policy) -> str:
+    if value not in ("push", "pull-request"):
+        raise SettingsError(f"`{where}.write` must be `push` (the default: Ferry pushes to the branch) "
+                            "or `pull-request` (a branch and a pull request into it).")
+    if value == "pull-request" and repo.forge is None:
+        raise SettingsError(f"`{where}.write: pull-request` needs the repository's `forge` (kind, "
+                            "repository, its token): where the pull requests are opened.")
+    if policy.review and value != "pull-request":
+        raise SettingsError(f"`{where}.policy.approval: pull-request` needs `{where}.write: "
+                            "pull-request`: the forge's review is the approval.")
+    return value
 
 
 def _ssh(value, base: Path) -> SshSettings:
@@ -317,16 +339,17 @@ def _name(value, where: str) -> str:
     return text
 
 
-def _repo(value, where: str, default_branch: str = "main") -> RepoSettings:
+def _repo(value, where: str, default_branch: str = "main", forge=None) -> RepoSettings:
     if isinstance(value, str):
         value = {"url": value}
-    repo = _mapping(value, where, {"url", "branch"})
+    repo = _mapping(value, where, {"url", "branch", "forge"})
     url = _string(repo.get("url"), f"{where}.url")
     if re.match(r"^https?://", url, re.I) and "@" in urlsplit(url).netloc:
         # A user, a token or a password in the URL: git would send it, and show it in errors.
         raise SettingsError(f"`{where}.url` holds credentials: give the token in GITOPS_GIT_TOKEN "
                             "(or `git_credentials` for another host) instead.")
-    return RepoSettings(url, _string(repo.get("branch", default_branch), f"{where}.branch"))
+    return RepoSettings(url, _string(repo.get("branch", default_branch), f"{where}.branch"),
+                        forge(repo["forge"], f"{where}.forge") if "forge" in repo and forge else None)
 
 
 def _registry(value, where: str) -> RegistrySettings:
