@@ -17,11 +17,12 @@ from gitops.state.shelf import import_shelf
 from gitops.state.store import Store
 
 
-# What Errbot's webserver serves: Ferry's own routes (/ferry/health, /ferry/ready, /flux/<env>),
+# What Errbot's webserver serves: Ferry's own routes (/ferry/health, /ferry/ready, /flux/<env>,
+# /forge/<kind>),
 # the metrics (/metrics), and Slack's Events API and interactivity (button presses). Errbot's
 # Webserver plugin also routes /echo, which reflects any request as HTML to anyone; it and
 # whatever else a plugin may route are answered 404.
-SERVED = ("/ferry/", "/flux/", "/slack/events", "/slack/interactive", "/metrics")
+SERVED = ("/ferry/", "/flux/", "/forge/", "/slack/events", "/slack/interactive", "/metrics")
 
 
 def only_ferry_routes():
@@ -138,8 +139,10 @@ class Ferry(BotPlugin):
         return Response(generate_latest(self.gitops.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
     def committed(self, change, msg):
-        """A change was pushed on ``msg``'s request: tell the watchers (Flux feedback, …)."""
-        self.gitops.metrics.change_pushed(since_command())
+        """A change was pushed, or its pull request opened, on ``msg``'s request: tell the watchers
+        (Flux feedback, pull requests followed)."""
+        if change.commit is not None:
+            self.gitops.metrics.change_pushed(since_command())
         for watch in list(self.watchers):
             try:
                 watch(change, msg)

@@ -11,6 +11,7 @@ import uuid
 from ferrychat import presses, render, sizing
 from gitops.ops import metrics
 from gitops.errors import FerryError, logged
+from gitops.feedback.records import ReplyTarget
 from gitops.model import Requester
 from gitops.guard.policy import NotAllowed
 
@@ -121,6 +122,18 @@ def requester(msg) -> Requester:
     return Requester(str(ident), str(name or ""), str(email or ""), channels(msg), link)
 
 
+def target_of(msg) -> ReplyTarget:
+    """Where to answer a command later, as plain strings: the channel (or the person, in a DM) and
+    the Slack thread the command started (``thread_ts`` when it was itself in a thread)."""
+    frm = msg.frm
+    room = getattr(frm, "room", None)  # a RoomOccupant: someone in a channel
+    to, in_room = (room, True) if room is not None else (frm, False)
+    extras = msg.extras if isinstance(msg.extras, dict) else {}
+    event = extras.get("slack_event") or {}
+    thread = event.get("thread_ts") or (event.get("message") or {}).get("ts") or event.get("ts") or ""
+    return ReplyTarget(str(to), in_room, str(thread))
+
+
 def person(msg) -> Requester:
     """The requester of a command no bot may run (locks): refused with one line for a bot."""
     who = requester(msg)
@@ -162,7 +175,7 @@ def carry_out(ferry, plan, msg, request):
         presses.offer(ferry, msg, change.pending, render.change(change))
         return
     yield render.change(change)
-    if change.commit is not None:
+    if change.commit is not None or change.pull_request is not None:
         ferry.committed(change, msg)
 
 

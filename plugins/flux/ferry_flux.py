@@ -1,14 +1,13 @@
 import uuid
 
 from errbot import BotPlugin, webhook
-from errbot.backends.base import Message, Room, RoomOccupant
+from errbot.backends.base import Message, Room
 
 from ferrychat.feedback import say
-from ferrychat.replies import requester
+from ferrychat.replies import requester, target_of
 from gitops.errors import EventRefused, UnknownEnvironment, shown
 from gitops.feedback.events import MAX_BODY
 from gitops.feedback.waits import Feedback
-from gitops.feedback.records import ReplyTarget
 
 
 class FerryFlux(BotPlugin):
@@ -67,6 +66,13 @@ class FerryFlux(BotPlugin):
         if superseded is not None:
             self._say(superseded)
 
+    def follow(self, change, requester_name: str, target):
+        """A change landed another way (a pull request merged): wait for Flux to report on its
+        commit, as for a push, answering at ``target``."""
+        superseded = self.feedback.expect(change, requester_name, target)
+        if superseded is not None:
+            self._say(superseded)
+
     def check_timeouts(self):
         try:
             for outcome in self.feedback.expired():
@@ -79,17 +85,22 @@ class FerryFlux(BotPlugin):
     def _say(self, outcome):
         text = say(outcome, self.feedback.settings.flux.timeout_minutes)
         try:
-            if outcome.pending is not None:
-                target = outcome.pending.target
-                to = self._identifier(target.to, target.room)
-                self.send(to, text, in_reply_to=self._thread(target, to))
-            else:
-                channel = self.feedback.settings.environment(outcome.environment).notify
-                if channel:
-                    self.send(self._identifier(channel, True), text)
+            self.tell(outcome.pending.target if outcome.pending is not None else None, text,
+                      outcome.environment)
         except Exception:  # nobody to tell in chat (that is what failed): logged with the outcome
             self.log.exception("could not say %s about %s in %s", outcome.kind, outcome.app,
                                outcome.environment)
+
+    def tell(self, target, text, environment):
+        """Say ``text`` at ``target`` (a ``ReplyTarget``: in its thread), or with none in the
+        environment's channel (``notify``) if it has one."""
+        if target is not None:
+            to = self._identifier(target.to, target.room)
+            self.send(to, text, in_reply_to=self._thread(target, to))
+        else:
+            channel = self.feedback.settings.environment(environment).notify
+            if channel:
+                self.send(self._identifier(channel, True), text)
 
     def _identifier(self, text, room):
         """Rebuild a chat target from the text stored for it (it survives a restart)."""
@@ -106,17 +117,3 @@ class FerryFlux(BotPlugin):
         if not target.thread:
             return None
         return Message("", frm=to, to=self.bot_identifier, extras={"slack_event": {"ts": target.thread}})
-
-
-def target_of(msg) -> ReplyTarget:
-    """Where to answer a command later, as plain strings: the channel (or the person, in a DM) and
-    the Slack thread the command started (``thread_ts`` when it was itself in a thread)."""
-    frm = msg.frm
-    if isinstance(frm, RoomOccupant):
-        to, room = frm.room, True
-    else:
-        to, room = frm, False
-    extras = msg.extras if isinstance(msg.extras, dict) else {}
-    event = extras.get("slack_event") or {}
-    thread = event.get("thread_ts") or (event.get("message") or {}).get("ts") or event.get("ts") or ""
-    return ReplyTarget(str(to), room, str(thread))

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .changes import editing, planning, writing
+from .changes.landing import Landing
 from .changes.pins import PinCache, find
 from .decisions import Decisions
-from .errors import NoRegistry, NotAllowed
+from .errors import NoRegistry, NotAllowed, SettingsError
 from .flux import images
+from .forges.github import GitHub
 from .guard import policy
 from .guard.approvals import Guard
 from .identity import Release
@@ -44,8 +46,10 @@ class GitOps(Reports, Decisions):
 
     def __init__(self, settings: Settings, registry: Optional[RegistryClient] = None,
                  fetch_interval: float = 5.0, state: Optional[Store] = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 preview: Optional[Callable[[Plan], str]] = None):
         self.settings = settings
+        self.preview = preview or (lambda plan: "")  # the upgrade preview's Markdown for a pull request
         self.clock = clock
         # What Git cannot hold (locks, approvals, rolled-back versions, Flux's feedback): one
         # SQLite file; the bot's is in FERRY_DATA_DIR, a core on its own keeps it in data_dir.
@@ -73,6 +77,8 @@ class GitOps(Reports, Decisions):
             for repo in settings.repos()
         }
         self._pins = PinCache(settings, self._workspaces)
+        forges = {repo: _forge(repo.forge) for repo in settings.repos() if repo.forge is not None}
+        self.landing = Landing(settings, self.state, forges)
 
     @property
     def workspaces(self) -> dict:
@@ -213,6 +219,9 @@ class GitOps(Reports, Decisions):
             _, diff = writing.edited_files(ws.tree(ws.head(refresh=False)), writing.changing(plan.edits))
             return Change(old=pin.version, new=version, replaced_range=pin.is_range, diff=diff, **base)
 
+        if self.settings.environment(pin.environment).write == "pull-request":
+            return self.landing.propose(ws, plan, requester, self._pins_at(pin.environment), base, forced=forced,
+                                        approver=approver, expect=expect, preview=self.preview(plan))
         written = writing.push(ws, plan, requester, self._pins_at(pin.environment), forced=forced,
                                approver=approver, expect=expect)
         now = written.pin
@@ -259,6 +268,13 @@ class GitOps(Reports, Decisions):
 
     def _workspace(self, environment: str) -> Workspace:
         return self._workspaces[self._repo(environment)]
+
+
+def _forge(forge):
+    """The client of a repository's forge (``settings.forge``)."""
+    if forge.kind == "github":
+        return GitHub(forge)
+    raise SettingsError(f"`forge.kind: {forge.kind}`: this Ferry opens pull requests on GitHub only.")
 
 
 def _git_env(settings: Settings, repo: RepoSettings) -> dict:

@@ -57,6 +57,26 @@ def push(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, *,
     return replace(found, sha=result[0]) if result is not None else found
 
 
+def to_branch(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, branch: str, *,
+              onto_existing: bool = False, forced: tuple = (), approver: Optional[Requester] = None,
+              expect: Optional[dict] = None) -> Written:
+    """``plan`` committed the same way onto ``branch`` (a pull request's), from the environment's
+    newest tip or, ``onto_existing``, from that branch's; ``sha`` None when it holds it already."""
+    edit = _Edit(plan, pins_at, expect)
+    for _ in range(ATTEMPTS):
+        message = commit_message(edit.described, requester, approver, forced)
+        try:
+            sha, base = ws.change_branch(edit, author=requester, message=message, branch=branch,
+                                         onto_existing=onto_existing)
+            break
+        except _Replan as moved:
+            edit.described = moved.plan
+    else:
+        raise PushRejected("the version kept moving under Ferry's change; try again.")
+    found = edit.found or Written(plan.pin, base)
+    return replace(found, sha=sha)
+
+
 class _Edit:
     """The edit ``Workspace.change`` runs on each tip it tries; keeps what it found on the last."""
 

@@ -27,6 +27,7 @@ from typing import Callable, Optional, Sequence
 from ..errors import PushRejected
 from ..model import Requester
 from . import commit as commit_stream
+from .branches import BranchWrites
 from .clone import Clone
 from .commit import author_identity
 from .observer import GitObserver
@@ -42,7 +43,7 @@ TREE_CACHE_SIZE = 16
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
-class Workspace:
+class Workspace(BranchWrites):
     """One repository and branch: a clone (never checked out) under ``directory``, reads and
     serialised writes.
 
@@ -381,7 +382,6 @@ class Workspace:
                 return read()
             except GitCommandFailed:
                 raise first from None
-
 
 
 class _Request:
