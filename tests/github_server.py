@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import json
 import re
-import subprocess
 import threading
 import time
 import uuid
@@ -65,6 +64,7 @@ class LocalGitHub(ThreadingHTTPServer):
         self.pulls: dict = {}  # number -> dict in GitHub's shape
         self.requests: list = []  # (method, path, Authorization header)
         self.minted = 0  # installation tokens given out
+        self.not_modified = 0  # conditional reads answered 304
         self.remaining, self.limit = 5000, 5000
         self.down = False  # every request answered 503
         self.deliveries: list = []  # (event, delivery, status of Ferry's answer)
@@ -224,8 +224,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(404, {"message": "Not Found", "documentation_url": DOCS})
         pr, what = gh.pulls[int(number.group(2))], (number.group(1), number.group(3) or "")
         if what == ("pulls", "") and method == "GET":
-            etag = f'W/"{hashlib.sha256(f"{pr["number"]}:{pr["_version"]}".encode()).hexdigest()}"'
+            version = f"{pr['number']}:{pr['_version']}".encode()
+            etag = f'W/"{hashlib.sha256(version).hexdigest()}"'
             if self.headers.get("If-None-Match") == etag:
+                gh.not_modified += 1
                 return self._answer(304, None, {"ETag": etag})
             return self._answer(200, pr, {"ETag": etag})
         if what == ("pulls", "") and method == "PATCH":

@@ -70,7 +70,7 @@ class GitHub:
         if found is None:
             answer = self._call("POST", f"{self.repo_path}/pulls", "open a pull request", json={
                 "title": draft.title, "body": draft.body, "head": draft.branch, "base": draft.base,
-                "maintainer_can_modify": False})
+                "maintainer_can_modify": False}, ok=(201,))
             found = _pull_request(answer.json())
         if draft.labels:
             self._call("POST", f"{self.repo_path}/issues/{found.number}/labels", "label the pull request",
