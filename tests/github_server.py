@@ -65,6 +65,7 @@ class LocalGitHub(ThreadingHTTPServer):
         self.requests: list = []  # (method, path, Authorization header)
         self.minted = 0  # installation tokens given out
         self.not_modified = 0  # conditional reads answered 304
+        self.max_per_page = 100  # GitHub's cap on per_page (a test lowers it to see more pages)
         self.remaining, self.limit = 5000, 5000
         self.down = False  # every request answered 503
         self.deliveries: list = []  # (event, delivery, status of Ferry's answer)
@@ -73,6 +74,11 @@ class LocalGitHub(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    @property
+    def links(self) -> str:
+        """Where its pagination links point (another origin when a test says so)."""
+        return getattr(self, "url_override", "") or self.url
 
     # ---- what people do on GitHub ----------------------------------------------------------
 
@@ -280,12 +286,12 @@ class _Handler(BaseHTTPRequestHandler):
         return self._answer(201, pr, {"Location": pr["url"]})
 
     def _page(self, items, query, path):
-        per_page, page = min(100, int(query.get("per_page", 30))), int(query.get("page", 1))
+        per_page, page = min(self.server.max_per_page, int(query.get("per_page", 30))), int(query.get("page", 1))
         chunk = items[(page - 1) * per_page: page * per_page]
         extra = {}
         if page * per_page < len(items):
             params = "&".join(f"{k}={v}" for k, v in {**query, "page": page + 1}.items())
-            extra["Link"] = f'<{self.server.url}{urlsplit(self.path).path}?{params}>; rel="next"'
+            extra["Link"] = f'<{self.server.links}{urlsplit(self.path).path}?{params}>; rel="next"'
         return self._answer(200, chunk, extra)
 
     def _installation_token(self, installation: str, auth: str):
