@@ -4,6 +4,7 @@ GitHub (tests/github_server.py) merging for real in that remote and posting its 
 to Ferry's `/forge/github`."""
 import json
 import queue
+import re
 
 import pytest
 import requests
@@ -45,7 +46,7 @@ def start(tmp_path, fleet_url, github, monkeypatch):
     monkeypatch.setenv("GITOPS_FLUX_TOKEN_QA", FLUX_QA)
     bots = []
 
-    def start_ferry(webhook: bool = True, **forge) -> Ferry:
+    def start_ferry(webhook: bool = True, stag=None, **forge) -> Ferry:
         if webhook:
             monkeypatch.setenv("GITOPS_FORGE_WEBHOOK_SECRET", SECRET)
         raw = demo_settings(fleet_url)
@@ -53,6 +54,7 @@ def start(tmp_path, fleet_url, github, monkeypatch):
                                 "labels": ["ferry"], "reviewers": ["dave"], "poll_seconds": 0.2, **forge}
         raw["environments"][1]["write"] = "pull-request"
         raw["environments"][3].update(write="pull-request", policy={"approval": "pull-request"})
+        raw["environments"][2].update(stag or {})
         raw.update(data_dir=str(tmp_path / "gitops"))
         YAML().dump(raw, tmp_path / "ferry.yaml")
         bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
@@ -257,3 +259,31 @@ def test_the_token_is_never_in_a_reply_or_the_log(start, github, fleet_url, capl
     assert "ran !deploy podinfo 6.5.3 to qa -> refused: GitHub refused" in caplog.text  # the log is read
     assert TOKEN not in answer and TOKEN not in caplog.text
     assert ferry_branches(fleet_url) == []
+
+
+def test_a_change_approved_in_chat_opens_its_pull_request_then(start, github, fleet_url):
+    ferry = start(stag={"write": "pull-request", "policy": {"approval": True}})
+    asked = ferry.say("!deploy podinfo 6.5.2 to stag", extras={"slack_event": {"ts": THREAD}})[0]
+    change_id = re.search(r"is change `?(\w+)`?", asked).group(1)
+    assert github.pulls == {} and ferry_branches(fleet_url) == []  # nothing before the approval
+    ferry.bot.bot.sender = ferry.bot.bot.build_identifier("@bob")
+    (approved,) = ferry.say(f"!approve {change_id}", extras={"slack_event": {"ts": THREAD}})
+    assert approved.startswith("Opened pull request #1 to deploy podinfo 6.5.1 → 6.5.2 in stag")
+    assert "Approved in chat by \\@bob." in github.pulls[1]["body"]
+    assert remote_log(fleet_url, ferry_branches(fleet_url)[0], "%(trailers:key=Approved-by,valueonly)")[0] == "@bob <@bob>"
+
+
+def test_a_rollback_merged_guards_the_version_it_left_as_a_pushed_one_does(start, github, fleet_url):
+    ferry = start()
+    deploy(ferry, "!deploy podinfo 6.5.3 to qa")
+    github.merge(1)
+    in_thread(ferry)
+    result = deploy(ferry, "!rollback podinfo in qa")
+    assert result.startswith("Opened pull request #2 to rollback podinfo 6.5.3 → 6.5.2 in qa")
+    github.merge(2)
+    assert in_thread(ferry).startswith("podinfo 6.5.2 in qa: pull request #2 merged by carol")
+    # Flux never reported on the first merge: the second one is followed instead, as after pushes
+    assert in_thread(ferry).startswith("podinfo 6.5.3 in qa: 6.5.2 was pushed by @alice before Flux reported")
+    ferry.bot.bot.sender = ferry.bot.bot.build_identifier("@bob")
+    refused = ferry.say("!deploy podinfo 6.5.3 to qa")[0]
+    assert "was rolled back from qa by @alice" in refused and "--force" in refused

@@ -78,7 +78,7 @@ class GitOps(Reports, Decisions):
         }
         self._pins = PinCache(settings, self._workspaces)
         forges = {repo: _forge(repo.forge) for repo in settings.repos() if repo.forge is not None}
-        self.landing = Landing(settings, self.state, forges)
+        self.landing = Landing(settings, self.state, forges, self._workspace, self.guard)
 
     @property
     def workspaces(self) -> dict:

@@ -17,6 +17,7 @@ the open pull request of an app (its number, branch, Ferry's last commit, where 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
@@ -24,6 +25,7 @@ from typing import Callable, Optional
 from . import pull_requests as text, writing
 from ..errors import FerryError, ForgeRateLimited, ForgeRefused, ForgeUnavailable, ReplayedEvent, logged
 from ..feedback.records import ReplyTarget
+from ..identity import Release
 from ..forges import CLOSED, MERGED, PullRequestDraft
 from ..model import Change, Commit, Plan, Proposal, Requester
 from ..state.store import Records, Store
@@ -54,9 +56,13 @@ class Landing:
     """The pull requests of one core: ``forges`` maps a repository (``RepoSettings``) to its
     forge's client."""
 
-    def __init__(self, settings, state: Store, forges: dict, clock: Callable[[], float] = time.time):
+    def __init__(self, settings, state: Store, forges: dict, workspace: Callable, guard=None,
+                 clock: Callable[[], float] = time.time):
         self.settings, self.state, self.forges, self.clock = settings, state, forges, clock
+        self.workspace = workspace  # environment -> its Workspace
+        self.guard = guard  # rolled-back versions: kept when a merge lands, as when a push does
         self.memory = Records(state)
+        self._proposing = threading.Lock()  # one app's pull request decided at a time
 
     def forge(self, environment: str):
         return self.forges[self.settings.environment(environment).repo]
@@ -69,6 +75,10 @@ class Landing:
         """Commit ``plan`` on a branch of Ferry's and open (or update) its pull request.
         ``base``: the ``Change`` fields the core has made; ``preview``: the upgrade preview's
         Markdown for the body ("" when none)."""
+        with self._proposing:
+            return self._propose(ws, plan, requester, pins_at, base, forced, approver, expect, preview)
+
+    def _propose(self, ws, plan, requester, pins_at, base, forced, approver, expect, preview) -> Change:
         env = self.settings.environment(plan.environment)
         forge, key = self.forges[env.repo], _key(env.name, plan.app)
         older = self._get(key)
@@ -97,7 +107,9 @@ class Landing:
                   "old": plan.old or "", "version": plan.new, "file": base.get("file", ""), "branch": branch, "remote": ws.public_url,
                   "number": pr.number, "url": pr.url, "head": head, "diff": diff, "opened_at": self.clock(),
                   "requester": requester.name or requester.id, "requester_id": requester.id,
-                  "target": (older or {}).get("target") if same else None, "by_hand": False, "etag": None}
+                  "target": (older or {}).get("target") if same else None, "by_hand": False, "etag": None,
+                  "releases": [[p.release.namespace, p.release.name, p.part, p.version or "", new]
+                               for p, new in plan.edits]}
         self.memory[key] = record
         log.info("%s pull request #%d for %s %s in %s (branch %s)", "updated" if same else "opened", pr.number,
                  plan.app, plan.new, env.name, branch)
@@ -192,6 +204,8 @@ class Landing:
         who = f" by {actor}" if actor else ""
         if action == MERGED:
             del self.memory[key]
+            self._landed(record)
+            self.workspace(record["environment"]).remote_moved()  # reads now see the merge
             change = Change(action=record["action"], app=record["app"], environment=record["environment"],
                             old=record["old"], new=record["version"], file=record["file"], diff=record["diff"],
                             part=record["part"], commit=Commit(pr.merge_commit or "", record.get("remote", "")))
@@ -213,6 +227,17 @@ class Landing:
         record["etag"] = etag or record.get("etag")
         self.memory[key] = record
         return said
+
+    def _landed(self, record: dict) -> None:
+        """Per part, as after a push: a version brought back loses its rolled-back guard, and a
+        rollback guards the version it left."""
+        if self.guard is None:
+            return
+        for namespace, name, part, old, new in record.get("releases", []):
+            release = Release(record["environment"], namespace, name, part)
+            self.guard.forget_rollback(release, new)
+            if record["action"] == "rollback" and old:
+                self.guard.remember_rollback(release, old, Requester(record["requester_id"], record["requester"]))
 
     def _find(self, forge, number: int) -> tuple:
         for key, record in self.memory.items_under(OPEN_PREFIX).items():

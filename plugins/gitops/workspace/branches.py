@@ -57,3 +57,7 @@ class BranchWrites:
         with self._lock:
             self._clone.ensure()
             return self._clone.branch_tip(branch)
+
+    def remote_moved(self) -> None:
+        """The remote's branch moved outside Ferry (a pull request merged): the next read fetches."""
+        self._clone.fetched_at = None
