@@ -68,6 +68,7 @@ class LocalGitHub(ThreadingHTTPServer):
         self.max_per_page = 100  # GitHub's cap on per_page (a test lowers it to see more pages)
         self.remaining, self.limit = 5000, 5000
         self.down = False  # every request answered 503
+        self.retry_after = 0  # seconds: a secondary rate limit hit, 403 with Retry-After
         self.deliveries: list = []  # (event, delivery, status of Ferry's answer)
         self.lock = threading.RLock()
 
@@ -210,6 +211,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._answer(403, {"message": "API rate limit exceeded for user ID 1. If you reach out "
                                           "to GitHub Support for help, please include the request ID.",
                                           "documentation_url": DOCS + "/overview/rate-limits-for-the-rest-api"})
+            if gh.retry_after:
+                return self._answer(403, {"message": "You have exceeded a secondary rate limit. Please wait a few "
+                                          "minutes before you try again.", "documentation_url": DOCS},
+                                    {"Retry-After": str(gh.retry_after)})
             gh.remaining -= 1
             prefix = f"/repos/{gh.repository}"
             if not parts.path.startswith(prefix + "/"):

@@ -122,6 +122,22 @@ def test_a_spent_rate_limit_stops_requests_until_its_reset(remote):
         assert limited.value.reset > 0 and limited.value.message.startswith("GitHub's rate limit is spent until ")
 
 
+def test_a_secondary_rate_limit_waits_as_long_as_retry_after_says(remote):
+    with serving(LocalGitHub(remote, tokens=(TOKEN,))) as server:
+        now = [time.time()]
+        github = client(server, clock=lambda: now[0])
+        server.retry_after = 120
+        with pytest.raises(ForgeRateLimited) as limited:
+            github.find_open("b")
+        assert limited.value.reset == now[0] + 120
+        server.retry_after, sent = 0, len(server.requests)
+        with pytest.raises(ForgeRateLimited):
+            github.find_open("b")  # still within the wait: GitHub is not asked
+        assert len(server.requests) == sent
+        now[0] += 121
+        assert github.find_open("b") is None and len(server.requests) == sent + 1
+
+
 @pytest.mark.parametrize("forge, problem", [
     ({"kind": "bitbucket", "repository": "a/b"}, "must be `github` or `gitlab`"),
     ({"kind": "github", "repository": "just-a-name"}, "must be the repository's `owner/name`"),

@@ -208,8 +208,12 @@ def test_a_pull_request_changed_by_hand_is_said_and_so_is_its_merge(start, githu
     (branch,) = ferry_branches(fleet_url)
     text = remote_file(fleet_url, QA_FILE, f"refs/heads/{branch}")
     external_commit(fleet_url, {QA_FILE: text + "# reviewed\n"}, "a note", branch=branch)
+    hand = remote_tip(fleet_url, branch)
     github.pushed(1, by="erin")
-    assert "was changed by hand" in in_thread(ferry)
+    assert in_thread(ferry) == (f"podinfo 6.5.3 in qa: pull request #1 was changed by hand (its head is now "
+                                f"{hand[:10]}): what is merged is what Flux applies.")
+    again = deploy(ferry, "!deploy podinfo 6.5.3 to qa")  # asked again: their commit stays
+    assert again.startswith("Updated pull request #1") and remote_tip(fleet_url, branch) == hand
     merge = github.merge(1, by="carol")
     assert in_thread(ferry) == (f"podinfo 6.5.3 in qa: pull request #1 merged by carol as {merge[:10]}. "
                                 "It was changed by hand before the merge: what was merged is what Flux applies.")
