@@ -69,6 +69,7 @@ class LocalGitHub(ThreadingHTTPServer):
         self.remaining, self.limit = 5000, 5000
         self.down = False  # every request answered 503
         self.retry_after = 0  # seconds: a secondary rate limit hit, 403 with Retry-After
+        self.allow_auto_merge = True  # the repository's "Allow auto-merge" setting
         self.deliveries: list = []  # (event, delivery, status of Ferry's answer)
         self.lock = threading.RLock()
 
@@ -216,6 +217,8 @@ class _Handler(BaseHTTPRequestHandler):
                                           "minutes before you try again.", "documentation_url": DOCS},
                                     {"Retry-After": str(gh.retry_after)})
             gh.remaining -= 1
+            if parts.path == "/graphql" and method == "POST":
+                return self._graphql(body)
             prefix = f"/repos/{gh.repository}"
             if not parts.path.startswith(prefix + "/"):
                 return self._answer(404, {"message": "Not Found", "documentation_url": DOCS})
@@ -261,6 +264,23 @@ class _Handler(BaseHTTPRequestHandler):
             return self._page(pr["_reviews"], {}, "")
         return self._answer(404, {"message": "Not Found", "documentation_url": DOCS})
 
+    def _graphql(self, body):
+        """The one mutation Ferry sends, as GitHub's GraphQL API answers it (200, errors in the body)."""
+        gh = self.server
+        if "enablePullRequestAutoMerge" not in body.get("query", ""):
+            return self._answer(200, {"errors": [{"message": "Unknown mutation"}]})
+        pr = next((p for p in gh.pulls.values() if p["node_id"] == body.get("variables", {}).get("id")), None)
+        if pr is None:
+            return self._answer(200, {"data": {"enablePullRequestAutoMerge": None}, "errors": [
+                {"type": "NOT_FOUND", "path": ["enablePullRequestAutoMerge"],
+                 "message": "Could not resolve to a node with the global id."}]})
+        if not gh.allow_auto_merge:
+            return self._answer(200, {"data": {"enablePullRequestAutoMerge": None}, "errors": [
+                {"type": "UNPROCESSABLE", "path": ["enablePullRequestAutoMerge"],
+                 "message": "Pull request Auto merge is not allowed for this repository"}]})
+        pr["auto_merge"] = {"enabled_by": _user("ferry[bot]"), "merge_method": "merge"}
+        return self._answer(200, {"data": {"enablePullRequestAutoMerge": {"pullRequest": {"number": pr["number"]}}}})
+
     def _create(self, body):
         gh = self.server
         head, base = body.get("head", ""), body.get("base", "")
@@ -284,7 +304,7 @@ class _Handler(BaseHTTPRequestHandler):
               "head": {"ref": head, "sha": sha, "label": f"{gh.repository.split('/')[0]}:{head}"},
               "base": {"ref": base, "label": f"{gh.repository.split('/')[0]}:{base}"},
               "merged": False, "merged_at": None, "merge_commit_sha": None, "merged_by": None,
-              "labels": [], "requested_reviewers": [], "draft": False, "created_at": _now(),
+              "labels": [], "requested_reviewers": [], "draft": False, "auto_merge": None, "created_at": _now(),
               "updated_at": _now(), "user": _user("ferry[bot]"),
               "_reviews": [], "_comments": [], "_version": 1}
         gh.pulls[number] = pr

@@ -84,6 +84,17 @@ def test_open_is_idempotent_per_branch_and_lists_follow_link_pagination_on_the_a
         assert len(list(github._pages(f"{github.repo_path}/pulls", "list", {"state": "open"}))) == 2
 
 
+@pytest.mark.parametrize("allowed", [True, False])
+def test_auto_merge_is_asked_by_graphql_and_a_repository_without_it_keeps_the_pull_request(remote, allowed):
+    with serving(LocalGitHub(remote, tokens=(TOKEN,))) as server:
+        server.allow_auto_merge = allowed
+        branch(remote, "ferry/qa/a")
+        opened = client(server).open(PullRequestDraft("ferry/qa/a", "main", "t", "b", auto_merge=True))
+        assert opened.number == 1 and server.pulls[1]["state"] == "open"
+        assert (server.pulls[1]["auto_merge"] is not None) == allowed
+        assert ("POST", "/graphql", f"Bearer {TOKEN}") in server.requests
+
+
 def test_conditional_reads_answer_nothing_changed(remote):
     with serving(LocalGitHub(remote, tokens=(TOKEN,))) as server:
         github = client(server)
@@ -175,3 +186,4 @@ def test_forge_settings_read_the_token_from_a_file_and_never_show_it(tmp_path):
     assert (forge.api_url, forge.token, env.write) == ("https://ghe.example/api/v3", "github_pat_from_file", "pull-request")
     assert env.policy.review and not env.policy.approval and env.repo.forge == forge
     assert "github_pat_from_file" not in repr(settings)
+    assert GitHub(forge).graphql == "https://ghe.example/api/graphql"  # Enterprise's GraphQL is not under v3

@@ -55,6 +55,8 @@ class GitHub:
         self.origin = origin(self.api)
         self.repo_path = "/repos/" + "/".join(quote(p, safe="") for p in settings.repository.split("/"))
         self.owner = settings.repository.split("/")[0]
+        # GraphQL: https://api.github.com/graphql; GitHub Enterprise: https://HOST/api/graphql
+        self.graphql = (self.api[:-len("/v3")] if self.api.endswith("/api/v3") else self.api) + "/graphql"
         self._session = bounded_session(timeout)
         self._lock = threading.Lock()
         self._installation: tuple = ("", 0.0)  # (token, epoch seconds it expires)
@@ -78,9 +80,22 @@ class GitHub:
         if draft.reviewers:
             self._call("POST", f"{self.repo_path}/pulls/{found.number}/requested_reviewers",
                        "request reviewers", json={"reviewers": list(draft.reviewers)}, ok=(201, 200))
-        if draft.auto_merge:  # GitHub's auto-merge is GraphQL only (enablePullRequestAutoMerge)
-            log.info("auto-merge of %s #%d not set: GitHub offers it only via GraphQL", self, found.number)
+        if draft.auto_merge:
+            self._auto_merge(found)
         return found
+
+    def _auto_merge(self, pr: PullRequest) -> None:
+        """GitHub's auto-merge (GraphQL only: ``enablePullRequestAutoMerge``): merged once its
+        required reviews and checks pass. A repository that does not allow it keeps the pull
+        request open for a person to merge: logged, not a failure."""
+        node = self._call("GET", f"{self.repo_path}/pulls/{pr.number}", "read the pull request").json().get("node_id")
+        answer = self._call("POST", self.graphql, "enable auto-merge", absolute=True, json={
+            "query": "mutation($id: ID!) { enablePullRequestAutoMerge(input: {pullRequestId: $id}) "
+                     "{ pullRequest { number } } }", "variables": {"id": node}})
+        errors = answer.json().get("errors") if isinstance(answer.json(), dict) else None
+        if errors:
+            log.warning("auto-merge of %s #%d not enabled: %s", self, pr.number,
+                        logged(str((errors[0] or {}).get("message", ""))))
 
     def get(self, number: int, etag: Optional[str] = None) -> Optional[PullRequest]:
         answer = self._call("GET", f"{self.repo_path}/pulls/{int(number)}", "read the pull request",
