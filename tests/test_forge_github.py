@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from gitops.check import connection_findings
 from gitops.errors import ForgeRateLimited, ForgeRefused, SettingsError
 from gitops.forge_settings import ForgeSettings, GitHubApp, parse_forge
 from gitops.forges import PullRequestDraft
@@ -187,3 +188,15 @@ def test_forge_settings_read_the_token_from_a_file_and_never_show_it(tmp_path):
     assert env.policy.review and not env.policy.approval and env.repo.forge == forge
     assert "github_pat_from_file" not in repr(settings)
     assert GitHub(forge).graphql == "https://ghe.example/api/graphql"  # Enterprise's GraphQL is not under v3
+
+
+def test_ferry_check_asks_each_forge_once_with_its_token(remote, tmp_path):
+    with serving(LocalGitHub(remote, tokens=(TOKEN,))) as server:
+        raw = {"repo": {"url": remote, "forge": {"kind": "github", "repository": "acme/fleet", "api_url": server.url}},
+               "environments": [{"name": "qa", "path": "apps/qa", "write": "pull-request"}], "data_dir": str(tmp_path)}
+        good = {f.item: f for f in connection_findings(parse_settings(raw, {"GITOPS_FORGE_TOKEN": TOKEN}))}
+        bad = {f.item: f for f in connection_findings(parse_settings(raw, {"GITOPS_FORGE_TOKEN": "wrong"}))}
+    assert good["forge github acme/fleet"].detail == (
+        f"answers at {server.url}; pull requests followed by polling every 60 s (no GITOPS_FORGE_WEBHOOK_SECRET)")
+    assert bad["forge github acme/fleet"].problem == ("GitHub refused to list open pull requests (401): the token "
+                                                     "(GITOPS_FORGE_TOKEN) is not valid, or expired.")
