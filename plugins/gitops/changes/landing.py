@@ -17,6 +17,7 @@ the open pull request of an app (its number, branch, Ferry's last commit, where 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -201,6 +202,7 @@ class Landing:
         by_hand = pr.head_sha != record["head"]
         hand = (" It was changed by hand before the merge: what was merged is what Flux applies."
                 if by_hand else "")
+        actor = re.sub(r"[^A-Za-z0-9_.\[\]-]", "", actor or "")[:60]  # a forge login, never markup
         who = f" by {actor}" if actor else ""
         if action == MERGED:
             del self.memory[key]
