@@ -70,6 +70,7 @@ class LocalGitHub(ThreadingHTTPServer):
         self.down = False  # every request answered 503
         self.retry_after = 0  # seconds: a secondary rate limit hit, 403 with Retry-After
         self.allow_auto_merge = True  # the repository's "Allow auto-merge" setting
+        self.collaborators = {"dave", "carol", "erin"}  # who may be asked for a review
         self.deliveries: list = []  # (event, delivery, status of Ferry's answer)
         self.lock = threading.RLock()
 
@@ -258,6 +259,10 @@ class _Handler(BaseHTTPRequestHandler):
             pr["labels"] += [{"name": n} for n in body["labels"]]
             return self._answer(200, pr["labels"])
         if what == ("pulls", "/requested_reviewers") and method == "POST":
+            if set(body["reviewers"]) - gh.collaborators:
+                return self._answer(422, {"message": "Reviews may only be requested from collaborators. One or "
+                                          "more of the users or teams you specified is not a collaborator of "
+                                          f"the {gh.repository} repository.", "documentation_url": DOCS})
             pr["requested_reviewers"] += [_user(n) for n in body["reviewers"]]
             return self._answer(201, pr)
         if what == ("pulls", "/reviews") and method == "GET":

@@ -96,6 +96,16 @@ def test_auto_merge_is_asked_by_graphql_and_a_repository_without_it_keeps_the_pu
         assert ("POST", "/graphql", f"Bearer {TOKEN}") in server.requests
 
 
+def test_a_reviewer_github_refuses_leaves_the_pull_request_open_with_its_labels(remote):
+    with serving(LocalGitHub(remote, tokens=(TOKEN,))) as server:
+        branch(remote, "ferry/qa/a")
+        opened = client(server).open(PullRequestDraft("ferry/qa/a", "main", "t", "b", labels=("ferry",),
+                                                      reviewers=("mallory",)))
+        assert opened.number == 1 and server.pulls[1]["state"] == "open"
+        assert [l["name"] for l in server.pulls[1]["labels"]] == ["ferry"]
+        assert server.pulls[1]["requested_reviewers"] == []
+
+
 def test_conditional_reads_answer_nothing_changed(remote):
     with serving(LocalGitHub(remote, tokens=(TOKEN,))) as server:
         github = client(server)

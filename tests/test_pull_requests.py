@@ -14,7 +14,7 @@ from errbot.backends.test import TestBot as ErrbotTestBot
 from devtools.fluxrepo import demo_files, demo_settings
 from devtools.serial_replies import one_reply_at_a_time
 from tests.ferrybot import STORAGE_PLUGINS
-from tests.fixtures_git import git, remote_file, remote_log, remote_path, remote_tip
+from tests.fixtures_git import git, install_hook, remote_file, remote_log, remote_path, remote_tip
 from tests.flux_events import encode, flux_event, signed
 from tests.github_server import LocalGitHub, signed_headers
 from tests.serving import answering, serving
@@ -291,3 +291,12 @@ def test_a_rollback_merged_guards_the_version_it_left_as_a_pushed_one_does(start
     ferry.bot.bot.sender = ferry.bot.bot.build_identifier("@bob")
     refused = ferry.say("!deploy podinfo 6.5.3 to qa")[0]
     assert "was rolled back from qa by @alice" in refused and "--force" in refused
+
+
+def test_a_branch_the_remote_refuses_opens_no_pull_request(start, github, fleet_url):
+    ferry, main = start(), remote_tip(fleet_url)
+    install_hook(fleet_url, "pre-receive", "#!/bin/sh\necho 'ferry/* branches are not allowed here' >&2\nexit 1\n")
+    (answer,) = ferry.say("!deploy podinfo 6.5.3 to qa", replies=2)[1:]
+    assert answer.startswith("Deploy podinfo 6.5.3 to qa not pushed: The Git repository ")
+    assert "ferry/* branches are not allowed here" in answer and "\n" not in answer
+    assert github.pulls == {} and ferry_branches(fleet_url) == [] and remote_tip(fleet_url) == main

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Callable, Mapping, Optional
 from urllib.parse import quote
 
@@ -74,14 +74,23 @@ class GitHub:
                 "title": draft.title, "body": draft.body, "head": draft.branch, "base": draft.base,
                 "maintainer_can_modify": False}, ok=(201,))
             found = _pull_request(answer.json())
-        if draft.labels:
-            self._call("POST", f"{self.repo_path}/issues/{found.number}/labels", "label the pull request",
-                       json={"labels": list(draft.labels)})
-        if draft.reviewers:
-            self._call("POST", f"{self.repo_path}/pulls/{found.number}/requested_reviewers",
-                       "request reviewers", json={"reviewers": list(draft.reviewers)}, ok=(201, 200))
+        # The pull request stands from here: a label, a reviewer or auto-merge GitHub refuses
+        # (a reviewer who is no collaborator: 422) is logged, and a person adds it.
+        extras = [("label the pull request", "POST", f"{self.repo_path}/issues/{found.number}/labels",
+                   {"labels": list(draft.labels)}, draft.labels),
+                  ("request reviewers", "POST", f"{self.repo_path}/pulls/{found.number}/requested_reviewers",
+                   {"reviewers": list(draft.reviewers)}, draft.reviewers)]
+        for what, method, path, body, wanted in extras:
+            if wanted:
+                try:
+                    self._call(method, path, what, json=body, ok=(200, 201))
+                except (ForgeRefused, ForgeUnavailable) as e:
+                    log.warning("pull request #%d opened, but could not %s: %s", found.number, what, logged(e))
         if draft.auto_merge:
-            self._auto_merge(found)
+            try:
+                self._auto_merge(found)
+            except (ForgeRefused, ForgeUnavailable) as e:
+                log.warning("pull request #%d opened, but could not enable auto-merge: %s", found.number, logged(e))
         return found
 
     def _auto_merge(self, pr: PullRequest) -> None:
@@ -304,4 +313,4 @@ def _number(text, default: float) -> float:
 
 
 def _clock(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).astimezone().strftime("%H:%M:%S %Z").strip()
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
