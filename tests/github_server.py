@@ -71,6 +71,9 @@ class LocalGitHub(ThreadingHTTPServer):
         self.retry_after = 0  # seconds: a secondary rate limit hit, 403 with Retry-After
         self.allow_auto_merge = True  # the repository's "Allow auto-merge" setting
         self.collaborators = {"dave", "carol", "erin"}  # who may be asked for a review
+        # The repository's merge commit settings (GitHub's defaults: "Merge pull request #n from …",
+        # then the pull request's title); PR_BODY: its description.
+        self.merge_commit_title, self.merge_commit_message = "MERGE_MESSAGE", "PR_TITLE"
         self.deliveries: list = []  # (event, delivery, status of Ferry's answer)
         self.lock = threading.RLock()
 
@@ -96,8 +99,12 @@ class LocalGitHub(ThreadingHTTPServer):
             base_sha = git("--git-dir", bare, "rev-parse", f"refs/heads/{base}")
             head_sha = git("--git-dir", bare, "rev-parse", f"refs/heads/{head}")
             tree = git("--git-dir", bare, "merge-tree", "--write-tree", base_sha, head_sha).splitlines()[0]
-            sha = git("--git-dir", bare, "commit-tree", tree, "-p", base_sha, "-p", head_sha, "-m",
-                      f"Merge pull request #{number} from {self.repository.split('/')[0]}/{head}")
+            title = (pr["title"] if self.merge_commit_title == "PR_TITLE" else
+                     f"Merge pull request #{number} from {self.repository.split('/')[0]}/{head}")
+            message = {"PR_TITLE": pr["title"], "PR_BODY": pr["body"] or "", "BLANK": ""}[self.merge_commit_message]
+            sha = git("--git-dir", bare, "commit-tree", tree, "-p", base_sha, "-p", head_sha,
+                      "-m", title, *(["-m", message] if message else []),
+                      author=(by, f"{by}@users.noreply.github.com"))
             git("--git-dir", bare, "update-ref", f"refs/heads/{base}", sha, base_sha)
             now = _now()
             pr.update(state="closed", merged=True, merged_at=now, closed_at=now, merge_commit_sha=sha,

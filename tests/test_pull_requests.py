@@ -300,3 +300,16 @@ def test_a_branch_the_remote_refuses_opens_no_pull_request(start, github, fleet_
     assert answer.startswith("Deploy podinfo 6.5.3 to qa not pushed: The Git repository ")
     assert "ferry/* branches are not allowed here" in answer and "\n" not in answer
     assert github.pulls == {} and ferry_branches(fleet_url) == [] and remote_tip(fleet_url) == main
+
+
+def test_a_merge_whose_message_is_the_description_keeps_who_asked_in_history_and_audit(start, github, fleet_url):
+    ferry = start()
+    github.merge_commit_title, github.merge_commit_message = "PR_TITLE", "PR_BODY"
+    deploy(ferry, "!deploy podinfo 6.5.3 to qa")
+    merge = github.merge(1, by="carol")
+    in_thread(ferry)
+    assert remote_log(fleet_url, fmt="%an|%s")[0] == "carol|deploy podinfo 6.5.2 → 6.5.3 to qa"
+    trailers = remote_log(fleet_url, fmt="%(trailers:key=Requested-by,key=Environment,valueonly,separator=%x2C)")[0]
+    assert trailers == "@alice <@alice>,qa"
+    audit = ferry.say("!audit qa")[0]
+    assert merge[:10] in audit and "@alice" in audit and "deploy podinfo 6.5.2 → 6.5.3 to qa" in audit

@@ -91,7 +91,8 @@ class Landing:
             return Change(old=written.pin.version, new=plan.new, diff="", noop=True, **base)
         head = written.sha or older["head"]
         diff = written.diff or (older or {}).get("diff", "")
-        described = text.title(plan), text.body(plan, requester, diff, preview, approver)
+        described = text.title_and_body(plan, writing.commit_message(plan, requester, approver, forced),
+                                        requester, diff, preview, approver)
         try:
             pr = forge.update(older["number"], *described) if same else None
             if pr is None or pr.state != "open":

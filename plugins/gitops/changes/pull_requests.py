@@ -20,18 +20,15 @@ def branch_name(environment: str, app: str, version: str, suffix: Optional[str] 
     return f"ferry/{part(environment)}/{part(app)}-{part(version)}-{suffix or secrets.token_hex(4)}"
 
 
-def title(plan: Plan) -> str:
-    origin = f" from {plan.source_environment}" if plan.source_environment else ""
-    part = "" if plan.part == "chart" else f" {plan.part}"
-    return f"{plan.action} {plan.app}{part} {plan.old or 'unpinned'} → {plan.new}{origin} to {plan.environment}"
-
-
-def body(plan: Plan, requester: Requester, diff: str, preview: str = "",
-         approver: Optional[Requester] = None) -> str:
-    """Markdown: what moves, who asked (and approved), the diff, the upgrade preview where there
-    is one (``preview``: Markdown from the preview room, "" when none), the chat thread."""
+def title_and_body(plan: Plan, message: str, requester: Requester, diff: str, preview: str = "",
+                   approver: Optional[Requester] = None) -> tuple[str, str]:
+    """The title (the commit's subject) and the Markdown body: what moves, who asked (and
+    approved), the diff, the upgrade preview where there is one (``preview``: Markdown from the
+    preview room, "" when none), the chat thread; last, the commit's trailers, so that a merge
+    whose message is the pull request's description carries them into Git (history, `!audit`)."""
+    title, _, trailers = message.partition("\n\n")
     who = _text(requester.name or requester.id)
-    lines = [f"**{_text(title(plan))}**", "", f"Asked by {who} in chat"
+    lines = [f"**{_text(title)}**", "", f"Asked by {who} in chat"
              + (f" ([the thread]({requester.link}))" if _safe_link(requester.link) else "") + "."]
     if approver is not None:
         lines.append(f"Approved in chat by {_text(approver.name or approver.id)}.")
@@ -43,8 +40,8 @@ def body(plan: Plan, requester: Requester, diff: str, preview: str = "",
     if preview.strip():
         lines += ["", "### Upgrade preview", "", preview.strip()]
     lines += ["", "---", "Opened by Ferry: merging it lands the change, and Ferry follows it in the chat "
-              "thread. What is merged is what Flux applies."]
-    return "\n".join(lines)
+              "thread. What is merged is what Flux applies.", "", trailers.strip()]
+    return title, "\n".join(lines)
 
 
 def _text(value: str) -> str:
