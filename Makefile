@@ -36,11 +36,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 # The registry the tests and the demo run: Debian's CNCF distribution, and htpasswd for its auth.
 system-deps:
-	@if ! command -v docker-registry >/dev/null || ! command -v htpasswd >/dev/null || ! test -x /usr/sbin/sshd; then \
+	@if ! command -v docker-registry >/dev/null || ! command -v htpasswd >/dev/null || ! test -x /usr/sbin/sshd || ! command -v gpg >/dev/null; then \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry apache2-utils git openssh-server openssh-client >/dev/null; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry apache2-utils git openssh-server openssh-client gnupg >/dev/null; \
 	fi
-	@command -v docker-registry >/dev/null && command -v htpasswd >/dev/null && test -x /usr/sbin/sshd
+	@command -v docker-registry >/dev/null && command -v htpasswd >/dev/null && test -x /usr/sbin/sshd && command -v gpg >/dev/null
 
 clean:
 	rm -rf $(VENV) $(DOCS_VENV) site data demo-data .pytest_cache

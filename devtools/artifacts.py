@@ -3,7 +3,8 @@ the demo.
 
 ``push_chart`` writes what ``helm push`` writes (a Helm config blob, one chart tarball layer, an
 OCI manifest) through the distribution HTTP API, so the code under test reads real artifacts;
-``push_image`` writes a small OCI image per tag. The chart tarball and its ``Chart.yaml`` are also
+``push_image`` writes a small OCI image per tag (its config labels as asked; one platform, or an
+OCI image index of several). The chart tarball and its ``Chart.yaml`` are also
 what ``devtools.helmrepo`` serves from a classic Helm repository.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Mapping, Optional, Sequence
 from urllib.parse import urljoin
 
 import requests
@@ -222,30 +223,74 @@ OCI_IMAGE_CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 
+OCI_INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+
+
 def push_image(host: str, repository: str, tags: Iterable[str], *, username: Optional[str] = None,
-               password: Optional[str] = None) -> dict:
+               password: Optional[str] = None, labels: Optional[Mapping[str, Mapping[str, str]]] = None,
+               platforms: Sequence[str] = (), config: Optional[Mapping[str, bytes]] = None,
+               config_size: Optional[int] = None) -> dict:
     """Push a small container image under each of ``tags`` (an OCI image manifest: an image
-    config blob and one gzip tar layer, different per tag); returns ``{tag: manifest digest}``."""
+    config blob and one gzip tar layer, different per tag); returns ``{tag: manifest digest}``.
+
+    ``labels``: the config labels of a tag (default ``org.opencontainers.image.version: <tag>``;
+    ``{}`` for none). ``platforms`` (``"linux/arm64"``, …): an OCI image index under each tag, one
+    image per platform in that order, as ``docker buildx`` pushes a multi-platform image.
+    ``config``: a tag's config blob as raw bytes (a hostile registry's), ``config_size`` the size
+    its descriptor claims."""
     pusher = ChartPusher(host, username, password)
     digests = {}
     try:
         for tag in tags:
-            layer = _targz("app", {"VERSION": tag.encode()})
-            config = json.dumps({"architecture": "amd64", "os": "linux",
-                                 "config": {"Labels": {"org.opencontainers.image.version": tag}},
-                                 "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]}}).encode()
-            pusher._blob(repository, config)
-            pusher._blob(repository, layer)
-            manifest = json.dumps({
-                "schemaVersion": 2, "mediaType": OCI_MANIFEST_MEDIA_TYPE,
-                "config": {"mediaType": OCI_IMAGE_CONFIG_MEDIA_TYPE, "digest": _digest(config),
-                           "size": len(config)},
-                "layers": [{"mediaType": OCI_LAYER_MEDIA_TYPE, "digest": _digest(layer), "size": len(layer)}],
-            }).encode()
-            r = pusher.session.put(f"{pusher.base}/v2/{repository}/manifests/{tag}", data=manifest,
-                                   headers={"Content-Type": OCI_MANIFEST_MEDIA_TYPE}, timeout=pusher.timeout)
-            _expect(r, 201, f"push image manifest {repository}:{tag}")
-            digests[tag] = r.headers.get("Docker-Content-Digest") or _digest(manifest)
+            tag_labels = dict((labels or {}).get(tag, {"org.opencontainers.image.version": tag}))
+            if not platforms:
+                digests[tag] = _push_platform_image(pusher, repository, tag, tag, "linux/amd64",
+                                                    tag_labels, (config or {}).get(tag), config_size)
+                continue
+            children = []
+            for platform in platforms:
+                digest, size = _push_platform_image(pusher, repository, tag, None, platform, tag_labels,
+                                                    (config or {}).get(tag), config_size)
+                os_name, _, arch = platform.partition("/")
+                children.append({"mediaType": OCI_MANIFEST_MEDIA_TYPE, "digest": digest, "size": size,
+                                 "platform": {"architecture": arch, "os": os_name}})
+            index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX_MEDIA_TYPE,
+                                "manifests": children}).encode()
+            digests[tag] = _put_manifest(pusher, repository, tag, index, OCI_INDEX_MEDIA_TYPE)
     finally:
         pusher.close()
     return digests
+
+
+def _push_platform_image(pusher: ChartPusher, repository: str, tag: str, reference: Optional[str],
+                         platform: str, labels: dict, raw_config: Optional[bytes],
+                         config_size: Optional[int]):
+    """One platform's image: its layer, config and manifest, under ``reference`` (a tag), or by
+    digest when None (an index's child): the digest, or (digest, manifest size) for a child."""
+    os_name, _, arch = platform.partition("/")
+    files = {"VERSION": tag.encode()}
+    if reference is None:  # platforms of one index differ by their layer, as real ones do
+        files["PLATFORM"] = platform.encode()
+    layer = _targz("app", files)
+    config = raw_config if raw_config is not None else json.dumps(
+        {"architecture": arch, "os": os_name, "config": {"Labels": labels},
+         "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]}}).encode()
+    pusher._blob(repository, config)
+    pusher._blob(repository, layer)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": OCI_IMAGE_CONFIG_MEDIA_TYPE, "digest": _digest(config),
+                   "size": config_size if config_size is not None else len(config)},
+        "layers": [{"mediaType": OCI_LAYER_MEDIA_TYPE, "digest": _digest(layer), "size": len(layer)}],
+    }).encode()
+    digest = _put_manifest(pusher, repository, reference or _digest(manifest), manifest,
+                           OCI_MANIFEST_MEDIA_TYPE)
+    return digest if reference is not None else (digest, len(manifest))
+
+
+def _put_manifest(pusher: ChartPusher, repository: str, reference: str, body: bytes,
+                  media_type: str) -> str:
+    r = pusher.session.put(f"{pusher.base}/v2/{repository}/manifests/{reference}", data=body,
+                           headers={"Content-Type": media_type}, timeout=pusher.timeout)
+    _expect(r, 201, f"push image manifest {repository}:{reference}")
+    return r.headers.get("Docker-Content-Digest") or _digest(body)

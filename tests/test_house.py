@@ -23,7 +23,7 @@ FLOORS = [
     {"forges"},
     {"flux", "feedback"},
     {"changes", "selection"},
-    {"reports", "decisions"},
+    {"reports", "decisions", "preview"},
     {"core"},
     {"check"},
 ]

@@ -73,7 +73,7 @@ class GitOps(Reports, Decisions):
             repo: Workspace(repo.url, repo.branch, data / "repos" / _slug(repo), git_env=_git_env(settings, repo),
                             fetch_interval=fetch_interval, secrets=settings.secrets.values(),
                             push_attempts=5, observe=self.metrics.repo(repo.url, repo.branch),
-                            batch=settings.write.per_push)
+                            batch=settings.write.per_push, signing=settings.commit.sign)
             for repo in settings.repos()
         }
         self._pins = PinCache(settings, self._workspaces)

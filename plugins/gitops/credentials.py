@@ -4,11 +4,14 @@ over plain HTTP (only where the settings say a host is plain HTTP, and only to t
 ``allow_plain_http_credentials`` says otherwise: never because something in Git says so).
 
 Secrets never live in the settings file; they come from environment variables, or from files
-named by ``<VARIABLE>_FILE`` (the way Kubernetes mounts secrets).
+named by ``<VARIABLE>_FILE`` (the way Kubernetes mounts secrets). The key Ferry signs its commits
+with is a file too, named by the settings or by ``GITOPS_COMMIT_SIGNING_KEY_FILE``.
 """
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
@@ -39,6 +42,23 @@ class GitCredentials:
     token: str = field(repr=False)
     username: str = ""  # "" = x-access-token
     variables: str = ""  # where the token came from, for messages
+
+
+@dataclass(frozen=True)
+class CommitSigning:
+    """How git signs every commit Ferry writes: ``ssh`` with the private key in ``key_file``, or
+    ``openpgp`` with the key ``key`` of the keyring in ``gnupg_home``."""
+
+    format: str  # "ssh" or "openpgp"
+    key_file: str = ""  # ssh: the private key file (absolute)
+    key: str = ""  # openpgp: the key's fingerprint or ID
+    gnupg_home: str = ""  # openpgp: GNUPGHOME (absolute)
+
+    @property
+    def described(self) -> str:
+        """Which key, for messages (a path or a key ID, never a secret)."""
+        return f"SSH key {self.key_file}" if self.format == "ssh" else \
+            f"OpenPGP key {self.key} in {self.gnupg_home}"
 
 
 @dataclass(frozen=True)
@@ -242,3 +262,70 @@ def _host_and_env(entry: dict, where: str, host_is: str, example: str, secrets: 
         raise SettingsError(f"`{where}.env` must be upper-case letters, digits or `_` ({example}): "
                             f"{secrets}.")
     return host, env
+
+
+SIGNING_KEY_VARIABLE = "GITOPS_COMMIT_SIGNING_KEY_FILE"
+
+
+def commit_signing(value, environ: Mapping[str, str], base: Path) -> Optional[CommitSigning]:
+    """``commit.sign`` checked, or None when commits are not signed. The SSH key is a file the
+    settings name (``key_file``, relative to the settings file) or ``GITOPS_COMMIT_SIGNING_KEY_FILE``
+    names; it must be readable now, and not open to others (ssh-keygen ignores such a key)."""
+    if value is None:
+        return None
+    sign = mapping(value, "commit.sign", {"format", "key_file", "key", "gnupg_home"})
+    form = sign.get("format")
+    if form not in ("ssh", "openpgp"):
+        raise SettingsError("`commit.sign.format` must be `ssh` (a private key file) or `openpgp` "
+                            "(a key in a GnuPG home).")
+    if form == "openpgp":
+        if "key_file" in sign:
+            raise SettingsError("`commit.sign.key_file` is for `format: ssh`; OpenPGP signs with "
+                                "`key` (its fingerprint) from the keyring in `gnupg_home`.")
+        home = str((base / string(sign.get("gnupg_home"), "commit.sign.gnupg_home")).resolve())
+        if not os.access(home, os.R_OK | os.X_OK) or not Path(home).is_dir():
+            raise SettingsError(f"`commit.sign.gnupg_home` names {home}, which is not a readable "
+                                "folder: the GnuPG home holding Ferry's signing key.")
+        return CommitSigning("openpgp", key=string(sign.get("key"), "commit.sign.key"), gnupg_home=home)
+    if "key" in sign or "gnupg_home" in sign:
+        raise SettingsError("`commit.sign.key` and `gnupg_home` are for `format: openpgp`; SSH "
+                            "signs with the private key in `key_file`.")
+    if "key_file" in sign:
+        key_file, where = str((base / string(sign["key_file"], "commit.sign.key_file")).resolve()), \
+            "`commit.sign.key_file`"
+    elif environ.get(SIGNING_KEY_VARIABLE):
+        key_file, where = str(Path(environ[SIGNING_KEY_VARIABLE]).resolve()), SIGNING_KEY_VARIABLE
+    else:
+        raise SettingsError(f"`commit.sign` with `format: ssh` needs the private key: "
+                            f"`commit.sign.key_file` or {SIGNING_KEY_VARIABLE}.")
+    return CommitSigning("ssh", key_file=_ssh_private_key(key_file, where))
+
+
+def _ssh_private_key(path: str, where: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        mode, owner = os.stat(path).st_mode, os.stat(path).st_uid
+    except OSError as e:
+        raise SettingsError(f"{where} names {path}, which cannot be read ({e.strerror}): the private "
+                            "SSH key Ferry signs commits with.") from None
+    if b"PRIVATE KEY-----" not in head:
+        raise SettingsError(f"{where} names {path}, which is not a private SSH key "
+                            "(`ssh-keygen -t ed25519 -N ''` writes one; the .pub file is the other half).")
+    if owner == os.getuid() and mode & 0o077:
+        raise SettingsError(f"{where} names {path}, which others may read (mode {mode & 0o777:04o}): "
+                            "ssh-keygen refuses such a key. Make it 0600 (a Secret volume: "
+                            "defaultMode 0400).")
+    # What git will run to sign, asked once now: no passphrase (nobody is there to type it).
+    try:
+        derived = subprocess.run(["ssh-keygen", "-y", "-P", "", "-f", path], capture_output=True,
+                                 stdin=subprocess.DEVNULL, timeout=10, start_new_session=True)
+    except FileNotFoundError:
+        raise SettingsError("`commit.sign` with `format: ssh` needs ssh-keygen (openssh-client): "
+                            "git signs with it.") from None
+    except subprocess.TimeoutExpired:
+        derived = None
+    if derived is None or derived.returncode != 0:
+        raise SettingsError(f"{where} names {path}, which ssh-keygen cannot read without a passphrase: "
+                            "Ferry signs unattended, with a key made by `ssh-keygen -t ed25519 -N ''`.")
+    return path

@@ -209,6 +209,11 @@ class PushRejected(FerryError):
     """The remote kept rejecting the push after the bounded retries."""
 
 
+class CommitNotSigned(FerryError):
+    """The settings ask for signed commits (``commit.sign``) and git could not sign one: nothing
+    was pushed."""
+
+
 class NothingToRollback(FerryError):
     """History has no earlier version to go back to."""
 

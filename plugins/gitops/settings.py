@@ -13,8 +13,8 @@ from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
 # RegistryCredentials, GitCredentials and flux_token_variable are imported from here too.
-from .credentials import (GitCredentials, RegistryCredentials, Secrets, flux_token_variable,  # noqa: F401
-                          git_credentials, mapping as _mapping, plain_http_allowed, read_secrets,
+from .credentials import (CommitSigning, GitCredentials, RegistryCredentials, Secrets,  # noqa: F401
+                          commit_signing, flux_token_variable, git_credentials, mapping as _mapping, plain_http_allowed, read_secrets,
                           registry_credentials, string as _string)
 from .errors import SettingsError, UnknownEnvironment, UnreadableDocument
 from .model import ChartLocation
@@ -116,6 +116,13 @@ class WriteSettings:
 
 
 @dataclass(frozen=True)
+class CommitSettings:
+    """How Ferry's commits are written: signed by git with ``sign`` (None: unsigned)."""
+
+    sign: Optional[CommitSigning] = None
+
+
+@dataclass(frozen=True)
 class Settings:
     repo: RepoSettings
     environments: tuple  # tuple[EnvironmentSettings, ...] in promotion order
@@ -129,6 +136,7 @@ class Settings:
     ssh: SshSettings = field(default_factory=SshSettings)
     registry_busy_seconds: float = 5.0  # a command waits this long for its turn at a busy source
     write: WriteSettings = field(default_factory=WriteSettings)
+    commit: CommitSettings = field(default_factory=CommitSettings)
 
     @property
     def environment_names(self) -> list[str]:
@@ -174,7 +182,7 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     root = _mapping(raw, "the settings file", {"repo", "registry", "environments", "apps", "data_dir",
                                                 "registry_timeout", "flux", "registry_credentials",
                                                 "helm_index", "git_credentials", "ssh",
-                                                "registry_busy_seconds", "write",
+                                                "registry_busy_seconds", "write", "commit",
                                                 "allow_plain_http_credentials"})
     for key in ("repo", "environments"):
         if key not in root:
@@ -248,7 +256,9 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     plain_http_allowed(secrets, [e.repo for e in environments], plain_http_anywhere)
     return Settings(repo, tuple(environments), registry, apps, str(base / data_dir), secrets,
                     float(timeout), _flux(root.get("flux")), _helm_index(root.get("helm_index")),
-                    _ssh(root.get("ssh"), base), float(busy), _write(root.get("write")))
+                    _ssh(root.get("ssh"), base), float(busy), _write(root.get("write")),
+                    CommitSettings(commit_signing(
+                        _mapping(root.get("commit") or {}, "commit", {"sign"}).get("sign"), environ, base)))
 
 
 def _write(value) -> WriteSettings:

@@ -15,6 +15,7 @@ from typing import Iterable, Optional
 
 from ..errors import ImageTagNotFound, RegistryUnavailable, VersionNotFound
 from .helmindex import DEFAULT_MAX_BYTES, HelmIndexClient, archive_url
+from .image_labels import ImageLabels, read_image_labels
 from ..model import ChartInfo, ChartLocation, ChartVersions
 from .oci import MANIFEST_ACCEPT, NotFound, OciRegistry, container_of
 from .transport import BUSY_WAIT
@@ -170,6 +171,22 @@ class RegistryClient:
         )
         self._store(self._infos, key, info)
         return info
+
+    def image_labels(self, location: ChartLocation, tag: str) -> ImageLabels:
+        """The config labels of the image under ``tag`` (``image_labels.read_image_labels``),
+        cached as briefly as tag lists are; a missing tag is ``ImageTagNotFound``."""
+        key = (location, "labels", tag)
+        cached = self._cached(self._infos, key)
+        if cached is not None:
+            return cached
+        try:
+            with self._registry(location).turn() as registry:
+                labels = read_image_labels(registry, location, tag)
+        except NotFound:
+            self.invalidate(location)
+            raise ImageTagNotFound(location.ref, tag, nearest_versions(tag, self.versions(location))) from None
+        self._store(self._infos, key, labels)
+        return labels
 
     def _index_info(self, location: ChartLocation, version: str) -> ChartInfo:
         entries = self.index.entries(location)

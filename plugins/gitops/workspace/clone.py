@@ -246,12 +246,15 @@ class Clone:
 
     # ---- running git in the clone ----------------------------------------------------------
 
-    def local(self, *args: str, check: bool = True, stdin: Optional[bytes] = None) -> Result:
+    def local(self, *args: str, check: bool = True, stdin: Optional[bytes] = None,
+              env: Optional[dict] = None, timeout: Optional[float] = None) -> Result:
         """A git command inside the clone, with its git directory explicit: a broken clone must
-        fail, not let git walk up to an enclosing repository (the project's own, say)."""
+        fail, not let git walk up to an enclosing repository (the project's own, say). ``env``:
+        variables for this command only; ``timeout``: seconds (``process.Timeout`` past them)."""
         full = [f"--git-dir={self.git_dir}", f"--work-tree={self.directory}", *args]
         try:
-            res = process.run(full, self.directory, self.env, stdin, None)
+            res = process.run(full, self.directory, {**self.env, **env} if env else self.env, stdin,
+                              timeout)
         except OSError as e:  # the directory vanished under us
             raise GitCommandFailed(args, -1, str(e)) from None
         if check and res.returncode != 0:

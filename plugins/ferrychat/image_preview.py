@@ -1,0 +1,38 @@
+"""What an image tag upgrade brings (``gitops.preview.images.ImageChange``), in a few lines."""
+from __future__ import annotations
+
+from gitops.preview.images import ImageChange
+
+NOT_LABELLED = "not labelled"
+
+
+def image_change(change: ImageChange) -> str:
+    """The tags first, then each label both ways, the source and the compare link."""
+    old, new = change.old, change.new
+    head = f"Image `{change.image}`: {old.tag} → {new.tag}"
+    if change.platform:
+        head += f" (labels of {change.platform})"
+    if not change.labelled:
+        return (f"{head}.\nNeither image carries OCI labels (org.opencontainers.image.version, "
+                ".revision, .created, .source): the registry says nothing more than the tags.")
+    lines = [head + ":"]
+    for name, before, after in (("version", old.version, new.version),
+                                ("revision", old.revision, new.revision),
+                                ("created", old.created, new.created)):
+        if before or after:
+            lines.append(f"• {name}: {_short(name, before)} → {_short(name, after)}")
+    if change.source:
+        lines.append(f"• source: {change.source}")
+    if change.compare:
+        lines.append(f"• changes: {change.compare}")
+    elif change.source and old.revision and old.revision == new.revision:
+        lines.append("• same revision: the source did not change.")
+    return "\n".join(lines)
+
+
+def _short(name: str, value: str) -> str:
+    if not value:
+        return NOT_LABELLED
+    if name == "revision" and len(value) == 40 and all(c in "0123456789abcdef" for c in value):
+        return value[:12]
+    return " ".join(value.split())[:80]

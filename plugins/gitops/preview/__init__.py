@@ -1,0 +1,4 @@
+"""Preview: what an upgrade brings, before it is made.
+
+May import: sources, model, errors.
+"""
