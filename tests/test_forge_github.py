@@ -129,7 +129,7 @@ def test_refusals_are_one_line_with_what_to_do(remote):
         assert invalid.value.message == "GitHub refused to open a pull request (422): Validation Failed."
         with pytest.raises(ForgeRefused) as bad_token:
             client(server, token="github_pat_wrong").find_open("b")
-        assert "GITOPS_FORGE_TOKEN" in bad_token.value.message and "github_pat_wrong" not in bad_token.value.message
+        assert "GITOPS_FORGE_GITHUB_TOKEN" in bad_token.value.message and "github_pat_wrong" not in bad_token.value.message
 
 
 def test_a_spent_rate_limit_stops_requests_until_its_reset(remote):
@@ -166,11 +166,12 @@ def test_a_secondary_rate_limit_waits_as_long_as_retry_after_says(remote):
     ({"kind": "github", "repository": "a/b", "api_url": "http://github.example/api/v3"},
      "is plain HTTP to github.example"),
     ({"kind": "github", "repository": "a/b", "token": "x"}, "unknown key `token`"),
-    ({"kind": "github", "repository": "a/b", "token_variable": "NOT_SET"}, "No token for the forge"),
+    ({"kind": "github", "repository": "a/b", "env": "NOPE"}, "needs GitHub's token in GITOPS_FORGE_NOPE_TOKEN"),
+    ({"kind": "gitlab", "project": "g/p", "poll_interval": 0}, "`repo.forge.poll_interval` must be a number"),
 ])
 def test_bad_forge_settings_are_one_line(forge, problem, tmp_path):
     with pytest.raises(SettingsError) as refused:
-        parse_forge(forge, "repo.forge", {"GITOPS_FORGE_TOKEN": "t"}, tmp_path)
+        parse_forge(forge, "repo.forge", {"GITOPS_FORGE_GITHUB_TOKEN": "t", "GITOPS_FORGE_GITLAB_TOKEN": "t"}, tmp_path)
     assert problem in refused.value.message and "\n" not in refused.value.message
 
 
@@ -192,7 +193,7 @@ def test_forge_settings_read_the_token_from_a_file_and_never_show_it(tmp_path):
                     "forge": {"kind": "github", "repository": "acme/fleet", "api_url": "https://ghe.example/api/v3/"}},
            "environments": [{"name": "prod", "path": "prod", "write": "pull-request",
                              "policy": {"approval": "pull-request"}}]}
-    settings = parse_settings(raw, {"GITOPS_FORGE_TOKEN_FILE": str(tmp_path / "token")})
+    settings = parse_settings(raw, {"GITOPS_FORGE_GITHUB_TOKEN_FILE": str(tmp_path / "token")})
     forge, env = settings.repo.forge, settings.environments[0]
     assert (forge.api_url, forge.token, env.write) == ("https://ghe.example/api/v3", "github_pat_from_file", "pull-request")
     assert env.policy.review and not env.policy.approval and env.repo.forge == forge
@@ -204,9 +205,9 @@ def test_ferry_check_asks_each_forge_once_with_its_token(remote, tmp_path):
     with serving(LocalGitHub(remote, tokens=(TOKEN,))) as server:
         raw = {"repo": {"url": remote, "forge": {"kind": "github", "repository": "acme/fleet", "api_url": server.url}},
                "environments": [{"name": "qa", "path": "apps/qa", "write": "pull-request"}], "data_dir": str(tmp_path)}
-        good = {f.item: f for f in connection_findings(parse_settings(raw, {"GITOPS_FORGE_TOKEN": TOKEN}))}
-        bad = {f.item: f for f in connection_findings(parse_settings(raw, {"GITOPS_FORGE_TOKEN": "wrong"}))}
+        good = {f.item: f for f in connection_findings(parse_settings(raw, {"GITOPS_FORGE_GITHUB_TOKEN": TOKEN}))}
+        bad = {f.item: f for f in connection_findings(parse_settings(raw, {"GITOPS_FORGE_GITHUB_TOKEN": "wrong"}))}
     assert good["forge github acme/fleet"].detail == (
-        f"answers at {server.url}; pull requests followed by polling every 60 s (no GITOPS_FORGE_WEBHOOK_SECRET)")
+        f"answers at {server.url}; pull requests followed by polling every 60 s (no GITOPS_FORGE_GITHUB_WEBHOOK_SECRET)")
     assert bad["forge github acme/fleet"].problem == ("GitHub refused to list open pull requests (401): the token "
-                                                     "(GITOPS_FORGE_TOKEN) is not valid, or expired.")
+                                                     "(GITOPS_FORGE_GITHUB_TOKEN) is not valid, or expired.")

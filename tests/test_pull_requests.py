@@ -42,16 +42,16 @@ def github(fleet_url):
 def start(tmp_path, fleet_url, github, monkeypatch):
     """Ferry with qa and prod landing as pull requests on the local GitHub (prod: its review is the
     approval); ``webhook=False``: no webhook secret, so Ferry polls."""
-    monkeypatch.setenv("GITOPS_FORGE_TOKEN", TOKEN)
+    monkeypatch.setenv("GITOPS_FORGE_GITHUB_TOKEN", TOKEN)
     monkeypatch.setenv("GITOPS_FLUX_TOKEN_QA", FLUX_QA)
     bots = []
 
-    def start_ferry(webhook: bool = True, stag=None, **forge) -> Ferry:
+    def start_ferry(webhook: bool = True, stag=None, gitlab=None, **forge) -> Ferry:
         if webhook:
-            monkeypatch.setenv("GITOPS_FORGE_WEBHOOK_SECRET", SECRET)
+            monkeypatch.setenv("GITOPS_FORGE_GITHUB_WEBHOOK_SECRET", SECRET)
         raw = demo_settings(fleet_url)
-        raw["repo"]["forge"] = {"kind": "github", "api_url": github.url, "repository": "acme/fleet",
-                                "labels": ["ferry"], "reviewers": ["dave"], "poll_seconds": 0.2, **forge}
+        raw["repo"]["forge"] = gitlab or {"kind": "github", "api_url": github.url, "repository": "acme/fleet",
+                                          "labels": ["ferry"], "reviewers": ["dave"], "poll_interval": 0.2, **forge}
         raw["environments"][1]["write"] = "pull-request"
         raw["environments"][3].update(write="pull-request", policy={"approval": "pull-request"})
         raw["environments"][2].update(stag or {})
@@ -172,7 +172,7 @@ def test_asked_again_updates_the_open_one_and_a_newer_version_supersedes_it(star
     (second,) = ferry_branches(fleet_url)  # the superseded branch is gone
     assert second != first and second.startswith("ferry/qa/podinfo-6.6.0-")
     listed, _ = ferry.say("!pending", replies=2)
-    assert "1 pull request(s) of Ferry's open" in listed and "#2 deploy podinfo 6.5.2 → 6.6.0 in qa" in listed
+    assert "1 pull/merge request(s) of Ferry's open" in listed and "pull request #2 deploy podinfo 6.5.2 → 6.6.0 in qa" in listed
 
 
 @pytest.mark.parametrize("outage", ["503", "no answer"])
@@ -259,7 +259,7 @@ def test_the_token_is_never_in_a_reply_or_the_log(start, github, fleet_url, capl
     ferry = start()
     github.tokens.clear()  # the token is refused now: 401
     (answer,) = ferry.say("!deploy podinfo 6.5.3 to qa", replies=2)[1:]
-    assert answer.startswith("GitHub refused to ") and "(401)" in answer and "GITOPS_FORGE_TOKEN" in answer
+    assert answer.startswith("GitHub refused to ") and "(401)" in answer and "GITOPS_FORGE_GITHUB_TOKEN" in answer
     assert "ran !deploy podinfo 6.5.3 to qa -> refused: GitHub refused" in caplog.text  # the log is read
     assert TOKEN not in answer and TOKEN not in caplog.text
     assert ferry_branches(fleet_url) == []

@@ -19,7 +19,7 @@ class FerryForge(BotPlugin):
         self.ferry = self.get_plugin("Ferry")
         self.landing = self.ferry.gitops.landing
         self.ferry.watchers.append(self.watch)
-        polled = [f.settings.poll_seconds for f in self.landing.forges.values() if not f.settings.webhook_secret]
+        polled = [forge.poll_seconds for forge in self.landing.polled()]
         if polled:
             self.start_poller(max(POLL_MIN, min(polled)), self.poll)
 

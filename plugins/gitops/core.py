@@ -21,9 +21,10 @@ from .changes import editing, planning, writing
 from .changes.landing import Landing
 from .changes.pins import PinCache, find
 from .decisions import Decisions
-from .errors import NoRegistry, NotAllowed, SettingsError
+from .errors import NoRegistry, NotAllowed
 from .flux import images
 from .forges.github import GitHub
+from .forges.gitlab import GitLab
 from .guard import policy
 from .guard.approvals import Guard
 from .identity import Release
@@ -272,9 +273,10 @@ class GitOps(Reports, Decisions):
 
 def _forge(forge):
     """The client of a repository's forge (``settings.forge``)."""
-    if forge.kind == "github":
-        return GitHub(forge)
-    raise SettingsError(f"`forge.kind: {forge.kind}`: this Ferry opens pull requests on GitHub only.")
+    if forge.kind == "gitlab":
+        return GitLab(forge.api_url, forge.repository, forge.token, webhook_secret=forge.webhook_secret,
+                      auth=forge.auth, timeout=forge.timeout, token_variable=forge.token_variable)
+    return GitHub(forge)
 
 
 def _git_env(settings: Settings, repo: RepoSettings) -> dict:

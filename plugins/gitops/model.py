@@ -236,6 +236,7 @@ class Proposal:
     branch: str
     updated: bool = False
     superseded: Optional[int] = None
+    kind: str = "github"  # the forge: GitHub's pull request #n, GitLab's merge request !n
 
 
 @dataclass(frozen=True)

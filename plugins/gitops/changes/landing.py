@@ -68,6 +68,11 @@ class Landing:
     def forge(self, environment: str):
         return self.forges[self.settings.environment(environment).repo]
 
+    def polled(self) -> list:
+        """The forges' settings (``ForgeSettings``) of the repositories followed by polling: no
+        webhook secret is set for them."""
+        return [repo.forge for repo in self.forges if not repo.forge.webhook_secret]
+
     # ---- a change proposed -------------------------------------------------------------------
 
     def propose(self, ws, plan: Plan, requester: Requester, pins_at: Callable, base: dict, *,
@@ -104,10 +109,11 @@ class Landing:
                 failed.message += (f" Nothing is left behind: the branch `{branch}` was removed." if gone else
                                    f" The branch `{branch}` could not be removed: delete it by hand.")
             raise
-        superseded = self._supersede(ws, forge, older, pr.number, plan.new) if older and not same else None
+        kind = env.repo.forge.kind
+        superseded = self._supersede(ws, forge, older, pr.number, plan.new, kind) if older and not same else None
         record = {"environment": env.name, "app": plan.app, "part": plan.part, "action": plan.action,
                   "old": plan.old or "", "version": plan.new, "file": base.get("file", ""), "branch": branch, "remote": ws.public_url,
-                  "number": pr.number, "url": pr.url, "head": head, "diff": diff, "opened_at": self.clock(),
+                  "number": pr.number, "url": pr.url, "kind": kind, "head": head, "diff": diff, "opened_at": self.clock(),
                   "requester": requester.name or requester.id, "requester_id": requester.id,
                   "target": (older or {}).get("target") if same else None, "by_hand": False, "etag": None,
                   "releases": [[p.release.namespace, p.release.name, p.part, p.version or "", new]
@@ -116,13 +122,14 @@ class Landing:
         log.info("%s pull request #%d for %s %s in %s (branch %s)", "updated" if same else "opened", pr.number,
                  plan.app, plan.new, env.name, branch)
         return Change(old=plan.old, new=plan.new, diff=diff, replaced_range=plan.pin.is_range,
-                      pull_request=Proposal(pr.number, pr.url, branch, same, superseded), **base)
+                      pull_request=Proposal(pr.number, pr.url, branch, same, superseded, kind), **base)
 
-    def _supersede(self, ws, forge, older: dict, number: int, version: str) -> Optional[int]:
+    def _supersede(self, ws, forge, older: dict, number: int, version: str, kind: str) -> Optional[int]:
         """Close the app's older pull request, pointing at the new one; its branch is deleted while
         it holds Ferry's commit only. A failure is logged: the new pull request stands."""
         try:
-            forge.close(older["number"], f"Superseded by #{number} ({version}), opened by Ferry.")
+            forge.close(older["number"], f"Superseded by {'!' if kind == 'gitlab' else '#'}{number} ({version}), "
+                                         "opened by Ferry.")
         except FerryError as e:
             log.warning("could not close superseded pull request #%d: %s", older["number"], logged(e))
             return None
@@ -147,7 +154,7 @@ class Landing:
     def receive(self, kind: str, headers, body: bytes) -> list[Heard]:
         """One webhook delivery to ``/forge/<kind>``: checked by the forge whose secret signed it,
         refused when replayed; what to say about it."""
-        forges = [f for f in dict.fromkeys(self.forges.values()) if f.settings.kind == kind]
+        forges = [f for repo, f in self.forges.items() if repo.forge.kind == kind]
         if not forges:
             raise ForgeRefused(f"No repository of Ferry's is on {kind}.")
         refusal = None
@@ -176,7 +183,7 @@ class Landing:
         said = []
         for record in self.open_requests():
             forge = self.forge(record["environment"])
-            if forge.settings.webhook_secret:
+            if self.settings.environment(record["environment"]).repo.forge.webhook_secret:
                 continue
             try:
                 pr = forge.get(record["number"], record.get("etag"))
@@ -199,7 +206,8 @@ class Landing:
             return []
         where = dict(environment=record["environment"], app=record["app"], requester=record["requester"],
                      target=ReplyTarget(**record["target"]) if record.get("target") else None)
-        what = f"`{record['app']}` {record['version']} in {record['environment']}: pull request #{pr.number}"
+        named = f"merge request !{pr.number}" if record.get("kind") == "gitlab" else f"pull request #{pr.number}"
+        what = f"`{record['app']}` {record['version']} in {record['environment']}: {named}"
         by_hand = pr.head_sha != record["head"]
         hand = (" It was changed by hand before the merge: what was merged is what Flux applies."
                 if by_hand else "")

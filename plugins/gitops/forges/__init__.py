@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional, Protocol
 
-from ..forge_settings import ForgeSettings
-
 OPEN, MERGED, CLOSED = "open", "merged", "closed"
 
 
@@ -60,8 +58,6 @@ class PullRequestEvent:
 
 class Forge(Protocol):
     """One repository on one forge, with its credentials."""
-
-    settings: ForgeSettings  # what the settings say of it (kind, webhook secret, poll interval)
 
     def open(self, draft: PullRequestDraft) -> PullRequest:
         """Open a pull request; idempotent per ``draft.branch`` (an open one is returned)."""

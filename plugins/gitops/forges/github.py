@@ -48,16 +48,16 @@ class GitHub:
 
     name = "GitHub"
 
-    def __init__(self, settings: ForgeSettings, timeout: float = 10.0,
+    def __init__(self, settings: ForgeSettings, timeout: Optional[float] = None,
                  clock: Callable[[], float] = time.time):
-        self.settings, self.timeout, self.clock = settings, timeout, clock
+        self.settings, self.timeout, self.clock = settings, timeout or settings.timeout, clock
         self.api = settings.api_url.rstrip("/")
         self.origin = origin(self.api)
         self.repo_path = "/repos/" + "/".join(quote(p, safe="") for p in settings.repository.split("/"))
         self.owner = settings.repository.split("/")[0]
         # GraphQL: https://api.github.com/graphql; GitHub Enterprise: https://HOST/api/graphql
         self.graphql = (self.api[:-len("/v3")] if self.api.endswith("/api/v3") else self.api) + "/graphql"
-        self._session = bounded_session(timeout)
+        self._session = bounded_session(self.timeout)
         self._lock = threading.Lock()
         self._installation: tuple = ("", 0.0)  # (token, epoch seconds it expires)
         self._spent_until = 0.0  # the rate limit is spent until then (X-RateLimit-Reset)
