@@ -18,6 +18,7 @@ from tests.fixtures_git import git, install_hook, remote_file, remote_log, remot
 from tests.flux_events import encode, flux_event, signed
 from tests.github_server import LocalGitHub, signed_headers
 from tests.serving import answering, serving
+from tests.signing_keys import ssh_key, verify_ssh
 from tests.test_flux import PLUGINS, Ferry, free_port
 
 TOKEN = "github_pat_11TESTTOKEN0ferry7c2d"
@@ -46,7 +47,7 @@ def start(tmp_path, fleet_url, github, monkeypatch):
     monkeypatch.setenv("GITOPS_FLUX_TOKEN_QA", FLUX_QA)
     bots = []
 
-    def start_ferry(webhook: bool = True, stag=None, gitlab=None, **forge) -> Ferry:
+    def start_ferry(webhook: bool = True, stag=None, gitlab=None, top=None, **forge) -> Ferry:
         if webhook:
             monkeypatch.setenv("GITOPS_FORGE_GITHUB_WEBHOOK_SECRET", SECRET)
         raw = demo_settings(fleet_url)
@@ -55,7 +56,7 @@ def start(tmp_path, fleet_url, github, monkeypatch):
         raw["environments"][1]["write"] = "pull-request"
         raw["environments"][3].update(write="pull-request", policy={"approval": "pull-request"})
         raw["environments"][2].update(stag or {})
-        raw.update(data_dir=str(tmp_path / "gitops"))
+        raw.update(data_dir=str(tmp_path / "gitops"), **(top or {}))
         YAML().dump(raw, tmp_path / "ferry.yaml")
         bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
             "GITOPS_CONFIG": str(tmp_path / "ferry.yaml"), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
@@ -313,3 +314,12 @@ def test_a_merge_whose_message_is_the_description_keeps_who_asked_in_history_and
     assert trailers == "@alice <@alice>,qa"
     audit = ferry.say("!audit qa")[0]
     assert merge[:10] in audit and "@alice" in audit and "deploy podinfo 6.5.2 → 6.5.3 to qa" in audit
+
+
+def test_a_pull_requests_commit_is_signed_like_a_pushed_one(start, github, fleet_url, tmp_path):
+    private, allowed = ssh_key(tmp_path / "keys")
+    ferry = start(top={"commit": {"sign": {"format": "ssh", "key_file": str(private)}}})
+    deploy(ferry, "!deploy podinfo 6.5.3 to qa")
+    (branch,) = ferry_branches(fleet_url)
+    checked = verify_ssh(fleet_url, remote_tip(fleet_url, branch), allowed)
+    assert checked.returncode == 0, checked.stderr
