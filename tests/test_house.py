@@ -15,6 +15,7 @@ FLOORS = [
     {"model", "state"},
     {"versions"},
     {"guard", "credentials"},
+    {"forge_settings"},
     {"settings"},
     {"workspace"},
     {"ops"},

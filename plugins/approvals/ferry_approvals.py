@@ -1,6 +1,6 @@
 from errbot import BotPlugin, botcmd
 
-from ferrychat import grammar, listing, presses, queued, render
+from ferrychat import forges, grammar, listing, presses, queued, render
 from ferrychat.replies import answers, progress, requester
 from gitops.errors import ChangeDropped
 from gitops.identity import person
@@ -50,7 +50,7 @@ class FerryApprovals(BotPlugin):
         presses.settle(ferry, change_id, f"Approved by {person(who)}. {render.change(change)}", msg)
         if not pressed:
             yield render.change(change)
-        if change.commit is not None:
+        if change.commit is not None or change.pull_request is not None:
             ferry.committed(change, msg)
 
     @botcmd
@@ -77,12 +77,17 @@ class FerryApprovals(BotPlugin):
     def pending(self, msg, args):
         """`!pending`: the changes waiting for a second person, with their diffs, and those queued for a window; e.g. `!pending`
 
+        Ferry's open pull requests (environments whose changes land as pull requests) come first.
+
         The diff of a change into an environment whose values are shown only in its channels
         (`show_values: channels`) is left out elsewhere. Changes queued with `--queue` follow,
         each with the opening it waits for."""
         grammar.parse_nothing("pending", args)
         gitops, here = self.get_plugin("Ferry").gitops, requester(msg).channels
         private = {e.name for e in gitops.settings.environments if not e.shows_values_in(here)}
+        opened = gitops.landing.open_requests()
+        if opened:
+            yield forges.open_pull_requests(opened)
         waiting = gitops.queued()
         if gitops.pending() or not waiting:
             yield listing.pending(gitops.pending(), private)

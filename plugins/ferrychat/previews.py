@@ -66,6 +66,17 @@ def short(p: Optional[Preview], problem: str = "") -> str:
     return "\n".join(lines)
 
 
+def pull_request_section(p: Optional[Preview], problem: str = "") -> str:
+    """The upgrade preview in a pull request's description (Markdown): the few lines a reviewer
+    reads first, the whole under a fold; "" when there is nothing to preview."""
+    if p is None:
+        return f"Upgrade preview: {problem}" if problem else ""
+    whole = full(p)
+    first = short(p) or f"Preview: {headline(p)}."
+    return (f"{first}\n\n<details><summary>The whole preview</summary>\n\n{whole.head}\n\n"
+            f"{whole.body}\n\n</details>")
+
+
 def with_short(text: str, note: str) -> str:
     return f"{text}\n{note}" if note else text
 

@@ -173,7 +173,7 @@ def carry_out(ferry, plan, msg, request):
         yield render.intent(plan)
     with progress(ferry, msg, pushes):
         change = gitops.apply(plan, who, dry_run=request.dry_run, force=request.force, admin=admin)
-    if change.commit is not None:  # the watchers first: the preview below takes its time
+    if change.commit is not None or change.pull_request is not None:  # the watchers first: the preview below takes its time
         ferry.committed(change, msg)
     # What the upgrade brings, in a few lines (the archives on disk by digest once read, by the
     # dry run or the policy's check); a preview that cannot be made is one line.

@@ -72,7 +72,8 @@ class FerryFlux(BotPlugin):
         self.expect(change, who.name or who.id, target_of(msg))
 
     def expect(self, change, who: str, target):
-        """Wait for Flux to report on ``change``, to answer at ``target`` (a ``ReplyTarget``)."""
+        """Wait for Flux to report on ``change`` (pushed, applied from the queue, or a pull request
+        merged), to answer at ``target`` (a ``ReplyTarget``)."""
         superseded = self.feedback.expect(change, who, target)
         if superseded is not None:
             self._say(superseded)
@@ -130,11 +131,16 @@ class FerryFlux(BotPlugin):
     def _tell(self, text, target, environment, what):
         """In ``target``'s thread, or (None) in the environment's notify channel if it has one."""
         try:
-            if target is not None:
-                threads.say_in_thread(self, target, text)
-            else:
-                channel = self.feedback.settings.environment(environment).notify
-                if channel:
-                    self.send(threads.identifier(self, channel, True), text)
+            self.tell(target, text, environment)
         except Exception:  # nobody to tell in chat (that is what failed): logged with what it was
             self.log.exception("could not say %s in %s", what, environment)
+
+    def tell(self, target, text, environment):
+        """Say ``text`` at ``target`` (a ``ReplyTarget``: in its thread), or with none in the
+        environment's channel (``notify``) if it has one."""
+        if target is not None:
+            threads.say_in_thread(self, target, text)
+        else:
+            channel = self.feedback.settings.environment(environment).notify
+            if channel:
+                self.send(threads.identifier(self, channel, True), text)

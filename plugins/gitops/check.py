@@ -1,7 +1,8 @@
 """`ferry check`: the settings read as the bot reads them, then every connection they name tried
 once, as the bot would make it: each Git remote fetched, each chart and image registry the fleet
-uses asked for one repository's tags with its credentials, each environment's Flux token found,
-each verification check's query evaluated once on its Prometheus.
+uses asked for one repository's tags with its credentials, each forge asked for Ferry's open pull
+requests with its token, each environment's Flux token found, each verification check's query
+evaluated once on its Prometheus.
 
 One ``Finding`` per item: what was found, or what is wrong and how to fix it. Nothing is written
 anywhere but a scratch folder for the clone; chat is checked by the chat backend's own check.
@@ -49,7 +50,7 @@ def connection_findings(settings: Settings) -> list:
     with tempfile.TemporaryDirectory(prefix="ferry-check-") as scratch:
         core = GitOps(replace(settings, data_dir=scratch), fetch_interval=0)
         try:
-            findings = list(_git(core))
+            findings = list(_git(core)) + list(_forges(core))
             if all(f.ok for f in findings):
                 inventory = core.inventory(refresh=False)
                 findings.append(Finding("discovery", f"{len(inventory.pins)} pins, "
@@ -98,6 +99,20 @@ def _git(core: GitOps) -> Iterable[Finding]:
         item = f"git {workspace.public_url} ({repo.branch})"
         try:
             yield Finding(item, f"fetched, {repo.branch} at {workspace.head(refresh=True)[:10]}")
+        except FerryError as e:
+            yield Finding(item, problem=str(e))
+
+
+def _forges(core: GitOps) -> Iterable[Finding]:
+    """Each forge asked once, with its token, the way the bot asks it (a list of open pull requests)."""
+    for repo, forge in core.landing.forges.items():
+        conf = repo.forge
+        item = f"forge {conf.kind} {conf.repository}"
+        following = ("its webhook (secret set)" if conf.webhook_secret else
+                     f"polling every {conf.poll_seconds:g} s (no {conf.webhook_secret_variable})")
+        try:
+            forge.find_open("ferry/check")
+            yield Finding(item, f"answers at {conf.api_url}; pull requests followed by {following}")
         except FerryError as e:
             yield Finding(item, problem=str(e))
 

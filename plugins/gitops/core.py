@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .changes import editing, planning, writing
+from .changes.landing import Landing
 from .changes.trailers import FORCED_BY, ROLLBACK_OF, VERIFICATION
 from .changes.pins import PinCache, find
 from .decisions import Decisions
@@ -25,6 +26,8 @@ from .errors import NoRegistry, NotAllowed, NothingToRollback
 from .feedback.receiver import Receivers
 from .feedback.verify import VerificationBook
 from .flux import images
+from .forges.github import GitHub
+from .forges.gitlab import GitLab
 from .guard import policy
 from .guard.approvals import Guard
 from .guard.soak import soak_blocker
@@ -51,8 +54,10 @@ class GitOps(Reports, Decisions, Previews, Queueing):
 
     def __init__(self, settings: Settings, registry: Optional[RegistryClient] = None,
                  fetch_interval: float = 5.0, state: Optional[Store] = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 preview: Optional[Callable[[Plan], str]] = None):
         self.settings = settings
+        self.preview = preview or (lambda plan: "")  # the upgrade preview's Markdown for a pull request
         self.clock = clock
         # What Git cannot hold (locks, approvals, rolled-back versions, Flux's feedback): one
         # SQLite file; the bot's is in FERRY_DATA_DIR, a core on its own keeps it in data_dir.
@@ -86,6 +91,8 @@ class GitOps(Reports, Decisions, Previews, Queueing):
             for repo in settings.repos()
         }
         self._pins = PinCache(settings, self._workspaces)
+        forges = {repo: _forge(repo.forge) for repo in settings.repos() if repo.forge is not None}
+        self.landing = Landing(settings, self.state, forges, self._workspace, self.guard)
 
     @property
     def workspaces(self) -> dict:
@@ -271,6 +278,9 @@ class GitOps(Reports, Decisions, Previews, Queueing):
             _, diff = writing.edited_files(ws.tree(ws.head(refresh=False)), writing.changing(plan.edits))
             return Change(old=pin.version, new=version, replaced_range=pin.is_range, diff=diff, **base)
 
+        if self.settings.environment(pin.environment).write == "pull-request":
+            return self.landing.propose(ws, plan, requester, self._pins_at(pin.environment), base, forced=forced,
+                                        approver=approver, expect=expect, preview=self.preview(plan))
         written = writing.push(ws, plan, requester, self._pins_at(pin.environment), forced=forced,
                                approver=approver, expect=expect, trailers=trailers)
         now = written.pin
@@ -317,6 +327,14 @@ class GitOps(Reports, Decisions, Previews, Queueing):
 
     def _workspace(self, environment: str) -> Workspace:
         return self._workspaces[self._repo(environment)]
+
+
+def _forge(forge):
+    """The client of a repository's forge (``settings.forge``)."""
+    if forge.kind == "gitlab":
+        return GitLab(forge.api_url, forge.repository, forge.token, webhook_secret=forge.webhook_secret,
+                      auth=forge.auth, timeout=forge.timeout, token_variable=forge.token_variable)
+    return GitHub(forge)
 
 
 def _git_env(settings: Settings, repo: RepoSettings) -> dict:

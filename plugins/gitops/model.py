@@ -227,6 +227,19 @@ class Commit:
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """A change that lands as a pull request (``write: pull-request``): opened, or an open one of
+    the same change updated; ``superseded``: the older one of the app it closed."""
+
+    number: int
+    url: str
+    branch: str
+    updated: bool = False
+    superseded: Optional[int] = None
+    kind: str = "github"  # the forge: GitHub's pull request #n, GitLab's merge request !n
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """One version an app had in one environment."""
 
@@ -259,6 +272,7 @@ class Change:
     moves: tuple = ()  # several parts in one commit: ((part, old, new), ...), the app's tracked one first
     between: tuple = field(default=())  # registry versions between old and new (promotion)
     pending: Optional["PendingChange"] = None  # waiting for a second person's approval
+    pull_request: Optional[Proposal] = None  # landing as a pull request, not pushed
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class Policy:
     max_waiting: int = MAX_WAITING  # changes one person may have waiting for approval at once
     preview: str = ""  # "require_clean": a chart change whose preview is not clean needs --force
     windows: tuple = ()  # promotion windows (guard.windows.Window): changes land only in one
+    review: bool = False  # `approval: pull-request`: the forge's required review is the approval
 
     def who_may(self, action: str) -> Optional[tuple]:
         return dict(self.allowed).get(action)
@@ -281,12 +282,14 @@ def parse_policy(raw, where: str, environment: str, aliases: tuple = ()) -> Poli
                             "shows schema errors or removed keys the environment sets needs `--force`).")
     allowed = tuple((a, _ids(raw[a], f"{where}.{a}")) for a in ACTIONS if a in raw)
     channels = _ids(raw["channels"], f"{where}.channels") if "channels" in raw else None
-    approval, approvers, minutes, waiting = _approval(raw.get("approval", production), f"{where}.approval")
+    review = raw.get("approval") == "pull-request"  # the forge's review, not `!approve`
+    approval, approvers, minutes, waiting = _approval(False if review else raw.get("approval", production),
+                                                      f"{where}.approval")
     freezes = tuple(_freeze(w, f"{where}.freeze[{i}]") for i, w in enumerate(_list(raw.get("freeze", []), f"{where}.freeze")))
     windows = tuple(_window(w, f"{where}.windows[{i}]")
                     for i, w in enumerate(_list(raw.get("windows", []), f"{where}.windows")))
     return Policy(allowed, channels, approval, approvers, minutes, freezes,
-                  _bots(raw.get("bots"), f"{where}.bots"), waiting, str(raw.get("preview", "")), windows)
+                  _bots(raw.get("bots"), f"{where}.bots"), waiting, str(raw.get("preview", "")), windows, review)
 
 
 def _bots(raw, where: str) -> tuple:
@@ -304,7 +307,7 @@ def _approval(raw, where: str):
         return raw, None, 60, MAX_WAITING
     if not isinstance(raw, dict) or set(raw) - {"approvers", "expire_minutes", "max_waiting"}:
         raise SettingsError(f"`{where}` must be true, false or "
-                            "{approvers: [...], expire_minutes: 60, max_waiting: 5}.")
+                            "{approvers: [...], expire_minutes: 60, max_waiting: 5} (or pull-request: the forge's review).")
     minutes = raw.get("expire_minutes", 60)
     if not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or not 0 < minutes <= 7 * 24 * 60:
         raise SettingsError(f"`{where}.expire_minutes` must be a number of minutes, up to 10080.")
