@@ -26,7 +26,8 @@ from yaml import events as ev
 
 from . import editing
 from ..errors import FerryError
-from ..flux import discovery, images
+from ..flux import discovery, images, kustomizations
+from ..flux.units import Reading
 from ..flux.manifests import FileTree, parse_documents
 from ..model import CHART, Pin, PinLocation
 from ..safeyaml import events
@@ -41,25 +42,7 @@ class Known:
     pins: tuple  # tuple[Pin, ...], as ``discovery.discover`` orders them
     problems: tuple  # tuple[Problem, ...]: what it could not follow
     read: frozenset  # every path whose content it looked at
-
-
-class Reading:
-    """A ``FileTree`` that notes every path whose content (or identity) is asked for."""
-
-    def __init__(self, tree: FileTree):
-        self._tree = tree
-        self.paths: set = set()
-
-    def files(self) -> list[str]:
-        return self._tree.files()
-
-    def read(self, path: str) -> str:
-        self.paths.add(path)
-        return self._tree.read(path)
-
-    def blob_id(self, path: str) -> str:
-        self.paths.add(path)
-        return self._tree.blob_id(path)
+    parts: tuple = ()  # the environments' ``units.Part``, for ``rediscover``
 
 
 def discover(tree: FileTree, settings: Settings, environments: Optional[Iterable] = None,
@@ -67,10 +50,31 @@ def discover(tree: FileTree, settings: Settings, environments: Optional[Iterable
     """Discovery of ``environments`` in ``tree`` (chart versions and image tags), with its reads;
     ``cache``: the ``DocumentCache`` to parse through (default: the process's)."""
     reading = Reading(tree)
-    problems: list = []
-    pins = discovery.discover(reading, settings, environments, warnings=problems, with_images=True,
-                              cache=cache)
-    return Known(pins, tuple(problems), frozenset(reading.paths))
+    parts = discovery.discover_parts(reading, settings, environments, with_images=True, cache=cache)
+    return Known(discovery.fold(parts, settings), tuple(discovery.problems_of(parts)),
+                 frozenset(reading.paths), parts)
+
+
+def rediscover(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> tuple:
+    """(what discovery finds in ``new``, the environments built again), from ``known``, found in
+    ``old``: only the environments the commit touched are built again (``discovery.rediscover``);
+    (None, …) when ``known`` has no parts to build on."""
+    if not known.parts:
+        return None, frozenset()
+    parts, rebuilt = discovery.rediscover(known.parts, old, new, settings, with_images=True, cache=cache)
+    if not rebuilt:
+        return replace(known, read=_reads(parts, new)), rebuilt
+    return Known(discovery.fold(parts, settings), tuple(discovery.problems_of(parts)), _reads(parts, new),
+                 parts), rebuilt
+
+
+def _reads(parts: tuple, tree: FileTree) -> frozenset:
+    """What discovery reads in ``tree``: each environment's files, and the repository-wide table's
+    when an environment looked anything up there (it reads every file it might hold)."""
+    read = frozenset().union(*(part.read for part in parts))
+    if any(part.finder_used for part in parts):
+        read |= frozenset(path for path in tree.files() if kustomizations.in_table(path))
+    return read
 
 
 def changed_files(old: FileTree, new: FileTree) -> Optional[list]:
@@ -108,11 +112,26 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
         values.update(rewritten)
     if not values:
         return known  # only lines that read the same (quoting, a refused pin's unchanged line)
+    pins = _carried(known.pins, values)
+    if pins is None:
+        return None
+    # Each environment's part reads the same lines before anything across environments is decided.
+    parts = []
+    for part in known.parts:
+        found = [_carried(p, values) for p in (part.pins, part.overlay_images, part.release_images)]
+        if any(p is None for p in found):
+            return None
+        parts.append(part.with_pins(*found))
+    return replace(known, pins=pins, parts=tuple(parts))
+
+
+def _carried(pins: tuple, values: dict) -> Optional[tuple]:
+    """``pins`` reading ``values`` (location -> text now written there); None when one reads more."""
     moved = {location.file for location in values}  # a path's hash is cached, a location's is not
     pins = tuple(_with_value(pin, values[pin.location])
                  if pin.location is not None and pin.location.file in moved and pin.location in values
-                 else pin for pin in known.pins)
-    return None if any(pin is None for pin in pins) else replace(known, pins=pins)
+                 else pin for pin in pins)
+    return None if any(pin is None for pin in pins) else pins
 
 
 def _rewritten(pins: list, old_text: str, new_text: str, marked: dict) -> Optional[dict]:

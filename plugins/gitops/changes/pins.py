@@ -2,8 +2,9 @@
 
 Discovery reads the whole repository; most commits change a few files, and Ferry's own commits
 change one scalar. The cache keeps what discovery found (pins, what it could not follow, what it
-read) at the newest commits known per repository, and the next commit, anyone's or Ferry's own,
-is carried from it where ``carry`` proves the result equal to discovering again; else discovered.
+read, per environment) at the newest commits known per repository, and the next commit, anyone's
+or Ferry's own, is carried from it where ``carry`` proves the result equal to discovering again;
+else only the environments the commit touched are built again (``carry.rediscover``).
 """
 from __future__ import annotations
 
@@ -79,7 +80,13 @@ class PinCache:
             return cached
         ws = self._workspaces[repo]
         tree = tree or ws.tree(commit)
-        known = carry.carry_forward(before, ws.tree(last), tree) if before is not None else None
+        known = None
+        if before is not None:
+            old = ws.tree(last)
+            known = carry.carry_forward(before, old, tree)
+            if known is None:  # not proven carried: build again what the commit touched
+                known, _ = carry.rediscover(before, old, tree, self.settings, self.documents)
+                self.documents.flush()
         if known is None:
             known = carry.discover(tree, self.settings, [e for e in self.settings.environments if e.repo == repo],
                                    self.documents)
