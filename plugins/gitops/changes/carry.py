@@ -63,7 +63,8 @@ def rediscover(known: Known, old: FileTree, new: FileTree, settings: Settings, c
         return None, frozenset()
     parts, rebuilt = discovery.rediscover(known.parts, old, new, settings, with_images=True, cache=cache)
     if not rebuilt:
-        return replace(known, read=_reads(parts, new)), rebuilt
+        # The same parts; the repository-wide table reads the new listing's files, when it is read.
+        return (replace(known, read=_reads(parts, new)) if any(p.finder_used for p in parts) else known), rebuilt
     return Known(discovery.fold(parts, settings), tuple(discovery.problems_of(parts)), _reads(parts, new),
                  parts), rebuilt
 

@@ -188,7 +188,8 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
         frozenset(k for u in env_units for k in map(source_key, u.build.resources) if k is not None),
         frozenset(lookups.keys | sources.asked.get(env.name, set())),
         bool(lookups.keys) or env.name in sources.searched,
-        frozenset(reading.paths), frozenset(listing.paths), frozenset(listing.folders), listing.everything)
+        frozenset(reading.paths), frozenset(listing.paths - reading.paths), frozenset(listing.folders),
+        listing.everything)
 
 
 def discover_environments(tree: FileTree, settings: Settings, environments: Iterable,

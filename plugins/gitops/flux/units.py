@@ -142,17 +142,19 @@ class Part:
     looked_up: frozenset  # keys it asked for outside its own builds
     finder_used: bool  # whether the repository-wide table answered any of them
     read: frozenset
-    listed_paths: frozenset
+    listed_paths: frozenset  # besides those it read
     listed_folders: frozenset
     listed_everything: bool
 
     def touched(self, change: "Change", keys: set) -> bool:
         """Whether ``change`` (with ``keys``, the objects the changed files hold) can change what
         this part finds."""
-        if not self.read.isdisjoint(change.changed) or not self.read.isdisjoint(change.removed):
+        if not self.read.isdisjoint(change.changed):
             return True
-        if change.listed and (self.listed_everything or not self.listed_paths.isdisjoint(change.listed)
-                              or not self.listed_folders.isdisjoint(change.folders)):
+        listed = change.listed
+        if listed and (self.listed_everything or not self.read.isdisjoint(listed)
+                       or not self.listed_paths.isdisjoint(listed)
+                       or not self.listed_folders.isdisjoint(change.folders)):
             return True
         return not self.looked_up.isdisjoint(keys)
 
