@@ -19,7 +19,7 @@ through the same proof (``PinCache.derive``), so there is one way an inventory m
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Optional
 
 from yaml import events as ev
@@ -27,6 +27,7 @@ from yaml import events as ev
 from . import editing
 from ..errors import FerryError
 from ..flux import discovery, images, kustomizations
+from ..flux.kustomize import TreeIndex
 from ..flux.units import Reading
 from ..flux.manifests import FileTree, parse_documents
 from ..model import CHART, Pin, PinLocation
@@ -43,16 +44,20 @@ class Known:
     problems: tuple  # tuple[Problem, ...]: what it could not follow
     read: frozenset  # every path whose content it looked at
     parts: tuple = ()  # the environments' ``units.Part``, for ``rediscover``
+    # The commit's listing (``TreeIndex``), for the next rediscovery: the next commit mostly lists
+    # the same files. Not part of what was found; the pin cache keeps it at its newest commit only.
+    index: object = field(default=None, compare=False, repr=False)
 
 
 def discover(tree: FileTree, settings: Settings, environments: Optional[Iterable] = None,
              cache=None) -> Known:
     """Discovery of ``environments`` in ``tree`` (chart versions and image tags), with its reads;
     ``cache``: the ``DocumentCache`` to parse through (default: the process's)."""
-    reading = Reading(tree)
-    parts = discovery.discover_parts(reading, settings, environments, with_images=True, cache=cache)
+    reading, index = Reading(tree), TreeIndex(tree.files())
+    parts = discovery.discover_parts(reading, settings, environments, with_images=True, cache=cache,
+                                     index=index)
     return Known(discovery.fold(parts, settings), tuple(discovery.problems_of(parts)),
-                 frozenset(reading.paths), parts)
+                 frozenset(reading.paths), parts, index)
 
 
 def rediscover(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> tuple:
@@ -61,12 +66,14 @@ def rediscover(known: Known, old: FileTree, new: FileTree, settings: Settings, c
     (None, …) when ``known`` has no parts to build on."""
     if not known.parts:
         return None, frozenset()
-    parts, rebuilt = discovery.rediscover(known.parts, old, new, settings, with_images=True, cache=cache)
+    parts, rebuilt, index = discovery.rediscover(known.parts, old, new, settings, with_images=True,
+                                                 cache=cache, index=known.index)
     if not rebuilt:
         # The same parts; the repository-wide table reads the new listing's files, when it is read.
-        return (replace(known, read=_reads(parts, new)) if any(p.finder_used for p in parts) else known), rebuilt
+        read = _reads(parts, new) if any(p.finder_used for p in parts) else known.read
+        return replace(known, read=read, index=index), rebuilt
     return Known(discovery.fold(parts, settings), tuple(discovery.problems_of(parts)), _reads(parts, new),
-                 parts), rebuilt
+                 parts, index), rebuilt
 
 
 def _reads(parts: tuple, tree: FileTree) -> frozenset:

@@ -9,6 +9,7 @@ else only the environments the commit touched are built again (``carry.rediscove
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -98,6 +99,10 @@ class PinCache:
         with self._lock:
             if len(self._by_commit) > 16:
                 self._by_commit.clear()
+            # One listing kept per repository, the newest commit's: the next one builds on it.
+            for key, other in list(self._by_commit.items()):
+                if key[0] == repo and other.index is not None and other.index is not known.index:
+                    self._by_commit[key] = replace(other, index=None)
             self._by_commit[(repo, commit)] = known
             self._latest[repo] = commit
 

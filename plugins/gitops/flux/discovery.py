@@ -50,30 +50,36 @@ def discover(tree: FileTree, settings: Settings,
 
 
 def discover_parts(tree: FileTree, settings: Settings, environments: Optional[Iterable] = None, *,
-                   cache: Optional[DocumentCache] = None, with_images: bool = False) -> tuple:
-    """One ``units.Part`` per environment, in the order given (``fold`` makes them pins)."""
+                   cache: Optional[DocumentCache] = None, with_images: bool = False,
+                   index: Optional[TreeIndex] = None) -> tuple:
+    """One ``units.Part`` per environment, in the order given (``fold`` makes them pins).
+    ``index``: ``tree``'s listing, when in hand."""
     envs = _environments(settings, environments)
     cache = cache if cache is not None else DEFAULT_CACHE
-    built = _build(tree, settings, envs, {}, [e.name for e in envs], TreeIndex(tree.files()), cache,
-                   with_images)
+    index = index if index is not None else TreeIndex(tree.files())
+    built = _build(tree, settings, envs, {}, [e.name for e in envs], index, cache, with_images)
     return tuple(built[e.name] for e in envs)
 
 
 def rediscover(parts: tuple, old: FileTree, new: FileTree, settings: Settings, *,
-               cache: Optional[DocumentCache] = None, with_images: bool = False) -> tuple:
-    """(the parts of ``new``, the environments built again) from ``parts``, those of ``old``:
-    what ``discover_parts`` finds in ``new``, building again only what the commit touched."""
+               cache: Optional[DocumentCache] = None, with_images: bool = False,
+               index: Optional[TreeIndex] = None) -> tuple:
+    """(the parts of ``new``, the environments built again, ``new``'s listing or None) from
+    ``parts``, those of ``old`` (whose listing is ``index``, when in hand): what
+    ``discover_parts`` finds in ``new``, building again only what the commit touched."""
     cache = cache if cache is not None else DEFAULT_CACHE
     change = units.change(old, new)
+    if change.listed:
+        index = None  # another listing: built when a build needs it
     if not change:
-        return parts, frozenset()
+        return parts, frozenset(), index
     keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()
     dirty = {p.environment for p in parts if p.touched(change, keys)}
     if not dirty:
-        return parts, frozenset()
+        return parts, frozenset(), index
     envs = _environments(settings, [p.environment for p in parts])
     order = [e.name for e in envs]
-    index = TreeIndex(new.files())
+    index = index if index is not None else TreeIndex(new.files())
     while True:
         held = {p.environment: p.source_keys for p in parts if p.environment not in dirty}
         try:
@@ -88,7 +94,7 @@ def rediscover(parts: tuple, old: FileTree, new: FileTree, settings: Settings, *
                             *(part.source_keys for part in built.values()))
         more = {p.environment for p in parts if p.environment not in dirty and not p.looked_up.isdisjoint(moved)}
         if not more:
-            return tuple(built.get(p.environment, p) for p in parts), frozenset(dirty)
+            return tuple(built.get(p.environment, p) for p in parts), frozenset(dirty), index
         dirty |= more
 
 
