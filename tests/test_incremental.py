@@ -109,8 +109,9 @@ def test_a_source_in_another_environment_builds_both_again(tmp_path):
 
 def test_a_running_core_after_a_colleagues_commit_holds_a_fresh_discovery(tmp_path, bare_remote, external_commit):
     """A real bare remote: a colleague's comment in stag's release (not a version: not carried),
-    then prod's resource list taking stag's release too (defined twice there); after each the
-    core's inventory is a fresh discovery's."""
+    then prod's resource list taking stag's release too (defined twice there), then a file added
+    to prod's folder; after each the core's inventory is a fresh discovery's, and the core keeps
+    one listing, the newest commit's."""
     files = fleet("127.0.0.1:5000")
     url = bare_remote(files)
     core = GitOps(parse_settings({**FLEET_SETTINGS, "repo": {"url": url, "branch": "main"},
@@ -119,13 +120,17 @@ def test_a_running_core_after_a_colleagues_commit_holds_a_fresh_discovery(tmp_pa
         core.inventory()
         for change in ({"apps/stag/podinfo.hr": files["apps/stag/podinfo.hr"] + NOTE},
                        {"apps/prod/Kustomization": files["apps/prod/Kustomization"].replace(
-                           "../base/podinfo\n", "../base/podinfo\n  - ../stag/podinfo.hr\n")}):
+                           "../base/podinfo\n", "../base/podinfo\n  - ../stag/podinfo.hr\n")},
+                       {"apps/prod/notes.yaml": "# prod's notes\n"}):
             external_commit(url, change)
             inventory = core.inventory()
             ws = next(iter(core.workspaces.values()))
             fresh = discover(ws.tree(remote_tip(url)), core.settings)
             assert (inventory.pins, inventory.others) == images.split(fresh.pins, core.settings)
             assert inventory.problems == fresh.problems
+        # One listing kept, the newest commit's (a file added made another one).
+        kept = {id(known.index) for known in core._pins._by_commit.values() if known.index is not None}
+        assert len(kept) == 1 and len(core._pins._by_commit) == 4
     finally:
         for ws in core.workspaces.values():
             ws.close()
