@@ -134,3 +134,13 @@ def test_a_running_core_after_a_colleagues_commit_holds_a_fresh_discovery(tmp_pa
     finally:
         for ws in core.workspaces.values():
             ws.close()
+
+
+def test_an_object_whose_kind_is_a_list_is_no_source_and_no_crash(tmp_path):
+    """A manifest anywhere in the repository with `kind: [HelmRepository]`: the repository-wide
+    table skips it (it used to raise), before and after a commit that changes it."""
+    files = outside(fleet("127.0.0.1:5000"))
+    files["infra/odd.yaml"] = "kind: [HelmRepository]\nmetadata:\n  name: charts\n  namespace: podinfo\n"
+    held, rebuilt, fresh = commit_of(tmp_path, files, {"infra/odd.yaml": files["infra/odd.yaml"] + NOTE})
+    assert rebuilt == set() and held == fresh
+    assert {p.source.host for p in held.pins if p.part == "chart"} == {"127.0.0.1:5000"}

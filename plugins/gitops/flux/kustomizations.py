@@ -93,8 +93,10 @@ def in_table(path: str) -> bool:
 
 
 def table_key(doc) -> Optional[tuple]:
-    """(kind, namespace, name) of a document, as ``Finder`` finds it."""
-    if isinstance(doc, dict) and isinstance(dig(doc, "metadata", "name"), str):
+    """(kind, namespace, name) of a document, as ``Finder`` finds it (None: no such key, even
+    for a kind written as a mapping or a list)."""
+    if isinstance(doc, dict) and isinstance(dig(doc, "metadata", "name"), str) \
+            and not isinstance(doc.get("kind"), (dict, list)):
         return doc.get("kind"), str(dig(doc, "metadata", "namespace") or ""), doc["metadata"]["name"]
     return None
 
