@@ -28,6 +28,7 @@ from . import editing
 from ..errors import FerryError
 from ..flux import discovery, images, kustomizations
 from ..flux.kustomize import TreeIndex
+from ..flux import units
 from ..flux.units import Reading
 from ..flux.manifests import FileTree, parse_documents
 from ..model import CHART, Pin, PinLocation
@@ -88,15 +89,8 @@ def _reads(parts: tuple, tree: FileTree) -> frozenset:
 def changed_files(old: FileTree, new: FileTree) -> Optional[list]:
     """The paths whose content differs, or None when the listings differ (a file added, removed
     or renamed: which files discovery reads may change)."""
-    made = getattr(new, "rewritten_from", None)
-    if made is not None and made[0] == getattr(old, "commit", None):
-        # Built from ``old`` by rewriting these files (a commit of Ferry's, a batch's link):
-        # the listing is the same by construction, no walk over every file needed.
-        return sorted(path for path in set(made[1]) if old.blob_id(path) != new.blob_id(path))
-    old_files, new_files = old.files(), new.files()
-    if old_files != new_files:
-        return None
-    return [path for path in new_files if old.blob_id(path) != new.blob_id(path)]
+    change = units.change(old, new)
+    return None if change.listed else sorted(change.changed)
 
 
 def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]:

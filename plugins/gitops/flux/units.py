@@ -18,7 +18,7 @@ discovery reads the repository only through these three doors.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from .kustomize import RELEVANT_KINDS
@@ -159,10 +159,7 @@ class Part:
         return not self.looked_up.isdisjoint(keys)
 
     def with_pins(self, pins: tuple, overlay_images: tuple, release_images: tuple) -> "Part":
-        return Part(self.environment, pins, self.variables, overlay_images, release_images,
-                    self.built_problems, self.found_problems, self.replacement_sources,
-                    self.references, self.source_keys, self.looked_up, self.finder_used, self.read,
-                    self.listed_paths, self.listed_folders, self.listed_everything)
+        return replace(self, pins=pins, overlay_images=overlay_images, release_images=release_images)
 
 
 @dataclass(frozen=True)
