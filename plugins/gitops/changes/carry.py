@@ -118,8 +118,12 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
     if pins is None:
         return None
     # Each environment's part reads the same lines before anything across environments is decided.
+    moved = {after.environment for before, after in zip(known.pins, pins) if before is not after}
     parts = []
     for part in known.parts:
+        if part.environment not in moved:
+            parts.append(part)
+            continue
         found = [_carried(p, values) for p in (part.pins, part.overlay_images, part.release_images)]
         if any(p is None for p in found):
             return None

@@ -195,7 +195,11 @@ def change(old: FileTree, new: FileTree) -> Change:
         # Built from ``old`` by rewriting these files: the listing is the same by construction.
         return Change(frozenset(p for p in made[1] if old.blob_id(p) != new.blob_id(p)), frozenset(),
                       frozenset())
-    old_files, new_files = set(old.files()), set(new.files())
+    old_files, new_files = old.files(), new.files()
+    if old_files == new_files:
+        return Change(frozenset(p for p in new_files if old.blob_id(p) != new.blob_id(p)), frozenset(),
+                      frozenset())
+    old_files, new_files = set(old_files), set(new_files)
     both = old_files & new_files
     return Change(frozenset(p for p in both if old.blob_id(p) != new.blob_id(p)),
                   frozenset(new_files - both), frozenset(old_files - both))
