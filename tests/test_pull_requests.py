@@ -47,15 +47,17 @@ def start(tmp_path, fleet_url, github, monkeypatch):
     monkeypatch.setenv("GITOPS_FLUX_TOKEN_QA", FLUX_QA)
     bots = []
 
-    def start_ferry(webhook: bool = True, stag=None, gitlab=None, top=None, **forge) -> Ferry:
+    def start_ferry(webhook: bool = True, stag=None, gitlab=None, top=None, raw=None, **forge) -> Ferry:
+        """``raw``: other settings (their environments' ``write`` set by the caller), else the demo's."""
         if webhook:
             monkeypatch.setenv("GITOPS_FORGE_GITHUB_WEBHOOK_SECRET", SECRET)
-        raw = demo_settings(fleet_url)
+        if raw is None:
+            raw = demo_settings(fleet_url)
+            raw["environments"][1]["write"] = "pull-request"
+            raw["environments"][3].update(write="pull-request", policy={"approval": "pull-request"})
+            raw["environments"][2].update(stag or {})
         raw["repo"]["forge"] = gitlab or {"kind": "github", "api_url": github.url, "repository": "acme/fleet",
                                           "labels": ["ferry"], "reviewers": ["dave"], "poll_interval": 0.2, **forge}
-        raw["environments"][1]["write"] = "pull-request"
-        raw["environments"][3].update(write="pull-request", policy={"approval": "pull-request"})
-        raw["environments"][2].update(stag or {})
         raw.update(data_dir=str(tmp_path / "gitops"), **(top or {}))
         YAML().dump(raw, tmp_path / "ferry.yaml")
         bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={

@@ -35,8 +35,9 @@ def request_name(kind: str, number: int) -> str:
     return f"merge request !{number}" if kind == "gitlab" else f"pull request #{number}"
 
 
-def proposed(c) -> str:
-    """A change that lands as a pull request: its link first, then the diff it holds."""
+def proposed(c, moves: list = ()) -> str:
+    """A change that lands as a pull request: its link first, then ``moves`` (the parts of a
+    whole-app change), then the diff it holds."""
     pr, part = c.pull_request, "" if c.part == "chart" else f" {c.part}"
     verb, mark = "Updated" if pr.updated else "Opened", "!" if pr.kind == "gitlab" else "#"
     lines = [f"{verb} {request_name(pr.kind, pr.number)} to {c.action} `{c.app}`{part} {c.old or 'unpinned'} → {c.new} "
@@ -44,6 +45,7 @@ def proposed(c) -> str:
              "I will say so here."]
     if pr.superseded:
         lines.append(f"It supersedes {mark}{pr.superseded}, closed with a comment.")
+    lines += moves
     if c.diff:
         lines.append(f"```\n{c.diff.rstrip()}\n```")
     return "\n".join(lines)

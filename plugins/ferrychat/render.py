@@ -291,7 +291,7 @@ def change(c: Change) -> str:
     if c.pending is not None:
         return pending(c.pending, new=True)
     if c.pull_request is not None and not c.dry_run:
-        return proposed(c)
+        return proposed(c, _moves(c))
     verb = {"deploy": "Deployed", "promote": "Promoted", "rollback": "Rolled back"}[c.action]
     head = f"{verb} `{c.app}`{_part(c.part)} {c.old or 'unpinned'} → {c.new} in {c.environment}"
     if c.source_environment:
@@ -306,15 +306,21 @@ def change(c: Change) -> str:
         link = commit_url(c.commit.remote, c.commit.sha) if c.commit else ""
         link = f" {link}" if link else ""
         lines.append(f"{head}: commit {commit}{link}, file `{c.file}`.")
-    if c.moves:
-        moved = [f"{part} {old or 'unpinned'} → {new}" for part, old, new in c.moves if old != new]
-        lines.append(f"Moves {len(moved)} part(s) in one commit: " + ", ".join(moved) + ".")
+    lines += _moves(c)
     if c.replaced_range:
         lines.append(f"The range `{c.old}` is now the exact version {c.new}.")
     if c.between:
         lines.append(f"Brings {len(c.between)} version(s): {', '.join(c.between[:10])}"
                      + (" …" if len(c.between) > 10 else "") + ".")
     return "\n".join(lines)
+
+
+def _moves(c: Change) -> list:
+    """The line of a whole-app change: every part it moves in its one commit."""
+    if not c.moves:
+        return []
+    moved = [f"{part} {old or 'unpinned'} → {new}" for part, old, new in c.moves if old != new]
+    return [f"Moves {len(moved)} part(s) in one commit: " + ", ".join(moved) + "."]
 
 
 def _part(part: str) -> str:

@@ -207,7 +207,10 @@ class Landing:
         where = dict(environment=record["environment"], app=record["app"], requester=record["requester"],
                      target=ReplyTarget(**record["target"]) if record.get("target") else None)
         named = f"merge request !{pr.number}" if record.get("kind") == "gitlab" else f"pull request #{pr.number}"
-        what = f"`{record['app']}` {record['version']} in {record['environment']}: {named}"
+        parts = record.get("releases", [])
+        moves = tuple((part, old or None, new) for _, _, part, old, new in parts) if len(parts) > 1 else ()
+        versions = ", ".join(f"{part} {new}" for part, _, new in moves) or record["version"]
+        what = f"`{record['app']}` {versions} in {record['environment']}: {named}"
         by_hand = pr.head_sha != record["head"]
         hand = (" It was changed by hand before the merge: what was merged is what Flux applies."
                 if by_hand else "")
@@ -219,7 +222,8 @@ class Landing:
             self.workspace(record["environment"]).remote_moved()  # reads now see the merge
             change = Change(action=record["action"], app=record["app"], environment=record["environment"],
                             old=record["old"], new=record["version"], file=record["file"], diff=record["diff"],
-                            part=record["part"], commit=Commit(pr.merge_commit or "", record.get("remote", "")))
+                            part=record["part"], moves=moves,
+                            commit=Commit(pr.merge_commit or "", record.get("remote", "")))
             sha = (pr.merge_commit or "?")[:10]
             return [Heard(f"{what} merged{who} as {sha}.{hand}", merged=change if pr.merge_commit else None,
                           **where)]
