@@ -261,8 +261,8 @@ def problems(found: Sequence) -> list:
 def history(app: str, environment: str, entries: Sequence[HistoryEntry]) -> str:
     if not entries:
         return f"No version history for `{app}` in {environment}."
-    rows = [[e.version, e.requested_by or f"{e.author} <{e.email}>", e.when[:16].replace("T", " "),
-             e.commit[:10]] for e in entries]
+    rows = [[e.version, _merged(e.requested_by or f"{e.author} <{e.email}>", e.merged_by),
+             e.when[:16].replace("T", " "), e.commit[:10]] for e in entries]
     return (f"`{app}` in {environment}: now {entries[0].version}, {len(entries)} version(s) in Git.\n"
             + table(["version", "who", "when", "commit"], rows, limit=20, more="older versions"))
 
@@ -377,5 +377,10 @@ AUDIT_HEADERS = ("when", "change", "asked by", "approved by", "", "commit")
 
 
 def audit_rows(entries: Sequence[AuditEntry]) -> list:
-    return [[e.when[:16].replace("T", " "), e.subject, e.requested_by,
+    return [[e.when[:16].replace("T", " "), e.subject, _merged(e.requested_by, e.merged_by),
              e.approved_by or "-", "forced" if e.forced_by else "", e.commit[:10]] for e in entries]
+
+
+def _merged(who: str, merged_by: str) -> str:
+    """Who asked, and who merged the pull request that brought it (a forge login)."""
+    return f"{who}, merged by {merged_by}" if merged_by else who

@@ -250,6 +250,7 @@ class HistoryEntry:
     when: str  # ISO 8601
     requested_by: str = ""  # Requested-by trailer, when Ferry made the change
     subject: str = ""
+    merged_by: str = ""  # the author of the merge commit that brought Ferry's (a pull request's)
 
 
 @dataclass(frozen=True)
@@ -396,3 +397,4 @@ class AuditEntry:
     requested_by: str
     approved_by: str = ""
     forced_by: str = ""
+    merged_by: str = ""  # the author of the merge commit that brought it (a pull request's)

@@ -35,8 +35,10 @@ class Reports:
             version = images.read_tag(pin, version)
             if version is None or (entries and entries[-1].version == version):
                 continue
-            entries.append(HistoryEntry(version, rev.sha, rev.author_name, rev.author_email, rev.when,
-                                        rev.trailers.get(trailers.REQUESTED_BY, ""), rev.subject))
+            carried, merged_by = _carried(ws, rev, pin.environment, "--", pin.location.file)
+            entries.append(HistoryEntry(version, rev.sha, carried.author_name, carried.author_email, rev.when,
+                                        carried.trailers.get(trailers.REQUESTED_BY, ""), carried.subject,
+                                        merged_by))
         return entries[::-1]
 
     def newest(self, pins) -> tuple[dict, list[str], tuple]:
@@ -123,14 +125,43 @@ class Reports:
         entries = []
         for repo in dict.fromkeys(e.repo for e in envs):
             ws = self._workspaces[repo]
-            grep = [f"--grep=^{trailers.ENVIRONMENT}: {e.name}$" for e in envs if e.repo == repo]
-            for rev in ws.log(ws.head(), limit, *grep):
+            grep = [_trailer_grep(e.name) for e in envs if e.repo == repo]
+            head = ws.head()
+            found = ws.log(head, limit, *grep)  # pushes, squashes, merges whose message is the description
+            # A merge commit that says nothing of Ferry's: the pull request's commit it brought
+            # (its second parent's line), the newer merges only when enough changes are found.
+            since = [f"--since={found[-1].when}"] if len(found) >= limit else []
+            for merge in ws.log(head, MERGES_READ, "--merges", *since):
+                if trailers.ENVIRONMENT not in merge.trailers and len(merge.parents) > 1:
+                    found += [(rev, merge) for rev in ws.log(f"{merge.parents[0]}..{merge.parents[1]}", 1, *grep)]
+            for rev in found:
+                rev, merge = rev if isinstance(rev, tuple) else (rev, rev if len(rev.parents) > 1 else None)
                 t = rev.trailers
                 entries.append(AuditEntry(
-                    rev.sha, rev.when, rev.subject, t.get(trailers.ENVIRONMENT, ""),
+                    (merge or rev).sha, (merge or rev).when, rev.subject, t.get(trailers.ENVIRONMENT, ""),
                     t.get(trailers.REQUESTED_BY, f"{rev.author_name} <{rev.author_email}>"),
-                    t.get(trailers.APPROVED_BY, ""), t.get(trailers.FORCED_BY, "")))
+                    t.get(trailers.APPROVED_BY, ""), t.get(trailers.FORCED_BY, ""),
+                    merge.author_name if merge is not None else ""))
         return sorted(entries, key=lambda e: e.when, reverse=True)[:limit]
+
+
+MERGES_READ = 50  # merge commits `!audit` looks through for the pull requests of Ferry's they brought
+
+
+def _trailer_grep(environment: str) -> str:
+    return f"--grep=^{trailers.ENVIRONMENT}: {environment}$"
+
+
+def _carried(ws, rev, environment: str, *paths: str) -> tuple:
+    """The commit that carried what ``rev`` brought, and who merged it: a merge commit that says
+    nothing of Ferry's is read through to the newest commit of Ferry's on its second parent's line
+    (the pull request's branch) for ``environment``; any other commit is its own."""
+    if len(rev.parents) < 2:
+        return rev, ""
+    if trailers.REQUESTED_BY in rev.trailers:  # a merge whose message is the pull request's description
+        return rev, rev.author_name
+    brought = ws.log(f"{rev.parents[0]}..{rev.parents[1]}", 1, _trailer_grep(environment), *paths)
+    return (brought[0], rev.author_name) if brought else (rev, "")
 
 
 def _shown_version(pin: Optional[Pin]) -> str:
