@@ -83,6 +83,11 @@ def start(tmp_path, fleet_url, github, monkeypatch):
         github.hook_url = f"http://127.0.0.1:{port}/forge/github" if webhook else ""
         return ferry
 
+    def stop(ferry: Ferry):
+        bots.remove(ferry.bot)
+        ferry.bot.stop()
+
+    start_ferry.stop = stop
     yield start_ferry
     for bot in bots:
         bot.stop()

@@ -73,6 +73,11 @@ class Landing:
         webhook secret is set for them."""
         return [repo.forge for repo in self.forges if not repo.forge.webhook_secret]
 
+    def hooked(self) -> list:
+        """The forges' settings of the repositories followed by their webhook, and caught up with
+        by a slower poll (``catch_up_seconds``): a delivery lost is a merge heard late."""
+        return [repo.forge for repo in self.forges if repo.forge.webhook_secret]
+
     # ---- a change proposed -------------------------------------------------------------------
 
     def propose(self, ws, plan: Plan, requester: Requester, pins_at: Callable, base: dict, *,
@@ -177,13 +182,14 @@ class Landing:
             self.memory[SEEN_KEY] = dict(sorted(seen.items(), key=lambda i: i[1])[-SEEN_MAX:])
             return self._heard(forge, event.action, event.pull_request, event.actor)
 
-    def poll(self) -> list[Heard]:
-        """Where no webhook secret is set: each open pull request read again, conditionally (an
-        unchanged one costs GitHub no rate limit); a spent limit waits for its reset."""
+    def poll(self, catch_up: bool = False) -> list[Heard]:
+        """Where no webhook secret is set (``catch_up``: everywhere, for what a lost delivery or a
+        restart missed): each open pull request read again, conditionally (an unchanged one costs
+        GitHub no rate limit); a spent limit waits for its reset."""
         said = []
         for record in self.open_requests():
             forge = self.forge(record["environment"])
-            if self.settings.environment(record["environment"]).repo.forge.webhook_secret:
+            if not catch_up and self.settings.environment(record["environment"]).repo.forge.webhook_secret:
                 continue
             try:
                 pr = forge.get(record["number"], record.get("etag"))
