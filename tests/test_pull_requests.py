@@ -340,3 +340,16 @@ def test_a_pull_request_for_a_major_upgrade_carries_its_preview(start, github, f
     assert "Preview: chart 18.1.0 → 19.0.0 (major version jump)" in pr["body"], pr["body"]
     assert "<details><summary>The whole preview</summary>" in pr["body"]
     assert "Default values (values.yaml)" in pr["body"]
+
+
+def test_the_intent_and_the_dry_run_say_a_pull_request_is_opened_not_a_push(start, github, fleet_url):
+    ferry, main = start(), remote_tip(fleet_url)
+    (dry,) = ferry.say("!deploy podinfo 6.5.3 to qa --dry-run")
+    assert dry.startswith("Dry run, no pull request opened: deploy podinfo 6.5.2 → 6.5.3 in qa would change "
+                          f"{QA_FILE} in a pull request into main:"), dry
+    assert "push" not in dry and github.pulls == {} and ferry_branches(fleet_url) == []
+    intent, result = ferry.say("!deploy podinfo 6.5.3 to qa", replies=2)
+    assert intent == "Deploying podinfo 6.5.2 → 6.5.3 in qa: opening a pull request into main…"
+    assert result.startswith("Opened pull request #1") and remote_tip(fleet_url) == main
+    intent, _ = ferry.say("!deploy podinfo 6.6.0 to dev", replies=2)  # dev is pushed to
+    assert intent == "Deploying podinfo 6.5.3 → 6.6.0 in dev…"

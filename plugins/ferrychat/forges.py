@@ -1,6 +1,7 @@
 """A commit's web link on the forges people use (GitHub, GitLab, Bitbucket), from the remote's URL
 as Git has it (https, ssh:// or scp-like): plain functions, no network."""
 import re
+from typing import Optional
 from urllib.parse import urlsplit
 
 _FORGES = {"github.com": "{base}/commit/{sha}", "gitlab.com": "{base}/-/commit/{sha}",
@@ -33,6 +34,15 @@ def commit_url(remote_url: str, sha: str) -> str:
 def request_name(kind: str, number: int) -> str:
     """How the forge calls it: GitHub's pull request #12, GitLab's merge request !12."""
     return f"merge request !{number}" if kind == "gitlab" else f"pull request #{number}"
+
+
+def lands_as(environment) -> Optional[tuple]:
+    """How a change reaches an environment (``settings.Environment``), said before it does: None
+    for a push, else (what its forge calls a pull request, the branch it is opened into)."""
+    forge = environment.repo.forge
+    if environment.write != "pull-request" or forge is None:
+        return None
+    return "merge request" if forge.kind == "gitlab" else "pull request", environment.repo.branch
 
 
 def proposed(c, moves: list = ()) -> str:

@@ -274,18 +274,22 @@ def environments_diff(env_a: str, env_b: str, rows: Sequence[Sequence[str]]) -> 
             + table(["app", env_a, env_b], rows, more="apps"))
 
 
-def intent(plan: Plan) -> str:
-    """What a changing command is about to do, said before it does it."""
+def intent(plan: Plan, lands: Optional[tuple] = None) -> str:
+    """What a changing command is about to do, said before it does it; ``lands``: the pull request
+    it opens instead of a push (``forges.lands_as``)."""
     verb = {"deploy": "Deploying", "promote": "Promoting", "rollback": "Rolling back"}[plan.action]
     origin = f" from {plan.source_environment}" if plan.source_environment else ""
+    how = f": opening a {lands[0]} into {lands[1]}" if lands else ""
     if plan.also:
         moving = [f"{p.part} {p.version or 'unpinned'} → {new}" for p, new in plan.edits if p.version != new]
-        return f"{verb} `{plan.app}` ({', '.join(moving)}){origin} in {plan.environment}…"
-    return f"{verb} `{plan.app}`{_part(plan.part)} {plan.old or 'unpinned'} → {plan.new}{origin} in {plan.environment}…"
+        return f"{verb} `{plan.app}` ({', '.join(moving)}){origin} in {plan.environment}{how}…"
+    return (f"{verb} `{plan.app}`{_part(plan.part)} {plan.old or 'unpinned'} → {plan.new}{origin} in "
+            f"{plan.environment}{how}…")
 
 
-def change(c: Change) -> str:
-    """The result of a change: old → new first, then the commit and the file."""
+def change(c: Change, lands: Optional[tuple] = None) -> str:
+    """The result of a change: old → new first, then the commit and the file; ``lands``: as for
+    ``intent``, what a dry run would open."""
     if c.noop:
         return f"`{c.app}`{_part(c.part)} is already at {c.new} in {c.environment}: nothing to change."
     if c.pending is not None:
@@ -298,8 +302,9 @@ def change(c: Change) -> str:
         head += f" (from {c.source_environment})"
     lines = []
     if c.dry_run:
-        lines.append(f"Dry run, nothing pushed: {c.action} `{c.app}`{_part(c.part)} {c.old} → {c.new} "
-                     f"in {c.environment} would change `{c.file}`:")
+        what = f"{c.action} `{c.app}`{_part(c.part)} {c.old} → {c.new} in {c.environment} would change `{c.file}`"
+        lines.append(f"Dry run, no {lands[0]} opened: {what} in a {lands[0]} into {lands[1]}:" if lands else
+                     f"Dry run, nothing pushed: {what}:")
         lines.append(f"```\n{c.diff.rstrip()}\n```")
     else:
         commit = c.commit.sha[:10] if c.commit else "?"
