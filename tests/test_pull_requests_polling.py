@@ -1,7 +1,13 @@
 """A webhook delivery lost is a merge still heard, end to end (a real Errbot, the bare remote, the
 local GitHub merging for real): with a webhook secret set, Ferry still reads its open pull requests
 again now and then (conditionally: an unchanged one is a 304), and once when it starts."""
+import pytest
+
+from gitops.errors import SettingsError
+from gitops.forge_settings import parse_forge
 from tests.test_pull_requests import deploy, fleet_url, github, in_thread, start  # noqa: F401
+
+TOKENS = {"GITOPS_FORGE_GITHUB_TOKEN": "t", "GITOPS_FORGE_GITHUB_WEBHOOK_SECRET": "s"}
 
 
 def reads(github, number: int = 1) -> int:  # noqa: F811
@@ -36,3 +42,14 @@ def test_a_merge_while_ferry_was_down_is_heard_when_it_starts(start, github):  #
     again = start()
     assert in_thread(again) == f"podinfo 6.5.3 in qa: pull request #1 merged by carol as {merge[:10]}."
     assert "pull request" not in again.say("!pending")[0]
+
+
+def test_the_catch_up_interval_is_ten_minutes_unless_set_and_bounded(tmp_path):
+    forge = {"kind": "github", "repository": "a/b"}
+    assert parse_forge(forge, "repo.forge", TOKENS, tmp_path).catch_up_seconds == 600.0
+    assert parse_forge({**forge, "catch_up_interval": 120}, "repo.forge", TOKENS, tmp_path).catch_up_seconds == 120.0
+    for bad in (0, -1, True, "10m", 86401):
+        with pytest.raises(SettingsError) as refused:
+            parse_forge({**forge, "catch_up_interval": bad}, "repo.forge", TOKENS, tmp_path)
+        assert refused.value.message == ("`repo.forge.catch_up_interval` must be a number of seconds between 0 "
+                                         "and 86400.")
