@@ -35,3 +35,6 @@ def test_a_deploy_into_a_gitlab_environment_opens_a_merge_request_and_its_merge_
     merge = gitlab.merge(1, "bob")
     assert in_thread(ferry) == f"podinfo 6.5.3 in qa: merge request !1 merged by bob as {merge[:10]}."
     assert remote_tip(fleet_url) == merge
+    # GitLab's merge commit ("Merge branch '…' into 'main'") is read through to Ferry's commit
+    line = next(l for l in ferry.say("!audit qa")[0].splitlines() if merge[:10] in l)
+    assert "deploy podinfo 6.5.2 → 6.5.3 to qa" in line and "@alice" in line and "merged by " in line
