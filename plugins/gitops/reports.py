@@ -124,21 +124,11 @@ class Reports:
         envs = [self.settings.environment(environment)] if environment else self.settings.environments
         entries = []
         for repo in dict.fromkeys(e.repo for e in envs):
-            ws = self._workspaces[repo]
             grep = [_trailer_grep(e.name) for e in envs if e.repo == repo]
-            head = ws.head()
-            found = ws.log(head, limit, *grep)  # pushes, squashes, merges whose message is the description
-            # A merge commit that says nothing of Ferry's: the pull request's commit it brought
-            # (its second parent's line), the newer merges only when enough changes are found.
-            since = [f"--since={found[-1].when}"] if len(found) >= limit else []
-            for merge in ws.log(head, MERGES_READ, "--merges", *since):
-                if trailers.ENVIRONMENT not in merge.trailers and len(merge.parents) > 1:
-                    found += [(rev, merge) for rev in ws.log(f"{merge.parents[0]}..{merge.parents[1]}", 1, *grep)]
-            for rev in found:
-                rev, merge = rev if isinstance(rev, tuple) else (rev, rev if len(rev.parents) > 1 else None)
-                t = rev.trailers
+            for rev, merge in _changes(self._workspaces[repo], limit, grep):
+                t, shown = rev.trailers, merge or rev
                 entries.append(AuditEntry(
-                    (merge or rev).sha, (merge or rev).when, rev.subject, t.get(trailers.ENVIRONMENT, ""),
+                    shown.sha, shown.when, rev.subject, t.get(trailers.ENVIRONMENT, ""),
                     t.get(trailers.REQUESTED_BY, f"{rev.author_name} <{rev.author_email}>"),
                     t.get(trailers.APPROVED_BY, ""), t.get(trailers.FORCED_BY, ""),
                     merge.author_name if merge is not None else ""))
@@ -152,6 +142,26 @@ def _trailer_grep(environment: str) -> str:
     return f"--grep=^{trailers.ENVIRONMENT}: {environment}$"
 
 
+def _changes(ws, limit: int, grep: list) -> list[tuple]:
+    """Ferry's commits the ``grep`` selects on the branch's line, each with the merge commit that
+    brought it (None: pushed): those on the line itself (pushes, squashes, merges whose message is
+    the description), then those brought by a merge that says nothing of Ferry's (looked through
+    back to the oldest of the first when they are ``limit`` already)."""
+    head = ws.head()
+    found = [(rev, rev if len(rev.parents) > 1 else None) for rev in ws.log(head, limit, *grep)]
+    since = [f"--since={found[-1][0].when}"] if len(found) >= limit else []
+    for merge in ws.log(head, MERGES_READ, "--merges", *since):
+        if trailers.ENVIRONMENT not in merge.trailers:
+            found += [(rev, merge) for rev in _brought(ws, merge, *grep)]
+    return list({(merge or rev).sha: (rev, merge) for rev, merge in found}.values())  # each once
+
+
+def _brought(ws, merge, *selection: str) -> list:
+    """The newest commit the ``selection`` picks among those ``merge`` brought (its second
+    parent's line: the pull request's branch)."""
+    return ws.log(f"{merge.parents[0]}..{merge.parents[1]}", 1, *selection) if len(merge.parents) > 1 else []
+
+
 def _carried(ws, rev, environment: str, *paths: str) -> tuple:
     """The commit that carried what ``rev`` brought, and who merged it: a merge commit that says
     nothing of Ferry's is read through to the newest commit of Ferry's on its second parent's line
@@ -160,7 +170,7 @@ def _carried(ws, rev, environment: str, *paths: str) -> tuple:
         return rev, ""
     if trailers.REQUESTED_BY in rev.trailers:  # a merge whose message is the pull request's description
         return rev, rev.author_name
-    brought = ws.log(f"{rev.parents[0]}..{rev.parents[1]}", 1, _trailer_grep(environment), *paths)
+    brought = _brought(ws, rev, _trailer_grep(environment), *paths)
     return (brought[0], rev.author_name) if brought else (rev, "")
 
 
