@@ -183,8 +183,9 @@ def carry_out(ferry, plan, msg, request):
         presses.offer(ferry, msg, change.pending, previews.with_short(render.change(change), note))
     else:
         yield previews.with_short(render.change(change), note)
-    if found is not None and note:  # something to read before it lands: the whole, as a file
-        attach_file(ferry, msg, previews.full(found))
+    whole = previews.attachment(found, note)
+    if whole is not None:  # something to read before it lands: the whole, as a file
+        attach_file(ferry, msg, whole)
 
 
 def enqueue(gitops, command: str, request, who, admin: bool, target) -> str:
