@@ -102,6 +102,20 @@ def test_bad_input_for_an_image_tag_is_one_line(fleet):
     assert remote_tip(url) == before
 
 
+def test_an_image_pinned_by_a_digest_has_no_preview(registry, charts, images, labelled,
+                                                                      bare_remote, tmp_path):
+    files = fleet_files(registry.host, registry.url)
+    files["apps/qa/static/kustomization.yaml"] = files["apps/qa/static/kustomization.yaml"].replace(
+        "newTag: 1.0.0", "digest: sha256:" + "a" * 64)
+    url = bare_remote(files)
+    with started_bot(tmp_path, image_fleet.settings(url)) as bot:
+        text = ask(bot, "!preview static 1.2.0 in qa")[0]
+        assert text.startswith("static image in qa has no one image tag Ferry can read (a digest "), text
+        assert text.endswith(": there is nothing to compare from."), text
+        text = ask(bot, "!preview api 1.1.0 in qa")[0]  # the others still are
+        assert f"changes: {compare(OLD, NEW)}" in text, text
+
+
 def test_dry_run_and_deploy_carry_the_compare_link(fleet):
     bot, url = fleet
     before = remote_tip(url)

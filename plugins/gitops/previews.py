@@ -143,9 +143,10 @@ class Previews:
 
     def _image_preview(self, pin: Pin, tag: str) -> ImagePreview:
         """Both tags' labels from the image's registry (``RegistryClient.image_labels``)."""
-        if not pin.version or pin.unknown:
-            raise PreviewUnavailable(f"`{pin.label}` in {pin.environment} pins no image tag Ferry can "
-                                     f"read (`{pin.version or 'none'}`): there is nothing to compare from.")
+        if not pin.version or pin.unknown or pin.refusal:  # what runs may not be the tag's image
+            why = pin.refusal or f"`{pin.version or 'none'}`"
+            raise PreviewUnavailable(f"`{pin.label}` in {pin.environment} has no one image tag Ferry "
+                                     f"can read ({why}): there is nothing to compare from.")
         location = self.location(pin)
         key = (pin, tag, self._workspace(pin.environment).head(refresh=False))
         with self._preview_lock:
