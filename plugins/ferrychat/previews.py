@@ -71,11 +71,14 @@ def short(p, problem: str = "") -> str:
     return "\n".join(lines)
 
 
-def pull_request_section(p: Optional[Preview], problem: str = "") -> str:
+def pull_request_section(p, problem: str = "") -> str:
     """The upgrade preview in a pull request's description (Markdown): the few lines a reviewer
-    reads first, the whole under a fold; "" when there is nothing to preview."""
+    reads first, the whole under a fold (an image tag's: its few lines, whole); "" when there is
+    nothing to preview."""
     if p is None:
         return f"Upgrade preview: {problem}" if problem else ""
+    if isinstance(p, ImagePreview):
+        return image_preview.full(p)
     whole = full(p)
     first = short(p) or f"Preview: {headline(p)}."
     return (f"{first}\n\n<details><summary>The whole preview</summary>\n\n{whole.head}\n\n"
