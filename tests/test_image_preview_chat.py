@@ -180,7 +180,7 @@ def test_the_approval_request_and_the_approval_carry_the_preview(registry, chart
 
 @pytest.fixture
 def own_registry(tmp_path):
-    registry = LocalRegistry(tmp_path / "registry")
+    registry = LocalRegistry(tmp_path / "registry", access_log=True)
     try:
         registry.start()
     except (RegistryStartError, OSError) as e:
@@ -188,6 +188,20 @@ def own_registry(tmp_path):
     push_labelled(registry.host)
     yield registry
     registry.stop()
+
+
+def test_each_config_is_read_once_for_preview_dry_run_and_change(own_registry, charts, registry,
+                                                                 bare_remote, tmp_path):
+    url = bare_remote(fleet_files(own_registry.host, registry.url))
+    with started_bot(tmp_path, image_fleet.settings(url)) as bot:
+        before = own_registry.requests("GET", "/blobs/")
+        text = ask(bot, "!preview api 1.1.0 in qa")[0]
+        assert f"changes: {compare(OLD, NEW)}" in text, text
+        ask(bot, "!preview api 1.1.0 in qa")
+        ask(bot, "!deploy api 1.1.0 to qa --dry-run")
+        intent, result = ask(bot, "!deploy api 1.1.0 to qa", replies=2)
+        assert result.splitlines()[-1].strip().startswith("Preview: image 1.0.0 → 1.1.0; changes:"), result
+        assert own_registry.requests("GET", "/blobs/") - before == 2  # 1.0.0's config and 1.1.0's
 
 
 def test_registry_down_the_image_change_still_goes_with_one_line(own_registry, charts, registry,
