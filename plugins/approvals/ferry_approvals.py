@@ -84,7 +84,8 @@ class FerryApprovals(BotPlugin):
         gitops, here = self.get_plugin("Ferry").gitops, requester(msg).channels
         private = {e.name for e in gitops.settings.environments if not e.shows_values_in(here)}
         waiting = gitops.queued()
+        closed = queued.closed([state for _, state in gitops.window_states(closed_only=True)])
         if gitops.pending() or not waiting:
             yield listing.pending(gitops.pending(), private)
-        if waiting:
-            yield queued.listing(waiting, [gitops.when_opens(c) for c in waiting])
+        if waiting or closed:  # outside a window: said before anyone asks
+            yield "\n".join(filter(None, [queued.listing(waiting, [gitops.when_opens(c) for c in waiting]), closed]))

@@ -14,7 +14,7 @@ from .errors import ApprovalRefused, UnknownEnvironment
 from .guard import policy
 from .guard import queue as held
 from .guard.queue import Queue, QueuedChange
-from .guard.windows import in_window, next_opening, opening_text
+from .guard.windows import in_window, next_opening, opening_text, state_text
 from .model import Change, Requester
 
 MISSED = "its window ({hours}) opened at {opens} UTC and closed while Ferry was stopped: ask for it again"
@@ -50,6 +50,14 @@ class Queueing:
         env = self.settings.environment(change.environment)
         moment, window = next_opening(env.policy.windows, change.opening)
         return opening_text(moment, window, self.clock())
+
+    def window_states(self, closed_only: bool = False) -> list[tuple[str, str]]:
+        """(environment, its state in one line) for each environment with promotion windows: open
+        or closed now and until when, in the zone of its windows (``closed_only``: the closed
+        ones), in promotion order."""
+        now = self.clock()
+        return [(env.name, state_text(env.name, env.policy.windows, now)) for env in self.settings.environments
+                if env.policy.windows and not (closed_only and in_window(env.policy.windows, now))]
 
     def cancel(self, change_id: str, by: Requester) -> QueuedChange:
         """Withdraw a queued change: its requester, or someone who may approve changes there, from
