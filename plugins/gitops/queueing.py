@@ -30,13 +30,13 @@ class Queueing:
 
     def enqueue(self, command: str, app: str, environment: str, requester: Requester, *,
                 version: Optional[str] = None, source: Optional[str] = None, part: Optional[str] = None,
-                force: bool = False, admin: bool = False, target: tuple = ("", False, "")) -> QueuedChange:
+                target: tuple = ("", False, ""), asker: tuple = ("", "")) -> QueuedChange:
         """Keep a change asked outside ``environment``'s windows for its next opening."""
         env = self.settings.environment(environment)
         moment, _ = next_opening(env.policy.windows, self.clock())
         return self.queue.add(QueuedChange(
             "", command, app, env.name, moment.astimezone(timezone.utc).isoformat(), requester, version=version, source=source,
-            part=part, force=force, admin=admin, target=tuple(target)))
+            part=part, target=tuple(target), asker=tuple(asker)))
 
     def queued(self) -> list[QueuedChange]:
         """Every change waiting for a window, the soonest first."""
@@ -103,13 +103,17 @@ class Queueing:
                                            change.part)
             else:
                 plan = self.plan_rollback(change.app, change.environment, change.version, change.part)
-            result = self.apply(plan, change.requester, force=change.force, admin=change.admin)
+            result = self.apply(plan, change.requester)  # never forced: the grammar keeps --force from --queue
         except Exception as e:
             self.queue.settle(change.id, held.REFUSED, getattr(e, "message", "") or type(e).__name__)
             raise
         waiting = f"waiting for approval as `{result.pending.id}`" if result.pending is not None else ""
         self.queue.settle(change.id, held.APPLIED, waiting)
         return result
+
+    def refuse_queued(self, change: QueuedChange, why: str) -> None:
+        """Settle a claimed change as refused before it is planned (the chat's ACLs refused it)."""
+        self.queue.settle(change.id, held.REFUSED, why)
 
     def recover_queue(self) -> list[QueuedChange]:
         """At start: queued changes a stopped bot was applying, now lost (never applied twice)."""
