@@ -1,8 +1,7 @@
 """`ferry check`: the settings read as the bot reads them, then every connection they name tried
 once, as the bot would make it: each Git remote fetched, each chart and image registry the fleet
 uses asked for one repository's tags with its credentials, each environment's Flux token found,
-each verification check's query evaluated once on its Prometheus, each Flux Receiver called once
-(signed as after a push: it only asks Flux to reconcile its sources now).
+each verification check's query evaluated once on its Prometheus.
 
 One ``Finding`` per item: what was found, or what is wrong and how to fix it. Nothing is written
 anywhere but a scratch folder for the clone; chat is checked by the chat backend's own check.
@@ -82,7 +81,8 @@ def verification_findings(settings: Settings) -> list:
 
 
 def receiver_findings(settings: Settings) -> list:
-    """Each Flux Receiver called once, signed as after a push: the token and the address tried."""
+    """Each Flux Receiver called once, signed as after a push (it only asks Flux to reconcile its
+    sources now): the token and the address tried."""
     return [Finding(f"flux receiver {target.shown}", detail, problem)
             for target, detail, problem in receiver.tried(settings)]
 
