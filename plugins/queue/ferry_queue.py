@@ -4,6 +4,7 @@ from ferrychat import queued, threads
 from gitops.errors import FerryError
 from gitops.feedback.records import ReplyTarget
 from gitops.guard.queue import LOST
+from gitops.identity import person
 
 POLL_SECONDS = 15.0  # how often due changes are looked for (FERRY_QUEUE_POLL_SECONDS)
 
@@ -61,7 +62,7 @@ class FerryQueue(BotPlugin):
         names = change.asker if change.asker[0] else (change.requester.id, change.target[0] if change.target[1] else "")
         if threads.may_still_run(self, change.command, change.words.split(" ", 1)[1], names):
             return ""
-        return (f"Errbot's ACLs no longer let {names[0]} run `!{change.command}` there "
+        return (f"Errbot's ACLs no longer let {person(change.requester)} run `!{change.command}` there "
                 "(FERRY_ACCESS_CONTROLS): ask someone who may.")
 
     def _say(self, change, text):
