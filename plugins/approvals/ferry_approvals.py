@@ -97,7 +97,8 @@ class FerryApprovals(BotPlugin):
         if opened:
             yield forges.open_pull_requests(opened)
         waiting = gitops.queued()
+        closed = queued.closed([state for _, state in gitops.window_states(closed_only=True)])
         if gitops.pending() or not waiting:
             yield listing.pending(gitops.pending(), private)
-        if waiting:
-            yield queued.listing(waiting, [gitops.when_opens(c) for c in waiting])
+        if waiting or closed:  # outside a window: said before anyone asks
+            yield "\n".join(filter(None, [queued.listing(waiting, [gitops.when_opens(c) for c in waiting]), closed]))
