@@ -103,7 +103,8 @@ def test_a_queued_change_is_applied_at_the_opening_and_said_in_its_thread(tmp_pa
         assert reply.startswith("Queued change ") and "promote podinfo to qa when qa opens Mon 09:00 (in 2 d 16 h)" in reply
         change_id = reply.split()[2].rstrip(":")
         listed = ask(bot, "!pending")[0].replace("`", "")
-        assert listed == f"{change_id}: promote podinfo to qa, asked by @bob, queued for Mon 09:00 (in 2 d 16 h)."
+        assert listed == (f"{change_id}: promote podinfo to qa, asked by @bob, queued for Mon 09:00 (in 2 d 16 h).\n"
+                          "qa: closed until Mon 09:00 Europe/Berlin (in 2 d 16 h); --queue holds a change for the opening.")
         clock.now = MONDAY - timedelta(minutes=1)
         nothing_said(bot)
         assert remote_tip(url) == before
@@ -151,7 +152,7 @@ def test_a_queued_change_is_withdrawn_by_its_requester_not_by_anyone(tmp_path, u
         as_user(bot, "@bob")
         assert ask(bot, f"!reject {change_id}")[0].replace("`", "") == \
             f"Withdrew queued change {change_id} (deploy podinfo@6.5.3 to qa), by @bob."
-        assert "No change is waiting" in ask(bot, "!pending")[0]
+        assert "No change is waiting" in ask(bot, "!pending", replies=2)[0]  # and that qa is closed
         before = remote_tip(url)
         clock.now = MONDAY + timedelta(minutes=1)
         nothing_said(bot)

@@ -11,8 +11,8 @@ from hypothesis import given, settings, strategies as st
 
 from gitops.errors import OutsideWindow, SettingsError
 from gitops.guard import policy
-from gitops.guard.windows import (Window, days_text, in_window, in_words, next_opening, parse_days,
-                                  parse_minute, transitions)
+from gitops.guard.windows import (HORIZON, Window, days_text, in_window, in_words, next_closing, next_opening,
+                                  parse_days, parse_minute, state_text, transitions)
 
 BERLIN = "Europe/Berlin"
 OFFICE = Window(frozenset(range(4)), 9 * 60, 16 * 60, BERLIN)  # Mon–Thu 09:00–16:00
@@ -188,3 +188,64 @@ def test_policy_windows_parsed_and_refused_with_one_line():
 def test_policy_windows_refused_in_the_settings(window, problem):
     with pytest.raises(SettingsError, match=problem.replace("{", "\\{")):
         policy.parse_policy({"windows": [window]}, "environments[3].policy", "prod")
+
+
+# ---- the closing, and an environment's state in one line ----------------------------------------
+
+def closing_oracle(ws, now: datetime):
+    """The first whole UTC minute after ``now`` in none of ``ws`` (None within 16 days)."""
+    t = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    for _ in range(60 * 24 * 16):
+        if not in_window(ws, t):
+            return t
+        t += timedelta(minutes=1)
+    return None
+
+
+def test_next_closing_in_the_windows_own_zone():
+    assert next_closing((OFFICE,), at("2026-12-10T10:00")) == (at("2026-12-10T16:00"), OFFICE)
+    assert next_closing((OFFICE,), at("2026-12-11T10:00")) is None  # closed: nothing to close
+    night = Window(frozenset({4}), 22 * 60, 2 * 60, "UTC")  # Fri 22:00 – Sat 02:00
+    assert next_closing((night,), at("2026-12-11T23:00", "UTC"))[0] == at("2026-12-12T02:00", "UTC")
+    morning = Window(frozenset({0}), 8 * 60, 12 * 60, BERLIN)  # overlapping windows: the last one closes
+    assert next_closing((OFFICE, morning), at("2026-12-14T08:30")) == (at("2026-12-14T16:00"), OFFICE)
+    always = Window(frozenset(range(7)), 0, 1440, BERLIN)
+    assert next_closing((always,), at("2026-12-14T08:30")) is None
+
+
+def test_an_environments_state_in_one_line():
+    assert state_text("prod", (OFFICE,), at("2026-12-11T17:00")) == \
+        "prod: closed until Mon 09:00 Europe/Berlin (in 2 d 16 h)"
+    assert state_text("qa", (OFFICE,), at("2026-12-10T10:55")) == \
+        "qa: open until Thu 16:00 Europe/Berlin (in 5 h 5 min)"
+    asked_in_utc = at("2026-12-11T16:00", "UTC")  # 17:00 in Berlin: said in the window's zone
+    assert state_text("prod", (OFFICE,), asked_in_utc) == "prod: closed until Mon 09:00 Europe/Berlin (in 2 d 16 h)"
+    assert state_text("dev", (), asked_in_utc) == ""
+    always = Window(frozenset(range(7)), 0, 1440, BERLIN)
+    assert state_text("dev", (always,), asked_in_utc) == "dev: open (its windows do not close within a week)"
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(windows, min_size=1, max_size=3), instants)
+def test_next_closing_is_the_first_instant_in_no_window(ws, now):
+    found = next_closing(ws, now)
+    if not in_window(ws, now):
+        assert found is None
+        return
+    expected = closing_oracle(ws, now)
+    if expected is None or expected - now > HORIZON:
+        return  # open for more than the horizon: not said
+    moment, window = found
+    assert moment == expected and window in ws
+    assert window.contains(moment - timedelta(seconds=1)) and not in_window(ws, moment)
+
+
+@settings(max_examples=100, deadline=None)
+@given(near_an_offset_change())
+def test_next_closing_around_offset_changes(case):
+    ws, now = case
+    opening, _ = next_opening(ws, now)
+    now = opening + timedelta(seconds=1) if in_window(ws, opening + timedelta(seconds=1)) else opening
+    found = next_closing(ws, now)
+    expected = closing_oracle(ws, now) if in_window(ws, now) else None
+    assert (found[0] if found else None) == expected

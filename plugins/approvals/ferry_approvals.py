@@ -1,7 +1,7 @@
 from errbot import BotPlugin, botcmd
 
-from ferrychat import forges, grammar, listing, presses, queued, render
-from ferrychat.replies import answers, progress, requester
+from ferrychat import forges, grammar, listing, presses, previews, queued, render
+from ferrychat.replies import answers, attach_file, progress, requester
 from gitops.errors import ChangeDropped
 from gitops.identity import person
 
@@ -47,11 +47,19 @@ class FerryApprovals(BotPlugin):
         except ChangeDropped as dropped:
             presses.settle(ferry, change_id, f"Dropped when {person(who)} approved it: {dropped.message}", msg)
             raise
-        presses.settle(ferry, change_id, f"Approved by {person(who)}. {render.change(change)}", msg)
-        if not pressed:
-            yield render.change(change)
-        if change.commit is not None or change.pull_request is not None:
+        if change.commit is not None or change.pull_request is not None:  # the watchers first
             ferry.committed(change, msg)
+        # What the approver let through, as the request said it (a few lines, or one when the
+        # preview cannot be made now: the change is pushed all the same).
+        found, problem = ferry.gitops.preview_of_change(change)
+        note = previews.short(found, problem)
+        said = previews.with_short(render.change(change), note)
+        presses.settle(ferry, change_id, f"Approved by {person(who)}. {said}", msg)
+        if not pressed:
+            yield said
+            whole = previews.attachment(found, note)
+            if whole is not None:
+                attach_file(ferry, msg, whole)
 
     @botcmd
     @answers
@@ -89,7 +97,8 @@ class FerryApprovals(BotPlugin):
         if opened:
             yield forges.open_pull_requests(opened)
         waiting = gitops.queued()
+        closed = queued.closed([state for _, state in gitops.window_states(closed_only=True)])
         if gitops.pending() or not waiting:
             yield listing.pending(gitops.pending(), private)
-        if waiting:
-            yield queued.listing(waiting, [gitops.when_opens(c) for c in waiting])
+        if waiting or closed:  # outside a window: said before anyone asks
+            yield "\n".join(filter(None, [queued.listing(waiting, [gitops.when_opens(c) for c in waiting]), closed]))

@@ -48,3 +48,13 @@ def lost(change: QueuedChange) -> str:
 
 def withdrawn(change: QueuedChange, by) -> str:
     return f"Withdrew queued change `{change.id}` ({change.words}), by {person(by)}."
+
+
+def windows(states: Sequence[str]) -> str:
+    """``!locks``'s part for promotion windows: each environment's, open or closed ("" without)."""
+    return "Promotion windows:\n" + "\n".join(f"• {s}" for s in states) if states else ""
+
+
+def closed(states: Sequence[str]) -> str:
+    """The environments outside their windows now, as a note under `!versions` and `!pending`."""
+    return f"{'; '.join(states)}; `--queue` holds a change for the opening." if states else ""

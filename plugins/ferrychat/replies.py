@@ -166,7 +166,7 @@ def carry_out(ferry, plan, msg, request):
     admin = ferry.is_admin(msg) and not who.bot  # a bot never forces
     decision = gitops.check(plan, who, force=request.force, admin=admin, queue=request.queue)
     if decision.held is not None:  # outside the environment's windows, with --queue: kept for the opening
-        yield enqueue(gitops, plan.action, request, who, admin, threads.target_of(msg))
+        yield enqueue(gitops, plan.action, request, who, msg)
         return
     pushes = not (request.dry_run or plan.noop or gitops.needs_approval(plan))
     lands = forges.lands_as(gitops.settings.environment(plan.environment))
@@ -184,15 +184,17 @@ def carry_out(ferry, plan, msg, request):
         presses.offer(ferry, msg, change.pending, previews.with_short(render.change(change), note))
     else:
         yield previews.with_short(render.change(change, lands), note)
-    if found is not None and note:  # something to read before it lands: the whole, as a file
-        attach_file(ferry, msg, previews.full(found))
+    whole = previews.attachment(found, note)
+    if whole is not None:  # something to read before it lands: the whole, as a file
+        attach_file(ferry, msg, whole)
 
 
-def enqueue(gitops, command: str, request, who, admin: bool, target) -> str:
+def enqueue(gitops, command: str, request, who, msg) -> str:
     """Queue what ``request`` asked for the environment's next opening; the reply saying so."""
+    target = threads.target_of(msg)
     change = gitops.enqueue(command, request.app, request.environment, who, version=request.version,
-                            source=request.source, part=request.part, force=request.force, admin=admin,
-                            target=(target.to, target.room, target.thread))
+                            source=request.source, part=request.part,
+                            target=(target.to, target.room, target.thread), asker=threads.acl_names(msg))
     hours = ", ".join(w.text for w in gitops.settings.environment(change.environment).policy.windows)
     return queued.queued(change, gitops.when_opens(change), hours)
 

@@ -16,6 +16,7 @@ from typing import Iterable, Mapping, Optional
 
 from .core import GitOps
 from .errors import FerryError, SettingsError
+from .feedback import receiver
 from .model import Pin
 from .settings import Settings, flux_token_variable, load_settings
 from .sources.prometheus import PrometheusClient
@@ -60,7 +61,7 @@ def connection_findings(settings: Settings) -> list:
             core.registry.close()
             for workspace in core.workspaces.values():
                 workspace.close()
-    return findings + flux_token_findings(settings) + verification_findings(settings)
+    return findings + flux_token_findings(settings) + verification_findings(settings) + receiver_findings(settings)
 
 
 def verification_findings(settings: Settings) -> list:
@@ -78,6 +79,13 @@ def verification_findings(settings: Settings) -> list:
             now = "holds" if found.holds else "does not hold"
             findings.append(Finding(item, f"{now} now on {check.prometheus} ({found.figure})"))
     return findings
+
+
+def receiver_findings(settings: Settings) -> list:
+    """Each Flux Receiver called once, signed as after a push (it only asks Flux to reconcile its
+    sources now): the token and the address tried."""
+    return [Finding(f"flux receiver {target.shown}", detail, problem)
+            for target, detail, problem in receiver.tried(settings)]
 
 
 def flux_token_findings(settings: Settings) -> list:

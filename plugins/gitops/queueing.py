@@ -14,7 +14,7 @@ from .errors import ApprovalRefused, UnknownEnvironment
 from .guard import policy
 from .guard import queue as held
 from .guard.queue import Queue, QueuedChange
-from .guard.windows import in_window, next_opening, opening_text
+from .guard.windows import in_window, next_opening, opening_text, state_text
 from .model import Change, Requester
 
 MISSED = "its window ({hours}) opened at {opens} UTC and closed while Ferry was stopped: ask for it again"
@@ -30,13 +30,13 @@ class Queueing:
 
     def enqueue(self, command: str, app: str, environment: str, requester: Requester, *,
                 version: Optional[str] = None, source: Optional[str] = None, part: Optional[str] = None,
-                force: bool = False, admin: bool = False, target: tuple = ("", False, "")) -> QueuedChange:
+                target: tuple = ("", False, ""), asker: tuple = ("", "")) -> QueuedChange:
         """Keep a change asked outside ``environment``'s windows for its next opening."""
         env = self.settings.environment(environment)
         moment, _ = next_opening(env.policy.windows, self.clock())
         return self.queue.add(QueuedChange(
             "", command, app, env.name, moment.astimezone(timezone.utc).isoformat(), requester, version=version, source=source,
-            part=part, force=force, admin=admin, target=tuple(target)))
+            part=part, target=tuple(target), asker=tuple(asker)))
 
     def queued(self) -> list[QueuedChange]:
         """Every change waiting for a window, the soonest first."""
@@ -50,6 +50,14 @@ class Queueing:
         env = self.settings.environment(change.environment)
         moment, window = next_opening(env.policy.windows, change.opening)
         return opening_text(moment, window, self.clock())
+
+    def window_states(self, closed_only: bool = False) -> list[tuple[str, str]]:
+        """(environment, its state in one line) for each environment with promotion windows: open
+        or closed now and until when, in the zone of its windows (``closed_only``: the closed
+        ones), in promotion order."""
+        now = self.clock()
+        return [(env.name, state_text(env.name, env.policy.windows, now)) for env in self.settings.environments
+                if env.policy.windows and not (closed_only and in_window(env.policy.windows, now))]
 
     def cancel(self, change_id: str, by: Requester) -> QueuedChange:
         """Withdraw a queued change: its requester, or someone who may approve changes there, from
@@ -95,13 +103,17 @@ class Queueing:
                                            change.part)
             else:
                 plan = self.plan_rollback(change.app, change.environment, change.version, change.part)
-            result = self.apply(plan, change.requester, force=change.force, admin=change.admin)
+            result = self.apply(plan, change.requester)  # never forced: the grammar keeps --force from --queue
         except Exception as e:
             self.queue.settle(change.id, held.REFUSED, getattr(e, "message", "") or type(e).__name__)
             raise
         waiting = f"waiting for approval as `{result.pending.id}`" if result.pending is not None else ""
         self.queue.settle(change.id, held.APPLIED, waiting)
         return result
+
+    def refuse_queued(self, change: QueuedChange, why: str) -> None:
+        """Settle a claimed change as refused before it is planned (the chat's ACLs refused it)."""
+        self.queue.settle(change.id, held.REFUSED, why)
 
     def recover_queue(self) -> list[QueuedChange]:
         """At start: queued changes a stopped bot was applying, now lost (never applied twice)."""

@@ -4,6 +4,7 @@ from ferrychat import queued, threads
 from gitops.errors import FerryError
 from gitops.feedback.records import ReplyTarget
 from gitops.guard.queue import LOST
+from gitops.identity import person
 
 POLL_SECONDS = 15.0  # how often due changes are looked for (FERRY_QUEUE_POLL_SECONDS)
 
@@ -35,12 +36,18 @@ class FerryQueue(BotPlugin):
 
     def _apply(self, change) -> str:
         try:
+            refused = self._acl_refusal(change)
+            if refused:
+                self.ferry.gitops.refuse_queued(change, refused)
+                return queued.refused(change, refused)
             result = self.ferry.gitops.apply_queued(change)
         except FerryError as e:
             return queued.refused(change, e.message)
         except Exception:
             self.log.exception("applying queued change %s failed", change.id)
-            return queued.refused(change, "an error on Ferry's side (the bot's log has the details).")
+            why = "an error on Ferry's side (the bot's log has the details)."
+            self.ferry.gitops.refuse_queued(change, why)  # claimed, never applied: settled as refused
+            return queued.refused(change, why)
         if result.commit is not None:  # Flux's events about it answered in the same thread
             try:
                 self.get_plugin("FerryFlux").expect(result, change.requester.name or change.requester.id,
@@ -49,8 +56,18 @@ class FerryQueue(BotPlugin):
                 self.log.exception("could not wait for Flux on queued change %s", change.id)
         return queued.applied(change, result)
 
+    def _acl_refusal(self, change) -> str:
+        """Errbot's ACLs asked again for the requester: a restart with another FERRY_ACCESS_CONTROLS
+        may have taken the command from them since. "" when they still may run it there."""
+        names = change.asker if change.asker[0] else (change.requester.id, change.target[0] if change.target[1] else "")
+        if threads.may_still_run(self, change.command, change.words.split(" ", 1)[1], names):
+            return ""
+        return (f"Errbot's ACLs no longer let {person(change.requester)} run `!{change.command}` there "
+                "(FERRY_ACCESS_CONTROLS): ask someone who may.")
+
     def _say(self, change, text):
         try:
             threads.say_in_thread(self, ReplyTarget(*change.target), text)
         except Exception:  # nobody to tell (that is what failed): the log keeps it
             self.log.exception("could not say what became of queued change %s: %s", change.id, text)
+

@@ -27,7 +27,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ..credentials import receiver_token_variable
 from ..errors import ForbiddenAddress, SourceBusy
+from ..ops.metrics import repository_label
 from ..sources import transport
 from .events import sign
 
@@ -84,6 +86,59 @@ def receivers(settings, repo) -> tuple:
     return tuple(Receiver(url, token, names) for (url, token), names in found.items())
 
 
+def signed_post(session, target: Receiver, body: bytes, timeout: float) -> tuple:
+    """One signed call through the one HTTP door: (its HTTP status or None, what went wrong)."""
+    try:
+        response = transport.send(session, "POST", target.url, timeout=timeout,
+                                  headers=headers(body, target.token), data=body)
+        response.close()
+        return response.status_code, f"it answered HTTP {response.status_code}"
+    except (ForbiddenAddress, SourceBusy) as e:
+        return None, str(e)
+    except requests.RequestException as e:
+        return None, f"no answer ({type(e).__name__})"
+    except Exception:  # a bug of ours: never the change's error; logged once like the others
+        log.exception("calling the Flux Receiver %s failed", target.shown)
+        return None, "an error in Ferry (logged)"
+
+
+# What notification-controller's answers mean (internal/server/receiver_handlers.go, handlePayload):
+# no Receiver has the path, it is suspended or not ready, the signature does not match, or it could
+# not annotate a resource of ``spec.resources``.
+ANSWERS = {
+    404: "no Receiver has this webhook path: set `flux_receiver.url` to the Receiver's address "
+         "(`kubectl get receiver <name> -o jsonpath='{.status.webhookPath}'`)",
+    503: "the Receiver is suspended or not ready (`kubectl describe receiver <name>`)",
+    400: "it refused the signature: {variable} is not the `token` of the Receiver's Secret, or the "
+         "Receiver is not of type `generic-hmac`",
+    500: "notification-controller could not request the reconciliation (its log says why: a "
+         "resource of `spec.resources` not found, or RBAC)",
+}
+
+
+def tried(settings, timeout: float = TIMEOUT) -> list:
+    """`ferry check`: each distinct Receiver called once, signed as after a push, naming the
+    repository and branch with an empty commit (a call only asks Flux to reconcile its sources
+    now): (the Receiver, what it answered, "" or what is wrong and how to fix it)."""
+    session, found = transport.bounded_session(timeout), []
+    try:
+        for repo in settings.repos():
+            body = payload(repository_label(repo.url, settings.secrets.values()), repo.branch, "")
+            for target in receivers(settings, repo):
+                status, problem = signed_post(session, target, body, timeout)
+                if status is not None and status < 300:
+                    found.append((target, f"Flux asked to reconcile (HTTP {status})", ""))
+                    continue
+                advice = ANSWERS.get(status, problem)
+                variable = receiver_token_variable(target.environments[0])
+                found.append((target, "", advice.replace("{variable}", variable) if status else
+                              f"{problem}: is notification-controller's webhook-receiver Service "
+                              f"reachable from Ferry at {urlsplit(target.url).netloc}?"))
+    finally:
+        session.close()
+    return found
+
+
 class Receivers:
     """Calls the Receivers after each push, in the background. ``counted(environment, outcome)``
     is the metrics' hook (the first environment naming the Receiver)."""
@@ -113,20 +168,7 @@ class Receivers:
 
     def call(self, target: Receiver, body: bytes) -> str:
         """One signed POST; its outcome, counted and (a failure's first of its kind) logged."""
-        status, problem = None, ""
-        try:
-            response = transport.send(self._session, "POST", target.url, timeout=self.timeout,
-                                      headers=headers(body, target.token), data=body)
-            status = response.status_code
-            problem = f"it answered HTTP {status}"
-            response.close()
-        except (ForbiddenAddress, SourceBusy) as e:
-            problem = str(e)
-        except requests.RequestException as e:
-            problem = f"no answer ({type(e).__name__})"
-        except Exception:  # a bug of ours: never the change's error; logged once like the others
-            log.exception("calling the Flux Receiver %s failed", target.shown)
-            problem = "an error in Ferry (logged)"
+        status, problem = signed_post(self._session, target, body, self.timeout)
         found = outcome(status)
         self.counted(target.environments[0], found)
         self._log(target, found, problem)

@@ -1,11 +1,13 @@
 """Changes queued for an environment's next promotion window (``--queue``), in the state file.
 
 What is kept is what was asked, never a plan: the command (deploy, promote, rollback) and its
-words (app, environment, version, source, part), the requester, whether they were an admin and
-forced, and where to answer (the chat target and thread). At the opening the change is planned and
-decided again on everything, as if asked then. Like a change waiting for approval, a queued one is
-claimed once (``UPDATE … WHERE state = 'queued'``); one a stopped bot was applying is said lost,
-never applied twice.
+words (app, environment, version, source, part), the requester (and their names in the chat's
+ACLs), and where to answer (the chat target and thread). At the opening the change is planned and
+decided again on everything, as if asked then. Nothing of the requester's standing is kept:
+``--queue`` never goes with ``--force``, the one thing an admin's status changes, and who may ask
+is the answer of the policy and of the chat's ACLs at the opening. Like a change waiting for
+approval, a queued one is claimed once (``UPDATE … WHERE state = 'queued'``); one a stopped bot
+was applying is said lost, never applied twice.
 """
 from __future__ import annotations
 
@@ -39,8 +41,7 @@ class QueuedChange:
     version: Optional[str] = None
     source: Optional[str] = None  # promote: from which environment
     part: Optional[str] = None
-    force: bool = False
-    admin: bool = False
+    asker: tuple = ("", "")  # (sender, room) as the chat's ACLs name them, asked again at the opening
     target: tuple = ("", False, "")  # (to, room, thread) as the chat backend names them
     asked: str = ""  # ISO 8601 UTC
     state: str = QUEUED
@@ -126,13 +127,15 @@ def _row(change: QueuedChange) -> dict:
     row = asdict(change)
     row.pop("state"), row.pop("settled")
     row["requester"]["channels"] = list(change.requester.channels)
-    row["target"] = list(change.target)
+    row["target"], row["asker"] = list(change.target), list(change.asker)
     return row
 
 
 def _change(record: str, state: str, settled: str) -> QueuedChange:
     row = json.loads(record)
+    row.pop("force", None), row.pop("admin", None)  # kept by Ferry before its opening decided them anew
     who = row.pop("requester")
     requester = Requester(**{**who, "channels": tuple(who.get("channels", ()))})
     return QueuedChange(**{**row, "requester": requester, "target": tuple(row.get("target", ("", False, ""))),
+                           "asker": tuple(row.get("asker", ("", ""))),
                            "state": state, "settled": settled})

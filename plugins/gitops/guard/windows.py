@@ -60,6 +60,16 @@ class Window:
                 found += _instants(day, self.start, zone)
         return found + transitions(zone, now - timedelta(days=1), now + HORIZON)
 
+    def closings(self, now: datetime) -> list:
+        """Every instant from a day before ``now`` to ``HORIZON`` after at which this window may
+        close: its closing wall time on every day (the day after, for one crossing midnight;
+        callers keep those after which no window holds) and each change of the zone's offset."""
+        zone, today = self.zone, now.astimezone(self.zone).date()
+        found = []
+        for offset in range(-1, HORIZON.days + 2):
+            found += _instants(today + timedelta(days=offset), self.end, zone)
+        return found + transitions(zone, now - timedelta(days=1), now + HORIZON)
+
 
 def in_window(windows: Sequence[Window], now: datetime) -> bool:
     """Whether ``now`` is in one of ``windows`` (no windows: always)."""
@@ -77,6 +87,20 @@ def next_opening(windows: Sequence[Window], now: datetime) -> Optional[tuple[dat
     if any(w.contains(now) for w in windows):
         return now, next(w for w in windows if w.contains(now))
     return best
+
+
+def next_closing(windows: Sequence[Window], now: datetime) -> Optional[tuple[datetime, Window]]:
+    """While ``now`` is in one of ``windows``: the first instant after it in none of them, and the
+    window that held until then (overlapping windows close when the last does); None when ``now``
+    is in none, or they never all close within ``HORIZON`` (``daily 00:00–24:00``)."""
+    if not any(w.contains(now) for w in windows):
+        return None
+    moments = sorted({m for w in windows for m in w.closings(now) if m > now})
+    for moment in moments:
+        if not in_window(windows, moment):
+            before = moment - timedelta(seconds=1)
+            return moment, next((w for w in windows if w.contains(before)), windows[0])
+    return None
 
 
 def transitions(zone: ZoneInfo, start: datetime, end: datetime) -> list:
@@ -124,6 +148,26 @@ def opening_text(moment: datetime, window: Window, now: datetime) -> str:
     """``Mon 09:00 (in 2 d 3 h)`` in the window's own time zone."""
     local = moment.astimezone(window.zone)
     return f"{_DAY_NAMES[local.weekday()]} {local:%H:%M} (in {in_words(moment - now)})"
+
+
+def at_text(moment: datetime, window: Window, now: datetime) -> str:
+    """``Mon 09:00 Europe/Berlin (in 2 d 16 h)``: an opening or closing in the window's zone."""
+    local = moment.astimezone(window.zone)
+    return f"{_DAY_NAMES[local.weekday()]} {local:%H:%M} {window.timezone} (in {in_words(moment - now)})"
+
+
+def state_text(environment: str, windows: Sequence[Window], now: datetime) -> str:
+    """Whether ``environment`` takes changes now, and until when, as one line: ``prod: closed
+    until Mon 09:00 Europe/Berlin (in 2 d 16 h)``, ``qa: open until Thu 16:00 Europe/Berlin (in
+    5 h)``; "" without windows."""
+    if not windows:
+        return ""
+    if in_window(windows, now):
+        closing = next_closing(windows, now)
+        if closing is None:
+            return f"{environment}: open (its windows do not close within a week)"
+        return f"{environment}: open until {at_text(*closing, now)}"
+    return f"{environment}: closed until {at_text(*next_opening(windows, now), now)}"
 
 
 # ---- settings ---------------------------------------------------------------------------------
