@@ -3,6 +3,7 @@ against a real Prometheus (and a local server for credentials), the pure decisio
 file's migration, and the core's automatic rollback against a real bare remote."""
 import json
 import sqlite3
+from dataclasses import asdict, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -15,6 +16,7 @@ from gitops.feedback import verify as v
 from gitops.feedback.events import Outcome, parse_event
 from gitops.feedback.records import ReplyTarget, WaitingDeploy
 from gitops.feedback.verifier import Verifier
+from gitops.feedback.waits import Feedback
 from gitops.guard.soak import Check, Verify, soak_blocker
 from gitops.model import Requester
 from gitops.settings import parse_settings
@@ -274,3 +276,60 @@ def test_ferry_check_evaluates_each_check_once(tmp_path, prometheus):
     good, bad = [f.line() for f in verification_findings(settings)]
     assert good == f"ok  verify qa `ferry_test_errors < 1`: holds now on {prometheus.url} (0)"
     assert bad.startswith("FAIL  verify qa `typo`: Prometheus refused the query (bad_data): ")
+
+
+# ---- on whose behalf -----------------------------------------------------------------------------
+
+GOOD = "ferry_test_errors < 1"  # holds while the exporter says the app gives no 5xx
+
+
+def verified_core(fleet, tmp_path, prometheus, **qa):
+    """A core whose qa is verified by ``prometheus`` (rolled back on failure), Flux's token set."""
+    settings = qa_settings(fleet, tmp_path, environ={"GITOPS_FLUX_TOKEN_QA": "qa-token"}, on_failure="rollback",
+                           verify={"interval": "1s", "checks": [{"prometheus": prometheus.url, "query": GOOD,
+                                                                 "for": "1m"}]}, **qa)
+    return GitOps(settings, fetch_interval=0)
+
+
+def turned_bad(prometheus, exporter):
+    exporter.errors.set(4)
+    prometheus.wait_for(GOOD, holds=False)
+
+
+def identity_of(url, commit):
+    """A commit's author and its Requested-by trailer."""
+    return git("--git-dir", str(remote_path(url)), "log", "-1", "--format=%an <%ae>%n%(trailers:key=Requested-by)",
+               commit).strip()
+
+
+def test_an_automatic_rollback_is_authored_and_requested_as_the_change_it_reverts(fleet, tmp_path, prometheus,
+                                                                                  exporter):
+    """Alice asks, Bob approves: the rollback of her change is hers, by the same name and email."""
+    alice = Requester("U0ALICE", "Alice Doe", "alice@example.com", channels=("C0DEPLOYS",))
+    core = verified_core(fleet, tmp_path, prometheus, policy={"approval": True})
+    held = core.apply(core.plan_deploy("podinfo", "qa", "6.5.3"), alice)
+    change = core.approve(held.pending.id, Requester("U0BOB", "Bob Roe", "bob@example.com"))
+    assert change.requester == alice  # the watchers hear on whose behalf it was pushed
+    feedback = Feedback(core, clock=lambda: 1000.0)
+    feedback.expect(change, change.requester, ReplyTarget("testroom", True, "1.2"))
+    pending, = feedback.pending()  # as the state file keeps it
+    clock = [1001.0]
+    verifier = Verifier(core, clock=lambda: clock[0])
+    assert [s.kind for s in verifier.settled(Outcome("live", "podinfo", "qa", pending))] == ["verifying"]
+    turned_bad(prometheus, exporter)
+    clock[0] = 1003.0
+    said = verifier.tick()  # the verification is read back from the state file
+    assert [s.kind for s in said] == ["failed", "rolled-back"]
+    rollback = said[1].change.commit.sha
+    assert identity_of(fleet, rollback) == identity_of(fleet, change.commit.sha) == \
+        "Alice Doe <alice@example.com>\nRequested-by: Alice Doe <U0ALICE>"
+
+
+def test_a_record_written_before_the_whole_identity_reads_back_as_it_was_signed():
+    """Older records kept one string (the name, else the ID): it stands for both, as it did."""
+    old = json.loads(json.dumps({**PENDING.__dict__, "requester": "Alice Doe", "target": PENDING.target.__dict__}))
+    pending = WaitingDeploy(**{**old, "target": ReplyTarget(**old["target"])})
+    assert pending.requester == Requester("Alice Doe", "Alice Doe")
+    alice = Requester("U0ALICE", "Alice Doe", "alice@example.com", ("C0DEPLOYS",), "https://chat/p1")
+    kept = json.loads(json.dumps(asdict(replace(PENDING, requester=alice))))
+    assert WaitingDeploy(**{**kept, "target": ReplyTarget(**kept["target"])}).requester == alice

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from gitops.feedback.events import REMEDIATED, Outcome
-from gitops.identity import mention
+from gitops.identity import person
 
 MESSAGE_LIMIT = 600  # characters of Flux's message quoted in chat
 
@@ -47,7 +47,7 @@ def say(outcome: Outcome, timeout_minutes: float = 10) -> str:
                 f"of the push{commit}. I will still answer here if it reports.")
     if o.kind == "superseded":
         newer = o.by
-        who = f" by {mention(newer.requester)}" if newer and newer.requester else ""
+        who = f" by {person(newer.requester)}" if newer and newer.requester.id else ""
         return (f"{what} in {o.environment}: {newer.version if newer else 'another version'} was pushed{who} "
                 f"before Flux reported on this one; I follow that change instead.")
     # a notice for the environment's channel: nobody's command waits for it
@@ -99,7 +99,7 @@ def say_verdict(verdict) -> str:
         change = verdict.change
         commit = f" (commit {change.commit.sha[:10]})" if change is not None and change.commit else ""
         return (f"{what} rolled back to {r.old} in {r.environment} by Ferry on behalf of "
-                f"{mention(r.requester)}{commit}: its verification failed. {r.version} cannot come "
+                f"{person(r.requester)}{commit}: its verification failed. {r.version} cannot come "
                 f"back without `--force`.")
     if kind == "not-rolled-back":
         return (f"{what} was not rolled back in {r.environment}: {_one_line(verdict.problem)} "

@@ -69,8 +69,10 @@ class FerryFlux(BotPlugin):
 
     def watch(self, change, msg):
         """The Ferry plugin tells of every pushed change: wait for Flux to report on it."""
-        who = requester(msg)
-        superseded = self.feedback.expect(change, who.name or who.id, target_of(msg))
+        # On whose behalf it was pushed (an approved change's requester, not its approver): an
+        # automatic rollback of it is theirs too, as its author and Requested-by.
+        who = change.requester or requester(msg)
+        superseded = self.feedback.expect(change, who, target_of(msg))
         if superseded is not None:
             self._say(superseded)
         for verdict in self.verifier.superseded(change):

@@ -276,7 +276,8 @@ class GitOps(Reports, Decisions, Previews):
             if action == "rollback" and old:
                 self.guard.remember_rollback(part.release, old, requester)
         return Change(old=now.version, new=version, replaced_range=now.is_range, diff=written.diff,
-                      commit=Commit(written.sha, ws.public_url), **base)
+                      commit=Commit(written.sha, ws.public_url), requester=requester,
+                      release=pin.release, **base)
 
     def _moved_with(self, pin: Pin, inventory: Inventory, commit: str) -> tuple:
         """The app's other parts that ``commit`` (where ``pin``'s version began) moved too and that

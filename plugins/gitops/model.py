@@ -259,6 +259,10 @@ class Change:
     moves: tuple = ()  # several parts in one commit: ((part, old, new), ...), the app's tracked one first
     between: tuple = field(default=())  # registry versions between old and new (promotion)
     pending: Optional["PendingChange"] = None  # waiting for a second person's approval
+    # Pushed: on whose behalf (its author and Requested-by; the requester, not the approver, of an
+    # approved change), and the release it changed, whatever its app is called later.
+    requester: Optional["Requester"] = None
+    release: Optional[Release] = None
 
 
 @dataclass(frozen=True)

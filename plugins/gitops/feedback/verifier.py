@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from ..errors import CheckUnreadable, FerryError
-from ..model import Requester
 from ..sources.prometheus import PrometheusClient
 from . import verify as v
 from .events import Outcome
@@ -130,10 +129,9 @@ class Verifier:
             return said
         if not record.old:
             return said + [Verdict("not-rolled-back", record, problem="nothing was pinned before it")]
-        requester = Requester(record.requester, record.requester)
         try:
             change = self.gitops.roll_back_failed(record.app, record.environment, record.part,
-                                                  record.version, record.old, requester,
+                                                  record.version, record.old, record.requester,
                                                   record.commit, record.reason)
         except FerryError as e:
             log.warning("rolling back %s %s in %s failed: %s", record.app, record.version,

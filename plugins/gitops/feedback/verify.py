@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Mapping, Optional
 
 from ..guard.soak import Verify
-from .records import ReplyTarget
+from ..identity import Release
+from ..model import Requester
+from .records import ReplyTarget, release_of, requester_of
 
 VERIFYING, VERIFIED, FAILED, ROLLED_BACK, LOST, SUPERSEDED = (
     "verifying", "verified", "failed", "rolled-back", "lost", "superseded")
@@ -29,7 +31,7 @@ class Verification:
     old: str  # the version before the change: what a rollback restores
     commit: str  # the change's commit
     action: str  # deploy | promote | rollback (a rollback is never rolled back automatically)
-    requester: str
+    requester: Requester  # on whose behalf the change was pushed: a rollback's author and Requested-by
     target: ReplyTarget
     state: str
     since: float  # epoch seconds: the live event, or the restart that began the soak again
@@ -40,6 +42,15 @@ class Verification:
     reason: str = ""  # why it failed or was lost
     cause: str = ""  # flux | check | unreadable
     rollback: str = ""  # the rollback's commit
+    namespace: Optional[str] = None  # the release it is about (None, "": see ``records.release_of``)
+    name: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "requester", requester_of(self.requester))
+
+    @property
+    def release(self) -> Release:
+        return release_of(self.environment, self.app, self.part, self.namespace, self.name)
 
     @property
     def rolls_back(self) -> bool:
@@ -50,18 +61,21 @@ class Verification:
 def started(pending, verify: Verify, now: float) -> Verification:
     """A change Flux reports live (``pending``: its ``WaitingDeploy``): verifying, or verified at
     once when the environment has no checks."""
-    record = Verification(pending.environment, pending.app, pending.part, pending.version, pending.old,
-                          pending.commit, pending.action, pending.requester, pending.target,
-                          VERIFYING, now, now)
+    record = _of(pending, VERIFYING, now)
     if not verify.checks:
         return replace(record, state=VERIFIED, verified_at=now)
     return record
 
 
 def flux_failed(pending, message: str, now: float) -> Verification:
+    return replace(_of(pending, FAILED, now), reason=message, cause="flux")
+
+
+def _of(pending, state: str, now: float) -> Verification:
+    release = pending.release
     return Verification(pending.environment, pending.app, pending.part, pending.version, pending.old,
-                        pending.commit, pending.action, pending.requester, pending.target,
-                        FAILED, now, now, reason=message, cause="flux")
+                        pending.commit, pending.action, pending.requester, pending.target, state, now, now,
+                        namespace=release.namespace, name=release.name)
 
 
 def evaluated(record: Verification, verify: Verify, readings: Mapping, now: float) -> Verification:
