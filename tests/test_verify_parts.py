@@ -3,6 +3,7 @@ against a real Prometheus (and a local server for credentials), the pure decisio
 file's migration, and the core's automatic rollback against a real bare remote."""
 import json
 import sqlite3
+from datetime import datetime, timedelta, timezone
 from dataclasses import asdict, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -13,16 +14,17 @@ from gitops.check import verification_findings
 from gitops.core import GitOps
 from gitops.errors import CheckUnreadable, NothingToRollback, SettingsError
 from gitops.feedback import verify as v
-from gitops.feedback.events import Outcome, parse_event
+from gitops.feedback.events import Outcome, parse_event, pending_record
 from gitops.feedback.records import ReplyTarget, WaitingDeploy
 from gitops.feedback.verifier import Verifier
 from gitops.feedback.waits import Feedback
 from gitops.guard.soak import Check, Verify, soak_blocker
+from gitops.identity import Release
 from gitops.model import Requester
 from gitops.settings import parse_settings
 from gitops.sources.prometheus import PrometheusClient, Reading
 from gitops.state.store import Store
-from tests.fixtures_git import git, remote_log, remote_path, remote_tip
+from tests.fixtures_git import git, remote_file, remote_log, remote_path, remote_tip
 from tests.fixtures_prometheus import free_port
 from tests.flux_events import encode, flux_event
 from tests.serving import serving
@@ -185,8 +187,42 @@ def test_a_state_file_of_schema_1_gets_the_verifications_table(tmp_path):
                      "INSERT INTO meta VALUES ('schema', '1');")
     db.close()
     store = Store(path)
-    assert store.meta("schema") == "2"
+    assert store.meta("schema") == "3"
     assert store.read("SELECT count(*) FROM verifications") == [(0,)]
+    store.close()
+
+
+def test_schema_2s_verifications_keyed_by_app_move_to_their_release_in_any_namespace(tmp_path):
+    """A file written by the Ferry that keyed verifications by app name (and kept one string for
+    the requester): each row is its release's by name, in any namespace, read as it was."""
+    path = tmp_path / "state.sqlite3"
+    old = {**asdict(v.started(PENDING, VERIFY, 1000.0)), "requester": "Alice Doe"}
+    for key in ("namespace", "name"):
+        del old[key]
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema', '2');
+        CREATE TABLE verifications (
+            environment TEXT NOT NULL, app TEXT NOT NULL, part TEXT NOT NULL, version TEXT NOT NULL,
+            state TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (environment, app, part));
+        CREATE INDEX verifications_state ON verifications (state);""")
+    db.execute("INSERT INTO verifications VALUES ('qa', 'apps/podinfo', 'chart', '6.5.3', 'verifying', ?)",
+               (json.dumps({**old, "app": "apps/podinfo"}),))
+    db.commit()
+    db.close()
+    store = Store(path)
+    book = v.VerificationBook(store)
+    assert store.meta("schema") == "3"
+    (found,) = book.in_state(v.VERIFYING)  # the state index is the new table's
+    assert found.release == Release("qa", None, "podinfo", "chart")
+    assert found.requester == Requester("Alice Doe", "Alice Doe") and found.version == "6.5.3"
+    assert book.get(Release("qa", "apps", "podinfo", "chart")) == found  # its release by name
+    book.save(replace(found, namespace="apps", name="podinfo", state=v.VERIFIED, verified_at=1100.0))
+    assert store.read("SELECT namespace, state FROM verifications") == [("apps", "verified")]  # replaced
+    assert book.get(Release("qa", "other", "podinfo", "chart")) is None
+    assert store.read("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'verifications' "
+                      "ORDER BY name") == [("verifications_release",), ("verifications_state",)]
     store.close()
 
 
@@ -206,7 +242,7 @@ def test_the_automatic_rollback_passes_a_lock_and_an_approval_and_says_so(fleet,
     core._write(core.plan_deploy("podinfo", "qa", "6.5.3"), ALICE, dry_run=False)
     deployed = remote_tip(fleet)
     core.lock("qa", None, Requester("U0BOB"), "release train")
-    change = core.roll_back_failed("podinfo", "qa", "chart", "6.5.3", "6.5.2", ALICE, deployed,
+    change = core.roll_back_failed(core.pin("podinfo", "qa").release, "6.5.3", "6.5.2", ALICE, deployed,
                                    "`errors < 1` does not hold")
     assert change.commit.sha == remote_tip(fleet) and len(remote_log(fleet)) == 3
     message = last_message(fleet)
@@ -225,7 +261,7 @@ def test_the_automatic_rollback_leaves_a_version_someone_changed_since(fleet, tm
     core._write(core.plan_deploy("podinfo", "qa", "6.6.0"), ALICE, dry_run=False)
     tip = remote_tip(fleet)
     with pytest.raises(NothingToRollback, match="now pins 6.6.0, not 6.5.3"):
-        core.roll_back_failed("podinfo", "qa", "chart", "6.5.3", "6.5.2", ALICE, failed, "bad")
+        core.roll_back_failed(core.pin("podinfo", "qa").release, "6.5.3", "6.5.2", ALICE, failed, "bad")
     assert remote_tip(fleet) == tip
 
 
@@ -247,7 +283,7 @@ def test_an_unreadable_check_fails_the_verification_and_never_rolls_back(fleet, 
     assert said[0].record.reason.startswith(f"`errors < 1` could not be evaluated: Prometheus at "
                                             f"{down[7:]} did not answer")
     assert remote_tip(fleet) == change.commit.sha  # nothing rolled back on a check Ferry could not read
-    assert core.verifications.get("qa", "podinfo", "chart").state == v.FAILED
+    assert core.verifications.get(core.pin("podinfo", "qa").release).state == v.FAILED
     assert verifier.tick() == []  # ended: never evaluated again
 
 
@@ -266,7 +302,7 @@ def test_a_failure_flux_reports_is_rolled_back_with_fluxs_words(fleet, tmp_path)
     message = last_message(fleet)
     assert f"Rollback-Of: {change.commit.sha}\n" in message
     assert "Verification: failed: Flux reports UpgradeFailed: Helm upgrade failed" in message
-    assert core.verifications.get("qa", "podinfo", "chart").state == v.ROLLED_BACK
+    assert core.verifications.get(core.pin("podinfo", "qa").release).state == v.ROLLED_BACK
 
 
 def test_ferry_check_evaluates_each_check_once(tmp_path, prometheus):
@@ -333,3 +369,31 @@ def test_a_record_written_before_the_whole_identity_reads_back_as_it_was_signed(
     alice = Requester("U0ALICE", "Alice Doe", "alice@example.com", ("C0DEPLOYS",), "https://chat/p1")
     kept = json.loads(json.dumps(asdict(replace(PENDING, requester=alice))))
     assert WaitingDeploy(**{**kept, "target": ReplyTarget(**kept["target"])}).requester == alice
+
+
+# ---- keyed by release ----------------------------------------------------------------------------
+
+def test_two_releases_of_one_name_in_an_environment_never_share_a_verification(fleet, tmp_path, external_commit):
+    """redis is verified in qa; then a second HelmRelease named redis appears there (namespace
+    cache) and both become namespace/name: the verification stays redis/redis's, not cache's."""
+    later = datetime.now(timezone.utc) + timedelta(hours=2)
+    core = GitOps(qa_settings(fleet, tmp_path, promote_after="30m"), fetch_interval=0, clock=lambda: later)
+    change = core._write(core.plan_deploy("redis", "qa", "19.0.0"), ALICE, dry_run=False)
+    pending = pending_record(change, ALICE, ReplyTarget("testroom", True, "1.2"), 1000.0)
+    said = Verifier(core, clock=lambda: 1001.0).settled(Outcome("live", "redis", "qa", pending))
+    assert [s.kind for s in said] == ["verified"]  # no checks: live is verified
+    redis = remote_file(fleet, "apps/qa/redis.yaml")
+    kustomization = remote_file(fleet, "apps/qa/kustomization.yaml")
+    external_commit(fleet, {"apps/qa/redis-cache.yaml": redis.replace("namespace: redis", "namespace: cache"),
+                            "apps/qa/kustomization.yaml": kustomization.replace("  - redis.yaml\n",
+                                                                                "  - redis.yaml\n  - redis-cache.yaml\n")})
+    names = {p.app for p in core.inventory().in_environment("qa")}
+    assert {"redis/redis", "cache/redis"} <= names, names
+    promotion = core.plan_promotion("redis/redis", "stag")
+    assert promotion.new == "19.0.0"
+    core.check(promotion, ALICE)  # verified two hours ago under its release: no soak blocker
+    cache = core.pin("cache/redis", "qa")
+    assert core.verifications.get(cache.release) is None
+    assert core.verifications.of_releases([cache.release]) == []
+    (found,) = core.verifications.of_releases([core.pin("redis/redis", "qa").release, cache.release])
+    assert (found.app, found.namespace, found.name, found.state) == ("redis", "redis", "redis", v.VERIFIED)

@@ -154,9 +154,10 @@ class Inventory:
         return parts[0] if parts else None
 
     def released(self, release: "Release") -> Optional[Pin]:
-        """The pin of ``release`` (one part), whatever its app is called now."""
+        """The pin of ``release`` (one part), whatever its app is called now; a release in any
+        namespace (a record from before identities) is its name's first."""
         for p in self.pins + self.others:
-            if p.release == release:
+            if release.covers(p.release) and release.part:
                 return p
         return None
 

@@ -16,6 +16,7 @@ from ..errors import CheckUnreadable, FerryError
 from ..sources.prometheus import PrometheusClient
 from . import verify as v
 from .events import Outcome
+from .records import release_of
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ class Verifier:
     def superseded(self, change) -> list:
         """Another change of the same release was pushed: a verification still running ends."""
         with self._lock:
-            record = self.book.get(change.environment, change.app, change.part)
+            record = self.book.get(change.release or release_of(change.environment, change.app, change.part,
+                                                                 None, ""))
             if record is None or record.state != v.VERIFYING or (change.commit and record.commit == change.commit.sha):
                 return []
             record = replace(record, state=v.SUPERSEDED, updated=self.clock(),
@@ -116,7 +118,7 @@ class Verifier:
 
     def _still(self, record: v.Verification) -> bool:
         """The record in the file is still the one evaluated (no newer change replaced it)."""
-        found = self.book.get(record.environment, record.app, record.part)
+        found = self.book.get(record.release)
         return found is not None and found.commit == record.commit and found.state == v.VERIFYING
 
     # ---- failure -------------------------------------------------------------------------------
@@ -130,9 +132,8 @@ class Verifier:
         if not record.old:
             return said + [Verdict("not-rolled-back", record, problem="nothing was pinned before it")]
         try:
-            change = self.gitops.roll_back_failed(record.app, record.environment, record.part,
-                                                  record.version, record.old, record.requester,
-                                                  record.commit, record.reason)
+            change = self.gitops.roll_back_failed(record.release, record.version, record.old,
+                                                  record.requester, record.commit, record.reason)
         except FerryError as e:
             log.warning("rolling back %s %s in %s failed: %s", record.app, record.version,
                         record.environment, e)
@@ -160,7 +161,8 @@ class Verifier:
 
     def _pinned(self, record: v.Verification) -> Optional[str]:
         try:
-            return self.gitops.pin(record.app, record.environment, part=record.part).version
+            found = self.gitops.inventory().released(record.release)
+            return found.version if found is not None else None
         except FerryError as e:  # resumed all the same: a rollback checks the pin before it writes
             log.warning("verification of %s in %s resumed without reading its pin: %s", record.app,
                         record.environment, e)

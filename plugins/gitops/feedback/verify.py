@@ -1,5 +1,5 @@
 """Verification of a change after Flux reports it live: the record, the pure decisions over it, and
-its rows in the state file (``verifications``, one per environment, app and part: the last one).
+its rows in the state file (``verifications``, one per release: the last one).
 
 A record is ``verifying`` from the live event (``since``) until every check held over its soak
 (``verified``, ``verified_at``), or one evaluation did not hold or Flux reported a failure
@@ -122,34 +122,44 @@ def resumed(record: Verification, verify: Optional[Verify], pinned: Optional[str
 # ---- the state file ----------------------------------------------------------------------------
 
 class VerificationBook:
-    """The ``verifications`` table: the last verification per environment, app and part."""
+    """The ``verifications`` table: the last verification of each release (one part of it), keyed
+    as locks are: whatever its app is called, two releases of one name never share one."""
 
     def __init__(self, store):
         self.store = store
 
     def save(self, record: Verification) -> None:
-        row = asdict(record)
+        release = record.release
         with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO verifications VALUES (?, ?, ?, ?, ?, ?)",
-                       (record.environment, record.app, record.part, record.version, record.state,
-                        json.dumps(row)))
+            # A record from before releases (any namespace) is replaced by the release's own.
+            db.execute("DELETE FROM verifications WHERE environment = ? AND name = ? AND part = ? "
+                       "AND (namespace IS NULL OR namespace = ?)",
+                       (release.environment, release.name, release.part, release.namespace))
+            db.execute("INSERT INTO verifications VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (release.environment, release.namespace, release.name, release.part, record.app,
+                        record.version, record.state, json.dumps(asdict(record))))
 
-    def get(self, environment: str, app: str, part: str) -> Optional[Verification]:
-        rows = self.store.read("SELECT record FROM verifications WHERE environment = ? AND app = ? AND part = ?",
-                               (environment, app, part))
-        return _record(rows[0][0]) if rows else None
+    def get(self, release: Release) -> Optional[Verification]:
+        """The last verification of ``release``: its own, else one from before releases by its name."""
+        rows = self.store.read("SELECT namespace, record FROM verifications WHERE environment = ? "
+                               "AND name = ? AND part = ?", (release.environment, release.name, release.part))
+        found = [(namespace, text) for namespace, text in rows
+                 if release.namespace is None or namespace in (None, release.namespace)]
+        found.sort(key=lambda row: row[0] is None)
+        return _record(found[0][1]) if found else None
 
-    def of_app(self, app: str) -> list[Verification]:
-        rows = self.store.read("SELECT record FROM verifications WHERE app = ? ORDER BY environment, part", (app,))
-        return [_record(r) for (r,) in rows]
+    def of_releases(self, releases) -> list[Verification]:
+        """The last verification of each of ``releases`` that has one, by environment and part."""
+        found = [r for r in map(self.get, dict.fromkeys(releases)) if r is not None]
+        return sorted(found, key=lambda r: (r.environment, r.part != "chart", r.part))
 
     def in_state(self, state: str) -> list[Verification]:
         rows = self.store.read("SELECT record FROM verifications WHERE state = ?", (state,))
         return [_record(r) for (r,) in rows]
 
-    def verified_at(self, environment: str, app: str, part: str, version: str) -> Optional[float]:
-        """When ``version`` was verified there (its last verification), or None."""
-        found = self.get(environment, app, part)
+    def verified_at(self, release: Release, version: str) -> Optional[float]:
+        """When ``version`` was verified in ``release`` (its last verification), or None."""
+        found = self.get(release)
         if found is None or found.state != VERIFIED or found.version != version:
             return None
         return found.verified_at
