@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from devtools.fluxrepo import demo_files, demo_settings
+from ferrychat.feedback import say_verdict
 from gitops.check import verification_findings
 from gitops.core import GitOps
 from gitops.errors import CheckUnreadable, NothingToRollback, SettingsError
@@ -19,12 +20,13 @@ from gitops.feedback.records import ReplyTarget, WaitingDeploy
 from gitops.feedback.verifier import Verifier
 from gitops.feedback.waits import Feedback
 from gitops.guard.soak import Check, Verify, soak_blocker
-from gitops.identity import Release
+from gitops.identity import Release, plain
 from gitops.model import Requester
 from gitops.settings import parse_settings
 from gitops.sources.prometheus import PrometheusClient, Reading
 from gitops.state.store import Store
-from tests.fixtures_git import git, remote_file, remote_log, remote_path, remote_tip
+from tests import image_fleet
+from tests.fixtures_git import changed_lines, git, remote_file, remote_log, remote_path, remote_tip
 from tests.fixtures_prometheus import free_port
 from tests.flux_events import encode, flux_event
 from tests.serving import serving
@@ -397,3 +399,53 @@ def test_two_releases_of_one_name_in_an_environment_never_share_a_verification(f
     assert core.verifications.of_releases([cache.release]) == []
     (found,) = core.verifications.of_releases([core.pin("redis/redis", "qa").release, cache.release])
     assert (found.app, found.namespace, found.name, found.state) == ("redis", "redis", "redis", v.VERIFIED)
+
+
+# ---- a whole-app change rolled back whole ----------------------------------------------------------
+
+@pytest.fixture
+def image_core(tmp_path, registry, charts, images, bare_remote):
+    """The image fleet (web: chart and image), qa rolled back on failure; its remote's URL too."""
+    url = bare_remote(image_fleet.files(registry.host, registry.url))
+    raw = {**image_fleet.settings(url), "data_dir": str(tmp_path / "data")}
+    raw["environments"][1].update(on_failure="rollback", verify={"checks": [
+        {"prometheus": "http://127.0.0.1:9", "query": "errors < 1", "for": "1m"}]})
+    return GitOps(parse_settings(raw, {}), fetch_interval=0), url
+
+
+def failed_by_flux(core, change):
+    pending = pending_record(change, ALICE, ReplyTarget("testroom", True, "1.2"), 1000.0)
+    event = parse_event(encode(flux_event(name="web", namespace="web", reason="UpgradeFailed", version=change.new)))
+    return Verifier(core, clock=lambda: 1001.0).settled(Outcome("failed", change.app, "qa", pending, event))
+
+
+def test_a_failed_whole_app_promotion_is_rolled_back_whole_in_one_commit(image_core):
+    core, url = image_core
+    promoted = core.apply(core.plan_promotion("web", "qa"), ALICE)
+    assert promoted.moves == (("chart", "6.5.0", "6.5.1"), ("image", "1.0.0", "1.1.0"))
+    said = failed_by_flux(core, promoted)
+    assert [s.kind for s in said] == ["failed", "rolled-back"]
+    rollback = said[1].change
+    assert rollback.moves == (("chart", "6.5.1", "6.5.0"), ("image", "1.1.0", "1.0.0"))
+    assert remote_log(url)[1] == promoted.commit.sha  # one commit on the promotion
+    assert changed_lines(url)[0] == "2\t2\tapps/qa/web.yaml"
+    message = last_message(url)
+    assert message.startswith("rollback web chart 6.5.1 → 6.5.0, image 1.1.0 → 1.0.0 to qa\n")
+    assert f"Rollback-Of: {promoted.commit.sha}\n" in message
+    web = core.pin("web", "qa", part="image").release
+    assert core.guard.rolled_back(web).version == "1.1.0"  # each part marked: neither comes back alone
+    assert core.guard.rolled_back(core.pin("web", "qa", part="chart").release).version == "6.5.1"
+    assert plain(say_verdict(said[1])).startswith("`web` rolled back in qa (chart 6.5.1 → 6.5.0, image 1.1.0 → 1.0.0) "
+                                           "by Ferry on behalf of U0ALICE (commit ")
+
+
+def test_a_whole_app_change_half_changed_since_is_left_and_said_why(image_core):
+    core, url = image_core
+    promoted = core.apply(core.plan_promotion("web", "qa"), ALICE)
+    core.apply(core.plan_deploy("web", "qa", "1.2.0", part="image"), ALICE)  # the image moved on since
+    tip = remote_tip(url)
+    said = failed_by_flux(core, promoted)
+    assert [s.kind for s in said] == ["failed", "not-rolled-back"]
+    assert said[1].problem == ("`web image` in qa now pins 1.2.0, not the 1.1.0 the failed change wrote with "
+                               "6.5.1: someone changed it since, so Ferry left the whole change.")
+    assert remote_tip(url) == tip

@@ -98,9 +98,14 @@ def say_verdict(verdict) -> str:
     if kind == "rolled-back":
         change = verdict.change
         commit = f" (commit {change.commit.sha[:10]})" if change is not None and change.commit else ""
-        return (f"{what} rolled back to {r.old} in {r.environment} by Ferry on behalf of "
-                f"{person(r.requester)}{commit}: its verification failed. {r.version} cannot come "
-                f"back without `--force`.")
+        back = f"{what} rolled back to {r.old} in {r.environment}"
+        gone = f"{r.version} cannot"
+        if change is not None and change.moves:  # the whole app the failed change moved
+            back = f"`{r.app}` rolled back in {r.environment} (" + ", ".join(
+                f"{part} {old} → {new}" for part, old, new in change.moves) + ")"
+            gone = "Those versions cannot"
+        return (f"{back} by Ferry on behalf of {person(r.requester)}{commit}: its verification failed. "
+                f"{gone} come back without `--force`.")
     if kind == "not-rolled-back":
         return (f"{what} was not rolled back in {r.environment}: {_one_line(verdict.problem)} "
                 f"Roll it back by hand: `!rollback {r.app} {r.environment}`.")
