@@ -40,8 +40,10 @@ def start(tmp_path, fleet_url, prometheus, monkeypatch):
     monkeypatch.setenv("GITOPS_FLUX_TOKEN_QA", TOKENS["qa"])
     running = []
 
-    def start_ferry(on_failure="rollback", soak="3s", promote_after=None, verify=True) -> Ferry:
+    def start_ferry(on_failure="rollback", soak="3s", promote_after=None, verify=True,
+                    flux_timeout_minutes=10) -> Ferry:
         raw = demo_settings(fleet_url)
+        raw["flux"] = {"timeout_minutes": flux_timeout_minutes}
         qa = raw["environments"][1]
         qa["notify"] = "#deploys-qa"
         if verify:
@@ -304,3 +306,43 @@ def test_a_newer_change_ends_the_verification_it_supersedes(start, fleet_url, ex
     exporter.errors.set(5)  # nothing is verifying now: nothing fails, nothing is rolled back
     ferry.quiet(wait=3)
     assert remote_tip(fleet_url) == tip
+
+
+def test_no_word_from_flux_within_its_wait_fails_the_verification_and_rolls_it_back(start, fleet_url):
+    ferry = start(flux_timeout_minutes=0.05)  # 3 s
+    ferry.in_room()
+    _, result = ferry.say("!deploy podinfo 6.5.3 to qa", replies=2, extras={
+        "slack_event": {"ts": THREAD, "channel": "C0DEPLOYS"}})
+    deploy_commit = remote_tip(fleet_url)
+    assert ferry.next(timeout=20).startswith("podinfo 6.5.3 in qa: no word from Flux within 3s of the push")
+    failed = ferry.next(timeout=20)
+    assert failed == "podinfo 6.5.3 failed its verification in qa: no word from Flux."
+    in_thread(ferry, failed)
+    rolled = ferry.next(timeout=20)
+    assert rolled.startswith("podinfo 6.5.3 rolled back to 6.5.2 in qa by Ferry on behalf of @alice (commit ")
+    in_thread(ferry, rolled)
+    message = last_message(fleet_url)
+    assert message.startswith("rollback podinfo 6.5.3 → 6.5.2 to qa\n")
+    assert f"Rollback-Of: {deploy_commit}" in message
+    assert "Verification: failed: Flux did not report it live within 0.05 minutes of the push" in message
+    assert ferry.next() == rolled and str(ferry.sent[-1].to) == "#deploys-qa"
+    # The rollback hears no word either: it fails its verification, and is never rolled back itself.
+    assert ferry.next(timeout=20).startswith("podinfo 6.5.2 in qa: no word from Flux within 3s")
+    assert ferry.next(timeout=20) == "podinfo 6.5.2 failed its verification in qa: no word from Flux."
+    ferry.quiet(wait=1.0)
+    assert len(remote_log(fleet_url)) == 3  # seed, deploy, one rollback
+    assert "qa: 6.5.2 failed: Flux did not report it live" in ferry.say("!versions podinfo")[0]
+
+
+def test_with_on_failure_notify_flux_reporting_after_its_wait_verifies_it_after_all(start, fleet_url):
+    ferry = start(on_failure="notify", soak="1s", flux_timeout_minutes=0.05)
+    ferry.in_room()
+    ferry.say("!deploy podinfo 6.5.3 to qa", replies=2, extras={"slack_event": {"ts": THREAD}})
+    tip = remote_tip(fleet_url)
+    assert ferry.next(timeout=20).startswith("podinfo 6.5.3 in qa: no word from Flux")
+    assert ferry.next(timeout=20) == "podinfo 6.5.3 failed its verification in qa: no word from Flux."
+    assert ferry.post("qa", flux_event(reason="UpgradeSucceeded", version="6.5.3")).status_code == 200
+    assert ferry.next().startswith("podinfo 6.5.3 is live in qa after all")
+    assert ferry.next().startswith("podinfo 6.5.3 in qa: verifying")
+    assert ferry.next(timeout=20).startswith("podinfo 6.5.3 is verified in qa")
+    assert remote_tip(fleet_url) == tip  # notify: nothing written

@@ -91,6 +91,8 @@ def say_verdict(verdict) -> str:
     if kind == "verified":
         held = f": {figures}, held for {duration(r.verified_at - r.since)}" if figures else ""
         return f"{what} is verified in {r.environment}{held}."  # no checks: live is verified
+    if kind == "failed" and r.cause == "timeout":  # the wait was just said
+        return f"{what} failed its verification in {r.environment}: no word from Flux."
     if kind == "failed" and r.cause == "flux":  # Flux's own words were just said, quoted
         return f"{what} failed its verification in {r.environment}: Flux reported a failure."
     if kind == "failed":

@@ -82,6 +82,7 @@ class FerryFlux(BotPlugin):
         try:
             for outcome in self.feedback.expired():
                 self._say(outcome)
+                self._verify(outcome)  # silence fails a verification (on_failure applies)
         except Exception:  # logged; the poller must live on to check again next round
             self.log.exception("checking Flux timeouts failed")
 

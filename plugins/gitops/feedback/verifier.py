@@ -56,9 +56,11 @@ class Verifier:
     # ---- Flux's outcome ----------------------------------------------------------------------
 
     def settled(self, outcome: Outcome) -> list:
-        """Flux settled a pushed change (``live`` or ``failed``): begin its verification, or fail it."""
+        """Flux settled a pushed change (``live`` or ``failed``): begin its verification, or fail
+        it; or said nothing of it in time (``timeout``): fail it. Flux reporting after all begins
+        its verification then (a change rolled back since no longer waits for that report)."""
         pending, verify = outcome.pending, None
-        if pending is not None and outcome.kind in ("live", "failed"):
+        if pending is not None and outcome.kind in ("live", "failed", "timeout"):
             verify = self._verify(pending.environment)
         if verify is None:
             return []
@@ -70,6 +72,9 @@ class Verifier:
                     self.book.save(record)
                 return [Verdict(record.state, record, checks=tuple(c.label for c in verify.checks),
                                 soak=verify.soak)]
+            if outcome.kind == "timeout":
+                return self._failed(v.flux_silent(pending, self.gitops.settings.flux.timeout_minutes, now),
+                                    verify)
             message = f"Flux reports {outcome.event.reason}: {outcome.event.message}".strip()
             return self._failed(v.flux_failed(pending, message, now), verify)
 

@@ -4,8 +4,10 @@ its rows in the state file (``verifications``, one per release: the last one).
 A record is ``verifying`` from the live event (``since``) until every check held over its soak
 (``verified``, ``verified_at``), or one evaluation did not hold or Flux reported a failure
 (``failed``), then ``rolled-back`` once Ferry reverted it; ``lost`` when a restart could not resume
-it; ``superseded`` when another change of the same release was pushed before it ended. ``cause`` says why it failed: ``flux`` (Flux's failure), ``check`` (a query's value), or
-``unreadable`` (a check could not be evaluated: never rolled back on that, only said).
+it; ``superseded`` when another change of the same release was pushed before it ended. ``cause``
+says why it failed: ``flux`` (Flux's failure), ``timeout`` (Flux said nothing of it within
+``flux.timeout_minutes``), ``check`` (a query's value), or ``unreadable`` (a check could not be
+evaluated: never rolled back on that, only said).
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ class Verification:
     @property
     def rolls_back(self) -> bool:
         """Whether a failure of this change may be reverted automatically."""
-        return self.action != "rollback" and self.cause in ("flux", "check")
+        return self.action != "rollback" and self.cause in ("flux", "check", "timeout")
 
 
 def started(pending, verify: Verify, now: float) -> Verification:
@@ -69,6 +71,13 @@ def started(pending, verify: Verify, now: float) -> Verification:
 
 def flux_failed(pending, message: str, now: float) -> Verification:
     return replace(_of(pending, FAILED, now), reason=message, cause="flux")
+
+
+def flux_silent(pending, timeout_minutes: float, now: float) -> Verification:
+    """Flux said nothing of the change within its wait: nothing shows it healthy, so it failed."""
+    return replace(_of(pending, FAILED, now), cause="timeout",
+                   reason=f"Flux did not report it live within {timeout_minutes:g} minute"
+                          f"{'' if timeout_minutes == 1 else 's'} of the push")
 
 
 def _of(pending, state: str, now: float) -> Verification:
