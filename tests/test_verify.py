@@ -41,14 +41,14 @@ def start(tmp_path, fleet_url, prometheus, monkeypatch):
     running = []
 
     def start_ferry(on_failure="rollback", soak="3s", promote_after=None, verify=True,
-                    flux_timeout_minutes=10) -> Ferry:
+                    flux_timeout_minutes=10, prometheus_url=None) -> Ferry:
         raw = demo_settings(fleet_url)
         raw["flux"] = {"timeout_minutes": flux_timeout_minutes}
         qa = raw["environments"][1]
         qa["notify"] = "#deploys-qa"
         if verify:
             qa["verify"] = {"interval": "0.3s", "checks": [
-                {"prometheus": prometheus.url, "query": GOOD, "for": soak}]}
+                {"prometheus": prometheus_url or prometheus.url, "query": GOOD, "for": soak}]}
             qa["on_failure"] = on_failure
         if promote_after:
             qa["promote_after"] = promote_after
@@ -199,20 +199,65 @@ def test_an_admin_may_force_a_promotion_during_the_soak_recorded_in_the_commit(s
     assert "Forced-by: @alice <@alice> past: `podinfo` 6.5.3 is not verified in qa yet" in message
 
 
-def test_a_restart_during_the_soak_resumes_it_in_its_thread(start, fleet_url, exporter):
+def first_word(ferry: Ferry, timeout: float = 20) -> str:
+    """What a restarted Ferry said first (at its start, or soon after)."""
+    return ferry.early.pop(0) if ferry.early else ferry.next(timeout=timeout)
+
+
+def test_a_restart_during_the_soak_reads_what_it_missed_and_the_soak_goes_on(start, fleet_url, exporter):
     ferry = start(soak="60s")
     deployed_live(ferry)
     assert ferry.next().startswith("podinfo 6.5.3 in qa: verifying")
+    live = time.time()
     start.stop(ferry)
 
     again = start(soak="60s")
-    resumed = again.early.pop(0) if again.early else again.next(timeout=20)
-    assert resumed == ("podinfo 6.5.3 in qa: Ferry restarted during its verification; the soak "
-                       "begins again now.")
+    resumed = first_word(again)
+    found = re.fullmatch(r"podinfo 6\.5\.3 in qa: Ferry restarted during its verification; Prometheus shows every "
+                         r"check held while it was away, so the soak goes on: (\d+)s remain\.", resumed)
+    assert found, resumed
+    assert int(found.group(1)) <= 60 - int(time.time() - live) + 1  # the clock was not restarted
     in_thread(again, resumed)
     exporter.errors.set(9)  # and it still acts: a failure after the restart is rolled back
     assert again.next(timeout=30).startswith("podinfo 6.5.3 failed its verification in qa")
     assert again.next(timeout=30).startswith("podinfo 6.5.3 rolled back to 6.5.2 in qa")
+
+
+def test_a_failure_while_ferry_was_away_fails_it_at_the_restart_and_rolls_it_back(start, fleet_url, prometheus,
+                                                                                   exporter):
+    ferry = start(soak="60s")
+    deployed_live(ferry)
+    deploy_commit = remote_tip(fleet_url)
+    assert ferry.next().startswith("podinfo 6.5.3 in qa: verifying")
+    start.stop(ferry)
+    exporter.errors.set(9)  # bad for a few scrapes while Ferry is down, good again before it starts
+    prometheus.wait_for(GOOD, holds=False)
+    exporter.errors.set(0)
+    prometheus.wait_for(GOOD)
+
+    again = start(soak="60s")
+    failed = first_word(again)
+    assert re.fullmatch(rf"podinfo 6\.5\.3 failed its verification in qa: {GOOD} on {re.escape(prometheus.url)} "
+                        r"did not hold at \d\d:\d\d:\d\d UTC, while Ferry was away: it returned no sample", failed), failed
+    in_thread(again, failed)
+    rolled = first_word(again)
+    assert rolled.startswith("podinfo 6.5.3 rolled back to 6.5.2 in qa by Ferry on behalf of @alice")
+    assert f"Rollback-Of: {deploy_commit}" in last_message(fleet_url)
+    assert len(remote_log(fleet_url)) == 3
+
+
+def test_a_restart_prometheus_cannot_answer_for_begins_the_soak_again_and_says_why(start, fleet_url):
+    ferry = start(soak="60s")
+    deployed_live(ferry)
+    assert ferry.next().startswith("podinfo 6.5.3 in qa: verifying")
+    start.stop(ferry)
+    down = f"http://127.0.0.1:{free_port()}"  # the check's Prometheus does not answer now
+    again = start(soak="60s", prometheus_url=down)
+    said = first_word(again)
+    assert said == (f"podinfo 6.5.3 in qa: Ferry restarted during its verification and could not read what it "
+                    f"missed from Prometheus (Prometheus at {down[7:]} did not answer: ConnectionError); the soak "
+                    "of 1m begins again now."), said
+    in_thread(again, said)
 
 
 def test_a_verification_the_settings_no_longer_name_is_lost_and_said_so(start, fleet_url):
@@ -286,7 +331,6 @@ def test_the_real_errbot_process_killed_during_a_soak_resumes_it(tmp_path, fleet
         proc.wait(timeout=10)
     proc, lines = start()
     try:
-        hear(lines, r"podinfo.? 6\.5\.3 in qa: Ferry restarted during its verification; the soak begins again now\.")
         hear(lines, r"podinfo.? 6\.5\.3 is verified in qa: .*ferry_test_errors < 1.? = 0, held for [4-9]s\.")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -3,6 +3,7 @@ against a real Prometheus (and a local server for credentials), the pure decisio
 file's migration, and the core's automatic rollback against a real bare remote."""
 import json
 import sqlite3
+import time
 from datetime import datetime, timedelta, timezone
 from dataclasses import asdict, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -103,6 +104,34 @@ def test_instant_queries_read_as_prometheus_answers_them(prometheus, exporter):
         client.query(f"http://127.0.0.1:{free_port()}", "up")
 
 
+def test_a_range_query_reads_each_step_as_an_instant_query_would(prometheus, exporter):
+    """The gap a restart missed: the gauge is bad for a few scrapes, then good again."""
+    client = PrometheusClient(lambda host: None, timeout=5)
+    exporter.errors.set(0)
+    prometheus.wait_for("ferry_test_errors == 0")
+    time.sleep(1.5)  # a scrape or two of it good
+    start = time.time() - 1
+    exporter.errors.set(3)
+    prometheus.wait_for("ferry_test_errors == 3")
+    time.sleep(1.5)
+    exporter.errors.set(0)
+    prometheus.wait_for("ferry_test_errors == 0")
+    time.sleep(1.5)
+    end = time.time()
+    steps = client.query_range(prometheus.url, "ferry_test_errors < 1", start, end, 0.5)
+    first = round(start * 1000)
+    assert [t for t, _ in steps] == [(first + k * 500) / 1000 for k in range(int((end - start) // 0.5) + 1)]
+    held = [r.holds for _, r in steps]
+    assert held[0] and held[-1] and not all(held), held  # good, bad for a while, good again
+    assert {r.figure for _, r in steps} == {"0", "no sample"}
+    scalar = client.query_range(prometheus.url, "scalar(ferry_test_errors) < bool 1", start, end, 0.5)
+    assert [r.holds for _, r in scalar] == held and {r.figure for _, r in scalar} == {"1", "0"}
+    with pytest.raises(CheckUnreadable, match=r"refused the range query \(bad_data\): .*parse error"):
+        client.query_range(prometheus.url, "sum(ferry_test_errors) <", start, end, 0.5)
+    long_gap = client.query_range(prometheus.url, "ferry_test_errors < 1", end - 86400, end, 1)
+    assert len(long_gap) <= 11000  # Prometheus's limit: a longer gap, longer steps
+
+
 class _Recording(BaseHTTPRequestHandler):
     """Answers as Prometheus's /api/v1/query does, and keeps the Authorization it was sent."""
     seen: list = []
@@ -163,13 +192,30 @@ def test_a_rollback_is_never_rolled_back_automatically():
     assert failed.state == v.FAILED and not failed.rolls_back
 
 
-def test_a_restart_begins_the_soak_again_or_loses_it():
+def test_a_restart_reads_what_it_missed_or_loses_it():
     record = v.evaluated(v.started(PENDING, VERIFY, 1000.0), VERIFY, {"errors < 1": Reading(True, "0")}, 1010.0)
-    again = v.resumed(record, VERIFY, "6.5.3", 2000.0)
-    assert (again.state, again.since, again.evaluations) == (v.VERIFYING, 2000.0, 0)
+    assert v.resumed(record, VERIFY, "6.5.3", 1030.0) == record  # as it was: what it missed is read next
     assert v.resumed(record, None, "6.5.3", 2000.0).state == v.LOST
     moved = v.resumed(record, VERIFY, "6.6.0", 2000.0)
     assert moved.state == v.LOST and moved.reason == "Git pins 6.6.0 there now, not 6.5.3"
+    # Missed: an interval after the last evaluation, to now or to the soak's end.
+    assert v.missed(record, VERIFY, 1035.0) == (1020.0, 1035.0, 10.0)
+    assert v.missed(record, VERIFY, 5000.0) == (1020.0, 1060.0, 10.0)
+    assert v.missed(record, VERIFY, 1015.0) is None
+    held = {"errors < 1": [(1020.0, Reading(True, "0")), (1030.0, Reading(True, "0.5"))]}
+    goes_on = v.caught_up(record, VERIFY, held, 1035.0)
+    assert (goes_on.state, goes_on.since, goes_on.updated, goes_on.evaluations) == (v.VERIFYING, 1000.0, 1030.0, 3)
+    assert goes_on.figures == {"errors < 1": "0.5"} and not v.due(goes_on, VERIFY, 1035.0)
+    steps = {"errors < 1": [(t, Reading(True, "0")) for t in (1020.0, 1030.0, 1040.0, 1050.0, 1060.0)]}
+    done = v.caught_up(record, VERIFY, steps, 5000.0)  # the soak ended while Ferry was away
+    assert (done.state, done.verified_at) == (v.VERIFIED, 1060.0)
+    broke = {"errors < 1": [(1020.0, Reading(True, "0")), (1030.0, Reading(False, "no sample"))]}
+    failed = v.caught_up(record, VERIFY, broke, 1035.0)
+    assert failed.state == v.FAILED and failed.cause == "check" and failed.rolls_back
+    assert failed.reason == ("`errors < 1` on http://p:9090 did not hold at 00:17:10 UTC, while Ferry was away: "
+                             "it returned no sample")
+    again = v.restarted(record, 2000.0)
+    assert (again.state, again.since, again.evaluations) == (v.VERIFYING, 2000.0, 0)
 
 
 def test_the_soak_blocker_says_how_long_remains():

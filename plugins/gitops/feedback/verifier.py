@@ -26,12 +26,12 @@ class Verdict:
     """Something to say about a verification, in the thread of the change it is about; a
     ``rolled-back`` one is said in the environment's notify channel too."""
 
-    kind: str  # verifying | verified | failed | rolled-back | not-rolled-back | resumed | lost | superseded
+    kind: str  # verifying | verified | failed | rolled-back | not-rolled-back | resumed | restarted | lost | superseded
     record: v.Verification
     change: object = None  # rolled-back: the rollback's Change
-    problem: str = ""  # not-rolled-back: why Ferry could not revert it
+    problem: str = ""  # not-rolled-back: why Ferry could not revert it; restarted: why Prometheus could not say
     checks: tuple = ()  # verifying: the labels of the checks that must hold
-    soak: float = 0.0  # verifying: for how long
+    soak: float = 0.0  # verifying, restarted: for how long; resumed: how long remains
 
 
 class Verifier:
@@ -43,6 +43,8 @@ class Verifier:
                                                          timeout=gitops.settings.registry_timeout)
         self.book = gitops.verifications
         self._lock = threading.RLock()  # one tick at a time: a check is never evaluated twice at once
+        # What a restart interrupted: verifying when this process began (resumed once, first).
+        self._interrupted = {(r.release, r.commit) for r in self.book.in_state(v.VERIFYING)}
 
     def _verify(self, environment: str):
         return self.gitops.settings.environment(environment).verify
@@ -95,8 +97,8 @@ class Verifier:
 
     def tick(self) -> list:
         """Evaluate every verification that is due; what to say about those that ended."""
-        said = []
         with self._lock:
+            said = self.resume()  # before any evaluation: what the restart missed is read first
             for record in self.book.in_state(v.VERIFYING):
                 verify = self._verify(record.environment) if record.environment in \
                     self.gitops.settings.environment_names else None
@@ -152,17 +154,48 @@ class Verifier:
     # ---- a restart -----------------------------------------------------------------------------
 
     def resume(self) -> list:
-        """At start: every verification still ``verifying`` begins its soak again, or is lost."""
-        said = []
-        names = self.gitops.settings.environment_names
-        for record in self.book.in_state(v.VERIFYING):
-            verify = self._verify(record.environment) if record.environment in names else None
-            pinned = self._pinned(record) if verify is not None else None
-            record = v.resumed(record, verify, pinned, self.clock())
+        """Once, at start: each verification a restart interrupted reads back from Prometheus what
+        it missed (a range query per check, a step per interval): a step that did not hold fails it
+        (``on_failure`` applies); all held, its soak goes on from when it began (or it is verified,
+        when it ended meanwhile). What Prometheus cannot answer begins the soak again, said so.
+        Lost when the settings verify nothing there now or Git pins another version."""
+        with self._lock:
+            interrupted, self._interrupted = self._interrupted, set()
+            said = []
+            names = self.gitops.settings.environment_names
+            for record in self.book.in_state(v.VERIFYING):
+                if (record.release, record.commit) not in interrupted:
+                    continue
+                verify = self._verify(record.environment) if record.environment in names else None
+                pinned = self._pinned(record) if verify is not None else None
+                record = v.resumed(record, verify, pinned, self.clock())
+                if record.state == v.LOST:
+                    with self.gitops.state.transaction():
+                        self.book.save(record)
+                    said.append(Verdict(v.LOST, record))
+                else:
+                    said += self._caught_up(record, verify)
+            return said
+
+    def _caught_up(self, record: v.Verification, verify) -> list:
+        now = self.clock()
+        gap = v.missed(record, verify, now)
+        try:
+            readings = {c.label: self.prometheus.query_range(c.prometheus, c.query, *gap)
+                        for c in verify.checks} if gap else {}
+        except CheckUnreadable as e:
+            record = v.restarted(record, now)
             with self.gitops.state.transaction():
                 self.book.save(record)
-            said.append(Verdict("resumed" if record.state == v.VERIFYING else v.LOST, record))
-        return said
+            return [Verdict("restarted", record, problem=str(e), soak=verify.soak)]
+        record = v.caught_up(record, verify, readings, now) if gap else record
+        if record.state == v.FAILED:
+            return self._failed(record, verify)
+        with self.gitops.state.transaction():
+            self.book.save(record)
+        if record.state == v.VERIFIED:
+            return [Verdict(v.VERIFIED, record)]
+        return [Verdict("resumed", record, soak=max(0.0, record.since + verify.soak - now))]
 
     def _pinned(self, record: v.Verification) -> Optional[str]:
         try:

@@ -12,6 +12,7 @@ evaluated: never rolled back on that, only said).
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field, replace
 from typing import Mapping, Optional
 
@@ -116,15 +117,50 @@ def due(record: Verification, verify: Verify, now: float) -> bool:
 
 
 def resumed(record: Verification, verify: Optional[Verify], pinned: Optional[str], now: float) -> Verification:
-    """A record found ``verifying`` at a restart: the soak begins again from ``now`` (what Prometheus
-    said while Ferry was away was not evaluated), or it is lost when the environment verifies
-    nothing now or ``pinned`` (the version in Git now) is another."""
+    """A record found ``verifying`` at a restart, as it was (what Prometheus said while Ferry was
+    away is read next: ``missed``, then ``caught_up`` or ``restarted``), or lost when the
+    environment verifies nothing now or ``pinned`` (the version in Git now) is another."""
     if verify is None:
         return replace(record, state=LOST, updated=now,
                        reason="the environment's settings no longer say how to verify it")
     if pinned != record.version:
         return replace(record, state=LOST, updated=now,
                        reason=f"Git pins {pinned or 'nothing'} there now, not {record.version}")
+    return record
+
+
+def missed(record: Verification, verify: Verify, now: float) -> Optional[tuple]:
+    """The evaluations a restart missed, as (start, end, step) of a range query: from an interval
+    after the last one to ``now``, or to the soak's end when it ended while Ferry was away; None
+    when none was missed."""
+    start = record.updated + verify.interval if record.evaluations else record.since
+    end = min(now, record.since + verify.soak)
+    return (start, end, verify.interval) if start <= end else None
+
+
+def caught_up(record: Verification, verify: Verify, readings: Mapping, now: float) -> Verification:
+    """The record after the evaluations a restart missed, read back from Prometheus: ``readings``
+    maps each check's label to ``[(time, Reading), …]``. The first that did not hold fails it
+    (at its time, while Ferry was away); all held: the soak goes on from when it began, or it is
+    verified when it ended meanwhile."""
+    figures, last = dict(record.figures), record.updated
+    for check in verify.checks:
+        for at, found in readings.get(check.label, ()):
+            if not found.holds:
+                when = datetime.fromtimestamp(at, timezone.utc).strftime("%H:%M:%S UTC")
+                return replace(record, state=FAILED, updated=now, figures={**figures, check.label: found.figure},
+                               cause="check", reason=f"`{check.query}` on {check.prometheus} did not hold at "
+                                                     f"{when}, while Ferry was away: it returned {found.figure}")
+            figures[check.label], last = found.figure, max(last, at)
+    steps = max((len(r) for r in readings.values()), default=0)
+    record = replace(record, figures=figures, updated=last, evaluations=record.evaluations + steps)
+    if now >= record.since + verify.soak:  # the soak ended while Ferry was away, every step held
+        return replace(record, state=VERIFIED, verified_at=record.since + verify.soak)
+    return record
+
+
+def restarted(record: Verification, now: float) -> Verification:
+    """What a restart missed could not be read: the soak begins again from ``now``."""
     return replace(record, since=now, updated=now, evaluations=0)
 
 
