@@ -15,6 +15,7 @@ FLOORS = [
     {"model", "state"},
     {"versions"},
     {"guard", "credentials"},
+    {"forge_settings"},
     {"settings"},
     {"workspace"},
     {"ops"},
@@ -22,7 +23,7 @@ FLOORS = [
     {"forges"},
     {"flux", "feedback", "preview"},
     {"changes", "selection"},
-    {"reports", "decisions", "previews"},
+    {"reports", "decisions", "previews", "queueing"},
     {"core"},
     {"check"},
 ]

@@ -197,3 +197,16 @@ def test_hostile_label_values_stay_on_their_line_and_short():
     lines = rendered(change).splitlines()
     assert len(lines) == 2 and len(lines[1]) < 120
     assert lines[1].startswith("• version: 1.0 • changes: https://evil.example/xxx")
+
+
+def test_a_pull_request_s_description_carries_an_image_tag_s_whole_preview():
+    from ferrychat.previews import pull_request_section
+    from gitops.preview.images import ImagePreview
+    from gitops.sources.image_labels import ImageLabels
+    sides = [ImageLabels("ghcr.io/acme/api", tag, "sha256:" + c * 64, "linux/amd64", "",
+                         tuple(sorted(oci_labels(tag, revision, "https://github.com/acme/api").items())))
+             for tag, revision, c in (("1.0.0", OLD_REVISION, "a"), ("1.1.0", NEW_REVISION, "b"))]
+    found = ImagePreview("api", "qa", "image:app", image_change(*sides))
+    section = pull_request_section(found).splitlines()
+    assert section[:2] == ["Preview of `api` image:app in qa:", "Image `ghcr.io/acme/api`: 1.0.0 → 1.1.0:"]
+    assert section[-1] == f"• changes: https://github.com/acme/api/compare/{OLD_REVISION}...{NEW_REVISION}"

@@ -8,6 +8,8 @@ partly from a Secret, its policy preview: require_clean.
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from devtools.artifacts import push_chart
@@ -157,11 +159,25 @@ def test_without_an_environment_the_first_it_would_change(fleet):
         "web is already at 7.0.0 in dev: there is nothing to preview."
 
 
-def test_an_app_tracked_by_its_image_is_told_it_is_not_available_yet(registry, charts, images,
-                                                                     bare_remote, tmp_path):
+def test_an_app_tracked_by_its_image_is_previewed_by_its_labels(registry, charts, images,
+                                                               bare_remote, tmp_path):
     url = bare_remote(image_fleet.files(registry.host, registry.url))
     with started_bot(tmp_path, image_fleet.settings(url)) as bot:
-        assert ask(bot, "!preview api 1.1.0 in qa")[0] == (
-            "api in qa is tracked by its image tag: a preview of image tags is not available yet.")
+        text = ask(bot, "!preview api 1.1.0 in qa")[0]
+        assert text.splitlines() == ["Preview of api image:app in qa:",
+                                     f"Image {registry.host}/images/api: 1.0.0 → 1.1.0:",
+                                     "• version: 1.0.0 → 1.1.0"], text
         intent, result = ask(bot, "!deploy api 1.1.0 to qa", replies=2)
-        assert "Preview" not in result, result  # an image tag's change says nothing of charts
+        assert "Preview" not in result, result  # the version label says what the tag says: nothing more
+
+
+def test_the_approval_carries_the_short_preview(fleet):
+    bot, url = fleet
+    asked = ask(bot, "!deploy web 7.0.0 to stag")[0]
+    change_id = re.search(r"is change `?(\w+)`?", asked).group(1)
+    bot.bot.sender = bot.bot.build_identifier("@bob")
+    done = ask(bot, f"!approve {change_id}")[0]
+    assert done.startswith("Deployed web 6.0.0 → 7.0.0 in stag"), done
+    assert "stag sets keys that are not in 7.0.0's values: ingress.hosts." in done.splitlines(), done
+    assert "The whole preview: !preview web 7.0.0 in stag." in done.splitlines(), done
+    assert "version: 7.0.0" in remote_file(url, "apps/stag/web.yaml")

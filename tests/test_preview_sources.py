@@ -175,3 +175,16 @@ def test_archives_come_with_the_hosts_own_credentials(registry_auth, bare_remote
         text = ask(bot, "!preview web 7.0.0 in qa")[0]
         assert text.startswith("Preview of web in qa: chart 6.0.0 → 7.0.0"), text
         assert registry_auth.password not in text
+
+
+def test_archives_and_labels_use_the_sources_public_methods_only():
+    """One way to do a thing: what the OCI and index clients keep private stays theirs (archives and
+    image labels go through ``OciRegistry.blob``/``refused``/``unreachable`` and
+    ``HelmIndexClient.download``/``unreachable``)."""
+    import re
+    from pathlib import Path
+    sources = Path(__file__).resolve().parent.parent / "plugins" / "gitops" / "sources"
+    private = re.compile(r"\b(?!self\b)\w+\._(check_200_response|refused|unreachable)\(")
+    found = [f"{path.name}: {m.group(0)}" for path in sorted(sources.glob("*.py"))
+             for m in private.finditer(path.read_text())]
+    assert found == []

@@ -110,7 +110,7 @@ def say_verdict(verdict) -> str:
                 f"{gone} come back without `--force`.")
     if kind == "not-rolled-back":
         return (f"{what} was not rolled back in {r.environment}: {_one_line(verdict.problem)} "
-                f"Roll it back by hand: `!rollback {r.app} {r.environment}`.")
+                f"Roll it back by hand: `!rollback {r.app} on {r.environment}`.")
     if kind == "superseded":
         return f"{what} in {r.environment}: its verification ended: {_one_line(r.reason)}."
     if kind == "resumed":

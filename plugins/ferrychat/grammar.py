@@ -14,12 +14,12 @@ USAGE = {
     "versions": "`!versions [<app> | <glob>] [--outdated] [--env <env>]` or `!versions <app> <env>`",
     "diff": "`!diff <envA> <envB>` or `!diff <app> <envA> <envB>`",
     "deploy": "`!deploy <app> <version> to <env>` or `!deploy <app>@<version> to <env>` "
-              "[--dry-run] [--force]; `!deploy <app> chart|image|image:<container> <version> to <env>` "
+              "[--dry-run] [--force] [--queue]; `!deploy <app> chart|image|image:<container> <version> to <env>` "
               "names the part",
     "promote": "`!promote <app> [from <env>] to <env>` or `!promote <app>@<version> to <env>` "
-               "[--dry-run] [--force]; `!promote <app> chart|image|image:<container> to <env>` "
+               "[--dry-run] [--force] [--queue]; `!promote <app> chart|image|image:<container> to <env>` "
                "names the part",
-    "rollback": "`!rollback <app> on <env> [to <version>]` [--dry-run]; "
+    "rollback": "`!rollback <app> on <env> [to <version>]` [--dry-run] [--queue]; "
                 "`!rollback <app> chart|image|image:<container> on <env>` names the part",
     "preview": "`!preview <app> <version> [in <env>]`, `!preview <app>@<version> [in <env>]` or "
                "`!preview <app> to <env>`",
@@ -34,7 +34,7 @@ USAGE = {
 _CHANGE_ID = re.compile(r"^[0-9a-fA-F]{6,16}$")
 # Which part of an app a command changes: its chart version, or the tag of (one container's) image.
 _PART = re.compile(r"^(chart|image(:[A-Za-z0-9][A-Za-z0-9_./-]{0,62})?)$", re.IGNORECASE)
-_FLAGS = {"--dry-run": "dry_run", "--force": "force"}
+_FLAGS = {"--dry-run": "dry_run", "--force": "force", "--queue": "queue"}
 MAX_AUDIT = 1000  # `!audit N`: a long list goes in a file (ferrychat.sizing); Git reads N commits
 
 
@@ -60,6 +60,7 @@ class Request:
     dry_run: bool = False
     force: bool = False
     part: Optional[str] = None  # "chart", "image", "image:<container>"; None: what the app is tracked by
+    queue: bool = False  # outside the environment's promotion windows: wait for the next opening
 
 
 def part_word(word: str) -> Optional[str]:
@@ -87,6 +88,9 @@ def words(command: str, args: str) -> tuple[list[str], dict]:
             flags[_FLAGS[word.lower()]] = True
         else:
             rest.append(word)
+    if flags.get("queue") and (flags.get("dry_run") or flags.get("force")):
+        other = "--dry-run" if flags.get("dry_run") else "--force"
+        raise usage_error(command, f"`--queue` waits for the next window, `{other}` does not: give one of them.")
     return rest, flags
 
 

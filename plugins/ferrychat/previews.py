@@ -1,6 +1,7 @@
-"""What a chart upgrade brings, in chat: the whole preview (`!preview`, a file in the thread when
-it does not fit a message) and the few lines said next to a change (its dry run, its approval
-request, its result). Pure functions over ``gitops.preview.compare.Preview``.
+"""What an upgrade brings, in chat: the whole preview (`!preview`, a file in the thread when it
+does not fit a message) and the few lines said next to a change (its dry run, its approval
+request, its result). Pure functions over ``gitops.preview.compare.Preview`` (a chart) and
+``gitops.preview.images.ImagePreview`` (an image tag: ``ferrychat.image_preview`` words it).
 
 Only keys and the charts' own defaults are shown, never the values an environment sets: its
 values may be private (``show_values: channels``); schema errors are worded from the schema.
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ferrychat import image_preview
 from ferrychat.sizing import Table
 from gitops.errors import shown
 from gitops.preview.compare import DEFAULT_CHANGED, Preview
+from gitops.preview.images import ImagePreview
 from gitops.preview.keys import shown_path
 
 MAX_SHORT_NOTES = 3
@@ -29,13 +32,15 @@ def headline(p: Preview) -> str:
     return f"chart {p.old_version} → {p.new_version}{jump}{app}"
 
 
-def short(p: Optional[Preview], problem: str = "") -> str:
+def short(p, problem: str = "") -> str:
     """The lines said next to a change: "" when there is nothing to say (no major jump, no
-    breaking note, nothing the environment sets at risk, no CRD change); one line when the
-    preview could not be made."""
+    breaking note, nothing the environment sets at risk, no CRD change; for an image, no compare
+    link and no version label jump); one line when the preview could not be made."""
     if p is None:
         return f"Preview: could not be made ({problem.rstrip('.')}). The change itself is not held by it." \
             if problem else ""
+    if isinstance(p, ImagePreview):
+        return image_preview.short(p)
     lines = []
     if p.major or p.deprecated or p.kube_version:
         extra = [("deprecated" if p.deprecated else ""),
@@ -66,12 +71,35 @@ def short(p: Optional[Preview], problem: str = "") -> str:
     return "\n".join(lines)
 
 
+def pull_request_section(p, problem: str = "") -> str:
+    """The upgrade preview in a pull request's description (Markdown): the few lines a reviewer
+    reads first, the whole under a fold (an image tag's: its few lines, whole); "" when there is
+    nothing to preview."""
+    if p is None:
+        return f"Upgrade preview: {problem}" if problem else ""
+    if isinstance(p, ImagePreview):
+        return image_preview.full(p)
+    whole = full(p)
+    first = short(p) or f"Preview: {headline(p)}."
+    return (f"{first}\n\n<details><summary>The whole preview</summary>\n\n{whole.head}\n\n"
+            f"{whole.body}\n\n</details>")
+
+
 def with_short(text: str, note: str) -> str:
     return f"{text}\n{note}" if note else text
 
 
-def full(p: Preview) -> Table:
-    """The whole preview: a message when it fits, else a file (``ferrychat.replies.table``)."""
+def attachment(p, note: str) -> Optional[Table]:
+    """The whole preview to attach beside a change's reply: a chart's with something to say; an
+    image's is a few lines, all said by `!preview`, its link already in the note."""
+    return full(p) if isinstance(p, Preview) and note else None
+
+
+def full(p):
+    """The whole preview: a message when it fits, else a file (``ferrychat.replies.table``); an
+    image tag's, a few lines."""
+    if isinstance(p, ImagePreview):
+        return image_preview.full(p)
     head = f"Preview of `{p.app}` in {p.environment}: {headline(p)}."
     body = []
     if p.deprecated:

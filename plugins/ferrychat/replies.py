@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 
-from ferrychat import presses, previews, render, sizing
+from ferrychat import presses, previews, queued, render, sizing, threads
 from gitops.ops import metrics
 from gitops.errors import FerryError, logged
 from gitops.model import Requester
@@ -164,13 +164,16 @@ def carry_out(ferry, plan, msg, request):
     ``ferry`` is the Ferry plugin: its core does the work, its watchers hear of every commit."""
     gitops, who = ferry.gitops, requester(msg)
     admin = ferry.is_admin(msg) and not who.bot  # a bot never forces
-    gitops.check(plan, who, force=request.force, admin=admin)
+    decision = gitops.check(plan, who, force=request.force, admin=admin, queue=request.queue)
+    if decision.held is not None:  # outside the environment's windows, with --queue: kept for the opening
+        yield enqueue(gitops, plan.action, request, who, msg)
+        return
     pushes = not (request.dry_run or plan.noop or gitops.needs_approval(plan))
     if pushes:
         yield render.intent(plan)
     with progress(ferry, msg, pushes):
         change = gitops.apply(plan, who, dry_run=request.dry_run, force=request.force, admin=admin)
-    if change.commit is not None:  # the watchers first: the preview below takes its time
+    if change.commit is not None or change.pull_request is not None:  # the watchers first: the preview below takes its time
         ferry.committed(change, msg)
     # What the upgrade brings, in a few lines (the archives on disk by digest once read, by the
     # dry run or the policy's check); a preview that cannot be made is one line.
@@ -180,8 +183,19 @@ def carry_out(ferry, plan, msg, request):
         presses.offer(ferry, msg, change.pending, previews.with_short(render.change(change), note))
     else:
         yield previews.with_short(render.change(change), note)
-    if found is not None and note:  # something to read before it lands: the whole, as a file
-        attach_file(ferry, msg, previews.full(found))
+    whole = previews.attachment(found, note)
+    if whole is not None:  # something to read before it lands: the whole, as a file
+        attach_file(ferry, msg, whole)
+
+
+def enqueue(gitops, command: str, request, who, msg) -> str:
+    """Queue what ``request`` asked for the environment's next opening; the reply saying so."""
+    target = threads.target_of(msg)
+    change = gitops.enqueue(command, request.app, request.environment, who, version=request.version,
+                            source=request.source, part=request.part,
+                            target=(target.to, target.room, target.thread), asker=threads.acl_names(msg))
+    hours = ", ".join(w.text for w in gitops.settings.environment(change.environment).policy.windows)
+    return queued.queued(change, gitops.when_opens(change), hours)
 
 
 WORKING, DONE, FAILED = "hourglass_flowing_sand", "white_check_mark", "x"

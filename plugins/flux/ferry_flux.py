@@ -1,14 +1,13 @@
 import uuid
 
 from errbot import BotPlugin, webhook
-from errbot.backends.base import Message, Room, RoomOccupant
-
+from ferrychat import threads
 from ferrychat.feedback import say, say_verdict
 from ferrychat.replies import requester
+from ferrychat.threads import target_of
 from gitops.errors import EventRefused, UnknownEnvironment, shown
 from gitops.feedback.events import MAX_BODY
 from gitops.feedback.waits import Feedback
-from gitops.feedback.records import ReplyTarget
 from gitops.feedback.verifier import Verifier
 
 
@@ -69,10 +68,15 @@ class FerryFlux(BotPlugin):
 
     def watch(self, change, msg):
         """The Ferry plugin tells of every pushed change: wait for Flux to report on it."""
-        # On whose behalf it was pushed (an approved change's requester, not its approver): an
-        # automatic rollback of it is theirs too, as its author and Requested-by.
-        who = change.requester or requester(msg)
-        superseded = self.feedback.expect(change, who, target_of(msg))
+        self.expect(change, requester(msg), target_of(msg))
+
+    def expect(self, change, who, target):
+        """Wait for Flux to report on ``change`` (pushed, applied from the queue, or a pull request
+        merged), to answer at ``target`` (a ``ReplyTarget``), on behalf of the change's requester
+        when the core wrote it (an approved change's, not its approver's: an automatic rollback
+        of it is theirs too, as its author and Requested-by), else of ``who`` (a ``Requester``, or
+        the name a caller knows)."""
+        superseded = self.feedback.expect(change, change.requester or who, target)
         if superseded is not None:
             self._say(superseded)
         for verdict in self.verifier.superseded(change):
@@ -130,42 +134,16 @@ class FerryFlux(BotPlugin):
     def _tell(self, text, target, environment, what):
         """In ``target``'s thread, or (None) in the environment's notify channel if it has one."""
         try:
-            if target is not None:
-                to = self._identifier(target.to, target.room)
-                self.send(to, text, in_reply_to=self._thread(target, to))
-            else:
-                channel = self.feedback.settings.environment(environment).notify
-                if channel:
-                    self.send(self._identifier(channel, True), text)
+            self.tell(target, text, environment)
         except Exception:  # nobody to tell in chat (that is what failed): logged with what it was
             self.log.exception("could not say %s in %s", what, environment)
 
-    def _identifier(self, text, room):
-        """Rebuild a chat target from the text stored for it (it survives a restart)."""
-        try:
-            found = self.build_identifier(text)
-        except Exception:  # a room name, or a target gone since: query_room or _say logs it
-            found = None
-        if room and not isinstance(found, Room):
-            found = self.query_room(text)
-        return found
-
-    def _thread(self, target, to):
-        """The message to answer under: what a backend with threads (Slack) needs to find it."""
-        if not target.thread:
-            return None
-        return Message("", frm=to, to=self.bot_identifier, extras={"slack_event": {"ts": target.thread}})
-
-
-def target_of(msg) -> ReplyTarget:
-    """Where to answer a command later, as plain strings: the channel (or the person, in a DM) and
-    the Slack thread the command started (``thread_ts`` when it was itself in a thread)."""
-    frm = msg.frm
-    if isinstance(frm, RoomOccupant):
-        to, room = frm.room, True
-    else:
-        to, room = frm, False
-    extras = msg.extras if isinstance(msg.extras, dict) else {}
-    event = extras.get("slack_event") or {}
-    thread = event.get("thread_ts") or (event.get("message") or {}).get("ts") or event.get("ts") or ""
-    return ReplyTarget(str(to), room, str(thread))
+    def tell(self, target, text, environment):
+        """Say ``text`` at ``target`` (a ``ReplyTarget``: in its thread), or with none in the
+        environment's channel (``notify``) if it has one."""
+        if target is not None:
+            threads.say_in_thread(self, target, text)
+        else:
+            channel = self.feedback.settings.environment(environment).notify
+            if channel:
+                self.send(threads.identifier(self, channel, True), text)

@@ -18,19 +18,24 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .changes import editing, planning, writing
+from .changes.landing import Landing
 from .changes.trailers import FORCED_BY, ROLLBACK_OF, VERIFICATION
 from .changes.pins import PinCache, find
 from .decisions import Decisions
 from .errors import NoRegistry, NotAllowed, NothingToRollback, UnknownApp
+from .feedback.receiver import Receivers
 from .feedback.verify import VerificationBook
 from .flux import images
+from .forges.github import GitHub
+from .forges.gitlab import GitLab
 from .guard import policy
 from .guard.approvals import Guard
 from .guard.soak import soak_blocker
 from .identity import Release, plain
 from .model import Change, ChartLocation, Commit, Inventory, Pin, Plan, Requester
-from .ops.metrics import Metrics
+from .ops.metrics import Metrics, repository_label
 from .previews import Previews, preview_state
+from .queueing import Queueing
 from .reports import Reports
 from .settings import RepoSettings, Settings
 from .sources.registry import RegistryClient
@@ -44,13 +49,15 @@ log = logging.getLogger(__name__)
 STATE_FILE = "ferry-state.sqlite3"  # in the data directory
 
 
-class GitOps(Reports, Decisions, Previews):
+class GitOps(Reports, Decisions, Previews, Queueing):
     """One instance per process, shared by every capability plugin."""
 
     def __init__(self, settings: Settings, registry: Optional[RegistryClient] = None,
                  fetch_interval: float = 5.0, state: Optional[Store] = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 preview: Optional[Callable[[Plan], str]] = None):
         self.settings = settings
+        self.preview = preview or (lambda plan: "")  # the upgrade preview's Markdown for a pull request
         self.clock = clock
         # What Git cannot hold (locks, approvals, rolled-back versions, Flux's feedback): one
         # SQLite file; the bot's is in FERRY_DATA_DIR, a core on its own keeps it in data_dir.
@@ -73,15 +80,19 @@ class GitOps(Reports, Decisions, Previews):
         self.archives = self.preview_archives()  # chart archives on disk by digest (`!preview`)
         self._preview_lock, self._previews = preview_state()
         data = Path(settings.data_dir)
+        self.receivers = Receivers(settings, self.metrics.receiver_called)  # Flux told of each push
         self._workspaces = {
             # A busy remote (CI bots pushing often) may move under a push a few times in a row.
             repo: Workspace(repo.url, repo.branch, data / "repos" / _slug(repo), git_env=_git_env(settings, repo),
                             fetch_interval=fetch_interval, secrets=settings.secrets.values(),
-                            push_attempts=5, observe=self.metrics.repo(repo.url, repo.branch),
-                            batch=settings.write.per_push, signing=settings.commit.sign)
+                            push_attempts=5, batch=settings.write.per_push, signing=settings.commit.sign,
+                            observe=self.metrics.repo(repo.url, repo.branch, self.receivers.landing(
+                                repo, repository_label(repo.url, settings.secrets.values()))))
             for repo in settings.repos()
         }
         self._pins = PinCache(settings, self._workspaces)
+        forges = {repo: _forge(repo.forge) for repo in settings.repos() if repo.forge is not None}
+        self.landing = Landing(settings, self.state, forges, self._workspace, self.guard)
 
     @property
     def workspaces(self) -> dict:
@@ -138,10 +149,11 @@ class GitOps(Reports, Decisions, Previews):
         return plan
 
     def check(self, plan: Plan, requester: Requester, force: bool = False,
-              admin: bool = False) -> policy.Decision:
+              admin: bool = False, queue: bool = False) -> policy.Decision:
         """Refuse a plan this requester may not make, or that cannot be written now, before
-        anything is said or written. Returns the decision: what ``--force`` overrode."""
-        decision = self._decide(plan, requester, force=force, admin=admin)
+        anything is said or written. Returns the decision: what ``--force`` overrode; with
+        ``queue``, a closed promotion window is the decision's ``held``, not a refusal."""
+        decision = self._decide(plan, requester, force=force, admin=admin, queue=queue)
         return self._check_state(plan, decision)
 
     def needs_approval(self, plan: Plan) -> bool:
@@ -159,12 +171,15 @@ class GitOps(Reports, Decisions, Previews):
     # ---- internals -------------------------------------------------------------------------
 
     def _decide(self, plan, who: Requester, force: bool = False, admin: bool = False,
-                requested_by: Optional[Requester] = None, overridden: Optional[tuple] = None) -> policy.Decision:
+                requested_by: Optional[Requester] = None, overridden: Optional[tuple] = None,
+                queue: bool = False) -> policy.Decision:
         """The one decision over ``plan`` (a ``Plan``, or the ``PendingChange`` held from one:
         what, where, to which version) now (``policy.decide``), asked by ``who`` or, with
         ``requested_by``, approved by them; who and where refuse at once."""
         env = self.settings.environment(plan.environment)
         found = self._blockers(plan) + self._soaking(plan)
+        held = next((b for b in found if b.kind == policy.WINDOW), None) if queue else None
+        found = tuple(b for b in found if b is not held)
 
         def decided(found):
             return policy.decide(env.policy, env.name, plan.action, found, who=who.id,
@@ -177,7 +192,7 @@ class GitOps(Reports, Decisions, Previews):
             previewed = self.preview_blockers(plan)  # only for one who may ask: it downloads
             if previewed:
                 decision = decided(found + previewed)
-        return decision
+        return replace(decision, held=held)
 
     def _blockers(self, plan) -> tuple:
         """The locks, freezes and rolled-back versions in ``plan``'s way now."""
@@ -282,6 +297,9 @@ class GitOps(Reports, Decisions, Previews):
             _, diff = writing.edited_files(ws.tree(ws.head(refresh=False)), writing.changing(plan.edits))
             return Change(old=pin.version, new=version, replaced_range=pin.is_range, diff=diff, **base)
 
+        if self.settings.environment(pin.environment).write == "pull-request":
+            return self.landing.propose(ws, plan, requester, self._pins_at(pin.environment), base, forced=forced,
+                                        approver=approver, expect=expect, preview=self.preview(plan))
         written = writing.push(ws, plan, requester, self._pins_at(pin.environment), forced=forced,
                                approver=approver, expect=expect, trailers=trailers)
         now = written.pin
@@ -334,6 +352,14 @@ class GitOps(Reports, Decisions, Previews):
 
     def _workspace(self, environment: str) -> Workspace:
         return self._workspaces[self._repo(environment)]
+
+
+def _forge(forge):
+    """The client of a repository's forge (``settings.forge``)."""
+    if forge.kind == "gitlab":
+        return GitLab(forge.api_url, forge.repository, forge.token, webhook_secret=forge.webhook_secret,
+                      auth=forge.auth, timeout=forge.timeout, token_variable=forge.token_variable)
+    return GitHub(forge)
 
 
 def _git_env(settings: Settings, repo: RepoSettings) -> dict:

@@ -85,12 +85,14 @@ class Secrets:
     flux_tokens: tuple = field(default=(), repr=False)  # ((environment, token), …) for Flux's HMAC
     git_hosts: tuple = field(default=(), repr=False)  # tuple[GitCredentials, ...], one per host
     prometheus: tuple = field(default=(), repr=False)  # tuple[PrometheusCredentials, ...], one per host
+    receiver_tokens: tuple = field(default=(), repr=False)  # ((environment, token), …): Flux Receivers
 
     def values(self) -> list[str]:
         """Every secret value, for scrubbing text before it reaches a person."""
         return [v for v in (self.git_token, *(r.password for r in self.registries),
                             *(g.token for g in self.git_hosts), *dict(self.flux_tokens).values(),
-                            *(p.secret for p in self.prometheus)) if v]
+                            *(p.secret for p in self.prometheus),
+                            *dict(self.receiver_tokens).values()) if v]
 
     def prometheus_host(self, host: str) -> Optional["PrometheusCredentials"]:
         """The credentials bound to the Prometheus ``host`` (``host[:port]``), or None."""
@@ -110,10 +112,20 @@ class Secrets:
         """The token Flux signs ``environment``'s events with ("" when none is set)."""
         return dict(self.flux_tokens).get(environment, "")
 
+    def receiver_token(self, environment: str) -> str:
+        """The token ``environment``'s Flux Receiver checks calls with ("" when none is set)."""
+        return dict(self.receiver_tokens).get(environment, "")
+
 
 def flux_token_variable(environment: str) -> str:
     """``GITOPS_FLUX_TOKEN_<ENV>``: the environment's name upper-cased, other than A-Z0-9 as ``_``."""
     return "GITOPS_FLUX_TOKEN_" + re.sub(r"[^A-Z0-9]", "_", environment.upper())
+
+
+def receiver_token_variable(environment: str) -> str:
+    """``GITOPS_FLUX_RECEIVER_TOKEN_<ENV>``: the token of the environment's Flux ``Receiver``
+    (its Secret's ``token``), named as ``flux_token_variable`` names Flux's."""
+    return "GITOPS_FLUX_RECEIVER_TOKEN_" + re.sub(r"[^A-Z0-9]", "_", environment.upper())
 
 
 def read_secret(environ: Mapping[str, str], name: str) -> str:
@@ -136,7 +148,10 @@ def read_secrets(environ: Mapping[str, str], environments=()) -> Secrets:
         raise SettingsError(f"GITOPS_GIT_SSH_KEY_FILE names {key_file}, which is not a file.")
     flux = tuple((env, token) for env in environments
                  if (token := read_secret(environ, flux_token_variable(env))))
-    return Secrets(read_secret(environ, "GITOPS_GIT_TOKEN"), key_file, (), flux)
+    receivers = tuple((env, token) for env in environments
+                      if (token := read_secret(environ, receiver_token_variable(env))))
+    return Secrets(read_secret(environ, "GITOPS_GIT_TOKEN"), key_file, (), flux,
+                   receiver_tokens=receivers)
 
 
 _ENV_NAME = re.compile(r"^[A-Z0-9_]{1,40}$")

@@ -78,6 +78,10 @@ class Locked(FerryError):
     """The environment or app is locked, or the environment is frozen."""
 
 
+class OutsideWindow(Locked):
+    """The environment takes changes in its promotion windows only, and one is not open now."""
+
+
 class NoLongerAllowed(NotAllowed):
     """The requester of a waiting change may no longer ask for it (the policy changed since)."""
 

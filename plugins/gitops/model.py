@@ -154,8 +154,7 @@ class Inventory:
         return parts[0] if parts else None
 
     def released(self, release: "Release") -> Optional[Pin]:
-        """The pin of ``release`` (one part), whatever its app is called now; a release in any
-        namespace (a record from before identities) is its name's first."""
+        """The pin of ``release`` (one part), whatever its app is called now (any namespace: by name)."""
         for p in self.pins + self.others:
             if release.covers(p.release) and release.part:
                 return p
@@ -228,6 +227,19 @@ class Commit:
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """A change that lands as a pull request (``write: pull-request``): opened, or an open one of
+    the same change updated; ``superseded``: the older one of the app it closed."""
+
+    number: int
+    url: str
+    branch: str
+    updated: bool = False
+    superseded: Optional[int] = None
+    kind: str = "github"  # the forge: GitHub's pull request #n, GitLab's merge request !n
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """One version an app had in one environment."""
 
@@ -260,10 +272,9 @@ class Change:
     moves: tuple = ()  # several parts in one commit: ((part, old, new), ...), the app's tracked one first
     between: tuple = field(default=())  # registry versions between old and new (promotion)
     pending: Optional["PendingChange"] = None  # waiting for a second person's approval
-    # Pushed: on whose behalf (its author and Requested-by; the requester, not the approver, of an
-    # approved change), and the release it changed, whatever its app is called later.
-    requester: Optional["Requester"] = None
-    release: Optional[Release] = None
+    pull_request: Optional[Proposal] = None  # landing as a pull request, not pushed
+    requester: Optional["Requester"] = None  # pushed on whose behalf (an approved change's requester)
+    release: Optional[Release] = None  # the release it changed, whatever its app is called later
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
-"""`!preview` and the short preview next to every chart change, as a part of ``GitOps``: the two
-chart archives (``sources.archives``, on disk by digest), the change notes of every version in
+"""`!preview` and the short preview next to every change, as a part of ``GitOps``. A chart: the
+two chart archives (``sources.archives``, on disk by digest), the change notes of every version in
 between (their manifests or index entries), the values the environment sets (``flux.helmvalues``,
-as `!diff` reads them) and the pure comparison (``preview.compare``).
+as `!diff` reads them) and the pure comparison (``preview.compare``). An image tag: both images'
+config labels (``RegistryClient.image_labels``) and their comparison (``preview.images``).
 
 A mixin, as ``Reports`` is: it reads the core's settings, registry, pins and workspaces through
 ``self``. A preview never blocks a change: ``preview_of`` returns its problem as text instead,
@@ -18,9 +19,10 @@ from typing import Optional
 from .changes.pins import app_name
 from .errors import FerryError, PreviewUnavailable, UnreadableValues
 from .flux.helmvalues import release_values, values_from
-from .model import Blocker, Pin, Plan
+from .model import Blocker, Change, Pin, Plan
 from .preview.charts import read_chart
 from .preview.compare import Preview, preview
+from .preview.images import ImagePreview, image_change
 from .preview.notes import CHANGES
 from .sources.archives import ChartArchives
 from .versions import between, same_version
@@ -54,19 +56,30 @@ class Previews:
             changing = [p for p in running if not same_version(p.version or "", version)]
             environment = (changing or running)[0].environment if running else self.settings.environment_names[0]
         pin = self.pin(app, environment, inventory)
-        if not pin.is_image and pin.version and same_version(pin.version, version):
+        same = pin.version == version if pin.is_image else same_version(pin.version or "", version)
+        if pin.version and same:  # an image tag is exact: v1.2 and 1.2 are two images
             raise PreviewUnavailable(f"`{pin.app}` is already at {pin.version} in {pin.environment}: "
                                      "there is nothing to preview.")
         return self.preview_pin(pin, version)
 
     def preview_of(self, plan: Plan) -> tuple:
-        """(Preview or None, problem text or ""): what a change's reply shows. None and "" when
-        there is nothing to preview (an image tag, nothing changing, a rollback)."""
-        if plan.noop or plan.action == "rollback" or plan.pin.is_image or plan.pin.is_range \
-                or not plan.pin.version:
+        """(Preview, ImagePreview or None, problem text or ""): what a change's reply shows. None
+        and "" when there is nothing to preview (nothing changing, a rollback, a range)."""
+        if plan.noop or plan.action == "rollback" or plan.pin.is_range or not plan.pin.version:
             return None, ""
         try:
             return self.preview_pin(plan.pin, plan.new), ""
+        except FerryError as e:
+            return None, str(e)
+
+    def preview_of_change(self, change: Change) -> tuple:
+        """``preview_of`` for a change already pushed (an approved one): its pin as it was."""
+        if change.commit is None or change.noop or change.action == "rollback" or change.replaced_range \
+                or not change.old:
+            return None, ""
+        try:
+            pin = self.pin(change.app, change.environment, part=change.part)
+            return self.preview_pin(replace(pin, version=change.old), change.new), ""
         except FerryError as e:
             return None, str(e)
 
@@ -74,8 +87,8 @@ class Previews:
         """The blocker a change whose preview is not clean meets where the environment's policy
         says ``preview: require_clean``; a preview that cannot be made blocks nothing."""
         env = self.settings.environment(plan.environment)
-        if env.policy.preview != "require_clean" or plan.action == "rollback":
-            return ()
+        if env.policy.preview != "require_clean" or plan.action == "rollback" or plan.pin.is_image:
+            return ()  # an image's labels hold nothing that fails
         found, _ = self.preview_of(plan)
         if found is None or found.clean:
             return ()
@@ -89,10 +102,11 @@ class Previews:
                         f"clean ({what}): `!preview {plan.app} {plan.new} in {env.name}` shows it",
                         admin_only=False),)
 
-    def preview_pin(self, pin: Pin, version: str) -> Preview:
+    def preview_pin(self, pin: Pin, version: str):
+        """The ``Preview`` of a chart pin, the ``ImagePreview`` of an image tag's, from ``pin``'s
+        version to ``version``; remembered by pin, version and commit."""
         if pin.is_image:
-            raise PreviewUnavailable(f"`{pin.app}` in {pin.environment} is tracked by its image tag: "
-                                     "a preview of image tags is not available yet.")
+            return self._image_preview(pin, version)
         if not pin.version or pin.is_range:
             raise PreviewUnavailable(f"`{pin.app}` in {pin.environment} pins no one chart version "
                                      f"(`{pin.version or 'none'}`): there is nothing to compare from.")
@@ -124,11 +138,32 @@ class Previews:
         found = preview(pin.app, pin.environment, old, new, notes, values, unknown)
         if problems:
             found = replace(found, problems=found.problems + tuple(problems))
+        self._remember(key, found)
+        return found
+
+    def _image_preview(self, pin: Pin, tag: str) -> ImagePreview:
+        """Both tags' labels from the image's registry (``RegistryClient.image_labels``)."""
+        if not pin.version or pin.unknown or pin.refusal:  # what runs may not be the tag's image
+            why = pin.refusal or f"`{pin.version or 'none'}`"
+            raise PreviewUnavailable(f"`{pin.label}` in {pin.environment} has no one image tag Ferry "
+                                     f"can read ({why}): there is nothing to compare from.")
+        location = self.location(pin)
+        key = (pin, tag, self._workspace(pin.environment).head(refresh=False))
+        with self._preview_lock:
+            if key in self._previews:
+                self._previews.move_to_end(key)
+                return self._previews[key]
+        change = image_change(self.registry.image_labels(location, pin.version),
+                              self.registry.image_labels(location, tag))
+        found = ImagePreview(pin.app, pin.environment, pin.part, change)
+        self._remember(key, found)
+        return found
+
+    def _remember(self, key, found) -> None:
         with self._preview_lock:
             self._previews[key] = found
             while len(self._previews) > KEPT:
                 self._previews.popitem(last=False)
-        return found
 
     def _notes_between(self, location, old: str, new: str) -> list:
         """The change notes of the released versions after ``old`` and before ``new``, newest first

@@ -17,8 +17,10 @@ class FerryPreview(BotPlugin):
         promotion's version): the version jump, the change notes of every version in between,
         the keys the environment sets whose default changed or that the new chart no longer has,
         its values against the new `values.schema.json`, CRDs and images, and the default values
-        diff. Values Flux takes from Secrets or ConfigMaps are named as unknown. Without
-        `in <env>`: the first environment running the app. A long preview comes as a file.
+        diff. Values Flux takes from Secrets or ConfigMaps are named as unknown. An app tracked
+        by its image tag: both images' OCI labels (version, revision, created, source) and the
+        GitHub/GitLab link comparing them. Without `in <env>`: the first environment the version
+        would change. A long preview comes as a file.
         """
         req = grammar.parse_preview(args)
         gitops = self.get_plugin("Ferry").gitops

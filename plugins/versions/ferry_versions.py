@@ -2,7 +2,7 @@ import time
 
 from errbot import BotPlugin, botcmd
 
-from ferrychat import grammar, listing, render
+from ferrychat import grammar, listing, queued, render
 from ferrychat.replies import answers, requester
 from gitops.errors import NotAllowed
 from gitops.feedback.waits import live_states
@@ -45,7 +45,9 @@ class FerryVersions(BotPlugin):
             def newest(pins):  # the registry's notes, then the versions still soaking
                 found, notes, refused = gitops.newest(pins)
                 soaking = listing.soaking(gitops.verifications.in_state("verified"), pins, gitops.settings, now)
-                return found, [*notes, *soaking], refused
+                closed = queued.closed([s for e, s in gitops.window_states(closed_only=True)
+                                        if column in (None, e)])
+                return found, [*notes, *soaking, *filter(None, [closed])], refused
 
             return self.tables.versions(gitops.inventory(), query, gitops.settings.environment_names,
                                         column, newest, lambda pins: live_states(gitops.memory, pins), now)

@@ -51,11 +51,38 @@ def push(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, *,
         else:
             raise PushRejected("the version kept moving under Ferry's change; try again.")
     except (PushRejected, GitUnavailable, GitUnauthorized) as e:
-        # Many commands may be waiting on one remote: say which change this answer is about.
-        raise type(e)(f"{plan.action.capitalize()} {plan.pin.label} {plan.new} to {plan.environment} "
-                      f"not pushed: {e}") from None
+        raise _about(plan, e) from None
     found = edit.found or Written(plan.pin)
     return replace(found, sha=result[0]) if result is not None else found
+
+
+def to_branch(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, branch: str, *,
+              onto_existing: bool = False, forced: tuple = (), approver: Optional[Requester] = None,
+              expect: Optional[dict] = None) -> Written:
+    """``plan`` committed the same way onto ``branch`` (a pull request's), from the environment's
+    newest tip or, ``onto_existing``, from that branch's; ``sha`` None when it holds it already."""
+    edit = _Edit(plan, pins_at, expect)
+    try:
+        for _ in range(ATTEMPTS):
+            message = commit_message(edit.described, requester, approver, forced)
+            try:
+                sha, base = ws.change_branch(edit, author=requester, message=message, branch=branch,
+                                             onto_existing=onto_existing)
+                break
+            except _Replan as moved:
+                edit.described = moved.plan
+        else:
+            raise PushRejected("the version kept moving under Ferry's change; try again.")
+    except (PushRejected, GitUnavailable, GitUnauthorized) as e:
+        raise _about(plan, e) from None
+    found = edit.found or Written(plan.pin, base)
+    return replace(found, sha=sha)
+
+
+def _about(plan: Plan, error: Exception) -> Exception:
+    """Many commands may be waiting on one remote: say which change this answer is about."""
+    return type(error)(f"{plan.action.capitalize()} {plan.pin.label} {plan.new} to {plan.environment} "
+                       f"not pushed: {error}")
 
 
 class _Edit:

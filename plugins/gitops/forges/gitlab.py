@@ -26,21 +26,18 @@ close merge requests; auto-merge needs a role allowed to merge into the target b
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from typing import Callable, Mapping, Optional
 
-from ..credentials import mapping, read_secret, string
-from ..addresses import is_loopback
-from ..errors import ForgeRefused, ForgeUnavailable, FerryError, SettingsError, logged, shown
+from ..errors import ForgeRefused, ForgeUnavailable, FerryError, logged, shown
+from ..forge_settings import GITLAB_COM, parse_gitlab_forge  # noqa: F401 (its settings live there)
 from . import MERGED, OPEN, PullRequest, PullRequestDraft, PullRequestEvent
 from .gitlab_api import GitLabApi, project_id
 from .gitlab_hooks import STATES, Deliveries, read_hook
 
 log = logging.getLogger(__name__)
 
-GITLAB_COM = "https://gitlab.com/api/v4"
 _ETAG_JOIN = " ; "  # between the merge request's ETag and its approvals' (neither contains it)
 
 
@@ -202,60 +199,3 @@ _DELIVERIES_LOCK = threading.Lock()
 def _shared_deliveries(api_url: str, project: str) -> Deliveries:
     with _DELIVERIES_LOCK:
         return _DELIVERIES.setdefault((api_url, project.lower()), Deliveries())
-
-
-# ---- settings ----------------------------------------------------------------------------------
-
-FLOW_KEYS = frozenset({"kind", "labels", "reviewers", "auto_merge", "poll_interval"})
-OWN_KEYS = frozenset({"api_url", "project", "repository", "env", "auth", "timeout"})
-_ENV = re.compile(r"^[A-Z0-9_]{1,40}$")
-
-
-def parse_gitlab_forge(raw, environ: Mapping[str, str], where: str = "forge",
-                       allow_plain_http_credentials: bool = False) -> dict:
-    """The ``GitLab`` constructor's arguments from a settings ``forge:`` mapping (``kind: gitlab``):
-    ``api_url`` (default GitLab.com's), ``project`` (or ``repository``: ``group/sub/project``),
-    ``env`` (default ``GITLAB``: the token in ``GITOPS_FORGE_<ENV>_TOKEN``, the webhook secret in
-    ``GITOPS_FORGE_<ENV>_WEBHOOK_SECRET``, each or its ``_FILE``), ``auth`` (``private-token`` or
-    ``bearer`` for an OAuth token), ``timeout`` (seconds). The flow's own keys pass."""
-    secretish = sorted(str(k) for k in (raw if isinstance(raw, dict) else {})
-                       if str(k).lower() in ("token", "secret", "webhook_secret", "password"))
-    if secretish:
-        raise SettingsError(f"`{where}.{secretish[0]}`: secrets come from environment variables "
-                            "(GITOPS_FORGE_<ENV>_TOKEN, GITOPS_FORGE_<ENV>_WEBHOOK_SECRET).")
-    entry = mapping(raw, where, OWN_KEYS | FLOW_KEYS)
-    api_url = string(entry.get("api_url", GITLAB_COM), f"{where}.api_url").rstrip("/")
-    match = re.match(r"^(https?)://([^/@?#]+)(/[^?#]*)?$", api_url, re.I)
-    if not match:
-        raise SettingsError(f"`{where}.api_url` must be GitLab's API URL, like {GITLAB_COM} or "
-                            "https://gitlab.example.com/api/v4.")
-    host = match.group(2).rsplit(":", 1)[0].strip("[]")
-    if match.group(1).lower() == "http" and not is_loopback(host) and not allow_plain_http_credentials:
-        raise SettingsError(f"`{where}.api_url` is plain HTTP to {host}, which is not this machine: the "
-                            "token would travel in the clear. Use https://, or set "
-                            "`allow_plain_http_credentials: true` if the network is yours.")
-    if "project" in entry and "repository" in entry:
-        raise SettingsError(f"`{where}` names both `project` and `repository`: keep `project`.")
-    project = string(entry.get("project", entry.get("repository")), f"{where}.project").strip("/")
-    if not re.match(r"^(\d+|[\w][\w.-]*(/[\w][\w.-]*)+)$", project):
-        raise SettingsError(f"`{where}.project` must be the project's path (group/sub/project) or its "
-                            f"number, not `{shown(project)}`.")
-    env = string(entry.get("env", "GITLAB"), f"{where}.env")
-    if not _ENV.match(env):
-        raise SettingsError(f"`{where}.env` must be upper-case letters, digits or `_` (GITLAB): the "
-                            "token is GITOPS_FORGE_<ENV>_TOKEN.")
-    auth = entry.get("auth", "private-token")
-    if auth not in ("private-token", "bearer"):
-        raise SettingsError(f"`{where}.auth` must be `private-token` (project or group access token) "
-                            "or `bearer` (OAuth token).")
-    timeout = entry.get("timeout", 10)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 120:
-        raise SettingsError(f"`{where}.timeout` must be seconds, more than 0 and at most 120.")
-    variable = f"GITOPS_FORGE_{env}_TOKEN"
-    token = read_secret(environ, variable)
-    if not token:
-        raise SettingsError(f"`{where}` needs GitLab's token in {variable} (or {variable}_FILE): a "
-                            "project access token with the `api` scope and the Developer role.")
-    return {"api_url": api_url, "project": project, "token": token, "auth": auth,
-            "timeout": float(timeout), "token_variable": variable,
-            "webhook_secret": read_secret(environ, f"GITOPS_FORGE_{env}_WEBHOOK_SECRET")}

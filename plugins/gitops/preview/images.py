@@ -9,6 +9,7 @@ from typing import Optional
 from urllib.parse import quote, urlsplit
 
 from ..sources.image_labels import ImageLabels
+from .compare import major_jump
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,42 @@ class ImageChange:
         """Whether either image carries any of the labels shown."""
         return bool(self.source) or any(fact for side in (self.old, self.new)
                                         for fact in (side.version, side.revision, side.created))
+
+
+@dataclass(frozen=True)
+class ImagePreview:
+    """One environment's image tag upgrade of one app (``part``: ``image`` or ``image:<container>``)."""
+
+    app: str
+    environment: str
+    part: str
+    change: ImageChange
+
+    @property
+    def old_version(self) -> str:
+        return self.change.old.tag
+
+    @property
+    def new_version(self) -> str:
+        return self.change.new.tag
+
+    @property
+    def major(self) -> bool:
+        """The version labels change major version (of minor under 0.x)."""
+        return major_jump(self.change.old.version, self.change.new.version)
+
+    @property
+    def versions_beyond_tags(self) -> bool:
+        """The version labels say what the tags do not (a tag ``main-3f2a9c1`` labelled 1.4.0)."""
+        sides = (self.change.old, self.change.new)
+        return all(s.version for s in sides) and any(s.version != s.tag for s in sides) \
+            and sides[0].version != sides[1].version
+
+    @property
+    def noteworthy(self) -> bool:
+        """Worth a line next to a change: a compare link, or version labels that jump a major
+        version or say what the tags do not; else the tags said it all."""
+        return bool(self.change.compare) or self.major or self.versions_beyond_tags
 
 
 def image_change(old: ImageLabels, new: ImageLabels) -> ImageChange:

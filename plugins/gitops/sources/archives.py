@@ -4,9 +4,9 @@ names, downloaded once and kept on disk by digest.
 
 - bounded: a layer the manifest says is larger than ``max_bytes`` is not asked for; a body is read
   up to ``max_bytes`` and for at most ``seconds`` (each read also bounded by the registry timeout);
-- the same door and credentials as versions: OCI through the host's ``OciRegistry`` (its turn, its
-  credentials, its token realm rules), a Helm repository through ``HelmIndexClient.get`` (each
-  redirect hop with its own host's credentials only);
+- the same door and credentials as versions: OCI through the host's ``OciRegistry.blob`` (its
+  turn, its credentials, its token realm rules), a Helm repository through
+  ``HelmIndexClient.download`` (each redirect hop with its own host's credentials only);
 - checked: what is kept is what the digest names (the manifest's layer digest, the index's
   ``digest``); a body that does not match is refused, never kept;
 - cached by digest in ``directory`` (a restart reads the disk, not the registry), oldest files
@@ -76,11 +76,8 @@ class ChartArchives:
                 if cached is not None:
                     return cached
                 started = time.monotonic()
-                response = oci.do_request(f"{oci.prefix}://{container.get_blob_url(digest)}", "GET",
-                                          stream=True)
-                with response:
-                    oci._check_200_response(response)
-                    data = self._read(response, where, started, oci._unreachable)
+                with oci.blob(container, digest) as response:
+                    data = self._read(response, where, started, oci.unreachable)
         except NotFound:
             raise VersionNotFound(location.chart, version, ()) from None
         return self._keep(digest, data, where)
@@ -99,11 +96,8 @@ class ChartArchives:
             raise PreviewUnavailable(f"The index of {location.repository_url} names no archive for {where}.")
         started = time.monotonic()
         index = self.registry.index
-        response, _ = index.get(url, {"Accept": "application/gzip, application/octet-stream, */*"})
-        with response:
-            if response.status_code != 200:
-                raise index._refused(url, response.status_code)
-            data = self._read(response, where, started, lambda e: index._unreachable(url, e))
+        with index.download(url) as response:
+            data = self._read(response, where, started, lambda e: index.unreachable(url, e))
         return self._keep(digest, data, where) if digest else self._counted(data)
 
     # ---- reading and keeping ---------------------------------------------------------------

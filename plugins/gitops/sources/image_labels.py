@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 import oras.container
+import requests
 
 from ..errors import RegistryUnavailable, UnreadableDocument
 from ..model import ChartLocation
 from ..safeyaml import load_json
-from .oci import OciRegistry, container_of
+from .oci import NotFound, OciRegistry, container_of
 
 MAX_CONFIG_BYTES = 1024 * 1024  # an image config with a long history is tens of KiB
 CHUNK = 64 * 1024
@@ -97,19 +98,19 @@ def _config(registry: OciRegistry, container: oras.container.Container, descript
     algorithm, _, expected = digest.partition(":")
     if algorithm not in ("sha256", "sha512"):
         raise RegistryUnavailable(f"{source} is named by a {algorithm or 'bare'} digest Ferry cannot check.")
-    response = registry.do_request(f"{registry.prefix}://{container.get_blob_url(digest)}", "GET",
-                                   stream=True)
     try:
-        if response.status_code == 404:  # the tag is there (its manifest was read): not a missing tag
-            raise RegistryUnavailable(f"{source} is missing from the registry (404): no labels to read.")
-        registry._check_200_response(response)
+        response = registry.blob(container, digest)
+    except NotFound:  # the tag is there (its manifest was read): not a missing tag
+        raise RegistryUnavailable(f"{source} is missing from the registry (404): no labels to read.") from None
+    with response:
         data = bytearray()
-        for chunk in response.iter_content(CHUNK):
-            data += chunk
-            if len(data) > limit:
-                raise UnreadableDocument(source, f"is past Ferry's bound of {_mib(limit)}")
-    finally:
-        response.close()
+        try:
+            for chunk in response.iter_content(CHUNK):
+                data += chunk
+                if len(data) > limit:
+                    raise UnreadableDocument(source, f"is past Ferry's bound of {_mib(limit)}")
+        except requests.RequestException as e:
+            raise registry.unreachable(e) from e
     if hashlib.new(algorithm, bytes(data)).hexdigest() != expected:
         raise RegistryUnavailable(f"{source} does not match its digest: the registry sent another blob.")
     value = load_json(bytes(data), source)

@@ -140,7 +140,7 @@ class RegistryClient:
                 self._store(self._infos, (location, "image", tag), tag)
                 return tag
             if response.status_code != 404:
-                raise registry._refused(response.status_code)
+                raise registry.refused(response.status_code)
         self.invalidate(location)
         raise ImageTagNotFound(location.ref, tag, nearest_versions(tag, self.versions(location)))
 

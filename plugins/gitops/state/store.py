@@ -9,7 +9,9 @@ and a kill at any point leaves the file at the last committed decision (WAL, ``s
 Tables: ``locks``, ``pending`` (changes waiting for approval: a claim is one ``UPDATE … WHERE
 state='waiting'``), ``rolled_back``, ``records`` (Feedback's keyed JSON records: live states,
 Flux waits, notices, replay windows), ``verifications`` (the last verification of a change
-after Flux reported it live, per release: ``feedback.verify``), ``meta`` (the schema version and what was imported once).
+after Flux reported it live, per release: ``feedback.verify``), ``queued`` (changes waiting for a
+promotion window: claimed once, like ``pending``), ``meta`` (the schema version and what was
+imported once).
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Union
 
-# 2: verifications; 3: verifications keyed by release (a file of schema 2 has its rows moved at
-# its next start: ``_by_release``; one of schema 1 gets the table)
+# 2: verifications, queued; 3: verifications keyed by release (a file of schema 2 has its rows
+# moved at its next start: ``_by_release``; one of schema 1 gets the tables)
 SCHEMA_VERSION = 3
 BUSY_SECONDS = 30.0  # how long a writer waits for another's transaction before it fails
 
@@ -48,6 +50,10 @@ CREATE TABLE IF NOT EXISTS verifications (
 CREATE UNIQUE INDEX IF NOT EXISTS verifications_release
     ON verifications (environment, ifnull(namespace, '*'), name, part);
 CREATE INDEX IF NOT EXISTS verifications_state ON verifications (state);
+CREATE TABLE IF NOT EXISTS queued (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, environment TEXT NOT NULL, opens TEXT NOT NULL,
+    requester_id TEXT NOT NULL, record TEXT NOT NULL, settled TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS queued_state ON queued (state, opens);
 """
 
 

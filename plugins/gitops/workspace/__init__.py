@@ -29,6 +29,7 @@ from ..credentials import CommitSigning
 from ..errors import PushRejected
 from ..model import Requester
 from . import commit as commit_stream
+from .branches import BranchWrites
 from .clone import Clone
 from .commit import author_identity
 from .observer import GitObserver
@@ -46,7 +47,7 @@ TREE_CACHE_SIZE = 16
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
-class Workspace:
+class Workspace(BranchWrites):
     """One repository and branch: a clone (never checked out) under ``directory``, reads and
     serialised writes.
 
@@ -291,6 +292,7 @@ class Workspace:
                     self._settle(request, (sha, paths))
                 for request in nothing:
                     self._settle(request, None)
+                self.observe.landed(tip)
                 return
             if pushes >= self.push_attempts:
                 kept_moving = PushRejected(
@@ -391,4 +393,3 @@ class Workspace:
                 return read()
             except GitCommandFailed:
                 raise first from None
-
