@@ -16,6 +16,7 @@ import pytest
 import requests
 from errbot.backends.base import Room
 from errbot.backends.test import TestBot as ErrbotTestBot
+from errbot.core import ErrBot
 from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
@@ -61,20 +62,23 @@ def start(tmp_path, fleet_url, prometheus, monkeypatch):
             "BOT_DATA_DIR": str(tmp_path / "errbot"),
             "CORE_PLUGINS": ("ACLs", "Plugins", "Utils", "Webserver"),
         })
+        sent = []  # every message the bot sends, from its start (a restart speaks at once)
+        backend_send = ErrBot.send_message  # every backend's send_message calls it (the test one too)
+
+        def record(backend, msg):
+            sent.append(msg)
+            backend_send(backend, msg)
+
+        monkeypatch.setattr(ErrBot, "send_message", record)
         bot.start(timeout=10)
         one_reply_at_a_time(bot)
         running.append(bot)
-        sent = []
-        backend_send = bot.bot.send_message
-
-        def record(msg):
-            sent.append(msg)
-            backend_send(msg)
-
-        bot.bot.send_message = record
+        # What it said before the test backend's "ready": start() drops it from its queue.
+        ready = next(i for i, m in enumerate(sent) if m.body == "ready")
+        dropped = [bot.bot.md.convert(m.body) for m in sent[:ready]]
         port = free_port()
         bot.push_message("!plugin config Webserver {'HOST': '127.0.0.1', 'PORT': %d, 'SSL': None}" % port)
-        early = []  # what the bot said at its start (a restart's resumed verifications), in order
+        early = dropped  # what the bot said at its start (a restart's resumed verifications), in order
         while (said := bot.pop_message(timeout=10)) != "Plugin configuration done.":
             early.append(said)
         ferry = Ferry(bot, port, sent)
@@ -210,6 +214,7 @@ def test_a_restart_during_the_soak_reads_what_it_missed_and_the_soak_goes_on(sta
     assert ferry.next().startswith("podinfo 6.5.3 in qa: verifying")
     live = time.time()
     start.stop(ferry)
+    time.sleep(1)  # away for a few evaluations (0.3 s each)
 
     again = start(soak="60s")
     resumed = first_word(again)
@@ -251,6 +256,7 @@ def test_a_restart_prometheus_cannot_answer_for_begins_the_soak_again_and_says_w
     deployed_live(ferry)
     assert ferry.next().startswith("podinfo 6.5.3 in qa: verifying")
     start.stop(ferry)
+    time.sleep(1)  # away for a few evaluations (0.3 s each)
     down = f"http://127.0.0.1:{free_port()}"  # the check's Prometheus does not answer now
     again = start(soak="60s", prometheus_url=down)
     said = first_word(again)

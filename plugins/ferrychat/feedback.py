@@ -114,8 +114,10 @@ def say_verdict(verdict) -> str:
     if kind == "superseded":
         return f"{what} in {r.environment}: its verification ended: {_one_line(r.reason)}."
     if kind == "resumed":
-        return (f"{what} in {r.environment}: Ferry restarted during its verification; Prometheus shows "
-                f"every check held while it was away, so the soak goes on: {duration(verdict.soak)} remain.")
+        read = ("Prometheus shows every check held while it was away" if verdict.checks else
+                "it missed no evaluation")
+        return (f"{what} in {r.environment}: Ferry restarted during its verification; {read}, so the soak "
+                f"goes on: {duration(verdict.soak)} remain.")
     if kind == "restarted":
         return (f"{what} in {r.environment}: Ferry restarted during its verification and could not read "
                 f"what it missed from Prometheus ({_one_line(verdict.problem).rstrip('.')}); the soak of "

@@ -224,10 +224,10 @@ class GitOps(Reports, Decisions, Previews, Queueing):
                          commit: str, reason: str) -> Change:
         """Revert a change of ``release`` whose verification failed (``commit`` pushed ``version``)
         to ``old``, as ``!rollback`` would, on behalf of its ``requester``: every other part of the
-        app that ``commit`` moved and that still holds what it wrote goes back with it, in one
-        commit; past locks, freezes and approvals (a broken release held by a freeze is worse), said
-        in the commit's trailers. Refused (``NothingToRollback``) when the release is gone, or a
-        part no longer holds what ``commit`` wrote: someone changed it since."""
+        app that ``commit`` moved goes back with it, in one commit; past locks, freezes and
+        approvals (a broken release held by a freeze is worse), said in the commit's trailers.
+        Refused (``NothingToRollback``) when the release is gone, or any part no longer holds what
+        ``commit`` wrote: someone changed it since."""
         inventory = self.inventory()
         pin = inventory.released(release)
         if pin is None:
@@ -247,8 +247,8 @@ class GitOps(Reports, Decisions, Previews, Queueing):
         try:
             return self._write(plan, requester, dry_run=False, expect=expect, trailers=tuple(said + passed))
         except writing.PinMoved as moved:
-            raise NothingToRollback(f"`{pin.label if moved.part == pin.part else f'{pin.app} {moved.part}'}` "
-                                    f"in {pin.environment} now pins {moved.now or 'nothing'}, not "
+            label = pin.label if moved.part == pin.part else f"{pin.app} {moved.part}"
+            raise NothingToRollback(f"`{label}` in {pin.environment} now pins {moved.now or 'nothing'}, not "
                                     f"{expect[moved.part]}: someone changed it since, so Ferry left it.") from None
 
     def _check_state(self, plan: Plan, decision: policy.Decision) -> policy.Decision:

@@ -30,7 +30,7 @@ class Verdict:
     record: v.Verification
     change: object = None  # rolled-back: the rollback's Change
     problem: str = ""  # not-rolled-back: why Ferry could not revert it; restarted: why Prometheus could not say
-    checks: tuple = ()  # verifying: the labels of the checks that must hold
+    checks: tuple = ()  # verifying: the labels of the checks that must hold; resumed: those read back
     soak: float = 0.0  # verifying, restarted: for how long; resumed: how long remains
 
 
@@ -195,7 +195,7 @@ class Verifier:
             self.book.save(record)
         if record.state == v.VERIFIED:
             return [Verdict(v.VERIFIED, record)]
-        return [Verdict("resumed", record, soak=max(0.0, record.since + verify.soak - now))]
+        return [Verdict("resumed", record, checks=tuple(readings), soak=max(0.0, record.since + verify.soak - now))]
 
     def _pinned(self, record: v.Verification) -> Optional[str]:
         try:

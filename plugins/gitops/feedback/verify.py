@@ -12,8 +12,8 @@ evaluated: never rolled back on that, only said).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Mapping, Optional
 
 from ..guard.soak import Verify
@@ -43,7 +43,7 @@ class Verification:
     evaluations: int = 0
     verified_at: Optional[float] = None
     reason: str = ""  # why it failed or was lost
-    cause: str = ""  # flux | check | unreadable
+    cause: str = ""  # flux | timeout | check | unreadable
     rollback: str = ""  # the rollback's commit
     namespace: Optional[str] = None  # the release it is about (None, "": see ``records.release_of``)
     name: str = ""
