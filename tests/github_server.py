@@ -14,8 +14,8 @@ webhooks signed as GitHub signs them.
 - A GitHub App: ``POST /app/installations/{id}/access_tokens`` takes a JWT (RS256, checked with
   the App's public key: ``iss``, ``iat``/``exp`` at most 10 minutes apart) and answers 201 with
   ``{"token", "expires_at", "permissions", "repository_selection"}``.
-- ``merge(n, by)`` merges for real in the bare repository (``git merge-tree --write-tree``, a
-  merge commit, the base branch moved), ``close(n, by)``, ``review(n, by)``; each sends the
+- ``merge(n, by, method)`` merges for real in the bare repository (``git merge-tree --write-tree``;
+  a merge commit, a squash or a rebase, each as GitHub writes it; the base branch moved), ``close(n, by)``, ``review(n, by)``; each sends the
   webhook (``X-GitHub-Event``, ``X-GitHub-Delivery``, ``X-Hub-Signature-256``) to ``hook_url``.
 """
 from __future__ import annotations
@@ -74,6 +74,7 @@ class LocalGitHub(ThreadingHTTPServer):
         # The repository's merge commit settings (GitHub's defaults: "Merge pull request #n from …",
         # then the pull request's title); PR_BODY: its description.
         self.merge_commit_title, self.merge_commit_message = "MERGE_MESSAGE", "PR_TITLE"
+        self.squash_merge_commit_title, self.squash_merge_commit_message = "COMMIT_OR_PR_TITLE", "COMMIT_MESSAGES"
         self.deliveries: list = []  # (event, delivery, status of Ferry's answer)
         self.lock = threading.RLock()
 
@@ -91,20 +92,16 @@ class LocalGitHub(ThreadingHTTPServer):
     def open_pulls(self) -> list:
         return [p for p in self.pulls.values() if p["state"] == "open"]
 
-    def merge(self, number: int, by: str = "carol") -> str:
+    def merge(self, number: int, by: str = "carol", method: str = "merge") -> str:
+        """Merge as GitHub's merge button does (``method``: merge, squash or rebase)."""
         with self.lock:
             pr = self.pulls[number]
             base, head = pr["base"]["ref"], pr["head"]["ref"]
             bare = str(self.remote)
             base_sha = git("--git-dir", bare, "rev-parse", f"refs/heads/{base}")
             head_sha = git("--git-dir", bare, "rev-parse", f"refs/heads/{head}")
-            tree = git("--git-dir", bare, "merge-tree", "--write-tree", base_sha, head_sha).splitlines()[0]
-            title = (pr["title"] if self.merge_commit_title == "PR_TITLE" else
-                     f"Merge pull request #{number} from {self.repository.split('/')[0]}/{head}")
-            message = {"PR_TITLE": pr["title"], "PR_BODY": pr["body"] or "", "BLANK": ""}[self.merge_commit_message]
-            sha = git("--git-dir", bare, "commit-tree", tree, "-p", base_sha, "-p", head_sha,
-                      "-m", title, *(["-m", message] if message else []),
-                      author=(by, f"{by}@users.noreply.github.com"))
+            sha = {"merge": self._merge_commit, "squash": self._squash, "rebase": self._rebase}[method](
+                pr, bare, base_sha, head_sha, by)
             git("--git-dir", bare, "update-ref", f"refs/heads/{base}", sha, base_sha)
             now = _now()
             pr.update(state="closed", merged=True, merged_at=now, closed_at=now, merge_commit_sha=sha,
@@ -113,6 +110,44 @@ class LocalGitHub(ThreadingHTTPServer):
         self.send_hook("pull_request", {"action": "closed", "number": number, "pull_request": pr,
                                         "sender": _user(by)})
         return sha
+
+    def _merge_commit(self, pr, bare, base_sha, head_sha, by) -> str:
+        tree = git("--git-dir", bare, "merge-tree", "--write-tree", base_sha, head_sha).splitlines()[0]
+        title = (pr["title"] if self.merge_commit_title == "PR_TITLE" else
+                 f"Merge pull request #{pr['number']} from {self.repository.split('/')[0]}/{pr['head']['ref']}")
+        message = {"PR_TITLE": pr["title"], "PR_BODY": pr["body"] or "", "BLANK": ""}[self.merge_commit_message]
+        return git("--git-dir", bare, "commit-tree", tree, "-p", base_sha, "-p", head_sha,
+                   "-m", title, *(["-m", message] if message else []), author=_noreply(by))
+
+    def _squash(self, pr, bare, base_sha, head_sha, by) -> str:
+        """One commit on the base, authored by who merged (GitHub since 2020); its title and
+        message as the repository's squash settings say (one commit: that commit's own), the
+        other authors named in a last paragraph of ``Co-authored-by``."""
+        tree = git("--git-dir", bare, "merge-tree", "--write-tree", base_sha, head_sha).splitlines()[0]
+        commits = git("--git-dir", bare, "rev-list", "--reverse", f"{base_sha}..{head_sha}").split()
+        subjects = [git("--git-dir", bare, "log", "-1", "--format=%s", c) for c in commits]
+        bodies = [git("--git-dir", bare, "log", "-1", "--format=%b", c).strip() for c in commits]
+        one = len(commits) == 1
+        title = subjects[0] if one and self.squash_merge_commit_title == "COMMIT_OR_PR_TITLE" else pr["title"]
+        message = {"PR_BODY": pr["body"] or "", "BLANK": "",
+                   "COMMIT_MESSAGES": bodies[0] if one else "\n\n".join(
+                       f"* {s}" + (f"\n\n{b}" if b else "") for s, b in zip(subjects, bodies))
+                   }[self.squash_merge_commit_message]
+        authors = dict.fromkeys(git("--git-dir", bare, "log", "-1", "--format=%an <%ae>", c) for c in commits)
+        others = [a for a in authors if a != "%s <%s>" % _noreply(by)]
+        co = "\n".join(f"Co-authored-by: {a}" for a in others)
+        return git("--git-dir", bare, "commit-tree", tree, "-p", base_sha, "-m", f"{title} (#{pr['number']})",
+                   *(["-m", message] if message else []), *(["-m", co] if co else []), author=_noreply(by))
+
+    def _rebase(self, pr, bare, base_sha, head_sha, by) -> str:
+        """Each commit of the branch again on the base: its author and message kept."""
+        tip = base_sha
+        for commit in git("--git-dir", bare, "rev-list", "--reverse", f"{base_sha}..{head_sha}").split():
+            tree = git("--git-dir", bare, "merge-tree", "--write-tree", tip, commit).splitlines()[0]
+            name, email, message = git("--git-dir", bare, "log", "-1", "--format=%an%x00%ae%x00%B",
+                                       commit).split("\0", 2)
+            tip = git("--git-dir", bare, "commit-tree", tree, "-p", tip, "-m", message, author=(name, email))
+        return tip
 
     def close(self, number: int, by: str = "carol") -> None:
         with self.lock:
@@ -169,6 +204,11 @@ def signed_headers(body: bytes, secret: str, event: str = "pull_request", delive
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _noreply(login: str) -> tuple[str, str]:
+    """The author GitHub writes for a user who keeps their email private."""
+    return login, f"{login}@users.noreply.github.com"
 
 
 def _user(login: str) -> dict:

@@ -47,15 +47,17 @@ def start(tmp_path, fleet_url, github, monkeypatch):
     monkeypatch.setenv("GITOPS_FLUX_TOKEN_QA", FLUX_QA)
     bots = []
 
-    def start_ferry(webhook: bool = True, stag=None, gitlab=None, top=None, **forge) -> Ferry:
+    def start_ferry(webhook: bool = True, stag=None, gitlab=None, top=None, raw=None, **forge) -> Ferry:
+        """``raw``: other settings (their environments' ``write`` set by the caller), else the demo's."""
         if webhook:
             monkeypatch.setenv("GITOPS_FORGE_GITHUB_WEBHOOK_SECRET", SECRET)
-        raw = demo_settings(fleet_url)
+        if raw is None:
+            raw = demo_settings(fleet_url)
+            raw["environments"][1]["write"] = "pull-request"
+            raw["environments"][3].update(write="pull-request", policy={"approval": "pull-request"})
+            raw["environments"][2].update(stag or {})
         raw["repo"]["forge"] = gitlab or {"kind": "github", "api_url": github.url, "repository": "acme/fleet",
                                           "labels": ["ferry"], "reviewers": ["dave"], "poll_interval": 0.2, **forge}
-        raw["environments"][1]["write"] = "pull-request"
-        raw["environments"][3].update(write="pull-request", policy={"approval": "pull-request"})
-        raw["environments"][2].update(stag or {})
         raw.update(data_dir=str(tmp_path / "gitops"), **(top or {}))
         YAML().dump(raw, tmp_path / "ferry.yaml")
         bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
@@ -81,6 +83,11 @@ def start(tmp_path, fleet_url, github, monkeypatch):
         github.hook_url = f"http://127.0.0.1:{port}/forge/github" if webhook else ""
         return ferry
 
+    def stop(ferry: Ferry):
+        bots.remove(ferry.bot)
+        ferry.bot.stop()
+
+    start_ferry.stop = stop
     yield start_ferry
     for bot in bots:
         bot.stop()
@@ -333,3 +340,16 @@ def test_a_pull_request_for_a_major_upgrade_carries_its_preview(start, github, f
     assert "Preview: chart 18.1.0 → 19.0.0 (major version jump)" in pr["body"], pr["body"]
     assert "<details><summary>The whole preview</summary>" in pr["body"]
     assert "Default values (values.yaml)" in pr["body"]
+
+
+def test_the_intent_and_the_dry_run_say_a_pull_request_is_opened_not_a_push(start, github, fleet_url):
+    ferry, main = start(), remote_tip(fleet_url)
+    (dry,) = ferry.say("!deploy podinfo 6.5.3 to qa --dry-run")
+    assert dry.startswith("Dry run, no pull request opened: deploy podinfo 6.5.2 → 6.5.3 in qa would change "
+                          f"{QA_FILE} in a pull request into main:"), dry
+    assert "push" not in dry and github.pulls == {} and ferry_branches(fleet_url) == []
+    intent, result = ferry.say("!deploy podinfo 6.5.3 to qa", replies=2)
+    assert intent == "Deploying podinfo 6.5.2 → 6.5.3 in qa: opening a pull request into main…"
+    assert result.startswith("Opened pull request #1") and remote_tip(fleet_url) == main
+    intent, _ = ferry.say("!deploy podinfo 6.6.0 to dev", replies=2)  # dev is pushed to
+    assert intent == "Deploying podinfo 6.5.3 → 6.6.0 in dev…"

@@ -25,7 +25,8 @@ def test_a_deploy_into_a_gitlab_environment_opens_a_merge_request_and_its_merge_
     ferry = start(gitlab={"kind": "gitlab", "api_url": gitlab.url, "project": gitlab.project})
     gitlab.add_hook(f"http://127.0.0.1:{ferry.port}/forge/gitlab", SECRET)
     main = remote_tip(fleet_url)
-    result = deploy(ferry, "!deploy podinfo 6.5.3 to qa")
+    intent, result = ferry.say("!deploy podinfo 6.5.3 to qa", replies=2, extras={"slack_event": {"ts": THREAD}})
+    assert intent == "Deploying podinfo 6.5.2 → 6.5.3 in qa: opening a merge request into main…"
     assert result.startswith("Opened merge request !1 to deploy podinfo 6.5.2 → 6.5.3 in qa: ")
     (branch,) = ferry_branches(fleet_url)
     (mr,) = gitlab.merge_requests.values()
@@ -34,3 +35,6 @@ def test_a_deploy_into_a_gitlab_environment_opens_a_merge_request_and_its_merge_
     merge = gitlab.merge(1, "bob")
     assert in_thread(ferry) == f"podinfo 6.5.3 in qa: merge request !1 merged by bob as {merge[:10]}."
     assert remote_tip(fleet_url) == merge
+    # GitLab's merge commit ("Merge branch '…' into 'main'") is read through to Ferry's commit
+    line = next(l for l in ferry.say("!audit qa")[0].splitlines() if merge[:10] in l)
+    assert "deploy podinfo 6.5.2 → 6.5.3 to qa" in line and "@alice" in line and "merged by " in line

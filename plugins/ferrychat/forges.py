@@ -1,6 +1,7 @@
 """A commit's web link on the forges people use (GitHub, GitLab, Bitbucket), from the remote's URL
 as Git has it (https, ssh:// or scp-like): plain functions, no network."""
 import re
+from typing import Optional
 from urllib.parse import urlsplit
 
 _FORGES = {"github.com": "{base}/commit/{sha}", "gitlab.com": "{base}/-/commit/{sha}",
@@ -35,8 +36,18 @@ def request_name(kind: str, number: int) -> str:
     return f"merge request !{number}" if kind == "gitlab" else f"pull request #{number}"
 
 
-def proposed(c) -> str:
-    """A change that lands as a pull request: its link first, then the diff it holds."""
+def lands_as(environment) -> Optional[tuple]:
+    """How a change reaches an environment (``settings.Environment``), said before it does: None
+    for a push, else (what its forge calls a pull request, the branch it is opened into)."""
+    forge = environment.repo.forge
+    if environment.write != "pull-request" or forge is None:
+        return None
+    return "merge request" if forge.kind == "gitlab" else "pull request", environment.repo.branch
+
+
+def proposed(c, moves: list = ()) -> str:
+    """A change that lands as a pull request: its link first, then ``moves`` (the parts of a
+    whole-app change), then the diff it holds."""
     pr, part = c.pull_request, "" if c.part == "chart" else f" {c.part}"
     verb, mark = "Updated" if pr.updated else "Opened", "!" if pr.kind == "gitlab" else "#"
     lines = [f"{verb} {request_name(pr.kind, pr.number)} to {c.action} `{c.app}`{part} {c.old or 'unpinned'} → {c.new} "
@@ -44,6 +55,7 @@ def proposed(c) -> str:
              "I will say so here."]
     if pr.superseded:
         lines.append(f"It supersedes {mark}{pr.superseded}, closed with a comment.")
+    lines += moves
     if c.diff:
         lines.append(f"```\n{c.diff.rstrip()}\n```")
     return "\n".join(lines)

@@ -261,8 +261,8 @@ def problems(found: Sequence) -> list:
 def history(app: str, environment: str, entries: Sequence[HistoryEntry]) -> str:
     if not entries:
         return f"No version history for `{app}` in {environment}."
-    rows = [[e.version, e.requested_by or f"{e.author} <{e.email}>", e.when[:16].replace("T", " "),
-             e.commit[:10]] for e in entries]
+    rows = [[e.version, _merged(e.requested_by or f"{e.author} <{e.email}>", e.merged_by),
+             e.when[:16].replace("T", " "), e.commit[:10]] for e in entries]
     return (f"`{app}` in {environment}: now {entries[0].version}, {len(entries)} version(s) in Git.\n"
             + table(["version", "who", "when", "commit"], rows, limit=20, more="older versions"))
 
@@ -274,47 +274,58 @@ def environments_diff(env_a: str, env_b: str, rows: Sequence[Sequence[str]]) -> 
             + table(["app", env_a, env_b], rows, more="apps"))
 
 
-def intent(plan: Plan) -> str:
-    """What a changing command is about to do, said before it does it."""
+def intent(plan: Plan, lands: Optional[tuple] = None) -> str:
+    """What a changing command is about to do, said before it does it; ``lands``: the pull request
+    it opens instead of a push (``forges.lands_as``)."""
     verb = {"deploy": "Deploying", "promote": "Promoting", "rollback": "Rolling back"}[plan.action]
     origin = f" from {plan.source_environment}" if plan.source_environment else ""
+    how = f": opening a {lands[0]} into {lands[1]}" if lands else ""
     if plan.also:
         moving = [f"{p.part} {p.version or 'unpinned'} → {new}" for p, new in plan.edits if p.version != new]
-        return f"{verb} `{plan.app}` ({', '.join(moving)}){origin} in {plan.environment}…"
-    return f"{verb} `{plan.app}`{_part(plan.part)} {plan.old or 'unpinned'} → {plan.new}{origin} in {plan.environment}…"
+        return f"{verb} `{plan.app}` ({', '.join(moving)}){origin} in {plan.environment}{how}…"
+    return (f"{verb} `{plan.app}`{_part(plan.part)} {plan.old or 'unpinned'} → {plan.new}{origin} in "
+            f"{plan.environment}{how}…")
 
 
-def change(c: Change) -> str:
-    """The result of a change: old → new first, then the commit and the file."""
+def change(c: Change, lands: Optional[tuple] = None) -> str:
+    """The result of a change: old → new first, then the commit and the file; ``lands``: as for
+    ``intent``, what a dry run would open."""
     if c.noop:
         return f"`{c.app}`{_part(c.part)} is already at {c.new} in {c.environment}: nothing to change."
     if c.pending is not None:
         return pending(c.pending, new=True)
     if c.pull_request is not None and not c.dry_run:
-        return proposed(c)
+        return proposed(c, _moves(c))
     verb = {"deploy": "Deployed", "promote": "Promoted", "rollback": "Rolled back"}[c.action]
     head = f"{verb} `{c.app}`{_part(c.part)} {c.old or 'unpinned'} → {c.new} in {c.environment}"
     if c.source_environment:
         head += f" (from {c.source_environment})"
     lines = []
     if c.dry_run:
-        lines.append(f"Dry run, nothing pushed: {c.action} `{c.app}`{_part(c.part)} {c.old} → {c.new} "
-                     f"in {c.environment} would change `{c.file}`:")
+        what = f"{c.action} `{c.app}`{_part(c.part)} {c.old} → {c.new} in {c.environment} would change `{c.file}`"
+        lines.append(f"Dry run, no {lands[0]} opened: {what} in a {lands[0]} into {lands[1]}:" if lands else
+                     f"Dry run, nothing pushed: {what}:")
         lines.append(f"```\n{c.diff.rstrip()}\n```")
     else:
         commit = c.commit.sha[:10] if c.commit else "?"
         link = commit_url(c.commit.remote, c.commit.sha) if c.commit else ""
         link = f" {link}" if link else ""
         lines.append(f"{head}: commit {commit}{link}, file `{c.file}`.")
-    if c.moves:
-        moved = [f"{part} {old or 'unpinned'} → {new}" for part, old, new in c.moves if old != new]
-        lines.append(f"Moves {len(moved)} part(s) in one commit: " + ", ".join(moved) + ".")
+    lines += _moves(c)
     if c.replaced_range:
         lines.append(f"The range `{c.old}` is now the exact version {c.new}.")
     if c.between:
         lines.append(f"Brings {len(c.between)} version(s): {', '.join(c.between[:10])}"
                      + (" …" if len(c.between) > 10 else "") + ".")
     return "\n".join(lines)
+
+
+def _moves(c: Change) -> list:
+    """The line of a whole-app change: every part it moves in its one commit."""
+    if not c.moves:
+        return []
+    moved = [f"{part} {old or 'unpinned'} → {new}" for part, old, new in c.moves if old != new]
+    return [f"Moves {len(moved)} part(s) in one commit: " + ", ".join(moved) + "."]
 
 
 def _part(part: str) -> str:
@@ -371,5 +382,10 @@ AUDIT_HEADERS = ("when", "change", "asked by", "approved by", "", "commit")
 
 
 def audit_rows(entries: Sequence[AuditEntry]) -> list:
-    return [[e.when[:16].replace("T", " "), e.subject, e.requested_by,
+    return [[e.when[:16].replace("T", " "), e.subject, _merged(e.requested_by, e.merged_by),
              e.approved_by or "-", "forced" if e.forced_by else "", e.commit[:10]] for e in entries]
+
+
+def _merged(who: str, merged_by: str) -> str:
+    """Who asked, and who merged the pull request that brought it (a forge login)."""
+    return f"{who}, merged by {merged_by}" if merged_by else who

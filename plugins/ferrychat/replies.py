@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 
-from ferrychat import presses, previews, queued, render, sizing, threads
+from ferrychat import forges, presses, previews, queued, render, sizing, threads
 from gitops.ops import metrics
 from gitops.errors import FerryError, logged
 from gitops.model import Requester
@@ -169,8 +169,9 @@ def carry_out(ferry, plan, msg, request):
         yield enqueue(gitops, plan.action, request, who, msg)
         return
     pushes = not (request.dry_run or plan.noop or gitops.needs_approval(plan))
+    lands = forges.lands_as(gitops.settings.environment(plan.environment))
     if pushes:
-        yield render.intent(plan)
+        yield render.intent(plan, lands)
     with progress(ferry, msg, pushes):
         change = gitops.apply(plan, who, dry_run=request.dry_run, force=request.force, admin=admin)
     if change.commit is not None or change.pull_request is not None:  # the watchers first: the preview below takes its time
@@ -182,7 +183,7 @@ def carry_out(ferry, plan, msg, request):
     if change.pending is not None:  # with Approve and Reject buttons where chat has them (Slack)
         presses.offer(ferry, msg, change.pending, previews.with_short(render.change(change), note))
     else:
-        yield previews.with_short(render.change(change), note)
+        yield previews.with_short(render.change(change, lands), note)
     whole = previews.attachment(found, note)
     if whole is not None:  # something to read before it lands: the whole, as a file
         attach_file(ferry, msg, whole)

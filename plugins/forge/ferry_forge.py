@@ -7,12 +7,14 @@ from gitops.changes.landing import MAX_BODY
 from gitops.errors import EventRefused, FerryError, shown
 
 POLL_MIN = 0.2  # seconds: the tests' forges answer at once
+STARTED_CATCH_UP = 3.0  # seconds after activation: chat connected and the clones begun first
 
 
 class FerryForge(BotPlugin):
     """Pull requests of Ferry's followed to the end: merged (then Flux's feedback of the merge
     commit), closed, approved in review, changed by hand; from the forge's webhook on
-    `/forge/<kind>`, or by polling where no webhook secret is set."""
+    `/forge/<kind>`, or by polling where no webhook secret is set; with a webhook, a slower poll
+    and one at the start catch up with deliveries lost or sent while Ferry was not running."""
 
     def activate(self):
         super().activate()
@@ -22,6 +24,11 @@ class FerryForge(BotPlugin):
         polled = [forge.poll_seconds for forge in self.landing.polled()]
         if polled:
             self.start_poller(max(POLL_MIN, min(polled)), self.poll)
+        hooked = [forge.catch_up_seconds for forge in self.landing.hooked()]
+        if hooked:  # a webhook delivery can be lost: read the open ones now and then all the same
+            self.start_poller(max(POLL_MIN, min(hooked)), self.catch_up)
+        if self.landing.open_requests():  # what was merged or closed while Ferry was not running
+            self.start_poller(STARTED_CATCH_UP, self.poll, times=1, args=(True,))
 
     def deactivate(self):
         watchers = getattr(getattr(self, "ferry", None), "watchers", [])
@@ -55,12 +62,15 @@ class FerryForge(BotPlugin):
             self._say(said)
         return f"accepted: {len(heard)} thing(s) to say.", 200
 
-    def poll(self):
+    def poll(self, catch_up: bool = False):
         try:
-            for said in self.landing.poll():
+            for said in self.landing.poll(catch_up):
                 self._say(said)
         except Exception:  # logged; the poller must live on to look again next round
             self.log.exception("polling the forges' pull requests failed")
+
+    def catch_up(self):
+        self.poll(catch_up=True)
 
     def _say(self, heard):
         flux = self.get_plugin("FerryFlux")

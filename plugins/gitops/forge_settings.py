@@ -22,7 +22,7 @@ from .errors import SettingsError, shown
 GITHUB_COM = "https://api.github.com"
 GITLAB_COM = "https://gitlab.com/api/v4"
 # The pull-request flow's own keys, the same for every forge.
-FLOW_KEYS = frozenset({"kind", "labels", "reviewers", "auto_merge", "poll_interval"})
+FLOW_KEYS = frozenset({"kind", "labels", "reviewers", "auto_merge", "poll_interval", "catch_up_interval"})
 OWN_KEYS = frozenset({"api_url", "project", "repository", "env", "auth", "timeout"})  # GitLab's
 GITHUB_KEYS = frozenset({"api_url", "repository", "env", "app", "timeout"})
 _ENV = re.compile(r"^[A-Z0-9_]{1,40}$")
@@ -56,6 +56,9 @@ class ForgeSettings:
     poll_seconds: float = 60.0  # `poll_interval`
     timeout: float = 10.0  # seconds per request
     auth: str = "private-token"  # GitLab: private-token (project/group tokens) or bearer (OAuth)
+    # `catch_up_interval`: with a webhook, open pull requests are still read this often (a lost
+    # delivery is a merge heard late, not never); conditional reads, 304s free on GitHub
+    catch_up_seconds: float = 600.0
 
 
 def parse_forge(value, where: str, environ: Mapping[str, str], base: Path,
@@ -63,13 +66,13 @@ def parse_forge(value, where: str, environ: Mapping[str, str], base: Path,
     kind = value.get("kind") if isinstance(value, dict) else None
     if kind not in ("github", "gitlab"):
         raise SettingsError(f"`{where}.kind` must be `github` or `gitlab`, not `{shown(kind)}`.")
-    labels, reviewers, auto_merge, poll = _flow(value, where)
+    labels, reviewers, auto_merge, poll, catch_up = _flow(value, where)
     if kind == "gitlab":
         own = parse_gitlab_forge(value, environ, where, plain_http_anywhere)
         env = value.get("env", "GITLAB")
         return ForgeSettings("gitlab", own["api_url"], own["project"], own["token"], own["token_variable"], None,
                              own["webhook_secret"], f"GITOPS_FORGE_{env}_WEBHOOK_SECRET", labels, reviewers,
-                             auto_merge, poll, own["timeout"], own["auth"])
+                             auto_merge, poll, own["timeout"], own["auth"], catch_up_seconds=catch_up)
     conf = mapping(value, where, GITHUB_KEYS | FLOW_KEYS)
     api_url = string(conf.get("api_url", GITHUB_COM), f"{where}.api_url").rstrip("/")
     parts = urlsplit(api_url)
@@ -96,20 +99,23 @@ def parse_forge(value, where: str, environ: Mapping[str, str], base: Path,
     return ForgeSettings("github", api_url, repository, token, token_variable, app,
                          read_secret(environ, f"GITOPS_FORGE_{env}_WEBHOOK_SECRET"),
                          f"GITOPS_FORGE_{env}_WEBHOOK_SECRET", labels, reviewers, auto_merge, poll,
-                         _timeout(conf.get("timeout", 10), where))
+                         _timeout(conf.get("timeout", 10), where), catch_up_seconds=catch_up)
 
 
 def _flow(value: dict, where: str) -> tuple:
-    """The flow's keys: labels, reviewers (forge user names), auto_merge, poll_interval."""
+    """The flow's keys: labels, reviewers (forge user names), auto_merge, poll_interval,
+    catch_up_interval."""
     labels = _names(value.get("labels", []), f"{where}.labels", _LABEL)
     reviewers = _names(value.get("reviewers", []), f"{where}.reviewers", _USER)
     auto_merge = value.get("auto_merge", False)
     if not isinstance(auto_merge, bool):
         raise SettingsError(f"`{where}.auto_merge` must be true or false.")
-    poll = value.get("poll_interval", ForgeSettings.poll_seconds)
-    if not isinstance(poll, (int, float)) or isinstance(poll, bool) or not 0 < poll <= 3600:
-        raise SettingsError(f"`{where}.poll_interval` must be a number of seconds between 0 and 3600.")
-    return labels, reviewers, auto_merge, float(poll)
+    poll, catch_up = (value.get(key, default) for key, default in (
+        ("poll_interval", ForgeSettings.poll_seconds), ("catch_up_interval", ForgeSettings.catch_up_seconds)))
+    for key, seconds, most in (("poll_interval", poll, 3600), ("catch_up_interval", catch_up, 86400)):
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds <= most:
+            raise SettingsError(f"`{where}.{key}` must be a number of seconds between 0 and {most}.")
+    return labels, reviewers, auto_merge, float(poll), float(catch_up)
 
 
 def _timeout(value, where: str) -> float:

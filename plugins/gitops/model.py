@@ -98,8 +98,7 @@ class Pin:
     source_url: str = ""  # the Flux source URL as written (oci:// or https://)
     shared_with: tuple = ()  # every environment pinned by the same location, this one included, when > 1
     values_files: tuple = ()  # files that set spec.values for this release in this environment
-    # Other readers of the same location: "env/app" of other releases, or other uses of a
-    # substituted variable ("`${VAR}` in apps/x.yaml").
+    # Other readers of the same location: "env/app" of other releases, other uses of a variable ("`${VAR}` in x").
     shared_by: tuple = ()
     origin: str = ""  # where the version comes from when not the release's own field, for people
     refusal: str = ""  # why no one line can change it, when none can ("a digest", …)
@@ -125,8 +124,7 @@ class Pin:
 
     @property
     def release(self) -> "Release":
-        """What this pin is whatever Ferry calls it: ``app`` turns into ``namespace/name`` as soon
-        as a second release of that name appears anywhere, its namespace and name do not."""
+        """What this pin is whatever Ferry calls it (``app`` may turn into ``namespace/name``; this does not)."""
         return Release(self.environment, self.namespace, self.app.rsplit("/", 1)[-1], self.part)
 
 
@@ -250,6 +248,7 @@ class HistoryEntry:
     when: str  # ISO 8601
     requested_by: str = ""  # Requested-by trailer, when Ferry made the change
     subject: str = ""
+    merged_by: str = ""  # the author of the merge commit that brought Ferry's (a pull request's)
 
 
 @dataclass(frozen=True)
@@ -398,3 +397,4 @@ class AuditEntry:
     requested_by: str
     approved_by: str = ""
     forced_by: str = ""
+    merged_by: str = ""  # the author of the merge commit that brought it (a pull request's)

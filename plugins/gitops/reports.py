@@ -35,8 +35,10 @@ class Reports:
             version = images.read_tag(pin, version)
             if version is None or (entries and entries[-1].version == version):
                 continue
-            entries.append(HistoryEntry(version, rev.sha, rev.author_name, rev.author_email, rev.when,
-                                        rev.trailers.get(trailers.REQUESTED_BY, ""), rev.subject))
+            carried, merged_by = _carried(ws, rev, pin.environment, "--", pin.location.file)
+            entries.append(HistoryEntry(version, rev.sha, carried.author_name, carried.author_email, rev.when,
+                                        carried.trailers.get(trailers.REQUESTED_BY, ""), carried.subject,
+                                        merged_by))
         return entries[::-1]
 
     def newest(self, pins) -> tuple[dict, list[str], tuple]:
@@ -122,15 +124,54 @@ class Reports:
         envs = [self.settings.environment(environment)] if environment else self.settings.environments
         entries = []
         for repo in dict.fromkeys(e.repo for e in envs):
-            ws = self._workspaces[repo]
-            grep = [f"--grep=^{trailers.ENVIRONMENT}: {e.name}$" for e in envs if e.repo == repo]
-            for rev in ws.log(ws.head(), limit, *grep):
-                t = rev.trailers
+            grep = [_trailer_grep(e.name) for e in envs if e.repo == repo]
+            for rev, merge in _changes(self._workspaces[repo], limit, grep):
+                t, shown = rev.trailers, merge or rev
                 entries.append(AuditEntry(
-                    rev.sha, rev.when, rev.subject, t.get(trailers.ENVIRONMENT, ""),
+                    shown.sha, shown.when, rev.subject, t.get(trailers.ENVIRONMENT, ""),
                     t.get(trailers.REQUESTED_BY, f"{rev.author_name} <{rev.author_email}>"),
-                    t.get(trailers.APPROVED_BY, ""), t.get(trailers.FORCED_BY, "")))
+                    t.get(trailers.APPROVED_BY, ""), t.get(trailers.FORCED_BY, ""),
+                    merge.author_name if merge is not None else ""))
         return sorted(entries, key=lambda e: e.when, reverse=True)[:limit]
+
+
+MERGES_READ = 50  # merge commits `!audit` looks through for the pull requests of Ferry's they brought
+
+
+def _trailer_grep(environment: str) -> str:
+    return f"--grep=^{trailers.ENVIRONMENT}: {environment}$"
+
+
+def _changes(ws, limit: int, grep: list) -> list[tuple]:
+    """Ferry's commits the ``grep`` selects on the branch's line, each with the merge commit that
+    brought it (None: pushed): those on the line itself (pushes, squashes, merges whose message is
+    the description), then those brought by a merge that says nothing of Ferry's (looked through
+    back to the oldest of the first when they are ``limit`` already)."""
+    head = ws.head()
+    found = [(rev, rev if len(rev.parents) > 1 else None) for rev in ws.log(head, limit, *grep)]
+    since = [f"--since={found[-1][0].when}"] if len(found) >= limit else []
+    for merge in ws.log(head, MERGES_READ, "--merges", *since):
+        if trailers.ENVIRONMENT not in merge.trailers:
+            found += [(rev, merge) for rev in _brought(ws, merge, *grep)]
+    return list({(merge or rev).sha: (rev, merge) for rev, merge in found}.values())  # each once
+
+
+def _brought(ws, merge, *selection: str) -> list:
+    """The newest commit the ``selection`` picks among those ``merge`` brought (its second
+    parent's line: the pull request's branch)."""
+    return ws.log(f"{merge.parents[0]}..{merge.parents[1]}", 1, *selection) if len(merge.parents) > 1 else []
+
+
+def _carried(ws, rev, environment: str, *paths: str) -> tuple:
+    """The commit that carried what ``rev`` brought, and who merged it: a merge commit that says
+    nothing of Ferry's is read through to the newest commit of Ferry's on its second parent's line
+    (the pull request's branch) for ``environment``; any other commit is its own."""
+    if len(rev.parents) < 2:
+        return rev, ""
+    if trailers.REQUESTED_BY in rev.trailers:  # a merge whose message is the pull request's description
+        return rev, rev.author_name
+    brought = _brought(ws, rev, _trailer_grep(environment), *paths)
+    return (brought[0], rev.author_name) if brought else (rev, "")
 
 
 def _shown_version(pin: Optional[Pin]) -> str:

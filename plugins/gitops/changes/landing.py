@@ -73,6 +73,11 @@ class Landing:
         webhook secret is set for them."""
         return [repo.forge for repo in self.forges if not repo.forge.webhook_secret]
 
+    def hooked(self) -> list:
+        """The forges' settings of the repositories followed by their webhook, and caught up with
+        by a slower poll (``catch_up_seconds``): a delivery lost is a merge heard late."""
+        return [repo.forge for repo in self.forges if repo.forge.webhook_secret]
+
     # ---- a change proposed -------------------------------------------------------------------
 
     def propose(self, ws, plan: Plan, requester: Requester, pins_at: Callable, base: dict, *,
@@ -177,13 +182,14 @@ class Landing:
             self.memory[SEEN_KEY] = dict(sorted(seen.items(), key=lambda i: i[1])[-SEEN_MAX:])
             return self._heard(forge, event.action, event.pull_request, event.actor)
 
-    def poll(self) -> list[Heard]:
-        """Where no webhook secret is set: each open pull request read again, conditionally (an
-        unchanged one costs GitHub no rate limit); a spent limit waits for its reset."""
+    def poll(self, catch_up: bool = False) -> list[Heard]:
+        """Where no webhook secret is set (``catch_up``: everywhere, for what a lost delivery or a
+        restart missed): each open pull request read again, conditionally (an unchanged one costs
+        GitHub no rate limit); a spent limit waits for its reset."""
         said = []
         for record in self.open_requests():
             forge = self.forge(record["environment"])
-            if self.settings.environment(record["environment"]).repo.forge.webhook_secret:
+            if not catch_up and self.settings.environment(record["environment"]).repo.forge.webhook_secret:
                 continue
             try:
                 pr = forge.get(record["number"], record.get("etag"))
@@ -207,7 +213,10 @@ class Landing:
         where = dict(environment=record["environment"], app=record["app"], requester=record["requester"],
                      target=ReplyTarget(**record["target"]) if record.get("target") else None)
         named = f"merge request !{pr.number}" if record.get("kind") == "gitlab" else f"pull request #{pr.number}"
-        what = f"`{record['app']}` {record['version']} in {record['environment']}: {named}"
+        parts = record.get("releases", [])
+        moves = tuple((part, old or None, new) for _, _, part, old, new in parts) if len(parts) > 1 else ()
+        versions = ", ".join(f"{part} {new}" for part, _, new in moves) or record["version"]
+        what = f"`{record['app']}` {versions} in {record['environment']}: {named}"
         by_hand = pr.head_sha != record["head"]
         hand = (" It was changed by hand before the merge: what was merged is what Flux applies."
                 if by_hand else "")
@@ -219,7 +228,8 @@ class Landing:
             self.workspace(record["environment"]).remote_moved()  # reads now see the merge
             change = Change(action=record["action"], app=record["app"], environment=record["environment"],
                             old=record["old"], new=record["version"], file=record["file"], diff=record["diff"],
-                            part=record["part"], commit=Commit(pr.merge_commit or "", record.get("remote", "")),
+                            part=record["part"], moves=moves,
+                            commit=Commit(pr.merge_commit or "", record.get("remote", "")),
                             requester=Requester(record.get("requester_id") or record["requester"], record["requester"]),
                             release=_release(record))
             sha = (pr.merge_commit or "?")[:10]

@@ -2,6 +2,7 @@
 ``git cat-file --batch``, and ``git log`` records; the parsing is pure, the reader is one process."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -11,8 +12,11 @@ from typing import Callable, Optional
 
 from .process import GitCommandFailed
 
-# One record per commit: fields split by \x1f, records by \x1e (neither occurs in git's output).
-LOG_FORMAT = "%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%(trailers:only,unfold)%x1e"
+# One record per commit: fields split by \x1f, records by \x1e (neither occurs in git's output);
+# the body last, its trailers read by ``_trailers`` (git's own reading stops at the last paragraph,
+# and a squash merge's ``Co-authored-by`` paragraph comes after Ferry's).
+LOG_FORMAT = "%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b%x1e"
+TRAILER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*:\s")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class FileRevision:
     subject: str
     trailers: dict = field(default_factory=dict, hash=False)  # dict[str, str]; repeats joined by ", "
     text: Optional[str] = None
+    parents: tuple = ()  # more than one: a merge commit
 
 
 class GitTree:
@@ -117,18 +122,34 @@ def parse_log(out: bytes) -> list[FileRevision]:
         record = record.lstrip("\n")
         if not record:
             continue
-        sha, name, email, when, subject, trailers = record.split("\x1f")
-        revisions.append(FileRevision(sha, name, email, when, subject, _trailers(trailers)))
+        fields = record.split("\x1f", 6)
+        if len(fields) < 7:  # the rest of a body that held a separator: its commit is read already
+            continue
+        sha, parents, name, email, when, subject, body = fields
+        revisions.append(FileRevision(sha, name, email, when, subject, _trailers(body),
+                                      parents=tuple(parents.split())))
     return revisions
 
 
-def _trailers(text: str) -> dict:
+def _trailers(body: str) -> dict:
+    """The trailers of a commit message's body: every last paragraph made of ``Key: value`` lines
+    only (continuation lines unfolded), in order."""
+    paragraphs = []
+    for paragraph in reversed(re.split(r"\n[ \t]*\n", body.strip())):
+        lines: list = []
+        for line in paragraph.splitlines():
+            if line[:1] in (" ", "\t") and lines:
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line)
+        if not lines or not all(TRAILER.match(line) for line in lines):
+            break
+        paragraphs.insert(0, lines)
     trailers: dict = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip():
-            key, value = key.strip(), value.strip()
-            trailers[key] = f"{trailers[key]}, {value}" if key in trailers else value
+    for line in (line for lines in paragraphs for line in lines):
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        trailers[key] = f"{trailers[key]}, {value}" if key in trailers else value
     return trailers
 
 
