@@ -1,6 +1,7 @@
 """A real Prometheus for the tests: Debian's ``prometheus`` (a pytest plugin module, no mocks).
 
-Fixtures (they FAIL, never skip, when Prometheus cannot start)
+Fixtures (they FAIL, never skip, when Prometheus cannot start); one Prometheus and one exporter per
+test module (``module_prometheus``, ``module_exporter``), each test beginning with the gauge at 0
 - ``exporter``: a small exporter the test controls (``prometheus_client`` on a free 127.0.0.1
   port): ``exporter.errors`` is a gauge ``ferry_test_errors`` (set it to turn a query bad),
   ``exporter.requests`` a counter ``ferry_test_requests_total``.
@@ -14,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,25 +63,27 @@ class Prometheus:
             time.sleep(0.2)
 
 
-@pytest.fixture
-def exporter():
+@contextmanager
+def running_exporter():
     registry = CollectorRegistry()
     errors = Gauge("ferry_test_errors", "5xx answers the test says the app gives", registry=registry)
     counter = Counter("ferry_test_requests", "requests the test says the app served", registry=registry)
     port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
-    yield Exporter(port, errors, counter, server)
-    server.shutdown()
-    server.server_close()
+    try:
+        yield Exporter(port, errors, counter, server)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
-@pytest.fixture
-def prometheus(tmp_path, exporter):
+@contextmanager
+def running_prometheus(folder: Path, exporter: Exporter):
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("prometheus is not installed (make system-deps installs Debian's)", pytrace=False)
     port = free_port()
-    config = tmp_path / "prometheus.yml"
+    config = folder / "prometheus.yml"
     config.write_text(
         "global:\n"
         f"  scrape_interval: {SCRAPE_SECONDS}s\n"
@@ -87,10 +91,10 @@ def prometheus(tmp_path, exporter):
         "scrape_configs:\n"
         "  - job_name: app\n"
         f"    static_configs: [{{targets: ['{exporter.target}']}}]\n")
-    log = tmp_path / "prometheus.log"
+    log = folder / "prometheus.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h",
              # A sample is stale after the scrape that misses it; the tests' gauge is always there.
              "--query.lookback-delta=5s"],
@@ -118,3 +122,31 @@ def prometheus(tmp_path, exporter):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def module_exporter():
+    with running_exporter() as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def module_prometheus(tmp_path_factory, module_exporter):
+    with running_prometheus(tmp_path_factory.mktemp("prometheus"), module_exporter) as found:
+        yield found
+
+
+@pytest.fixture
+def exporter(module_exporter):
+    """The module's exporter, its gauge at 0 for each test."""
+    module_exporter.errors.set(0)
+    yield module_exporter
+    module_exporter.errors.set(0)
+
+
+@pytest.fixture
+def prometheus(module_prometheus, exporter):
+    """The module's Prometheus, once it has scraped the gauge at 0 (a test before may have left
+    it bad: the new one begins good)."""
+    module_prometheus.wait_for("ferry_test_errors == 0")
+    return module_prometheus

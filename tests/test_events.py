@@ -285,7 +285,7 @@ def test_feedback_settles_a_pushed_change_and_records_it(core):
                                     timestamp=now_rfc3339(datetime.fromtimestamp(clock.now, timezone.utc))))
     (outcome,) = got.outcomes
     assert (outcome.kind, outcome.app, outcome.environment, outcome.elapsed) == ("live", "podinfo", "qa", 95)
-    assert outcome.pending.target == TARGET and outcome.pending.requester == "@alice"
+    assert outcome.pending.target == TARGET and outcome.pending.requester.id == "@alice"
     assert feedback.pending() == []
     pins = core.inventory().pins
     assert live_states(core.memory, pins)[("podinfo", "qa")]["state"] == "live"
@@ -349,7 +349,7 @@ def test_a_newer_push_supersedes_the_one_waiting(core):
     feedback.expect(change(new="6.5.3"), "@alice", TARGET)
     outcome = feedback.expect(change(new="6.6.0", old="6.5.3"), "@bob", replace(TARGET, thread="2"))
     assert outcome.kind == "superseded" and outcome.pending.version == "6.5.3"
-    assert outcome.by.version == "6.6.0" and outcome.by.requester == "@bob"
+    assert outcome.by.version == "6.6.0" and outcome.by.requester.id == "@bob"
     assert [p.version for p in feedback.pending()] == ["6.6.0"]
 
 

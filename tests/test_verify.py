@@ -16,6 +16,7 @@ import pytest
 import requests
 from errbot.backends.base import Room
 from errbot.backends.test import TestBot as ErrbotTestBot
+from errbot.core import ErrBot
 from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
@@ -40,13 +41,15 @@ def start(tmp_path, fleet_url, prometheus, monkeypatch):
     monkeypatch.setenv("GITOPS_FLUX_TOKEN_QA", TOKENS["qa"])
     running = []
 
-    def start_ferry(on_failure="rollback", soak="3s", promote_after=None, verify=True) -> Ferry:
+    def start_ferry(on_failure="rollback", soak="3s", promote_after=None, verify=True,
+                    flux_timeout_minutes=10, prometheus_url=None) -> Ferry:
         raw = demo_settings(fleet_url)
+        raw["flux"] = {"timeout_minutes": flux_timeout_minutes}
         qa = raw["environments"][1]
         qa["notify"] = "#deploys-qa"
         if verify:
             qa["verify"] = {"interval": "0.3s", "checks": [
-                {"prometheus": prometheus.url, "query": GOOD, "for": soak}]}
+                {"prometheus": prometheus_url or prometheus.url, "query": GOOD, "for": soak}]}
             qa["on_failure"] = on_failure
         if promote_after:
             qa["promote_after"] = promote_after
@@ -59,20 +62,23 @@ def start(tmp_path, fleet_url, prometheus, monkeypatch):
             "BOT_DATA_DIR": str(tmp_path / "errbot"),
             "CORE_PLUGINS": ("ACLs", "Plugins", "Utils", "Webserver"),
         })
+        sent = []  # every message the bot sends, from its start (a restart speaks at once)
+        backend_send = ErrBot.send_message  # every backend's send_message calls it (the test one too)
+
+        def record(backend, msg):
+            sent.append(msg)
+            backend_send(backend, msg)
+
+        monkeypatch.setattr(ErrBot, "send_message", record)
         bot.start(timeout=10)
         one_reply_at_a_time(bot)
         running.append(bot)
-        sent = []
-        backend_send = bot.bot.send_message
-
-        def record(msg):
-            sent.append(msg)
-            backend_send(msg)
-
-        bot.bot.send_message = record
+        # What it said before the test backend's "ready": start() drops it from its queue.
+        ready = next(i for i, m in enumerate(sent) if m.body == "ready")
+        dropped = [bot.bot.md.convert(m.body) for m in sent[:ready]]
         port = free_port()
         bot.push_message("!plugin config Webserver {'HOST': '127.0.0.1', 'PORT': %d, 'SSL': None}" % port)
-        early = []  # what the bot said at its start (a restart's resumed verifications), in order
+        early = dropped  # what the bot said at its start (a restart's resumed verifications), in order
         while (said := bot.pop_message(timeout=10)) != "Plugin configuration done.":
             early.append(said)
         ferry = Ferry(bot, port, sent)
@@ -197,20 +203,67 @@ def test_an_admin_may_force_a_promotion_during_the_soak_recorded_in_the_commit(s
     assert "Forced-by: @alice <@alice> past: `podinfo` 6.5.3 is not verified in qa yet" in message
 
 
-def test_a_restart_during_the_soak_resumes_it_in_its_thread(start, fleet_url, exporter):
+def first_word(ferry: Ferry, timeout: float = 20) -> str:
+    """What a restarted Ferry said first (at its start, or soon after)."""
+    return ferry.early.pop(0) if ferry.early else ferry.next(timeout=timeout)
+
+
+def test_a_restart_during_the_soak_reads_what_it_missed_and_the_soak_goes_on(start, fleet_url, exporter):
     ferry = start(soak="60s")
     deployed_live(ferry)
     assert ferry.next().startswith("podinfo 6.5.3 in qa: verifying")
+    live = time.time()
     start.stop(ferry)
+    time.sleep(1)  # away for a few evaluations (0.3 s each)
 
     again = start(soak="60s")
-    resumed = again.early.pop(0) if again.early else again.next(timeout=20)
-    assert resumed == ("podinfo 6.5.3 in qa: Ferry restarted during its verification; the soak "
-                       "begins again now.")
+    resumed = first_word(again)
+    found = re.fullmatch(r"podinfo 6\.5\.3 in qa: Ferry restarted during its verification; Prometheus shows every "
+                         r"check held while it was away, so the soak goes on: (\d+)s remain\.", resumed)
+    assert found, resumed
+    assert int(found.group(1)) <= 60 - int(time.time() - live) + 1  # the clock was not restarted
     in_thread(again, resumed)
     exporter.errors.set(9)  # and it still acts: a failure after the restart is rolled back
     assert again.next(timeout=30).startswith("podinfo 6.5.3 failed its verification in qa")
     assert again.next(timeout=30).startswith("podinfo 6.5.3 rolled back to 6.5.2 in qa")
+
+
+def test_a_failure_while_ferry_was_away_fails_it_at_the_restart_and_rolls_it_back(start, fleet_url, prometheus,
+                                                                                   exporter):
+    ferry = start(soak="60s")
+    deployed_live(ferry)
+    deploy_commit = remote_tip(fleet_url)
+    assert ferry.next().startswith("podinfo 6.5.3 in qa: verifying")
+    start.stop(ferry)
+    exporter.errors.set(9)  # bad for a few scrapes while Ferry is down, good again before it starts
+    prometheus.wait_for(GOOD, holds=False)
+    exporter.errors.set(0)
+    prometheus.wait_for(GOOD)
+
+    again = start(soak="60s")
+    failed = first_word(again)
+    assert re.fullmatch(rf"podinfo 6\.5\.3 failed its verification in qa: {GOOD} on {re.escape(prometheus.url)} "
+                        r"did not hold at \d\d:\d\d:\d\d UTC, while Ferry was away: it returned no sample", failed), failed
+    in_thread(again, failed)
+    rolled = first_word(again)
+    assert rolled.startswith("podinfo 6.5.3 rolled back to 6.5.2 in qa by Ferry on behalf of @alice")
+    assert f"Rollback-Of: {deploy_commit}" in last_message(fleet_url)
+    assert len(remote_log(fleet_url)) == 3
+
+
+def test_a_restart_prometheus_cannot_answer_for_begins_the_soak_again_and_says_why(start, fleet_url):
+    ferry = start(soak="60s")
+    deployed_live(ferry)
+    assert ferry.next().startswith("podinfo 6.5.3 in qa: verifying")
+    start.stop(ferry)
+    time.sleep(1)  # away for a few evaluations (0.3 s each)
+    down = f"http://127.0.0.1:{free_port()}"  # the check's Prometheus does not answer now
+    again = start(soak="60s", prometheus_url=down)
+    said = first_word(again)
+    assert said == (f"podinfo 6.5.3 in qa: Ferry restarted during its verification and could not read what it "
+                    f"missed from Prometheus (Prometheus at {down[7:]} did not answer: ConnectionError); the soak "
+                    "of 1m begins again now."), said
+    in_thread(again, said)
 
 
 def test_a_verification_the_settings_no_longer_name_is_lost_and_said_so(start, fleet_url):
@@ -284,7 +337,6 @@ def test_the_real_errbot_process_killed_during_a_soak_resumes_it(tmp_path, fleet
         proc.wait(timeout=10)
     proc, lines = start()
     try:
-        hear(lines, r"podinfo.? 6\.5\.3 in qa: Ferry restarted during its verification; the soak begins again now\.")
         hear(lines, r"podinfo.? 6\.5\.3 is verified in qa: .*ferry_test_errors < 1.? = 0, held for [4-9]s\.")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -304,3 +356,43 @@ def test_a_newer_change_ends_the_verification_it_supersedes(start, fleet_url, ex
     exporter.errors.set(5)  # nothing is verifying now: nothing fails, nothing is rolled back
     ferry.quiet(wait=3)
     assert remote_tip(fleet_url) == tip
+
+
+def test_no_word_from_flux_within_its_wait_fails_the_verification_and_rolls_it_back(start, fleet_url):
+    ferry = start(flux_timeout_minutes=0.05)  # 3 s
+    ferry.in_room()
+    _, result = ferry.say("!deploy podinfo 6.5.3 to qa", replies=2, extras={
+        "slack_event": {"ts": THREAD, "channel": "C0DEPLOYS"}})
+    deploy_commit = remote_tip(fleet_url)
+    assert ferry.next(timeout=20).startswith("podinfo 6.5.3 in qa: no word from Flux within 3s of the push")
+    failed = ferry.next(timeout=20)
+    assert failed == "podinfo 6.5.3 failed its verification in qa: no word from Flux."
+    in_thread(ferry, failed)
+    rolled = ferry.next(timeout=20)
+    assert rolled.startswith("podinfo 6.5.3 rolled back to 6.5.2 in qa by Ferry on behalf of @alice (commit ")
+    in_thread(ferry, rolled)
+    message = last_message(fleet_url)
+    assert message.startswith("rollback podinfo 6.5.3 → 6.5.2 to qa\n")
+    assert f"Rollback-Of: {deploy_commit}" in message
+    assert "Verification: failed: Flux did not report it live within 0.05 minutes of the push" in message
+    assert ferry.next() == rolled and str(ferry.sent[-1].to) == "#deploys-qa"
+    # The rollback hears no word either: it fails its verification, and is never rolled back itself.
+    assert ferry.next(timeout=20).startswith("podinfo 6.5.2 in qa: no word from Flux within 3s")
+    assert ferry.next(timeout=20) == "podinfo 6.5.2 failed its verification in qa: no word from Flux."
+    ferry.quiet(wait=1.0)
+    assert len(remote_log(fleet_url)) == 3  # seed, deploy, one rollback
+    assert "qa: 6.5.2 failed: Flux did not report it live" in ferry.say("!versions podinfo")[0]
+
+
+def test_with_on_failure_notify_flux_reporting_after_its_wait_verifies_it_after_all(start, fleet_url):
+    ferry = start(on_failure="notify", soak="1s", flux_timeout_minutes=0.05)
+    ferry.in_room()
+    ferry.say("!deploy podinfo 6.5.3 to qa", replies=2, extras={"slack_event": {"ts": THREAD}})
+    tip = remote_tip(fleet_url)
+    assert ferry.next(timeout=20).startswith("podinfo 6.5.3 in qa: no word from Flux")
+    assert ferry.next(timeout=20) == "podinfo 6.5.3 failed its verification in qa: no word from Flux."
+    assert ferry.post("qa", flux_event(reason="UpgradeSucceeded", version="6.5.3")).status_code == 200
+    assert ferry.next().startswith("podinfo 6.5.3 is live in qa after all")
+    assert ferry.next().startswith("podinfo 6.5.3 in qa: verifying")
+    assert ferry.next(timeout=20).startswith("podinfo 6.5.3 is verified in qa")
+    assert remote_tip(fleet_url) == tip  # notify: nothing written

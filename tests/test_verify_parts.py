@@ -1,28 +1,26 @@
 """Verification's parts on their own: the settings (one line per mistake), the Prometheus client
 against a real Prometheus (and a local server for credentials), the pure decisions, the state
-file's migration, and the core's automatic rollback against a real bare remote."""
+file's migration, `ferry check`. The shell against a real remote: test_verify_rollback.py."""
 import json
 import sqlite3
+import time
+from dataclasses import asdict, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from devtools.fluxrepo import demo_files, demo_settings
+from devtools.fluxrepo import demo_settings
 from gitops.check import verification_findings
-from gitops.core import GitOps
-from gitops.errors import CheckUnreadable, NothingToRollback, SettingsError
+from gitops.errors import CheckUnreadable, SettingsError
 from gitops.feedback import verify as v
-from gitops.feedback.events import Outcome, parse_event
 from gitops.feedback.records import ReplyTarget, WaitingDeploy
-from gitops.feedback.verifier import Verifier
 from gitops.guard.soak import Check, Verify, soak_blocker
+from gitops.identity import Release
 from gitops.model import Requester
 from gitops.settings import parse_settings
 from gitops.sources.prometheus import PrometheusClient, Reading
 from gitops.state.store import Store
-from tests.fixtures_git import git, remote_log, remote_path, remote_tip
 from tests.fixtures_prometheus import free_port
-from tests.flux_events import encode, flux_event
 from tests.serving import serving
 
 ALICE = Requester("U0ALICE", "Alice Doe")
@@ -97,6 +95,34 @@ def test_instant_queries_read_as_prometheus_answers_them(prometheus, exporter):
         client.query(f"http://127.0.0.1:{free_port()}", "up")
 
 
+def test_a_range_query_reads_each_step_as_an_instant_query_would(prometheus, exporter):
+    """The gap a restart missed: the gauge is bad for a few scrapes, then good again."""
+    client = PrometheusClient(lambda host: None, timeout=5)
+    exporter.errors.set(0)
+    prometheus.wait_for("ferry_test_errors == 0")
+    time.sleep(1.5)  # a scrape or two of it good
+    start = time.time() - 1
+    exporter.errors.set(3)
+    prometheus.wait_for("ferry_test_errors == 3")
+    time.sleep(1.5)
+    exporter.errors.set(0)
+    prometheus.wait_for("ferry_test_errors == 0")
+    time.sleep(1.5)
+    end = time.time()
+    steps = client.query_range(prometheus.url, "ferry_test_errors < 1", start, end, 0.5)
+    first = round(start * 1000)
+    assert [t for t, _ in steps] == [(first + k * 500) / 1000 for k in range(int((end - start) // 0.5) + 1)]
+    held = [r.holds for _, r in steps]
+    assert held[0] and held[-1] and not all(held), held  # good, bad for a while, good again
+    assert {r.figure for _, r in steps} == {"0", "no sample"}
+    scalar = client.query_range(prometheus.url, "scalar(ferry_test_errors) < bool 1", start, end, 0.5)
+    assert [r.holds for _, r in scalar] == held and {r.figure for _, r in scalar} == {"1", "0"}
+    with pytest.raises(CheckUnreadable, match=r"refused the range query \(bad_data\): .*parse error"):
+        client.query_range(prometheus.url, "sum(ferry_test_errors) <", start, end, 0.5)
+    long_gap = client.query_range(prometheus.url, "ferry_test_errors < 1", end - 86400, end, 1)
+    assert len(long_gap) <= 11000  # Prometheus's limit: a longer gap, longer steps
+
+
 class _Recording(BaseHTTPRequestHandler):
     """Answers as Prometheus's /api/v1/query does, and keeps the Authorization it was sent."""
     seen: list = []
@@ -157,13 +183,30 @@ def test_a_rollback_is_never_rolled_back_automatically():
     assert failed.state == v.FAILED and not failed.rolls_back
 
 
-def test_a_restart_begins_the_soak_again_or_loses_it():
+def test_a_restart_reads_what_it_missed_or_loses_it():
     record = v.evaluated(v.started(PENDING, VERIFY, 1000.0), VERIFY, {"errors < 1": Reading(True, "0")}, 1010.0)
-    again = v.resumed(record, VERIFY, "6.5.3", 2000.0)
-    assert (again.state, again.since, again.evaluations) == (v.VERIFYING, 2000.0, 0)
+    assert v.resumed(record, VERIFY, "6.5.3", 1030.0) == record  # as it was: what it missed is read next
     assert v.resumed(record, None, "6.5.3", 2000.0).state == v.LOST
     moved = v.resumed(record, VERIFY, "6.6.0", 2000.0)
     assert moved.state == v.LOST and moved.reason == "Git pins 6.6.0 there now, not 6.5.3"
+    # Missed: an interval after the last evaluation, to now or to the soak's end.
+    assert v.missed(record, VERIFY, 1035.0) == (1020.0, 1035.0, 10.0)
+    assert v.missed(record, VERIFY, 5000.0) == (1020.0, 1060.0, 10.0)
+    assert v.missed(record, VERIFY, 1015.0) is None
+    held = {"errors < 1": [(1020.0, Reading(True, "0")), (1030.0, Reading(True, "0.5"))]}
+    goes_on = v.caught_up(record, VERIFY, held, 1035.0)
+    assert (goes_on.state, goes_on.since, goes_on.updated, goes_on.evaluations) == (v.VERIFYING, 1000.0, 1030.0, 3)
+    assert goes_on.figures == {"errors < 1": "0.5"} and not v.due(goes_on, VERIFY, 1035.0)
+    steps = {"errors < 1": [(t, Reading(True, "0")) for t in (1020.0, 1030.0, 1040.0, 1050.0, 1060.0)]}
+    done = v.caught_up(record, VERIFY, steps, 5000.0)  # the soak ended while Ferry was away
+    assert (done.state, done.verified_at) == (v.VERIFIED, 1060.0)
+    broke = {"errors < 1": [(1020.0, Reading(True, "0")), (1030.0, Reading(False, "no sample"))]}
+    failed = v.caught_up(record, VERIFY, broke, 1035.0)
+    assert failed.state == v.FAILED and failed.cause == "check" and failed.rolls_back
+    assert failed.reason == ("`errors < 1` on http://p:9090 did not hold at 00:17:10 UTC, while Ferry was away: "
+                             "it returned no sample")
+    again = v.restarted(record, 2000.0)
+    assert (again.state, again.since, again.evaluations) == (v.VERIFYING, 2000.0, 0)
 
 
 def test_the_soak_blocker_says_how_long_remains():
@@ -183,88 +226,43 @@ def test_a_state_file_of_schema_1_gets_the_verifications_table(tmp_path):
                      "INSERT INTO meta VALUES ('schema', '1');")
     db.close()
     store = Store(path)
-    assert store.meta("schema") == "2"
+    assert store.meta("schema") == "3"
     assert store.read("SELECT count(*) FROM verifications") == [(0,)]
     store.close()
 
 
-# ---- the core and the verifier against a real remote -------------------------------------------
-
-@pytest.fixture
-def fleet(tmp_path, registry, charts, bare_remote):
-    return bare_remote(demo_files(f"{registry.url}/charts"))
-
-
-def last_message(url):
-    return git("--git-dir", str(remote_path(url)), "log", "-1", "--format=%B", "refs/heads/main")
-
-
-def test_the_automatic_rollback_passes_a_lock_and_an_approval_and_says_so(fleet, tmp_path):
-    core = GitOps(qa_settings(fleet, tmp_path, policy={"approval": True}), fetch_interval=0)
-    core._write(core.plan_deploy("podinfo", "qa", "6.5.3"), ALICE, dry_run=False)
-    deployed = remote_tip(fleet)
-    core.lock("qa", None, Requester("U0BOB"), "release train")
-    change = core.roll_back_failed("podinfo", "qa", "chart", "6.5.3", "6.5.2", ALICE, deployed,
-                                   "`errors < 1` does not hold")
-    assert change.commit.sha == remote_tip(fleet) and len(remote_log(fleet)) == 3
-    message = last_message(fleet)
-    assert message.startswith("rollback podinfo 6.5.3 → 6.5.2 to qa\n")
-    assert f"Rollback-Of: {deployed}\n" in message
-    assert "Verification: failed: `errors < 1` does not hold\n" in message
-    assert "Forced-by: Ferry past: qa is locked by U0BOB" in message
-    assert "Requested-by: Alice Doe <U0ALICE>" in message
-    assert core.guard.rolled_back(core.pin("podinfo", "qa").release).version == "6.5.3"
-
-
-def test_the_automatic_rollback_leaves_a_version_someone_changed_since(fleet, tmp_path):
-    core = GitOps(qa_settings(fleet, tmp_path), fetch_interval=0)
-    core._write(core.plan_deploy("podinfo", "qa", "6.5.3"), ALICE, dry_run=False)
-    failed = remote_tip(fleet)
-    core._write(core.plan_deploy("podinfo", "qa", "6.6.0"), ALICE, dry_run=False)
-    tip = remote_tip(fleet)
-    with pytest.raises(NothingToRollback, match="now pins 6.6.0, not 6.5.3"):
-        core.roll_back_failed("podinfo", "qa", "chart", "6.5.3", "6.5.2", ALICE, failed, "bad")
-    assert remote_tip(fleet) == tip
-
-
-def test_an_unreadable_check_fails_the_verification_and_never_rolls_back(fleet, tmp_path):
-    down = f"http://127.0.0.1:{free_port()}"  # nothing listens: Prometheus is down
-    settings = qa_settings(fleet, tmp_path, on_failure="rollback", verify={
-        "interval": "1s", "checks": [{"prometheus": down, "query": "errors < 1", "for": "1m"}]})
-    core = GitOps(settings, fetch_interval=0)
-    change = core._write(core.plan_deploy("podinfo", "qa", "6.5.3"), ALICE, dry_run=False)
-    pending = WaitingDeploy("podinfo", "qa", "deploy", "6.5.2", "6.5.3", change.commit.sha, "U0ALICE",
-                            ReplyTarget("testroom", True, "1.2"), 1000.0)
-    clock = [1000.0]
-    verifier = Verifier(core, clock=lambda: clock[0])
-    started = verifier.settled(Outcome("live", "podinfo", "qa", pending))
-    assert [s.kind for s in started] == ["verifying"]
-    clock[0] = 1002.0
-    said = verifier.tick()
-    assert [s.kind for s in said] == ["failed"]
-    assert said[0].record.reason.startswith(f"`errors < 1` could not be evaluated: Prometheus at "
-                                            f"{down[7:]} did not answer")
-    assert remote_tip(fleet) == change.commit.sha  # nothing rolled back on a check Ferry could not read
-    assert core.verifications.get("qa", "podinfo", "chart").state == v.FAILED
-    assert verifier.tick() == []  # ended: never evaluated again
-
-
-def test_a_failure_flux_reports_is_rolled_back_with_fluxs_words(fleet, tmp_path):
-    settings = qa_settings(fleet, tmp_path, on_failure="rollback", verify={
-        "checks": [{"prometheus": "http://127.0.0.1:9", "query": "errors < 1", "for": "1m"}]})
-    core = GitOps(settings, fetch_interval=0)
-    change = core._write(core.plan_deploy("podinfo", "qa", "6.5.3"), ALICE, dry_run=False)
-    pending = WaitingDeploy("podinfo", "qa", "deploy", "6.5.2", "6.5.3", change.commit.sha, "U0ALICE",
-                            ReplyTarget("testroom", True, "1.2"), 1000.0)
-    event = parse_event(encode(flux_event(reason="UpgradeFailed", version="6.5.3")))
-    said = Verifier(core, clock=lambda: 1001.0).settled(Outcome("failed", "podinfo", "qa", pending, event))
-    assert [s.kind for s in said] == ["failed", "rolled-back"]
-    assert said[0].record.reason.startswith("Flux reports UpgradeFailed: Helm upgrade failed for release")
-    assert said[1].change.commit.sha == remote_tip(fleet) and len(remote_log(fleet)) == 3
-    message = last_message(fleet)
-    assert f"Rollback-Of: {change.commit.sha}\n" in message
-    assert "Verification: failed: Flux reports UpgradeFailed: Helm upgrade failed" in message
-    assert core.verifications.get("qa", "podinfo", "chart").state == v.ROLLED_BACK
+def test_schema_2s_verifications_keyed_by_app_move_to_their_release_in_any_namespace(tmp_path):
+    """A file written by the Ferry that keyed verifications by app name (and kept one string for
+    the requester): each row is its release's by name, in any namespace, read as it was."""
+    path = tmp_path / "state.sqlite3"
+    old = {**asdict(v.started(PENDING, VERIFY, 1000.0)), "requester": "Alice Doe"}
+    for key in ("namespace", "name"):
+        del old[key]
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema', '2');
+        CREATE TABLE verifications (
+            environment TEXT NOT NULL, app TEXT NOT NULL, part TEXT NOT NULL, version TEXT NOT NULL,
+            state TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (environment, app, part));
+        CREATE INDEX verifications_state ON verifications (state);""")
+    db.execute("INSERT INTO verifications VALUES ('qa', 'apps/podinfo', 'chart', '6.5.3', 'verifying', ?)",
+               (json.dumps({**old, "app": "apps/podinfo"}),))
+    db.commit()
+    db.close()
+    store = Store(path)
+    book = v.VerificationBook(store)
+    assert store.meta("schema") == "3"
+    (found,) = book.in_state(v.VERIFYING)  # the state index is the new table's
+    assert found.release == Release("qa", None, "podinfo", "chart")
+    assert found.requester == Requester("Alice Doe", "Alice Doe") and found.version == "6.5.3"
+    assert book.get(Release("qa", "apps", "podinfo", "chart")) == found  # its release by name
+    book.save(replace(found, namespace="apps", name="podinfo", state=v.VERIFIED, verified_at=1100.0))
+    assert store.read("SELECT namespace, state FROM verifications") == [("apps", "verified")]  # replaced
+    assert book.get(Release("qa", "other", "podinfo", "chart")) is None
+    assert store.read("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'verifications' "
+                      "ORDER BY name") == [("verifications_release",), ("verifications_state",)]
+    store.close()
 
 
 def test_ferry_check_evaluates_each_check_once(tmp_path, prometheus):
@@ -274,3 +272,13 @@ def test_ferry_check_evaluates_each_check_once(tmp_path, prometheus):
     good, bad = [f.line() for f in verification_findings(settings)]
     assert good == f"ok  verify qa `ferry_test_errors < 1`: holds now on {prometheus.url} (0)"
     assert bad.startswith("FAIL  verify qa `typo`: Prometheus refused the query (bad_data): ")
+
+
+def test_a_record_written_before_the_whole_identity_reads_back_as_it_was_signed():
+    """Older records kept one string (the name, else the ID): it stands for both, as it did."""
+    old = json.loads(json.dumps({**PENDING.__dict__, "requester": "Alice Doe", "target": PENDING.target.__dict__}))
+    pending = WaitingDeploy(**{**old, "target": ReplyTarget(**old["target"])})
+    assert pending.requester == Requester("Alice Doe", "Alice Doe")
+    alice = Requester("U0ALICE", "Alice Doe", "alice@example.com", ("C0DEPLOYS",), "https://chat/p1")
+    kept = json.loads(json.dumps(asdict(replace(PENDING, requester=alice))))
+    assert WaitingDeploy(**{**kept, "target": ReplyTarget(**kept["target"])}).requester == alice

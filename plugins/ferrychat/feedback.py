@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from gitops.feedback.events import REMEDIATED, Outcome
-from gitops.identity import mention
+from gitops.identity import person
 
 MESSAGE_LIMIT = 600  # characters of Flux's message quoted in chat
 
@@ -47,7 +47,7 @@ def say(outcome: Outcome, timeout_minutes: float = 10) -> str:
                 f"of the push{commit}. I will still answer here if it reports.")
     if o.kind == "superseded":
         newer = o.by
-        who = f" by {mention(newer.requester)}" if newer and newer.requester else ""
+        who = f" by {person(newer.requester)}" if newer and newer.requester.id else ""
         return (f"{what} in {o.environment}: {newer.version if newer else 'another version'} was pushed{who} "
                 f"before Flux reported on this one; I follow that change instead.")
     # a notice for the environment's channel: nobody's command waits for it
@@ -91,6 +91,8 @@ def say_verdict(verdict) -> str:
     if kind == "verified":
         held = f": {figures}, held for {duration(r.verified_at - r.since)}" if figures else ""
         return f"{what} is verified in {r.environment}{held}."  # no checks: live is verified
+    if kind == "failed" and r.cause == "timeout":  # the wait was just said
+        return f"{what} failed its verification in {r.environment}: no word from Flux."
     if kind == "failed" and r.cause == "flux":  # Flux's own words were just said, quoted
         return f"{what} failed its verification in {r.environment}: Flux reported a failure."
     if kind == "failed":
@@ -98,17 +100,28 @@ def say_verdict(verdict) -> str:
     if kind == "rolled-back":
         change = verdict.change
         commit = f" (commit {change.commit.sha[:10]})" if change is not None and change.commit else ""
-        return (f"{what} rolled back to {r.old} in {r.environment} by Ferry on behalf of "
-                f"{mention(r.requester)}{commit}: its verification failed. {r.version} cannot come "
-                f"back without `--force`.")
+        back = f"{what} rolled back to {r.old} in {r.environment}"
+        gone = f"{r.version} cannot"
+        if change is not None and change.moves:  # the whole app the failed change moved
+            back = f"`{r.app}` rolled back in {r.environment} (" + ", ".join(
+                f"{part} {old} → {new}" for part, old, new in change.moves) + ")"
+            gone = "Those versions cannot"
+        return (f"{back} by Ferry on behalf of {person(r.requester)}{commit}: its verification failed. "
+                f"{gone} come back without `--force`.")
     if kind == "not-rolled-back":
         return (f"{what} was not rolled back in {r.environment}: {_one_line(verdict.problem)} "
                 f"Roll it back by hand: `!rollback {r.app} on {r.environment}`.")
     if kind == "superseded":
         return f"{what} in {r.environment}: its verification ended: {_one_line(r.reason)}."
     if kind == "resumed":
-        return (f"{what} in {r.environment}: Ferry restarted during its verification; the soak "
-                "begins again now.")
+        read = ("Prometheus shows every check held while it was away" if verdict.checks else
+                "it missed no evaluation")
+        return (f"{what} in {r.environment}: Ferry restarted during its verification; {read}, so the soak "
+                f"goes on: {duration(verdict.soak)} remain.")
+    if kind == "restarted":
+        return (f"{what} in {r.environment}: Ferry restarted during its verification and could not read "
+                f"what it missed from Prometheus ({_one_line(verdict.problem).rstrip('.')}); the soak of "
+                f"{duration(verdict.soak)} begins again now.")
     return f"{what} in {r.environment}: its verification was lost at a restart: {_one_line(r.reason)}."
 
 

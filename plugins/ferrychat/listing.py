@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Callable, Collection, Optional, Sequence
+from typing import Callable, Collection, Iterable, Optional, Sequence
 
 from ferrychat import render
 from ferrychat.feedback import age, duration
@@ -153,8 +153,20 @@ def soak_remaining(record, settings, now: float) -> float:
     return record.verified_at + verify.promote_after - now if verify is not None else 0.0
 
 
-def soaking(records: Sequence, apps: Collection[str], settings, now: float) -> list:
-    """`!versions`'s notes: the versions of ``apps`` still soaking, and how long they have left."""
-    return [f"Soaking: `{r.app}` {r.version} in {r.environment}, {duration(remaining)} before it may be "
-            "promoted." for r in records if r.app in apps
-            if (remaining := soak_remaining(r, settings, now)) > 0]
+def soaking(records: Sequence, pins: Iterable, settings, now: float) -> list:
+    """`!versions`'s notes: the versions of the releases of ``pins`` still soaking, and how long
+    they have left, each by the name its app goes by now."""
+    by_name: dict = {}
+    for p in pins:
+        by_name.setdefault((p.environment, p.release.name, p.part), []).append(p)
+    said = []
+    for r in records:
+        if (remaining := soak_remaining(r, settings, now)) <= 0:
+            continue
+        release = r.release
+        pin = next((p for p in by_name.get((release.environment, release.name, release.part), ())
+                    if release.covers(p.release)), None)
+        if pin is not None:
+            said.append(f"Soaking: `{pin.app}` {r.version} in {r.environment}, {duration(remaining)} before "
+                        "it may be promoted.")
+    return said

@@ -68,13 +68,15 @@ class FerryFlux(BotPlugin):
 
     def watch(self, change, msg):
         """The Ferry plugin tells of every pushed change: wait for Flux to report on it."""
-        who = requester(msg)
-        self.expect(change, who.name or who.id, target_of(msg))
+        self.expect(change, requester(msg), target_of(msg))
 
-    def expect(self, change, who: str, target):
+    def expect(self, change, who, target):
         """Wait for Flux to report on ``change`` (pushed, applied from the queue, or a pull request
-        merged), to answer at ``target`` (a ``ReplyTarget``)."""
-        superseded = self.feedback.expect(change, who, target)
+        merged), to answer at ``target`` (a ``ReplyTarget``), on behalf of the change's requester
+        when the core wrote it (an approved change's, not its approver's: an automatic rollback
+        of it is theirs too, as its author and Requested-by), else of ``who`` (a ``Requester``, or
+        the name a caller knows)."""
+        superseded = self.feedback.expect(change, change.requester or who, target)
         if superseded is not None:
             self._say(superseded)
         for verdict in self.verifier.superseded(change):
@@ -84,6 +86,7 @@ class FerryFlux(BotPlugin):
         try:
             for outcome in self.feedback.expired():
                 self._say(outcome)
+                self._verify(outcome)  # silence fails a verification (on_failure applies)
         except Exception:  # logged; the poller must live on to check again next round
             self.log.exception("checking Flux timeouts failed")
 

@@ -22,7 +22,7 @@ from .changes.landing import Landing
 from .changes.trailers import FORCED_BY, ROLLBACK_OF, VERIFICATION
 from .changes.pins import PinCache, find
 from .decisions import Decisions
-from .errors import NoRegistry, NotAllowed, NothingToRollback
+from .errors import NoRegistry, NotAllowed, NothingToRollback, UnknownApp
 from .feedback.receiver import Receivers
 from .feedback.verify import VerificationBook
 from .flux import images
@@ -211,26 +211,45 @@ class GitOps(Reports, Decisions, Previews, Queueing):
         source = self.settings.environment(plan.source_environment)
         if source.verify is None:
             return ()
-        verified_at = self.verifications.verified_at(source.name, plan.app, plan.part, plan.new)
+        try:  # the release of that name there: a verification is its own
+            release = self.pin(plan.app, source.name, part=plan.part).release
+        except UnknownApp:
+            return ()  # nothing of that name there: the promotion says so itself
+        verified_at = self.verifications.verified_at(release, plan.new)
         found = soak_blocker(plan.app, plan.new, source.name, source.verify.promote_after, verified_at,
                              self.clock().timestamp())
         return (found,) if found is not None else ()
 
-    def roll_back_failed(self, app: str, environment: str, part: str, version: str, old: str,
-                         requester: Requester, commit: str, reason: str) -> Change:
-        """Revert a change whose verification failed (``commit`` pushed ``version``) to ``old``, as
-        ``!rollback`` would, on behalf of its ``requester``: past locks, freezes and approvals (a
-        broken release held by a freeze is worse), said in the commit's trailers. Refused
-        (``PinMoved``) when the pin no longer holds ``version``: someone changed it since."""
-        plan = self.plan_rollback(app, environment, to=old, part=part)
+    def roll_back_failed(self, release: Release, version: str, old: str, requester: Requester,
+                         commit: str, reason: str) -> Change:
+        """Revert a change of ``release`` whose verification failed (``commit`` pushed ``version``)
+        to ``old``, as ``!rollback`` would, on behalf of its ``requester``: every other part of the
+        app that ``commit`` moved goes back with it, in one commit; past locks, freezes and
+        approvals (a broken release held by a freeze is worse), said in the commit's trailers.
+        Refused (``NothingToRollback``) when the release is gone, or any part no longer holds what
+        ``commit`` wrote: someone changed it since."""
+        inventory = self.inventory()
+        pin = inventory.released(release)
+        if pin is None:
+            raise NothingToRollback(f"{release.key} is no longer in the repository, so Ferry left it.")
+        plan = self.plan_rollback(pin.app, pin.environment, to=old, part=pin.part)
+        moved = self._moved_by(plan.pin, inventory, commit)
+        for other, _, then in moved:  # half a change back is a state nobody asked for
+            if other.version != then:
+                raise NothingToRollback(
+                    f"`{other.label}` in {pin.environment} now pins {other.version or 'nothing'}, not the "
+                    f"{then} the failed change wrote with {version}: someone changed it since, so Ferry "
+                    "left the whole change.")
+        plan = replace(plan, also=tuple((other, prior) for other, prior, _ in moved))
         passed = [(FORCED_BY, f"Ferry past: {plain(b.reason)}") for b in self._blockers(plan)]
         said = [(ROLLBACK_OF, commit), (VERIFICATION, f"failed: {plain(reason)[:300]}")]
+        expect = {plan.pin.part: version, **{p.part: p.version for p, _ in plan.also}}
         try:
-            return self._write(plan, requester, dry_run=False, expect={plan.pin.part: version},
-                               trailers=tuple(said + passed))
+            return self._write(plan, requester, dry_run=False, expect=expect, trailers=tuple(said + passed))
         except writing.PinMoved as moved:
-            raise NothingToRollback(f"`{app}` in {environment} now pins {moved.now or 'nothing'}, not "
-                                    f"{version}: someone changed it since, so Ferry left it.") from None
+            label = pin.label if moved.part == pin.part else f"{pin.app} {moved.part}"
+            raise NothingToRollback(f"`{label}` in {pin.environment} now pins {moved.now or 'nothing'}, not "
+                                    f"{expect[moved.part]}: someone changed it since, so Ferry left it.") from None
 
     def _check_state(self, plan: Plan, decision: policy.Decision) -> policy.Decision:
         """What the repository, the decision's blockers and the registry allow now."""
@@ -294,11 +313,17 @@ class GitOps(Reports, Decisions, Previews, Queueing):
             if action == "rollback" and old:
                 self.guard.remember_rollback(part.release, old, requester)
         return Change(old=now.version, new=version, replaced_range=now.is_range, diff=written.diff,
-                      commit=Commit(written.sha, ws.public_url), **base)
+                      commit=Commit(written.sha, ws.public_url), requester=requester,
+                      release=pin.release, **base)
 
     def _moved_with(self, pin: Pin, inventory: Inventory, commit: str) -> tuple:
         """The app's other parts that ``commit`` (where ``pin``'s version began) moved too and that
         still hold what it wrote: a rollback of the app restores them with it, as one whole."""
+        return tuple((other, prior) for other, prior, then in self._moved_by(pin, inventory, commit)
+                     if other.version == then)
+
+    def _moved_by(self, pin: Pin, inventory: Inventory, commit: str) -> tuple:
+        """The app's other parts that ``commit`` moved too: ((pin now, before it, what it wrote), ...)."""
         ws = self._workspace(pin.environment)
         at, before = ws.tree(commit), ws.tree(f"{commit}^")
 
@@ -309,14 +334,14 @@ class GitOps(Reports, Decisions, Previews, Queueing):
                 return None
             return images.read_tag(other, editing.read_version(text, other.location))
 
-        also = []
+        moved = []
         for other in inventory.parts(pin.app, pin.environment):
             if other.part == pin.part or other.location is None or other.shared or other.refusal:
                 continue
             then, prior = value(at, other), value(before, other)
-            if prior and then != prior and other.version == then:
-                also.append((other, prior))
-        return tuple(also)
+            if prior and then != prior:
+                moved.append((other, prior, then))
+        return tuple(moved)
 
     def _pins_at(self, environment: str) -> Callable:
         repo = self._repo(environment)

@@ -98,8 +98,7 @@ class Pin:
     source_url: str = ""  # the Flux source URL as written (oci:// or https://)
     shared_with: tuple = ()  # every environment pinned by the same location, this one included, when > 1
     values_files: tuple = ()  # files that set spec.values for this release in this environment
-    # Other readers of the same location: "env/app" of other releases, or other uses of a
-    # substituted variable ("`${VAR}` in apps/x.yaml").
+    # Other readers of the same location: "env/app" of other releases, other uses of a variable ("`${VAR}` in x").
     shared_by: tuple = ()
     origin: str = ""  # where the version comes from when not the release's own field, for people
     refusal: str = ""  # why no one line can change it, when none can ("a digest", …)
@@ -125,8 +124,7 @@ class Pin:
 
     @property
     def release(self) -> "Release":
-        """What this pin is whatever Ferry calls it: ``app`` turns into ``namespace/name`` as soon
-        as a second release of that name appears anywhere, its namespace and name do not."""
+        """What this pin is whatever Ferry calls it (``app`` may turn into ``namespace/name``; this does not)."""
         return Release(self.environment, self.namespace, self.app.rsplit("/", 1)[-1], self.part)
 
 
@@ -154,9 +152,9 @@ class Inventory:
         return parts[0] if parts else None
 
     def released(self, release: "Release") -> Optional[Pin]:
-        """The pin of ``release`` (one part), whatever its app is called now."""
+        """The pin of ``release`` (one part), whatever its app is called now (any namespace: by name)."""
         for p in self.pins + self.others:
-            if p.release == release:
+            if release.covers(p.release) and release.part:
                 return p
         return None
 
@@ -274,6 +272,8 @@ class Change:
     between: tuple = field(default=())  # registry versions between old and new (promotion)
     pending: Optional["PendingChange"] = None  # waiting for a second person's approval
     pull_request: Optional[Proposal] = None  # landing as a pull request, not pushed
+    requester: Optional["Requester"] = None  # pushed on whose behalf (an approved change's requester)
+    release: Optional[Release] = None  # the release it changed, whatever its app is called later
 
 
 @dataclass(frozen=True)

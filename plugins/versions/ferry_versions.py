@@ -44,8 +44,7 @@ class FerryVersions(BotPlugin):
 
             def newest(pins):  # the registry's notes, then the versions still soaking
                 found, notes, refused = gitops.newest(pins)
-                soaking = listing.soaking(gitops.verifications.in_state("verified"), {p.app for p in pins},
-                                          gitops.settings, now)
+                soaking = listing.soaking(gitops.verifications.in_state("verified"), pins, gitops.settings, now)
                 closed = queued.closed([s for e, s in gitops.window_states(closed_only=True)
                                         if column in (None, e)])
                 return found, [*notes, *soaking, *filter(None, [closed])], refused
@@ -57,7 +56,8 @@ class FerryVersions(BotPlugin):
             now = time.time()
             overview = render.app_overview(pins[0].app, pins, infos, note,
                                            live_states(gitops.memory, pins), now, newest_part=pins[0].part)
-            verified = listing.verifications(gitops.verifications.of_app(pins[0].app), gitops.settings, now)
+            verified = listing.verifications(gitops.verifications.of_releases(p.release for p in pins),
+                                             gitops.settings, now)
             return f"{overview}\n{verified}" if verified else overview
         pin = gitops.pin(query.app, query.environment)
         return render.history(pin.app, pin.environment, gitops.history(pin.app, pin.environment))

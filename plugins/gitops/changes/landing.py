@@ -229,7 +229,9 @@ class Landing:
             change = Change(action=record["action"], app=record["app"], environment=record["environment"],
                             old=record["old"], new=record["version"], file=record["file"], diff=record["diff"],
                             part=record["part"], moves=moves,
-                            commit=Commit(pr.merge_commit or "", record.get("remote", "")))
+                            commit=Commit(pr.merge_commit or "", record.get("remote", "")),
+                            requester=Requester(record.get("requester_id") or record["requester"], record["requester"]),
+                            release=_release(record))
             sha = (pr.merge_commit or "?")[:10]
             return [Heard(f"{what} merged{who} as {sha}.{hand}", merged=change if pr.merge_commit else None,
                           **where)]
@@ -275,3 +277,9 @@ class Landing:
 
 def _key(environment: str, app: str) -> str:
     return f"{OPEN_PREFIX}{environment}/{app}"
+
+
+def _release(record: dict) -> Optional[Release]:
+    """The release a pull request's record changed (its first edit), when the record says."""
+    first = (record.get("releases") or [None])[0]
+    return Release(record["environment"], first[0], first[1], first[2]) if first else None

@@ -279,13 +279,16 @@ class Outcome:
     by: Optional[WaitingDeploy] = None  # superseded: the newer pending change
 
 
-def pending_record(change, requester: str, target: ReplyTarget, pushed_at: float,
+def pending_record(change, requester, target: ReplyTarget, pushed_at: float,
                    live: Optional[Mapping] = None) -> WaitingDeploy:
-    """A pushed change waiting for Flux; ``live``: the release's live record before the push."""
+    """A pushed change waiting for Flux, on ``requester``'s behalf (a ``Requester``); ``live``:
+    the release's live record before the push."""
     token = str((live or {}).get("token") or "") if change.part != CHART else ""
+    release = change.release
     return WaitingDeploy(change.app, change.environment, change.action, change.old or "", change.new,
                          change.commit.sha if change.commit else "", requester, target, pushed_at,
-                         part=change.part, token=token)
+                         part=change.part, token=token, namespace=release.namespace if release else None,
+                         name=release.name if release else "")
 
 
 def settles_image(event: FluxEvent, pending: WaitingDeploy) -> bool:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from ..errors import CheckUnreadable, FerryError
-from ..model import Requester
 from ..sources.prometheus import PrometheusClient
 from . import verify as v
 from .events import Outcome
+from .records import release_of
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,12 @@ class Verdict:
     """Something to say about a verification, in the thread of the change it is about; a
     ``rolled-back`` one is said in the environment's notify channel too."""
 
-    kind: str  # verifying | verified | failed | rolled-back | not-rolled-back | resumed | lost | superseded
+    kind: str  # verifying | verified | failed | rolled-back | not-rolled-back | resumed | restarted | lost | superseded
     record: v.Verification
     change: object = None  # rolled-back: the rollback's Change
-    problem: str = ""  # not-rolled-back: why Ferry could not revert it
-    checks: tuple = ()  # verifying: the labels of the checks that must hold
-    soak: float = 0.0  # verifying: for how long
+    problem: str = ""  # not-rolled-back: why Ferry could not revert it; restarted: why Prometheus could not say
+    checks: tuple = ()  # verifying: the labels of the checks that must hold; resumed: those read back
+    soak: float = 0.0  # verifying, restarted: for how long; resumed: how long remains
 
 
 class Verifier:
@@ -43,6 +43,8 @@ class Verifier:
                                                          timeout=gitops.settings.registry_timeout)
         self.book = gitops.verifications
         self._lock = threading.RLock()  # one tick at a time: a check is never evaluated twice at once
+        # What a restart interrupted: verifying when this process began (resumed once, first).
+        self._interrupted = {(r.release, r.commit) for r in self.book.in_state(v.VERIFYING)}
 
     def _verify(self, environment: str):
         return self.gitops.settings.environment(environment).verify
@@ -56,9 +58,11 @@ class Verifier:
     # ---- Flux's outcome ----------------------------------------------------------------------
 
     def settled(self, outcome: Outcome) -> list:
-        """Flux settled a pushed change (``live`` or ``failed``): begin its verification, or fail it."""
+        """Flux settled a pushed change (``live`` or ``failed``): begin its verification, or fail
+        it; or said nothing of it in time (``timeout``): fail it. Flux reporting after all begins
+        its verification then (a change rolled back since no longer waits for that report)."""
         pending, verify = outcome.pending, None
-        if pending is not None and outcome.kind in ("live", "failed"):
+        if pending is not None and outcome.kind in ("live", "failed", "timeout"):
             verify = self._verify(pending.environment)
         if verify is None:
             return []
@@ -70,13 +74,17 @@ class Verifier:
                     self.book.save(record)
                 return [Verdict(record.state, record, checks=tuple(c.label for c in verify.checks),
                                 soak=verify.soak)]
+            if outcome.kind == "timeout":
+                return self._failed(v.flux_silent(pending, self.gitops.settings.flux.timeout_minutes, now),
+                                    verify)
             message = f"Flux reports {outcome.event.reason}: {outcome.event.message}".strip()
             return self._failed(v.flux_failed(pending, message, now), verify)
 
     def superseded(self, change) -> list:
         """Another change of the same release was pushed: a verification still running ends."""
         with self._lock:
-            record = self.book.get(change.environment, change.app, change.part)
+            record = self.book.get(change.release or release_of(change.environment, change.app, change.part,
+                                                                 None, ""))
             if record is None or record.state != v.VERIFYING or (change.commit and record.commit == change.commit.sha):
                 return []
             record = replace(record, state=v.SUPERSEDED, updated=self.clock(),
@@ -89,8 +97,8 @@ class Verifier:
 
     def tick(self) -> list:
         """Evaluate every verification that is due; what to say about those that ended."""
-        said = []
         with self._lock:
+            said = self.resume()  # before any evaluation: what the restart missed is read first
             for record in self.book.in_state(v.VERIFYING):
                 verify = self._verify(record.environment) if record.environment in \
                     self.gitops.settings.environment_names else None
@@ -117,7 +125,7 @@ class Verifier:
 
     def _still(self, record: v.Verification) -> bool:
         """The record in the file is still the one evaluated (no newer change replaced it)."""
-        found = self.book.get(record.environment, record.app, record.part)
+        found = self.book.get(record.release)
         return found is not None and found.commit == record.commit and found.state == v.VERIFYING
 
     # ---- failure -------------------------------------------------------------------------------
@@ -130,11 +138,9 @@ class Verifier:
             return said
         if not record.old:
             return said + [Verdict("not-rolled-back", record, problem="nothing was pinned before it")]
-        requester = Requester(record.requester, record.requester)
         try:
-            change = self.gitops.roll_back_failed(record.app, record.environment, record.part,
-                                                  record.version, record.old, requester,
-                                                  record.commit, record.reason)
+            change = self.gitops.roll_back_failed(record.release, record.version, record.old,
+                                                  record.requester, record.commit, record.reason)
         except FerryError as e:
             log.warning("rolling back %s %s in %s failed: %s", record.app, record.version,
                         record.environment, e)
@@ -148,21 +154,53 @@ class Verifier:
     # ---- a restart -----------------------------------------------------------------------------
 
     def resume(self) -> list:
-        """At start: every verification still ``verifying`` begins its soak again, or is lost."""
-        said = []
-        names = self.gitops.settings.environment_names
-        for record in self.book.in_state(v.VERIFYING):
-            verify = self._verify(record.environment) if record.environment in names else None
-            pinned = self._pinned(record) if verify is not None else None
-            record = v.resumed(record, verify, pinned, self.clock())
+        """Once, at start: each verification a restart interrupted reads back from Prometheus what
+        it missed (a range query per check, a step per interval): a step that did not hold fails it
+        (``on_failure`` applies); all held, its soak goes on from when it began (or it is verified,
+        when it ended meanwhile). What Prometheus cannot answer begins the soak again, said so.
+        Lost when the settings verify nothing there now or Git pins another version."""
+        with self._lock:
+            interrupted, self._interrupted = self._interrupted, set()
+            said = []
+            names = self.gitops.settings.environment_names
+            for record in self.book.in_state(v.VERIFYING):
+                if (record.release, record.commit) not in interrupted:
+                    continue
+                verify = self._verify(record.environment) if record.environment in names else None
+                pinned = self._pinned(record) if verify is not None else None
+                record = v.resumed(record, verify, pinned, self.clock())
+                if record.state == v.LOST:
+                    with self.gitops.state.transaction():
+                        self.book.save(record)
+                    said.append(Verdict(v.LOST, record))
+                else:
+                    said += self._caught_up(record, verify)
+            return said
+
+    def _caught_up(self, record: v.Verification, verify) -> list:
+        now = self.clock()
+        gap = v.missed(record, verify, now)
+        try:
+            readings = {c.label: self.prometheus.query_range(c.prometheus, c.query, *gap)
+                        for c in verify.checks} if gap else {}
+        except CheckUnreadable as e:
+            record = v.restarted(record, now)
             with self.gitops.state.transaction():
                 self.book.save(record)
-            said.append(Verdict("resumed" if record.state == v.VERIFYING else v.LOST, record))
-        return said
+            return [Verdict("restarted", record, problem=str(e), soak=verify.soak)]
+        record = v.caught_up(record, verify, readings, now) if gap else record
+        if record.state == v.FAILED:
+            return self._failed(record, verify)
+        with self.gitops.state.transaction():
+            self.book.save(record)
+        if record.state == v.VERIFIED:
+            return [Verdict(v.VERIFIED, record)]
+        return [Verdict("resumed", record, checks=tuple(readings), soak=max(0.0, record.since + verify.soak - now))]
 
     def _pinned(self, record: v.Verification) -> Optional[str]:
         try:
-            return self.gitops.pin(record.app, record.environment, part=record.part).version
+            found = self.gitops.inventory().released(record.release)
+            return found.version if found is not None else None
         except FerryError as e:  # resumed all the same: a rollback checks the pin before it writes
             log.warning("verification of %s in %s resumed without reading its pin: %s", record.app,
                         record.environment, e)

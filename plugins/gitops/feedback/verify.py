@@ -1,20 +1,25 @@
 """Verification of a change after Flux reports it live: the record, the pure decisions over it, and
-its rows in the state file (``verifications``, one per environment, app and part: the last one).
+its rows in the state file (``verifications``, one per release: the last one).
 
 A record is ``verifying`` from the live event (``since``) until every check held over its soak
 (``verified``, ``verified_at``), or one evaluation did not hold or Flux reported a failure
 (``failed``), then ``rolled-back`` once Ferry reverted it; ``lost`` when a restart could not resume
-it; ``superseded`` when another change of the same release was pushed before it ended. ``cause`` says why it failed: ``flux`` (Flux's failure), ``check`` (a query's value), or
-``unreadable`` (a check could not be evaluated: never rolled back on that, only said).
+it; ``superseded`` when another change of the same release was pushed before it ended. ``cause``
+says why it failed: ``flux`` (Flux's failure), ``timeout`` (Flux said nothing of it within
+``flux.timeout_minutes``), ``check`` (a query's value), or ``unreadable`` (a check could not be
+evaluated: never rolled back on that, only said).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Mapping, Optional
 
 from ..guard.soak import Verify
-from .records import ReplyTarget
+from ..identity import Release
+from ..model import Requester
+from .records import ReplyTarget, release_of, requester_of
 
 VERIFYING, VERIFIED, FAILED, ROLLED_BACK, LOST, SUPERSEDED = (
     "verifying", "verified", "failed", "rolled-back", "lost", "superseded")
@@ -29,7 +34,7 @@ class Verification:
     old: str  # the version before the change: what a rollback restores
     commit: str  # the change's commit
     action: str  # deploy | promote | rollback (a rollback is never rolled back automatically)
-    requester: str
+    requester: Requester  # on whose behalf the change was pushed: a rollback's author and Requested-by
     target: ReplyTarget
     state: str
     since: float  # epoch seconds: the live event, or the restart that began the soak again
@@ -38,30 +43,49 @@ class Verification:
     evaluations: int = 0
     verified_at: Optional[float] = None
     reason: str = ""  # why it failed or was lost
-    cause: str = ""  # flux | check | unreadable
+    cause: str = ""  # flux | timeout | check | unreadable
     rollback: str = ""  # the rollback's commit
+    namespace: Optional[str] = None  # the release it is about (None, "": see ``records.release_of``)
+    name: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "requester", requester_of(self.requester))
+
+    @property
+    def release(self) -> Release:
+        return release_of(self.environment, self.app, self.part, self.namespace, self.name)
 
     @property
     def rolls_back(self) -> bool:
         """Whether a failure of this change may be reverted automatically."""
-        return self.action != "rollback" and self.cause in ("flux", "check")
+        return self.action != "rollback" and self.cause in ("flux", "check", "timeout")
 
 
 def started(pending, verify: Verify, now: float) -> Verification:
     """A change Flux reports live (``pending``: its ``WaitingDeploy``): verifying, or verified at
     once when the environment has no checks."""
-    record = Verification(pending.environment, pending.app, pending.part, pending.version, pending.old,
-                          pending.commit, pending.action, pending.requester, pending.target,
-                          VERIFYING, now, now)
+    record = _of(pending, VERIFYING, now)
     if not verify.checks:
         return replace(record, state=VERIFIED, verified_at=now)
     return record
 
 
 def flux_failed(pending, message: str, now: float) -> Verification:
+    return replace(_of(pending, FAILED, now), reason=message, cause="flux")
+
+
+def flux_silent(pending, timeout_minutes: float, now: float) -> Verification:
+    """Flux said nothing of the change within its wait: nothing shows it healthy, so it failed."""
+    return replace(_of(pending, FAILED, now), cause="timeout",
+                   reason=f"Flux did not report it live within {timeout_minutes:g} minute"
+                          f"{'' if timeout_minutes == 1 else 's'} of the push")
+
+
+def _of(pending, state: str, now: float) -> Verification:
+    release = pending.release
     return Verification(pending.environment, pending.app, pending.part, pending.version, pending.old,
-                        pending.commit, pending.action, pending.requester, pending.target,
-                        FAILED, now, now, reason=message, cause="flux")
+                        pending.commit, pending.action, pending.requester, pending.target, state, now, now,
+                        namespace=release.namespace, name=release.name)
 
 
 def evaluated(record: Verification, verify: Verify, readings: Mapping, now: float) -> Verification:
@@ -93,49 +117,94 @@ def due(record: Verification, verify: Verify, now: float) -> bool:
 
 
 def resumed(record: Verification, verify: Optional[Verify], pinned: Optional[str], now: float) -> Verification:
-    """A record found ``verifying`` at a restart: the soak begins again from ``now`` (what Prometheus
-    said while Ferry was away was not evaluated), or it is lost when the environment verifies
-    nothing now or ``pinned`` (the version in Git now) is another."""
+    """A record found ``verifying`` at a restart, as it was (what Prometheus said while Ferry was
+    away is read next: ``missed``, then ``caught_up`` or ``restarted``), or lost when the
+    environment verifies nothing now or ``pinned`` (the version in Git now) is another."""
     if verify is None:
         return replace(record, state=LOST, updated=now,
                        reason="the environment's settings no longer say how to verify it")
     if pinned != record.version:
         return replace(record, state=LOST, updated=now,
                        reason=f"Git pins {pinned or 'nothing'} there now, not {record.version}")
+    return record
+
+
+def missed(record: Verification, verify: Verify, now: float) -> Optional[tuple]:
+    """The evaluations a restart missed, as (start, end, step) of a range query: from an interval
+    after the last one to ``now``, or to the soak's end when it ended while Ferry was away; None
+    when none was missed."""
+    start = record.updated + verify.interval if record.evaluations else record.since
+    end = min(now, record.since + verify.soak)
+    return (start, end, verify.interval) if start <= end else None
+
+
+def caught_up(record: Verification, verify: Verify, readings: Mapping, now: float) -> Verification:
+    """The record after the evaluations a restart missed, read back from Prometheus: ``readings``
+    maps each check's label to ``[(time, Reading), …]``. The first that did not hold fails it
+    (at its time, while Ferry was away); all held: the soak goes on from when it began, or it is
+    verified when it ended meanwhile."""
+    figures, last = dict(record.figures), record.updated
+    for check in verify.checks:
+        for at, found in readings.get(check.label, ()):
+            if not found.holds:
+                when = datetime.fromtimestamp(at, timezone.utc).strftime("%H:%M:%S UTC")
+                return replace(record, state=FAILED, updated=now, figures={**figures, check.label: found.figure},
+                               cause="check", reason=f"`{check.query}` on {check.prometheus} did not hold at "
+                                                     f"{when}, while Ferry was away: it returned {found.figure}")
+            figures[check.label], last = found.figure, max(last, at)
+    steps = max((len(r) for r in readings.values()), default=0)
+    record = replace(record, figures=figures, updated=last, evaluations=record.evaluations + steps)
+    if now >= record.since + verify.soak:  # the soak ended while Ferry was away, every step held
+        return replace(record, state=VERIFIED, verified_at=record.since + verify.soak)
+    return record
+
+
+def restarted(record: Verification, now: float) -> Verification:
+    """What a restart missed could not be read: the soak begins again from ``now``."""
     return replace(record, since=now, updated=now, evaluations=0)
 
 
 # ---- the state file ----------------------------------------------------------------------------
 
 class VerificationBook:
-    """The ``verifications`` table: the last verification per environment, app and part."""
+    """The ``verifications`` table: the last verification of each release (one part of it), keyed
+    as locks are: whatever its app is called, two releases of one name never share one."""
 
     def __init__(self, store):
         self.store = store
 
     def save(self, record: Verification) -> None:
-        row = asdict(record)
+        release = record.release
         with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO verifications VALUES (?, ?, ?, ?, ?, ?)",
-                       (record.environment, record.app, record.part, record.version, record.state,
-                        json.dumps(row)))
+            # A record from before releases (any namespace) is replaced by the release's own.
+            db.execute("DELETE FROM verifications WHERE environment = ? AND name = ? AND part = ? "
+                       "AND (namespace IS NULL OR namespace = ?)",
+                       (release.environment, release.name, release.part, release.namespace))
+            db.execute("INSERT INTO verifications VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (release.environment, release.namespace, release.name, release.part, record.app,
+                        record.version, record.state, json.dumps(asdict(record))))
 
-    def get(self, environment: str, app: str, part: str) -> Optional[Verification]:
-        rows = self.store.read("SELECT record FROM verifications WHERE environment = ? AND app = ? AND part = ?",
-                               (environment, app, part))
-        return _record(rows[0][0]) if rows else None
+    def get(self, release: Release) -> Optional[Verification]:
+        """The last verification of ``release``: its own, else one from before releases by its name."""
+        rows = self.store.read("SELECT namespace, record FROM verifications WHERE environment = ? "
+                               "AND name = ? AND part = ?", (release.environment, release.name, release.part))
+        found = [(namespace, text) for namespace, text in rows
+                 if release.namespace is None or namespace in (None, release.namespace)]
+        found.sort(key=lambda row: row[0] is None)
+        return _record(found[0][1]) if found else None
 
-    def of_app(self, app: str) -> list[Verification]:
-        rows = self.store.read("SELECT record FROM verifications WHERE app = ? ORDER BY environment, part", (app,))
-        return [_record(r) for (r,) in rows]
+    def of_releases(self, releases) -> list[Verification]:
+        """The last verification of each of ``releases`` that has one, by environment and part."""
+        found = [r for r in map(self.get, dict.fromkeys(releases)) if r is not None]
+        return sorted(found, key=lambda r: (r.environment, r.part != "chart", r.part))
 
     def in_state(self, state: str) -> list[Verification]:
         rows = self.store.read("SELECT record FROM verifications WHERE state = ?", (state,))
         return [_record(r) for (r,) in rows]
 
-    def verified_at(self, environment: str, app: str, part: str, version: str) -> Optional[float]:
-        """When ``version`` was verified there (its last verification), or None."""
-        found = self.get(environment, app, part)
+    def verified_at(self, release: Release, version: str) -> Optional[float]:
+        """When ``version`` was verified in ``release`` (its last verification), or None."""
+        found = self.get(release)
         if found is None or found.state != VERIFIED or found.version != version:
             return None
         return found.verified_at

@@ -160,9 +160,9 @@ class Feedback:
 
     # ---- changes pushed --------------------------------------------------------------------
 
-    def expect(self, change, requester: str, target: ReplyTarget) -> Optional[Outcome]:
-        """A change was pushed on someone's request: wait for Flux to report on it. ``target``
-        says where to answer. Returns what to tell an older change of the same app and
+    def expect(self, change, requester, target: ReplyTarget) -> Optional[Outcome]:
+        """A change was pushed on ``requester``'s behalf (a ``Requester``): wait for Flux to report
+        on it. ``target`` says where to answer. Returns what to tell an older change of the same app and
         environment that this one replaces, if any."""
         if change.commit is None or not self.configured(change.environment):
             return None

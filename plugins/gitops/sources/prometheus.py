@@ -1,4 +1,5 @@
-"""Prometheus's HTTP API, one instant query at a time (``GET /api/v1/query``), through the one
+"""Prometheus's HTTP API, one instant query at a time (``GET /api/v1/query``), or a range of them
+(``GET /api/v1/query_range``: what Ferry missed while it was down), through the one
 HTTP door (``transport``: a time bound, one attempt, no link-local or metadata address, no
 ``~/.netrc``); credentials only to the host they are bound to, never over plain HTTP to another
 machine.
@@ -24,6 +25,7 @@ from . import transport
 
 MAX_ANSWER = 1024 * 1024  # bytes of one answer: a check's comparison returns a few samples
 SHOWN = 5  # samples quoted in a figure
+MAX_POINTS = 11000  # Prometheus's limit of points per series in a range query: a longer gap, longer steps
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,42 @@ def reading(answer) -> Reading:
     if kind != "vector":
         raise CheckUnreadable(f"the query returns a {kind}, not an instant vector or a scalar: "
                               "write it as a comparison such as `… < 1`.")
-    values = [_number(sample.get("value") if isinstance(sample, dict) else None) for sample in result]
+    return _figures([_number(sample.get("value") if isinstance(sample, dict) else None) for sample in result])
+
+
+def range_readings(answer, times: list, scalar: bool) -> list:
+    """Prometheus's parsed JSON answer to a range query, as ``[(time, Reading)]`` at each of
+    ``times`` (its evaluation times): a step where no series has a point returned no sample; a
+    scalar's step holds when it is not 0, a vector's when it has a sample, as ``reading`` says."""
+    if not isinstance(answer, dict) or answer.get("status") != "success":
+        kind, error = str((answer or {}).get("errorType", "error")), str((answer or {}).get("error", ""))[:300]
+        raise CheckUnreadable(f"Prometheus refused the range query ({kind}): {error}")
+    data = answer.get("data")
+    if not isinstance(data, dict) or data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
+        raise CheckUnreadable("Prometheus's answer to a range query has no matrix in `data.result`.")
+    at: dict = {}
+    for series in data["result"]:
+        points = series.get("values") if isinstance(series, dict) else None
+        if not isinstance(points, list):
+            raise CheckUnreadable("a series in Prometheus's answer has no `values`.")
+        for point in points:
+            value = _number(point)
+            try:
+                at.setdefault(round(float(point[0]) * 1000), []).append(value)
+            except (TypeError, ValueError):
+                raise CheckUnreadable(f"a sample's time is not a number: {str(point[0])[:40]}") from None
+    found = []
+    for t in times:
+        values = at.get(round(t * 1000), [])
+        if scalar:
+            value = values[0] if values else 0.0
+            found.append((t, Reading(value != 0 and not math.isnan(value), _text(value))))
+        else:
+            found.append((t, _figures(values)))
+    return found
+
+
+def _figures(values: list) -> Reading:
     if not values:
         return Reading(False, "no sample")
     shown = ", ".join(_text(v) for v in values[:SHOWN])
@@ -84,6 +121,28 @@ class PrometheusClient:
 
     def query(self, server: str, expr: str, at: Optional[float] = None) -> Reading:
         """Evaluate ``expr`` on ``server`` (its base URL), now or at ``at`` (epoch seconds)."""
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        return reading(self._get(server, "query", params))
+
+    def query_range(self, server: str, expr: str, start: float, end: float, step: float) -> list:
+        """``expr`` evaluated at ``start``, ``start + step``, … up to ``end`` (epoch seconds), as
+        ``[(time, Reading), …]``: what an instant query would have said at each. Prometheus answers
+        a range as a matrix whatever the expression, so whether ``expr`` is a scalar is read from
+        one instant query at ``end`` first."""
+        # In milliseconds, as Prometheus steps: the times it answers are exactly these.
+        first, last = round(start * 1000), round(end * 1000)
+        every = max(round(step * 1000), -(-(last - first) // (MAX_POINTS - 1)), 1)
+        times = [(first + k * every) / 1000 for k in range((last - first) // every + 1)]
+        scalar = self._get(server, "query", {"query": expr, "time": f"{end:.3f}"}) \
+            .get("data", {}).get("resultType") == "scalar"
+        answer = self._get(server, "query_range", {"query": expr, "start": f"{first / 1000:.3f}",
+                                                  "end": f"{last / 1000:.3f}", "step": f"{every / 1000:.3f}"})
+        return range_readings(answer, times, scalar)
+
+    def _get(self, server: str, api: str, params: dict) -> dict:
+        """One GET of ``/api/v1/<api>`` on ``server``: its parsed JSON object."""
         where = transport.origin(server)
         if where is None:
             raise CheckUnreadable(f"{server} is not a URL Ferry can connect to.")
@@ -97,10 +156,7 @@ class PrometheusClient:
                 headers["Authorization"] = f"Bearer {found.token}"
             else:
                 auth = (found.username, found.password)
-        params = {"query": expr}
-        if at is not None:
-            params["time"] = f"{at:.3f}"
-        url = f"{server.rstrip('/')}/api/v1/query"
+        url = f"{server.rstrip('/')}/api/v1/{api}"
         try:
             response = self.session.request("GET", url, params=params, headers=headers, auth=auth,
                                              timeout=self.timeout, allow_redirects=False, stream=True)
@@ -126,4 +182,6 @@ class PrometheusClient:
         except FerryError:
             raise CheckUnreadable(f"Prometheus at {where.netloc} answered {response.status_code} "
                                   "without JSON.") from None
-        return reading(answer)
+        if not isinstance(answer, dict):
+            raise CheckUnreadable("Prometheus answered something other than a JSON object.")
+        return answer

@@ -9,9 +9,9 @@ and a kill at any point leaves the file at the last committed decision (WAL, ``s
 Tables: ``locks``, ``pending`` (changes waiting for approval: a claim is one ``UPDATE … WHERE
 state='waiting'``), ``rolled_back``, ``records`` (Feedback's keyed JSON records: live states,
 Flux waits, notices, replay windows), ``verifications`` (the last verification of a change
-after Flux reported it live, per environment, app and part: ``feedback.verify``), ``queued``
-(changes waiting for a promotion window: claimed once, like ``pending``), ``meta`` (the schema
-version and what was imported once).
+after Flux reported it live, per release: ``feedback.verify``), ``queued`` (changes waiting for a
+promotion window: claimed once, like ``pending``), ``meta`` (the schema version and what was
+imported once).
 """
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Union
 
-SCHEMA_VERSION = 2  # 2: verifications, queued (a file of schema 1 gets the tables at its next start)
+# 2: verifications, queued; 3: verifications keyed by release (a file of schema 2 has its rows
+# moved at its next start: ``_by_release``; one of schema 1 gets the tables)
+SCHEMA_VERSION = 3
 BUSY_SECONDS = 30.0  # how long a writer waits for another's transaction before it fails
 
 _SCHEMA = """
@@ -43,8 +45,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS rolled_back_release
     ON rolled_back (environment, ifnull(namespace, '*'), name, part);
 CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS verifications (
-    environment TEXT NOT NULL, app TEXT NOT NULL, part TEXT NOT NULL, version TEXT NOT NULL,
-    state TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (environment, app, part));
+    environment TEXT NOT NULL, namespace TEXT, name TEXT NOT NULL, part TEXT NOT NULL,
+    app TEXT NOT NULL, version TEXT NOT NULL, state TEXT NOT NULL, record TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS verifications_release
+    ON verifications (environment, ifnull(namespace, '*'), name, part);
 CREATE INDEX IF NOT EXISTS verifications_state ON verifications (state);
 CREATE TABLE IF NOT EXISTS queued (
     id TEXT PRIMARY KEY, state TEXT NOT NULL, environment TEXT NOT NULL, opens TEXT NOT NULL,
@@ -67,13 +71,17 @@ class Store:
         self._connections: list = []
         self._guard = threading.Lock()
         with self.transaction() as db:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                db.execute(statement)
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if found is not None and int(found[0]) > SCHEMA_VERSION:
                 raise RuntimeError(f"{self.path} was written by a newer Ferry (schema {found[0]}, "
                                    f"this one knows {SCHEMA_VERSION}): run that version, or restore a backup.")
-            # Every table is created if missing (above): an older file is migrated by that alone.
+            older = _set_aside_by_app(db)
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.execute(statement)
+            # Every table is created if missing (above): an older file is migrated by that, and
+            # its verifications moved to their releases.
+            _by_release(db, older)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     def _connection(self) -> sqlite3.Connection:
@@ -131,6 +139,25 @@ class Store:
             except sqlite3.ProgrammingError:  # closed by its thread already
                 pass
         self._local = threading.local()
+
+
+def _set_aside_by_app(db) -> list:
+    """Schema 2's verifications, keyed by app name, taken out of the way of schema 3's table:
+    their rows, the table gone."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(verifications)")}
+    if "app" not in columns or "name" in columns:
+        return []
+    rows = db.execute("SELECT environment, app, part, version, state, record FROM verifications").fetchall()
+    db.execute("DROP TABLE verifications")  # its indexes with it
+    return rows
+
+
+def _by_release(db, rows: list) -> None:
+    """Schema 2's rows as schema 3 keeps them: each by its release's name in any namespace (it
+    knew only the app's name then), as locks and rolled-back records were migrated."""
+    for environment, app, part, version, state, record in rows:
+        db.execute("INSERT OR REPLACE INTO verifications VALUES (?, NULL, ?, ?, ?, ?, ?, ?)",
+                   (environment, app.rsplit("/", 1)[-1], part, app, version, state, record))
 
 
 class Records(MutableMapping):
