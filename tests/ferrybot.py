@@ -4,10 +4,8 @@ from __future__ import annotations
 import queue
 from contextlib import contextmanager
 from pathlib import Path
-from threading import Thread
 
 from errbot.backends.test import TestBot as ErrbotTestBot
-from errbot.bootstrap import setup_bot
 from ruamel.yaml import YAML
 
 from devtools.serial_replies import one_reply_at_a_time
@@ -30,28 +28,6 @@ def start_bot(tmp_path: Path, settings: dict, name: str = "ferry.yaml", **config
     one_reply_at_a_time(bot)  # Errbot's test backend converts replies sent at once unsafely
     bot.bot.md = PlainMentions(bot.bot.md)
     return bot
-
-
-class KeepingTestBot(ErrbotTestBot):
-    """Errbot's test bot, keeping in ``early`` what the bot says before it answers its first
-    command (a restart's resumed or lost work, said at activation) instead of throwing it away as
-    Errbot's own ``start`` does: a test of what a restart says cannot depend on who wins that race."""
-
-    def start(self, timeout: int = 2) -> None:
-        self.early = []
-        self._bot = setup_bot("Test", self.logger, self.bot_config)
-        self.bot_thread = Thread(target=self.bot.serve_forever, name="TestBot main thread", daemon=True)
-        self.bot_thread.start()
-        self.bot.push_message("!echo ready")
-        for _ in range(60):
-            try:
-                said = self.bot.pop_message(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError('The "ready" message has not been received (timeout).') from None
-            if said == "ready":
-                return
-            self.early.append(said)
-        raise AssertionError('The "ready" message has not been received (60 messages before it).')
 
 
 class PlainMentions:
