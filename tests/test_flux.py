@@ -6,13 +6,14 @@ import queue
 import re
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import requests
 from errbot.backends.base import Room
 from errbot.backends.test import TestBot as ErrbotTestBot, TestOccupant
+from errbot.core import ErrBot
 from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
@@ -39,6 +40,7 @@ class Ferry:
     bot: ErrbotTestBot
     port: int
     sent: list  # every Message the backend sent, with its recipient and thread parent
+    early: list = field(default_factory=list)  # what it said before its first answer, in order
 
     def url(self, env: str) -> str:
         return f"http://127.0.0.1:{self.port}/flux/{env}"
@@ -66,6 +68,41 @@ class Ferry:
         self.bot.bot.sender = TestOccupant("@alice", self.bot.bot.query_room(room))
 
 
+_SEND = ErrBot.send_message  # every backend's send_message calls it (the test one too)
+
+
+def _recorded(backend, msg):
+    """Every Message a backend sends, from its start, kept on the backend itself."""
+    backend.__dict__.setdefault("sent_by_test", []).append(msg)
+    _SEND(backend, msg)
+
+
+def webserved(tmp_path, raw: dict, monkeypatch) -> Ferry:
+    """Errbot on Ferry's plugins, ``raw`` as its settings, on storage that survives a restart, its
+    Webserver on a free 127.0.0.1 port; what it sends is recorded from its start, so what a restart
+    says at once (resumed or lost work) is in ``early`` although Errbot's test ``start`` drops it."""
+    settings = tmp_path / "ferry.yaml"
+    YAML().dump(raw, settings)
+    bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
+        "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
+        "STORAGE": "FerryShelf", "BOT_EXTRA_STORAGE_PLUGINS_DIR": STORAGE_PLUGINS,
+        "BOT_DATA_DIR": str(tmp_path / "errbot"), "CORE_PLUGINS": ("ACLs", "Plugins", "Utils", "Webserver"),
+    })
+    monkeypatch.setattr(ErrBot, "send_message", _recorded)
+    bot.start(timeout=10)
+    one_reply_at_a_time(bot)  # see devtools/serial_replies.py
+    sent = bot.bot.__dict__.setdefault("sent_by_test", [])
+    ready = next(i for i, m in enumerate(sent) if m.body == "ready")
+    early = [bot.bot.md.convert(m.body) for m in sent[:ready]]
+    port = free_port()
+    bot.push_message("!plugin config Webserver {'HOST': '127.0.0.1', 'PORT': %d, 'SSL': None}" % port)
+    while (said := bot.pop_message(timeout=10)) != "Plugin configuration done.":
+        early.append(said)
+    ferry = Ferry(bot, port, sent, early)
+    answering(ferry.url("qa"))  # 405: up, and POST only
+    return ferry
+
+
 @pytest.fixture
 def fleet_url(registry, charts, bare_remote):
     return bare_remote(demo_files(f"{registry.url}/charts"))
@@ -85,30 +122,8 @@ def start(tmp_path, fleet_url, monkeypatch):
         raw["environments"][1]["notify"] = "#deploys-qa"
         raw["environments"][3]["notify"] = "#deploys-prod"  # prod: approvals on, as by default
         raw.update(data_dir=str(tmp_path / "gitops"), flux={"timeout_minutes": timeout_minutes})
-        settings = tmp_path / "ferry.yaml"
-        YAML().dump(raw, settings)
-        bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
-            "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
-            "STORAGE": "FerryShelf", "BOT_EXTRA_STORAGE_PLUGINS_DIR": STORAGE_PLUGINS,
-            "BOT_DATA_DIR": str(tmp_path / "errbot"),
-            "CORE_PLUGINS": ("ACLs", "Plugins", "Utils", "Webserver"),
-        })
-        bot.start(timeout=10)
-        one_reply_at_a_time(bot)  # see devtools/serial_replies.py
-        running.append(bot)
-        sent = []
-        backend_send = bot.bot.send_message
-
-        def record(msg):
-            sent.append(msg)
-            backend_send(msg)
-
-        bot.bot.send_message = record
-        port = free_port()
-        bot.push_message("!plugin config Webserver {'HOST': '127.0.0.1', 'PORT': %d, 'SSL': None}" % port)
-        assert bot.pop_message(timeout=10) == "Plugin configuration done."
-        ferry = Ferry(bot, port, sent)
-        answering(ferry.url("qa"))  # 405: up, and POST only
+        ferry = webserved(tmp_path, raw, monkeypatch)
+        running.append(ferry.bot)
         return ferry
 
     def stop(ferry: Ferry):

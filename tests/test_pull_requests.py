@@ -8,18 +8,14 @@ import re
 
 import pytest
 import requests
-from ruamel.yaml import YAML
-from errbot.backends.test import TestBot as ErrbotTestBot
 
 from devtools.fluxrepo import demo_files, demo_settings
-from devtools.serial_replies import one_reply_at_a_time
-from tests.ferrybot import STORAGE_PLUGINS
 from tests.fixtures_git import git, install_hook, remote_file, remote_log, remote_path, remote_tip
 from tests.flux_events import encode, flux_event, signed
 from tests.github_server import LocalGitHub, signed_headers
-from tests.serving import answering, serving
+from tests.serving import serving
 from tests.signing_keys import ssh_key, verify_ssh
-from tests.test_flux import PLUGINS, Ferry, free_port
+from tests.test_flux import Ferry, free_port, webserved
 
 TOKEN = "github_pat_11TESTTOKEN0ferry7c2d"
 SECRET = "webhook-secret-5d1e"
@@ -59,28 +55,9 @@ def start(tmp_path, fleet_url, github, monkeypatch):
         raw["repo"]["forge"] = gitlab or {"kind": "github", "api_url": github.url, "repository": "acme/fleet",
                                           "labels": ["ferry"], "reviewers": ["dave"], "poll_interval": 0.2, **forge}
         raw.update(data_dir=str(tmp_path / "gitops"), **(top or {}))
-        YAML().dump(raw, tmp_path / "ferry.yaml")
-        bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
-            "GITOPS_CONFIG": str(tmp_path / "ferry.yaml"), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
-            "STORAGE": "FerryShelf", "BOT_EXTRA_STORAGE_PLUGINS_DIR": STORAGE_PLUGINS,
-            "BOT_DATA_DIR": str(tmp_path / "errbot"), "CORE_PLUGINS": ("ACLs", "Plugins", "Utils", "Webserver")})
-        bot.start(timeout=10)
-        one_reply_at_a_time(bot)
-        bots.append(bot)
-        sent = []
-        backend_send = bot.bot.send_message
-
-        def record(msg):
-            sent.append(msg)
-            backend_send(msg)
-
-        bot.bot.send_message = record
-        port = free_port()
-        bot.push_message("!plugin config Webserver {'HOST': '127.0.0.1', 'PORT': %d, 'SSL': None}" % port)
-        assert bot.pop_message(timeout=10) == "Plugin configuration done."
-        ferry = Ferry(bot, port, sent)
-        answering(ferry.url("qa"))
-        github.hook_url = f"http://127.0.0.1:{port}/forge/github" if webhook else ""
+        ferry = webserved(tmp_path, raw, monkeypatch)
+        bots.append(ferry.bot)
+        github.hook_url = f"http://127.0.0.1:{ferry.port}/forge/github" if webhook else ""
         return ferry
 
     def stop(ferry: Ferry):

@@ -15,17 +15,13 @@ from pathlib import Path
 import pytest
 import requests
 from errbot.backends.base import Room
-from errbot.backends.test import TestBot as ErrbotTestBot
-from errbot.core import ErrBot
 from ruamel.yaml import YAML
 
 from devtools.fluxrepo import demo_files, demo_settings
-from devtools.serial_replies import one_reply_at_a_time
-from tests.ferrybot import STORAGE_PLUGINS
 from tests.fixtures_git import git, remote_log, remote_path, remote_tip
 from tests.flux_events import encode, flux_event, signed
 from tests.serving import answering
-from tests.test_flux import PLUGINS, THREAD, TOKENS, Ferry, free_port
+from tests.test_flux import PLUGINS, THREAD, TOKENS, Ferry, free_port, webserved
 
 GOOD = "ferry_test_errors < 1"  # holds while the test's app gives no 5xx
 
@@ -54,36 +50,8 @@ def start(tmp_path, fleet_url, prometheus, monkeypatch):
         if promote_after:
             qa["promote_after"] = promote_after
         raw.update(data_dir=str(tmp_path / "gitops"))
-        settings = tmp_path / "ferry.yaml"
-        YAML().dump(raw, settings)
-        bot = ErrbotTestBot(extra_plugin_dir=PLUGINS, extra_config={
-            "GITOPS_CONFIG": str(settings), "BOT_ADMINS": ("@alice",), "AUTOINSTALL_DEPS": False,
-            "STORAGE": "FerryShelf", "BOT_EXTRA_STORAGE_PLUGINS_DIR": STORAGE_PLUGINS,
-            "BOT_DATA_DIR": str(tmp_path / "errbot"),
-            "CORE_PLUGINS": ("ACLs", "Plugins", "Utils", "Webserver"),
-        })
-        sent = []  # every message the bot sends, from its start (a restart speaks at once)
-        backend_send = ErrBot.send_message  # every backend's send_message calls it (the test one too)
-
-        def record(backend, msg):
-            sent.append(msg)
-            backend_send(backend, msg)
-
-        monkeypatch.setattr(ErrBot, "send_message", record)
-        bot.start(timeout=10)
-        one_reply_at_a_time(bot)
-        running.append(bot)
-        # What it said before the test backend's "ready": start() drops it from its queue.
-        ready = next(i for i, m in enumerate(sent) if m.body == "ready")
-        dropped = [bot.bot.md.convert(m.body) for m in sent[:ready]]
-        port = free_port()
-        bot.push_message("!plugin config Webserver {'HOST': '127.0.0.1', 'PORT': %d, 'SSL': None}" % port)
-        early = dropped  # what the bot said at its start (a restart's resumed verifications), in order
-        while (said := bot.pop_message(timeout=10)) != "Plugin configuration done.":
-            early.append(said)
-        ferry = Ferry(bot, port, sent)
-        ferry.early = early
-        answering(ferry.url("qa"))
+        ferry = webserved(tmp_path, raw, monkeypatch)
+        running.append(ferry.bot)
         return ferry
 
     def stop(ferry: Ferry):
