@@ -10,17 +10,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devtools.artifacts import chart_archive
+from devtools.artifacts import chart_archive, push_chart
 from gitops.flux.discovery import DirTree, discover
 from gitops.flux.helmvalues import values_from
 from gitops.preview.charts import read_chart
 from gitops.preview.compare import preview
 from gitops.settings import parse_settings
-from tests.preview_charts import WEB
+from tests.ferrybot import ask, started_bot
+from tests.fixtures_git import remote_tip
+from tests.preview_charts import WEB, release_file
 
 SETTINGS = parse_settings({"repo": {"url": "file:///fleet.git", "branch": "main"},
                            "environments": [{"name": "qa", "path": "apps/qa"}]}, environ={})
-QA = SETTINGS.environment("qa")
 
 
 def release(values_from_refs: list, values: dict | None = None) -> str:
@@ -127,7 +128,7 @@ def test_a_secret_stays_unknown_next_to_a_config_map_read(tmp_path):
                                      {"kind": "ConfigMap", "name": "web-values"}]),
         "apps/qa/values.yaml": config_map("web-values", {"values.yaml": "replicaCount: 4\n"})})
     assert found.values == {"replicaCount": 4}
-    assert found.unknown == ("Secret `web-secrets`: Ferry never reads Secrets",)
+    assert found.unknown == ("Secret `web-secrets`",)
 
 
 def test_what_flux_may_not_get_from_this_build_stays_unknown(tmp_path):
@@ -160,7 +161,41 @@ def test_a_post_build_variable_inside_stays_unknown(tmp_path):
                      "postBuild": {"substitute": {"replicas": "3"}}}}),
         "apps/qa/web.yaml": release([{"kind": "ConfigMap", "name": "web-values"}]),
         "apps/qa/values.yaml": config_map("web-values", {"values.yaml": "replicaCount: ${replicas}\n"})},
-        settings_path="clusters/qa")
+        settings=parse_settings({"repo": {"url": "file:///fleet.git", "branch": "main"},
+                                 "environments": [{"name": "qa", "path": "clusters/qa"}]}, environ={}))
     assert found.values == {}
     assert found.unknown == ("ConfigMap `web-values`: Kustomization flux-system/apps's postBuild "
                              "substitution changes it",)
+
+
+# ---- through Errbot ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def web_charts(registry):
+    for version, (files, metadata) in WEB.items():
+        push_chart(registry.host, "preview/web", version, app_version=f"app-{version}",
+                   files=files, metadata=metadata)
+    return f"oci://{registry.host}/preview"
+
+
+def test_preview_in_chat_checks_the_keys_a_config_map_sets(web_charts, bare_remote, tmp_path):
+    # qa's HelmRelease sets only service.port; its ConfigMap sets the key 7.0.0 removes and the
+    # value 7.0.0's schema refuses; a Secret next to it stays unknown.
+    release_text = release_file(web_charts, "6.0.0")
+    values_at = release_text.index("  values:\n")
+    qa_release = release_text[:values_at] + (
+        "  valuesFrom:\n    - kind: ConfigMap\n      name: web-values\n"
+        "    - kind: Secret\n      name: web-secrets\n      optional: true\n"
+        "  values:\n    service:\n      port: 9090\n")
+    url = bare_remote({"apps/qa/web.yaml": qa_release,
+                       "apps/qa/web-values.yaml": config_map("web-values", {"values.yaml": values_text(
+                           {"replicaCount": "3", "ingress": {"hosts": ["web.example.com"]}})})})
+    before = remote_tip(url)
+    raw = {"repo": {"url": url, "branch": "main"}, "environments": [{"name": "qa", "path": "apps/qa"}]}
+    with started_bot(tmp_path, raw) as bot:
+        text = ask(bot, "!preview web 7.0.0 in qa")[0]
+    assert "- your ingress.hosts is not in 7.0.0's values" in text, text
+    assert "qa's values would fail Helm's schema check of 7.0.0:\n- replicaCount must be of type integer" in text
+    assert "Unknown to Ferry (Flux merges them; not read, never guessed): Secret web-secrets." in text
+    assert "web-values" not in text and "web.example.com" not in text  # read, and not shown
+    assert remote_tip(url) == before

@@ -137,6 +137,7 @@ def _list(value) -> list:
 # it. Everything else is named unknown with why; what helm-controller would fail on is a problem.
 
 DEFAULT_VALUES_KEY = "values.yaml"
+SECRET = "a Secret"
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,8 @@ def merge_references(tree: FileTree, cache: DocumentCache, refs: list, namespace
         read, why, problem = _reference(tree, cache, ref, namespace, unit)
         if problem:
             problems.append(problem)
+        elif why is SECRET:  # the line's heading says it: Ferry never reads one
+            unknown.append(_named(ref))
         elif why:
             unknown.append(f"{_named(ref)}: {why}")
         elif read is not None:
@@ -203,8 +206,7 @@ def _reference(tree: FileTree, cache: DocumentCache, ref: dict, namespace: str, 
     if not isinstance(name, str) or "${" in name or not isinstance(key, str) or "${" in key:
         return None, "its name or key is not plain text in Git", ""
     if kind != "ConfigMap":
-        return None, ("Ferry never reads Secrets" if kind == "Secret"
-                      else f"helm-controller reads no kind `{kind}`"), ""
+        return None, SECRET if kind == "Secret" else f"helm-controller reads no kind `{kind}`", ""
     if ref.get("targetPath"):
         # Helm's --set parser (strvals) decides the value's type and path: not replayed.
         return None, "`targetPath` (Helm's --set parsing) is not replayed", ""
