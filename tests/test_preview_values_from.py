@@ -93,6 +93,16 @@ def test_references_merge_in_order_later_over_earlier(tmp_path):
     assert found.values == {"replicaCount": 2, "service": {"port": 8080, "type": "ClusterIP"}, "tags": ["c"]}
 
 
+def test_a_patch_kustomize_applies_over_the_config_map_is_read(tmp_path):
+    found = given(tmp_path, {
+        "apps/qa/kustomization.yaml": yaml.safe_dump({
+            "resources": ["web.yaml", "values.yaml"],
+            "patches": [{"patch": config_map("web-values", {"values.yaml": "replicaCount: 7\n"})}]}),
+        "apps/qa/web.yaml": release([{"kind": "ConfigMap", "name": "web-values"}]),
+        "apps/qa/values.yaml": config_map("web-values", {"values.yaml": "replicaCount: 1\n"})})
+    assert found.values == {"replicaCount": 7} and found.unknown == ()
+
+
 def test_an_optional_missing_key_is_skipped_a_required_one_is_a_problem(tmp_path):
     found = given(tmp_path, {
         "apps/qa/web.yaml": release([{"kind": "ConfigMap", "name": "web-values", "valuesKey": "extra.yaml",
