@@ -18,7 +18,7 @@ from typing import Optional
 
 from .changes.pins import app_name
 from .errors import FerryError, PreviewUnavailable, UnreadableValues
-from .flux.helmvalues import release_values, values_from
+from .flux.helmvalues import merge_maps, release_values, values_from
 from .model import Blocker, Change, Pin, Plan
 from .preview.charts import read_chart
 from .preview.compare import Preview, preview
@@ -123,12 +123,13 @@ class Previews:
         new = read_chart(self.archives.archive(location, version, f"{pin.chart} {version}"),
                          f"{pin.chart} {version}")
         tree = ws.tree(head)
-        values, unknown, problems = None, list(values_from(tree, pin)), []
+        given = values_from(tree, pin, self.settings.environment(pin.environment))
+        values, unknown, problems = None, list(given.unknown), list(given.problems)
         if pin.values_unknown:
             unknown.insert(0, f"the values in Git ({pin.values_unknown})")
         else:
-            try:
-                values = release_values(tree, pin)
+            try:  # helm-controller merges spec.values last, over what valuesFrom gives
+                values = merge_maps(given.values, release_values(tree, pin))
             except UnreadableValues as e:
                 problems.append(str(e))
         notes, unread = self._notes_between(location, pin.version, version)
