@@ -110,14 +110,12 @@ class Workspace:
         if not refresh and clone.head is not None:
             return clone.head  # kept in step under the lock by every fetch, clone and push
         head = clone.head
-        # While changes are being written, the tip last seen is the answer: readers never wait
-        # for a push (a change planned on it is planned again on the tip it is written to).
+        # Readers never wait for a push: the tip last seen is the answer (a change is re-planned).
         if not self._lock.acquire(blocking=head is None or clone.fetched_at is None):
             return head
         try:
             clone.ensure()
-            # Never fetched by this instance (or a ref moved outside Ferry): the clone's refs are
-            # not the remote's word, so fetch even when asked not to refresh.
+            # Never fetched here (or a ref moved outside Ferry): fetch even when not to refresh.
             if clone.fetched_at is None or clone.head is None or (
                     refresh and time.monotonic() - clone.fetched_at >= self.fetch_interval):
                 clone.fetch()
@@ -157,9 +155,14 @@ class Workspace:
         ``selection`` narrows them the way ``git log`` does (``--grep=…``, ``--`` and paths)."""
         if any("\n" in a for a in (commit, *selection)):
             raise ValueError("a path or commit with a newline")
+        self.whole_history()
         return parse_log(self._repairing(lambda: self._clone.local(
             "log", "--first-parent", f"--max-count={int(limit)}", f"--format={LOG_FORMAT}", commit,
             *selection).stdout))
+
+    def whole_history(self) -> None:
+        """Wait for the history a shallow first clone left out, and take it in (clone.py)."""
+        self._clone.whole_history(self._lock)
 
     # ---- changing --------------------------------------------------------------------------
 
@@ -219,8 +222,8 @@ class Workspace:
                     self._queue_ready.notify_all()
 
     def close(self) -> None:
-        """Stop the persistent cat-file process (a later read starts a new one)."""
-        self._clone.reader.close()
+        """Stop the persistent cat-file (a later read starts one) and a history being cloned."""
+        self._clone.close()
 
     def _write(self, batch: list) -> None:
         """Land ``batch``'s changes as one chain of commits in one push, each answered; a push
@@ -355,8 +358,7 @@ class Workspace:
     def _read_blob(self, sha: str) -> Optional[bytes]:
         data = self._read_object(sha, "blob")
         if data is None:
-            # A blob the clone's own tree lists is missing: its objects were lost or damaged
-            # under it. Clone again (once) and read it from the fresh clone.
+            # A blob the clone's own tree lists is missing (lost or damaged): clone again, once.
             with self._lock:
                 if self._clone.reader.read(sha) is None:
                     log.warning("the clone of %s at %s lost object %s: cloning again",
@@ -381,7 +383,6 @@ class Workspace:
                 return read()
             except GitCommandFailed:
                 raise first from None
-
 
 
 class _Request:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -160,6 +161,14 @@ class ObjectReader:
     def close(self) -> None:
         with self._lock:
             self._stop()
+
+    @contextmanager
+    def paused(self):
+        """No cat-file runs while inside (the clone's directory is being replaced); the next
+        read starts a fresh one on whatever is there then."""
+        with self._lock:
+            self._stop()
+            yield
 
     def _ask(self, name: str) -> Optional[tuple[str, bytes]]:
         if self._proc is None or self._proc.poll() is not None:
