@@ -224,3 +224,21 @@ def test_what_exists_by_the_ten_thousand_is_held_compactly():
         (next(k for k in d if k == "spec"), d["spec"]["version"]) for d in (one[0], other[0]))
     assert a_key is b_key and a_version is b_version
     assert one[0]["kind"] is other[0]["kind"]
+
+
+def test_documents_let_go_of_in_memory_come_back_from_the_store_as_a_fresh_parse(tmp_path):
+    """Behind a store the memory holds fewer entries (a whole fleet's documents are most of the
+    bot's memory); what it let go of is read back from the store, equal to parsing again."""
+    files = {f"f{i}.yaml": f"kind: HelmRelease\nspec: {{chart: {{spec: {{version: '1.{i}'}}}}}}\n"
+             for i in range(12)}
+    files["skipped.yaml"] = "kind: ConfigMap\n"
+    cache = DocumentCache(max_entries=3).backed_by(ParseStore(tmp_path / FILE_NAME))
+    assert cache.max_entries == 3 and DocumentCache().backed_by(None).max_entries < DocumentCache().max_entries
+    first = {p: cache.get(Texts(files), p, KINDS).docs for p in files}
+    facts = {p: cache.fact(Texts(files), p, "size", len) for p in files}
+    assert len(cache) <= 3
+    unreadable = Texts(files, readable=False)
+    assert {p: cache.get(unreadable, p, KINDS).docs for p in files} == first == {
+        p: tuple(parse_documents(t)[0]) if "HelmRelease" in t else () for p, t in files.items()}
+    assert {p: cache.fact(unreadable, p, "size", len) for p in files} == facts == {
+        p: len(t) for p, t in files.items()}

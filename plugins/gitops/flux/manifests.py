@@ -80,6 +80,9 @@ class Parsed:
         self.skipped_for = skipped_for
 
 
+MEMORY_BEHIND_STORE = 20_000  # entries kept in memory when a store on disk holds them all
+
+
 class DocumentCache:
     """Parsed documents by blob id: re-discovery after a one-file change re-parses that file only.
 
@@ -96,8 +99,10 @@ class DocumentCache:
         self._lock = threading.Lock()
 
     def backed_by(self, store) -> "DocumentCache":
-        """This cache's memory with ``store`` behind it."""
-        view = DocumentCache(self.max_entries, store)
+        """This cache's memory with ``store`` behind it, holding fewer entries: what it lets go
+        is a read of the store away, and a whole fleet's documents are the bulk of the bot's
+        memory at ten thousand apps."""
+        view = DocumentCache(min(self.max_entries, MEMORY_BEHIND_STORE), store)
         view._parsed, view._lock = self._parsed, self._lock
         return view
 

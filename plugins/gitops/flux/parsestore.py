@@ -35,11 +35,23 @@ FILE_NAME = "parse-cache.sqlite"
 # A mapping whose keys are not all text (YAML allows `null:` and `true:` keys), or which has this
 # key itself, is written as {PAIRS: [[key, value], …]}: JSON alone would turn its keys into text.
 PAIRS = "\x00pairs"
+_PAIRS_JSON = json.dumps(PAIRS)[1:-1]  # as it is spelt inside JSON text
 
 
 def encode(value) -> str:
     """Plain data (mappings, lists and tuples, text, numbers, booleans, None) as JSON; tuples come
     back as lists, mappings with any keys as mappings with the same keys."""
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is tuple:
+        # A file's documents (the bulk of a first start): JSON's own encoder, in C, and the text
+        # read back once to prove it says the same; only where it does not (a mapping with keys
+        # that are not text, a tuple inside) is the data walked to spell those out.
+        plain = [list(value[0]), value[1]]
+        try:
+            text = json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+            if json.loads(text) == plain and _PAIRS_JSON not in text:
+                return text
+        except (TypeError, ValueError):
+            pass
     return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
 
 

@@ -132,7 +132,7 @@ class Workspace:
                 return tree
         blobs, modes = self._repairing(lambda: parse_tree(self._clone.local(
             "ls-tree", "-r", "-z", "--full-tree", commit, "--").stdout))
-        tree = GitTree(commit, blobs, self._read_blob, modes)
+        tree = GitTree(commit, blobs, self._read_blob, modes, self._clone.reader.blobs)
         self._keep_tree(tree)
         return tree
 
