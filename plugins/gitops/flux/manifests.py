@@ -80,7 +80,8 @@ class Parsed:
         self.skipped_for = skipped_for
 
 
-MEMORY_BEHIND_STORE = 20_000  # entries kept in memory when a store on disk holds them all
+# Entries kept in memory past a discovery when a working store on disk holds them all.
+KEPT_BEHIND_STORE = 20_000
 
 
 class DocumentCache:
@@ -99,10 +100,8 @@ class DocumentCache:
         self._lock = threading.Lock()
 
     def backed_by(self, store) -> "DocumentCache":
-        """This cache's memory with ``store`` behind it, holding fewer entries: what it lets go
-        is a read of the store away, and a whole fleet's documents are the bulk of the bot's
-        memory at ten thousand apps."""
-        view = DocumentCache(min(self.max_entries, MEMORY_BEHIND_STORE), store)
+        """This cache's memory with ``store`` behind it."""
+        view = DocumentCache(self.max_entries, store)
         view._parsed, view._lock = self._parsed, self._lock
         return view
 
@@ -162,9 +161,15 @@ class DocumentCache:
         return found
 
     def flush(self) -> None:
-        """What was parsed since the last flush, written to the store (one transaction)."""
+        """What was parsed since the last flush, written to the store (one transaction). Called
+        when a discovery is done: past ``KEPT_BEHIND_STORE`` entries the memory then lets go of
+        them all, the store holding them (a whole fleet's documents are much of the bot's
+        memory at ten thousand apps; the next whole discovery reads them back from the store).
+        Not during a discovery: what it holds on to would be read back as a second copy."""
         if self.store is not None:
             self.store.flush()
+            if self.store.working and len(self._parsed) > KEPT_BEHIND_STORE:
+                self.clear()
 
     def clear(self) -> None:
         with self._lock:
