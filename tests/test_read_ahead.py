@@ -59,3 +59,13 @@ def test_a_few_reads_are_one_by_one(tree, single_reads):
     paths = sorted(FILES)[:READ_AHEAD_AFTER - 1]
     assert [tree.read(p) for p in paths] == [FILES[p] for p in paths]
     assert len(single_reads) == len(paths)  # a restart reads only what it has not parsed
+
+
+def test_a_file_s_history_reads_its_texts_in_one_batch(workspace, external_commit, single_reads):
+    path = "apps/dev/app007/release.yaml"
+    for n in range(5):
+        external_commit(workspace.url, {path: f"version: 2.{n}.0\n"})
+    external_commit(workspace.url, {"README.md": "unrelated\n"})
+    history = workspace.file_history(path, workspace.head())
+    assert [r.text for r in history] == [f"version: 2.{n}.0\n" for n in reversed(range(5))] + [FILES[path]]
+    assert single_reads == []  # the six texts came in one exchange with cat-file

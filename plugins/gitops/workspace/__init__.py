@@ -142,12 +142,12 @@ class Workspace:
         One path-limited ``git log`` and the persistent cat-file for the texts, so it stays fast on
         a long history where the file changed only a few times.
         """
-        revisions = []
-        for rev in self.log(commit, limit, "--", path):
-            data = self._read_object(f"{rev.sha}:{path}", "blob")
-            text = data.decode("utf-8", errors="replace") if data is not None else None
-            revisions.append(replace(rev, text=text))
-        return revisions
+        revisions = self.log(commit, limit, "--", path)
+        names = [f"{rev.sha}:{path}" for rev in revisions]
+        found = self._clone.reader.blobs(names)  # one round trip; what it missed, one by one
+        texts = (found.get(name) or self._read_object(name, "blob") for name in names)
+        return [replace(rev, text=None if data is None else data.decode("utf-8", errors="replace"))
+                for rev, data in zip(revisions, texts)]
 
     def log(self, commit: str, limit: int, *selection: str) -> list[FileRevision]:
         """Commits along the first-parent line of ``commit``, newest first, without file texts.
