@@ -254,3 +254,18 @@ def test_documents_let_go_of_after_a_discovery_come_back_from_the_store_as_a_fre
         kept.get(Texts(files), p, KINDS)
     kept.flush()
     assert len(kept) == len(files)
+
+
+def test_what_is_read_back_shares_its_keys_and_short_texts_as_a_fresh_parse_does(tmp_path):
+    """A restart reads every entry back: keys and short values are one string each, fleet-wide,
+    as the loader makes them, not one per document."""
+    text = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: a}\n"
+    store = ParseStore(tmp_path / FILE_NAME)
+    store.put("a" * 40, (tuple(parse_documents(text)[0]), None))
+    store.put("b" * 40, (tuple(parse_documents(text.replace("name: a", "name: b"))[0]), None))
+    store.flush()
+    (first,), _ = ParseStore(tmp_path / FILE_NAME).get("a" * 40)
+    (second,), _ = ParseStore(tmp_path / FILE_NAME).get("b" * 40)
+    assert first == parse_documents(text)[0][0]
+    assert [k for k in first if not any(k is j for j in second)] == []
+    assert first["kind"] is second["kind"] is parse_documents(text)[0][0]["kind"]
