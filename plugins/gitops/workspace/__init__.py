@@ -11,7 +11,7 @@ unreferenced object is left behind).
 
 The package: ``process`` runs git (environment, askpass, scrubbing), ``failures`` classifies what
 it says, ``objects`` reads trees and objects, ``commit`` builds the fast-import stream, ``clone``
-clones, fetches, pushes and repairs; this module is the façade the core uses.
+clones (the tip first, ``fullclone`` the rest), fetches, pushes, repairs; this is the façade.
 """
 from __future__ import annotations
 
@@ -150,8 +150,7 @@ class Workspace:
                 for rev, data in zip(revisions, texts)]
 
     def log(self, commit: str, limit: int, *selection: str) -> list[FileRevision]:
-        """Commits along the first-parent line of ``commit``, newest first, without file texts.
-
+        """Commits along the first-parent line of ``commit``, newest first, without file texts;
         ``selection`` narrows them the way ``git log`` does (``--grep=…``, ``--`` and paths)."""
         if any("\n" in a for a in (commit, *selection)):
             raise ValueError("a path or commit with a newline")
@@ -379,6 +378,7 @@ class Workspace:
             with self._lock:
                 self._clone.verified = False
                 self._clone.ensure()
+            self.whole_history()  # a commit the first clone (the tip only) does not hold yet
             try:
                 return read()
             except GitCommandFailed:
