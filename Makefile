@@ -34,13 +34,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-# The registry the tests and the demo run: Debian's CNCF distribution, and htpasswd for its auth.
+# The registry the tests and the demo run: Debian's CNCF distribution, and htpasswd for its auth;
+# Prometheus, whose queries the verification tests evaluate.
 system-deps:
-	@if ! command -v docker-registry >/dev/null || ! command -v htpasswd >/dev/null || ! test -x /usr/sbin/sshd; then \
+	@if ! command -v docker-registry >/dev/null || ! command -v htpasswd >/dev/null || ! test -x /usr/sbin/sshd || ! command -v gpg >/dev/null || ! command -v prometheus >/dev/null; then \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry apache2-utils git openssh-server openssh-client >/dev/null; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry apache2-utils git openssh-server openssh-client gnupg prometheus >/dev/null; \
 	fi
-	@command -v docker-registry >/dev/null && command -v htpasswd >/dev/null && test -x /usr/sbin/sshd
+	@command -v docker-registry >/dev/null && command -v htpasswd >/dev/null && test -x /usr/sbin/sshd && command -v gpg >/dev/null && command -v prometheus >/dev/null
 
 clean:
 	rm -rf $(VENV) $(DOCS_VENV) site data demo-data .pytest_cache

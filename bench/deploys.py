@@ -25,7 +25,7 @@ def count_git_processes(core: GitOps, action: Callable) -> list:
     calls, run = [], process.run
 
     def counting(args, *rest):
-        calls.append(next(a for a in args if not a.startswith("-")))
+        calls.append(next(a for a, before in zip(args, ["", *args]) if not a.startswith("-") and before != "-c"))
         return run(args, *rest)
 
     process.run = counting

@@ -1,7 +1,10 @@
 """Discovery: how long the inventory of every app × environment takes. Cold, as after a restart of
 the bot (the first clone, then a new core on the existing clone with and without a fetch, the parse
 cache empty); the same pins laid out behind ``clusters/<env>`` entries, cold and warm, against the
-plain layout; warm, at the same commit and with a fetch that finds nothing new.
+plain layout; warm, at the same commit and with a fetch that finds nothing new; right after a
+colleague's commit the carry cannot prove (a comment in one app's file), against a whole discovery
+of that commit with the parse cache warm (what the bot did before it built again only the
+environment a commit touched).
 
 Its first clone is the one every later core of the run reuses (``world.clone``).
 """
@@ -12,13 +15,17 @@ import shutil
 import time
 
 from devtools.fluxrepo import seed_remote
+from devtools.fluxrepo import ENVIRONMENTS
+from gitops.changes import carry
 from gitops.core import GitOps
-from gitops.flux import manifests
+from gitops.flux import images, manifests
 from gitops.settings import parse_settings
 
+from bench.baselines import sync
 from bench.clusters import cluster_fleet_files, cluster_fleet_settings
-from bench.measure import CLUSTER_RATIO, LISTING_MS, check, clock, fmt, median_ms, repeat, say, verdict
-from bench.world import World, close_core, new_core
+from bench.fleet import git
+from bench.measure import CLUSTER_RATIO, COMMIT_MS, LISTING_MS, check, clock, fmt, median_ms, repeat, say, verdict
+from bench.world import World, close_core, new_core, remote_tip
 
 
 def measure(world: World) -> dict:
@@ -34,7 +41,7 @@ def measure(world: World) -> dict:
         started = time.perf_counter()
         t, inventory = clock(core.inventory)
         check(len(inventory.pins) == pins, f"first inventory found {len(inventory.pins)} pins, not {pins}")
-        for ws in core._workspaces.values():  # the history the shallow first clone left out
+        for ws in core.workspaces.values():  # the history the shallow first clone left out
             ws.whole_history()
         history.append(time.perf_counter() - started)
         close_core(core)
@@ -64,9 +71,39 @@ def measure(world: World) -> dict:
     core.inventory()
     warm = repeat(lambda: core.inventory(refresh=False), world.fast)
     warm_fetch = repeat(core.inventory, world.mid)
+    say("inventory after a colleague's commit that is not a version")
+    after_colleague, whole = colleague_commits(world, core)
     close_core(core)
-    return {"first": first, "history": history, "cold fetch": cold_fetch, "cold": cold, "cluster cold": cluster_cold,
-            "cluster warm": cluster_warm, "warm": warm, "warm fetch": warm_fetch}
+    return {"first": first, "history": history, "cold fetch": cold_fetch, "cold": cold,
+            "cluster cold": cluster_cold, "cluster warm": cluster_warm, "warm": warm,
+            "warm fetch": warm_fetch, "after colleague": after_colleague, "whole discovery": whole}
+
+
+def colleague_commits(world: World, core: GitOps) -> tuple[list, list]:
+    """``inventory()`` (fetch included) right after each of a colleague's commits adding a comment
+    to one app's file in one environment, and a whole discovery of the same commit (parse cache
+    warm, fleet-wide), the way the bot found it before."""
+    fleet = world.fleet
+    clone = world.tmp / "colleague"
+    git("clone", "-q", "--branch", "main", fleet.url, str(clone))
+    ws = next(iter(core.workspaces.values()))
+    after, whole = [], []
+    for r in range(world.mid):
+        app, env = fleet.apps[1 + r % (len(fleet.apps) - 1)][0], ENVIRONMENTS[r % len(ENVIRONMENTS)]
+        sync(clone)
+        path = clone / fleet.pin_file(app, env, fleet.pins[(app, env)])[0]
+        path.write_text(path.read_text(encoding="utf-8") + f"# a note {r}\n", encoding="utf-8")
+        git("commit", "-q", "-a", "-m", f"a note on {app} in {env}", cwd=clone)
+        git("push", "-q", "origin", "HEAD:main", cwd=clone)
+        t, inventory = clock(core.inventory)
+        check(len(inventory.pins) == world.pins, f"after a colleague's commit: {len(inventory.pins)} pins")
+        after.append(t)
+        tree = ws.tree(remote_tip(fleet))
+        t, known = clock(carry.discover, tree, core.settings, None, core._pins.documents)
+        check(images.split(known.pins, core.settings) == (inventory.pins, inventory.others),
+              "after a colleague's commit the bot holds other pins than a whole discovery finds")
+        whole.append(t)
+    return after, whole
 
 
 def cluster_inventory(world: World) -> tuple[list, list]:
@@ -100,6 +137,7 @@ def rows(world: World) -> list:
     found, runs, apps = world.results["inventory"], world.runs, world.args.apps
     cold, cluster_cold = median_ms(found["cold"]), median_ms(found["cluster cold"])
     warm, warm_fetch, cluster_warm = (median_ms(found[k]) for k in ("warm", "warm fetch", "cluster warm"))
+    after, whole = median_ms(found["after colleague"]), median_ms(found["whole discovery"])
     full_clone = median_ms(world.results["deploys"]["clone per command"])
     return [
         (f"First clone (the tip only) + first `inventory()` ({world.pins:,} pins; n={runs})",
@@ -120,4 +158,8 @@ def rows(world: World) -> list:
          f"< {LISTING_MS:g} ms: {verdict(warm, LISTING_MS)}", "—"),
         (f"Warm `inventory()` + fetch that finds nothing new (n={world.mid})", fmt(warm_fetch),
          f"< {LISTING_MS:g} ms: {verdict(warm_fetch, LISTING_MS)}", "—"),
+        (f"`inventory()` right after a colleague's commit that is not a version (a comment in one app's "
+         f"file): fetch, then only the environment it touched built again (n={world.mid})",
+         fmt(after), f"≤ {COMMIT_MS:g} ms: {verdict(after, COMMIT_MS)}",
+         f"whole discovery of that commit, parse cache warm: {fmt(whole)} → {after / whole:.2f}×"),
     ]

@@ -18,6 +18,7 @@ from typing import Callable
 # Targets from the issue.
 DEPLOY_RATIO = 2.0  # deploy p50 within 2x a raw commit + push
 LISTING_MS = 50.0  # warm listing of every app x environment
+COMMIT_MS = 50.0  # the inventory right after a one-file commit (issue 21)
 CLUSTER_RATIO = 1.5  # cold discovery behind Flux Kustomizations, against the plain layout
 HISTORY_MS = 200.0  # one app's history in one environment
 CHAT_VERSIONS_MS = 100.0  # !versions over the whole fleet through Errbot, warm

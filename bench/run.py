@@ -37,7 +37,7 @@ for _path in (ROOT / "plugins", ROOT):  # as under Errbot: `import gitops` from 
 from devtools.fluxrepo import ENVIRONMENTS  # noqa: E402
 from devtools.registry import LocalRegistry  # noqa: E402
 
-from bench import batch, chat, deploys, history, inventory, sources, units, webhooks  # noqa: E402
+from bench import batch, chat, deploys, history, inventory, preview, receiver, signing, sources, units, webhooks  # noqa: E402
 from bench.measure import machine, say  # noqa: E402
 from bench.world import World, setup  # noqa: E402
 
@@ -49,10 +49,10 @@ SCALE_RESULTS = ROOT / "bench" / "results-scale.md"
 
 # The order of the run: each area measures on what those before it left (the first inventory's
 # clone, the pins changed so far).
-RUN = (inventory, history, sources, deploys, batch, chat, units, webhooks)
+RUN = (inventory, history, sources, preview, deploys, signing, batch, chat, units, webhooks, receiver)
 # The order of the table; a row may set one area's result against another's baseline.
-TABLE = (inventory.rows, deploys.rows, batch.rows, history.rows, deploys.git_process_rows, sources.rows,
-         units.rows, chat.rows, webhooks.rows)
+TABLE = (inventory.rows, deploys.rows, signing.rows, batch.rows, history.rows, deploys.git_process_rows,
+         sources.rows, preview.rows, units.rows, chat.rows, webhooks.rows, receiver.rows)
 
 
 def measure(world: World) -> list[tuple[str, str, str, str]]:

@@ -3,7 +3,8 @@ the demo.
 
 ``push_chart`` writes what ``helm push`` writes (a Helm config blob, one chart tarball layer, an
 OCI manifest) through the distribution HTTP API, so the code under test reads real artifacts;
-``push_image`` writes a small OCI image per tag. The chart tarball and its ``Chart.yaml`` are also
+``push_image`` writes a small OCI image per tag (its config labels as asked; one platform, or an
+OCI image index of several). The chart tarball and its ``Chart.yaml`` are also
 what ``devtools.helmrepo`` serves from a classic Helm repository.
 """
 from __future__ import annotations
@@ -19,14 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Mapping, Optional, Sequence
 from urllib.parse import urljoin
 
 import requests
 from ruamel.yaml import YAML
 
 HELM_CONFIG_MEDIA_TYPE = "application/vnd.cncf.helm.config.v1+json"
-HELM_CHART_MEDIA_TYPE = "application/vnd.cncf.helm.chart.content.v1.tar.gz"
+HELM_CHART_MEDIA_TYPE = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"  # Helm's ChartLayerMediaType
 OCI_MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
 
@@ -64,9 +65,12 @@ def _chart_meta(name: str, version: str, app_version: str, description: Optional
     return meta
 
 
-def _chart_tarball(meta: dict, chart_dir: Optional[str | os.PathLike]) -> bytes:
-    """The chart folder ``<name>/`` as Helm packages it: Chart.yaml, values.yaml, templates/."""
-    if chart_dir is None:
+def _chart_tarball(meta: dict, chart_dir: Optional[str | os.PathLike], files: Optional[dict] = None) -> bytes:
+    """The chart folder ``<name>/`` as Helm packages it: Chart.yaml, values.yaml, templates/;
+    ``files`` ({path in the chart: bytes}) instead of the tiny chart's values and template."""
+    if files is not None:
+        files = dict(files)
+    elif chart_dir is None:
         files = dict(_TINY_CHART)
     else:
         root = Path(chart_dir)
@@ -76,6 +80,14 @@ def _chart_tarball(meta: dict, chart_dir: Optional[str | os.PathLike]) -> bytes:
     YAML(typ="safe", pure=True).dump(meta, chart_yaml)
     files["Chart.yaml"] = chart_yaml.getvalue().encode()
     return _targz(meta["name"], files)
+
+
+def chart_archive(name: str, version: str, *, app_version: str = "1.0.0", files: Optional[dict] = None,
+                  metadata: Optional[dict] = None) -> bytes:
+    """The ``.tgz`` of one chart version as ``helm package`` writes it (what a Helm repository
+    serves and what ``push_chart`` pushes as its layer)."""
+    meta = {**_chart_meta(name, version, app_version, None, None), **(metadata or {})}
+    return _chart_tarball(meta, None, files)
 
 
 def _targz(name: str, files: dict) -> bytes:
@@ -118,15 +130,19 @@ class ChartPusher:
 
     def push(self, repository: str, version: str, *, app_version: str = "1.0.0",
              description: Optional[str] = None, created: Optional[str] = None,
-             chart_dir: Optional[str | os.PathLike] = None, layer: Optional[bytes] = None) -> str:
+             chart_dir: Optional[str | os.PathLike] = None, layer: Optional[bytes] = None,
+             files: Optional[dict] = None, metadata: Optional[dict] = None) -> str:
         """Push one chart version; returns the manifest digest.
 
-        ``layer`` replaces the chart tarball (bulk pushes share one to spare the disk).
+        ``layer`` replaces the chart tarball (bulk pushes share one to spare the disk); ``files``
+        ({path in the chart: bytes}: values.yaml, values.schema.json, crds/…) its content besides
+        Chart.yaml; ``metadata``: more Chart.yaml fields (annotations, kubeVersion, deprecated,
+        dependencies, home, sources), its annotations copied onto the manifest as Helm does.
         """
         name = chart_name(repository)
-        meta = _chart_meta(name, version, app_version, description, chart_dir)
+        meta = {**_chart_meta(name, version, app_version, description, chart_dir), **(metadata or {})}
         config = json.dumps(meta, sort_keys=True).encode()
-        layer = layer if layer is not None else _chart_tarball(meta, chart_dir)
+        layer = layer if layer is not None else _chart_tarball(meta, chart_dir, files)
         self._blob(repository, config)
         self._blob(repository, layer)
         manifest = {
@@ -139,6 +155,9 @@ class ChartPusher:
                 "org.opencontainers.image.version": version,
                 "org.opencontainers.image.title": name,
                 "org.opencontainers.image.description": meta.get("description", ""),
+                # Helm's generateOCIAnnotations: the chart's own annotations after these, never over them.
+                **{k: str(v) for k, v in (meta.get("annotations") or {}).items()
+                   if not k.startswith("org.opencontainers.image.")},
             },
         }
         body = json.dumps(manifest).encode()
@@ -183,12 +202,15 @@ def _expect(response: requests.Response, status: int, what: str) -> None:
 def push_chart(host: str, repository: str, version: str, *, app_version: str = "1.0.0",
                description: Optional[str] = None, created: Optional[str] = None,
                username: Optional[str] = None, password: Optional[str] = None,
-               chart_dir: Optional[str | os.PathLike] = None) -> str:
-    """Push one Helm chart version (any tag text, ``latest`` included); returns the manifest digest."""
+               chart_dir: Optional[str | os.PathLike] = None, files: Optional[dict] = None,
+               metadata: Optional[dict] = None, layer: Optional[bytes] = None) -> str:
+    """Push one Helm chart version (any tag text, ``latest`` included); returns the manifest
+    digest. ``files``, ``metadata`` and ``layer`` as ``ChartPusher.push`` takes them."""
     pusher = ChartPusher(host, username, password)
     try:
         return pusher.push(repository, version, app_version=app_version, description=description,
-                           created=created, chart_dir=chart_dir)
+                           created=created, chart_dir=chart_dir, files=files, metadata=metadata,
+                           layer=layer)
     finally:
         pusher.close()
 
@@ -222,30 +244,74 @@ OCI_IMAGE_CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 
+OCI_INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+
+
 def push_image(host: str, repository: str, tags: Iterable[str], *, username: Optional[str] = None,
-               password: Optional[str] = None) -> dict:
+               password: Optional[str] = None, labels: Optional[Mapping[str, Mapping[str, str]]] = None,
+               platforms: Sequence[str] = (), config: Optional[Mapping[str, bytes]] = None,
+               config_size: Optional[int] = None) -> dict:
     """Push a small container image under each of ``tags`` (an OCI image manifest: an image
-    config blob and one gzip tar layer, different per tag); returns ``{tag: manifest digest}``."""
+    config blob and one gzip tar layer, different per tag); returns ``{tag: manifest digest}``.
+
+    ``labels``: the config labels of a tag (default ``org.opencontainers.image.version: <tag>``;
+    ``{}`` for none). ``platforms`` (``"linux/arm64"``, …): an OCI image index under each tag, one
+    image per platform in that order, as ``docker buildx`` pushes a multi-platform image.
+    ``config``: a tag's config blob as raw bytes (a hostile registry's), ``config_size`` the size
+    its descriptor claims."""
     pusher = ChartPusher(host, username, password)
     digests = {}
     try:
         for tag in tags:
-            layer = _targz("app", {"VERSION": tag.encode()})
-            config = json.dumps({"architecture": "amd64", "os": "linux",
-                                 "config": {"Labels": {"org.opencontainers.image.version": tag}},
-                                 "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]}}).encode()
-            pusher._blob(repository, config)
-            pusher._blob(repository, layer)
-            manifest = json.dumps({
-                "schemaVersion": 2, "mediaType": OCI_MANIFEST_MEDIA_TYPE,
-                "config": {"mediaType": OCI_IMAGE_CONFIG_MEDIA_TYPE, "digest": _digest(config),
-                           "size": len(config)},
-                "layers": [{"mediaType": OCI_LAYER_MEDIA_TYPE, "digest": _digest(layer), "size": len(layer)}],
-            }).encode()
-            r = pusher.session.put(f"{pusher.base}/v2/{repository}/manifests/{tag}", data=manifest,
-                                   headers={"Content-Type": OCI_MANIFEST_MEDIA_TYPE}, timeout=pusher.timeout)
-            _expect(r, 201, f"push image manifest {repository}:{tag}")
-            digests[tag] = r.headers.get("Docker-Content-Digest") or _digest(manifest)
+            tag_labels = dict((labels or {}).get(tag, {"org.opencontainers.image.version": tag}))
+            if not platforms:
+                digests[tag] = _push_platform_image(pusher, repository, tag, tag, "linux/amd64",
+                                                    tag_labels, (config or {}).get(tag), config_size)
+                continue
+            children = []
+            for platform in platforms:
+                digest, size = _push_platform_image(pusher, repository, tag, None, platform, tag_labels,
+                                                    (config or {}).get(tag), config_size)
+                os_name, _, arch = platform.partition("/")
+                children.append({"mediaType": OCI_MANIFEST_MEDIA_TYPE, "digest": digest, "size": size,
+                                 "platform": {"architecture": arch, "os": os_name}})
+            index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX_MEDIA_TYPE,
+                                "manifests": children}).encode()
+            digests[tag] = _put_manifest(pusher, repository, tag, index, OCI_INDEX_MEDIA_TYPE)
     finally:
         pusher.close()
     return digests
+
+
+def _push_platform_image(pusher: ChartPusher, repository: str, tag: str, reference: Optional[str],
+                         platform: str, labels: dict, raw_config: Optional[bytes],
+                         config_size: Optional[int]):
+    """One platform's image: its layer, config and manifest, under ``reference`` (a tag), or by
+    digest when None (an index's child): the digest, or (digest, manifest size) for a child."""
+    os_name, _, arch = platform.partition("/")
+    files = {"VERSION": tag.encode()}
+    if reference is None:  # platforms of one index differ by their layer, as real ones do
+        files["PLATFORM"] = platform.encode()
+    layer = _targz("app", files)
+    config = raw_config if raw_config is not None else json.dumps(
+        {"architecture": arch, "os": os_name, "config": {"Labels": labels},
+         "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]}}).encode()
+    pusher._blob(repository, config)
+    pusher._blob(repository, layer)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": OCI_IMAGE_CONFIG_MEDIA_TYPE, "digest": _digest(config),
+                   "size": config_size if config_size is not None else len(config)},
+        "layers": [{"mediaType": OCI_LAYER_MEDIA_TYPE, "digest": _digest(layer), "size": len(layer)}],
+    }).encode()
+    digest = _put_manifest(pusher, repository, reference or _digest(manifest), manifest,
+                           OCI_MANIFEST_MEDIA_TYPE)
+    return digest if reference is not None else (digest, len(manifest))
+
+
+def _put_manifest(pusher: ChartPusher, repository: str, reference: str, body: bytes,
+                  media_type: str) -> str:
+    r = pusher.session.put(f"{pusher.base}/v2/{repository}/manifests/{reference}", data=body,
+                           headers={"Content-Type": media_type}, timeout=pusher.timeout)
+    _expect(r, 201, f"push image manifest {repository}:{reference}")
+    return r.headers.get("Docker-Content-Digest") or _digest(body)

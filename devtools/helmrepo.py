@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import ssl
 import threading
 import time
 from email.utils import formatdate, parsedate_to_datetime
@@ -35,13 +36,14 @@ def chart_archive(name: str, version: str, app_version: str = "", description: s
 
 
 def index_entry(name: str, version: str, archive: Optional[bytes] = None, url: str = "",
-                created: str = CREATED, app_version: str = "") -> dict:
-    """One entry of ``entries.<name>``; ``url`` defaults to the archive next to the index."""
+                created: str = CREATED, app_version: str = "", metadata: Optional[dict] = None) -> dict:
+    """One entry of ``entries.<name>``; ``url`` defaults to the archive next to the index;
+    ``metadata``: more of the chart's Chart.yaml (annotations, …), as ``helm repo index`` copies it."""
     digest = hashlib.sha256(archive if archive is not None else f"{name}-{version}".encode()).hexdigest()
     return {"apiVersion": "v2", "name": name, "version": version,
             "appVersion": app_version or f"app-{version}", "description": f"{name} {version}",
             "type": "application", "created": created, "digest": digest,
-            "urls": [url or f"{name}-{version}.tgz"]}
+            "urls": [url or f"{name}-{version}.tgz"], **(metadata or {})}
 
 
 def index_text(entries: Iterable[dict], as_json: bool = False) -> bytes:
@@ -78,7 +80,7 @@ class HelmRepoServer:
 
     def __init__(self, files: dict, address: str = "127.0.0.1", prefix: str = "charts",
                  users: Optional[dict] = None, redirects: Optional[dict] = None,
-                 chunk_delay: float = 0.0, etag: bool = True):
+                 chunk_delay: float = 0.0, etag: bool = True, tls: Optional[tuple] = None):
         self.etag = etag  # False: Last-Modified only, as some static hosts answer
         self.prefix = prefix.strip("/")
         self.users = dict(users or {})
@@ -103,8 +105,14 @@ class HelmRepoServer:
 
         self._http = ThreadingHTTPServer((address, 0), Handler)
         self._http.daemon_threads = True
+        scheme = "http"
+        if tls is not None:  # (certificate file, key file): HTTPS, as a real chart host serves
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._http.socket = context.wrap_socket(self._http.socket, server_side=True)
+            scheme = "https"
         self.host = f"{address}:{self._http.server_address[1]}"
-        self.url = f"http://{self.host}/{self.prefix}" if self.prefix else f"http://{self.host}"
+        self.url = f"{scheme}://{self.host}/{self.prefix}" if self.prefix else f"{scheme}://{self.host}"
 
     def publish(self, path: str, data: bytes, when: Optional[float] = None) -> None:
         """Put (or replace) a file: a new ETag, and Last-Modified ``when`` (default now)."""

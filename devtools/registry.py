@@ -41,11 +41,13 @@ class LocalRegistry:
 
     def __init__(self, directory: str | os.PathLike, auth: bool = False, port: Optional[int] = None,
                  username: str = "ferry", password: str = "ferry-registry-secret",
-                 in_memory: bool = False, address: str = "127.0.0.1", token: Optional[dict] = None):
+                 in_memory: bool = False, address: str = "127.0.0.1", token: Optional[dict] = None,
+                 access_log: bool = False):
         self.directory = Path(directory)
         self.auth = auth
         self.address = address
         self.token = token
+        self.access_log = access_log  # every request in registry.log (``requests``): tests count them
         # distribution's in-memory driver: no disk I/O (several times faster to fill), gone on stop.
         self.in_memory = in_memory
         self._fixed_port = port
@@ -144,6 +146,12 @@ class LocalRegistry:
         except OSError:
             return ""
 
+    def requests(self, method: str = "GET", path_part: str = "") -> int:
+        """How many requests the access log holds (``access_log=True``) with ``method`` and a path
+        containing ``path_part``: ``requests("GET", "/blobs/")`` counts blob downloads."""
+        return sum(1 for line in self._stderr_text().splitlines()
+                   if f'"{method} /v2/' in line and path_part in line.split('"')[1])
+
     def _write_config(self) -> Path:
         storage = self.directory / "storage"
         storage.mkdir(exist_ok=True)
@@ -152,7 +160,7 @@ class LocalRegistry:
             "log:",
             "  level: error",
             "  accesslog:",
-            "    disabled: true",
+            f"    disabled: {'false' if self.access_log else 'true'}",
             "storage:",
             *(["  inmemory: {}"] if self.in_memory else
               ["  filesystem:", f"    rootdirectory: {json.dumps(str(storage))}"]),

@@ -5,11 +5,14 @@ base, or environments given by a Flux Kustomization (inline patches, postBuild v
 from a ConfigMap); kustomization files named ``kustomization.yaml``, ``kustomization.yml`` or
 ``Kustomization``; resources and patch files under any name (a JSON 6902 patch in ``version.json``,
 ``ops.yaml`` or ``version.patch``); image tags as ``repo:tag`` or ``{repository, tag}``, with or
-without Flux's ``$imagepolicy`` setter marker; kustomize ``images:``.
+without Flux's ``$imagepolicy`` setter marker; kustomize ``images:``; each app's HelmRepository in
+its base, in the first environment's folder only (the others find it there), or in a folder no
+build reads (found anywhere in the repository).
 
 ``commit(files, pins, draw)`` makes one foreign commit of any kind: a version bump as Ferry's
 editor writes it, a hand edit of a version, a comment, a marker added or removed, a patch file
-changed, a file renamed, a resource list changed, a file added or removed, a file nothing reads.
+changed, a file renamed, a resource list changed, a file added or removed, a file nothing reads,
+a source's URL or name changed, a postBuild variable's value changed.
 Written for Ferry's tests (no outside source).
 """
 from __future__ import annotations
@@ -24,7 +27,7 @@ from gitops.changes import editing
 from gitops.flux import images
 from gitops.flux.manifests import git_blob_id
 
-ENVIRONMENTS = ("dev", "prod")
+ENVIRONMENTS = ("dev", "stag", "prod")
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 RELEASE_FILES = ("release.yaml", "release.yml", "helm-release")
 JSON_PATCH_FILES = ("version.json", "ops.yaml", "version.patch")
@@ -33,6 +36,7 @@ MODES = ("base", "merge", "json", "inline", "flux-patch", "kustomize-image")
 VERSIONS = ("6.5.1", "6.6.0", ">=6.0.0", "1.10", "7.0.0-rc.1", "v2.0.0")
 TAGS = ("1.0.1", "2.0.0", "latest", "1.0.0-rc.1")
 REGISTRY = "oci://127.0.0.1:5000/charts"
+SOURCE_PLACES = ("base", "first", "outside")  # where an app's HelmRepository is
 
 
 class MemTree:
@@ -181,10 +185,12 @@ def layouts(draw) -> tuple:
         through_variable = flux and draw(st.booleans())
         version = f"${{{variable(app)}}}" if through_variable else "6.5.0"
         image = draw(st.sampled_from((None, "string", "dict")))
+        where = draw(st.sampled_from(SOURCE_PLACES))
         files[f"apps/base/{app}/{draw(st.sampled_from(KUSTOMIZATION_FILES))}"] = kustomization(
-            [name, "repository.yaml"])
+            [name] + (["repository.yaml"] if where == "base" else []))
         files[f"apps/base/{app}/{name}"] = release(app, version, image, draw(st.booleans()))
-        files[f"apps/base/{app}/repository.yaml"] = repository(app)
+        files[{"base": f"apps/base/{app}/repository.yaml", "first": f"apps/{ENVIRONMENTS[0]}/{app}-repository.yaml",
+               "outside": f"infra/{app}/repository.yaml"}[where]] = repository(app)
         if through_variable:
             for env in ENVIRONMENTS:
                 if draw(st.booleans()) or env == "prod":
@@ -214,7 +220,8 @@ def layouts(draw) -> tuple:
                 extra += f"  - name: ghcr.io/acme/{app}\n    newTag: 3.{i}.0\n"
         name = draw(st.sampled_from(KUSTOMIZATION_FILES))
         broken = ["missing.yaml"] if draw(st.booleans()) else []  # what discovery cannot follow
-        files[f"apps/{env}/{name}"] = kustomization([f"../base/{app}" for app in apps] + broken, patches,
+        own = sorted(p.rsplit("/", 1)[1] for p in files if p.startswith(f"apps/{env}/") and p.endswith("-repository.yaml"))
+        files[f"apps/{env}/{name}"] = kustomization([f"../base/{app}" for app in apps] + own + broken, patches,
                                                     f"images:\n{extra}" if extra else "")
         if flux:
             files.update(flux_entry(env, variables[env], flux_patches, draw(st.booleans())))
@@ -343,8 +350,29 @@ def other_value(files: dict, pins: tuple, draw) -> dict:
     return {**files, path: files[path].replace("replicaCount: 1", "replicaCount: 2")}
 
 
+def change_source(files: dict, pins: tuple, draw) -> dict:
+    """A HelmRepository's URL or name changed (a release may find it, or another one, or none)."""
+    candidates = [p for p in sorted(files) if "kind: HelmRepository\n" in files[p]]
+    if not candidates:
+        return files
+    path = draw(st.sampled_from(candidates))
+    old, new = draw(st.sampled_from(((REGISTRY, "oci://127.0.0.1:5001/charts"), ("  name: charts\n", "  name: other\n"),
+                                     ("  namespace: ", "  namespace: x"))))
+    return {**files, path: files[path].replace(old, new, 1)}
+
+
+def change_variable(files: dict, pins: tuple, draw) -> dict:
+    """A postBuild variable's value changed, in a ConfigMap or a Kustomization's `substitute`."""
+    candidates = [(p, line) for p in sorted(files) for line in files[p].split("\n") if "_VERSION: " in line]
+    if not candidates:
+        return files
+    path, line = draw(st.sampled_from(candidates))
+    value = draw(st.sampled_from(('"6.9.0"', "6.9.1", "${OTHER}", "")))
+    return {**files, path: files[path].replace(line, line[:line.index(": ") + 2] + value, 1)}
+
+
 COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, rename, change_resources,
-           add_file, remove_file, unread, other_value)
+           add_file, remove_file, unread, other_value, change_source, change_variable)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

@@ -1,6 +1,7 @@
 """`ferry check` as an operator runs it (bin/ferry, a process of its own) against a good set-up and
 a broken one of each kind: a real bare remote, the real registry (with htpasswd for credentials),
 the local Slack speaking Slack's Web API. One line per item; exit 1 when anything is wrong."""
+import json
 import os
 import subprocess
 import sys
@@ -119,3 +120,62 @@ def test_a_missing_flux_token_is_named(tmp_path, registry, charts, bare_remote, 
         "FAIL  flux token prod: GITOPS_FLUX_TOKEN_PROD (or GITOPS_FLUX_TOKEN_PROD_FILE) is not set: Flux's "
         "events for prod are refused; set it to the token of the environment's generic-hmac Provider"]
 
+
+
+# ---- Flux Receivers: one signed call each, as after a push ------------------------------------
+
+RECEIVER_TOKEN = "receiver-token-0123456789abcdef"
+
+
+def receivers_line(lines: list, environment: str) -> str:
+    return next(l for l in lines if l.split(": ")[0].endswith(f"({environment})") and "flux receiver" in l)
+
+
+def test_each_flux_receiver_is_called_once_signed_and_what_is_wrong_is_named(tmp_path, registry, charts,
+                                                                             bare_remote):
+    from devtools.flux_receiver import FluxReceivers, signature_valid
+    from tests.serving import serving
+    url = bare_remote(demo_files(f"{registry.url}/charts"))
+    settings = demo_settings(url)
+    with serving(FluxReceivers()) as flux, serving(FluxReceivers(status=503)) as suspended:
+        hooks = {"dev": flux.add(RECEIVER_TOKEN),
+                 "qa": flux.add("the Secret's other token", name="qa"),  # Ferry's token is not this one
+                 "stag": flux.url + "/hook/" + "ab" * 32,  # no Receiver has this path
+                 "prod": suspended.add(RECEIVER_TOKEN)}
+        for env in settings["environments"]:
+            env["flux_receiver"] = {"url": hooks[env["name"]]}
+        environ = {f"GITOPS_FLUX_RECEIVER_TOKEN_{env.upper()}": RECEIVER_TOKEN for env in ENVIRONMENTS}
+        code, lines = ferry_check(tmp_path, settings, FERRY_BACKEND="Text", **environ)
+        assert code == 1
+        assert receivers_line(lines, "dev") == \
+            f"ok  flux receiver {flux.url}/hook/… (dev): Flux asked to reconcile (HTTP 200)"
+        assert receivers_line(lines, "qa") == (
+            f"FAIL  flux receiver {flux.url}/hook/… (qa): it refused the signature: GITOPS_FLUX_RECEIVER_TOKEN_QA "
+            "is not the `token` of the Receiver's Secret, or the Receiver is not of type `generic-hmac`")
+        assert "status.webhookPath" in receivers_line(lines, "stag") and \
+            receivers_line(lines, "stag").startswith("FAIL")
+        assert "suspended or not ready" in receivers_line(lines, "prod")
+        assert RECEIVER_TOKEN not in "\n".join(lines) and "ab" * 32 not in "\n".join(lines)
+        by_path = {c.path: c for c in flux.calls}
+        assert len(flux.calls) == 3 and len(suspended.calls) == 1  # one call per Receiver
+        good = by_path[hooks["dev"][len(flux.url):]]
+        assert good.status == 200 and signature_valid(good.signature, good.body, RECEIVER_TOKEN)
+        assert json.loads(good.body) == {"repository": url, "branch": "main", "commit": ""}
+
+
+def test_a_flux_receiver_nobody_answers_or_without_its_token_is_named(tmp_path, registry, charts, bare_remote):
+    from devtools.flux_receiver import FluxReceivers
+    url = bare_remote(demo_files(f"{registry.url}/charts"))
+    closed = FluxReceivers()
+    hook = closed.add(RECEIVER_TOKEN)
+    closed.server_close()  # nothing listens on its port
+    settings = demo_settings(url)
+    settings["environments"][3]["flux_receiver"] = {"url": hook}
+    code, lines = ferry_check(tmp_path, settings, FERRY_BACKEND="Text", GITOPS_FLUX_RECEIVER_TOKEN_PROD=RECEIVER_TOKEN)
+    host = hook.split("/")[2]
+    assert receivers_line(lines, "prod") == (
+        f"FAIL  flux receiver http://{host}/hook/… (prod): no answer (ConnectionError): is "
+        f"notification-controller's webhook-receiver Service reachable from Ferry at {host}?")
+    code, lines = ferry_check(tmp_path, settings, FERRY_BACKEND="Text")
+    assert code == 1 and lines[0].startswith("FAIL  settings: `environments[3].flux_receiver` is set but "
+                                             "GITOPS_FLUX_RECEIVER_TOKEN_PROD (or _FILE) is not")

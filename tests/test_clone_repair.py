@@ -39,7 +39,7 @@ def test_the_core_repairs_the_clone_and_answers_from_the_real_remote(tmp_path, f
     try:
         assert core.inventory().find("podinfo", "qa").version == "6.5.2"
         before, evil_before = remote_log(url), remote_log(evil)
-        ws = next(iter(core._workspaces.values()))
+        ws = next(iter(core.workspaces.values()))
         ws.whole_history()  # an older commit to point the ref at
         damage(ws.directory, kind, url, evil)
         assert core.inventory().find("podinfo", "qa").version == "6.5.2"

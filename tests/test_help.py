@@ -17,6 +17,7 @@ PARSERS = {
     "diff": grammar.parse_diff,
     "audit": grammar.parse_audit,
     "deploy": grammar.parse_deploy,
+    "preview": grammar.parse_preview,
     "promote": grammar.parse_promote,
     "rollback": grammar.parse_rollback,
     "pending": lambda args: grammar.parse_nothing("pending", args),
@@ -64,11 +65,11 @@ def examples(line: str) -> list:
 def test_help_lists_ferry_first_by_capability_and_every_example_parses(bot):
     as_user(bot, "@bob")  # not an admin
     text = ask(bot, "!help")[0]
-    assert headings(text) == ["See what runs where", "Deploy", "Promote along the chain", "Roll back",
+    assert headings(text) == ["See what runs where", "Preview a chart upgrade", "Deploy", "Promote along the chain", "Roll back",
                               "Approvals: changes into guarded environments wait for a second person",
                               "Help"]
     lines = command_lines(text)
-    for command in ("versions", "diff", "audit", "deploy", "promote", "rollback", "pending",
+    for command in ("versions", "diff", "audit", "preview", "deploy", "promote", "rollback", "pending",
                     "approve", "reject"):
         assert command in lines, command
     assert "lock" not in lines and "plugin" not in lines and "whoami" not in lines  # not bob's to run

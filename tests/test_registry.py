@@ -129,7 +129,7 @@ def test_pushed_artifact_is_a_helm_chart(registry):
                             headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).json()
     assert manifest["config"]["mediaType"] == "application/vnd.cncf.helm.config.v1+json"
     (layer,) = manifest["layers"]
-    assert layer["mediaType"] == "application/vnd.cncf.helm.chart.content.v1.tar.gz"
+    assert layer["mediaType"] == "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
     blob = requests.get(f"{base}/blobs/{layer['digest']}", timeout=5).content
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
         names = tar.getnames()

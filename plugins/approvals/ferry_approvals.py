@@ -1,7 +1,7 @@
 from errbot import BotPlugin, botcmd
 
-from ferrychat import grammar, listing, presses, render
-from ferrychat.replies import answers, progress, requester
+from ferrychat import forges, grammar, listing, presses, previews, queued, render
+from ferrychat.replies import answers, attach_file, progress, requester
 from gitops.errors import ChangeDropped
 from gitops.identity import person
 
@@ -47,22 +47,33 @@ class FerryApprovals(BotPlugin):
         except ChangeDropped as dropped:
             presses.settle(ferry, change_id, f"Dropped when {person(who)} approved it: {dropped.message}", msg)
             raise
-        presses.settle(ferry, change_id, f"Approved by {person(who)}. {render.change(change)}", msg)
-        if not pressed:
-            yield render.change(change)
-        if change.commit is not None:
+        if change.commit is not None or change.pull_request is not None:  # the watchers first
             ferry.committed(change, msg)
+        # What the approver let through, as the request said it (a few lines, or one when the
+        # preview cannot be made now: the change is pushed all the same).
+        found, problem = ferry.gitops.preview_of_change(change)
+        note = previews.short(found, problem)
+        said = previews.with_short(render.change(change), note)
+        presses.settle(ferry, change_id, f"Approved by {person(who)}. {said}", msg)
+        if not pressed:
+            yield said
+            whole = previews.attachment(found, note)
+            if whole is not None:
+                attach_file(ferry, msg, whole)
 
     @botcmd
     @answers
     def reject(self, msg, args):
-        """`!reject <id> [reason]`: drop a change waiting for approval (yours, or one you may approve); e.g. `!reject 3f9a1c07d2 not during the sale`
+        """`!reject <id> [reason]`: drop a change waiting for approval or queued for a window (yours, or one you may approve); e.g. `!reject 3f9a1c07d2 not during the sale`
 
         The Reject button in Slack runs this, for the person who pressed it; either way the
-        request message is updated in place."""
+        request message is updated in place. A change queued with `--queue` is withdrawn before
+        its window opens."""
         change_id, reason = grammar.parse_rejection(args)
         who = requester(msg)
         ferry = self.get_plugin("Ferry")
+        if ferry.gitops.queued_change(change_id) is not None:  # queued for a window: withdrawn
+            return queued.withdrawn(ferry.gitops.cancel(change_id, who), who)
         dropped = ferry.gitops.reject(change_id, who)
         why = f": {reason}" if reason else ""
         said = f"Rejected change `{dropped.id}` ({presses.described(dropped)}){why}."
@@ -72,11 +83,22 @@ class FerryApprovals(BotPlugin):
     @botcmd
     @answers
     def pending(self, msg, args):
-        """`!pending`: the changes waiting for a second person, with their diffs; e.g. `!pending`
+        """`!pending`: the changes waiting for a second person, with their diffs, and those queued for a window; e.g. `!pending`
+
+        Ferry's open pull requests (environments whose changes land as pull requests) come first.
 
         The diff of a change into an environment whose values are shown only in its channels
-        (`show_values: channels`) is left out elsewhere."""
+        (`show_values: channels`) is left out elsewhere. Changes queued with `--queue` follow,
+        each with the opening it waits for."""
         grammar.parse_nothing("pending", args)
         gitops, here = self.get_plugin("Ferry").gitops, requester(msg).channels
         private = {e.name for e in gitops.settings.environments if not e.shows_values_in(here)}
-        return listing.pending(gitops.pending(), private)
+        opened = gitops.landing.open_requests()
+        if opened:
+            yield forges.open_pull_requests(opened)
+        waiting = gitops.queued()
+        closed = queued.closed([state for _, state in gitops.window_states(closed_only=True)])
+        if gitops.pending() or not waiting:
+            yield listing.pending(gitops.pending(), private)
+        if waiting or closed:  # outside a window: said before anyone asks
+            yield "\n".join(filter(None, [queued.listing(waiting, [gitops.when_opens(c) for c in waiting]), closed]))

@@ -9,6 +9,7 @@ from flask import Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import ferryweb
+from ferrychat import previews
 from gitops.ops import readiness
 from gitops.core import STATE_FILE, GitOps
 from gitops.ops.metrics import since_command
@@ -17,11 +18,12 @@ from gitops.state.shelf import import_shelf
 from gitops.state.store import Store
 
 
-# What Errbot's webserver serves: Ferry's own routes (/ferry/health, /ferry/ready, /flux/<env>),
+# What Errbot's webserver serves: Ferry's own routes (/ferry/health, /ferry/ready, /flux/<env>,
+# /forge/<kind>),
 # the metrics (/metrics), and Slack's Events API and interactivity (button presses). Errbot's
 # Webserver plugin also routes /echo, which reflects any request as HTML to anyone; it and
 # whatever else a plugin may route are answered 404.
-SERVED = ("/ferry/", "/flux/", "/slack/events", "/slack/interactive", "/metrics")
+SERVED = ("/ferry/", "/flux/", "/forge/", "/slack/events", "/slack/interactive", "/metrics")
 
 
 def only_ferry_routes():
@@ -66,7 +68,7 @@ class Ferry(BotPlugin):
         if imported is not None:
             self.log.info("state file %s started; imported from Errbot's storage: %s", self.state.path,
                           ", ".join(f"{n} {kind}" for kind, n in imported.items()))
-        self.gitops = GitOps(settings, state=self.state)
+        self.gitops = GitOps(settings, state=self.state, preview=self.pull_request_preview)
         self.gitops.metrics.watch_chat(self.chat)
         self.watchers = []  # callables (change, msg) told of every pushed change
         self.log.info("Ferry manages %s", ", ".join(self.gitops.settings.environment_names))
@@ -137,9 +139,15 @@ class Ferry(BotPlugin):
         """Prometheus's scrape: this core's metrics (gitops/ops/metrics.py), in the text format."""
         return Response(generate_latest(self.gitops.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
+    def pull_request_preview(self, plan) -> str:
+        """What a pull request's description says of the upgrade (``GitOps(preview=…)``)."""
+        return previews.pull_request_section(*self.gitops.preview_of(plan))
+
     def committed(self, change, msg):
-        """A change was pushed on ``msg``'s request: tell the watchers (Flux feedback, …)."""
-        self.gitops.metrics.change_pushed(since_command())
+        """A change was pushed, or its pull request opened, on ``msg``'s request: tell the watchers
+        (Flux feedback, pull requests followed)."""
+        if change.commit is not None:
+            self.gitops.metrics.change_pushed(since_command())
         for watch in list(self.watchers):
             try:
                 watch(change, msg)

@@ -5,7 +5,7 @@ from errbot.core_plugins import help as errbot_help
 from errbot.version import VERSION
 
 # Ferry's capabilities in the order a release moves; each plugin's docstring is its heading.
-CAPABILITIES = ("FerryVersions", "FerryDeploy", "FerryPromote", "FerryRollback", "FerryApprovals",
+CAPABILITIES = ("FerryVersions", "FerryPreview", "FerryDeploy", "FerryPromote", "FerryRollback", "FerryApprovals",
                 "FerryLocks")
 
 

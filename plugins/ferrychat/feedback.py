@@ -77,3 +77,41 @@ def _minutes(minutes: float) -> str:
     if minutes >= 1 and float(minutes).is_integer():
         return f"{int(minutes)} minute{'s' if minutes != 1 else ''}"
     return duration(minutes * 60)
+
+
+def say_verdict(verdict) -> str:
+    """What a verification's thread hears (``gitops.feedback.verifier.Verdict``)."""
+    r, kind = verdict.record, verdict.kind
+    part = f" {r.part}" if r.part != "chart" else ""
+    what = f"`{r.app}`{part} {r.version}"
+    figures = ", ".join(f"`{label}` = {value}" for label, value in r.figures.items())
+    if kind == "verifying":
+        checks = ", ".join(f"`{label}`" for label in verdict.checks)
+        return f"{what} in {r.environment}: verifying, {checks} must hold for {duration(verdict.soak)}."
+    if kind == "verified":
+        held = f": {figures}, held for {duration(r.verified_at - r.since)}" if figures else ""
+        return f"{what} is verified in {r.environment}{held}."  # no checks: live is verified
+    if kind == "failed" and r.cause == "flux":  # Flux's own words were just said, quoted
+        return f"{what} failed its verification in {r.environment}: Flux reported a failure."
+    if kind == "failed":
+        return f"{what} failed its verification in {r.environment}: {_one_line(r.reason)}"
+    if kind == "rolled-back":
+        change = verdict.change
+        commit = f" (commit {change.commit.sha[:10]})" if change is not None and change.commit else ""
+        return (f"{what} rolled back to {r.old} in {r.environment} by Ferry on behalf of "
+                f"{mention(r.requester)}{commit}: its verification failed. {r.version} cannot come "
+                f"back without `--force`.")
+    if kind == "not-rolled-back":
+        return (f"{what} was not rolled back in {r.environment}: {_one_line(verdict.problem)} "
+                f"Roll it back by hand: `!rollback {r.app} on {r.environment}`.")
+    if kind == "superseded":
+        return f"{what} in {r.environment}: its verification ended: {_one_line(r.reason)}."
+    if kind == "resumed":
+        return (f"{what} in {r.environment}: Ferry restarted during its verification; the soak "
+                "begins again now.")
+    return f"{what} in {r.environment}: its verification was lost at a restart: {_one_line(r.reason)}."
+
+
+def _one_line(text: str) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + "…"

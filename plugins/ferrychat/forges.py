@@ -28,3 +28,30 @@ def commit_url(remote_url: str, sha: str) -> str:
     if host not in _FORGES or path.count("/") < 1:
         return ""
     return _FORGES[host].format(base=f"https://{host}/{path}", sha=sha)
+
+
+def request_name(kind: str, number: int) -> str:
+    """How the forge calls it: GitHub's pull request #12, GitLab's merge request !12."""
+    return f"merge request !{number}" if kind == "gitlab" else f"pull request #{number}"
+
+
+def proposed(c) -> str:
+    """A change that lands as a pull request: its link first, then the diff it holds."""
+    pr, part = c.pull_request, "" if c.part == "chart" else f" {c.part}"
+    verb, mark = "Updated" if pr.updated else "Opened", "!" if pr.kind == "gitlab" else "#"
+    lines = [f"{verb} {request_name(pr.kind, pr.number)} to {c.action} `{c.app}`{part} {c.old or 'unpinned'} → {c.new} "
+             f"in {c.environment}: {pr.url} (branch `{pr.branch}`). It lands when it is merged; "
+             "I will say so here."]
+    if pr.superseded:
+        lines.append(f"It supersedes {mark}{pr.superseded}, closed with a comment.")
+    if c.diff:
+        lines.append(f"```\n{c.diff.rstrip()}\n```")
+    return "\n".join(lines)
+
+
+def open_pull_requests(records) -> str:
+    """`!pending`'s part for Ferry's open pull requests (``landing.open_requests`` records)."""
+    lines = [f"{len(records)} pull/merge request(s) of Ferry's open:"]
+    lines += [f"• {request_name(r.get('kind', 'github'), r['number'])} {r['action']} `{r['app']}` {r['old'] or 'unpinned'} → {r['version']} in "
+              f"{r['environment']}, asked by {r['requester']}: {r['url']}" for r in records]
+    return "\n".join(lines)

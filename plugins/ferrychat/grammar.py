@@ -14,13 +14,15 @@ USAGE = {
     "versions": "`!versions [<app> | <glob>] [--outdated] [--env <env>]` or `!versions <app> <env>`",
     "diff": "`!diff <envA> <envB>` or `!diff <app> <envA> <envB>`",
     "deploy": "`!deploy <app> <version> to <env>` or `!deploy <app>@<version> to <env>` "
-              "[--dry-run] [--force]; `!deploy <app> chart|image|image:<container> <version> to <env>` "
+              "[--dry-run] [--force] [--queue]; `!deploy <app> chart|image|image:<container> <version> to <env>` "
               "names the part",
     "promote": "`!promote <app> [from <env>] to <env>` or `!promote <app>@<version> to <env>` "
-               "[--dry-run] [--force]; `!promote <app> chart|image|image:<container> to <env>` "
+               "[--dry-run] [--force] [--queue]; `!promote <app> chart|image|image:<container> to <env>` "
                "names the part",
-    "rollback": "`!rollback <app> on <env> [to <version>]` [--dry-run]; "
+    "rollback": "`!rollback <app> on <env> [to <version>]` [--dry-run] [--queue]; "
                 "`!rollback <app> chart|image|image:<container> on <env>` names the part",
+    "preview": "`!preview <app> <version> [in <env>]`, `!preview <app>@<version> [in <env>]` or "
+               "`!preview <app> to <env>`",
     "approve": "`!approve <change id>` (`!pending` lists them)",
     "reject": "`!reject <change id> [reason]`",
     "pending": "`!pending`",
@@ -32,7 +34,7 @@ USAGE = {
 _CHANGE_ID = re.compile(r"^[0-9a-fA-F]{6,16}$")
 # Which part of an app a command changes: its chart version, or the tag of (one container's) image.
 _PART = re.compile(r"^(chart|image(:[A-Za-z0-9][A-Za-z0-9_./-]{0,62})?)$", re.IGNORECASE)
-_FLAGS = {"--dry-run": "dry_run", "--force": "force"}
+_FLAGS = {"--dry-run": "dry_run", "--force": "force", "--queue": "queue"}
 MAX_AUDIT = 1000  # `!audit N`: a long list goes in a file (ferrychat.sizing); Git reads N commits
 
 
@@ -58,6 +60,7 @@ class Request:
     dry_run: bool = False
     force: bool = False
     part: Optional[str] = None  # "chart", "image", "image:<container>"; None: what the app is tracked by
+    queue: bool = False  # outside the environment's promotion windows: wait for the next opening
 
 
 def part_word(word: str) -> Optional[str]:
@@ -85,6 +88,9 @@ def words(command: str, args: str) -> tuple[list[str], dict]:
             flags[_FLAGS[word.lower()]] = True
         else:
             rest.append(word)
+    if flags.get("queue") and (flags.get("dry_run") or flags.get("force")):
+        other = "--dry-run" if flags.get("dry_run") else "--force"
+        raise usage_error(command, f"`--queue` waits for the next window, `{other}` does not: give one of them.")
     return rest, flags
 
 
@@ -174,6 +180,20 @@ def parse_promote(args: str) -> Request:
     if source and version:
         raise usage_error("promote", "Give either `<app>@<version>` or `from <env>`, not both.")
     return Request(app, env, version, source=source, part=part, **flags)
+
+
+def parse_preview(args: str) -> Request:
+    """``<app> <version> [in <env>]``, ``<app>@<version> [in <env>]`` or ``<app> to <env>`` (the
+    promotion's version); ``environment`` None: the first environment running the app."""
+    rest, flags = words("preview", args)
+    if flags:
+        raise usage_error("preview", "`!preview` takes no options.")
+    if len(rest) >= 1 and "@" not in rest[0] and len(rest) >= 2 and rest[1].lower() == "to":
+        return Request(rest[0], _keyword(rest[1:], "to", "preview", "Say which environment: `to <env>`."))
+    app, version, rest = _app_and_version(rest, "preview", version_word=True)
+    if not rest:
+        return Request(app, None, version)
+    return Request(app, _keyword(rest, "in", "preview", "Say which environment: `in <env>`."), version)
 
 
 def parse_rollback(args: str) -> Request:

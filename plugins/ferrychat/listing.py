@@ -7,7 +7,7 @@ from collections import OrderedDict
 from typing import Callable, Collection, Optional, Sequence
 
 from ferrychat import render
-from ferrychat.feedback import age
+from ferrychat.feedback import age, duration
 from ferrychat.grammar import VersionsQuery
 from ferrychat.sizing import Table
 from gitops.errors import shown
@@ -122,3 +122,39 @@ def pending(waiting: Sequence[PendingChange], private: Collection[str] = ()):
     return Table(f"{len(waiting):,} changes waiting for approval (`!approve <id>` takes any of them)",
                  "", "\n\n".join(render.pending(p, diff=p.environment not in private) for p in waiting),
                  "pending.txt", f"Pending: {len(waiting):,} changes", short=render.pending_list(waiting, private))
+
+
+def verifications(records: Sequence, settings, now: float) -> str:
+    """`!versions <app>`'s last verification per environment (``gitops.feedback.verify``), and
+    how long a verified version still soaks before it may be promoted; "" when there is none."""
+    lines = []
+    for r in records:
+        part = f" {r.part}" if r.part != "chart" else ""
+        line = f"{r.environment}:{part} {r.version} {r.state}"
+        figures = ", ".join(f"`{label}` = {value}" for label, value in r.figures.items())
+        if r.state == "verified":
+            line += f" {age(now - r.verified_at)} ago" + (f" ({figures})" if figures else "")
+            remaining = soak_remaining(r, settings, now)
+            if remaining > 0:
+                line += f"; soaking: {duration(remaining)} before it may be promoted"
+        elif r.state == "verifying":
+            line += f" for {age(now - r.since)}" + (f" ({figures})" if figures else "")
+        else:
+            line += f": {' '.join(r.reason.split())[:300]}" if r.reason else ""
+        lines.append(line)
+    return "Last verification:\n" + "\n".join(lines) if lines else ""
+
+
+def soak_remaining(record, settings, now: float) -> float:
+    """How long a verified version still soaks before it may be promoted (0: it may)."""
+    if record.state != "verified" or record.environment not in settings.environment_names:
+        return 0.0
+    verify = settings.environment(record.environment).verify
+    return record.verified_at + verify.promote_after - now if verify is not None else 0.0
+
+
+def soaking(records: Sequence, apps: Collection[str], settings, now: float) -> list:
+    """`!versions`'s notes: the versions of ``apps`` still soaking, and how long they have left."""
+    return [f"Soaking: `{r.app}` {r.version} in {r.environment}, {duration(remaining)} before it may be "
+            "promoted." for r in records if r.app in apps
+            if (remaining := soak_remaining(r, settings, now)) > 0]

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Collection, Iterable, Optional, Sequence
 
 from ferrychat.feedback import age as short_age
-from ferrychat.forges import commit_url
+from ferrychat.forges import commit_url, proposed
 
 from gitops.identity import mention, person
 from gitops.model import AuditEntry, Change, ChartInfo, HistoryEntry, PendingChange, Pin, Plan
@@ -290,6 +290,8 @@ def change(c: Change) -> str:
         return f"`{c.app}`{_part(c.part)} is already at {c.new} in {c.environment}: nothing to change."
     if c.pending is not None:
         return pending(c.pending, new=True)
+    if c.pull_request is not None and not c.dry_run:
+        return proposed(c)
     verb = {"deploy": "Deployed", "promote": "Promoted", "rollback": "Rolled back"}[c.action]
     head = f"{verb} `{c.app}`{_part(c.part)} {c.old or 'unpinned'} → {c.new} in {c.environment}"
     if c.source_environment:

@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 
-from ferrychat import presses, render, sizing
+from ferrychat import presses, previews, queued, render, sizing, threads
 from gitops.ops import metrics
 from gitops.errors import FerryError, logged
 from gitops.model import Requester
@@ -93,6 +93,18 @@ def table(plugin, msg, answer: sizing.Table):
         yield sizing.inline(answer, limit, f"The table could not be attached ({problem}); its start:\n")
 
 
+def attach_file(plugin, msg, answer: sizing.Table) -> None:
+    """The whole of ``answer`` as a file in the command's thread, on a backend that attaches files
+    (FerrySlack's ``attach``); elsewhere nothing. A failed upload is logged, never said: what it
+    would have held was said in short already."""
+    attach = getattr(getattr(plugin, "_bot", None), "attach", None)
+    if attach is None:
+        return
+    problem = attach(msg, sizing.file_text(answer), answer.filename, answer.title)
+    if problem:
+        log.warning("could not attach %s: %s", answer.filename, problem)
+
+
 def _counted(plugin, name: str, outcome: str) -> None:
     """The command in the core's metrics (``gitops.ops.metrics``); counting never fails a command."""
     try:
@@ -152,18 +164,38 @@ def carry_out(ferry, plan, msg, request):
     ``ferry`` is the Ferry plugin: its core does the work, its watchers hear of every commit."""
     gitops, who = ferry.gitops, requester(msg)
     admin = ferry.is_admin(msg) and not who.bot  # a bot never forces
-    gitops.check(plan, who, force=request.force, admin=admin)
+    decision = gitops.check(plan, who, force=request.force, admin=admin, queue=request.queue)
+    if decision.held is not None:  # outside the environment's windows, with --queue: kept for the opening
+        yield enqueue(gitops, plan.action, request, who, msg)
+        return
     pushes = not (request.dry_run or plan.noop or gitops.needs_approval(plan))
     if pushes:
         yield render.intent(plan)
     with progress(ferry, msg, pushes):
         change = gitops.apply(plan, who, dry_run=request.dry_run, force=request.force, admin=admin)
-    if change.pending is not None:  # with Approve and Reject buttons where chat has them (Slack)
-        presses.offer(ferry, msg, change.pending, render.change(change))
-        return
-    yield render.change(change)
-    if change.commit is not None:
+    if change.commit is not None or change.pull_request is not None:  # the watchers first: the preview below takes its time
         ferry.committed(change, msg)
+    # What the upgrade brings, in a few lines (the archives on disk by digest once read, by the
+    # dry run or the policy's check); a preview that cannot be made is one line.
+    found, problem = gitops.preview_of(plan)
+    note = previews.short(found, problem)
+    if change.pending is not None:  # with Approve and Reject buttons where chat has them (Slack)
+        presses.offer(ferry, msg, change.pending, previews.with_short(render.change(change), note))
+    else:
+        yield previews.with_short(render.change(change), note)
+    whole = previews.attachment(found, note)
+    if whole is not None:  # something to read before it lands: the whole, as a file
+        attach_file(ferry, msg, whole)
+
+
+def enqueue(gitops, command: str, request, who, msg) -> str:
+    """Queue what ``request`` asked for the environment's next opening; the reply saying so."""
+    target = threads.target_of(msg)
+    change = gitops.enqueue(command, request.app, request.environment, who, version=request.version,
+                            source=request.source, part=request.part,
+                            target=(target.to, target.room, target.thread), asker=threads.acl_names(msg))
+    hours = ", ".join(w.text for w in gitops.settings.environment(change.environment).policy.windows)
+    return queued.queued(change, gitops.when_opens(change), hours)
 
 
 WORKING, DONE, FAILED = "hourglass_flowing_sand", "white_check_mark", "x"

@@ -51,9 +51,9 @@ MAX_CONNECTIONS = 256  # open at once; each holds at most MAX_HEADER + MAX_BODY 
 DEADLINE = 30.0  # seconds a connection may live, from accept to close
 IDLE = 10.0  # seconds a connection may stay silent
 THREADS = 8  # requests answered at once (Ferry's handlers answer in milliseconds)
-# Flux's events, Slack's Events API and its button presses, the health and readiness checks,
+# Flux's events, the forges' webhooks, Slack's Events API and its button presses, the health and readiness checks,
 # Prometheus's scrape.
-PATHS = ("/flux/", "/slack/events", "/slack/interactive", "/ferry/health", "/ferry/ready", "/metrics")
+PATHS = ("/flux/", "/forge/", "/slack/events", "/slack/interactive", "/ferry/health", "/ferry/ready", "/metrics")
 MAX_BODY = 512 * 1024  # bytes any request may carry (Slack's events and Flux's are a few KiB)
 MAX_HEADER = 32 * 1024  # bytes of request line and headers
 MAX_DEPTH = 64  # JSON nesting: Flux events and Slack events nest a handful of levels

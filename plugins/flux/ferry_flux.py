@@ -1,14 +1,14 @@
 import uuid
 
 from errbot import BotPlugin, webhook
-from errbot.backends.base import Message, Room, RoomOccupant
-
-from ferrychat.feedback import say
+from ferrychat import threads
+from ferrychat.feedback import say, say_verdict
 from ferrychat.replies import requester
+from ferrychat.threads import target_of
 from gitops.errors import EventRefused, UnknownEnvironment, shown
 from gitops.feedback.events import MAX_BODY
 from gitops.feedback.waits import Feedback
-from gitops.feedback.records import ReplyTarget
+from gitops.feedback.verifier import Verifier
 
 
 class FerryFlux(BotPlugin):
@@ -21,6 +21,11 @@ class FerryFlux(BotPlugin):
         self.feedback = Feedback(self.ferry.gitops)
         self.ferry.watchers.append(self.watch)
         self.start_poller(min(30.0, max(0.2, self.feedback.timeout / 5)), self.check_timeouts)
+        self.verifier = Verifier(self.ferry.gitops)
+        # What a restart interrupted, once, off the start's path (it may read Git).
+        self.start_poller(0.1, self.resume_verifications, times=1)
+        if any(e.verify is not None for e in self.feedback.settings.environments):
+            self.start_poller(min(30.0, max(0.2, self.verifier.interval / 2)), self.check_verifications)
         configured = [e.name for e in self.feedback.settings.environments if self.feedback.configured(e.name)]
         self.log.info("Flux feedback on /flux/<env> for %s", ", ".join(configured) or "no environment (no token)")
 
@@ -53,6 +58,7 @@ class FerryFlux(BotPlugin):
             return f"error {ref}", 500
         for outcome in received.outcomes:
             self._say(outcome)
+            self._verify(outcome)
         event = received.event
         if received.ignored:
             return f"accepted, nothing to do: {received.ignored}.", 200
@@ -63,9 +69,16 @@ class FerryFlux(BotPlugin):
     def watch(self, change, msg):
         """The Ferry plugin tells of every pushed change: wait for Flux to report on it."""
         who = requester(msg)
-        superseded = self.feedback.expect(change, who.name or who.id, target_of(msg))
+        self.expect(change, who.name or who.id, target_of(msg))
+
+    def expect(self, change, who: str, target):
+        """Wait for Flux to report on ``change`` (pushed, applied from the queue, or a pull request
+        merged), to answer at ``target`` (a ``ReplyTarget``)."""
+        superseded = self.feedback.expect(change, who, target)
         if superseded is not None:
             self._say(superseded)
+        for verdict in self.verifier.superseded(change):
+            self._say_verdict(verdict)
 
     def check_timeouts(self):
         try:
@@ -74,49 +87,60 @@ class FerryFlux(BotPlugin):
         except Exception:  # logged; the poller must live on to check again next round
             self.log.exception("checking Flux timeouts failed")
 
+    # ---- verification ----------------------------------------------------------------------
+
+    def _verify(self, outcome):
+        try:
+            verdicts = self.verifier.settled(outcome)
+        except Exception:  # logged; Flux's own answer was said already
+            self.log.exception("starting the verification of %s in %s failed", outcome.app, outcome.environment)
+            return
+        for verdict in verdicts:
+            self._say_verdict(verdict)
+
+    def resume_verifications(self):
+        try:
+            for verdict in self.verifier.resume():
+                self._say_verdict(verdict)
+        except Exception:  # logged; what was verifying stays so, for the next start
+            self.log.exception("resuming verifications failed")
+
+    def check_verifications(self):
+        try:
+            for verdict in self.verifier.tick():
+                self._say_verdict(verdict)
+        except Exception:  # logged; the poller must live on to check again next round
+            self.log.exception("checking verifications failed")
+
+    def _say_verdict(self, verdict):
+        record = verdict.record
+        text = say_verdict(verdict)
+        self._tell(text, record.target, record.environment, f"{verdict.kind} about {record.app}")
+        if verdict.kind == "rolled-back" and verdict.change is not None:
+            self._tell(text, None, record.environment, f"{verdict.kind} about {record.app}")
+            # Flux's answer to the rollback comes to the same thread; it is verified, never rolled back.
+            self.feedback.expect(verdict.change, record.requester, record.target)
+
     # ---- saying it -------------------------------------------------------------------------
 
     def _say(self, outcome):
         text = say(outcome, self.feedback.settings.flux.timeout_minutes)
+        target = outcome.pending.target if outcome.pending is not None else None
+        self._tell(text, target, outcome.environment, f"{outcome.kind} about {outcome.app}")
+
+    def _tell(self, text, target, environment, what):
+        """In ``target``'s thread, or (None) in the environment's notify channel if it has one."""
         try:
-            if outcome.pending is not None:
-                target = outcome.pending.target
-                to = self._identifier(target.to, target.room)
-                self.send(to, text, in_reply_to=self._thread(target, to))
-            else:
-                channel = self.feedback.settings.environment(outcome.environment).notify
-                if channel:
-                    self.send(self._identifier(channel, True), text)
-        except Exception:  # nobody to tell in chat (that is what failed): logged with the outcome
-            self.log.exception("could not say %s about %s in %s", outcome.kind, outcome.app,
-                               outcome.environment)
+            self.tell(target, text, environment)
+        except Exception:  # nobody to tell in chat (that is what failed): logged with what it was
+            self.log.exception("could not say %s in %s", what, environment)
 
-    def _identifier(self, text, room):
-        """Rebuild a chat target from the text stored for it (it survives a restart)."""
-        try:
-            found = self.build_identifier(text)
-        except Exception:  # a room name, or a target gone since: query_room or _say logs it
-            found = None
-        if room and not isinstance(found, Room):
-            found = self.query_room(text)
-        return found
-
-    def _thread(self, target, to):
-        """The message to answer under: what a backend with threads (Slack) needs to find it."""
-        if not target.thread:
-            return None
-        return Message("", frm=to, to=self.bot_identifier, extras={"slack_event": {"ts": target.thread}})
-
-
-def target_of(msg) -> ReplyTarget:
-    """Where to answer a command later, as plain strings: the channel (or the person, in a DM) and
-    the Slack thread the command started (``thread_ts`` when it was itself in a thread)."""
-    frm = msg.frm
-    if isinstance(frm, RoomOccupant):
-        to, room = frm.room, True
-    else:
-        to, room = frm, False
-    extras = msg.extras if isinstance(msg.extras, dict) else {}
-    event = extras.get("slack_event") or {}
-    thread = event.get("thread_ts") or (event.get("message") or {}).get("ts") or event.get("ts") or ""
-    return ReplyTarget(str(to), room, str(thread))
+    def tell(self, target, text, environment):
+        """Say ``text`` at ``target`` (a ``ReplyTarget``: in its thread), or with none in the
+        environment's channel (``notify``) if it has one."""
+        if target is not None:
+            threads.say_in_thread(self, target, text)
+        else:
+            channel = self.feedback.settings.environment(environment).notify
+            if channel:
+                self.send(threads.identifier(self, channel, True), text)

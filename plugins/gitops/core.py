@@ -18,18 +18,28 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .changes import editing, planning, writing
+from .changes.landing import Landing
+from .changes.trailers import FORCED_BY, ROLLBACK_OF, VERIFICATION
 from .changes.pins import PinCache, find
 from .decisions import Decisions
-from .errors import NoRegistry, NotAllowed
+from .errors import NoRegistry, NotAllowed, NothingToRollback
+from .feedback.receiver import Receivers
+from .feedback.verify import VerificationBook
 from .flux import images
+from .forges.github import GitHub
+from .forges.gitlab import GitLab
 from .guard import policy
 from .guard.approvals import Guard
-from .identity import Release
+from .guard.soak import soak_blocker
+from .identity import Release, plain
 from .model import Change, ChartLocation, Commit, Inventory, Pin, Plan, Requester
-from .ops.metrics import Metrics
+from .ops.metrics import Metrics, repository_label
+from .previews import Previews, preview_state
+from .queueing import Queueing
 from .reports import Reports
 from .settings import RepoSettings, Settings
 from .sources.registry import RegistryClient
+from .sources.transport import trusted
 from .state.store import Records, Store
 from .versions import between
 from .workspace import Workspace, git_environment
@@ -39,19 +49,22 @@ log = logging.getLogger(__name__)
 STATE_FILE = "ferry-state.sqlite3"  # in the data directory
 
 
-class GitOps(Reports, Decisions):
+class GitOps(Reports, Decisions, Previews, Queueing):
     """One instance per process, shared by every capability plugin."""
 
     def __init__(self, settings: Settings, registry: Optional[RegistryClient] = None,
                  fetch_interval: float = 5.0, state: Optional[Store] = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 preview: Optional[Callable[[Plan], str]] = None):
         self.settings = settings
+        self.preview = preview or (lambda plan: "")  # the upgrade preview's Markdown for a pull request
         self.clock = clock
         # What Git cannot hold (locks, approvals, rolled-back versions, Flux's feedback): one
         # SQLite file; the bot's is in FERRY_DATA_DIR, a core on its own keeps it in data_dir.
         self.state = state if state is not None else Store(Path(settings.data_dir) / STATE_FILE)
         self.memory = Records(self.state)  # Feedback's records: live states, Flux waits, replays
         self.guard = Guard(self.state, clock)
+        self.verifications = VerificationBook(self.state)  # the last verification of each release
         interrupted = self.guard.recover()
         if interrupted:
             log.warning("changes being applied when the bot stopped, dropped (never applied twice): %s",
@@ -61,18 +74,25 @@ class GitOps(Reports, Decisions):
         self.registry = registry or RegistryClient(
             settings.secrets.registries, timeout=settings.registry_timeout,
             index_seconds=index.timeout, index_max_bytes=int(index.max_mb * 1024 * 1024),
-            index_cache_seconds=index.cache_seconds, busy_seconds=settings.registry_busy_seconds)
+            index_cache_seconds=index.cache_seconds, busy_seconds=settings.registry_busy_seconds,
+            verify=trusted(settings.registry_ca_file, settings.data_dir))
         self.registry.observe = self.metrics
+        self.archives = self.preview_archives()  # chart archives on disk by digest (`!preview`)
+        self._preview_lock, self._previews = preview_state()
         data = Path(settings.data_dir)
+        self.receivers = Receivers(settings, self.metrics.receiver_called)  # Flux told of each push
         self._workspaces = {
             # A busy remote (CI bots pushing often) may move under a push a few times in a row.
             repo: Workspace(repo.url, repo.branch, data / "repos" / _slug(repo), git_env=_git_env(settings, repo),
                             fetch_interval=fetch_interval, secrets=settings.secrets.values(),
-                            push_attempts=5, observe=self.metrics.repo(repo.url, repo.branch),
-                            batch=settings.write.per_push)
+                            push_attempts=5, batch=settings.write.per_push, signing=settings.commit.sign,
+                            observe=self.metrics.repo(repo.url, repo.branch, self.receivers.landing(
+                                repo, repository_label(repo.url, settings.secrets.values()))))
             for repo in settings.repos()
         }
         self._pins = PinCache(settings, self._workspaces)
+        forges = {repo: _forge(repo.forge) for repo in settings.repos() if repo.forge is not None}
+        self.landing = Landing(settings, self.state, forges, self._workspace, self.guard)
 
     @property
     def workspaces(self) -> dict:
@@ -129,10 +149,11 @@ class GitOps(Reports, Decisions):
         return plan
 
     def check(self, plan: Plan, requester: Requester, force: bool = False,
-              admin: bool = False) -> policy.Decision:
+              admin: bool = False, queue: bool = False) -> policy.Decision:
         """Refuse a plan this requester may not make, or that cannot be written now, before
-        anything is said or written. Returns the decision: what ``--force`` overrode."""
-        decision = self._decide(plan, requester, force=force, admin=admin)
+        anything is said or written. Returns the decision: what ``--force`` overrode; with
+        ``queue``, a closed promotion window is the decision's ``held``, not a refusal."""
+        decision = self._decide(plan, requester, force=force, admin=admin, queue=queue)
         return self._check_state(plan, decision)
 
     def needs_approval(self, plan: Plan) -> bool:
@@ -150,23 +171,66 @@ class GitOps(Reports, Decisions):
     # ---- internals -------------------------------------------------------------------------
 
     def _decide(self, plan, who: Requester, force: bool = False, admin: bool = False,
-                requested_by: Optional[Requester] = None, overridden: Optional[tuple] = None) -> policy.Decision:
+                requested_by: Optional[Requester] = None, overridden: Optional[tuple] = None,
+                queue: bool = False) -> policy.Decision:
         """The one decision over ``plan`` (a ``Plan``, or the ``PendingChange`` held from one:
         what, where, to which version) now (``policy.decide``), asked by ``who`` or, with
         ``requested_by``, approved by them; who and where refuse at once."""
+        env = self.settings.environment(plan.environment)
+        found = self._blockers(plan) + self._soaking(plan)
+        held = next((b for b in found if b.kind == policy.WINDOW), None) if queue else None
+        found = tuple(b for b in found if b is not held)
+
+        def decided(found):
+            return policy.decide(env.policy, env.name, plan.action, found, who=who.id,
+                                 channels=who.channels, force=force, admin=admin,
+                                 requested_by=requested_by, overridden=overridden, bot=who.bot)
+        decision = decided(found)
+        if isinstance(decision.refusal, NotAllowed):
+            raise decision.refusal
+        if isinstance(plan, Plan):  # asked now (an approval keeps what its request was decided on)
+            previewed = self.preview_blockers(plan)  # only for one who may ask: it downloads
+            if previewed:
+                decision = decided(found + previewed)
+        return replace(decision, held=held)
+
+    def _blockers(self, plan) -> tuple:
+        """The locks, freezes and rolled-back versions in ``plan``'s way now."""
         env = self.settings.environment(plan.environment)
         release = plan.pin.release if isinstance(plan, Plan) else (
             plan.release or Release(env.name, None, plan.app, plan.part))  # a change held before identities
         locks = {(f"{env.name}/{plan.app}" if lock.release.name else env.name): lock
                  for lock in self.guard.locks_on(release)}
-        found = policy.blockers(env.name, plan.app, plan.new, plan.action, locks,
-                                self.guard.rolled_back(release), env.policy, self.clock())
-        decision = policy.decide(env.policy, env.name, plan.action, found, who=who.id,
-                                 channels=who.channels, force=force, admin=admin,
-                                 requested_by=requested_by, overridden=overridden, bot=who.bot)
-        if isinstance(decision.refusal, NotAllowed):
-            raise decision.refusal
-        return decision
+        return policy.blockers(env.name, plan.app, plan.new, plan.action, locks,
+                               self.guard.rolled_back(release), env.policy, self.clock())
+
+    def _soaking(self, plan) -> tuple:
+        """A promotion of a version not yet verified long enough in the environment it leaves."""
+        if plan.action != "promote" or not plan.source_environment:
+            return ()
+        source = self.settings.environment(plan.source_environment)
+        if source.verify is None:
+            return ()
+        verified_at = self.verifications.verified_at(source.name, plan.app, plan.part, plan.new)
+        found = soak_blocker(plan.app, plan.new, source.name, source.verify.promote_after, verified_at,
+                             self.clock().timestamp())
+        return (found,) if found is not None else ()
+
+    def roll_back_failed(self, app: str, environment: str, part: str, version: str, old: str,
+                         requester: Requester, commit: str, reason: str) -> Change:
+        """Revert a change whose verification failed (``commit`` pushed ``version``) to ``old``, as
+        ``!rollback`` would, on behalf of its ``requester``: past locks, freezes and approvals (a
+        broken release held by a freeze is worse), said in the commit's trailers. Refused
+        (``PinMoved``) when the pin no longer holds ``version``: someone changed it since."""
+        plan = self.plan_rollback(app, environment, to=old, part=part)
+        passed = [(FORCED_BY, f"Ferry past: {plain(b.reason)}") for b in self._blockers(plan)]
+        said = [(ROLLBACK_OF, commit), (VERIFICATION, f"failed: {plain(reason)[:300]}")]
+        try:
+            return self._write(plan, requester, dry_run=False, expect={plan.pin.part: version},
+                               trailers=tuple(said + passed))
+        except writing.PinMoved as moved:
+            raise NothingToRollback(f"`{app}` in {environment} now pins {moved.now or 'nothing'}, not "
+                                    f"{version}: someone changed it since, so Ferry left it.") from None
 
     def _check_state(self, plan: Plan, decision: policy.Decision) -> policy.Decision:
         """What the repository, the decision's blockers and the registry allow now."""
@@ -193,7 +257,8 @@ class GitOps(Reports, Decisions):
         return replace(preview, dry_run=False, pending=waiting)
 
     def _write(self, plan: Plan, requester: Requester, dry_run: bool, forced: tuple = (),
-               approver: Optional[Requester] = None, expect: Optional[dict] = None) -> Change:
+               approver: Optional[Requester] = None, expect: Optional[dict] = None,
+               trailers: tuple = ()) -> Change:
         """Edit one line on the newest tip and push; ``expect``: part -> the value its pin must
         still have."""
         action, pin, version, source_environment = plan.action, plan.pin, plan.new, plan.source_environment
@@ -213,8 +278,11 @@ class GitOps(Reports, Decisions):
             _, diff = writing.edited_files(ws.tree(ws.head(refresh=False)), writing.changing(plan.edits))
             return Change(old=pin.version, new=version, replaced_range=pin.is_range, diff=diff, **base)
 
+        if self.settings.environment(pin.environment).write == "pull-request":
+            return self.landing.propose(ws, plan, requester, self._pins_at(pin.environment), base, forced=forced,
+                                        approver=approver, expect=expect, preview=self.preview(plan))
         written = writing.push(ws, plan, requester, self._pins_at(pin.environment), forced=forced,
-                               approver=approver, expect=expect)
+                               approver=approver, expect=expect, trailers=trailers)
         now = written.pin
         if written.sha is None:
             return Change(old=now.version, new=version, diff="", noop=True, **base)
@@ -259,6 +327,14 @@ class GitOps(Reports, Decisions):
 
     def _workspace(self, environment: str) -> Workspace:
         return self._workspaces[self._repo(environment)]
+
+
+def _forge(forge):
+    """The client of a repository's forge (``settings.forge``)."""
+    if forge.kind == "gitlab":
+        return GitLab(forge.api_url, forge.repository, forge.token, webhook_secret=forge.webhook_secret,
+                      auth=forge.auth, timeout=forge.timeout, token_variable=forge.token_variable)
+    return GitHub(forge)
 
 
 def _git_env(settings: Settings, repo: RepoSettings) -> dict:

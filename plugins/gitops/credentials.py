@@ -4,11 +4,14 @@ over plain HTTP (only where the settings say a host is plain HTTP, and only to t
 ``allow_plain_http_credentials`` says otherwise: never because something in Git says so).
 
 Secrets never live in the settings file; they come from environment variables, or from files
-named by ``<VARIABLE>_FILE`` (the way Kubernetes mounts secrets).
+named by ``<VARIABLE>_FILE`` (the way Kubernetes mounts secrets). The key Ferry signs its commits
+with is a file too, named by the settings or by ``GITOPS_COMMIT_SIGNING_KEY_FILE``.
 """
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
@@ -42,17 +45,58 @@ class GitCredentials:
 
 
 @dataclass(frozen=True)
+class CommitSigning:
+    """How git signs every commit Ferry writes: ``ssh`` with the private key in ``key_file``, or
+    ``openpgp`` with the key ``key`` of the keyring in ``gnupg_home``."""
+
+    format: str  # "ssh" or "openpgp"
+    key_file: str = ""  # ssh: the private key file (absolute)
+    key: str = ""  # openpgp: the key's fingerprint or ID
+    gnupg_home: str = ""  # openpgp: GNUPGHOME (absolute)
+
+    @property
+    def described(self) -> str:
+        """Which key, for messages (a path or a key ID, never a secret)."""
+        return f"SSH key {self.key_file}" if self.format == "ssh" else \
+            f"OpenPGP key {self.key} in {self.gnupg_home}"
+
+
+@dataclass(frozen=True)
+class PrometheusCredentials:
+    """Credentials bound to one Prometheus host (``host[:port]`` as in its URL): a bearer token,
+    or a username and password (basic auth), sent to that host only."""
+
+    host: str
+    token: str = field(default="", repr=False)
+    username: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    variables: str = ""  # where they came from, for messages
+
+    @property
+    def secret(self) -> str:
+        return self.token or self.password
+
+
+@dataclass(frozen=True)
 class Secrets:
     git_token: str = field(default="", repr=False)
     git_ssh_key_file: str = ""
     registries: tuple = field(default=(), repr=False)  # tuple[RegistryCredentials, ...], one per host
     flux_tokens: tuple = field(default=(), repr=False)  # ((environment, token), …) for Flux's HMAC
     git_hosts: tuple = field(default=(), repr=False)  # tuple[GitCredentials, ...], one per host
+    prometheus: tuple = field(default=(), repr=False)  # tuple[PrometheusCredentials, ...], one per host
+    receiver_tokens: tuple = field(default=(), repr=False)  # ((environment, token), …): Flux Receivers
 
     def values(self) -> list[str]:
         """Every secret value, for scrubbing text before it reaches a person."""
         return [v for v in (self.git_token, *(r.password for r in self.registries),
-                            *(g.token for g in self.git_hosts), *dict(self.flux_tokens).values()) if v]
+                            *(g.token for g in self.git_hosts), *dict(self.flux_tokens).values(),
+                            *(p.secret for p in self.prometheus),
+                            *dict(self.receiver_tokens).values()) if v]
+
+    def prometheus_host(self, host: str) -> Optional["PrometheusCredentials"]:
+        """The credentials bound to the Prometheus ``host`` (``host[:port]``), or None."""
+        return next((p for p in self.prometheus if p.host == host.lower()), None)
 
     def git(self, url: str) -> Optional[GitCredentials]:
         """The credentials of the Git host ``url`` is on (an http(s) URL), or None: the token of
@@ -68,10 +112,20 @@ class Secrets:
         """The token Flux signs ``environment``'s events with ("" when none is set)."""
         return dict(self.flux_tokens).get(environment, "")
 
+    def receiver_token(self, environment: str) -> str:
+        """The token ``environment``'s Flux Receiver checks calls with ("" when none is set)."""
+        return dict(self.receiver_tokens).get(environment, "")
+
 
 def flux_token_variable(environment: str) -> str:
     """``GITOPS_FLUX_TOKEN_<ENV>``: the environment's name upper-cased, other than A-Z0-9 as ``_``."""
     return "GITOPS_FLUX_TOKEN_" + re.sub(r"[^A-Z0-9]", "_", environment.upper())
+
+
+def receiver_token_variable(environment: str) -> str:
+    """``GITOPS_FLUX_RECEIVER_TOKEN_<ENV>``: the token of the environment's Flux ``Receiver``
+    (its Secret's ``token``), named as ``flux_token_variable`` names Flux's."""
+    return "GITOPS_FLUX_RECEIVER_TOKEN_" + re.sub(r"[^A-Z0-9]", "_", environment.upper())
 
 
 def read_secret(environ: Mapping[str, str], name: str) -> str:
@@ -94,7 +148,10 @@ def read_secrets(environ: Mapping[str, str], environments=()) -> Secrets:
         raise SettingsError(f"GITOPS_GIT_SSH_KEY_FILE names {key_file}, which is not a file.")
     flux = tuple((env, token) for env in environments
                  if (token := read_secret(environ, flux_token_variable(env))))
-    return Secrets(read_secret(environ, "GITOPS_GIT_TOKEN"), key_file, (), flux)
+    receivers = tuple((env, token) for env in environments
+                      if (token := read_secret(environ, receiver_token_variable(env))))
+    return Secrets(read_secret(environ, "GITOPS_GIT_TOKEN"), key_file, (), flux,
+                   receiver_tokens=receivers)
 
 
 _ENV_NAME = re.compile(r"^[A-Z0-9_]{1,40}$")
@@ -149,6 +206,30 @@ def registry_credentials(value, registry,
         found[host] = RegistryCredentials(host, username, password, (),
                                           "GITOPS_REGISTRY_USERNAME/PASSWORD",
                                           registry.insecure or registry.url.startswith("http://"))
+    return tuple(found.values())
+
+
+def prometheus_credentials(value, environ: Mapping[str, str]) -> tuple:
+    """Each Prometheus host's credentials, from ``prometheus_credentials`` entries ``{host, env}``:
+    ``GITOPS_PROMETHEUS_<ENV>_TOKEN`` (a bearer token), or ``_USERNAME`` and ``_PASSWORD``."""
+    found: dict = {}
+    if value is not None and not isinstance(value, list):
+        raise SettingsError("`prometheus_credentials` must be a list of {host, env}.")
+    for i, item in enumerate(value or []):
+        where = f"prometheus_credentials[{i}]"
+        entry = mapping(item, where, {"host", "env"})
+        host, env = _host_and_env(entry, where, "a Prometheus host[:port] as in its URL", "METRICS",
+                                  "the secrets are GITOPS_PROMETHEUS_<ENV>_TOKEN, or _USERNAME and _PASSWORD")
+        prefix = f"GITOPS_PROMETHEUS_{env}"
+        token = read_secret(environ, f"{prefix}_TOKEN")
+        username, password = read_secret(environ, f"{prefix}_USERNAME"), read_secret(environ, f"{prefix}_PASSWORD")
+        if not token and not (username and password):
+            raise SettingsError(f"`{where}` names {prefix}_TOKEN (or _USERNAME and _PASSWORD) for {host}, "
+                                "but they are not set.")
+        if host in found:
+            raise SettingsError(f"`{where}.host`: {host} already has credentials.")
+        found[host] = PrometheusCredentials(host, token, username, password,
+                                            f"{prefix}_TOKEN" if token else f"{prefix}_USERNAME/PASSWORD")
     return tuple(found.values())
 
 
@@ -242,3 +323,70 @@ def _host_and_env(entry: dict, where: str, host_is: str, example: str, secrets: 
         raise SettingsError(f"`{where}.env` must be upper-case letters, digits or `_` ({example}): "
                             f"{secrets}.")
     return host, env
+
+
+SIGNING_KEY_VARIABLE = "GITOPS_COMMIT_SIGNING_KEY_FILE"
+
+
+def commit_signing(value, environ: Mapping[str, str], base: Path) -> Optional[CommitSigning]:
+    """``commit.sign`` checked, or None when commits are not signed. The SSH key is a file the
+    settings name (``key_file``, relative to the settings file) or ``GITOPS_COMMIT_SIGNING_KEY_FILE``
+    names; it must be readable now, and not open to others (ssh-keygen ignores such a key)."""
+    if value is None:
+        return None
+    sign = mapping(value, "commit.sign", {"format", "key_file", "key", "gnupg_home"})
+    form = sign.get("format")
+    if form not in ("ssh", "openpgp"):
+        raise SettingsError("`commit.sign.format` must be `ssh` (a private key file) or `openpgp` "
+                            "(a key in a GnuPG home).")
+    if form == "openpgp":
+        if "key_file" in sign:
+            raise SettingsError("`commit.sign.key_file` is for `format: ssh`; OpenPGP signs with "
+                                "`key` (its fingerprint) from the keyring in `gnupg_home`.")
+        home = str((base / string(sign.get("gnupg_home"), "commit.sign.gnupg_home")).resolve())
+        if not os.access(home, os.R_OK | os.X_OK) or not Path(home).is_dir():
+            raise SettingsError(f"`commit.sign.gnupg_home` names {home}, which is not a readable "
+                                "folder: the GnuPG home holding Ferry's signing key.")
+        return CommitSigning("openpgp", key=string(sign.get("key"), "commit.sign.key"), gnupg_home=home)
+    if "key" in sign or "gnupg_home" in sign:
+        raise SettingsError("`commit.sign.key` and `gnupg_home` are for `format: openpgp`; SSH "
+                            "signs with the private key in `key_file`.")
+    if "key_file" in sign:
+        key_file, where = str((base / string(sign["key_file"], "commit.sign.key_file")).resolve()), \
+            "`commit.sign.key_file`"
+    elif environ.get(SIGNING_KEY_VARIABLE):
+        key_file, where = str(Path(environ[SIGNING_KEY_VARIABLE]).resolve()), SIGNING_KEY_VARIABLE
+    else:
+        raise SettingsError(f"`commit.sign` with `format: ssh` needs the private key: "
+                            f"`commit.sign.key_file` or {SIGNING_KEY_VARIABLE}.")
+    return CommitSigning("ssh", key_file=_ssh_private_key(key_file, where))
+
+
+def _ssh_private_key(path: str, where: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        mode, owner = os.stat(path).st_mode, os.stat(path).st_uid
+    except OSError as e:
+        raise SettingsError(f"{where} names {path}, which cannot be read ({e.strerror}): the private "
+                            "SSH key Ferry signs commits with.") from None
+    if b"PRIVATE KEY-----" not in head:
+        raise SettingsError(f"{where} names {path}, which is not a private SSH key "
+                            "(`ssh-keygen -t ed25519 -N ''` writes one; the .pub file is the other half).")
+    if owner == os.getuid() and mode & 0o077:
+        raise SettingsError(f"{where} names {path}, which others may read (mode {mode & 0o777:04o}): "
+                            "ssh-keygen refuses such a key. Make it 0600 (a Secret volume: "
+                            "defaultMode 0400).")
+    # What git will run to sign, asked once now: no passphrase (nobody is there to type it).
+    try:
+        derived = subprocess.run(["ssh-keygen", "-y", "-P", "", "-f", path], capture_output=True,
+                                 stdin=subprocess.DEVNULL, timeout=10, start_new_session=True)
+    except FileNotFoundError:
+        raise SettingsError("`commit.sign` with `format: ssh` needs ssh-keygen (openssh-client): "
+                            "git signs with it.") from None
+    except subprocess.TimeoutExpired:
+        derived = None
+    if derived is None or derived.returncode != 0:
+        raise SettingsError(f"{where} names {path}, which ssh-keygen cannot read without a passphrase: "
+                            "Ferry signs unattended, with a key made by `ssh-keygen -t ed25519 -N ''`.")
+    return path

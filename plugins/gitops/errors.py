@@ -78,6 +78,10 @@ class Locked(FerryError):
     """The environment or app is locked, or the environment is frozen."""
 
 
+class OutsideWindow(Locked):
+    """The environment takes changes in its promotion windows only, and one is not open now."""
+
+
 class NoLongerAllowed(NotAllowed):
     """The requester of a waiting change may no longer ask for it (the policy changed since)."""
 
@@ -209,6 +213,11 @@ class PushRejected(FerryError):
     """The remote kept rejecting the push after the bounded retries."""
 
 
+class CommitNotSigned(FerryError):
+    """The settings ask for signed commits (``commit.sign``) and git could not sign one: nothing
+    was pushed."""
+
+
 class NothingToRollback(FerryError):
     """History has no earlier version to go back to."""
 
@@ -285,3 +294,23 @@ class ForgeRateLimited(ForgeUnavailable):
 class ForgeRefused(FerryError):
     """The forge refused the request: the token's permissions, a missing repository or branch."""
 
+
+
+class UnsafeArchive(FerryError):
+    """A chart archive Ferry will not read: a path leaving its folder, a link or device, too many
+    members, or more bytes unpacked than the bounds allow (a decompression bomb)."""
+
+
+class PreviewUnavailable(FerryError):
+    """A preview Ferry cannot make: what it would compare is not a chart, or cannot be read. A
+    change never waits for a preview: this is said in one line next to it."""
+
+
+class PreviewNotClean(FerryError):
+    """The environment's policy asks for a clean preview (``preview: require_clean``) and this
+    change's shows schema errors or keys the environment sets that the new chart lacks."""
+
+
+class CheckUnreadable(FerryError):
+    """A verification check could not be evaluated: Prometheus did not answer, refused the query
+    or answered something that is not an instant vector or scalar."""

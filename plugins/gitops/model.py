@@ -227,6 +227,19 @@ class Commit:
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """A change that lands as a pull request (``write: pull-request``): opened, or an open one of
+    the same change updated; ``superseded``: the older one of the app it closed."""
+
+    number: int
+    url: str
+    branch: str
+    updated: bool = False
+    superseded: Optional[int] = None
+    kind: str = "github"  # the forge: GitHub's pull request #n, GitLab's merge request !n
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """One version an app had in one environment."""
 
@@ -259,6 +272,7 @@ class Change:
     moves: tuple = ()  # several parts in one commit: ((part, old, new), ...), the app's tracked one first
     between: tuple = field(default=())  # registry versions between old and new (promotion)
     pending: Optional["PendingChange"] = None  # waiting for a second person's approval
+    pull_request: Optional[Proposal] = None  # landing as a pull request, not pushed
 
 
 @dataclass(frozen=True)
@@ -323,7 +337,7 @@ class RolledBack:
 class Blocker:
     """One thing that stands in a change's way and that ``--force`` may override."""
 
-    kind: str  # "lock" | "freeze" | "rolled-back"
+    kind: str  # "lock" | "freeze" | "rolled-back" | "preview"
     key: str  # what it is, stably: the same lock, freeze or rollback has the same key
     reason: str  # one line, as people and the Forced-by trailer read it
     admin_only: bool = True  # only an admin may force past it
@@ -332,6 +346,9 @@ class Blocker:
     def message(self) -> str:
         if self.admin_only:
             return f"{self.reason}. An admin may add `--force`."
+        if self.kind == "preview":
+            return f"{self.reason[:1].upper()}{self.reason[1:]}. Fix the values first, or add `--force` " \
+                "to go ahead all the same."
         return f"{self.reason}: add `--force` to bring it back on purpose."
 
 

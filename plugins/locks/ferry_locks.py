@@ -1,6 +1,6 @@
 from errbot import BotPlugin, botcmd
 
-from ferrychat import grammar, render
+from ferrychat import grammar, queued, render
 from ferrychat.replies import admins_by_dm, answers, person
 from gitops.identity import mention
 
@@ -35,10 +35,12 @@ class FerryLocks(BotPlugin):
     @admins_by_dm
     @answers
     def locks(self, msg, args):
-        """`!locks`: the locks and freeze windows in force (admins, by DM); e.g. `!locks`"""
+        """`!locks`: the locks and freeze windows in force, and each promotion window open or closed (admins, by DM); e.g. `!locks`"""
         grammar.parse_nothing("locks", args)
-        found = self.get_plugin("Ferry").gitops.locks()
-        if not found:
-            return "Nothing is locked or frozen."
-        rows = [[key, lock.by, lock.when, lock.reason] for key, lock in found]  # IDs: a code block shows no mention
-        return render.table(["what", "by", "since", "why"], rows)
+        gitops = self.get_plugin("Ferry").gitops
+        found, windows = gitops.locks(), queued.windows([state for _, state in gitops.window_states()])
+        said = "Nothing is locked or frozen."
+        if found:
+            rows = [[key, lock.by, lock.when, lock.reason] for key, lock in found]  # IDs: a code block shows no mention
+            said = render.table(["what", "by", "since", "why"], rows)
+        return f"{said}\n{windows}" if windows else said

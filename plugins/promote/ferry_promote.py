@@ -10,7 +10,7 @@ class FerryPromote(BotPlugin):
     @botcmd
     @answers
     def promote(self, msg, args):
-        """`!promote <app>[@<version>] [chart|image|image:<container>] [from <env>] to <env> [--dry-run]`: move the previous environment's version on, chart and image tags together; e.g. `!promote podinfo to stag`, `!promote podinfo from dev to qa`, `!promote podinfo@6.5.3 to stag`, `!promote api image:sidecar to stag`
+        """`!promote <app>[@<version>] [chart|image|image:<container>] [from <env>] to <env> [--dry-run] [--queue]`: move the previous environment's version on, chart and image tags together; e.g. `!promote podinfo to stag`, `!promote podinfo from dev to qa`, `!promote podinfo@6.5.3 to stag`, `!promote api image:sidecar to stag`
 
         Forms: `!promote <app> to <env>` (from the environment just before it),
         `!promote <app> from <env> to <env>`, `!promote <app>@<version> to <env>`;

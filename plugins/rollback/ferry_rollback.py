@@ -10,7 +10,7 @@ class FerryRollback(BotPlugin):
     @botcmd
     @answers
     def rollback(self, msg, args):
-        """`!rollback <app> [chart|image|image:<container>] on <env> [to <version>] [--dry-run]`: go back to a version the environment ran before; e.g. `!rollback podinfo on qa`, `!rollback podinfo on qa to 6.5.1`, `!rollback api image:app on qa`
+        """`!rollback <app> [chart|image|image:<container>] on <env> [to <version>] [--dry-run] [--queue]`: go back to a version the environment ran before; e.g. `!rollback podinfo on qa`, `!rollback podinfo on qa to 6.5.1`, `!rollback api image:app on qa`
 
         Forms: `!rollback <app> on <env>` (or `in <env>`): the previous distinct version in that
         environment's Git history; `!rollback <app> on <env> to <version>`: a version it ran before;

@@ -2,7 +2,7 @@ import time
 
 from errbot import BotPlugin, botcmd
 
-from ferrychat import grammar, listing, render
+from ferrychat import grammar, listing, queued, render
 from ferrychat.replies import answers, requester
 from gitops.errors import NotAllowed
 from gitops.feedback.waits import live_states
@@ -24,12 +24,14 @@ class FerryVersions(BotPlugin):
         """`!versions [<app>|<glob>] [--outdated] [--env <env>]`, `!versions <app> <env>`: what runs where, one app everywhere, or its history in one environment; e.g. `!versions`, `!versions podinfo`, `!versions team-a-* --outdated --env prod`, `!versions podinfo qa`
 
         `!versions`: every app × environment (`~` a range, `*` newer in the registry, `no access`:
-        the registry refused Ferry that chart), and what Flux last reported live there (`≠` another version runs, `!` the release failed).
+        the registry refused Ferry that chart), and what Flux last reported live there (`≠` another version runs, `!` the release failed);
+        a note under it for each version still soaking before it may be promoted.
         Narrow it: `!versions <glob>` (app names, `*` `?` `[…]`), `--outdated` (behind the registry's
         newest release or the previous environment), `--env <env>` (one column); a table too long
         for a message comes as a file in the thread.
         `!versions <app>`: one app everywhere (its chart version and every image tag, `*` on what it
-        is tracked by), and the registry's newest versions with their dates.
+        is tracked by), the registry's newest versions with their dates, and its last verification
+        in each environment (a verified version still soaking says how long before a promotion).
         `!versions <app> <env>`: its history there: version, who, when, commit.
         """
         query = grammar.parse_versions(args)
@@ -38,14 +40,25 @@ class FerryVersions(BotPlugin):
             column = None
             if query.column is not None:
                 column = grammar.known_environment("versions", query.column, gitops.settings).name
+            now = time.time()
+
+            def newest(pins):  # the registry's notes, then the versions still soaking
+                found, notes, refused = gitops.newest(pins)
+                soaking = listing.soaking(gitops.verifications.in_state("verified"), {p.app for p in pins},
+                                          gitops.settings, now)
+                closed = queued.closed([s for e, s in gitops.window_states(closed_only=True)
+                                        if column in (None, e)])
+                return found, [*notes, *soaking, *filter(None, [closed])], refused
+
             return self.tables.versions(gitops.inventory(), query, gitops.settings.environment_names,
-                                        column, gitops.newest, lambda pins: live_states(gitops.memory, pins),
-                                        time.time())
+                                        column, newest, lambda pins: live_states(gitops.memory, pins), now)
         if query.environment is None:
             pins, infos, note = gitops.app_report(query.app)
-            return render.app_overview(pins[0].app, pins, infos, note,
-                                       live_states(gitops.memory, pins), time.time(),
-                                       newest_part=pins[0].part)
+            now = time.time()
+            overview = render.app_overview(pins[0].app, pins, infos, note,
+                                           live_states(gitops.memory, pins), now, newest_part=pins[0].part)
+            verified = listing.verifications(gitops.verifications.of_app(pins[0].app), gitops.settings, now)
+            return f"{overview}\n{verified}" if verified else overview
         pin = gitops.pin(query.app, query.environment)
         return render.history(pin.app, pin.environment, gitops.history(pin.app, pin.environment))
 

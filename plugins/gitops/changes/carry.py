@@ -19,14 +19,17 @@ through the same proof (``PinCache.derive``), so there is one way an inventory m
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Optional
 
 from yaml import events as ev
 
 from . import editing
 from ..errors import FerryError
-from ..flux import discovery, images
+from ..flux import discovery, images, kustomizations
+from ..flux.kustomize import TreeIndex
+from ..flux import units
+from ..flux.units import Reading
 from ..flux.manifests import FileTree, parse_documents
 from ..model import CHART, Pin, PinLocation
 from ..safeyaml import events
@@ -41,50 +44,53 @@ class Known:
     pins: tuple  # tuple[Pin, ...], as ``discovery.discover`` orders them
     problems: tuple  # tuple[Problem, ...]: what it could not follow
     read: frozenset  # every path whose content it looked at
-
-
-class Reading:
-    """A ``FileTree`` that notes every path whose content (or identity) is asked for."""
-
-    def __init__(self, tree: FileTree):
-        self._tree = tree
-        self.paths: set = set()
-
-    def files(self) -> list[str]:
-        return self._tree.files()
-
-    def read(self, path: str) -> str:
-        self.paths.add(path)
-        return self._tree.read(path)
-
-    def blob_id(self, path: str) -> str:
-        self.paths.add(path)
-        return self._tree.blob_id(path)
+    parts: tuple = ()  # the environments' ``units.Part``, for ``rediscover``
+    # The commit's listing (``TreeIndex``), for the next rediscovery: the next commit mostly lists
+    # the same files. Not part of what was found; the pin cache keeps it at its newest commit only.
+    index: object = field(default=None, compare=False, repr=False)
 
 
 def discover(tree: FileTree, settings: Settings, environments: Optional[Iterable] = None,
              cache=None) -> Known:
     """Discovery of ``environments`` in ``tree`` (chart versions and image tags), with its reads;
     ``cache``: the ``DocumentCache`` to parse through (default: the process's)."""
-    reading = Reading(tree)
-    problems: list = []
-    pins = discovery.discover(reading, settings, environments, warnings=problems, with_images=True,
-                              cache=cache)
-    return Known(pins, tuple(problems), frozenset(reading.paths))
+    reading, index = Reading(tree), TreeIndex(tree.files())
+    parts = discovery.discover_parts(reading, settings, environments, with_images=True, cache=cache,
+                                     index=index)
+    return Known(discovery.fold(parts, settings), tuple(discovery.problems_of(parts)),
+                 frozenset(reading.paths), parts, index)
+
+
+def rediscover(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> tuple:
+    """(what discovery finds in ``new``, the environments built again), from ``known``, found in
+    ``old``: only the environments the commit touched are built again (``discovery.rediscover``);
+    (None, …) when ``known`` has no parts to build on."""
+    if not known.parts:
+        return None, frozenset()
+    parts, rebuilt, index = discovery.rediscover(known.parts, old, new, settings, with_images=True,
+                                                 cache=cache, index=known.index)
+    if not rebuilt:
+        # The same parts; the repository-wide table reads the new listing's files, when it is read.
+        read = _reads(parts, new) if any(p.finder_used for p in parts) else known.read
+        return replace(known, read=read, index=index), rebuilt
+    return Known(discovery.fold(parts, settings), tuple(discovery.problems_of(parts)), _reads(parts, new),
+                 parts, index), rebuilt
+
+
+def _reads(parts: tuple, tree: FileTree) -> frozenset:
+    """What discovery reads in ``tree``: each environment's files, and the repository-wide table's
+    when an environment looked anything up there (it reads every file it might hold)."""
+    read = frozenset().union(*(part.read for part in parts))
+    if any(part.finder_used for part in parts):
+        read |= frozenset(path for path in tree.files() if kustomizations.in_table(path))
+    return read
 
 
 def changed_files(old: FileTree, new: FileTree) -> Optional[list]:
     """The paths whose content differs, or None when the listings differ (a file added, removed
     or renamed: which files discovery reads may change)."""
-    made = getattr(new, "rewritten_from", None)
-    if made is not None and made[0] == getattr(old, "commit", None):
-        # Built from ``old`` by rewriting these files (a commit of Ferry's, a batch's link):
-        # the listing is the same by construction, no walk over every file needed.
-        return sorted(path for path in set(made[1]) if old.blob_id(path) != new.blob_id(path))
-    old_files, new_files = old.files(), new.files()
-    if old_files != new_files:
-        return None
-    return [path for path in new_files if old.blob_id(path) != new.blob_id(path)]
+    change = units.change(old, new)
+    return None if change.listed else sorted(change.changed)
 
 
 def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]:
@@ -108,11 +114,30 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
         values.update(rewritten)
     if not values:
         return known  # only lines that read the same (quoting, a refused pin's unchanged line)
+    pins = _carried(known.pins, values)
+    if pins is None:
+        return None
+    # Each environment's part reads the same lines before anything across environments is decided.
+    moved = {after.environment for before, after in zip(known.pins, pins) if before is not after}
+    parts = []
+    for part in known.parts:
+        if part.environment not in moved:
+            parts.append(part)
+            continue
+        found = [_carried(p, values) for p in (part.pins, part.overlay_images, part.release_images)]
+        if any(p is None for p in found):
+            return None
+        parts.append(part.with_pins(*found))
+    return replace(known, pins=pins, parts=tuple(parts))
+
+
+def _carried(pins: tuple, values: dict) -> Optional[tuple]:
+    """``pins`` reading ``values`` (location -> text now written there); None when one reads more."""
     moved = {location.file for location in values}  # a path's hash is cached, a location's is not
     pins = tuple(_with_value(pin, values[pin.location])
                  if pin.location is not None and pin.location.file in moved and pin.location in values
-                 else pin for pin in known.pins)
-    return None if any(pin is None for pin in pins) else replace(known, pins=pins)
+                 else pin for pin in pins)
+    return None if any(pin is None for pin in pins) else pins
 
 
 def _rewritten(pins: list, old_text: str, new_text: str, marked: dict) -> Optional[dict]:

@@ -2,12 +2,14 @@
 
 Discovery reads the whole repository; most commits change a few files, and Ferry's own commits
 change one scalar. The cache keeps what discovery found (pins, what it could not follow, what it
-read) at the newest commits known per repository, and the next commit, anyone's or Ferry's own,
-is carried from it where ``carry`` proves the result equal to discovering again; else discovered.
+read, per environment) at the newest commits known per repository, and the next commit, anyone's
+or Ferry's own, is carried from it where ``carry`` proves the result equal to discovering again;
+else only the environments the commit touched are built again (``carry.rediscover``).
 """
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -79,7 +81,13 @@ class PinCache:
             return cached
         ws = self._workspaces[repo]
         tree = tree or ws.tree(commit)
-        known = carry.carry_forward(before, ws.tree(last), tree) if before is not None else None
+        known = None
+        if before is not None:
+            old = ws.tree(last)
+            known = carry.carry_forward(before, old, tree)
+            if known is None:  # not proven carried: build again what the commit touched
+                known, _ = carry.rediscover(before, old, tree, self.settings, self.documents)
+                self.documents.flush()
         if known is None:
             known = carry.discover(tree, self.settings, [e for e in self.settings.environments if e.repo == repo],
                                    self.documents)
@@ -91,6 +99,10 @@ class PinCache:
         with self._lock:
             if len(self._by_commit) > 16:
                 self._by_commit.clear()
+            # One listing kept per repository, the newest commit's: the next one builds on it.
+            for key, other in list(self._by_commit.items()):
+                if key[0] == repo and other.index is not None and other.index is not known.index:
+                    self._by_commit[key] = replace(other, index=None)
             self._by_commit[(repo, commit)] = known
             self._latest[repo] = commit
 

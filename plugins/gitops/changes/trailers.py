@@ -13,3 +13,5 @@ PART = "Part"  # "image" or "image:<container>" when the change is an image tag,
 FROM_VERSION = "From-Version"
 TO_VERSION = "To-Version"
 CHAT_THREAD = "Chat-Thread"
+ROLLBACK_OF = "Rollback-Of"  # an automatic rollback: the commit of the change whose verification failed
+VERIFICATION = "Verification"  # why: "failed: <reason>"

@@ -34,13 +34,14 @@ class Written:
 
 def push(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, *,
          forced: tuple = (), approver: Optional[Requester] = None,
-         expect: Optional[dict] = None) -> Written:
+         expect: Optional[dict] = None, trailers: tuple = ()) -> Written:
     """Commit ``plan`` on the newest tip and push it. ``pins_at(tree)``: the pins at a tree;
-    ``expect``: part -> the value that part's pin must still have (``PinMoved`` otherwise)."""
+    ``expect``: part -> the value that part's pin must still have (``PinMoved`` otherwise);
+    ``trailers``: (name, value) pairs added to the message's."""
     edit = _Edit(plan, pins_at, expect)
     try:
         for _ in range(ATTEMPTS):
-            message = commit_message(edit.described, requester, approver, forced)
+            message = commit_message(edit.described, requester, approver, forced, trailers)
             try:
                 result = ws.change(edit, author=requester, message=message)
                 break
@@ -50,11 +51,38 @@ def push(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, *,
         else:
             raise PushRejected("the version kept moving under Ferry's change; try again.")
     except (PushRejected, GitUnavailable, GitUnauthorized) as e:
-        # Many commands may be waiting on one remote: say which change this answer is about.
-        raise type(e)(f"{plan.action.capitalize()} {plan.pin.label} {plan.new} to {plan.environment} "
-                      f"not pushed: {e}") from None
+        raise _about(plan, e) from None
     found = edit.found or Written(plan.pin)
     return replace(found, sha=result[0]) if result is not None else found
+
+
+def to_branch(ws: Workspace, plan: Plan, requester: Requester, pins_at: Callable, branch: str, *,
+              onto_existing: bool = False, forced: tuple = (), approver: Optional[Requester] = None,
+              expect: Optional[dict] = None) -> Written:
+    """``plan`` committed the same way onto ``branch`` (a pull request's), from the environment's
+    newest tip or, ``onto_existing``, from that branch's; ``sha`` None when it holds it already."""
+    edit = _Edit(plan, pins_at, expect)
+    try:
+        for _ in range(ATTEMPTS):
+            message = commit_message(edit.described, requester, approver, forced)
+            try:
+                sha, base = ws.change_branch(edit, author=requester, message=message, branch=branch,
+                                             onto_existing=onto_existing)
+                break
+            except _Replan as moved:
+                edit.described = moved.plan
+        else:
+            raise PushRejected("the version kept moving under Ferry's change; try again.")
+    except (PushRejected, GitUnavailable, GitUnauthorized) as e:
+        raise _about(plan, e) from None
+    found = edit.found or Written(plan.pin, base)
+    return replace(found, sha=sha)
+
+
+def _about(plan: Plan, error: Exception) -> Exception:
+    """Many commands may be waiting on one remote: say which change this answer is about."""
+    return type(error)(f"{plan.action.capitalize()} {plan.pin.label} {plan.new} to {plan.environment} "
+                       f"not pushed: {error}")
 
 
 class _Edit:
@@ -126,9 +154,9 @@ class PinMoved(Exception):
 
 
 def commit_message(plan: Plan, requester: Requester, approver: Optional[Requester],
-                   forced: tuple) -> str:
+                   forced: tuple, trailers: tuple = ()) -> str:
     """The subject and trailers of the diff ``plan`` makes (its pin as it is on the tip written);
-    ``forced``: the blockers --force overrode."""
+    ``forced``: the blockers --force overrode; ``trailers``: more (name, value) pairs."""
     old = plan.old or "unpinned"
     origin = f" from {plan.source_environment}" if plan.source_environment else ""
     lines = [(t.REQUESTED_BY, requester.signature), (t.ENVIRONMENT, plan.environment),
@@ -146,6 +174,7 @@ def commit_message(plan: Plan, requester: Requester, approver: Optional[Requeste
         lines.append((t.CHAT_THREAD, requester.link))
     moves = [(p, new) for p, new in plan.also if p.version != new]
     lines += [(t.MOVES, f"{p.part} {p.version or 'unpinned'} → {new}") for p, new in moves]
+    lines += list(trailers)
     subject = f"{plan.action} {plan.pin.label} {old} → {plan.new}{origin} to {plan.environment}"
     if moves:
         subject = (f"{plan.action} {plan.app} " + ", ".join(

@@ -1,4 +1,5 @@
-"""Feedback: Flux's events (signatures, parsing, replays) and the changes waiting for them to settle.
+"""Feedback: Flux's events (signatures, parsing, replays) and the changes waiting for them to settle;
+the verification of a change Flux reports live (``verify``, ``verifier``).
 
-May import: ops, state, settings, versions, model, errors.
+May import: sources (transport: the Receiver call), ops, state, settings, guard, versions, model, errors.
 """

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from . import kustomizations
 from .kustomize import Build, Resource
 from .manifests import dig
+from .units import NeedEnvironment
 from ..model import ChartLocation
 
 SOURCE_KINDS = ("HelmRepository", "OCIRepository", "GitRepository", "Bucket", "HelmChart")
@@ -15,29 +16,48 @@ SOURCE_KINDS = ("HelmRepository", "OCIRepository", "GitRepository", "Bucket", "H
 
 class Sources:
     """Flux sources by (kind, namespace, name): the environment's own builds first, then the
-    others discovered with it, then anywhere in the repository (a shared `flux-system` source)."""
+    others discovered with it, then anywhere in the repository (a shared `flux-system` source).
 
-    def __init__(self, finder: kustomizations.Finder, built: list):
+    ``held``: the source keys of environments discovered with it whose builds are not at hand
+    (``units``: not built again after a commit); a source found there is ``NeedEnvironment``.
+    ``order``: every environment's name, in settings order. What each environment looked for
+    outside its own builds is noted (``asked``), and whether the repository answered (``searched``).
+    """
+
+    def __init__(self, finder: kustomizations.Finder, built: list, held: Optional[dict] = None,
+                 order: Optional[list] = None):
         self._finder = finder
-        self._by_env: dict = {}
+        held = held or {}
+        tables: dict = {}
         for env, units in built:
-            table = self._by_env.setdefault(env.name, {})
+            table = tables.setdefault(env.name, {})
             for unit in units:
                 for res in unit.build.resources:
                     key = source_key(res)
                     if key is not None and key not in table:
                         table[key] = (res, unit)
+        names = order if order is not None else [env.name for env, _ in built]
+        self._by_env = {name: tables[name] if name in tables else held[name]
+                        for name in names if name in tables or name in held}
+        self._held = set(held)
+        self.asked: dict = {}  # environment -> keys looked for outside its own builds
+        self.searched: set = set()  # environments the repository-wide table answered
 
     def find(self, environment: str, kind: str, namespace: str, name: str):
         """The source resource and the unit that builds it, or None."""
-        found = self._by_env.get(environment, {}).get((kind, namespace, name))
+        key = (kind, namespace, name)
+        found = self._by_env.get(environment, {}).get(key)
         if found is not None:
             return found
-        for table in self._by_env.values():
-            if (kind, namespace, name) in table:
-                return table[(kind, namespace, name)]
+        self.asked.setdefault(environment, set()).add(key)
+        for env, table in self._by_env.items():
+            if key in table:
+                if env in self._held:
+                    raise NeedEnvironment(env)
+                return table[key]
         if kind not in ("HelmRepository", "OCIRepository"):
             return None  # a chart in Git or a bucket has no registry to find: not worth a scan
+        self.searched.add(environment)
         res = self._finder.find(kind, namespace, name)
         return (res, kustomizations.Unit(Build(), "")) if res is not None else None
 

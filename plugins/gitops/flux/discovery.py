@@ -1,16 +1,14 @@
 """What runs where: every HelmRelease of every environment and where its chart version is pinned.
 
 Pure functions over a ``FileTree``: no Git, no HTTP. ``discover`` returns one ``Pin`` per release
-and environment, ordered by environment order then app name.
+and environment, ordered by environment order then app name. One release is ``releases``'.
 
-Decisions worth knowing:
-- ``version`` set with ``location`` None means the version is pinned where Ferry cannot edit it
-  one line at a time: an inline patch string inside a kustomization.yaml, or an OCIRepository
-  ``ref.digest`` (reported as the digest text, ``is_range`` False). ``version`` None means nothing
-  pins it: Flux takes the newest chart.
-- ``kind`` says what holds the location: "patch" for any kustomize patch (on the HelmRelease or
-  on its OCIRepository), "ocirepository" for the OCIRepository's own ``spec.ref``, else
-  "helmrelease".
+Discovery is a fold over units (``units``): each environment's builds give a ``Part`` (its pins
+before anything across environments is decided, its problems, and everything it depended on),
+and the parts together give the pins (sharing across environments, apps and variables; names
+made unique). ``rediscover`` folds again after a commit, building again only the environments
+the commit touched: the same function of the same inputs, so the same pins.
+
 - Two releases with one name in one environment make that name ambiguous: every release with that
   name, in every environment discovered together, is called ``namespace/name``.
 """
@@ -18,54 +16,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import posixpath
-from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from . import images, kustomizations, overlay_images, replacements, sharing, substitution
+from . import kustomizations, overlay_images, releases, sharing, units
+from .chart_sources import Sources, source_key
 from .helmvalues import release_values_text
-from .kustomize import Resource, TreeIndex, ScopeIds
-from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree, dig
-from .patches import origin
-from ..model import ChartLocation, Pin, PinLocation, Problem
+from .kustomize import ScopeIds, TreeIndex
+from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree
+from ..model import Pin, Problem
 from ..settings import EnvironmentSettings, Settings
-from .chart_sources import Sources, helm_repository_location, insecure, oci_repository_location
-from ..versions import is_range
 
 __all__ = ["FileTree", "DirTree", "DocumentCache", "discover", "discover_environments",
-           "qualify_clashes", "release_values_text"]
+           "discover_parts", "rediscover", "fold", "problems_of", "qualify_clashes",
+           "release_values_text"]
 
 log = logging.getLogger(__name__)
-
-HELM_API = "helm.toolkit.fluxcd.io/"
-VERSION = ("spec", "chart", "spec", "version")
-VALUES = ("spec", "values")
-# An OCIRepository ref: Flux prefers the digest, then the semver range, then the tag.
-OCI_REFS = (("spec", "ref", "digest"), ("spec", "ref", "semver"), ("spec", "ref", "tag"))
-
-
-@dataclass
-class _Release:
-    environment: str
-    name: str
-    namespace: str
-    file: str
-    found: "_Version"
-    chart: str
-    source: Optional[ChartLocation]
-    source_url: str
-    source_kind: str  # the Flux source kind the chart comes from
-    values_files: tuple
-    values_unknown: str = ""
-    image_reader: Optional[tuple] = None  # (unit, resource) to read image tags from
-
-
-def _release_images(tree: FileTree, pin: Pin, unit: kustomizations.Unit, res: Resource, settings: Settings,
-                    cache: DocumentCache) -> list:
-    doc, patches = unit.document(res)
-    return images.release_images(pin, res, doc, tree,
-                                 lambda path: _version(unit, res, doc, patches, path, "helmrelease"),
-                                 settings, cache)
 
 
 def discover(tree: FileTree, settings: Settings,
@@ -78,68 +43,159 @@ def discover(tree: FileTree, settings: Settings,
     is appended to ``warnings`` as ``Problem`` objects. ``with_images``: the image tags the
     releases' values and the kustomizations' ``images:`` pin too (``images``), as more pins.
     """
+    parts = discover_parts(tree, settings, environments, cache=cache, with_images=with_images)
+    if warnings is not None:
+        warnings.extend(problems_of(parts))
+    return fold(parts, settings)
+
+
+def discover_parts(tree: FileTree, settings: Settings, environments: Optional[Iterable] = None, *,
+                   cache: Optional[DocumentCache] = None, with_images: bool = False,
+                   index: Optional[TreeIndex] = None) -> tuple:
+    """One ``units.Part`` per environment, in the order given (``fold`` makes them pins).
+    ``index``: ``tree``'s listing, when in hand."""
     envs = _environments(settings, environments)
-    problems = [] if warnings is None else warnings
     cache = cache if cache is not None else DEFAULT_CACHE
-    index = TreeIndex(tree.files())
+    index = index if index is not None else TreeIndex(tree.files())
+    built = _build(tree, settings, envs, {}, [e.name for e in envs], index, cache, with_images)
+    return tuple(built[e.name] for e in envs)
+
+
+def rediscover(parts: tuple, old: FileTree, new: FileTree, settings: Settings, *,
+               cache: Optional[DocumentCache] = None, with_images: bool = False,
+               index: Optional[TreeIndex] = None) -> tuple:
+    """(the parts of ``new``, the environments built again, ``new``'s listing or None) from
+    ``parts``, those of ``old`` (whose listing is ``index``, when in hand): what
+    ``discover_parts`` finds in ``new``, building again only what the commit touched."""
+    cache = cache if cache is not None else DEFAULT_CACHE
+    change = units.change(old, new)
+    if change.listed:
+        index = None  # another listing: built when a build needs it
+    if not change:
+        return parts, frozenset(), index
+    keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()
+    dirty = {p.environment for p in parts if p.touched(change, keys)}
+    if not dirty:
+        return parts, frozenset(), index
+    envs = _environments(settings, [p.environment for p in parts])
+    order = [e.name for e in envs]
+    index = index if index is not None else TreeIndex(new.files())
+    while True:
+        held = {p.environment: p.source_keys for p in parts if p.environment not in dirty}
+        try:
+            built = _build(new, settings, [e for e in envs if e.name in dirty], held, order, index, cache,
+                           with_images)
+        except units.NeedEnvironment as need:  # a source only an environment not built holds
+            dirty.add(need.environment)
+            continue
+        # An environment that took a source from another's builds (or looked for one there) is
+        # touched when that other one's sources change.
+        moved = set().union(*(p.source_keys for p in parts if p.environment in dirty),
+                            *(part.source_keys for part in built.values()))
+        more = {p.environment for p in parts if p.environment not in dirty and not p.looked_up.isdisjoint(moved)}
+        if not more:
+            return tuple(built.get(p.environment, p) for p in parts), frozenset(dirty), index
+        dirty |= more
+
+
+def fold(parts: Iterable, settings: Settings) -> tuple:
+    """The pins of ``parts`` together: variables used elsewhere, replacement sources, lines
+    shared by environments or apps, clashing names qualified."""
+    parts = list(parts)
+    pins = [p for part in parts for p in part.pins]
+    # An image tag's variable is not a version site of its own: a variable that is also an image
+    # tag stays "used elsewhere" for the chart pin, and the two share one line (sharing.finish).
+    variables = [v for part in parts for v in part.variables]
+    image_pins = [p for part in parts for p in part.overlay_images] + \
+        [p for part in parts for p in part.release_images]
+    pins += image_pins
+    variables += [None] * len(image_pins)
+    pins = sharing.variable_uses(pins, variables, [r for part in parts for r in part.references])
+    pins = sharing.replacement_sources(pins, [s for part in parts for s in part.replacement_sources])
+    return sharing.finish(qualify_clashes(pins), [e.name for e in settings.environments])
+
+
+def problems_of(parts: Iterable) -> list:
+    """What the parts could not follow, as discovery says it: building first, then releases."""
+    parts = list(parts)
+    return [p for part in parts for p in part.built_problems] + [p for part in parts for p in part.found_problems]
+
+
+# ---- one environment ---------------------------------------------------------------------------
+
+def _build(tree: FileTree, settings: Settings, envs: list, held: dict, order: list, index: TreeIndex,
+           cache: DocumentCache, with_images: bool) -> dict:
+    """{environment: Part} of ``envs``, each read through its own recorders. ``held``: the source
+    keys of the other environments discovered with them (not built here)."""
     finder = kustomizations.Finder(tree, index, cache)
     ids = ScopeIds()
     built = []
     for env in envs:
+        reading, listing, lookups = units.Reading(tree), units.Listing(index), units.Lookups(finder)
+        problems: list = []
         paths = []
         for pattern in env.paths:
-            matched = index.expand(pattern)
+            matched = listing.expand(pattern)
             if not matched:
                 problems.append(Problem(env.name, pattern, "matches nothing in the repository."))
             paths.extend(matched)
-        units = kustomizations.build_environment(tree, index, cache, env.name, env.repo, paths, problems,
-                                       finder, ids)
-        built.append((env, units))
+        env_units = kustomizations.build_environment(reading, listing, cache, env.name, env.repo, paths,
+                                                     problems, lookups, ids)
+        built.append((env, env_units, problems, (reading, listing, lookups)))
+    sources = Sources(finder, [(env, env_units) for env, env_units, _, _ in built], held, order)
+    return {env.name: _part(env, env_units, problems, recorders, sources, settings, cache, with_images)
+            for env, env_units, problems, recorders in built}
 
-    sources = Sources(finder, built)
-    releases, found_images = [], []
-    for env, units in built:
-        if with_images:
-            for unit in units:
-                found_images.extend(overlay_images.kustomize_images(env.name, unit, cache, tree, settings))
-        seen = set()
-        for unit in units:
-            for res in unit.build.resources:
-                if res.kind == "ResourceSet" and _generates_releases(res.doc):
-                    problems.append(Problem(env.name, res.file, f"ResourceSet {res.namespace}/{res.name} "
-                                            "(Flux Operator) generates HelmReleases Ferry cannot follow: "
-                                            "change them by hand."))
-                if res.kind != "HelmRelease" or not res.api_version.startswith(HELM_API):
-                    continue
-                release = _release(env.name, unit, res, sources)
-                if release is None:
-                    continue
-                if (release.namespace, release.name) in seen:
-                    problems.append(Problem(env.name, release.file, f"HelmRelease {release.namespace}/"
-                                            f"{release.name} is defined twice; kept the one in "
-                                            f"{_first_file(releases, release)}."))
-                    continue
-                seen.add((release.namespace, release.name))
-                releases.append(release)
-                if with_images:
-                    release.image_reader = (unit, res)
-        if not seen:
-            problems.append(Problem(env.name, ", ".join(env.paths), "no HelmRelease found there."))
-    for problem in problems:
+
+def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recorders: tuple,
+          sources: Sources, settings: Settings, cache: DocumentCache, with_images: bool) -> units.Part:
+    reading, listing, lookups = recorders
+    problems: list = []
+    overlay = []
+    if with_images:
+        for unit in env_units:
+            overlay.extend(p for p, _ in overlay_images.kustomize_images(env.name, unit, cache, reading, settings))
+    found, seen = [], set()
+    for unit in env_units:
+        for res in unit.build.resources:
+            if res.kind == "ResourceSet" and releases.generates_releases(res.doc):
+                problems.append(Problem(env.name, res.file, f"ResourceSet {res.namespace}/{res.name} "
+                                        "(Flux Operator) generates HelmReleases Ferry cannot follow: "
+                                        "change them by hand."))
+            if res.kind != "HelmRelease" or not res.api_version.startswith(releases.HELM_API):
+                continue
+            release = releases.release(env.name, unit, res, sources)
+            if release is None:
+                continue
+            if (release.namespace, release.name) in seen:
+                problems.append(Problem(env.name, release.file, f"HelmRelease {release.namespace}/"
+                                        f"{release.name} is defined twice; kept the one in "
+                                        f"{_first_file(found, release)}."))
+                continue
+            seen.add((release.namespace, release.name))
+            found.append(release)
+            if with_images:
+                release.image_reader = (unit, res)
+    if not seen:
+        problems.append(Problem(env.name, ", ".join(env.paths), "no HelmRelease found there."))
+    for problem in [*built_problems, *problems]:
         log.debug("discovery: %s", problem)
-    pins = [_pin(r, settings) for r in releases]
-    variables = [r.found.variable for r in releases]
-    for release, pin in zip(releases, list(pins)):
+    pins = tuple(releases.pin(r, settings) for r in found)
+    release_images = []
+    for release, pin in zip(found, pins):
         if release.image_reader is not None:
-            found_images.extend(_release_images(tree, pin, *release.image_reader, settings, cache))
-    pins += [p for p, _ in found_images]
-    # An image tag's variable is not a version site of its own: a variable that is also an image
-    # tag stays "used elsewhere" for the chart pin, and the two share one line (sharing.finish).
-    variables += [None for _ in found_images]
-    every_unit = [u for _, units in built for u in units]
-    pins = sharing.variable_uses(pins, variables, every_unit, tree, cache)
-    pins = sharing.replacement_sources(pins, every_unit)
-    return sharing.finish(qualify_clashes(pins), [e.name for e in settings.environments])
+            release_images.extend(p for p, _ in releases.release_images(reading, pin, *release.image_reader,
+                                                                         settings, cache))
+    references = tuple(r for r in (sharing.unit_references(u, reading, cache) for u in env_units) if r)
+    return units.Part(
+        env.name, pins, tuple(r.found.variable for r in found), tuple(overlay), tuple(release_images),
+        tuple(built_problems), tuple(problems),
+        tuple(s for u in env_units for s in u.build.replacement_sources), references,
+        frozenset(k for u in env_units for k in map(source_key, u.build.resources) if k is not None),
+        frozenset(lookups.keys | sources.asked.get(env.name, set())),
+        bool(lookups.keys) or env.name in sources.searched,
+        frozenset(reading.paths), frozenset(listing.paths - reading.paths), frozenset(listing.folders),
+        listing.everything)
 
 
 def discover_environments(tree: FileTree, settings: Settings, environments: Iterable,
@@ -162,194 +218,6 @@ def qualify_clashes(pins: Iterable[Pin]) -> tuple:
                  for p in pins)
 
 
-# ---- one release -----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Version:
-    """What one version field holds once Flux has built it, and where its one line is."""
-
-    text: Optional[str]
-    location: Optional[PinLocation]
-    kind: str
-    origin: str = ""  # for people, when not the release's own field
-    refusal: str = ""  # why Ferry cannot change it one line at a time, when it cannot
-    unknown: bool = False
-    variable: Optional[tuple] = None  # (name, site) when it is one postBuild variable
-
-
-def _release(environment: str, unit: kustomizations.Unit, res: Resource, sources: Sources) -> Optional[_Release]:
-    doc, patches = unit.document(res)
-    name = _substituted_name(res, unit, doc)
-    if not name:
-        return None
-    namespace = res.namespace
-    if "${" in namespace:
-        namespace = substitution.substitute_doc(namespace, unit.variables)
-    values_files = _values_files(res, patches)
-    values_unknown = _values_unknown(unit, res, patches)
-    found = _version(unit, res, doc, patches, VERSION, "helmrelease")
-
-    chart_ref = dig(doc, "spec", "chartRef")
-    if found.text is None and found.refusal == "" and isinstance(chart_ref, dict):
-        ref_kind = str(chart_ref.get("kind") or "OCIRepository")
-        ref_name = str(chart_ref.get("name") or "")
-        ref_ns = str(chart_ref.get("namespace") or namespace)
-        chart, source, url = ref_name, None, ""
-        found = _Version(None, None, "ocirepository")
-        located = sources.find(environment, ref_kind, ref_ns, ref_name) if ref_kind == "OCIRepository" else None
-        if located is not None:
-            oci, oci_unit = located
-            oci_doc, oci_patches = oci_unit.document(oci)
-            url = str(dig(oci_doc, "spec", "url") or "")
-            chart, source = oci_repository_location(url, insecure(oci_doc))
-            chart = chart or ref_name
-            for i, field_path in enumerate(OCI_REFS):
-                v = _version(oci_unit, oci, oci_doc, oci_patches, field_path, "ocirepository")
-                if v.text is not None or v.refusal:
-                    # A digest is not a version Ferry can set.
-                    found = v if i else _Version(v.text, None, v.kind, refusal=f"a digest (`spec.ref.digest` of "
-                                                                            f"OCIRepository {ref_name}), which Ferry does not set")
-                    break
-        return _Release(environment, name, namespace, res.file, found, chart, source, url, ref_kind,
-                        values_files, values_unknown)
-
-    chart_spec = dig(doc, "spec", "chart", "spec") or {}
-    chart = str(chart_spec.get("chart") or "") if isinstance(chart_spec, dict) else ""
-    source_ref = chart_spec.get("sourceRef") if isinstance(chart_spec, dict) else None
-    source, url, source_kind = None, "", ""
-    if isinstance(source_ref, dict):
-        source_kind = str(source_ref.get("kind") or "HelmRepository")
-        ns = str(source_ref.get("namespace") or namespace)
-        located = sources.find(environment, source_kind, ns, str(source_ref.get("name") or ""))
-        if located is not None:
-            repo_res, repo_unit = located
-            repo_doc, _ = repo_unit.document(repo_res)
-            url = str(dig(repo_doc, "spec", "url") or "")
-            if source_kind == "HelmRepository":  # OCI (`type: oci`) or an HTTP(S) index
-                source = helm_repository_location(url, chart, insecure(repo_doc))
-    if source_kind in ("GitRepository", "Bucket"):
-        chart = posixpath.basename(chart.rstrip("/")) or chart  # a path to the chart folder
-    return _Release(environment, name, namespace, res.file, found, chart, source, url,
-                    source_kind or "HelmRepository", values_files, values_unknown)
-
-
-def _substituted_name(res: Resource, unit: kustomizations.Unit, doc: dict) -> str:
-    raw = dig(res.doc, "metadata", "name")
-    if not isinstance(raw, str) or not raw:
-        return ""
-    if "${" not in raw:
-        return res.name
-    written = dig(doc, "metadata", "name")  # the substituted name, prefixes added back
-    return res.name.replace(raw, written) if isinstance(written, str) and written else res.name
-
-
-def _version(unit: kustomizations.Unit, res: Resource, doc: dict, patches: list, field_path: tuple,
-             own_kind: str) -> _Version:
-    text, location, by_patch = origin(res, patches, field_path)
-    kind = "patch" if by_patch else own_kind
-    replaced = replacements.replaced_by(res, field_path)
-    if replaced:  # not the line its file holds: where it comes from is said, Ferry does not edit it
-        return _Version(text, None, kind, refusal=replaced, unknown=bool(replacements.unknown(res, field_path)))
-    if text is None:
-        return _Version(None, None, own_kind)
-    if location is None:
-        return _Version(text, None, kind, refusal="a patch its parent Kustomization rewrites")
-    if "${" not in text:
-        return _Version(text, location, kind)
-    if not unit.variables.enabled or substitution.substitution_disabled(doc):
-        return _Version(text, location, kind, refusal=f"the expression `{text}`, which Flux does not "
-                                                      f"substitute here, in `{location.file}`")
-    result = substitution.substitute(text, unit.variables)
-    if result.whole is None:
-        return _Version(result.text if result.text is not None else text, None, kind,
-                        unknown=result.text is None,
-                        refusal=result.unknown or f"`{text}` in `{location.file}`, more than one variable")
-    var = unit.variables.resolve(result.whole)
-    site = (location.file, location.document, location.path, location.inner)
-    if result.text is None:
-        return _Version(text, None, "substitute", origin=f"`${{{result.whole}}}`", unknown=True,
-                        refusal=result.unknown)
-    if var is substitution.UNDEFINED or var.value is None or var.value != result.text:
-        default = f" (the default in `{text}`, `{location.file}`)" if result.default is not None else ""
-        return _Version(result.text or None, None, "substitute", origin=f"`{text}`",
-                        refusal=f"`${{{result.whole}}}`, which nothing defines for {unit.label}{default}; "
-                                f"define it in its `spec.postBuild.substitute` to pin it")
-    if var.location is None:
-        return _Version(result.text, None, "substitute", origin=f"`${{{result.whole}}}` from {var.where}",
-                        refusal=f"`${{{result.whole}}}` in {var.where}, not written as one line there")
-    return _Version(result.text, var.location, "substitute",
-                    origin=f"`${{{result.whole}}}` from {var.where}", variable=(result.whole, site))
-
-
-def _values_unknown(unit: kustomizations.Unit, res: Resource, patches: list) -> str:
-    """Why the values replayed from files (``helmvalues``) would not be those Flux applies."""
-    replaced = replacements.replaced_by(res, VALUES)
-    if replaced:
-        return f"{replaced} sets them"
-    for patch in patches:
-        if patch.at[:1] == ("spec",) and _touches_values(patch):
-            return f"a patch of {unit.label} (`{patch.file}`) changes them"
-    if unit.variables.enabled and "${" in str(dig(res.doc, *VALUES) or ""):
-        return f"they hold `${{…}}` variables that {unit.label} substitutes"
-    return ""
-
-
-def _generates_releases(doc: dict) -> bool:
-    spec = doc.get("spec")
-    if not isinstance(spec, dict):
-        return False
-    resources = spec.get("resources")
-    if isinstance(resources, list) and any(isinstance(r, dict) and r.get("kind") == "HelmRelease"
-                                           for r in resources):
-        return True
-    return "HelmRelease" in str(spec.get("resourcesTemplate") or "")
-
-
-def _values_files(res: Resource, patches: list) -> tuple:
-    files = []
-    if dig(res.doc, *VALUES) is not None:
-        files.append(res.file)
-    for patch in patches:
-        if _touches_values(patch):
-            files.append(patch.file)
-    return tuple(dict.fromkeys(files))
-def _touches_values(patch) -> bool:
-    if not patch.json6902:
-        return dig(patch.body, *VALUES) is not None
-    for op in patch.body:
-        path = op.get("path") if isinstance(op, dict) else None
-        if not isinstance(path, str):
-            continue
-        parts = tuple(path.strip("/").split("/"))
-        if parts[:2] == VALUES or (parts == ("spec",) and isinstance(op.get("value"), dict)
-                                   and "values" in op["value"]):
-            return True
-    return False
-
-
-# ---- pins ------------------------------------------------------------------------------------
-
-def _pin(r: _Release, settings: Settings) -> Pin:
-    conf = settings.apps.get(f"{r.namespace}/{r.name}") or settings.apps.get(r.name)
-    chart, source = r.chart, r.source
-    if conf is not None and conf.chart:
-        chart = conf.chart
-        if source is not None and r.source_kind == "HelmRepository":
-            # The chart name is part of a HelmRepository location; an OCIRepository URL is whole.
-            source = helm_repository_location(r.source_url, chart, source.insecure)
-    if conf is not None and conf.registry is not None:
-        source = conf.registry.location(chart)
-    elif settings.registry is not None:
-        source = settings.registry.location(chart)
-    found = r.found
-    return Pin(app=r.name, environment=r.environment, version=found.text,
-               is_range=found.text is not None and not found.unknown and is_range(found.text),
-               location=found.location, kind=found.kind, chart=chart, namespace=r.namespace,
-               release_file=r.file, source=source, source_url=r.source_url,
-               values_files=r.values_files, origin=found.origin,
-               refusal=found.refusal, unknown=found.unknown, values_unknown=r.values_unknown)
-
-
 # ---- helpers ---------------------------------------------------------------------------------
 
 def _environments(settings: Settings, environments) -> list:
@@ -358,8 +226,8 @@ def _environments(settings: Settings, environments) -> list:
     return [e if isinstance(e, EnvironmentSettings) else settings.environment(e) for e in environments]
 
 
-def _first_file(releases: list, release: _Release) -> str:
-    return next((r.file for r in releases if r.environment == release.environment
+def _first_file(found: list, release: releases.Release) -> str:
+    return next((r.file for r in found if r.environment == release.environment
                  and r.name == release.name and r.namespace == release.namespace), "?")
 
 

@@ -121,3 +121,21 @@ def _list(value) -> list:
     return value if isinstance(value, list) else []
 
 
+
+
+def values_from(tree: FileTree, pin: Pin) -> tuple:
+    """What the release's ``spec.valuesFrom`` merges over its values, each named ("Secret
+    `web-secrets` (key `values.yaml`)"): Ferry does not read them, so they are unknown, never guessed."""
+    if not pin.release_file:
+        return ()
+    try:
+        docs = _load(tree, pin.release_file)
+    except (UnreadableValues, KeyError, OSError):
+        return ()
+    release = _release_doc(docs, pin.app.rsplit("/", 1)[-1], pin.namespace)
+    named = []
+    for item in _list(dig(release, "spec", "valuesFrom")):
+        if isinstance(item, dict):
+            key = f" (key `{item['valuesKey']}`)" if item.get("valuesKey") else ""
+            named.append(f"{item.get('kind') or 'ConfigMap'} `{item.get('name') or '?'}`{key}")
+    return tuple(named)

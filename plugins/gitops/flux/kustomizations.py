@@ -77,15 +77,28 @@ class Finder:
         if self._table is None:
             self._table = {}
             for path in sorted(self._index.files):
-                if not path.endswith(YAML_SUFFIXES) or posixpath.basename(path) in KUSTOMIZATION_FILES:
+                if not in_table(path):
                     continue
                 for i, doc in enumerate(self._cache.get(self._tree, path, RELEVANT_KINDS).docs):
-                    if isinstance(doc, dict) and isinstance(dig(doc, "metadata", "name"), str):
-                        ns = str(dig(doc, "metadata", "namespace") or "")
-                        key = (doc.get("kind"), ns, doc["metadata"]["name"])
-                        self._table.setdefault(key, Resource(path, i, doc, frozenset(), ns,
+                    key = table_key(doc)
+                    if key is not None:
+                        self._table.setdefault(key, Resource(path, i, doc, frozenset(), key[1],
                                                              key[2], frozenset([key[2]])))
         return self._table.get((kind, namespace, name))
+
+
+def in_table(path: str) -> bool:
+    """Whether ``Finder`` reads ``path`` for its table."""
+    return path.endswith(YAML_SUFFIXES) and posixpath.basename(path) not in KUSTOMIZATION_FILES
+
+
+def table_key(doc) -> Optional[tuple]:
+    """(kind, namespace, name) of a document, as ``Finder`` finds it (None: no such key, even
+    for a kind written as a mapping or a list)."""
+    if isinstance(doc, dict) and isinstance(dig(doc, "metadata", "name"), str) \
+            and not isinstance(doc.get("kind"), (dict, list)):
+        return doc.get("kind"), str(dig(doc, "metadata", "namespace") or ""), doc["metadata"]["name"]
+    return None
 
 
 def build_environment(tree, index, cache, environment, repo, paths: list, problems: list,

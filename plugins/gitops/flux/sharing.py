@@ -11,11 +11,25 @@ from .manifests import DEFAULT_CACHE, DocumentCache
 from .substitution import UNDEFINED, references
 
 
-def variable_uses(pins: list, variables: list, units: list, tree,
-                  cache: Optional[DocumentCache] = None) -> list:
+def unit_references(unit: Unit, tree, cache: Optional[DocumentCache] = None) -> dict:
+    """{variable: (where the unit defines it, ((file, count), …))} of every variable one unit
+    both defines and references in what it builds (resources, patches): what ``variable_uses``
+    counts, kept per unit so that a unit not built again keeps its count."""
+    if not unit.variables.enabled:
+        return {}
+    found: dict = {}
+    for name, uses in _unit_references(unit, tree, cache).items():
+        var = unit.variables.resolve(name)
+        if var is not UNDEFINED:
+            found[name] = (var.location, tuple(uses))
+    return found
+
+
+def variable_uses(pins: list, variables: list, references: list) -> list:
     """Mark the pins whose variable is used for anything else than their version fields.
 
-    ``variables``: per pin, (variable name, the site that reads it as a version) or None."""
+    ``variables``: per pin, (variable name, the site that reads it as a version) or None;
+    ``references``: ``unit_references`` of every unit, in discovery order."""
     wanted: dict = {}  # (name, location) -> set of sites reading it as a version
     for pin, variable in zip(pins, variables):
         if variable is not None:
@@ -24,16 +38,13 @@ def variable_uses(pins: list, variables: list, units: list, tree,
     if not wanted:
         return pins
     elsewhere: dict = {}
-    indexes: dict = {}  # id(unit) -> {variable: [(file, count)]}, built once per unit
     for (name, location), sites in wanted.items():
         files, total = [], 0
-        for unit in units:
-            var = unit.variables.resolve(name) if unit.variables.enabled else UNDEFINED
-            if var is UNDEFINED or var.location != location:
+        for unit in references:
+            defined = unit.get(name)
+            if defined is None or defined[0] != location:
                 continue
-            if id(unit) not in indexes:
-                indexes[id(unit)] = _unit_references(unit, tree, cache)
-            for path, count in indexes[id(unit)].get(name, ()):
+            for path, count in defined[1]:
                 total += count
                 files.append(path)
         if total > len(sites):
@@ -46,12 +57,12 @@ def variable_uses(pins: list, variables: list, units: list, tree,
             for p, v in zip(pins, variables)]
 
 
-def replacement_sources(pins: list, units: list) -> list:
-    """Mark the pins whose line is the source of a kustomize replacement: it sets other fields too."""
+def replacement_sources(pins: list, sources: list) -> list:
+    """Mark the pins whose line is the source of a kustomize replacement: it sets other fields too.
+    ``sources``: (location, what it feeds) of every unit's replacements."""
     feeds: dict = {}
-    for unit in units:
-        for location, described in unit.build.replacement_sources:
-            feeds.setdefault(location, []).append(described)
+    for location, described in sources:
+        feeds.setdefault(location, []).append(described)
     if not feeds:
         return pins
     return [replace(p, shared_by=p.shared_by + tuple(dict.fromkeys(feeds[p.location])))

@@ -11,10 +11,12 @@ from datetime import datetime, timedelta
 from typing import Mapping, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..errors import FerryError, Locked, NoLongerAllowed, NotAllowed, RolledBackVersion, SettingsError
+from ..errors import (FerryError, Locked, NoLongerAllowed, NotAllowed, OutsideWindow, PreviewNotClean,
+                      RolledBackVersion, SettingsError)
 from ..identity import channel, mention, person
 from ..model import Blocker, Lock, Requester, RolledBack
 from ..versions import same_version
+from . import windows as promotion
 
 ACTIONS = ("deploy", "promote", "rollback")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -52,6 +54,9 @@ class Policy:
     freezes: tuple = ()
     bots: tuple = ()  # (action, bot IDs) pairs: the only bots or integrations that may act
     max_waiting: int = MAX_WAITING  # changes one person may have waiting for approval at once
+    preview: str = ""  # "require_clean": a chart change whose preview is not clean needs --force
+    windows: tuple = ()  # promotion windows (guard.windows.Window): changes land only in one
+    review: bool = False  # `approval: pull-request`: the forge's required review is the approval
 
     def who_may(self, action: str) -> Optional[tuple]:
         return dict(self.allowed).get(action)
@@ -149,6 +154,7 @@ class Decision:
     found: tuple = ()  # tuple[Blocker, ...]: everything that stands in the way now
     forced: tuple = ()  # the blockers --force overrides (recorded in the commit)
     refusal: Optional[FerryError] = None
+    held: Optional[Blocker] = None  # --queue: the closed window the change waits for instead
 
     def require(self) -> "Decision":
         if self.refusal is not None:
@@ -158,7 +164,8 @@ class Decision:
 
 def blockers(environment: str, app: str, version: str, action: str, locks: Mapping[str, Lock],
              rolled_back: Optional[RolledBack], policy: Policy, now: datetime) -> tuple:
-    """Every lock, freeze and rolled-back version that stands in the way of this change now."""
+    """Every lock, freeze, closed promotion window and rolled-back version that stands in the way
+    of this change now."""
     found = []
     for key, what in ((f"{environment}/{app}", f"`{app}` in {environment}"), (environment, environment)):
         lock = locks.get(key)
@@ -172,6 +179,9 @@ def blockers(environment: str, app: str, version: str, action: str, locks: Mappi
             until = window.ends_after(now).strftime("%a %Y-%m-%d %H:%M %Z")
             found.append(Blocker("freeze", f"freeze {environment} {window.text}",
                                  f"{environment} is frozen ({window.text}) until {until}"))
+    closed = outside_windows(environment, policy, now)
+    if closed is not None:
+        found.append(closed)
     if action != "rollback" and rolled_back is not None and same_version(rolled_back.version, version):
         stable = rolled_back.release.key if rolled_back.release is not None else f"{environment}/{app}"
         found.append(Blocker(
@@ -217,8 +227,24 @@ def decide(policy: Policy, environment: str, action: str, found: tuple, *, who: 
     return Decision(found, found)
 
 
+WINDOW = "window"  # the kind of blocker a closed promotion window is (``--queue`` waits for it)
+
+
+def outside_windows(environment: str, policy: Policy, now: datetime) -> Optional[Blocker]:
+    """The closed promotion windows of ``environment`` as a blocker, with the next opening in
+    the zone of the window that opens it; None while one is open (or there are none)."""
+    if promotion.in_window(policy.windows, now):
+        return None
+    moment, window = promotion.next_opening(policy.windows, now)
+    hours = ", ".join(w.text for w in policy.windows)
+    return Blocker(WINDOW, f"window {environment}",
+                   f"{environment} takes changes {hours}; next opening "
+                   f"{promotion.opening_text(moment, window, now)}; add `--queue` to apply it then")
+
+
 def _error(blocker: Blocker) -> FerryError:
-    return (RolledBackVersion if blocker.kind == "rolled-back" else Locked)(blocker.message)
+    kind = {"rolled-back": RolledBackVersion, "preview": PreviewNotClean, WINDOW: OutsideWindow}.get(blocker.kind, Locked)
+    return kind(blocker.message)
 
 
 def refuse_locked(environment: str, app: str, locks: Mapping[str, Lock], policy: Policy,
@@ -246,17 +272,24 @@ def parse_policy(raw, where: str, environment: str, aliases: tuple = ()) -> Poli
         return Policy(approval=production)
     if not isinstance(raw, dict):
         raise SettingsError(f"`{where}` must be a mapping (deploy, promote, rollback, channels, approval, "
-                            "freeze, bots).")
-    unknown = sorted(set(raw) - {*ACTIONS, "channels", "approval", "freeze", "bots"})
+                            "freeze, windows, bots).")
+    unknown = sorted(set(raw) - {*ACTIONS, "channels", "approval", "freeze", "windows", "bots", "preview"})
     if unknown:
         raise SettingsError(f"`{where}` has an unknown key `{unknown[0]}`; allowed: "
-                            "approval, bots, channels, deploy, freeze, promote, rollback.")
+                            "approval, bots, channels, deploy, freeze, preview, promote, rollback, windows.")
+    if raw.get("preview", "require_clean") != "require_clean":
+        raise SettingsError(f"`{where}.preview` must be `require_clean` (a chart change whose preview "
+                            "shows schema errors or removed keys the environment sets needs `--force`).")
     allowed = tuple((a, _ids(raw[a], f"{where}.{a}")) for a in ACTIONS if a in raw)
     channels = _ids(raw["channels"], f"{where}.channels") if "channels" in raw else None
-    approval, approvers, minutes, waiting = _approval(raw.get("approval", production), f"{where}.approval")
+    review = raw.get("approval") == "pull-request"  # the forge's review, not `!approve`
+    approval, approvers, minutes, waiting = _approval(False if review else raw.get("approval", production),
+                                                      f"{where}.approval")
     freezes = tuple(_freeze(w, f"{where}.freeze[{i}]") for i, w in enumerate(_list(raw.get("freeze", []), f"{where}.freeze")))
+    windows = tuple(_window(w, f"{where}.windows[{i}]")
+                    for i, w in enumerate(_list(raw.get("windows", []), f"{where}.windows")))
     return Policy(allowed, channels, approval, approvers, minutes, freezes,
-                  _bots(raw.get("bots"), f"{where}.bots"), waiting)
+                  _bots(raw.get("bots"), f"{where}.bots"), waiting, str(raw.get("preview", "")), windows, review)
 
 
 def _bots(raw, where: str) -> tuple:
@@ -274,7 +307,7 @@ def _approval(raw, where: str):
         return raw, None, 60, MAX_WAITING
     if not isinstance(raw, dict) or set(raw) - {"approvers", "expire_minutes", "max_waiting"}:
         raise SettingsError(f"`{where}` must be true, false or "
-                            "{approvers: [...], expire_minutes: 60, max_waiting: 5}.")
+                            "{approvers: [...], expire_minutes: 60, max_waiting: 5} (or pull-request: the forge's review).")
     minutes = raw.get("expire_minutes", 60)
     if not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or not 0 < minutes <= 7 * 24 * 60:
         raise SettingsError(f"`{where}.expire_minutes` must be a number of minutes, up to 10080.")
@@ -285,14 +318,40 @@ def _approval(raw, where: str):
     return True, approvers, minutes, waiting
 
 
-def _freeze(raw, where: str) -> FreezeWindow:
-    if not isinstance(raw, dict) or not {"from", "to"} <= set(raw) or set(raw) - {"from", "to", "timezone"}:
-        raise SettingsError(f"`{where}` must be {{from: \"Fri 16:00\", to: \"Mon 08:00\", timezone: Europe/Paris}}.")
-    zone = raw.get("timezone", "UTC")
+def _window(raw, where: str) -> promotion.Window:
+    """``{days: Mon-Thu, from: "09:00", to: "16:00", timezone: Europe/Berlin}``."""
+    shape = f"`{where}` must be {{days: Mon-Thu, from: \"09:00\", to: \"16:00\", timezone: Europe/Berlin}}"
+    if not isinstance(raw, dict) or not {"days", "from", "to"} <= set(raw) or \
+            set(raw) - {"days", "from", "to", "timezone"}:
+        raise SettingsError(f"{shape}.")
+    zone = _zone(raw.get("timezone", "UTC"), where)
+    try:
+        days = promotion.parse_days(raw["days"])
+    except ValueError:
+        raise SettingsError(f"`{where}.days` must be `daily`, a range such as `Mon-Thu` or a list "
+                            "such as `Mon,Wed,Fri`.") from None
+    try:
+        start, end = promotion.parse_minute(raw["from"]), promotion.parse_minute(raw["to"])
+    except ValueError:
+        raise SettingsError(f"{shape}: `from` and `to` are times of day, HH:MM.") from None
+    if start == end or start == 1440:
+        raise SettingsError(f"`{where}` opens and closes at the same time: give a `to` after `from` "
+                            "(one before it crosses midnight).")
+    return promotion.Window(days, start, end, zone)
+
+
+def _zone(zone, where: str) -> str:
     try:
         ZoneInfo(str(zone))
     except (ZoneInfoNotFoundError, ValueError):
         raise SettingsError(f"`{where}.timezone` `{zone}` is not a time zone such as Europe/Paris.") from None
+    return str(zone)
+
+
+def _freeze(raw, where: str) -> FreezeWindow:
+    if not isinstance(raw, dict) or not {"from", "to"} <= set(raw) or set(raw) - {"from", "to", "timezone"}:
+        raise SettingsError(f"`{where}` must be {{from: \"Fri 16:00\", to: \"Mon 08:00\", timezone: Europe/Paris}}.")
+    zone = _zone(raw.get("timezone", "UTC"), where)
     start, end = _moment(raw["from"], f"{where}.from"), _moment(raw["to"], f"{where}.to")
     if start == end:
         raise SettingsError(f"`{where}` starts and ends at the same moment.")

@@ -47,6 +47,7 @@ GIT_OPERATIONS = frozenset({"clone", "fetch", "push"})
 GIT_OUTCOMES = ("ok", "failed", "timeout", "error")
 RETRY_REASONS = frozenset({"moved", "replan"})  # the branch moved under a push / the pin under a plan
 REGISTRY_OUTCOMES = ("ok", "not_found", "refused", "error", "unreachable")
+RECEIVER_OUTCOMES = ("ok", "refused", "error", "unreachable")
 
 # Seconds: a command to its push is Git and registry round trips; Flux takes minutes.
 PUSH_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -158,6 +159,9 @@ class Metrics:
         self.flux_live = Histogram("ferry_flux_live_seconds", "Seconds from a change pushed to Flux "
                                    "reporting it live.", ["environment"], buckets=LIVE_BUCKETS,
                                    registry=r)
+        self.receiver_calls = Counter("ferry_flux_receiver_calls", "Flux Receivers told of a push, by "
+                                      "environment (the first naming the Receiver) and outcome.",
+                                      ["environment", "outcome"], registry=r)
         r.register(PendingApprovals(pending, sorted(set(self.environments.values()))))
 
         for command in sorted(COMMANDS):  # every series exists from the start: rate() sees the first
@@ -196,6 +200,9 @@ class Metrics:
     def went_live(self, environment, seconds: float) -> None:
         self.flux_live.labels(self.environment(environment)).observe(max(0.0, seconds))
 
+    def receiver_called(self, environment, outcome) -> None:
+        self.receiver_calls.labels(self.environment(environment), one_of(outcome, RECEIVER_OUTCOMES)).inc()
+
     def registry_request(self, host, url, status: Optional[int], seconds: float) -> None:
         self.registry_requests.labels(self.host(host), registry_operation(url),
                                       registry_outcome(status)).observe(seconds)
@@ -204,16 +211,26 @@ class Metrics:
         """The chat connection's state (a ``readiness.ChatLink``), read at each scrape."""
         self.registry.register(ChatConnection(link))
 
-    def repo(self, url: str, branch: str) -> "RepoObserver":
-        """What one repository's workspace reports to."""
-        return RepoObserver(self, *self.repository(url, branch))
+    def repo(self, url: str, branch: str, landed: Optional[Callable[[str], None]] = None) -> "RepoObserver":
+        """What one repository's workspace reports to; ``landed(tip)``: told of each push."""
+        return RepoObserver(self, *self.repository(url, branch), landed=landed)
 
 
 class RepoObserver(GitObserver):
-    """One repository's git calls, pushes and retries (the workspace's hooks), counted here."""
+    """One repository's git calls, pushes and retries (the workspace's hooks), counted here; each
+    landed push passed on to ``on_landed`` (the Flux Receivers)."""
 
-    def __init__(self, metrics: Optional[Metrics], repository: str = OTHER, branch: str = OTHER):
-        self.metrics, self.labels = metrics, (repository, branch)
+    def __init__(self, metrics: Optional[Metrics], repository: str = OTHER, branch: str = OTHER,
+                 landed: Optional[Callable[[str], None]] = None):
+        self.metrics, self.labels, self.on_landed = metrics, (repository, branch), landed
+
+    def landed(self, tip: str) -> None:
+        if self.on_landed is None:
+            return
+        try:
+            self.on_landed(tip)
+        except Exception:  # the push landed: nothing here may turn it into a failure
+            log.exception("telling of the push of %s failed", tip[:12])
 
     def run(self, operation: str, run: Callable, *args):
         """``run(*args)``: one git network command (a result with ``returncode``), timed and counted;

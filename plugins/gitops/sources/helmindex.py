@@ -44,6 +44,7 @@ from ..settings import RegistryCredentials
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+CHANGES = "artifacthub.io/changes"
 MAX_REDIRECTS = 5
 CHUNK = 256 * 1024
 
@@ -58,6 +59,7 @@ class IndexEntry:
     created: str = ""
     digest: str = ""
     urls: tuple = ()  # as written: relative to the index, or absolute
+    changes: str = ""  # its `artifacthub.io/changes` annotation (`!preview` lists the notes between)
 
 
 @dataclass
@@ -100,10 +102,13 @@ def parse_index(data: bytes, where: str = "index.yaml", max_bytes: int = DEFAULT
                 continue
             version = str(item["version"])
             urls = item.get("urls")
+            annotations = item.get("annotations")
+            changes = annotations.get(CHANGES) if isinstance(annotations, dict) else None
             found.setdefault(version, IndexEntry(
                 version, _text(item.get("appVersion")), _text(item.get("description")),
                 _text(item.get("created")), _text(item.get("digest")),
-                tuple(str(u) for u in urls) if isinstance(urls, list) else ()))
+                tuple(str(u) for u in urls) if isinstance(urls, list) else (),
+                changes if isinstance(changes, str) else ""))
         charts[str(name)] = found
     return charts
 
@@ -130,6 +135,7 @@ class HelmIndexClient:
         self._clock = clock
         self.busy_seconds = busy_seconds
         self._session = transport.bounded_session(timeout, busy_seconds)
+        self.verify = True  # or the CA bundle (a path) HTTPS is checked against: `registry_ca_file`
         self._lock = threading.Lock()
         self._cache: dict = {}  # index URL -> _Cached
         self._fetching: dict = {}  # index URL -> lock: one download per repository at a time
@@ -156,11 +162,18 @@ class HelmIndexClient:
         if not url:
             raise UnreadableIndex(f"The index of {location.repository_url} lists no URL for "
                                   f"{location.chart} {entry.version}.")
-        response, _ = self.get(url, {"Accept": "application/gzip, application/octet-stream, */*"})
-        with response:
-            if response.status_code != 200:
-                raise self._refused(url, response.status_code)
+        with self.download(url) as response:
             return self._body(url, response, time.monotonic(), f"The chart archive {url}")
+
+    def download(self, url: str) -> requests.Response:
+        """The streamed response of a chart archive at ``url`` (redirects and credentials as
+        ``get`` follows them), its status checked (a typed refusal else). The caller reads it
+        within its own bounds (a failed read: ``unreachable``) and closes it."""
+        response, _ = self.get(url, {"Accept": "application/gzip, application/octet-stream, */*"})
+        if response.status_code != 200:
+            response.close()
+            raise self.refused(url, response.status_code)
+        return response
 
     def may_receive_credentials(self, url: str) -> Optional[RegistryCredentials]:
         """The credentials bound to ``url``'s host, when they may travel to it: HTTPS, or plain
@@ -214,7 +227,7 @@ class HelmIndexClient:
                 log.debug("index %s unchanged (304)", url)
                 return stale.charts
             if response.status_code != 200:
-                raise self._refused(url, response.status_code)
+                raise self.refused(url, response.status_code)
             data = self._body(url, response, started)
             etag = response.headers.get("ETag", "")
             last_modified = response.headers.get("Last-Modified", "")
@@ -239,7 +252,7 @@ class HelmIndexClient:
             try:
                 response = self._send(url, sent)
             except requests.RequestException as e:
-                raise self._unreachable(url, e) from e
+                raise self.unreachable(url, e) from e
             if response.status_code not in (301, 302, 303, 307, 308) or "Location" not in response.headers:
                 return response, url
             response.close()
@@ -250,7 +263,7 @@ class HelmIndexClient:
     @observed_request
     def _send(self, url: str, headers: dict) -> requests.Response:
         return transport.send(self._session, "GET", url, headers=headers, timeout=self.timeout,
-                              stream=True)
+                              stream=True, verify=self.verify)
 
     def _body(self, url: str, response: requests.Response, started: float, what: str = "") -> bytes:
         limit = self.max_bytes
@@ -275,10 +288,11 @@ class HelmIndexClient:
                         "(`helm_index.timeout` in the settings).", outage=True)
                 chunks.append(chunk)
         except requests.RequestException as e:
-            raise self._unreachable(url, e) from e
+            raise self.unreachable(url, e) from e
         return b"".join(chunks)
 
-    def _refused(self, url: str, status: int) -> RegistryUnavailable:
+    def refused(self, url: str, status: int) -> RegistryUnavailable:
+        """The typed error of a refusal or an error status from the repository at ``url``."""
         where = _repository(url)
         where_to = transport.origin(url)
         host = where_to.netloc if where_to is not None else urlsplit(url).netloc.lower()
@@ -304,7 +318,8 @@ class HelmIndexClient:
         return RegistryUnavailable(f"Helm repository {where} answered {status}{phrase}.",
                                    outage=status >= 500)
 
-    def _unreachable(self, url: str, error: requests.RequestException) -> RegistryUnavailable:
+    def unreachable(self, url: str, error: requests.RequestException) -> RegistryUnavailable:
+        """The typed error of a request to ``url`` that got no (whole) answer."""
         where, text = _repository(url), str(error).lower()
         if isinstance(error, requests.Timeout) or "timed out" in text:
             return RegistryUnavailable(f"Helm repository {where} did not answer within {self.timeout:g} s.",

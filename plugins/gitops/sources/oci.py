@@ -131,7 +131,7 @@ class OciRegistry(oras.provider.Registry):
                     self.tokens.put(scope, authorization, expires_in)
             return response
         except requests.RequestException as e:
-            raise self._unreachable(e) from e
+            raise self.unreachable(e) from e
 
     def _send(self, method, url, data, json_body, headers, stream) -> requests.Response:
         # Blob downloads are redirected to storage elsewhere (ghcr.io, S3): requests drops the
@@ -227,9 +227,10 @@ class OciRegistry(oras.provider.Registry):
             return
         if response.status_code == 404:
             raise NotFound(response.request.url if response.request else "")
-        raise self._refused(response.status_code)
+        raise self.refused(response.status_code)
 
-    def _refused(self, status: int) -> Exception:
+    def refused(self, status: int) -> Exception:
+        """The typed error of a refusal or an error status (401/403 naming what to set, 5xx an outage)."""
         host = self.hostname
         if status in (401, 403):
             if self.credentials is not None:
@@ -251,7 +252,9 @@ class OciRegistry(oras.provider.Registry):
             phrase = ""
         return RegistryUnavailable(f"Registry {host} answered {status}{phrase}.", outage=status >= 500)
 
-    def _unreachable(self, error: requests.RequestException) -> RegistryUnavailable:
+    def unreachable(self, error: requests.RequestException) -> RegistryUnavailable:
+        """The typed error of a request that got no (whole) answer: also for a streamed body whose
+        reading fails after ``blob`` returned."""
         host, text = self.hostname, str(error).lower()
         # A body that stalls after the headers surfaces as ConnectionError(ReadTimeoutError).
         if isinstance(error, requests.Timeout) or "timed out" in text:
@@ -279,6 +282,17 @@ class OciRegistry(oras.provider.Registry):
         digest = response.headers.get("Docker-Content-Digest") or \
             "sha256:" + hashlib.sha256(response.content).hexdigest()
         return self._json(response, "manifest"), digest
+
+    def blob(self, container: oras.container.Container, digest: str) -> requests.Response:
+        """A blob's streamed response, its status checked (404: ``NotFound``; else a typed refusal).
+        The caller reads it within its own bounds (a failed read: ``unreachable``) and closes it."""
+        response = self.do_request(f"{self.prefix}://{container.get_blob_url(digest)}", "GET", stream=True)
+        try:
+            self._check_200_response(response)
+        except BaseException:
+            response.close()
+            raise
+        return response
 
     def blob_json(self, container: oras.container.Container, digest: str) -> dict:
         response = self.get_blob(container, digest)

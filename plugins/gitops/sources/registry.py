@@ -15,6 +15,7 @@ from typing import Iterable, Optional
 
 from ..errors import ImageTagNotFound, RegistryUnavailable, VersionNotFound
 from .helmindex import DEFAULT_MAX_BYTES, HelmIndexClient, archive_url
+from .image_labels import ImageLabels, read_image_labels
 from ..model import ChartInfo, ChartLocation, ChartVersions
 from .oci import MANIFEST_ACCEPT, NotFound, OciRegistry, container_of
 from .transport import BUSY_WAIT
@@ -37,7 +38,8 @@ class RegistryClient:
     def __init__(self, credentials: Iterable[RegistryCredentials] = (), timeout: float = 5.0,
                  cache_seconds: float = 30.0, index_seconds: float = 30.0,
                  index_max_bytes: int = DEFAULT_MAX_BYTES, index_cache_seconds: float = 300.0,
-                 busy_seconds: float = BUSY_WAIT):
+                 busy_seconds: float = BUSY_WAIT, verify=True):
+        """``verify``: True, or the CA bundle (a path) every HTTPS source is checked against."""
         # Each host's own credentials; a host not named here is asked without any.
         self._credentials = {c.host: c for c in credentials}
         self.timeout = timeout
@@ -46,6 +48,7 @@ class RegistryClient:
         self.index = HelmIndexClient(self._credentials, timeout=timeout, seconds=index_seconds,
                                      max_bytes=index_max_bytes, cache_seconds=index_cache_seconds,
                                      busy_seconds=busy_seconds)
+        self.verify = self.index.verify = verify
         self._lock = threading.Lock()
         self._tags: dict = {}  # ChartLocation -> (expires, ChartVersions)
         self._infos: dict = {}  # (ChartLocation, tag) -> (expires, ChartInfo)
@@ -137,7 +140,7 @@ class RegistryClient:
                 self._store(self._infos, (location, "image", tag), tag)
                 return tag
             if response.status_code != 404:
-                raise registry._refused(response.status_code)
+                raise registry.refused(response.status_code)
         self.invalidate(location)
         raise ImageTagNotFound(location.ref, tag, nearest_versions(tag, self.versions(location)))
 
@@ -171,6 +174,22 @@ class RegistryClient:
         self._store(self._infos, key, info)
         return info
 
+    def image_labels(self, location: ChartLocation, tag: str) -> ImageLabels:
+        """The config labels of the image under ``tag`` (``image_labels.read_image_labels``),
+        cached as briefly as tag lists are; a missing tag is ``ImageTagNotFound``."""
+        key = (location, "labels", tag)
+        cached = self._cached(self._infos, key)
+        if cached is not None:
+            return cached
+        try:
+            with self._registry(location).turn() as registry:
+                labels = read_image_labels(registry, location, tag)
+        except NotFound:
+            self.invalidate(location)
+            raise ImageTagNotFound(location.ref, tag, nearest_versions(tag, self.versions(location))) from None
+        self._store(self._infos, key, labels)
+        return labels
+
     def _index_info(self, location: ChartLocation, version: str) -> ChartInfo:
         entries = self.index.entries(location)
         found = self._match(location, version)
@@ -181,6 +200,30 @@ class RegistryClient:
         return ChartInfo(version=entry.version, app_version=entry.app_version,
                          description=entry.description, created=entry.created, digest=entry.digest,
                          url=archive_url(location, entry))
+
+    def oci(self, location: ChartLocation) -> OciRegistry:
+        """The OCI registry of ``location``'s host (its credentials, its turn), for reading blobs."""
+        return self._registry(location)
+
+    def annotations(self, location: ChartLocation, version: str) -> dict:
+        """The annotations of one chart version: its OCI manifest's (Helm copies Chart.yaml's
+        there), or, from an index, its ``artifacthub.io/changes``."""
+        if location.is_index:
+            entry = self.index.entries(location).get(self._match(location, version) or version)
+            return {"artifacthub.io/changes": entry.changes} if entry is not None and entry.changes else {}
+        tag = self._match(location, version) or registry_tag(version)
+        key = (location, "annotations", tag)
+        cached = self._cached(self._infos, key)
+        if cached is not None:
+            return cached
+        try:
+            with self._registry(location).turn() as registry:
+                manifest, _ = registry.manifest(container_of(location), tag)
+        except NotFound:
+            return {}
+        found = {str(k): str(v) for k, v in (manifest.get("annotations") or {}).items()}
+        self._store(self._infos, key, found)
+        return found
 
     def invalidate(self, location: Optional[ChartLocation] = None) -> None:
         """Forget what was cached about one chart, or about every chart."""
@@ -223,6 +266,7 @@ class RegistryClient:
                 registry = OciRegistry(location.host, location.insecure,
                                        None if withheld else credentials, self.timeout,
                                        self.busy_seconds, withheld)
+                registry._tls_verify = self.verify
                 registry.observe = self._observe
                 self._registries[key] = registry
             return registry

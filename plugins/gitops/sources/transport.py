@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import threading
 import weakref
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Optional
 
+import certifi  # requests' own default CA bundle
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -187,6 +189,21 @@ def mount(session: requests.Session, timeout: float, busy_wait: float = BUSY_WAI
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.trust_env = False
+
+
+def trusted(extra_ca_file: str, directory) -> "bool | str":
+    """What HTTPS is checked against: the default CAs (True), or, with ``extra_ca_file``, a bundle
+    of the default CAs and those (written once into ``directory``): a private CA is added, the
+    public registries stay trusted."""
+    if not extra_ca_file:
+        return True
+    bundle = Path(directory) / "ca-bundle.pem"
+    text = Path(certifi.where()).read_text(encoding="ascii", errors="ignore").rstrip("\n") + "\n" + \
+        Path(extra_ca_file).read_text(encoding="ascii", errors="ignore")
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    if not bundle.is_file() or bundle.read_text(encoding="ascii", errors="ignore") != text:
+        bundle.write_text(text, encoding="ascii")
+    return str(bundle)
 
 
 def send(session: requests.Session, method: str, url: str, *, timeout: float,

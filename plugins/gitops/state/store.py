@@ -8,7 +8,10 @@ and a kill at any point leaves the file at the last committed decision (WAL, ``s
 
 Tables: ``locks``, ``pending`` (changes waiting for approval: a claim is one ``UPDATE … WHERE
 state='waiting'``), ``rolled_back``, ``records`` (Feedback's keyed JSON records: live states,
-Flux waits, notices, replay windows), ``meta`` (the schema version and what was imported once).
+Flux waits, notices, replay windows), ``verifications`` (the last verification of a change
+after Flux reported it live, per environment, app and part: ``feedback.verify``), ``queued``
+(changes waiting for a promotion window: claimed once, like ``pending``), ``meta`` (the schema
+version and what was imported once).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Union
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: verifications, queued (a file of schema 1 gets the tables at its next start)
 BUSY_SECONDS = 30.0  # how long a writer waits for another's transaction before it fails
 
 _SCHEMA = """
@@ -39,6 +42,14 @@ CREATE TABLE IF NOT EXISTS rolled_back (
 CREATE UNIQUE INDEX IF NOT EXISTS rolled_back_release
     ON rolled_back (environment, ifnull(namespace, '*'), name, part);
 CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS verifications (
+    environment TEXT NOT NULL, app TEXT NOT NULL, part TEXT NOT NULL, version TEXT NOT NULL,
+    state TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (environment, app, part));
+CREATE INDEX IF NOT EXISTS verifications_state ON verifications (state);
+CREATE TABLE IF NOT EXISTS queued (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, environment TEXT NOT NULL, opens TEXT NOT NULL,
+    requester_id TEXT NOT NULL, record TEXT NOT NULL, settled TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS queued_state ON queued (state, opens);
 """
 
 
@@ -59,11 +70,11 @@ class Store:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)
             found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if found is None:
-                db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(found[0]) > SCHEMA_VERSION:
+            if found is not None and int(found[0]) > SCHEMA_VERSION:
                 raise RuntimeError(f"{self.path} was written by a newer Ferry (schema {found[0]}, "
                                    f"this one knows {SCHEMA_VERSION}): run that version, or restore a backup.")
+            # Every table is created if missing (above): an older file is migrated by that alone.
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)

@@ -10,8 +10,9 @@ a failure leaves the remote untouched and the clone's refs where they were (at m
 unreferenced object is left behind).
 
 The package: ``process`` runs git (environment, askpass, scrubbing), ``failures`` classifies what
-it says, ``objects`` reads trees and objects, ``commit`` builds the fast-import stream, ``clone``
-clones (the tip first, ``fullclone`` the rest), fetches, pushes, repairs; this is the façade.
+it says, ``objects`` reads trees and objects, ``commit`` builds the fast-import stream, ``signing``
+writes it again signed (``commit.sign``), ``clone`` clones (the tip first, ``fullclone`` the rest),
+fetches, pushes and repairs, ``waiting`` holds a queued change; this module is the façade.
 """
 from __future__ import annotations
 
@@ -24,12 +25,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from ..credentials import CommitSigning
 from ..errors import PushRejected
 from ..model import Requester
 from . import commit as commit_stream
+from .branches import BranchWrites
 from .clone import Clone
 from .commit import author_identity
 from .observer import GitObserver
+from .signing import signed_commit
+from .waiting import WaitingChange
 from .objects import LOG_FORMAT, FileRevision, GitTree, parse_log, parse_tree
 from .process import GitCommandFailed, git_environment, process_env, scrub, without_userinfo
 
@@ -42,13 +47,14 @@ TREE_CACHE_SIZE = 16
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
-class Workspace:
+class Workspace(BranchWrites):
     """One repository and branch: a clone (never checked out) under ``directory``, reads and
     serialised writes.
 
     ``fetch_interval``: how old a fetch may be before ``head()`` fetches again. ``skip_fetch_within``:
     how old a fetch may be for ``change()`` to build on it without fetching first (see ``change``).
     ``batch``: how many waiting changes one push may carry (1: each change its own push).
+    ``signing``: the key git signs every commit with (``commit.sign``), or None.
     """
 
     def __init__(self, url: str, branch: str, directory: Path, *,
@@ -56,7 +62,8 @@ class Workspace:
                  git_env: Optional[dict] = None, fetch_interval: float = 5.0,
                  skip_fetch_within: float = 1.0,
                  push_attempts: int = 3, secrets: Sequence[str] = (), timeout: float = 120.0,
-                 observe: Optional[GitObserver] = None, batch: int = 1):
+                 observe: Optional[GitObserver] = None, batch: int = 1,
+                 signing: Optional[CommitSigning] = None):
         self.url = url
         self.branch = branch
         self.directory = Path(directory).absolute()
@@ -67,6 +74,7 @@ class Workspace:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._lock = threading.RLock()  # the clone, fetches and writes; reentrant for callbacks
         self.batch = max(1, batch)  # how many waiting changes one push may carry (1: one by one)
+        self.signing = signing  # every commit signed by git with this key, or None: unsigned
         self._queue: deque = deque()  # changes waiting for the writer, oldest first
         self._queue_ready = threading.Condition()  # guards the queue, ``_writing``, each answer
         self._writing = False  # a thread is landing a batch
@@ -197,7 +205,7 @@ class Workspace:
         """
         if not message.strip():
             raise ValueError("a commit needs a message")
-        request = _Request(edit, author, message)
+        request = WaitingChange(edit, author, message)
         with self._queue_ready:
             self._queue.append(request)
         while True:
@@ -286,6 +294,7 @@ class Workspace:
                     self._settle(request, (sha, paths))
                 for request in nothing:
                     self._settle(request, None)
+                self.observe.landed(tip)
                 return
             if pushes >= self.push_attempts:
                 kept_moving = PushRejected(
@@ -324,7 +333,7 @@ class Workspace:
             chain.append((request, sha, [path for path, _, _, _ in writes]))
         return chain, trees, nothing
 
-    def _settle(self, request: "_Request", result=None, error: Optional[BaseException] = None) -> None:
+    def _settle(self, request: "WaitingChange", result=None, error: Optional[BaseException] = None) -> None:
         """Give one waiting change its answer, and wake its requester."""
         with self._queue_ready:
             request.result, request.error, request.done = result, error, True
@@ -333,13 +342,16 @@ class Workspace:
     def _commit(self, base: str, writes: list, author: Requester, message: str) -> str:
         """One commit on ``base`` with ``writes``, by one ``git fast-import``: it writes the blobs,
         the trees along the changed paths and the commit, and no ref (objects stay loose below
-        ``fastimport.unpackLimit``, for ``gc --auto`` to pack)."""
+        ``fastimport.unpackLimit``, for ``gc --auto`` to pack). Signed commits (``signing``): the
+        same commit written again by ``git commit-tree -S`` over fast-import's tree, so git signs
+        it; the unsigned one stays behind unreferenced."""
         stream = commit_stream.fast_import_stream(base, writes, author, self.committer, message)
         out = self._clone.local("fast-import", "--quiet", "--done", "--date-format=now",
                                 stdin=stream).stdout.decode().strip()
         if not _OBJECT_ID.fullmatch(out):
             raise GitCommandFailed(["fast-import"], 0, f"no commit id in its output: {out[:100]!r}")
-        return out
+        return out if self.signing is None else signed_commit(
+            self._clone, self.signing, base, out, author, self.committer, message, self._secrets)
 
     # ---- reading objects, repairing the clone under a read -----------------------------------
 
@@ -383,18 +395,3 @@ class Workspace:
                 return read()
             except GitCommandFailed:
                 raise first from None
-
-
-class _Request:
-    """One change waiting for the writer, and its answer once settled."""
-
-    __slots__ = ("edit", "author", "message", "done", "result", "error")
-
-    def __init__(self, edit: Callable, author: Requester, message: str):
-        self.edit, self.author, self.message = edit, author, message
-        self.done, self.result, self.error = False, None, None
-
-    def outcome(self) -> Optional[tuple[str, list[str]]]:
-        if self.error is not None:
-            raise self.error
-        return self.result

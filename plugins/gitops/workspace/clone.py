@@ -143,10 +143,11 @@ class Clone:
             raise GitUnavailable(f"The Git repository {self.public_url} has no branch `{self.branch}`.")
         self.head = tip
 
-    def push(self, sha: str) -> bool:
-        """True when pushed; False when the branch moved (retry); raises on any other refusal."""
+    def push(self, sha: str, branch: str = "") -> bool:
+        """True when pushed; False when the branch moved (retry); raises on any other refusal.
+        ``branch``: another branch than the clone's (a pull request's), never forced either."""
         res = self.network("push", "push", "--porcelain", "--no-verify", "origin",
-                           f"{sha}:refs/heads/{self.branch}", check=False)
+                           f"{sha}:refs/heads/{branch or self.branch}", check=False)
         if res.returncode == 0:
             return True
         refusal = failures.push_refusal(res.stdout.decode(errors="replace"), res.stderr)
@@ -157,6 +158,25 @@ class Clone:
         log.warning("push to %s refused: %s %s", self.public_url, self.scrub(refusal[1]),
                     self.scrub(res.stderr))
         raise failures.push_rejected(self.public_url, self.scrub(refusal[1]))
+
+    def branch_tip(self, branch: str) -> Optional[str]:
+        """Another branch of the remote fetched (a pull request's): its tip, None when it is not
+        there. Kept under ``refs/ferry/branches/``, never the clone's own branch."""
+        res = self.network("ls-remote", "ls-remote", "--heads", "origin", f"refs/heads/{branch}")
+        listed = [line.split("\t") for line in res.stdout.decode().splitlines()]
+        if not any(len(entry) == 2 and entry[1] == f"refs/heads/{branch}" for entry in listed):
+            return None
+        local = f"refs/ferry/branches/{branch}"
+        self.network("fetch", "fetch", "--quiet", "--no-tags", "origin", f"+refs/heads/{branch}:{local}")
+        return self.read_ref(local) or self.local("rev-parse", local).stdout.decode().strip()
+
+    def delete_branch(self, branch: str, expected: str) -> bool:
+        """Delete a branch of the remote only while it is still at ``expected`` (Ferry's own last
+        commit): someone's work pushed on it since is never lost. True when it is gone."""
+        res = self.network("push", "push", "--porcelain", "--no-verify",
+                           f"--force-with-lease=refs/heads/{branch}:{expected}", "origin",
+                           f":refs/heads/{branch}", check=False)
+        return res.returncode == 0
 
     def pushed(self, sha: str) -> None:
         """After a push landed: our view of the remote is the commit just pushed, as fresh as a
@@ -301,12 +321,15 @@ class Clone:
 
     # ---- running git in the clone ----------------------------------------------------------
 
-    def local(self, *args: str, check: bool = True, stdin: Optional[bytes] = None) -> Result:
+    def local(self, *args: str, check: bool = True, stdin: Optional[bytes] = None,
+              env: Optional[dict] = None, timeout: Optional[float] = None) -> Result:
         """A git command inside the clone, with its git directory explicit: a broken clone must
-        fail, not let git walk up to an enclosing repository (the project's own, say)."""
+        fail, not let git walk up to an enclosing repository (the project's own, say). ``env``:
+        variables for this command only; ``timeout``: seconds (``process.Timeout`` past them)."""
         full = [f"--git-dir={self.git_dir}", f"--work-tree={self.directory}", *args]
         try:
-            res = process.run(full, self.directory, self.env, stdin, None)
+            res = process.run(full, self.directory, {**self.env, **env} if env else self.env, stdin,
+                              timeout)
         except OSError as e:  # the directory vanished under us
             raise GitCommandFailed(args, -1, str(e)) from None
         if check and res.returncode != 0:

@@ -92,11 +92,16 @@ def _ident_text(text: str) -> str:
     return re.sub(r"[<>\x00-\x1f\x7f]+", "", text or "").strip()
 
 
-def _fast_import_ident(name: str, email: str) -> bytes:
-    """``Name <email>`` the way ``git commit`` writes it (no <, >, newline; "crud" trimmed at both
-    ends), for a fast-import author or committer line."""
+def commit_ident(name: str, email: str) -> tuple[str, str]:
+    """(name, email) the way ``git commit`` writes them: no <, >, newline; "crud" trimmed at both
+    ends; a name at all."""
     email = _ident_text(email).strip(_CRUD)
-    name = _ident_text(name).strip(_CRUD) or email.partition("@")[0] or "unknown"
+    return _ident_text(name).strip(_CRUD) or email.partition("@")[0] or "unknown", email
+
+
+def _fast_import_ident(name: str, email: str) -> bytes:
+    """``Name <email>`` for a fast-import author or committer line."""
+    name, email = commit_ident(name, email)
     return f"{name} <{email}>".encode("utf-8")
 
 

@@ -78,3 +78,13 @@ def remote_said(stderr: str) -> str:
     lines = [_ANSI.sub("", line[len("remote:"):]).strip()
              for line in stderr.splitlines() if line.startswith("remote:")]
     return " ".join(line for line in lines if line)
+
+
+def signing_failure(stderr: str) -> str:
+    """The line of what git and its signing program said that tells why a commit was not signed
+    (ssh-keygen's banner and git's prefixes left out); "" when they said nothing."""
+    lines = [line.strip().strip("@").strip() for line in stderr.replace("\r", "\n").splitlines()]
+    lines = [re.sub(r"^((error|fatal|gpg): )?(Enter passphrase: )?", "", line) for line in lines if line]
+    telling = next((line for line in lines if "too open" in line or "passphrase" in line.lower()), "")
+    # git shows a carriage return of ssh-keygen's as "?"
+    return (telling or next((line for line in lines if not line.startswith("WARNING")), "")).rstrip(".?")

@@ -18,3 +18,7 @@ class GitObserver:
 
     def retried(self, reason: str) -> None:
         """A push retried on a new tip (``reason``: why the remote refused it)."""
+
+    def landed(self, tip: str) -> None:
+        """One push landed with ``tip`` as the branch's new tip (once per push, however many
+        commits it carried); called after every change of it has its answer."""

@@ -13,13 +13,20 @@ from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
 # RegistryCredentials, GitCredentials and flux_token_variable are imported from here too.
-from .credentials import (GitCredentials, RegistryCredentials, Secrets, flux_token_variable,  # noqa: F401
-                          git_credentials, mapping as _mapping, plain_http_allowed, read_secrets,
+from ..credentials import (GitCredentials, RegistryCredentials, Secrets,  # noqa: F401
+                          flux_token_variable, git_credentials, mapping as _mapping,
+                          plain_http_allowed, prometheus_credentials, read_secrets, receiver_token_variable,
                           registry_credentials, string as _string)
-from .errors import SettingsError, UnknownEnvironment, UnreadableDocument
-from .model import ChartLocation
-from .safeyaml import load_typed
-from .guard.policy import Policy, parse_policy
+from ..errors import SettingsError, UnknownEnvironment, UnreadableDocument
+from ..model import ChartLocation
+from ..forge_settings import ForgeSettings, parse_forge
+from ..safeyaml import load_typed
+from ..guard.policy import Policy, parse_policy
+from ..guard.soak import Verify, parse_verify
+from . import sections
+# The sections are imported from here too.
+from .sections import (CommitSettings, FluxSettings, HelmIndexSettings, PreviewSettings,  # noqa: F401
+                       SshSettings, WriteSettings)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
@@ -28,6 +35,9 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 class RepoSettings:
     url: str
     branch: str = "main"
+    # Where its pull requests go (environments whose `write` is `pull-request`); not part of
+    # the repository's identity (one workspace per url and branch).
+    forge: Optional[ForgeSettings] = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,9 @@ class EnvironmentSettings:
     policy: Policy = Policy()
     notify: str = ""  # chat channel for Flux events no command waits for ("" = none)
     show_values: str = "anywhere"  # or "channels": Helm values and pending diffs only in policy.channels
+    verify: Optional[Verify] = None  # what healthy means after Flux reports a change live (guard.soak)
+    flux_receiver: str = ""  # the URL of the Flux Receiver told of each push ("" = none)
+    write: str = "push"  # or "pull-request": a branch of Ferry's and a pull request into the branch
 
     def shows_values_in(self, channels: tuple) -> bool:
         """Whether this environment's Helm values (``!diff <app>``) and the diffs of its pending
@@ -66,48 +79,6 @@ class AppSettings:
     chart: Optional[str] = None
     registry: Optional[RegistrySettings] = None
     track: Optional[str] = None  # "chart", "image" or "image:<container>": what `!deploy` changes
-
-
-@dataclass(frozen=True)
-class FluxSettings:
-    """Flux feedback: how long a pushed change waits for Flux, how old an event may be."""
-
-    timeout_minutes: float = 10.0
-    max_age_minutes: float = 15.0
-
-
-@dataclass(frozen=True)
-class HelmIndexSettings:
-    """How Ferry reads Helm repositories' ``index.yaml``: at most ``max_mb`` MiB in ``timeout``
-    seconds, kept ``cache_seconds`` before asking again (conditionally)."""
-
-    max_mb: float = 64.0
-    timeout: float = 30.0
-    cache_seconds: float = 300.0
-
-
-@dataclass(frozen=True)
-class SshSettings:
-    """How SSH remotes' host keys are checked: against ``known_hosts`` (a file; "" = ssh's own
-    ``~/.ssh/known_hosts``), a host not in it refused unless ``accept_new_host_keys``."""
-
-    known_hosts: str = ""
-    accept_new_host_keys: bool = False
-
-
-@dataclass(frozen=True)
-class WriteSettings:
-    """How changes waiting for the same repository are written: with ``batch``, the first to
-    reach it takes up to ``batch_max`` of them, each its own commit, pushed in one ``git push``;
-    without, one fetch, commit and push after another."""
-
-    batch: bool = True
-    batch_max: int = 20
-
-    @property
-    def per_push(self) -> int:
-        """How many changes one push may carry."""
-        return self.batch_max if self.batch else 1
 
 
 @dataclass(frozen=True)
@@ -124,6 +95,9 @@ class Settings:
     ssh: SshSettings = field(default_factory=SshSettings)
     registry_busy_seconds: float = 5.0  # a command waits this long for its turn at a busy source
     write: WriteSettings = field(default_factory=WriteSettings)
+    commit: CommitSettings = field(default_factory=CommitSettings)
+    preview: PreviewSettings = field(default_factory=PreviewSettings)
+    registry_ca_file: str = ""  # PEM CA certificates trusted for HTTPS chart sources, besides the default ones
 
     @property
     def environment_names(self) -> list[str]:
@@ -169,12 +143,17 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     root = _mapping(raw, "the settings file", {"repo", "registry", "environments", "apps", "data_dir",
                                                 "registry_timeout", "flux", "registry_credentials",
                                                 "helm_index", "git_credentials", "ssh",
-                                                "registry_busy_seconds", "write",
-                                                "allow_plain_http_credentials"})
+                                                "registry_busy_seconds", "write", "commit",
+                                                "allow_plain_http_credentials", "preview",
+                                                "registry_ca_file", "prometheus_credentials"})
     for key in ("repo", "environments"):
         if key not in root:
             raise SettingsError(f"`{key}` is missing from the settings file.")
-    repo = _repo(root["repo"], "repo")
+    plain_http_anywhere = root.get("allow_plain_http_credentials", False)
+    if not isinstance(plain_http_anywhere, bool):
+        raise SettingsError("`allow_plain_http_credentials` must be true or false.")
+    forge = lambda value, where: parse_forge(value, where, environ, base, plain_http_anywhere)
+    repo = _repo(root["repo"], "repo", forge=forge)
     registry = _registry(root["registry"], "registry") if root.get("registry") is not None else None
 
     envs_raw = root["environments"]
@@ -184,7 +163,8 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     for i, item in enumerate(envs_raw):
         where = f"environments[{i}]"
         env = _mapping(item, where, {"name", "path", "repo", "branch", "aliases", "policy",
-                                          "notify", "show_values"})
+                                          "notify", "show_values", "verify", "on_failure",
+                                          "promote_after", "flux_receiver", "write"})
         name = _name(env.get("name"), f"{where}.name")
         if "path" not in env:
             raise SettingsError(f"`{where}.path` is missing: where environment {name}'s manifests live.")
@@ -196,9 +176,11 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
                 raise SettingsError(f"`{where}.path` `{p}` must stay inside the repository.")
         env_repo = repo
         if "repo" in env:
-            env_repo = _repo(env["repo"], f"{where}.repo", default_branch=repo.branch)
+            env_repo = _repo(env["repo"], f"{where}.repo", default_branch=repo.branch, forge=forge)
+            if env_repo.url == repo.url and env_repo.forge is None:
+                env_repo = replace(env_repo, forge=repo.forge)
         if "branch" in env:
-            env_repo = RepoSettings(env_repo.url, _string(env["branch"], f"{where}.branch"))
+            env_repo = replace(env_repo, branch=_string(env["branch"], f"{where}.branch"))
         aliases_raw = env.get("aliases", [])
         if not isinstance(aliases_raw, list):
             raise SettingsError(f"`{where}.aliases` must be a list of names.")
@@ -211,7 +193,10 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
         environments.append(EnvironmentSettings(name, tuple(p.strip().strip("/") or "." for p in paths),
                                                 env_repo, aliases, policy,
                                                 _string(env["notify"], f"{where}.notify") if "notify" in env else "",
-                                                _show_values(env.get("show_values", "anywhere"), where, policy)))
+                                                _show_values(env.get("show_values", "anywhere"), where, policy),
+                                                parse_verify(env, where),
+                                                _receiver(env.get("flux_receiver"), f"{where}.flux_receiver"),
+                                                _write_mode(env.get("write", "push"), where, env_repo, policy)))
 
     apps = {}
     for app, conf in (_mapping(root.get("apps") or {}, "apps", None)).items():
@@ -229,43 +214,55 @@ def parse_settings(raw, environ: Mapping[str, str] = os.environ, base: Path = Pa
     busy = root.get("registry_busy_seconds", 5.0)
     if not isinstance(busy, (int, float)) or isinstance(busy, bool) or not 0 < busy <= 600:
         raise SettingsError("`registry_busy_seconds` must be a number of seconds between 0 and 600.")
-    plain_http_anywhere = root.get("allow_plain_http_credentials", False)
-    if not isinstance(plain_http_anywhere, bool):
-        raise SettingsError("`allow_plain_http_credentials` must be true or false.")
     secrets = read_secrets(environ, [e.name for e in environments])
     secrets = replace(
         secrets, registries=registry_credentials(root.get("registry_credentials"), registry, environ),
-        git_hosts=git_credentials(root.get("git_credentials"), repo, secrets.git_token, environ))
+        git_hosts=git_credentials(root.get("git_credentials"), repo, secrets.git_token, environ),
+        prometheus=prometheus_credentials(root.get("prometheus_credentials"), environ))
     plain_http_allowed(secrets, [e.repo for e in environments], plain_http_anywhere)
+    for i, env in enumerate(environments):
+        if env.flux_receiver and not secrets.receiver_token(env.name):
+            raise SettingsError(f"`environments[{i}].flux_receiver` is set but "
+                                f"{receiver_token_variable(env.name)} (or _FILE) is not: the `token` of "
+                                "the Receiver's Secret, which signs each call.")
     return Settings(repo, tuple(environments), registry, apps, str(base / data_dir), secrets,
-                    float(timeout), _flux(root.get("flux")), _helm_index(root.get("helm_index")),
-                    _ssh(root.get("ssh"), base), float(busy), _write(root.get("write")))
+                    float(timeout), sections.parse_flux(root.get("flux")),
+                    sections.parse_helm_index(root.get("helm_index")), sections.parse_ssh(root.get("ssh"), base),
+                    float(busy), sections.parse_write(root.get("write")),
+                    sections.parse_commit(root.get("commit"), environ, base),
+                    sections.parse_preview(root.get("preview")),
+                    sections.parse_ca_file(root.get("registry_ca_file"), base))
 
 
-def _write(value) -> WriteSettings:
-    conf = _mapping(value if value is not None else {}, "write", {"batch", "batch_max"})
-    batch = conf.get("batch", WriteSettings.batch)
-    if not isinstance(batch, bool):
-        raise SettingsError("`write.batch` must be true (changes waiting for one repository pushed "
-                            "together, each its own commit) or false (one push per change).")
-    most = conf.get("batch_max", WriteSettings.batch_max)
-    if not isinstance(most, int) or isinstance(most, bool) or not 1 <= most <= 200:
-        raise SettingsError("`write.batch_max` must be a whole number of changes between 1 and 200.")
-    return WriteSettings(batch, most)
+def _receiver(value, where: str) -> str:
+    """A Flux Receiver's webhook URL (``{url}`` or the URL alone), as its ``status.webhookPath``
+    names it under notification-controller's address: ``http(s)://host[:port]/hook/<digest>``."""
+    if value is None:
+        return ""
+    # `token` is known only to be refused: secrets come from the environment (mapping says so).
+    url = _string(_mapping(value, where, {"url", "token"}).get("url") if isinstance(value, dict) else value,
+                  f"{where}.url" if isinstance(value, dict) else where)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc \
+            or not parts.path.startswith("/hook/") or parts.query or parts.fragment:
+        raise SettingsError(f"`{where}` must be the Receiver's webhook URL, "
+                            "http(s)://<notification-controller's webhook-receiver>/hook/<digest> "
+                            "(`kubectl get receiver <name> -o jsonpath='{.status.webhookPath}'`), "
+                            "no credentials in it.")
+    return url
 
 
-def _ssh(value, base: Path) -> SshSettings:
-    conf = _mapping(value if value is not None else {}, "ssh", {"known_hosts", "accept_new_host_keys"})
-    known_hosts = ""
-    if "known_hosts" in conf:
-        known_hosts = str((base / _string(conf["known_hosts"], "ssh.known_hosts")).resolve())
-        if not Path(known_hosts).is_file():
-            raise SettingsError(f"`ssh.known_hosts` names {known_hosts}, which is not a file: the "
-                                "host keys of the SSH remotes (`ssh-keyscan -t ed25519 <host>`).")
-    accept_new = conf.get("accept_new_host_keys", False)
-    if not isinstance(accept_new, bool):
-        raise SettingsError("`ssh.accept_new_host_keys` must be true or false.")
-    return SshSettings(known_hosts, accept_new)
+def _write_mode(value, where: str, repo: RepoSettings, policy: Policy) -> str:
+    if value not in ("push", "pull-request"):
+        raise SettingsError(f"`{where}.write` must be `push` (the default: Ferry pushes to the branch) "
+                            "or `pull-request` (a branch and a pull request into it).")
+    if value == "pull-request" and repo.forge is None:
+        raise SettingsError(f"`{where}.write: pull-request` needs the repository's `forge` (kind, "
+                            "repository, its token): where the pull requests are opened.")
+    if policy.review and value != "pull-request":
+        raise SettingsError(f"`{where}.policy.approval: pull-request` needs `{where}.write: "
+                            "pull-request`: the forge's review is the approval.")
+    return value
 
 
 def _show_values(value, where: str, policy: Policy) -> str:
@@ -278,17 +275,6 @@ def _show_values(value, where: str, policy: Policy) -> str:
     return value
 
 
-def _helm_index(value) -> HelmIndexSettings:
-    conf = _mapping(value if value is not None else {}, "helm_index", {"max_mb", "timeout", "cache_seconds"})
-    numbers = {}
-    for key, low, high in (("max_mb", 0, 4096), ("timeout", 0, 600), ("cache_seconds", -1, 86400)):
-        number = conf.get(key, getattr(HelmIndexSettings, key))
-        if not isinstance(number, (int, float)) or isinstance(number, bool) or not low < number <= high:
-            raise SettingsError(f"`helm_index.{key}` must be a number between {max(low, 0)} and {high}.")
-        numbers[key] = float(number)
-    return HelmIndexSettings(**numbers)
-
-
 _TRACK = re.compile(r"^(chart|image(:[A-Za-z0-9][A-Za-z0-9_./-]{0,62})?)$")
 
 
@@ -299,17 +285,6 @@ def _track(value, where: str) -> str:
     return text
 
 
-def _flux(value) -> FluxSettings:
-    conf = _mapping(value if value is not None else {}, "flux", {"timeout_minutes", "max_age_minutes"})
-    numbers = {}
-    for key, limit in (("timeout_minutes", 24 * 60), ("max_age_minutes", 24 * 60)):
-        number = conf.get(key, getattr(FluxSettings, key))
-        if not isinstance(number, (int, float)) or isinstance(number, bool) or not 0 < number <= limit:
-            raise SettingsError(f"`flux.{key}` must be a number of minutes between 0 and {limit}.")
-        numbers[key] = float(number)
-    return FluxSettings(**numbers)
-
-
 def _name(value, where: str) -> str:
     text = _string(value if not isinstance(value, (int, float)) else str(value), where).lower()
     if not _NAME.match(text):
@@ -317,16 +292,17 @@ def _name(value, where: str) -> str:
     return text
 
 
-def _repo(value, where: str, default_branch: str = "main") -> RepoSettings:
+def _repo(value, where: str, default_branch: str = "main", forge=None) -> RepoSettings:
     if isinstance(value, str):
         value = {"url": value}
-    repo = _mapping(value, where, {"url", "branch"})
+    repo = _mapping(value, where, {"url", "branch", "forge"})
     url = _string(repo.get("url"), f"{where}.url")
     if re.match(r"^https?://", url, re.I) and "@" in urlsplit(url).netloc:
         # A user, a token or a password in the URL: git would send it, and show it in errors.
         raise SettingsError(f"`{where}.url` holds credentials: give the token in GITOPS_GIT_TOKEN "
                             "(or `git_credentials` for another host) instead.")
-    return RepoSettings(url, _string(repo.get("branch", default_branch), f"{where}.branch"))
+    return RepoSettings(url, _string(repo.get("branch", default_branch), f"{where}.branch"),
+                        forge(repo["forge"], f"{where}.forge") if "forge" in repo and forge else None)
 
 
 def _registry(value, where: str) -> RegistrySettings:

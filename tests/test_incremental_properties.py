@@ -1,0 +1,44 @@
+"""Built again equals fresh (Hypothesis): over generated Flux repositories (three environments,
+plain overlays or Flux Kustomizations, sources in a base, in one environment only or outside every
+build) and sequences of foreign commits of every kind, what the running bot holds after each
+commit (carried where proven, else the touched environments built again) is exactly what
+discovery finds there from nothing: pins (versions, files, sharing, what each app is tracked by),
+problems, the files read, and each environment's part."""
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, event, given, settings, strategies as st
+
+from gitops.changes.carry import carry_forward, discover, rediscover
+from gitops.flux import images
+from gitops.settings import parse_settings
+from tests.carry_layouts import MemTree, commit, layouts
+
+EXAMPLES = int(os.environ.get("FERRY_INCREMENTAL_EXAMPLES", "300"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layouts(), st.data())
+def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
+    files, raw = layout
+    config = parse_settings(raw, environ={})
+    tree = MemTree(files)
+    known = discover(tree, config)
+    for step in range(data.draw(st.integers(1, 6), label="commits")):
+        kind, new_files = commit(files, known.pins, data.draw)
+        new_tree = MemTree(new_files)
+        fresh = discover(new_tree, config)
+        carried = carry_forward(known, tree, new_tree)
+        if carried is None:
+            held, rebuilt = rediscover(known, tree, new_tree, config)
+            event(f"{kind}: {len(rebuilt)} of {len(known.parts)} built again")
+        else:
+            held = carried
+            event(f"{kind}: carried")
+        assert held.pins == fresh.pins, f"step {step}, {kind}"
+        assert held.problems == fresh.problems, f"step {step}, {kind}"
+        assert held.read == fresh.read, f"step {step}, {kind}"
+        assert held.parts == fresh.parts, f"step {step}, {kind}"
+        assert images.split(held.pins, config) == images.split(fresh.pins, config)
+        files, tree, known = new_files, new_tree, held
