@@ -120,12 +120,12 @@ class Clone:
         tip = self.tip()
         if tip is None:
             raise GitUnavailable(f"The Git repository {self.public_url} has no branch `{self.branch}`.")
-        self.head, self.fetched_at, self.verified = tip, time.monotonic(), True
-        self._config_seen = self._config_signature()
         if shallow:
             self.full_clone()
         else:
             self.write_commit_graph()
+        self.head, self.fetched_at, self.verified = tip, time.monotonic(), True  # held from here
+        self._config_seen = self._config_signature()
 
     def fetch(self) -> None:
         res = self.network("fetch", "fetch", "--quiet", "--no-tags", "origin",
