@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from devtools.fluxrepo import demo_files, demo_settings
 from gitops.core import GitOps
-from gitops.flux import manifests
 from gitops.flux.manifests import DEFAULT_CACHE, DocumentCache, git_blob_id
 from gitops.flux.parsestore import FILE_NAME, PARSER_VERSION, ParseStore
 from gitops.safeyaml import parse_documents
@@ -225,35 +224,6 @@ def test_what_exists_by_the_ten_thousand_is_held_compactly():
         (next(k for k in d if k == "spec"), d["spec"]["version"]) for d in (one[0], other[0]))
     assert a_key is b_key and a_version is b_version
     assert one[0]["kind"] is other[0]["kind"]
-
-
-def test_documents_let_go_of_after_a_discovery_come_back_from_the_store_as_a_fresh_parse(
-        tmp_path, monkeypatch):
-    """Behind a working store the memory lets go of the documents once a discovery is done (a
-    whole fleet's are much of the bot's memory); they are read back from the store, equal to
-    parsing again. Without a working store it keeps them."""
-    monkeypatch.setattr(manifests, "KEPT_BEHIND_STORE", 3)
-    files = {f"f{i}.yaml": f"kind: HelmRelease\nspec: {{chart: {{spec: {{version: '1.{i}'}}}}}}\n"
-             for i in range(12)}
-    files["skipped.yaml"] = "kind: ConfigMap\n"
-    cache = DocumentCache().backed_by(ParseStore(tmp_path / FILE_NAME))
-    first = {p: cache.get(Texts(files), p, KINDS).docs for p in files}
-    facts = {p: cache.fact(Texts(files), p, "size", len) for p in files}
-    assert len(cache) == 2 * len(files)  # the whole discovery long
-    cache.flush()
-    assert len(cache) == 0
-    unreadable = Texts(files, readable=False)
-    assert {p: cache.get(unreadable, p, KINDS).docs for p in files} == first == {
-        p: tuple(parse_documents(t)[0]) if "HelmRelease" in t else () for p, t in files.items()}
-    assert {p: cache.fact(unreadable, p, "size", len) for p in files} == facts == {
-        p: len(t) for p, t in files.items()}
-    broken = tmp_path / "broken.sqlite"
-    broken.write_bytes(b"not a database" * 100)
-    kept = DocumentCache().backed_by(ParseStore(broken))
-    for p in files:
-        kept.get(Texts(files), p, KINDS)
-    kept.flush()
-    assert len(kept) == len(files)
 
 
 def test_what_is_read_back_shares_its_keys_and_short_texts_as_a_fresh_parse_does(tmp_path):

@@ -80,10 +80,6 @@ class Parsed:
         self.skipped_for = skipped_for
 
 
-# Entries kept in memory past a discovery when a working store on disk holds them all.
-KEPT_BEHIND_STORE = 20_000
-
-
 class DocumentCache:
     """Parsed documents by blob id: re-discovery after a one-file change re-parses that file only.
 
@@ -161,15 +157,13 @@ class DocumentCache:
         return found
 
     def flush(self) -> None:
-        """What was parsed since the last flush, written to the store (one transaction). Called
-        when a discovery is done: past ``KEPT_BEHIND_STORE`` entries the memory then lets go of
-        them all, the store holding them (a whole fleet's documents are much of the bot's
-        memory at ten thousand apps; the next whole discovery reads them back from the store).
-        Not during a discovery: what it holds on to would be read back as a second copy."""
+        """What was parsed since the last flush, written to the store (one transaction). The
+        documents stay in memory: carrying an inventory to a new commit and building one
+        environment again read them (read back from the store instead, the inventory after a
+        commit took 0.42 s, not 0.29 s, at 10k apps); bounding them during a discovery would
+        read back second copies of documents discovery still holds."""
         if self.store is not None:
             self.store.flush()
-            if self.store.working and len(self._parsed) > KEPT_BEHIND_STORE:
-                self.clear()
 
     def clear(self) -> None:
         with self._lock:

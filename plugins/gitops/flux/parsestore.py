@@ -116,12 +116,6 @@ class ParseStore:
 
     def __len__(self) -> int:
         return self._count + len(self._pending)
-
-    @property
-    def working(self) -> bool:
-        """False once the file failed (or never opened): a cache that remembers nothing."""
-        return self._db is not None
-
     def get(self, blob: str):
         """The entry kept under ``blob`` (decoded: see ``encode``), or None when there is none."""
         with self._lock:
