@@ -39,7 +39,9 @@ def test_the_core_repairs_the_clone_and_answers_from_the_real_remote(tmp_path, f
     try:
         assert core.inventory().find("podinfo", "qa").version == "6.5.2"
         before, evil_before = remote_log(url), remote_log(evil)
-        damage(next(iter(core._workspaces.values())).directory, kind, url, evil)
+        ws = next(iter(core.workspaces.values()))
+        ws.whole_history()  # an older commit to point the ref at
+        damage(ws.directory, kind, url, evil)
         assert core.inventory().find("podinfo", "qa").version == "6.5.2"
         change = deploy(core, "podinfo", "qa", "6.5.3", ALICE)
         assert (change.old, change.new, change.noop) == ("6.5.2", "6.5.3", False)
@@ -57,7 +59,8 @@ def test_through_the_bot_the_next_command_after_the_damage_answers_correctly(tmp
     with started_bot(tmp_path, demo_settings(url)) as bot:
         assert "6.5.2" in ask(bot, "!versions podinfo")[0]
         before, evil_before = remote_log(url), remote_log(evil)
-        damage(next((tmp_path / "gitops" / "repos").iterdir()), kind, url, evil)
+        clone = next(p for p in (tmp_path / "gitops" / "repos").iterdir() if not p.name.startswith("."))
+        damage(clone, kind, url, evil)
         intent, done = ask(bot, "!deploy podinfo 6.5.3 to qa", replies=2)
         assert done.startswith("Deployed podinfo 6.5.2 → 6.5.3 in qa"), done
         assert len(remote_log(url)) == len(before) + 1 and remote_log(url)[1:] == before

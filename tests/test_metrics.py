@@ -132,9 +132,16 @@ def test_a_scrape_after_a_session_shows_what_happened(tmp_path, slack, registry,
         for env in ("no-such-env", "%2e%2e", "prod%0Afake_metric"):
             assert post(port, f"/flux/{env}", body, headers) == 404
 
-        status, text = get(port, "/metrics")
-        assert status == 200
-        after = scrape(text)
+        # The first clone (the tip) and the whole history cloned after it in the background.
+        deadline = time.monotonic() + 60
+        while True:
+            status, text = get(port, "/metrics")
+            assert status == 200
+            after = scrape(text)
+            if total(after, "ferry_git_request_seconds_count", operation="clone") >= 2 \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
 
     c = "ferry_commands_total"
     assert value(after, c, command="deploy", outcome="ok") == 1
@@ -143,7 +150,7 @@ def test_a_scrape_after_a_session_shows_what_happened(tmp_path, slack, registry,
     assert value(after, "ferry_change_push_seconds_count") == 1
     assert value(after, "ferry_git_pushes_total", repository=repository, branch="main") == 1
     assert total(after, "ferry_git_request_seconds_count", operation="push", outcome="ok") == 1
-    assert total(after, "ferry_git_request_seconds_count", operation="clone", outcome="ok") == 1
+    assert total(after, "ferry_git_request_seconds_count", operation="clone", outcome="ok") == 2
     assert total(after, "ferry_registry_request_seconds_count", operation="tags", outcome="ok") >= 1
     f = "ferry_flux_events_total"
     assert value(after, f, environment="qa", result="accepted", reason="acted") == 1

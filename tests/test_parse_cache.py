@@ -224,3 +224,18 @@ def test_what_exists_by_the_ten_thousand_is_held_compactly():
         (next(k for k in d if k == "spec"), d["spec"]["version"]) for d in (one[0], other[0]))
     assert a_key is b_key and a_version is b_version
     assert one[0]["kind"] is other[0]["kind"]
+
+
+def test_what_is_read_back_shares_its_keys_and_short_texts_as_a_fresh_parse_does(tmp_path):
+    """A restart reads every entry back: keys and short values are one string each, fleet-wide,
+    as the loader makes them, not one per document."""
+    text = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: a}\n"
+    store = ParseStore(tmp_path / FILE_NAME)
+    store.put("a" * 40, (tuple(parse_documents(text)[0]), None))
+    store.put("b" * 40, (tuple(parse_documents(text.replace("name: a", "name: b"))[0]), None))
+    store.flush()
+    (first,), _ = ParseStore(tmp_path / FILE_NAME).get("a" * 40)
+    (second,), _ = ParseStore(tmp_path / FILE_NAME).get("b" * 40)
+    assert first == parse_documents(text)[0][0]
+    assert [k for k in first if not any(k is j for j in second)] == []
+    assert first["kind"] is second["kind"] is parse_documents(text)[0][0]["kind"]

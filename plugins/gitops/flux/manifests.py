@@ -157,7 +157,11 @@ class DocumentCache:
         return found
 
     def flush(self) -> None:
-        """What was parsed since the last flush, written to the store (one transaction)."""
+        """What was parsed since the last flush, written to the store (one transaction). The
+        documents stay in memory: carrying an inventory to a new commit and building one
+        environment again read them (read back from the store instead, the inventory after a
+        commit took 0.42 s, not 0.29 s, at 10k apps); bounding them during a discovery would
+        read back second copies of documents discovery still holds."""
         if self.store is not None:
             self.store.flush()
 

@@ -9,7 +9,9 @@ volume by an earlier run) succeeds, and stays held; how stale it is since is the
 
 ``Clones`` makes the first clones in a background thread at start, retrying with a growing pause
 (a readiness probe asking while one is missing starts the next attempt sooner), so a first clone
-does not wait for the first command. ``verdict`` is the pure decision.
+does not wait for the first command. A first clone is of the tip only (its history follows in the
+background: ``workspace.fullclone``), so a long history does not keep a pod unready. ``verdict``
+is the pure decision.
 """
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ unreferenced object is left behind).
 
 The package: ``process`` runs git (environment, askpass, scrubbing), ``failures`` classifies what
 it says, ``objects`` reads trees and objects, ``commit`` builds the fast-import stream, ``signing``
-writes it again signed (``commit.sign``), ``clone`` clones, fetches, pushes and repairs, ``waiting``
-holds a queued change; this module is the façade the core uses.
+writes it again signed (``commit.sign``), ``clone`` clones (the tip first, ``fullclone`` the rest),
+fetches, pushes and repairs, ``waiting`` holds a queued change; this module is the façade.
 """
 from __future__ import annotations
 
@@ -118,14 +118,12 @@ class Workspace(BranchWrites):
         if not refresh and clone.head is not None:
             return clone.head  # kept in step under the lock by every fetch, clone and push
         head = clone.head
-        # While changes are being written, the tip last seen is the answer: readers never wait
-        # for a push (a change planned on it is planned again on the tip it is written to).
+        # Readers never wait for a push: the tip last seen is the answer (a change is re-planned).
         if not self._lock.acquire(blocking=head is None or clone.fetched_at is None):
             return head
         try:
             clone.ensure()
-            # Never fetched by this instance (or a ref moved outside Ferry): the clone's refs are
-            # not the remote's word, so fetch even when asked not to refresh.
+            # Never fetched here (or a ref moved outside Ferry): fetch even when not to refresh.
             if clone.fetched_at is None or clone.head is None or (
                     refresh and time.monotonic() - clone.fetched_at >= self.fetch_interval):
                 clone.fetch()
@@ -142,7 +140,7 @@ class Workspace(BranchWrites):
                 return tree
         blobs, modes = self._repairing(lambda: parse_tree(self._clone.local(
             "ls-tree", "-r", "-z", "--full-tree", commit, "--").stdout))
-        tree = GitTree(commit, blobs, self._read_blob, modes)
+        tree = GitTree(commit, blobs, self._read_blob, modes, self._clone.reader.blobs)
         self._keep_tree(tree)
         return tree
 
@@ -152,22 +150,26 @@ class Workspace(BranchWrites):
         One path-limited ``git log`` and the persistent cat-file for the texts, so it stays fast on
         a long history where the file changed only a few times.
         """
-        revisions = []
-        for rev in self.log(commit, limit, "--", path):
-            data = self._read_object(f"{rev.sha}:{path}", "blob")
-            text = data.decode("utf-8", errors="replace") if data is not None else None
-            revisions.append(replace(rev, text=text))
-        return revisions
+        revisions = self.log(commit, limit, "--", path)
+        names = [f"{rev.sha}:{path}" for rev in revisions]
+        found = self._clone.reader.blobs(names)  # one round trip; what it missed, one by one
+        texts = (found.get(name) or self._read_object(name, "blob") for name in names)
+        return [replace(rev, text=None if data is None else data.decode("utf-8", errors="replace"))
+                for rev, data in zip(revisions, texts)]
 
     def log(self, commit: str, limit: int, *selection: str) -> list[FileRevision]:
-        """Commits along the first-parent line of ``commit``, newest first, without file texts.
-
+        """Commits along the first-parent line of ``commit``, newest first, without file texts;
         ``selection`` narrows them the way ``git log`` does (``--grep=…``, ``--`` and paths)."""
         if any("\n" in a for a in (commit, *selection)):
             raise ValueError("a path or commit with a newline")
+        self.whole_history()
         return parse_log(self._repairing(lambda: self._clone.local(
             "log", "--first-parent", f"--max-count={int(limit)}", f"--format={LOG_FORMAT}", commit,
             *selection).stdout))
+
+    def whole_history(self) -> None:
+        """Wait for the history a shallow first clone left out, and take it in (clone.py)."""
+        self._clone.whole_history(self._lock)
 
     # ---- changing --------------------------------------------------------------------------
 
@@ -227,8 +229,8 @@ class Workspace(BranchWrites):
                     self._queue_ready.notify_all()
 
     def close(self) -> None:
-        """Stop the persistent cat-file process (a later read starts a new one)."""
-        self._clone.reader.close()
+        """Stop the persistent cat-file (a later read starts one) and a history being cloned."""
+        self._clone.close()
 
     def _write(self, batch: list) -> None:
         """Land ``batch``'s changes as one chain of commits in one push, each answered; a push
@@ -367,8 +369,7 @@ class Workspace(BranchWrites):
     def _read_blob(self, sha: str) -> Optional[bytes]:
         data = self._read_object(sha, "blob")
         if data is None:
-            # A blob the clone's own tree lists is missing: its objects were lost or damaged
-            # under it. Clone again (once) and read it from the fresh clone.
+            # A blob the clone's own tree lists is missing (lost or damaged): clone again, once.
             with self._lock:
                 if self._clone.reader.read(sha) is None:
                     log.warning("the clone of %s at %s lost object %s: cloning again",
@@ -389,6 +390,7 @@ class Workspace(BranchWrites):
             with self._lock:
                 self._clone.verified = False
                 self._clone.ensure()
+            self.whole_history()  # a commit the first clone (the tip only) does not hold yet
             try:
                 return read()
             except GitCommandFailed:

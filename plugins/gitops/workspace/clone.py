@@ -1,12 +1,15 @@
 """The clone: one bare-like clone (objects and refs, never checked out) of one remote branch, made,
 fetched, pushed to and repaired here. Not thread-safe: the workspace holds its lock around every
 call but ``local`` reads.
+
+A first clone is shallow (the tip only: what discovery reads) and the whole history follows in the
+background (``fullclone``), adopted at the next call under the lock once it is there; history
+reads wait for it (``whole_history``).
 """
 from __future__ import annotations
 
 import logging
 import re
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Callable, Optional, Sequence
 from .. import addresses
 from ..errors import GitUnavailable
 from . import failures, process
+from .fullclone import FullClone, is_shallow, remove as _remove, write_commit_graph
 from .objects import ObjectReader
 from .process import GitCommandFailed, Result
 
@@ -45,6 +49,7 @@ class Clone:
         self.clones = 0
         self.reader = ObjectReader(self.git_dir, env)
         self._pushes_since_gc = 0
+        self._full: Optional[FullClone] = None  # the whole history, being cloned beside this one
 
     @property
     def tracking_ref(self) -> str:
@@ -58,7 +63,10 @@ class Clone:
         origin/<branch> is not where this instance last saw the remote's branch (someone moved it:
         fetched again before anything is read or built on it). Otherwise the ref file being where
         we left it is enough, without a process: a clone that breaks later makes a git command
-        fail, and every such failure repairs it."""
+        fail, and every such failure repairs it. A whole history cloned in the background since
+        the last call takes the shallow clone's place here."""
+        if self._full is not None and self._full.done():
+            self._adopt_full()
         if self.verified and self.git_dir.is_dir():
             if self._config_signature() == self._config_seen:
                 tip = self.read_ref(self.tracking_ref)
@@ -77,7 +85,9 @@ class Clone:
             if tip and self.origin_is_ours():
                 if self.head is not None and tip != self.head:
                     self.fetched_at = None  # a ref we did not set: the remote says where it is
-                if not has_changed_path_graph(self.git_dir):  # a clone made before graphs existed
+                if is_shallow(self.git_dir):  # an earlier run stopped before its history came
+                    self.full_clone()
+                elif not has_changed_path_graph(self.git_dir):  # made before graphs existed
                     self.write_commit_graph()
                 self.verified, self._config_seen = True, seen
                 return
@@ -86,8 +96,12 @@ class Clone:
         self.clone()
 
     def clone(self) -> None:
+        """The first clone of this instance is shallow, its history following in the background;
+        a repair (a clone again) is whole at once: readers may hold commits the tip does not."""
+        shallow = self.clones == 0
         self.clones += 1
         self.reader.close()
+        self.stop_full_clone()
         self.head = self.fetched_at = None
         self.verified = False
         self._on_clone()
@@ -96,7 +110,8 @@ class Clone:
         staging = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", dir=self.directory.parent))
         try:
             self.network("clone", "clone", "--quiet", "--no-checkout", "--no-tags", "--single-branch",
-                         "--branch", self.branch, "--", self.url, str(staging),
+                         *(("--depth", "1") if shallow else ()), "--branch", self.branch, "--",
+                         self.url, str(staging),
                          cwd=Path.cwd())  # a relative remote path means relative to the bot
             _remove(self.directory)
             staging.rename(self.directory)
@@ -105,8 +120,11 @@ class Clone:
         tip = self.tip()
         if tip is None:
             raise GitUnavailable(f"The Git repository {self.public_url} has no branch `{self.branch}`.")
-        self.write_commit_graph()
-        self.head, self.fetched_at, self.verified = tip, time.monotonic(), True
+        if shallow:
+            self.full_clone()
+        else:
+            self.write_commit_graph()
+        self.head, self.fetched_at, self.verified = tip, time.monotonic(), True  # held from here
         self._config_seen = self._config_signature()
 
     def fetch(self) -> None:
@@ -180,24 +198,81 @@ class Clone:
                         self.public_url, self.scrub(str(e)))
 
     def write_commit_graph(self) -> None:
-        """A commit-graph with changed-path Bloom filters, for fast path-limited history (later
-        fetches add layers that keep them: fetch.writeCommitGraph). Best effort: reads work
-        without it, only slower."""
-        started = time.monotonic()
-        try:
-            res = process.run([f"--git-dir={self.git_dir}", "commit-graph", "write", "--reachable",
-                               "--changed-paths", "--no-progress"], self.directory, self.env, None,
-                              max(self.timeout, 60.0))
-        except (process.Timeout, OSError) as e:
-            log.warning("could not write the commit-graph of %s: %s", self.public_url,
-                        type(e).__name__ if isinstance(e, process.Timeout) else e)
-            return
+        write_commit_graph(self.git_dir, self.env, self.timeout, self.public_url, self.scrub)
+
+    # ---- the whole history, after a shallow first clone ------------------------------------
+
+    @property
+    def shallow(self) -> bool:
+        return is_shallow(self.git_dir)
+
+    def full_clone(self) -> FullClone:
+        """The whole history being cloned in the background; started when none is."""
+        if self._full is None or (self._full.done() and self._full.path is None):
+            self._full = FullClone(self.url, self.branch, self.directory, self.env,
+                                   timeout=self.timeout, public_url=self.public_url,
+                                   scrub=self.scrub, observe=self.observe)
+        return self._full
+
+    def whole_history(self, lock) -> None:
+        """Wait for the whole history (``lock``: the workspace's, held to take it in)."""
+        if self.head is not None and not self.shallow:
+            return  # readers never wait for a writer's lock
+        with lock:
+            self.ensure()  # a clone first
+            if not self.shallow:
+                return
+            full = self.full_clone()
+        full.wait(self.timeout + 60.0)  # the clone's own bound, and its commit-graph
+        with lock:
+            self.ensure()  # takes it in
+            if self.shallow:
+                raise GitUnavailable(f"The history of {self.public_url} is still being fetched "
+                                     f"({full.failure or 'not there yet'}). Try again later.")
+
+    def stop_full_clone(self) -> None:
+        full, self._full = self._full, None
+        if full is not None:
+            full.stop()
+
+    def _adopt_full(self) -> None:
+        """The full clone made in the background takes the shallow clone's place, with what the
+        shallow one got since it was made (fetches, pushes) fetched into it from the shallow one,
+        locally; then the directories are swapped while no cat-file runs."""
+        full, self._full = self._full, None
+        staging = full.path
+        if staging is None:
+            return  # it failed (logged): history reads start another
+        res = process.run([f"--git-dir={staging / '.git'}", "fetch", "--quiet", "--no-tags",
+                           str(self.git_dir), f"+{self.tracking_ref}:{self.tracking_ref}"],
+                          staging, self.env, None, self.timeout)
         if res.returncode != 0:
-            log.warning("could not write the commit-graph of %s: %s", self.public_url,
+            log.warning("could not bring the whole history of %s in: %s", self.public_url,
                         self.scrub(res.stderr).strip()[:300])
-        else:
-            log.info("wrote the commit-graph of %s in %.1f s", self.public_url,
-                     time.monotonic() - started)
+            _remove(staging)
+            return
+        aside = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.shallow.",
+                                      dir=self.directory.parent))
+        try:
+            with self.reader.paused():
+                self.directory.rename(aside / "clone")
+                try:
+                    staging.rename(self.directory)
+                except OSError:
+                    (aside / "clone").rename(self.directory)
+                    raise
+        except OSError as e:
+            log.warning("could not put the whole history of %s in place: %s", self.public_url, e)
+            _remove(staging)
+            return
+        finally:
+            _remove(aside)
+        self.verified = False  # checked again like any clone found on disk: its remote, its tip
+        log.info("the clone of %s now holds its whole history", self.public_url)
+
+    def close(self) -> None:
+        self.stop_full_clone()
+        self.reader.close()
 
     def read_ref(self, name: str) -> Optional[str]:
         """The object id a ref holds, read from the ref files (a loose ref, else packed-refs)
@@ -321,9 +396,3 @@ def has_changed_path_graph(git_dir: Path) -> bool:
             return False
     return True
 
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path, ignore_errors=True)

@@ -2,15 +2,25 @@
 ``git cat-file --batch``, and ``git log`` records; the parsing is pure, the reader is one process."""
 from __future__ import annotations
 
+import bisect
 import re
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 from .process import GitCommandFailed
+
+# Names asked of cat-file at once: well under a pipe's buffer (64 KiB), so that writing them all
+# never waits for git, which may be waiting for its answers to be read.
+MAX_BATCH = 1000
+# A tree read from Git file after file (a first discovery) reads ahead in batches, once it has
+# read this many files one by one; a tree whose texts are mostly parsed already (a restart)
+# reads only what it is asked for.
+READ_AHEAD_AFTER, READ_AHEAD = 32, 256
 
 # One record per commit: fields split by \x1f, records by \x1e (neither occurs in git's output);
 # the body last, its trailers read by ``_trailers`` (git's own reading stops at the last paragraph,
@@ -42,10 +52,12 @@ class GitTree:
     """
 
     def __init__(self, commit: str, blobs: dict, read_object: Callable[[str], Optional[bytes]],
-                 modes: Optional[dict] = None):
+                 modes: Optional[dict] = None, read_ahead: Optional[Callable[[list], dict]] = None):
         self.commit = commit
         self._blobs = blobs  # repo-relative POSIX path -> blob sha
         self._read_object = read_object
+        self._read_ahead = read_ahead  # blob shas -> contents, best effort (``ObjectReader.blobs``)
+        self._misses = 0  # files read from Git one by one
         self._modes = modes or {}  # path -> mode, for the blobs whose mode is not 100644
         self._texts: dict = {}
         self._sorted: Optional[list] = None
@@ -70,6 +82,11 @@ class GitTree:
 
     def read(self, path: str) -> str:
         text = self._texts.get(path)
+        if text is None and self._read_ahead is not None:
+            self._misses += 1
+            if self._misses >= READ_AHEAD_AFTER:
+                self._read_following(path)
+                text = self._texts.get(path)
         if text is None:
             data = self._read_object(self.blob_id(path))
             if data is None:
@@ -77,12 +94,26 @@ class GitTree:
             text = self._texts[path] = data.decode("utf-8", errors="replace")
         return text
 
+    def _read_following(self, path: str) -> None:
+        """``path`` and the files after it (in order) not read yet, in one batch."""
+        if self._sorted is None:
+            self._sorted = sorted(self._blobs)
+        start = bisect.bisect_left(self._sorted, path)
+        batch = [p for p in self._sorted[start:start + READ_AHEAD] if p not in self._texts]
+        if path not in batch:
+            return
+        found = self._read_ahead([self._blobs[p] for p in batch])
+        for p in batch:
+            data = found.get(self._blobs[p])
+            if data is not None:
+                self._texts[p] = data.decode("utf-8", errors="replace")
+
     def changed(self, commit: str, writes: list) -> "GitTree":
         """The tree of ``commit``, made from this one by ``writes`` [(path, mode, data, blob id)]:
         a commit of ours is known without listing it."""
         blobs = dict(self._blobs)
         blobs.update((path, blob) for path, _, _, blob in writes)
-        tree = GitTree(commit, blobs, self._read_object, self._modes)
+        tree = GitTree(commit, blobs, self._read_object, self._modes, self._read_ahead)
         tree._texts.update((path, data.decode("utf-8", errors="replace"))
                            for path, _, data, _ in writes)
         tree._sorted = self._sorted  # the same listing: a change rewrites existing files only
@@ -182,13 +213,45 @@ class ObjectReader:
         with self._lock:
             self._stop()
 
-    def _ask(self, name: str) -> Optional[tuple[str, bytes]]:
+    @contextmanager
+    def paused(self):
+        """No cat-file runs while inside (the clone's directory is being replaced); the next
+        read starts a fresh one on whatever is there then."""
+        with self._lock:
+            self._stop()
+            yield
+
+    def blobs(self, names: list) -> dict:
+        """name -> content of the blobs among ``names``, asked for in one go (a cold read of a
+        whole tree pays one round trip per batch, not per file). Best effort: what is missing,
+        not a blob, or not answered is left out, for ``read`` to ask again one by one."""
+        names = [n for n in names[:MAX_BATCH] if "\n" not in n]
+        found: dict = {}
+        with self._lock:
+            try:
+                self._process().stdin.write(b"".join(n.encode("utf-8") + b"\n" for n in names))
+                self._proc.stdin.flush()
+                for name in names:
+                    answer = self._answer()
+                    if answer is not None and answer[0] == "blob":
+                        found[name] = answer[1]
+            except (OSError, ValueError):
+                self._stop()  # its answers are out of step now: the next read starts afresh
+        return found
+
+    def _process(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
                 ["git", f"--git-dir={self._git_dir}", "cat-file", "--batch"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self._env)
-        self._proc.stdin.write(name.encode("utf-8") + b"\n")
+        return self._proc
+
+    def _ask(self, name: str) -> Optional[tuple[str, bytes]]:
+        self._process().stdin.write(name.encode("utf-8") + b"\n")
         self._proc.stdin.flush()
+        return self._answer()
+
+    def _answer(self) -> Optional[tuple[str, bytes]]:
         header = self._proc.stdout.readline().split()
         if not header:
             raise ValueError("cat-file closed its output")

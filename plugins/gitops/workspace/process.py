@@ -16,7 +16,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
 TOKEN_VARIABLE = "FERRY_GIT_TOKEN"
@@ -100,10 +100,14 @@ class Result:
     stderr: str
 
 
-def run(args: list, cwd: Path, env: dict, stdin: Optional[bytes], timeout: Optional[float]) -> Result:
-    """Run git in its own process group, so a timeout also kills its helpers (ssh, remote-https)."""
+def run(args: list, cwd: Path, env: dict, stdin: Optional[bytes], timeout: Optional[float],
+        started: Optional[Callable[[subprocess.Popen], None]] = None) -> Result:
+    """Run git in its own process group, so a timeout also kills its helpers (ssh, remote-https).
+    ``started`` gets the process as soon as it runs (whoever may have to stop it early: ``stop``)."""
     proc = subprocess.Popen(["git", *args], cwd=cwd, env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    if started is not None:
+        started(proc)
     try:
         out, err = proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -114,6 +118,14 @@ def run(args: list, cwd: Path, env: dict, stdin: Optional[bytes], timeout: Optio
         proc.communicate()
         raise Timeout() from None
     return Result(proc.returncode, out, err.decode("utf-8", errors="replace"))
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Kill a git process ``run`` started, and its helpers (its whole process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def process_env(git_env: dict, url: str) -> dict:
