@@ -1,6 +1,7 @@
 """What Ferry says when Flux reports back: one ``Outcome`` of ``gitops.feedback.events`` in, chat text out."""
 from __future__ import annotations
 
+from ferrychat.forges import request_name
 from gitops.feedback.events import REMEDIATED, Outcome
 from gitops.identity import person
 
@@ -97,6 +98,12 @@ def say_verdict(verdict) -> str:
         return f"{what} failed its verification in {r.environment}: Flux reported a failure."
     if kind == "failed":
         return f"{what} failed its verification in {r.environment}: {_one_line(r.reason)}"
+    if kind == "rolled-back" and verdict.change is not None and verdict.change.pull_request is not None:
+        pr = verdict.change.pull_request  # `write: pull-request`: the revert waits for its merge
+        return (f"{what} failed its verification in {r.environment}: Ferry opened "
+                f"{request_name(pr.kind, pr.number)} on behalf of {person(r.requester)} to roll it back "
+                f"to {r.old}: {pr.url}. It lands when it is merged; then {r.version} cannot come back "
+                "without `--force`.")
     if kind == "rolled-back":
         change = verdict.change
         commit = f" (commit {change.commit.sha[:10]})" if change is not None and change.commit else ""

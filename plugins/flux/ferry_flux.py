@@ -121,8 +121,11 @@ class FerryFlux(BotPlugin):
         self._tell(text, record.target, record.environment, f"{verdict.kind} about {record.app}")
         if verdict.kind == "rolled-back" and verdict.change is not None:
             self._tell(text, None, record.environment, f"{verdict.kind} about {record.app}")
-            # Flux's answer to the rollback comes to the same thread; it is verified, never rolled back.
+            # Flux's answer to the rollback (or its pull request's merge) comes to the same thread;
+            # it is verified, never rolled back.
             self.feedback.expect(verdict.change, record.requester, record.target)
+            if verdict.change.pull_request is not None:
+                self.ferry.gitops.landing.answer_in(verdict.change, record.target)
 
     # ---- saying it -------------------------------------------------------------------------
 
