@@ -18,7 +18,8 @@ from tests.test_slack import _tail, fleet_url, running_ferry, slack  # noqa: F40
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 FLUX_TOKEN = "qa-token-load-7c2"
-BOUND = 10.0  # seconds: an answer, not a speed (bench/ measures speed)
+BOUND = 30.0  # seconds: an answer, not a speed (bench/ measures speed); a server deaf while the
+# hostile clients run (40 s) still fails it, while a loaded 2-core CI machine does not
 HOSTILE = 3000  # connections opened in all
 AT_ONCE = 1000  # of them open at once: four times the server's MAX_CONNECTIONS
 
