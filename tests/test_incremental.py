@@ -136,6 +136,45 @@ def test_a_running_core_after_a_colleagues_commit_holds_a_fresh_discovery(tmp_pa
             ws.close()
 
 
+def test_after_version_commits_the_inventory_moves_pin_by_pin_and_is_a_fresh_one(
+        tmp_path, bare_remote, external_commit):
+    """A real bare remote: a colleague's version commit, then two more fetched at once, then one
+    that is not a version. After each carried one the core's inventory holds the pins that did not
+    move as the very objects it held (moved pin by pin: no sort, no split, no index over the
+    fleet) and equals a fresh discovery's, its lookups included; after the last, built again, too."""
+    files = fleet("127.0.0.1:5000")
+    url = bare_remote(files)
+    core = GitOps(parse_settings({**FLEET_SETTINGS, "repo": {"url": url, "branch": "main"},
+                                  "data_dir": str(tmp_path / "data")}, environ={}), fetch_interval=0)
+    stag, prod = "apps/stag/podinfo.hr", "apps/prod/version.json"
+    try:
+        before = core.inventory()
+        before.find("podinfo", "dev")  # its lookups made, to be moved
+        for changes, moved in (([{stag: files[stag].replace('"6.5.2"', '"6.5.3"')}], {"stag"}),
+                               ([{prod: files[prod].replace("6.5.1", "6.5.4")},
+                                 {stag: files[stag].replace('"6.5.2"', '"6.5.5"')}], {"prod", "stag"}),
+                               ([{stag: files[stag].replace('"6.5.2"', '"6.5.5"') + NOTE}], None)):
+            for change in changes:
+                external_commit(url, change)
+            inventory = core.inventory()
+            # Moved, its lookups came with it; built again, they are made on first use.
+            assert ("_parts" in inventory.__dict__) == (moved is not None)
+            ws = next(iter(core.workspaces.values()))
+            fresh = discover(ws.tree(remote_tip(url)), core.settings)
+            assert (inventory.pins, inventory.others) == images.split(fresh.pins, core.settings)
+            assert inventory.problems == fresh.problems
+            assert all(inventory.parts(p.app, p.environment) == [q for q in fresh.pins if
+                                                                 (q.app, q.environment) == (p.app, p.environment)]
+                       for p in fresh.pins)
+            if moved is not None:
+                assert [a is b for a, b in zip(inventory.pins, before.pins)] == \
+                    [p.environment not in moved for p in inventory.pins]
+            before = inventory
+    finally:
+        for ws in core.workspaces.values():
+            ws.close()
+
+
 def test_an_object_whose_kind_is_a_list_is_no_source_and_no_crash(tmp_path):
     """A manifest anywhere in the repository with `kind: [HelmRepository]`: the repository-wide
     table skips it (it used to raise), before and after a commit that changes it."""

@@ -171,6 +171,34 @@ class Inventory:
     def _apps(self) -> tuple:
         return tuple(sorted({p.app for p in self.pins}))
 
+    @cached_property
+    def _positions(self) -> dict:
+        """{id(pin): (0 in ``pins`` or 1 in ``others``, its index)}: the pins held are alive, so
+        their ids are unique."""
+        found = {id(p): (0, i) for i, p in enumerate(self.pins)}
+        found.update((id(p), (1, i)) for i, p in enumerate(self.others))
+        return found
+
+    def carried(self, commit: str, moves) -> "Inventory":
+        """This inventory at ``commit``, where each pin of ``moves`` ((pin here, pin there), …)
+        reads another version and nothing else moved (``changes.carry``): the same order, split
+        and indexes, changed where those pins are. A version is neither part of the order (the
+        environment, then the app) nor of what an app is tracked by (``images.tracked``)."""
+        positions = dict(self._positions)
+        held = (list(self.pins), list(self.others))
+        parts = dict(self._parts)
+        renamed: dict = {}
+        for before, after in moves:
+            which, i = positions.pop(id(before))
+            held[which][i] = after
+            positions[id(after)] = (which, i)
+            renamed[id(before)] = after
+            key = (after.app, after.environment)
+            parts[key] = [renamed.get(id(p), p) for p in parts[key]]
+        inventory = Inventory(commit, tuple(held[0]), self.problems, tuple(held[1]))
+        inventory.__dict__.update(_parts=parts, _apps=self._apps, _positions=positions)
+        return inventory
+
 
 @dataclass(frozen=True)
 class ChartVersions:

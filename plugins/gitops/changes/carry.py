@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Iterable, Optional
 
 from yaml import events as ev
@@ -48,6 +49,19 @@ class Known:
     # The commit's listing (``TreeIndex``), for the next rediscovery: the next commit mostly lists
     # the same files. Not part of what was found; the pin cache keeps it at its newest commit only.
     index: object = field(default=None, compare=False, repr=False)
+    # (the commit it was carried from, ((pin there, pin here), …)) when carried, else None: the
+    # inventory follows a carried commit pin by pin (``model.Inventory.carried``).
+    carried_from: Optional[tuple] = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def at_file(self) -> dict:
+        """{file: the positions in ``pins`` of the pins whose line is in it}: carrying a commit
+        looks at the pins of the files it changed, not at the fleet's."""
+        found: dict = {}
+        for i, pin in enumerate(self.pins):
+            if pin.location is not None:
+                found.setdefault(pin.location.file, []).append(i)
+        return found
 
 
 def discover(tree: FileTree, settings: Settings, environments: Optional[Iterable] = None,
@@ -94,31 +108,36 @@ def changed_files(old: FileTree, new: FileTree) -> Optional[list]:
 
 
 def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]:
-    """What discovery finds in ``new``, from what it found in ``old``; None when not proven."""
+    """What discovery finds in ``new``, from what it found in ``old``; None when not proven. The
+    work is the changed files' (their pins found by ``Known.at_file``), not the fleet's."""
     changed = changed_files(old, new)
     if changed is None:
         return None
     read = [path for path in changed if path in known.read]  # what discovery never read cannot matter
     if not read:
         return known
-    by_file: dict = {}
-    for pin in known.pins:
-        if pin.location is not None and pin.location.file in read:
-            by_file.setdefault(pin.location.file, []).append(pin)
+    at_file = known.at_file
     values: dict = {}  # location -> the text now written there
     for path in read:
-        rewritten = _rewritten(by_file.get(path, ()), old.read(path), new.read(path),
-                               images.markers(new, path))
+        rewritten = _rewritten([known.pins[i] for i in at_file.get(path, ())], old.read(path),
+                               new.read(path), images.markers(new, path))
         if rewritten is None:
             return None
         values.update(rewritten)
     if not values:
         return known  # only lines that read the same (quoting, a refused pin's unchanged line)
-    pins = _carried(known.pins, values)
-    if pins is None:
-        return None
+    pins, moves = list(known.pins), []
+    for path in {location.file for location in values}:
+        for i in at_file.get(path, ()):
+            before = pins[i]
+            if before.location in values:
+                after = _with_value(before, values[before.location])
+                if after is None:
+                    return None
+                pins[i] = after
+                moves.append((before, after))
     # Each environment's part reads the same lines before anything across environments is decided.
-    moved = {after.environment for before, after in zip(known.pins, pins) if before is not after}
+    moved = {after.environment for _, after in moves}
     parts = []
     for part in known.parts:
         if part.environment not in moved:
@@ -128,7 +147,10 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
         if any(p is None for p in found):
             return None
         parts.append(part.with_pins(*found))
-    return replace(known, pins=pins, parts=tuple(parts))
+    carried = replace(known, pins=tuple(pins), parts=tuple(parts),
+                      carried_from=(getattr(old, "commit", None), tuple(moves)))
+    carried.__dict__["at_file"] = at_file  # the same lines at the same positions
+    return carried
 
 
 def _carried(pins: tuple, values: dict) -> Optional[tuple]:

@@ -31,7 +31,7 @@ class PinCache:
         self._workspaces = workspaces
         self._by_commit: dict = {}  # (repo, commit) -> carry.Known
         self._latest: dict = {}  # repo -> the newest commit whose pins are known
-        self._inventory: Optional[tuple] = None  # (the heads it was made at, Inventory)
+        self._inventory: Optional[tuple] = None  # (the heads it was made at, Inventory, their Knowns)
         self._lock = threading.Lock()
         # The process's parsed documents, and behind them the parse cache in the data directory:
         # the first discovery after a restart reads and parses only blobs it has never seen.
@@ -41,21 +41,17 @@ class PinCache:
         """Every pin of every environment at the remote's newest commits."""
         heads = tuple((repo, ws.head(refresh=refresh)) for repo, ws in self._workspaces.items())
         with self._lock:
-            if self._inventory is not None and self._inventory[0] == heads:
-                return self._inventory[1]  # the same commits: the same inventory, already sorted
-        pins, problems = [], []
-        for repo, head in heads:
-            known = self._known(repo, head)
-            pins.extend(known.pins)
-            problems.extend(known.problems)
-        order = {name: i for i, name in enumerate(self.settings.environment_names)}
-        pins.sort(key=lambda p: (order[p.environment], p.app))
-        tracked, others = images.split(pins, self.settings)
-        inventory = Inventory("+".join(head[:12] for _, head in heads), tracked, tuple(problems), others)
+            last = self._inventory
+        if last is not None and last[0] == heads:
+            return last[1]  # the same commits: the same inventory, already sorted
+        knowns = tuple(self._known(repo, head) for repo, head in heads)
+        commit = "+".join(head[:12] for _, head in heads)
+        inventory = self._carried(last, heads, knowns, commit) if last is not None else None
+        if inventory is None:
+            inventory = build_inventory(commit, knowns, self.settings)
         with self._lock:
-            self._inventory = (heads, inventory)
+            self._inventory = (heads, inventory, knowns)
         return inventory
-
     def at(self, repo: RepoSettings, commit: str, tree=None) -> tuple:
         """The pins of ``repo`` at ``commit`` (``tree``: that commit's tree, when in hand)."""
         return self._known(repo, commit, tree).pins
@@ -95,6 +91,34 @@ class PinCache:
         self._remember(repo, commit, known)
         return known
 
+    def _carried(self, last: tuple, heads: tuple, knowns: tuple, commit: str) -> Optional[Inventory]:
+        """The last inventory moved pin by pin to ``heads``, when every repository's commit was
+        carried (``carry``) from the last one's, perhaps over several commits; else None."""
+        moves: list = []
+        for (repo, head), known, (_, last_head), last_known in zip(heads, knowns, last[0], last[2]):
+            steps = self._carried_since(repo, known, last_known)
+            if steps is None or known.problems != last_known.problems:
+                return None
+            moves.extend(move for step in reversed(steps) for move in step)
+        try:
+            return last[1].carried(commit, moves)
+        except KeyError:  # a pin the last inventory does not hold: build it again
+            return None
+
+    def _carried_since(self, repo: RepoSettings, known: carry.Known, last: carry.Known) -> Optional[list]:
+        """The moves from ``last`` to ``known``, newest first, when ``known`` was carried from it."""
+        steps = []
+        while known is not last:
+            if known.carried_from is None or len(steps) >= 16:
+                return None
+            base, moves = known.carried_from
+            steps.append(moves)
+            with self._lock:
+                known = self._by_commit.get((repo, base))
+            if known is None:
+                return None
+        return steps
+
     def _remember(self, repo: RepoSettings, commit: str, known: carry.Known) -> None:
         with self._lock:
             if len(self._by_commit) > 16:
@@ -105,6 +129,19 @@ class PinCache:
                     self._by_commit[key] = replace(other, index=None)
             self._by_commit[(repo, commit)] = known
             self._latest[repo] = commit
+
+
+def build_inventory(commit: str, knowns, settings: Settings) -> Inventory:
+    """The inventory of what discovery found in each repository (``knowns``), from scratch: sorted
+    by environment then app, each app's tracked pin apart from its other parts."""
+    pins, problems = [], []
+    for known in knowns:
+        pins.extend(known.pins)
+        problems.extend(known.problems)
+    order = {name: i for i, name in enumerate(settings.environment_names)}
+    pins.sort(key=lambda p: (order[p.environment], p.app))
+    tracked, others = images.split(pins, settings)
+    return Inventory(commit, tracked, tuple(problems), others)
 
 
 def app_name(app: str, inventory: Inventory) -> str:

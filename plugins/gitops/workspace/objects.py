@@ -63,6 +63,8 @@ class GitTree:
         self._sorted: Optional[list] = None
         # (parent commit, paths) when made by ``changed``: the same listing, only those rewritten
         self.rewritten_from: Optional[tuple] = None
+        # (other commit, changed, added, removed paths) when made by ``diffed`` from that commit's
+        self.diffed_from: Optional[tuple] = None
 
     def files(self) -> list[str]:
         if self._sorted is None:
@@ -120,6 +122,30 @@ class GitTree:
         tree.rewritten_from = (self.commit, tuple(path for path, _, _, _ in writes))
         return tree
 
+    def diffed(self, commit: str, changes: list) -> "GitTree":
+        """The tree of ``commit``, made from this one by ``changes`` (``parse_diff``: what ``git
+        diff-tree`` says differs): another commit known without listing all of it."""
+        blobs, modes = dict(self._blobs), dict(self._modes)
+        changed, added, removed = [], [], []
+        for path, mode, sha in changes:
+            had = blobs.pop(path, None)
+            modes.pop(path, None)
+            if sha is not None:
+                blobs[path] = sha
+                if mode != "100644":
+                    modes[path] = mode
+            if had is None and sha is not None:
+                added.append(path)
+            elif had is not None and sha is None:
+                removed.append(path)
+            elif had != sha:
+                changed.append(path)
+        tree = GitTree(commit, blobs, self._read_object, modes, self._read_ahead)
+        if not added and not removed:
+            tree._sorted = self._sorted
+        tree.diffed_from = (self.commit, tuple(changed), tuple(added), tuple(removed))
+        return tree
+
     def __contains__(self, path: object) -> bool:
         return path in self._blobs
 
@@ -144,6 +170,22 @@ def parse_tree(out: bytes) -> tuple[dict, dict]:
             if mode != b"100644":
                 modes[name] = mode.decode()
     return blobs, modes
+
+
+def parse_diff(out: bytes) -> list:
+    """``git diff-tree -r -z --no-renames`` output between two trees: [(path, mode, blob sha or
+    None)] per path that differs, None where the second tree holds no regular file there (deleted,
+    or now a symlink or submodule, which ``parse_tree`` leaves out too)."""
+    fields = out.split(b"\0")
+    changes = []
+    for meta, path in zip(fields[0::2], fields[1::2]):
+        if not meta.startswith(b":"):
+            continue
+        _, mode, _, sha, _ = meta[1:].split(b" ", 4)
+        name = sys.intern(path.decode("utf-8", errors="surrogateescape"))
+        regular = mode not in (b"000000", b"120000", b"160000")
+        changes.append((name, mode.decode(), sys.intern(sha.decode()) if regular else None))
+    return changes
 
 
 def parse_log(out: bytes) -> list[FileRevision]:
