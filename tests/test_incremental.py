@@ -17,7 +17,8 @@ from tests.test_carry import tree
 
 SETTINGS = parse_settings(FLEET_SETTINGS, environ={})
 BASE = "apps/base/podinfo/helm-release"
-NOTE = "# a note\n"
+# A key no one reads: what Flux applies changes, not a version (a comment is read alike: carried).
+NOTE = "note: a key\n"
 
 
 def commit_of(tmp_path, files: dict, change: dict, settings=SETTINGS) -> tuple:
@@ -33,8 +34,9 @@ def commit_of(tmp_path, files: dict, change: dict, settings=SETTINGS) -> tuple:
 @pytest.mark.parametrize("change, touched", [
     # stag's own release file: stag only (one file, one environment)
     (lambda f: {"apps/stag/podinfo.hr": f["apps/stag/podinfo.hr"] + NOTE}, {"stag"}),
-    # prod's JSON 6902 patch, rewritten without a version changing: prod only
-    (lambda f: {"apps/prod/version.json": f["apps/prod/version.json"].replace('", "', '",  "')}, {"prod"}),
+    # prod's JSON 6902 patch taking one more operation, not a version: prod only
+    (lambda f: {"apps/prod/version.json": f["apps/prod/version.json"].replace(
+        "]", ', {"op": "add", "path": "/metadata/labels", "value": {"tier": "web"}}]')}, {"prod"}),
     # the base release dev and prod both build: both, never stag
     (lambda f: {BASE: f[BASE].replace("replicaCount: 1", "replicaCount: 2")}, {"dev", "prod"}),
     # a file added to a folder stag's kustomization lists: stag's listing changed
@@ -52,7 +54,7 @@ def test_a_commit_builds_again_only_the_environments_it_touched(tmp_path, change
 
 
 def test_a_one_file_commit_builds_one_environment_of_many(tmp_path):
-    """Four environments, each its own release: a comment in one file builds that one again, and
+    """Four environments, each its own release: a key in one file builds that one again, and
     the other three parts are the very objects held before (not copies, not rebuilt)."""
     files, environments = fleet("127.0.0.1:5000"), ("dev", "qa", "stag", "prod")
     for env in environments:
@@ -108,7 +110,7 @@ def test_a_source_in_another_environment_builds_both_again(tmp_path):
 
 
 def test_a_running_core_after_a_colleagues_commit_holds_a_fresh_discovery(tmp_path, bare_remote, external_commit):
-    """A real bare remote: a colleague's comment in stag's release (not a version: not carried),
+    """A real bare remote: a colleague's key in stag's release (not a version: not carried),
     then prod's resource list taking stag's release too (defined twice there), then a file added
     to prod's folder; after each the core's inventory is a fresh discovery's, and the core keeps
     one listing, the newest commit's."""

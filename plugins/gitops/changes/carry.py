@@ -12,8 +12,12 @@ the files it reads (``Reading`` records every one). Between two commits with the
   plain versions (no ``$``; an image reference keeping its repository and taking no digest) at
   lines no refused or unknown pin reads, read by nothing but pins (no ``shared_by``: another
   app, a variable's other uses, a replacement; no setter marker reading it as a repository).
-Anything else (a file added, removed or renamed, a comment or a setter marker, a key, a patch, a
-resource list) is not proven: None, and the caller discovers again. Ferry's own commits go
+- or a file it read is read alike: discovery reads a file's text through three doors only, its
+  documents (``parse_documents``, skipped when the text names no kind discovery looks for), its
+  setter markers and its variable references; when all three say the same of both texts (a
+  comment, blank lines, indentation or quoting that parse the same), nothing it finds can differ.
+Anything else (a file added, removed or renamed, a setter marker, a key, a patch, a resource
+list) is not proven: None, and the caller discovers again (only what the commit touched). Ferry's own commits go
 through the same proof (``PinCache.derive``), so there is one way an inventory moves on.
 """
 from __future__ import annotations
@@ -27,8 +31,8 @@ from yaml import events as ev
 
 from . import editing
 from ..errors import FerryError
-from ..flux import discovery, images, kustomizations
-from ..flux.kustomize import TreeIndex
+from ..flux import discovery, images, kustomizations, sharing
+from ..flux.kustomize import RELEVANT_KINDS, TreeIndex
 from ..flux import units
 from ..flux.units import Reading
 from ..flux.manifests import FileTree, parse_documents
@@ -119,8 +123,11 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
     at_file = known.at_file
     values: dict = {}  # location -> the text now written there
     for path in read:
-        rewritten = _rewritten([known.pins[i] for i in at_file.get(path, ())], old.read(path),
-                               new.read(path), images.markers(new, path))
+        old_text, new_text = old.read(path), new.read(path)
+        if _read_alike(old, new, path, old_text, new_text):
+            continue
+        rewritten = _rewritten([known.pins[i] for i in at_file.get(path, ())], old_text, new_text,
+                               images.markers(new, path))
         if rewritten is None:
             return None
         values.update(rewritten)
@@ -151,6 +158,14 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
                       carried_from=(getattr(old, "commit", None), tuple(moves)))
     carried.__dict__["at_file"] = at_file  # the same lines at the same positions
     return carried
+
+
+def _read_alike(old: FileTree, new: FileTree, path: str, old_text: str, new_text: str) -> bool:
+    """Whether discovery reads the file's two texts alike, door by door (see the module's doc)."""
+    return (any(k in old_text for k in RELEVANT_KINDS) == any(k in new_text for k in RELEVANT_KINDS)
+            and parse_documents(old_text) == parse_documents(new_text)
+            and images.markers(old, path) == images.markers(new, path)
+            and sharing.file_references(old, path) == sharing.file_references(new, path))
 
 
 def _carried(pins: tuple, values: dict) -> Optional[tuple]:
