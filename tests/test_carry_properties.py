@@ -38,8 +38,7 @@ def test_what_is_carried_equals_a_fresh_discovery(layout, data):
             assert carried.problems == fresh.problems, f"step {step}, {kind}"
             assert carried.read == fresh.read, f"step {step}, {kind}"
             assert images.split(carried.pins, config) == images.split(fresh.pins, config)
-            inventory = inventory.carried(str(step), carried.carried_from[1]) \
-                if carried is not known else inventory
+            inventory = inventory.carried(str(step), carried.carried_from[1])
             assert_same_inventory(inventory, build_inventory(str(step), [fresh], config))
         else:
             inventory = build_inventory(str(step), [fresh], config)

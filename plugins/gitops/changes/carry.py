@@ -119,7 +119,7 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
         return None
     read = [path for path in changed if path in known.read]  # what discovery never read cannot matter
     if not read:
-        return known
+        return _moved(known, old, known.pins, known.parts, ())
     at_file = known.at_file
     values: dict = {}  # location -> the text now written there
     for path in read:
@@ -131,8 +131,8 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
         if rewritten is None:
             return None
         values.update(rewritten)
-    if not values:
-        return known  # only lines that read the same (quoting, a refused pin's unchanged line)
+    if not values:  # only lines that read the same (quoting, a refused pin's unchanged line)
+        return _moved(known, old, known.pins, known.parts, ())
     pins, moves = list(known.pins), []
     for path in {location.file for location in values}:
         for i in at_file.get(path, ()):
@@ -154,9 +154,14 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
         if any(p is None for p in found):
             return None
         parts.append(part.with_pins(*found))
-    carried = replace(known, pins=tuple(pins), parts=tuple(parts),
-                      carried_from=(getattr(old, "commit", None), tuple(moves)))
-    carried.__dict__["at_file"] = at_file  # the same lines at the same positions
+    return _moved(known, old, tuple(pins), tuple(parts), tuple(moves))
+
+
+def _moved(known: Known, old: FileTree, pins: tuple, parts: tuple, moves: tuple) -> Known:
+    """``known`` carried from ``old``'s commit, where ``moves`` are the pins that read another
+    version; a new record even when none does, so that each commit says where it came from."""
+    carried = replace(known, pins=pins, parts=parts, carried_from=(getattr(old, "commit", None), moves))
+    carried.__dict__["at_file"] = known.at_file  # the same lines at the same positions
     return carried
 
 

@@ -23,6 +23,11 @@ from ..settings import RepoSettings, Settings
 from ..workspace import Workspace
 
 
+# What discovery found at this many recent commits is kept: enough for a batch of changes pushed
+# together, each commit carried from the one before it.
+KEPT_COMMITS = 32
+
+
 class PinCache:
     """What discovery finds at each repository's recent commits; safe to share between threads."""
 
@@ -96,7 +101,7 @@ class PinCache:
         carried (``carry``) from the last one's, perhaps over several commits; else None."""
         moves: list = []
         for (repo, head), known, (_, last_head), last_known in zip(heads, knowns, last[0], last[2]):
-            steps = self._carried_since(repo, known, last_known)
+            steps = self._carried_since(repo, known, head, last_head)
             if steps is None or known.problems != last_known.problems:
                 return None
             moves.extend(move for step in reversed(steps) for move in step)
@@ -105,24 +110,24 @@ class PinCache:
         except KeyError:  # a pin the last inventory does not hold: build it again
             return None
 
-    def _carried_since(self, repo: RepoSettings, known: carry.Known, last: carry.Known) -> Optional[list]:
-        """The moves from ``last`` to ``known``, newest first, when ``known`` was carried from it."""
+    def _carried_since(self, repo: RepoSettings, known: carry.Known, commit: str,
+                       since: str) -> Optional[list]:
+        """The moves from ``since`` to ``commit`` (whose pins are ``known``), newest first, when
+        each commit between was carried from the one before."""
         steps = []
-        while known is not last:
-            if known.carried_from is None or len(steps) >= 16:
+        while commit != since:
+            if known is None or known.carried_from is None or len(steps) >= KEPT_COMMITS:
                 return None
-            base, moves = known.carried_from
+            commit, moves = known.carried_from
             steps.append(moves)
             with self._lock:
-                known = self._by_commit.get((repo, base))
-            if known is None:
-                return None
+                known = self._by_commit.get((repo, commit))
         return steps
 
     def _remember(self, repo: RepoSettings, commit: str, known: carry.Known) -> None:
         with self._lock:
-            if len(self._by_commit) > 16:
-                self._by_commit.clear()
+            while len(self._by_commit) >= KEPT_COMMITS:  # the oldest first: a batch's chain stays whole
+                self._by_commit.pop(next(iter(self._by_commit)))
             # One listing kept per repository, the newest commit's: the next one builds on it.
             for key, other in list(self._by_commit.items()):
                 if key[0] == repo and other.index is not None and other.index is not known.index:
