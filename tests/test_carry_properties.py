@@ -48,6 +48,7 @@ def test_what_is_carried_equals_a_fresh_discovery(layout, data):
 def assert_same_inventory(moved, fresh) -> None:
     assert (moved.pins, moved.others, moved.problems) == (fresh.pins, fresh.others, fresh.problems)
     assert moved.apps() == fresh.apps()
+    assert all(moved.app_named(a.upper()) == a for a in fresh.apps())
     for pin in fresh.pins + fresh.others:
         assert moved.parts(pin.app, pin.environment) == fresh.parts(pin.app, pin.environment)
         assert moved.find(pin.app, pin.environment) == fresh.find(pin.app, pin.environment)

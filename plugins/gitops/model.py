@@ -144,6 +144,10 @@ class Inventory:
     def apps(self) -> list[str]:
         return list(self._apps)
 
+    def app_named(self, name: str) -> Optional[str]:
+        """The app as this inventory spells it, matched case-insensitively; None when unknown."""
+        return self._by_lower.get((name or "").lower())
+
     def in_environment(self, environment: str) -> list[Pin]:
         return [p for p in self.pins if p.environment == environment]
 
@@ -172,6 +176,10 @@ class Inventory:
         return tuple(sorted({p.app for p in self.pins}))
 
     @cached_property
+    def _by_lower(self) -> dict:
+        return {a.lower(): a for a in self._apps}
+
+    @cached_property
     def _positions(self) -> dict:
         """{id(pin): (0 in ``pins`` or 1 in ``others``, its index)}: the pins held are alive, so
         their ids are unique."""
@@ -196,7 +204,7 @@ class Inventory:
             key = (after.app, after.environment)
             parts[key] = [renamed.get(id(p), p) for p in parts[key]]
         inventory = Inventory(commit, tuple(held[0]), self.problems, tuple(held[1]))
-        inventory.__dict__.update(_parts=parts, _apps=self._apps, _positions=positions)
+        inventory.__dict__.update(_parts=parts, _apps=self._apps, _by_lower=self._by_lower, _positions=positions)
         return inventory
 
 

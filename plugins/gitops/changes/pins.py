@@ -151,11 +151,10 @@ def build_inventory(commit: str, knowns, settings: Settings) -> Inventory:
 
 def app_name(app: str, inventory: Inventory) -> str:
     """The app as the inventory spells it; names are matched case-insensitively."""
-    known = inventory.apps()
-    by_lower = {a.lower(): a for a in known}
-    if (app or "").lower() not in by_lower:
-        raise UnknownApp(app, known)
-    return by_lower[app.lower()]
+    found = inventory.app_named(app)
+    if found is None:
+        raise UnknownApp(app, inventory.apps())
+    return found
 
 
 def find(inventory: Inventory, app: str, environment: str, part: Optional[str] = None) -> Pin:
