@@ -57,6 +57,7 @@ class PinCache:
         with self._lock:
             self._inventory = (heads, inventory, knowns)
         return inventory
+
     def at(self, repo: RepoSettings, commit: str, tree=None) -> tuple:
         """The pins of ``repo`` at ``commit`` (``tree``: that commit's tree, when in hand)."""
         return self._known(repo, commit, tree).pins
