@@ -54,7 +54,7 @@ class Known:
     # the same files. Not part of what was found; the pin cache keeps it at its newest commit only.
     index: object = field(default=None, compare=False, repr=False)
     # (the commit it was carried from, ((pin there, pin here), …)) when carried, else None: the
-    # inventory follows a carried commit pin by pin (``model.Inventory.carried``).
+    # inventory follows a carried commit pin by pin (``inventory.Inventory.carried``).
     carried_from: Optional[tuple] = field(default=None, compare=False, repr=False)
 
     @cached_property

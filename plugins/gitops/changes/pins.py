@@ -18,7 +18,8 @@ from ..flux import images
 from ..flux.manifests import DEFAULT_CACHE
 from ..flux.parsestore import FILE_NAME, ParseStore
 from ..errors import UnknownApp, UsageError
-from ..model import CHART, Inventory, Pin
+from ..inventory import Inventory
+from ..model import CHART, Pin
 from ..settings import RepoSettings, Settings
 from ..workspace import Workspace
 

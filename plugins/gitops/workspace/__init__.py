@@ -35,7 +35,7 @@ from .commit import author_identity
 from .observer import GitObserver
 from .signing import signed_commit
 from .waiting import WaitingChange
-from .objects import LOG_FORMAT, FileRevision, GitTree, parse_diff, parse_log, parse_tree
+from .objects import LOG_FORMAT, FileRevision, GitTree, diffed_tree, parse_log, parse_tree
 from .process import GitCommandFailed, git_environment, process_env, scrub, without_userinfo
 
 __all__ = ["Workspace", "GitTree", "FileRevision", "GitCommandFailed", "git_environment",
@@ -132,22 +132,14 @@ class Workspace(BranchWrites):
             self._lock.release()
 
     def tree(self, commit: str) -> GitTree:
-        """The files of ``commit``, cached, contents read lazily: one ``ls-tree`` for the first,
-        then what ``diff-tree`` says differs from the tree used last."""
+        """The files of ``commit`` (cached), contents read lazily: ``objects.diffed_tree``."""
         with self._trees_lock:
             tree = self._trees.get(commit)
             if tree is not None:
                 self._trees.move_to_end(commit)
                 return tree
             base = next(reversed(self._trees.values()), None)  # the one used last
-        tree = None
-        if base is not None:
-            # What differs from a tree in hand: the work of the commits between, not of the fleet.
-            try:
-                tree = base.diffed(commit, parse_diff(self._clone.local(
-                    "diff-tree", "-r", "-z", "--no-renames", base.commit, commit, "--").stdout))
-            except GitCommandFailed:  # that commit is gone (a clone made again): list this one
-                tree = None
+        tree = diffed_tree(base, commit, self._clone.local) if base is not None else None
         if tree is None:
             blobs, modes = self._repairing(lambda: parse_tree(self._clone.local(
                 "ls-tree", "-r", "-z", "--full-tree", commit, "--").stdout))

@@ -172,6 +172,17 @@ def parse_tree(out: bytes) -> tuple[dict, dict]:
     return blobs, modes
 
 
+def diffed_tree(base: GitTree, commit: str, local: Callable) -> Optional[GitTree]:
+    """The tree of ``commit`` made from ``base`` by what ``git diff-tree`` says differs (``local``
+    runs git in the clone): the work of the commits between, not one ``ls-tree`` of the fleet.
+    None when ``base``'s commit is gone (a clone made again): list ``commit`` instead."""
+    try:
+        return base.diffed(commit, parse_diff(local(
+            "diff-tree", "-r", "-z", "--no-renames", base.commit, commit, "--").stdout))
+    except GitCommandFailed:
+        return None
+
+
 def parse_diff(out: bytes) -> list:
     """``git diff-tree -r -z --no-renames`` output between two trees: [(path, mode, blob sha or
     None)] per path that differs, None where the second tree holds no regular file there (deleted,
