@@ -53,5 +53,5 @@ def assert_same_inventory(moved, fresh) -> None:
         assert moved.parts(pin.app, pin.environment) == fresh.parts(pin.app, pin.environment)
         assert moved.find(pin.app, pin.environment) == fresh.find(pin.app, pin.environment)
     # Where each pin held is, by identity: the index the next carried commit moves pins by.
-    assert moved._positions == {id(p): (which, i) for which, pins in enumerate((moved.pins, moved.others))
-                                for i, p in enumerate(pins)}
+    assert moved._positions == {**{id(p): i for i, p in enumerate(moved.pins)},
+                                **{id(p): -1 - i for i, p in enumerate(moved.others)}}
