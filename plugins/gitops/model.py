@@ -103,6 +103,7 @@ class Pin:
     refusal: str = ""  # why no one line can change it, when none can ("a digest", …)
     unknown: bool = False  # Ferry cannot know the version Flux applies (a Secret, an expression)
     values_unknown: str = ""  # why Ferry cannot replay the Helm values Flux gives it, when it cannot
+    values_from: bool = False  # the release takes values from ConfigMaps or Secrets (`spec.valuesFrom`)
     # Which part of the app this line pins: "chart" (its chart version), "image" (its one image's
     # tag) or "image:<container>" (the tag of one container's image, when it names several).
     part: str = CHART
