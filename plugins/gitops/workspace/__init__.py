@@ -35,7 +35,8 @@ from .commit import author_identity
 from .observer import GitObserver
 from .signing import signed_commit
 from .waiting import WaitingChange
-from .objects import LOG_FORMAT, FileRevision, GitTree, parse_log, parse_tree
+from .objects import (FILE_LOG_OPTIONS, LOG_FORMAT, NO_FILE, FileRevision, GitTree, parse_file_log,
+                      parse_log, parse_tree)
 from .process import GitCommandFailed, git_environment, process_env, scrub, without_userinfo
 
 __all__ = ["Workspace", "GitTree", "FileRevision", "GitCommandFailed", "git_environment",
@@ -147,25 +148,33 @@ class Workspace(BranchWrites):
     def file_history(self, path: str, commit: str, limit: int = 500) -> list[FileRevision]:
         """The commits that changed ``path`` along the first-parent line of ``commit``, newest first.
 
-        One path-limited ``git log`` and the persistent cat-file for the texts, so it stays fast on
-        a long history where the file changed only a few times.
+        One path-limited ``git log`` that also names the file's blob id at each commit, then the
+        persistent cat-file for the texts by those ids, each distinct text once and all in one
+        round trip: a blob id is read straight from the pack, where ``<commit>:<path>`` would walk
+        the commit's trees (large in a big fleet) once per revision.
         """
-        revisions = self.log(commit, limit, "--", path)
-        names = [f"{rev.sha}:{path}" for rev in revisions]
-        found = self._clone.reader.blobs(names)  # one round trip; what it missed, one by one
-        texts = (found.get(name) or self._read_object(name, "blob") for name in names)
-        return [replace(rev, text=None if data is None else data.decode("utf-8", errors="replace"))
-                for rev, data in zip(revisions, texts)]
+        revisions = parse_file_log(self._log(commit, limit, *FILE_LOG_OPTIONS, "--", path), path)
+        # By blob id; by name only where the log named no blob for the file (not a file of ours).
+        names = [rev.blob or f"{rev.sha}:{path}" for rev in revisions]
+        wanted = list(dict.fromkeys(n for n in names if n != NO_FILE))
+        found = self._clone.reader.blobs(wanted)  # one round trip; what it missed, one by one
+        texts: dict = {}
+        for name in wanted:
+            data = found.get(name) or self._read_object(name, "blob")
+            texts[name] = None if data is None else data.decode("utf-8", errors="replace")
+        return [replace(rev, text=texts.get(name)) for rev, name in zip(revisions, names)]
 
     def log(self, commit: str, limit: int, *selection: str) -> list[FileRevision]:
         """Commits along the first-parent line of ``commit``, newest first, without file texts;
         ``selection`` narrows them the way ``git log`` does (``--grep=…``, ``--`` and paths)."""
-        if any("\n" in a for a in (commit, *selection)):
+        return parse_log(self._log(commit, limit, f"--format={LOG_FORMAT}", *selection))
+
+    def _log(self, commit: str, limit: int, *options: str) -> bytes:
+        if any("\n" in a for a in (commit, *options)):
             raise ValueError("a path or commit with a newline")
         self.whole_history()
-        return parse_log(self._repairing(lambda: self._clone.local(
-            "log", "--first-parent", f"--max-count={int(limit)}", f"--format={LOG_FORMAT}", commit,
-            *selection).stdout))
+        return self._repairing(lambda: self._clone.local(
+            "log", "--first-parent", f"--max-count={int(limit)}", commit, *options).stdout)
 
     def whole_history(self) -> None:
         """Wait for the history a shallow first clone left out, and take it in (clone.py)."""
