@@ -35,8 +35,7 @@ from .commit import author_identity
 from .observer import GitObserver
 from .signing import signed_commit
 from .waiting import WaitingChange
-from .objects import (FILE_LOG_OPTIONS, LOG_FORMAT, NO_FILE, FileRevision, GitTree, parse_file_log,
-                      parse_log, parse_tree)
+from .objects import FILE_LOG_OPTIONS, LOG_FORMAT, FileRevision, GitTree, parse_file_log, parse_log, parse_tree
 from .process import GitCommandFailed, git_environment, process_env, scrub, without_userinfo
 
 __all__ = ["Workspace", "GitTree", "FileRevision", "GitCommandFailed", "git_environment",
@@ -148,25 +147,20 @@ class Workspace(BranchWrites):
     def file_history(self, path: str, commit: str, limit: int = 500) -> list[FileRevision]:
         """The commits that changed ``path`` along the first-parent line of ``commit``, newest first.
 
-        One path-limited ``git log`` that also names the file's blob id at each commit, then the
-        persistent cat-file for the texts by those ids, each distinct text once and all in one
-        round trip: a blob id is read straight from the pack, where ``<commit>:<path>`` would walk
-        the commit's trees (large in a big fleet) once per revision.
-        """
+        One path-limited ``git log`` naming the file's blob id at each commit, then each distinct
+        text once by that id in one cat-file round trip (``<commit>:<path>`` would walk the big
+        trees of a fleet once per revision)."""
         revisions = parse_file_log(self._log(commit, limit, *FILE_LOG_OPTIONS, "--", path), path)
-        # By blob id; by name only where the log named no blob for the file (not a file of ours).
-        names = [rev.blob or f"{rev.sha}:{path}" for rev in revisions]
-        wanted = list(dict.fromkeys(n for n in names if n != NO_FILE))
-        found = self._clone.reader.blobs(wanted)  # one round trip; what it missed, one by one
-        texts: dict = {}
-        for name in wanted:
-            data = found.get(name) or self._read_object(name, "blob")
-            texts[name] = None if data is None else data.decode("utf-8", errors="replace")
+        names = [f"{rev.sha}:{path}" if rev.blob is None else rev.blob for rev in revisions]
+        wanted = list(dict.fromkeys(filter(None, names)))  # "": the file is not there
+        found = self._clone.reader.blobs(wanted)  # what it missed, one by one
+        texts = {name: data.decode("utf-8", errors="replace") for name in wanted
+                 if (data := found.get(name) or self._read_object(name, "blob")) is not None}
         return [replace(rev, text=texts.get(name)) for rev, name in zip(revisions, names)]
 
     def log(self, commit: str, limit: int, *selection: str) -> list[FileRevision]:
-        """Commits along the first-parent line of ``commit``, newest first, without file texts;
-        ``selection`` narrows them the way ``git log`` does (``--grep=…``, ``--`` and paths)."""
+        """Commits along the first-parent line of ``commit``, newest first, without file texts,
+        narrowed by ``selection`` as ``git log`` does (``--grep=…``, ``--`` and paths)."""
         return parse_log(self._log(commit, limit, f"--format={LOG_FORMAT}", *selection))
 
     def _log(self, commit: str, limit: int, *options: str) -> bytes:

@@ -32,8 +32,7 @@ LOG_FORMAT = RECORD_FORMAT + "%x1e"
 # find the file's text, and a text seen before is not read again.
 FILE_LOG_OPTIONS = ("-z", "--root", "--diff-merges=first-parent", "--no-renames", "--raw",
                     "--no-abbrev", f"--format={RECORD_FORMAT}")
-NO_FILE = "0" * 40  # the blob id ``--raw`` gives a file a commit deleted
-_GITLINK = b"160000"  # a submodule: no text of ours
+_NO_FILE = (b"000000", b"160000")  # the new modes ``--raw`` gives a file deleted, a submodule
 TRAILER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*:\s")
 
 
@@ -49,8 +48,8 @@ class FileRevision:
     trailers: dict = field(default_factory=dict, hash=False)  # dict[str, str]; repeats joined by ", "
     text: Optional[str] = None
     parents: tuple = ()  # more than one: a merge commit
-    # The file's blob id at this commit (``NO_FILE``: not a file there), None where the log did
-    # not say; set by a file's history only.
+    # A file's history: the file's blob id at this commit ("": no file of ours there, deleted or a
+    # submodule), None where the log did not say (its text is then read by the commit's name).
     blob: Optional[str] = None
 
 
@@ -181,7 +180,7 @@ def parse_file_log(out: bytes, path: str) -> list[FileRevision]:
             changed = next(tokens, None)
             meta = token[1:].split(b" ")
             if changed == wanted and current is not None and len(meta) == 5:
-                blob = NO_FILE if meta[1] == _GITLINK else meta[3].decode("ascii", errors="replace")
+                blob = "" if meta[1] in _NO_FILE else meta[3].decode("ascii", errors="replace")
                 current = revisions[-1] = replace(current, blob=blob)
             continue
         current = _revision(token.decode("utf-8", errors="replace")) if token else None
