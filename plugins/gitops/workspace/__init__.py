@@ -147,9 +147,8 @@ class Workspace(BranchWrites):
     def file_history(self, path: str, commit: str, limit: int = 500) -> list[FileRevision]:
         """The commits that changed ``path`` along the first-parent line of ``commit``, newest first.
 
-        One path-limited ``git log`` naming the file's blob id at each commit, then each distinct
-        text once by that id in one cat-file round trip (``<commit>:<path>`` would walk the big
-        trees of a fleet once per revision)."""
+        One ``git log`` naming the file's blob at each commit; each distinct text once, by that id,
+        in one cat-file round trip (``<commit>:<path>`` would walk a fleet's big trees per revision)."""
         revisions = parse_file_log(self._log(commit, limit, *FILE_LOG_OPTIONS, "--", path), path)
         names = [f"{rev.sha}:{path}" if rev.blob is None else rev.blob for rev in revisions]
         wanted = list(dict.fromkeys(filter(None, names)))  # "": the file is not there
@@ -167,8 +166,9 @@ class Workspace(BranchWrites):
         if any("\n" in a for a in (commit, *options)):
             raise ValueError("a path or commit with a newline")
         self.whole_history()
+        # --no-follow: a user's ``log.follow`` would take a file's log through a rename, to another file
         return self._repairing(lambda: self._clone.local(
-            "log", "--first-parent", f"--max-count={int(limit)}", commit, *options).stdout)
+            "log", "--first-parent", "--no-follow", f"--max-count={int(limit)}", commit, *options).stdout)
 
     def whole_history(self) -> None:
         """Wait for the history a shallow first clone left out, and take it in (clone.py)."""
