@@ -176,6 +176,13 @@ def test_the_log_names_each_revision_s_blob_or_says_it_does_not():
     assert revisions[3].parents == (C, B)
 
 
+def test_a_rename_into_the_file_names_the_file_second():
+    moved = f"\n:100644 100644 {A} {C} R090\0old.yaml\0{PATH}\0".encode()  # -z: source, then the file
+    seed = record(A, "", "seed") + raw("000000", "100644", ZERO, A, "A", "old.yaml")
+    out = record(B, A, "moved") + moved + seed
+    assert [(r.subject, r.blob) for r in parse_file_log(out, PATH)] == [("moved", C), ("seed", None)]
+
+
 def test_a_path_beyond_utf_8_is_matched_as_git_wrote_it():
     path = b"apps/dev/\xff.yaml".decode("utf-8", errors="surrogateescape")  # as the tree listing reads it
     out = record(A, "", "seed") + f"\n:000000 100644 {ZERO} {B} A\0".encode() + b"apps/dev/\xff.yaml\0"

@@ -177,8 +177,10 @@ def parse_file_log(out: bytes, path: str) -> list[FileRevision]:
     for token in tokens:
         token = token.lstrip(b"\n")
         if token.startswith(b":"):  # ":<old mode> <new mode> <old id> <new id> <status>", then its path
-            changed = next(tokens, None)
             meta = token[1:].split(b" ")
+            changed = next(tokens, None)
+            if meta[-1][:1] in (b"R", b"C"):  # a rename or a copy names its source first
+                changed = next(tokens, None)
             if changed == wanted and current is not None and len(meta) == 5:
                 blob = "" if meta[1] in _NO_FILE else meta[3].decode("ascii", errors="replace")
                 current = revisions[-1] = replace(current, blob=blob)
