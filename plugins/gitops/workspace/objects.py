@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -25,7 +25,14 @@ READ_AHEAD_AFTER, READ_AHEAD = 32, 256
 # One record per commit: fields split by \x1f, records by \x1e (neither occurs in git's output);
 # the body last, its trailers read by ``_trailers`` (git's own reading stops at the last paragraph,
 # and a squash merge's ``Co-authored-by`` paragraph comes after Ferry's).
-LOG_FORMAT = "%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b%x1e"
+RECORD_FORMAT = "%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b"
+LOG_FORMAT = RECORD_FORMAT + "%x1e"
+# A file's history: each record followed by its ``--raw`` line for the file, all split by NUL
+# (``-z``), so the blob id of the file at every commit comes with the log: no tree is walked to
+# find the file's text, and a text seen before is not read again.
+FILE_LOG_OPTIONS = ("-z", "--root", "--diff-merges=first-parent", "--no-renames", "--raw",
+                    "--no-abbrev", f"--format={RECORD_FORMAT}")
+_NO_FILE = (b"000000", b"160000")  # the new modes ``--raw`` gives a file deleted, a submodule
 TRAILER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*:\s")
 
 
@@ -41,6 +48,9 @@ class FileRevision:
     trailers: dict = field(default_factory=dict, hash=False)  # dict[str, str]; repeats joined by ", "
     text: Optional[str] = None
     parents: tuple = ()  # more than one: a merge commit
+    # A file's history: the file's blob id at this commit ("": no file of ours there, deleted or a
+    # submodule), None where the log did not say (its text is then read by the commit's name).
+    blob: Optional[str] = None
 
 
 class GitTree:
@@ -203,16 +213,45 @@ def parse_log(out: bytes) -> list[FileRevision]:
     """``git log --format=LOG_FORMAT`` output, newest first, without file texts."""
     revisions = []
     for record in out.decode("utf-8", errors="replace").split("\x1e"):
-        record = record.lstrip("\n")
-        if not record:
-            continue
-        fields = record.split("\x1f", 6)
-        if len(fields) < 7:  # the rest of a body that held a separator: its commit is read already
-            continue
-        sha, parents, name, email, when, subject, body = fields
-        revisions.append(FileRevision(sha, name, email, when, subject, _trailers(body),
-                                      parents=tuple(parents.split())))
+        revision = _revision(record)
+        if revision is not None:
+            revisions.append(revision)
     return revisions
+
+
+def parse_file_log(out: bytes, path: str) -> list[FileRevision]:
+    """``git log FILE_LOG_OPTIONS -- path`` output, newest first, without file texts, each with
+    the blob id ``path`` had at that commit (None when its ``--raw`` lines do not name ``path``
+    itself: the text is then read by the commit's name)."""
+    wanted = path.encode("utf-8", errors="surrogateescape")
+    revisions: list = []
+    current: Optional[FileRevision] = None  # the record the raw lines that follow belong to
+    tokens = iter(out.split(b"\0"))
+    for token in tokens:
+        token = token.lstrip(b"\n")
+        if token.startswith(b":"):  # ":<old mode> <new mode> <old id> <new id> <status>", then its path
+            meta = token[1:].split(b" ")
+            changed = next(tokens, None)
+            if meta[-1][:1] in (b"R", b"C"):  # a rename or a copy names its source first
+                changed = next(tokens, None)
+            if changed == wanted and current is not None and len(meta) == 5:
+                blob = "" if meta[1] in _NO_FILE else meta[3].decode("ascii", errors="replace")
+                current = revisions[-1] = replace(current, blob=blob)
+            continue
+        current = _revision(token.decode("utf-8", errors="replace")) if token else None
+        if current is not None:
+            revisions.append(current)
+    return revisions
+
+
+def _revision(record: str) -> Optional[FileRevision]:
+    """One ``RECORD_FORMAT`` record; None for what is not one (the rest of a body that held a
+    separator: its commit is read already)."""
+    fields = record.lstrip("\n").split("\x1f", 6)
+    if len(fields) < 7:
+        return None
+    sha, parents, name, email, when, subject, body = fields
+    return FileRevision(sha, name, email, when, subject, _trailers(body), parents=tuple(parents.split()))
 
 
 def _trailers(body: str) -> dict:
