@@ -63,8 +63,7 @@ class Workspace(BranchWrites):
                  push_attempts: int = 3, secrets: Sequence[str] = (), timeout: float = 120.0,
                  observe: Optional[GitObserver] = None, batch: int = 1,
                  signing: Optional[CommitSigning] = None):
-        self.url = url
-        self.branch = branch
+        self.url, self.branch = url, branch
         self.directory = Path(directory).absolute()
         self.committer = committer
         self.fetch_interval = fetch_interval
