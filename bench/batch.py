@@ -12,11 +12,10 @@ from gitops.model import Requester
 
 from bench.baselines import commit_and_push, sync
 from bench.fleet import git
-from bench.measure import check, clock, fmt, say
+from bench.measure import BATCH_RATIO as RATIO, check, clock, fmt, say
 from bench.world import World, close_core, new_core, remote_tip
 
 CONCURRENT = 5  # concurrent deploys per timed deploy of ``--deploys`` (100 in the full run)
-RATIO = 1.2  # the goal: N concurrent deploys within 1.2x N raw commit + push in a row
 
 
 def concurrently(world: World, batch: bool, n: int) -> float:

@@ -74,6 +74,11 @@ class Inventory:
         reads another version and nothing else moved (``changes.carry``): the same order, split
         and indexes, changed where those pins are. A version is neither part of the order (the
         environment, then the app) nor of what an app is tracked by (``images.tracked``)."""
+        if not moves:  # the same pins: the same indexes, shared (never changed once made)
+            inventory = Inventory(commit, self.pins, self.problems, self.others)
+            inventory.__dict__.update(_parts=self._parts, _apps=self._apps, _by_lower=self._by_lower,
+                                      _positions=self._positions)
+            return inventory
         positions = dict(self._positions)
         held = (list(self.pins), list(self.others))
         parts = dict(self._parts)
