@@ -157,12 +157,15 @@ def test_after_version_commits_the_inventory_moves_pin_by_pin_and_is_a_fresh_one
                                  {stag: files[stag].replace('"6.5.2"', '"6.5.5"')}], {"prod", "stag"}),
                                ([{stag: files[stag].replace('"6.5.2"', '"6.5.5"') + "# a comment\n"}], set()),
                                ([{stag: files[stag].replace('"6.5.2"', '"6.5.5"') + NOTE}], None)):
+            ws = next(iter(core.workspaces.values()))
+            last = ws.head(refresh=False)
             for change in changes:
                 external_commit(url, change)
             inventory = core.inventory()
             # Moved, its lookups came with it; built again, they are made on first use.
             assert ("_parts" in inventory.__dict__) == (moved is not None)
-            ws = next(iter(core.workspaces.values()))
+            # The new commit listed as what differs from the last one's listing, not listed whole.
+            assert ws.tree(remote_tip(url)).diffed_from[0] == last
             fresh = discover(ws.tree(remote_tip(url)), core.settings)
             assert (inventory.pins, inventory.others) == images.split(fresh.pins, core.settings)
             assert inventory.problems == fresh.problems

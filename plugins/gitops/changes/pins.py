@@ -83,10 +83,10 @@ class PinCache:
         if cached is not None:
             return cached
         ws = self._workspaces[repo]
-        tree = tree or ws.tree(commit)
+        old = ws.tree(last) if before is not None else None
+        tree = tree or ws.tree(commit, near=last)  # listed as what differs from ``old``
         known = None
         if before is not None:
-            old = ws.tree(last)
             known = carry.carry_forward(before, old, tree)
             if known is None:  # not proven carried: build again what the commit touched
                 known, _ = carry.rediscover(before, old, tree, self.settings, self.documents)

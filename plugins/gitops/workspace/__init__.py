@@ -128,14 +128,14 @@ class Workspace(BranchWrites):
         finally:
             self._lock.release()
 
-    def tree(self, commit: str) -> GitTree:
-        """The files of ``commit`` (cached), contents read lazily: ``objects.diffed_tree``."""
+    def tree(self, commit: str, near: Optional[str] = None) -> GitTree:
+        """The files of ``commit`` (cached, read lazily), diffed from ``near``'s or the last tree."""
         with self._trees_lock:
             tree = self._trees.get(commit)
             if tree is not None:
                 self._trees.move_to_end(commit)
                 return tree
-            base = next(reversed(self._trees.values()), None)  # the one used last
+            base = self._trees.get(near) or next(reversed(self._trees.values()), None)
         tree = diffed_tree(base, commit, self._clone.local) if base is not None else None
         if tree is None:
             blobs, modes = self._repairing(lambda: parse_tree(self._clone.local(
