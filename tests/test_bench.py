@@ -42,6 +42,10 @@ def test_a_small_run_passes_its_checks_and_writes_every_row(tmp_path):
     for measurement, result, target, baseline in rows:
         assert measurement.strip() and target.strip() and baseline.strip()
         float(result.replace(",", ""))  # a number, whatever it is
+    # The README's side-by-side table finds each of issue 21's figures among these rows.
+    from bench.sidebyside import FIGURES, table
+    side = table(output, output).splitlines()[2:]
+    assert len(side) == len(FIGURES) and not any("| — |" in line for line in side), side
 
 
 def test_the_scale_preset_is_issue_21s_fleet_with_a_table_of_its_own():
