@@ -71,6 +71,63 @@ def dig(doc, *keys):
 
 # ---- cache -----------------------------------------------------------------------------------
 
+class SharedShapes:
+    """Equal mappings and sequences of cached documents held once: a fleet's manifests repeat
+    the same subtrees thousands of times (a ``sourceRef``, ``interval: 10m``, a values block), and
+    a parse builds each anew (at 10,000 apps × 4 environments, 411,000 containers of which 136,000
+    differ: 74 MB of documents held, 26 MB shared).
+
+    Only for documents nobody changes (the cache's, shared already); a container is replaced by an
+    equal one seen before, with its keys in the same order. Children first, so that a parent's
+    identity is its keys and its children's identities. Equality, not the hash, decides; the
+    scalars of parsed documents are text, booleans and None, so equal means the same document.
+    The table is let go of (``forget``) after each discovery: the documents keep what they share.
+    """
+
+    def __init__(self):
+        self._seen: dict = {}  # hash of (keys, children) -> the first container with them
+
+    def share(self, docs: tuple) -> tuple:
+        return tuple(self._shared(doc) if type(doc) is dict or type(doc) is list else doc for doc in docs)
+
+    def forget(self) -> None:
+        self._seen = {}
+
+    def _shared(self, node):
+        seen = self._seen
+        marks = []
+        if type(node) is dict:
+            for key, value in node.items():
+                kind = type(value)
+                if kind is dict or kind is list:
+                    same = self._shared(value)
+                    if same is not value:
+                        node[key] = same
+                    marks.append(id(same))
+                else:
+                    marks.append(value)
+            mark = hash((tuple(node), tuple(marks)))
+            found = seen.get(mark)
+            if found is not None and type(found) is dict and tuple(found.items()) == tuple(node.items()):
+                return found
+        else:
+            for i, value in enumerate(node):
+                kind = type(value)
+                if kind is dict or kind is list:
+                    same = self._shared(value)
+                    if same is not value:
+                        node[i] = same
+                    marks.append(id(same))
+                else:
+                    marks.append(value)
+            mark = hash((None, tuple(marks)))
+            found = seen.get(mark)
+            if found is not None and type(found) is list and found == node:
+                return found
+        seen[mark] = node
+        return node
+
+
 class Parsed:
     __slots__ = ("docs", "error", "skipped_for")
 
@@ -94,11 +151,12 @@ class DocumentCache:
         self.store = store
         self._parsed: dict = {}
         self._lock = threading.Lock()
+        self._shapes = SharedShapes()
 
     def backed_by(self, store) -> "DocumentCache":
         """This cache's memory with ``store`` behind it."""
         view = DocumentCache(self.max_entries, store)
-        view._parsed, view._lock = self._parsed, self._lock
+        view._parsed, view._lock, view._shapes = self._parsed, self._lock, self._shapes
         return view
 
     def __len__(self) -> int:
@@ -124,7 +182,7 @@ class DocumentCache:
             parsed = Parsed(None, None, keywords)
         else:
             docs, error = parse_documents(text)
-            parsed = Parsed(tuple(docs), error)
+            parsed = Parsed(self._shapes.share(docs), error)
         self._keep(key, parsed)
         if self.store is not None:
             self.store.put(key, (parsed.docs, parsed.error) if parsed.docs is not None
@@ -162,19 +220,21 @@ class DocumentCache:
         environment again read them (read back from the store instead, the inventory after a
         commit took 0.42 s, not 0.29 s, at 10k apps); bounding them during a discovery would
         read back second copies of documents discovery still holds."""
+        self._shapes.forget()
         if self.store is not None:
             self.store.flush()
 
     def clear(self) -> None:
         with self._lock:
             self._parsed.clear()
+        self._shapes.forget()
 
     def _stored(self, key: str) -> Optional[Parsed]:
         entry = self.store.get(key)
         if entry is None:
             return None
         docs, second = entry
-        parsed = Parsed(tuple(docs), second) if docs is not None else Parsed(None, None, tuple(second))
+        parsed = Parsed(self._shapes.share(docs), second) if docs is not None else Parsed(None, None, tuple(second))
         self._keep(key, parsed)
         return parsed
 
