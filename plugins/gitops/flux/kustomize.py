@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -371,4 +372,6 @@ def strings(value) -> list:
 def join_path(folder: str, entry: str) -> str:
     """A path relative to ``folder``, normalised ("" for the repository's root)."""
     path = posixpath.normpath(posixpath.join(folder, entry.strip()))
-    return "" if path == "." else path
+    # Interned: the tree's own string for the path (listings intern theirs), held once however
+    # many resources, pins and read-sets of however many environments name it.
+    return "" if path == "." else sys.intern(path)
