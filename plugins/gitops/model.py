@@ -53,6 +53,10 @@ class ChartLocation:
         return f"oci://{self.ref}" if not self.is_index else f"{self.repository_url} ({self.chart})"
 
 
+# The chart locations pins name, each held once: equal locations are interchangeable (frozen).
+_LOCATIONS: dict = {}
+
+
 @dataclass(frozen=True, slots=True)
 class PinLocation:
     """Exactly where a version text lives in the repository."""
@@ -108,6 +112,16 @@ class Pin:
     # tag) or "image:<container>" (the tag of one container's image, when it names several).
     part: str = CHART
     written_prefix: str = ""  # an image tag inside `repo:tag`: the text before the tag on that line
+
+    def __post_init__(self):
+        # One chart location per chart, not one per pin (40,000 pins name a handful).
+        if self.source is not None:
+            source = _LOCATIONS.get(self.source)
+            if source is None:
+                if len(_LOCATIONS) >= 4096:  # charts come and go: never more than a bound held
+                    _LOCATIONS.clear()
+                source = _LOCATIONS.setdefault(self.source, self.source)
+            object.__setattr__(self, "source", source)
 
     @property
     def shared(self) -> bool:
