@@ -195,12 +195,13 @@ class DocumentCache:
         tells one fact from another; ``restore`` turns the stored plain data back into what
         ``compute`` returns). None when the file cannot be read."""
         try:
-            key = f"{name}:{tree.blob_id(path)}"
+            blob = tree.blob_id(path)
         except (OSError, KeyError):
             return None
+        key = (name, blob)  # in memory: the blob id's one string, not a new one per fact and file
         found = self._parsed.get(key)
         if found is None and self.store is not None:
-            stored = self.store.get(key)
+            stored = self.store.get(f"{name}:{blob}")
             if stored is not None:
                 found = restore(stored)
                 self._keep(key, found)
@@ -211,7 +212,7 @@ class DocumentCache:
                 return None
             self._keep(key, found)
             if self.store is not None:
-                self.store.put(key, found)
+                self.store.put(f"{name}:{blob}", found)
         return found
 
     def flush(self) -> None:
