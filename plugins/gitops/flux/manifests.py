@@ -79,8 +79,9 @@ class SharedShapes:
 
     Only for documents nobody changes (the cache's, shared already); a container is replaced by an
     equal one seen before, with its keys in the same order. Children first, so that a parent's
-    identity is its keys and its children's identities. Equality, not the hash, decides; the
-    scalars of parsed documents are text, booleans and None, so equal means the same document.
+    identity is its keys in order, its scalars and its children's identities; the hash only finds
+    the candidate. The scalars of parsed documents are text, booleans and None: equal ones are
+    the same value.
     The table is let go of (``forget``) after each discovery: the documents keep what they share.
     """
 
@@ -94,8 +95,7 @@ class SharedShapes:
         self._seen = {}
 
     def _shared(self, node):
-        seen = self._seen
-        marks = []
+        marks = []  # per entry: the scalar, or the identity of the (shared) container
         if type(node) is dict:
             for key, value in node.items():
                 kind = type(value)
@@ -106,10 +106,8 @@ class SharedShapes:
                     marks.append(id(same))
                 else:
                     marks.append(value)
-            mark = hash((tuple(node), tuple(marks)))
-            found = seen.get(mark)
-            if found is not None and type(found) is dict and tuple(found.items()) == tuple(node.items()):
-                return found
+            keys = tuple(node)
+            mark = hash((keys, tuple(marks)))
         else:
             for i, value in enumerate(node):
                 kind = type(value)
@@ -120,12 +118,19 @@ class SharedShapes:
                     marks.append(id(same))
                 else:
                     marks.append(value)
+            keys = None
             mark = hash((None, tuple(marks)))
-            found = seen.get(mark)
-            if found is not None and type(found) is list and found == node:
-                return found
-        seen[mark] = node
+        found = self._seen.get(mark)
+        if found is not None and type(found) is type(node) and _marks(found) == marks \
+                and (keys is None or tuple(found) == keys):
+            return found
+        self._seen[mark] = node
         return node
+
+
+def _marks(node) -> list:
+    values = node.values() if type(node) is dict else node
+    return [id(v) if type(v) is dict or type(v) is list else v for v in values]
 
 
 class Parsed:
@@ -239,10 +244,11 @@ class DocumentCache:
         self._keep(key, parsed)
         return parsed
 
-    def _keep(self, key: str, parsed: Parsed) -> None:
+    def _keep(self, key, parsed) -> None:
         with self._lock:
             if len(self._parsed) >= self.max_entries:
                 self._parsed.clear()
+                self._shapes.forget()  # it would hold the documents let go of
             self._parsed[key] = parsed
 
 
