@@ -7,11 +7,9 @@ from typing import Optional
 
 from .identity import CHART, Release  # noqa: F401 (CHART: where the modules have always found it)
 
-# The records that exist by the ten thousand (a pin per app, environment and part, where it lives,
-# its chart's location, what discovery could not follow) are slotted: no dict per instance.
-
-# A path to one scalar inside a YAML document: mapping keys and sequence indexes.
-FieldPath = tuple  # tuple[str | int, ...]
+# Records that exist by the ten thousand (pins, where they live, problems) are slotted: no dict each.
+FieldPath = tuple  # tuple[str | int, ...]: a path to one scalar in a YAML document (keys, indexes)
+_LOCATIONS: dict = {}  # ChartLocation -> the one equal instance pins hold (frozen: interchangeable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +49,6 @@ class ChartLocation:
 
     def __str__(self) -> str:
         return f"oci://{self.ref}" if not self.is_index else f"{self.repository_url} ({self.chart})"
-
-
-# The chart locations pins name, each held once: equal locations are interchangeable (frozen).
-_LOCATIONS: dict = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,26 +96,17 @@ class Pin:
     source_url: str = ""  # the Flux source URL as written (oci:// or https://)
     shared_with: tuple = ()  # every environment pinned by the same location, this one included, when > 1
     values_files: tuple = ()  # files that set spec.values for this release in this environment
-    # Other readers of the same location: "env/app" of other releases, other uses of a variable ("`${VAR}` in x").
-    shared_by: tuple = ()
+    shared_by: tuple = ()  # other readers of the same location: "env/app", other uses ("`${VAR}` in x")
     origin: str = ""  # where the version comes from when not the release's own field, for people
     refusal: str = ""  # why no one line can change it, when none can ("a digest", …)
     unknown: bool = False  # Ferry cannot know the version Flux applies (a Secret, an expression)
     values_unknown: str = ""  # why Ferry cannot replay the Helm values Flux gives it, when it cannot
-    # Which part of the app this line pins: "chart" (its chart version), "image" (its one image's
-    # tag) or "image:<container>" (the tag of one container's image, when it names several).
-    part: str = CHART
+    part: str = CHART  # what the line pins: "chart" (version), "image" (the tag), "image:<container>"
     written_prefix: str = ""  # an image tag inside `repo:tag`: the text before the tag on that line
 
-    def __post_init__(self):
-        # One chart location per chart, not one per pin (40,000 pins name a handful).
-        if self.source is not None:
-            source = _LOCATIONS.get(self.source)
-            if source is None:
-                if len(_LOCATIONS) >= 4096:  # charts come and go: never more than a bound held
-                    _LOCATIONS.clear()
-                source = _LOCATIONS.setdefault(self.source, self.source)
-            object.__setattr__(self, "source", source)
+    def __post_init__(self):  # the pins of one chart hold one ChartLocation, not one each (bounded)
+        if self.source is not None and (self.source in _LOCATIONS or len(_LOCATIONS) < 4096):
+            object.__setattr__(self, "source", _LOCATIONS.setdefault(self.source, self.source))
 
     @property
     def shared(self) -> bool:
