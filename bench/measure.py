@@ -17,10 +17,14 @@ from typing import Callable
 
 # Targets from the issue.
 DEPLOY_RATIO = 2.0  # deploy p50 within 2x a raw commit + push
+# Issue 21's: back to back within 1.2x a raw commit + push; after someone else's commit within
+# 1.1x a raw fetch + reset + commit + push (the raw way to build on their commit).
+BACK_TO_BACK_RATIO, AFTER_OTHERS_RATIO = 1.2, 1.1
 LISTING_MS = 50.0  # warm listing of every app x environment
 COMMIT_MS = 50.0  # the inventory right after a one-file commit (issue 21)
 CLUSTER_RATIO = 1.5  # cold discovery behind Flux Kustomizations, against the plain layout
 HISTORY_MS = 200.0  # one app's history in one environment
+HISTORY_RATIO = 1.1  # ... within 1.1x `git log -- file` on the same clone (issue 21)
 CHAT_VERSIONS_MS = 100.0  # !versions over the whole fleet through Errbot, warm
 CONCURRENT = 100  # deploys to distinct apps sent at once through Errbot
 CONCURRENT_S = 10.0  # ... all landed within

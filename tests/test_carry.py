@@ -57,6 +57,38 @@ def test_anything_else_asks_for_discovery(tmp_path, change):
     assert result is None
 
 
+@pytest.mark.parametrize("change", [
+    # a comment, a blank line: the same documents, markers and references
+    lambda f: f.update({"apps/qa/redis.yaml": "# redis for qa, see the runbook\n\n" + f["apps/qa/redis.yaml"]}),
+    # a value quoted now, and a comment on a kustomization's resource list
+    lambda f: f.update({"apps/qa/redis.yaml": f["apps/qa/redis.yaml"].replace(
+        "architecture: replication", 'architecture: "replication"'),
+        "apps/qa/kustomization.yaml": f["apps/qa/kustomization.yaml"].replace("resources:", "resources:  # all of qa")}),
+    # a comment in a file no kind discovery looks for is named in, nor is after
+    lambda f: f.update({"apps/base/podinfo/namespace.yaml": f["apps/base/podinfo/namespace.yaml"] + "# owned by web\n"}),
+])
+def test_a_text_discovery_reads_alike_is_carried_as_it_was(tmp_path, change):
+    """Discovery reads a text through its documents, setter markers and variable references: when
+    the three read the same, the inventory is carried as it was (no environment built again)."""
+    result, fresh = carried(tmp_path, change)
+    assert result is not None and result == fresh
+
+
+@pytest.mark.parametrize("change", [
+    # a kind discovery looks for, named in a comment: the file is parsed now, its Namespace kept
+    lambda f: f.update({"apps/base/podinfo/namespace.yaml": f["apps/base/podinfo/namespace.yaml"]
+                        + "# the HelmRelease lives here\n"}),
+    # a variable named in a comment: Flux substitutes in the whole text
+    lambda f: f.update({"apps/qa/redis.yaml": "# ${REDIS_TIER}\n" + f["apps/qa/redis.yaml"]}),
+    # a comment and a bump in one file: neither read alike nor only a version
+    lambda f: f.update({"apps/qa/redis.yaml": "# bumped\n" + f["apps/qa/redis.yaml"].replace(
+        "version: 18.1.0", "version: 19.0.0")}),
+])
+def test_a_text_read_otherwise_is_not_carried(tmp_path, change):
+    result, _ = carried(tmp_path, change)
+    assert result is None
+
+
 def test_cluster_entry_bumps_are_carried_exactly(tmp_path):
     """A Flux Kustomization patch line and a ConfigMap variable: carried as discovery would read them."""
     from tests.flux_clusters import cluster_files, cluster_settings

@@ -13,6 +13,7 @@ FLOORS = [
     {"errors"},
     {"safeyaml"},
     {"model", "state"},
+    {"inventory"},
     {"versions"},
     {"guard", "credentials"},
     {"forge_settings"},

@@ -17,7 +17,8 @@ from tests.test_carry import tree
 
 SETTINGS = parse_settings(FLEET_SETTINGS, environ={})
 BASE = "apps/base/podinfo/helm-release"
-NOTE = "# a note\n"
+# A key no one reads: what Flux applies changes, not a version (a comment is read alike: carried).
+NOTE = "note: a key\n"
 
 
 def commit_of(tmp_path, files: dict, change: dict, settings=SETTINGS) -> tuple:
@@ -33,8 +34,9 @@ def commit_of(tmp_path, files: dict, change: dict, settings=SETTINGS) -> tuple:
 @pytest.mark.parametrize("change, touched", [
     # stag's own release file: stag only (one file, one environment)
     (lambda f: {"apps/stag/podinfo.hr": f["apps/stag/podinfo.hr"] + NOTE}, {"stag"}),
-    # prod's JSON 6902 patch, rewritten without a version changing: prod only
-    (lambda f: {"apps/prod/version.json": f["apps/prod/version.json"].replace('", "', '",  "')}, {"prod"}),
+    # prod's JSON 6902 patch taking one more operation, not a version: prod only
+    (lambda f: {"apps/prod/version.json": f["apps/prod/version.json"].replace(
+        "]", ', {"op": "add", "path": "/metadata/labels", "value": {"tier": "web"}}]')}, {"prod"}),
     # the base release dev and prod both build: both, never stag
     (lambda f: {BASE: f[BASE].replace("replicaCount: 1", "replicaCount: 2")}, {"dev", "prod"}),
     # a file added to a folder stag's kustomization lists: stag's listing changed
@@ -52,7 +54,7 @@ def test_a_commit_builds_again_only_the_environments_it_touched(tmp_path, change
 
 
 def test_a_one_file_commit_builds_one_environment_of_many(tmp_path):
-    """Four environments, each its own release: a comment in one file builds that one again, and
+    """Four environments, each its own release: a key in one file builds that one again, and
     the other three parts are the very objects held before (not copies, not rebuilt)."""
     files, environments = fleet("127.0.0.1:5000"), ("dev", "qa", "stag", "prod")
     for env in environments:
@@ -108,7 +110,7 @@ def test_a_source_in_another_environment_builds_both_again(tmp_path):
 
 
 def test_a_running_core_after_a_colleagues_commit_holds_a_fresh_discovery(tmp_path, bare_remote, external_commit):
-    """A real bare remote: a colleague's comment in stag's release (not a version: not carried),
+    """A real bare remote: a colleague's key in stag's release (not a version: not carried),
     then prod's resource list taking stag's release too (defined twice there), then a file added
     to prod's folder; after each the core's inventory is a fresh discovery's, and the core keeps
     one listing, the newest commit's."""
@@ -131,6 +133,46 @@ def test_a_running_core_after_a_colleagues_commit_holds_a_fresh_discovery(tmp_pa
         # One listing kept, the newest commit's (a file added made another one).
         kept = {id(known.index) for known in core._pins._by_commit.values() if known.index is not None}
         assert len(kept) == 1 and len(core._pins._by_commit) == 4
+    finally:
+        for ws in core.workspaces.values():
+            ws.close()
+
+
+def test_after_version_commits_the_inventory_moves_pin_by_pin_and_is_a_fresh_one(
+        tmp_path, bare_remote, external_commit):
+    """A real bare remote: a colleague's version commit, then two more fetched at once, then a
+    comment (read alike), then a key that is not a version. After each carried one the core's inventory holds the pins that did not
+    move as the very objects it held (moved pin by pin: no sort, no split, no index over the
+    fleet) and equals a fresh discovery's, its lookups included; after the last, built again, too."""
+    files = fleet("127.0.0.1:5000")
+    url = bare_remote(files)
+    core = GitOps(parse_settings({**FLEET_SETTINGS, "repo": {"url": url, "branch": "main"},
+                                  "data_dir": str(tmp_path / "data")}, environ={}), fetch_interval=0)
+    stag, prod = "apps/stag/podinfo.hr", "apps/prod/version.json"
+    try:
+        before = core.inventory()
+        before.find("podinfo", "dev")  # its lookups made, to be moved
+        for changes, moved in (([{stag: files[stag].replace('"6.5.2"', '"6.5.3"')}], {"stag"}),
+                               ([{prod: files[prod].replace("6.5.1", "6.5.4")},
+                                 {stag: files[stag].replace('"6.5.2"', '"6.5.5"')}], {"prod", "stag"}),
+                               ([{stag: files[stag].replace('"6.5.2"', '"6.5.5"') + "# a comment\n"}], set()),
+                               ([{stag: files[stag].replace('"6.5.2"', '"6.5.5"') + NOTE}], None)):
+            for change in changes:
+                external_commit(url, change)
+            inventory = core.inventory()
+            # Moved, its lookups came with it; built again, they are made on first use.
+            assert ("_parts" in inventory.__dict__) == (moved is not None)
+            ws = next(iter(core.workspaces.values()))
+            fresh = discover(ws.tree(remote_tip(url)), core.settings)
+            assert (inventory.pins, inventory.others) == images.split(fresh.pins, core.settings)
+            assert inventory.problems == fresh.problems
+            assert all(inventory.parts(p.app, p.environment) == [q for q in fresh.pins if
+                                                                 (q.app, q.environment) == (p.app, p.environment)]
+                       for p in fresh.pins)
+            if moved is not None:
+                assert [a is b for a, b in zip(inventory.pins, before.pins)] == \
+                    [p.environment not in moved for p in inventory.pins]
+            before = inventory
     finally:
         for ws in core.workspaces.values():
             ws.close()

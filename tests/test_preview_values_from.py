@@ -73,6 +73,35 @@ def test_a_config_map_in_the_same_build_feeds_the_preview(tmp_path):
     assert [path for path, _ in found.schema_errors] == ["replicaCount"]
 
 
+def test_values_from_added_by_a_patch_is_read_and_a_release_without_builds_nothing(tmp_path, monkeypatch):
+    """Discovery notes whether the built release takes `spec.valuesFrom` (here only a patch adds
+    it); a preview of a release without builds nothing again (not the whole environment per
+    deploy), one with reads what it names."""
+    from gitops.flux import helmvalues
+    builds = []
+    build = helmvalues.build_environment
+    monkeypatch.setattr(helmvalues, "build_environment", lambda *a, **k: builds.append(a[3]) or build(*a, **k))
+    patch = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease", "metadata": {"name": "web"},
+             "spec": {"valuesFrom": [{"kind": "ConfigMap", "name": "web-values"}]}}
+    files = {"apps/qa/kustomization.yaml": yaml.safe_dump({"resources": ["web.yaml", "values.yaml", "api.yaml"]}),
+             "apps/qa/web.yaml": release([]),
+             "apps/qa/api.yaml": release([]).replace("name: web\n", "name: api\n"),
+             "apps/qa/values.yaml": config_map("web-values", {"values.yaml": "replicaCount: 4\n"})}
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    tree = DirTree(tmp_path)
+    pins = {p.app: p for p in discover(tree, SETTINGS)}
+    assert not pins["web"].values_from and not pins["api"].values_from
+    assert values_from(tree, pins["api"], SETTINGS.environment("qa")).values == {} and builds == []
+    (tmp_path / "apps/qa/kustomization.yaml").write_text(yaml.safe_dump(
+        {"resources": ["web.yaml", "values.yaml", "api.yaml"], "patches": [{"patch": yaml.safe_dump(patch)}]}))
+    pins = {p.app: p for p in discover(tree, SETTINGS)}
+    assert pins["web"].values_from and not pins["api"].values_from
+    assert values_from(tree, pins["web"], SETTINGS.environment("qa")).values == {"replicaCount": 4}
+    assert builds == ["qa"]
+
+
 def test_values_key_names_the_data_key(tmp_path):
     found = given(tmp_path, {
         "apps/qa/web.yaml": release([{"kind": "ConfigMap", "name": "web-values", "valuesKey": "qa.yaml"}]),

@@ -4,7 +4,8 @@ from datetime import datetime, timezone
 
 from ferrychat import listing
 from ferrychat.grammar import parse_versions
-from gitops.model import Inventory, Pin
+from gitops.inventory import Inventory
+from gitops.model import Pin
 from gitops.selection import select
 from gitops.state.store import Records, Store
 from gitops.feedback.events import live_key

@@ -418,8 +418,9 @@ def test_nothing_is_ever_checked_out_and_a_change_is_two_git_processes(
     assert_consistent(ws, url)
     calls.clear()
     external_commit(url, {"README.md": "theirs\n"})
-    ws.tree(ws.head())  # a stale fetch: the fetch, and the listing of their commit
-    assert calls == ["fetch", "ls-tree"]
+    ws.tree(ws.head())  # a stale fetch: the fetch, and what differs from the tree in hand
+    assert calls == ["fetch", "diff-tree"]
+    assert_listed_like_git(ws, ws.head(refresh=False))
     ws.skip_fetch_within = 0  # a fetch too old to build on: one more process, the fetch
     calls.clear()
     ws.change(set_version("apps/dev/podinfo.yaml", "6.5.4"), author=ALICE, message=MESSAGE)

@@ -11,7 +11,8 @@ from ferrychat.feedback import age, duration
 from ferrychat.grammar import VersionsQuery
 from ferrychat.sizing import Table
 from gitops.errors import shown
-from gitops.model import AuditEntry, Inventory, PendingChange
+from gitops.inventory import Inventory
+from gitops.model import AuditEntry, PendingChange
 from gitops.selection import Selection, select
 
 WHOLE = 10 ** 9  # no row or character cut: the whole table is the answer, or the file

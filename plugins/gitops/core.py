@@ -32,7 +32,8 @@ from .guard import policy
 from .guard.approvals import Guard
 from .guard.soak import soak_blocker
 from .identity import Release, plain
-from .model import Change, ChartLocation, Commit, Inventory, Pin, Plan, Requester
+from .inventory import Inventory
+from .model import Change, ChartLocation, Commit, Pin, Plan, Requester
 from .ops.metrics import Metrics, repository_label
 from .previews import Previews, preview_state
 from .queueing import Queueing

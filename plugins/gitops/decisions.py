@@ -16,7 +16,8 @@ from .errors import ApprovalRefused, ChangeDropped, FerryError, NoLongerAllowed
 from .guard import approvals as held
 from .guard import policy
 from .identity import Release
-from .model import CHART, Change, Inventory, Lock, PendingChange, Pin, Plan, Requester
+from .inventory import Inventory
+from .model import CHART, Change, Lock, PendingChange, Pin, Plan, Requester
 
 
 class Decisions:

@@ -2,14 +2,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Optional
 
 from .identity import CHART, Release  # noqa: F401 (CHART: where the modules have always found it)
 
-# Records that exist by the ten thousand (pins, where they live, problems) are slotted: no dict each.
-FieldPath = tuple  # tuple[str | int, ...]: a path to one scalar in a YAML document (keys, indexes)
-_LOCATIONS: dict = {}  # ChartLocation -> the one equal instance pins hold (frozen: interchangeable)
+# The records that exist by the ten thousand (a pin per app, environment and part, where it lives,
+# its chart's location, what discovery could not follow) are slotted: no dict per instance.
+
+# A path to one scalar inside a YAML document: mapping keys and sequence indexes.
+FieldPath = tuple  # tuple[str | int, ...]
+
+# Each chart location pins name, held once: 40,000 pins name a handful, and equal locations are
+# interchangeable (frozen). Bounded: past it, a new location stays the pin's own.
+_LOCATIONS: dict = {}
+_MAX_LOCATIONS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,16 +102,20 @@ class Pin:
     source_url: str = ""  # the Flux source URL as written (oci:// or https://)
     shared_with: tuple = ()  # every environment pinned by the same location, this one included, when > 1
     values_files: tuple = ()  # files that set spec.values for this release in this environment
-    shared_by: tuple = ()  # other readers of the same location: "env/app", other uses ("`${VAR}` in x")
+    # Other readers of the same location: "env/app" of other releases, other uses of a variable ("`${VAR}` in x").
+    shared_by: tuple = ()
     origin: str = ""  # where the version comes from when not the release's own field, for people
     refusal: str = ""  # why no one line can change it, when none can ("a digest", …)
     unknown: bool = False  # Ferry cannot know the version Flux applies (a Secret, an expression)
     values_unknown: str = ""  # why Ferry cannot replay the Helm values Flux gives it, when it cannot
-    part: str = CHART  # what the line pins: "chart" (version), "image" (the tag), "image:<container>"
+    values_from: bool = False  # the release takes values from ConfigMaps or Secrets (`spec.valuesFrom`)
+    # Which part of the app this line pins: "chart" (its chart version), "image" (its one image's
+    # tag) or "image:<container>" (the tag of one container's image, when it names several).
+    part: str = CHART
     written_prefix: str = ""  # an image tag inside `repo:tag`: the text before the tag on that line
 
-    def __post_init__(self):  # the pins of one chart hold one ChartLocation, not one each (bounded)
-        if self.source is not None and (self.source in _LOCATIONS or len(_LOCATIONS) < 4096):
+    def __post_init__(self):
+        if self.source is not None and (self.source in _LOCATIONS or len(_LOCATIONS) < _MAX_LOCATIONS):
             object.__setattr__(self, "source", _LOCATIONS.setdefault(self.source, self.source))
 
     @property
@@ -125,50 +135,6 @@ class Pin:
     def release(self) -> "Release":
         """What this pin is whatever Ferry calls it (``app`` may turn into ``namespace/name``; this does not)."""
         return Release(self.environment, self.namespace, self.app.rsplit("/", 1)[-1], self.part)
-
-
-@dataclass(frozen=True)
-class Inventory:
-    """Every pin of every environment at one commit."""
-
-    commit: str
-    pins: tuple  # tuple[Pin, ...]: the pin each app is tracked by, ordered by environment then app
-    problems: tuple = ()  # tuple[Problem, ...]: what discovery could not follow
-    others: tuple = ()  # tuple[Pin, ...]: the apps' other parts (chart or image tags not tracked)
-
-    def parts(self, app: str, environment: str) -> list:
-        """Every pin of ``app`` in ``environment``: the tracked one first."""
-        return list(self._parts.get((app, environment), ()))
-
-    def apps(self) -> list[str]:
-        return list(self._apps)
-
-    def in_environment(self, environment: str) -> list[Pin]:
-        return [p for p in self.pins if p.environment == environment]
-
-    def find(self, app: str, environment: str) -> Optional[Pin]:
-        parts = self._parts.get((app, environment))
-        return parts[0] if parts else None
-
-    def released(self, release: "Release") -> Optional[Pin]:
-        """The pin of ``release`` (one part), whatever its app is called now (any namespace: by name)."""
-        for p in self.pins + self.others:
-            if release.covers(p.release) and release.part:
-                return p
-        return None
-
-    # An inventory is kept and asked many times per commit: indexes built once, on first use
-    # (written to the instance's __dict__, which a frozen dataclass allows).
-    @cached_property
-    def _parts(self) -> dict:
-        found: dict = {}
-        for p in self.pins + self.others:  # the tracked pin first in each list
-            found.setdefault((p.app, p.environment), []).append(p)
-        return found
-
-    @cached_property
-    def _apps(self) -> tuple:
-        return tuple(sorted({p.app for p in self.pins}))
 
 
 @dataclass(frozen=True)

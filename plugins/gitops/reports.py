@@ -10,6 +10,7 @@ import difflib
 from typing import Optional
 
 from .flux import discovery, images
+from .flux.manifests import DEFAULT_CACHE
 from .changes import editing, trailers
 from .errors import NoRegistry, NotEditable, RegistryUnauthorized, RegistryUnavailable
 from .model import AuditEntry, ChartInfo, HistoryEntry, Pin
@@ -31,8 +32,7 @@ class Reports:
         entries: list[HistoryEntry] = []
         revisions = ws.file_history(pin.location.file, ws.head(refresh=False), limit=limit)
         for rev in reversed(revisions):  # oldest first: keep the commit where each version began
-            version = editing.read_version(rev.text, pin.location) if rev.text is not None else None
-            version = images.read_tag(pin, version)
+            version = images.read_tag(pin, _version_at(rev, pin.location))
             if version is None or (entries and entries[-1].version == version):
                 continue
             carried, merged_by = _carried(ws, rev, pin.environment, "--", pin.location.file)
@@ -172,6 +172,31 @@ def _carried(ws, rev, environment: str, *paths: str) -> tuple:
         return rev, rev.author_name
     brought = _brought(ws, rev, _trailer_grep(environment), *paths)
     return (brought[0], rev.author_name) if brought else (rev, "")
+
+
+def _version_at(rev, location) -> Optional[str]:
+    """The version text at ``location`` in the revision's text, kept by blob id with the parsed
+    documents (a blob's text never changes): a history asked again parses only what is new."""
+    if rev.text is None:
+        return None
+    if not rev.blob:
+        return editing.read_version(rev.text, location)
+    fact = f"version:{location.document}:{location.path!r}:{location.inner!r}"
+    return DEFAULT_CACHE.fact(_Revision(rev), location.file, fact,
+                              lambda text: editing.read_version(text, location))
+
+
+class _Revision:
+    """One revision of a file as the parse cache reads a file: its blob id and its text."""
+
+    def __init__(self, rev):
+        self._rev = rev
+
+    def blob_id(self, path: str) -> str:
+        return self._rev.blob
+
+    def read(self, path: str) -> str:
+        return self._rev.text
 
 
 def _shown_version(pin: Optional[Pin]) -> str:

@@ -12,22 +12,27 @@ the files it reads (``Reading`` records every one). Between two commits with the
   plain versions (no ``$``; an image reference keeping its repository and taking no digest) at
   lines no refused or unknown pin reads, read by nothing but pins (no ``shared_by``: another
   app, a variable's other uses, a replacement; no setter marker reading it as a repository).
-Anything else (a file added, removed or renamed, a comment or a setter marker, a key, a patch, a
-resource list) is not proven: None, and the caller discovers again. Ferry's own commits go
+- or a file it read is read alike: discovery reads a file's text through three doors only, its
+  documents (``parse_documents``, skipped when the text names no kind discovery looks for), its
+  setter markers and its variable references; when all three say the same of both texts (a
+  comment, blank lines, indentation or quoting that parse the same), nothing it finds can differ.
+Anything else (a file added, removed or renamed, a setter marker, a key, a patch, a resource
+list) is not proven: None, and the caller discovers again (only what the commit touched). Ferry's own commits go
 through the same proof (``PinCache.derive``), so there is one way an inventory moves on.
 """
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Iterable, Optional
 
 from yaml import events as ev
 
 from . import editing
 from ..errors import FerryError
-from ..flux import discovery, images, kustomizations
-from ..flux.kustomize import TreeIndex
+from ..flux import discovery, images, kustomizations, sharing
+from ..flux.kustomize import RELEVANT_KINDS, TreeIndex
 from ..flux import units
 from ..flux.units import Reading
 from ..flux.manifests import FileTree, parse_documents
@@ -48,6 +53,19 @@ class Known:
     # The commit's listing (``TreeIndex``), for the next rediscovery: the next commit mostly lists
     # the same files. Not part of what was found; the pin cache keeps it at its newest commit only.
     index: object = field(default=None, compare=False, repr=False)
+    # (the commit it was carried from, ((pin there, pin here), …)) when carried, else None: the
+    # inventory follows a carried commit pin by pin (``inventory.Inventory.carried``).
+    carried_from: Optional[tuple] = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def at_file(self) -> dict:
+        """{file: the positions in ``pins`` of the pins whose line is in it}: carrying a commit
+        looks at the pins of the files it changed, not at the fleet's."""
+        found: dict = {}
+        for i, pin in enumerate(self.pins):
+            if pin.location is not None:
+                found.setdefault(pin.location.file, []).append(i)
+        return found
 
 
 def discover(tree: FileTree, settings: Settings, environments: Optional[Iterable] = None,
@@ -94,31 +112,39 @@ def changed_files(old: FileTree, new: FileTree) -> Optional[list]:
 
 
 def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]:
-    """What discovery finds in ``new``, from what it found in ``old``; None when not proven."""
+    """What discovery finds in ``new``, from what it found in ``old``; None when not proven. The
+    work is the changed files' (their pins found by ``Known.at_file``), not the fleet's."""
     changed = changed_files(old, new)
     if changed is None:
         return None
     read = [path for path in changed if path in known.read]  # what discovery never read cannot matter
     if not read:
-        return known
-    by_file: dict = {}
-    for pin in known.pins:
-        if pin.location is not None and pin.location.file in read:
-            by_file.setdefault(pin.location.file, []).append(pin)
+        return _moved(known, old, known.pins, known.parts, ())
+    at_file = known.at_file
     values: dict = {}  # location -> the text now written there
     for path in read:
-        rewritten = _rewritten(by_file.get(path, ()), old.read(path), new.read(path),
+        old_text, new_text = old.read(path), new.read(path)
+        if _read_alike(old, new, path, old_text, new_text):
+            continue
+        rewritten = _rewritten([known.pins[i] for i in at_file.get(path, ())], old_text, new_text,
                                images.markers(new, path))
         if rewritten is None:
             return None
         values.update(rewritten)
-    if not values:
-        return known  # only lines that read the same (quoting, a refused pin's unchanged line)
-    pins = _carried(known.pins, values)
-    if pins is None:
-        return None
+    if not values:  # only lines that read the same (quoting, a refused pin's unchanged line)
+        return _moved(known, old, known.pins, known.parts, ())
+    pins, moves = list(known.pins), []
+    for path in {location.file for location in values}:
+        for i in at_file.get(path, ()):
+            before = pins[i]
+            if before.location in values:
+                after = _with_value(before, values[before.location])
+                if after is None:
+                    return None
+                pins[i] = after
+                moves.append((before, after))
     # Each environment's part reads the same lines before anything across environments is decided.
-    moved = {after.environment for before, after in zip(known.pins, pins) if before is not after}
+    moved = {after.environment for _, after in moves}
     parts = []
     for part in known.parts:
         if part.environment not in moved:
@@ -128,7 +154,23 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
         if any(p is None for p in found):
             return None
         parts.append(part.with_pins(*found))
-    return replace(known, pins=pins, parts=tuple(parts))
+    return _moved(known, old, tuple(pins), tuple(parts), tuple(moves))
+
+
+def _moved(known: Known, old: FileTree, pins: tuple, parts: tuple, moves: tuple) -> Known:
+    """``known`` carried from ``old``'s commit, where ``moves`` are the pins that read another
+    version; a new record even when none does, so that each commit says where it came from."""
+    carried = replace(known, pins=pins, parts=parts, carried_from=(getattr(old, "commit", None), moves))
+    carried.__dict__["at_file"] = known.at_file  # the same lines at the same positions
+    return carried
+
+
+def _read_alike(old: FileTree, new: FileTree, path: str, old_text: str, new_text: str) -> bool:
+    """Whether discovery reads the file's two texts alike, door by door (see the module's doc)."""
+    return (any(k in old_text for k in RELEVANT_KINDS) == any(k in new_text for k in RELEVANT_KINDS)
+            and parse_documents(old_text) == parse_documents(new_text)
+            and images.markers(old, path) == images.markers(new, path)
+            and sharing.file_references(old, path) == sharing.file_references(new, path))
 
 
 def _carried(pins: tuple, values: dict) -> Optional[tuple]:

@@ -18,9 +18,15 @@ from ..flux import images
 from ..flux.manifests import DEFAULT_CACHE
 from ..flux.parsestore import FILE_NAME, ParseStore
 from ..errors import UnknownApp, UsageError
-from ..model import CHART, Inventory, Pin
+from ..inventory import Inventory
+from ..model import CHART, Pin
 from ..settings import RepoSettings, Settings
 from ..workspace import Workspace
+
+
+# What discovery found at this many recent commits is kept: enough for a batch of changes pushed
+# together, each commit carried from the one before it.
+KEPT_COMMITS = 32
 
 
 class PinCache:
@@ -31,7 +37,7 @@ class PinCache:
         self._workspaces = workspaces
         self._by_commit: dict = {}  # (repo, commit) -> carry.Known
         self._latest: dict = {}  # repo -> the newest commit whose pins are known
-        self._inventory: Optional[tuple] = None  # (the heads it was made at, Inventory)
+        self._inventory: Optional[tuple] = None  # (the heads it was made at, Inventory, their Knowns)
         self._lock = threading.Lock()
         # The process's parsed documents, and behind them the parse cache in the data directory:
         # the first discovery after a restart reads and parses only blobs it has never seen.
@@ -41,19 +47,16 @@ class PinCache:
         """Every pin of every environment at the remote's newest commits."""
         heads = tuple((repo, ws.head(refresh=refresh)) for repo, ws in self._workspaces.items())
         with self._lock:
-            if self._inventory is not None and self._inventory[0] == heads:
-                return self._inventory[1]  # the same commits: the same inventory, already sorted
-        pins, problems = [], []
-        for repo, head in heads:
-            known = self._known(repo, head)
-            pins.extend(known.pins)
-            problems.extend(known.problems)
-        order = {name: i for i, name in enumerate(self.settings.environment_names)}
-        pins.sort(key=lambda p: (order[p.environment], p.app))
-        tracked, others = images.split(pins, self.settings)
-        inventory = Inventory("+".join(head[:12] for _, head in heads), tracked, tuple(problems), others)
+            last = self._inventory
+        if last is not None and last[0] == heads:
+            return last[1]  # the same commits: the same inventory, already sorted
+        knowns = tuple(self._known(repo, head) for repo, head in heads)
+        commit = "+".join(head[:12] for _, head in heads)
+        inventory = self._carried(last, heads, knowns, commit) if last is not None else None
+        if inventory is None:
+            inventory = build_inventory(commit, knowns, self.settings)
         with self._lock:
-            self._inventory = (heads, inventory)
+            self._inventory = (heads, inventory, knowns)
         return inventory
 
     def at(self, repo: RepoSettings, commit: str, tree=None) -> tuple:
@@ -95,10 +98,38 @@ class PinCache:
         self._remember(repo, commit, known)
         return known
 
+    def _carried(self, last: tuple, heads: tuple, knowns: tuple, commit: str) -> Optional[Inventory]:
+        """The last inventory moved pin by pin to ``heads``, when every repository's commit was
+        carried (``carry``) from the last one's, perhaps over several commits; else None."""
+        moves: list = []
+        for (repo, head), known, (_, last_head), last_known in zip(heads, knowns, last[0], last[2]):
+            steps = self._carried_since(repo, known, head, last_head)
+            if steps is None or known.problems != last_known.problems:
+                return None
+            moves.extend(move for step in reversed(steps) for move in step)
+        try:
+            return last[1].carried(commit, moves)
+        except KeyError:  # a pin the last inventory does not hold: build it again
+            return None
+
+    def _carried_since(self, repo: RepoSettings, known: carry.Known, commit: str,
+                       since: str) -> Optional[list]:
+        """The moves from ``since`` to ``commit`` (whose pins are ``known``), newest first, when
+        each commit between was carried from the one before."""
+        steps = []
+        while commit != since:
+            if known is None or known.carried_from is None or len(steps) >= KEPT_COMMITS:
+                return None
+            commit, moves = known.carried_from
+            steps.append(moves)
+            with self._lock:
+                known = self._by_commit.get((repo, commit))
+        return steps
+
     def _remember(self, repo: RepoSettings, commit: str, known: carry.Known) -> None:
         with self._lock:
-            if len(self._by_commit) > 16:
-                self._by_commit.clear()
+            while len(self._by_commit) >= KEPT_COMMITS:  # the oldest first: a batch's chain stays whole
+                self._by_commit.pop(next(iter(self._by_commit)))
             # One listing kept per repository, the newest commit's: the next one builds on it.
             for key, other in list(self._by_commit.items()):
                 if key[0] == repo and other.index is not None and other.index is not known.index:
@@ -107,13 +138,25 @@ class PinCache:
             self._latest[repo] = commit
 
 
+def build_inventory(commit: str, knowns, settings: Settings) -> Inventory:
+    """The inventory of what discovery found in each repository (``knowns``), from scratch: sorted
+    by environment then app, each app's tracked pin apart from its other parts."""
+    pins, problems = [], []
+    for known in knowns:
+        pins.extend(known.pins)
+        problems.extend(known.problems)
+    order = {name: i for i, name in enumerate(settings.environment_names)}
+    pins.sort(key=lambda p: (order[p.environment], p.app))
+    tracked, others = images.split(pins, settings)
+    return Inventory(commit, tracked, tuple(problems), others)
+
+
 def app_name(app: str, inventory: Inventory) -> str:
     """The app as the inventory spells it; names are matched case-insensitively."""
-    known = inventory.apps()
-    by_lower = {a.lower(): a for a in known}
-    if (app or "").lower() not in by_lower:
-        raise UnknownApp(app, known)
-    return by_lower[app.lower()]
+    found = inventory.app_named(app)
+    if found is None:
+        raise UnknownApp(app, inventory.apps())
+    return found
 
 
 def find(inventory: Inventory, app: str, environment: str, part: Optional[str] = None) -> Pin:

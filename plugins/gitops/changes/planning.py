@@ -9,7 +9,8 @@ from typing import Callable, Iterable, Optional
 
 from ..errors import (FerryError, NotEditable, NothingToRollback, PromotionRefused, SharedPin,
                      SourceBusy, UnknownApp, shown)
-from ..model import CHART, HistoryEntry, Inventory, Pin, Plan
+from ..inventory import Inventory
+from ..model import CHART, HistoryEntry, Pin, Plan
 from .pins import find
 from ..sources.registry import RegistryClient
 from ..settings import EnvironmentSettings, Settings

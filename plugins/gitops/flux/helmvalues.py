@@ -152,8 +152,9 @@ class ValuesFrom:
 def values_from(tree: FileTree, pin: Pin, environment: EnvironmentSettings,
                 cache: Optional[DocumentCache] = None) -> ValuesFrom:
     """``pin``'s ``spec.valuesFrom`` read from ``tree`` (its environment's repository), building
-    the environment again to find the build that applies the release."""
-    if not pin.release_file:
+    the environment again to find the build that applies the release; nothing built for a
+    release discovery found without one (most: a preview then costs the app's, not the fleet's)."""
+    if not pin.release_file or not pin.values_from:
         return ValuesFrom({})
     name = pin.app.rsplit("/", 1)[-1]
     cache = cache if cache is not None else DEFAULT_CACHE

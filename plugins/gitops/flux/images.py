@@ -200,7 +200,8 @@ def _pin(base: Pin, part: str, found, repo: str, source, prefix: str = "", refus
                release_file=base.release_file, source=source, source_url=repo,
                values_files=base.values_files, origin=found.origin,
                refusal=found.refusal or why, unknown=found.unknown or unknown,
-               values_unknown=base.values_unknown, part=part, written_prefix=prefix), found.variable
+               values_unknown=base.values_unknown, values_from=base.values_from, part=part,
+               written_prefix=prefix), found.variable
 
 
 def _values_from(doc: dict) -> tuple:

@@ -47,6 +47,7 @@ class Release:
     values_files: tuple
     values_unknown: str = ""
     image_reader: Optional[tuple] = None  # (unit, resource) to read image tags from
+    values_from: bool = False  # the built release has `spec.valuesFrom`
 
 
 def release_images(tree: FileTree, pin: Pin, unit: kustomizations.Unit, res: Resource, settings: Settings,
@@ -83,6 +84,7 @@ def release(environment: str, unit: kustomizations.Unit, res: Resource, sources:
         namespace = substitution.substitute_doc(namespace, unit.variables)
     values_files = _values_files(res, patches)
     values_unknown = _values_unknown(unit, res, patches)
+    values_from = bool(dig(doc, "spec", "valuesFrom"))
     found = _version(unit, res, doc, patches, VERSION, "helmrelease")
 
     chart_ref = dig(doc, "spec", "chartRef")
@@ -107,7 +109,7 @@ def release(environment: str, unit: kustomizations.Unit, res: Resource, sources:
                                                                             f"OCIRepository {ref_name}), which Ferry does not set")
                     break
         return Release(environment, name, namespace, res.file, found, chart, source, url, ref_kind,
-                        values_files, values_unknown)
+                        values_files, values_unknown, values_from=values_from)
 
     chart_spec = dig(doc, "spec", "chart", "spec") or {}
     chart = str(chart_spec.get("chart") or "") if isinstance(chart_spec, dict) else ""
@@ -126,7 +128,7 @@ def release(environment: str, unit: kustomizations.Unit, res: Resource, sources:
     if source_kind in ("GitRepository", "Bucket"):
         chart = posixpath.basename(chart.rstrip("/")) or chart  # a path to the chart folder
     return Release(environment, name, namespace, res.file, found, chart, source, url,
-                    source_kind or "HelmRepository", values_files, values_unknown)
+                    source_kind or "HelmRepository", values_files, values_unknown, values_from=values_from)
 
 
 def _substituted_name(res: Resource, unit: kustomizations.Unit, doc: dict) -> str:
@@ -243,4 +245,5 @@ def pin(r: Release, settings: Settings) -> Pin:
                location=found.location, kind=found.kind, chart=chart, namespace=r.namespace,
                release_file=r.file, source=source, source_url=r.source_url,
                values_files=r.values_files, origin=found.origin,
-               refusal=found.refusal, unknown=found.unknown, values_unknown=r.values_unknown)
+               refusal=found.refusal, unknown=found.unknown, values_unknown=r.values_unknown,
+               values_from=r.values_from)

@@ -74,7 +74,7 @@ def _unit_references(unit: Unit, tree, cache: Optional[DocumentCache]) -> dict:
     found: dict = {}
     paths = unit.build.files + [p.file for p in unit.build.patches if p.text_doc is None and not p.at]
     for path in dict.fromkeys(paths):
-        for name, count in _file_references(tree, path, cache).items():
+        for name, count in file_references(tree, path, cache).items():
             found.setdefault(name, []).append((path, count))
     for patch in unit.build.patches:
         if patch.text_doc is not None or patch.at:
@@ -83,7 +83,8 @@ def _unit_references(unit: Unit, tree, cache: Optional[DocumentCache]) -> dict:
     return found
 
 
-def _file_references(tree, path: str, cache: Optional[DocumentCache]) -> dict:
+def file_references(tree, path: str, cache: Optional[DocumentCache] = None) -> dict:
+    """{variable: how many times the file's text names it}; kept by blob beside its documents."""
     found = (DEFAULT_CACHE if cache is None else cache).fact(tree, path, "references", _references)
     return found if found is not None else {}
 

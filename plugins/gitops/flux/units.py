@@ -202,6 +202,10 @@ def change(old: FileTree, new: FileTree) -> Change:
         # Built from ``old`` by rewriting these files: the listing is the same by construction.
         return Change(frozenset(p for p in made[1] if old.blob_id(p) != new.blob_id(p)), frozenset(),
                       frozenset())
+    made = getattr(new, "diffed_from", None)
+    if made is not None and made[0] == getattr(old, "commit", None):
+        # Made from ``old`` by what git says differs between the two: nothing else moved.
+        return Change(*map(frozenset, made[1:]))
     old_files, new_files = old.files(), new.files()
     if old_files == new_files:
         return Change(frozenset(p for p in new_files if old.blob_id(p) != new.blob_id(p)), frozenset(),

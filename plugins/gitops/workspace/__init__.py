@@ -9,10 +9,8 @@ out as a group commit: each its own commit, one push) and readers never wait for
 a failure leaves the remote untouched and the clone's refs where they were (at most an
 unreferenced object is left behind).
 
-The package: ``process`` runs git (environment, askpass, scrubbing), ``failures`` classifies what
-it says, ``objects`` reads trees and objects, ``commit`` builds the fast-import stream, ``signing``
-writes it again signed (``commit.sign``), ``clone`` clones (the tip first, ``fullclone`` the rest),
-fetches, pushes and repairs, ``waiting`` holds a queued change; this module is the façade.
+The package's other modules say what each does (docs/architecture.md maps them); this one is the
+façade.
 """
 from __future__ import annotations
 
@@ -35,7 +33,8 @@ from .commit import author_identity
 from .observer import GitObserver
 from .signing import signed_commit
 from .waiting import WaitingChange
-from .objects import LOG_FORMAT, FileRevision, GitTree, parse_log, parse_tree
+from .objects import (FILE_LOG_OPTIONS, LOG_FORMAT, FileRevision, GitTree, diffed_tree, parse_file_log,
+                      parse_log, parse_tree)
 from .process import GitCommandFailed, git_environment, process_env, scrub, without_userinfo
 
 __all__ = ["Workspace", "GitTree", "FileRevision", "GitCommandFailed", "git_environment",
@@ -64,8 +63,7 @@ class Workspace(BranchWrites):
                  push_attempts: int = 3, secrets: Sequence[str] = (), timeout: float = 120.0,
                  observe: Optional[GitObserver] = None, batch: int = 1,
                  signing: Optional[CommitSigning] = None):
-        self.url = url
-        self.branch = branch
+        self.url, self.branch = url, branch
         self.directory = Path(directory).absolute()
         self.committer = committer
         self.fetch_interval = fetch_interval
@@ -73,8 +71,7 @@ class Workspace(BranchWrites):
         self.push_attempts = max(1, push_attempts)
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._lock = threading.RLock()  # the clone, fetches and writes; reentrant for callbacks
-        self.batch = max(1, batch)  # how many waiting changes one push may carry (1: one by one)
-        self.signing = signing  # every commit signed by git with this key, or None: unsigned
+        self.batch, self.signing = max(1, batch), signing  # (see the class's doc)
         self._queue: deque = deque()  # changes waiting for the writer, oldest first
         self._queue_ready = threading.Condition()  # guards the queue, ``_writing``, each answer
         self._writing = False  # a thread is landing a batch
@@ -132,40 +129,46 @@ class Workspace(BranchWrites):
             self._lock.release()
 
     def tree(self, commit: str) -> GitTree:
-        """The files of ``commit``: one ``ls-tree`` per commit (cached), contents read lazily."""
+        """The files of ``commit`` (cached), contents read lazily: ``objects.diffed_tree``."""
         with self._trees_lock:
             tree = self._trees.get(commit)
             if tree is not None:
                 self._trees.move_to_end(commit)
                 return tree
-        blobs, modes = self._repairing(lambda: parse_tree(self._clone.local(
-            "ls-tree", "-r", "-z", "--full-tree", commit, "--").stdout))
-        tree = GitTree(commit, blobs, self._read_blob, modes, self._clone.reader.blobs)
+            base = next(reversed(self._trees.values()), None)  # the one used last
+        tree = diffed_tree(base, commit, self._clone.local) if base is not None else None
+        if tree is None:
+            blobs, modes = self._repairing(lambda: parse_tree(self._clone.local(
+                "ls-tree", "-r", "-z", "--full-tree", commit, "--").stdout))
+            tree = GitTree(commit, blobs, self._read_blob, modes, self._clone.reader.blobs)
         self._keep_tree(tree)
         return tree
 
     def file_history(self, path: str, commit: str, limit: int = 500) -> list[FileRevision]:
         """The commits that changed ``path`` along the first-parent line of ``commit``, newest first.
 
-        One path-limited ``git log`` and the persistent cat-file for the texts, so it stays fast on
-        a long history where the file changed only a few times.
-        """
-        revisions = self.log(commit, limit, "--", path)
-        names = [f"{rev.sha}:{path}" for rev in revisions]
-        found = self._clone.reader.blobs(names)  # one round trip; what it missed, one by one
-        texts = (found.get(name) or self._read_object(name, "blob") for name in names)
-        return [replace(rev, text=None if data is None else data.decode("utf-8", errors="replace"))
-                for rev, data in zip(revisions, texts)]
+        One ``git log`` naming the file's blob at each commit; each distinct text once, by that id,
+        in one cat-file round trip (``<commit>:<path>`` would walk a fleet's big trees per revision)."""
+        revisions = parse_file_log(self._log(commit, limit, *FILE_LOG_OPTIONS, "--", path), path)
+        names = [f"{rev.sha}:{path}" if rev.blob is None else rev.blob for rev in revisions]
+        wanted = list(dict.fromkeys(filter(None, names)))  # "": the file is not there
+        found = self._clone.reader.blobs(wanted)  # what it missed, one by one
+        texts = {name: data.decode("utf-8", errors="replace") for name in wanted
+                 if (data := found.get(name) or self._read_object(name, "blob")) is not None}
+        return [replace(rev, text=texts.get(name)) for rev, name in zip(revisions, names)]
 
     def log(self, commit: str, limit: int, *selection: str) -> list[FileRevision]:
-        """Commits along the first-parent line of ``commit``, newest first, without file texts;
-        ``selection`` narrows them the way ``git log`` does (``--grep=…``, ``--`` and paths)."""
-        if any("\n" in a for a in (commit, *selection)):
+        """Commits along the first-parent line of ``commit``, newest first, without file texts,
+        narrowed by ``selection`` as ``git log`` does (``--grep=…``, ``--`` and paths)."""
+        return parse_log(self._log(commit, limit, f"--format={LOG_FORMAT}", *selection))
+
+    def _log(self, commit: str, limit: int, *options: str) -> bytes:
+        if any("\n" in a for a in (commit, *options)):
             raise ValueError("a path or commit with a newline")
         self.whole_history()
-        return parse_log(self._repairing(lambda: self._clone.local(
-            "log", "--first-parent", f"--max-count={int(limit)}", f"--format={LOG_FORMAT}", commit,
-            *selection).stdout))
+        # --no-follow: a user's ``log.follow`` would take a file's log through a rename, to another file
+        return self._repairing(lambda: self._clone.local(
+            "log", "--first-parent", "--no-follow", f"--max-count={int(limit)}", commit, *options).stdout)
 
     def whole_history(self) -> None:
         """Wait for the history a shallow first clone left out, and take it in (clone.py)."""

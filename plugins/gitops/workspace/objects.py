@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -25,7 +25,14 @@ READ_AHEAD_AFTER, READ_AHEAD = 32, 256
 # One record per commit: fields split by \x1f, records by \x1e (neither occurs in git's output);
 # the body last, its trailers read by ``_trailers`` (git's own reading stops at the last paragraph,
 # and a squash merge's ``Co-authored-by`` paragraph comes after Ferry's).
-LOG_FORMAT = "%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b%x1e"
+RECORD_FORMAT = "%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b"
+LOG_FORMAT = RECORD_FORMAT + "%x1e"
+# A file's history: each record followed by its ``--raw`` line for the file, all split by NUL
+# (``-z``), so the blob id of the file at every commit comes with the log: no tree is walked to
+# find the file's text, and a text seen before is not read again.
+FILE_LOG_OPTIONS = ("-z", "--root", "--diff-merges=first-parent", "--no-renames", "--raw",
+                    "--no-abbrev", f"--format={RECORD_FORMAT}")
+_NO_FILE = (b"000000", b"160000")  # the new modes ``--raw`` gives a file deleted, a submodule
 TRAILER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*:\s")
 
 
@@ -41,6 +48,9 @@ class FileRevision:
     trailers: dict = field(default_factory=dict, hash=False)  # dict[str, str]; repeats joined by ", "
     text: Optional[str] = None
     parents: tuple = ()  # more than one: a merge commit
+    # A file's history: the file's blob id at this commit ("": no file of ours there, deleted or a
+    # submodule), None where the log did not say (its text is then read by the commit's name).
+    blob: Optional[str] = None
 
 
 class GitTree:
@@ -63,6 +73,8 @@ class GitTree:
         self._sorted: Optional[list] = None
         # (parent commit, paths) when made by ``changed``: the same listing, only those rewritten
         self.rewritten_from: Optional[tuple] = None
+        # (other commit, changed, added, removed paths) when made by ``diffed`` from that commit's
+        self.diffed_from: Optional[tuple] = None
 
     def files(self) -> list[str]:
         if self._sorted is None:
@@ -120,6 +132,30 @@ class GitTree:
         tree.rewritten_from = (self.commit, tuple(path for path, _, _, _ in writes))
         return tree
 
+    def diffed(self, commit: str, changes: list) -> "GitTree":
+        """The tree of ``commit``, made from this one by ``changes`` (``parse_diff``: what ``git
+        diff-tree`` says differs): another commit known without listing all of it."""
+        blobs, modes = dict(self._blobs), dict(self._modes)
+        changed, added, removed = [], [], []
+        for path, mode, sha in changes:
+            had = blobs.pop(path, None)
+            modes.pop(path, None)
+            if sha is not None:
+                blobs[path] = sha
+                if mode != "100644":
+                    modes[path] = mode
+            if had is None and sha is not None:
+                added.append(path)
+            elif had is not None and sha is None:
+                removed.append(path)
+            elif had != sha:
+                changed.append(path)
+        tree = GitTree(commit, blobs, self._read_object, modes, self._read_ahead)
+        if not added and not removed:
+            tree._sorted = self._sorted
+        tree.diffed_from = (self.commit, tuple(changed), tuple(added), tuple(removed))
+        return tree
+
     def __contains__(self, path: object) -> bool:
         return path in self._blobs
 
@@ -146,20 +182,76 @@ def parse_tree(out: bytes) -> tuple[dict, dict]:
     return blobs, modes
 
 
+def diffed_tree(base: GitTree, commit: str, local: Callable) -> Optional[GitTree]:
+    """The tree of ``commit`` made from ``base`` by what ``git diff-tree`` says differs (``local``
+    runs git in the clone): the work of the commits between, not one ``ls-tree`` of the fleet.
+    None when ``base``'s commit is gone (a clone made again): list ``commit`` instead."""
+    try:
+        return base.diffed(commit, parse_diff(local(
+            "diff-tree", "-r", "-z", "--no-renames", base.commit, commit, "--").stdout))
+    except GitCommandFailed:
+        return None
+
+
+def parse_diff(out: bytes) -> list:
+    """``git diff-tree -r -z --no-renames`` output between two trees: [(path, mode, blob sha or
+    None)] per path that differs, None where the second tree holds no regular file there (deleted,
+    or now a symlink or submodule, which ``parse_tree`` leaves out too)."""
+    fields = out.split(b"\0")
+    changes = []
+    for meta, path in zip(fields[0::2], fields[1::2]):
+        if not meta.startswith(b":"):
+            continue
+        _, mode, _, sha, _ = meta[1:].split(b" ", 4)
+        name = sys.intern(path.decode("utf-8", errors="surrogateescape"))
+        regular = mode not in (b"000000", b"120000", b"160000")
+        changes.append((name, mode.decode(), sys.intern(sha.decode()) if regular else None))
+    return changes
+
+
 def parse_log(out: bytes) -> list[FileRevision]:
     """``git log --format=LOG_FORMAT`` output, newest first, without file texts."""
     revisions = []
     for record in out.decode("utf-8", errors="replace").split("\x1e"):
-        record = record.lstrip("\n")
-        if not record:
-            continue
-        fields = record.split("\x1f", 6)
-        if len(fields) < 7:  # the rest of a body that held a separator: its commit is read already
-            continue
-        sha, parents, name, email, when, subject, body = fields
-        revisions.append(FileRevision(sha, name, email, when, subject, _trailers(body),
-                                      parents=tuple(parents.split())))
+        revision = _revision(record)
+        if revision is not None:
+            revisions.append(revision)
     return revisions
+
+
+def parse_file_log(out: bytes, path: str) -> list[FileRevision]:
+    """``git log FILE_LOG_OPTIONS -- path`` output, newest first, without file texts, each with
+    the blob id ``path`` had at that commit (None when its ``--raw`` lines do not name ``path``
+    itself: the text is then read by the commit's name)."""
+    wanted = path.encode("utf-8", errors="surrogateescape")
+    revisions: list = []
+    current: Optional[FileRevision] = None  # the record the raw lines that follow belong to
+    tokens = iter(out.split(b"\0"))
+    for token in tokens:
+        token = token.lstrip(b"\n")
+        if token.startswith(b":"):  # ":<old mode> <new mode> <old id> <new id> <status>", then its path
+            meta = token[1:].split(b" ")
+            changed = next(tokens, None)
+            if meta[-1][:1] in (b"R", b"C"):  # a rename or a copy names its source first
+                changed = next(tokens, None)
+            if changed == wanted and current is not None and len(meta) == 5:
+                blob = "" if meta[1] in _NO_FILE else meta[3].decode("ascii", errors="replace")
+                current = revisions[-1] = replace(current, blob=blob)
+            continue
+        current = _revision(token.decode("utf-8", errors="replace")) if token else None
+        if current is not None:
+            revisions.append(current)
+    return revisions
+
+
+def _revision(record: str) -> Optional[FileRevision]:
+    """One ``RECORD_FORMAT`` record; None for what is not one (the rest of a body that held a
+    separator: its commit is read already)."""
+    fields = record.lstrip("\n").split("\x1f", 6)
+    if len(fields) < 7:
+        return None
+    sha, parents, name, email, when, subject, body = fields
+    return FileRevision(sha, name, email, when, subject, _trailers(body), parents=tuple(parents.split()))
 
 
 def _trailers(body: str) -> dict:
