@@ -78,6 +78,8 @@ def measure(world: "World") -> dict:
     # The same bot started again on its data folder (its clone, its parse cache): a new process.
     say("the bot again, restarted on its data folder: the first !versions")
     out["restart"] = _bot_process({**job, "restart": True})
+    say("discovery's own memory, traced in a process of its own")
+    out["discovery_memory"] = _bot_process({**job, "discovery": True})
     # Baseline: a plain `git clone` of the same remote, the floor of any first answer.
     out["git_clone"] = [clock(_git_clone, fleet.url, world.tmp / f"baseline-clone-{i}")[0]
                         for i in range(min(world.runs, 3))]
@@ -122,6 +124,8 @@ def rows(world: "World") -> list:
     raw_all = batch["raw"] * 1000 / raw_n * count
     rss = out["memory"]["VmRSS"] / 1024
     hwm = out["memory"]["VmHWM"] / 1024
+    first_rss, start_rss = out["first_memory"]["VmRSS"] / 1024, out["startup_memory"]["VmRSS"] / 1024
+    found = out["discovery_memory"]
     rss_goal = RSS_SCALE_MB if world.args.apps >= SCALE_APPS else RSS_MB
     pins = f"{world.args.apps:,} apps × {len(ENVIRONMENTS)} environments"
     first, again = out["first_versions"] * 1000, out["restart"]["first_versions"] * 1000
@@ -147,9 +151,15 @@ def rows(world: "World") -> list:
          f"≤ {BATCH_RATIO:g}× raw: {verdict(wall if landed == count else math.inf, BATCH_RATIO * raw_all)}",
          f"{count} raw `commit -a` + `push` in a row ≈ {fmt(raw_all)} (the batch rows' {raw_n} in a row, "
          f"scaled) → **{wall / raw_all:.2f}×**; {count / (wall / 1000):.1f} deploys/s"),
+        ("Bot resident memory (VmRSS) after its start and first `!versions`, MB", f"{first_rss:,.0f}",
+         f"< {rss_goal:g} MB: {verdict(first_rss, rss_goal)}", f"at start {start_rss:,.0f} MB"),
         ("**Bot resident memory** (VmRSS) after all of the above, MB", f"{rss:,.0f}",
          f"< {rss_goal:g} MB: {verdict(rss, rss_goal)}",
          f"peak (VmHWM) {hwm:,.0f} MB: {verdict(hwm, rss_goal)}"),
+        (f"Discovery's Python memory (`tracemalloc`), one discovery of {found['pins']:,} pins parsing "
+         "every file, peak, MB", f"{found['peak']:,.0f}", "—",
+         f"held after: {found['held']:,.0f} MB (parsed documents {found['documents']:,.0f}, "
+         f"pins and parts {found['known']:,.0f})"),
     ]
 
 
@@ -200,9 +210,49 @@ def restarted(job: dict) -> dict:
     return out
 
 
+def discovery_memory(job: dict) -> dict:
+    """What one discovery of the whole fleet allocates in Python (``tracemalloc``), on the clone
+    the bot left, parsing every file afresh: its peak, and what stays held after it by the parsed
+    documents and by what it found (``carry.Known``: pins, parts, read-sets), in MB."""
+    import gc
+    import tracemalloc
+
+    from gitops.changes import carry
+    from gitops.core import GitOps
+    from gitops.flux.manifests import DocumentCache
+    from gitops.settings import load_settings
+
+    core = GitOps(load_settings(str(Path(job["folder"]) / "ferry.yaml"), environ={}), fetch_interval=0)
+    workspace = next(iter(core.workspaces.values()))
+    tree = workspace.tree(workspace.head(refresh=False))
+    cache = DocumentCache()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        known = carry.discover(tree, core.settings, cache=cache)
+        cache.flush()
+        gc.collect()
+        held, peak = tracemalloc.get_traced_memory()
+        pins = len(known.pins)
+        del known
+        gc.collect()
+        without_known = tracemalloc.get_traced_memory()[0]
+        cache.clear()
+        gc.collect()
+        without_documents = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        workspace.close()
+    mb = 1024 * 1024
+    return {"peak": peak / mb, "held": held / mb, "known": (held - without_known) / mb,
+            "documents": (without_known - without_documents) / mb, "pins": pins}
+
+
 def run(job: dict) -> dict:
     if job.get("restart"):
         return restarted(job)
+    if job.get("discovery"):
+        return discovery_memory(job)
     out: dict = {}
     folder = job["folder"]
     Path(folder).mkdir(parents=True, exist_ok=True)
@@ -210,6 +260,7 @@ def run(job: dict) -> dict:
     try:
         out["startup_memory"] = memory_kb()
         out["first_versions"] = timed(bot, "!versions")
+        out["first_memory"] = memory_kb()
         out["versions"] = [timed(bot, "!versions") for _ in range(job["n"])]
         out["versions_app"] = [timed(bot, f"!versions {job['app']}") for _ in range(job["n"])]
         out["deploy"] = [timed(bot, f"!deploy {a} {v} to {e}", 2, "Deployed")

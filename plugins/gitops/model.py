@@ -12,6 +12,11 @@ from .identity import CHART, Release  # noqa: F401 (CHART: where the modules hav
 # A path to one scalar inside a YAML document: mapping keys and sequence indexes.
 FieldPath = tuple  # tuple[str | int, ...]
 
+# Each chart location pins name, held once: 40,000 pins name a handful, and equal locations are
+# interchangeable (frozen). Bounded: past it, a new location stays the pin's own.
+_LOCATIONS: dict = {}
+_MAX_LOCATIONS = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class ChartLocation:
@@ -108,6 +113,10 @@ class Pin:
     # tag) or "image:<container>" (the tag of one container's image, when it names several).
     part: str = CHART
     written_prefix: str = ""  # an image tag inside `repo:tag`: the text before the tag on that line
+
+    def __post_init__(self):
+        if self.source is not None and (self.source in _LOCATIONS or len(_LOCATIONS) < _MAX_LOCATIONS):
+            object.__setattr__(self, "source", _LOCATIONS.setdefault(self.source, self.source))
 
     @property
     def shared(self) -> bool:

@@ -18,12 +18,19 @@ discovery reads the repository only through these three doors.
 from __future__ import annotations
 
 import posixpath
+import sys
 from dataclasses import dataclass, replace
 from typing import Optional
 
 from .kustomize import RELEVANT_KINDS
 from .kustomizations import in_table, table_key
 from .manifests import FileTree
+
+
+def intern(path):
+    """The one string of ``path`` (the listing's, when the tree interns its paths): read-sets of
+    every environment and every commit hold the same strings, not copies."""
+    return sys.intern(path) if type(path) is str else path
 
 
 class Reading:
@@ -37,11 +44,11 @@ class Reading:
         return self._tree.files()
 
     def read(self, path: str) -> str:
-        self.paths.add(path)
+        self.paths.add(intern(path))
         return self._tree.read(path)
 
     def blob_id(self, path: str) -> str:
-        self.paths.add(path)
+        self.paths.add(intern(path))
         return self._tree.blob_id(path)
 
 
@@ -58,19 +65,19 @@ class Listing:
         self.children = _Children(index.children, self)
 
     def is_dir(self, path: str) -> bool:
-        self.folders.add(path)
+        self.folders.add(intern(path))
         return self._index.is_dir(path)
 
     def kustomization(self, folder: str) -> Optional[str]:
-        self.folders.add(folder)
+        self.folders.add(intern(folder))
         return self._index.kustomization(folder)
 
     def expand(self, pattern: str) -> list:
         if any(c in pattern for c in "*?["):
             self.everything = True
         else:
-            self.paths.add(pattern.strip("/"))
-            self.folders.add(pattern.strip("/"))
+            self.paths.add(intern(pattern.strip("/")))
+            self.folders.add(intern(pattern.strip("/")))
         return self._index.expand(pattern)
 
 
@@ -79,7 +86,7 @@ class _Files:
         self._files, self._listing = files, listing
 
     def __contains__(self, path) -> bool:
-        self._listing.paths.add(path)
+        self._listing.paths.add(intern(path))
         return path in self._files
 
     def __iter__(self):
@@ -96,11 +103,11 @@ class _Children:
         self._children, self._listing = children, listing
 
     def get(self, folder: str, default=None):
-        self._listing.folders.add(folder)
+        self._listing.folders.add(intern(folder))
         return self._children.get(folder, default)
 
     def __contains__(self, folder) -> bool:
-        self._listing.folders.add(folder)
+        self._listing.folders.add(intern(folder))
         return folder in self._children
 
 
