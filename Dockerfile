@@ -22,10 +22,13 @@ COPY slack-app-manifest.yaml ./
 RUN ln -s /app/bin/ferry /usr/local/bin/ferry
 
 # FERRY_WEBSERVER_PORT opens Ferry's bounded webserver at start: Flux posts its events to /flux/<env>,
-# the health check asks /ferry/health.
+# the health check asks /ferry/health. MALLOC_ARENA_MAX: glibc gives each of Errbot's worker threads
+# a memory pool of its own that the others never reuse (at 10,000 apps, 100 deploys at once left
+# the bot at 421 MB with them, 321 MB with two).
 ENV FERRY_DATA_DIR=/data \
     GITOPS_DATA_DIR=/data/gitops \
     FERRY_WEBSERVER_PORT=3141 \
+    MALLOC_ARENA_MAX=2 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 RUN mkdir -p /data && chown ferry:ferry /data

@@ -15,6 +15,7 @@ from __future__ import annotations
 import faulthandler
 import json
 import math
+import os
 import queue
 import subprocess
 import sys
@@ -95,8 +96,10 @@ def measure(world: "World") -> dict:
 
 
 def _bot_process(job: dict) -> dict:
+    # The bot runs as the image runs it (Dockerfile): glibc's memory pools bounded to two.
     res = subprocess.run([sys.executable, "-m", "bench.chat"], input=json.dumps(job), cwd=ROOT,
-                         capture_output=True, text=True, timeout=3600)
+                         capture_output=True, text=True, timeout=3600,
+                         env={**os.environ, "MALLOC_ARENA_MAX": "2"})
     check(res.returncode == 0, f"bench.chat failed: {res.stderr[-3000:]}")
     return json.loads(res.stdout)
 
