@@ -152,6 +152,8 @@ def test_after_version_commits_the_inventory_moves_pin_by_pin_and_is_a_fresh_one
     try:
         before = core.inventory()
         before.find("podinfo", "dev")  # its lookups made, to be moved
+        ws = next(iter(core.workspaces.values()))
+        assert ws.tree(ws.head(refresh=False))._texts == {}  # parsed and kept by blob: texts let go
         for changes, moved in (([{stag: files[stag].replace('"6.5.2"', '"6.5.3"')}], {"stag"}),
                                ([{prod: files[prod].replace("6.5.1", "6.5.4")},
                                  {stag: files[stag].replace('"6.5.2"', '"6.5.5"')}], {"prod", "stag"}),

@@ -106,6 +106,11 @@ class GitTree:
             text = self._texts[path] = data.decode("utf-8", errors="replace")
         return text
 
+    def forget_texts(self) -> None:
+        """Let go of the texts read so far (a discovery reads every file once, then its parse
+        cache has what it needs); a later ``read`` reads from Git again."""
+        self._texts = {}
+
     def _read_following(self, path: str) -> None:
         """``path`` and the files after it (in order) not read yet, in one batch."""
         if self._sorted is None:
