@@ -42,7 +42,7 @@ __all__ = ["Workspace", "GitTree", "FileRevision", "GitCommandFailed", "git_envi
 
 log = logging.getLogger(__name__)
 
-TREE_CACHE_SIZE = 16
+TREE_CACHE_SIZE = 8  # a listing each (53,000 paths at 10k apps); an evicted one is diffed from another
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
