@@ -95,31 +95,19 @@ class SharedShapes:
         self._seen = {}
 
     def _shared(self, node):
+        mapping = type(node) is dict
         marks = []  # per entry: the scalar, or the identity of the (shared) container
-        if type(node) is dict:
-            for key, value in node.items():
-                kind = type(value)
-                if kind is dict or kind is list:
-                    same = self._shared(value)
-                    if same is not value:
-                        node[key] = same
-                    marks.append(id(same))
-                else:
-                    marks.append(value)
-            keys = tuple(node)
-            mark = hash((keys, tuple(marks)))
-        else:
-            for i, value in enumerate(node):
-                kind = type(value)
-                if kind is dict or kind is list:
-                    same = self._shared(value)
-                    if same is not value:
-                        node[i] = same
-                    marks.append(id(same))
-                else:
-                    marks.append(value)
-            keys = None
-            mark = hash((None, tuple(marks)))
+        for at, value in (node.items() if mapping else enumerate(node)):
+            kind = type(value)
+            if kind is dict or kind is list:
+                same = self._shared(value)
+                if same is not value:
+                    node[at] = same  # a value replaced, no key added: safe while iterating
+                marks.append(id(same))
+            else:
+                marks.append(value)
+        keys = tuple(node) if mapping else None
+        mark = hash((keys, tuple(marks)))
         found = self._seen.get(mark)
         if found is not None and type(found) is type(node) and _marks(found) == marks \
                 and (keys is None or tuple(found) == keys):
