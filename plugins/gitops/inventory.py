@@ -74,10 +74,10 @@ class Inventory:
         reads another version and nothing else moved (``changes.carry``): the same order, split
         and indexes, changed where those pins are. A version is neither part of the order (the
         environment, then the app) nor of what an app is tracked by (``images.tracked``)."""
-        if not moves:  # the same pins: the same indexes, shared (never changed once made)
+        if not moves:  # the same pins: the indexes made so far, shared (never changed once made)
             inventory = Inventory(commit, self.pins, self.problems, self.others)
-            inventory.__dict__.update(_parts=self._parts, _apps=self._apps, _by_lower=self._by_lower,
-                                      _positions=self._positions)
+            inventory.__dict__.update((name, value) for name, value in self.__dict__.items()
+                                      if name in _INDEXES)
             return inventory
         positions = dict(self._positions)
         held = (list(self.pins), list(self.others))
@@ -96,3 +96,6 @@ class Inventory:
         inventory = Inventory(commit, tuple(held[0]), self.problems, tuple(held[1]))
         inventory.__dict__.update(_parts=parts, _apps=self._apps, _by_lower=self._by_lower, _positions=positions)
         return inventory
+
+
+_INDEXES = ("_parts", "_apps", "_by_lower", "_positions")  # made on first use, kept on the instance

@@ -120,13 +120,12 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
     read = [path for path in changed if path in known.read]  # what discovery never read cannot matter
     if not read:
         return _moved(known, old, known.pins, known.parts, ())
-    at_file = known.at_file
     values: dict = {}  # location -> the text now written there
     for path in read:
         old_text, new_text = old.read(path), new.read(path)
         if _read_alike(old, new, path, old_text, new_text):
             continue
-        rewritten = _rewritten([known.pins[i] for i in at_file.get(path, ())], old_text, new_text,
+        rewritten = _rewritten([known.pins[i] for i in known.at_file.get(path, ())], old_text, new_text,
                                images.markers(new, path))
         if rewritten is None:
             return None
@@ -135,7 +134,7 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
         return _moved(known, old, known.pins, known.parts, ())
     pins, moves = list(known.pins), []
     for path in {location.file for location in values}:
-        for i in at_file.get(path, ()):
+        for i in known.at_file.get(path, ()):
             before = pins[i]
             if before.location in values:
                 after = _with_value(before, values[before.location])
@@ -161,7 +160,8 @@ def _moved(known: Known, old: FileTree, pins: tuple, parts: tuple, moves: tuple)
     """``known`` carried from ``old``'s commit, where ``moves`` are the pins that read another
     version; a new record even when none does, so that each commit says where it came from."""
     carried = replace(known, pins=pins, parts=parts, carried_from=(getattr(old, "commit", None), moves))
-    carried.__dict__["at_file"] = known.at_file  # the same lines at the same positions
+    if "at_file" in known.__dict__:  # the same lines at the same positions (made when first needed)
+        carried.__dict__["at_file"] = known.__dict__["at_file"]
     return carried
 
 

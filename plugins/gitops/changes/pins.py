@@ -26,7 +26,7 @@ from ..workspace import Workspace
 
 # What discovery found at this many recent commits is kept: enough for a batch of changes pushed
 # together, each commit carried from the one before it.
-KEPT_COMMITS = 32
+KEPT_COMMITS = 16
 
 
 class PinCache:
