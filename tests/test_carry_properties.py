@@ -52,6 +52,5 @@ def assert_same_inventory(moved, fresh) -> None:
     for pin in fresh.pins + fresh.others:
         assert moved.parts(pin.app, pin.environment) == fresh.parts(pin.app, pin.environment)
         assert moved.find(pin.app, pin.environment) == fresh.find(pin.app, pin.environment)
-    # Where each pin held is, by identity: the index the next carried commit moves pins by.
-    assert moved._positions == {**{id(p): i for i, p in enumerate(moved.pins)},
-                                **{id(p): -1 - i for i, p in enumerate(moved.others)}}
+    # The lookups hold places, shared along carried commits: each place holds its pin.
+    assert moved._parts == fresh._parts

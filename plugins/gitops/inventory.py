@@ -21,7 +21,7 @@ class Inventory:
 
     def parts(self, app: str, environment: str) -> list:
         """Every pin of ``app`` in ``environment``: the tracked one first."""
-        return list(self._parts.get((app, environment), ()))
+        return [self._at(i) for i in self._parts.get((app, environment), ())]
 
     def apps(self) -> list[str]:
         return list(self._apps)
@@ -35,7 +35,7 @@ class Inventory:
 
     def find(self, app: str, environment: str) -> Optional[Pin]:
         parts = self._parts.get((app, environment))
-        return parts[0] if parts else None
+        return self._at(parts[0]) if parts else None
 
     def released(self, release: "Release") -> Optional[Pin]:
         """The pin of ``release`` (one part), whatever its app is called now (any namespace: by name)."""
@@ -44,13 +44,21 @@ class Inventory:
                 return p
         return None
 
+    def _at(self, place: int) -> Pin:
+        """The pin at ``place``: its index in ``pins``, or -1 - its index in ``others``."""
+        return self.pins[place] if place >= 0 else self.others[-1 - place]
+
     # An inventory is kept and asked many times per commit: indexes built once, on first use
-    # (written to the instance's __dict__, which a frozen dataclass allows).
+    # (written to the instance's __dict__, which a frozen dataclass allows). They hold places,
+    # not pins, so an inventory moved pin by pin shares them: a version moves no pin's place.
     @cached_property
     def _parts(self) -> dict:
+        """{(app, environment): the places of its pins, the tracked one first}."""
         found: dict = {}
-        for p in self.pins + self.others:  # the tracked pin first in each list
-            found.setdefault((p.app, p.environment), []).append(p)
+        for i, p in enumerate(self.pins):
+            found.setdefault((p.app, p.environment), []).append(i)
+        for i, p in enumerate(self.others):
+            found.setdefault((p.app, p.environment), []).append(-1 - i)
         return found
 
     @cached_property
@@ -61,41 +69,25 @@ class Inventory:
     def _by_lower(self) -> dict:
         return {a.lower(): a for a in self._apps}
 
-    @cached_property
-    def _positions(self) -> dict:
-        """{id(pin): its index in ``pins``, or -1 - its index in ``others``}: the pins held are
-        alive, so their ids are unique (one int each: 50,000 of them at 10,000 apps)."""
-        found = {id(p): i for i, p in enumerate(self.pins)}
-        found.update((id(p), -1 - i) for i, p in enumerate(self.others))
-        return found
-
     def carried(self, commit: str, moves) -> "Inventory":
-        """This inventory at ``commit``, where each pin of ``moves`` ((pin here, pin there), …)
-        reads another version and nothing else moved (``changes.carry``): the same order, split
-        and indexes, changed where those pins are. A version is neither part of the order (the
-        environment, then the app) nor of what an app is tracked by (``images.tracked``)."""
-        if not moves:  # the same pins: the indexes made so far, shared (never changed once made)
-            inventory = Inventory(commit, self.pins, self.problems, self.others)
-            inventory.__dict__.update((name, value) for name, value in self.__dict__.items()
-                                      if name in _INDEXES)
-            return inventory
-        positions = dict(self._positions)
+        """This inventory at ``commit``, where each pin of ``moves`` ((pin here, pin there), …, in
+        the order the commits made them) reads another version and nothing else moved
+        (``changes.carry``): the same order, split and indexes (shared), those pins replaced in
+        place. A version is neither part of the order (the environment, then the app) nor of what
+        an app is tracked by (``images.tracked``). KeyError: a pin this inventory does not hold."""
         held = (list(self.pins), list(self.others))
-        parts = dict(self._parts)
-        renamed: dict = {}
         for before, after in moves:
-            at = positions.pop(id(before))
-            if at >= 0:
-                held[0][at] = after
+            place = next((i for i in self._parts.get((after.app, after.environment), ())
+                          if (held[0][i] if i >= 0 else held[1][-1 - i]) is before), None)
+            if place is None:
+                raise KeyError((after.app, after.environment))
+            if place >= 0:
+                held[0][place] = after
             else:
-                held[1][-1 - at] = after
-            positions[id(after)] = at
-            renamed[id(before)] = after
-            key = (after.app, after.environment)
-            parts[key] = [renamed.get(id(p), p) for p in parts[key]]
+                held[1][-1 - place] = after
         inventory = Inventory(commit, tuple(held[0]), self.problems, tuple(held[1]))
-        inventory.__dict__.update(_parts=parts, _apps=self._apps, _by_lower=self._by_lower, _positions=positions)
+        inventory.__dict__.update((name, value) for name, value in self.__dict__.items() if name in _INDEXES)
         return inventory
 
 
-_INDEXES = ("_parts", "_apps", "_by_lower", "_positions")  # made on first use, kept on the instance
+_INDEXES = ("_parts", "_apps", "_by_lower")  # made on first use, kept on the instance, shared when moved
