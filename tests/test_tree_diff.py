@@ -13,7 +13,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gitops.flux import units
-from gitops.workspace.objects import GitTree, parse_diff, parse_tree
+from gitops.workspace.objects import parse_diff, parse_tree
+from gitops.workspace.trees import GitTree, Listing
 from tests.fixtures_git import _env, git
 
 PATHS = ("a.yaml", "apps/dev/web.yaml", "apps/dev/api.yaml", "apps/qa/web.yaml", "apps/qa/deep/x.yml",
@@ -49,10 +50,30 @@ def apply(repo: Path, step: tuple) -> None:
         target.chmod(0o755)
 
 
-@settings(max_examples=int(os.environ.get("FERRY_TREE_DIFF_EXAMPLES", "40")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("FERRY_TREE_DIFF_EXAMPLES", "40"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(STEPS, min_size=1, max_size=4))
 def test_a_listing_made_from_a_diff_equals_a_fresh_one(commits):
+    made_along(commits)
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(STEPS, min_size=2, max_size=4))
+def test_a_listing_flattened_along_the_way_equals_a_fresh_one(commits):
+    """What differs from the shared listing made whole again (past ``Listing.FLATTEN`` paths; here
+    past two) reads the same."""
+    flatten, Listing.FLATTEN = Listing.FLATTEN, 2
+    try:
+        made_along(commits)
+    finally:
+        Listing.FLATTEN = flatten
+
+
+def made_along(commits: list) -> None:
+    """Each commit of ``commits`` (lists of steps) listed from the one before by its diff, and
+    checked against ``ls-tree`` of it."""
     with tempfile.TemporaryDirectory(prefix="tree-diff-") as folder:
         repo = Path(folder)
         git("init", "-q", "-b", "main", cwd=repo)

@@ -33,8 +33,8 @@ from .commit import author_identity
 from .observer import GitObserver
 from .signing import signed_commit
 from .waiting import WaitingChange
-from .objects import (FILE_LOG_OPTIONS, LOG_FORMAT, FileRevision, GitTree, diffed_tree, parse_file_log,
-                      parse_log, parse_tree)
+from .objects import FILE_LOG_OPTIONS, LOG_FORMAT, FileRevision, parse_file_log, parse_log, parse_tree
+from .trees import GitTree, diffed_tree
 from .process import GitCommandFailed, git_environment, process_env, scrub, without_userinfo
 
 __all__ = ["Workspace", "GitTree", "FileRevision", "GitCommandFailed", "git_environment",

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 
 from ..model import Requester
-from .objects import GitTree
+from .trees import GitTree
 
 PLACEHOLDER_EMAIL_DOMAIN = "users.ferry.invalid"
 SCRATCH_REF = "refs/ferry/pending"  # named in fast-import's input only; never written
