@@ -17,8 +17,9 @@ the files it reads (``Reading`` records every one). Between two commits with the
   setter markers and its variable references; when all three say the same of both texts (a
   comment, blank lines, indentation or quoting that parse the same), nothing it finds can differ.
 Anything else (a file added, removed or renamed, a setter marker, a key, a patch, a resource
-list) is not proven: None, and the caller discovers again (only what the commit touched). Ferry's own commits go
-through the same proof (``PinCache.derive``), so there is one way an inventory moves on.
+list) is not proven: None, and the caller discovers again (only what the commit touched).
+Ferry's own commits go through the same proof (``PinCache.derive``), so there is one way an
+inventory moves on.
 """
 from __future__ import annotations
 
