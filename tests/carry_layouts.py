@@ -5,14 +5,16 @@ base, or environments given by a Flux Kustomization (inline patches, postBuild v
 from a ConfigMap); kustomization files named ``kustomization.yaml``, ``kustomization.yml`` or
 ``Kustomization``; resources and patch files under any name (a JSON 6902 patch in ``version.json``,
 ``ops.yaml`` or ``version.patch``); image tags as ``repo:tag`` or ``{repository, tag}``, with or
-without Flux's ``$imagepolicy`` setter marker; kustomize ``images:``; each app's HelmRepository in
+without Flux's ``$imagepolicy`` setter marker; kustomize ``images:``; a patch selecting releases
+by label (their values or their version); each app's HelmRepository in
 its base, in the first environment's folder only (the others find it there), or in a folder no
 build reads (found anywhere in the repository).
 
 ``commit(files, pins, draw)`` makes one foreign commit of any kind: a version bump as Ferry's
 editor writes it, a hand edit of a version, a comment, a marker added or removed, a patch file
 changed, a file renamed, a resource list changed, a file added or removed, a file nothing reads,
-a source's URL or name changed, a postBuild variable's value changed.
+a source's URL or name changed, a postBuild variable's value changed, a release's label (which a
+patch of the layout may select it by) or another field than its version.
 Written for Ferry's tests (no outside source).
 """
 from __future__ import annotations
@@ -218,6 +220,18 @@ def layouts(draw) -> tuple:
                 flux_patches += "    - " + target(app, "  ").lstrip() + inline_ops(version, "      ")
             elif mode == "kustomize-image":
                 extra += f"  - name: ghcr.io/acme/{app}\n    newTag: 3.{i}.0\n"
+        # A patch of every release labelled `tier: canary` (``label`` commits add and take it away).
+        # Its version may be a variable the releases read too: the label moves where it is read.
+        by_label = draw(st.sampled_from((None, "/spec/values/replicaCount", "/spec/chart/spec/version")))
+        if by_label:
+            value = draw(st.sampled_from(("9.9.9", f"${{{variable(apps[0])}}}")))
+            selector = "    target:\n      kind: HelmRelease\n      labelSelector: tier=canary\n"
+            if draw(st.booleans()):  # in a file of its own: one line Ferry may edit
+                files[f"apps/{env}/canary.yaml"] = f"- op: replace\n  path: {by_label}\n  value: {value}\n"
+                patches += "  - path: canary.yaml\n" + selector
+            else:
+                patches += ("  - " + selector.lstrip() + "    patch: |\n      - op: replace\n"
+                            f"        path: {by_label}\n        value: {value}\n")
         name = draw(st.sampled_from(KUSTOMIZATION_FILES))
         broken = ["missing.yaml"] if draw(st.booleans()) else []  # what discovery cannot follow
         own = sorted(p.rsplit("/", 1)[1] for p in files if p.startswith(f"apps/{env}/") and p.endswith("-repository.yaml"))
@@ -371,8 +385,55 @@ def change_variable(files: dict, pins: tuple, draw) -> dict:
     return {**files, path: files[path].replace(line, line[:line.index(": ") + 2] + value, 1)}
 
 
+HELM_RELEASE = "kind: HelmRelease\nmetadata:\n"
+
+
+def _release_file(files: dict, draw):
+    """A file holding a HelmRelease (a release, or a strategic merge patch of one), or None."""
+    candidates = [p for p in sorted(files) if HELM_RELEASE in files[p]]
+    return draw(st.sampled_from(candidates)) if candidates else None
+
+
+def label(files: dict, pins: tuple, draw) -> dict:
+    """A label on a HelmRelease added, changed or taken away (what a patch may select it by)."""
+    path = _release_file(files, draw)
+    if path is None:
+        return files
+    text = re.sub(r"  labels:\n    tier: \w+\n", "", files[path])
+    value = draw(st.sampled_from(("canary", "stable", None)))
+    if value:
+        text = text.replace(HELM_RELEASE, f"{HELM_RELEASE}  labels:\n    tier: {value}\n", 1)
+    return {**files, path: text}
+
+
+def release_edit(files: dict, pins: tuple, draw) -> dict:
+    """A HelmRelease changed otherwise than its version: an annotation, its name, its API, its
+    chart's source, `valuesFrom`, or one more document in its file (a release, a ConfigMap)."""
+    path = _release_file(files, draw)
+    if path is None:
+        return files
+    text = files[path]
+    edit = draw(st.sampled_from(("annotation", "name", "api", "source", "values-from", "release", "configmap")))
+    if edit == "annotation":
+        text = text.replace(HELM_RELEASE, f"{HELM_RELEASE}  annotations:\n    note: hand\n", 1)
+    elif edit == "name":
+        text = re.sub(r"(metadata:\n(?:  \w+:\n(?:    .*\n)+)*  name: )(\S+)", r"\1\2-x", text, count=1)
+    elif edit == "api":
+        text = text.replace("helm.toolkit.fluxcd.io/v2\n", "helm.toolkit.fluxcd.io/v2beta2\n", 1)
+    elif edit == "source":
+        text = text.replace("        name: charts\n", "        name: other\n", 1)
+    elif edit == "values-from":
+        text = text.replace("\nspec:\n", "\nspec:\n  valuesFrom:\n    - kind: ConfigMap\n      name: extra\n", 1)
+    elif edit == "release":
+        text += "---\n" + release("extra", "6.5.0", None, False)
+    else:
+        text += "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  a: b\n"
+    return {**files, path: text}
+
+
 COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, rename, change_resources,
-           add_file, remove_file, unread, other_value, change_source, change_variable)
+           add_file, remove_file, unread, other_value, change_source, change_variable, label, label,
+           release_edit, release_edit)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

@@ -141,9 +141,11 @@ def test_a_running_core_after_a_colleagues_commit_holds_a_fresh_discovery(tmp_pa
 def test_after_version_commits_the_inventory_moves_pin_by_pin_and_is_a_fresh_one(
         tmp_path, bare_remote, external_commit):
     """A real bare remote: a colleague's version commit, then two more fetched at once, then a
-    comment (read alike), then a key that is not a version. After each carried one the core's inventory holds the pins that did not
-    move as the very objects it held (moved pin by pin: no sort, no split, no index over the
-    fleet) and equals a fresh discovery's, its lookups included; after the last, built again, too."""
+    comment (read alike), then a key that is not a version (stag's release file read again on its
+    own), then a resource list. After each carried or read again the core's inventory holds the
+    pins that did not move as the very objects it held (moved pin by pin: no sort, no split, no
+    index over the fleet) and equals a fresh discovery's, its lookups included; after the last,
+    built again, too."""
     files = fleet("127.0.0.1:5000")
     url = bare_remote(files)
     core = GitOps(parse_settings({**FLEET_SETTINGS, "repo": {"url": url, "branch": "main"},
@@ -158,7 +160,9 @@ def test_after_version_commits_the_inventory_moves_pin_by_pin_and_is_a_fresh_one
                                ([{prod: files[prod].replace("6.5.1", "6.5.4")},
                                  {stag: files[stag].replace('"6.5.2"', '"6.5.5"')}], {"prod", "stag"}),
                                ([{stag: files[stag].replace('"6.5.2"', '"6.5.5"') + "# a comment\n"}], set()),
-                               ([{stag: files[stag].replace('"6.5.2"', '"6.5.5"') + NOTE}], None)):
+                               ([{stag: files[stag].replace('"6.5.2"', '"6.5.5"') + NOTE}], set()),
+                               ([{"apps/prod/Kustomization": files["apps/prod/Kustomization"] + "  - extra.yaml\n"}],
+                                None)):
             ws = next(iter(core.workspaces.values()))
             last = ws.head(refresh=False)
             for change in changes:

@@ -5,10 +5,8 @@ The proof is by construction, not by case. Discovery is a function of the tree's
 the files it reads (``Reading`` records every one). Between two commits with the same listing:
 - a file discovery did not read cannot change what it finds, whatever its name or content;
 - a file it read must hold pin locations, and its new text must be its old text with only those
-  scalars rewritten: every byte outside their one-line tokens the same (so no comment, setter
-  marker, key or line moves), each new token one scalar with no ``#`` in it, and the parsed
-  documents equal but for those values; a value inside an inline patch must be, byte for byte,
-  what Ferry's editor (``editing.set_version``) writes. The values must be read by discovery as
+  scalars rewritten (``rewrites``: no comment, setter marker, key or line moves; a value in an
+  inline patch written as Ferry's editor writes it). The values must be read by discovery as
   plain versions (no ``$``; an image reference keeping its repository and taking no digest) at
   lines no refused or unknown pin reads, read by nothing but pins (no ``shared_by``: another
   app, a variable's other uses, a replacement; no setter marker reading it as a repository).
@@ -17,28 +15,24 @@ the files it reads (``Reading`` records every one). Between two commits with the
   setter markers and its variable references; when all three say the same of both texts (a
   comment, blank lines, indentation or quoting that parse the same), nothing it finds can differ.
 Anything else (a file added, removed or renamed, a setter marker, a key, a patch, a resource
-list) is not proven: None, and the caller discovers again (only what the commit touched).
-Ferry's own commits go through the same proof (``PinCache.derive``), so there is one way an
-inventory moves on.
+list) is not carried: None. ``follow`` then reads again on their own the files of HelmReleases
+the commit changed, where ``flux.release_files`` proves that enough (a label, a value: ``reread``),
+and else builds again the environments the commit touched (``rediscover``). Ferry's own commits
+go through the same proof (``PinCache.derive``), so there is one way an inventory moves on.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Iterable, Optional
 
-from yaml import events as ev
-
-from . import editing
-from ..errors import FerryError
-from ..flux import discovery, images, kustomizations, sharing
+from . import rewrites
+from ..flux import discovery, images, kustomizations, release_files, sharing
 from ..flux.kustomize import RELEVANT_KINDS, TreeIndex
 from ..flux import units
 from ..flux.units import Reading
-from ..flux.manifests import FileTree, parse_documents
-from ..model import CHART, Pin, PinLocation
-from ..safeyaml import events
+from ..flux.manifests import DEFAULT_CACHE, FileTree, parse_documents
+from ..model import CHART, Pin
 from ..settings import Settings
 from ..versions import is_range
 
@@ -69,6 +63,28 @@ class Known:
         return found
 
 
+    @cached_property
+    def at_release(self) -> dict:
+        """{(environment, release file): the positions in ``pins`` of its releases' pins}: a
+        release read again finds its pins without a walk over the fleet."""
+        found: dict = {}
+        for i, pin in enumerate(self.pins):
+            found.setdefault((pin.environment, pin.release_file), []).append(i)
+        return found
+
+
+def follow(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Known:
+    """What discovery finds in ``new``, from ``known``, found in ``old``, the cheapest way proven:
+    carried (a version, a file read alike), files of HelmReleases read again on their own, or the
+    environments the commit touched built again."""
+    found = carry_forward(known, old, new)
+    if found is None:
+        found = reread(known, old, new, settings, cache)
+    if found is None:
+        found, _ = rediscover(known, old, new, settings, cache)
+    return found
+
+
 def discover(tree: FileTree, settings: Settings, environments: Optional[Iterable] = None,
              cache=None) -> Known:
     """Discovery of ``environments`` in ``tree`` (chart versions and image tags), with its reads;
@@ -91,9 +107,48 @@ def rediscover(known: Known, old: FileTree, new: FileTree, settings: Settings, c
     if not rebuilt:
         # The same parts; the repository-wide table reads the new listing's files, when it is read.
         read = _reads(parts, new) if any(p.finder_used for p in parts) else known.read
-        return replace(known, read=read, index=index), rebuilt
+        return replace(_moved(known, old, known.pins, parts, ()), read=read, index=index), rebuilt
     return Known(discovery.fold(parts, settings), tuple(discovery.problems_of(parts)), _reads(parts, new),
                  parts, index), rebuilt
+
+
+def reread(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
+    """What discovery finds in ``new`` when the commit changed only files of HelmReleases that
+    each environment reading them reads again on its own (``release_files``); else None. Each
+    release's pins keep what the fold across environments reads, so each takes the fold's answer
+    it had (its app as named, what shares its line) at the place it had."""
+    found = release_files.reread(known.parts, old, new, settings, cache if cache is not None else DEFAULT_CACHE)
+    if found is None:
+        return None
+    parts, part_moves = found
+    pins, moves = list(known.pins), []
+    for before, after in part_moves:
+        places = [i for i in known.at_release.get((before.environment, before.release_file), ())
+                  if _folded_from(pins[i], before)]
+        if len(places) != 1:
+            return None
+        folded = pins[places[0]]
+        pins[places[0]] = replace(after, app=folded.app, shared_with=folded.shared_with,
+                                  shared_by=folded.shared_by)
+        moves.append((folded, pins[places[0]]))
+    carried = _moved(known, old, tuple(pins), parts, tuple(moves))
+    if not all(_tracked_alike(before, after) for before, after in moves):
+        # What an app is tracked by may change: the inventory is made again, not moved pin by pin.
+        carried = replace(carried, carried_from=None)
+    return carried
+
+
+def _folded_from(folded: Pin, pin: Pin) -> bool:
+    """Whether the fold made ``folded`` of the part's ``pin`` (it names clashing apps
+    ``namespace/name`` and says what shares their line)."""
+    return (folded.part == pin.part and folded.namespace == pin.namespace and folded.location == pin.location
+            and folded.app.rsplit("/", 1)[-1] == pin.app)
+
+
+def _tracked_alike(before: Pin, after: Pin) -> bool:
+    """Whether ``images.tracked`` reads the two alike (the rest it reads, the fold kept)."""
+    return (before.refusal, before.unknown, before.version is None) == \
+        (after.refusal, after.unknown, after.version is None)
 
 
 def _reads(parts: tuple, tree: FileTree) -> frozenset:
@@ -126,7 +181,7 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
         old_text, new_text = old.read(path), new.read(path)
         if _read_alike(old, new, path, old_text, new_text):
             continue
-        rewritten = _rewritten([known.pins[i] for i in known.at_file.get(path, ())], old_text, new_text,
+        rewritten = rewrites.rewritten([known.pins[i] for i in known.at_file.get(path, ())], old_text, new_text,
                                images.markers(new, path))
         if rewritten is None:
             return None
@@ -150,10 +205,16 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
         if part.environment not in moved:
             parts.append(part)
             continue
-        found = [_carried(p, values) for p in (part.pins, part.overlay_images, part.release_images)]
+        held = (part.pins, part.overlay_images, part.release_images)
+        found = [_carried(p, values) for p in held]
         if any(p is None for p in found):
             return None
-        parts.append(part.with_pins(*found))
+        files = {before.location.file for group, now in zip(held, found)
+                 for before, after in zip(group, now) if after is not before}
+        kept = part.release_files
+        if kept is not None and files:
+            kept = kept.after_versions(files, old, new, DEFAULT_CACHE)
+        parts.append(part.with_pins(*found, kept))
     return _moved(known, old, tuple(pins), tuple(parts), tuple(moves))
 
 
@@ -161,8 +222,9 @@ def _moved(known: Known, old: FileTree, pins: tuple, parts: tuple, moves: tuple)
     """``known`` carried from ``old``'s commit, where ``moves`` are the pins that read another
     version; a new record even when none does, so that each commit says where it came from."""
     carried = replace(known, pins=pins, parts=parts, carried_from=(getattr(old, "commit", None), moves))
-    if "at_file" in known.__dict__:  # the same lines at the same positions (made when first needed)
-        carried.__dict__["at_file"] = known.__dict__["at_file"]
+    for index in ("at_file", "at_release"):  # the same lines at the same positions (made when first needed)
+        if index in known.__dict__:
+            carried.__dict__[index] = known.__dict__[index]
     return carried
 
 
@@ -181,154 +243,6 @@ def _carried(pins: tuple, values: dict) -> Optional[tuple]:
                  if pin.location is not None and pin.location.file in moved and pin.location in values
                  else pin for pin in pins)
     return None if any(pin is None for pin in pins) else pins
-
-
-def _rewritten(pins: list, old_text: str, new_text: str, marked: dict) -> Optional[dict]:
-    """``{location: new text}`` when ``new_text`` is ``old_text`` with only the scalars of
-    ``pins`` rewritten; else None. ``marked``: the file's setter markers (``images.markers``),
-    the same in both texts when only those scalars changed."""
-    readers: dict = {}
-    for pin in pins:
-        readers.setdefault(pin.location, []).append(pin)
-    moving = [location for location, at in readers.items()
-              if not any(p.refusal or p.unknown for p in at) and not _read_otherwise(location, marked)]
-    (old_docs, old_error), (new_docs, new_error) = parse_documents(old_text), parse_documents(new_text)
-    if old_error or new_error or len(old_docs) != len(new_docs):
-        return None
-    values = {}
-    for location in moving:
-        value = _value(new_docs, location)
-        if not isinstance(value, str) or not value or "$" in value:
-            return None  # gone, or a substitution expression: discovery reads it another way
-        values[location] = value
-    if any(location.inner is not None for location in moving) or old_text.startswith("\ufeff"):
-        same = _as_ferry_writes(old_text, new_text, values)
-    else:
-        same = _same_but_tokens(old_text, new_text, moving)
-        patched = copy.deepcopy(old_docs)
-        same = same and all(_put(patched, location, value) for location, value in values.items()) \
-            and patched == new_docs
-    if not same:
-        return None  # anything else changed: refused pins' lines, comments, keys, …
-    return {location: value for location, value in values.items() if value != _value(old_docs, location)}
-
-
-def _value(docs: list, location):
-    """The scalar at ``location`` as discovery reads it (inside the inline patch, for one)."""
-    value = _at(docs, location)
-    if location.inner is not None and isinstance(value, str):
-        return editing.read_version(value, _inner(location))
-    return value
-
-
-def _as_ferry_writes(old_text: str, new_text: str, values: dict) -> bool:
-    """Whether Ferry's editor, writing ``values``, makes ``new_text`` of ``old_text``."""
-    text = old_text
-    for location, value in values.items():
-        try:
-            text = editing.set_version(text, location, value)
-        except FerryError:  # a line the editor refuses to write is no line it wrote
-            return False
-    return text == new_text
-
-
-def _same_but_tokens(old_text: str, new_text: str, locations: list) -> bool:
-    """Whether the two texts differ only inside the one-line scalar tokens at ``locations``,
-    each new token holding no comment."""
-    old_spans = sorted(_span(old_text, location) or (-1, -1) for location in locations)
-    new_spans = sorted(_span(new_text, location) or (-1, -1) for location in locations)
-    if not locations or old_spans[0][0] < 0 or new_spans[0][0] < 0:
-        return not locations and old_text == new_text
-    old_at = new_at = 0
-    for (old_start, old_end), (new_start, new_end) in zip(old_spans, new_spans):
-        token = new_text[new_start:new_end]
-        if old_text[old_at:old_start] != new_text[new_at:new_start] or "#" in token:
-            return False
-        old_at, new_at = old_end, new_end
-    return old_text[old_at:] == new_text[new_at:]
-
-
-def _span(text: str, location) -> Optional[tuple]:
-    """(start, end) of the scalar written at ``location`` when it is one plain or quoted token on
-    one line, not an anchor or an alias, and written there once; else None."""
-    document, stack, found = -1, [], None
-    try:
-        for event in events(text):
-            kind = type(event)
-            if kind is ev.DocumentStartEvent:
-                document, stack = document + 1, []
-                continue
-            if document != location.document:
-                continue
-            if kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
-                stack.pop()
-                continue
-            if kind not in (ev.ScalarEvent, ev.MappingStartEvent, ev.SequenceStartEvent, ev.AliasEvent):
-                continue
-            path = _node_path(stack, event)
-            if kind is ev.MappingStartEvent or kind is ev.SequenceStartEvent:
-                stack.append([kind is ev.MappingStartEvent, path, _KEY if kind is ev.MappingStartEvent else 0])
-            elif path == location.path:
-                plain_or_quoted = kind is ev.ScalarEvent and (event.style or "") in ("", "'", '"')
-                if found is not None or not plain_or_quoted or event.anchor \
-                        or event.start_mark.line != event.end_mark.line:
-                    return None
-                found = (event.start_mark.index, event.end_mark.index)
-    except Exception:  # not YAML: no token to find
-        return None
-    return found
-
-
-_KEY, _COMPLEX = object(), object()  # a mapping waiting for its next key; a key that is no scalar
-
-
-def _node_path(stack: list, event) -> Optional[tuple]:
-    """The path of the node ``event`` starts (None inside a key), moving its parent on."""
-    if not stack:
-        return ()
-    frame = stack[-1]
-    mapping, parent, at = frame
-    if not mapping:
-        frame[2] += 1
-        return None if parent is None else parent + (at,)
-    if at is _KEY:  # this node is a key
-        frame[2] = event.value if type(event) is ev.ScalarEvent else _COMPLEX
-        return None
-    frame[2] = _KEY
-    return None if parent is None or at is _COMPLEX else parent + (at,)
-
-
-def _inner(location):
-    return PinLocation(location.file, location.inner[0], location.inner[1])
-
-
-def _at(docs: list, location):
-    node = docs[location.document] if location.document < len(docs) else None
-    for step in location.path:
-        if isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
-            node = node[step]
-        elif isinstance(node, dict) and step in node:
-            node = node[step]
-        else:
-            return None
-    return node
-
-
-def _put(docs: list, location, value: str) -> bool:
-    """Write ``value`` at ``location`` (a scalar of the documents themselves)."""
-    *parents, last = location.path
-    holder = _at(docs, PinLocation(location.file, location.document, tuple(parents)))
-    if not (isinstance(holder, dict) and last in holder
-            or isinstance(holder, list) and isinstance(last, int) and 0 <= last < len(holder)):
-        return False
-    holder[last] = value
-    return True
-
-
-def _read_otherwise(location, marked: dict) -> bool:
-    """A setter marker makes the line more than a version: an image's repository or digest."""
-    return location.inner is None and any(
-        path == location.path and kind not in ("tag", "") for path, kind in marked.get(location.document, ()))
 
 
 def _with_value(pin: Pin, written: str) -> Optional[Pin]:

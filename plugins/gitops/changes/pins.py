@@ -3,8 +3,9 @@
 Discovery reads the whole repository; most commits change a few files, and Ferry's own commits
 change one scalar. The cache keeps what discovery found (pins, what it could not follow, what it
 read, per environment) at the newest commits known per repository, and the next commit, anyone's
-or Ferry's own, is carried from it where ``carry`` proves the result equal to discovering again;
-else only the environments the commit touched are built again (``carry.rediscover``).
+or Ferry's own, is carried from it where ``carry`` proves the result equal to discovering again,
+or its files of HelmReleases read again on their own (``carry.reread``); else only the
+environments the commit touched are built again (``carry.rediscover``).
 """
 from __future__ import annotations
 
@@ -87,10 +88,8 @@ class PinCache:
         tree = tree or ws.tree(commit, near=last)  # listed as what differs from ``old``
         known = None
         if before is not None:
-            known = carry.carry_forward(before, old, tree)
-            if known is None:  # not proven carried: build again what the commit touched
-                known, _ = carry.rediscover(before, old, tree, self.settings, self.documents)
-                self.documents.flush()
+            known = carry.follow(before, old, tree, self.settings, self.documents)
+            self.documents.flush()
         if known is None:
             known = carry.discover(tree, self.settings, [e for e in self.settings.environments if e.repo == repo],
                                    self.documents)

@@ -42,6 +42,18 @@ class Sources:
         self._held = set(held)
         self.asked: dict = {}  # environment -> keys looked for outside its own builds
         self.searched: set = set()  # environments the repository-wide table answered
+        self._answered: dict = {}  # environment -> {key: what it found elsewhere}
+        self.calls: list = []  # every key looked for outside the environment's own builds, in turn
+
+    def answers(self, environment: str) -> dict:
+        """{(kind, namespace, name): (resource, unit) or None}: every source ``environment``'s
+        releases may find without another build, as they found it: its own builds' sources, and
+        what it looked for elsewhere (the answer stands while the part stands: ``units``)."""
+        return {**self._answered.get(environment, {}), **self._by_env.get(environment, {})}
+
+    def own(self, environment: str) -> frozenset:
+        """The keys of the sources ``environment``'s own builds hold."""
+        return frozenset(self._by_env.get(environment, ()))
 
     def find(self, environment: str, kind: str, namespace: str, name: str):
         """The source resource and the unit that builds it, or None."""
@@ -50,15 +62,21 @@ class Sources:
         if found is not None:
             return found
         self.asked.setdefault(environment, set()).add(key)
+        self.calls.append(key)
+        found = self._elsewhere(environment, key)
+        self._answered.setdefault(environment, {})[key] = found
+        return found
+
+    def _elsewhere(self, environment: str, key: tuple):
         for env, table in self._by_env.items():
             if key in table:
                 if env in self._held:
                     raise NeedEnvironment(env)
                 return table[key]
-        if kind not in ("HelmRepository", "OCIRepository"):
+        if key[0] not in ("HelmRepository", "OCIRepository"):
             return None  # a chart in Git or a bucket has no registry to find: not worth a scan
         self.searched.add(environment)
-        res = self._finder.find(kind, namespace, name)
+        res = self._finder.find(*key)
         return (res, kustomizations.Unit(Build(), "")) if res is not None else None
 
 

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 from typing import Iterable, Optional
 
-from . import kustomizations, overlay_images, releases, sharing, units
+from . import kustomizations, overlay_images, release_files, releases, sharing, units
 from .chart_sources import Sources, source_key
 from .helmvalues import release_values_text
 from .kustomize import ScopeIds, TreeIndex
@@ -156,7 +156,10 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
         for unit in env_units:
             overlay.extend(p for p, _ in overlay_images.kustomize_images(env.name, unit, cache, reading, settings))
     found, seen = [], set()
-    for unit in env_units:
+    # (unit position, resource, chart pin position or -1, the sources it looked for outside its
+    # environment's builds) of every HelmRelease
+    held = []
+    for position, unit in enumerate(env_units):
         for res in unit.build.resources:
             if res.kind == "ResourceSet" and releases.generates_releases(res.doc):
                 problems.append(Problem(env.name, res.file, f"ResourceSet {res.namespace}/{res.name} "
@@ -164,15 +167,20 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
                                         "change them by hand."))
             if res.kind != "HelmRelease" or not res.api_version.startswith(releases.HELM_API):
                 continue
+            calls = len(sources.calls)
             release = releases.release(env.name, unit, res, sources)
+            asked = frozenset(sources.calls[calls:]) if len(sources.calls) > calls else frozenset()
             if release is None:
+                held.append((position, res, -1, asked))
                 continue
             if (release.namespace, release.name) in seen:
                 problems.append(Problem(env.name, release.file, f"HelmRelease {release.namespace}/"
                                         f"{release.name} is defined twice; kept the one in "
                                         f"{_first_file(found, release)}."))
+                held.append((position, res, -1, asked))
                 continue
             seen.add((release.namespace, release.name))
+            held.append((position, res, len(found), asked))
             found.append(release)
             if with_images:
                 release.image_reader = (unit, res)
@@ -181,11 +189,13 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
     for problem in [*built_problems, *problems]:
         log.debug("discovery: %s", problem)
     pins = tuple(releases.pin(r, settings) for r in found)
-    release_images = []
+    release_images, image_spans = [], []
     for release, pin in zip(found, pins):
+        start = len(release_images)
         if release.image_reader is not None:
             release_images.extend(p for p, _ in releases.release_images(reading, pin, *release.image_reader,
                                                                          settings, cache))
+        image_spans.append((start, len(release_images)))
     references = tuple(r for r in (sharing.unit_references(u, reading, cache) for u in env_units) if r)
     return units.Part(
         env.name, pins, tuple(r.found.variable for r in found), tuple(overlay), tuple(release_images),
@@ -195,7 +205,9 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
         frozenset(lookups.keys | sources.asked.get(env.name, set())),
         bool(lookups.keys) or env.name in sources.searched,
         frozenset(reading.paths), frozenset(listing.paths - reading.paths), frozenset(listing.folders),
-        listing.everything)
+        listing.everything,
+        release_files.keep(env_units, held, image_spans, sources.answers(env.name),
+                           sources.own(env.name), with_images))
 
 
 def discover_environments(tree: FileTree, settings: Settings, environments: Iterable,

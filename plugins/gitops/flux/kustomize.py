@@ -255,8 +255,7 @@ class Walker:
             scopes = self._scopes[chain] = frozenset(level.scope for level in chain)
         outer_namespace = next((lv.namespace for lv in chain if lv.namespace), None)  # outermost wins
         for i, doc in enumerate(parsed.docs):
-            if not (isinstance(doc, dict) and isinstance(doc.get("kind"), str)
-                    and isinstance(doc.get("apiVersion"), str)):
+            if not is_resource(doc):
                 continue
             namespace = str(outer_namespace or dig(doc, "metadata", "namespace") or "")
             name, names = _names(dig(doc, "metadata", "name"), chain)
@@ -344,6 +343,11 @@ class ScopeIds:
     def next(self) -> int:
         self._last += 1
         return self._last
+
+
+def is_resource(doc) -> bool:
+    """Whether a document of a resource file is an object kustomize builds (a kind and an API)."""
+    return isinstance(doc, dict) and isinstance(doc.get("kind"), str) and isinstance(doc.get("apiVersion"), str)
 
 
 def _names(name, chain: tuple) -> tuple:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import posixpath
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from .kustomize import RELEVANT_KINDS
@@ -152,6 +152,9 @@ class Part:
     listed_paths: frozenset  # besides those it read
     listed_folders: frozenset
     listed_everything: bool
+    # What its builds keep to read files of HelmReleases again on their own (``release_files``);
+    # None when they cannot (kustomize replacements) or a carried version moved what they kept.
+    release_files: Optional[object] = field(default=None, compare=False, repr=False)
 
     def touched(self, change: "Change", keys: set) -> bool:
         """Whether ``change`` (with ``keys``, the objects the changed files hold) can change what
@@ -165,8 +168,11 @@ class Part:
             return True
         return not self.looked_up.isdisjoint(keys)
 
-    def with_pins(self, pins: tuple, overlay_images: tuple, release_images: tuple) -> "Part":
-        return replace(self, pins=pins, overlay_images=overlay_images, release_images=release_images)
+    def with_pins(self, pins: tuple, overlay_images: tuple, release_images: tuple, release_files) -> "Part":
+        """This part with versions carried (``changes.carry``), or with files of its HelmReleases
+        read again (``release_files``), and what its builds keep after that."""
+        return replace(self, pins=pins, overlay_images=overlay_images, release_images=release_images,
+                       release_files=release_files)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,334 @@
+"""Files of HelmReleases and their patch files read again on their own, inside the builds that
+hold them, so that a commit changing what Flux applies beyond a version (a label, a value, an
+annotation) costs the releases it changed, not a build of their environment.
+
+The proof is by construction. Discovery reads a resource file as objects of its builds
+(``kustomize.Walker``), each given the scopes, namespace and names of the route that reached it,
+and a patch file as patches of its builds, each selecting objects by its target (or its own kind
+and name). A commit may change:
+- a release file: every HelmRelease in it keeps its kind, API, name and namespace, and every other
+  document in it (its HelmRepository, say) stays equal: the builds hold the same objects in the
+  same order and only those releases' documents differ;
+- a patch file: each of its patches keeps its shape and what it selects (the target is its
+  kustomization's; an untargeted one keeps its kind and name), and selects HelmReleases only:
+  the builds apply the same patches to the same releases, and only their bodies differ.
+Nothing in a build looks a HelmRelease up (the lookups are of sources, ConfigMaps, Flux
+Kustomizations and generators), so what changes is the touched releases' own reading:
+``releases.release``, ``releases.pin`` and its image pins, run again with the new documents, their
+unit's patches and variables and the sources their environment found. What could cross releases
+is checked, never assumed; else None, and the environment is built again (``discovery.rediscover``):
+- the file is read by the environment only that way (no kustomization, no other resource), which
+  runs no kustomize replacements (they select objects by their fields), and names the same
+  ``${VAR}`` as before;
+- no environment looked its objects up outside its builds; a release finds a source its
+  environment found at its last build (in its own builds, another environment's or anywhere):
+  that answer stands while the part stands (``units``: a part that looked a source up is built
+  again when what it looked up changes), and it looks for the same ones outside as before;
+- each release keeps its name (no duplicate appears or goes), reads no other file, and each of its
+  pins keeps what the fold across environments reads (``FOLDED``): what the fold says of every
+  other pin stands, and of this one is what it said before.
+What a part keeps for this (``ReleaseFiles``) is its builds without their resources: their patches,
+variables and sources, and the releases of each file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import NamedTuple, Optional
+
+from . import releases, sharing, units
+from .kustomize import RELEVANT_KINDS, Build, Patch, Resource
+from .kustomizations import Unit
+from .manifests import DocumentCache, FileTree, dig
+from .patches import PatchIndex, targets
+from ..settings import Settings
+
+# What the fold across environments reads of a pin (``discovery.fold``): equal before and after,
+# the fold's answer for every pin is the one it gave.
+FOLDED = ("environment", "app", "namespace", "location", "part", "shared_by", "release_file")
+
+
+class HeldRelease(NamedTuple):
+    """One HelmRelease a build made of a file."""
+
+    unit: int  # its unit's position in ``ReleaseFiles.units``
+    resource: Resource  # as the build made it; of its document only the kind, API and names
+    # are read again: the same in every text of the file read again since (``_same_object``)
+    pin: int  # its chart pin's position in the part's pins; -1: it made none (no name, a duplicate)
+    first_image: int  # its image pins: ``release_images[first_image:end_image]``
+    end_image: int
+    asked: frozenset  # the sources it looked for outside its environment's own builds
+
+
+@dataclass(frozen=True)
+class ReleaseFiles:
+    """What one environment's builds keep to read files of HelmReleases again on their own."""
+
+    units: tuple  # its units with their patches and variables, not their resources
+    files: dict  # file -> (HeldRelease, …): every HelmRelease its builds made of the file
+    sources: dict  # (kind, namespace, name) -> (Resource, unit) or None: what its releases found
+    own: frozenset  # the keys of ``sources`` its own builds hold (the rest it looked for elsewhere)
+    patch_files: frozenset  # the files it reads as patches and only so
+    with_images: bool
+
+    @cached_property
+    def by_name(self) -> dict:
+        """{a name a release goes by: its HeldReleases}, for the releases a patch selects."""
+        found: dict = {}
+        for held in self.files.values():
+            for h in held:
+                for name in h.resource.names:
+                    found.setdefault(name, []).append(h)
+        return found
+
+    def after_versions(self, files, old: FileTree, new: FileTree, cache: DocumentCache
+                       ) -> Optional["ReleaseFiles"]:
+        """These after versions carried in ``files`` (``changes.carry``), or None: a version in a
+        release file moves nothing kept but its documents (read again for their names only); one
+        in a patch file moves its patches' bodies, read again; one elsewhere (a variable, a source,
+        a kustomization) moves what only a build makes again."""
+        kept = self
+        for path in files:
+            if path in kept.patch_files:
+                kept = _patches_read_again(kept, path, old, new, cache)
+            elif path not in kept.files:
+                return None
+            if kept is None:
+                return None
+        return kept
+
+
+def keep(env_units: list, held: list, images: list, sources: dict, own: frozenset, with_images: bool
+         ) -> Optional[ReleaseFiles]:
+    """``ReleaseFiles`` of one environment's builds (None when it runs kustomize replacements).
+    ``held``: (unit position, resource, chart pin position or -1, keys looked for elsewhere) of
+    every HelmRelease, in build order; ``images``: per chart pin, the (start, end) of its image
+    pins; ``sources``: what its releases found (``chart_sources.Sources.answers``), ``own``: the
+    keys of its own builds' sources."""
+    if any(unit.build.replacements for unit in env_units):
+        return None
+    lighter: dict = {}  # id(unit) -> the unit without its resources (the build's list of thousands)
+
+    def light(unit: Unit) -> Unit:
+        if id(unit) not in lighter:
+            lighter[id(unit)] = Unit(Build(patches=unit.build.patches), unit.path, unit.variables,
+                                     unit.kustomization, unit.patch_index)
+        return lighter[id(unit)]
+
+    units_ = tuple(light(u) for u in env_units)
+    files: dict = {}
+    for u, res, pin, asked in held:
+        first, end = images[pin] if pin >= 0 else (0, 0)
+        files.setdefault(res.file, []).append(HeldRelease(u, res, pin, first, end, asked))
+    # Read otherwise than as a release file or a patch file: kustomizations, inline patches'
+    # holders, resource files of other kinds only.
+    otherwise = {kfile for unit in env_units for kfile, _, _ in unit.build.kustomizations}
+    otherwise.update(p.file for unit in env_units for p in unit.build.patches if not _from_file(p))
+    otherwise.update(path for unit in env_units for path in unit.build.files if path not in files)
+    patch_files = {p.file for unit in env_units for p in unit.build.patches if _from_file(p)}
+    return ReleaseFiles(units_, {path: tuple(found) for path, found in files.items() if path not in otherwise
+                                 and path not in patch_files},
+                        {key: None if found is None else (found[0], light(found[1]))
+                         for key, found in sources.items()},
+                        own, frozenset(patch_files - otherwise - set(files)), with_images)
+
+
+class _NotAnswered(Exception):
+    """A release looked for a source its environment never found: only a build can tell."""
+
+
+class _Answers:
+    """``chart_sources.Sources`` for one environment, as it answered at its last build."""
+
+    def __init__(self, kept: ReleaseFiles):
+        self._kept = kept
+        self.asked: set = set()  # what it looked for outside the environment's own builds
+
+    def find(self, environment: str, kind: str, namespace: str, name: str):
+        key = (kind, namespace, name)
+        if key not in self._kept.sources:
+            raise _NotAnswered()
+        if key not in self._kept.own:
+            self.asked.add(key)
+        return self._kept.sources[key]
+
+
+def reread(parts: tuple, old: FileTree, new: FileTree, settings: Settings, cache: DocumentCache
+           ) -> Optional[tuple]:
+    """(the parts of ``new``, ((part pin before, after), …) of the pins that read otherwise) from
+    ``parts``, those of ``old``, when every changed file a part read is a release file or a patch
+    file it reads again on its own (see the module's doc); else None."""
+    change = units.change(old, new)
+    if not change or change.listed:
+        return None
+    keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()
+    if any(not p.looked_up.isdisjoint(keys) for p in parts):
+        return None
+    done, moves = [], []
+    for part in parts:
+        files = sorted(path for path in change.changed if path in part.read)
+        if not files:
+            done.append(part)
+            continue
+        if part.release_files is None:
+            return None
+        found = _reread_part(part, files, old, new, settings, cache)
+        if found is None:
+            return None
+        done.append(found[0])
+        moves.extend(found[1])
+    return tuple(done), tuple(moves)
+
+
+def _reread_part(part: units.Part, files: list, old: FileTree, new: FileTree, settings: Settings,
+                 cache: DocumentCache) -> Optional[tuple]:
+    kept: ReleaseFiles = part.release_files
+    touched: dict = {}  # id(HeldRelease) -> (it, its document now)
+    for path in files:
+        if sharing.file_references(old, path, cache) != sharing.file_references(new, path, cache):
+            return None  # a `${VAR}` named more or fewer times: its other uses change
+        if path in kept.files:
+            docs = _release_file_read_again(kept.files[path], path, old, new, cache)
+            if docs is None:
+                return None
+            touched.update((id(h), (h, docs[h.resource.index])) for h in kept.files[path])
+        elif path in kept.patch_files:
+            before = kept
+            kept = _patches_read_again(kept, path, old, new, cache)
+            if kept is None:
+                return None
+            for h in _patched(before, path):
+                touched.setdefault(id(h), (h, None))
+        else:
+            return None
+    pins, images, moves = list(part.pins), list(part.release_images), []
+    reading = units.Reading(new)
+    for h, doc in touched.values():
+        if h.pin < 0:
+            return None
+        res = h.resource if doc is None else replace(h.resource, doc=doc)
+        if doc is None:  # only its patches changed: its own document is the file's now
+            res = replace(res, doc=cache.get(new, res.file, RELEVANT_KINDS).docs[res.index])
+        sources = _Answers(kept)
+        found = _release(part, kept, h, res, sources, reading, settings, cache)
+        if found is None:
+            return None
+        pin, image_pins, variable = found
+        if part.variables[h.pin] != variable or sources.asked != h.asked:
+            return None  # another variable, or other lookups: the part's would change
+        for into, at, after in [(pins, h.pin, pin),
+                                *((images, h.first_image + i, p) for i, p in enumerate(image_pins))]:
+            before = into[at]
+            if any(getattr(before, f) != getattr(after, f) for f in FOLDED):
+                return None
+            if after != before:
+                into[at] = after
+                moves.append((before, after))
+    if not reading.paths <= {h.resource.file for h, _ in touched.values()}:
+        return None  # it read another file: what the part read would change
+    return part.with_pins(tuple(pins), part.overlay_images, tuple(images), kept), moves
+
+
+def _release_file_read_again(held: tuple, path: str, old: FileTree, new: FileTree, cache: DocumentCache
+                             ) -> Optional[list]:
+    """The file's documents now, when its HelmReleases are the same objects and every other
+    document of it is equal; else None."""
+    before, after = cache.get(old, path, RELEVANT_KINDS), cache.get(new, path, RELEVANT_KINDS)
+    if before.error or after.error or len(before.docs) != len(after.docs):
+        return None
+    releases_at = {h.resource.index: h for h in held}
+    for i, (was, now) in enumerate(zip(before.docs, after.docs)):
+        h = releases_at.get(i)
+        if h is None and was != now or h is not None and not _same_object(h.resource.doc, now):
+            return None
+    return after.docs
+
+
+def _patches_read_again(kept: ReleaseFiles, path: str, old: FileTree, new: FileTree, cache: DocumentCache
+                        ) -> Optional[ReleaseFiles]:
+    """``kept`` with the patches of the patch file ``path`` read again from ``new``, when each
+    keeps its shape and what it selects, and selects HelmReleases only; else None."""
+    before, after = cache.get(old, path), cache.get(new, path)
+    if before.error or after.error or len(before.docs) != len(after.docs):
+        return None
+    patched = set()
+    renewed = {}  # id(old unit) -> the unit with this file's patches read again
+    for unit in kept.units:
+        if not any(p.file == path and _from_file(p) for p in unit.build.patches):
+            continue
+        patches = []
+        for p in unit.build.patches:
+            if p.file == path and _from_file(p):
+                body = after.docs[p.index]
+                if not _same_selection(p, body):
+                    return None
+                patched.add(p.index)
+                p = replace(p, body=body)
+            patches.append(p)
+        renewed[id(unit)] = Unit(Build(patches=patches), unit.path, unit.variables, unit.kustomization,
+                                 PatchIndex(patches))
+    if any(was != now for i, (was, now) in enumerate(zip(before.docs, after.docs)) if i not in patched):
+        return None  # a document no patch was made of now may be one
+    again = replace(kept, units=tuple(renewed.get(id(u), u) for u in kept.units),
+                    sources={key: None if found is None else (found[0], renewed.get(id(found[1]), found[1]))
+                             for key, found in kept.sources.items()})
+    if "by_name" in kept.__dict__:  # the same releases: their index stands
+        again.__dict__["by_name"] = kept.by_name
+    return again
+
+
+def _patched(kept: ReleaseFiles, path: str) -> list:
+    """The HelmReleases a patch of the file ``path`` applies to."""
+    found = {}
+    for unit in kept.units:
+        for p in unit.build.patches:
+            if p.file != path or not _from_file(p):
+                continue
+            name = p.target.get("name") if p.target is not None else dig(p.body, "metadata", "name")
+            literal = isinstance(name, str) and PatchIndex._LITERAL.match(name)
+            candidates = kept.by_name.get(name, ()) if literal else \
+                [h for held in kept.files.values() for h in held]
+            found.update((id(h), h) for h in candidates if p.scope in h.resource.scopes and targets(p, h.resource))
+    return list(found.values())
+
+
+def _same_selection(patch: Patch, body) -> bool:
+    """Whether ``body``, in place of the patch's, is still a patch (``Walker`` makes one of it),
+    selects what it selected, and selects HelmReleases only."""
+    if not (isinstance(body, dict) or isinstance(body, list) and patch.target):
+        return False
+    if patch.target is not None:
+        return patch.target.get("kind") == "HelmRelease"
+    return isinstance(body, dict) and body.get("kind") == "HelmRelease" and _same_object(patch.body, body)
+
+
+def _from_file(patch: Patch) -> bool:
+    """Whether the patch is a document of a patch file (not a kustomization's inline one)."""
+    return patch.text_doc is None and not patch.at
+
+
+def _release(part: units.Part, kept: ReleaseFiles, held: HeldRelease, res: Resource, sources: _Answers,
+             reading: units.Reading, settings: Settings, cache: DocumentCache) -> Optional[tuple]:
+    """(its chart pin, its image pins, its variable) as discovery reads the release ``res``; None
+    when it makes another number of pins, another name or reads a source elsewhere."""
+    unit = kept.units[held.unit]
+    try:
+        release = releases.release(part.environment, unit, res, sources)
+    except _NotAnswered:
+        return None
+    if release is None:
+        return None
+    pin = releases.pin(release, settings)
+    image_pins = []
+    if kept.with_images:
+        image_pins = [p for p, _ in releases.release_images(reading, pin, unit, res, settings, cache)]
+    if len(image_pins) != held.end_image - held.first_image:
+        return None
+    return pin, image_pins, release.found.variable
+
+
+def _same_object(before, after) -> bool:
+    """Whether two documents are one object to kustomize: kind, API, name and namespace."""
+    return isinstance(before, dict) and isinstance(after, dict) and \
+        all(before.get(k) == after.get(k) for k in ("kind", "apiVersion")) and \
+        all(dig(before, "metadata", k) == dig(after, "metadata", k) for k in ("name", "namespace"))
