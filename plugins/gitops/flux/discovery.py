@@ -31,6 +31,7 @@ __all__ = ["FileTree", "DirTree", "DocumentCache", "discover", "discover_environ
            "release_values_text"]
 
 log = logging.getLogger(__name__)
+NOTHING_ASKED = frozenset()  # one set for every release that found its source in its own builds
 
 
 def discover(tree: FileTree, settings: Settings,
@@ -169,7 +170,7 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
                 continue
             calls = len(sources.calls)
             release = releases.release(env.name, unit, res, sources)
-            asked = frozenset(sources.calls[calls:]) if len(sources.calls) > calls else frozenset()
+            asked = frozenset(sources.calls[calls:]) if len(sources.calls) > calls else NOTHING_ASKED
             if release is None:
                 held.append((position, res, -1, asked))
                 continue

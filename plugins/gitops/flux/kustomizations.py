@@ -82,8 +82,7 @@ class Finder:
                 for i, doc in enumerate(self._cache.get(self._tree, path, RELEVANT_KINDS).docs):
                     key = table_key(doc)
                     if key is not None:
-                        self._table.setdefault(key, Resource(path, i, doc, frozenset(), key[1],
-                                                             key[2], frozenset([key[2]])))
+                        self._table.setdefault(key, Resource(path, i, doc, frozenset(), key[1], key[2]))
         return self._table.get((kind, namespace, name))
 
 

@@ -66,7 +66,9 @@ class ReleaseFiles:
 
     units: tuple  # its units with their patches and variables, not their resources
     files: dict  # file -> (HeldRelease, …): every HelmRelease its builds made of the file
-    sources: dict  # (kind, namespace, name) -> (Resource, unit) or None: what its releases found
+    # (kind, namespace, name) -> (Resource, its unit: a position in ``units`` when one of the
+    # environment's own, else the unit itself) or None: what its releases found
+    sources: dict
     own: frozenset  # the keys of ``sources`` its own builds hold (the rest it looked for elsewhere)
     patch_files: frozenset  # the files it reads as patches and only so
     with_images: bool
@@ -77,7 +79,7 @@ class ReleaseFiles:
         found: dict = {}
         for held in self.files.values():
             for h in held:
-                for name in h.resource.names:
+                for name in h.resource.names or (h.resource.name,):
                     found.setdefault(name, []).append(h)
         return found
 
@@ -116,6 +118,7 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
         return lighter[id(unit)]
 
     units_ = tuple(light(u) for u in env_units)
+    position = {id(u): i for i, u in enumerate(env_units)}
     files: dict = {}
     for u, res, pin, asked in held:
         first, end = images[pin] if pin >= 0 else (0, 0)
@@ -128,7 +131,8 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
     patch_files = {p.file for unit in env_units for p in unit.build.patches if _from_file(p)}
     return ReleaseFiles(units_, {path: tuple(found) for path, found in files.items() if path not in otherwise
                                  and path not in patch_files},
-                        {key: None if found is None else (found[0], light(found[1]))
+                        {key: None if found is None else (found[0], position.get(id(found[1])) if id(found[1])
+                                                          in position else light(found[1]))
                          for key, found in sources.items()},
                         own, frozenset(patch_files - otherwise - set(files)), with_images)
 
@@ -150,7 +154,10 @@ class _Answers:
             raise _NotAnswered()
         if key not in self._kept.own:
             self.asked.add(key)
-        return self._kept.sources[key]
+        found = self._kept.sources[key]
+        if found is not None and isinstance(found[1], int):
+            return found[0], self._kept.units[found[1]]
+        return found
 
 
 def reread(parts: tuple, old: FileTree, new: FileTree, settings: Settings, cache: DocumentCache
@@ -269,9 +276,9 @@ def _patches_read_again(kept: ReleaseFiles, path: str, old: FileTree, new: FileT
                                  PatchIndex(patches))
     if any(was != now for i, (was, now) in enumerate(zip(before.docs, after.docs)) if i not in patched):
         return None  # a document no patch was made of now may be one
-    again = replace(kept, units=tuple(renewed.get(id(u), u) for u in kept.units),
-                    sources={key: None if found is None else (found[0], renewed.get(id(found[1]), found[1]))
-                             for key, found in kept.sources.items()})
+    # Its patches select HelmReleases only: the sources found in other environments' builds
+    # (units of their own, kept as such) are patched as they were.
+    again = replace(kept, units=tuple(renewed.get(id(u), u) for u in kept.units))
     if "by_name" in kept.__dict__:  # the same releases: their index stands
         again.__dict__["by_name"] = kept.by_name
     return again

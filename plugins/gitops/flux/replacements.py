@@ -172,7 +172,7 @@ def _write(res: Resource, field_path: str, value, options: dict, reason: str) ->
     _set(doc, path, value)
     res = _replace(res, doc=doc, replaced=res.replaced + ((path, reason, True),))
     if path == ("metadata", "name"):
-        res = _replace(res, name=str(value), names=res.names | {str(value)})
+        res = _replace(res, name=str(value), names=(res.names or frozenset((res.name,))) | {str(value)})
     elif path == ("metadata", "namespace"):
         res = _replace(res, namespace=str(value))
     return res
