@@ -3,7 +3,7 @@ the bot (the first clone, then a new core on the existing clone with and without
 cache empty); the same pins laid out behind ``clusters/<env>`` entries, cold and warm, against the
 plain layout; warm, at the same commit and with a fetch that finds nothing new; right after a
 colleague's commit discovery reads alike (a comment in one app's file: carried) and one it does
-not (a label: its environment built again), against a whole discovery of that commit with the
+not (a label: its release read again on its own), against a whole discovery of that commit with the
 parse cache warm (what the bot did before it built again only the environment a commit touched).
 
 Its first clone is the one every later core of the run reuses (``world.clone``).
@@ -82,7 +82,7 @@ def measure(world: World) -> dict:
 def colleague_commits(world: World, core: GitOps) -> dict:
     """``inventory()`` (fetch included) right after each of a colleague's commits to one app's file
     in one environment, in turn: a comment (read alike: carried) and a label on its release (not a
-    version: its environment built again); and a whole discovery of the same commit (parse cache
+    version: the file read again on its own, ``release_files``); and a whole discovery of the same commit (parse cache
     warm, fleet-wide), the way the bot found it before, for the first few of each."""
     fleet = world.fleet
     clone = world.tmp / "colleague"
@@ -176,7 +176,7 @@ def rows(world: World) -> list:
          f"whole discovery of such a commit, parse cache warm: {fmt(whole)} → {comment / whole:.3f}×; "
          f"the fetch before it (git's): {fmt(fetch)}"),
         (f"`inventory()` right after a colleague's commit that is not a version (a label on one app's "
-         f"release), once fetched: the one environment it touched built again "
+         f"release), once fetched: the file read again on its own "
          f"(n={len(colleague['label'])})", fmt(label), f"≤ {COMMIT_MS:g} ms: {verdict(label, COMMIT_MS)}",
          f"whole discovery, parse cache warm: {fmt(whole)} → {label / whole:.2f}×"),
     ]

@@ -117,8 +117,11 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
                                      unit.kustomization, unit.patch_index)
         return lighter[id(unit)]
 
-    units_ = tuple(light(u) for u in env_units)
     position = {id(u): i for i, u in enumerate(env_units)}
+
+    def where(unit: Unit):  # the environment's own by position (their patches may be read again)
+        return position[id(unit)] if id(unit) in position else light(unit)
+
     files: dict = {}
     for u, res, pin, asked in held:
         first, end = images[pin] if pin >= 0 else (0, 0)
@@ -129,11 +132,10 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
     otherwise.update(p.file for unit in env_units for p in unit.build.patches if not _from_file(p))
     otherwise.update(path for unit in env_units for path in unit.build.files if path not in files)
     patch_files = {p.file for unit in env_units for p in unit.build.patches if _from_file(p)}
-    return ReleaseFiles(units_, {path: tuple(found) for path, found in files.items() if path not in otherwise
-                                 and path not in patch_files},
-                        {key: None if found is None else (found[0], position.get(id(found[1])) if id(found[1])
-                                                          in position else light(found[1]))
-                         for key, found in sources.items()},
+    return ReleaseFiles(tuple(light(u) for u in env_units),
+                        {path: tuple(found) for path, found in files.items()
+                         if path not in otherwise and path not in patch_files},
+                        {key: None if found is None else (found[0], where(found[1])) for key, found in sources.items()},
                         own, frozenset(patch_files - otherwise - set(files)), with_images)
 
 
@@ -213,9 +215,9 @@ def _reread_part(part: units.Part, files: list, old: FileTree, new: FileTree, se
     for h, doc in touched.values():
         if h.pin < 0:
             return None
-        res = h.resource if doc is None else replace(h.resource, doc=doc)
-        if doc is None:  # only its patches changed: its own document is the file's now
-            res = replace(res, doc=cache.get(new, res.file, RELEVANT_KINDS).docs[res.index])
+        if doc is None:  # only its patches changed: its own document is its file's, unchanged
+            doc = cache.get(new, h.resource.file, RELEVANT_KINDS).docs[h.resource.index]
+        res = replace(h.resource, doc=doc)
         sources = _Answers(kept)
         found = _release(part, kept, h, res, sources, reading, settings, cache)
         if found is None:
