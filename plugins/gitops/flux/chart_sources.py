@@ -52,7 +52,8 @@ class Sources:
         return {**self._answered.get(environment, {}), **self._by_env.get(environment, {})}
 
     def own(self, environment: str) -> frozenset:
-        """The keys of the sources ``environment``'s own builds hold."""
+        """The keys of the sources ``environment``'s own builds hold (every ``source_key`` of
+        their resources)."""
         return frozenset(self._by_env.get(environment, ()))
 
     def find(self, environment: str, kind: str, namespace: str, name: str):

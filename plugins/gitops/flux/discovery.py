@@ -19,7 +19,7 @@ import logging
 from typing import Iterable, Optional
 
 from . import kustomizations, overlay_images, release_files, releases, sharing, units
-from .chart_sources import Sources, source_key
+from .chart_sources import Sources
 from .helmvalues import release_values_text
 from .kustomize import ScopeIds, TreeIndex
 from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree
@@ -198,17 +198,17 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
                                                                          settings, cache))
         image_spans.append((start, len(release_images)))
     references = tuple(r for r in (sharing.unit_references(u, reading, cache) for u in env_units) if r)
+    own = sources.own(env.name)  # the keys of the sources its builds hold: one set, two uses
     return units.Part(
         env.name, pins, tuple(r.found.variable for r in found), tuple(overlay), tuple(release_images),
         tuple(built_problems), tuple(problems),
         tuple(s for u in env_units for s in u.build.replacement_sources), references,
-        frozenset(k for u in env_units for k in map(source_key, u.build.resources) if k is not None),
+        own,
         frozenset(lookups.keys | sources.asked.get(env.name, set())),
         bool(lookups.keys) or env.name in sources.searched,
         frozenset(reading.paths), frozenset(listing.paths - reading.paths), frozenset(listing.folders),
         listing.everything,
-        release_files.keep(env_units, held, image_spans, sources.answers(env.name),
-                           sources.own(env.name), with_images))
+        release_files.keep(env_units, held, image_spans, sources.answers(env.name), own, with_images))
 
 
 def discover_environments(tree: FileTree, settings: Settings, environments: Iterable,
