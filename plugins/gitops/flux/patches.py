@@ -15,11 +15,13 @@ from .manifests import dig
 from ..model import PinLocation
 
 
+# A target name that is a name, not a regular expression: the patch selects that name only.
+LITERAL_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
 class PatchIndex:
     """The patches of one build by the resource name they select, so that finding the patches of
     each of a thousand releases does not try a thousand patches each."""
-
-    _LITERAL = re.compile(r"^[A-Za-z0-9_-]+$")
 
     def __init__(self, patches: list):
         self._by_name: dict = {}
@@ -30,7 +32,7 @@ class PatchIndex:
             else:
                 name = dig(patch.body, "metadata", "name")
             entry = (position, patch)
-            if isinstance(name, str) and self._LITERAL.match(name):
+            if isinstance(name, str) and LITERAL_NAME.match(name):
                 self._by_name.setdefault(name, []).append(entry)
             elif patch.target is not None or name is not None:
                 self._any.append(entry)

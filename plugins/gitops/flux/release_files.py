@@ -40,7 +40,7 @@ from . import releases, sharing, units
 from .kustomize import RELEVANT_KINDS, Build, Patch, Resource
 from .kustomizations import Unit
 from .manifests import DocumentCache, FileTree, dig
-from .patches import PatchIndex, targets
+from .patches import LITERAL_NAME, targets
 from ..settings import Settings
 
 # What the fold across environments reads of a pin (``discovery.fold``): equal before and after,
@@ -274,8 +274,8 @@ def _patches_read_again(kept: ReleaseFiles, path: str, old: FileTree, new: FileT
                 patched.add(p.index)
                 p = replace(p, body=body)
             patches.append(p)
-        renewed[id(unit)] = Unit(Build(patches=patches), unit.path, unit.variables, unit.kustomization,
-                                 PatchIndex(patches))
+        # Its index of patches made when first read (a deploy carries many commits in a row).
+        renewed[id(unit)] = Unit(Build(patches=patches), unit.path, unit.variables, unit.kustomization)
     if any(was != now for i, (was, now) in enumerate(zip(before.docs, after.docs)) if i not in patched):
         return None  # a document no patch was made of now may be one
     # Its patches select HelmReleases only: the sources found in other environments' builds
@@ -294,7 +294,7 @@ def _patched(kept: ReleaseFiles, path: str) -> list:
             if p.file != path or not _from_file(p):
                 continue
             name = p.target.get("name") if p.target is not None else dig(p.body, "metadata", "name")
-            literal = isinstance(name, str) and PatchIndex._LITERAL.match(name)
+            literal = isinstance(name, str) and LITERAL_NAME.match(name)
             candidates = kept.by_name.get(name, ()) if literal else \
                 [h for held in kept.files.values() for h in held]
             found.update((id(h), h) for h in candidates if p.scope in h.resource.scopes and targets(p, h.resource))
