@@ -142,10 +142,10 @@ def test_after_version_commits_the_inventory_moves_pin_by_pin_and_is_a_fresh_one
         tmp_path, bare_remote, external_commit):
     """A real bare remote: a colleague's version commit, then two more fetched at once, then a
     comment (read alike), then a key that is not a version (stag's release file read again on its
-    own), then a resource list. After each carried or read again the core's inventory holds the
-    pins that did not move as the very objects it held (moved pin by pin: no sort, no split, no
-    index over the fleet) and equals a fresh discovery's, its lookups included; after the last,
-    built again, too."""
+    own), then a label for all of prod (built again, its pin the same to the fold), then a name
+    prefix for prod. After each but the last the core's inventory holds the pins that did not move
+    as the very objects it held (moved pin by pin: no sort, no split, no index over the fleet) and
+    equals a fresh discovery's, its lookups included; after the last, made again, too."""
     files = fleet("127.0.0.1:5000")
     url = bare_remote(files)
     core = GitOps(parse_settings({**FLEET_SETTINGS, "repo": {"url": url, "branch": "main"},
@@ -161,7 +161,11 @@ def test_after_version_commits_the_inventory_moves_pin_by_pin_and_is_a_fresh_one
                                  {stag: files[stag].replace('"6.5.2"', '"6.5.5"')}], {"prod", "stag"}),
                                ([{stag: files[stag].replace('"6.5.2"', '"6.5.5"') + "# a comment\n"}], set()),
                                ([{stag: files[stag].replace('"6.5.2"', '"6.5.5"') + NOTE}], set()),
-                               ([{"apps/prod/Kustomization": files["apps/prod/Kustomization"] + "  - extra.yaml\n"}],
+                               # prod built again, its pin the same to the fold: moved in place
+                               ([{"apps/prod/Kustomization": files["apps/prod/Kustomization"].replace(
+                                   "patches:", "commonLabels:\n  tier: web\npatches:")}], set()),
+                               # prod's release named otherwise: the fold and the inventory made again
+                               ([{"apps/prod/Kustomization": "namePrefix: x-\n" + files["apps/prod/Kustomization"]}],
                                 None)):
             ws = next(iter(core.workspaces.values()))
             last = ws.head(refresh=False)

@@ -48,7 +48,7 @@ def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
         assert held.parts == fresh.parts, f"step {step}, {kind}"
         assert images.split(held.pins, config) == images.split(fresh.pins, config)
         if held.carried_from is not None:  # moved pin by pin, as the bot's inventory moves
-            inventory = inventory.carried(str(step), held.carried_from[1])
+            inventory = inventory.carried(str(step), held.carried_from[1], held.problems)
             assert_same_inventory(inventory, build_inventory(str(step), [fresh], config))
         else:
             inventory = build_inventory(str(step), [held], config)

@@ -260,6 +260,23 @@ def test_a_patch_file_read_again_or_built_again(tmp_path, path, edit, read_again
         assert held == fresh
 
 
+def test_what_an_app_is_tracked_by_changing_makes_the_inventory_again(tmp_path):
+    """web pins no chart version, so it is tracked by its image tag; a digest written beside the
+    tag refuses that line, and web is tracked by its chart: the release is read again, but the
+    inventory is made again, not moved pin by pin."""
+    release = layouts.release("web", "6.5.0", "string", False).replace('      version: "6.5.0"\n', "")
+    files = {"apps/dev/kustomization.yaml": layouts.kustomization(["release.yaml", "repository.yaml"]),
+             "apps/dev/release.yaml": release, "apps/dev/repository.yaml": layouts.repository("web")}
+    settings = parse_settings({"repo": {"url": "file:///fleet.git", "branch": "main"},
+                               "environments": [{"name": "dev", "path": "apps/dev"}]}, environ={})
+    change = {"apps/dev/release.yaml": release.replace(":1.0.0", ":1.0.0@sha256:" + "a" * 64)}
+    before, held, followed, fresh = after(tmp_path, files, change, settings)
+    assert [p.part for p in images.split(before.pins, settings)[0]] == ["image"]
+    assert [p.part for p in images.split(fresh.pins, settings)[0]] == ["chart"]
+    assert held is not None and held == fresh and held.carried_from is None
+    assert followed == fresh
+
+
 def test_a_colleagues_label_moves_the_running_core_without_a_build(tmp_path, bare_remote, external_commit):
     """A real bare remote: a colleague labels stag's release, then changes one of its values.
     After each the core's inventory is a fresh discovery's, moved pin by pin from the last one

@@ -69,12 +69,12 @@ class Inventory:
     def _by_lower(self) -> dict:
         return {a.lower(): a for a in self._apps}
 
-    def carried(self, commit: str, moves) -> "Inventory":
+    def carried(self, commit: str, moves, problems: Optional[tuple] = None) -> "Inventory":
         """This inventory at ``commit``, where each pin of ``moves`` ((pin here, pin there), …, in
-        the order the commits made them) reads another version and nothing else moved
-        (``changes.carry``): the same order, split and indexes (shared), those pins replaced in
-        place. A version is neither part of the order (the environment, then the app) nor of what
-        an app is tracked by (``images.tracked``). KeyError: a pin this inventory does not hold."""
+        the order the commits made them) reads otherwise but keeps its place and what its app is
+        tracked by (``changes.carry`` proves both): the same order, split and indexes (shared),
+        those pins replaced in place; ``problems``: what discovery could not follow there (default:
+        the same). KeyError: a pin this inventory does not hold."""
         held = (list(self.pins), list(self.others))
         for before, after in moves:
             place = next((i for i in self._parts.get((after.app, after.environment), ())
@@ -85,7 +85,8 @@ class Inventory:
                 held[0][place] = after
             else:
                 held[1][-1 - place] = after
-        inventory = Inventory(commit, tuple(held[0]), self.problems, tuple(held[1]))
+        inventory = Inventory(commit, tuple(held[0]), self.problems if problems is None else problems,
+                              tuple(held[1]))
         inventory.__dict__.update((name, value) for name, value in self.__dict__.items() if name in _INDEXES)
         return inventory
 

@@ -17,7 +17,8 @@ the files it reads (``Reading`` records every one). Between two commits with the
 Anything else (a file added, removed or renamed, a setter marker, a key, a patch, a resource
 list) is not carried: None. ``follow`` then reads again on their own the files of HelmReleases
 the commit changed, where ``flux.release_files`` proves that enough (a label, a value: ``reread``),
-and else builds again the environments the commit touched (``rediscover``). Ferry's own commits
+and else builds again the environments the commit touched (``rediscover``), whose pins then move
+in place when the fold across environments reads them alike (no fold over the fleet). Ferry's own commits
 go through the same proof (``PinCache.derive``), so there is one way an inventory moves on.
 """
 from __future__ import annotations
@@ -48,8 +49,9 @@ class Known:
     # The commit's listing (``TreeIndex``), for the next rediscovery: the next commit mostly lists
     # the same files. Not part of what was found; the pin cache keeps it at its newest commit only.
     index: object = field(default=None, compare=False, repr=False)
-    # (the commit it was carried from, ((pin there, pin here), …)) when carried, else None: the
-    # inventory follows a carried commit pin by pin (``inventory.Inventory.carried``).
+    # (the commit it moved from, ((pin there, pin here), …)) when its pins moved in place from
+    # there (carried, read again, or built again the same to the fold) and what each app is
+    # tracked by stands, else None: the inventory follows it pin by pin (``Inventory.carried``).
     carried_from: Optional[tuple] = field(default=None, compare=False, repr=False)
 
     @cached_property
@@ -108,19 +110,46 @@ def rediscover(known: Known, old: FileTree, new: FileTree, settings: Settings, c
         # The same parts; the repository-wide table reads the new listing's files, when it is read.
         read = _reads(parts, new) if any(p.finder_used for p in parts) else known.read
         return replace(_moved(known, old, known.pins, parts, ()), read=read, index=index), rebuilt
-    return Known(discovery.fold(parts, settings), tuple(discovery.problems_of(parts)), _reads(parts, new),
-                 parts, index), rebuilt
+    problems, read = tuple(discovery.problems_of(parts)), _reads(parts, new)
+    moved = _folded_alike(known, parts)
+    if moved is not None:  # what crosses environments stands: the pins move in place
+        found = _fold_moved(known, old, parts, moved)
+        if found is not None:
+            return replace(found, problems=problems, read=read, index=index), rebuilt
+    return Known(discovery.fold(parts, settings), problems, read, parts, index), rebuilt
 
 
 def reread(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
     """What discovery finds in ``new`` when the commit changed only files of HelmReleases that
-    each environment reading them reads again on its own (``release_files``); else None. Each
-    release's pins keep what the fold across environments reads, so each takes the fold's answer
-    it had (its app as named, what shares its line) at the place it had."""
+    each environment reading them reads again on its own (``release_files``); else None."""
     found = release_files.reread(known.parts, old, new, settings, cache if cache is not None else DEFAULT_CACHE)
-    if found is None:
-        return None
-    parts, part_moves = found
+    return None if found is None else _fold_moved(known, old, *found)
+
+
+def _folded_alike(known: Known, parts: tuple) -> Optional[list]:
+    """((part pin before, after), …) when each part built again holds as many pins as before, each
+    the same to the fold across environments (``units.FOLDED``, with the variables, variable
+    references and replacement sources it reads); else None."""
+    moves = []
+    for before, after in zip(known.parts, parts):
+        if after is before:
+            continue
+        if (before.variables, before.references, before.replacement_sources) != \
+                (after.variables, after.references, after.replacement_sources):
+            return None
+        for was, now in ((before.pins, after.pins), (before.overlay_images, after.overlay_images),
+                         (before.release_images, after.release_images)):
+            if len(was) != len(now) or not all(units.folds_alike(a, b) for a, b in zip(was, now)):
+                return None
+            moves.extend((a, b) for a, b in zip(was, now) if a != b)
+    return moves
+
+
+def _fold_moved(known: Known, old: FileTree, parts: tuple, part_moves) -> Optional[Known]:
+    """``known`` at ``parts``, where each of ``part_moves`` (a part's pin before, after) keeps what
+    the fold across environments reads: each takes the fold's answer it had (its app as named,
+    what shares its line) at the place it had, and nothing else moves. None when a pin's place is
+    not one."""
     pins, moves = list(known.pins), []
     for before, after in part_moves:
         places = [i for i in known.at_release.get((before.environment, before.release_file), ())

@@ -38,7 +38,7 @@ class PinCache:
         self._workspaces = workspaces
         self._by_commit: dict = {}  # (repo, commit) -> carry.Known
         self._latest: dict = {}  # repo -> the newest commit whose pins are known
-        self._inventory: Optional[tuple] = None  # (the heads it was made at, Inventory, their Knowns)
+        self._inventory: Optional[tuple] = None  # (the heads it was made at, Inventory)
         self._lock = threading.Lock()
         # The process's parsed documents, and behind them the parse cache in the data directory:
         # the first discovery after a restart reads and parses only blobs it has never seen.
@@ -57,7 +57,7 @@ class PinCache:
         if inventory is None:
             inventory = build_inventory(commit, knowns, self.settings)
         with self._lock:
-            self._inventory = (heads, inventory, knowns)
+            self._inventory = (heads, inventory)
         return inventory
 
     def at(self, repo: RepoSettings, commit: str, tree=None) -> tuple:
@@ -99,16 +99,16 @@ class PinCache:
         return known
 
     def _carried(self, last: tuple, heads: tuple, knowns: tuple, commit: str) -> Optional[Inventory]:
-        """The last inventory moved pin by pin to ``heads``, when every repository's commit was
-        carried (``carry``) from the last one's, perhaps over several commits; else None."""
+        """The last inventory moved pin by pin to ``heads``, when every repository's commit moved
+        so from the last one's (``Known.carried_from``), perhaps over several commits; else None."""
         moves: list = []
-        for (repo, head), known, (_, last_head), last_known in zip(heads, knowns, last[0], last[2]):
+        for (repo, head), known, (_, last_head) in zip(heads, knowns, last[0]):
             steps = self._carried_since(repo, known, head, last_head)
-            if steps is None or known.problems != last_known.problems:
+            if steps is None:
                 return None
             moves.extend(move for step in reversed(steps) for move in step)
         try:
-            return last[1].carried(commit, moves)
+            return last[1].carried(commit, moves, tuple(p for known in knowns for p in known.problems))
         except KeyError:  # a pin the last inventory does not hold: build it again
             return None
 

@@ -25,7 +25,7 @@ is checked, never assumed; else None, and the environment is built again (``disc
   that answer stands while the part stands (``units``: a part that looked a source up is built
   again when what it looked up changes), and it looks for the same ones outside as before;
 - each release keeps its name (no duplicate appears or goes), reads no other file, and each of its
-  pins keeps what the fold across environments reads (``FOLDED``): what the fold says of every
+  pins keeps what the fold across environments reads (``units.FOLDED``): what the fold says of every
   other pin stands, and of this one is what it said before.
 What a part keeps for this (``ReleaseFiles``) is its builds without their resources: their patches,
 variables and sources, and the releases of each file.
@@ -42,11 +42,6 @@ from .kustomizations import Unit
 from .manifests import DocumentCache, FileTree, dig
 from .patches import LITERAL_NAME, targets
 from ..settings import Settings
-
-# What the fold across environments reads of a pin (``discovery.fold``): equal before and after,
-# the fold's answer for every pin is the one it gave.
-FOLDED = ("environment", "app", "namespace", "location", "part", "shared_by", "release_file")
-
 
 class HeldRelease(NamedTuple):
     """One HelmRelease a build made of a file."""
@@ -228,7 +223,7 @@ def _reread_part(part: units.Part, files: list, old: FileTree, new: FileTree, se
         for into, at, after in [(pins, h.pin, pin),
                                 *((images, h.first_image + i, p) for i, p in enumerate(image_pins))]:
             before = into[at]
-            if any(getattr(before, f) != getattr(after, f) for f in FOLDED):
+            if not units.folds_alike(before, after):
                 return None
             if after != before:
                 into[at] = after

@@ -123,6 +123,16 @@ class Lookups:
         return self._finder.find(kind, namespace, name)
 
 
+# What the fold across environments reads of a part's pin (``discovery.fold``): a pin equal in
+# these to one before it, at its place, takes the fold's answer that one had.
+FOLDED = ("environment", "app", "namespace", "location", "part", "shared_by", "release_file")
+
+
+def folds_alike(before, after) -> bool:
+    """Whether the fold across environments reads two pins of a part alike (``FOLDED``)."""
+    return all(getattr(before, f) == getattr(after, f) for f in FOLDED)
+
+
 class NeedEnvironment(Exception):
     """A build looked up a source that an environment not built this time holds: build it too."""
 
