@@ -157,13 +157,14 @@ def soak_remaining(record, settings, now: float) -> float:
 def soaking(records: Sequence, pins: Iterable, settings, now: float) -> list:
     """`!versions`'s notes: the versions of the releases of ``pins`` still soaking, and how long
     they have left, each by the name its app goes by now."""
+    still = [(r, remaining) for r in records if (remaining := soak_remaining(r, settings, now)) > 0]
+    if not still:
+        return []  # most of the time: no pass over the fleet's pins (a warm whole table's cost)
     by_name: dict = {}
-    for p in pins:
-        by_name.setdefault((p.environment, p.release.name, p.part), []).append(p)
+    for p in pins:  # by the release's own name (``Pin.release``), without making one per pin
+        by_name.setdefault((p.environment, p.app.rsplit("/", 1)[-1], p.part), []).append(p)
     said = []
-    for r in records:
-        if (remaining := soak_remaining(r, settings, now)) <= 0:
-            continue
+    for r, remaining in still:
         release = r.release
         pin = next((p for p in by_name.get((release.environment, release.name, release.part), ())
                     if release.covers(p.release)), None)
