@@ -21,7 +21,8 @@ class Sources:
     ``held``: the source keys of environments discovered with it whose builds are not at hand
     (``units``: not built again after a commit); a source found there is ``NeedEnvironment``.
     ``order``: every environment's name, in settings order. What each environment looked for
-    outside its own builds is noted (``asked``), and whether the repository answered (``searched``).
+    outside its own builds is noted with what it found (``asked``, ``answers``), and whether the
+    repository answered (``searched``).
     """
 
     def __init__(self, finder: kustomizations.Finder, built: list, held: Optional[dict] = None,
@@ -40,10 +41,13 @@ class Sources:
         self._by_env = {name: tables[name] if name in tables else held[name]
                         for name in names if name in tables or name in held}
         self._held = set(held)
-        self.asked: dict = {}  # environment -> keys looked for outside its own builds
         self.searched: set = set()  # environments the repository-wide table answered
-        self._answered: dict = {}  # environment -> {key: what it found elsewhere}
+        self._answered: dict = {}  # environment -> {key looked for outside its builds: what it found}
         self.calls: list = []  # every key looked for outside the environment's own builds, in turn
+
+    def asked(self, environment: str) -> set:
+        """The keys ``environment`` looked for outside its own builds."""
+        return set(self._answered.get(environment, ()))
 
     def answers(self, environment: str) -> dict:
         """{(kind, namespace, name): (resource, unit) or None}: every source ``environment``'s
@@ -62,7 +66,6 @@ class Sources:
         found = self._by_env.get(environment, {}).get(key)
         if found is not None:
             return found
-        self.asked.setdefault(environment, set()).add(key)
         self.calls.append(key)
         found = self._elsewhere(environment, key)
         self._answered.setdefault(environment, {})[key] = found

@@ -204,7 +204,7 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
         tuple(built_problems), tuple(problems),
         tuple(s for u in env_units for s in u.build.replacement_sources), references,
         own,
-        frozenset(lookups.keys | sources.asked.get(env.name, set())),
+        frozenset(lookups.keys | sources.asked(env.name)),
         bool(lookups.keys) or env.name in sources.searched,
         frozenset(reading.paths), frozenset(listing.paths - reading.paths), frozenset(listing.folders),
         listing.everything,
