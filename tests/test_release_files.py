@@ -213,15 +213,16 @@ def test_a_label_in_a_patch_file_reads_the_releases_it_patches_again(tmp_path):
     files[patch] = files[patch].replace("kind: HelmRelease", "kind: Deployment")
     files["apps/qa/kustomization.yaml"] = files["apps/qa/kustomization.yaml"].replace(
         f"      kind: HelmRelease\n      name: {patch_app}\n", f"      name: {patch_app}\n")
-    changed = {patch: files[patch].replace("kind: Deployment\nmetadata:\n", LABEL.replace("HelmRelease", "Deployment"))}
+    labelled_deployment = LABEL.replace("HelmRelease", "Deployment")
+    changed = {patch: files[patch].replace("kind: Deployment\nmetadata:\n", labelled_deployment)}
     _, held, followed, fresh = after(tmp_path, files, changed, settings)
     assert held is None and followed == fresh
 
 
 def two_releases() -> dict:
     """stag runs podinfo and web, its strategic merge patch `pin.yaml` (untargeted: it selects by
-    its own kind and name) pins podinfo, `values.yaml` sets its values; `more.yaml` holds a JSON 6902 patch of podinfo, then an
-    empty document."""
+    its own kind and name) pins podinfo, `values.yaml` sets its values; `more.yaml` holds a JSON
+    6902 patch of podinfo, then an empty document."""
     files = fleet("127.0.0.1:5000")
     files["apps/stag/web.hr"] = files[STAG].replace("name: podinfo\n  namespace", "name: web\n  namespace")
     files["apps/stag/pin.yaml"] = ("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n"

@@ -18,8 +18,8 @@ Anything else (a file added, removed or renamed, a setter marker, a key, a patch
 list) is not carried: None. ``follow`` then reads again on their own the files of HelmReleases
 the commit changed, where ``flux.release_files`` proves that enough (a label, a value: ``reread``),
 and else builds again the environments the commit touched (``rediscover``), whose pins then move
-in place when the fold across environments reads them alike (no fold over the fleet). Ferry's own commits
-go through the same proof (``PinCache.derive``), so there is one way an inventory moves on.
+in place when the fold across environments reads them alike (no fold over the fleet). Ferry's
+own commits go through the same proof (``PinCache.derive``): one way an inventory moves on.
 """
 from __future__ import annotations
 
@@ -64,7 +64,6 @@ class Known:
                 found.setdefault(pin.location.file, []).append(i)
         return found
 
-
     @cached_property
     def at_release(self) -> dict:
         """{(environment, release file): the positions in ``pins`` of its releases' pins}: a
@@ -100,8 +99,9 @@ def discover(tree: FileTree, settings: Settings, environments: Optional[Iterable
 
 def rediscover(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> tuple:
     """(what discovery finds in ``new``, the environments built again), from ``known``, found in
-    ``old``: only the environments the commit touched are built again (``discovery.rediscover``);
-    (None, …) when ``known`` has no parts to build on."""
+    ``old``: only the environments the commit touched are built again (``discovery.rediscover``),
+    and their pins move in place when the fold across environments reads them alike; (None, …)
+    when ``known`` has no parts to build on."""
     if not known.parts:
         return None, frozenset()
     parts, rebuilt, index = discovery.rediscover(known.parts, old, new, settings, with_images=True,

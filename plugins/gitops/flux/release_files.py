@@ -130,7 +130,8 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
     return ReleaseFiles(tuple(light(u) for u in env_units),
                         {path: tuple(found) for path, found in files.items()
                          if path not in otherwise and path not in patch_files},
-                        {key: None if found is None else (found[0], where(found[1])) for key, found in sources.items()},
+                        {key: None if found is None else (found[0], where(found[1]))
+                         for key, found in sources.items()},
                         own, frozenset(patch_files - otherwise - set(files)), with_images)
 
 
