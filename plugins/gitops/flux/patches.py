@@ -16,7 +16,7 @@ from ..model import PinLocation
 
 
 # A target name that is a name, not a regular expression: the patch selects that name only.
-LITERAL_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_LITERAL_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class PatchIndex:
@@ -27,12 +27,9 @@ class PatchIndex:
         self._by_name: dict = {}
         self._any: list = []  # patches selecting by regex, kind or labels only
         for position, patch in enumerate(patches):
-            if patch.target is not None:
-                name = patch.target.get("name")
-            else:
-                name = dig(patch.body, "metadata", "name")
+            name = selected_name(patch)
             entry = (position, patch)
-            if isinstance(name, str) and LITERAL_NAME.match(name):
+            if literal(name):
                 self._by_name.setdefault(name, []).append(entry)
             elif patch.target is not None or name is not None:
                 self._any.append(entry)
@@ -42,7 +39,23 @@ class PatchIndex:
         candidates = [e for name in _names(resource) for e in self._by_name.get(name, ())]
         if self._any or len(resource.names) > 1:
             candidates = sorted(candidates + self._any, key=lambda e: e[0])
-        return [p for _, p in candidates if p.scope in resource.scopes and targets(p, resource)]
+        return [p for _, p in candidates if applies(p, resource)]
+
+
+def selected_name(patch: Patch):
+    """The name a patch selects by: its target's, or (no target) its body's own."""
+    return patch.target.get("name") if patch.target is not None else dig(patch.body, "metadata", "name")
+
+
+def literal(name) -> bool:
+    """Whether a selected name is one name (it selects that name only), not a regular expression."""
+    return isinstance(name, str) and _LITERAL_NAME.match(name) is not None
+
+
+def applies(patch: Patch, resource: Resource) -> bool:
+    """Whether ``patch`` applies to ``resource``: declared where the resource is built, and
+    selecting it."""
+    return patch.scope in resource.scopes and targets(patch, resource)
 
 
 def _names(resource: Resource):

@@ -40,7 +40,7 @@ from . import releases, sharing, units
 from .kustomize import RELEVANT_KINDS, Build, Patch, Resource
 from .kustomizations import Unit
 from .manifests import DocumentCache, FileTree, dig
-from .patches import LITERAL_NAME, targets
+from .patches import applies, literal, selected_name
 from ..settings import Settings
 
 class HeldRelease(NamedTuple):
@@ -289,11 +289,10 @@ def _patched(kept: ReleaseFiles, path: str) -> list:
         for p in unit.build.patches:
             if p.file != path or not _from_file(p):
                 continue
-            name = p.target.get("name") if p.target is not None else dig(p.body, "metadata", "name")
-            literal = isinstance(name, str) and LITERAL_NAME.match(name)
-            candidates = kept.by_name.get(name, ()) if literal else \
+            name = selected_name(p)
+            candidates = kept.by_name.get(name, ()) if literal(name) else \
                 [h for held in kept.files.values() for h in held]
-            found.update((id(h), h) for h in candidates if p.scope in h.resource.scopes and targets(p, h.resource))
+            found.update((id(h), h) for h in candidates if applies(p, h.resource))
     return list(found.values())
 
 

@@ -22,7 +22,7 @@ from typing import Optional
 
 from .kustomize import Build, Resource, join_path
 from .manifests import dig
-from .patches import apply_all, origin, selected, targets
+from .patches import applies, apply_all, origin, selected
 from ..model import Problem
 
 _SELECTOR = re.compile(r"^\[([^=\]]+)=([^\]]*)\]$")
@@ -120,7 +120,7 @@ def _source_value(build: Build, within: list, scope: int, source) -> tuple:
     if len(chosen) != 1:
         raise Unevaluable(f"{len(chosen)} resources match its source, kustomize wants one")
     res = chosen[0]
-    patches = [p for p in build.patches if p.scope >= scope and p.scope in res.scopes and targets(p, res)]
+    patches = [p for p in build.patches if p.scope >= scope and applies(p, res)]
     doc = apply_all(res.doc, patches)
     field_path = str(source.get("fieldPath") or "metadata.name")
     path = _resolve(doc, _parse(field_path), create=False)
