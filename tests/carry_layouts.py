@@ -14,7 +14,8 @@ build reads (found anywhere in the repository).
 editor writes it, a hand edit of a version, a comment, a marker added or removed, a patch file
 changed, a file renamed, a resource list changed, a file added or removed, a file nothing reads,
 a source's URL or name changed, a postBuild variable's value changed, a release's label (which a
-patch of the layout may select it by) or another field than its version.
+patch of the layout may select it by) or another field than its version, an app added
+(perhaps under a name another namespace has), a variable named once more or once less.
 Written for Ferry's tests (no outside source).
 """
 from __future__ import annotations
@@ -431,9 +432,44 @@ def release_edit(files: dict, pins: tuple, draw) -> dict:
     return {**files, path: text}
 
 
+def add_app(files: dict, pins: tuple, draw) -> dict:
+    """An app added to some environments' kustomizations: a new name, or a name another
+    namespace already has (a clash, which names that app `namespace/name` in every environment);
+    with its image, its own source or one it finds in the base of an app already there."""
+    name = draw(st.sampled_from(("api", "podinfo", "web")))
+    namespace = draw(st.sampled_from((name, "team")))
+    folder = f"apps/base/{name}-{namespace}"
+    if any(p.startswith(folder + "/") for p in files):
+        return files
+    text = release(name, "6.5.0", draw(st.sampled_from((None, "string", "dict"))), draw(st.booleans()))
+    text = text.replace(f"  namespace: {name}\n", f"  namespace: {namespace}\n", 1)
+    out = {**files, f"{folder}/release.yaml": text, f"{folder}/kustomization.yaml": kustomization(
+        ["release.yaml", "repository.yaml"])}
+    out[f"{folder}/repository.yaml"] = repository(namespace)
+    chosen = draw(st.lists(st.sampled_from(ENVIRONMENTS), min_size=1, unique=True))
+    for path in sorted(files):
+        env = path.split("/")[1] if path.startswith("apps/") else ""
+        if env in chosen and posixpath.basename(path) in KUSTOMIZATION_FILES and posixpath.dirname(path) == f"apps/{env}":
+            out[path] = files[path].replace("resources:\n", f"resources:\n  - ../base/{name}-{namespace}\n", 1)
+    return out
+
+
+def use_variable(files: dict, pins: tuple, draw) -> dict:
+    """A postBuild variable a release's version reads named once more, or once less, elsewhere
+    in what its build reads (a ConfigMap beside the release): its line then feeds more."""
+    candidates = [p for p in sorted(files) if HELM_RELEASE in files[p] and re.search(r"\$\{(\w+)\}", files[p])]
+    if not candidates:
+        return files
+    path = draw(st.sampled_from(candidates))
+    name = re.search(r"\$\{(\w+)\}", files[path]).group(1)
+    use = f"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: uses\ndata:\n  v: ${{{name}}}\n"
+    text = files[path].replace(use, "") if use in files[path] else files[path] + use
+    return {**files, path: text}
+
+
 COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, rename, change_resources,
            add_file, remove_file, unread, other_value, change_source, change_variable, label, label,
-           release_edit, release_edit)
+           release_edit, release_edit, add_app, add_app, use_variable)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

@@ -12,7 +12,7 @@ import os
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from gitops.changes.carry import carry_forward, discover, rediscover, reread
-from gitops.changes.pins import build_inventory
+from gitops.changes.pins import build_inventory, moved_inventory
 from gitops.flux import images
 from gitops.settings import parse_settings
 from tests.carry_layouts import MemTree, commit, layouts
@@ -47,8 +47,8 @@ def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
         assert held.read == fresh.read, f"step {step}, {kind}"
         assert held.parts == fresh.parts, f"step {step}, {kind}"
         assert images.split(held.pins, config) == images.split(fresh.pins, config)
-        if held.carried_from is not None:  # moved pin by pin, as the bot's inventory moves
-            inventory = inventory.carried(str(step), held.carried_from[1], held.problems)
+        if held.carried_from is not None:  # moved as the bot's inventory moves
+            inventory = moved_inventory(inventory, str(step), [held.carried_from[1:]], held.problems, config)
             assert_same_inventory(inventory, build_inventory(str(step), [fresh], config))
         else:
             inventory = build_inventory(str(step), [held], config)

@@ -1,5 +1,6 @@
 """The inventory: every pin of every environment at one commit, with the lookups kept on it, and
-how it moves pin by pin to a commit that changed only versions (``changes.carry``)."""
+how it moves to the next commit: pin by pin where only versions changed (``changes.carry``),
+or the pins of the apps the fold made anew put in place of theirs (``discovery.refold``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from functools import cached_property
 from typing import Optional
 
 from .identity import Release
-from .model import Pin
+from .model import Pin, in_order
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,22 @@ class Inventory:
                               tuple(held[1]))
         inventory.__dict__.update((name, value) for name, value in self.__dict__.items() if name in _INDEXES)
         return inventory
+
+    def spliced(self, commit: str, gone: tuple, tracked: tuple, others: tuple, environments: list,
+                problems: Optional[tuple] = None) -> "Inventory":
+        """This inventory at ``commit``, where the fold made anew the pins of some apps in some
+        environments (``discovery.refold``): ``gone``, every pin of theirs here, makes way for
+        ``tracked`` and ``others``, theirs now, split (``images.split``) and in order. The rest
+        keeps its order; the indexes, which hold places, are made again when first asked.
+        KeyError: a pin gone this inventory does not hold."""
+        out = {id(p) for p in gone}
+        pins = [p for p in self.pins if id(p) not in out]
+        rest = [p for p in self.others if id(p) not in out]
+        if len(pins) + len(rest) + len(out) != len(self.pins) + len(self.others):
+            raise KeyError(commit)
+        return Inventory(commit, tuple(in_order(pins, tracked, environments)),
+                         self.problems if problems is None else problems,
+                         tuple(in_order(rest, others, environments)))
 
 
 _INDEXES = ("_parts", "_apps", "_by_lower")  # made on first use, kept on the instance, shared when moved

@@ -1,8 +1,9 @@
 """Plain data shared by the core's modules: no I/O here."""
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterable, Optional
 
 from .identity import CHART, Release  # noqa: F401 (CHART: where the modules have always found it)
 
@@ -350,6 +351,23 @@ class PendingChange:
             return None
         return Release(self.environment, self.namespace, self.release_name, self.part)
 
+
+
+def in_order(pins: list, more: Iterable, environments: list) -> list:
+    """``pins``, ordered by environment (as ``environments`` lists them) then app, with ``more``
+    among them in that order; ties keep ``pins`` first and ``more`` as given."""
+    rank = {name: i for i, name in enumerate(environments)}
+
+    def key(p: Pin) -> tuple:
+        return rank.get(p.environment, len(rank)), p.app
+
+    more = list(more)
+    if len(more) > 64:  # a merge of two sorted runs: one pass
+        return sorted([*pins, *more], key=key)
+    ordered = list(pins)
+    for pin in more:  # a few: found by halving, not a pass over the fleet
+        bisect.insort_right(ordered, pin, key=key)
+    return ordered
 
 @dataclass(frozen=True)
 class AuditEntry:

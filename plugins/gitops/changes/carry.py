@@ -49,9 +49,10 @@ class Known:
     # The commit's listing (``TreeIndex``), for the next rediscovery: the next commit mostly lists
     # the same files. Not part of what was found; the pin cache keeps it at its newest commit only.
     index: object = field(default=None, compare=False, repr=False)
-    # (the commit it moved from, ((pin there, pin here), …)) when its pins moved in place from
-    # there (carried, read again, or built again the same to the fold) and what each app is
-    # tracked by stands, else None: the inventory follows it pin by pin (``Inventory.carried``).
+    # (the commit it moved from, ((pin there, pin here), …), (pins gone, pins anew) or None) when
+    # the inventory can follow it from there: pins moved in place (carried, read again, or built
+    # again the same to the fold) where what each app is tracked by stands (``Inventory.carried``),
+    # then the pins the fold made anew in place of those gone (``Inventory.spliced``); else None.
     carried_from: Optional[tuple] = field(default=None, compare=False, repr=False)
 
     @cached_property
@@ -116,7 +117,10 @@ def rediscover(known: Known, old: FileTree, new: FileTree, settings: Settings, c
         found = _fold_moved(known, old, parts, moved)
         if found is not None:
             return replace(found, problems=problems, read=read, index=index), rebuilt
-    return Known(discovery.fold(parts, settings), problems, read, parts, index), rebuilt
+    # Folded again where the fold may read otherwise: the pins of the apps and lines it touched.
+    pins, gone, anew = discovery.refold(known.parts, known.pins, parts, settings)
+    return Known(pins, problems, read, parts, index, carried_from=(getattr(old, "commit", None), (), (gone, anew))
+                 ), rebuilt
 
 
 def reread(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
@@ -250,7 +254,7 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
 def _moved(known: Known, old: FileTree, pins: tuple, parts: tuple, moves: tuple) -> Known:
     """``known`` carried from ``old``'s commit, where ``moves`` are the pins that read another
     version; a new record even when none does, so that each commit says where it came from."""
-    carried = replace(known, pins=pins, parts=parts, carried_from=(getattr(old, "commit", None), moves))
+    carried = replace(known, pins=pins, parts=parts, carried_from=(getattr(old, "commit", None), moves, None))
     for index in ("at_file", "at_release"):  # the same lines at the same positions (made when first needed)
         if index in known.__dict__:
             carried.__dict__[index] = known.__dict__[index]

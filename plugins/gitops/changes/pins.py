@@ -99,29 +99,30 @@ class PinCache:
         return known
 
     def _carried(self, last: tuple, heads: tuple, knowns: tuple, commit: str) -> Optional[Inventory]:
-        """The last inventory moved pin by pin to ``heads``, when every repository's commit moved
-        so from the last one's (``Known.carried_from``), perhaps over several commits; else None."""
-        moves: list = []
+        """The last inventory moved to ``heads``, when every repository's commit moved so from the
+        last one's (``Known.carried_from``), perhaps over several commits; else None."""
+        steps: list = []
         for (repo, head), known, (_, last_head) in zip(heads, knowns, last[0]):
-            steps = self._carried_since(repo, known, head, last_head)
-            if steps is None:
+            since = self._carried_since(repo, known, head, last_head)
+            if since is None:
                 return None
-            moves.extend(move for step in reversed(steps) for move in step)
+            steps.extend(reversed(since))
         try:
-            return last[1].carried(commit, moves, tuple(p for known in knowns for p in known.problems))
+            return moved_inventory(last[1], commit, steps, tuple(p for known in knowns for p in known.problems),
+                                   self.settings)
         except KeyError:  # a pin the last inventory does not hold: build it again
             return None
 
     def _carried_since(self, repo: RepoSettings, known: carry.Known, commit: str,
                        since: str) -> Optional[list]:
-        """The moves from ``since`` to ``commit`` (whose pins are ``known``), newest first, when
-        each commit between was carried from the one before."""
+        """The steps ((moves, splice), …) from ``since`` to ``commit`` (whose pins are ``known``),
+        newest first, when each commit between was carried from the one before."""
         steps = []
         while commit != since:
             if known is None or known.carried_from is None or len(steps) >= KEPT_COMMITS:
                 return None
-            commit, moves = known.carried_from
-            steps.append(moves)
+            commit, moves, splice = known.carried_from
+            steps.append((moves, splice))
             with self._lock:
                 known = self._by_commit.get((repo, commit))
         return steps
@@ -149,6 +150,19 @@ def build_inventory(commit: str, knowns, settings: Settings) -> Inventory:
     pins.sort(key=lambda p: (order[p.environment], p.app))
     tracked, others = images.split(pins, settings)
     return Inventory(commit, tracked, tuple(problems), others)
+
+
+def moved_inventory(inventory: Inventory, commit: str, steps, problems: tuple, settings: Settings) -> Inventory:
+    """``inventory`` moved to ``commit`` by ``steps`` ((moves, splice), … as ``Known.carried_from``
+    says them, oldest first), with ``problems``. KeyError: a pin it does not hold."""
+    for moves, splice in steps:
+        if moves:
+            inventory = inventory.carried(commit, moves, problems)
+        if splice is not None:
+            gone, anew = splice
+            inventory = inventory.spliced(commit, gone, *images.split(anew, settings), settings.environment_names,
+                                          problems)
+    return inventory.carried(commit, (), problems)
 
 
 def app_name(app: str, inventory: Inventory) -> str:

@@ -23,11 +23,11 @@ from .chart_sources import Sources
 from .helmvalues import release_values_text
 from .kustomize import ScopeIds, TreeIndex
 from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree
-from ..model import Pin, Problem
+from ..model import Pin, Problem, in_order
 from ..settings import EnvironmentSettings, Settings
 
 __all__ = ["FileTree", "DirTree", "DocumentCache", "discover", "discover_environments",
-           "discover_parts", "rediscover", "fold", "problems_of", "qualify_clashes",
+           "discover_parts", "rediscover", "fold", "refold", "problems_of", "qualify_clashes",
            "release_values_text"]
 
 log = logging.getLogger(__name__)
@@ -103,17 +103,99 @@ def fold(parts: Iterable, settings: Settings) -> tuple:
     """The pins of ``parts`` together: variables used elsewhere, replacement sources, lines
     shared by environments or apps, clashing names qualified."""
     parts = list(parts)
-    pins = [p for part in parts for p in part.pins]
+    return _fold(_readers(parts, None, None), parts, settings)
+
+
+def refold(before: tuple, folded: tuple, parts: tuple, settings: Settings) -> tuple:
+    """(``fold(parts)``, the pins of ``folded`` it holds no more, those it holds anew), from
+    ``folded``, ``fold(before)``, where some environments were built again: only the pins the fold
+    may read otherwise are folded again, the rest of ``folded`` stands (the same objects).
+
+    The fold reads a pin with those sharing its line (another environment or app, a variable at
+    that line, a replacement reading it) and those sharing its name (a clash in any environment
+    qualifies it in every one). Seeds: the pins of a part built again that differ from its pins
+    before (compared in order, past what both start and end with), and the lines of its variables
+    and replacements when those changed. Closed over lines and names: the pins chosen then hold
+    every pin the fold reads with them, so folding them alone gives what folding all gives them."""
+    if [p.environment for p in before] != [p.environment for p in parts]:
+        anew = fold(parts, settings)
+        return anew, folded, anew
+    lines, names = set(), set()
+    for was, now in zip(before, parts):
+        if was is now:
+            continue
+        for old, new in ((tuple(zip(was.pins, was.variables)), tuple(zip(now.pins, now.variables))),
+                         (was.overlay_images, now.overlay_images), (was.release_images, now.release_images)):
+            for p in (p for middle in _differing(old, new) for p in middle):
+                _seed(p[0] if isinstance(p, tuple) else p, lines, names)
+        for old, new in ((was.replacement_sources, now.replacement_sources), (was.references, now.references)):
+            if old != new:
+                lines.update(_lines_read(old))
+                lines.update(_lines_read(new))
+    if not lines and not names:
+        return folded, (), ()
+    while True:  # closed over lines and names
+        chosen = _readers(parts, lines, names)
+        more = ({p.location for p, _ in chosen} - lines, {p.app for p, _ in chosen} - names)
+        if not any(more):
+            break
+        lines |= more[0]
+        names |= more[1]
+    anew = _fold(chosen, parts, settings)
+    # A pin folded before at one of ``lines`` is either there still (chosen: its name is in
+    # ``names``) or differed (seeded by its name): its name says it all.
+    gone, kept = [], []
+    for p in folded:
+        (gone if _bare(p.app) in names else kept).append(p)
+    return tuple(in_order(kept, anew, settings.environment_names)), tuple(gone), anew
+
+
+def _readers(parts: list, lines: Optional[set], names: Optional[set]) -> list:
+    """(pin, its variable) of the parts' pins in the fold's order (chart pins, then kustomize
+    images, then the releases' images); only those at ``lines`` or named ``names`` when given."""
+    def chosen(p) -> bool:
+        return lines is None or p.location in lines or p.app in names
+
+    found = [(p, v) for part in parts for p, v in zip(part.pins, part.variables) if chosen(p)]
     # An image tag's variable is not a version site of its own: a variable that is also an image
     # tag stays "used elsewhere" for the chart pin, and the two share one line (sharing.finish).
-    variables = [v for part in parts for v in part.variables]
-    image_pins = [p for part in parts for p in part.overlay_images] + \
-        [p for part in parts for p in part.release_images]
-    pins += image_pins
-    variables += [None] * len(image_pins)
-    pins = sharing.variable_uses(pins, variables, [r for part in parts for r in part.references])
+    found += [(p, None) for part in parts for p in part.overlay_images if chosen(p)]
+    found += [(p, None) for part in parts for p in part.release_images if chosen(p)]
+    return found
+
+
+def _fold(chosen: list, parts: list, settings: Settings) -> tuple:
+    pins = sharing.variable_uses([p for p, _ in chosen], [v for _, v in chosen],
+                                 [r for part in parts for r in part.references])
     pins = sharing.replacement_sources(pins, [s for part in parts for s in part.replacement_sources])
     return sharing.finish(qualify_clashes(pins), [e.name for e in settings.environments])
+
+
+def _differing(old: tuple, new: tuple) -> tuple:
+    """(the items of ``old``, those of ``new``) past what both start and end with."""
+    start, end, common = 0, 0, min(len(old), len(new))
+    while start < common and old[start] == new[start]:
+        start += 1
+    while end < common - start and old[-1 - end] == new[-1 - end]:
+        end += 1
+    return old[start:len(old) - end], new[start:len(new) - end]
+
+
+def _seed(pin, lines: set, names: set) -> None:
+    lines.add(pin.location)
+    names.add(_bare(pin.app))
+
+
+def _lines_read(held: tuple) -> set:
+    """The lines replacements read (``Part.replacement_sources``) or variables are defined at
+    (``Part.references``)."""
+    found = set()
+    for item in held:
+        if isinstance(item, dict):
+            found.update(defined[0] for defined in item.values())
+        else:
+            found.add(item[0])
+    return found
 
 
 def problems_of(parts: Iterable) -> list:
