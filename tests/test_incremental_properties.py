@@ -47,6 +47,8 @@ def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
         assert held.read == fresh.read, f"step {step}, {kind}"
         assert held.parts == fresh.parts, f"step {step}, {kind}"
         assert images.split(held.pins, config) == images.split(fresh.pins, config)
+        if held.index is not None:  # the listing kept for the next commit is the commit's
+            assert (held.index.files, held.index.children) == (fresh.index.files, fresh.index.children)
         if held.carried_from is not None:  # moved as the bot's inventory moves
             inventory = moved_inventory(inventory, str(step), [held.carried_from[1:]], held.problems, config)
             assert_same_inventory(inventory, build_inventory(str(step), [fresh], config))

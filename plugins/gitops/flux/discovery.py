@@ -70,8 +70,8 @@ def rediscover(parts: tuple, old: FileTree, new: FileTree, settings: Settings, *
     ``discover_parts`` finds in ``new``, building again only what the commit touched."""
     cache = cache if cache is not None else DEFAULT_CACHE
     change = units.change(old, new)
-    if change.listed:
-        index = None  # another listing: built when a build needs it
+    if change.listed:  # another listing: moved from the last one's when in hand
+        index = index.moved(change.added, change.removed) if index is not None else None
     if not change:
         return parts, frozenset(), index
     keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()

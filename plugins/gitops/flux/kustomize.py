@@ -14,6 +14,7 @@ by every namespace folder): one ``Resource`` each. The kustomizations walked and
 """
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import posixpath
 import sys
@@ -125,6 +126,42 @@ class TreeIndex:
                     break
                 subs.add(parent)
                 parent = grand
+
+    def moved(self, added, removed) -> "TreeIndex":
+        """What an index of this listing with ``added`` paths and without ``removed`` ones holds,
+        made from the paths that moved (this one stays as it is: another commit's)."""
+        index = TreeIndex(())
+        index.files = (self.files - set(removed)) | set(added)
+        index.children = dict(self.children)
+        copied: set = set()
+
+        def entry(folder: str) -> tuple:  # the folder's own lists, copied before a change
+            if folder not in copied:
+                files, subfolders = index.children.get(folder, ([], set()))
+                index.children[folder] = (list(files), set(subfolders))
+                copied.add(folder)
+            return index.children[folder]
+
+        for path in removed:
+            parent = posixpath.dirname(path)
+            entry(parent)[0].remove(path)
+            while not any(entry(parent)):  # a folder left empty is no folder
+                del index.children[parent]
+                copied.discard(parent)
+                if not parent:
+                    break
+                entry(posixpath.dirname(parent))[1].discard(parent)
+                parent = posixpath.dirname(parent)
+        for path in added:
+            parent = posixpath.dirname(path)
+            bisect.insort(entry(parent)[0], path)
+            while parent:
+                grand = posixpath.dirname(parent)
+                if parent in entry(grand)[1]:
+                    break
+                entry(grand)[1].add(parent)
+                parent = grand
+        return index
 
     def is_dir(self, path: str) -> bool:
         return path in self.children
