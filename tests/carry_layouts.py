@@ -15,7 +15,8 @@ editor writes it, a hand edit of a version, a comment, a marker added or removed
 changed, a file renamed, a resource list changed, a file added or removed, a file nothing reads,
 a source's URL or name changed, a postBuild variable's value changed, a release's label (which a
 patch of the layout may select it by) or another field than its version, an app added
-(perhaps under a name another namespace has), a variable named once more or once less.
+(perhaps under a name another namespace has), a variable named once more or once less, a file of
+a HelmRelease listed in an environment's kustomization or taken out of it.
 Written for Ferry's tests (no outside source).
 """
 from __future__ import annotations
@@ -467,9 +468,51 @@ def use_variable(files: dict, pins: tuple, draw) -> dict:
     return {**files, path: text}
 
 
+def _environment_kustomization(files: dict, env: str):
+    return next((p for p in sorted(files) if posixpath.dirname(p) == f"apps/{env}"
+                 and posixpath.basename(p) in KUSTOMIZATION_FILES), None)
+
+
+def add_release_file(files: dict, pins: tuple, draw) -> dict:
+    """A file of one HelmRelease added to an environment's kustomization (first, last or between
+    its entries): an app of its own, or one more in an app's namespace (where its source is)."""
+    env = draw(st.sampled_from(ENVIRONMENTS))
+    kfile = _environment_kustomization(files, env)
+    name = draw(st.sampled_from(("api", "cache", "web")))  # `web` may clash, in `podinfo`
+    namespace = draw(st.sampled_from(sorted({p.namespace for p in pins} or {"api"})))
+    entry = f"{name}-{namespace}.yaml"
+    if kfile is None or f"apps/{env}/{entry}" in files or "resources:" not in files[kfile].split("\n"):
+        return files
+    text = release(name, draw(st.sampled_from(VERSIONS)), draw(st.sampled_from((None, "string", "dict"))),
+                   draw(st.booleans())).replace(f"  namespace: {name}\n", f"  namespace: {namespace}\n", 1)
+    lines = files[kfile].split("\n")
+    entries = [i for i, line in enumerate(lines) if line.startswith("  - ") and i > lines.index("resources:")
+               and all(lines[k].startswith("  - ") for k in range(lines.index("resources:") + 1, i))]
+    at = draw(st.sampled_from(entries + [entries[-1] + 1] if entries else [lines.index("resources:") + 1]))
+    lines.insert(at, f"  - {entry}")
+    return {**files, f"apps/{env}/{entry}": text, kfile: "\n".join(lines)}
+
+
+def take_release_file(files: dict, pins: tuple, draw) -> dict:
+    """A file of HelmReleases an environment's kustomization lists taken out of the list, and
+    perhaps out of the repository."""
+    env = draw(st.sampled_from(ENVIRONMENTS))
+    kfile = _environment_kustomization(files, env)
+    listed = [p for p in sorted(files) if p.startswith(f"apps/{env}/") and p.endswith(".yaml")
+              and HELM_RELEASE in files[p] and kfile and f"  - {posixpath.basename(p)}\n" in files[kfile]]
+    if not listed:
+        return files
+    path = draw(st.sampled_from(listed))
+    out = {**files, kfile: files[kfile].replace(f"  - {posixpath.basename(path)}\n", "", 1)}
+    if draw(st.booleans()):
+        del out[path]
+    return out
+
+
 COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, rename, change_resources,
            add_file, remove_file, unread, other_value, change_source, change_variable, label, label,
-           release_edit, release_edit, add_app, add_app, use_variable)
+           release_edit, release_edit, add_app, add_app, use_variable, add_release_file, add_release_file,
+           take_release_file, take_release_file)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

@@ -17,9 +17,11 @@ the files it reads (``Reading`` records every one). Between two commits with the
 Anything else (a file added, removed or renamed, a setter marker, a key, a patch, a resource
 list) is not carried: None. ``follow`` then reads again on their own the files of HelmReleases
 the commit changed, where ``flux.release_files`` proves that enough (a label, a value: ``reread``),
-and else builds again the environments the commit touched (``rediscover``), whose pins then move
-in place when the fold across environments reads them alike (no fold over the fleet). Ferry's
-own commits go through the same proof (``PinCache.derive``): one way an inventory moves on.
+or those a kustomization lists anew or no more, where ``flux.resource_lists`` does (an app added
+or taken away: ``relist``), and else builds again the environments the commit touched
+(``rediscover``). Pins then move in place when the fold across environments reads them alike, or
+the fold reads again only those it may read otherwise (``discovery.refold``): never the fleet.
+Ferry's own commits go through the same proof (``PinCache.derive``): one way an inventory moves on.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from functools import cached_property
 from typing import Iterable, Optional
 
 from . import rewrites
-from ..flux import discovery, images, kustomizations, release_files, sharing
+from ..flux import discovery, images, kustomizations, release_files, resource_lists, sharing
 from ..flux.kustomize import RELEVANT_KINDS, TreeIndex
 from ..flux import units
 from ..flux.units import Reading
@@ -83,6 +85,8 @@ def follow(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     if found is None:
         found = reread(known, old, new, settings, cache)
     if found is None:
+        found = relist(known, old, new, settings, cache)
+    if found is None:
         found, _ = rediscover(known, old, new, settings, cache)
     return found
 
@@ -128,6 +132,19 @@ def reread(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     each environment reading them reads again on its own (``release_files``); else None."""
     found = release_files.reread(known.parts, old, new, settings, cache if cache is not None else DEFAULT_CACHE)
     return None if found is None else _fold_moved(known, old, *found)
+
+
+def relist(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
+    """What discovery finds in ``new`` when the commit only grew or shrank kustomizations'
+    `resources:` by files of HelmReleases that each environment reads on their own
+    (``resource_lists``: an app added or taken away); else None."""
+    found = resource_lists.relist(known.parts, known.read, old, new, known.index, settings,
+                                  cache if cache is not None else DEFAULT_CACHE)
+    if found is None:
+        return None
+    parts, read, index = found
+    pins, gone, anew = discovery.refold(known.parts, known.pins, parts, settings)
+    return Known(pins, known.problems, read, parts, index, carried_from=(getattr(old, "commit", None), (), (gone, anew)))
 
 
 def _folded_alike(known: Known, parts: tuple) -> Optional[list]:

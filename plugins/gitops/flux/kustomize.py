@@ -296,12 +296,11 @@ class Walker:
         scopes = self._scopes.get(chain)
         if scopes is None:  # one set per chain, not one per file (13,000 files a chain at 10k apps)
             scopes = self._scopes[chain] = frozenset(level.scope for level in chain)
-        outer_namespace = next((lv.namespace for lv in chain if lv.namespace), None)  # outermost wins
         for i, doc in enumerate(parsed.docs):
             if not is_resource(doc):
                 continue
-            namespace = str(outer_namespace or dig(doc, "metadata", "namespace") or "")
-            name, names = _names(dig(doc, "metadata", "name"), chain)
+            res = resource(path, i, doc, chain, scopes)
+            namespace, name, names = res.namespace, res.name, res.names
             # A file reached twice is one copy per object kustomize makes of it: routes giving it
             # the same namespace and name make one object (the patches of both apply), routes
             # giving it another namespace or name make another (a Component in every namespace).
@@ -315,7 +314,7 @@ class Walker:
                                                     merged if len(merged) > 1 else NO_NAMES)
                 continue
             self._seen[key] = len(self.build.resources)
-            self.build.resources.append(Resource(path, i, doc, scopes, namespace, name, names))
+            self.build.resources.append(res)
 
     # ---- patches ---------------------------------------------------------------------------
 
@@ -388,6 +387,16 @@ class ScopeIds:
     def next(self) -> int:
         self._last += 1
         return self._last
+
+
+def resource(path: str, index: int, doc: dict, chain: tuple, scopes: Optional[frozenset] = None) -> Resource:
+    """Document ``index`` of ``path`` as kustomize makes it through ``chain`` (its levels, from the
+    outermost): the outermost `namespace:` wins, names take each level's prefix and suffix;
+    ``scopes``: the chain's (one set shared by every resource of the chain)."""
+    outer_namespace = next((lv.namespace for lv in chain if lv.namespace), None)
+    name, names = _names(dig(doc, "metadata", "name"), chain)
+    return Resource(path, index, doc, frozenset(level.scope for level in chain) if scopes is None else scopes,
+                    str(outer_namespace or dig(doc, "metadata", "namespace") or ""), name, names)
 
 
 def is_resource(doc) -> bool:

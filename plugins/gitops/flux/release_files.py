@@ -59,8 +59,9 @@ class HeldRelease(NamedTuple):
 class ReleaseFiles:
     """What one environment's builds keep to read files of HelmReleases again on their own."""
 
-    units: tuple  # its units with their patches and variables, not their resources
-    files: dict  # file -> (HeldRelease, …): every HelmRelease its builds made of the file
+    units: tuple  # its units with their patches, variables and kustomizations, not their resources
+    held: tuple  # every HelmRelease its builds made (HeldRelease), in build order
+    files: dict  # file -> (HeldRelease, …): those of each file read only as a release file
     # (kind, namespace, name) -> (Resource, its unit: a position in ``units`` when one of the
     # environment's own, else the unit itself) or None: what its releases found
     sources: dict
@@ -108,8 +109,8 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
 
     def light(unit: Unit) -> Unit:
         if id(unit) not in lighter:
-            lighter[id(unit)] = Unit(Build(patches=unit.build.patches), unit.path, unit.variables,
-                                     unit.kustomization, unit.patch_index)
+            lighter[id(unit)] = Unit(Build(patches=unit.build.patches, kustomizations=unit.build.kustomizations),
+                                     unit.path, unit.variables, unit.kustomization, unit.patch_index)
         return lighter[id(unit)]
 
     position = {id(u): i for i, u in enumerate(env_units)}
@@ -117,17 +118,18 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
     def where(unit: Unit):  # the environment's own by position (their patches may be read again)
         return position[id(unit)] if id(unit) in position else light(unit)
 
+    made = tuple(HeldRelease(u, res, pin, *(images[pin] if pin >= 0 else (0, 0)), asked)
+                 for u, res, pin, asked in held)
     files: dict = {}
-    for u, res, pin, asked in held:
-        first, end = images[pin] if pin >= 0 else (0, 0)
-        files.setdefault(res.file, []).append(HeldRelease(u, res, pin, first, end, asked))
+    for h in made:
+        files.setdefault(h.resource.file, []).append(h)
     # Read otherwise than as a release file or a patch file: kustomizations, inline patches'
     # holders, resource files of other kinds only.
     otherwise = {kfile for unit in env_units for kfile, _, _ in unit.build.kustomizations}
     otherwise.update(p.file for unit in env_units for p in unit.build.patches if not _from_file(p))
     otherwise.update(path for unit in env_units for path in unit.build.files if path not in files)
     patch_files = {p.file for unit in env_units for p in unit.build.patches if _from_file(p)}
-    return ReleaseFiles(tuple(light(u) for u in env_units),
+    return ReleaseFiles(tuple(light(u) for u in env_units), made,
                         {path: tuple(found) for path, found in files.items()
                          if path not in otherwise and path not in patch_files},
                         {key: None if found is None else (found[0], where(found[1]))
@@ -139,7 +141,7 @@ class _NotAnswered(Exception):
     """A release looked for a source its environment never found: only a build can tell."""
 
 
-class _Answers:
+class Answers:
     """``chart_sources.Sources`` for one environment, as it answered at its last build."""
 
     def __init__(self, kept: ReleaseFiles):
@@ -214,7 +216,7 @@ def _reread_part(part: units.Part, files: list, old: FileTree, new: FileTree, se
         if doc is None:  # only its patches changed: its own document is its file's, unchanged
             doc = cache.get(new, h.resource.file, RELEVANT_KINDS).docs[h.resource.index]
         res = replace(h.resource, doc=doc)
-        sources = _Answers(kept)
+        sources = Answers(kept)
         found = _release(part, kept, h, res, sources, reading, settings, cache)
         if found is None:
             return None
@@ -271,7 +273,8 @@ def _patches_read_again(kept: ReleaseFiles, path: str, old: FileTree, new: FileT
                 p = replace(p, body=body)
             patches.append(p)
         # Its index of patches made when first read (a deploy carries many commits in a row).
-        renewed[id(unit)] = Unit(Build(patches=patches), unit.path, unit.variables, unit.kustomization)
+        renewed[id(unit)] = Unit(Build(patches=patches, kustomizations=unit.build.kustomizations), unit.path,
+                                 unit.variables, unit.kustomization)
     if any(was != now for i, (was, now) in enumerate(zip(before.docs, after.docs)) if i not in patched):
         return None  # a document no patch was made of now may be one
     # Its patches select HelmReleases only: the sources found in other environments' builds
@@ -311,13 +314,24 @@ def _from_file(patch: Patch) -> bool:
     return patch.text_doc is None and not patch.at
 
 
-def _release(part: units.Part, kept: ReleaseFiles, held: HeldRelease, res: Resource, sources: _Answers,
+def _release(part: units.Part, kept: ReleaseFiles, held: HeldRelease, res: Resource, sources: Answers,
              reading: units.Reading, settings: Settings, cache: DocumentCache) -> Optional[tuple]:
     """(its chart pin, its image pins, its variable) as discovery reads the release ``res``; None
     when it makes another number of pins, another name or reads a source elsewhere."""
-    unit = kept.units[held.unit]
+    found = read_release(part.environment, kept, kept.units[held.unit], res, sources, reading, settings, cache)
+    if found is None or len(found[1]) != held.end_image - held.first_image:
+        return None
+    return found
+
+
+def read_release(environment: str, kept: ReleaseFiles, unit: Unit, res: Resource, sources: "Answers",
+                 reading: units.Reading, settings: Settings, cache: DocumentCache) -> Optional[tuple]:
+    """(its chart pin, its image pins, its variable) as discovery reads the HelmRelease ``res`` of
+    ``unit`` (``releases.release``, ``releases.pin``, its image pins), finding its sources where
+    its environment found them (``sources``); None when it makes no pin or looks a source up that
+    its environment never found."""
     try:
-        release = releases.release(part.environment, unit, res, sources)
+        release = releases.release(environment, unit, res, sources)
     except _NotAnswered:
         return None
     if release is None:
@@ -326,8 +340,6 @@ def _release(part: units.Part, kept: ReleaseFiles, held: HeldRelease, res: Resou
     image_pins = []
     if kept.with_images:
         image_pins = [p for p, _ in releases.release_images(reading, pin, unit, res, settings, cache)]
-    if len(image_pins) != held.end_image - held.first_image:
-        return None
     return pin, image_pins, release.found.variable
 
 

@@ -1,0 +1,294 @@
+"""A kustomization's `resources:` grown or shrunk by files of HelmReleases (an app added to an
+environment, or taken away): those releases read, or let go, on their own inside the build that
+lists them, so that an app added costs the app, not a build of its environment.
+
+The proof is by construction, as ``release_files``'. Kustomize reads a kustomization's entries in
+order, each file's objects given the kustomization's route (its scopes, namespace and names:
+``kustomize.resource``); nothing in a build looks a HelmRelease up. A commit may change
+kustomization files and add or remove files when, for each environment reading them:
+- the kustomization is walked once, as its folder's kustomization (the one kustomize finds there
+  first), with no `bases:` or `components:`; its documents are equal but for its `resources:`,
+  whose entries it keeps in the same order; the entries added or taken away are files in its
+  folder (a name: kustomize reads that folder only through the kustomization), not named as one;
+- a file added parses, holds HelmReleases only (no source, no Kustomization: what other releases
+  find stands), names no `${VAR}` (a variable's uses stand), was neither read nor looked for by
+  the environment before, and each of its releases is read as discovery reads it (the unit's
+  patches and variables, a source its environment found at its last build) with a name no other
+  release of the environment has;
+- a file taken away was read as those HelmReleases only, each once through this kustomization,
+  and they looked for nothing outside their environment's builds; the environment keeps a release;
+- no environment looked up what the changed files hold, none walks the whole listing or looked
+  for a path the commit adds or removes, and the rest of the commit touches none
+  (``units.Part.touched``).
+The releases' pins take their place in build order: after the releases of the entries before
+theirs in the kustomization's list (before those after it when none is before); the environment's
+other pins, problems, sources and lookups stand. Else None: the environment is built again.
+"""
+from __future__ import annotations
+
+import posixpath
+from dataclasses import replace
+from typing import Optional
+
+from . import images, releases, sharing, units
+from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, TreeIndex, join_path, resource, strings
+from .kustomizations import in_table
+from .manifests import DocumentCache, FileTree
+from .release_files import Answers, HeldRelease, ReleaseFiles, read_release
+from ..settings import Settings
+
+
+def relist(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: Optional[TreeIndex],
+           settings: Settings, cache: DocumentCache) -> Optional[tuple]:
+    """(the parts of ``new``, what discovery reads there, its listing) from ``parts`` and
+    ``read``, those of ``old`` (whose listing is ``index``), when the commit changes
+    kustomizations' `resources:` by files of HelmReleases only (see the module's doc); else None."""
+    change = units.change(old, new)
+    if index is None or not change.changed or \
+            any(posixpath.basename(path) not in KUSTOMIZATION_FILES for path in change.changed):
+        return None
+    edits = {}  # kustomization -> (its entries before, after)
+    for kfile in change.changed:
+        found = _entries(kfile, old, new, cache)
+        if found is None:
+            return None
+        edits[kfile] = found
+    added, taken = set(), set()
+    for kfile, (before, after) in edits.items():
+        folder = posixpath.dirname(kfile)
+        added.update(join_path(folder, e) for e in set(after) - set(before))
+        taken.update(join_path(folder, e) for e in set(before) - set(after))
+    listed = added | taken
+    rest = units.Change(frozenset(), frozenset(change.added - listed), frozenset(change.removed - listed))
+    keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()
+    done = []
+    for part in parts:
+        if part.listed_everything or not part.listed_paths.isdisjoint(change.listed) or \
+                not part.looked_up.isdisjoint(keys) or (rest and part.touched(rest, keys)):
+            return None
+        mine = sorted(kfile for kfile in edits if kfile in part.read)
+        if not mine:
+            if not part.read.isdisjoint(change.removed) or not part.read.isdisjoint(added):
+                return None  # it reads such a file otherwise
+            done.append(part)
+            continue
+        found = _relist_part(part, {k: edits[k] for k in mine}, old, new, index, change, settings, cache)
+        if found is None:
+            return None
+        done.append(found)
+    done = tuple(done)
+    # What discovery reads: the files added, not those taken away (unless another part reads
+    # one, or the repository-wide table does); the table reads every file it may hold.
+    table = any(p.finder_used for p in done)
+    still = {path for path in taken if any(path in p.read for p in done)
+             or table and path not in change.removed and in_table(path)}
+    read = (read - change.removed - taken) | still | {path for path in added if any(path in p.read for p in done)}
+    if table:
+        read |= {path for path in change.added if in_table(path)}
+    return done, frozenset(read), index.moved(change.added, change.removed)
+
+
+def _entries(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
+    """(its `resources:` before, after) when a kustomization's documents are equal but for those,
+    each without repeats, kept entries in the same order, the entries added or taken away files
+    of its folder not named as a kustomization, and no `bases:` or `components:`; else None."""
+    was, now = cache.get(old, kfile), cache.get(new, kfile)
+    if was.error or now.error or len(was.docs) != len(now.docs):
+        return None
+    spec = next((i for i, d in enumerate(now.docs) if isinstance(d, dict)), None)
+    if spec is None or spec != next((i for i, d in enumerate(was.docs) if isinstance(d, dict)), None):
+        return None
+    if any(a != b for i, (a, b) in enumerate(zip(was.docs, now.docs)) if i != spec):
+        return None
+    a, b = was.docs[spec], now.docs[spec]
+    if {k: v for k, v in a.items() if k != "resources"} != {k: v for k, v in b.items() if k != "resources"} or \
+            "bases" in b or "components" in b:
+        return None
+    before, after = strings(a.get("resources")), strings(b.get("resources"))
+    was_listed, now_listed = set(before), set(after)  # thousands of entries: no list searched
+    if len(before) != len((a.get("resources") or [])) or len(after) != len(b.get("resources") or []) or \
+            len(was_listed) != len(before) or len(now_listed) != len(after) or \
+            [e for e in before if e in now_listed] != [e for e in after if e in was_listed]:
+        return None
+    for entry in [e for e in before if e not in now_listed] + [e for e in after if e not in was_listed]:
+        if entry != entry.strip() or "/" in entry or entry in (".", "..") or entry in KUSTOMIZATION_FILES:
+            return None
+    if sharing.file_references(old, kfile, cache) != sharing.file_references(new, kfile, cache) or \
+            images.markers(old, kfile, cache) != images.markers(new, kfile, cache):
+        return None
+    return before, after
+
+
+def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, index: TreeIndex,
+                 change: units.Change, settings: Settings, cache: DocumentCache) -> Optional[units.Part]:
+    kept: ReleaseFiles = part.release_files
+    if kept is None:
+        return None
+    gone: set = set()  # id() of the HeldReleases taken away
+    placed = []  # (position in kept.held before which they go, [(HeldRelease without places, pin, images, variable)])
+    names = {(p.namespace, p.app) for p in part.pins}
+    reading = units.Reading(new)
+    taken, added = set(), set()
+    for kfile, (before, after) in edits.items():
+        walked = _walked(kept, kfile, index, change)
+        if walked is None:
+            return None
+        position, chain = walked
+        folder = posixpath.dirname(kfile)
+        was_listed, now_listed = set(before), set(after)
+        out = {join_path(folder, e) for e in was_listed - now_listed}
+        slots = _slots(kept, position, chain, folder, after, out)
+        if slots is None:
+            return None
+        scopes = frozenset(level.scope for level in chain)
+        for path in out:
+            held = kept.files.get(path)
+            if not held or len(held) != len(cache.get(old, path, RELEVANT_KINDS).docs) or \
+                    any(h.unit != position or h.resource.scopes != scopes or h.pin < 0 or h.asked for h in held) or \
+                    sharing.file_references(old, path, cache):
+                return None  # read otherwise, or by another route, or with lookups of its own
+            gone.update(id(h) for h in held)
+        taken |= out
+        for j, entry in enumerate(after):
+            if entry in was_listed:
+                continue
+            path = join_path(folder, entry)
+            found = _added(part, kept, position, chain, path, new, index, change, names, reading, settings,
+                           cache)
+            at = None if found is None else _place(slots, j)
+            if at is None:
+                return None
+            placed.append((at, found))
+            added.add(path)
+    if not reading.paths <= added:
+        return None  # a release read another file
+    return _moved(part, kept, gone, placed, taken, added)
+
+
+def _walked(kept: ReleaseFiles, kfile: str, index: TreeIndex, change: units.Change) -> Optional[tuple]:
+    """(its unit's position, its route) when the environment walks the kustomization once, as the
+    one kustomize finds first in its folder (before and after the commit)."""
+    found = [(i, chain) for i, unit in enumerate(kept.units) for k, _, chain in unit.build.kustomizations
+             if k == kfile]
+    if len(found) != 1:
+        return None
+    folder = posixpath.dirname(kfile)
+    for name in KUSTOMIZATION_FILES:
+        path = posixpath.join(folder, name) if folder else name
+        if path == kfile:
+            return found[0]
+        if path in index.files or path in change.added:
+            return None
+    return None
+
+
+def _slots(kept: ReleaseFiles, position: int, chain: tuple, folder: str, after: list, taken: set
+           ) -> Optional[list]:
+    """[(the entry of the kustomization, in ``after``, a held release came by; its place in
+    ``kept.held``)] of the releases built through it, in build order, when they are one run of
+    the environment's releases in the order of their entries; else None. Releases of files the
+    commit takes away have no entry: -1."""
+    scope = chain[-1].scope
+    at_entry = {join_path(folder, e): i for i, e in enumerate(after)}
+    child = {}  # the scope of a kustomization it lists -> that entry
+    for kfile, _, inner in kept.units[position].build.kustomizations:
+        if len(inner) == len(chain) + 1 and inner[:-1] == chain:
+            entry = at_entry.get(posixpath.dirname(kfile))
+            if entry is None:
+                return None
+            child[inner[-1].scope] = entry
+    scopes = frozenset(level.scope for level in chain)
+    slots = []
+    for i, h in enumerate(kept.held):
+        if h.unit != position or scope not in h.resource.scopes:
+            continue
+        if h.resource.scopes == scopes:  # a file it lists, or one of a folder it lists that has no kustomization
+            entry = at_entry.get(h.resource.file, -1 if h.resource.file in taken else None)
+            if entry is None:
+                return None
+        else:
+            entries = {child[s] for s in h.resource.scopes if s in child}
+            if len(entries) != 1:
+                return None
+            entry = entries.pop()
+        slots.append((entry, i))
+    kept_slots = [s for s in slots if s[0] >= 0]
+    if any(b[1] != a[1] + 1 for a, b in zip(slots, slots[1:])) or \
+            any(b[0] < a[0] for a, b in zip(kept_slots, kept_slots[1:])):
+        return None
+    return kept_slots
+
+
+def _place(slots: list, entry: int) -> Optional[int]:
+    """The place in ``kept.held`` before which the releases of ``entry`` go; None when the
+    kustomization builds no other release to place them by."""
+    before = [i for e, i in slots if e < entry]
+    if before:
+        return before[-1] + 1
+    return next((i for e, i in slots if e > entry), None)
+
+
+def _added(part: units.Part, kept: ReleaseFiles, position: int, chain: tuple, path: str, new: FileTree,
+           index: TreeIndex, change: units.Change, names: set, reading: units.Reading, settings: Settings,
+           cache: DocumentCache) -> Optional[list]:
+    """[(HeldRelease, pin, image pins, variable)] of a file added to a kustomization's list, when
+    it parses, holds HelmReleases only, names no `${VAR}`, is new to the environment and each of
+    its releases reads as one more (a new name, sources its environment found)."""
+    exists = path in change.added or path in index.files and path not in change.removed
+    if not exists or path in part.read or path in part.listed_paths or path in kept.files:
+        return None
+    parsed = cache.get(new, path, RELEVANT_KINDS)
+    if parsed.error or not parsed.docs or sharing.file_references(new, path, cache):
+        return None
+    unit = kept.units[position]
+    found = []
+    for i, doc in enumerate(parsed.docs):
+        if not (isinstance(doc, dict) and doc.get("kind") == "HelmRelease"
+                and str(doc.get("apiVersion") or "").startswith(releases.HELM_API)):
+            return None
+        res = resource(path, i, doc, chain)
+        sources = Answers(kept)
+        read = read_release(part.environment, kept, unit, res, sources, reading, settings, cache)
+        if read is None:
+            return None
+        pin, image_pins, variable = read
+        if (pin.namespace, pin.app) in names or not sources.asked <= part.looked_up:
+            return None
+        names.add((pin.namespace, pin.app))
+        found.append((HeldRelease(position, res, 0, 0, 0, frozenset(sources.asked)), pin, image_pins, variable))
+    return found
+
+
+def _moved(part: units.Part, kept: ReleaseFiles, gone: set, placed: list, taken: set, added: set) -> Optional[units.Part]:
+    """The part with the releases ``gone`` let go and those ``placed`` put in build order: its
+    pins, their variables and image pins, what it read, and what its builds keep renumbered."""
+    at = {}
+    for place, found in placed:
+        at.setdefault(place, []).extend(found)
+    pins, variables, images, held = [], [], [], []
+
+    def put(h: HeldRelease, pin, image_pins, variable) -> HeldRelease:
+        pins.append(pin)
+        variables.append(variable)
+        first = len(images)
+        images.extend(image_pins)
+        return h._replace(pin=len(pins) - 1, first_image=first, end_image=len(images))
+
+    for i, h in enumerate(kept.held + (None,)):
+        for new_held, pin, image_pins, variable in at.get(i, ()):
+            held.append(put(new_held, pin, image_pins, variable))
+        if h is None or id(h) in gone:
+            continue
+        if h.pin < 0:
+            held.append(h)
+            continue
+        held.append(put(h, part.pins[h.pin], part.release_images[h.first_image:h.end_image], part.variables[h.pin]))
+    if not pins:
+        return None  # no release left: discovery says so, a build must
+    files: dict = {}
+    for h in held:
+        if h.resource.file in kept.files or h.resource.file in added:
+            files.setdefault(h.resource.file, []).append(h)
+    relisted = replace(kept, held=tuple(held), files={path: tuple(hs) for path, hs in files.items()})
+    return replace(part.with_pins(tuple(pins), part.overlay_images, tuple(images), relisted),
+                   variables=tuple(variables), read=(part.read - taken) | added)

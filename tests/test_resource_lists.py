@@ -1,0 +1,163 @@
+"""An app added to an environment's kustomization, or taken out of it, read on its own inside the
+build that lists it (``flux.resource_lists``): what the bot then holds equals a fresh discovery,
+and each case the proof cannot cover is refused (the environment is built again, and that equals
+a fresh discovery too). Written for Ferry's tests (no outside source)."""
+from __future__ import annotations
+
+import pytest
+
+from gitops.changes.carry import discover, follow, relist
+from gitops.changes.pins import build_inventory, moved_inventory
+from tests.carry_layouts import MemTree
+from tests.test_carry_properties import assert_same_inventory
+from tests.test_refold import ENVIRONMENTS, fleet, release, settings
+
+APPS = {env: [(f"app{i}", f"app{i}") for i in range(6)] for env in ENVIRONMENTS}
+
+
+def listed(files: dict, env: str, entries: list) -> dict:
+    """``files`` with the environment's kustomization listing ``entries``."""
+    path = f"apps/{env}/kustomization.yaml"
+    head, _, _ = files[path].partition("resources:\n")
+    return {**files, path: head + "resources:\n" + "".join(f"  - {e}\n" for e in entries)}
+
+
+def entries(files: dict, env: str) -> list:
+    return [line[4:] for line in files[f"apps/{env}/kustomization.yaml"].split("\n") if line.startswith("  - ")]
+
+
+def followed(before: dict, after: dict):
+    """(what ``relist`` holds or None, what the bot holds after the commit), each checked against
+    a fresh discovery where it holds anything, the inventory moved along."""
+    config = settings()
+    old, new = MemTree(before), MemTree(after)
+    known = discover(old, config)
+    fresh = discover(new, config)
+    held = relist(known, old, new, config)
+    for found in filter(None, (held, follow(known, old, new, config))):
+        assert (found.pins, found.problems, found.read, found.parts) == \
+            (fresh.pins, fresh.problems, fresh.read, fresh.parts)
+        inventory = build_inventory("0", [known], config)
+        moved = moved_inventory(inventory, "1", [found.carried_from[1:]], found.problems, config)
+        assert_same_inventory(moved, build_inventory("1", [fresh], config))
+        assert (found.index.files, found.index.children) == (fresh.index.files, fresh.index.children)
+    return held
+
+
+def app_file(name: str, namespace: str, extra: str = "") -> str:
+    return release(name, "7.0.0", "dict", False).replace(f"  namespace: {name}\n", f"  namespace: {namespace}\n") + extra
+
+
+@pytest.mark.parametrize("at", [0, 3, 7])
+def test_an_app_file_listed_is_read_on_its_own_in_its_place(at):
+    files = fleet(APPS)
+    order = entries(files, "qa")
+    after = listed({**files, "apps/qa/new.yaml": app_file("new", "app2")}, "qa", order[:at] + ["new.yaml"] + order[at:])
+    held = followed(files, after)
+    assert held is not None and {(p.app, p.environment) for p in held.carried_from[2][1]} == {("new", "qa")}
+
+
+def test_an_app_file_taken_out_and_removed_goes_on_its_own():
+    files = fleet(APPS)
+    after = listed(files, "dev", [e for e in entries(files, "dev") if e != "app3-app3.yaml"])
+    for commit in (after, {p: t for p, t in after.items() if p != "apps/dev/app3-app3.yaml"}):
+        held = followed(files, commit)
+        assert held is not None and {(p.app, p.environment) for p in held.carried_from[2][1]} == \
+            {("app3", "qa"), ("app3", "prod")}  # its name in the others folded again, the same
+
+
+def test_two_apps_listed_in_two_environments_at_once():
+    files = fleet(APPS)
+    after = dict(files)
+    for env in ("dev", "prod"):
+        after[f"apps/{env}/one.yaml"] = app_file("one", "app1")
+        after[f"apps/{env}/two.yaml"] = app_file("two", "app4")
+        after = listed(after, env, ["one.yaml"] + entries(files, env) + ["two.yaml"])
+    assert followed(files, after) is not None
+
+
+REFUSED = {
+    "a source beside the release": lambda files: ("apps/qa/new.yaml", app_file("new", "app2", "---\n" + files[
+        "apps/qa/repository.yaml"].split("---\n")[1].replace("name: charts", "name: more"))),
+    "a name the environment has": lambda files: ("apps/qa/new.yaml", app_file("app2", "app2")),
+    "a variable named": lambda files: ("apps/qa/new.yaml", app_file("new", "app2").replace("replicaCount: 1", "replicaCount: ${N}")),
+    "a source it never found": lambda files: ("apps/qa/new.yaml", app_file("new", "elsewhere")),
+    "not valid YAML": lambda files: ("apps/qa/new.yaml", app_file("new", "app2") + "---\nkey: [open\n"),
+    "a file of no release": lambda files: ("apps/qa/new.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"),
+    "a file in a folder": lambda files: ("apps/qa/team/new.yaml", app_file("new", "app2")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_what_the_proof_does_not_cover_builds_the_environment_again(case):
+    files = fleet(APPS)
+    path, text = REFUSED[case](files)
+    entry = path[len("apps/qa/"):]
+    assert followed(files, listed({**files, path: text}, "qa", entries(files, "qa") + [entry])) is None
+
+
+def test_another_change_to_the_kustomization_builds_it_again():
+    files = fleet(APPS)
+    after = listed({**files, "apps/qa/new.yaml": app_file("new", "app2")}, "qa", entries(files, "qa") + ["new.yaml"])
+    after["apps/qa/kustomization.yaml"] += "namePrefix: x-\n"
+    assert followed(files, after) is None
+
+
+def test_the_last_release_taken_away_builds_it_again():
+    files = fleet({**APPS, "dev": APPS["dev"][:1]})
+    assert followed(files, listed(files, "dev", ["repository.yaml"])) is None
+
+
+def test_a_release_file_listed_twice_is_not_taken_away_on_its_own():
+    files = fleet(APPS)
+    files["apps/dev/kustomization.yaml"] += "  - app1-app1.yaml\n"  # kustomize: one object, read twice
+    assert followed(files, listed(files, "dev", [e for e in entries(files, "dev") if e != "app1-app1.yaml"])) is None
+
+
+def test_a_release_file_another_kustomization_lists_too_stays():
+    files = fleet(APPS)
+    files["apps/dev/extra/kustomization.yaml"] = "resources:\n  - ../app1-app1.yaml\n"
+    files = listed(files, "dev", ["extra"] + entries(files, "dev"))
+    assert followed(files, listed(files, "dev", [e for e in entries(files, "dev") if e != "app1-app1.yaml"])) is None
+
+
+def test_a_release_of_a_folder_listed_without_kustomization_keeps_its_place():
+    files = fleet(APPS)
+    files["apps/dev/team/x.yaml"] = app_file("x", "app1")
+    files = listed(files, "dev", entries(files, "dev") + ["team"])
+    after = listed({**files, "apps/dev/new.yaml": app_file("new", "app2")}, "dev", entries(files, "dev") + ["new.yaml"])
+    assert followed(files, after) is None
+
+
+def test_a_file_another_environment_looked_for_builds_that_one_again():
+    files = fleet(APPS)
+    files = listed(files, "dev", entries(files, "dev") + ["../qa/new.yaml"])  # missing: a problem in dev
+    after = listed({**files, "apps/qa/new.yaml": app_file("new", "app2")}, "qa", entries(files, "qa") + ["new.yaml"])
+    assert followed(files, after) is None
+
+
+def test_a_release_another_entry_reads_first_keeps_the_new_one_from_its_place():
+    files = fleet(APPS)
+    files["apps/dev/extra/kustomization.yaml"] = "resources:\n  - ../app1-app1.yaml\n"
+    files = listed(files, "dev", entries(files, "dev") + ["extra"])  # app1 read through both
+    order = entries(files, "dev")
+    at = order.index("app1-app1.yaml") + 1
+    after = listed({**files, "apps/dev/new.yaml": app_file("new", "app2")}, "dev", order[:at] + ["new.yaml"] + order[at:])
+    assert followed(files, after) is None
+
+
+def test_a_release_an_outer_kustomization_reads_first_keeps_the_new_one_from_its_place():
+    files = {p: t for p, t in fleet(APPS).items() if not p.startswith("apps/dev/")}
+    dev = fleet(APPS)
+    for path, text in dev.items():
+        if path.startswith("apps/dev/") and not path.endswith("kustomization.yaml"):
+            files[path.replace("apps/dev/", "apps/dev/inner/")] = text
+    apps = ["app1-app1.yaml"] + [f"app{i}-app{i}.yaml" for i in range(6) if i != 1]
+    files["apps/dev/inner/kustomization.yaml"] = "resources:\n" + "".join(f"  - {a}\n" for a in apps + ["repository.yaml"])
+    files["apps/dev/x.yaml"] = app_file("x", "app1")
+    # app1 first through the outer kustomization, then x, then the inner's others
+    files["apps/dev/kustomization.yaml"] = "resources:\n  - inner/app1-app1.yaml\n  - x.yaml\n  - inner\n"
+    after = dict(files, **{"apps/dev/inner/new.yaml": app_file("new", "app2")})
+    after["apps/dev/inner/kustomization.yaml"] = files["apps/dev/inner/kustomization.yaml"].replace(
+        "  - app1-app1.yaml\n", "  - app1-app1.yaml\n  - new.yaml\n")
+    assert followed(files, after) is None
