@@ -475,16 +475,21 @@ def _environment_kustomization(files: dict, env: str):
 
 def add_release_file(files: dict, pins: tuple, draw) -> dict:
     """A file of one HelmRelease added to an environment's kustomization (first, last or between
-    its entries): an app of its own, or one more in an app's namespace (where its source is)."""
+    its entries): an app of its own, or one more in an app's namespace (where its source is);
+    perhaps with its own HelmRepository (a namespace of its own, or one that has one already)."""
     env = draw(st.sampled_from(ENVIRONMENTS))
     kfile = _environment_kustomization(files, env)
     name = draw(st.sampled_from(("api", "cache", "web")))  # `web` may clash, in `podinfo`
-    namespace = draw(st.sampled_from(sorted({p.namespace for p in pins} or {"api"})))
+    own_source = draw(st.booleans())  # its HelmRepository beside it, as many fleets write an app
+    namespace = draw(st.sampled_from(sorted({p.namespace for p in pins} | ({"fresh"} if own_source else set())
+                                            or {"api"})))
     entry = f"{name}-{namespace}.yaml"
     if kfile is None or f"apps/{env}/{entry}" in files or "resources:" not in files[kfile].split("\n"):
         return files
     text = release(name, draw(st.sampled_from(VERSIONS)), draw(st.sampled_from((None, "string", "dict"))),
                    draw(st.booleans())).replace(f"  namespace: {name}\n", f"  namespace: {namespace}\n", 1)
+    if own_source:
+        text = repository(namespace) + "---\n" + text
     lines = files[kfile].split("\n")
     entries = [i for i, line in enumerate(lines) if line.startswith("  - ") and i > lines.index("resources:")
                and all(lines[k].startswith("  - ") for k in range(lines.index("resources:") + 1, i))]

@@ -8,7 +8,7 @@ import pytest
 
 from gitops.changes.carry import discover, follow, relist
 from gitops.changes.pins import build_inventory, moved_inventory
-from tests.carry_layouts import MemTree
+from tests.carry_layouts import MemTree, repository
 from tests.test_carry_properties import assert_same_inventory
 from tests.test_refold import ENVIRONMENTS, fleet, release, settings
 
@@ -77,8 +77,9 @@ def test_two_apps_listed_in_two_environments_at_once():
 
 
 REFUSED = {
-    "a source beside the release": lambda files: ("apps/qa/new.yaml", app_file("new", "app2", "---\n" + files[
-        "apps/qa/repository.yaml"].split("---\n")[1].replace("name: charts", "name: more"))),
+    "a source the environment has": lambda files: ("apps/qa/new.yaml", app_file("new", "app2", "---\n" + repository("app2"))),
+    "a GitRepository": lambda files: ("apps/qa/new.yaml", app_file("new", "app2", "---\napiVersion: source.toolkit.fluxcd.io/v1\n"
+                                                                   "kind: GitRepository\nmetadata:\n  name: g\n  namespace: app2\n")),
     "a name the environment has": lambda files: ("apps/qa/new.yaml", app_file("app2", "app2")),
     "a variable named": lambda files: ("apps/qa/new.yaml", app_file("new", "app2").replace("replicaCount: 1", "replicaCount: ${N}")),
     "a source it never found": lambda files: ("apps/qa/new.yaml", app_file("new", "elsewhere")),
@@ -161,3 +162,81 @@ def test_a_release_an_outer_kustomization_reads_first_keeps_the_new_one_from_its
     after["apps/dev/inner/kustomization.yaml"] = files["apps/dev/inner/kustomization.yaml"].replace(
         "  - app1-app1.yaml\n", "  - app1-app1.yaml\n  - new.yaml\n")
     assert followed(files, after) is None
+
+
+def with_source(name: str, namespace: str) -> str:
+    """An app's file as many fleets write it: its HelmRepository, then its HelmRelease."""
+    return repository(namespace) + "---\n" + app_file(name, namespace)
+
+
+def test_an_app_file_with_its_own_source_is_listed_and_taken_away_on_its_own():
+    files = fleet(APPS)
+    after = listed({**files, "apps/qa/new.yaml": with_source("new", "fresh")}, "qa", entries(files, "qa") + ["new.yaml"])
+    assert followed(files, after) is not None
+    back = listed({p: t for p, t in after.items() if p != "apps/qa/new.yaml"}, "qa", entries(files, "qa"))
+    assert followed(after, back) is not None
+    renamed = listed({**back, "apps/qa/renamed.yaml": with_source("new", "fresh")}, "qa", entries(files, "qa") + ["renamed.yaml"])
+    assert followed(after, renamed) is not None  # the same release and source under another name
+
+
+def test_a_source_another_release_finds_is_not_taken_away_on_its_own():
+    files = fleet(APPS)
+    files["apps/qa/a.yaml"] = with_source("a", "shared")
+    files["apps/qa/b.yaml"] = app_file("b", "shared")  # finds a.yaml's HelmRepository
+    files = listed(files, "qa", entries(files, "qa") + ["a.yaml", "b.yaml"])
+    assert followed(files, listed(files, "qa", [e for e in entries(files, "qa") if e != "a.yaml"])) is None
+    assert followed(files, listed(files, "qa", [e for e in entries(files, "qa") if e != "b.yaml"])) is not None
+
+
+@pytest.mark.parametrize("name", ["new.yaml", "new"])  # "new": no file the repository-wide table reads
+def test_a_source_another_environment_looked_for_is_not_listed_on_its_own(name):
+    files = fleet(APPS)
+    files["apps/prod/lost.yaml"] = app_file("lost", "nowhere")  # its source is nowhere: looked for elsewhere
+    files = listed(files, "prod", entries(files, "prod") + ["lost.yaml"])
+    after = listed({**files, f"apps/qa/{name}": with_source("new", "nowhere")}, "qa", entries(files, "qa") + [name])
+    assert followed(files, after) is None  # prod's release would find it in qa's build
+
+
+def test_a_source_another_environment_found_is_not_taken_away_on_its_own():
+    files = fleet(APPS)
+    files["apps/prod/lost.yaml"] = app_file("lost", "there")  # finds its source in qa's build
+    files = listed(files, "prod", entries(files, "prod") + ["lost.yaml"])
+    files["apps/qa/there.yaml"] = with_source("here", "there")
+    files = listed(files, "qa", entries(files, "qa") + ["there.yaml"])
+    assert followed(files, listed(files, "qa", entries(files, "qa")[:-1])) is None
+
+
+def test_taking_away_a_release_defined_twice_builds_it_again():
+    files = fleet(APPS)
+    files["apps/dev/twice.yaml"] = app_file("app2", "app2")  # listed first: the one kept, app2-app2.yaml's the other
+    files = listed(files, "dev", ["twice.yaml"] + entries(files, "dev"))
+    assert followed(files, listed(files, "dev", entries(files, "dev")[1:])) is None
+
+
+def test_a_source_repeated_in_the_environment_stays_when_one_copy_goes():
+    files = fleet(APPS)
+    files["apps/dev/b.yaml"] = repository("zz")
+    files["apps/dev/a.yaml"] = repository("zz") + "---\n" + app_file("a", "app2")  # zz again, found by none
+    files = listed(files, "dev", entries(files, "dev") + ["b.yaml", "a.yaml"])
+    after = listed(files, "dev", [e for e in entries(files, "dev") if e != "a.yaml"])
+    assert followed(files, after) is None
+
+
+def test_a_release_that_turned_to_another_source_keeps_it_from_going():
+    """A release read again (its file changed) that now finds another source of its environment:
+    that source is not taken away on its own afterwards."""
+    config = settings()
+    files = fleet(APPS)
+    files["apps/dev/a.yaml"] = with_source("a", "sa")
+    files["apps/dev/b.yaml"] = with_source("b", "sb")
+    files = listed(files, "dev", entries(files, "dev") + ["a.yaml", "b.yaml"])
+    turned = {**files, "apps/dev/b.yaml": files["apps/dev/b.yaml"].replace(
+        "        name: charts\n", "        name: charts\n        namespace: sa\n")}
+    gone = listed({p: t for p, t in turned.items() if p != "apps/dev/a.yaml"}, "dev",
+                  [e for e in entries(turned, "dev") if e != "a.yaml"])
+    trees = [MemTree(f) for f in (files, turned, gone)]
+    known = discover(trees[0], config)
+    for old, new in zip(trees, trees[1:]):
+        known = follow(known, old, new, config)
+        fresh = discover(new, config)
+        assert (known.pins, known.problems, known.read, known.parts) == (fresh.pins, fresh.problems, fresh.read, fresh.parts)

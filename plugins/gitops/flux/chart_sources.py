@@ -30,6 +30,7 @@ class Sources:
         self._finder = finder
         held = held or {}
         tables: dict = {}
+        self._repeated: dict = {}  # environment -> the keys more than one of its sources has
         for env, units in built:
             table = tables.setdefault(env.name, {})
             for unit in units:
@@ -37,6 +38,8 @@ class Sources:
                     key = source_key(res)
                     if key is not None and key not in table:
                         table[key] = (res, unit)
+                    elif key is not None:
+                        self._repeated.setdefault(env.name, set()).add(key)
         names = order if order is not None else [env.name for env, _ in built]
         self._by_env = {name: tables[name] if name in tables else held[name]
                         for name in names if name in tables or name in held}
@@ -44,6 +47,7 @@ class Sources:
         self.searched: set = set()  # environments the repository-wide table answered
         self._answered: dict = {}  # environment -> {key looked for outside its builds: what it found}
         self.calls: list = []  # every key looked for outside the environment's own builds, in turn
+        self.used: list = []  # every key found in the environment's own builds, in turn
 
     def asked(self, environment: str) -> set:
         """The keys ``environment`` looked for outside its own builds."""
@@ -55,6 +59,10 @@ class Sources:
         what it looked for elsewhere (the answer stands while the part stands: ``units``)."""
         return {**self._answered.get(environment, {}), **self._by_env.get(environment, {})}
 
+    def repeated(self, environment: str) -> frozenset:
+        """The keys more than one source of ``environment``'s own builds has (the first is found)."""
+        return frozenset(self._repeated.get(environment, ()))
+
     def own(self, environment: str) -> frozenset:
         """The keys of the sources ``environment``'s own builds hold (every ``source_key`` of
         their resources)."""
@@ -65,6 +73,7 @@ class Sources:
         key = (kind, namespace, name)
         found = self._by_env.get(environment, {}).get(key)
         if found is not None:
+            self.used.append(key)
             return found
         self.calls.append(key)
         found = self._elsewhere(environment, key)

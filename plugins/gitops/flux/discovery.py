@@ -250,20 +250,21 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
                                         "change them by hand."))
             if res.kind != "HelmRelease" or not res.api_version.startswith(releases.HELM_API):
                 continue
-            calls = len(sources.calls)
+            calls, used = len(sources.calls), len(sources.used)
             release = releases.release(env.name, unit, res, sources)
             asked = frozenset(sources.calls[calls:]) if len(sources.calls) > calls else NOTHING_ASKED
+            uses = tuple(sources.used[used:]) if len(sources.used) > used else ()
             if release is None:
-                held.append((position, res, -1, asked))
+                held.append((position, res, -1, asked, uses))
                 continue
             if (release.namespace, release.name) in seen:
                 problems.append(Problem(env.name, release.file, f"HelmRelease {release.namespace}/"
                                         f"{release.name} is defined twice; kept the one in "
                                         f"{_first_file(found, release)}."))
-                held.append((position, res, -1, asked))
+                held.append((position, res, -1, asked, uses))
                 continue
             seen.add((release.namespace, release.name))
-            held.append((position, res, len(found), asked))
+            held.append((position, res, len(found), asked, uses))
             found.append(release)
             if with_images:
                 release.image_reader = (unit, res)
@@ -290,7 +291,8 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
         bool(lookups.keys) or env.name in sources.searched,
         frozenset(reading.paths), frozenset(listing.paths - reading.paths), frozenset(listing.folders),
         listing.everything,
-        release_files.keep(env_units, held, image_spans, sources.answers(env.name), own, with_images))
+        release_files.keep(env_units, held, image_spans, sources.answers(env.name), own, sources.repeated(env.name),
+                           with_images))
 
 
 def discover_environments(tree: FileTree, settings: Settings, environments: Iterable,

@@ -53,6 +53,7 @@ class HeldRelease(NamedTuple):
     first_image: int  # its image pins: ``release_images[first_image:end_image]``
     end_image: int
     asked: frozenset  # the sources it looked for outside its environment's own builds
+    uses: tuple  # the keys of those it found in its environment's own builds, in turn
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class ReleaseFiles:
     # environment's own, else the unit itself) or None: what its releases found
     sources: dict
     own: frozenset  # the keys of ``sources`` its own builds hold (the rest it looked for elsewhere)
+    repeated: frozenset  # the keys more than one source of its own builds has
     patch_files: frozenset  # the files it reads as patches and only so
     with_images: bool
 
@@ -96,11 +98,11 @@ class ReleaseFiles:
         return kept
 
 
-def keep(env_units: list, held: list, images: list, sources: dict, own: frozenset, with_images: bool
-         ) -> Optional[ReleaseFiles]:
+def keep(env_units: list, held: list, images: list, sources: dict, own: frozenset, repeated: frozenset,
+         with_images: bool) -> Optional[ReleaseFiles]:
     """``ReleaseFiles`` of one environment's builds (None when it runs kustomize replacements).
-    ``held``: (unit position, resource, chart pin position or -1, keys looked for elsewhere) of
-    every HelmRelease, in build order; ``images``: per chart pin, the (start, end) of its image
+    ``held``: (unit position, resource, chart pin position or -1, keys looked for elsewhere, keys
+    found in its own builds) of every HelmRelease, in build order; ``images``: per chart pin, the (start, end) of its image
     pins; ``sources``: what its releases found (``chart_sources.Sources.answers``), ``own``: the
     keys of its own builds' sources."""
     if any(unit.build.replacements for unit in env_units):
@@ -118,8 +120,8 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
     def where(unit: Unit):  # the environment's own by position (their patches may be read again)
         return position[id(unit)] if id(unit) in position else light(unit)
 
-    made = tuple(HeldRelease(u, res, pin, *(images[pin] if pin >= 0 else (0, 0)), asked)
-                 for u, res, pin, asked in held)
+    made = tuple(HeldRelease(u, res, pin, *(images[pin] if pin >= 0 else (0, 0)), asked, uses)
+                 for u, res, pin, asked, uses in held)
     files: dict = {}
     for h in made:
         files.setdefault(h.resource.file, []).append(h)
@@ -134,7 +136,7 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
                          if path not in otherwise and path not in patch_files},
                         {key: None if found is None else (found[0], where(found[1]))
                          for key, found in sources.items()},
-                        own, frozenset(patch_files - otherwise - set(files)), with_images)
+                        own, repeated, frozenset(patch_files - otherwise - set(files)), with_images)
 
 
 class _NotAnswered(Exception):
@@ -142,18 +144,27 @@ class _NotAnswered(Exception):
 
 
 class Answers:
-    """``chart_sources.Sources`` for one environment, as it answered at its last build."""
+    """``chart_sources.Sources`` for one environment, as it answered at its last build; ``more``:
+    {key: (resource, unit position)} of sources its builds hold now besides, ``without``: keys of
+    sources they hold no more."""
 
-    def __init__(self, kept: ReleaseFiles):
-        self._kept = kept
+    def __init__(self, kept: ReleaseFiles, more: Optional[dict] = None, without: frozenset = frozenset()):
+        self._kept, self._more, self._without = kept, more or {}, without
         self.asked: set = set()  # what it looked for outside the environment's own builds
+        self.used: list = []  # what it found in them, in turn
 
     def find(self, environment: str, kind: str, namespace: str, name: str):
         key = (kind, namespace, name)
-        if key not in self._kept.sources:
+        if key in self._more:
+            self.used.append(key)
+            res, position = self._more[key]
+            return res, self._kept.units[position]
+        if key not in self._kept.sources or key in self._without:
             raise _NotAnswered()
         if key not in self._kept.own:
             self.asked.add(key)
+        else:
+            self.used.append(key)
         found = self._kept.sources[key]
         if found is not None and isinstance(found[1], int):
             return found[0], self._kept.units[found[1]]
@@ -221,7 +232,7 @@ def _reread_part(part: units.Part, files: list, old: FileTree, new: FileTree, se
         if found is None:
             return None
         pin, image_pins, variable = found
-        if part.variables[h.pin] != variable or sources.asked != h.asked:
+        if part.variables[h.pin] != variable or sources.asked != h.asked or tuple(sources.used) != h.uses:
             return None  # another variable, or other lookups: the part's would change
         for into, at, after in [(pins, h.pin, pin),
                                 *((images, h.first_image + i, p) for i, p in enumerate(image_pins))]:

@@ -10,13 +10,18 @@ kustomization files and add or remove files when, for each environment reading t
   first), with no `bases:` or `components:`; its documents are equal but for its `resources:`,
   whose entries it keeps in the same order; the entries added or taken away are files in its
   folder (a name: kustomize reads that folder only through the kustomization), not named as one;
-- a file added parses, holds HelmReleases only (no source, no Kustomization: what other releases
-  find stands), names no `${VAR}` (a variable's uses stand), was neither read nor looked for by
-  the environment before, and each of its releases is read as discovery reads it (the unit's
-  patches and variables, a source its environment found at its last build) with a name no other
-  release of the environment has;
-- a file taken away was read as those HelmReleases only, each once through this kustomization,
-  and they looked for nothing outside their environment's builds; the environment keeps a release;
+- a file added parses, holds HelmReleases and chart sources only (no Kustomization, no
+  GitRepository: what ``kustomizations`` follows stands), names no `${VAR}` (a variable's uses
+  stand), was neither read nor looked for by the environment before; its sources have keys no
+  source of the environment has and no environment looked for elsewhere (what other releases
+  find stands); each of its releases is read as discovery reads it (the unit's patches and
+  variables, a source its environment found at its last build or this file holds) with a name no
+  other release of the environment has;
+- a file taken away was read as those releases and chart sources only, each once through this
+  kustomization; its releases looked for nothing outside their environment's builds; no release
+  left finds its sources (``HeldRelease.uses``), no other source of the environment has their
+  keys, no environment looked for them elsewhere; no release is defined twice (which one is kept
+  would move) and one is left;
 - no environment looked up what the changed files hold, none walks the whole listing or looked
   for a path the commit adds or removes, and the rest of the commit touches none
   (``units.Part.touched``).
@@ -34,6 +39,7 @@ from . import images, releases, sharing, units
 from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, TreeIndex, join_path, resource, strings
 from .kustomizations import in_table
 from .manifests import DocumentCache, FileTree
+from .chart_sources import source_key
 from .release_files import Answers, HeldRelease, ReleaseFiles, read_release
 from ..settings import Settings
 
@@ -61,6 +67,7 @@ def relist(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
     listed = added | taken
     rest = units.Change(frozenset(), frozenset(change.added - listed), frozenset(change.removed - listed))
     keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()
+    elsewhere = frozenset().union(*(p.looked_up for p in parts))
     done = []
     for part in parts:
         if part.listed_everything or not part.listed_paths.isdisjoint(change.listed) or \
@@ -72,7 +79,7 @@ def relist(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
                 return None  # it reads such a file otherwise
             done.append(part)
             continue
-        found = _relist_part(part, {k: edits[k] for k in mine}, old, new, index, change, settings, cache)
+        found = _relist_part(part, {k: edits[k] for k in mine}, old, new, index, change, elsewhere, settings, cache)
         if found is None:
             return None
         done.append(found)
@@ -120,41 +127,51 @@ def _entries(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> 
 
 
 def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, index: TreeIndex,
-                 change: units.Change, settings: Settings, cache: DocumentCache) -> Optional[units.Part]:
+                 change: units.Change, elsewhere: frozenset, settings: Settings, cache: DocumentCache
+                 ) -> Optional[units.Part]:
+    """The part with the files its kustomizations (``edits``) list no more let go, then those they
+    list anew read; ``elsewhere``: every key an environment looked for outside its builds."""
     kept: ReleaseFiles = part.release_files
     if kept is None:
         return None
-    gone: set = set()  # id() of the HeldReleases taken away
-    placed = []  # (position in kept.held before which they go, [(HeldRelease without places, pin, images, variable)])
-    names = {(p.namespace, p.app) for p in part.pins}
-    reading = units.Reading(new)
-    taken, added = set(), set()
+    routes = []  # (its unit's position, its route, where its releases are, entries before, after)
+    gone, gone_keys, taken = set(), set(), set()  # id() of the HeldReleases, keys of the sources
     for kfile, (before, after) in edits.items():
         walked = _walked(kept, kfile, index, change)
         if walked is None:
             return None
         position, chain = walked
         folder = posixpath.dirname(kfile)
-        was_listed, now_listed = set(before), set(after)
-        out = {join_path(folder, e) for e in was_listed - now_listed}
+        was_listed = set(before)
+        out = {join_path(folder, e) for e in was_listed - set(after)}
         slots = _slots(kept, position, chain, folder, after, out)
         if slots is None:
             return None
-        scopes = frozenset(level.scope for level in chain)
         for path in out:
-            held = kept.files.get(path)
-            if not held or len(held) != len(cache.get(old, path, RELEVANT_KINDS).docs) or \
-                    any(h.unit != position or h.resource.scopes != scopes or h.pin < 0 or h.asked for h in held) or \
-                    sharing.file_references(old, path, cache):
-                return None  # read otherwise, or by another route, or with lookups of its own
-            gone.update(id(h) for h in held)
+            found = _taken(kept, position, chain, path, old, elsewhere, cache)
+            if found is None:
+                return None
+            gone.update(id(h) for h in found[0])
+            gone_keys |= found[1]
         taken |= out
+        routes.append((position, chain, slots, was_listed, folder, after))
+    if gone and any(h.pin < 0 or not gone_keys.isdisjoint(h.uses) for h in kept.held if id(h) not in gone):
+        return None  # a release defined twice may be the one kept then, or one finds a source taken away
+    names = {(p.namespace, p.app) for p in part.pins} - \
+        {(part.pins[h.pin].namespace, part.pins[h.pin].app) for h in kept.held if id(h) in gone}
+    more: dict = {}  # the sources the files added hold: key -> (resource, unit position)
+    placed = []  # (place in kept.held before which they go, [(HeldRelease, pin, image pins, variable)])
+    added, reading = set(), units.Reading(new)
+    for position, chain, slots, was_listed, folder, after in routes:
         for j, entry in enumerate(after):
             if entry in was_listed:
                 continue
             path = join_path(folder, entry)
-            found = _added(part, kept, position, chain, path, new, index, change, names, reading, settings,
-                           cache)
+            if not (path in change.added or path in index.files and path not in change.removed) or \
+                    path in part.read or path in part.listed_paths:
+                return None  # not there, or the environment read it or looked for it before
+            found = _added(part, kept, position, chain, path, new, names, more, gone_keys, elsewhere, reading,
+                           settings, cache)
             at = None if found is None else _place(slots, j)
             if at is None:
                 return None
@@ -162,7 +179,33 @@ def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, in
             added.add(path)
     if not reading.paths <= added:
         return None  # a release read another file
-    return _moved(part, kept, gone, placed, taken, added)
+    return _moved(part, kept, gone, gone_keys, more, placed, taken, added)
+
+
+def _taken(kept: ReleaseFiles, position: int, chain: tuple, path: str, old: FileTree, elsewhere: frozenset,
+           cache: DocumentCache) -> Optional[tuple]:
+    """(its HeldReleases, the keys of its sources) of a file a kustomization lists no more, when
+    the environment read it as those releases and chart sources only, once, through that
+    kustomization alone; its releases looked for nothing elsewhere, and no environment looked
+    for its sources elsewhere nor do other sources of its environment have their keys."""
+    held = kept.files.get(path)
+    if not held or sharing.file_references(old, path, cache):
+        return None
+    scopes = frozenset(level.scope for level in chain)
+    if any(h.unit != position or h.resource.scopes != scopes or h.pin < 0 or h.asked for h in held):
+        return None  # read by another route, or it looked a source up elsewhere
+    at = {h.resource.index for h in held}
+    if len(at) != len(held):
+        return None
+    keys = set()
+    for i, doc in enumerate(cache.get(old, path, RELEVANT_KINDS).docs):
+        if i in at:
+            continue
+        key = _chart_source(resource(path, i, doc, chain)) if isinstance(doc, dict) else None
+        if key is None or key in kept.repeated or key in elsewhere:
+            return None
+        keys.add(key)
+    return held, keys
 
 
 def _walked(kept: ReleaseFiles, kfile: str, index: TreeIndex, change: units.Change) -> Optional[tuple]:
@@ -229,39 +272,57 @@ def _place(slots: list, entry: int) -> Optional[int]:
 
 
 def _added(part: units.Part, kept: ReleaseFiles, position: int, chain: tuple, path: str, new: FileTree,
-           index: TreeIndex, change: units.Change, names: set, reading: units.Reading, settings: Settings,
-           cache: DocumentCache) -> Optional[list]:
+           names: set, more: dict, gone_keys: set, elsewhere: frozenset, reading: units.Reading,
+           settings: Settings, cache: DocumentCache) -> Optional[list]:
     """[(HeldRelease, pin, image pins, variable)] of a file added to a kustomization's list, when
-    it parses, holds HelmReleases only, names no `${VAR}`, is new to the environment and each of
-    its releases reads as one more (a new name, sources its environment found)."""
-    exists = path in change.added or path in index.files and path not in change.removed
-    if not exists or path in part.read or path in part.listed_paths or path in kept.files:
-        return None
+    it parses, holds HelmReleases and chart sources only (keys no source of its environment has
+    and none looked for elsewhere), names no `${VAR}`, and each of its releases reads as one more
+    (a new name, sources its environment found or this file holds)."""
     parsed = cache.get(new, path, RELEVANT_KINDS)
     if parsed.error or not parsed.docs or sharing.file_references(new, path, cache):
         return None
-    unit = kept.units[position]
-    found = []
+    made, sources = [], {}
     for i, doc in enumerate(parsed.docs):
-        if not (isinstance(doc, dict) and doc.get("kind") == "HelmRelease"
-                and str(doc.get("apiVersion") or "").startswith(releases.HELM_API)):
+        if not isinstance(doc, dict):
             return None
         res = resource(path, i, doc, chain)
-        sources = Answers(kept)
-        read = read_release(part.environment, kept, unit, res, sources, reading, settings, cache)
+        if res.kind == "HelmRelease" and res.api_version.startswith(releases.HELM_API):
+            made.append(res)
+            continue
+        key = _chart_source(res)
+        if key is None or key in kept.own and key not in gone_keys or key in more or key in sources or \
+                key in elsewhere:
+            return None
+        sources[key] = (res, position)
+    if not made:
+        return None
+    more.update(sources)
+    found = []
+    for res in made:
+        answers = Answers(kept, more, frozenset(gone_keys))
+        read = read_release(part.environment, kept, kept.units[position], res, answers, reading, settings, cache)
         if read is None:
             return None
         pin, image_pins, variable = read
-        if (pin.namespace, pin.app) in names or not sources.asked <= part.looked_up:
+        if (pin.namespace, pin.app) in names or not answers.asked <= part.looked_up:
             return None
         names.add((pin.namespace, pin.app))
-        found.append((HeldRelease(position, res, 0, 0, 0, frozenset(sources.asked)), pin, image_pins, variable))
+        found.append((HeldRelease(position, res, 0, 0, 0, frozenset(answers.asked), tuple(answers.used)),
+                      pin, image_pins, variable))
     return found
 
 
-def _moved(part: units.Part, kept: ReleaseFiles, gone: set, placed: list, taken: set, added: set) -> Optional[units.Part]:
-    """The part with the releases ``gone`` let go and those ``placed`` put in build order: its
-    pins, their variables and image pins, what it read, and what its builds keep renumbered."""
+def _chart_source(res) -> Optional[tuple]:
+    """The key of a HelmRepository or OCIRepository (what releases find their charts in, and what
+    no Flux Kustomization ``units`` follows reads from this repository); else None."""
+    return source_key(res) if res.kind in ("HelmRepository", "OCIRepository") else None
+
+
+def _moved(part: units.Part, kept: ReleaseFiles, gone: set, gone_keys: set, more: dict, placed: list, taken: set,
+           added: set) -> Optional[units.Part]:
+    """The part with the releases ``gone`` and the sources of ``gone_keys`` let go, and those
+    ``placed`` and ``more`` taken in, in build order: its pins, their variables and image pins,
+    its sources, what it read, and what its builds keep renumbered."""
     at = {}
     for place, found in placed:
         at.setdefault(place, []).extend(found)
@@ -289,6 +350,11 @@ def _moved(part: units.Part, kept: ReleaseFiles, gone: set, placed: list, taken:
     for h in held:
         if h.resource.file in kept.files or h.resource.file in added:
             files.setdefault(h.resource.file, []).append(h)
-    relisted = replace(kept, held=tuple(held), files={path: tuple(hs) for path, hs in files.items()})
+    own = (kept.own - gone_keys) | frozenset(more) if gone_keys or more else kept.own
+    sources = {key: found for key, found in kept.sources.items() if key not in gone_keys} if gone_keys \
+        else dict(kept.sources)
+    sources.update(more)
+    relisted = replace(kept, held=tuple(held), files={path: tuple(hs) for path, hs in files.items()}, own=own,
+                       sources=sources)
     return replace(part.with_pins(tuple(pins), part.overlay_images, tuple(images), relisted),
-                   variables=tuple(variables), read=(part.read - taken) | added)
+                   variables=tuple(variables), read=(part.read - taken) | added, source_keys=own)
