@@ -113,7 +113,7 @@ def test_a_running_core_after_a_colleagues_commit_holds_a_fresh_discovery(tmp_pa
     """A real bare remote: a colleague's key in stag's release (not a version: not carried),
     then prod's resource list taking stag's release too (defined twice there), then a file added
     to prod's folder; after each the core's inventory is a fresh discovery's, and the core keeps
-    one listing, the newest commit's."""
+    one listing, the newest commit's, and the environments' parts only there."""
     files = fleet("127.0.0.1:5000")
     url = bare_remote(files)
     core = GitOps(parse_settings({**FLEET_SETTINGS, "repo": {"url": url, "branch": "main"},
@@ -130,9 +130,14 @@ def test_a_running_core_after_a_colleagues_commit_holds_a_fresh_discovery(tmp_pa
             fresh = discover(ws.tree(remote_tip(url)), core.settings)
             assert (inventory.pins, inventory.others) == images.split(fresh.pins, core.settings)
             assert inventory.problems == fresh.problems
-        # One listing kept, the newest commit's (a file added made another one).
+        # One listing kept, the newest commit's (a file added made another one), and what the
+        # next commit builds on: the older commits keep their pins only.
         kept = {id(known.index) for known in core._pins._by_commit.values() if known.index is not None}
         assert len(kept) == 1 and len(core._pins._by_commit) == 4
+        newest = core._pins._by_commit[next(reversed(core._pins._by_commit))]
+        assert newest.read is not None and newest.parts and newest.index is not None
+        assert all(known.read is None and known.parts == () and known.pins
+                   for known in core._pins._by_commit.values() if known is not newest)
     finally:
         for ws in core.workspaces.values():
             ws.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops.changes.carry import discover, follow, relist
+from gitops.changes.carry import carry_forward, discover, follow, rediscover, relist, reread
 from gitops.changes.pins import build_inventory, moved_inventory
 from tests.carry_layouts import MemTree, repository
 from tests.test_carry_properties import assert_same_inventory
@@ -240,3 +240,18 @@ def test_a_release_that_turned_to_another_source_keeps_it_from_going():
         known = follow(known, old, new, config)
         fresh = discover(new, config)
         assert (known.pins, known.problems, known.read, known.parts) == (fresh.pins, fresh.problems, fresh.read, fresh.parts)
+
+
+def test_a_commit_let_go_of_is_followed_by_nothing():
+    """Older commits keep only their pins (``Known.let_go``): nothing is carried, read again or
+    built again from one of them, discovery starts again."""
+    config = settings()
+    files = fleet(APPS)
+    after = listed({**files, "apps/qa/new.yaml": app_file("new", "app2")}, "qa", entries(files, "qa") + ["new.yaml"])
+    bumped = {**files, "apps/qa/app1-app1.yaml": files["apps/qa/app1-app1.yaml"].replace('"6.5.0"', '"6.5.1"')}
+    known = discover(MemTree(files), config).let_go()
+    assert known.pins and known.read is None and known.parts == ()
+    for commit in (after, bumped):
+        old, new = MemTree(files), MemTree(commit)
+        assert all(step(known, old, new, config) is None for step in (relist, reread))
+        assert carry_forward(known, old, new) is None and rediscover(known, old, new, config)[0] is None

@@ -46,7 +46,9 @@ class Known:
 
     pins: tuple  # tuple[Pin, ...], as ``discovery.discover`` orders them
     problems: tuple  # tuple[Problem, ...]: what it could not follow
-    read: frozenset  # every path whose content it looked at
+    # every path whose content it looked at; None once let go (``let_go``): nothing is followed
+    # from here then, discovery starts again
+    read: Optional[frozenset]
     parts: tuple = ()  # the environments' ``units.Part``, for ``rediscover``
     # The commit's listing (``TreeIndex``), for the next rediscovery: the next commit mostly lists
     # the same files. Not part of what was found; the pin cache keeps it at its newest commit only.
@@ -56,6 +58,11 @@ class Known:
     # again the same to the fold) where what each app is tracked by stands (``Inventory.carried``),
     # then the pins the fold made anew in place of those gone (``Inventory.spliced``); else None.
     carried_from: Optional[tuple] = field(default=None, compare=False, repr=False)
+
+    def let_go(self) -> "Known":
+        """This, without what only following a commit from here needs (what was read, the parts,
+        the listing, the indexes of its pins): its pins and where they came from stay."""
+        return replace(self, read=None, parts=(), index=None)
 
     @cached_property
     def at_file(self) -> dict:
@@ -130,6 +137,8 @@ def rediscover(known: Known, old: FileTree, new: FileTree, settings: Settings, c
 def reread(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
     """What discovery finds in ``new`` when the commit changed only files of HelmReleases that
     each environment reading them reads again on its own (``release_files``); else None."""
+    if known.read is None:
+        return None
     found = release_files.reread(known.parts, old, new, settings, cache if cache is not None else DEFAULT_CACHE)
     return None if found is None else _fold_moved(known, old, *found)
 
@@ -138,6 +147,8 @@ def relist(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     """What discovery finds in ``new`` when the commit only grew or shrank kustomizations'
     `resources:` by files of HelmReleases that each environment reads on their own
     (``resource_lists``: an app added or taken away); else None."""
+    if known.read is None:
+        return None
     found = resource_lists.relist(known.parts, known.read, old, new, known.index, settings,
                                   cache if cache is not None else DEFAULT_CACHE)
     if found is None:
@@ -221,7 +232,7 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
     """What discovery finds in ``new``, from what it found in ``old``; None when not proven. The
     work is the changed files' (their pins found by ``Known.at_file``), not the fleet's."""
     changed = changed_files(old, new)
-    if changed is None:
+    if changed is None or known.read is None:
         return None
     read = [path for path in changed if path in known.read]  # what discovery never read cannot matter
     if not read:

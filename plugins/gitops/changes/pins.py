@@ -131,10 +131,13 @@ class PinCache:
         with self._lock:
             while len(self._by_commit) >= KEPT_COMMITS:  # the oldest first: a batch's chain stays whole
                 self._by_commit.pop(next(iter(self._by_commit)))
-            # One listing kept per repository, the newest commit's: the next one builds on it.
+            # What the next commit builds on (the listing, the environments' parts, what was read)
+            # kept at the newest commit only: older commits keep their pins and where they came
+            # from. An app added or a kustomization changed makes new parts of thousands of
+            # releases; sixteen commits of them were 85 MB at 10k apps.
             for key, other in list(self._by_commit.items()):
-                if key[0] == repo and other.index is not None and other.index is not known.index:
-                    self._by_commit[key] = replace(other, index=None)
+                if key[0] == repo and other.read is not None and other.read is not known.read:
+                    self._by_commit[key] = other.let_go()
             self._by_commit[(repo, commit)] = known
             self._latest[repo] = commit
 
