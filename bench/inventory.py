@@ -3,8 +3,10 @@ the bot (the first clone, then a new core on the existing clone with and without
 cache empty); the same pins laid out behind ``clusters/<env>`` entries, cold and warm, against the
 plain layout; warm, at the same commit and with a fetch that finds nothing new; right after a
 colleague's commit discovery reads alike (a comment in one app's file: carried) and one it does
-not (a label: its release read again on its own), against a whole discovery of that commit with the
-parse cache warm (what the bot did before it built again only the environment a commit touched).
+not (a label: its release read again on its own), and an app added to an environment's
+kustomization then taken away (read on its own inside that build), against a whole discovery of
+that commit with the parse cache warm (what the bot did before it built again only the
+environment a commit touched).
 
 Its first clone is the one every later core of the run reuses (``world.clone``).
 """
@@ -113,6 +115,38 @@ def colleague_commits(world: World, core: GitOps) -> dict:
             check(images.split(known.pins, core.settings) == (inventory.pins, inventory.others),
                   "after a colleague's commit the bot holds other pins than a whole discovery finds")
             found["whole discovery"].append(t)
+    found.update(apps_added(world, core, clone, ws))
+    return found
+
+
+def apps_added(world: World, core: GitOps, clone, ws) -> dict:
+    """``inventory()`` right after a colleague adds an app to one environment (a copy of another
+    app's file, its source beside its release, listed first in the environment's kustomization),
+    then right after they take it away again (``resource_lists``)."""
+    fleet = world.fleet
+    found: dict = {"app added": [], "app taken away": []}
+    layouts = [a for a in fleet.apps if a[1] in ("helmrelease", "ocirepository")]
+    for r in range(world.mid):
+        app, env = layouts[r % len(layouts)][0], ENVIRONMENTS[r % len(ENVIRONMENTS)]
+        sync(clone)
+        kustomization = clone / f"apps/{env}/kustomization.yaml"
+        listing = kustomization.read_text(encoding="utf-8")
+        added = f"added-{r}"
+        text = (clone / fleet.pin_file(app, env, fleet.pins[(app, env)])[0]).read_text(encoding="utf-8")
+        (clone / f"apps/{env}/{added}.yaml").write_text(text.replace(app, added), encoding="utf-8")
+        kustomization.write_text(listing.replace("resources:\n", f"resources:\n  - {added}.yaml\n", 1),
+                                 encoding="utf-8")
+        for kind, pins in (("app added", world.pins + 1), ("app taken away", world.pins)):
+            git("add", "-A", cwd=clone)
+            git("commit", "-q", "-m", f"{kind}: {added} in {env}", cwd=clone)
+            git("push", "-q", "origin", "HEAD:main", cwd=clone)
+            ws.head()
+            t, inventory = clock(core.inventory, refresh=False)
+            check(len(inventory.pins) == pins, f"{kind}: {len(inventory.pins)} pins, not {pins}")
+            found[kind].append(t)
+            if kind == "app added":  # then taken away: the file and its line
+                (clone / f"apps/{env}/{added}.yaml").unlink()
+                kustomization.write_text(listing, encoding="utf-8")
     return found
 
 
@@ -149,6 +183,7 @@ def rows(world: World) -> list:
     warm, warm_fetch, cluster_warm = (median_ms(found[k]) for k in ("warm", "warm fetch", "cluster warm"))
     colleague = found["colleague"]
     comment, label = median_ms(colleague["comment"]), median_ms(colleague["label"])
+    added, taken = median_ms(colleague["app added"]), median_ms(colleague["app taken away"])
     whole, fetch = median_ms(colleague["whole discovery"]), median_ms(colleague["fetch"])
     full_clone = median_ms(world.results["deploys"]["clone per command"])
     return [
@@ -179,4 +214,10 @@ def rows(world: World) -> list:
          f"release), once fetched: the file read again on its own "
          f"(n={len(colleague['label'])})", fmt(label), f"≤ {COMMIT_MS:g} ms: {verdict(label, COMMIT_MS)}",
          f"whole discovery, parse cache warm: {fmt(whole)} → {label / whole:.2f}×"),
+        (f"`inventory()` right after a colleague adds an app (its file, source and release, listed in an "
+         f"environment's kustomization of {apps:,}), once fetched: read on its own inside that build "
+         f"(n={len(colleague['app added'])})", fmt(added), "—",
+         f"whole discovery, parse cache warm: {fmt(whole)} → {added / whole:.2f}×"),
+        (f"… and right after they take it away again (n={len(colleague['app taken away'])})", fmt(taken), "—",
+         f"whole discovery, parse cache warm: {fmt(whole)} → {taken / whole:.2f}×"),
     ]
