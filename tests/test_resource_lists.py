@@ -255,3 +255,10 @@ def test_a_commit_let_go_of_is_followed_by_nothing():
         old, new = MemTree(files), MemTree(commit)
         assert all(step(known, old, new, config) is None for step in (relist, reread))
         assert carry_forward(known, old, new) is None and rediscover(known, old, new, config)[0] is None
+
+
+def test_a_file_whose_build_said_a_problem_is_not_taken_away_on_its_own():
+    files = fleet(APPS)
+    files["apps/dev/broken.yaml"] = app_file("broken", "app1") + "---\nkey: [open\n"  # its release read, then an error
+    files = listed(files, "dev", entries(files, "dev") + ["broken.yaml"])
+    assert followed(files, listed(files, "dev", entries(files, "dev")[:-1])) is None

@@ -195,10 +195,11 @@ def _taken(kept: ReleaseFiles, position: int, chain: tuple, path: str, old: File
     if any(h.unit != position or h.resource.scopes != scopes or h.pin < 0 or h.asked for h in held):
         return None  # read by another route, or it looked a source up elsewhere
     at = {h.resource.index for h in held}
-    if len(at) != len(held):
-        return None
+    parsed = cache.get(old, path, RELEVANT_KINDS)
+    if len(at) != len(held) or parsed.error:
+        return None  # a document made twice, or a problem its build said that would go
     keys = set()
-    for i, doc in enumerate(cache.get(old, path, RELEVANT_KINDS).docs):
+    for i, doc in enumerate(parsed.docs):
         if i in at:
             continue
         key = _chart_source(resource(path, i, doc, chain)) if isinstance(doc, dict) else None
