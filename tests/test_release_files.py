@@ -195,8 +195,8 @@ def test_a_version_carried_in_a_variable_lets_go_of_what_the_builds_kept(tmp_pat
 def test_a_label_in_a_patch_file_reads_the_releases_it_patches_again(tmp_path):
     """The bench's fleet: a label in an app's strategic merge patch in one environment (its
     release in the base), and in a release file holding its HelmRepository too; each read again
-    on its own. A HelmRepository changed beside the release, or a patch file selecting another
-    kind, is built again."""
+    on its own, and so is a HelmRepository changed beside the release (the releases finding it
+    read again with it). A patch file selecting another kind is built again."""
     files = fleet_files("oci://127.0.0.1:5000/charts", fleet_apps(3, ["podinfo"]),
                         {(f"app-{i:04d}", env): "6.5.0" for i in range(3) for env in ENVIRONMENTS})
     settings = parse_settings(demo_settings("file:///fleet.git"), environ={})
@@ -209,7 +209,7 @@ def test_a_label_in_a_patch_file_reads_the_releases_it_patches_again(tmp_path):
         assert held is not None and held == fresh and followed == fresh
     moved = files[release].replace("interval: 10m", "interval: 5m", 1)
     _, held, followed, fresh = after(tmp_path, files, {release: moved}, settings)
-    assert held is None and followed == fresh
+    assert held is not None and held == fresh and followed == fresh
     files[patch] = files[patch].replace("kind: HelmRelease", "kind: Deployment")
     files["apps/qa/kustomization.yaml"] = files["apps/qa/kustomization.yaml"].replace(
         f"      kind: HelmRelease\n      name: {patch_app}\n", f"      name: {patch_app}\n")
@@ -305,3 +305,54 @@ def test_a_colleagues_label_moves_the_running_core_without_a_build(tmp_path, bar
     finally:
         for ws in core.workspaces.values():
             ws.close()
+
+
+def sources_fleet() -> tuple:
+    """(files, settings): three environments of six apps, each environment's HelmRepositories in a
+    file of their own (``tests.test_refold.fleet``)."""
+    from tests.test_refold import fleet as plain_fleet, settings as plain_settings
+    return plain_fleet({env: [(f"app{i}", f"app{i}") for i in range(6)] for env in ("dev", "qa", "prod")}), \
+        plain_settings()
+
+
+def test_a_source_changed_reads_again_the_releases_that_find_it(tmp_path):
+    files, settings = sources_fleet()
+    path = "apps/qa/repository.yaml"
+    moved = files[path].replace("namespace: app2\nspec:\n  type: oci\n  url: oci://127.0.0.1:5000/charts",
+                                "namespace: app2\nspec:\n  type: oci\n  url: oci://127.0.0.1:5001/charts")
+    assert moved != files[path]
+    _, held, followed, fresh = after(tmp_path, files, {path: moved}, settings)
+    assert held is not None and held == fresh and followed == fresh
+    assert {(a.app, a.environment) for b, a in held.carried_from[1]} == {("app2", "qa")}
+
+
+@pytest.mark.parametrize("case", ["renamed", "another kind", "looked for elsewhere", "repeated", "second of two"])
+def test_a_source_its_environment_does_not_own_alone_is_built_again(tmp_path, case):
+    files, settings = sources_fleet()
+    path = "apps/qa/repository.yaml"
+    if case == "looked for elsewhere":  # prod's release finds app2's source in qa's build
+        files["apps/prod/lost.yaml"] = files["apps/prod/app2-app2.yaml"].replace(
+            "name: app2\n  namespace: app2", "name: lost\n  namespace: app2-elsewhere").replace(
+            "kind: HelmRepository\n        name: charts", "kind: HelmRepository\n        name: charts\n        namespace: app2")
+        files["apps/prod/kustomization.yaml"] += "  - lost.yaml\n"
+        files["apps/prod/repository.yaml"] = files["apps/prod/repository.yaml"].replace(
+            "  name: charts\n  namespace: app2\n", "  name: charts-gone\n  namespace: app2\n")
+        for env in ("dev", "qa"):  # in files the repository-wide table does not read: found in the builds
+            files[f"apps/{env}/repositories"] = files.pop(f"apps/{env}/repository.yaml")
+            files[f"apps/{env}/kustomization.yaml"] = files[f"apps/{env}/kustomization.yaml"].replace(
+                "repository.yaml", "repositories")
+        path = "apps/qa/repositories"
+    if case in ("repeated", "second of two"):
+        files["apps/qa/again.yaml"] = layouts.repository("app2")
+        files["apps/qa/kustomization.yaml"] += "  - again.yaml\n"
+        if case == "second of two":
+            path = "apps/qa/again.yaml"
+    edit = {"renamed": ("  name: charts\n  namespace: app2\n", "  name: charts2\n  namespace: app2\n"),
+            "another kind": ("kind: HelmRepository\nmetadata:\n  name: charts\n  namespace: app2\n",
+                             "kind: GitRepository\nmetadata:\n  name: charts\n  namespace: app2\n")}.get(
+        case, ("namespace: app2\nspec:\n  type: oci\n  url: oci://127.0.0.1:5000/charts",
+               "namespace: app2\nspec:\n  type: oci\n  url: oci://127.0.0.1:5001/charts"))
+    moved = files[path].replace(*edit)
+    assert moved != files[path]
+    _, held, followed, fresh = after(tmp_path, files, {path: moved}, settings)
+    assert held is None and followed == fresh

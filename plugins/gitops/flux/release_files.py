@@ -7,8 +7,13 @@ The proof is by construction. Discovery reads a resource file as objects of its 
 and a patch file as patches of its builds, each selecting objects by its target (or its own kind
 and name). A commit may change:
 - a release file: every HelmRelease in it keeps its kind, API, name and namespace, and every other
-  document in it (its HelmRepository, say) stays equal: the builds hold the same objects in the
-  same order and only those releases' documents differ;
+  document in it stays equal or is a chart source that does (below): the builds hold the same
+  objects in the same order and only those documents differ;
+- a chart source (HelmRepository, OCIRepository; beside a release or in a file of sources): it
+  keeps its kind, API, name and namespace, is the one its environment's builds find by its key,
+  and no environment looked for it outside its builds: the releases that found it
+  (``HeldRelease.uses``) read again with it, and nothing else reads it (a Flux Kustomization
+  follows a GitRepository, never these);
 - a patch file: each of its patches keeps its shape and what it selects (the target is its
   kustomization's; an untargeted one keeps its kind and name), and selects HelmReleases only:
   the builds apply the same patches to the same releases, and only their bodies differ.
@@ -69,6 +74,7 @@ class ReleaseFiles:
     own: frozenset  # the keys of ``sources`` its own builds hold (the rest it looked for elsewhere)
     repeated: frozenset  # the keys more than one source of its own builds has
     patch_files: frozenset  # the files it reads as patches and only so
+    source_files: frozenset  # the files it reads as resources only, none a HelmRelease (sources)
     with_images: bool
 
     @cached_property
@@ -129,14 +135,15 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
     # holders, resource files of other kinds only.
     otherwise = {kfile for unit in env_units for kfile, _, _ in unit.build.kustomizations}
     otherwise.update(p.file for unit in env_units for p in unit.build.patches if not _from_file(p))
-    otherwise.update(path for unit in env_units for path in unit.build.files if path not in files)
+    resources = {path for unit in env_units for path in unit.build.files if path not in files}
     patch_files = {p.file for unit in env_units for p in unit.build.patches if _from_file(p)}
     return ReleaseFiles(tuple(light(u) for u in env_units), made,
                         {path: tuple(found) for path, found in files.items()
                          if path not in otherwise and path not in patch_files},
                         {key: None if found is None else (found[0], where(found[1]))
                          for key, found in sources.items()},
-                        own, repeated, frozenset(patch_files - otherwise - set(files)), with_images)
+                        own, repeated, frozenset(patch_files - otherwise - resources - set(files)),
+                        frozenset(resources - otherwise - patch_files), with_images)
 
 
 class _NotAnswered(Exception):
@@ -182,6 +189,7 @@ def reread(parts: tuple, old: FileTree, new: FileTree, settings: Settings, cache
     keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()
     if any(not p.looked_up.isdisjoint(keys) for p in parts):
         return None
+    elsewhere = frozenset().union(*(p.looked_up for p in parts))
     done, moves = [], []
     for part in parts:
         files = sorted(path for path in change.changed if path in part.read)
@@ -190,7 +198,7 @@ def reread(parts: tuple, old: FileTree, new: FileTree, settings: Settings, cache
             continue
         if part.release_files is None:
             return None
-        found = _reread_part(part, files, old, new, settings, cache)
+        found = _reread_part(part, files, old, new, elsewhere, settings, cache)
         if found is None:
             return None
         done.append(found[0])
@@ -198,18 +206,23 @@ def reread(parts: tuple, old: FileTree, new: FileTree, settings: Settings, cache
     return tuple(done), tuple(moves)
 
 
-def _reread_part(part: units.Part, files: list, old: FileTree, new: FileTree, settings: Settings,
-                 cache: DocumentCache) -> Optional[tuple]:
+def _reread_part(part: units.Part, files: list, old: FileTree, new: FileTree, elsewhere: frozenset,
+                 settings: Settings, cache: DocumentCache) -> Optional[tuple]:
     kept: ReleaseFiles = part.release_files
     touched: dict = {}  # id(HeldRelease) -> (it, its document now)
     for path in files:
         if sharing.file_references(old, path, cache) != sharing.file_references(new, path, cache):
             return None  # a `${VAR}` named more or fewer times: its other uses change
-        if path in kept.files:
-            docs = _release_file_read_again(kept.files[path], path, old, new, cache)
-            if docs is None:
+        if path in kept.files or path in kept.source_files:
+            found = _resource_file_read_again(kept, kept.files.get(path, ()), path, old, new, elsewhere, cache)
+            if found is None:
                 return None
-            touched.update((id(h), (h, docs[h.resource.index])) for h in kept.files[path])
+            docs, sources = found
+            touched.update((id(h), (h, docs[h.resource.index])) for h in kept.files.get(path, ()))
+            if sources:  # the releases that find them read again, with them
+                kept = replace(kept, sources={**kept.sources, **sources})
+                touched.update((id(h), (h, None)) for h in kept.held
+                               if id(h) not in touched and not sources.keys().isdisjoint(h.uses))
         elif path in kept.patch_files:
             before = kept
             kept = _patches_read_again(kept, path, old, new, cache)
@@ -224,7 +237,7 @@ def _reread_part(part: units.Part, files: list, old: FileTree, new: FileTree, se
     for h, doc in touched.values():
         if h.pin < 0:
             return None
-        if doc is None:  # only its patches changed: its own document is its file's, unchanged
+        if doc is None:  # only its patches or sources changed: its own document is its file's
             doc = cache.get(new, h.resource.file, RELEVANT_KINDS).docs[h.resource.index]
         res = replace(h.resource, doc=doc)
         sources = Answers(kept)
@@ -247,19 +260,36 @@ def _reread_part(part: units.Part, files: list, old: FileTree, new: FileTree, se
     return part.with_pins(tuple(pins), part.overlay_images, tuple(images), kept), moves
 
 
-def _release_file_read_again(held: tuple, path: str, old: FileTree, new: FileTree, cache: DocumentCache
-                             ) -> Optional[list]:
-    """The file's documents now, when its HelmReleases are the same objects and every other
-    document of it is equal; else None."""
+def _resource_file_read_again(kept: ReleaseFiles, held: tuple, path: str, old: FileTree, new: FileTree,
+                              elsewhere: frozenset, cache: DocumentCache) -> Optional[tuple]:
+    """(the file's documents now, {key: (resource now, unit position)} of its sources that
+    changed) when its HelmReleases (``held``) are the same objects, and every other document of it
+    is equal or a chart source of the environment's own builds, the one its key finds there, that
+    keeps its kind, API, name and namespace and that no environment looked for elsewhere; else
+    None."""
     before, after = cache.get(old, path, RELEVANT_KINDS), cache.get(new, path, RELEVANT_KINDS)
     if before.error or after.error or len(before.docs) != len(after.docs):
         return None
     releases_at = {h.resource.index: h for h in held}
+    changed = {}  # document index -> its text now
     for i, (was, now) in enumerate(zip(before.docs, after.docs)):
         h = releases_at.get(i)
-        if h is None and was != now or h is not None and not _same_object(h.resource.doc, now):
+        if h is not None and not _same_object(h.resource.doc, now):
             return None
-    return after.docs
+        if h is None and was != now:
+            if not (_same_object(was, now) and now.get("kind") in ("HelmRepository", "OCIRepository")):
+                return None
+            changed[i] = now
+    sources = {}
+    if changed:
+        for key, found in kept.sources.items():
+            if found is not None and found[0].file == path and found[0].index in changed:
+                if key not in kept.own or key in kept.repeated or key in elsewhere or not isinstance(found[1], int):
+                    return None
+                sources[key] = (replace(found[0], doc=changed[found[0].index]), found[1])
+        if len(sources) != len(changed):
+            return None  # a source its builds do not find by its key (another has it first)
+    return after.docs, sources
 
 
 def _patches_read_again(kept: ReleaseFiles, path: str, old: FileTree, new: FileTree, cache: DocumentCache
