@@ -12,6 +12,8 @@ from .units import NeedEnvironment
 from ..model import ChartLocation
 
 SOURCE_KINDS = ("HelmRepository", "OCIRepository", "GitRepository", "Bucket", "HelmChart")
+# The sources a chart is found in by a registry; no Flux Kustomization Ferry follows reads them.
+CHART_SOURCE_KINDS = ("HelmRepository", "OCIRepository")
 
 
 class Sources:
@@ -86,7 +88,7 @@ class Sources:
                 if env in self._held:
                     raise NeedEnvironment(env)
                 return table[key]
-        if key[0] not in ("HelmRepository", "OCIRepository"):
+        if key[0] not in CHART_SOURCE_KINDS:
             return None  # a chart in Git or a bucket has no registry to find: not worth a scan
         self.searched.add(environment)
         res = self._finder.find(*key)

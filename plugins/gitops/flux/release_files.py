@@ -42,6 +42,7 @@ from functools import cached_property
 from typing import NamedTuple, Optional
 
 from . import releases, sharing, units
+from .chart_sources import CHART_SOURCE_KINDS
 from .kustomize import RELEVANT_KINDS, Build, Patch, Resource
 from .kustomizations import Unit
 from .manifests import DocumentCache, FileTree, dig
@@ -277,7 +278,7 @@ def _resource_file_read_again(kept: ReleaseFiles, held: tuple, path: str, old: F
         if h is not None and not _same_object(h.resource.doc, now):
             return None
         if h is None and was != now:
-            if not (_same_object(was, now) and now.get("kind") in ("HelmRepository", "OCIRepository")):
+            if not (_same_object(was, now) and now.get("kind") in CHART_SOURCE_KINDS):
                 return None
             changed[i] = now
     sources = {}

@@ -39,7 +39,7 @@ from . import images, releases, sharing, units
 from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, TreeIndex, join_path, resource, strings
 from .kustomizations import in_table
 from .manifests import DocumentCache, FileTree
-from .chart_sources import source_key
+from .chart_sources import CHART_SOURCE_KINDS, source_key
 from .release_files import Answers, HeldRelease, ReleaseFiles, read_release
 from ..settings import Settings
 
@@ -316,7 +316,7 @@ def _added(part: units.Part, kept: ReleaseFiles, position: int, chain: tuple, pa
 def _chart_source(res) -> Optional[tuple]:
     """The key of a HelmRepository or OCIRepository (what releases find their charts in, and what
     no Flux Kustomization ``units`` follows reads from this repository); else None."""
-    return source_key(res) if res.kind in ("HelmRepository", "OCIRepository") else None
+    return source_key(res) if res.kind in CHART_SOURCE_KINDS else None
 
 
 def _moved(part: units.Part, kept: ReleaseFiles, gone: set, gone_keys: set, more: dict, placed: list, taken: set,
