@@ -136,7 +136,7 @@ class PinCache:
             # from. An app added or a kustomization changed makes new parts of thousands of
             # releases; sixteen commits of them were 85 MB at 10k apps.
             for key, other in list(self._by_commit.items()):
-                if key[0] == repo and other.read is not None and other.read is not known.read:
+                if key[0] == repo and other.read is not None and other is not known:
                     self._by_commit[key] = other.let_go()
             self._by_commit[(repo, commit)] = known
             self._latest[repo] = commit
