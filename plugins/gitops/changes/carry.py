@@ -31,7 +31,8 @@ from typing import Iterable, Optional
 
 from . import rewrites
 from ..flux import discovery, images, kustomizations, release_files, resource_lists, sharing
-from ..flux.kustomize import RELEVANT_KINDS, TreeIndex
+from ..flux.kustomize import RELEVANT_KINDS
+from ..flux.tree_index import TreeIndex
 from ..flux import units
 from ..flux.units import Reading
 from ..flux.manifests import DEFAULT_CACHE, FileTree, parse_documents

@@ -21,7 +21,8 @@ from typing import Iterable, Optional
 from . import kustomizations, overlay_images, release_files, releases, sharing, units
 from .chart_sources import Sources
 from .helmvalues import release_values_text
-from .kustomize import ScopeIds, TreeIndex
+from .kustomize import ScopeIds
+from .tree_index import TreeIndex
 from .manifests import DEFAULT_CACHE, DirTree, DocumentCache, FileTree
 from ..model import Pin, Problem, in_order
 from ..settings import EnvironmentSettings, Settings

@@ -17,7 +17,8 @@ from ruamel.yaml import YAML
 
 from ..errors import UnreadableDocument, UnreadableValues
 from ..safeyaml import load_typed
-from .kustomize import KUSTOMIZATION_FILES, Patch, ScopeIds, TreeIndex
+from .kustomize import KUSTOMIZATION_FILES, Patch, ScopeIds
+from .tree_index import TreeIndex
 from .kustomizations import Finder, build_environment
 from .manifests import DEFAULT_CACHE, DocumentCache, FileTree, dig
 from .patches import apply, apply_all, selector_match

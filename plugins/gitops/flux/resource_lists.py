@@ -36,11 +36,12 @@ from dataclasses import replace
 from typing import Optional
 
 from . import images, releases, sharing, units
-from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, TreeIndex, join_path, resource, strings
+from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, join_path, resource, strings
 from .kustomizations import in_table
 from .manifests import DocumentCache, FileTree
 from .chart_sources import CHART_SOURCE_KINDS, source_key
 from .release_files import Answers, HeldRelease, ReleaseFiles, read_release
+from .tree_index import TreeIndex
 from ..settings import Settings
 
 
