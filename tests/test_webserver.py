@@ -168,6 +168,31 @@ def test_pipelined_requests_are_read_only_a_few_ahead(server):
     assert requests.get(f"http://127.0.0.1:{s.port}/ferry/health", timeout=5).status_code == 200
 
 
+class Parsed:
+    """What waitress's parser hands the connection: headers, and ``close`` to drop its body."""
+
+    def __init__(self):
+        self.headers, self.closed = {}, False
+
+    def close(self):
+        self.closed = True
+
+
+def test_past_the_bound_nothing_read_later_is_queued_even_once_the_first_are_answered():
+    """The bound holds as waitress appends each request (under the connection's lock), not after a
+    read: a thread answering the first ones between two reads does not make room for more."""
+    queue = ferryweb.ReadAhead()
+    parsed = [Parsed() for _ in range(ferryweb.MAX_PIPELINED + 3)]
+    for request in parsed:
+        queue.append(request)
+    assert list(queue) == parsed[:ferryweb.MAX_PIPELINED]
+    assert queue[-1].headers["CONNECTION"] == "close" and all(r.closed for r in parsed[ferryweb.MAX_PIPELINED:])
+    queue.pop(0)  # a thread answered the first
+    later = Parsed()
+    queue.append(later)  # the rest of the pipeline, read next
+    assert later.closed and later not in queue and len(queue) == ferryweb.MAX_PIPELINED - 1
+
+
 def test_only_ferrys_paths_are_served(server):
     s = server()
     base = f"http://127.0.0.1:{s.port}"

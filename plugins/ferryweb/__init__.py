@@ -26,7 +26,7 @@ Ferry adds what waitress has no setting for:
 - only Ferry's own paths (``PATHS``) reach the app: everything else is a 404 (Errbot's ``/echo``
   reflects any body as HTML to anyone);
 - a body nested deeper than ``MAX_DEPTH`` is a 400 before any handler parses it (``bodies``);
-- at most ``MAX_PIPELINED`` requests read ahead on one connection (``BoundedChannel``).
+- at most ``MAX_PIPELINED`` requests read ahead on one connection (``ReadAhead``).
 
 No Errbot import here: waitress and the standard library, tested over real sockets.
 """
@@ -94,23 +94,35 @@ def _answer(start_response, status: str, text: str):
     return [body]
 
 
-class BoundedChannel(HTTPChannel):
-    """waitress's connection, reading at most ``MAX_PIPELINED`` requests ahead.
+class ReadAhead(list):
+    """A connection's requests read and not answered yet, at most ``MAX_PIPELINED``.
 
     One read of 8 KiB can hold two hundred pipelined ``GET``s, all queued at once for the
-    threads, ahead of a Flux event that arrives next: past the bound, the requests read are
-    dropped unanswered and the last one kept closes the connection (a client that pipelines
-    sends again what was not answered, RFC 9112 9.3.2)."""
+    threads, ahead of a Flux event that arrives next. waitress appends each request it parses
+    holding the connection's lock (a thread answering the first one takes it to drop that one):
+    past the bound, a request is dropped unanswered, the last one kept closes the connection, and
+    nothing read after is queued (a client that pipelines sends again what was not answered,
+    RFC 9112 9.3.2). Trimming after a read raced the threads: they could answer the first few
+    before it, then the bound was counted from there."""
 
-    def received(self, data):
-        taken = super().received(data)
-        with self.requests_lock:
-            if len(self.requests) > MAX_PIPELINED:
-                for dropped in self.requests[MAX_PIPELINED:]:
-                    dropped.close()
-                del self.requests[MAX_PIPELINED:]
-                self.requests[-1].headers["CONNECTION"] = "close"  # not served yet: [0] may be
-        return taken
+    past = False
+
+    def append(self, request) -> None:
+        if self.past or len(self) >= MAX_PIPELINED:
+            request.close()
+            if not self.past:
+                self.past = True
+                self[-1].headers["CONNECTION"] = "close"  # not served yet: only [0] may be
+            return
+        super().append(request)
+
+
+class BoundedChannel(HTTPChannel):
+    """waitress's connection, reading at most ``MAX_PIPELINED`` requests ahead (``ReadAhead``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.requests = ReadAhead()
 
 
 class BoundedServer(TcpWSGIServer):
