@@ -8,4 +8,5 @@ for p in (ROOT / "plugins", ROOT):
         sys.path.insert(0, str(p))
 
 # Fixtures that start real parts (a registry, a bare Git remote) live in their own modules.
-pytest_plugins = ["tests.fixtures_registry", "tests.fixtures_git", "tests.fixtures_prometheus"]
+pytest_plugins = ["tests.fixtures_registry", "tests.fixtures_git", "tests.fixtures_prometheus",
+                  "tests.fixtures_errbot"]
