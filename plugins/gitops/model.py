@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from .identity import CHART, Release  # noqa: F401 (CHART: where the modules have always found it)
 
@@ -353,14 +353,21 @@ class PendingChange:
 
 
 
-def in_order(pins: list, more: Iterable, environments: list) -> list:
-    """``pins``, ordered by environment (as ``environments`` lists them) then app, with ``more``
-    among them in that order; ties keep ``pins`` first and ``more`` as given."""
+def pin_order(environments: list) -> Callable:
+    """The key pins are ordered by: environment (as ``environments`` lists them; others last),
+    then app."""
     rank = {name: i for i, name in enumerate(environments)}
 
     def key(p: Pin) -> tuple:
         return rank.get(p.environment, len(rank)), p.app
 
+    return key
+
+
+def in_order(pins: list, more: Iterable, environments: list) -> list:
+    """``pins``, in ``pin_order``, with ``more`` among them in that order; ties keep ``pins``
+    first and ``more`` as given."""
+    key = pin_order(environments)
     more = list(more)
     if len(more) > 64:  # a merge of two sorted runs: one pass
         return sorted([*pins, *more], key=key)

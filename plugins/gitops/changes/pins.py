@@ -20,7 +20,7 @@ from ..flux.manifests import DEFAULT_CACHE
 from ..flux.parsestore import FILE_NAME, ParseStore
 from ..errors import UnknownApp, UsageError
 from ..inventory import Inventory
-from ..model import CHART, Pin
+from ..model import CHART, Pin, pin_order
 from ..settings import RepoSettings, Settings
 from ..workspace import Workspace
 
@@ -149,8 +149,7 @@ def build_inventory(commit: str, knowns, settings: Settings) -> Inventory:
     for known in knowns:
         pins.extend(known.pins)
         problems.extend(known.problems)
-    order = {name: i for i, name in enumerate(settings.environment_names)}
-    pins.sort(key=lambda p: (order[p.environment], p.app))
+    pins.sort(key=pin_order(settings.environment_names))
     tracked, others = images.split(pins, settings)
     return Inventory(commit, tracked, tuple(problems), others)
 

@@ -9,6 +9,7 @@ from typing import Optional
 from .kustomizations import Unit
 from .manifests import DEFAULT_CACHE, DocumentCache
 from .substitution import UNDEFINED, references
+from ..model import pin_order
 
 
 def unit_references(unit: Unit, tree, cache: Optional[DocumentCache] = None) -> dict:
@@ -128,4 +129,4 @@ def finish(pins: tuple, order: list) -> tuple:
         if parts:
             p = replace(p, shared_by=p.shared_by + tuple(dict.fromkeys(parts)))
         done.append(p)
-    return tuple(sorted(done, key=lambda p: (rank.get(p.environment, len(rank)), p.app)))
+    return tuple(sorted(done, key=pin_order(order)))
