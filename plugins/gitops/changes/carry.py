@@ -129,10 +129,7 @@ def rediscover(known: Known, old: FileTree, new: FileTree, settings: Settings, c
         found = _fold_moved(known, old, parts, moved)
         if found is not None:
             return replace(found, problems=problems, read=read, index=index), rebuilt
-    # Folded again where the fold may read otherwise: the pins of the apps and lines it touched.
-    pins, gone, anew = discovery.refold(known.parts, known.pins, parts, settings)
-    return Known(pins, problems, read, parts, index, carried_from=(getattr(old, "commit", None), (), (gone, anew))
-                 ), rebuilt
+    return _refolded(known, old, parts, problems, read, index, settings), rebuilt
 
 
 def reread(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
@@ -155,8 +152,15 @@ def relist(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     if found is None:
         return None
     parts, read, index = found
+    return _refolded(known, old, parts, known.problems, read, index, settings)
+
+
+def _refolded(known: Known, old: FileTree, parts: tuple, problems: tuple, read: frozenset, index,
+              settings: Settings) -> Known:
+    """``known`` at ``parts``, folded again where the fold may read otherwise (the pins of the apps
+    and lines they changed), the inventory following it by those apps' pins."""
     pins, gone, anew = discovery.refold(known.parts, known.pins, parts, settings)
-    return Known(pins, known.problems, read, parts, index, carried_from=(getattr(old, "commit", None), (), (gone, anew)))
+    return Known(pins, problems, read, parts, index, carried_from=(getattr(old, "commit", None), (), (gone, anew)))
 
 
 def _folded_alike(known: Known, parts: tuple) -> Optional[list]:
