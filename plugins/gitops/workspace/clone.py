@@ -241,8 +241,8 @@ class Clone:
         locally; then the directories are swapped while no cat-file runs."""
         full, self._full = self._full, None
         staging = full.path
-        if staging is None:
-            return  # it failed (logged): history reads start another
+        if staging is None or not (staging / ".git").is_dir():
+            return  # it failed (logged), or its folder was removed: history reads start another
         res = process.run([f"--git-dir={staging / '.git'}", "fetch", "--quiet", "--no-tags",
                            str(self.git_dir), f"+{self.tracking_ref}:{self.tracking_ref}"],
                           staging, self.env, None, self.timeout)
