@@ -48,6 +48,8 @@ def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
         assert held.problems == fresh.problems, f"step {step}, {kind}"
         assert held.read == fresh.read, f"step {step}, {kind}"
         assert held.parts == fresh.parts, f"step {step}, {kind}"
+        assert [kept(a) for a in held.parts] == [kept(b) if kept(a) is not None else None
+                                                for a, b in zip(held.parts, fresh.parts)], f"step {step}, {kind}"
         assert images.split(held.pins, config) == images.split(fresh.pins, config)
         if held.index is not None:  # the listing kept for the next commit is the commit's
             assert (held.index.files, held.index.children) == (fresh.index.files, fresh.index.children)
@@ -57,3 +59,14 @@ def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
         else:
             inventory = build_inventory(str(step), [held], config)
         files, tree, known = new_files, new_tree, held
+
+
+def kept(part):
+    """What a part's builds keep of each HelmRelease (``held_releases.ReleaseFiles``) as later
+    commits read it: where it is, its names, its metadata (what patches select by), its pins and
+    its sources; None when it keeps nothing (a version carried in a variable lets go of it)."""
+    if part.release_files is None:
+        return None
+    return [(h.resource.file, h.resource.index, h.resource.namespace, h.resource.name, h.resource.names,
+             h.resource.doc.get("metadata"), h.pin, h.first_image, h.end_image, h.asked, h.uses)
+            for h in part.release_files.held]

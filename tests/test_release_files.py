@@ -41,8 +41,10 @@ def test_a_label_reads_one_release_again_and_builds_nothing(tmp_path):
     files = fleet("127.0.0.1:5000")
     before, held, followed, fresh = after(tmp_path, files, {STAG: labelled(files[STAG])})
     assert held is not None and held == fresh and followed == fresh
-    # No environment built: every part kept what its builds kept (one built again makes its own).
-    assert [a.release_files is b.release_files for a, b in zip(held.parts, before.parts)] == [True] * 3
+    # No environment built: every part kept its builds (one built again makes its own); stag's
+    # release is held with its label now (a patch selecting the label reads it so).
+    assert [a.release_files.units is b.release_files.units for a, b in zip(held.parts, before.parts)] == [True] * 3
+    assert [h.resource.doc["metadata"].get("labels") for h in held.parts[1].release_files.held] == [{"tier": "canary"}]
     assert [a is b for a, b in zip(held.parts, before.parts)] == [True, False, True]
     assert held.carried_from[1] == ()  # no pin reads otherwise: the inventory moves no pin
 
@@ -300,7 +302,7 @@ def test_a_colleagues_label_moves_the_running_core_without_a_build(tmp_path, bar
             assert "_parts" in inventory.__dict__  # moved, its lookups with it: not made again
             assert [a is b for a, b in zip(inventory.pins, last.pins)] == [True] * len(last.pins)
             known = core._pins._by_commit[next(reversed(core._pins._by_commit))]
-            assert known.parts[1].release_files is kept
+            assert known.parts[1].release_files.units is kept.units  # its builds kept
             last = inventory
     finally:
         for ws in core.workspaces.values():
@@ -356,3 +358,24 @@ def test_a_source_its_environment_does_not_own_alone_is_built_again(tmp_path, ca
     assert moved != files[path]
     _, held, followed, fresh = after(tmp_path, files, {path: moved}, settings)
     assert held is None and followed == fresh
+
+
+def test_a_patch_selecting_a_label_read_again_finds_the_release_labelled_since(tmp_path):
+    """stag's patch file `canary.yaml` patches every release labelled `tier: canary`. A label added
+    to its release (read again on its own: the patch sets no pinned field) is what the patch
+    selects by when the patch changes next: it now sets the version, and the release is read
+    again with it (what the builds keep holds the release as it is now, not as first built)."""
+    files = fleet("127.0.0.1:5000")
+    files["apps/stag/canary.yaml"] = "- op: replace\n  path: /spec/values/replicaCount\n  value: 3\n"
+    files["apps/stag/kustomization.yaml"] += (
+        "patches:\n  - path: canary.yaml\n    target:\n      kind: HelmRelease\n      labelSelector: tier=canary\n")
+    one = {**files, STAG: labelled(files[STAG])}
+    two = {**one, "apps/stag/canary.yaml": "- op: replace\n  path: /spec/chart/spec/version\n  value: 9.9.9\n"}
+    first, second, third = tree(tmp_path, "a", files), tree(tmp_path, "b", one), tree(tmp_path, "c", two)
+    labelled_known = reread(discover(first, SETTINGS), first, second, SETTINGS)
+    assert labelled_known is not None
+    held = reread(labelled_known, second, third, SETTINGS)
+    fresh = discover(third, SETTINGS)
+    assert [p.version for p in fresh.pins if p.environment == "stag" and p.part == "chart"] == ["9.9.9"]
+    assert held is None or held == fresh  # its version's line moved to the patch: built again
+    assert follow(labelled_known, second, third, SETTINGS) == fresh

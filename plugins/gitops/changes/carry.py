@@ -279,7 +279,7 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
                  for before, after in zip(group, now) if after is not before}
         kept = part.release_files
         if kept is not None and files:
-            kept = kept.after_versions(files, old, new, DEFAULT_CACHE)
+            kept = release_files.after_versions(kept, files, old, new, DEFAULT_CACHE)
         parts.append(part.with_pins(*found, kept))
     return _moved(known, old, tuple(pins), tuple(parts), tuple(moves))
 

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 from typing import Iterable, Optional
 
-from . import kustomizations, overlay_images, release_files, releases, sharing, units
+from . import kustomizations, overlay_images, held_releases, releases, sharing, units
 from .chart_sources import Sources
 from .helmvalues import release_values_text
 from .kustomize import ScopeIds
@@ -292,7 +292,7 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
         bool(lookups.keys) or env.name in sources.searched,
         frozenset(reading.paths), frozenset(listing.paths - reading.paths), frozenset(listing.folders),
         listing.everything,
-        release_files.keep(env_units, held, image_spans, sources.answers(env.name), own, sources.repeated(env.name),
+        held_releases.keep(env_units, held, image_spans, sources.answers(env.name), own, sources.repeated(env.name),
                            with_images))
 
 

@@ -40,7 +40,7 @@ from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, join_path, resource,
 from .kustomizations import in_table
 from .manifests import DocumentCache, FileTree
 from .chart_sources import CHART_SOURCE_KINDS, source_key
-from .release_files import Answers, HeldRelease, ReleaseFiles, read_release
+from .held_releases import Answers, HeldRelease, ReleaseFiles, read_release
 from .tree_index import TreeIndex
 from ..settings import Settings
 
