@@ -514,10 +514,92 @@ def take_release_file(files: dict, pins: tuple, draw) -> dict:
     return out
 
 
+def _patch_entries(lines: list) -> tuple:
+    """(the index of `patches:`, [(first line, end) of each entry]) of a kustomization's lines."""
+    if "patches:" not in lines:
+        return None, []
+    at, found = lines.index("patches:"), []
+    i = at + 1
+    while i < len(lines) and lines[i].startswith("  - "):
+        end = i + 1
+        while end < len(lines) and lines[end].startswith("    "):
+            end += 1
+        found.append((i, end))
+        i = end
+    return at, found
+
+
+def add_patch(files: dict, pins: tuple, draw) -> dict:
+    """A patch added to an environment's kustomization, first or last of its `patches:` (made
+    when it has none): inline, or in a new file beside it (strategic merge, or JSON 6902 with a
+    target), setting an app's version, values or image tag; at times it selects by label, or
+    selects a ConfigMap."""
+    env = draw(st.sampled_from(ENVIRONMENTS))
+    kfile = _environment_kustomization(files, env)
+    if kfile is None:
+        return files
+    app = draw(st.sampled_from(sorted({p.app.rsplit("/", 1)[-1] for p in pins} | {"podinfo"})))
+    field, value = draw(st.sampled_from((("/spec/chart/spec/version", "6.7.0"), ("/spec/values/replicaCount", "3"),
+                                         ("/spec/values/image/tag", "2.0.0"))))
+    how = draw(st.sampled_from(("inline", "merge-file", "json-file", "label", "configmap")))
+    selector = f"    target:\n      kind: HelmRelease\n      name: {app}\n"
+    if how == "label":
+        selector = "    target:\n      kind: HelmRelease\n      labelSelector: tier=canary\n"
+    elif how == "configmap":
+        selector = f"    target:\n      kind: ConfigMap\n      name: {app}\n"
+    out = dict(files)
+    if how == "merge-file":
+        name = f"{app}-extra.yaml"
+        nested = {"/spec/chart/spec/version": "  chart:\n    spec:\n      version: 6.7.0\n",
+                  "/spec/values/replicaCount": "  values:\n    replicaCount: 3\n",
+                  "/spec/values/image/tag": "  values:\n    image:\n      tag: 2.0.0\n"}[field]
+        out[f"apps/{env}/{name}"] = (f"apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n"
+                                     f"  name: {app}\n  namespace: {app}\nspec:\n" + nested)
+        entry = [f"  - path: {name}"]
+    elif how == "json-file":
+        name = f"{app}-extra.patch"
+        out[f"apps/{env}/{name}"] = f"- op: replace\n  path: {field}\n  value: {value}\n"
+        entry = [f"  - path: {name}"] + selector.rstrip("\n").split("\n")
+    else:
+        entry = ("  - " + selector.lstrip() + f"    patch: |\n      - op: replace\n        path: {field}\n"
+                 f"        value: {value}").split("\n")
+    if how in ("merge-file", "json-file") and f"apps/{env}/{name}" in files:
+        return files
+    lines = files[kfile].split("\n")
+    at, entries = _patch_entries(lines)
+    if at is None:
+        lines[-1:-1] = ["patches:"] + entry
+    else:
+        place = entries[-1][1] if entries and draw(st.booleans()) else at + 1
+        lines[place:place] = entry
+    out[kfile] = "\n".join(lines)
+    return out
+
+
+def take_patch(files: dict, pins: tuple, draw) -> dict:
+    """A patch taken out of an environment's kustomization (its `patches:` too when it was the
+    last), and perhaps its file out of the repository."""
+    env = draw(st.sampled_from(ENVIRONMENTS))
+    kfile = _environment_kustomization(files, env)
+    lines = files[kfile].split("\n") if kfile else []
+    at, entries = _patch_entries(lines)
+    if not entries:
+        return files
+    start, end = draw(st.sampled_from(entries))
+    path = next((line.split("path: ", 1)[1] for line in lines[start:end] if line.startswith("  - path: ")), None)
+    del lines[start:end]
+    if len(entries) == 1:
+        del lines[at]
+    out = {**files, kfile: "\n".join(lines)}
+    if path and draw(st.booleans()):
+        out.pop(f"apps/{env}/{path}", None)
+    return out
+
+
 COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, rename, change_resources,
            add_file, remove_file, unread, other_value, change_source, change_variable, label, label,
            release_edit, release_edit, add_app, add_app, use_variable, add_release_file, add_release_file,
-           take_release_file, take_release_file)
+           take_release_file, take_release_file, add_patch, add_patch, take_patch, take_patch)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

@@ -11,7 +11,7 @@ import os
 
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from gitops.changes.carry import carry_forward, discover, rediscover, relist, reread
+from gitops.changes.carry import carry_forward, discover, rediscover, relist, repatch, reread
 from gitops.changes.pins import build_inventory, moved_inventory
 from gitops.flux import images
 from gitops.settings import parse_settings
@@ -40,6 +40,8 @@ def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
             held, how = reread(known, tree, new_tree, config), "release files read again"
         if held is None:
             held, how = relist(known, tree, new_tree, config), "resources listed again"
+        if held is None:
+            held, how = repatch(known, tree, new_tree, config), "patches made again"
         if held is None:
             held, rebuilt = rediscover(known, tree, new_tree, config)
             how = f"{len(rebuilt)} of {len(known.parts)} built again"

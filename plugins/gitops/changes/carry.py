@@ -18,8 +18,9 @@ Anything else (a file added, removed or renamed, a setter marker, a key, a patch
 list) is not carried: None. ``follow`` then reads again on their own the files of HelmReleases
 the commit changed, where ``flux.release_files`` proves that enough (a label, a value: ``reread``),
 or those a kustomization lists anew or no more, where ``flux.resource_lists`` does (an app added
-or taken away: ``relist``), and else builds again the environments the commit touched
-(``rediscover``). Pins then move in place when the fold across environments reads them alike, or
+or taken away: ``relist``), or those whose patches a kustomization changed, where
+``flux.patch_lists`` does (a patch added, edited or taken away: ``repatch``), and else builds again
+the environments the commit touched (``rediscover``). Pins then move in place when the fold across environments reads them alike, or
 the fold reads again only those it may read otherwise (``discovery.refold``): never the fleet.
 Ferry's own commits go through the same proof (``PinCache.derive``): one way an inventory moves on.
 """
@@ -30,7 +31,7 @@ from functools import cached_property
 from typing import Iterable, Optional
 
 from . import rewrites
-from ..flux import discovery, images, kustomizations, release_files, resource_lists, sharing
+from ..flux import discovery, images, kustomizations, patch_lists, release_files, resource_lists, sharing
 from ..flux.kustomize import RELEVANT_KINDS
 from ..flux.tree_index import TreeIndex
 from ..flux import units
@@ -95,6 +96,8 @@ def follow(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     if found is None:
         found = relist(known, old, new, settings, cache)
     if found is None:
+        found = repatch(known, old, new, settings, cache)
+    if found is None:
         found, _ = rediscover(known, old, new, settings, cache)
     return found
 
@@ -149,6 +152,20 @@ def relist(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
         return None
     found = resource_lists.relist(known.parts, known.read, old, new, known.index, settings,
                                   cache if cache is not None else DEFAULT_CACHE)
+    if found is None:
+        return None
+    parts, read, index = found
+    return _refolded(known, old, parts, known.problems, read, index, settings)
+
+
+def repatch(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
+    """What discovery finds in ``new`` when the commit only changed kustomizations' patches (and
+    added or removed their patch files), the releases they select read again on their own in each
+    environment (``patch_lists``: a patch added, edited or taken away); else None."""
+    if known.read is None:
+        return None
+    found = patch_lists.repatch(known.parts, known.read, old, new, known.index, settings,
+                                cache if cache is not None else DEFAULT_CACHE)
     if found is None:
         return None
     parts, read, index = found

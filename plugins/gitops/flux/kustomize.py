@@ -37,6 +37,7 @@ class Level:
     prefix: str = ""
     suffix: str = ""
     file: str = ""  # the kustomization file ("" for a Flux Kustomization's own level)
+    component: bool = False  # a kustomize component: its patches act in the scope of its user
 
 
 # One empty set for every resource that goes by its name only (``frozenset()`` is a new object).
@@ -173,8 +174,8 @@ class Walker:
             return
         spec = parsed.docs[spec_index]
         kid = self.new_scope()
-        chain = chain + (Level(kid, text_of(spec.get("namespace")) or None,
-                               text_of(spec.get("namePrefix")), text_of(spec.get("nameSuffix")), kfile),)
+        chain = chain + (Level(kid, text_of(spec.get("namespace")) or None, text_of(spec.get("namePrefix")),
+                               text_of(spec.get("nameSuffix")), kfile, patch_scope is not None),)
         self.build.kustomizations.append((kfile, spec_index, chain))
         for key in ("resources", "bases"):
             for entry in strings(spec.get(key)):

@@ -47,6 +47,13 @@ def selected_name(patch: Patch):
     return patch.target.get("name") if patch.target is not None else dig(patch.body, "metadata", "name")
 
 
+def selects_releases_only(patch: Patch) -> bool:
+    """Whether ``patch`` selects HelmReleases only: a target of that kind, or (no target) a body of it."""
+    if patch.target is not None:
+        return patch.target.get("kind") == "HelmRelease"
+    return isinstance(patch.body, dict) and patch.body.get("kind") == "HelmRelease"
+
+
 def literal(name) -> bool:
     """Whether a selected name is one name (it selects that name only), not a regular expression."""
     return isinstance(name, str) and _LITERAL_NAME.match(name) is not None

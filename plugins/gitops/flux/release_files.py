@@ -46,7 +46,7 @@ from .held_releases import ReleaseFiles, from_file, read_again
 from .kustomize import RELEVANT_KINDS, Build, Patch
 from .kustomizations import Unit
 from .manifests import DocumentCache, FileTree, dig
-from .patches import applies, literal, selected_name
+from .patches import applies, literal, selected_name, selects_releases_only
 from ..settings import Settings
 
 
@@ -212,9 +212,8 @@ def _same_selection(patch: Patch, body) -> bool:
     selects what it selected, and selects HelmReleases only."""
     if not (isinstance(body, dict) or isinstance(body, list) and patch.target):
         return False
-    if patch.target is not None:
-        return patch.target.get("kind") == "HelmRelease"
-    return isinstance(body, dict) and body.get("kind") == "HelmRelease" and _same_object(patch.body, body)
+    return selects_releases_only(replace(patch, body=body)) and \
+        (patch.target is not None or _same_object(patch.body, body))
 
 
 def _same_object(before, after) -> bool:

@@ -138,7 +138,7 @@ def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, in
     routes = []  # (its unit's position, its route, where its releases are, entries before, after)
     gone, gone_keys, taken = set(), set(), set()  # id() of the HeldReleases, keys of the sources
     for kfile, (before, after) in edits.items():
-        walked = _walked(kept, kfile, index, change)
+        walked = walked_once(kept, kfile, index, change)
         if walked is None:
             return None
         position, chain = walked
@@ -210,7 +210,7 @@ def _taken(kept: ReleaseFiles, position: int, chain: tuple, path: str, old: File
     return held, keys
 
 
-def _walked(kept: ReleaseFiles, kfile: str, index: TreeIndex, change: units.Change) -> Optional[tuple]:
+def walked_once(kept: ReleaseFiles, kfile: str, index: TreeIndex, change: units.Change) -> Optional[tuple]:
     """(its unit's position, its route) when the environment walks the kustomization once, as the
     one kustomize finds first in its folder (before and after the commit)."""
     found = [(i, chain) for i, unit in enumerate(kept.units) for k, _, chain in unit.build.kustomizations

@@ -1,0 +1,215 @@
+"""A kustomization's patches changed (a patch added, edited or taken away; a patch file named or
+no more): the HelmReleases they select, before or after, read again on their own inside the
+builds that hold them, so that a patch costs the releases it patches, not a build of their
+environment.
+
+The proof is by construction, as ``release_files``'. A kustomization's patches act on the objects
+its scope holds (what it and what it lists build), and nothing in a build looks a HelmRelease up.
+A commit may change kustomization files, and add or remove patch files, when for each environment
+reading one:
+- the kustomization is walked once, as the one kustomize finds first in its folder, not as a
+  component, with no `components:` (its scope's patches are then its own, in its order); its
+  documents are equal but for `patches:`, `patchesStrategicMerge:` and `patchesJson6902:`, and it
+  says the same of image setters;
+- its patches before and after are made without a problem (each file named exists and parses; no
+  text is looked for as a file that is none) and select HelmReleases only (a target of that kind,
+  or a body of it); the variables its unit's patches name are counted as before
+  (``sharing.unit_references``);
+- a patch file named anew was not read by the environment, or read as a patch file only; one no
+  longer named is let go when nothing else of the environment names it; the files the commit adds
+  or removes are in a changed kustomization's folder, not named as a kustomization (kustomize reads
+  that folder only through it: a file there that nothing names is read by none), and none it
+  removes is read by any environment still;
+- each HelmRelease a patch selects, before or after, is read again as discovery reads it
+  (``held_releases.read_again``): it keeps its name, namespace, variable, number of image pins
+  and the sources it found, and reads no other file;
+- when the kustomization had no patches, every HelmRelease its scope holds was built through its
+  route alone: its new patches go after those of the kustomizations it lists and before those of
+  the ones listing it, the order kustomize applies them to such a release;
+- no environment looked up what the changed files hold, walks the whole listing or looked for a
+  path the commit adds or removes.
+The fold across environments then reads again only the pins that differ (``discovery.refold``).
+Else None: the environment is built again.
+"""
+from __future__ import annotations
+
+import posixpath
+from dataclasses import replace
+from typing import Optional
+
+from . import images, sharing, units
+from .held_releases import ReleaseFiles, from_file, read_again
+from .kustomize import KUSTOMIZATION_FILES, Build, Walker, join_path
+from .kustomizations import Unit, in_table
+from .manifests import DocumentCache, FileTree
+from .patches import applies, selects_releases_only
+from .resource_lists import walked_once
+from .tree_index import TreeIndex
+from ..settings import Settings
+
+PATCH_KEYS = ("patches", "patchesStrategicMerge", "patchesJson6902")
+
+
+def repatch(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: Optional[TreeIndex],
+            settings: Settings, cache: DocumentCache) -> Optional[tuple]:
+    """(the parts of ``new``, what discovery reads there, its listing) from ``parts`` and ``read``,
+    those of ``old`` (whose listing is ``index``), when the commit changes kustomizations' patches
+    only (see the module's doc); else None."""
+    change = units.change(old, new)
+    if index is None or not change.changed or \
+            any(posixpath.basename(path) not in KUSTOMIZATION_FILES for path in change.changed):
+        return None
+    specs = {}  # kustomization -> (its spec's document, the spec before, after)
+    for kfile in change.changed:
+        found = _specs(kfile, old, new, cache)
+        if found is None:
+            return None
+        specs[kfile] = found
+    folders = {posixpath.dirname(kfile) for kfile in specs}
+    if any(posixpath.basename(path) in KUSTOMIZATION_FILES or posixpath.dirname(path) not in folders
+           for path in change.listed):
+        return None
+    keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()
+    after = index.moved(change.added, change.removed) if change.listed else index
+    done, named, unnamed = [], set(), set()
+    for part in parts:
+        if not part.looked_up.isdisjoint(keys) or change.listed and (
+                part.listed_everything or not part.listed_paths.isdisjoint(change.listed)):
+            return None
+        mine = sorted(kfile for kfile in specs if kfile in part.read)
+        if not mine:
+            if not part.read.isdisjoint(change.removed):
+                return None
+            done.append(part)
+            continue
+        found = _repatch_part(part, {k: specs[k] for k in mine}, old, new, index, after, change, settings, cache)
+        if found is None:
+            return None
+        done.append(found[0])
+        named |= found[1]
+        unnamed |= found[2]
+    done = tuple(done)
+    # What discovery reads: the patch files named anew, not those let go (unless another part
+    # reads one, or the repository-wide table does); the table reads every file it may hold.
+    table = any(p.finder_used for p in done)
+    still = {path for path in unnamed if any(path in p.read for p in done)
+             or table and path not in change.removed and in_table(path)}
+    read = (read - change.removed - unnamed) | still | {path for path in named if any(path in p.read for p in done)}
+    if table:
+        read |= {path for path in change.added if in_table(path)}
+    return done, frozenset(read), after
+
+
+def _specs(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
+    """(its spec's document, the spec before, after) when a kustomization's documents are equal
+    but for its patches, it lists no components and says the same of image setters; else None."""
+    was, now = cache.get(old, kfile), cache.get(new, kfile)
+    if was.error or now.error or len(was.docs) != len(now.docs):
+        return None
+    spec = next((i for i, d in enumerate(now.docs) if isinstance(d, dict)), None)
+    if spec is None or spec != next((i for i, d in enumerate(was.docs) if isinstance(d, dict)), None):
+        return None
+    if any(a != b for i, (a, b) in enumerate(zip(was.docs, now.docs)) if i != spec):
+        return None
+    a, b = was.docs[spec], now.docs[spec]
+    if {k: v for k, v in a.items() if k not in PATCH_KEYS} != {k: v for k, v in b.items() if k not in PATCH_KEYS} \
+            or "components" in b or images.markers(old, kfile, cache) != images.markers(new, kfile, cache):
+        return None
+    return spec, a, b
+
+
+def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, index: TreeIndex, after: TreeIndex,
+                  change: units.Change, settings: Settings, cache: DocumentCache) -> Optional[tuple]:
+    """(the part with the kustomizations' patches made again and the releases they select read
+    again, the patch files named anew, those named no more) or None."""
+    kept: ReleaseFiles = part.release_files
+    if kept is None:
+        return None
+    built = list(kept.units)
+    selecting = []  # (unit position, the patches before and after)
+    was_named, now_named = set(), set()
+    for kfile, (spec, was, now) in specs.items():
+        found = walked_once(kept, kfile, index, change)
+        if found is None or found[1][-1].component:
+            return None
+        position, chain = found
+        folder, scope = posixpath.dirname(kfile), found[1][-1].scope
+        before = _collected(old, index, folder, kfile, spec, was, scope, cache)
+        patches = _collected(new, after, folder, kfile, spec, now, scope, cache)
+        unit = built[position]
+        spliced = None if before is None or patches is None else _spliced(kept, unit, chain, before, patches)
+        if spliced is None:
+            return None
+        again = Unit(Build(patches=spliced, kustomizations=unit.build.kustomizations), unit.path, unit.variables,
+                     unit.kustomization)
+        if sharing.unit_references(unit, old, cache) != sharing.unit_references(again, new, cache):
+            return None  # a `${VAR}` named more or fewer times: its other uses change
+        built[position] = again
+        selecting.append((position, before + patches))
+        was_named.update(p.file for p in before if from_file(p))
+        now_named.update(p.file for p in patches if from_file(p))
+    named, unnamed = now_named - was_named, was_named - now_named
+    if any(path in part.read and path not in kept.patch_files for path in named):
+        return None  # read otherwise: a file it reads as more than patches
+    still = {p.file for unit in built for p in unit.build.patches if from_file(p)}
+    gone = {path for path in unnamed if path not in still and path in kept.patch_files}
+    read = (part.read - gone) | named
+    if not read.isdisjoint(change.removed):
+        return None
+    touched = {id(h): (h, None) for h in kept.held
+               if any(h.unit == position and any(applies(p, h.resource) for p in patches)
+                      for position, patches in selecting)}
+    again = replace(kept, units=tuple(built), patch_files=(kept.patch_files - gone) | named)
+    found = read_again(part, again, touched, new, settings, cache, _same_release)
+    if found is None:
+        return None
+    pins, release_images, _, again = found
+    return replace(part.with_pins(pins, part.overlay_images, release_images, again), read=read), named, unnamed
+
+
+def _collected(tree: FileTree, index: TreeIndex, folder: str, kfile: str, spec_index: int, spec: dict, scope: int,
+               cache: DocumentCache) -> Optional[list]:
+    """The patches the kustomization's ``spec`` declares, as a build makes them in ``scope``, when
+    it makes them without a problem, looks for no file that is none, and each selects
+    HelmReleases only; else None."""
+    problems: list = []
+    walker = Walker(tree, index, cache, problems)
+    walker.collect_patches(folder, kfile, spec_index, spec, scope)
+    made = walker.build.patches
+    if problems or not all(selects_releases_only(p) for p in made):
+        return None
+    merge = spec.get("patchesStrategicMerge")
+    for entry in merge if isinstance(merge, list) else ():
+        if isinstance(entry, str) and "\n" not in entry and join_path(folder, entry) not in index.files:
+            return None  # a text looked for as a file first: the listing would say so
+    return made
+
+
+def _spliced(kept: ReleaseFiles, unit: Unit, chain: tuple, before: list, patches: list) -> Optional[list]:
+    """The unit's patches with ``patches`` in place of the kustomization's ``before`` (its
+    scope's, in their place, as the build made them); None when they are not, or when it had none
+    and a release of its scope was built by another route too."""
+    scope = chain[-1].scope
+    made = unit.build.patches
+    at = [i for i, p in enumerate(made) if p.scope == scope]
+    if [made[i] for i in at] != before or at and at[-1] - at[0] + 1 != len(at):
+        return None
+    if at:
+        return made[:at[0]] + patches + made[at[-1] + 1:]
+    inner = {level.scope for _, _, route in unit.build.kustomizations
+             if len(route) > len(chain) and route[:len(chain)] == chain for level in route[len(chain):]}
+    outer = {level.scope for level in chain[:-1]}
+    start = max((i + 1 for i, p in enumerate(made) if p.scope in inner), default=0)
+    if any(p.scope in outer for p in made[:start]):
+        return None
+    around = inner | outer | {scope}
+    if any(scope in h.resource.scopes and not h.resource.scopes <= around for h in kept.held):
+        return None  # a second route's patches: where kustomize applies these among them is its walk's
+    return made[:start] + patches + made[start:]
+
+
+def _same_release(before, after) -> bool:
+    """A pin read again with other patches is the same release's (its line may move: the fold
+    reads it again)."""
+    return (before.environment, before.app, before.namespace, before.part, before.release_file) == \
+        (after.environment, after.app, after.namespace, after.part, after.release_file)
