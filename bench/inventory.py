@@ -4,7 +4,8 @@ cache empty); the same pins laid out behind ``clusters/<env>`` entries, cold and
 plain layout; warm, at the same commit and with a fetch that finds nothing new; right after a
 colleague's commit discovery reads alike (a comment in one app's file: carried) and one it does
 not (a label: its release read again on its own), and an app added to an environment's
-kustomization then taken away (read on its own inside that build), against a whole discovery of
+kustomization then taken away (read on its own inside that build), and a patch of one app added to
+it then taken away (that release read again with it), against a whole discovery of
 that commit with the parse cache warm (what the bot did before it built again only the
 environment a commit touched).
 
@@ -116,6 +117,7 @@ def colleague_commits(world: World, core: GitOps) -> dict:
                   "after a colleague's commit the bot holds other pins than a whole discovery finds")
             found["whole discovery"].append(t)
     found.update(apps_added(world, core, clone, ws))
+    found.update(patches_added(world, core, clone, ws))
     return found
 
 
@@ -147,6 +149,31 @@ def apps_added(world: World, core: GitOps, clone, ws) -> dict:
             if kind == "app added":  # then taken away: the file and its line
                 (clone / f"apps/{env}/{added}.yaml").unlink()
                 kustomization.write_text(listing, encoding="utf-8")
+    return found
+
+
+def patches_added(world: World, core: GitOps, clone, ws) -> dict:
+    """``inventory()`` right after a colleague adds a patch of one app's release (its replicas)
+    first in an environment's kustomization, then right after they take it away (``patch_lists``)."""
+    fleet = world.fleet
+    found: dict = {"patch added": [], "patch taken away": []}
+    for r in range(world.mid):
+        app, env = fleet.apps[1 + r % (len(fleet.apps) - 1)][0], ENVIRONMENTS[r % len(ENVIRONMENTS)]
+        sync(clone)
+        kustomization = clone / f"apps/{env}/kustomization.yaml"
+        listing = kustomization.read_text(encoding="utf-8")
+        entry = (f"  - target:\n      kind: HelmRelease\n      name: {app}\n    patch: |\n      - op: add\n"
+                 f"        path: /spec/values/replicaCount\n        value: {r + 2}\n")
+        patched = listing.replace("patches:\n", "patches:\n" + entry, 1) if "patches:\n" in listing \
+            else listing + "patches:\n" + entry
+        for kind, text in (("patch added", patched), ("patch taken away", listing)):
+            kustomization.write_text(text, encoding="utf-8")
+            git("commit", "-q", "-a", "-m", f"{kind}: {app} in {env}", cwd=clone)
+            git("push", "-q", "origin", "HEAD:main", cwd=clone)
+            ws.head()
+            t, inventory = clock(core.inventory, refresh=False)
+            check(len(inventory.pins) == world.pins, f"{kind}: {len(inventory.pins)} pins, not {world.pins}")
+            found[kind].append(t)
     return found
 
 
@@ -184,6 +211,7 @@ def rows(world: World) -> list:
     colleague = found["colleague"]
     comment, label = median_ms(colleague["comment"]), median_ms(colleague["label"])
     added, taken = median_ms(colleague["app added"]), median_ms(colleague["app taken away"])
+    patched, unpatched = median_ms(colleague["patch added"]), median_ms(colleague["patch taken away"])
     whole, fetch = median_ms(colleague["whole discovery"]), median_ms(colleague["fetch"])
     full_clone = median_ms(world.results["deploys"]["clone per command"])
     return [
@@ -220,4 +248,10 @@ def rows(world: World) -> list:
          f"whole discovery, parse cache warm: {fmt(whole)} → {added / whole:.2f}×"),
         (f"… and right after they take it away again (n={len(colleague['app taken away'])})", fmt(taken), "—",
          f"whole discovery, parse cache warm: {fmt(whole)} → {taken / whole:.2f}×"),
+        (f"`inventory()` right after a colleague adds a patch of one app's release to an environment's "
+         f"kustomization, once fetched: the release read again with it inside that build "
+         f"(n={len(colleague['patch added'])})", fmt(patched), "—",
+         f"whole discovery, parse cache warm: {fmt(whole)} → {patched / whole:.2f}×"),
+        (f"… and right after they take the patch away (n={len(colleague['patch taken away'])})", fmt(unpatched), "—",
+         f"whole discovery, parse cache warm: {fmt(whole)} → {unpatched / whole:.2f}×"),
     ]
