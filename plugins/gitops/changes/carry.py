@@ -148,24 +148,23 @@ def relist(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     """What discovery finds in ``new`` when the commit only grew or shrank kustomizations'
     `resources:` by files of HelmReleases that each environment reads on their own
     (``resource_lists``: an app added or taken away); else None."""
-    if known.read is None:
-        return None
-    found = resource_lists.relist(known.parts, known.read, old, new, known.index, settings,
-                                  cache if cache is not None else DEFAULT_CACHE)
-    if found is None:
-        return None
-    parts, read, index = found
-    return _refolded(known, old, parts, known.problems, read, index, settings)
+    return _made_again(resource_lists.relist, known, old, new, settings, cache)
 
 
 def repatch(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
     """What discovery finds in ``new`` when the commit only changed kustomizations' patches (and
     added or removed their patch files), the releases they select read again on their own in each
     environment (``patch_lists``: a patch added, edited or taken away); else None."""
+    return _made_again(patch_lists.repatch, known, old, new, settings, cache)
+
+
+def _made_again(step, known: Known, old: FileTree, new: FileTree, settings: Settings, cache) -> Optional[Known]:
+    """``known`` followed to ``new`` by ``step`` (the parts, what discovery reads and the listing,
+    made again from those of ``old``, or None), folded again where they differ."""
     if known.read is None:
         return None
-    found = patch_lists.repatch(known.parts, known.read, old, new, known.index, settings,
-                                cache if cache is not None else DEFAULT_CACHE)
+    found = step(known.parts, known.read, old, new, known.index, settings,
+                 cache if cache is not None else DEFAULT_CACHE)
     if found is None:
         return None
     parts, read, index = found

@@ -40,10 +40,10 @@ from typing import Optional
 from . import images, sharing, units
 from .held_releases import ReleaseFiles, from_file, read_again
 from .kustomize import KUSTOMIZATION_FILES, Build, Walker, join_path
-from .kustomizations import Unit, in_table
+from .kustomizations import Unit
 from .manifests import DocumentCache, FileTree
 from .patches import applies, selects_releases_only
-from .resource_lists import walked_once
+from .resource_lists import changed_spec, walked_once
 from .tree_index import TreeIndex
 from ..settings import Settings
 
@@ -89,33 +89,16 @@ def repatch(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: 
         named |= found[1]
         unnamed |= found[2]
     done = tuple(done)
-    # What discovery reads: the patch files named anew, not those let go (unless another part
-    # reads one, or the repository-wide table does); the table reads every file it may hold.
-    table = any(p.finder_used for p in done)
-    still = {path for path in unnamed if any(path in p.read for p in done)
-             or table and path not in change.removed and in_table(path)}
-    read = (read - change.removed - unnamed) | still | {path for path in named if any(path in p.read for p in done)}
-    if table:
-        read |= {path for path in change.added if in_table(path)}
-    return done, frozenset(read), after
+    return done, units.reads_after(read, done, change, named, unnamed), after
 
 
 def _specs(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
     """(its spec's document, the spec before, after) when a kustomization's documents are equal
     but for its patches, it lists no components and says the same of image setters; else None."""
-    was, now = cache.get(old, kfile), cache.get(new, kfile)
-    if was.error or now.error or len(was.docs) != len(now.docs):
+    found = changed_spec(kfile, old, new, cache, PATCH_KEYS)
+    if found is None or "components" in found[2] or images.markers(old, kfile, cache) != images.markers(new, kfile, cache):
         return None
-    spec = next((i for i, d in enumerate(now.docs) if isinstance(d, dict)), None)
-    if spec is None or spec != next((i for i, d in enumerate(was.docs) if isinstance(d, dict)), None):
-        return None
-    if any(a != b for i, (a, b) in enumerate(zip(was.docs, now.docs)) if i != spec):
-        return None
-    a, b = was.docs[spec], now.docs[spec]
-    if {k: v for k, v in a.items() if k not in PATCH_KEYS} != {k: v for k, v in b.items() if k not in PATCH_KEYS} \
-            or "components" in b or images.markers(old, kfile, cache) != images.markers(new, kfile, cache):
-        return None
-    return spec, a, b
+    return found
 
 
 def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, index: TreeIndex, after: TreeIndex,

@@ -37,7 +37,6 @@ from typing import Optional
 
 from . import images, releases, sharing, units
 from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, join_path, resource, strings
-from .kustomizations import in_table
 from .manifests import DocumentCache, FileTree
 from .chart_sources import CHART_SOURCE_KINDS, source_key
 from .held_releases import Answers, HeldRelease, ReleaseFiles, read_release
@@ -85,33 +84,17 @@ def relist(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
             return None
         done.append(found)
     done = tuple(done)
-    # What discovery reads: the files added, not those taken away (unless another part reads
-    # one, or the repository-wide table does); the table reads every file it may hold.
-    table = any(p.finder_used for p in done)
-    still = {path for path in taken if any(path in p.read for p in done)
-             or table and path not in change.removed and in_table(path)}
-    read = (read - change.removed - taken) | still | {path for path in added if any(path in p.read for p in done)}
-    if table:
-        read |= {path for path in change.added if in_table(path)}
-    return done, frozenset(read), index.moved(change.added, change.removed)
+    return done, units.reads_after(read, done, change, added, taken), index.moved(change.added, change.removed)
 
 
 def _entries(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
     """(its `resources:` before, after) when a kustomization's documents are equal but for those,
     each without repeats, kept entries in the same order, the entries added or taken away files
     of its folder not named as a kustomization, and no `bases:` or `components:`; else None."""
-    was, now = cache.get(old, kfile), cache.get(new, kfile)
-    if was.error or now.error or len(was.docs) != len(now.docs):
+    found = changed_spec(kfile, old, new, cache, ("resources",))
+    if found is None or "bases" in found[2] or "components" in found[2]:
         return None
-    spec = next((i for i, d in enumerate(now.docs) if isinstance(d, dict)), None)
-    if spec is None or spec != next((i for i, d in enumerate(was.docs) if isinstance(d, dict)), None):
-        return None
-    if any(a != b for i, (a, b) in enumerate(zip(was.docs, now.docs)) if i != spec):
-        return None
-    a, b = was.docs[spec], now.docs[spec]
-    if {k: v for k, v in a.items() if k != "resources"} != {k: v for k, v in b.items() if k != "resources"} or \
-            "bases" in b or "components" in b:
-        return None
+    _, a, b = found
     before, after = strings(a.get("resources")), strings(b.get("resources"))
     was_listed, now_listed = set(before), set(after)  # thousands of entries: no list searched
     if len(before) != len((a.get("resources") or [])) or len(after) != len(b.get("resources") or []) or \
@@ -125,6 +108,23 @@ def _entries(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> 
             images.markers(old, kfile, cache) != images.markers(new, kfile, cache):
         return None
     return before, after
+
+
+def changed_spec(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache, keys: tuple) -> Optional[tuple]:
+    """(its spec's document, the spec before, after) when a kustomization's documents are equal
+    but for ``keys`` of its spec (the first mapping, in both); else None."""
+    was, now = cache.get(old, kfile), cache.get(new, kfile)
+    if was.error or now.error or len(was.docs) != len(now.docs):
+        return None
+    spec = next((i for i, d in enumerate(now.docs) if isinstance(d, dict)), None)
+    if spec is None or spec != next((i for i, d in enumerate(was.docs) if isinstance(d, dict)), None):
+        return None
+    if any(a != b for i, (a, b) in enumerate(zip(was.docs, now.docs)) if i != spec):
+        return None
+    a, b = was.docs[spec], now.docs[spec]
+    if {k: v for k, v in a.items() if k not in keys} != {k: v for k, v in b.items() if k not in keys}:
+        return None
+    return spec, a, b
 
 
 def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, index: TreeIndex,

@@ -232,6 +232,19 @@ def change(old: FileTree, new: FileTree) -> Change:
                   frozenset(new_files - both), frozenset(old_files - both))
 
 
+def reads_after(read: frozenset, parts: tuple, change: Change, came: set, went: set) -> frozenset:
+    """What discovery reads after a commit, from ``read`` before it, when its ``parts`` (made
+    again) read ``came`` anew and ``went`` no more: those still read by a part, or by the
+    repository-wide table (it reads every file it may hold, when an environment looked there)."""
+    table = any(p.finder_used for p in parts)
+    still = {path for path in went if any(path in p.read for p in parts)
+             or table and path not in change.removed and in_table(path)}
+    read = (read - change.removed - went) | still | {path for path in came if any(path in p.read for p in parts)}
+    if table:
+        read |= {path for path in change.added if in_table(path)}
+    return frozenset(read)
+
+
 def object_keys(old: FileTree, new: FileTree, change: Change, cache) -> set:
     """(kind, namespace, name) of every object the changed files hold, before or after, as the
     ``Finder`` keys them."""
