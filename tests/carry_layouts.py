@@ -514,6 +514,25 @@ def take_release_file(files: dict, pins: tuple, draw) -> dict:
     return out
 
 
+def list_base(files: dict, pins: tuple, draw) -> dict:
+    """An app's base folder listed by an environment that does not list it yet (an app promoted
+    to one more environment), first, last or between its entries."""
+    bases = sorted({p.split("/")[2] for p in files if p.startswith("apps/base/") and p.count("/") == 3})
+    env = draw(st.sampled_from(ENVIRONMENTS))
+    kfile = _environment_kustomization(files, env)
+    candidates = [b for b in bases if kfile and f"  - ../base/{b}\n" not in files[kfile]]
+    if not candidates or "resources:" not in files[kfile].split("\n"):
+        return files
+    entry = f"  - ../base/{draw(st.sampled_from(candidates))}"
+    lines = files[kfile].split("\n")
+    start = lines.index("resources:") + 1
+    end = start
+    while end < len(lines) and lines[end].startswith("  - "):
+        end += 1
+    lines.insert(draw(st.integers(start, end)), entry)
+    return {**files, kfile: "\n".join(lines)}
+
+
 def _patch_entries(lines: list) -> tuple:
     """(the index of `patches:`, [(first line, end) of each entry]) of a kustomization's lines."""
     if "patches:" not in lines:
@@ -599,7 +618,8 @@ def take_patch(files: dict, pins: tuple, draw) -> dict:
 COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, rename, change_resources,
            add_file, remove_file, unread, other_value, change_source, change_variable, label, label,
            release_edit, release_edit, add_app, add_app, use_variable, add_release_file, add_release_file,
-           take_release_file, take_release_file, add_patch, add_patch, take_patch, take_patch)
+           take_release_file, take_release_file, add_patch, add_patch, take_patch, take_patch,
+           list_base, list_base)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

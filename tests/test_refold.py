@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from gitops.changes.carry import discover, rediscover
 from gitops.changes.pins import build_inventory, moved_inventory
-from gitops.flux.discovery import _differing
+from gitops.flux.discovery import differing
 from gitops.model import Pin, in_order
 from gitops.settings import parse_settings
 from tests.carry_layouts import MemTree, kustomization, release, repository
@@ -36,7 +36,7 @@ def test_in_order_is_a_stable_sort_of_both(pins, more):  # a few pins more, and 
 
 @given(st.lists(st.integers(0, 3), max_size=8), st.lists(st.integers(0, 3), max_size=8))
 def test_what_differs_is_between_what_both_start_and_end_with(old, new):
-    was, now = _differing(tuple(old), tuple(new))
+    was, now = differing(tuple(old), tuple(new))
     start = next((i for i in range(len(old) + 1) if tuple(old[i:i + len(was)]) == was
                   and old[:i] == new[:i] and old[i + len(was):] == new[i + len(now):]), None)
     assert start is not None  # old = prefix + was + suffix, new = prefix + now + suffix

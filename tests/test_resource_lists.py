@@ -13,6 +13,9 @@ from tests.test_carry_properties import assert_same_inventory
 from tests.test_refold import ENVIRONMENTS, fleet, release, settings
 
 APPS = {env: [(f"app{i}", f"app{i}") for i in range(6)] for env in ENVIRONMENTS}
+QA = "apps/qa/kustomization.yaml"
+OVERLAY_PATCH = ("  - target:\n      kind: HelmRelease\n      name: new\n    patch: |\n      - op: replace\n"
+                 "        path: /spec/chart/spec/version\n        value: 8.0.0\n")
 
 
 def listed(files: dict, env: str, entries: list) -> dict:
@@ -262,3 +265,118 @@ def test_a_file_whose_build_said_a_problem_is_not_taken_away_on_its_own():
     files["apps/dev/broken.yaml"] = app_file("broken", "app1") + "---\nkey: [open\n"  # its release read, then an error
     files = listed(files, "dev", entries(files, "dev") + ["broken.yaml"])
     assert followed(files, listed(files, "dev", entries(files, "dev")[:-1])) is None
+
+
+# ---- a folder listed anew: an app's base added to an environment's overlay ----------------------
+
+def base(name: str, namespace: str, extra: dict = None, kustomization: str = "") -> dict:
+    """{path: text} of `apps/base/<name>`: its kustomization (listing the release, its source and a
+    Namespace object discovery never reads), and those files."""
+    folder = f"apps/base/{name}"
+    files = {f"{folder}/release.yaml": app_file(name, namespace),
+             f"{folder}/repository.yaml": repository(namespace),
+             f"{folder}/namespace.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n",
+             f"{folder}/kustomization.yaml": kustomization or
+             "resources:\n  - namespace.yaml\n  - repository.yaml\n  - release.yaml\n"}
+    return {**files, **(extra or {})}
+
+
+def test_a_folder_listed_anew_is_walked_on_its_own_in_its_place():
+    files = fleet(APPS)
+    after = listed({**files, **base("new", "fresh")}, "qa", ["../base/new"] + entries(files, "qa"))
+    held = followed(files, after)
+    assert held is not None
+    assert [p.version for p in held.pins if (p.environment, p.app, p.part) == ("qa", "new", "chart")] == ["7.0.0"]
+    # the same folder listed by another environment too, which already has it (a promotion)
+    both = listed(after, "prod", entries(after, "prod") + ["../base/new"])
+    assert followed(after, both) is not None
+
+
+def test_a_folder_with_a_patch_of_its_own_and_a_namespace():
+    files = fleet(APPS)
+    patched = base("new", "fresh", {"apps/base/new/values.yaml": (
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: new\n  namespace: fresh\n"
+        "spec:\n  chart:\n    spec:\n      version: 7.7.7\n")},
+        "namespace: team\nresources:\n  - repository.yaml\n  - release.yaml\npatches:\n  - path: values.yaml\n")
+    after = listed({**files, **patched}, "qa", entries(files, "qa") + ["../base/new"])
+    held = followed(files, after)
+    assert held is not None
+    assert [(p.app, p.namespace, p.version) for p in held.pins if (p.environment, p.app) == ("qa", "new")][0] == \
+        ("new", "team", "7.7.7")
+
+
+FOLDERS_REFUSED = {
+    "a file missing in it": lambda: base("new", "fresh", kustomization="resources:\n  - release.yaml\n  - gone.yaml\n"),
+    "a replacement": lambda: base("new", "fresh", kustomization=(
+        "resources:\n  - repository.yaml\n  - release.yaml\nreplacements:\n  - source:\n      kind: HelmRelease\n"
+        "      name: new\n      fieldPath: spec.values.replicaCount\n    targets: []\n")),
+    "an image it sets": lambda: base("new", "fresh", kustomization=(
+        "resources:\n  - repository.yaml\n  - release.yaml\nimages:\n  - name: ghcr.io/acme/new\n    newTag: 2.0.0\n")),
+    "a variable named": lambda: base("new", "fresh", {"apps/base/new/release.yaml": app_file("new", "fresh").replace(
+        "replicaCount: 1", "replicaCount: ${REPLICAS}")}),
+    "a Flux Kustomization in it": lambda: base("new", "fresh", {"apps/base/new/namespace.yaml": (
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: x\n  namespace: fresh\n"
+        "spec:\n  path: ./nowhere\n")}),
+    "a source its environment has": lambda: base("new", "app1"),
+    "a release its environment has": lambda: base("new", "fresh", {"apps/base/new/release.yaml": app_file("app2", "app2")}),
+    "a file the environment reads": lambda: base("new", "fresh", kustomization=(
+        "resources:\n  - repository.yaml\n  - release.yaml\n  - ../../qa/app1-app1.yaml\n")),
+    "a loop": lambda: base("new", "fresh", kustomization="resources:\n  - repository.yaml\n  - release.yaml\n"
+                           "  - ../../qa\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOLDERS_REFUSED))
+def test_what_the_proof_does_not_cover_of_a_folder_builds_it_again(case):
+    files = fleet(APPS)
+    assert followed(files, listed({**files, **FOLDERS_REFUSED[case]()}, "qa", entries(files, "qa") + ["../base/new"])) is None
+
+
+def test_a_folder_whose_parent_an_environment_walks_builds_it_again():
+    """dev lists `../base` itself, a folder without kustomization: every file under it is dev's,
+    and a folder added there is one more for dev."""
+    files = fleet(APPS)
+    files = listed({**files, **base("old", "old")}, "dev", entries(files, "dev") + ["../base"])
+    after = listed({**files, **base("new", "fresh")}, "qa", entries(files, "qa") + ["../base/new"])
+    assert followed(files, after) is None
+
+
+def test_a_folder_taken_away_builds_it_again():
+    files = listed({**fleet(APPS), **base("new", "fresh")}, "qa", entries(fleet(APPS), "qa") + ["../base/new"])
+    assert followed(files, listed(files, "qa", entries(fleet(APPS), "qa"))) is None
+
+
+def test_a_folder_s_patches_act_on_its_objects_before_the_overlay_s():
+    """qa's overlay pins `new` to 8.0.0 before it exists (a target selecting nothing yet); the
+    folder listed then pins it to 7.7.7 in its own kustomization: kustomize applies the folder's
+    patch first, the overlay's last."""
+    files = fleet(APPS)
+    listing = entries(files, "qa")
+    files[QA] = "patches:\n" + OVERLAY_PATCH + files[QA]  # before `resources:`, which ``listed`` rewrites
+    folder = base("new", "fresh", {"apps/base/new/pin.yaml": "- op: replace\n  path: /spec/chart/spec/version\n"
+                                                            "  value: 7.7.7\n"},
+                  "resources:\n  - repository.yaml\n  - release.yaml\npatches:\n  - path: pin.yaml\n    target:\n"
+                  "      kind: HelmRelease\n      name: new\n")
+    held = followed(files, listed({**files, **folder}, "qa", listing + ["../base/new"]))
+    assert held is not None
+    assert [p.version for p in held.pins if (p.environment, p.app, p.part) == ("qa", "new", "chart")] == ["8.0.0"]
+
+
+def test_a_folder_s_patches_select_in_its_own_scope():
+    """dev's overlay is the first kustomization discovery walks; a folder added there patches
+    `app1` by name, which it does not hold: app1, of the overlay, is not patched."""
+    files = fleet(APPS)
+    folder = base("new", "fresh", {"apps/base/new/pin.yaml": "- op: replace\n  path: /spec/chart/spec/version\n"
+                                                            "  value: 9.9.9\n"},
+                  "resources:\n  - repository.yaml\n  - release.yaml\npatches:\n  - path: pin.yaml\n    target:\n"
+                  "      kind: HelmRelease\n      name: app1\n")
+    after = listed({**files, **folder}, "dev", entries(files, "dev") + ["../base/new"])
+    assert followed(files, after) is not None
+    # app1 read again next (a label): the folder's patch is of the folder's scope, not the overlay's
+    labelled = {**after, "apps/dev/app1-app1.yaml": after["apps/dev/app1-app1.yaml"].replace(
+        "metadata:\n", "metadata:\n  labels:\n    tier: canary\n", 1)}
+    config = settings()
+    known = follow(discover(MemTree(files), config), MemTree(files), MemTree(after), config)
+    held = reread(known, MemTree(after), MemTree(labelled), config)
+    assert held is not None and held.pins == discover(MemTree(labelled), config).pins
+    assert [p.version for p in held.pins if (p.environment, p.app, p.part) == ("dev", "app1", "chart")] == ["6.5.0"]

@@ -36,7 +36,7 @@ from ..flux.kustomize import RELEVANT_KINDS
 from ..flux.tree_index import TreeIndex
 from ..flux import units
 from ..flux.units import Reading
-from ..flux.manifests import DEFAULT_CACHE, FileTree, parse_documents
+from ..flux.manifests import DEFAULT_CACHE, FileTree
 from ..model import CHART, Pin
 from ..settings import Settings
 from ..versions import is_range
@@ -261,10 +261,12 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
     values: dict = {}  # location -> the text now written there
     for path in read:
         old_text, new_text = old.read(path), new.read(path)
-        if _read_alike(old, new, path, old_text, new_text):
+        # Parsed once, through the cache: the steps after this one read the new text too.
+        parsed = DEFAULT_CACHE.get(old, path), DEFAULT_CACHE.get(new, path)
+        if _read_alike(old, new, path, old_text, new_text, parsed):
             continue
         rewritten = rewrites.rewritten([known.pins[i] for i in known.at_file.get(path, ())], old_text, new_text,
-                               images.markers(new, path))
+                                       images.markers(new, path), parsed)
         if rewritten is None:
             return None
         values.update(rewritten)
@@ -310,10 +312,12 @@ def _moved(known: Known, old: FileTree, pins: tuple, parts: tuple, moves: tuple)
     return carried
 
 
-def _read_alike(old: FileTree, new: FileTree, path: str, old_text: str, new_text: str) -> bool:
-    """Whether discovery reads the file's two texts alike, door by door (see the module's doc)."""
+def _read_alike(old: FileTree, new: FileTree, path: str, old_text: str, new_text: str, parsed: tuple) -> bool:
+    """Whether discovery reads the file's two texts alike, door by door (see the module's doc);
+    ``parsed``: their documents (``DocumentCache.get``)."""
+    before, after = parsed
     return (any(k in old_text for k in RELEVANT_KINDS) == any(k in new_text for k in RELEVANT_KINDS)
-            and parse_documents(old_text) == parse_documents(new_text)
+            and (before.docs, before.error) == (after.docs, after.error)
             and images.markers(old, path) == images.markers(new, path)
             and sharing.file_references(old, path) == sharing.file_references(new, path))
 

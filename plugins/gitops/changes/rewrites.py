@@ -17,16 +17,21 @@ from ..model import PinLocation
 from ..safeyaml import events
 
 
-def rewritten(pins: list, old_text: str, new_text: str, marked: dict) -> Optional[dict]:
+def rewritten(pins: list, old_text: str, new_text: str, marked: dict, parsed: Optional[tuple] = None
+              ) -> Optional[dict]:
     """``{location: new text}`` when ``new_text`` is ``old_text`` with only the scalars of
     ``pins`` rewritten; else None. ``marked``: the file's setter markers (``images.markers``),
-    the same in both texts when only those scalars changed."""
+    the same in both texts when only those scalars changed; ``parsed``: the two texts' documents
+    when parsed already (``DocumentCache.get``: never changed in place)."""
     readers: dict = {}
     for pin in pins:
         readers.setdefault(pin.location, []).append(pin)
     moving = [location for location, at in readers.items()
               if not any(p.refusal or p.unknown for p in at) and not _read_otherwise(location, marked)]
-    (old_docs, old_error), (new_docs, new_error) = parse_documents(old_text), parse_documents(new_text)
+    if parsed is None:
+        (old_docs, old_error), (new_docs, new_error) = parse_documents(old_text), parse_documents(new_text)
+    else:
+        (old_docs, old_error), (new_docs, new_error) = ((p.docs, p.error) for p in parsed)
     if old_error or new_error or len(old_docs) != len(new_docs):
         return None
     values = {}

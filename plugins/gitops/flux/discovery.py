@@ -127,7 +127,7 @@ def refold(before: tuple, folded: tuple, parts: tuple, settings: Settings) -> tu
             continue
         for old, new in ((tuple(zip(was.pins, was.variables)), tuple(zip(now.pins, now.variables))),
                          (was.overlay_images, now.overlay_images), (was.release_images, now.release_images)):
-            for p in (p for middle in _differing(old, new) for p in middle):
+            for p in (p for middle in differing(old, new) for p in middle):
                 _seed(p[0] if isinstance(p, tuple) else p, lines, names)
         for old, new in ((was.replacement_sources, now.replacement_sources), (was.references, now.references)):
             if old != new:
@@ -172,7 +172,7 @@ def _fold(chosen: list, parts: list, settings: Settings) -> tuple:
     return sharing.finish(qualify_clashes(pins), [e.name for e in settings.environments])
 
 
-def _differing(old: tuple, new: tuple) -> tuple:
+def differing(old: tuple, new: tuple) -> tuple:
     """(the items of ``old``, those of ``new``) past what both start and end with."""
     start, end, common = 0, 0, min(len(old), len(new))
     while start < common and old[start] == new[start]:

@@ -179,7 +179,7 @@ class Walker:
         self.build.kustomizations.append((kfile, spec_index, chain))
         for key in ("resources", "bases"):
             for entry in strings(spec.get(key)):
-                self._include(folder, kfile, entry, chain, stack)
+                self.include(folder, kfile, entry, chain, stack)
         for entry in strings(spec.get("components")):
             target = join_path(folder, entry)
             component = self.index.kustomization(target) if self.index.is_dir(target) else None
@@ -190,7 +190,9 @@ class Walker:
             self.build.replacements.append((kid if patch_scope is None else patch_scope, folder, kfile,
                                             spec["replacements"]))
 
-    def _include(self, folder: str, kfile: str, entry: str, chain: tuple, stack: frozenset) -> None:
+    def include(self, folder: str, kfile: str, entry: str, chain: tuple, stack: frozenset) -> None:
+        """One entry of the `resources:` of ``kfile`` (in ``folder``), reached through ``chain``;
+        ``stack``: the folders of the kustomizations on the way (a loop is skipped)."""
         if "://" in entry or "?ref=" in entry or entry.startswith(("github.com/", "git@")):
             return  # a remote base: not in this repository
         target = join_path(folder, entry)
@@ -297,8 +299,8 @@ class Walker:
 class ScopeIds:
     """Patch scope ids, unique across every build of one discovery."""
 
-    def __init__(self):
-        self._last = 0
+    def __init__(self, last: int = 0):
+        self._last = last  # ids up to it are taken (a build walked on, ``folder_entries``)
 
     def next(self) -> int:
         self._last += 1

@@ -42,8 +42,9 @@ from .held_releases import ReleaseFiles, from_file, read_again
 from .kustomize import KUSTOMIZATION_FILES, Build, Walker, join_path
 from .kustomizations import Unit
 from .manifests import DocumentCache, FileTree
-from .patches import applies, selects_releases_only
-from .resource_lists import changed_spec, walked_once
+from .discovery import differing
+from .patches import applies, literal, selected_name, selects_releases_only
+from .kustomization_edits import changed_spec, walked_once
 from .tree_index import TreeIndex
 from ..settings import Settings
 
@@ -128,7 +129,9 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
         if sharing.unit_references(unit, old, cache) != sharing.unit_references(again, new, cache):
             return None  # a `${VAR}` named more or fewer times: its other uses change
         built[position] = again
-        selecting.append((position, before + patches))
+        # Past what both start and end with, the patches differ: a release only the others
+        # select is patched alike (the same patches, in the same order).
+        selecting.append((position, [p for middle in differing(before, patches) for p in middle]))
         was_named.update(p.file for p in before if from_file(p))
         now_named.update(p.file for p in patches if from_file(p))
     named, unnamed = now_named - was_named, was_named - now_named
@@ -139,9 +142,9 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
     read = (part.read - gone) | named
     if not read.isdisjoint(change.removed):
         return None
-    touched = {id(h): (h, None) for h in kept.held
-               if any(h.unit == position and any(applies(p, h.resource) for p in patches)
-                      for position, patches in selecting)}
+    touched = {}
+    for position, patches in selecting:
+        touched.update(_selected(kept, position, patches))
     again = replace(kept, units=tuple(built), patch_files=(kept.patch_files - gone) | named)
     found = read_again(part, again, touched, new, settings, cache, _same_release)
     if found is None:
@@ -189,6 +192,17 @@ def _spliced(kept: ReleaseFiles, unit: Unit, chain: tuple, before: list, patches
     if any(scope in h.resource.scopes and not h.resource.scopes <= around for h in kept.held):
         return None  # a second route's patches: where kustomize applies these among them is its walk's
     return made[:start] + patches + made[start:]
+
+
+def _selected(kept: ReleaseFiles, position: int, patches: list) -> dict:
+    """{id: (HeldRelease, None)} of the releases of the unit at ``position`` that ``patches``
+    select; by the names they select when each selects one (not the fleet's releases each)."""
+    names = {selected_name(p) for p in patches}
+    candidates = kept.held
+    if all(literal(name) for name in names):
+        candidates = [h for h in kept.held if h.resource.name in names or not names.isdisjoint(h.resource.names)]
+    return {id(h): (h, None) for h in candidates
+            if h.unit == position and any(applies(p, h.resource) for p in patches)}
 
 
 def _same_release(before, after) -> bool:

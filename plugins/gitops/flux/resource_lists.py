@@ -1,6 +1,7 @@
-"""A kustomization's `resources:` grown or shrunk by files of HelmReleases (an app added to an
-environment, or taken away): those releases read, or let go, on their own inside the build that
-lists them, so that an app added costs the app, not a build of its environment.
+"""A kustomization's `resources:` grown or shrunk by files of HelmReleases, or grown by a folder
+(an app added to an environment, or taken away; an app's base listed by one more overlay): those
+releases read, or let go, on their own inside the build that lists them, so that an app added
+costs the app, not a build of its environment.
 
 The proof is by construction, as ``release_files``'. Kustomize reads a kustomization's entries in
 order, each file's objects given the kustomization's route (its scopes, namespace and names:
@@ -8,7 +9,7 @@ order, each file's objects given the kustomization's route (its scopes, namespac
 kustomization files and add or remove files when, for each environment reading them:
 - the kustomization is walked once, as its folder's kustomization (the one kustomize finds there
   first), with no `bases:` or `components:`; its documents are equal but for its `resources:`,
-  whose entries it keeps in the same order; the entries added or taken away are files in its
+  whose entries it keeps in the same order; the files added or taken away are entries of its
   folder (a name: kustomize reads that folder only through the kustomization), not named as one;
 - a file added parses, holds HelmReleases and chart sources only (no Kustomization, no
   GitRepository: what ``kustomizations`` follows stands), names no `${VAR}` (a variable's uses
@@ -17,11 +18,18 @@ kustomization files and add or remove files when, for each environment reading t
   find stands); each of its releases is read as discovery reads it (the unit's patches and
   variables, a source its environment found at its last build or this file holds) with a name no
   other release of the environment has;
+- a folder added is walked on its own as the build walks it there (``folder_entries``: no
+  problem, no replacement, no `images:`, no `${VAR}`); its objects are HelmReleases and chart
+  sources as above (an object the environment builds already, which kustomize would merge with
+  it, has a name or key taken), or of kinds discovery never reads; what it looked for joins what
+  the environment looked for; the files the commit adds under it change the listing of folders no
+  environment looked into before;
 - a file taken away was read as those releases and chart sources only, each once through this
   kustomization; its releases looked for nothing outside their environment's builds; no release
   left finds its sources (``HeldRelease.uses``), no other source of the environment has their
   keys, no environment looked for them elsewhere; no release is defined twice (which one is kept
-  would move) and one is left;
+  would move) and one is left (a folder taken away builds the environment again: what its walk
+  looked for may be another's too);
 - no environment looked up what the changed files hold, none walks the whole listing or looked
   for a path the commit adds or removes, and the rest of the commit touches none
   (``units.Part.touched``).
@@ -35,11 +43,12 @@ import posixpath
 from dataclasses import replace
 from typing import Optional
 
-from . import images, releases, sharing, units
+from . import folder_entries, images, releases, sharing, units
 from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, join_path, resource, strings
 from .manifests import DocumentCache, FileTree
 from .chart_sources import CHART_SOURCE_KINDS, source_key
 from .held_releases import Answers, HeldRelease, ReleaseFiles, read_release
+from .kustomization_edits import changed_spec, walked_once
 from .tree_index import TreeIndex
 from ..settings import Settings
 
@@ -65,13 +74,20 @@ def relist(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
         added.update(join_path(folder, e) for e in set(after) - set(before))
         taken.update(join_path(folder, e) for e in set(before) - set(after))
     listed = added | taken
-    rest = units.Change(frozenset(), frozenset(change.added - listed), frozenset(change.removed - listed))
+    after = index.moved(change.added, change.removed)
+    # The files of a folder listed anew that the commit adds: the folder's listing, and those of
+    # the folders around it, change; no environment may have looked there before.
+    within = frozenset(path for path in change.added for folder in added - after.files
+                       if path.startswith(folder + "/"))
+    around = units.Change(frozenset(), within, frozenset()).folders
+    rest = units.Change(frozenset(), frozenset(change.added - listed - within), frozenset(change.removed - listed))
     keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()
     elsewhere = frozenset().union(*(p.looked_up for p in parts))
-    done = []
+    done, came = [], set(added & after.files)
     for part in parts:
         if part.listed_everything or not part.listed_paths.isdisjoint(change.listed) or \
-                not part.looked_up.isdisjoint(keys) or (rest and part.touched(rest, keys)):
+                not part.looked_up.isdisjoint(keys) or (rest and part.touched(rest, keys)) or \
+                not part.listed_folders.isdisjoint(around):
             return None
         mine = sorted(kfile for kfile in edits if kfile in part.read)
         if not mine:
@@ -79,12 +95,14 @@ def relist(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
                 return None  # it reads such a file otherwise
             done.append(part)
             continue
-        found = _relist_part(part, {k: edits[k] for k in mine}, old, new, index, change, elsewhere, settings, cache)
+        found = _relist_part(part, {k: edits[k] for k in mine}, old, new, index, after, change, elsewhere,
+                             settings, cache)
         if found is None:
             return None
-        done.append(found)
+        done.append(found[0])
+        came |= found[1]
     done = tuple(done)
-    return done, units.reads_after(read, done, change, added, taken), index.moved(change.added, change.removed)
+    return done, units.reads_after(read, done, change, came, taken), after
 
 
 def _entries(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
@@ -102,50 +120,36 @@ def _entries(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> 
             [e for e in before if e in now_listed] != [e for e in after if e in was_listed]:
         return None
     for entry in [e for e in before if e not in now_listed] + [e for e in after if e not in was_listed]:
-        if entry != entry.strip() or "/" in entry or entry in (".", "..") or entry in KUSTOMIZATION_FILES:
+        if entry != entry.strip() or entry in (".", "..") or posixpath.basename(entry) in KUSTOMIZATION_FILES:
             return None
+        if "/" in entry and (entry in was_listed or "://" in entry or "?ref=" in entry):
+            return None  # a file taken away is one of its folder's; an entry added may be a folder
     if sharing.file_references(old, kfile, cache) != sharing.file_references(new, kfile, cache) or \
             images.markers(old, kfile, cache) != images.markers(new, kfile, cache):
         return None
     return before, after
 
 
-def changed_spec(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache, keys: tuple) -> Optional[tuple]:
-    """(its spec's document, the spec before, after) when a kustomization's documents are equal
-    but for ``keys`` of its spec (the first mapping, in both); else None."""
-    was, now = cache.get(old, kfile), cache.get(new, kfile)
-    if was.error or now.error or len(was.docs) != len(now.docs):
-        return None
-    spec = next((i for i, d in enumerate(now.docs) if isinstance(d, dict)), None)
-    if spec is None or spec != next((i for i, d in enumerate(was.docs) if isinstance(d, dict)), None):
-        return None
-    if any(a != b for i, (a, b) in enumerate(zip(was.docs, now.docs)) if i != spec):
-        return None
-    a, b = was.docs[spec], now.docs[spec]
-    if {k: v for k, v in a.items() if k not in keys} != {k: v for k, v in b.items() if k not in keys}:
-        return None
-    return spec, a, b
-
-
-def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, index: TreeIndex,
+def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, index: TreeIndex, after: TreeIndex,
                  change: units.Change, elsewhere: frozenset, settings: Settings, cache: DocumentCache
-                 ) -> Optional[units.Part]:
-    """The part with the files its kustomizations (``edits``) list no more let go, then those they
-    list anew read; ``elsewhere``: every key an environment looked for outside its builds."""
+                 ) -> Optional[tuple]:
+    """(the part with the files its kustomizations (``edits``) list no more let go, then the files
+    and folders they list anew read; the files it reads anew) or None; ``elsewhere``: every key
+    an environment looked for outside its builds."""
     kept: ReleaseFiles = part.release_files
     if kept is None:
         return None
-    routes = []  # (its unit's position, its route, where its releases are, entries before, after)
+    routes = []  # (its unit's position, its route, where its releases are, entries before, after, it)
     gone, gone_keys, taken = set(), set(), set()  # id() of the HeldReleases, keys of the sources
-    for kfile, (before, after) in edits.items():
+    for kfile, (before, entries) in edits.items():
         walked = walked_once(kept, kfile, index, change)
         if walked is None:
             return None
         position, chain = walked
         folder = posixpath.dirname(kfile)
         was_listed = set(before)
-        out = {join_path(folder, e) for e in was_listed - set(after)}
-        slots = _slots(kept, position, chain, folder, after, out)
+        out = {join_path(folder, e) for e in was_listed - set(entries)}
+        slots = _slots(kept, position, chain, folder, entries, out)
         if slots is None:
             return None
         for path in out:
@@ -155,32 +159,68 @@ def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, in
             gone.update(id(h) for h in found[0])
             gone_keys |= found[1]
         taken |= out
-        routes.append((position, chain, slots, was_listed, folder, after))
+        routes.append((position, chain, slots, was_listed, folder, entries, kfile))
     if gone and any(h.pin < 0 or not gone_keys.isdisjoint(h.uses) for h in kept.held if id(h) not in gone):
         return None  # a release defined twice may be the one kept then, or one finds a source taken away
     names = {(p.namespace, p.app) for p in part.pins} - \
         {(part.pins[h.pin].namespace, part.pins[h.pin].app) for h in kept.held if id(h) in gone}
     more: dict = {}  # the sources the files added hold: key -> (resource, unit position)
     placed = []  # (place in kept.held before which they go, [(HeldRelease, pin, image pins, variable)])
-    added, reading = set(), units.Reading(new)
-    for position, chain, slots, was_listed, folder, after in routes:
-        for j, entry in enumerate(after):
+    added, asked, looked, reading = set(), set(), set(), units.Reading(new)
+    for position, chain, slots, was_listed, folder, entries, kfile in routes:
+        for j, entry in enumerate(entries):
             if entry in was_listed:
                 continue
             path = join_path(folder, entry)
-            if not (path in change.added or path in index.files and path not in change.removed) or \
-                    path in part.read or path in part.listed_paths:
-                return None  # not there, or the environment read it or looked for it before
-            found = _added(part, kept, position, chain, path, new, names, more, gone_keys, elsewhere, reading,
-                           settings, cache)
+            folder_entry = path not in after.files
+            if not folder_entry:
+                if "/" in entry or path in part.read or path in part.listed_paths:
+                    return None  # a file of another folder, or one the environment read or looked for
+                resources, files = _file_resources(path, new, chain, cache), {path}
+            else:  # a folder: walked on its own, its objects one more app of the environment
+                walked = folder_entries.walk(new, after, cache, part.environment, kept.units[position], kfile,
+                                             entry, chain)
+                if walked is None:
+                    return None
+                kept = _with_walked(kept, position, walked)
+                resources, files = walked.resources, walked.read
+                asked |= walked.asked
+                looked |= walked.folders
+            found = None if resources is None else _added(part, kept, position, resources, folder_entry, names,
+                                                          more, gone_keys, elsewhere, reading, settings, cache)
             at = None if found is None else _place(slots, j)
             if at is None:
                 return None
             placed.append((at, found))
-            added.add(path)
+            added |= files
     if not reading.paths <= added:
         return None  # a release read another file
-    return _moved(part, kept, gone, gone_keys, more, placed, taken, added)
+    moved = _moved(part, kept, gone, gone_keys, more, placed, taken, added)
+    if moved is None:
+        return None
+    if asked or looked:  # what walking the folders looked for: a build of the environment does too
+        moved = replace(moved, listed_paths=moved.listed_paths | (asked - moved.read),
+                        listed_folders=moved.listed_folders | looked)
+    return moved, added
+
+
+def _file_resources(path: str, new: FileTree, chain: tuple, cache: DocumentCache) -> Optional[list]:
+    """The objects of a file listed anew, as the build makes them through ``chain``, when it
+    parses, holds documents only mappings, and names no `${VAR}`; else None."""
+    parsed = cache.get(new, path, RELEVANT_KINDS)
+    if parsed.error or not parsed.docs or sharing.file_references(new, path, cache) or \
+            not all(isinstance(doc, dict) for doc in parsed.docs):
+        return None
+    return [resource(path, i, doc, chain) for i, doc in enumerate(parsed.docs)]
+
+
+def _with_walked(kept: ReleaseFiles, position: int, walked) -> ReleaseFiles:
+    """``kept`` with the unit at ``position`` holding a folder walked on its own, its patch files
+    and its files of chart sources only."""
+    releases_in = {res.file for res in walked.resources if res.kind == "HelmRelease"}
+    return replace(kept, units=kept.units[:position] + (walked.unit,) + kept.units[position + 1:],
+                   patch_files=kept.patch_files | walked.patch_files,
+                   source_files=kept.source_files | (walked.resource_files - releases_in))
 
 
 def _taken(kept: ReleaseFiles, position: int, chain: tuple, path: str, old: FileTree, elsewhere: frozenset,
@@ -208,23 +248,6 @@ def _taken(kept: ReleaseFiles, position: int, chain: tuple, path: str, old: File
             return None
         keys.add(key)
     return held, keys
-
-
-def walked_once(kept: ReleaseFiles, kfile: str, index: TreeIndex, change: units.Change) -> Optional[tuple]:
-    """(its unit's position, its route) when the environment walks the kustomization once, as the
-    one kustomize finds first in its folder (before and after the commit)."""
-    found = [(i, chain) for i, unit in enumerate(kept.units) for k, _, chain in unit.build.kustomizations
-             if k == kfile]
-    if len(found) != 1:
-        return None
-    folder = posixpath.dirname(kfile)
-    for name in KUSTOMIZATION_FILES:
-        path = posixpath.join(folder, name) if folder else name
-        if path == kfile:
-            return found[0]
-        if path in index.files or path in change.added:
-            return None
-    return None
 
 
 def _slots(kept: ReleaseFiles, position: int, chain: tuple, folder: str, after: list, taken: set
@@ -273,25 +296,22 @@ def _place(slots: list, entry: int) -> Optional[int]:
     return next((i for e, i in slots if e > entry), None)
 
 
-def _added(part: units.Part, kept: ReleaseFiles, position: int, chain: tuple, path: str, new: FileTree,
-           names: set, more: dict, gone_keys: set, elsewhere: frozenset, reading: units.Reading,
-           settings: Settings, cache: DocumentCache) -> Optional[list]:
-    """[(HeldRelease, pin, image pins, variable)] of a file added to a kustomization's list, when
-    it parses, holds HelmReleases and chart sources only (keys no source of its environment has
-    and none looked for elsewhere), names no `${VAR}`, and each of its releases reads as one more
-    (a new name, sources its environment found or this file holds)."""
-    parsed = cache.get(new, path, RELEVANT_KINDS)
-    if parsed.error or not parsed.docs or sharing.file_references(new, path, cache):
-        return None
+def _added(part: units.Part, kept: ReleaseFiles, position: int, resources: list, walked: bool, names: set,
+           more: dict, gone_keys: set, elsewhere: frozenset, reading: units.Reading, settings: Settings,
+           cache: DocumentCache) -> Optional[list]:
+    """[(HeldRelease, pin, image pins, variable)] of the objects of what a kustomization lists
+    anew, when they are HelmReleases and chart sources only (keys no source of its environment
+    has and none looked for elsewhere; a folder ``walked`` may hold objects of kinds discovery
+    never reads too), and each of its releases reads as one more (a new name, sources its
+    environment found or these hold)."""
     made, sources = [], {}
-    for i, doc in enumerate(parsed.docs):
-        if not isinstance(doc, dict):
-            return None
-        res = resource(path, i, doc, chain)
+    for res in resources:
         if res.kind == "HelmRelease" and res.api_version.startswith(releases.HELM_API):
             made.append(res)
             continue
         key = _chart_source(res)
+        if key is None and walked and res.kind not in RELEVANT_KINDS:
+            continue
         if key is None or key in kept.own and key not in gone_keys or key in more or key in sources or \
                 key in elsewhere:
             return None

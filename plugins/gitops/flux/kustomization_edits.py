@@ -1,0 +1,48 @@
+"""A kustomization a commit changed, as the incremental steps that read it again see it
+(``resource_lists``, ``patch_lists``): its spec before and after when only some of its keys
+changed, and where an environment's build walks it.
+"""
+from __future__ import annotations
+
+import posixpath
+from typing import Optional
+
+from . import units
+from .held_releases import ReleaseFiles
+from .kustomize import KUSTOMIZATION_FILES
+from .manifests import DocumentCache, FileTree
+from .tree_index import TreeIndex
+
+
+def changed_spec(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache, keys: tuple) -> Optional[tuple]:
+    """(its spec's document, the spec before, after) when a kustomization's documents are equal
+    but for ``keys`` of its spec (the first mapping, in both); else None."""
+    was, now = cache.get(old, kfile), cache.get(new, kfile)
+    if was.error or now.error or len(was.docs) != len(now.docs):
+        return None
+    spec = next((i for i, d in enumerate(now.docs) if isinstance(d, dict)), None)
+    if spec is None or spec != next((i for i, d in enumerate(was.docs) if isinstance(d, dict)), None):
+        return None
+    if any(a != b for i, (a, b) in enumerate(zip(was.docs, now.docs)) if i != spec):
+        return None
+    a, b = was.docs[spec], now.docs[spec]
+    if {k: v for k, v in a.items() if k not in keys} != {k: v for k, v in b.items() if k not in keys}:
+        return None
+    return spec, a, b
+
+
+def walked_once(kept: ReleaseFiles, kfile: str, index: TreeIndex, change: units.Change) -> Optional[tuple]:
+    """(its unit's position, its route) when the environment walks the kustomization once, as the
+    one kustomize finds first in its folder (before and after the commit)."""
+    found = [(i, chain) for i, unit in enumerate(kept.units) for k, _, chain in unit.build.kustomizations
+             if k == kfile]
+    if len(found) != 1:
+        return None
+    folder = posixpath.dirname(kfile)
+    for name in KUSTOMIZATION_FILES:
+        path = posixpath.join(folder, name) if folder else name
+        if path == kfile:
+            return found[0]
+        if path in index.files or path in change.added:
+            return None
+    return None
