@@ -193,6 +193,11 @@ def layouts(draw) -> tuple:
         files[f"apps/base/{app}/{draw(st.sampled_from(KUSTOMIZATION_FILES))}"] = kustomization(
             [name] + (["repository.yaml"] if where == "base" else []))
         files[f"apps/base/{app}/{name}"] = release(app, version, image, draw(st.booleans()))
+        if flux and draw(st.booleans()):  # a variable no pin reads (``retune`` commits change it)
+            files[f"apps/base/{app}/{name}"] = files[f"apps/base/{app}/{name}"].replace(
+                "replicaCount: 1", "replicaCount: ${REPLICAS}")
+            for env in ENVIRONMENTS:
+                variables[env]["REPLICAS"] = "1"
         files[{"base": f"apps/base/{app}/repository.yaml", "first": f"apps/{ENVIRONMENTS[0]}/{app}-repository.yaml",
                "outside": f"infra/{app}/repository.yaml"}[where]] = repository(app)
         if through_variable:
@@ -386,6 +391,16 @@ def change_variable(files: dict, pins: tuple, draw) -> dict:
     value = draw(st.sampled_from(('"6.9.0"', "6.9.1", "${OTHER}", "")))
     return {**files, path: files[path].replace(line, line[:line.index(": ") + 2] + value, 1)}
 
+
+
+def retune(files: dict, pins: tuple, draw) -> dict:
+    """A postBuild variable no pin reads as a version (`REPLICAS`) given another value."""
+    candidates = [(p, line) for p in sorted(files) for line in files[p].split("\n") if "REPLICAS: " in line]
+    if not candidates:
+        return files
+    path, line = draw(st.sampled_from(candidates))
+    value = draw(st.sampled_from(("2", '"3"', "${OTHER}")))
+    return {**files, path: files[path].replace(line, line[:line.index(": ") + 2] + value, 1)}
 
 HELM_RELEASE = "kind: HelmRelease\nmetadata:\n"
 
@@ -619,7 +634,7 @@ COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, re
            add_file, remove_file, unread, other_value, change_source, change_variable, label, label,
            release_edit, release_edit, add_app, add_app, use_variable, add_release_file, add_release_file,
            take_release_file, take_release_file, add_patch, add_patch, take_patch, take_patch,
-           list_base, list_base)
+           list_base, list_base, retune, retune)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

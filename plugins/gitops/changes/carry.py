@@ -19,8 +19,9 @@ list) is not carried: None. ``follow`` then reads again on their own the files o
 the commit changed, where ``flux.release_files`` proves that enough (a label, a value: ``reread``),
 or those a kustomization lists anew or no more, where ``flux.resource_lists`` does (an app added
 or taken away: ``relist``), or those whose patches a kustomization changed, where
-``flux.patch_lists`` does (a patch added, edited or taken away: ``repatch``), and else builds again
-the environments the commit touched (``rediscover``). Pins then move in place when the fold across environments reads them alike, or
+``flux.patch_lists`` does (a patch added, edited or taken away: ``repatch``), or those naming
+variables a ConfigMap gave other values, where ``flux.variable_values`` does (``revalue``), and
+else builds again the environments the commit touched (``rediscover``). Pins then move in place when the fold across environments reads them alike, or
 the fold reads again only those it may read otherwise (``discovery.refold``): never the fleet.
 Ferry's own commits go through the same proof (``PinCache.derive``): one way an inventory moves on.
 """
@@ -31,7 +32,8 @@ from functools import cached_property
 from typing import Iterable, Optional
 
 from . import rewrites
-from ..flux import discovery, images, kustomizations, patch_lists, release_files, resource_lists, sharing
+from ..flux import (discovery, images, kustomizations, patch_lists, release_files, resource_lists, sharing,
+                    variable_values)
 from ..flux.kustomize import RELEVANT_KINDS
 from ..flux.tree_index import TreeIndex
 from ..flux import units
@@ -98,6 +100,8 @@ def follow(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     if found is None:
         found = repatch(known, old, new, settings, cache)
     if found is None:
+        found = revalue(known, old, new, settings, cache)
+    if found is None:
         found, _ = rediscover(known, old, new, settings, cache)
     return found
 
@@ -141,6 +145,16 @@ def reread(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     if known.read is None:
         return None
     found = release_files.reread(known.parts, old, new, settings, cache if cache is not None else DEFAULT_CACHE)
+    return None if found is None else _fold_moved(known, old, *found)
+
+
+def revalue(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
+    """What discovery finds in ``new`` when the commit only gave variables of ConfigMaps units
+    substitute from other values, the releases naming them read again on their own in each
+    environment (``variable_values``: a cluster's variable changed); else None."""
+    if known.read is None:
+        return None
+    found = variable_values.revalue(known.parts, old, new, settings, cache if cache is not None else DEFAULT_CACHE)
     return None if found is None else _fold_moved(known, old, *found)
 
 

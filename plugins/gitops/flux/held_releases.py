@@ -36,7 +36,9 @@ class HeldRelease(NamedTuple):
 class ReleaseFiles:
     """What one environment's builds keep to read files of HelmReleases again on their own."""
 
-    units: tuple  # its units with their patches, variables and kustomizations, not their resources
+    # its units with their patches, variables and kustomizations, not their resources; of a unit's
+    # Flux Kustomization only its name is read again (its document may be an older commit's)
+    units: tuple
     held: tuple  # every HelmRelease its builds made (HeldRelease), in build order
     files: dict  # file -> (HeldRelease, …): those of each file read only as a release file
     # (kind, namespace, name) -> (Resource, its unit: a position in ``units`` when one of the

@@ -223,9 +223,9 @@ def _variables(res: Resource, doc: dict, patches: list, parent: Unit, units: lis
     inline = {}
     for name, value in (post.get("substitute") or {}).items() if isinstance(post.get("substitute"), dict) else ():
         written, location, _ = origin(res, patches, ("spec", "postBuild", "substitute", name))
-        if written is None or "${" in written or written != _scalar_text(value):
+        if written is None or "${" in written or written != scalar_text(value):
             location = None  # composed by the parent's variables or patches: not one line here
-        inline[str(name)] = Variable(str(name), _scalar_text(value), location, where)
+        inline[str(name)] = Variable(str(name), scalar_text(value), location, where)
     sources = []
     for entry in post.get("substituteFrom") or ():
         if not isinstance(entry, dict):
@@ -251,7 +251,7 @@ def _variables(res: Resource, doc: dict, patches: list, parent: Unit, units: lis
             written, location, _ = origin(cm, cm_patches, ("data", key))
             if written is None or "${" in written:
                 location = None
-            found[str(key)] = Variable(str(key), _scalar_text(value), location, described)
+            found[str(key)] = Variable(str(key), scalar_text(value), location, described)
         sources.append(Source(described, found))
     return Variables(inline, tuple(sources), post.get("substituteStrategy") == "Always")
 
@@ -387,7 +387,8 @@ def _unlocated(patch):
     return replace(patch, located=False)
 
 
-def _scalar_text(value) -> Optional[str]:
+def scalar_text(value) -> Optional[str]:
+    """A variable's value as Flux substitutes it (None: not a scalar)."""
     if value is None or isinstance(value, (dict, list)):
         return None
     if isinstance(value, bool):

@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from . import sharing, units
+from . import sharing, units, variable_values
 from .chart_sources import CHART_SOURCE_KINDS
 from .held_releases import ReleaseFiles, from_file, read_again
 from .kustomize import RELEVANT_KINDS, Build, Patch
@@ -82,13 +82,14 @@ def after_versions(kept: ReleaseFiles, files, old: FileTree, new: FileTree, cach
                ) -> Optional[ReleaseFiles]:
     """``kept`` after versions carried in ``files`` (``changes.carry``), or None: a version in a
     release file moves nothing kept but its documents (read again for their names only); one
-    in a patch file moves its patches' bodies, read again; one elsewhere (a variable, a source,
-    a kustomization) moves what only a build makes again."""
+    in a patch file moves its patches' bodies, read again; one at a variable's line moves its
+    units' variables (``variable_values``); one elsewhere (a source, a kustomization) moves what
+    only a build makes again."""
     for path in files:
         if path in kept.patch_files:
             kept = _patches_read_again(kept, path, old, new, cache)
         elif path not in kept.files:
-            return None
+            kept = variable_values.after_versions(kept, path, old, new, cache)
         if kept is None:
             return None
     return kept
