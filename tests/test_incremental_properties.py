@@ -16,6 +16,7 @@ from gitops.changes.pins import build_inventory, moved_inventory
 from gitops.flux import images
 from gitops.settings import parse_settings
 from tests.carry_layouts import MemTree, commit, layouts
+from tests.following import kept
 from tests.test_carry_properties import assert_same_inventory
 
 EXAMPLES = int(os.environ.get("FERRY_INCREMENTAL_EXAMPLES", "300"))
@@ -64,13 +65,3 @@ def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
             inventory = build_inventory(str(step), [held], config)
         files, tree, known = new_files, new_tree, held
 
-
-def kept(part):
-    """What a part's builds keep of each HelmRelease (``held_releases.ReleaseFiles``) as later
-    commits read it: where it is, its names, its metadata (what patches select by), its pins and
-    its sources; None when it keeps nothing (a version carried in a variable lets go of it)."""
-    if part.release_files is None:
-        return None
-    return [(h.resource.file, h.resource.index, h.resource.namespace, h.resource.name, h.resource.names,
-             h.resource.doc.get("metadata"), h.pin, h.first_image, h.end_image, h.asked, h.uses)
-            for h in part.release_files.held]

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from gitops.changes.carry import discover, follow, repatch
-from gitops.changes.pins import build_inventory, moved_inventory
+from gitops.changes.carry import repatch
 from gitops.settings import parse_settings
-from tests.carry_layouts import MemTree, flux_entry
-from tests.test_carry_properties import assert_same_inventory
-from tests.test_incremental_properties import kept
+from tests import following
+from tests.carry_layouts import flux_entry
 from tests.test_refold import ENVIRONMENTS, fleet, settings
 
 APPS = {env: [(f"app{i}", f"app{i}") for i in range(4)] for env in ENVIRONMENTS}
@@ -26,22 +24,9 @@ def patch(name: str, path: str = "/spec/chart/spec/version", value: str = "7.1.0
 
 
 def followed(before: dict, after: dict, config=None):
-    """What ``repatch`` holds (or None), each of it and what the bot follows the commit to checked
-    against a fresh discovery, the inventory moved along."""
-    config = config or settings()
-    old, new = MemTree(before), MemTree(after)
-    known = discover(old, config)
-    fresh = discover(new, config)
-    held = repatch(known, old, new, config)
-    for found in filter(None, (held, follow(known, old, new, config))):
-        assert (found.pins, found.problems, found.read, found.parts) == \
-            (fresh.pins, fresh.problems, fresh.read, fresh.parts)
-        assert [kept(a) for a in found.parts] == [kept(b) for b in fresh.parts]
-        inventory = build_inventory("0", [known], config)
-        moved = moved_inventory(inventory, "1", [found.carried_from[1:]], found.problems, config)
-        assert_same_inventory(moved, build_inventory("1", [fresh], config))
-        assert (found.index.files, found.index.children) == (fresh.index.files, fresh.index.children)
-    return held
+    """What ``repatch`` holds after the commit (or None), checked against a fresh discovery
+    (``tests.following``)."""
+    return following.followed(repatch, before, after, config or settings())
 
 
 def test_a_patch_added_reads_the_release_it_selects_and_folds_its_pins_again():

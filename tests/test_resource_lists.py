@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 
 from gitops.changes.carry import carry_forward, discover, follow, rediscover, relist, reread
-from gitops.changes.pins import build_inventory, moved_inventory
+from tests import following
 from tests.carry_layouts import MemTree, repository
-from tests.test_carry_properties import assert_same_inventory
 from tests.test_refold import ENVIRONMENTS, fleet, release, settings
 
 APPS = {env: [(f"app{i}", f"app{i}") for i in range(6)] for env in ENVIRONMENTS}
@@ -29,22 +28,10 @@ def entries(files: dict, env: str) -> list:
     return [line[4:] for line in files[f"apps/{env}/kustomization.yaml"].split("\n") if line.startswith("  - ")]
 
 
-def followed(before: dict, after: dict):
-    """(what ``relist`` holds or None, what the bot holds after the commit), each checked against
-    a fresh discovery where it holds anything, the inventory moved along."""
-    config = settings()
-    old, new = MemTree(before), MemTree(after)
-    known = discover(old, config)
-    fresh = discover(new, config)
-    held = relist(known, old, new, config)
-    for found in filter(None, (held, follow(known, old, new, config))):
-        assert (found.pins, found.problems, found.read, found.parts) == \
-            (fresh.pins, fresh.problems, fresh.read, fresh.parts)
-        inventory = build_inventory("0", [known], config)
-        moved = moved_inventory(inventory, "1", [found.carried_from[1:]], found.problems, config)
-        assert_same_inventory(moved, build_inventory("1", [fresh], config))
-        assert (found.index.files, found.index.children) == (fresh.index.files, fresh.index.children)
-    return held
+def followed(before: dict, after: dict, config=None):
+    """What ``relist`` holds after the commit (or None), checked against a fresh discovery
+    (``tests.following``)."""
+    return following.followed(relist, before, after, config or settings())
 
 
 def app_file(name: str, namespace: str, extra: str = "") -> str:

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from gitops.changes.carry import carry_forward, discover, follow, reread, revalue
-from gitops.changes.pins import build_inventory, moved_inventory
+from gitops.changes.carry import carry_forward, discover, reread, revalue
 from gitops.settings import parse_settings
+from tests import following
 from tests.carry_layouts import MemTree, flux_entry
-from tests.test_carry_properties import assert_same_inventory
-from tests.test_incremental_properties import kept
 from tests.test_refold import ENVIRONMENTS, fleet
 
 APPS = {env: [(f"app{i}", f"app{i}") for i in range(4)] for env in ENVIRONMENTS}
@@ -50,22 +48,9 @@ def valued(files: dict, **values) -> dict:
 
 
 def followed(before: dict, after: dict, config):
-    """What ``revalue`` holds (or None), each of it and what the bot follows the commit to checked
-    against a fresh discovery, the inventory moved along."""
-    old, new = MemTree(before), MemTree(after)
-    known = discover(old, config)
-    fresh = discover(new, config)
-    held = revalue(known, old, new, config)
-    for found in filter(None, (held, follow(known, old, new, config))):
-        assert (found.pins, found.problems, found.read, found.parts) == \
-            (fresh.pins, fresh.problems, fresh.read, fresh.parts)
-        assert [kept(a) for a in found.parts] == [kept(b) if kept(a) is not None else None
-                                                 for a, b in zip(found.parts, fresh.parts)]
-        if found.carried_from is not None:
-            inventory = build_inventory("0", [known], config)
-            moved = moved_inventory(inventory, "1", [found.carried_from[1:]], found.problems, config)
-            assert_same_inventory(moved, build_inventory("1", [fresh], config))
-    return held
+    """What ``revalue`` holds after the commit (or None), checked against a fresh discovery
+    (``tests.following``)."""
+    return following.followed(revalue, before, after, config)
 
 
 @pytest.mark.parametrize("inline", [False, True])
