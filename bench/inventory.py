@@ -4,8 +4,9 @@ cache empty); the same pins laid out behind ``clusters/<env>`` entries, cold and
 plain layout; warm, at the same commit and with a fetch that finds nothing new; right after a
 colleague's commit discovery reads alike (a comment in one app's file: carried) and one it does
 not (a label: its release read again on its own), and an app added to an environment's
-kustomization then taken away (read on its own inside that build), and a patch of one app added to
-it then taken away (that release read again with it), against a whole discovery of
+kustomization then taken away (read on its own inside that build), a patch of one app added to
+it then taken away (that release read again with it), and an app's folder listed there then taken
+away (walked on its own; taken away, its environment built again), against a whole discovery of
 that commit with the parse cache warm (what the bot did before it built again only the
 environment a commit touched).
 
@@ -118,6 +119,7 @@ def colleague_commits(world: World, core: GitOps) -> dict:
             found["whole discovery"].append(t)
     found.update(apps_added(world, core, clone, ws))
     found.update(patches_added(world, core, clone, ws))
+    found.update(folders_added(world, core, clone, ws))
     return found
 
 
@@ -177,6 +179,39 @@ def patches_added(world: World, core: GitOps, clone, ws) -> dict:
     return found
 
 
+def folders_added(world: World, core: GitOps, clone, ws) -> dict:
+    """``inventory()`` right after a colleague adds an app as a folder of its own (a copy of an
+    app's base: kustomization, namespace, source, release) listed in an environment's
+    kustomization (``folder_entries``), then right after they take it away (the environment is
+    built again: what walking a folder looked for may be another's too)."""
+    fleet = world.fleet
+    found: dict = {"folder added": [], "folder taken away": []}
+    bases = [a[0] for a in fleet.apps if a[1] == "patch"]
+    for r in range(world.mid if bases else 0):
+        app, env = bases[r % len(bases)], ENVIRONMENTS[r % len(ENVIRONMENTS)]
+        sync(clone)
+        kustomization = clone / f"apps/{env}/kustomization.yaml"
+        listing = kustomization.read_text(encoding="utf-8")
+        added = clone / f"apps/base/folder-{r}"
+        shutil.copytree(clone / f"apps/base/{app}", added)
+        for path in added.iterdir():
+            path.write_text(path.read_text(encoding="utf-8").replace(app, f"folder-{r}"), encoding="utf-8")
+        kustomization.write_text(listing.replace("resources:\n", f"resources:\n  - ../base/folder-{r}\n", 1),
+                                 encoding="utf-8")
+        for kind, pins in (("folder added", world.pins + 1), ("folder taken away", world.pins)):
+            git("add", "-A", cwd=clone)
+            git("commit", "-q", "-m", f"{kind}: folder-{r} in {env}", cwd=clone)
+            git("push", "-q", "origin", "HEAD:main", cwd=clone)
+            ws.head()
+            t, inventory = clock(core.inventory, refresh=False)
+            check(len(inventory.pins) == pins, f"{kind}: {len(inventory.pins)} pins, not {pins}")
+            found[kind].append(t)
+            if kind == "folder added":
+                shutil.rmtree(added)
+                kustomization.write_text(listing, encoding="utf-8")
+    return found
+
+
 def cluster_inventory(world: World) -> tuple[list, list]:
     """Cold and warm inventories of the fleet's pins laid out behind `clusters/<env>` entries."""
     fleet, tmp = world.fleet, world.tmp
@@ -212,6 +247,7 @@ def rows(world: World) -> list:
     comment, label = median_ms(colleague["comment"]), median_ms(colleague["label"])
     added, taken = median_ms(colleague["app added"]), median_ms(colleague["app taken away"])
     patched, unpatched = median_ms(colleague["patch added"]), median_ms(colleague["patch taken away"])
+    folder, unfolder = median_ms(colleague["folder added"]), median_ms(colleague["folder taken away"])
     whole, fetch = median_ms(colleague["whole discovery"]), median_ms(colleague["fetch"])
     full_clone = median_ms(world.results["deploys"]["clone per command"])
     return [
@@ -254,4 +290,11 @@ def rows(world: World) -> list:
          f"whole discovery, parse cache warm: {fmt(whole)} → {patched / whole:.2f}×"),
         (f"… and right after they take the patch away (n={len(colleague['patch taken away'])})", fmt(unpatched), "—",
          f"whole discovery, parse cache warm: {fmt(whole)} → {unpatched / whole:.2f}×"),
+        (f"`inventory()` right after a colleague adds an app as a folder of its own (kustomization, "
+         f"namespace, source, release) listed in an environment's kustomization, once fetched: walked "
+         f"on its own inside that build (n={len(colleague['folder added'])})", fmt(folder), "—",
+         f"whole discovery, parse cache warm: {fmt(whole)} → {folder / whole:.2f}×"),
+        (f"… and right after they take that folder away: its environment built again "
+         f"(n={len(colleague['folder taken away'])})", fmt(unfolder), "—",
+         f"whole discovery, parse cache warm: {fmt(whole)} → {unfolder / whole:.2f}×"),
     ]

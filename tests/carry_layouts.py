@@ -242,7 +242,9 @@ def layouts(draw) -> tuple:
         name = draw(st.sampled_from(KUSTOMIZATION_FILES))
         broken = ["missing.yaml"] if draw(st.booleans()) else []  # what discovery cannot follow
         own = sorted(p.rsplit("/", 1)[1] for p in files if p.startswith(f"apps/{env}/") and p.endswith("-repository.yaml"))
-        files[f"apps/{env}/{name}"] = kustomization([f"../base/{app}" for app in apps] + own + broken, patches,
+        # Not every app in every environment at first (``list_base`` promotes one later).
+        here = apps if i == 0 or draw(st.booleans()) else [a for a in apps if draw(st.booleans())] or apps[:1]
+        files[f"apps/{env}/{name}"] = kustomization([f"../base/{app}" for app in here] + own + broken, patches,
                                                     f"images:\n{extra}" if extra else "")
         if flux:
             files.update(flux_entry(env, variables[env], flux_patches, draw(st.booleans())))
@@ -548,6 +550,16 @@ def list_base(files: dict, pins: tuple, draw) -> dict:
     return {**files, kfile: "\n".join(lines)}
 
 
+def take_base(files: dict, pins: tuple, draw) -> dict:
+    """An app's base folder taken out of an environment's kustomization (``list_base`` may list
+    it again later: a promotion)."""
+    env = draw(st.sampled_from(ENVIRONMENTS))
+    kfile = _environment_kustomization(files, env)
+    listed = [line for line in (files[kfile].split("\n") if kfile else []) if line.startswith("  - ../base/")]
+    if not listed:
+        return files
+    return {**files, kfile: files[kfile].replace(draw(st.sampled_from(listed)) + "\n", "", 1)}
+
 def _patch_entries(lines: list) -> tuple:
     """(the index of `patches:`, [(first line, end) of each entry]) of a kustomization's lines."""
     if "patches:" not in lines:
@@ -634,7 +646,7 @@ COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, re
            add_file, remove_file, unread, other_value, change_source, change_variable, label, label,
            release_edit, release_edit, add_app, add_app, use_variable, add_release_file, add_release_file,
            take_release_file, take_release_file, add_patch, add_patch, take_patch, take_patch,
-           list_base, list_base, retune, retune)
+           list_base, list_base, take_base, retune, retune)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:
