@@ -6,7 +6,7 @@ colleague's commit discovery reads alike (a comment in one app's file: carried) 
 not (a label: its release read again on its own), and an app added to an environment's
 kustomization then taken away (read on its own inside that build), a patch of one app added to
 it then taken away (that release read again with it), and an app's folder listed there then taken
-away (walked on its own; taken away, its environment built again), against a whole discovery of
+away (walked on its own, then let go of), against a whole discovery of
 that commit with the parse cache warm (what the bot did before it built again only the
 environment a commit touched).
 
@@ -141,13 +141,7 @@ def apps_added(world: World, core: GitOps, clone, ws) -> dict:
         kustomization.write_text(listing.replace("resources:\n", f"resources:\n  - {added}.yaml\n", 1),
                                  encoding="utf-8")
         for kind, pins in (("app added", world.pins + 1), ("app taken away", world.pins)):
-            git("add", "-A", cwd=clone)
-            git("commit", "-q", "-m", f"{kind}: {added} in {env}", cwd=clone)
-            git("push", "-q", "origin", "HEAD:main", cwd=clone)
-            ws.head()
-            t, inventory = clock(core.inventory, refresh=False)
-            check(len(inventory.pins) == pins, f"{kind}: {len(inventory.pins)} pins, not {pins}")
-            found[kind].append(t)
+            found[kind].append(_pushed(core, clone, ws, f"{kind}: {added} in {env}", pins))
             if kind == "app added":  # then taken away: the file and its line
                 (clone / f"apps/{env}/{added}.yaml").unlink()
                 kustomization.write_text(listing, encoding="utf-8")
@@ -170,20 +164,15 @@ def patches_added(world: World, core: GitOps, clone, ws) -> dict:
             else listing + "patches:\n" + entry
         for kind, text in (("patch added", patched), ("patch taken away", listing)):
             kustomization.write_text(text, encoding="utf-8")
-            git("commit", "-q", "-a", "-m", f"{kind}: {app} in {env}", cwd=clone)
-            git("push", "-q", "origin", "HEAD:main", cwd=clone)
-            ws.head()
-            t, inventory = clock(core.inventory, refresh=False)
-            check(len(inventory.pins) == world.pins, f"{kind}: {len(inventory.pins)} pins, not {world.pins}")
-            found[kind].append(t)
+            found[kind].append(_pushed(core, clone, ws, f"{kind}: {app} in {env}", world.pins))
     return found
 
 
 def folders_added(world: World, core: GitOps, clone, ws) -> dict:
     """``inventory()`` right after a colleague adds an app as a folder of its own (a copy of an
     app's base: kustomization, namespace, source, release) listed in an environment's
-    kustomization (``folder_entries``), then right after they take it away (the environment is
-    built again: what walking a folder looked for may be another's too)."""
+    kustomization (``folder_entries``), then right after they take it away and delete it (its
+    walk let go of on its own)."""
     fleet = world.fleet
     found: dict = {"folder added": [], "folder taken away": []}
     bases = [a[0] for a in fleet.apps if a[1] == "patch"]
@@ -199,17 +188,23 @@ def folders_added(world: World, core: GitOps, clone, ws) -> dict:
         kustomization.write_text(listing.replace("resources:\n", f"resources:\n  - ../base/folder-{r}\n", 1),
                                  encoding="utf-8")
         for kind, pins in (("folder added", world.pins + 1), ("folder taken away", world.pins)):
-            git("add", "-A", cwd=clone)
-            git("commit", "-q", "-m", f"{kind}: folder-{r} in {env}", cwd=clone)
-            git("push", "-q", "origin", "HEAD:main", cwd=clone)
-            ws.head()
-            t, inventory = clock(core.inventory, refresh=False)
-            check(len(inventory.pins) == pins, f"{kind}: {len(inventory.pins)} pins, not {pins}")
-            found[kind].append(t)
+            found[kind].append(_pushed(core, clone, ws, f"{kind}: folder-{r} in {env}", pins))
             if kind == "folder added":
                 shutil.rmtree(added)
                 kustomization.write_text(listing, encoding="utf-8")
     return found
+
+
+def _pushed(core: GitOps, clone, ws, message: str, pins: int) -> float:
+    """The time of ``inventory()`` right after the clone's changes are committed, pushed and
+    fetched (git's part not timed), checked to hold ``pins`` pins."""
+    git("add", "-A", cwd=clone)
+    git("commit", "-q", "-m", message, cwd=clone)
+    git("push", "-q", "origin", "HEAD:main", cwd=clone)
+    ws.head()
+    t, inventory = clock(core.inventory, refresh=False)
+    check(len(inventory.pins) == pins, f"{message}: {len(inventory.pins)} pins, not {pins}")
+    return t
 
 
 def cluster_inventory(world: World) -> tuple[list, list]:
@@ -294,7 +289,7 @@ def rows(world: World) -> list:
          f"namespace, source, release) listed in an environment's kustomization, once fetched: walked "
          f"on its own inside that build (n={len(colleague['folder added'])})", fmt(folder), "—",
          f"whole discovery, parse cache warm: {fmt(whole)} → {folder / whole:.2f}×"),
-        (f"… and right after they take that folder away: its environment built again "
+        (f"… and right after they take that folder away and delete it: let go of on its own "
          f"(n={len(colleague['folder taken away'])})", fmt(unfolder), "—",
          f"whole discovery, parse cache warm: {fmt(whole)} → {unfolder / whole:.2f}×"),
     ]

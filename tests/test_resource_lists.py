@@ -328,9 +328,44 @@ def test_a_folder_whose_parent_an_environment_walks_builds_it_again():
     assert followed(files, after) is None
 
 
-def test_a_folder_taken_away_builds_it_again():
+def test_a_folder_taken_away_goes_on_its_own_when_its_route_alone_made_it():
+    """qa lists `../base/new`, then no more (the folder stays: prod lists it too)."""
     files = listed({**fleet(APPS), **base("new", "fresh")}, "qa", entries(fleet(APPS), "qa") + ["../base/new"])
-    assert followed(files, listed(files, "qa", entries(fleet(APPS), "qa"))) is None
+    files = listed(files, "prod", entries(files, "prod") + ["../base/new"])
+    held = followed(files, listed(files, "qa", entries(fleet(APPS), "qa")))
+    assert held is not None and not any(p.app == "new" and p.environment == "qa" for p in held.pins)
+    assert "apps/base/new/release.yaml" in held.read  # prod reads it still
+    # taken out of both, then deleted: no one reads it any more
+    only_qa = listed(files, "prod", entries(fleet(APPS), "prod"))
+    deleted = {path: text for path, text in listed(only_qa, "qa", entries(fleet(APPS), "qa")).items()
+               if not path.startswith("apps/base/new/")}
+    held = followed(only_qa, deleted)
+    assert held is not None and not any(path.startswith("apps/base/new/") for path in held.read)
+    # deleted while prod still lists it: prod's build changes (a missing resource)
+    deleted = {path: text for path, text in listed(files, "qa", entries(fleet(APPS), "qa")).items()
+               if not path.startswith("apps/base/new/")}
+    assert followed(files, deleted) is None
+
+
+FOLDERS_TAKEN_REFUSED = {
+    # another kustomization of qa reads inside it
+    "read by another route": lambda files: {
+        "apps/qa/extra/kustomization.yaml": "resources:\n  - ../../base/new/namespace.yaml\n",
+        QA: files[QA].replace("resources:\n", "resources:\n  - extra\n")},
+    # it reads outside itself: another walk may read that too
+    "reading outside": lambda files: {
+        "apps/base/shared.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shared\n",
+        "apps/base/new/kustomization.yaml": files["apps/base/new/kustomization.yaml"] + "  - ../shared.yaml\n"},
+    # no kustomization: its files may be another walk's too
+    "a plain folder": lambda files: {"apps/base/new/kustomization.yaml": None},
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOLDERS_TAKEN_REFUSED))
+def test_what_the_proof_does_not_cover_of_a_folder_taken_away_builds_it_again(case):
+    files = listed({**fleet(APPS), **base("new", "fresh")}, "qa", entries(fleet(APPS), "qa") + ["../base/new"])
+    files = {path: text for path, text in {**files, **FOLDERS_TAKEN_REFUSED[case](files)}.items() if text is not None}
+    assert followed(files, listed(files, "qa", [e for e in entries(files, "qa") if e != "../base/new"])) is None
 
 
 def test_a_folder_s_patches_act_on_its_objects_before_the_overlay_s():
@@ -367,3 +402,41 @@ def test_a_folder_s_patches_select_in_its_own_scope():
     held = reread(known, MemTree(after), MemTree(labelled), config)
     assert held is not None and held.pins == discover(MemTree(labelled), config).pins
     assert [p.version for p in held.pins if (p.environment, p.app, p.part) == ("dev", "app1", "chart")] == ["6.5.0"]
+
+
+def test_a_folder_whose_release_is_defined_twice_looks_elsewhere_or_source_repeats_builds_it_again():
+    fleet_files = fleet(APPS)
+    twice = base("new", "fresh", {"apps/base/new/release.yaml": app_file("app2", "app2")})  # qa's app2 again
+    # its source only in prod's builds: qa looked for it there
+    elsewhere = base("new", "fresh", kustomization="resources:\n  - namespace.yaml\n  - release.yaml\n")
+    elsewhere["apps/prod/fresh-source.yaml"] = repository("fresh")
+    for folder, prod in ((twice, []), (elsewhere, ["fresh-source.yaml"])):
+        files = listed({**fleet_files, **folder}, "qa", entries(fleet_files, "qa") + ["../base/new"])
+        files = listed(files, "prod", entries(fleet_files, "prod") + prod)
+        assert followed(files, listed(files, "qa", entries(fleet_files, "qa"))) is None
+
+
+def test_a_folder_another_unit_applies_builds_it_again():
+    """qa's Flux Kustomization `new` applies `apps/base/new` itself, into another namespace: its
+    files are read by that unit too."""
+    from tests.test_patch_lists import flux_fleet
+    files, config = flux_fleet()
+    files = {**files, **base("new", "fresh")}
+    files["clusters/qa/new.yaml"] = files["clusters/qa/apps.yaml"].replace("name: apps", "name: new").replace(
+        "path: ./apps/qa", "path: ./apps/base/new\n  targetNamespace: other")
+    files = listed(files, "qa", entries(files, "qa") + ["../base/new"])
+    assert following.followed(relist, files, listed(files, "qa", entries(files, "qa")[:-1]), config) is None
+
+
+def test_a_folder_whose_source_is_repeated_or_looked_for_elsewhere_builds_it_again():
+    """Its HelmRepository has the key of another qa holds (`spare.yaml`, which no release uses),
+    or prod's release in its namespace found it in qa's builds: either answer changes."""
+    fleet_files = fleet(APPS)
+    spare = {"apps/qa/spare.yaml": repository("fresh")}
+    files = listed({**fleet_files, **base("new", "fresh"), **spare}, "qa",
+                   entries(fleet_files, "qa") + ["spare.yaml", "../base/new"])
+    assert followed(files, listed(files, "qa", entries(fleet_files, "qa") + ["spare.yaml"])) is None
+    lonely = {"apps/prod/lonely.yaml": app_file("lonely", "fresh")}  # no source of its own
+    files = listed({**fleet_files, **base("new", "fresh"), **lonely}, "qa", entries(fleet_files, "qa") + ["../base/new"])
+    files = listed(files, "prod", entries(fleet_files, "prod") + ["lonely.yaml"])
+    assert followed(files, listed(files, "qa", entries(fleet_files, "qa"))) is None

@@ -129,3 +129,9 @@ def oci_repository_location(url: str, insecure: bool):
 def insecure(source_doc: dict) -> bool:
     value = dig(source_doc, "spec", "insecure")
     return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def chart_source_key(res) -> Optional[tuple]:
+    """The key of a HelmRepository or OCIRepository (what releases find their charts in, and what
+    no Flux Kustomization ``units`` follows reads from this repository); else None."""
+    return source_key(res) if res.kind in CHART_SOURCE_KINDS else None

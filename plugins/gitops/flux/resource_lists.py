@@ -28,8 +28,11 @@ kustomization files and add or remove files when, for each environment reading t
   kustomization; its releases looked for nothing outside their environment's builds; no release
   left finds its sources (``HeldRelease.uses``), no other source of the environment has their
   keys, no environment looked for them elsewhere; no release is defined twice (which one is kept
-  would move) and one is left (a folder taken away builds the environment again: what its walk
-  looked for may be another's too);
+  would move) and one is left;
+- a folder taken away is walked again as the build walked it (``folder_entries.taken_away``):
+  everything it read or looked for is inside it, and no other kustomization or unit of the
+  environment names a path inside it or above it, so what it read and looked for goes with it
+  (its kustomizations and their patches too); what it made is as a file taken away must be;
 - no environment looked up what the changed files hold, none walks the whole listing or looked
   for a path the commit adds or removes, and the rest of the commit touches none
   (``units.Part.touched``).
@@ -46,7 +49,7 @@ from typing import Optional
 from . import folder_entries, images, releases, sharing, units
 from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, join_path, resource, strings
 from .manifests import DocumentCache, FileTree
-from .chart_sources import CHART_SOURCE_KINDS, source_key
+from .chart_sources import chart_source_key
 from .held_releases import Answers, HeldRelease, ReleaseFiles, read_release
 from .kustomization_edits import changed_spec, walked_once
 from .tree_index import TreeIndex
@@ -80,10 +83,15 @@ def relist(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
     within = frozenset(path for path in change.added for folder in added - after.files
                        if path.startswith(folder + "/"))
     around = units.Change(frozenset(), within, frozenset()).folders
-    rest = units.Change(frozenset(), frozenset(change.added - listed - within), frozenset(change.removed - listed))
+    # The files of a folder taken away that the commit removes: only the walk through that entry
+    # read them or looked there (``folder_entries.taken_away``), or another environment (below).
+    gone = frozenset(path for path in change.removed for folder in taken - index.files
+                     if path.startswith(folder + "/"))
+    rest = units.Change(frozenset(), frozenset(change.added - listed - within),
+                        frozenset(change.removed - listed - gone))
     keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()
     elsewhere = frozenset().union(*(p.looked_up for p in parts))
-    done, came = [], set(added & after.files)
+    done, came, went = [], set(added & after.files), set()
     for part in parts:
         if part.listed_everything or not part.listed_paths.isdisjoint(change.listed) or \
                 not part.looked_up.isdisjoint(keys) or (rest and part.touched(rest, keys)) or \
@@ -101,8 +109,9 @@ def relist(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
             return None
         done.append(found[0])
         came |= found[1]
+        went |= found[2]
     done = tuple(done)
-    return done, units.reads_after(read, done, change, came, taken), after
+    return done, units.reads_after(read, done, change, came, taken | went), after
 
 
 def _entries(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
@@ -122,8 +131,8 @@ def _entries(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> 
     for entry in [e for e in before if e not in now_listed] + [e for e in after if e not in was_listed]:
         if entry != entry.strip() or entry in (".", "..") or posixpath.basename(entry) in KUSTOMIZATION_FILES:
             return None
-        if "/" in entry and (entry in was_listed or "://" in entry or "?ref=" in entry):
-            return None  # a file taken away is one of its folder's; an entry added may be a folder
+        if "://" in entry or "?ref=" in entry:
+            return None  # a remote base: not in this repository
     if sharing.file_references(old, kfile, cache) != sharing.file_references(new, kfile, cache) or \
             images.markers(old, kfile, cache) != images.markers(new, kfile, cache):
         return None
@@ -141,6 +150,7 @@ def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, in
         return None
     routes = []  # (its unit's position, its route, where its releases are, entries before, after, it)
     gone, gone_keys, taken = set(), set(), set()  # id() of the HeldReleases, keys of the sources
+    folders = []  # (unit position, folder_entries.Gone) of each folder taken away
     for kfile, (before, entries) in edits.items():
         walked = walked_once(kept, kfile, index, change)
         if walked is None:
@@ -148,17 +158,25 @@ def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, in
         position, chain = walked
         folder = posixpath.dirname(kfile)
         was_listed = set(before)
-        out = {join_path(folder, e) for e in was_listed - set(entries)}
-        slots = _slots(kept, position, chain, folder, entries, out)
+        out = {join_path(folder, e): e for e in was_listed - set(entries)}
+        slots = _slots(kept, position, chain, folder, entries, set(out))
         if slots is None:
             return None
-        for path in out:
-            found = _taken(kept, position, chain, path, old, elsewhere, cache)
+        for path, entry in out.items():
+            if path in index.files:
+                if "/" in entry:
+                    return None  # a file of another folder: its listing is another's
+                found = _taken(kept, position, chain, path, old, elsewhere, cache)
+            else:  # a folder: what its walk made there goes, when that route alone made it
+                found = folder_entries.taken_folder(part, kept, position, chain, kfile, entry, old, index, elsewhere,
+                                                    cache)
+                if found is not None:
+                    folders.append((position, found[2]))
             if found is None:
                 return None
             gone.update(id(h) for h in found[0])
             gone_keys |= found[1]
-        taken |= out
+        taken |= set(out)
         routes.append((position, chain, slots, was_listed, folder, entries, kfile))
     if gone and any(h.pin < 0 or not gone_keys.isdisjoint(h.uses) for h in kept.held if id(h) not in gone):
         return None  # a release defined twice may be the one kept then, or one finds a source taken away
@@ -182,7 +200,7 @@ def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, in
                                              entry, chain)
                 if walked is None:
                     return None
-                kept = _with_walked(kept, position, walked)
+                kept = folder_entries.with_walked(kept, position, walked)
                 resources, files = walked.resources, walked.read
                 asked |= walked.asked
                 looked |= walked.folders
@@ -195,13 +213,19 @@ def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, in
             added |= files
     if not reading.paths <= added:
         return None  # a release read another file
-    moved = _moved(part, kept, gone, gone_keys, more, placed, taken, added)
+    let_go = set()  # what the build kept of the folders taken away, and what their walks looked for, go
+    for position, went in folders:
+        kept = folder_entries.without(kept, position, went)
+        let_go |= went.walked.read
+        part = replace(part, listed_paths=part.listed_paths - went.walked.asked,
+                       listed_folders=part.listed_folders - went.walked.folders)
+    moved = _moved(part, kept, gone, gone_keys, more, placed, taken | let_go, added)
     if moved is None:
         return None
     if asked or looked:  # what walking the folders looked for: a build of the environment does too
         moved = replace(moved, listed_paths=moved.listed_paths | (asked - moved.read),
                         listed_folders=moved.listed_folders | looked)
-    return moved, added
+    return moved, added, let_go
 
 
 def _file_resources(path: str, new: FileTree, chain: tuple, cache: DocumentCache) -> Optional[list]:
@@ -212,15 +236,6 @@ def _file_resources(path: str, new: FileTree, chain: tuple, cache: DocumentCache
             not all(isinstance(doc, dict) for doc in parsed.docs):
         return None
     return [resource(path, i, doc, chain) for i, doc in enumerate(parsed.docs)]
-
-
-def _with_walked(kept: ReleaseFiles, position: int, walked) -> ReleaseFiles:
-    """``kept`` with the unit at ``position`` holding a folder walked on its own, its patch files
-    and its files of chart sources only."""
-    releases_in = {res.file for res in walked.resources if res.kind == "HelmRelease"}
-    return replace(kept, units=kept.units[:position] + (walked.unit,) + kept.units[position + 1:],
-                   patch_files=kept.patch_files | walked.patch_files,
-                   source_files=kept.source_files | (walked.resource_files - releases_in))
 
 
 def _taken(kept: ReleaseFiles, position: int, chain: tuple, path: str, old: FileTree, elsewhere: frozenset,
@@ -243,7 +258,7 @@ def _taken(kept: ReleaseFiles, position: int, chain: tuple, path: str, old: File
     for i, doc in enumerate(parsed.docs):
         if i in at:
             continue
-        key = _chart_source(resource(path, i, doc, chain)) if isinstance(doc, dict) else None
+        key = chart_source_key(resource(path, i, doc, chain)) if isinstance(doc, dict) else None
         if key is None or key in kept.repeated or key in elsewhere:
             return None
         keys.add(key)
@@ -261,7 +276,8 @@ def _slots(kept: ReleaseFiles, position: int, chain: tuple, folder: str, after: 
     child = {}  # the scope of a kustomization it lists -> that entry
     for kfile, _, inner in kept.units[position].build.kustomizations:
         if len(inner) == len(chain) + 1 and inner[:-1] == chain:
-            entry = at_entry.get(posixpath.dirname(kfile))
+            folder_listed = posixpath.dirname(kfile)
+            entry = at_entry.get(folder_listed, -1 if folder_listed in taken else None)
             if entry is None:
                 return None
             child[inner[-1].scope] = entry
@@ -309,7 +325,7 @@ def _added(part: units.Part, kept: ReleaseFiles, position: int, resources: list,
         if res.kind == "HelmRelease" and res.api_version.startswith(releases.HELM_API):
             made.append(res)
             continue
-        key = _chart_source(res)
+        key = chart_source_key(res)
         if key is None and walked and res.kind not in RELEVANT_KINDS:
             continue
         if key is None or key in kept.own and key not in gone_keys or key in more or key in sources or \
@@ -332,12 +348,6 @@ def _added(part: units.Part, kept: ReleaseFiles, position: int, resources: list,
         found.append((HeldRelease(position, res, 0, 0, 0, frozenset(answers.asked), tuple(answers.used)),
                       pin, image_pins, variable))
     return found
-
-
-def _chart_source(res) -> Optional[tuple]:
-    """The key of a HelmRepository or OCIRepository (what releases find their charts in, and what
-    no Flux Kustomization ``units`` follows reads from this repository); else None."""
-    return source_key(res) if res.kind in CHART_SOURCE_KINDS else None
 
 
 def _moved(part: units.Part, kept: ReleaseFiles, gone: set, gone_keys: set, more: dict, placed: list, taken: set,
