@@ -354,8 +354,8 @@ FOLDERS_TAKEN_REFUSED = {
         QA: files[QA].replace("resources:\n", "resources:\n  - extra\n")},
     # it reads outside itself: another walk may read that too
     "reading outside": lambda files: {
-        "apps/base/shared.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shared\n",
-        "apps/base/new/kustomization.yaml": files["apps/base/new/kustomization.yaml"] + "  - ../shared.yaml\n"},
+        "apps/base/common.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: common\n",
+        "apps/base/new/kustomization.yaml": files["apps/base/new/kustomization.yaml"] + "  - ../common.yaml\n"},
     # no kustomization: its files may be another walk's too
     "a plain folder": lambda files: {"apps/base/new/kustomization.yaml": None},
 }
