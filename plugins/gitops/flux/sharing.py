@@ -79,7 +79,7 @@ def _unit_references(unit: Unit, tree, cache: Optional[DocumentCache]) -> dict:
             found.setdefault(name, []).append((path, count))
     for patch in unit.build.patches:
         if patch.text_doc is not None or patch.at:
-            for name in _body_references(patch.body):
+            for name in body_references(patch.body):
                 found.setdefault(name, []).append((patch.file, 1))
     return found
 
@@ -97,13 +97,14 @@ def _references(text: str) -> dict:
     return counts
 
 
-def _body_references(node) -> list:
+def body_references(node) -> list:
+    """The variables a parsed document (or any part of one) names, as Flux substitutes them."""
     if isinstance(node, str):
         return references(node) if "${" in node else []
     if isinstance(node, dict):
-        return [r for v in node.values() for r in _body_references(v)]
+        return [r for v in node.values() for r in body_references(v)]
     if isinstance(node, list):
-        return [r for v in node for r in _body_references(v)]
+        return [r for v in node for r in body_references(v)]
     return []
 
 

@@ -187,14 +187,4 @@ def _taken(variables: dict, values: dict, changed: dict) -> dict:
 def _names_variables_besides(held: tuple, docs: tuple) -> bool:
     """Whether a document of a file of HelmReleases other than theirs names a variable."""
     releases_at = {h.resource.index for h in held}
-    return any(_names_variables(doc) for i, doc in enumerate(docs) if i not in releases_at)
-
-
-def _names_variables(node) -> bool:
-    if isinstance(node, str):
-        return "${" in node
-    if isinstance(node, dict):
-        return any(_names_variables(v) for v in node.values())
-    if isinstance(node, list):
-        return any(_names_variables(v) for v in node)
-    return False
+    return any(sharing.body_references(doc) for i, doc in enumerate(docs) if i not in releases_at)
