@@ -254,6 +254,41 @@ def test_nested_kustomizations_patched_by_their_parent(tmp_path):
     assert problems == []
 
 
+PARENT_WRITES = {  # the patch of `clusters/dev` (indented as its `patch: |` text) -> what it writes
+    "the same patches": "- op: replace\n  path: /spec/patches/0/patch\n  value: |\n"
+                        "    - {op: replace, path: /spec/chart/spec/version, value: 2.0.0}\n",
+    "other patches": "- op: replace\n  path: /spec/patches/0/patch\n  value: |\n"
+                     "    - {op: replace, path: /spec/chart/spec/version, value: 3.0.0}\n",
+    "the same, merged": "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n"
+                        "spec:\n  patches:\n    - target: {kind: HelmRelease, name: web}\n      patch: |\n"
+                        "        - {op: replace, path: /spec/chart/spec/version, value: 2.0.0}\n",
+    "another field": "- op: replace\n  path: /spec/interval\n  value: 5m\n",
+}
+
+
+@pytest.mark.parametrize("writes", sorted(PARENT_WRITES))
+def test_patches_a_parent_writes_are_not_the_files(tmp_path, writes):
+    """`clusters/dev` patches the `apps` Kustomization: where it writes `spec.patches`, Flux
+    applies its value, not the file's, even one equal to the file's (an edit of the file would
+    change nothing): the version is refused, said where to edit."""
+    own = ("  patches:\n    - target:\n        kind: HelmRelease\n        name: web\n"
+           "      patch: |\n        - {op: replace, path: /spec/chart/spec/version, value: 2.0.0}\n")
+    body = "".join(f"      {line}\n" for line in PARENT_WRITES[writes].splitlines())
+    tree = write(tmp_path, {
+        "clusters/dev/kustomization.yaml": "resources:\n  - apps.yaml\npatches:\n  - target:\n"
+                                           "      kind: Kustomization\n    patch: |\n" + body,
+        "clusters/dev/apps.yaml": _kustomization("apps", "./apps", own),
+        "apps/web.yaml": _release("web", "1.0.0"),
+    })
+    pins, _ = pins_of(tree, {"dev": "clusters/dev"})
+    web = pins["dev", "web"]
+    if writes == "another field":
+        assert (web.version, web.refusal, web.location.file) == ("2.0.0", "", "clusters/dev/apps.yaml")
+    else:
+        assert web.version == ("3.0.0" if writes == "other patches" else "2.0.0")
+        assert web.refusal == "a patch its parent Kustomization rewrites" and web.location is None
+
+
 def test_resource_sets_and_empty_environments_are_said(tmp_path):
     tree = write(tmp_path, {
         "clusters/dev/rs.yaml": "apiVersion: fluxcd.controlplane.io/v1\nkind: ResourceSet\nmetadata:\n"

@@ -22,7 +22,7 @@ from .kustomize import (KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, Level, Resou
 from . import artifacts, replacements
 from .manifests import YAML_SUFFIXES, dig
 from ..model import Problem
-from .patches import PatchIndex, apply_all, origin
+from .patches import PATCH_KEYS, PatchIndex, apply_all, origin, touches
 from .substitution import NO_VARIABLES, Source, Variable, Variables, substitute_doc, substitution_disabled
 
 KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/"
@@ -191,10 +191,11 @@ def _follow(res: Resource, parent: Unit, repo, tree, index, cache, problems: lis
     walker.add_path(spec_path, (level,))
     for entry in strings(spec.get("components")):
         walker.add_component(join_path(spec_path, entry), (level,), scope)
-    # The patches are read from the file only when the parent did not rewrite them.
+    # The patches are read from the file only when the parent wrote none of them (a value it
+    # writes equal to the file's is still its own: an edit of the file would change nothing).
     raw_spec = dig(res.doc, "spec") or {}
-    own = all(raw_spec.get(k) == spec.get(k) for k in ("patches", "patchesStrategicMerge",
-                                                        "patchesJson6902"))
+    own = all(raw_spec.get(k) == spec.get(k) and not any(touches(p, ("spec", k)) for p in patches)
+              for k in PATCH_KEYS)
     before = len(walker.build.patches)
     walker.collect_patches(posixpath.dirname(res.file), res.file, res.index, spec, scope,
                             at=("spec",))

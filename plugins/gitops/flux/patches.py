@@ -19,6 +19,10 @@ from ..model import PinLocation
 _LITERAL_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+# The keys of a kustomization (or a Flux Kustomization's spec) that declare patches.
+PATCH_KEYS = ("patches", "patchesStrategicMerge", "patchesJson6902")
+
+
 class PatchIndex:
     """The patches of one build by the resource name they select, so that finding the patches of
     each of a thousand releases does not try a thousand patches each."""
@@ -222,6 +226,27 @@ def _json6902_effect(ops: list, field_path: tuple):
                 _is_prefix(_pointer(op["from"]), field_path):
             result = REMOVED
     return result
+
+
+def touches(patch: Patch, field_path: tuple) -> bool:
+    """Whether ``patch`` may write the field at ``field_path`` or anything inside it, whatever
+    value it holds: a value written equal to the one it had is still the patch's."""
+    if patch.json6902:
+        return any(isinstance(op, dict) and op.get("op") != "test" and any(
+            isinstance(op.get(key), str) and _overlap(_pointer(op[key]), field_path) for key in ("path", "from"))
+            for op in patch.body)
+    node = patch.body
+    for key in field_path:
+        if not isinstance(node, dict) or "$patch" in node:
+            return True  # a mapping replaced or deleted on the way
+        if key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def _overlap(pointer: tuple, field_path: tuple) -> bool:
+    return _is_prefix(pointer, field_path) or _is_prefix(tuple(str(p) for p in field_path), pointer)
 
 
 def _pointer(path: str) -> tuple:
