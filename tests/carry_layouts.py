@@ -560,34 +560,44 @@ def take_base(files: dict, pins: tuple, draw) -> dict:
         return files
     return {**files, kfile: files[kfile].replace(draw(st.sampled_from(listed)) + "\n", "", 1)}
 
-def _patch_entries(lines: list) -> tuple:
-    """(the index of `patches:`, [(first line, end) of each entry]) of a kustomization's lines."""
-    if "patches:" not in lines:
+def _patch_entries(lines: list, indent: str = "") -> tuple:
+    """(the index of `patches:`, [(first line, end) of each entry]) of a kustomization's lines (a
+    Flux Kustomization's `spec.patches` with ``indent`` two spaces)."""
+    if f"{indent}patches:" not in lines:
         return None, []
-    at, found = lines.index("patches:"), []
+    at, found = lines.index(f"{indent}patches:"), []
     i = at + 1
-    while i < len(lines) and lines[i].startswith("  - "):
+    while i < len(lines) and lines[i].startswith(f"{indent}  - "):
         end = i + 1
-        while end < len(lines) and lines[end].startswith("    "):
+        while end < len(lines) and lines[end].startswith(f"{indent}    "):
             end += 1
         found.append((i, end))
         i = end
     return at, found
 
 
+def _patched_file(files: dict, env: str, draw) -> tuple:
+    """(the file, the indent of its `patches:`) whose patches a commit changes: the environment's
+    kustomization, or its Flux Kustomization's `spec` (when it has one)."""
+    flux = f"clusters/{env}/apps.yaml"
+    if flux in files and draw(st.booleans()):
+        return flux, "  "
+    return _environment_kustomization(files, env), ""
+
+
 def add_patch(files: dict, pins: tuple, draw) -> dict:
     """A patch added to an environment's kustomization, first or last of its `patches:` (made
     when it has none): inline, or in a new file beside it (strategic merge, or JSON 6902 with a
     target), setting an app's version, values or image tag; at times it selects by label, or
-    selects a ConfigMap."""
+    selects a ConfigMap. Or a patch of a Flux Kustomization's own (inline, as Flux reads them)."""
     env = draw(st.sampled_from(ENVIRONMENTS))
-    kfile = _environment_kustomization(files, env)
+    kfile, indent = _patched_file(files, env, draw)
     if kfile is None:
         return files
     app = draw(st.sampled_from(sorted({p.app.rsplit("/", 1)[-1] for p in pins} | {"podinfo"})))
     field, value = draw(st.sampled_from((("/spec/chart/spec/version", "6.7.0"), ("/spec/values/replicaCount", "3"),
                                          ("/spec/values/image/tag", "2.0.0"))))
-    how = draw(st.sampled_from(("inline", "merge-file", "json-file", "label", "configmap")))
+    how = draw(st.sampled_from(("inline", "label", "configmap") + (() if indent else ("merge-file", "json-file"))))
     selector = f"    target:\n      kind: HelmRelease\n      name: {app}\n"
     if how == "label":
         selector = "    target:\n      kind: HelmRelease\n      labelSelector: tier=canary\n"
@@ -611,10 +621,11 @@ def add_patch(files: dict, pins: tuple, draw) -> dict:
                  f"        value: {value}").split("\n")
     if how in ("merge-file", "json-file") and f"apps/{env}/{name}" in files:
         return files
+    entry = [indent + line for line in entry]
     lines = files[kfile].split("\n")
-    at, entries = _patch_entries(lines)
+    at, entries = _patch_entries(lines, indent)
     if at is None:
-        lines[-1:-1] = ["patches:"] + entry
+        lines[-1:-1] = [f"{indent}patches:"] + entry
     else:
         place = entries[-1][1] if entries and draw(st.booleans()) else at + 1
         lines[place:place] = entry
@@ -624,11 +635,11 @@ def add_patch(files: dict, pins: tuple, draw) -> dict:
 
 def take_patch(files: dict, pins: tuple, draw) -> dict:
     """A patch taken out of an environment's kustomization (its `patches:` too when it was the
-    last), and perhaps its file out of the repository."""
+    last), and perhaps its file out of the repository; or one of a Flux Kustomization's own."""
     env = draw(st.sampled_from(ENVIRONMENTS))
-    kfile = _environment_kustomization(files, env)
+    kfile, indent = _patched_file(files, env, draw)
     lines = files[kfile].split("\n") if kfile else []
-    at, entries = _patch_entries(lines)
+    at, entries = _patch_entries(lines, indent)
     if not entries:
         return files
     start, end = draw(st.sampled_from(entries))

@@ -18,8 +18,8 @@ Anything else (a file added, removed or renamed, a setter marker, a key, a patch
 list) is not carried: None. ``follow`` then reads again on their own the files of HelmReleases
 the commit changed, where ``flux.release_files`` proves that enough (a label, a value: ``reread``),
 or those a kustomization lists anew or no more, where ``flux.resource_lists`` does (an app added
-or taken away: ``relist``), or those whose patches a kustomization changed, where
-``flux.patch_lists`` does (a patch added, edited or taken away: ``repatch``), or those naming
+or taken away: ``relist``), or those whose patches a kustomization (or a Flux Kustomization) changed, where
+``flux.patch_lists`` (``flux.flux_patches``) does (a patch added, edited or taken away: ``repatch``), or those naming
 variables a ConfigMap gave other values, where ``flux.variable_values`` does (``revalue``), and
 else builds again the environments the commit touched (``rediscover``). Pins then move in place when the fold across environments reads them alike, or
 the fold reads again only those it may read otherwise (``discovery.refold``): never the fleet.
@@ -32,8 +32,8 @@ from functools import cached_property
 from typing import Iterable, Optional
 
 from . import rewrites
-from ..flux import (discovery, images, kustomizations, patch_lists, release_files, resource_lists, sharing,
-                    variable_values)
+from ..flux import (discovery, flux_patches, images, kustomizations, patch_lists, release_files, resource_lists,
+                    sharing, variable_values)
 from ..flux.kustomize import RELEVANT_KINDS
 from ..flux.tree_index import TreeIndex
 from ..flux import units
@@ -167,9 +167,11 @@ def relist(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
 
 def repatch(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
     """What discovery finds in ``new`` when the commit only changed kustomizations' patches (and
-    added or removed their patch files), the releases they select read again on their own in each
-    environment (``patch_lists``: a patch added, edited or taken away); else None."""
-    return _made_again(patch_lists.repatch, known, old, new, settings, cache)
+    added or removed their patch files), or Flux Kustomizations' own, the releases they select read
+    again on their own in each environment (``patch_lists``, ``flux_patches``: a patch added,
+    edited or taken away); else None."""
+    found = _made_again(patch_lists.repatch, known, old, new, settings, cache)
+    return found if found is not None else _made_again(flux_patches.repatch, known, old, new, settings, cache)
 
 
 def _made_again(step, known: Known, old: FileTree, new: FileTree, settings: Settings, cache) -> Optional[Known]:

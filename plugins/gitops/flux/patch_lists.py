@@ -43,13 +43,10 @@ from .kustomize import KUSTOMIZATION_FILES, Build, Walker, join_path
 from .kustomizations import Unit
 from .manifests import DocumentCache, FileTree
 from .discovery import differing
-from .patches import applies, literal, selected_name, selects_releases_only
+from .patches import PATCH_KEYS, applies, literal, selected_name, selects_releases_only
 from .kustomization_edits import changed_spec, walked_once
 from .tree_index import TreeIndex
 from ..settings import Settings
-
-PATCH_KEYS = ("patches", "patchesStrategicMerge", "patchesJson6902")
-
 
 def repatch(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: Optional[TreeIndex],
             settings: Settings, cache: DocumentCache) -> Optional[tuple]:
@@ -144,9 +141,9 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
         return None
     touched = {}
     for position, patches in selecting:
-        touched.update(_selected(kept, position, patches))
+        touched.update(selected(kept, position, patches))
     again = replace(kept, units=tuple(built), patch_files=(kept.patch_files - gone) | named)
-    found = read_again(part, again, touched, new, settings, cache, _same_release)
+    found = read_again(part, again, touched, new, settings, cache, same_release)
     if found is None:
         return None
     pins, release_images, _, again = found
@@ -194,7 +191,7 @@ def _spliced(kept: ReleaseFiles, unit: Unit, chain: tuple, before: list, patches
     return made[:start] + patches + made[start:]
 
 
-def _selected(kept: ReleaseFiles, position: int, patches: list) -> dict:
+def selected(kept: ReleaseFiles, position: int, patches: list) -> dict:
     """{id: (HeldRelease, None)} of the releases of the unit at ``position`` that ``patches``
     select; by the names they select when each selects one (not the fleet's releases each)."""
     names = {selected_name(p) for p in patches}
@@ -205,7 +202,7 @@ def _selected(kept: ReleaseFiles, position: int, patches: list) -> dict:
             if h.unit == position and any(applies(p, h.resource) for p in patches)}
 
 
-def _same_release(before, after) -> bool:
+def same_release(before, after) -> bool:
     """A pin read again with other patches is the same release's (its line may move: the fold
     reads it again)."""
     return (before.environment, before.app, before.namespace, before.part, before.release_file) == \
