@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from gitops.changes.carry import repatch
+from gitops.changes.carry import carry_forward, discover, repatch, reread
+from gitops.changes.editing import set_version
 from gitops.settings import parse_settings
 from tests import following
-from tests.carry_layouts import flux_entry
+from tests.carry_layouts import MemTree, flux_entry
 from tests.test_refold import ENVIRONMENTS, fleet
 
 APPS = {env: [(f"app{i}", f"app{i}") for i in range(4)] for env in ENVIRONMENTS}
@@ -184,8 +185,32 @@ def test_a_kustomization_followed_twice_builds_it_again():
     files["clusters/qa/kustomization.yaml"] = "resources:\n  - flux-system/gotk-sync.yaml\n  - a\n  - b\n"
     for prefix in ("a", "b"):
         files[f"clusters/qa/{prefix}/kustomization.yaml"] = f"namePrefix: {prefix}-\nresources:\n  - ../apps.yaml\n"
-    known = following.discover(following.MemTree(files), config)
+    known = discover(MemTree(files), config)
     qa = next(part for part in known.parts if part.environment == "qa").release_files
     assert sorted(u.kustomization.name for u in qa.units if u.kustomization and u.kustomization.file == APPS_YAML) \
         == ["a-apps", "b-apps"]  # the layout is what the test says
     assert followed(files, with_patches(files, patch("app2")), config) is None
+
+
+@pytest.mark.parametrize("holder", [APPS_YAML, QA])
+def test_a_version_carried_in_an_inline_patch_keeps_what_the_builds_keep(holder):
+    """Ferry's own deploy of app1, pinned in an inline patch (of the Flux Kustomization, or of
+    qa's kustomization): the builds keep the patch as it is now, so qa's next commit (a label on
+    app1) is read on its own, with the new version."""
+    files, config = flux_fleet(patch("app1") if holder == APPS_YAML else "")
+    if holder == QA:
+        files[QA] += "patches:\n" + "".join(line[2:] + "\n" for line in patch("app1").splitlines())
+    old = MemTree(files)
+    known = discover(old, config)
+    location = chart(known, "app1").location
+    assert location.file == holder
+    bumped = {**files, holder: set_version(files[holder], location, "7.7.0")}
+    new = MemTree(bumped)
+    carried = carry_forward(known, old, new)
+    assert carried is not None and all(part.release_files is not None for part in carried.parts)
+    release = "apps/qa/app1-app1.yaml"
+    last = MemTree({**bumped, release: bumped[release].replace(
+        "  namespace: app1\n", "  namespace: app1\n  labels:\n    tier: canary\n", 1)})
+    held, fresh = reread(carried, new, last, config), discover(last, config)
+    assert held is not None and (held.pins, held.parts) == (fresh.pins, fresh.parts)
+    assert chart(held, "app1").version == "7.7.0"

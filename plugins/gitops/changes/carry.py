@@ -309,11 +309,11 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
         found = [_carried(p, values) for p in held]
         if any(p is None for p in found):
             return None
-        files = {before.location.file for group, now in zip(held, found)
-                 for before, after in zip(group, now) if after is not before}
+        locations = {before.location for group, now in zip(held, found)
+                     for before, after in zip(group, now) if after is not before}
         kept = part.release_files
-        if kept is not None and files:
-            kept = release_files.after_versions(kept, files, old, new, DEFAULT_CACHE)
+        if kept is not None and locations:
+            kept = release_files.after_versions(kept, locations, old, new, DEFAULT_CACHE)
         parts.append(part.with_pins(*found, kept))
     return _moved(known, old, tuple(pins), tuple(parts), tuple(moves))
 

@@ -45,7 +45,7 @@ from .chart_sources import CHART_SOURCE_KINDS
 from .held_releases import ReleaseFiles, from_file, read_again
 from .kustomize import RELEVANT_KINDS, Build, Patch
 from .kustomizations import Unit
-from .manifests import DocumentCache, FileTree, dig
+from .manifests import DocumentCache, FileTree, dig, parse_documents
 from .patches import applies, literal, selected_name, selects_releases_only
 from ..settings import Settings
 
@@ -78,17 +78,21 @@ def reread(parts: tuple, old: FileTree, new: FileTree, settings: Settings, cache
     return tuple(done), tuple(moves)
 
 
-def after_versions(kept: ReleaseFiles, files, old: FileTree, new: FileTree, cache: DocumentCache
-               ) -> Optional[ReleaseFiles]:
-    """``kept`` after versions carried in ``files`` (``changes.carry``), or None: a version in a
-    release file moves nothing kept but its documents (read again for their names only); one
-    in a patch file moves its patches' bodies, read again; one at a variable's line moves its
-    units' variables (``variable_values``); one elsewhere (a source, a kustomization) moves what
-    only a build makes again."""
-    for path in files:
+def after_versions(kept: ReleaseFiles, locations, old: FileTree, new: FileTree, cache: DocumentCache
+                   ) -> Optional[ReleaseFiles]:
+    """``kept`` after versions carried at ``locations`` (``changes.carry``: only those scalars
+    rewritten), or None: a version in a release file moves nothing kept but its documents (read
+    again for their names only); one in a patch file, or in an inline patch, moves its patches'
+    bodies, read again; one at a variable's line moves its units' variables
+    (``variable_values``); one elsewhere (a source) moves what only a build makes again."""
+    for path in sorted({location.file for location in locations}):
         if path in kept.patch_files:
             kept = _patches_read_again(kept, path, old, new, cache)
-        elif path not in kept.files:
+        elif path in kept.files:
+            continue
+        elif all(_in_inline_patch(kept, location) for location in locations if location.file == path):
+            kept = _inline_read_again(kept, path, {at.document for at in locations if at.file == path}, new, cache)
+        else:
             kept = variable_values.after_versions(kept, path, old, new, cache)
         if kept is None:
             return None
@@ -192,6 +196,45 @@ def _patches_read_again(kept: ReleaseFiles, path: str, old: FileTree, new: FileT
     if "by_name" in kept.__dict__:  # the same releases: their index stands
         again.__dict__["by_name"] = kept.by_name
     return again
+
+
+def _inline(patch: Patch, path: str) -> bool:
+    return patch.file == path and not from_file(patch)
+
+
+def _in_inline_patch(kept: ReleaseFiles, location) -> bool:
+    """Whether ``location`` is inside an inline patch the builds keep (a kustomization's, a Flux
+    Kustomization's): its document, under the key holding the patch."""
+    return any(_inline(p, location.file) and p.index == location.document and location.path[:len(p.at)] == p.at
+               for unit in kept.units for p in unit.build.patches)
+
+
+def _inline_read_again(kept: ReleaseFiles, path: str, documents: set, new: FileTree, cache: DocumentCache
+                       ) -> ReleaseFiles:
+    """``kept`` with the inline patches of ``documents`` of ``path`` read again from ``new``, where
+    only versions inside them were rewritten: each keeps its shape and what it selects. They are
+    the file's as written: a version is never located in patches a parent wrote, and a Flux
+    Kustomization's are all its own or all its parent's (``kustomizations._follow``)."""
+    docs = cache.get(new, path).docs
+    renewed = {}  # id(old unit) -> the unit with this file's patches read again
+    for unit in kept.units:
+        if any(_inline(p, path) and p.index in documents for p in unit.build.patches):
+            patches = [replace(p, body=_inline_body(p, docs)) if _inline(p, path) and p.index in documents else p
+                       for p in unit.build.patches]
+            renewed[id(unit)] = Unit(Build(patches=patches, kustomizations=unit.build.kustomizations), unit.path,
+                                     unit.variables, unit.kustomization)
+    again = replace(kept, units=tuple(renewed.get(id(u), u) for u in kept.units))
+    if "by_name" in kept.__dict__:  # the same releases: their index stands
+        again.__dict__["by_name"] = kept.by_name
+    return again
+
+
+def _inline_body(patch: Patch, docs: tuple):
+    """The body of an inline patch as its file's ``docs`` hold it now (the same shape as before)."""
+    node = docs[patch.index]
+    for key in patch.at:
+        node = node[key]
+    return node if patch.text_doc is None else parse_documents(node)[0][patch.text_doc]
 
 
 def _patched(kept: ReleaseFiles, path: str) -> list:
