@@ -214,3 +214,19 @@ def test_a_version_carried_in_an_inline_patch_keeps_what_the_builds_keep(holder)
     held, fresh = reread(carried, new, last, config), discover(last, config)
     assert held is not None and (held.pins, held.parts) == (fresh.pins, fresh.parts)
     assert chart(held, "app1").version == "7.7.0"
+
+
+def test_patches_that_only_moved_in_the_list_move_their_pins_lines():
+    """A patch added first moves every patch after it one place down: the versions they write are
+    at other lines now (located where they are), not read again; one read through a variable a
+    moved patch names builds it again (the variable's version site moved too)."""
+    files, config = flux_fleet(patch("app0") + patch("app1", value="7.2.0"))
+    held = followed(files, with_patches(files, patch("app3", "/spec/values/replicaCount", "4") + patch("app0")
+                                        + patch("app1", value="7.2.0")), config)
+    assert held is not None
+    assert chart(held, "app1").location.path == ("spec", "patches", 2, "patch")
+    _, moves, (gone, anew) = held.carried_from
+    assert {before.app for before, _ in moves} == {"app0", "app1"} and {p.app for p in anew} == {"app3"}
+    files, config = flux_fleet(patch("app1", value="${APP1_VERSION}"), {"APP1_VERSION": "7.5.0"})
+    assert followed(files, with_patches(files, patch("app3", "/spec/values/replicaCount", "4")
+                                        + patch("app1", value="${APP1_VERSION}")), config) is None

@@ -183,16 +183,39 @@ def _made_again(step, known: Known, old: FileTree, new: FileTree, settings: Sett
                  cache if cache is not None else DEFAULT_CACHE)
     if found is None:
         return None
-    parts, read, index = found
-    return _refolded(known, old, parts, known.problems, read, index, settings)
+    parts, read, index, *moved = found
+    moves = ()
+    if moved and moved[0]:
+        known, moves = _relocated(known, moved[0])
+        if known is None:
+            return None
+    return _refolded(known, old, parts, known.problems, read, index, settings, moves)
+
+
+def _relocated(known: Known, places: dict) -> tuple:
+    """(``known`` with the pins written in patches that only moved in their lists located where
+    they are now, ((pin before, after), …) of those it folded), or (None, ()): a patch added first
+    in a list of thousands moves their lines, and the fold reads a line's pins alike wherever it is
+    (by the line, never by where it is), so they move in place, not folded again."""
+    parts = tuple(patch_lists.relocated_part(part, places) for part in known.parts)
+    if any(part is None for part in parts):
+        return None, ()
+    place = patch_lists.relocation(places)
+    pins, moves = list(known.pins), []
+    for i in sorted(i for path in {path for path, _, _ in places} for i in known.at_file.get(path, ())):
+        after = place(pins[i].location)
+        if after is not None:
+            moves.append((pins[i], replace(pins[i], location=after)))
+            pins[i] = moves[-1][1]
+    return replace(known, pins=tuple(pins), parts=parts), tuple(moves)
 
 
 def _refolded(known: Known, old: FileTree, parts: tuple, problems: tuple, read: frozenset, index,
-              settings: Settings) -> Known:
+              settings: Settings, moves: tuple = ()) -> Known:
     """``known`` at ``parts``, folded again where the fold may read otherwise (the pins of the apps
-    and lines they changed), the inventory following it by those apps' pins."""
+    and lines they changed), the inventory following it by those apps' pins (after ``moves``)."""
     pins, gone, anew = discovery.refold(known.parts, known.pins, parts, settings)
-    return Known(pins, problems, read, parts, index, carried_from=(getattr(old, "commit", None), (), (gone, anew)))
+    return Known(pins, problems, read, parts, index, carried_from=(getattr(old, "commit", None), moves, (gone, anew)))
 
 
 def _folded_alike(known: Known, parts: tuple) -> Optional[list]:

@@ -31,12 +31,11 @@ from dataclasses import replace
 from typing import Optional
 
 from . import images, sharing, units
-from .discovery import differing
 from .held_releases import ReleaseFiles, read_again
 from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, Walker
 from .kustomizations import KUSTOMIZE_API, Unit
 from .manifests import DocumentCache, FileTree
-from .patch_lists import same_release, selected
+from .patch_lists import moved, relocated_part, same_release, selected
 from .patches import PATCH_KEYS, selects_releases_only
 from .tree_index import TreeIndex
 from ..settings import Settings
@@ -44,9 +43,10 @@ from ..settings import Settings
 
 def repatch(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: Optional[TreeIndex],
             settings: Settings, cache: DocumentCache) -> Optional[tuple]:
-    """(the parts of ``new``, what discovery reads there, its listing) from ``parts`` and ``read``,
-    those of ``old`` (whose listing is ``index``), when the commit changes Flux Kustomizations'
-    own patches only (see the module's doc); else None."""
+    """(the parts of ``new``, what discovery reads there, its listing, the patches that only moved
+    in their lists: ``patch_lists.moved``) from ``parts`` and ``read``, those of ``old`` (whose
+    listing is ``index``), when the commit changes Flux Kustomizations' own patches only (see the
+    module's doc); else None."""
     change = units.change(old, new)
     if index is None or not change.changed or change.listed or \
             any(posixpath.basename(path) in KUSTOMIZATION_FILES for path in change.changed):
@@ -57,15 +57,17 @@ def repatch(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: 
         if found is None:
             return None
         specs[path] = found
-    done = []
+    done, places = [], {}
     for part in parts:
         mine = sorted(path for path in specs if path in part.read)
         if mine:
-            part = _repatch_part(part, {path: specs[path] for path in mine}, old, new, index, settings, cache)
-            if part is None:
+            found = _repatch_part(part, {path: specs[path] for path in mine}, old, new, index, settings, cache)
+            if found is None:
                 return None
+            part = found[0]
+            places.update(found[1])
         done.append(part)
-    return tuple(done), read, index
+    return tuple(done), read, index, places
 
 
 def _spec(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
@@ -97,13 +99,13 @@ def _flux_kustomization(doc) -> bool:
 
 
 def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, index: TreeIndex,
-                  settings: Settings, cache: DocumentCache) -> Optional[units.Part]:
-    """The part with the Kustomizations' patches made again and the releases they select read
-    again, or None."""
+                  settings: Settings, cache: DocumentCache) -> Optional[tuple]:
+    """(the part with the Kustomizations' patches made again and the releases they select read
+    again, the patches that only moved) or None."""
     kept: ReleaseFiles = part.release_files
     if kept is None:
         return None
-    built, touched = list(kept.units), {}
+    built, touched, places = list(kept.units), {}, {}
     for path, (at, was, now) in specs.items():
         found = [i for i, unit in enumerate(built) if unit.kustomization is not None
                  and (unit.kustomization.file, unit.kustomization.index) == (path, at)]
@@ -125,12 +127,16 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
         if sharing.unit_references(unit, old, cache) != sharing.unit_references(again, new, cache):
             return None  # a `${VAR}` named more or fewer times: its other uses change
         built[position] = again
-        touched.update(selected(kept, position, [p for middle in differing(before, patches) for p in middle]))
-    found = read_again(part, replace(kept, units=tuple(built)), touched, new, settings, cache, same_release)
+        differ, moves = moved(before, patches)
+        touched.update(selected(kept, position, differ))
+        places.update(moves)
+    part = relocated_part(part, places)
+    found = None if part is None else read_again(part, replace(kept, units=tuple(built)), touched, new, settings,
+                                                 cache, same_release)
     if found is None:
         return None
     pins, release_images, _, again = found
-    return part.with_pins(pins, part.overlay_images, release_images, again)
+    return part.with_pins(pins, part.overlay_images, release_images, again), places
 
 
 def _substituted_alike(built: list, position: int, path: str, old: FileTree, new: FileTree,

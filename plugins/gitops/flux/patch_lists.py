@@ -29,6 +29,10 @@ reading one:
 - no environment looked up what the changed files hold, walks the whole listing or looked for a
   path the commit adds or removes.
 The fold across environments then reads again only the pins that differ (``discovery.refold``).
+A patch that only moved in its list (one added or taken away before it) is the same patch applied
+in the same order: the releases it selects are not read again, the pins it writes move to its
+place now (``moved``, ``relocated``), and the fold moves them in place (it reads a line's pins by
+the line, wherever it is) unless a variable's version site is there.
 Else None: the environment is built again.
 """
 from __future__ import annotations
@@ -42,7 +46,7 @@ from .held_releases import ReleaseFiles, from_file, read_again
 from .kustomize import KUSTOMIZATION_FILES, Build, Walker, join_path
 from .kustomizations import Unit
 from .manifests import DocumentCache, FileTree
-from .discovery import differing
+from ..model import PinLocation
 from .patches import PATCH_KEYS, applies, literal, selected_name, selects_releases_only
 from .kustomization_edits import changed_spec, walked_once
 from .tree_index import TreeIndex
@@ -50,9 +54,10 @@ from ..settings import Settings
 
 def repatch(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: Optional[TreeIndex],
             settings: Settings, cache: DocumentCache) -> Optional[tuple]:
-    """(the parts of ``new``, what discovery reads there, its listing) from ``parts`` and ``read``,
-    those of ``old`` (whose listing is ``index``), when the commit changes kustomizations' patches
-    only (see the module's doc); else None."""
+    """(the parts of ``new``, what discovery reads there, its listing, the patches that only moved
+    in their lists: ``moved``) from ``parts`` and ``read``, those of ``old`` (whose listing is
+    ``index``), when the commit changes kustomizations' patches only (see the module's doc); else
+    None."""
     change = units.change(old, new)
     if index is None or not change.changed or \
             any(posixpath.basename(path) not in KUSTOMIZATION_FILES for path in change.changed):
@@ -69,7 +74,7 @@ def repatch(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: 
         return None
     keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()
     after = index.moved(change.added, change.removed) if change.listed else index
-    done, named, unnamed = [], set(), set()
+    done, named, unnamed, places = [], set(), set(), {}
     for part in parts:
         if not part.looked_up.isdisjoint(keys) or change.listed and (
                 part.listed_everything or not part.listed_paths.isdisjoint(change.listed)):
@@ -86,8 +91,9 @@ def repatch(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: 
         done.append(found[0])
         named |= found[1]
         unnamed |= found[2]
+        places.update(found[3])
     done = tuple(done)
-    return done, units.reads_after(read, done, change, named, unnamed), after
+    return done, units.reads_after(read, done, change, named, unnamed), after, places
 
 
 def _specs(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
@@ -102,12 +108,13 @@ def _specs(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Op
 def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, index: TreeIndex, after: TreeIndex,
                   change: units.Change, settings: Settings, cache: DocumentCache) -> Optional[tuple]:
     """(the part with the kustomizations' patches made again and the releases they select read
-    again, the patch files named anew, those named no more) or None."""
+    again, the patch files named anew, those named no more, the patches that only moved) or None."""
     kept: ReleaseFiles = part.release_files
     if kept is None:
         return None
     built = list(kept.units)
-    selecting = []  # (unit position, the patches before and after)
+    selecting = []  # (unit position, the patches that differ, before and after)
+    places = {}  # the patches that moved in their lists (``moved``)
     was_named, now_named = set(), set()
     for kfile, (spec, was, now) in specs.items():
         found = walked_once(kept, kfile, index, change)
@@ -128,7 +135,9 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
         built[position] = again
         # Past what both start and end with, the patches differ: a release only the others
         # select is patched alike (the same patches, in the same order).
-        selecting.append((position, [p for middle in differing(before, patches) for p in middle]))
+        differ, moves = moved(before, patches)
+        selecting.append((position, differ))
+        places.update(moves)
         was_named.update(p.file for p in before if from_file(p))
         now_named.update(p.file for p in patches if from_file(p))
     named, unnamed = now_named - was_named, was_named - now_named
@@ -143,11 +152,12 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
     for position, patches in selecting:
         touched.update(selected(kept, position, patches))
     again = replace(kept, units=tuple(built), patch_files=(kept.patch_files - gone) | named)
-    found = read_again(part, again, touched, new, settings, cache, same_release)
+    part = relocated_part(part, places)
+    found = None if part is None else read_again(part, again, touched, new, settings, cache, same_release)
     if found is None:
         return None
     pins, release_images, _, again = found
-    return replace(part.with_pins(pins, part.overlay_images, release_images, again), read=read), named, unnamed
+    return replace(part.with_pins(pins, part.overlay_images, release_images, again), read=read), named, unnamed, places
 
 
 def _collected(tree: FileTree, index: TreeIndex, folder: str, kfile: str, spec_index: int, spec: dict, scope: int,
@@ -193,13 +203,84 @@ def _spliced(kept: ReleaseFiles, unit: Unit, chain: tuple, before: list, patches
 
 def selected(kept: ReleaseFiles, position: int, patches: list) -> dict:
     """{id: (HeldRelease, None)} of the releases of the unit at ``position`` that ``patches``
-    select; by the names they select when each selects one (not the fleet's releases each)."""
-    names = {selected_name(p) for p in patches}
-    candidates = kept.held
-    if all(literal(name) for name in names):
-        candidates = [h for h in kept.held if h.resource.name in names or not names.isdisjoint(h.resource.names)]
-    return {id(h): (h, None) for h in candidates
-            if h.unit == position and any(applies(p, h.resource) for p in patches)}
+    select; by the names they select when each selects one (not the fleet's releases each, nor
+    each release against every patch)."""
+    by_name: dict = {}
+    for p in patches:
+        by_name.setdefault(selected_name(p), []).append(p)
+    if not all(literal(name) for name in by_name):
+        return {id(h): (h, None) for h in kept.held
+                if h.unit == position and any(applies(p, h.resource) for p in patches)}
+    found = {}
+    for h in kept.held:
+        if h.unit != position:
+            continue
+        names = h.resource.names or (h.resource.name,)
+        if any(applies(p, h.resource) for name in names for p in by_name.get(name, ())):
+            found[id(h)] = (h, None)
+    return found
+
+
+def moved(before: list, after: list) -> tuple:
+    """(the patches of ``before`` and of ``after`` that differ past what both start and end with,
+    but for their places in the lists holding them; {(file, document, where it was): where it is}
+    of those that only moved there: a patch added first in a list moves every one after it)."""
+    was, now = [_placeless(p) for p in before], [_placeless(p) for p in after]
+    start, common = 0, min(len(was), len(now))
+    while start < common and was[start] == now[start]:
+        start += 1
+    end = 0
+    while end < common - start and was[-1 - end] == now[-1 - end]:
+        end += 1
+    places = {(a.file, a.index, a.at): b.at for a, b in zip(before[:start] + before[len(before) - end:],
+                                                             after[:start] + after[len(after) - end:]) if a.at != b.at}
+    return before[start:len(before) - end] + after[start:len(after) - end], places
+
+
+def _placeless(patch):
+    return replace(patch, at=()) if patch.at else patch
+
+
+def relocation(places: dict):
+    """location -> where it is now, or None where no patch that moved in its list (``moved``) holds it."""
+    lengths = {len(at) for _, _, at in places}
+    files = {path for path, _, _ in places}
+
+    def place(location):
+        if location is not None and location.file in files:
+            for n in lengths:
+                to = places.get((location.file, location.document, location.path[:n]))
+                if to is not None:
+                    return replace(location, path=to + location.path[n:])
+        return None
+    return place
+
+
+def relocated(pins: tuple, place) -> tuple:
+    """``pins`` with those ``place`` moves located where they are now (``pins`` when none)."""
+    moved = [(i, place(pin.location)) for i, pin in enumerate(pins)]
+    moved = [(i, to) for i, to in moved if to is not None]
+    if not moved:
+        return pins
+    pins = list(pins)
+    for i, to in moved:
+        pins[i] = replace(pins[i], location=to)
+    return tuple(pins)
+
+
+def relocated_part(part: units.Part, places: dict) -> Optional[units.Part]:
+    """The part with the pins written in patches that moved in their lists (``moved``) located
+    where they are now (the part itself when it has none); None when one is a variable's version
+    site there (the part says where)."""
+    if not places:
+        return part
+    place = relocation(places)
+    if any(variable is not None and place(PinLocation(*variable[1])) is not None for variable in part.variables):
+        return None
+    pins, release_images = relocated(part.pins, place), relocated(part.release_images, place)
+    if pins is part.pins and release_images is part.release_images:
+        return part
+    return part.with_pins(pins, part.overlay_images, release_images, part.release_files)
 
 
 def same_release(before, after) -> bool:
