@@ -6,7 +6,8 @@ colleague's commit discovery reads alike (a comment in one app's file: carried) 
 not (a label: its release read again on its own), and an app added to an environment's
 kustomization then taken away (read on its own inside that build), a patch of one app added to
 it then taken away (that release read again with it), and an app's folder listed there then taken
-away (walked on its own, then let go of), against a whole discovery of
+away (walked on its own, then let go of), and in the cluster-entry layout a patch added first to
+an environment's Flux Kustomization then taken away, against a whole discovery of
 that commit with the parse cache warm (what the bot did before it built again only the
 environment a commit touched).
 
@@ -67,7 +68,7 @@ def measure(world: World) -> dict:
             samples.append(t)
 
     say("cold and warm inventory, cluster-entry layout")
-    cluster_cold, cluster_warm = cluster_inventory(world)
+    cluster_cold, cluster_warm, cluster_colleague = cluster_inventory(world)
 
     # -- warm ------------------------------------------------------------------------------------
     say("warm inventory")
@@ -79,7 +80,8 @@ def measure(world: World) -> dict:
     colleague = colleague_commits(world, core)
     close_core(core)
     return {"first": first, "history": history, "cold fetch": cold_fetch, "cold": cold,
-            "cluster cold": cluster_cold, "cluster warm": cluster_warm, "warm": warm,
+            "cluster cold": cluster_cold, "cluster warm": cluster_warm, "cluster colleague": cluster_colleague,
+            "warm": warm,
             "warm fetch": warm_fetch, "colleague": colleague}
 
 
@@ -207,8 +209,9 @@ def _pushed(core: GitOps, clone, ws, message: str, pins: int) -> float:
     return t
 
 
-def cluster_inventory(world: World) -> tuple[list, list]:
-    """Cold and warm inventories of the fleet's pins laid out behind `clusters/<env>` entries."""
+def cluster_inventory(world: World) -> tuple[list, list, dict]:
+    """Cold and warm inventories of the fleet's pins laid out behind `clusters/<env>` entries, and
+    right after a colleague's commits to its Flux Kustomizations (``flux_patches_added``)."""
     fleet, tmp = world.fleet, world.tmp
     files = cluster_fleet_files(fleet.registry, fleet.apps, fleet.pins)
     url = seed_remote(tmp / "clusters.git", files)
@@ -230,8 +233,38 @@ def cluster_inventory(world: World) -> tuple[list, list]:
         if len(cold) < world.runs:
             close_core(core)
     warm = repeat(lambda: core.inventory(refresh=False), world.fast)
+    flux = flux_patches_added(world, core, url)
     close_core(core)
-    return cold, warm
+    return cold, warm, flux
+
+
+def flux_patches_added(world: World, core: GitOps, url: str) -> dict:
+    """Cluster-entry layout: ``inventory()`` right after a colleague adds a patch of one app's
+    release first in an environment's Flux Kustomization (`spec.patches` of
+    `clusters/<env>/apps.yaml`, before the third of the fleet it patches already), then right
+    after they take it away (``flux_patches``); a whole discovery of the same commit (parse cache
+    warm) for the first few."""
+    clone = world.tmp / "cluster-colleague"
+    git("clone", "-q", "--branch", "main", url, str(clone))
+    ws = next(iter(core.workspaces.values()))
+    ws.fetch_interval = 0  # the core was made as after a restart: each commit fetched here
+    found: dict = {"flux patch added": [], "flux patch taken away": [], "whole discovery": []}
+    for r in range(world.mid):
+        app, env = world.fleet.apps[r % len(world.fleet.apps)][0], ENVIRONMENTS[r % len(ENVIRONMENTS)]
+        sync(clone)
+        entry = (f"    - target:\n        kind: HelmRelease\n        name: {app}\n      patch: |\n"
+                 f"        - op: add\n          path: /spec/values/replicaCount\n          value: {r + 2}\n")
+        path = clone / f"clusters/{env}/apps.yaml"
+        text = path.read_text(encoding="utf-8")
+        for kind, written in (("flux patch added", text.replace("  patches:\n", "  patches:\n" + entry, 1)),
+                              ("flux patch taken away", text)):
+            path.write_text(written, encoding="utf-8")
+            found[kind].append(_pushed(core, clone, ws, f"{kind}: {app} in {env}", world.pins))
+            if kind == "flux patch added" and r < world.runs:
+                tree = ws.tree(git("rev-parse", "HEAD", cwd=clone))
+                found["whole discovery"].append(clock(carry.discover, tree, core.settings, None,
+                                                      core._pins.documents)[0])
+    return found
 
 
 def rows(world: World) -> list:
@@ -244,6 +277,9 @@ def rows(world: World) -> list:
     patched, unpatched = median_ms(colleague["patch added"]), median_ms(colleague["patch taken away"])
     folder, unfolder = median_ms(colleague["folder added"]), median_ms(colleague["folder taken away"])
     whole, fetch = median_ms(colleague["whole discovery"]), median_ms(colleague["fetch"])
+    flux = found["cluster colleague"]
+    flux_added, flux_taken = median_ms(flux["flux patch added"]), median_ms(flux["flux patch taken away"])
+    flux_whole = median_ms(flux["whole discovery"])
     full_clone = median_ms(world.results["deploys"]["clone per command"])
     return [
         (f"First clone (the tip only) + first `inventory()` ({world.pins:,} pins; n={runs})",
@@ -292,4 +328,10 @@ def rows(world: World) -> list:
         (f"… and right after they take that folder away and delete it: let go of on its own "
          f"(n={len(colleague['folder taken away'])})", fmt(unfolder), "—",
          f"whole discovery, parse cache warm: {fmt(whole)} → {unfolder / whole:.2f}×"),
+        (f"Cluster-entry layout: `inventory()` right after a colleague adds a patch of one app's release "
+         f"first in an environment's Flux Kustomization (`spec.patches`, before its {apps // 3:,}), once "
+         f"fetched: that release read again, the others' lines moved (n={len(flux['flux patch added'])})",
+         fmt(flux_added), "—", f"whole discovery, parse cache warm: {fmt(flux_whole)} → {flux_added / flux_whole:.2f}×"),
+        (f"… and right after they take it away (n={len(flux['flux patch taken away'])})", fmt(flux_taken), "—",
+         f"whole discovery, parse cache warm: {fmt(flux_whole)} → {flux_taken / flux_whole:.2f}×"),
     ]
