@@ -492,7 +492,7 @@ def _environment_kustomization(files: dict, env: str):
 
 def add_release_file(files: dict, pins: tuple, draw) -> dict:
     """A file of one HelmRelease added to an environment's kustomization (first, last or between
-    its entries): an app of its own, or one more in an app's namespace (where its source is);
+    its entries), beside it or in a subfolder: an app of its own, or one more in an app's namespace (where its source is);
     perhaps with its own HelmRepository (a namespace of its own, or one that has one already)."""
     env = draw(st.sampled_from(ENVIRONMENTS))
     kfile = _environment_kustomization(files, env)
@@ -500,7 +500,7 @@ def add_release_file(files: dict, pins: tuple, draw) -> dict:
     own_source = draw(st.booleans())  # its HelmRepository beside it, as many fleets write an app
     namespace = draw(st.sampled_from(sorted({p.namespace for p in pins} | ({"fresh"} if own_source else set())
                                             or {"api"})))
-    entry = f"{name}-{namespace}.yaml"
+    entry = draw(st.sampled_from(("", "team/"))) + f"{name}-{namespace}.yaml"  # at times in a subfolder
     if kfile is None or f"apps/{env}/{entry}" in files or "resources:" not in files[kfile].split("\n"):
         return files
     text = release(name, draw(st.sampled_from(VERSIONS)), draw(st.sampled_from((None, "string", "dict"))),
@@ -521,11 +521,11 @@ def take_release_file(files: dict, pins: tuple, draw) -> dict:
     env = draw(st.sampled_from(ENVIRONMENTS))
     kfile = _environment_kustomization(files, env)
     listed = [p for p in sorted(files) if p.startswith(f"apps/{env}/") and p.endswith(".yaml")
-              and HELM_RELEASE in files[p] and kfile and f"  - {posixpath.basename(p)}\n" in files[kfile]]
+              and HELM_RELEASE in files[p] and kfile and f"  - {p[len(f'apps/{env}/'):]}\n" in files[kfile]]
     if not listed:
         return files
     path = draw(st.sampled_from(listed))
-    out = {**files, kfile: files[kfile].replace(f"  - {posixpath.basename(path)}\n", "", 1)}
+    out = {**files, kfile: files[kfile].replace(f"  - {path[len(f'apps/{env}/'):]}\n", "", 1)}
     if draw(st.booleans()):
         del out[path]
     return out

@@ -75,7 +75,6 @@ REFUSED = {
     "a source it never found": lambda files: ("apps/qa/new.yaml", app_file("new", "elsewhere")),
     "not valid YAML": lambda files: ("apps/qa/new.yaml", app_file("new", "app2") + "---\nkey: [open\n"),
     "a file of no release": lambda files: ("apps/qa/new.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"),
-    "a file in a folder": lambda files: ("apps/qa/team/new.yaml", app_file("new", "app2")),
 }
 
 
@@ -85,6 +84,31 @@ def test_what_the_proof_does_not_cover_builds_the_environment_again(case):
     path, text = REFUSED[case](files)
     entry = path[len("apps/qa/"):]
     assert followed(files, listed({**files, path: text}, "qa", entries(files, "qa") + [entry])) is None
+
+
+def test_a_file_in_a_subfolder_listed_and_taken_away_on_its_own():
+    """`team/new.yaml` listed by qa's kustomization: no environment looked into `team`, so its
+    listing changing reaches no one; then taken away and removed."""
+    files = fleet(APPS)
+    after = listed({**files, "apps/qa/team/a/new.yaml": app_file("new", "app2")}, "qa",
+                   entries(files, "qa") + ["team/a/new.yaml"])
+    held = followed(files, after)
+    assert held is not None and {(p.app, p.environment) for p in held.carried_from[2][1]} == {("new", "qa")}
+    assert followed(after, files) is not None
+
+
+@pytest.mark.parametrize("looks", ["another environment walks the subfolder", "a file of another folder"])
+def test_a_file_entry_outside_its_kustomizations_folder_builds_it_again(looks):
+    files = fleet(APPS)
+    path, entry = "apps/qa/team/new.yaml", "team/new.yaml"
+    if looks == "another environment walks the subfolder":
+        files["apps/qa/team/x.yaml"] = app_file("x", "app1")
+        files = listed(files, "dev", entries(files, "dev") + ["../qa/team"])
+    else:
+        path, entry = "apps/shared/new.yaml", "../shared/new.yaml"
+    after = listed({**files, path: app_file("new", "app2")}, "qa", entries(files, "qa") + [entry])
+    assert followed(files, after) is None
+    assert followed(after, {p: t for p, t in files.items()}) is None  # and taken away, removed
 
 
 def test_another_change_to_the_kustomization_builds_it_again():

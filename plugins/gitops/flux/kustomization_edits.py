@@ -46,3 +46,15 @@ def walked_once(kept: ReleaseFiles, kfile: str, index: TreeIndex, change: units.
         if path in index.files or path in change.added:
             return None
     return None
+
+
+def folders_between(folder: str, path: str) -> Optional[set]:
+    """The folders between a kustomization's ``folder`` and ``path`` under it (none for a file of
+    the folder itself); None when ``path`` is not under it."""
+    found, parent = set(), posixpath.dirname(path)
+    while parent != folder:
+        if not parent:
+            return None
+        found.add(parent)
+        parent = posixpath.dirname(parent)
+    return found

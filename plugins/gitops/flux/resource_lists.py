@@ -10,7 +10,8 @@ kustomization files and add or remove files when, for each environment reading t
 - the kustomization is walked once, as its folder's kustomization (the one kustomize finds there
   first), with no `bases:` or `components:`; its documents are equal but for its `resources:`,
   whose entries it keeps in the same order; the files added or taken away are entries of its
-  folder (a name: kustomize reads that folder only through the kustomization), not named as one;
+  folder (kustomize reads that folder only through the kustomization), or of a subfolder no
+  environment looked into (its listing changes), not named as one;
 - a file added parses, holds HelmReleases and chart sources only (no Kustomization, no
   GitRepository: what ``kustomizations`` follows stands), names no `${VAR}` (a variable's uses
   stand), was neither read nor looked for by the environment before; its sources have keys no
@@ -51,7 +52,7 @@ from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, join_path, resource,
 from .manifests import DocumentCache, FileTree
 from .chart_sources import chart_source_key
 from .held_releases import Answers, HeldRelease, ReleaseFiles, read_release
-from .kustomization_edits import changed_spec, walked_once
+from .kustomization_edits import changed_spec, folders_between, walked_once
 from .tree_index import TreeIndex
 from ..settings import Settings
 
@@ -71,13 +72,22 @@ def relist(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
         if found is None:
             return None
         edits[kfile] = found
-    added, taken = set(), set()
-    for kfile, (before, after) in edits.items():
-        folder = posixpath.dirname(kfile)
-        added.update(join_path(folder, e) for e in set(after) - set(before))
-        taken.update(join_path(folder, e) for e in set(before) - set(after))
-    listed = added | taken
     after = index.moved(change.added, change.removed)
+    added, taken, between = set(), set(), set()
+    for kfile, (before, entries) in edits.items():
+        folder = posixpath.dirname(kfile)
+        came = {join_path(folder, e) for e in set(entries) - set(before)}
+        went = {join_path(folder, e) for e in set(before) - set(entries)}
+        # A file entry in a subfolder (`team-a/web.yaml`): no environment may have looked into the
+        # folders between it and its kustomization (their listings change when it comes or goes).
+        for path in (came & after.files) | (went & index.files):
+            sub = folders_between(folder, path)
+            if sub is None:
+                return None  # a file of another folder: its listing is another's
+            between |= sub
+        added |= came
+        taken |= went
+    listed = added | taken
     # The files of a folder listed anew that the commit adds: the folder's listing, and those of
     # the folders around it, change; no environment may have looked there before.
     within = frozenset(path for path in change.added for folder in added - after.files
@@ -95,7 +105,7 @@ def relist(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
     for part in parts:
         if part.listed_everything or not part.listed_paths.isdisjoint(change.listed) or \
                 not part.looked_up.isdisjoint(keys) or (rest and part.touched(rest, keys)) or \
-                not part.listed_folders.isdisjoint(around):
+                not part.listed_folders.isdisjoint(around) or not part.listed_folders.isdisjoint(between):
             return None
         mine = sorted(kfile for kfile in edits if kfile in part.read)
         if not mine:
@@ -164,8 +174,6 @@ def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, in
             return None
         for path, entry in out.items():
             if path in index.files:
-                if "/" in entry:
-                    return None  # a file of another folder: its listing is another's
                 found = _taken(kept, position, chain, path, old, elsewhere, cache)
             else:  # a folder: what its walk made there goes, when that route alone made it
                 found = folder_entries.taken_folder(part, kept, position, chain, kfile, entry, old, index, elsewhere,
@@ -192,8 +200,8 @@ def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, in
             path = join_path(folder, entry)
             folder_entry = path not in after.files
             if not folder_entry:
-                if "/" in entry or path in part.read or path in part.listed_paths:
-                    return None  # a file of another folder, or one the environment read or looked for
+                if path in part.read or path in part.listed_paths:
+                    return None  # one the environment read or looked for
                 resources, files = _file_resources(path, new, chain, cache), {path}
             else:  # a folder: walked on its own, its objects one more app of the environment
                 walked = folder_entries.walk(new, after, cache, part.environment, kept.units[position], kfile,
