@@ -100,6 +100,8 @@ def _values(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Op
                 if not isinstance(key, str) or text is None or "${" in text:
                     return None
                 if value != before[key]:
+                    if scalar_text(before[key]) is None:
+                        return None  # no variable before (a null, a mapping): one defined anew
                     found[PinLocation(path, i, field + (key,))] = text
     return found
 
