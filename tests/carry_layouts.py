@@ -653,11 +653,17 @@ def take_patch(files: dict, pins: tuple, draw) -> dict:
     return out
 
 
+def list_and_patch(files: dict, pins: tuple, draw) -> dict:
+    """An app's base listed by an environment and a patch added, in one commit (an app promoted
+    with values of its own)."""
+    return add_patch(list_base(files, pins, draw), pins, draw)
+
+
 COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, rename, change_resources,
            add_file, remove_file, unread, other_value, change_source, change_variable, label, label,
            release_edit, release_edit, add_app, add_app, use_variable, add_release_file, add_release_file,
            take_release_file, take_release_file, add_patch, add_patch, take_patch, take_patch,
-           list_base, list_base, take_base, retune, retune)
+           list_base, list_base, take_base, retune, retune, list_and_patch, list_and_patch)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

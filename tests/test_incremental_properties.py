@@ -11,7 +11,8 @@ import os
 
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from gitops.changes.carry import carry_forward, discover, rediscover, relist, repatch, reread, revalue
+from gitops.changes.carry import (carry_forward, discover, rediscover, relist, relist_and_repatch, repatch, reread,
+                                  revalue)
 from gitops.changes.pins import build_inventory, moved_inventory
 from gitops.flux import images
 from gitops.settings import parse_settings
@@ -43,6 +44,8 @@ def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
             held, how = relist(known, tree, new_tree, config), "resources listed again"
         if held is None:
             held, how = repatch(known, tree, new_tree, config), "patches made again"
+        if held is None:
+            held, how = relist_and_repatch(known, tree, new_tree, config), "listed, then patched"
         if held is None:
             held, how = revalue(known, tree, new_tree, config), "variables read again"
         if held is None:

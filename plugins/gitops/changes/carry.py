@@ -19,10 +19,13 @@ list) is not carried: None. ``follow`` then reads again on their own the files o
 the commit changed, where ``flux.release_files`` proves that enough (a label, a value: ``reread``),
 or those a kustomization lists anew or no more, where ``flux.resource_lists`` does (an app added
 or taken away: ``relist``), or those whose patches a kustomization (or a Flux Kustomization) changed, where
-``flux.patch_lists`` (``flux.flux_patches``) does (a patch added, edited or taken away: ``repatch``), or those naming
-variables a ConfigMap gave other values, where ``flux.variable_values`` does (``revalue``), and
-else builds again the environments the commit touched (``rediscover``). Pins then move in place when the fold across environments reads them alike, or
-the fold reads again only those it may read otherwise (``discovery.refold``): never the fleet.
+``flux.patch_lists`` (``flux.flux_patches``) does (a patch added, edited or taken away:
+``repatch``), or both at once, as two commits (``flux.listed_and_patched``:
+``relist_and_repatch``), or those naming variables a ConfigMap gave other values, where
+``flux.variable_values`` does (``revalue``), and else builds again the environments the commit
+touched (``rediscover``). Pins then move in place when the fold across environments reads them
+alike, or the fold reads again only those it may read otherwise (``discovery.refold``): never the
+fleet.
 Ferry's own commits go through the same proof (``PinCache.derive``): one way an inventory moves on.
 """
 from __future__ import annotations
@@ -32,8 +35,8 @@ from functools import cached_property
 from typing import Iterable, Optional
 
 from . import rewrites
-from ..flux import (discovery, flux_patches, images, kustomizations, patch_lists, release_files, resource_lists,
-                    sharing, variable_values)
+from ..flux import (discovery, flux_patches, images, kustomizations, listed_and_patched, patch_lists, release_files,
+                    resource_lists, sharing, variable_values)
 from ..flux.kustomize import RELEVANT_KINDS
 from ..flux.tree_index import TreeIndex
 from ..flux import units
@@ -99,6 +102,8 @@ def follow(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
         found = relist(known, old, new, settings, cache)
     if found is None:
         found = repatch(known, old, new, settings, cache)
+    if found is None:
+        found = relist_and_repatch(known, old, new, settings, cache)
     if found is None:
         found = revalue(known, old, new, settings, cache)
     if found is None:
@@ -172,6 +177,13 @@ def repatch(known: Known, old: FileTree, new: FileTree, settings: Settings, cach
     edited or taken away); else None."""
     found = _made_again(patch_lists.repatch, known, old, new, settings, cache)
     return found if found is not None else _made_again(flux_patches.repatch, known, old, new, settings, cache)
+
+
+def relist_and_repatch(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None
+                       ) -> Optional[Known]:
+    """What discovery finds in ``new`` when the commit lists and patches at once (kustomizations'
+    `resources:` and patches both changed), followed as two commits (``listed_and_patched``)."""
+    return _made_again(listed_and_patched.relist_and_repatch, known, old, new, settings, cache)
 
 
 def _made_again(step, known: Known, old: FileTree, new: FileTree, settings: Settings, cache) -> Optional[Known]:

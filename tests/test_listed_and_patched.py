@@ -1,0 +1,94 @@
+"""A commit that lists an app and patches it at once, followed as two commits through the tree
+between them (``flux.listed_and_patched``): what the bot then holds equals a fresh discovery, each
+half proven as its own step proves it, and what the tree between cannot be is refused (the
+environment is built again, and that equals a fresh discovery too). Written for Ferry's tests (no
+outside source)."""
+from __future__ import annotations
+
+import pytest
+
+from gitops.changes.carry import relist_and_repatch
+from gitops.flux.listed_and_patched import _spliced
+from tests import following
+from tests.test_flux_patches import APPS_YAML, flux_fleet, with_patches, patch as flux_patch
+from tests.test_patch_lists import patch
+from tests.test_refold import fleet, settings
+from tests.test_resource_lists import APPS, base, entries, listed
+
+QA = "apps/qa/kustomization.yaml"
+
+
+def followed(before: dict, after: dict, config=None):
+    """What ``relist_and_repatch`` holds after the commit (or None), checked against a fresh
+    discovery (``tests.following``)."""
+    return following.followed(relist_and_repatch, before, after, config or settings())
+
+
+def chart(held, app: str, env: str = "qa"):
+    return next(p for p in held.pins if (p.environment, p.app, p.part) == (env, app, "chart"))
+
+
+def test_an_app_promoted_with_a_patch_of_its_own():
+    """`../base/new` listed by qa and its version patched there, in one commit."""
+    files = {**fleet(APPS), **base("new", "fresh")}
+    after = listed(files, "qa", ["../base/new"] + entries(files, "qa"))
+    after[QA] += "patches:\n" + patch("new", value="7.9.0")
+    held = followed(files, after)
+    assert held is not None and chart(held, "new").version == "7.9.0"
+    _, _, (gone, anew) = held.carried_from
+    assert {p.app for p in anew} == {"new"}  # that app's pins, not the fleet's
+    # taken away again, patch and all
+    assert followed(after, files) is not None
+
+
+def test_a_patch_file_added_with_them_comes_in_the_second_half():
+    """The commit adds the app's folder and a patch file beside the overlay: the folder's files
+    come with the listing, the patch file with the patches."""
+    files = {**fleet(APPS), **base("new", "fresh")}
+    after = listed({**files, "apps/qa/new-values.yaml": "- op: replace\n  path: /spec/values/replicaCount\n  value: 3\n"},
+                   "qa", entries(files, "qa") + ["../base/new"])
+    after[QA] += "patches:\n  - path: new-values.yaml\n    target:\n      kind: HelmRelease\n      name: new\n"
+    held = followed(files, after)
+    assert held is not None and "apps/qa/new-values.yaml" in held.read
+
+
+def test_an_app_file_listed_and_another_app_patched():
+    files = fleet(APPS)
+    after = listed({**files, "apps/qa/new.yaml": files["apps/qa/app0-app0.yaml"].replace("name: app0", "name: new")},
+                   "qa", entries(files, "qa") + ["new.yaml"])
+    after[QA] += "patches:\n" + patch("app2", value="7.4.0")
+    held = followed(files, after)
+    assert held is not None and (chart(held, "new").version, chart(held, "app2").version) == ("6.5.0", "7.4.0")
+
+
+def test_an_app_listed_and_patched_by_its_flux_kustomization():
+    files, config = flux_fleet()
+    files = {**files, **base("new", "fresh")}
+    after = with_patches(listed(files, "qa", entries(files, "qa") + ["../base/new"]), flux_patch("new", value="7.8.0"))
+    held = followed(files, after, config)
+    assert held is not None and (chart(held, "new").version, chart(held, "new").location.file) == ("7.8.0", APPS_YAML)
+
+
+@pytest.mark.parametrize("case", ["resources written as a flow list over lines", "no `resources:` before",
+                                  "another key too"])
+def test_what_the_tree_between_cannot_be_builds_it_again(case):
+    files = {**fleet(APPS), **base("new", "fresh")}
+    after = listed(files, "qa", entries(files, "qa") + ["../base/new"])
+    after[QA] += "patches:\n" + patch("app1")
+    if case == "resources written as a flow list over lines":
+        after[QA] = after[QA].replace("resources:\n", "resources: [\n  ", 1).replace("\n  - ", ",\n  ").replace(
+            "\npatches:", "]\npatches:", 1)
+    elif case == "no `resources:` before":
+        files[QA] = files[QA].split("resources:\n")[0] + "namePrefix: ''\n"
+        after[QA] = "namePrefix: ''\n" + after[QA]
+    else:
+        after[QA] += "namespace: team\n"
+    assert followed(files, after) is None
+
+
+def test_the_text_between_takes_only_the_resources_block():
+    old = "# qa\nresources:\n  - a.yaml  # first\n- b.yaml\n\n# patches below\npatches: []\nnamePrefix: x-\n"
+    new = "# qa (edited)\nresources:\n  - a.yaml\n  - c.yaml\npatches:\n  - path: p.yaml\nnamePrefix: x-\n"
+    assert _spliced(old, new) == "# qa\nresources:\n  - a.yaml\n  - c.yaml\npatches: []\nnamePrefix: x-\n"
+    assert _spliced("resources: [a.yaml]\nnamePrefix: x-\n", "resources: [a.yaml, b.yaml]  # two\n") == \
+        "resources: [a.yaml, b.yaml]  # two\nnamePrefix: x-\n"
