@@ -659,11 +659,20 @@ def list_and_patch(files: dict, pins: tuple, draw) -> dict:
     return add_patch(list_base(files, pins, draw), pins, draw)
 
 
+def squashed(files: dict, pins: tuple, draw) -> dict:
+    """Two to four commits of other kinds in one (a squash-merged pull request)."""
+    kinds = (list_base, add_release_file, take_release_file, add_patch, take_patch, label, release_edit, bump,
+             change_variable, retune, take_base)
+    for kind in draw(st.lists(st.sampled_from(kinds), min_size=2, max_size=4)):
+        files = kind(files, pins, draw)
+    return files
+
+
 COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, rename, change_resources,
            add_file, remove_file, unread, other_value, change_source, change_variable, label, label,
            release_edit, release_edit, add_app, add_app, use_variable, add_release_file, add_release_file,
            take_release_file, take_release_file, add_patch, add_patch, take_patch, take_patch,
-           list_base, list_base, take_base, retune, retune, list_and_patch, list_and_patch)
+           list_base, list_base, take_base, retune, retune, list_and_patch, list_and_patch, squashed, squashed)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

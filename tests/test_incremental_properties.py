@@ -11,7 +11,7 @@ import os
 
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from gitops.changes.carry import (carry_forward, discover, rediscover, relist, relist_and_repatch, repatch, reread,
+from gitops.changes.carry import (carry_forward, discover, in_steps, rediscover, relist, repatch, reread,
                                   revalue)
 from gitops.changes.pins import build_inventory, moved_inventory
 from gitops.flux import images
@@ -45,7 +45,7 @@ def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
         if held is None:
             held, how = repatch(known, tree, new_tree, config), "patches made again"
         if held is None:
-            held, how = relist_and_repatch(known, tree, new_tree, config), "listed, then patched"
+            held, how = in_steps(known, tree, new_tree, config), "one kind at a time"
         if held is None:
             held, how = revalue(known, tree, new_tree, config), "variables read again"
         if held is None:

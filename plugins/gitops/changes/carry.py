@@ -20,9 +20,9 @@ the commit changed, where ``flux.release_files`` proves that enough (a label, a 
 or those a kustomization lists anew or no more, where ``flux.resource_lists`` does (an app added
 or taken away: ``relist``), or those whose patches a kustomization (or a Flux Kustomization) changed, where
 ``flux.patch_lists`` (``flux.flux_patches``) does (a patch added, edited or taken away:
-``repatch``), or both at once, as two commits (``flux.listed_and_patched``:
-``relist_and_repatch``), or those naming variables a ConfigMap gave other values, where
-``flux.variable_values`` does (``revalue``), and else builds again the environments the commit
+``repatch``), or those naming variables a ConfigMap gave other values, where
+``flux.variable_values`` does (``revalue``), or a commit of several of those kinds one kind at a
+time (``flux.split_commits``: ``in_steps``), and else builds again the environments the commit
 touched (``rediscover``). Pins then move in place when the fold across environments reads them
 alike, or the fold reads again only those it may read otherwise (``discovery.refold``): never the
 fleet.
@@ -35,8 +35,8 @@ from functools import cached_property
 from typing import Iterable, Optional
 
 from . import rewrites
-from ..flux import (discovery, flux_patches, images, kustomizations, listed_and_patched, patch_lists, release_files,
-                    resource_lists, sharing, variable_values)
+from ..flux import (discovery, flux_patches, images, kustomizations, patch_lists, release_files, resource_lists,
+                    sharing, split_commits, variable_values)
 from ..flux.kustomize import RELEVANT_KINDS
 from ..flux.tree_index import TreeIndex
 from ..flux import units
@@ -103,7 +103,7 @@ def follow(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     if found is None:
         found = repatch(known, old, new, settings, cache)
     if found is None:
-        found = relist_and_repatch(known, old, new, settings, cache)
+        found = in_steps(known, old, new, settings, cache)
     if found is None:
         found = revalue(known, old, new, settings, cache)
     if found is None:
@@ -179,11 +179,11 @@ def repatch(known: Known, old: FileTree, new: FileTree, settings: Settings, cach
     return found if found is not None else _made_again(flux_patches.repatch, known, old, new, settings, cache)
 
 
-def relist_and_repatch(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None
-                       ) -> Optional[Known]:
-    """What discovery finds in ``new`` when the commit lists and patches at once (kustomizations'
-    `resources:` and patches both changed), followed as two commits (``listed_and_patched``)."""
-    return _made_again(listed_and_patched.relist_and_repatch, known, old, new, settings, cache)
+def in_steps(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
+    """What discovery finds in ``new`` when the commit is of several kinds (`resources:`, patches,
+    files read again: a squash-merged pull request), followed one kind at a time
+    (``split_commits``); else None."""
+    return _made_again(split_commits.in_steps, known, old, new, settings, cache)
 
 
 def _made_again(step, known: Known, old: FileTree, new: FileTree, settings: Settings, cache) -> Optional[Known]:

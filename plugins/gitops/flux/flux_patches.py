@@ -70,6 +70,11 @@ def repatch(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: 
     return tuple(done), read, index, places
 
 
+def changed_patches(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> bool:
+    """Whether the commit changed the file in a Flux Kustomization's own patches only."""
+    return _spec(path, old, new, cache) is not None
+
+
 def _spec(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
     """(the index of the Flux Kustomization whose patches changed, its spec before, after) when
     the file's documents are equal but for those; else None."""

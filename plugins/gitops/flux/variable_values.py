@@ -74,6 +74,11 @@ def revalue(parts: tuple, old: FileTree, new: FileTree, settings: Settings, cach
 VARIABLE_FIELDS = (("data",), ("spec", "postBuild", "substitute"))
 
 
+def changed_values(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> bool:
+    """Whether the commit changed the file in variables' values only (``_values``)."""
+    return bool(_values(path, old, new, cache))
+
+
 def _values(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[dict]:
     """{line: new text} of the values a file changed, when its documents are equal but for values
     under `data:` or a Flux Kustomization's `spec.postBuild.substitute` (the same keys; text naming

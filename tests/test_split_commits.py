@@ -1,14 +1,14 @@
-"""A commit that lists an app and patches it at once, followed as two commits through the tree
-between them (``flux.listed_and_patched``): what the bot then holds equals a fresh discovery, each
-half proven as its own step proves it, and what the tree between cannot be is refused (the
-environment is built again, and that equals a fresh discovery too). Written for Ferry's tests (no
-outside source)."""
+"""A commit of several kinds (an app listed and patched at once, a squash-merged pull request)
+followed one kind at a time through the trees between (``flux.split_commits``): what the bot then
+holds equals a fresh discovery, each step proven as its own kind's step proves it, and what a tree
+between cannot be is refused (the environment is built again, and that equals a fresh discovery
+too). Written for Ferry's tests (no outside source)."""
 from __future__ import annotations
 
 import pytest
 
-from gitops.changes.carry import relist_and_repatch
-from gitops.flux.listed_and_patched import _spliced
+from gitops.changes.carry import in_steps
+from gitops.flux.split_commits import _spliced
 from tests import following
 from tests.test_flux_patches import APPS_YAML, flux_fleet, with_patches, patch as flux_patch
 from tests.test_patch_lists import patch
@@ -19,9 +19,9 @@ QA = "apps/qa/kustomization.yaml"
 
 
 def followed(before: dict, after: dict, config=None):
-    """What ``relist_and_repatch`` holds after the commit (or None), checked against a fresh
-    discovery (``tests.following``)."""
-    return following.followed(relist_and_repatch, before, after, config or settings())
+    """What ``in_steps`` holds after the commit (or None), checked against a fresh discovery
+    (``tests.following``)."""
+    return following.followed(in_steps, before, after, config or settings())
 
 
 def chart(held, app: str, env: str = "qa"):
@@ -92,3 +92,20 @@ def test_the_text_between_takes_only_the_resources_block():
     assert _spliced(old, new) == "# qa\nresources:\n  - a.yaml\n  - c.yaml\npatches: []\nnamePrefix: x-\n"
     assert _spliced("resources: [a.yaml]\nnamePrefix: x-\n", "resources: [a.yaml, b.yaml]  # two\n") == \
         "resources: [a.yaml, b.yaml]  # two\nnamePrefix: x-\n"
+
+
+def test_a_squashed_pull_request_of_every_kind():
+    """One commit: an app promoted (listed), another patched, a cluster variable given another
+    value, a label on a third release: each kind followed in turn."""
+    from tests.test_variable_values import cluster_fleet, valued
+    files, config = cluster_fleet()
+    files = {**files, **base("new", "fresh")}
+    after = valued(files, REPLICAS="5")
+    after[QA] = after[QA].replace("resources:\n", "resources:\n  - ../base/new\n", 1) + \
+        patch("app0", value="7.3.0")  # one more patch of qa's (it has app3's)
+    release = "apps/qa/app2-app2.yaml"
+    after[release] = after[release].replace("  namespace: app2\n", "  namespace: app2\n  labels:\n    tier: canary\n", 1)
+    held = followed(files, after, config)
+    assert held is not None and (chart(held, "new").version, chart(held, "app0").version) == ("7.0.0", "7.3.0")
+    # and each kind alone is still its own step's: not this one's
+    assert followed(files, valued(files, REPLICAS="5"), config) is None
