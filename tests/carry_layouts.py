@@ -653,6 +653,36 @@ def take_patch(files: dict, pins: tuple, draw) -> dict:
     return out
 
 
+def change_images(files: dict, pins: tuple, draw) -> dict:
+    """An `images:` entry added to an environment's kustomization (the list made when it has
+    none), or one taken away (the list too when it was the last)."""
+    env = draw(st.sampled_from(ENVIRONMENTS))
+    kfile = _environment_kustomization(files, env)
+    if kfile is None:
+        return files
+    lines = files[kfile].split("\n")
+    if "images:" in lines and draw(st.booleans()):
+        at = lines.index("images:")
+        entries = [i for i in range(at + 1, len(lines)) if lines[i].startswith("  - name: ")]
+        if entries:
+            start = draw(st.sampled_from(entries))
+            end = start + 1
+            while end < len(lines) and lines[end].startswith("    "):
+                end += 1
+            del lines[start:end]
+            if len(entries) == 1:
+                del lines[at]
+            return {**files, kfile: "\n".join(lines)}
+    app = draw(st.sampled_from(("podinfo", "web", "api")))
+    entry = [f"  - name: ghcr.io/acme/{app}", f"    newTag: {draw(st.sampled_from(('4.0.0', '4.1.0')))}"]
+    if "images:" in lines:
+        at = lines.index("images:") + 1
+        lines[at:at] = entry
+    else:
+        lines[-1:-1] = ["images:"] + entry
+    return {**files, kfile: "\n".join(lines)}
+
+
 def list_and_patch(files: dict, pins: tuple, draw) -> dict:
     """An app's base listed by an environment and a patch added, in one commit (an app promoted
     with values of its own)."""
@@ -672,7 +702,7 @@ COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, re
            add_file, remove_file, unread, other_value, change_source, change_variable, label, label,
            release_edit, release_edit, add_app, add_app, use_variable, add_release_file, add_release_file,
            take_release_file, take_release_file, add_patch, add_patch, take_patch, take_patch,
-           list_base, list_base, take_base, retune, retune, list_and_patch, list_and_patch, squashed, squashed)
+           list_base, list_base, take_base, retune, retune, list_and_patch, list_and_patch, squashed, squashed, change_images, change_images)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

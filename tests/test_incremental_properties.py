@@ -11,7 +11,7 @@ import os
 
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from gitops.changes.carry import (carry_forward, discover, in_steps, rediscover, relist, repatch, reread,
+from gitops.changes.carry import (carry_forward, discover, in_steps, rediscover, reimage, relist, repatch, reread,
                                   revalue)
 from gitops.changes.pins import build_inventory, moved_inventory
 from gitops.flux import images
@@ -44,6 +44,8 @@ def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
             held, how = relist(known, tree, new_tree, config), "resources listed again"
         if held is None:
             held, how = repatch(known, tree, new_tree, config), "patches made again"
+        if held is None:
+            held, how = reimage(known, tree, new_tree, config), "images made again"
         if held is None:
             held, how = in_steps(known, tree, new_tree, config), "one kind at a time"
         if held is None:

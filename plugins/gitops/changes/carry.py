@@ -16,16 +16,17 @@ the files it reads (``Reading`` records every one). Between two commits with the
   comment, blank lines, indentation or quoting that parse the same), nothing it finds can differ.
 Anything else (a file added, removed or renamed, a setter marker, a key, a patch, a resource
 list) is not carried: None. ``follow`` then reads again on their own the files of HelmReleases
-the commit changed, where ``flux.release_files`` proves that enough (a label, a value: ``reread``),
-or those a kustomization lists anew or no more, where ``flux.resource_lists`` does (an app added
-or taken away: ``relist``), or those whose patches a kustomization (or a Flux Kustomization) changed, where
-``flux.patch_lists`` (``flux.flux_patches``) does (a patch added, edited or taken away:
-``repatch``), or those naming variables a ConfigMap gave other values, where
-``flux.variable_values`` does (``revalue``), or a commit of several of those kinds one kind at a
-time (``flux.split_commits``: ``in_steps``), and else builds again the environments the commit
-touched (``rediscover``). Pins then move in place when the fold across environments reads them
-alike, or the fold reads again only those it may read otherwise (``discovery.refold``): never the
-fleet.
+the commit changed, where ``flux.release_files`` proves that enough (a label, a value:
+``reread``), or those a kustomization lists anew or no more, where ``flux.resource_lists`` does
+(an app added or taken away: ``relist``), or those whose patches a kustomization (or a Flux
+Kustomization) changed, where ``flux.patch_lists`` (``flux.flux_patches``) does (a patch added,
+edited or taken away: ``repatch``), or its kustomize image pins, where ``flux.image_lists`` does
+(an `images:` entry added, edited or taken away: ``reimage``), or those naming variables a
+ConfigMap gave other values, where ``flux.variable_values`` does (``revalue``), or a commit of
+several of those kinds one kind at a time (``flux.split_commits``: ``in_steps``), and else builds
+again the environments the commit touched (``rediscover``). Pins then move in place when the fold
+across environments reads them alike, or the fold reads again only those it may read otherwise
+(``discovery.refold``): never the fleet.
 Ferry's own commits go through the same proof (``PinCache.derive``): one way an inventory moves on.
 """
 from __future__ import annotations
@@ -35,8 +36,8 @@ from functools import cached_property
 from typing import Iterable, Optional
 
 from . import rewrites
-from ..flux import (discovery, flux_patches, images, kustomizations, patch_lists, release_files, resource_lists,
-                    sharing, split_commits, variable_values)
+from ..flux import (discovery, flux_patches, image_lists, images, kustomizations, patch_lists, release_files,
+                    resource_lists, sharing, split_commits, variable_values)
 from ..flux.kustomize import RELEVANT_KINDS
 from ..flux.tree_index import TreeIndex
 from ..flux import units
@@ -102,6 +103,8 @@ def follow(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
         found = relist(known, old, new, settings, cache)
     if found is None:
         found = repatch(known, old, new, settings, cache)
+    if found is None:
+        found = reimage(known, old, new, settings, cache)
     if found is None:
         found = in_steps(known, old, new, settings, cache)
     if found is None:
@@ -177,6 +180,12 @@ def repatch(known: Known, old: FileTree, new: FileTree, settings: Settings, cach
     edited or taken away); else None."""
     found = _made_again(patch_lists.repatch, known, old, new, settings, cache)
     return found if found is not None else _made_again(flux_patches.repatch, known, old, new, settings, cache)
+
+
+def reimage(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
+    """What discovery finds in ``new`` when the commit only changed kustomizations' `images:`, each
+    environment's kustomize image pins made again from its builds (``image_lists``); else None."""
+    return _made_again(image_lists.reimage, known, old, new, settings, cache)
 
 
 def in_steps(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
