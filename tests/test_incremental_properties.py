@@ -47,9 +47,9 @@ def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
         if held is None:
             held, how = reimage(known, tree, new_tree, config), "images made again"
         if held is None:
-            held, how = in_steps(known, tree, new_tree, config), "one kind at a time"
-        if held is None:
             held, how = revalue(known, tree, new_tree, config), "variables read again"
+        if held is None:
+            held, how = in_steps(known, tree, new_tree, config), "one kind at a time"
         if held is None:
             held, rebuilt = rediscover(known, tree, new_tree, config)
             how = f"{len(rebuilt)} of {len(known.parts)} built again"

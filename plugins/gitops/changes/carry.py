@@ -97,21 +97,10 @@ def follow(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     carried (a version, a file read alike), files of HelmReleases read again on their own, or the
     environments the commit touched built again."""
     found = carry_forward(known, old, new)
-    if found is None:
-        found = reread(known, old, new, settings, cache)
-    if found is None:
-        found = relist(known, old, new, settings, cache)
-    if found is None:
-        found = repatch(known, old, new, settings, cache)
-    if found is None:
-        found = reimage(known, old, new, settings, cache)
-    if found is None:
-        found = in_steps(known, old, new, settings, cache)
-    if found is None:
-        found = revalue(known, old, new, settings, cache)
-    if found is None:
-        found, _ = rediscover(known, old, new, settings, cache)
-    return found
+    for step in (reread, relist, repatch, reimage, revalue, in_steps):
+        if found is None:
+            found = step(known, old, new, settings, cache)
+    return found if found is not None else rediscover(known, old, new, settings, cache)[0]
 
 
 def discover(tree: FileTree, settings: Settings, environments: Optional[Iterable] = None,
