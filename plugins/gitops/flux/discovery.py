@@ -154,14 +154,18 @@ def refold(before: tuple, folded: tuple, parts: tuple, settings: Settings) -> tu
 def _readers(parts: list, lines: Optional[set], names: Optional[set]) -> list:
     """(pin, its variable) of the parts' pins in the fold's order (chart pins, then kustomize
     images, then the releases' images); only those at ``lines`` or named ``names`` when given."""
-    def chosen(p) -> bool:
-        return lines is None or p.location in lines or p.app in names
-
-    found = [(p, v) for part in parts for p, v in zip(part.pins, part.variables) if chosen(p)]
+    if lines is None:
+        found = [(p, v) for part in parts for p, v in zip(part.pins, part.variables)]
+        found += [(p, None) for part in parts for p in part.overlay_images]
+        found += [(p, None) for part in parts for p in part.release_images]
+        return found
+    # The test written out, not called: a refold looks at every pin of the fleet, twice or so.
+    found = [(p, v) for part in parts for p, v in zip(part.pins, part.variables)
+             if p.location in lines or p.app in names]
     # An image tag's variable is not a version site of its own: a variable that is also an image
     # tag stays "used elsewhere" for the chart pin, and the two share one line (sharing.finish).
-    found += [(p, None) for part in parts for p in part.overlay_images if chosen(p)]
-    found += [(p, None) for part in parts for p in part.release_images if chosen(p)]
+    found += [(p, None) for part in parts for p in part.overlay_images if p.location in lines or p.app in names]
+    found += [(p, None) for part in parts for p in part.release_images if p.location in lines or p.app in names]
     return found
 
 

@@ -23,7 +23,7 @@ from typing import Optional
 from . import flux_patches, patch_lists, release_files, resource_lists, units, variable_values
 from .kustomization_edits import changed_spec
 from .kustomize import KUSTOMIZATION_FILES, join_path, strings
-from .manifests import DocumentCache, FileTree, git_blob_id, parse_documents
+from .manifests import DocumentCache, FileTree, git_blob_id
 from .patches import PATCH_KEYS
 from .tree_index import TreeIndex
 from ..settings import Settings
@@ -76,7 +76,7 @@ def _steps(old: FileTree, new: FileTree, change: units.Change, cache: DocumentCa
     """[(the step of one kind, the tree after it)] of the commit's kinds, in turn; None when it
     has one kind only, or a kustomization changed otherwise than in `resources:` and patches."""
     texts, patches, values, rest = {}, {}, {}, {}
-    came, went = set(), set()
+    came, went, expected = set(), set(), {}  # expected: kustomization -> (its spec's document, the spec between)
     for path in sorted(change.changed):
         if posixpath.basename(path) not in KUSTOMIZATION_FILES:
             kind = patches if flux_patches.changed_patches(path, old, new, cache) else \
@@ -88,10 +88,12 @@ def _steps(old: FileTree, new: FileTree, change: units.Change, cache: DocumentCa
             return None
         at, was, now = found
         if was.get("resources") != now.get("resources"):
-            text = _listed(path, at, was, now, old, new, cache)
+            text = _spliced(old.read(path), new.read(path))
             if text is None:
                 return None
             texts[path] = text
+            expected[path] = (at, {**was, "resources": now["resources"]} if "resources" in now else
+                              {k: v for k, v in was.items() if k != "resources"})
             folder = posixpath.dirname(path)
             before, after = set(strings(was.get("resources"))), set(strings(now.get("resources")))
             came.update(join_path(folder, entry) for entry in after - before)
@@ -116,21 +118,13 @@ def _steps(old: FileTree, new: FileTree, change: units.Change, cache: DocumentCa
     for step, files in kinds:
         tree = Between(tree, new, *files)
         steps.append((step, tree))
+    for path, (at, spec) in expected.items():  # parsed once, through the cache the steps read
+        listed, docs = steps[0][1], list(cache.get(old, path).docs)
+        docs[at] = spec
+        found = cache.get(listed, path)
+        if found.error or list(found.docs) != docs:
+            return None  # not the parent's kustomization with the commit's `resources:`
     return steps
-
-
-def _listed(path: str, at: int, was: dict, now: dict, old: FileTree, new: FileTree, cache: DocumentCache
-            ) -> Optional[str]:
-    """The kustomization's text listing what it lists after the commit, all else as before it:
-    checked to parse to its documents before with the `resources:` after; else None."""
-    text = _spliced(old.read(path), new.read(path))
-    if text is None:
-        return None
-    docs, error = parse_documents(text)
-    expected = list(cache.get(old, path).docs)
-    expected[at] = {**was, "resources": now["resources"]} if "resources" in now else \
-        {k: v for k, v in was.items() if k != "resources"}
-    return None if error or docs != expected else text
 
 
 def _spliced(old_text: str, new_text: str) -> Optional[str]:
