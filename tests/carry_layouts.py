@@ -683,6 +683,17 @@ def change_images(files: dict, pins: tuple, draw) -> dict:
     return {**files, kfile: "\n".join(lines)}
 
 
+def tune_kustomization(files: dict, pins: tuple, draw) -> dict:
+    """A key of an environment's Flux Kustomization changed: one discovery never reads (its
+    interval, `prune`, `suspend`), or its target namespace."""
+    path = f"clusters/{draw(st.sampled_from(ENVIRONMENTS))}/apps.yaml"
+    if path not in files:
+        return files
+    key = draw(st.sampled_from(("  interval: 5m\n", "  prune: true\n", "  suspend: true\n",
+                                "  interval: 10m\n  targetNamespace: apps\n")))
+    return {**files, path: files[path].replace("  interval: 10m\n", key, 1)}
+
+
 def list_and_patch(files: dict, pins: tuple, draw) -> dict:
     """An app's base listed by an environment and a patch added, in one commit (an app promoted
     with values of its own)."""
@@ -702,7 +713,8 @@ COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, re
            add_file, remove_file, unread, other_value, change_source, change_variable, label, label,
            release_edit, release_edit, add_app, add_app, use_variable, add_release_file, add_release_file,
            take_release_file, take_release_file, add_patch, add_patch, take_patch, take_patch,
-           list_base, list_base, take_base, retune, retune, list_and_patch, list_and_patch, squashed, squashed, change_images, change_images)
+           list_base, list_base, take_base, retune, retune, list_and_patch, list_and_patch, squashed, squashed,
+           change_images, change_images, tune_kustomization)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

@@ -132,7 +132,7 @@ def test_a_kustomization_not_followed_builds_it_again():
 
 def another_key(files: dict) -> dict:
     after = with_patches(files, patch("app2"))
-    return {**after, APPS_YAML: after[APPS_YAML].replace("interval: 10m", "interval: 5m")}
+    return {**after, APPS_YAML: after[APPS_YAML].replace("  interval: 10m\n", "  interval: 10m\n  targetNamespace: x\n")}
 
 
 REFUSED = {
@@ -230,3 +230,15 @@ def test_patches_that_only_moved_in_the_list_move_their_pins_lines():
     files, config = flux_fleet(patch("app1", value="${APP1_VERSION}"), {"APP1_VERSION": "7.5.0"})
     assert followed(files, with_patches(files, patch("app3", "/spec/values/replicaCount", "4")
                                         + patch("app1", value="${APP1_VERSION}")), config) is None
+
+
+@pytest.mark.parametrize("key", ["  interval: 5m\n", "  prune: true\n", "  suspend: true\n",
+                                 "  dependsOn:\n    - name: infra\n", "  timeout: 2m\n"])
+def test_a_key_discovery_never_reads_changes_nothing_it_finds(key):
+    """`interval`, `prune`, `suspend`, `dependsOn`, `timeout`: nothing of them is read, with or
+    without a patch changed beside."""
+    files, config = flux_fleet(patch("app0"))
+    after = {**files, APPS_YAML: files[APPS_YAML].replace("  interval: 10m\n", key, 1)}
+    held = followed(files, after, config)
+    assert held is not None and held.carried_from[2] == ((), ())  # not one pin folded again
+    assert followed(files, with_patches(after, patch("app1")), config) is not None

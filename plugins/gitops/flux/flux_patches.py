@@ -9,8 +9,10 @@ scope of their own that every object of the unit is in), so new patches take the
 old ones at the end of the unit's list, or go last. A commit may change files holding Flux
 Kustomizations, and nothing else, when for each environment reading one:
 - the file's documents are equal but for one Flux Kustomization's ``spec.patches``,
-  ``spec.patchesStrategicMerge`` and ``spec.patchesJson6902``; it lists no components (their
-  patches share that scope) and says the same of image setters;
+  ``spec.patchesStrategicMerge`` and ``spec.patchesJson6902``, and keys of its spec discovery never
+  reads (``kustomizations.SPEC_READ``: `interval`, `prune`, `dependsOn`… change nothing it finds:
+  when only those changed, nothing is read again); it lists no components (their patches share
+  that scope) and says the same of image setters;
 - the environment follows that Kustomization as one unit whose patches of its scope are those
   the file declares (its parent wrote none: ``kustomizations._follow``; that holds after, as the
   Kustomization keeps its metadata, and no other unit with variables reads its text otherwise:
@@ -33,12 +35,14 @@ from typing import Optional
 from . import images, sharing, units
 from .held_releases import ReleaseFiles, read_again
 from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, Walker
-from .kustomizations import KUSTOMIZE_API, Unit
+from .kustomizations import KUSTOMIZE_API, SPEC_READ, Unit
 from .manifests import DocumentCache, FileTree
 from .patch_lists import moved, relocated_part, same_release, selected
 from .patches import PATCH_KEYS, selects_releases_only
 from .tree_index import TreeIndex
 from ..settings import Settings
+
+READ = frozenset(SPEC_READ) - frozenset(PATCH_KEYS)
 
 
 def repatch(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: Optional[TreeIndex],
@@ -89,9 +93,8 @@ def _spec(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Opti
         return None
     if {k: v for k, v in a.items() if k != "spec"} != {k: v for k, v in b.items() if k != "spec"}:
         return None
-    if {k: v for k, v in a["spec"].items() if k not in PATCH_KEYS} != \
-            {k: v for k, v in b["spec"].items() if k not in PATCH_KEYS}:
-        return None
+    if {k: v for k, v in a["spec"].items() if k in READ} != {k: v for k, v in b["spec"].items() if k in READ}:
+        return None  # what discovery reads besides its patches: its path, source, transformers, …
     if "components" in b["spec"] or images.markers(old, path, cache) != images.markers(new, path, cache):
         return None
     return differ[0], a["spec"], b["spec"]
@@ -119,6 +122,9 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
         position = found[0]
         unit = built[position]
         res = replace(unit.kustomization, doc=cache.get(new, path, RELEVANT_KINDS).docs[at])
+        if all(was.get(key) == now.get(key) for key in PATCH_KEYS):  # keys discovery never reads
+            built[position] = Unit(unit.build, unit.path, unit.variables, res, unit.patch_index)
+            continue
         if not _substituted_alike(built, position, path, old, new, cache):
             return None
         scope = _scope(unit, kept, position)

@@ -100,6 +100,13 @@ def table_key(doc) -> Optional[tuple]:
     return None
 
 
+# Every key of a Flux Kustomization's `spec` discovery reads (``_follow``, ``_managed``,
+# ``_variables``, ``overlay_images``): a change to any other (`interval`, `prune`, `dependsOn`,
+# `suspend`, …) changes nothing it finds (``flux_patches``). A key read anew belongs here.
+SPEC_READ = ("sourceRef", "path", "targetNamespace", "namePrefix", "nameSuffix", "components", "postBuild",
+             "images") + PATCH_KEYS
+
+
 def build_environment(tree, index, cache, environment, repo, paths: list, problems: list,
                       finder: Finder, ids) -> list:
     """Every unit Flux applies for one environment whose entry is ``paths``."""
