@@ -242,3 +242,24 @@ def test_a_key_discovery_never_reads_changes_nothing_it_finds(key):
     held = followed(files, after, config)
     assert held is not None and held.carried_from[2] == ((), ())  # not one pin folded again
     assert followed(files, with_patches(after, patch("app1")), config) is not None
+
+
+def test_a_version_carried_among_many_inline_patches_is_written_once(monkeypatch):
+    """Carrying reads the new text as Ferry's editor would write it: the one version that changed,
+    not every pin of the file (each write reads the whole text again); a patch added, which moves
+    lines, is no rewrite at all."""
+    from gitops.changes import editing
+    files, config = flux_fleet("".join(patch(f"app{i}", value=f"7.{i}.0") for i in range(4)))
+    old = MemTree(files)
+    known = discover(old, config)
+    location = chart(known, "app2").location
+    writes, write = [], editing.set_version
+    monkeypatch.setattr(editing, "set_version", lambda *a: writes.append(a[1]) or write(*a))
+    bumped = {**files, APPS_YAML: write(files[APPS_YAML], location, "7.9.0")}
+    carried = carry_forward(known, old, MemTree(bumped))
+    assert carried is not None and chart(carried, "app2").version == "7.9.0"
+    assert [w for w in writes if w.path[:1] == ("spec",)] == [location]  # (the editor writes inside the text too)
+    writes.clear()
+    assert carry_forward(known, old, MemTree(with_patches(files, patch("app3", "/spec/values/replicaCount", "2")
+                                                          + files[APPS_YAML].split("  patches:\n")[1]))) is None
+    assert writes == []

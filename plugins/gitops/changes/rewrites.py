@@ -23,6 +23,8 @@ def rewritten(pins: list, old_text: str, new_text: str, marked: dict, parsed: Op
     ``pins`` rewritten; else None. ``marked``: the file's setter markers (``images.markers``),
     the same in both texts when only those scalars changed; ``parsed``: the two texts' documents
     when parsed already (``DocumentCache.get``: never changed in place)."""
+    if old_text.count("\n") != new_text.count("\n"):
+        return None  # a one-line token rewritten keeps every line: lines came or went
     readers: dict = {}
     for pin in pins:
         readers.setdefault(pin.location, []).append(pin)
@@ -36,12 +38,17 @@ def rewritten(pins: list, old_text: str, new_text: str, marked: dict, parsed: Op
         return None
     values = {}
     for location in moving:
+        if location.inner is not None and _at(new_docs, location) == _at(old_docs, location):
+            continue  # the inline patch holding it is the same text: so is its value (not parsed again)
         value = _value(new_docs, location)
         if not isinstance(value, str) or not value or "$" in value:
             return None  # gone, or a substitution expression: discovery reads it another way
         values[location] = value
     if any(location.inner is not None for location in moving) or old_text.startswith("\ufeff"):
-        same = _as_ferry_writes(old_text, new_text, values)
+        # Ferry's editor writes the values that changed (each write reads the whole text again:
+        # a file of thousands of inline patches is not written thousands of times for one)
+        same = _as_ferry_writes(old_text, new_text, {location: value for location, value in values.items()
+                                                     if value != _value(old_docs, location)})
     else:
         same = _same_but_tokens(old_text, new_text, moving)
         patched = copy.deepcopy(old_docs)
