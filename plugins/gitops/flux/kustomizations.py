@@ -208,7 +208,7 @@ def _follow(res: Resource, parent: Unit, repo, tree, index, cache, problems: lis
                             at=("spec",))
     if not own:
         for i in range(before, len(walker.build.patches)):
-            walker.build.patches[i] = _unlocated(walker.build.patches[i])
+            walker.build.patches[i] = replace(walker.build.patches[i], located=False)
     replacements.apply(walker.build, tree, index, cache, problems, environment)
     if external is not None:
         read = [*walker.build.files, *(k for k, _, _ in walker.build.kustomizations),
@@ -385,14 +385,6 @@ def _spec_path(doc: dict) -> Optional[str]:
 def _clean(path: str) -> str:
     cleaned = posixpath.normpath("/" + path.strip()).lstrip("/")
     return "" if cleaned in (".", "") else cleaned
-
-
-
-
-
-
-def _unlocated(patch):
-    return replace(patch, located=False)
 
 
 def scalar_text(value) -> Optional[str]:
