@@ -178,12 +178,18 @@ def _fold(chosen: list, parts: list, settings: Settings) -> tuple:
 
 def differing(old: tuple, new: tuple) -> tuple:
     """(the items of ``old``, those of ``new``) past what both start and end with."""
+    start, end = common_ends(old, new)
+    return old[start:len(old) - end], new[start:len(new) - end]
+
+
+def common_ends(old, new) -> tuple:
+    """(how many items both start with, how many more both end with)."""
     start, end, common = 0, 0, min(len(old), len(new))
     while start < common and old[start] == new[start]:
         start += 1
     while end < common - start and old[-1 - end] == new[-1 - end]:
         end += 1
-    return old[start:len(old) - end], new[start:len(new) - end]
+    return start, end
 
 
 def _seed(pin, lines: set, names: set) -> None:

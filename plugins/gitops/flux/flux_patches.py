@@ -35,7 +35,7 @@ from typing import Optional
 from . import images, sharing, units
 from .held_releases import ReleaseFiles, read_again
 from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, Walker
-from .kustomizations import KUSTOMIZE_API, SPEC_READ, Unit
+from .kustomizations import SPEC_READ, Unit, flux_kustomization
 from .manifests import DocumentCache, FileTree
 from .patch_lists import moved, relocated_part, same_release, selected
 from .patches import PATCH_KEYS, selects_releases_only
@@ -89,7 +89,7 @@ def _spec(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Opti
     if len(differ) != 1:
         return None
     a, b = was.docs[differ[0]], now.docs[differ[0]]
-    if not all(_flux_kustomization(doc) for doc in (a, b)):
+    if not all(flux_kustomization(doc) and isinstance(doc.get("spec"), dict) for doc in (a, b)):
         return None
     if {k: v for k, v in a.items() if k != "spec"} != {k: v for k, v in b.items() if k != "spec"}:
         return None
@@ -98,12 +98,6 @@ def _spec(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Opti
     if "components" in b["spec"] or images.markers(old, path, cache) != images.markers(new, path, cache):
         return None
     return differ[0], a["spec"], b["spec"]
-
-
-def _flux_kustomization(doc) -> bool:
-    return isinstance(doc, dict) and doc.get("kind") == "Kustomization" and \
-        isinstance(doc.get("apiVersion"), str) and doc["apiVersion"].startswith(KUSTOMIZE_API) and \
-        isinstance(doc.get("spec"), dict)
 
 
 def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, index: TreeIndex,

@@ -128,7 +128,7 @@ def build_environment(tree, index, cache, environment, repo, paths: list, proble
     while queue:
         parent = queue.pop(0)
         for res in parent.build.resources:
-            if not _is_kustomization(res):
+            if not flux_kustomization(res.doc):
                 continue
             key = (res.namespace, res.name)
             if key in followed:
@@ -151,7 +151,7 @@ def _bootstrap(root: Unit, path: str, repo, tree, index, cache, problems, enviro
     """The Kustomization that applies the environment's own path (``flux bootstrap``'s
     ``flux-system``): its transformers and variables apply to that path."""
     for res in root.build.resources:
-        if not _is_kustomization(res):
+        if not flux_kustomization(res.doc):
             continue
         spec_path = _spec_path(res.doc)
         if spec_path is not None and spec_path == _clean(path) and _managed(res, res.doc, repo, finder,
@@ -369,8 +369,10 @@ def _repository_key(url: str) -> str:
     return f"{host.lower()}/{path}"
 
 
-def _is_kustomization(res: Resource) -> bool:
-    return res.kind == "Kustomization" and res.api_version.startswith(KUSTOMIZE_API)
+def flux_kustomization(doc) -> bool:
+    """Whether a document is a Flux Kustomization (kustomize-controller's, not kustomize's)."""
+    return isinstance(doc, dict) and doc.get("kind") == "Kustomization" and \
+        str(doc.get("apiVersion") or "").startswith(KUSTOMIZE_API)
 
 
 def _spec_path(doc: dict) -> Optional[str]:

@@ -44,6 +44,7 @@ from typing import Optional
 from . import images, sharing, units
 from .held_releases import ReleaseFiles, from_file, read_again
 from .kustomize import KUSTOMIZATION_FILES, Build, Walker, join_path
+from .discovery import common_ends
 from .kustomizations import Unit
 from .manifests import DocumentCache, FileTree
 from ..model import PinLocation
@@ -225,13 +226,7 @@ def moved(before: list, after: list) -> tuple:
     """(the patches of ``before`` and of ``after`` that differ past what both start and end with,
     but for their places in the lists holding them; {(file, document, where it was): where it is}
     of those that only moved there: a patch added first in a list moves every one after it)."""
-    was, now = [_placeless(p) for p in before], [_placeless(p) for p in after]
-    start, common = 0, min(len(was), len(now))
-    while start < common and was[start] == now[start]:
-        start += 1
-    end = 0
-    while end < common - start and was[-1 - end] == now[-1 - end]:
-        end += 1
+    start, end = common_ends([_placeless(p) for p in before], [_placeless(p) for p in after])
     places = {(a.file, a.index, a.at): b.at for a, b in zip(before[:start] + before[len(before) - end:],
                                                              after[:start] + after[len(after) - end:]) if a.at != b.at}
     return before[start:len(before) - end] + after[start:len(after) - end], places
