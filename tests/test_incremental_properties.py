@@ -21,6 +21,9 @@ from tests.following import kept
 from tests.test_carry_properties import assert_same_inventory
 
 EXAMPLES = int(os.environ.get("FERRY_INCREMENTAL_EXAMPLES", "300"))
+# ``carry.follow``'s steps after the carry, in its order, each with what the statistics call it.
+STEPS = ((reread, "release files read again"), (relist, "resources listed again"), (repatch, "patches made again"),
+         (reimage, "images made again"), (revalue, "variables read again"), (in_steps, "one kind at a time"))
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -38,18 +41,9 @@ def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
         fresh = discover(new_tree, config)
         # The way the bot follows a commit (``carry.follow``), each step in turn.
         held, how = carry_forward(known, tree, new_tree), "carried"
-        if held is None:
-            held, how = reread(known, tree, new_tree, config), "release files read again"
-        if held is None:
-            held, how = relist(known, tree, new_tree, config), "resources listed again"
-        if held is None:
-            held, how = repatch(known, tree, new_tree, config), "patches made again"
-        if held is None:
-            held, how = reimage(known, tree, new_tree, config), "images made again"
-        if held is None:
-            held, how = revalue(known, tree, new_tree, config), "variables read again"
-        if held is None:
-            held, how = in_steps(known, tree, new_tree, config), "one kind at a time"
+        for follow, said in STEPS:
+            if held is None:
+                held, how = follow(known, tree, new_tree, config), said
         if held is None:
             held, rebuilt = rediscover(known, tree, new_tree, config)
             how = f"{len(rebuilt)} of {len(known.parts)} built again"

@@ -105,7 +105,7 @@ def test_a_file_entry_outside_its_kustomizations_folder_builds_it_again(looks):
         files["apps/qa/team/x.yaml"] = app_file("x", "app1")
         files = listed(files, "dev", entries(files, "dev") + ["../qa/team"])
     else:
-        path, entry = "apps/shared/new.yaml", "../shared/new.yaml"
+        path, entry = "apps/common/new.yaml", "../common/new.yaml"
     after = listed({**files, path: app_file("new", "app2")}, "qa", entries(files, "qa") + [entry])
     assert followed(files, after) is None
     assert followed(after, {p: t for p, t in files.items()}) is None  # and taken away, removed
