@@ -703,7 +703,7 @@ def list_and_patch(files: dict, pins: tuple, draw) -> dict:
 def squashed(files: dict, pins: tuple, draw) -> dict:
     """Two to four commits of other kinds in one (a squash-merged pull request)."""
     kinds = (list_base, add_release_file, take_release_file, add_patch, take_patch, label, release_edit, bump,
-             change_variable, retune, take_base)
+             change_variable, retune, take_base, change_images)
     for kind in draw(st.lists(st.sampled_from(kinds), min_size=2, max_size=4)):
         files = kind(files, pins, draw)
     return files

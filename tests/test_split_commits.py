@@ -89,9 +89,14 @@ def test_what_the_tree_between_cannot_be_builds_it_again(case):
 def test_the_text_between_takes_only_the_resources_block():
     old = "# qa\nresources:\n  - a.yaml  # first\n- b.yaml\n\n# patches below\npatches: []\nnamePrefix: x-\n"
     new = "# qa (edited)\nresources:\n  - a.yaml\n  - c.yaml\npatches:\n  - path: p.yaml\nnamePrefix: x-\n"
-    assert _spliced(old, new) == "# qa\nresources:\n  - a.yaml\n  - c.yaml\npatches: []\nnamePrefix: x-\n"
-    assert _spliced("resources: [a.yaml]\nnamePrefix: x-\n", "resources: [a.yaml, b.yaml]  # two\n") == \
+    assert _spliced(old, new, "resources") == "# qa\nresources:\n  - a.yaml\n  - c.yaml\npatches: []\nnamePrefix: x-\n"
+    assert _spliced("resources: [a.yaml]\nnamePrefix: x-\n", "resources: [a.yaml, b.yaml]  # two\n", "resources") == \
         "resources: [a.yaml, b.yaml]  # two\nnamePrefix: x-\n"
+    # a key the parent has not: added last; one the commit has not: taken out
+    assert _spliced("resources: [a.yaml]\n", "images:\n  - name: x\n    newTag: 1\nresources: [a.yaml]\n", "images") == \
+        "resources: [a.yaml]\nimages:\n  - name: x\n    newTag: 1\n"
+    assert _spliced("images: []\nresources: [a.yaml]\n", "resources: [a.yaml]\n", "images") == "resources: [a.yaml]\n"
+    assert _spliced("resources: [\n  a.yaml]\n", "resources: [a.yaml, b.yaml]\n", "resources") is None
 
 
 def test_a_squashed_pull_request_of_every_kind():
@@ -109,3 +114,17 @@ def test_a_squashed_pull_request_of_every_kind():
     assert held is not None and (chart(held, "new").version, chart(held, "app0").version) == ("7.0.0", "7.3.0")
     # and each kind alone is still its own step's: not this one's
     assert followed(files, valued(files, REPLICAS="5"), config) is None
+
+
+def test_an_app_listed_with_an_image_override_and_a_patch_in_one_kustomization():
+    """qa's kustomization lists `../base/new`, sets an image and patches app0, in one commit: its
+    `resources:`, then its `images:`, then its patches."""
+    files = {**fleet(APPS), **base("new", "fresh")}
+    files[QA] += "images:\n  - name: ghcr.io/acme/other\n    newTag: 1.0.0\n"
+    after = {**files, QA: files[QA].replace("resources:\n", "resources:\n  - ../base/new\n", 1).replace(
+        "    newTag: 1.0.0\n", "    newTag: 1.0.0\n  - name: ghcr.io/acme/new\n    newTag: 2.0.0\n") +
+        "patches:\n" + patch("app0", value="7.3.0")}
+    held = followed(files, after)
+    assert held is not None and chart(held, "app0").version == "7.3.0"
+    assert [p.version for p in held.pins if (p.environment, p.kind) == ("qa", "kustomize-image")
+            and p.app.endswith("new")] == ["2.0.0"]  # (`/new`: the release `fresh/new` has the name too)

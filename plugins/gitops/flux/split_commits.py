@@ -2,17 +2,19 @@
 third's values changed) followed as one commit per kind, through the trees between them, so that
 it costs what each kind costs, not a build of the environment.
 
-The kinds, in turn: kustomizations' `resources:` (``resource_lists``), then patches, a
-kustomization's or a Flux Kustomization's (``patch_lists``, ``flux_patches``), then variables'
-values (``variable_values``), then the files read as releases or patches (``release_files``). The
-tree after each kind is the one before with the commit's files of that kind: a kustomization whose
-`resources:` changed lists there what it lists after the commit (that block of its text taken from
-the commit, everything else from the parent: checked to parse to exactly that), with the files its
-new entries name (or without those it lists no more); then the commit's kustomizations, Flux
-Kustomizations whose patches changed and the other files it adds or removes; then the files whose
-documents differ in variables' values only; then the rest. Each step must be
-proven as that kind's own step proves it (any refusing: None, the environment is built again), and
-the fold then reads again what differs from the parent, once.
+The kinds, in turn: kustomizations' `resources:` (``resource_lists``), their `images:`
+(``image_lists``), then patches, a kustomization's or a Flux Kustomization's (``patch_lists``,
+``flux_patches``), then variables' values (``variable_values``), then the files read as releases
+or patches (``release_files``). The tree after each kind is the one before with the commit's files
+of that kind: a kustomization whose `resources:` changed lists there what it lists after the
+commit (that block of its text taken from the commit, everything else from the parent: checked to
+parse to exactly that), with the files its new entries name (or without those it lists no more);
+then its `images:` the same way; then the commit's kustomizations, Flux Kustomizations whose
+patches changed and the other files it adds or removes; then the files whose documents differ in
+variables' values only; then the rest. A list the parent had not is added last; one the commit
+has not is taken out. Each step must be proven as that kind's own step proves it (any refusing:
+None, the environment is built again), and the fold then reads again what differs from the
+parent, once.
 """
 from __future__ import annotations
 
@@ -20,16 +22,13 @@ import posixpath
 import re
 from typing import Optional
 
-from . import flux_patches, patch_lists, release_files, resource_lists, units, variable_values
+from . import flux_patches, image_lists, patch_lists, release_files, resource_lists, units, variable_values
 from .kustomization_edits import changed_spec
 from .kustomize import KUSTOMIZATION_FILES, join_path, strings
 from .manifests import DocumentCache, FileTree, git_blob_id
 from .patches import PATCH_KEYS
 from .tree_index import TreeIndex
 from ..settings import Settings
-
-_RESOURCES = re.compile(r"resources:[ \t]*(#.*)?$|resources:[ \t]*\[[^\]]*\][ \t]*(#.*)?$")
-
 
 def in_steps(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: Optional[TreeIndex],
              settings: Settings, cache: DocumentCache) -> Optional[tuple]:
@@ -67,6 +66,10 @@ def _values(parts, read, old, new, index, settings, cache):
     return None if found is None else (found[0], read, index)
 
 
+def _images(parts, read, old, new, index, settings, cache):
+    return image_lists.reimage(parts, read, old, new, index, settings, cache)
+
+
 def _files(parts, read, old, new, index, settings, cache):
     found = release_files.reread(parts, old, new, settings, cache)
     return None if found is None else (found[0], read, index)
@@ -74,31 +77,36 @@ def _files(parts, read, old, new, index, settings, cache):
 
 def _steps(old: FileTree, new: FileTree, change: units.Change, cache: DocumentCache) -> Optional[list]:
     """[(the step of one kind, the tree after it)] of the commit's kinds, in turn; None when it
-    has one kind only, or a kustomization changed otherwise than in `resources:` and patches."""
-    texts, patches, values, rest = {}, {}, {}, {}
-    came, went, expected = set(), set(), {}  # expected: kustomization -> (its spec's document, the spec between)
+    has one kind only, or a kustomization changed otherwise than in `resources:`, `images:` and
+    patches."""
+    texts, images, patches, values, rest = {}, {}, {}, {}, {}
+    came, went = set(), set()
+    expected = {}  # (kind's texts, kustomization) -> (its spec's document, the spec there)
     for path in sorted(change.changed):
         if posixpath.basename(path) not in KUSTOMIZATION_FILES:
             kind = patches if flux_patches.changed_patches(path, old, new, cache) else \
                 values if variable_values.changed_values(path, old, new, cache) else rest
             kind[path] = new.read(path)
             continue
-        found = changed_spec(path, old, new, cache, ("resources",) + PATCH_KEYS)
+        found = changed_spec(path, old, new, cache, ("resources", "images") + PATCH_KEYS)
         if found is None:
             return None
         at, was, now = found
+        text, spec = old.read(path), was
+        for key, kind in (("resources", texts), ("images", images)):
+            if was.get(key) != now.get(key):
+                text = _spliced(text, new.read(path), key)
+                if text is None:
+                    return None
+                spec = {**spec, key: now[key]} if key in now else {k: v for k, v in spec.items() if k != key}
+                kind[path] = text
+                expected[(id(kind), path)] = (at, spec)
         if was.get("resources") != now.get("resources"):
-            text = _spliced(old.read(path), new.read(path))
-            if text is None:
-                return None
-            texts[path] = text
-            expected[path] = (at, {**was, "resources": now["resources"]} if "resources" in now else
-                              {k: v for k, v in was.items() if k != "resources"})
             folder = posixpath.dirname(path)
             before, after = set(strings(was.get("resources"))), set(strings(now.get("resources")))
             came.update(join_path(folder, entry) for entry in after - before)
             went.update(join_path(folder, entry) for entry in before - after)
-        if path not in texts or git_blob_id(texts[path].encode()) != new.blob_id(path):
+        if git_blob_id(text.encode()) != new.blob_id(path):
             patches[path] = new.read(path)
 
     def under(path: str, entries: set) -> bool:
@@ -106,9 +114,10 @@ def _steps(old: FileTree, new: FileTree, change: units.Change, cache: DocumentCa
 
     added = frozenset(p for p in change.added if under(p, came))
     removed = frozenset(p for p in change.removed if under(p, went))
-    listing = (texts, added, removed) if texts or added or removed else None
     more = (patches, change.added - added, change.removed - removed)
-    kinds = [(_listing, listing), (_patches, more if any(more) else None),
+    kinds = [(_listing, (texts, added, removed) if texts else None),
+             (_images, (images, frozenset(), frozenset()) if images else None),
+             (_patches, more if any(more) else None),
              (_values, (values, frozenset(), frozenset()) if values else None),
              (_files, (rest, frozenset(), frozenset()) if rest else None)]
     kinds = [(step, files) for step, files in kinds if files is not None]
@@ -118,31 +127,38 @@ def _steps(old: FileTree, new: FileTree, change: units.Change, cache: DocumentCa
     for step, files in kinds:
         tree = Between(tree, new, *files)
         steps.append((step, tree))
-    for path, (at, spec) in expected.items():  # parsed once, through the cache the steps read
-        listed, docs = steps[0][1], list(cache.get(old, path).docs)
-        docs[at] = spec
-        found = cache.get(listed, path)
-        if found.error or list(found.docs) != docs:
-            return None  # not the parent's kustomization with the commit's `resources:`
+        for path in files[0]:
+            if (id(files[0]), path) in expected:  # parsed once, through the cache the steps read
+                at, spec = expected[(id(files[0]), path)]
+                docs = list(cache.get(old, path).docs)
+                docs[at] = spec
+                found = cache.get(tree, path)
+                if found.error or list(found.docs) != docs:
+                    return None  # not the parent's kustomization with the commit's list
     return steps
 
 
-def _spliced(old_text: str, new_text: str) -> Optional[str]:
-    """``old_text`` with its top-level `resources:` block as ``new_text`` writes it, or None when
-    either has no one such block."""
-    was, now = _block(old_text), _block(new_text)
-    if was is None or now is None:
+def _spliced(old_text: str, new_text: str, key: str) -> Optional[str]:
+    """``old_text`` with its top-level ``key`` block as ``new_text`` writes it (added last when it
+    had none, taken out when the new one has none), or None when either has more than one."""
+    was, now = _block(old_text, key), _block(new_text, key)
+    if was is None or now is None or was == () and now == ():
         return None
     old_lines, new_lines = old_text.splitlines(keepends=True), new_text.splitlines(keepends=True)
-    return "".join(old_lines[:was[0]] + new_lines[now[0]:now[1]] + old_lines[was[1]:])
+    written = new_lines[now[0]:now[1]] if now else []
+    if not was:
+        return old_text + ("" if old_text.endswith("\n") or not old_text else "\n") + "".join(written)
+    return "".join(old_lines[:was[0]] + written + old_lines[was[1]:])
 
 
-def _block(text: str) -> Optional[tuple]:
-    """(first line, end) of the top-level `resources:` key and the lines under it."""
+def _block(text: str, key: str) -> Optional[tuple]:
+    """(first line, end) of the top-level ``key`` and the lines under it; () when there is none,
+    None when there is more than one."""
     lines = text.splitlines()
-    starts = [i for i, line in enumerate(lines) if _RESOURCES.match(line)]
+    pattern = re.compile(re.escape(key) + r":[ \t]*(#.*)?$|" + re.escape(key) + r":[ \t]*\[[^\]]*\][ \t]*(#.*)?$")
+    starts = [i for i, line in enumerate(lines) if pattern.match(line)]
     if len(starts) != 1:
-        return None
+        return () if not starts and not any(line.startswith(key + ":") for line in lines) else None
     end = starts[0] + 1
     if "[" not in lines[starts[0]]:  # a block: the lines under it (indented, items, comments, blank)
         while end < len(lines) and (not lines[end].strip() or lines[end][0] in " \t-#"):
