@@ -33,8 +33,8 @@ from dataclasses import replace
 from typing import Optional
 
 from . import images, sharing, units
-from .held_releases import ReleaseFiles, read_again
-from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, Walker
+from .held_releases import ReleaseFiles, read_again, with_patches
+from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, Walker
 from .kustomizations import SPEC_READ, Unit, flux_kustomization
 from .manifests import DocumentCache, FileTree
 from .patch_lists import moved, relocated_part, same_release, selected
@@ -127,8 +127,7 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
         made = unit.build.patches
         if before is None or patches is None or [p for p in made if p.scope == scope] != before:
             return None  # not the file's as written: its parent wrote them (``kustomizations._follow``)
-        again = Unit(Build(patches=[p for p in made if p.scope != scope] + patches,
-                           kustomizations=unit.build.kustomizations), unit.path, unit.variables, res)
+        again = with_patches(unit, [p for p in made if p.scope != scope] + patches, res)
         if sharing.unit_references(unit, old, cache) != sharing.unit_references(again, new, cache):
             return None  # a `${VAR}` named more or fewer times: its other uses change
         built[position] = again

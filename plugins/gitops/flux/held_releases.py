@@ -60,6 +60,14 @@ class ReleaseFiles:
                     found.setdefault(name, []).append(h)
         return found
 
+    def with_units(self, units: dict) -> "ReleaseFiles":
+        """These with ``units`` ({id(unit): it made again}) in place: the same releases, their
+        index by name stands."""
+        again = replace(self, units=tuple(units.get(id(u), u) for u in self.units))
+        if "by_name" in self.__dict__:
+            again.__dict__["by_name"] = self.by_name
+        return again
+
     def renewed(self, releases: dict) -> "ReleaseFiles":
         """These with ``releases`` ({id(HeldRelease): it with its document now}) in place of those
         read again: a patch selecting by labels or annotations selects what the release says now."""
@@ -70,6 +78,13 @@ class ReleaseFiles:
             if path in files:
                 files[path] = tuple(releases.get(id(h), h) for h in files[path])
         return replace(self, held=tuple(releases.get(id(h), h) for h in self.held), files=files)
+
+
+def with_patches(unit: Unit, patches: list, kustomization=None) -> Unit:
+    """The unit as the builds keep it (no resources) with ``patches`` in place of its own (and its
+    Flux Kustomization's document as ``kustomization`` holds it, when given)."""
+    return Unit(Build(patches=patches, kustomizations=unit.build.kustomizations), unit.path, unit.variables,
+                unit.kustomization if kustomization is None else kustomization)
 
 
 def keep(env_units: list, held: list, images: list, sources: dict, own: frozenset, repeated: frozenset,

@@ -42,8 +42,8 @@ from dataclasses import replace
 from typing import Optional
 
 from . import images, sharing, units
-from .held_releases import ReleaseFiles, from_file, read_again
-from .kustomize import KUSTOMIZATION_FILES, Build, Walker, join_path
+from .held_releases import ReleaseFiles, from_file, read_again, with_patches
+from .kustomize import KUSTOMIZATION_FILES, Walker, join_path
 from .discovery import common_ends
 from .kustomizations import Unit
 from .manifests import DocumentCache, FileTree
@@ -129,8 +129,7 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
         spliced = None if before is None or patches is None else _spliced(kept, unit, chain, before, patches)
         if spliced is None:
             return None
-        again = Unit(Build(patches=spliced, kustomizations=unit.build.kustomizations), unit.path, unit.variables,
-                     unit.kustomization)
+        again = with_patches(unit, spliced)
         if sharing.unit_references(unit, old, cache) != sharing.unit_references(again, new, cache):
             return None  # a `${VAR}` named more or fewer times: its other uses change
         built[position] = again

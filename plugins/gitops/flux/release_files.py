@@ -42,9 +42,8 @@ from typing import Optional
 
 from . import sharing, units, variable_values
 from .chart_sources import CHART_SOURCE_KINDS
-from .held_releases import ReleaseFiles, from_file, read_again
-from .kustomize import RELEVANT_KINDS, Build, Patch
-from .kustomizations import Unit
+from .held_releases import ReleaseFiles, from_file, read_again, with_patches
+from .kustomize import RELEVANT_KINDS, Patch
 from .manifests import DocumentCache, FileTree, dig, parse_documents
 from .patches import applies, literal, selected_name, selects_releases_only
 from ..settings import Settings
@@ -186,16 +185,12 @@ def _patches_read_again(kept: ReleaseFiles, path: str, old: FileTree, new: FileT
                 p = replace(p, body=body)
             patches.append(p)
         # Its index of patches made when first read (a deploy carries many commits in a row).
-        renewed[id(unit)] = Unit(Build(patches=patches, kustomizations=unit.build.kustomizations), unit.path,
-                                 unit.variables, unit.kustomization)
+        renewed[id(unit)] = with_patches(unit, patches)
     if any(was != now for i, (was, now) in enumerate(zip(before.docs, after.docs)) if i not in patched):
         return None  # a document no patch was made of now may be one
     # Its patches select HelmReleases only: the sources found in other environments' builds
     # (units of their own, kept as such) are patched as they were.
-    again = replace(kept, units=tuple(renewed.get(id(u), u) for u in kept.units))
-    if "by_name" in kept.__dict__:  # the same releases: their index stands
-        again.__dict__["by_name"] = kept.by_name
-    return again
+    return kept.with_units(renewed)
 
 
 def _inline(patch: Patch, path: str) -> bool:
@@ -221,12 +216,8 @@ def _inline_read_again(kept: ReleaseFiles, path: str, documents: set, new: FileT
         if any(_inline(p, path) and p.index in documents for p in unit.build.patches):
             patches = [replace(p, body=_inline_body(p, docs)) if _inline(p, path) and p.index in documents else p
                        for p in unit.build.patches]
-            renewed[id(unit)] = Unit(Build(patches=patches, kustomizations=unit.build.kustomizations), unit.path,
-                                     unit.variables, unit.kustomization)
-    again = replace(kept, units=tuple(renewed.get(id(u), u) for u in kept.units))
-    if "by_name" in kept.__dict__:  # the same releases: their index stands
-        again.__dict__["by_name"] = kept.by_name
-    return again
+            renewed[id(unit)] = with_patches(unit, patches)
+    return kept.with_units(renewed)
 
 
 def _inline_body(patch: Patch, docs: tuple):
