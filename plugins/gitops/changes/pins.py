@@ -10,7 +10,6 @@ environments the commit touched are built again (``carry.rediscover``).
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Mapping, Optional
 

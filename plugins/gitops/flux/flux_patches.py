@@ -14,7 +14,7 @@ Kustomizations, and nothing else, when for each environment reading one:
   when only those changed, nothing is read again); it lists no components (their patches share
   that scope) and says the same of image setters;
 - the environment follows that Kustomization as one unit whose patches of its scope are those
-  the file declares (its parent wrote none: ``kustomizations._follow``; that holds after, as the
+  the file declares (its parent wrote none: ``kustomizations.follow_kustomization``; that holds after, as the
   Kustomization keeps its metadata, and no other unit with variables reads its text otherwise:
   what it names is the same, or no unit but its own substitutes);
 - its patches before and after are made without a problem, inline (Flux reads no patch file),
@@ -117,7 +117,7 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
         unit = built[position]
         res = replace(unit.kustomization, doc=cache.get(new, path, RELEVANT_KINDS).docs[at])
         if all(was.get(key) == now.get(key) for key in PATCH_KEYS):  # keys discovery never reads
-            built[position] = Unit(unit.build, unit.path, unit.variables, res, unit.patch_index)
+            built[position] = replace(unit, kustomization=res)
             continue
         if not _substituted_alike(built, position, path, old, new, cache):
             return None
@@ -126,7 +126,7 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
         patches = None if scope is None else _collected(new, index, path, at, now, scope, cache)
         made = unit.build.patches
         if before is None or patches is None or [p for p in made if p.scope == scope] != before:
-            return None  # not the file's as written: its parent wrote them (``kustomizations._follow``)
+            return None  # not the file's as written: its parent wrote them (``kustomizations.follow_kustomization``)
         again = with_patches(unit, [p for p in made if p.scope != scope] + patches, res)
         if sharing.unit_references(unit, old, cache) != sharing.unit_references(again, new, cache):
             return None  # a `${VAR}` named more or fewer times: its other uses change
@@ -153,7 +153,7 @@ def _substituted_alike(built: list, position: int, path: str, old: FileTree, new
 
 def _scope(unit: Unit, kept: ReleaseFiles, position: int) -> Optional[int]:
     """The scope of the Kustomization's own patches: its level's, the first of every route of
-    its unit (``kustomizations._follow``), or its releases' only one (a plain folder's)."""
+    its unit (``kustomizations.follow_kustomization``), or its releases' only one (a plain folder's)."""
     for _, _, route in unit.build.kustomizations:
         return route[0].scope
     held = [h.resource.scopes for h in kept.held if h.unit == position]

@@ -73,9 +73,9 @@ def walk(tree: FileTree, index, cache: DocumentCache, environment: str, unit: Un
         return None  # a file read as objects and as patches: neither alone says what it does
     otherwise = {k for k, _, _ in build.kustomizations} | set(build.files)
     # Its patches act on its objects only (their scopes are its own): before any of the unit's.
-    walked = Unit(Build(patches=build.patches + list(unit.build.patches),
-                        kustomizations=list(unit.build.kustomizations) + build.kustomizations),
-                  unit.path, unit.variables, unit.kustomization)
+    walked = replace(unit, build=Build(patches=build.patches + list(unit.build.patches),
+                                       kustomizations=list(unit.build.kustomizations) + build.kustomizations),
+                     patch_index=None)
     return Walked(build.resources, walked, read, frozenset(listing.paths) - read, frozenset(listing.folders),
                   frozenset(patch_files - otherwise), frozenset(build.files))
 
@@ -177,8 +177,8 @@ def without(kept: ReleaseFiles, position: int, gone) -> ReleaseFiles:
     """``kept`` without what a folder taken away made in the unit at ``position``: its
     kustomizations, their patches, its patch files and files of chart sources."""
     unit = kept.units[position]
-    without = Unit(Build(patches=[p for p in unit.build.patches if p.scope not in gone.scopes],
-                         kustomizations=[k for k in unit.build.kustomizations if k[0] not in gone.kustomizations]),
-                   unit.path, unit.variables, unit.kustomization)
+    without = replace(unit, build=Build(patches=[p for p in unit.build.patches if p.scope not in gone.scopes],
+                                        kustomizations=[k for k in unit.build.kustomizations
+                                                        if k[0] not in gone.kustomizations]), patch_index=None)
     return replace(kept, units=kept.units[:position] + (without,) + kept.units[position + 1:],
                    patch_files=kept.patch_files - gone.walked.read, source_files=kept.source_files - gone.walked.read)

@@ -14,7 +14,7 @@ from typing import NamedTuple, Optional
 
 from . import releases, units
 from .kustomize import RELEVANT_KINDS, Build, Patch, Resource
-from .kustomizations import Unit
+from .kustomizations import Unit, flux_kustomization
 from .manifests import DocumentCache, FileTree
 from ..settings import Settings
 
@@ -49,6 +49,9 @@ class ReleaseFiles:
     patch_files: frozenset  # the files it reads as patches and only so
     source_files: frozenset  # the files it reads as resources only, none a HelmRelease (sources)
     with_images: bool
+    # (namespace, name) of every Flux Kustomization its builds hold: one with another's key is not
+    # followed (``kustomizations.build_environment``)
+    followed: frozenset = frozenset()
 
     @cached_property
     def by_name(self) -> dict:
@@ -83,8 +86,8 @@ class ReleaseFiles:
 def with_patches(unit: Unit, patches: list, kustomization=None) -> Unit:
     """The unit as the builds keep it (no resources) with ``patches`` in place of its own (and its
     Flux Kustomization's document as ``kustomization`` holds it, when given)."""
-    return Unit(Build(patches=patches, kustomizations=unit.build.kustomizations), unit.path, unit.variables,
-                unit.kustomization if kustomization is None else kustomization)
+    return replace(unit, build=Build(patches=patches, kustomizations=unit.build.kustomizations), patch_index=None,
+                   kustomization=unit.kustomization if kustomization is None else kustomization)
 
 
 def keep(env_units: list, held: list, images: list, sources: dict, own: frozenset, repeated: frozenset,
@@ -100,8 +103,8 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
 
     def light(unit: Unit) -> Unit:
         if id(unit) not in lighter:
-            lighter[id(unit)] = Unit(Build(patches=unit.build.patches, kustomizations=unit.build.kustomizations),
-                                     unit.path, unit.variables, unit.kustomization, unit.patch_index)
+            lighter[id(unit)] = replace(unit, build=Build(patches=unit.build.patches,
+                                                           kustomizations=unit.build.kustomizations))
         return lighter[id(unit)]
 
     position = {id(u): i for i, u in enumerate(env_units)}
@@ -114,20 +117,26 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
     files: dict = {}
     for h in made:
         files.setdefault(h.resource.file, []).append(h)
-    # Read otherwise than as a release file or a patch file: kustomizations, inline patches'
-    # holders, resource files of other kinds only.
-    otherwise = {kfile for unit in env_units for kfile, _, _ in unit.build.kustomizations}
-    otherwise.update(p.file for unit in env_units for p in unit.build.patches if not from_file(p))
-    resources = {path for unit in env_units for path in unit.build.files if path not in files}
-    patch_files = {p.file for unit in env_units for p in unit.build.patches if from_file(p)}
+    otherwise, patch_files, source_files = files_read(env_units, set(files))
     return ReleaseFiles(tuple(light(u) for u in env_units), made,
-                        {path: tuple(found) for path, found in files.items()
-                         if path not in otherwise and path not in patch_files},
+                        {path: tuple(found) for path, found in files.items() if path not in otherwise},
                         {key: None if found is None else (found[0], where(found[1]))
                          for key, found in sources.items()},
-                        own, repeated, frozenset(patch_files - otherwise - resources - set(files)),
-                        frozenset(resources - otherwise - patch_files), with_images)
+                        own, repeated, patch_files, source_files, with_images,
+                        frozenset((r.namespace, r.name) for unit in env_units for r in unit.build.resources
+                                  if r.kind == "Kustomization" and flux_kustomization(r.doc)))
 
+
+def files_read(env_units: list, release_files: set) -> tuple:
+    """(the files the units read otherwise than as objects: kustomizations, inline patches'
+    holders, patch files; the files they read as patches only; those they read as objects only,
+    none of ``release_files``: sources)."""
+    otherwise = {kfile for unit in env_units for kfile, _, _ in unit.build.kustomizations}
+    otherwise.update(p.file for unit in env_units for p in unit.build.patches if not from_file(p))
+    resources = {path for unit in env_units for path in unit.build.files if path not in release_files}
+    patch_files = {p.file for unit in env_units for p in unit.build.patches if from_file(p)}
+    return frozenset(otherwise | patch_files), frozenset(patch_files - otherwise - resources - release_files), \
+        frozenset(resources - otherwise - patch_files)
 
 
 def from_file(patch: Patch) -> bool:

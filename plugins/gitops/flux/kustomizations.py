@@ -42,6 +42,7 @@ class Unit:
     variables: Variables = NO_VARIABLES
     kustomization: Optional[Resource] = None  # the Flux Kustomization (None: the path itself)
     patch_index: Optional[PatchIndex] = None
+    outer: tuple = ()  # the levels its path is walked through: its Flux Kustomization's own, or none
 
     @property
     def patches(self) -> PatchIndex:
@@ -100,7 +101,7 @@ def table_key(doc) -> Optional[tuple]:
     return None
 
 
-# Every key of a Flux Kustomization's `spec` discovery reads (``_follow``, ``_managed``,
+# Every key of a Flux Kustomization's `spec` discovery reads (``follow_kustomization``, ``_managed``,
 # ``_variables``, ``overlay_images``): a change to any other (`interval`, `prune`, `dependsOn`,
 # `suspend`, …) changes nothing it finds (``flux_patches``). A key read anew belongs here.
 SPEC_READ = ("sourceRef", "path", "targetNamespace", "namePrefix", "nameSuffix", "components", "postBuild",
@@ -138,7 +139,7 @@ def build_environment(tree, index, cache, environment, repo, paths: list, proble
                 problems.append(Problem(environment, res.file, f"more than {MAX_UNITS} Flux "
                                         "Kustomizations: stopped following them."))
                 return units
-            child = _follow(res, parent, repo, tree, index, cache, problems, environment, finder,
+            child = follow_kustomization(res, parent, repo, tree, index, cache, problems, environment, finder,
                             units, ids)
             if child is not None:
                 units.append(child)
@@ -156,12 +157,12 @@ def _bootstrap(root: Unit, path: str, repo, tree, index, cache, problems, enviro
         spec_path = _spec_path(res.doc)
         if spec_path is not None and spec_path == _clean(path) and _managed(res, res.doc, repo, finder,
                                                                             root)[0]:
-            return _follow(res, root, repo, tree, index, cache, problems, environment, finder, units,
+            return follow_kustomization(res, root, repo, tree, index, cache, problems, environment, finder, units,
                            ids, quiet=True)
     return None
 
 
-def _follow(res: Resource, parent: Unit, repo, tree, index, cache, problems: list, environment: str,
+def follow_kustomization(res: Resource, parent: Unit, repo, tree, index, cache, problems: list, environment: str,
             finder: Finder, units: list, ids, quiet: bool = False) -> Optional[Unit]:
     doc, patches = parent.document(res)  # the Kustomization object is built by its parent
     where = f"Kustomization {res.namespace}/{res.name}"
@@ -219,7 +220,7 @@ def _follow(res: Resource, parent: Unit, repo, tree, index, cache, problems: lis
                     f"{external.name} does not copy (Flux cannot build it either).")
             return None
     variables = _variables(res, doc, patches, parent, units, finder, tree, cache, problem)
-    return Unit(walker.build, spec_path, variables, res)
+    return Unit(walker.build, spec_path, variables, res, outer=(level,))
 
 
 def _variables(res: Resource, doc: dict, patches: list, parent: Unit, units: list, finder: Finder,

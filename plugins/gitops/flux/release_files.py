@@ -209,7 +209,7 @@ def _inline_read_again(kept: ReleaseFiles, path: str, documents: set, new: FileT
     """``kept`` with the inline patches of ``documents`` of ``path`` read again from ``new``, where
     only versions inside them were rewritten: each keeps its shape and what it selects. They are
     the file's as written: a version is never located in patches a parent wrote, and a Flux
-    Kustomization's are all its own or all its parent's (``kustomizations._follow``)."""
+    Kustomization's are all its own or all its parent's (``kustomizations.follow_kustomization``)."""
     docs = cache.get(new, path).docs
     renewed = {}  # id(old unit) -> the unit with this file's patches read again
     for unit in kept.units:

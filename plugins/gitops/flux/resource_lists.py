@@ -212,7 +212,7 @@ def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, in
                 resources, files = walked.resources, walked.read
                 asked |= walked.asked
                 looked |= walked.folders
-            found = None if resources is None else _added(part, kept, position, resources, folder_entry, names,
+            found = None if resources is None else releases_added(part, kept, position, resources, folder_entry, names,
                                                           more, gone_keys, elsewhere, reading, settings, cache)
             at = None if found is None else _place(slots, j)
             if at is None:
@@ -227,7 +227,7 @@ def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, in
         let_go |= went.walked.read
         part = replace(part, listed_paths=part.listed_paths - went.walked.asked,
                        listed_folders=part.listed_folders - went.walked.folders)
-    moved = _moved(part, kept, gone, gone_keys, more, placed, taken | let_go, added)
+    moved = relisted(part, kept, gone, gone_keys, more, placed, taken | let_go, added)
     if moved is None:
         return None
     if asked or looked:  # what walking the folders looked for: a build of the environment does too
@@ -320,7 +320,7 @@ def _place(slots: list, entry: int) -> Optional[int]:
     return next((i for e, i in slots if e > entry), None)
 
 
-def _added(part: units.Part, kept: ReleaseFiles, position: int, resources: list, walked: bool, names: set,
+def releases_added(part: units.Part, kept: ReleaseFiles, position: int, resources: list, walked: bool, names: set,
            more: dict, gone_keys: set, elsewhere: frozenset, reading: units.Reading, settings: Settings,
            cache: DocumentCache) -> Optional[list]:
     """[(HeldRelease, pin, image pins, variable)] of the objects of what a kustomization lists
@@ -358,7 +358,7 @@ def _added(part: units.Part, kept: ReleaseFiles, position: int, resources: list,
     return found
 
 
-def _moved(part: units.Part, kept: ReleaseFiles, gone: set, gone_keys: set, more: dict, placed: list, taken: set,
+def relisted(part: units.Part, kept: ReleaseFiles, gone: set, gone_keys: set, more: dict, placed: list, taken: set,
            added: set) -> Optional[units.Part]:
     """The part with the releases ``gone`` and the sources of ``gone_keys`` let go, and those
     ``placed`` and ``more`` taken in, in build order: its pins, their variables and image pins,

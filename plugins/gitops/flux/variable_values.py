@@ -32,7 +32,7 @@ from typing import Optional
 from . import images, sharing, units
 from .held_releases import ReleaseFiles, read_again
 from .kustomize import Build
-from .kustomizations import Unit, scalar_text
+from .kustomizations import scalar_text
 from .manifests import DocumentCache, FileTree, dig
 from .patches import applies
 from .substitution import Source
@@ -169,8 +169,8 @@ def _substituting(kept: ReleaseFiles, values: dict) -> tuple:
         if sources == variables.sources and inline is variables.inline:
             built.append(unit)
             continue
-        built.append(Unit(Build(patches=unit.build.patches, kustomizations=unit.build.kustomizations), unit.path,
-                          replace(variables, inline=inline, sources=sources), unit.kustomization))
+        built.append(replace(unit, build=Build(patches=unit.build.patches, kustomizations=unit.build.kustomizations),
+                             variables=replace(variables, inline=inline, sources=sources), patch_index=None))
     return (replace(kept, units=tuple(built)) if changed else kept), changed
 
 
