@@ -694,6 +694,37 @@ def tune_kustomization(files: dict, pins: tuple, draw) -> dict:
     return {**files, path: files[path].replace("  interval: 10m\n", key, 1)}
 
 
+def add_team(files: dict, pins: tuple, draw) -> dict:
+    """A Flux Kustomization added to an environment's cluster folder (before or after `apps.yaml`,
+    at times under a name or applying a path the environment has), applying a new folder of a
+    team's apps: plain or with a kustomization, their own source or one the environment has, a
+    name new or taken, the cluster's variables substituted or not."""
+    env = draw(st.sampled_from(ENVIRONMENTS))
+    if f"clusters/{env}/apps.yaml" not in files:
+        return files
+    entry = f"clusters/{env}/{draw(st.sampled_from(('a-team', 'team', 'zz-team')))}.yaml"
+    folder = f"teams/{env}/{draw(st.sampled_from(('x', 'y')))}"
+    if entry in files or any(p.startswith(folder + "/") for p in files):
+        return files
+    name = draw(st.sampled_from(("team", "team", "apps")))
+    path = draw(st.sampled_from((folder, folder, f"apps/{env}")))
+    post = draw(st.sampled_from(("", "  postBuild:\n    substitute:\n      TEAM: \"6.9.0\"\n",
+                                 "  postBuild:\n    substituteFrom:\n      - kind: ConfigMap\n        name: versions\n")))
+    out = {**files, entry: (f"apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n"
+                            f"  name: {name}\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./{path}\n"
+                            "  sourceRef:\n    kind: GitRepository\n    name: flux-system\n" + post)}
+    app = draw(st.sampled_from(("api", "api", "podinfo")))
+    version = draw(st.sampled_from(("6.8.0", "${TEAM}")))
+    out[f"{folder}/{app}.yaml"] = release(app, version, draw(st.sampled_from((None, "string"))), False)
+    where = draw(st.sampled_from(("own", "base")))
+    if where == "own":
+        out[f"{folder}/repository.yaml"] = repository(app)
+    if draw(st.booleans()):
+        out[f"{folder}/kustomization.yaml"] = kustomization(
+            [f"{app}.yaml"] + (["repository.yaml"] if where == "own" else []))
+    return out
+
+
 def list_and_patch(files: dict, pins: tuple, draw) -> dict:
     """An app's base listed by an environment and a patch added, in one commit (an app promoted
     with values of its own)."""
@@ -714,7 +745,7 @@ COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, re
            release_edit, release_edit, add_app, add_app, use_variable, add_release_file, add_release_file,
            take_release_file, take_release_file, add_patch, add_patch, take_patch, take_patch,
            list_base, list_base, take_base, retune, retune, list_and_patch, list_and_patch, squashed, squashed,
-           change_images, change_images, tune_kustomization)
+           change_images, change_images, tune_kustomization, add_team, add_team)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

@@ -18,7 +18,8 @@ Anything else (a file added, removed or renamed, a setter marker, a key, a patch
 list) is not carried: None. ``follow`` then reads again on their own the files of HelmReleases
 the commit changed, where ``flux.release_files`` proves that enough (a label, a value:
 ``reread``), or those a kustomization lists anew or no more, where ``flux.resource_lists`` does
-(an app added or taken away: ``relist``), or those whose patches a kustomization (or a Flux
+(an app added or taken away: ``relist``), or those of a Flux Kustomization added, its unit built
+on its own (``flux.unit_lists``: ``reunit``), or those whose patches a kustomization (or a Flux
 Kustomization) changed, where ``flux.patch_lists`` (``flux.flux_patches``) does (a patch added,
 edited or taken away: ``repatch``), or its kustomize image pins, where ``flux.image_lists`` does
 (an `images:` entry added, edited or taken away: ``reimage``), or those naming variables a
@@ -37,10 +38,9 @@ from typing import Iterable, Optional
 
 from . import rewrites
 from ..flux import (discovery, flux_patches, image_lists, images, kustomizations, patch_lists, release_files,
-                    resource_lists, sharing, split_commits, variable_values)
+                    resource_lists, sharing, split_commits, unit_lists, units, variable_values)
 from ..flux.kustomize import RELEVANT_KINDS
 from ..flux.tree_index import TreeIndex
-from ..flux import units
 from ..flux.units import Reading
 from ..flux.manifests import DEFAULT_CACHE, FileTree
 from ..model import CHART, Pin
@@ -97,7 +97,7 @@ def follow(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     carried (a version, a file read alike), files of HelmReleases read again on their own, or the
     environments the commit touched built again."""
     found = carry_forward(known, old, new)
-    for step in (reread, relist, repatch, reimage, revalue, in_steps):
+    for step in (reread, relist, reunit, repatch, reimage, revalue, in_steps):
         if found is None:
             found = step(known, old, new, settings, cache)
     return found if found is not None else rediscover(known, old, new, settings, cache)[0]
@@ -160,6 +160,12 @@ def relist(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     `resources:` by files of HelmReleases that each environment reads on their own
     (``resource_lists``: an app added or taken away); else None."""
     return _made_again(resource_lists.relist, known, old, new, settings, cache)
+
+
+def reunit(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
+    """What discovery finds in ``new`` when the commit only added a Flux Kustomization and what
+    it applies, its unit built on its own (``unit_lists``: a team added); else None."""
+    return _made_again(unit_lists.reunit, known, old, new, settings, cache)
 
 
 def repatch(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:

@@ -1,0 +1,185 @@
+"""A Flux Kustomization added to an environment (`clusters/qa/team.yaml` applying a new folder of
+apps): its unit built on its own, its releases read as more of the environment's
+(``flux.unit_lists``). What the bot then holds equals a fresh discovery, and each case the proof
+cannot cover is refused (the environment is built again, and that equals a fresh discovery too).
+Written for Ferry's tests (no outside source)."""
+from __future__ import annotations
+
+from gitops.changes.carry import reunit
+from gitops.settings import parse_settings
+from tests import following
+from tests.carry_layouts import kustomization as kustomize, release, repository
+from tests.test_flux_patches import flux_fleet
+from tests.test_refold import ENVIRONMENTS
+
+
+def kustomization(name: str = "team", path: str = "./teams/qa", extra: str = "", source: str = "flux-system") -> str:
+    """A Flux Kustomization of qa's cluster entry applying ``path``."""
+    return (f"apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n"
+            f"  namespace: flux-system\nspec:\n  interval: 10m\n  path: {path}\n  prune: true\n"
+            f"  sourceRef:\n    kind: GitRepository\n    name: {source}\n{extra}")
+
+
+def team(files: dict, entry: str = "clusters/qa/team.yaml", text: str = "", apps=("web",), folder="teams/qa",
+         sources: bool = True) -> dict:
+    """``files`` with a Flux Kustomization at ``entry`` and the folder of ``apps`` it applies."""
+    after = {**files, entry: text or kustomization()}
+    for app in apps:
+        after[f"{folder}/{app}.yaml"] = release(app, "7.0.0", "string", False)
+        if sources:
+            after[f"{folder}/{app}-repository.yaml"] = repository(app)
+    return after
+
+
+def followed(before: dict, after: dict, config):
+    """What ``reunit`` holds after the commit (or None), checked against a fresh discovery
+    (``tests.following``)."""
+    return following.followed(reunit, before, after, config)
+
+
+def qa(held, app: str):
+    return next(p for p in held.pins if (p.environment, p.app, p.part) == ("qa", app, "chart"))
+
+
+def test_a_kustomization_added_builds_its_unit_and_reads_only_its_releases():
+    files, config = flux_fleet()
+    held = followed(files, team(files), config)
+    assert held is not None
+    _, _, (gone, anew) = held.carried_from
+    assert {p.app for p in anew} == {"web"} and not gone  # the team's pins, not the fleet's
+    assert (qa(held, "web").version, qa(held, "web").location.file) == ("7.0.0", "teams/qa/web.yaml")
+
+
+def test_it_takes_its_place_among_the_units_its_parent_made():
+    """Breadth first, in the parent's order: `a-team.yaml` comes before `apps.yaml`."""
+    files, config = flux_fleet()
+    held = followed(files, team(files, "clusters/qa/a-team.yaml"), config)
+    assert held is not None
+    units = held.parts[1].release_files.units
+    assert [u.kustomization.name for u in units] == ["flux-system", "team", "apps"]
+
+
+def test_its_releases_and_its_variables_read_as_a_build_reads_them():
+    """It substitutes from the cluster's ConfigMap; two apps, one finding the other's source."""
+    files, config = flux_fleet(variables={"WEB": "7.3.0"})
+    files["clusters/qa/apps.yaml"] = files["clusters/qa/apps.yaml"].replace(
+        "    substitute:\n      WEB: \"7.3.0\"\n", "    substituteFrom:\n      - kind: ConfigMap\n        name: versions\n")
+    files["clusters/qa/versions.yaml"] = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: versions\n"
+                                          "  namespace: flux-system\ndata:\n  WEB: 7.3.0\n")
+    post = "  postBuild:\n    substituteFrom:\n      - kind: ConfigMap\n        name: versions\n"
+    after = team(files, text=kustomization(extra=post), apps=("web", "api"))
+    after["teams/qa/web.yaml"] = after["teams/qa/web.yaml"].replace('"7.0.0"', '"${WEB}"')
+    held = followed(files, after, config)
+    assert held is not None
+    assert (qa(held, "web").version, qa(held, "web").location.file) == ("7.3.0", "clusters/qa/versions.yaml")
+
+
+def test_what_it_cannot_prove_is_built_again():
+    files, config = flux_fleet()
+    taken = "  path: ./apps/qa\n"
+    refused = {
+        "a name the builds met": team(files, text=kustomization(name="apps")),
+        "a path a unit applies": team(files, text=kustomization(path="./apps/qa")),
+        "a source not in the repository": team(files, text=kustomization(source="elsewhere")),
+        "a variable in its file": team(files, text=kustomization(extra="  targetNamespace: ${NS}\n")),
+        "a name another release has": team(files, apps=("app1",)),
+        "no release": {**files, "clusters/qa/team.yaml": kustomization(path="./teams/none"),
+                       "teams/none/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: none\n"},
+        "a folder the environment reads": {**files, "clusters/qa/team.yaml": kustomization(path="./apps/dev")},
+        "a Kustomization of its own": team(files, text=kustomization(), apps=("web",)) | {
+            "teams/qa/more.yaml": kustomization(name="more", path="./teams/more")},
+        "a ConfigMap of its own": team(files) | {
+            "teams/qa/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: web\n"},
+        "in a folder with a kustomization": team(files, "apps/qa/team.yaml"),
+        "two at once": team(team(files), "clusters/qa/other.yaml", kustomization(name="other", path="./teams/o"),
+                            apps=("api",), folder="teams/o"),
+        "more for its parent to read": team(files) | {"clusters/qa/web.yaml": release("web2", "7.0.0", "", False)},
+        "a problem in its build": team(files) | {"teams/qa/kustomization.yaml": kustomize(["web.yaml", "web-repository.yaml", "gone.yaml"])},
+        "kustomize images": team(files) | {"teams/qa/kustomization.yaml": kustomize(
+            ["web.yaml", "web-repository.yaml"], "images:\n  - name: ghcr.io/acme/web\n    newTag: 2.0.0\n")},
+        "variables of another unit's ConfigMap": team(files, text=kustomization(extra=(
+            "  postBuild:\n    substituteFrom:\n      - kind: ConfigMap\n        name: team\n"))),
+    }
+    assert taken not in refused["a name the builds met"]
+    files["apps/qa/team.yaml"] = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: team\n"
+                                  "  namespace: flux-system\ndata:\n  WEB: 7.3.0\n")
+    files["apps/qa/kustomization.yaml"] += "  - team.yaml\n"
+    for why, after in refused.items():
+        after = {**after, "apps/qa/team.yaml": files["apps/qa/team.yaml"],
+                 "apps/qa/kustomization.yaml": files["apps/qa/kustomization.yaml"]}
+        assert followed(files, after, config) is None, why
+
+
+def test_another_unit_walking_the_folder_too_is_refused():
+    """qa's apps kustomization lists the cluster's folder: two units read the file added."""
+    files, config = flux_fleet()
+    files["apps/qa/kustomization.yaml"] += "  - ../../clusters/qa\n"
+    assert followed(files, team(files), config) is None
+
+
+def test_variables_it_references_go_last_only():
+    """Its references to the cluster's variables join the environment's at its units' place: only
+    a unit coming last is followed on its own."""
+    files, config = flux_fleet(variables={"WEB": "7.3.0"})
+    post = "  postBuild:\n    substitute:\n      WEB: \"7.4.0\"\n"
+    after = team(files, "clusters/qa/a-team.yaml", kustomization(extra=post))
+    after["teams/qa/web.yaml"] = after["teams/qa/web.yaml"].replace("replicaCount: 1", "replicaCount: ${WEB}")
+    assert followed(files, after, config) is None
+    after["clusters/qa/team.yaml"] = after.pop("clusters/qa/a-team.yaml")
+    assert followed(files, after, config) is not None
+
+
+def test_a_file_it_reads_as_its_release_and_as_a_patch_is_refused():
+    """Its kustomization patches its release with the release's own file: what the builds keep of
+    a release file (read again on its own after an edit) would not hold for it."""
+    files, config = flux_fleet()
+    after = team(files) | {"teams/qa/kustomization.yaml": kustomize(["web.yaml", "web-repository.yaml"],
+                                                                     "  - path: web.yaml\n")}
+    assert followed(files, after, config) is None
+
+
+def test_an_environment_whose_paths_are_globbed_is_built_again():
+    """A glob may match the file added: the environment's paths move."""
+    files, config = flux_fleet()
+    config = parse_settings({"repo": {"url": "file:///fleet.git", "branch": "main"},
+                             "environments": [{"name": e, "path": [f"clusters/{e}", f"clusters/{e}/t*.yaml"]}
+                                              for e in ENVIRONMENTS]}, environ={})
+    assert followed(files, team(files), config) is None
+
+
+def test_a_path_another_build_looked_for_is_refused():
+    """qa's apps kustomization lists the team's release before it exists (a problem then)."""
+    files, config = flux_fleet()
+    files["apps/qa/kustomization.yaml"] += "  - ../../teams/qa/web.yaml\n"
+    assert followed(files, team(files), config) is None
+
+
+def test_a_folder_another_unit_walks_gaining_files_is_refused():
+    """qa's second path walks `infra/qa` folder by folder: the team's folder under it is read there too."""
+    files, config = flux_fleet()
+    files["infra/qa/namespace.yaml"] = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: infra\n"
+    config = parse_settings({"repo": {"url": "file:///fleet.git", "branch": "main"},
+                             "environments": [{"name": e, "path": [f"clusters/{e}", f"infra/{e}"]}
+                                              for e in ENVIRONMENTS]}, environ={})
+    after = team(files, text=kustomization(path="./infra/qa/team"), folder="infra/qa/team")
+    assert followed(files, after, config) is None
+
+
+def test_an_object_another_environment_looked_for_is_refused():
+    """qa's `solo` looked for its source across the repository and found none; the commit adds one
+    beside the team."""
+    files, config = flux_fleet()
+    files["apps/qa/solo.yaml"] = release("solo", "6.5.0", "", False)
+    files["apps/qa/kustomization.yaml"] += "  - solo.yaml\n"
+    after = team(files) | {"infra/solo/repository.yaml": repository("solo")}
+    assert followed(files, after, config) is None
+
+
+def test_a_parent_that_made_no_unit_gives_the_new_one_no_place():
+    """prod applies qa's cluster folder too (a second path): there its Kustomizations' names are
+    prod's own, followed already, so the walk of that folder made no unit to place the team by."""
+    files, config = flux_fleet()
+    config = parse_settings({"repo": {"url": "file:///fleet.git", "branch": "main"},
+                             "environments": [{"name": e, "path": [f"clusters/{e}"] + ["clusters/qa"] * (e == "prod")}
+                                              for e in ENVIRONMENTS]}, environ={})
+    assert followed(files, team(files), config) is None
