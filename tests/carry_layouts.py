@@ -725,6 +725,20 @@ def add_team(files: dict, pins: tuple, draw) -> dict:
     return out
 
 
+def take_team(files: dict, pins: tuple, draw) -> dict:
+    """A Flux Kustomization taken away (one ``add_team`` added, or an environment's `apps`), with the
+    folder it applies or without."""
+    entries = sorted(p for p in files if p.startswith("clusters/") and p.endswith(("team.yaml", "/apps.yaml")))
+    if not entries:
+        return files
+    entry = draw(st.sampled_from(entries))
+    path = re.search(r"path: \./(\S+)", files[entry]).group(1)
+    out = {p: text for p, text in files.items() if p != entry}
+    if draw(st.booleans()) and path.startswith("teams/"):
+        out = {p: text for p, text in out.items() if not p.startswith(path + "/")}
+    return out
+
+
 def list_and_patch(files: dict, pins: tuple, draw) -> dict:
     """An app's base listed by an environment and a patch added, in one commit (an app promoted
     with values of its own)."""
@@ -745,7 +759,7 @@ COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, re
            release_edit, release_edit, add_app, add_app, use_variable, add_release_file, add_release_file,
            take_release_file, take_release_file, add_patch, add_patch, take_patch, take_patch,
            list_base, list_base, take_base, retune, retune, list_and_patch, list_and_patch, squashed, squashed,
-           change_images, change_images, tune_kustomization, add_team, add_team)
+           change_images, change_images, tune_kustomization, add_team, add_team, take_team, take_team)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

@@ -31,6 +31,19 @@ def team(files: dict, entry: str = "clusters/qa/team.yaml", text: str = "", apps
     return after
 
 
+# qa's own `web` (its source one of qa's apps'), beside the team's
+OTHER_WEB = release("web", "6.5.0", "", False).replace("        name: charts\n", "        name: charts\n        namespace: app0\n")
+NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n"
+
+
+def cm(name: str) -> str:
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: flux-system\ndata:\n  A: b\n"
+
+
+def substituted(name: str) -> str:
+    return f"  postBuild:\n    substituteFrom:\n      - kind: ConfigMap\n        name: {name}\n"
+
+
 def followed(before: dict, after: dict, config):
     """What ``reunit`` holds after the commit (or None), checked against a fresh discovery
     (``tests.following``)."""
@@ -183,3 +196,119 @@ def test_a_parent_that_made_no_unit_gives_the_new_one_no_place():
                              "environments": [{"name": e, "path": [f"clusters/{e}"] + ["clusters/qa"] * (e == "prod")}
                                               for e in ENVIRONMENTS]}, environ={})
     assert followed(files, team(files), config) is None
+
+
+# ---- taken away ---------------------------------------------------------------------------------
+
+def test_a_kustomization_taken_away_lets_go_of_its_unit_and_its_releases():
+    files, config = flux_fleet()
+    before = team(files, apps=("web", "api"))
+    held = followed(before, files, config)
+    assert held is not None
+    _, _, (gone, anew) = held.carried_from
+    assert {p.app for p in gone} == {"web", "api"} and not anew
+    # its folder left in the repository: no longer read
+    kept = {**before}
+    del kept["clusters/qa/team.yaml"]
+    assert followed(before, kept, config) is not None
+    # a folder with its own kustomization
+    before["teams/qa/kustomization.yaml"] = kustomize(["web.yaml", "web-repository.yaml", "api.yaml",
+                                                       "api-repository.yaml"])
+    assert followed(before, files, config) is not None
+
+
+def test_one_taken_away_first_moves_the_units_after_it_back():
+    files, config = flux_fleet()
+    before = team(files, "clusters/qa/a-team.yaml")
+    held = followed(before, files, config)
+    assert held is not None
+    assert [u.kustomization.name for u in held.parts[1].release_files.units] == ["flux-system", "apps"]
+
+
+def test_what_taking_it_away_cannot_prove_is_built_again():
+    files, config = flux_fleet()
+    post = "  postBuild:\n    substitute:\n      WEB: \"7.4.0\"\n"
+    git = ("apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: teams\n"
+           "  namespace: flux-system\nspec:\n  url: file:///fleet.git\n  ref:\n    branch: main\n")
+    extra = release("extra", "6.5.0", "", False).replace("  namespace: extra\n", "  namespace: web\n")
+    refused = {
+        "a release of another unit finds its source": (
+            team(files) | {"apps/qa/extra.yaml": extra},
+            {"apps/qa/kustomization.yaml": files["apps/qa/kustomization.yaml"] + "  - extra.yaml\n"}),
+        "its references, not last": (
+            team(files, "clusters/qa/a-team.yaml", kustomization(extra=post)) | {
+                "teams/qa/web.yaml": release("web", "${WEB}", "string", False)}, {}),
+        "another Kustomization of its name, followed then": (
+            team(files) | {"clusters/qa/zz.yaml": kustomization(path="./teams/zz")}, {}),
+        "a file of its folder another unit reads": (
+            team(files) | {"teams/qa/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n"},
+            {"apps/qa/kustomization.yaml": files["apps/qa/kustomization.yaml"] + "  - ../../teams/qa/ns.yaml\n"}),
+        "a source it looked up across the repository": (
+            team(files, text=kustomization(source="teams")) | {"infra/git.yaml": git}, {}),
+        "its Kustomization listed by another unit too": (
+            team(files), {"apps/qa/kustomization.yaml": files["apps/qa/kustomization.yaml"] +
+                          "  - ../../clusters/qa/team.yaml\n"}),
+        "a file outside its folder that another unit reads too": (
+            team(files) | {"apps/qa/ns.yaml": NAMESPACE, "teams/qa/kustomization.yaml": kustomize(
+                ["web.yaml", "web-repository.yaml", "../../apps/qa/ns.yaml"])},
+            {"apps/qa/kustomization.yaml": files["apps/qa/kustomization.yaml"] + "  - ns.yaml\n"}),
+        "a ConfigMap a unit after it substitutes from": (
+            team(team(files) | {"teams/qa/cm.yaml": cm("team-vars")}, "clusters/qa/zz-team.yaml",
+                 kustomization(name="zz", path="./teams/zz", extra=substituted("team-vars")), ("api",),
+                 "teams/zz"), {}),
+        "a source another of its environment's has too": (
+            team(files, "clusters/qa/a-team.yaml") | {"apps/qa/web-repository.yaml": repository("web")},
+            {"apps/qa/kustomization.yaml": files["apps/qa/kustomization.yaml"] + "  - web-repository.yaml\n"}),
+        "a source another environment found in its builds": (
+            team(files) | {"apps/dev/webdev.yaml": release("webdev", "6.5.0", "", False).replace(
+                "  namespace: webdev\n", "  namespace: web\n")},
+            {"apps/dev/kustomization.yaml": files["apps/dev/kustomization.yaml"] + "  - webdev.yaml\n"}),
+        "a release of its that found its source across the repository": (
+            team(files, apps=("solo",), sources=False) | {"infra/solo/repository.yaml": repository("solo")}, {}),
+        "a release of its name it kept over another's": (
+            team(files, "clusters/qa/a-team.yaml") | {"apps/qa/web.yaml": OTHER_WEB},
+            {"apps/qa/kustomization.yaml": files["apps/qa/kustomization.yaml"] + "  - web.yaml\n"}),
+        "a release of its name another kept over it": (
+            team(files) | {"apps/qa/web.yaml": OTHER_WEB},
+            {"apps/qa/kustomization.yaml": files["apps/qa/kustomization.yaml"] + "  - web.yaml\n"}),
+    }
+    for why, (before, changed) in refused.items():
+        before = {**before, **changed}
+        for gone in (("clusters/qa/team.yaml", "clusters/qa/a-team.yaml"), ("clusters/qa/team.yaml",
+                                                                          "clusters/qa/a-team.yaml", "teams/qa/")):
+            after = {path: text for path, text in before.items() if not path.startswith(gone)}
+            assert followed(before, after, config) is None, (why, gone)
+
+
+def test_a_file_another_unit_reads_taken_away_with_it_is_refused():
+    """A patch file of qa's apps, outside any folder qa looked into, goes in the same commit."""
+    files, config = flux_fleet()
+    files["common/replicas.yaml"] = "- op: replace\n  path: /spec/values/replicaCount\n  value: 2\n"
+    files["apps/qa/kustomization.yaml"] += ("patches:\n  - path: ../../common/replicas.yaml\n    target:\n"
+                                            "      kind: HelmRelease\n      name: app1\n")
+    before = team(files)
+    after = {path: text for path, text in before.items()
+             if path not in ("clusters/qa/team.yaml", "common/replicas.yaml")}
+    assert followed(before, after, config) is None
+
+
+def test_a_folder_another_unit_names_left_empty_is_refused():
+    """qa's apps kustomization lists a folder holding no manifest: taken away with the team, it is a
+    resource that does not exist."""
+    files, config = flux_fleet()
+    files["docs-only/README.md"] = "# notes\n"
+    files["apps/qa/kustomization.yaml"] += "  - ../../docs-only\n"
+    before = team(files)
+    after = {path: text for path, text in before.items() if path not in ("clusters/qa/team.yaml", "docs-only/README.md")}
+    assert followed(before, after, config) is None
+
+
+def test_a_patch_file_of_another_unit_in_its_folder_is_refused():
+    """qa's apps patch app1 with a file in the team's folder, which the team's walk reads too."""
+    files, config = flux_fleet()
+    files["apps/qa/kustomization.yaml"] += ("patches:\n  - path: ../../teams/qa/replicas.yaml\n    target:\n"
+                                            "      kind: HelmRelease\n      name: app1\n")
+    files["teams/qa/replicas.yaml"] = "- op: replace\n  path: /spec/values/replicaCount\n  value: 2\n"
+    before = team(files)
+    after = {path: text for path, text in before.items() if path != "clusters/qa/team.yaml"}
+    assert followed(before, after, config) is None

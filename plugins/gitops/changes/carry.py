@@ -18,8 +18,8 @@ Anything else (a file added, removed or renamed, a setter marker, a key, a patch
 list) is not carried: None. ``follow`` then reads again on their own the files of HelmReleases
 the commit changed, where ``flux.release_files`` proves that enough (a label, a value:
 ``reread``), or those a kustomization lists anew or no more, where ``flux.resource_lists`` does
-(an app added or taken away: ``relist``), or those of a Flux Kustomization added, its unit built
-on its own (``flux.unit_lists``: ``reunit``), or those whose patches a kustomization (or a Flux
+(an app added or taken away: ``relist``), or those of a Flux Kustomization added or taken away,
+its unit built on its own (``flux.unit_lists``: ``reunit``), or those whose patches a kustomization (or a Flux
 Kustomization) changed, where ``flux.patch_lists`` (``flux.flux_patches``) does (a patch added,
 edited or taken away: ``repatch``), or its kustomize image pins, where ``flux.image_lists`` does
 (an `images:` entry added, edited or taken away: ``reimage``), or those naming variables a
@@ -164,7 +164,7 @@ def relist(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
 
 def reunit(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
     """What discovery finds in ``new`` when the commit only added a Flux Kustomization and what
-    it applies, its unit built on its own (``unit_lists``: a team added); else None."""
+    it applies, or took them away: its unit built on its own (``unit_lists``: a team); else None."""
     return _made_again(unit_lists.reunit, known, old, new, settings, cache)
 
 

@@ -50,8 +50,9 @@ class ReleaseFiles:
     source_files: frozenset  # the files it reads as resources only, none a HelmRelease (sources)
     with_images: bool
     # (namespace, name) of every Flux Kustomization its builds hold: one with another's key is not
-    # followed (``kustomizations.build_environment``)
+    # followed (``kustomizations.build_environment``); those more than one holds
     followed: frozenset = frozenset()
+    followed_twice: frozenset = frozenset()
 
     @cached_property
     def by_name(self) -> dict:
@@ -122,9 +123,18 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
                         {path: tuple(found) for path, found in files.items() if path not in otherwise},
                         {key: None if found is None else (found[0], where(found[1]))
                          for key, found in sources.items()},
-                        own, repeated, patch_files, source_files, with_images,
-                        frozenset((r.namespace, r.name) for unit in env_units for r in unit.build.resources
-                                  if r.kind == "Kustomization" and flux_kustomization(r.doc)))
+                        own, repeated, patch_files, source_files, with_images, *_met(env_units))
+
+
+def _met(env_units: list) -> tuple:
+    """(the keys of the Flux Kustomizations the builds hold, those more than one has)."""
+    met, twice = set(), set()
+    for unit in env_units:
+        for res in unit.build.resources:
+            if res.kind == "Kustomization" and flux_kustomization(res.doc):
+                key = (res.namespace, res.name)
+                (twice if key in met else met).add(key)
+    return frozenset(met), frozenset(twice)
 
 
 def files_read(env_units: list, release_files: set) -> tuple:
