@@ -7,7 +7,8 @@ not (a label: its release read again on its own), and an app added to an environ
 kustomization then taken away (read on its own inside that build), a patch of one app added to
 it then taken away (that release read again with it), and an app's folder listed there then taken
 away (walked on its own, then let go of), and in the cluster-entry layout a patch added first to
-an environment's Flux Kustomization then taken away, against a whole discovery of
+an environment's Flux Kustomization then taken away, and a team added there (a Flux Kustomization
+in its cluster folder) then taken away, against a whole discovery of
 that commit with the parse cache warm (what the bot did before it built again only the
 environment a commit touched).
 
@@ -243,12 +244,14 @@ def flux_patches_added(world: World, core: GitOps, url: str) -> dict:
     release first in an environment's Flux Kustomization (`spec.patches` of
     `clusters/<env>/apps.yaml`, before the third of the fleet it patches already), then right
     after they take it away (``flux_patches``); a whole discovery of the same commit (parse cache
-    warm) for the first few."""
+    warm) for the first few. Then a team added to that environment's cluster folder (a Flux
+    Kustomization and the folder of one release it applies), and taken away (``unit_lists``)."""
     clone = world.tmp / "cluster-colleague"
     git("clone", "-q", "--branch", "main", url, str(clone))
     ws = next(iter(core.workspaces.values()))
     ws.fetch_interval = 0  # the core was made as after a restart: each commit fetched here
-    found: dict = {"flux patch added": [], "flux patch taken away": [], "whole discovery": []}
+    found: dict = {"flux patch added": [], "flux patch taken away": [], "whole discovery": [], "team added": [],
+                   "team taken away": []}
     for r in range(world.mid):
         app, env = world.fleet.apps[r % len(world.fleet.apps)][0], ENVIRONMENTS[r % len(ENVIRONMENTS)]
         sync(clone)
@@ -264,7 +267,27 @@ def flux_patches_added(world: World, core: GitOps, url: str) -> dict:
                 tree = ws.tree(git("rev-parse", "HEAD", cwd=clone))
                 found["whole discovery"].append(clock(carry.discover, tree, core.settings, None,
                                                       core._pins.documents)[0])
+        team = {f"clusters/{env}/team-{r}.yaml": TEAM.format(r=r, path=f"teams/{env}/team-{r}"),
+                f"teams/{env}/team-{r}/web.yaml": TEAM_RELEASE.format(r=r, chart=world.fleet.apps[0][2])}
+        for kind, pins in (("team added", world.pins + 1), ("team taken away", world.pins)):
+            for name, text in team.items():
+                if kind == "team added":
+                    (clone / name).parent.mkdir(parents=True, exist_ok=True)
+                    (clone / name).write_text(text, encoding="utf-8")
+                else:
+                    (clone / name).unlink()
+            found[kind].append(_pushed(core, clone, ws, f"{kind}: team-{r} in {env}", pins))
     return found
+
+
+# A team's Flux Kustomization in a cluster folder, and its one release (its chart from the
+# environment's own HelmRepository, in the namespace the `apps` Kustomization gives it).
+TEAM = ("apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: team-{r}\n"
+        "  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./{path}\n  prune: true\n"
+        "  sourceRef:\n    kind: GitRepository\n    name: flux-system\n")
+TEAM_RELEASE = ("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: team-{r}-web\n"
+                "  namespace: apps\nspec:\n  interval: 10m\n  chart:\n    spec:\n      chart: {chart}\n"
+                "      version: \"1.0.0\"\n      sourceRef:\n        kind: HelmRepository\n        name: charts\n")
 
 
 def rows(world: World) -> list:
@@ -280,6 +303,7 @@ def rows(world: World) -> list:
     flux = found["cluster colleague"]
     flux_added, flux_taken = median_ms(flux["flux patch added"]), median_ms(flux["flux patch taken away"])
     flux_whole = median_ms(flux["whole discovery"])
+    team_added, team_taken = median_ms(flux["team added"]), median_ms(flux["team taken away"])
     full_clone = median_ms(world.results["deploys"]["clone per command"])
     return [
         (f"First clone (the tip only) + first `inventory()` ({world.pins:,} pins; n={runs})",
@@ -334,4 +358,10 @@ def rows(world: World) -> list:
          fmt(flux_added), "—", f"whole discovery, parse cache warm: {fmt(flux_whole)} → {flux_added / flux_whole:.2f}×"),
         (f"… and right after they take it away (n={len(flux['flux patch taken away'])})", fmt(flux_taken), "—",
          f"whole discovery, parse cache warm: {fmt(flux_whole)} → {flux_taken / flux_whole:.2f}×"),
+        (f"Cluster-entry layout: `inventory()` right after a colleague adds a team (a Flux Kustomization in "
+         f"an environment's cluster folder applying a new folder with one release), once fetched: its unit "
+         f"built on its own (n={len(flux['team added'])})", fmt(team_added), "—",
+         f"whole discovery, parse cache warm: {fmt(flux_whole)} → {team_added / flux_whole:.2f}×"),
+        (f"… and right after they take it away, folder and all (n={len(flux['team taken away'])})",
+         fmt(team_taken), "—", f"whole discovery, parse cache warm: {fmt(flux_whole)} → {team_taken / flux_whole:.2f}×"),
     ]
