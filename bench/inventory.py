@@ -363,5 +363,6 @@ def rows(world: World) -> list:
          f"built on its own (n={len(flux['team added'])})", fmt(team_added), "—",
          f"whole discovery, parse cache warm: {fmt(flux_whole)} → {team_added / flux_whole:.2f}×"),
         (f"… and right after they take it away, folder and all (n={len(flux['team taken away'])})",
-         fmt(team_taken), "—", f"whole discovery, parse cache warm: {fmt(flux_whole)} → {team_taken / flux_whole:.2f}×"),
+         fmt(team_taken), "—",
+         f"whole discovery, parse cache warm: {fmt(flux_whole)} → {team_taken / flux_whole:.2f}×"),
     ]

@@ -32,7 +32,8 @@ def team(files: dict, entry: str = "clusters/qa/team.yaml", text: str = "", apps
 
 
 # qa's own `web` (its source one of qa's apps'), beside the team's
-OTHER_WEB = release("web", "6.5.0", "", False).replace("        name: charts\n", "        name: charts\n        namespace: app0\n")
+OTHER_WEB = release("web", "6.5.0", "", False).replace("        name: charts\n",
+                                                       "        name: charts\n        namespace: app0\n")
 NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n"
 
 
@@ -76,7 +77,8 @@ def test_its_releases_and_its_variables_read_as_a_build_reads_them():
     """It substitutes from the cluster's ConfigMap; two apps, one finding the other's source."""
     files, config = flux_fleet(variables={"WEB": "7.3.0"})
     files["clusters/qa/apps.yaml"] = files["clusters/qa/apps.yaml"].replace(
-        "    substitute:\n      WEB: \"7.3.0\"\n", "    substituteFrom:\n      - kind: ConfigMap\n        name: versions\n")
+        "    substitute:\n      WEB: \"7.3.0\"\n",
+        "    substituteFrom:\n      - kind: ConfigMap\n        name: versions\n")
     files["clusters/qa/versions.yaml"] = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: versions\n"
                                           "  namespace: flux-system\ndata:\n  WEB: 7.3.0\n")
     post = "  postBuild:\n    substituteFrom:\n      - kind: ConfigMap\n        name: versions\n"
@@ -107,7 +109,8 @@ def test_what_it_cannot_prove_is_built_again():
         "two at once": team(team(files), "clusters/qa/other.yaml", kustomization(name="other", path="./teams/o"),
                             apps=("api",), folder="teams/o"),
         "more for its parent to read": team(files) | {"clusters/qa/web.yaml": release("web2", "7.0.0", "", False)},
-        "a problem in its build": team(files) | {"teams/qa/kustomization.yaml": kustomize(["web.yaml", "web-repository.yaml", "gone.yaml"])},
+        "a problem in its build": team(files) | {
+            "teams/qa/kustomization.yaml": kustomize(["web.yaml", "web-repository.yaml", "gone.yaml"])},
         "kustomize images": team(files) | {"teams/qa/kustomization.yaml": kustomize(
             ["web.yaml", "web-repository.yaml"], "images:\n  - name: ghcr.io/acme/web\n    newTag: 2.0.0\n")},
         "variables of another unit's ConfigMap": team(files, text=kustomization(extra=(
@@ -299,7 +302,8 @@ def test_a_folder_another_unit_names_left_empty_is_refused():
     files["docs-only/README.md"] = "# notes\n"
     files["apps/qa/kustomization.yaml"] += "  - ../../docs-only\n"
     before = team(files)
-    after = {path: text for path, text in before.items() if path not in ("clusters/qa/team.yaml", "docs-only/README.md")}
+    after = {path: text for path, text in before.items()
+             if path not in ("clusters/qa/team.yaml", "docs-only/README.md")}
     assert followed(before, after, config) is None
 
 

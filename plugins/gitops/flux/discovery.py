@@ -291,7 +291,10 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
             release_images.extend(p for p, _ in releases.release_images(reading, pin, *release.image_reader,
                                                                          settings, cache))
         image_spans.append((start, len(release_images)))
-    references = tuple(r for r in (sharing.unit_references(u, reading, cache) for u in env_units) if r)
+    for unit in env_units:  # what each names, defined or not: a variable defined anew finds its uses there
+        unit.named = sharing.named(unit, reading, cache) if unit.variables.enabled else None
+    references = tuple(r for r in (sharing.defined_references(u.variables, u.named) for u in env_units
+                                   if u.named is not None) if r)
     own = sources.own(env.name)  # the keys of the sources its builds hold: one set, two uses
     return units.Part(
         env.name, pins, tuple(r.found.variable for r in found), tuple(overlay), tuple(release_images),

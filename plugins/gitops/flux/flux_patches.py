@@ -18,8 +18,8 @@ Kustomizations, and nothing else, when for each environment reading one:
   Kustomization keeps its metadata, and no other unit with variables reads its text otherwise:
   what it names is the same, or no unit but its own substitutes);
 - its patches before and after are made without a problem, inline (Flux reads no patch file),
-  each selecting HelmReleases only; the variables its unit's patches name are counted as before
-  (``sharing.unit_references``);
+  each selecting HelmReleases only; the variables its unit's patches name, defined or not, are
+  counted as before (``sharing.named``: what a variable defined anew finds stands);
 - each HelmRelease a differing patch selects is read again (``held_releases.read_again``) and
   keeps its name, namespace, variable, number of image pins and the sources it found;
 - nothing else: what the file holds besides is equal (a lookup of it answers alike; no build
@@ -128,7 +128,7 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
         if before is None or patches is None or [p for p in made if p.scope == scope] != before:
             return None  # not the file's as written: its parent wrote them (``kustomizations.follow_kustomization``)
         again = with_patches(unit, [p for p in made if p.scope != scope] + patches, res)
-        if sharing.unit_references(unit, old, cache) != sharing.unit_references(again, new, cache):
+        if sharing.named(unit, old, cache) != sharing.named(again, new, cache):
             return None  # a `${VAR}` named more or fewer times: its other uses change
         built[position] = again
         differ, moves = moved(before, patches)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
@@ -43,6 +43,8 @@ class Unit:
     kustomization: Optional[Resource] = None  # the Flux Kustomization (None: the path itself)
     patch_index: Optional[PatchIndex] = None
     outer: tuple = ()  # the levels its path is walked through: its Flux Kustomization's own, or none
+    # what its builds name, defined or not (``sharing.named``), once built, when it substitutes
+    named: Optional[dict] = field(default=None, compare=False, repr=False)
 
     @property
     def patches(self) -> PatchIndex:
@@ -140,7 +142,7 @@ def build_environment(tree, index, cache, environment, repo, paths: list, proble
                                         "Kustomizations: stopped following them."))
                 return units
             child = follow_kustomization(res, parent, repo, tree, index, cache, problems, environment, finder,
-                            units, ids)
+                                         units, ids)
             if child is not None:
                 units.append(child)
                 queue.append(child)
@@ -158,12 +160,12 @@ def _bootstrap(root: Unit, path: str, repo, tree, index, cache, problems, enviro
         if spec_path is not None and spec_path == _clean(path) and _managed(res, res.doc, repo, finder,
                                                                             root)[0]:
             return follow_kustomization(res, root, repo, tree, index, cache, problems, environment, finder, units,
-                           ids, quiet=True)
+                                        ids, quiet=True)
     return None
 
 
 def follow_kustomization(res: Resource, parent: Unit, repo, tree, index, cache, problems: list, environment: str,
-            finder: Finder, units: list, ids, quiet: bool = False) -> Optional[Unit]:
+                         finder: Finder, units: list, ids, quiet: bool = False) -> Optional[Unit]:
     doc, patches = parent.document(res)  # the Kustomization object is built by its parent
     where = f"Kustomization {res.namespace}/{res.name}"
 
@@ -261,7 +263,7 @@ def _variables(res: Resource, doc: dict, patches: list, parent: Unit, units: lis
             if written is None or "${" in written:
                 location = None
             found[str(key)] = Variable(str(key), scalar_text(value), location, described)
-        sources.append(Source(described, found))
+        sources.append(Source(described, found, at=(cm.file, cm.index)))
     return Variables(inline, tuple(sources), post.get("substituteStrategy") == "Always")
 
 

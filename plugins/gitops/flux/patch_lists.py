@@ -13,8 +13,8 @@ reading one:
   says the same of image setters;
 - its patches before and after are made without a problem (each file named exists and parses; no
   text is looked for as a file that is none) and select HelmReleases only (a target of that kind,
-  or a body of it); the variables its unit's patches name are counted as before
-  (``sharing.unit_references``);
+  or a body of it); the variables its unit's patches name, defined or not, are
+  counted as before (``sharing.named``: what a variable defined anew finds stands);
 - a patch file named anew was not read by the environment, or read as a patch file only; one no
   longer named is let go when nothing else of the environment names it; the files the commit adds
   or removes are in a changed kustomization's folder, not named as a kustomization (kustomize reads
@@ -130,7 +130,7 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
         if spliced is None:
             return None
         again = with_patches(unit, spliced)
-        if sharing.unit_references(unit, old, cache) != sharing.unit_references(again, new, cache):
+        if sharing.named(unit, old, cache) != sharing.named(again, new, cache):
             return None  # a `${VAR}` named more or fewer times: its other uses change
         built[position] = again
         # Past what both start and end with, the patches differ: a release only the others

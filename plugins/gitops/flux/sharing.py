@@ -18,9 +18,14 @@ def unit_references(unit: Unit, tree, cache: Optional[DocumentCache] = None) -> 
     counts, kept per unit so that a unit not built again keeps its count."""
     if not unit.variables.enabled:
         return {}
+    return defined_references(unit.variables, named(unit, tree, cache))
+
+
+def defined_references(variables, names: dict) -> dict:
+    """``unit_references`` of a unit with ``variables`` whose builds name ``names`` (``named``)."""
     found: dict = {}
-    for name, uses in _unit_references(unit, tree, cache).items():
-        var = unit.variables.resolve(name)
+    for name, uses in names.items():
+        var = variables.resolve(name)
         if var is not UNDEFINED:
             found[name] = (var.location, tuple(uses))
     return found
@@ -70,8 +75,9 @@ def replacement_sources(pins: list, sources: list) -> list:
             if p.location in feeds else p for p in pins]
 
 
-def _unit_references(unit: Unit, tree, cache: Optional[DocumentCache]) -> dict:
-    """{variable: [(file, count)]} of the references in what ``unit`` builds: resources, patches."""
+def named(unit: Unit, tree, cache: Optional[DocumentCache] = None) -> dict:
+    """{variable: [(file, count)]} of the references in what ``unit`` builds (resources, patches),
+    defined or not: what a variable defined anew finds (``Unit.named``)."""
     found: dict = {}
     paths = unit.build.files + [p.file for p in unit.build.patches if p.text_doc is None and not p.at]
     for path in dict.fromkeys(paths):

@@ -33,6 +33,7 @@ class Source:
     description: str
     variables: dict  # name -> Variable; empty for a Secret
     readable: bool = True
+    at: Optional[tuple] = None  # (file, document) of the ConfigMap, as written
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,8 @@ def _with_unit(part: units.Part, entry: str, old: FileTree, new: FileTree, after
     if built is None:
         return None
     unit, reading, listing, lookups = built
-    references = sharing.unit_references(unit, new, cache)
+    unit.named = sharing.named(unit, new, cache) if unit.variables.enabled else None
+    references = sharing.defined_references(unit.variables, unit.named) if unit.named is not None else {}
     if references and at < len(kept.units):
         return None  # references not last in its units'
     grown = _inserted(kept, at, unit, made)
@@ -210,7 +211,8 @@ def _without_unit(part: units.Part, entry: str, looked: set, removed: frozenset,
         return path == inside or path.startswith(inside + "/")
 
     # What it read and looked at is its own: inside its path, which nothing else of the environment reaches.
-    if not all(map(within, reading.paths | listing.paths | listing.folders)) or not looked <= {folder} | listing.folders \
+    own = reading.paths | listing.paths | listing.folders
+    if not all(map(within, own)) or not looked <= {folder} | listing.folders \
             or not part.read.isdisjoint(removed - reading.paths - {entry}) or \
             unit_builds.reached_otherwise(kept, at, inside, old, cache, inside=True):
         return None

@@ -35,7 +35,6 @@ from .kustomize import Build
 from .kustomizations import scalar_text
 from .manifests import DocumentCache, FileTree, dig
 from .patches import applies
-from .substitution import Source
 from ..model import PinLocation
 from ..settings import Settings
 
@@ -174,10 +173,10 @@ def _substituting(kept: ReleaseFiles, values: dict) -> tuple:
     return (replace(kept, units=tuple(built)) if changed else kept), changed
 
 
-def _source(source: Source, values: dict, changed: dict) -> Source:
+def _source(source, values: dict, changed: dict):
     """``source`` with its variables given their new ``values`` (``_taken``)."""
     variables = _taken(source.variables, values, changed)
-    return source if variables is source.variables else Source(source.description, variables, source.readable)
+    return source if variables is source.variables else replace(source, variables=variables)
 
 
 def _taken(variables: dict, values: dict, changed: dict) -> dict:
