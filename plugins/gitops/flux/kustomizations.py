@@ -5,9 +5,8 @@ its ``postBuild`` variables.
 
 Pure functions over a ``FileTree``. ``build_environment`` returns one ``Unit`` per build Flux
 applies. A Kustomization that reads another source (another repository, an OCI artifact) is not
-followed: it is a ``Problem`` saying why. An ExternalArtifact that an ArtifactGenerator makes from
-folders of this repository is followed there (``artifacts``). The variables themselves are
-``substitution``'s.
+followed: it is a ``Problem`` saying why. An ExternalArtifact an ArtifactGenerator makes from this
+repository is followed there (``artifacts``). The variables themselves are ``substitution``'s.
 """
 from __future__ import annotations
 
