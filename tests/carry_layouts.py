@@ -404,6 +404,25 @@ def retune(files: dict, pins: tuple, draw) -> dict:
     value = draw(st.sampled_from(("2", '"3"', "${OTHER}")))
     return {**files, path: files[path].replace(line, line[:line.index(": ") + 2] + value, 1)}
 
+def define_variable(files: dict, pins: tuple, draw) -> dict:
+    """A variable defined anew in a cluster's ConfigMap (one a release names, or none does), or one
+    taken out of it."""
+    maps = sorted(p for p in files if p.startswith("clusters/") and p.endswith("/versions.yaml"))
+    if not maps:
+        return files
+    path = draw(st.sampled_from(maps))
+    lines = files[path].split("\n")
+    defined = [line for line in lines if line.startswith("  ") and ": " in line]
+    if defined and draw(st.booleans()):
+        return {**files, path: files[path].replace(draw(st.sampled_from(defined)) + "\n", "", 1)}
+    name = draw(st.sampled_from(("PODINFO_VERSION", "WEB_VERSION", "API_VERSION", "UNUSED")))
+    if f"  {name}:" in files[path]:
+        return files
+    value = draw(st.sampled_from(('"6.9.0"', "6.9.1", "true")))
+    text = files[path] if files[path].endswith("\n") else files[path] + "\n"
+    return {**files, path: text + f"  {name}: {value}\n"}
+
+
 HELM_RELEASE = "kind: HelmRelease\nmetadata:\n"
 
 
@@ -748,7 +767,7 @@ def list_and_patch(files: dict, pins: tuple, draw) -> dict:
 def squashed(files: dict, pins: tuple, draw) -> dict:
     """Two to four commits of other kinds in one (a squash-merged pull request)."""
     kinds = (list_base, add_release_file, take_release_file, add_patch, take_patch, label, release_edit, bump,
-             change_variable, retune, take_base, change_images)
+             change_variable, retune, take_base, change_images, define_variable)
     for kind in draw(st.lists(st.sampled_from(kinds), min_size=2, max_size=4)):
         files = kind(files, pins, draw)
     return files
@@ -759,7 +778,8 @@ COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, re
            release_edit, release_edit, add_app, add_app, use_variable, add_release_file, add_release_file,
            take_release_file, take_release_file, add_patch, add_patch, take_patch, take_patch,
            list_base, list_base, take_base, retune, retune, list_and_patch, list_and_patch, squashed, squashed,
-           change_images, change_images, tune_kustomization, add_team, add_team, take_team, take_team)
+           change_images, change_images, tune_kustomization, add_team, add_team, take_team, take_team,
+           define_variable, define_variable)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

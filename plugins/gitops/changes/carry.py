@@ -15,19 +15,18 @@ the files it reads (``Reading`` records every one). Between two commits with the
   setter markers and its variable references; when all three say the same of both texts (a
   comment, blank lines, indentation or quoting that parse the same), nothing it finds can differ.
 Anything else (a file added, removed or renamed, a setter marker, a key, a patch, a resource
-list) is not carried: None. ``follow`` then reads again on their own the files of HelmReleases
-the commit changed, where ``flux.release_files`` proves that enough (a label, a value:
-``reread``), or those a kustomization lists anew or no more, where ``flux.resource_lists`` does
-(an app added or taken away: ``relist``), or those of a Flux Kustomization added or taken away,
-its unit built on its own (``flux.unit_lists``: ``reunit``), or those whose patches a kustomization (or a Flux
-Kustomization) changed, where ``flux.patch_lists`` (``flux.flux_patches``) does (a patch added,
-edited or taken away: ``repatch``), or its kustomize image pins, where ``flux.image_lists`` does
-(an `images:` entry added, edited or taken away: ``reimage``), or those naming variables a
-ConfigMap gave other values, where ``flux.variable_values`` does (``revalue``), or a commit of
-several of those kinds one kind at a time (``flux.split_commits``: ``in_steps``), and else builds
-again the environments the commit touched (``rediscover``). Pins then move in place when the fold
-across environments reads them alike, or the fold reads again only those it may read otherwise
-(``discovery.refold``): never the fleet.
+list) is not carried: None. ``follow`` then reads again on their own, where a proof of ``flux``
+says that is enough: the files of HelmReleases the commit changed (``release_files``: a label, a
+value; ``reread``), those a kustomization lists anew or no more (``resource_lists``: an app added
+or taken away; ``relist``), those of a Flux Kustomization added or taken away, its unit built on
+its own (``unit_lists``: a team; ``reunit``), those whose patches a kustomization or a Flux
+Kustomization changed (``patch_lists``, ``flux_patches``: ``repatch``), its kustomize image pins
+(``image_lists``: an `images:` entry; ``reimage``), those naming variables a ConfigMap gave other
+values or defined anew or no more (``variable_values``, ``variable_lists``: ``revalue``), or a
+commit of several of those kinds one kind at a time (``split_commits``: ``in_steps``); else it
+builds again the environments the commit touched (``rediscover``). Pins then move in place when
+the fold across environments reads them alike, or the fold reads again only those it may read
+otherwise (``discovery.refold``): never the fleet.
 Ferry's own commits go through the same proof (``PinCache.derive``): one way an inventory moves on.
 """
 from __future__ import annotations
@@ -38,7 +37,7 @@ from typing import Iterable, Optional
 
 from . import rewrites
 from ..flux import (discovery, flux_patches, image_lists, images, kustomizations, patch_lists, release_files,
-                    resource_lists, sharing, split_commits, unit_lists, units, variable_values)
+                    resource_lists, sharing, split_commits, unit_lists, units, variable_lists, variable_values)
 from ..flux.kustomize import RELEVANT_KINDS
 from ..flux.tree_index import TreeIndex
 from ..flux.units import Reading
@@ -147,12 +146,14 @@ def reread(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
 
 def revalue(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
     """What discovery finds in ``new`` when the commit only gave variables of ConfigMaps units
-    substitute from other values, the releases naming them read again on their own in each
-    environment (``variable_values``: a cluster's variable changed); else None."""
+    substitute from other values (``variable_values``), or defined them anew or no more
+    (``variable_lists``), the releases naming them read again on their own; else None."""
     if known.read is None:
         return None
     found = variable_values.revalue(known.parts, old, new, settings, cache if cache is not None else DEFAULT_CACHE)
-    return None if found is None else _fold_moved(known, old, *found)
+    if found is not None:
+        return _fold_moved(known, old, *found)
+    return _made_again(variable_lists.redefine, known, old, new, settings, cache)
 
 
 def relist(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
@@ -184,9 +185,8 @@ def reimage(known: Known, old: FileTree, new: FileTree, settings: Settings, cach
 
 
 def in_steps(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
-    """What discovery finds in ``new`` when the commit is of several kinds (`resources:`, patches,
-    files read again: a squash-merged pull request), followed one kind at a time
-    (``split_commits``); else None."""
+    """What discovery finds in ``new`` when the commit is of several kinds (a squash-merged pull
+    request), followed one kind at a time (``split_commits``); else None."""
     return _made_again(split_commits.in_steps, known, old, new, settings, cache)
 
 

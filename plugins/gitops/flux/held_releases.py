@@ -208,12 +208,13 @@ def read_release(environment: str, kept: ReleaseFiles, unit: Unit, res: Resource
 
 
 def read_again(part: units.Part, kept: ReleaseFiles, touched: dict, tree: FileTree, settings: Settings,
-               cache: DocumentCache, alike) -> Optional[tuple]:
+               cache: DocumentCache, alike, variables: Optional[list] = None) -> Optional[tuple]:
     """(its pins, its releases' image pins, ((pin before, after), …) of those that differ, ``kept``
     with their documents now) of ``part`` with the releases ``touched`` ({id: (HeldRelease, its
     document now, or None: its file's in ``tree``)}) read again in ``tree``. None when one makes no
-    pin or another number of image pins, reads another variable or other sources, or a file not
-    its own, or a pin is not ``alike`` (before, after) the one it had."""
+    pin or another number of image pins, reads another variable (unless ``variables``, the
+    part's, take it) or other sources, or a file not its own, or a pin is not ``alike`` (before,
+    after) the one it had."""
     pins, images, moves, renewed = list(part.pins), list(part.release_images), [], {}
     reading = units.Reading(tree)
     for h, doc in touched.values():
@@ -227,8 +228,12 @@ def read_again(part: units.Part, kept: ReleaseFiles, touched: dict, tree: FileTr
         if found is None or len(found[1]) != h.end_image - h.first_image:
             return None
         pin, image_pins, variable = found
-        if part.variables[h.pin] != variable or sources.asked != h.asked or tuple(sources.used) != h.uses:
-            return None  # another variable, or other lookups: the part's would change
+        if variables is not None:
+            variables[h.pin] = variable
+        elif part.variables[h.pin] != variable:
+            return None
+        if sources.asked != h.asked or tuple(sources.used) != h.uses:
+            return None  # other lookups: the part's would change
         for into, at, after in [(pins, h.pin, pin),
                                 *((images, h.first_image + i, p) for i, p in enumerate(image_pins))]:
             before = into[at]

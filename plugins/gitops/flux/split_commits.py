@@ -4,11 +4,12 @@ it costs what each kind costs, not a build of the environment.
 
 The kinds, in turn: kustomizations' `resources:` (``resource_lists``), their `images:`
 (``image_lists``), then patches, a kustomization's or a Flux Kustomization's (``patch_lists``,
-``flux_patches``), then variables' values (``variable_values``), then the files read as releases
-or patches (``release_files``). The tree after each kind is the one before with the commit's files
-of that kind: a kustomization whose `resources:` changed lists there what it lists after the
-commit (that block of its text taken from the commit, everything else from the parent: checked to
-parse to exactly that), with the files its new entries name (or without those it lists no more);
+``flux_patches``), then variables' values or keys (``variable_values``, ``variable_lists``), then
+the files read as releases or patches (``release_files``). The tree after each kind is the one
+before with the commit's files of that kind: a kustomization whose `resources:` changed lists
+there what it lists after the commit (that block of its text taken from the commit, everything
+else from the parent: checked to parse to exactly that), with the files its new entries name (or
+without those it lists no more);
 then its `images:` the same way; then the commit's kustomizations, Flux Kustomizations whose
 patches changed and the other files it adds or removes; then the files whose documents differ in
 variables' values only; then the rest. A list the parent had not is added last; one the commit
@@ -22,7 +23,8 @@ import posixpath
 import re
 from typing import Optional
 
-from . import flux_patches, image_lists, patch_lists, release_files, resource_lists, units, variable_values
+from . import (flux_patches, image_lists, patch_lists, release_files, resource_lists, units, variable_lists,
+               variable_values)
 from .kustomization_edits import changed_spec
 from .kustomize import KUSTOMIZATION_FILES, join_path, strings
 from .manifests import DocumentCache, FileTree, git_blob_id
@@ -63,7 +65,8 @@ def _patches(parts, read, old, new, index, settings, cache):
 
 def _values(parts, read, old, new, index, settings, cache):
     found = variable_values.revalue(parts, old, new, settings, cache)
-    return None if found is None else (found[0], read, index)
+    return (found[0], read, index) if found is not None else \
+        variable_lists.redefine(parts, read, old, new, index, settings, cache)
 
 
 def _images(parts, read, old, new, index, settings, cache):
@@ -85,7 +88,8 @@ def _steps(old: FileTree, new: FileTree, change: units.Change, cache: DocumentCa
     for path in sorted(change.changed):
         if posixpath.basename(path) not in KUSTOMIZATION_FILES:
             kind = patches if flux_patches.changed_patches(path, old, new, cache) else \
-                values if variable_values.changed_values(path, old, new, cache) else rest
+                values if variable_values.changed_values(path, old, new, cache) or \
+                variable_lists.changed_data(path, old, new, cache) else rest
             kind[path] = new.read(path)
             continue
         found = changed_spec(path, old, new, cache, ("resources", "images") + PATCH_KEYS)

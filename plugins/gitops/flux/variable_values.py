@@ -20,8 +20,9 @@ reading one:
   documents name none, or a file of patches: the releases there, or those the patches select,
   are read again with the new values, and each keeps what the fold across environments reads (a
   version read through the variable moves at its line, as a version carried does).
-Else None: the environment is built again. A version carried at a variable's line (``carry``)
-gives the units that value the same way (``after_versions``).
+Else None: a variable defined anew or no more is ``variable_lists``', anything else builds the
+environment again. A version carried at a variable's line (``carry``) gives the units that value
+the same way (``after_versions``).
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def _values(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Op
     for i, (a, b) in enumerate(zip(was.docs, now.docs)):
         if a == b:
             continue
-        if not isinstance(a, dict) or not isinstance(b, dict) or _without(a) != _without(b):
+        if not isinstance(a, dict) or not isinstance(b, dict) or without_values(a) != without_values(b):
             return None
         for field in VARIABLE_FIELDS:
             before, after = dig(a, *field), dig(b, *field)
@@ -110,7 +111,7 @@ def _values(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Op
     return found
 
 
-def _without(doc: dict) -> dict:
+def without_values(doc: dict) -> dict:
     """``doc`` without the mappings of variables' values (their keys compared by the caller)."""
     doc = copy.deepcopy(doc)
     for field in VARIABLE_FIELDS:
@@ -133,7 +134,7 @@ def _revalue_part(part: units.Part, values: dict, new: FileTree, settings: Setti
     touched = {}
     for path in {path for defined in part.references for location, uses in defined.values()
                  if location in changed for path, _ in uses}:
-        if path in kept.files and not _names_variables_besides(kept.files[path], cache.get(new, path).docs):
+        if path in kept.files and not names_variables_besides(kept.files[path], cache.get(new, path).docs):
             touched.update((id(h), (h, None)) for h in kept.files[path])
         elif any(p.file == path for unit in again.units for p in unit.build.patches):
             touched.update((id(h), (h, None)) for h in again.held
@@ -190,7 +191,7 @@ def _taken(variables: dict, values: dict, changed: dict) -> dict:
     return {**variables, **moved} if moved else variables
 
 
-def _names_variables_besides(held: tuple, docs: tuple) -> bool:
+def names_variables_besides(held: tuple, docs: tuple) -> bool:
     """Whether a document of a file of HelmReleases other than theirs names a variable."""
     releases_at = {h.resource.index for h in held}
     return any(sharing.body_references(doc) for i, doc in enumerate(docs) if i not in releases_at)

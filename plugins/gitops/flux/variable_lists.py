@@ -1,0 +1,169 @@
+"""Variables defined anew in a ConfigMap a Flux Kustomization substitutes from, or no more (the
+cluster's `VERSION_WEB: "1.2.3"` added beside a new app, or taken away with it): the HelmReleases
+and patches that name them read again on their own, so that a variable costs what names it, not a
+build of its environment. ``variable_values`` proves a value changed; this proves the keys did.
+
+The proof is by construction, as ``variable_values``'. A unit reads its variables through its
+``Variables`` only (``kustomizations._variables``: inline first, then its ConfigMaps, later ones
+winning), and a variable where a document of the unit names it: every name its builds name,
+defined or not, is kept per unit (``Unit.named``: the patch steps keep it standing, the others
+change no `${VAR}`). A commit may change files when, for each environment reading one:
+- no environment looked its objects up outside its builds; its documents are equal but for the
+  `data:` of ConfigMaps, each value text naming no `${VAR}`, and its text says the same of setter
+  markers and variables;
+- each unit substituting from such a ConfigMap (``Source.at``) takes its variables as the build
+  reads them (no patch of the environment selects anything but HelmReleases, so none writes the
+  ConfigMap: the file's values, at their lines), and substitutes still (a unit given its first
+  variable substitutes everything it builds);
+- the variables whose reading changed (defined, gone, another value or line) are named only in
+  files of HelmReleases whose other documents name none, or in patches: those releases, or the
+  ones the patches select, are read again with the new variables and keep their name, namespace,
+  image pins and the sources they found; a pin may take or lose its variable and its line;
+- what each unit references (``sharing.defined_references``) is made again from what it names.
+Else None: the environment is built again. The fold across environments then reads again the pins
+that differ, and those sharing their lines or names.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Optional
+
+from . import images, sharing, units
+from .held_releases import ReleaseFiles, read_again
+from .kustomize import Build, Resource
+from .kustomizations import scalar_text
+from .manifests import DocumentCache, FileTree
+from .patches import applies, origin, selects_releases_only
+from .substitution import Variable
+from .tree_index import TreeIndex
+from .variable_values import names_variables_besides, without_values
+from ..settings import Settings
+
+
+def redefine(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: Optional[TreeIndex],
+             settings: Settings, cache: DocumentCache) -> Optional[tuple]:
+    """(the parts of ``new``, what discovery reads there, its listing) from ``parts`` and
+    ``read``, those of ``old``, when the commit changes the keys of ConfigMaps' `data:` that units
+    substitute from (see the module's doc); else None."""
+    change = units.change(old, new)
+    if index is None or not change.changed or change.listed:
+        return None
+    data = {}  # (file, document) of each ConfigMap changed -> its `data:` now
+    for path in change.changed:
+        found = _data(path, old, new, cache)
+        if found is None:
+            return None
+        data.update(found)
+    keys = units.object_keys(old, new, change, cache)
+    done = []
+    for part in parts:
+        if not part.looked_up.isdisjoint(keys):
+            return None
+        if part.read.isdisjoint(change.changed):
+            done.append(part)
+            continue
+        found = _redefine_part(part, data, new, settings, cache)
+        if found is None:
+            return None
+        done.append(found)
+    return tuple(done), read, index
+
+
+def changed_data(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> bool:
+    """Whether the commit changed the file in ConfigMaps' `data:` only (``_data``)."""
+    return bool(_data(path, old, new, cache))
+
+
+def _data(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[dict]:
+    """{(file, document): its `data:` now} of the ConfigMaps whose `data:` changed, when the file's
+    documents are equal but for those (values text naming no variable) and its text says the same
+    of setter markers and variables; else None."""
+    was, now = cache.get(old, path), cache.get(new, path)
+    if was.error or now.error or len(was.docs) != len(now.docs) or \
+            images.markers(old, path, cache) != images.markers(new, path, cache) or \
+            sharing.file_references(old, path, cache) != sharing.file_references(new, path, cache):
+        return None
+    found = {}
+    for i, (a, b) in enumerate(zip(was.docs, now.docs)):
+        if a == b:
+            continue
+        if not isinstance(b, dict) or b.get("kind") != "ConfigMap" or not isinstance(a, dict) or \
+                without_values(a) != without_values(b):
+            return None
+        values = b.get("data") if b.get("data") is not None else {}
+        if not isinstance(values, dict) or not isinstance(a.get("data") or {}, dict) or \
+                not all(isinstance(k, str) for k in values):
+            return None  # (a value naming a variable changes what the text names, above)
+        found[(path, i)] = b
+    return found
+
+
+def _redefine_part(part: units.Part, data: dict, new: FileTree, settings: Settings, cache: DocumentCache
+                   ) -> Optional[units.Part]:
+    """The part with its units' variables as the changed ConfigMaps define them and the releases
+    naming the variables that read otherwise read again; or None."""
+    kept: ReleaseFiles = part.release_files
+    if kept is None:
+        return None
+    built, names = [], {}  # the units now; position -> the names whose reading changed
+    for position, unit in enumerate(kept.units):
+        variables = unit.variables
+        sources = tuple(_defined(source, data[source.at]) if source.at in data else source
+                        for source in variables.sources)
+        if sources == variables.sources:
+            built.append(unit)
+            continue
+        now = replace(variables, sources=sources)
+        if unit.named is None or not now.enabled or \
+                any(not selects_releases_only(p) for u in kept.units for p in u.build.patches):
+            return None  # a unit substituting anew, or a patch that may write the ConfigMap
+        changed = {name for source in (*variables.sources, *sources) for name in source.variables
+                   if variables.resolve(name) != now.resolve(name)}
+        if changed:
+            names[position] = changed
+        built.append(replace(unit, build=Build(patches=unit.build.patches, kustomizations=unit.build.kustomizations),
+                             variables=now, patch_index=None))
+    again = replace(kept, units=tuple(built))
+    touched = _touched(again, names, new, cache)
+    if touched is None:
+        return None
+    variables = list(part.variables)
+    found = read_again(part, again, touched, new, settings, cache, lambda before, after: True, variables)
+    if found is None:
+        return None
+    pins, release_images, _, again = found
+    references = tuple(r for r in (sharing.defined_references(u.variables, u.named) for u in again.units
+                                   if u.named is not None) if r)
+    return replace(part.with_pins(pins, part.overlay_images, release_images, again), variables=tuple(variables),
+                   references=references)
+
+
+def _defined(source, doc: dict):
+    """``source`` with the variables of the ConfigMap ``doc`` (its `data:`), as the build reads
+    them when no patch writes it: each at its line, when it is written as one."""
+    path, index = source.at
+    res = Resource(path, index, doc, frozenset(), "", "")
+    found = {}
+    for key, value in (doc.get("data") or {}).items():
+        written, location, _ = origin(res, [], ("data", key))
+        if written is None or "${" in written:  # as ``kustomizations._variables`` reads them
+            location = None
+        found[key] = Variable(key, scalar_text(value), location, source.description)
+    return replace(source, variables=found)
+
+
+def _touched(kept: ReleaseFiles, names: dict, new: FileTree, cache: DocumentCache) -> Optional[dict]:
+    """{id: (HeldRelease, None)} of the releases of the units whose variables ``names`` read
+    otherwise, that name them in their files or through patches; None when something else does."""
+    touched = {}
+    for position, changed in names.items():
+        unit = kept.units[position]
+        for path in {path for name in changed for path, _ in unit.named.get(name, ())}:
+            if path in kept.files and not names_variables_besides(kept.files[path], cache.get(new, path).docs):
+                touched.update((id(h), (h, None)) for h in kept.files[path] if h.unit == position)
+            elif any(p.file == path for p in unit.build.patches):
+                touched.update((id(h), (h, None)) for h in kept.held if h.unit == position
+                               and any(p.file == path and applies(p, h.resource) for p in unit.build.patches))
+            else:
+                return None  # a source or another object names it: what reads that is not a release's own
+    return touched
