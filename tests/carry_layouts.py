@@ -407,20 +407,25 @@ def retune(files: dict, pins: tuple, draw) -> dict:
 def define_variable(files: dict, pins: tuple, draw) -> dict:
     """A variable defined anew in a cluster's ConfigMap (one a release names, or none does), or one
     taken out of it."""
-    maps = sorted(p for p in files if p.startswith("clusters/") and p.endswith("/versions.yaml"))
+    maps = sorted(p for p in files if p.startswith("clusters/") and (
+        p.endswith("/versions.yaml") or p.endswith("/apps.yaml") and "    substitute:\n" in files[p]))
     if not maps:
         return files
     path = draw(st.sampled_from(maps))
+    indent = "  " if path.endswith("/versions.yaml") else "      "  # `data:`, or `postBuild.substitute:`
     lines = files[path].split("\n")
-    defined = [line for line in lines if line.startswith("  ") and ": " in line]
+    defined = [line for line in lines if line.startswith(indent) and line[len(indent)] != " " and
+               line.split(":")[0].strip().isupper()]
     if defined and draw(st.booleans()):
         return {**files, path: files[path].replace(draw(st.sampled_from(defined)) + "\n", "", 1)}
     name = draw(st.sampled_from(("PODINFO_VERSION", "WEB_VERSION", "API_VERSION", "UNUSED")))
-    if f"  {name}:" in files[path]:
+    if f"{indent}{name}:" in files[path]:
         return files
     value = draw(st.sampled_from(('"6.9.0"', "6.9.1", "true")))
-    text = files[path] if files[path].endswith("\n") else files[path] + "\n"
-    return {**files, path: text + f"  {name}: {value}\n"}
+    if indent == "  ":
+        text = files[path] if files[path].endswith("\n") else files[path] + "\n"
+        return {**files, path: text + f"  {name}: {value}\n"}
+    return {**files, path: files[path].replace("    substitute:\n", f"    substitute:\n{indent}{name}: {value}\n", 1)}
 
 
 HELM_RELEASE = "kind: HelmRelease\nmetadata:\n"

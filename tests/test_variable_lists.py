@@ -88,11 +88,19 @@ def test_what_it_cannot_prove_is_built_again():
         assert followed(before, after, config) is None, why
 
 
-def test_a_kustomizations_own_variables_defined_anew_are_built_again():
-    """`spec.postBuild.substitute` gaining a key: not a ConfigMap's `data:`."""
+def test_a_kustomizations_own_variables_defined_anew_or_no_more():
+    """`spec.postBuild.substitute` gaining a key app0 names, losing one a patch names; one naming
+    a variable its parent may substitute is built again."""
     files, config = cluster_fleet(inline=True)
-    after = {**files, INLINE: files[INLINE].replace("    substitute:\n", "    substitute:\n      FRESH: x\n")}
-    assert followed(files, after, config) is None
+    files = named(files)
+    after = {**files, INLINE: files[INLINE].replace("    substitute:\n", "    substitute:\n      APP0_VERSION: 6.8.0\n")}
+    held = followed(files, after, config)
+    assert held is not None and (chart(held, "app0").version, chart(held, "app0").location.file) == ("6.8.0", INLINE)
+    gone = {**files, INLINE: files[INLINE].replace('      TIER: "gold"\n', "")}
+    assert gone != files and followed(files, gone, config) is not None
+    assert followed(files, {**files, INLINE: files[INLINE].replace("    substitute:\n",
+                                                                   "    substitute:\n      FRESH: ${X}\n")},
+                    config) is None
 
 
 def test_a_unit_given_its_first_variable_is_built_again():
@@ -129,3 +137,15 @@ def test_a_unit_losing_its_last_variable_is_built_again():
     files[VARIABLES] = files[VARIABLES][:start] + "data:\n  FRESH: x\n"
     files[APP0] = files[APP0].replace('"6.5.0"', '"$${X}"')
     assert followed(files, defined(files, FRESH=None), config) is None
+
+
+def test_a_kustomizations_own_value_its_parent_substitutes_is_built_again():
+    """The cluster's bootstrap Kustomization substitutes `${X}`: qa's `GREETING: ${X}` is what the
+    parent makes it, which only a build reads."""
+    files, config = cluster_fleet(inline=True)
+    boot = "clusters/qa/flux-system/gotk-sync.yaml"
+    files[boot] += "  postBuild:\n    substitute:\n      X: hello\n"
+    files[INLINE] = files[INLINE].replace("    substitute:\n", "    substitute:\n      GREETING: ${X}\n")
+    files[APP0] = files[APP0].replace("replicaCount: 1", "replicaCount: ${GREETING}")
+    after = {**files, INLINE: files[INLINE].replace("    substitute:\n", "    substitute:\n      FRESH: x\n")}
+    assert followed(files, after, config) is None

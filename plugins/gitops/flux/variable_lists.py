@@ -1,5 +1,6 @@
-"""Variables defined anew in a ConfigMap a Flux Kustomization substitutes from, or no more (the
-cluster's `VERSION_WEB: "1.2.3"` added beside a new app, or taken away with it): the HelmReleases
+"""Variables defined anew in a ConfigMap a Flux Kustomization substitutes from or in its own
+`postBuild.substitute`, or no more (the cluster's `VERSION_WEB: "1.2.3"` added beside a new app,
+or taken away with it): the HelmReleases
 and patches that name them read again on their own, so that a variable costs what names it, not a
 build of its environment. ``variable_values`` proves a value changed; this proves the keys did.
 
@@ -9,12 +10,14 @@ winning), and a variable where a document of the unit names it: every name its b
 defined or not, is kept per unit (``Unit.named``: the patch steps keep it standing, the others
 change no `${VAR}`). A commit may change files when, for each environment reading one:
 - no environment looked its objects up outside its builds; its documents are equal but for the
-  `data:` of ConfigMaps, each value text naming no `${VAR}`, and its text says the same of setter
-  markers and variables;
-- each unit substituting from such a ConfigMap (``Source.at``) takes its variables as the build
-  reads them (no patch of the environment selects anything but HelmReleases, so none writes the
-  ConfigMap: the file's values, at their lines), and substitutes still (a unit given its first
-  variable substitutes everything it builds);
+  `data:` of ConfigMaps and Flux Kustomizations' `spec.postBuild.substitute`, and its text says
+  the same of setter markers and variables (no value names one anew; a Kustomization's names
+  none: its parent's variables would make it);
+- each unit substituting from such a ConfigMap (``Source.at``), or whose Kustomization it is,
+  takes its variables as the build reads them (no patch of the environment selects anything but
+  HelmReleases, so none writes the ConfigMap or the Kustomization: the file's values, at their
+  lines), and substitutes still (a unit given its first variable substitutes everything it
+  builds);
 - the variables whose reading changed (defined, gone, another value or line) are named only in
   files of HelmReleases whose other documents name none, or in patches: those releases, or the
   ones the patches select, are read again with the new variables and keep their name, namespace,
@@ -31,13 +34,15 @@ from typing import Optional
 from . import images, sharing, units
 from .held_releases import ReleaseFiles, read_again
 from .kustomize import Build, Resource
-from .kustomizations import scalar_text
-from .manifests import DocumentCache, FileTree
+from .kustomizations import flux_kustomization, scalar_text
+from .manifests import DocumentCache, FileTree, dig
 from .patches import applies, origin, selects_releases_only
 from .substitution import Variable
 from .tree_index import TreeIndex
 from .variable_values import names_variables_besides, without_values
 from ..settings import Settings
+
+INLINE = ("spec", "postBuild", "substitute")  # a Flux Kustomization's own variables
 
 
 def redefine(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: Optional[TreeIndex],
@@ -75,9 +80,10 @@ def changed_data(path: str, old: FileTree, new: FileTree, cache: DocumentCache) 
 
 
 def _data(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[dict]:
-    """{(file, document): its `data:` now} of the ConfigMaps whose `data:` changed, when the file's
-    documents are equal but for those (values text naming no variable) and its text says the same
-    of setter markers and variables; else None."""
+    """{(file, document): it now} of the ConfigMaps whose `data:` changed, and of the Flux
+    Kustomizations whose `spec.postBuild.substitute` did, when the file's documents are equal but
+    for those (values text naming no variable) and its text says the same of setter markers and
+    variables; else None."""
     was, now = cache.get(old, path), cache.get(new, path)
     if was.error or now.error or len(was.docs) != len(now.docs) or \
             images.markers(old, path, cache) != images.markers(new, path, cache) or \
@@ -87,13 +93,15 @@ def _data(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Opti
     for i, (a, b) in enumerate(zip(was.docs, now.docs)):
         if a == b:
             continue
-        if not isinstance(b, dict) or b.get("kind") != "ConfigMap" or not isinstance(a, dict) or \
-                without_values(a) != without_values(b):
+        if not isinstance(b, dict) or not isinstance(a, dict) or without_values(a) != without_values(b):
             return None
-        values = b.get("data") if b.get("data") is not None else {}
-        if not isinstance(values, dict) or not isinstance(a.get("data") or {}, dict) or \
+        field = ("data",) if b.get("kind") == "ConfigMap" else INLINE if flux_kustomization(b) else None
+        values = None if field is None else dig(b, *field) if dig(b, *field) is not None else {}
+        if not isinstance(values, dict) or not isinstance(dig(a, *field) or {}, dict) or \
                 not all(isinstance(k, str) for k in values):
             return None  # (a value naming a variable changes what the text names, above)
+        if field == INLINE and any("${" in (scalar_text(v) or "") for v in values.values()):
+            return None  # its parent's variables make its values: only a build reads them
         found[(path, i)] = b
     return found
 
@@ -107,22 +115,25 @@ def _redefine_part(part: units.Part, data: dict, new: FileTree, settings: Settin
         return None
     built, names = [], {}  # the units now; position -> the names whose reading changed
     for position, unit in enumerate(kept.units):
-        variables = unit.variables
+        variables, res = unit.variables, unit.kustomization
         sources = tuple(_defined(source, data[source.at]) if source.at in data else source
                         for source in variables.sources)
-        if sources == variables.sources:
+        mine = res is not None and (res.file, res.index) in data
+        if sources == variables.sources and not mine:
             built.append(unit)
             continue
-        now = replace(variables, sources=sources)
+        if mine:  # its own `substitute`, as its parent builds it when no patch writes it
+            res = replace(res, doc=data[(res.file, res.index)])
+        now = replace(variables, sources=sources, inline=_inline(res) if mine else variables.inline)
         if unit.named is None or not now.enabled or \
                 any(not selects_releases_only(p) for u in kept.units for p in u.build.patches):
-            return None  # a unit substituting anew, or a patch that may write the ConfigMap
-        changed = {name for source in (*variables.sources, *sources) for name in source.variables
-                   if variables.resolve(name) != now.resolve(name)}
+            return None  # a unit substituting anew, or a patch that may write the ConfigMap or Kustomization
+        changed = {name for held in (variables.inline, now.inline, *(s.variables for s in (*variables.sources, *sources)))
+                   for name in held if variables.resolve(name) != now.resolve(name)}
         if changed:
             names[position] = changed
         built.append(replace(unit, build=Build(patches=unit.build.patches, kustomizations=unit.build.kustomizations),
-                             variables=now, patch_index=None))
+                             variables=now, kustomization=res, patch_index=None))
     again = replace(kept, units=tuple(built))
     touched = _touched(again, names, new, cache)
     if touched is None:
@@ -150,6 +161,15 @@ def _defined(source, doc: dict):
             location = None
         found[key] = Variable(key, scalar_text(value), location, source.description)
     return replace(source, variables=found)
+
+
+def _inline(res: Resource) -> dict:
+    """The variables of a Flux Kustomization's own `spec.postBuild.substitute` (``res``), as the
+    build reads them when no patch writes it (``kustomizations._variables``)."""
+    where = f"`spec.postBuild.substitute` of Kustomization {res.namespace}/{res.name} ({res.file})"
+    # Its values name no variable (``_data``): each is the text at its line, or none (not text).
+    return {str(name): Variable(str(name), scalar_text(value), origin(res, [], INLINE + (name,))[1], where)
+            for name, value in (dig(res.doc, *INLINE) or {}).items()}
 
 
 def _touched(kept: ReleaseFiles, names: dict, new: FileTree, cache: DocumentCache) -> Optional[dict]:
