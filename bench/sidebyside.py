@@ -31,6 +31,8 @@ FIGURES = (
      "`inventory()` right after a colleague adds an app as a folder", "result"),
     ("inventory after a colleague adds a patch first in a Flux Kustomization's thousands (once fetched)",
      "— (a build of it before)", "Cluster-entry layout: `inventory()` right after a colleague adds a patch", "result"),
+    ("inventory after a colleague adds a team: a Flux Kustomization and its folder (once fetched)",
+     "— (a build of it before)", "Cluster-entry layout: `inventory()` right after a colleague adds a team", "result"),
     ("100 `!deploy` to distinct apps at once, against as many raw `commit -a` + `push`", "≤ 1.2×",
      "**Chat: ", "ratio"),
     ("`history()` of one app/env, against `git log -- file`", "≤ 1.1×", "`history()` of one app in one env",

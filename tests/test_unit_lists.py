@@ -316,3 +316,51 @@ def test_a_patch_file_of_another_unit_in_its_folder_is_refused():
     before = team(files)
     after = {path: text for path, text in before.items() if path != "clusters/qa/team.yaml"}
     assert followed(before, after, config) is None
+
+
+# ---- listed in a kustomization -----------------------------------------------------------------
+
+def listing(files: dict, *more: str) -> dict:
+    """``files`` with qa's cluster folder built by its own kustomization, listing ``more`` too."""
+    entries = ["flux-system/gotk-sync.yaml", "apps.yaml", *more]
+    return {**files, "clusters/qa/kustomization.yaml": kustomize(entries)}
+
+
+def test_a_kustomization_listed_anew_builds_its_unit_on_its_own():
+    files, config = flux_fleet()
+    before = listing(files)
+    first = {**team(files), "clusters/qa/kustomization.yaml": kustomize(
+        ["flux-system/gotk-sync.yaml", "team.yaml", "apps.yaml"])}
+    for after, units in ((listing(team(files), "team.yaml"), ["flux-system", "apps", "team"]),  # added and listed
+                         (first, ["flux-system", "team", "apps"])):  # listed before `apps.yaml`
+        held = followed(before, after, config)
+        assert held is not None and qa(held, "web").location.file == "teams/qa/web.yaml"
+        assert [u.kustomization.name for u in held.parts[1].release_files.units] == units
+    # there already, unread: listed now
+    assert followed(listing(team(files)), listing(team(files), "team.yaml"), config) is not None
+    # listed no more, deleted or left there
+    assert followed(listing(team(files), "team.yaml"), before, config) is not None
+    assert followed(listing(team(files), "team.yaml"), listing(team(files)), config) is not None
+
+
+def test_listed_with_more_changes_is_built_again():
+    files, config = flux_fleet()
+    before = listing(files)
+    there = listing(team(files)) | {"clusters/qa/more.yaml": kustomization("more", path="./apps/dev")}
+    for before, after in (
+            (before, listing(team(files), "team.yaml", "more.yaml") | {"clusters/qa/more.yaml": kustomization("more")}),
+            (before, listing(team(files, "clusters/qa/sub/team.yaml"), "sub/team.yaml")),
+            (there, there | listing(files, "more.yaml", "team.yaml")),  # two listed that were there
+            (before, {path: text for path, text in listing(team(files), "team.yaml").items()
+                      if path != "apps/qa/app1-app1.yaml"})):  # and a file qa read deleted
+        assert followed(before, after, config) is None
+
+
+def test_listed_where_another_unit_walks_its_folder_is_refused():
+    """qa's second path walks `teams` folder by folder: the team's release is read there too."""
+    files, config = flux_fleet()
+    files["teams/ns.yaml"] = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: teams\n"
+    config = parse_settings({"repo": {"url": "file:///fleet.git", "branch": "main"},
+                             "environments": [{"name": e, "path": [f"clusters/{e}"] + ["teams"] * (e == "qa")}
+                                              for e in ENVIRONMENTS]}, environ={})
+    assert followed(listing(files), listing(team(files), "team.yaml"), config) is None

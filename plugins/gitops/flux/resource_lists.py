@@ -68,7 +68,7 @@ def relist(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
         return None
     edits = {}  # kustomization -> (its entries before, after)
     for kfile in change.changed:
-        found = _entries(kfile, old, new, cache)
+        found = listed_entries(kfile, old, new, cache)
         if found is None:
             return None
         edits[kfile] = found
@@ -124,7 +124,7 @@ def relist(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
     return done, units.reads_after(read, done, change, came, taken | went), after
 
 
-def _entries(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
+def listed_entries(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
     """(its `resources:` before, after) when a kustomization's documents are equal but for those,
     each without repeats, kept entries in the same order, the entries added or taken away files
     of its folder not named as a kustomization, and no `bases:` or `components:`; else None."""

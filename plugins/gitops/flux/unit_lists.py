@@ -8,9 +8,11 @@ an environment's units breadth first: each unit's resources in build order, each
 Kustomization among them (by namespace and name, once) made a unit by ``follow_kustomization``
 from its document as its parent builds it, the units before it (ConfigMaps, generators) and the
 repository (a GitRepository) (``unit_builds``). A commit may add files, or remove files, and
-change none, when:
-- one of them holds one Flux Kustomization and nothing else, parses and names no `${VAR}`; it is a
-  file of a folder that one unit of an environment (the parent) walks as its path;
+change none but the kustomization of their folder, in its `resources:` by one entry
+(``resource_lists.listed_entries``), when:
+- one of them (or the file that entry lists anew or no more) holds one Flux Kustomization and
+  nothing else, parses and names no `${VAR}`; it is a file of a folder that one unit of an
+  environment (the parent) walks as its path, folder by folder or through that kustomization;
 - added: nothing else of that environment reaches the file (no other unit's path, no
   kustomization's entry at it, at its folder or above), and the commit adds nothing else there;
   the parent walked again (with the scope ids it had: its kustomizations say so) makes it, once:
@@ -41,7 +43,7 @@ change none, when:
   read is its own or the Kustomization's;
 - no environment walks the whole listing, looked for a path the commit adds or removes, into a
   folder whose listing it changes (but the parent's folder and, taken away, the unit's own), or up
-  what the files hold.
+  what the files hold; none but the parent's reads the kustomization changed.
 Else None: the environment is built again.
 """
 from __future__ import annotations
@@ -53,10 +55,10 @@ from typing import Optional
 from . import releases, sharing, unit_builds, units
 from .chart_sources import chart_source_key
 from .held_releases import ReleaseFiles, files_read
-from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, Build
+from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, join_path
 from .kustomizations import Unit, flux_kustomization
 from .manifests import YAML_SUFFIXES, DocumentCache, FileTree
-from .resource_lists import releases_added, relisted
+from .resource_lists import listed_entries, releases_added, relisted
 from .tree_index import TreeIndex
 from ..settings import Settings
 
@@ -67,11 +69,16 @@ def reunit(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
     ``read``, those of ``old`` (whose listing is ``index``), when the commit adds a Flux
     Kustomization and what it applies, or takes them away (see the module's doc); else None."""
     change = units.change(old, new)
-    if index is None or change.changed or bool(change.added) == bool(change.removed):
+    listed = _listed(change, old, new, cache) if change.changed else None
+    if index is None or change.changed and listed is None or \
+            listed is None and bool(change.added) == bool(change.removed):
         return None
-    adding = bool(change.added)
+    adding = listed[1] if listed else bool(change.added)
     paths, tree = (change.added, new) if adding else (change.removed, old)
-    entries = [path for path in sorted(paths) if _holds_a_kustomization(tree, path, cache)]
+    if listed and (change.removed if adding else change.added):
+        return None
+    entries = [listed[0]] if listed else sorted(paths)
+    entries = [path for path in entries if _holds_a_kustomization(tree, path, cache)]
     if not entries:
         return None
     entry = entries[0]  # a second one is more for a walk to read, or in a folder of another (below)
@@ -88,11 +95,12 @@ def reunit(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
                 not part.looked_up.isdisjoint(keys):
             return None
         looked = part.listed_folders & relisted_folders
-        if not looked and part.read.isdisjoint(change.removed):
+        if not looked and part.read.isdisjoint(change.removed | change.changed):
             done.append(part)
             continue
-        if adding:
-            found = _with_unit(part, entry, old, new, after, elsewhere, settings, cache) if looked == {folder} else None
+        if adding:  # the folder's listing brings it in, or its kustomization does
+            found = _with_unit(part, entry, old, new, after, elsewhere, settings, cache) \
+                if looked == {folder} or listed and not looked else None
         else:
             found = _without_unit(part, entry, looked, change.removed, old, index, elsewhere, settings, cache)
         if found is None:
@@ -101,6 +109,20 @@ def reunit(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
         (came if adding else went).update(found[1])
     done = tuple(done)
     return done, units.reads_after(read, done, change, came, went), after
+
+
+def _listed(change: units.Change, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
+    """(the file, whether listed anew) when the commit changed one kustomization only, in its
+    `resources:` by one entry, listed anew or no more (``resource_lists``' terms)."""
+    if len(change.changed) != 1:
+        return None
+    kfile = next(iter(change.changed))
+    found = listed_entries(kfile, old, new, cache) if posixpath.basename(kfile) in KUSTOMIZATION_FILES else None
+    if found is None:
+        return None
+    came, went = set(found[1]) - set(found[0]), set(found[0]) - set(found[1])
+    # (one of another folder has no unit walking that folder as its path: refused there)
+    return (join_path(posixpath.dirname(kfile), next(iter(came | went))), bool(came)) if len(came | went) == 1 else None
 
 
 def _holds_a_kustomization(tree: FileTree, path: str, cache: DocumentCache) -> bool:
