@@ -248,6 +248,10 @@ def layouts(draw) -> tuple:
                                                     f"images:\n{extra}" if extra else "")
         if flux:
             files.update(flux_entry(env, variables[env], flux_patches, draw(st.booleans())))
+            if draw(st.booleans()):  # the cluster folder built by its own kustomization
+                listed = ["flux-system/gotk-sync.yaml", "apps.yaml"] + \
+                    (["versions.yaml"] if f"clusters/{env}/versions.yaml" in files else [])
+                files[f"clusters/{env}/kustomization.yaml"] = kustomization(listed)
     files["README.md"] = "# The fleet\n"
     root = "clusters" if flux else "apps"
     settings = {"repo": {"url": "file:///fleet.git", "branch": "main"},
@@ -746,6 +750,11 @@ def add_team(files: dict, pins: tuple, draw) -> dict:
     if draw(st.booleans()):
         out[f"{folder}/kustomization.yaml"] = kustomization(
             [f"{app}.yaml"] + (["repository.yaml"] if where == "own" else []))
+    listing = f"clusters/{env}/kustomization.yaml"
+    if listing in files:  # the cluster folder built by its kustomization: listed there, first or last
+        lines = files[listing].split("\n")
+        at = lines.index("resources:") + 1 if draw(st.booleans()) else len(lines) - 1
+        out[listing] = "\n".join(lines[:at] + [f"  - {posixpath.basename(entry)}"] + lines[at:])
     return out
 
 
@@ -757,7 +766,10 @@ def take_team(files: dict, pins: tuple, draw) -> dict:
         return files
     entry = draw(st.sampled_from(entries))
     path = re.search(r"path: \./(\S+)", files[entry]).group(1)
-    out = {p: text for p, text in files.items() if p != entry}
+    listing = posixpath.join(posixpath.dirname(entry), "kustomization.yaml")
+    out = {p: text for p, text in files.items() if p != entry or listing in files and draw(st.booleans())}
+    if listing in files:  # listed no more (its file deleted, or left there)
+        out[listing] = files[listing].replace(f"  - {posixpath.basename(entry)}\n", "", 1)
     if draw(st.booleans()) and path.startswith("teams/"):
         out = {p: text for p, text in out.items() if not p.startswith(path + "/")}
     return out

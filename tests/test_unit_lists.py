@@ -364,3 +364,17 @@ def test_listed_where_another_unit_walks_its_folder_is_refused():
                              "environments": [{"name": e, "path": [f"clusters/{e}"] + ["teams"] * (e == "qa")}
                                               for e in ENVIRONMENTS]}, environ={})
     assert followed(listing(files), listing(team(files), "team.yaml"), config) is None
+
+
+def test_listed_from_another_folder_another_unit_walks_is_refused():
+    """qa's kustomization lists `../shared/team.yaml`, in a folder qa's second path walks file by
+    file: both walks make the Kustomization, and the first in its order follows it."""
+    files, config = flux_fleet()
+    files["clusters/shared/infra.yaml"] = kustomization("infra", path="./infra/shared")
+    files["infra/shared/tools.yaml"] = release("tools", "1.0.0", "", False)
+    files["infra/shared/repository.yaml"] = repository("tools")
+    config = parse_settings({"repo": {"url": "file:///fleet.git", "branch": "main"},
+                             "environments": [{"name": e, "path": [f"clusters/{e}"] + ["clusters/shared"] * (e == "qa")}
+                                              for e in ENVIRONMENTS]}, environ={})
+    after = listing(team(files, "clusters/shared/team.yaml"), "../shared/team.yaml")
+    assert followed(listing(files), after, config) is None

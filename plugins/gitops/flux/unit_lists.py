@@ -113,7 +113,7 @@ def reunit(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
 
 def _listed(change: units.Change, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
     """(the file, whether listed anew) when the commit changed one kustomization only, in its
-    `resources:` by one entry, listed anew or no more (``resource_lists``' terms)."""
+    `resources:` by one file of its folder, listed anew or no more (``resource_lists``' terms)."""
     if len(change.changed) != 1:
         return None
     kfile = next(iter(change.changed))
@@ -121,8 +121,9 @@ def _listed(change: units.Change, old: FileTree, new: FileTree, cache: DocumentC
     if found is None:
         return None
     came, went = set(found[1]) - set(found[0]), set(found[0]) - set(found[1])
-    # (one of another folder has no unit walking that folder as its path: refused there)
-    return (join_path(posixpath.dirname(kfile), next(iter(came | went))), bool(came)) if len(came | went) == 1 else None
+    path = join_path(posixpath.dirname(kfile), next(iter(came | went))) if len(came | went) == 1 else None
+    # A file of another folder may be one another unit walks, which would make it too.
+    return None if path is None or posixpath.dirname(path) != posixpath.dirname(kfile) else (path, bool(came))
 
 
 def _holds_a_kustomization(tree: FileTree, path: str, cache: DocumentCache) -> bool:
