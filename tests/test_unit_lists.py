@@ -378,3 +378,10 @@ def test_listed_from_another_folder_another_unit_walks_is_refused():
                                               for e in ENVIRONMENTS]}, environ={})
     after = listing(team(files, "clusters/shared/team.yaml"), "../shared/team.yaml")
     assert followed(listing(files), after, config) is None
+
+
+def test_an_entry_naming_no_file_taken_out_is_not_a_kustomization():
+    """qa's cluster kustomization listed `gone.yaml`, which is nowhere (a problem): taken out, no
+    file is read to ask (found by the property test)."""
+    files, config = flux_fleet()
+    assert followed(listing(files, "gone.yaml"), listing(files), config) is None

@@ -77,6 +77,9 @@ def reunit(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
     paths, tree = (change.added, new) if adding else (change.removed, old)
     if listed and (change.removed if adding else change.added):
         return None
+    after = index.moved(change.added, change.removed)
+    if listed and listed[0] not in (after if adding else index).files:
+        return None  # an entry naming no file: a problem the build says
     entries = [listed[0]] if listed else sorted(paths)
     entries = [path for path in entries if _holds_a_kustomization(tree, path, cache)]
     if not entries:
@@ -85,7 +88,6 @@ def reunit(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
     folder = posixpath.dirname(entry)
     if adding and any(path != entry and path.startswith(folder + "/") for path in paths):
         return None  # more for the parent's walk to read than the Kustomization
-    after = index.moved(change.added, change.removed)
     relisted_folders = _listings_changed(index, after, paths)
     keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()
     elsewhere = frozenset().union(*(p.looked_up for p in parts))
