@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from . import images, sharing, units
+from . import sharing, units
 from .held_releases import ReleaseFiles, read_again
 from .kustomize import Build, Resource
 from .kustomizations import flux_kustomization, scalar_text
@@ -39,7 +39,7 @@ from .manifests import DocumentCache, FileTree, dig
 from .patches import applies, origin, selects_releases_only
 from .substitution import Variable
 from .tree_index import TreeIndex
-from .variable_values import names_variables_besides, without_values
+from .variable_values import differing_documents, names_variables_besides, parts_read_again
 from ..settings import Settings
 
 INLINE = ("spec", "postBuild", "substitute")  # a Flux Kustomization's own variables
@@ -49,29 +49,19 @@ def redefine(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index:
              settings: Settings, cache: DocumentCache) -> Optional[tuple]:
     """(the parts of ``new``, what discovery reads there, its listing) from ``parts`` and
     ``read``, those of ``old``, when the commit changes the keys of ConfigMaps' `data:` that units
-    substitute from (see the module's doc); else None."""
+    substitute from, or of Flux Kustomizations' own `substitute` (see the module's doc); else None."""
     change = units.change(old, new)
     if index is None or not change.changed or change.listed:
         return None
-    data = {}  # (file, document) of each ConfigMap changed -> its `data:` now
+    data = {}  # (file, document) of each ConfigMap or Kustomization changed -> it now
     for path in change.changed:
         found = _data(path, old, new, cache)
         if found is None:
             return None
         data.update(found)
-    keys = units.object_keys(old, new, change, cache)
-    done = []
-    for part in parts:
-        if not part.looked_up.isdisjoint(keys):
-            return None
-        if part.read.isdisjoint(change.changed):
-            done.append(part)
-            continue
-        found = _redefine_part(part, data, new, settings, cache)
-        if found is None:
-            return None
-        done.append(found)
-    return tuple(done), read, index
+    found = parts_read_again(parts, old, new, change, cache,
+                             lambda part: _redefine_part(part, data, new, settings, cache))
+    return None if found is None else (found[0], read, index)
 
 
 def changed_data(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> bool:
@@ -84,17 +74,11 @@ def _data(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Opti
     Kustomizations whose `spec.postBuild.substitute` did, when the file's documents are equal but
     for those (values text naming no variable) and its text says the same of setter markers and
     variables; else None."""
-    was, now = cache.get(old, path), cache.get(new, path)
-    if was.error or now.error or len(was.docs) != len(now.docs) or \
-            images.markers(old, path, cache) != images.markers(new, path, cache) or \
-            sharing.file_references(old, path, cache) != sharing.file_references(new, path, cache):
+    differ = differing_documents(path, old, new, cache)
+    if differ is None:
         return None
     found = {}
-    for i, (a, b) in enumerate(zip(was.docs, now.docs)):
-        if a == b:
-            continue
-        if not isinstance(b, dict) or not isinstance(a, dict) or without_values(a) != without_values(b):
-            return None
+    for i, a, b in differ:
         field = ("data",) if b.get("kind") == "ConfigMap" else INLINE if flux_kustomization(b) else None
         values = None if field is None else dig(b, *field) if dig(b, *field) is not None else {}
         if not isinstance(values, dict) or not isinstance(dig(a, *field) or {}, dict) or \
@@ -107,7 +91,7 @@ def _data(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Opti
 
 
 def _redefine_part(part: units.Part, data: dict, new: FileTree, settings: Settings, cache: DocumentCache
-                   ) -> Optional[units.Part]:
+                   ) -> Optional[tuple]:
     """The part with its units' variables as the changed ConfigMaps define them and the releases
     naming the variables that read otherwise read again; or None."""
     kept: ReleaseFiles = part.release_files
@@ -145,8 +129,9 @@ def _redefine_part(part: units.Part, data: dict, new: FileTree, settings: Settin
     pins, release_images, _, again = found
     references = tuple(r for r in (sharing.defined_references(u.variables, u.named) for u in again.units
                                    if u.named is not None) if r)
+    # (the refold reads again what differs: no pin moves in place)
     return replace(part.with_pins(pins, part.overlay_images, release_images, again), variables=tuple(variables),
-                   references=references)
+                   references=references), ()
 
 
 def _defined(source, doc: dict):

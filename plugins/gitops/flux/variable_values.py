@@ -54,6 +54,15 @@ def revalue(parts: tuple, old: FileTree, new: FileTree, settings: Settings, cach
         if not found:
             return None
         values.update(found)
+    return parts_read_again(parts, old, new, change, cache,
+                            lambda part: _revalue_part(part, values, new, settings, cache))
+
+
+def parts_read_again(parts: tuple, old: FileTree, new: FileTree, change: units.Change, cache: DocumentCache,
+                     read_part) -> Optional[tuple]:
+    """(the parts, ((part pin before, after), …)) with each part that reads a changed file read
+    again by ``read_part`` (part -> (it now, its pins' moves) or None), when no environment looked
+    the changed files' objects up outside its builds; else None."""
     keys = units.object_keys(old, new, change, cache)
     done, moves = [], []
     for part in parts:
@@ -62,7 +71,7 @@ def revalue(parts: tuple, old: FileTree, new: FileTree, settings: Settings, cach
         if part.read.isdisjoint(change.changed):
             done.append(part)
             continue
-        found = _revalue_part(part, values, new, settings, cache)
+        found = read_part(part)
         if found is None:
             return None
         done.append(found[0])
@@ -83,17 +92,11 @@ def _values(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Op
     """{line: new text} of the values a file changed, when its documents are equal but for values
     under `data:` or a Flux Kustomization's `spec.postBuild.substitute` (the same keys; text naming
     no variable; the same setter markers); else None."""
-    was, now = cache.get(old, path), cache.get(new, path)
-    if was.error or now.error or len(was.docs) != len(now.docs) or \
-            images.markers(old, path, cache) != images.markers(new, path, cache) or \
-            sharing.file_references(old, path, cache) != sharing.file_references(new, path, cache):
-        return None  # what its text says besides documents: setter markers, variables named
+    differ = differing_documents(path, old, new, cache)
+    if differ is None:
+        return None
     found = {}
-    for i, (a, b) in enumerate(zip(was.docs, now.docs)):
-        if a == b:
-            continue
-        if not isinstance(a, dict) or not isinstance(b, dict) or without_values(a) != without_values(b):
-            return None
+    for i, a, b in differ:
         for field in VARIABLE_FIELDS:
             before, after = dig(a, *field), dig(b, *field)
             if before == after:
@@ -108,6 +111,25 @@ def _values(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Op
                     if scalar_text(before[key]) is None:
                         return None  # no variable before (a null, a mapping): one defined anew
                     found[PinLocation(path, i, field + (key,))] = text
+    return found
+
+
+def differing_documents(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[list]:
+    """[(index, before, after)] of the documents of ``path`` the commit changed, when they differ
+    in variables only (under ``VARIABLE_FIELDS``) and its text says the same of setter markers
+    and variables; else None."""
+    was, now = cache.get(old, path), cache.get(new, path)
+    if was.error or now.error or len(was.docs) != len(now.docs) or \
+            images.markers(old, path, cache) != images.markers(new, path, cache) or \
+            sharing.file_references(old, path, cache) != sharing.file_references(new, path, cache):
+        return None  # what its text says besides documents: setter markers, variables named
+    found = []
+    for i, (a, b) in enumerate(zip(was.docs, now.docs)):
+        if a == b:
+            continue
+        if not isinstance(a, dict) or not isinstance(b, dict) or without_values(a) != without_values(b):
+            return None
+        found.append((i, a, b))
     return found
 
 
