@@ -1,8 +1,8 @@
 """Variables defined anew in a ConfigMap a Flux Kustomization substitutes from or in its own
 `postBuild.substitute`, or no more (the cluster's `VERSION_WEB: "1.2.3"` added beside a new app,
-or taken away with it): the HelmReleases
-and patches that name them read again on their own, so that a variable costs what names it, not a
-build of its environment. ``variable_values`` proves a value changed; this proves the keys did.
+or taken away with it): the HelmReleases and patches that name them read again on their own, so
+that a variable costs what names it, not a build of its environment. ``variable_values`` proves a
+value changed; this proves the keys did.
 
 The proof is by construction, as ``variable_values``'. A unit reads its variables through its
 ``Variables`` only (``kustomizations._variables``: inline first, then its ConfigMaps, later ones
@@ -39,10 +39,10 @@ from .manifests import DocumentCache, FileTree, dig
 from .patches import applies, origin, selects_releases_only
 from .substitution import Variable
 from .tree_index import TreeIndex
-from .variable_values import differing_documents, names_variables_besides, parts_read_again
+from .variable_values import VARIABLE_FIELDS, differing_documents, names_variables_besides, parts_read_again
 from ..settings import Settings
 
-INLINE = ("spec", "postBuild", "substitute")  # a Flux Kustomization's own variables
+DATA, INLINE = VARIABLE_FIELDS  # a ConfigMap's variables, a Flux Kustomization's own
 
 
 def redefine(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: Optional[TreeIndex],
@@ -79,7 +79,7 @@ def _data(path: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Opti
         return None
     found = {}
     for i, a, b in differ:
-        field = ("data",) if b.get("kind") == "ConfigMap" else INLINE if flux_kustomization(b) else None
+        field = DATA if b.get("kind") == "ConfigMap" else INLINE if flux_kustomization(b) else None
         values = None if field is None else dig(b, *field) if dig(b, *field) is not None else {}
         if not isinstance(values, dict) or not isinstance(dig(a, *field) or {}, dict) or \
                 not all(isinstance(k, str) for k in values):
@@ -112,8 +112,8 @@ def _redefine_part(part: units.Part, data: dict, new: FileTree, settings: Settin
         if unit.named is None or not now.enabled or \
                 any(not selects_releases_only(p) for u in kept.units for p in u.build.patches):
             return None  # a unit substituting anew, or a patch that may write the ConfigMap or Kustomization
-        changed = {name for held in (variables.inline, now.inline, *(s.variables for s in (*variables.sources, *sources)))
-                   for name in held if variables.resolve(name) != now.resolve(name)}
+        held = (variables.inline, now.inline, *(source.variables for source in (*variables.sources, *sources)))
+        changed = {name for names in held for name in names if variables.resolve(name) != now.resolve(name)}
         if changed:
             names[position] = changed
         built.append(replace(unit, build=Build(patches=unit.build.patches, kustomizations=unit.build.kustomizations),
@@ -140,8 +140,8 @@ def _defined(source, doc: dict):
     path, index = source.at
     res = Resource(path, index, doc, frozenset(), "", "")
     found = {}
-    for key, value in (doc.get("data") or {}).items():
-        written, location, _ = origin(res, [], ("data", key))
+    for key, value in (dig(doc, *DATA) or {}).items():
+        written, location, _ = origin(res, [], DATA + (key,))
         if written is None or "${" in written:  # as ``kustomizations._variables`` reads them
             location = None
         found[key] = Variable(key, scalar_text(value), location, source.description)
