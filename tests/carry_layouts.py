@@ -244,8 +244,21 @@ def layouts(draw) -> tuple:
         own = sorted(p.rsplit("/", 1)[1] for p in files if p.startswith(f"apps/{env}/") and p.endswith("-repository.yaml"))
         # Not every app in every environment at first (``list_base`` promotes one later).
         here = apps if i == 0 or draw(st.booleans()) else [a for a in apps if draw(st.booleans())] or apps[:1]
+        # At times a kustomize replacement: a ConfigMap's value copied into one app's release, or
+        # into those labelled `tier: canary` (``label`` commits add and take the label away).
+        replaced = draw(st.sampled_from((None, None, f"name: {apps[0]}", "labelSelector: tier=canary")))
+        if replaced:
+            files[f"apps/{env}/tiers.yaml"] = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tiers\n"
+                                               "data:\n  tier: \"7.7.7\"\n")
+            own = own + ["tiers.yaml"]
+            field = draw(st.sampled_from(("spec.values.replicaCount", "spec.chart.spec.version")))
+            extra_replacements = ("replacements:\n  - source:\n      kind: ConfigMap\n      name: tiers\n"
+                                  "      fieldPath: data.tier\n    targets:\n      - select:\n"
+                                  f"          kind: HelmRelease\n          {replaced}\n        fieldPaths:\n"
+                                  f"          - {field}\n")
         files[f"apps/{env}/{name}"] = kustomization([f"../base/{app}" for app in here] + own + broken, patches,
-                                                    f"images:\n{extra}" if extra else "")
+                                                    (f"images:\n{extra}" if extra else "") +
+                                                    (extra_replacements if replaced else ""))
         if flux:
             files.update(flux_entry(env, variables[env], flux_patches, draw(st.booleans())))
             if draw(st.booleans()):  # the cluster folder built by its own kustomization

@@ -35,9 +35,11 @@ def followed(step, before: dict, after: dict, config):
 def kept(part):
     """What a part's builds keep of each HelmRelease (``held_releases.ReleaseFiles``) as later
     commits read it: where it is, its names, its metadata (what patches select by), its pins and
-    its sources; None when it keeps nothing (a version carried in a source lets go of it)."""
-    if part.release_files is None:
+    its sources (what an environment running kustomize replacements keeps too); None when it keeps
+    nothing (a version carried in a source lets go of it)."""
+    held = part.release_files if part.release_files is not None else part.replaced_files
+    if held is None:
         return None
     return [(h.resource.file, h.resource.index, h.resource.namespace, h.resource.name, h.resource.names,
-             h.resource.doc.get("metadata"), h.pin, h.first_image, h.end_image, h.asked, h.uses)
-            for h in part.release_files.held]
+             h.resource.doc.get("metadata"), h.pin, h.first_image, h.end_image, h.asked, h.uses,
+             h.resource.replaced) for h in held.held]

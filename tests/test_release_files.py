@@ -380,3 +380,59 @@ def test_a_patch_selecting_a_label_read_again_finds_the_release_labelled_since(t
     assert [p.version for p in fresh.pins if p.environment == "stag" and p.part == "chart"] == ["9.9.9"]
     assert held is None or held == fresh  # its version's line moved to the patch: built again
     assert follow(labelled_known, second, third, SETTINGS) == fresh
+
+
+# ---- an environment running kustomize replacements ----------------------------------------------
+
+def replaced(reject: str = "", source_file: bool = False, source: str = "ConfigMap\n      name: tiers",
+             path: str = "data.tier", select: str = "name: app1", field: str = "spec.values.replicaCount") -> tuple:
+    """(files, settings): qa's kustomization copies `tiers`' `data.tier` into app1's replicas with a
+    replacement (``reject``: a selector its target rejects; ``source_file``: the replacement in a
+    file of its own; or another ``source`` and ``path``, ``select``, ``field``)."""
+    from tests.test_flux_patches import QA, flux_fleet
+    files, config = flux_fleet()
+    entry = (f"  - source:\n      kind: {source}\n      fieldPath: {path}\n    targets:\n"
+             f"      - select:\n          kind: HelmRelease\n          {select}\n"
+             + (f"        reject:\n          - {reject}\n" if reject else "")
+             + f"        fieldPaths:\n          - {field}\n")
+    files["apps/qa/tiers.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tiers\ndata:\n  tier: gold\n"
+    if source_file:
+        files["apps/qa/replacements.yaml"] = entry.replace("\n    ", "\n  ").replace("  - source", "- source", 1)
+        entry = "  - path: replacements.yaml\n"
+    files[QA] = files[QA].replace("resources:\n", "resources:\n  - tiers.yaml\n", 1) + "replacements:\n" + entry
+    return files, config
+
+
+def relabelled(files: dict, app: str) -> dict:
+    path = f"apps/qa/{app}-{app}.yaml"
+    return {**files, path: labelled(files[path])}
+
+
+def test_where_replacements_run_a_release_none_selects_is_read_again_on_its_own():
+    from tests import following
+    files, config = replaced()
+    held = following.followed(reread, files, relabelled(files, "app0"), config)
+    assert held is not None and held.parts[1].release_files is None and held.parts[1].replaced_files is not None
+    # and the next commit too, from what it kept
+    later = relabelled(relabelled(files, "app0"), "app2")
+    assert following.followed(reread, relabelled(files, "app0"), later, config) is not None
+
+
+def test_where_replacements_run_what_one_selects_is_built_again():
+    from tests import following
+    files, config = replaced()
+    assert following.followed(reread, files, relabelled(files, "app1"), config) is None  # its target
+    for files, config in (replaced(reject="name: app0"), replaced(source_file=True)):
+        # one it rejects (a label may make it one), or any in the scope of replacements in a file
+        assert following.followed(reread, files, relabelled(files, "app0"), config) is None
+    version = "spec.chart.spec.version"
+    cases = (  # a release a replacement reads, one a label makes its target, a source it reads
+        (replaced(source="HelmRelease\n      name: app0", path="spec.values.replicaCount", field=version),
+         lambda files: {**files, "apps/qa/app0-app0.yaml": files["apps/qa/app0-app0.yaml"].replace(
+             "replicaCount: 1", "replicaCount: 3")}),
+        (replaced(select="labelSelector: tier=canary", field=version), lambda files: relabelled(files, "app0")),
+        (replaced(source="HelmRepository\n      name: charts\n      namespace: app0", path="spec.type", field=version),
+         lambda files: {**files, "apps/qa/repository.yaml": files["apps/qa/repository.yaml"].replace(
+             "type: oci", "type: helm", 1)}))
+    for (files, config), commit in cases:
+        assert following.followed(reread, files, commit(files), config) is None

@@ -296,6 +296,9 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
     references = tuple(r for r in (sharing.defined_references(u.variables, u.named) for u in env_units
                                    if u.named is not None) if r)
     own = sources.own(env.name)  # the keys of the sources its builds hold: one set, two uses
+    kept = held_releases.keep(env_units, held, image_spans, sources.answers(env.name), own, sources.repeated(env.name),
+                              with_images)
+    replaced = any(unit.build.replacements for unit in env_units)
     return units.Part(
         env.name, pins, tuple(r.found.variable for r in found), tuple(overlay), tuple(release_images),
         tuple(built_problems), tuple(problems),
@@ -304,9 +307,7 @@ def _part(env: EnvironmentSettings, env_units: list, built_problems: list, recor
         frozenset(lookups.keys | sources.asked(env.name)),
         bool(lookups.keys) or env.name in sources.searched,
         frozenset(reading.paths), frozenset(listing.paths - reading.paths), frozenset(listing.folders),
-        listing.everything,
-        held_releases.keep(env_units, held, image_spans, sources.answers(env.name), own, sources.repeated(env.name),
-                           with_images))
+        listing.everything, None if replaced else kept, replaced_files=kept if replaced else None)
 
 
 def discover_environments(tree: FileTree, settings: Settings, environments: Iterable,

@@ -87,25 +87,25 @@ class ReleaseFiles:
 def with_patches(unit: Unit, patches: list, kustomization=None) -> Unit:
     """The unit as the builds keep it (no resources) with ``patches`` in place of its own (and its
     Flux Kustomization's document as ``kustomization`` holds it, when given)."""
-    return replace(unit, build=Build(patches=patches, kustomizations=unit.build.kustomizations), patch_index=None,
+    return replace(unit, build=Build(patches=patches, kustomizations=unit.build.kustomizations,
+                                     replacements=unit.build.replacements), patch_index=None,
                    kustomization=unit.kustomization if kustomization is None else kustomization)
 
 
 def keep(env_units: list, held: list, images: list, sources: dict, own: frozenset, repeated: frozenset,
-         with_images: bool) -> Optional[ReleaseFiles]:
-    """``ReleaseFiles`` of one environment's builds (None when it runs kustomize replacements).
+         with_images: bool) -> ReleaseFiles:
+    """``ReleaseFiles`` of one environment's builds (their replacements kept with them).
     ``held``: (unit position, resource, chart pin position or -1, keys looked for elsewhere, keys
     found in its own builds) of every HelmRelease, in build order; ``images``: per chart pin, the (start, end) of its image
     pins; ``sources``: what its releases found (``chart_sources.Sources.answers``), ``own``: the
     keys of its own builds' sources."""
-    if any(unit.build.replacements for unit in env_units):
-        return None
     lighter: dict = {}  # id(unit) -> the unit without its resources (the build's list of thousands)
 
     def light(unit: Unit) -> Unit:
         if id(unit) not in lighter:
-            lighter[id(unit)] = replace(unit, build=Build(patches=unit.build.patches,
-                                                           kustomizations=unit.build.kustomizations))
+            lighter[id(unit)] = replace(unit, build=Build(
+                patches=unit.build.patches, kustomizations=unit.build.kustomizations,
+                replacements=unit.build.replacements))
         return lighter[id(unit)]
 
     position = {id(u): i for i, u in enumerate(env_units)}

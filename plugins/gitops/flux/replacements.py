@@ -140,6 +140,23 @@ def _source_value(build: Build, within: list, scope: int, source) -> tuple:
     return value, f"{res.kind} {res.name} `{field_path}` (`{res.file}`)", location
 
 
+def reach(entries: list, resources) -> bool:
+    """Whether a replacement of a build (``Build.replacements``) may select one of ``resources``:
+    as its source, a target or a rejected one (wherever it is in the build); or is in a file (not
+    read here)."""
+    for _, _, _, found in entries:
+        for entry in found:
+            if not isinstance(entry, dict) or "path" in entry:
+                return True
+            targets = [t for t in entry.get("targets") or () if isinstance(t, dict)] \
+                if isinstance(entry.get("targets"), list) else []
+            selectors = [entry.get("source")] + [t.get("select") for t in targets]
+            selectors += [r for t in targets if isinstance(t.get("reject"), list) for r in t["reject"]]
+            if any(isinstance(s, dict) and _matches(s, res) for s in selectors for res in resources):
+                return True
+    return False
+
+
 def _matches(selector: dict, res: Resource) -> bool:
     wanted = {k: v for k, v in selector.items() if k in ("group", "version", "kind", "name", "namespace",
                                                           "labelSelector", "annotationSelector")}

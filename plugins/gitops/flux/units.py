@@ -165,6 +165,9 @@ class Part:
     # What its builds keep to read files of HelmReleases again on their own (``release_files``);
     # None when they cannot (kustomize replacements) or a carried version moved what they kept.
     release_files: Optional[object] = field(default=None, compare=False, repr=False)
+    # What the builds of an environment running kustomize replacements keep instead: only a file of
+    # HelmReleases no replacement selects is read again on its own there (``release_files``)
+    replaced_files: Optional[object] = field(default=None, compare=False, repr=False)
 
     def touched(self, change: "Change", keys: set) -> bool:
         """Whether ``change`` (with ``keys``, the objects the changed files hold) can change what
@@ -182,7 +185,7 @@ class Part:
         """This part with versions carried (``changes.carry``), or with files of its HelmReleases
         read again (``release_files``), and what its builds keep after that."""
         return replace(self, pins=pins, overlay_images=overlay_images, release_images=release_images,
-                       release_files=release_files)
+                       release_files=release_files, replaced_files=None)
 
 
 @dataclass(frozen=True)
