@@ -367,16 +367,16 @@ def test_listed_where_another_unit_walks_its_folder_is_refused():
 
 
 def test_listed_from_another_folder_another_unit_walks_is_refused():
-    """qa's kustomization lists `../shared/team.yaml`, in a folder qa's second path walks file by
+    """qa's kustomization lists `../common/team.yaml`, in a folder qa's second path walks file by
     file: both walks make the Kustomization, and the first in its order follows it."""
     files, config = flux_fleet()
-    files["clusters/shared/infra.yaml"] = kustomization("infra", path="./infra/shared")
-    files["infra/shared/tools.yaml"] = release("tools", "1.0.0", "", False)
-    files["infra/shared/repository.yaml"] = repository("tools")
+    files["clusters/common/infra.yaml"] = kustomization("infra", path="./infra/common")
+    files["infra/common/tools.yaml"] = release("tools", "1.0.0", "", False)
+    files["infra/common/repository.yaml"] = repository("tools")
     config = parse_settings({"repo": {"url": "file:///fleet.git", "branch": "main"},
-                             "environments": [{"name": e, "path": [f"clusters/{e}"] + ["clusters/shared"] * (e == "qa")}
+                             "environments": [{"name": e, "path": [f"clusters/{e}"] + ["clusters/common"] * (e == "qa")}
                                               for e in ENVIRONMENTS]}, environ={})
-    after = listing(team(files, "clusters/shared/team.yaml"), "../shared/team.yaml")
+    after = listing(team(files, "clusters/common/team.yaml"), "../common/team.yaml")
     assert followed(listing(files), after, config) is None
 
 
