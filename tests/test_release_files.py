@@ -436,3 +436,20 @@ def test_where_replacements_run_what_one_selects_is_built_again():
              "type: oci", "type: helm", 1)}))
     for (files, config), commit in cases:
         assert following.followed(reread, files, commit(files), config) is None
+
+
+def test_where_replacements_run_a_version_carried_keeps_what_the_builds_keep():
+    """Ferry's own deploy of app0 there (a version carried) keeps what qa's builds keep: a label
+    on app2 after it is read on its own too."""
+    from tests import following
+    from tests.carry_layouts import MemTree
+    files, config = replaced()
+    bumped = {**files, "apps/qa/app0-app0.yaml": files["apps/qa/app0-app0.yaml"].replace('"6.5.0"', '"6.6.0"')}
+    known = discover(MemTree(files), config)
+    carried = carry_forward(known, MemTree(files), MemTree(bumped))
+    assert carried is not None and carried.parts[1].replaced_files is not None
+    assert carried.parts == discover(MemTree(bumped), config).parts
+    held = reread(carried, MemTree(bumped), MemTree(relabelled(bumped, "app2")), config)
+    fresh = discover(MemTree(relabelled(bumped, "app2")), config)
+    assert held is not None and (held.pins, held.parts) == (fresh.pins, fresh.parts)
+    assert [following.kept(p) for p in held.parts] == [following.kept(p) for p in fresh.parts]

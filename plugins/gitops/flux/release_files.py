@@ -27,7 +27,7 @@ is checked, never assumed; else None, and the environment is built again (``disc
   select objects by their fields: ``Part.replaced_files``), no replacement of a touched release's
   unit selects it, before or after (as its source, a target or a rejected one; one in a file of
   its own selects anything), and no chart source changed; every other step builds such an
-  environment again;
+  environment again (a version carried there keeps what its builds keep: ``Part.with_pins``);
 - no environment looked its objects up outside its builds; a release finds a source its
   environment found at its last build (in its own builds, another environment's or anywhere):
   that answer stands while the part stands (``units``: a part that looked a source up is built
@@ -138,8 +138,6 @@ def _reread_part(part: units.Part, files: list, old: FileTree, new: FileTree, el
     if found is None:
         return None
     pins, images, moves, kept = found
-    if replaced:
-        return replace(part.with_pins(pins, part.overlay_images, images, None), replaced_files=kept), moves
     return part.with_pins(pins, part.overlay_images, images, kept), moves
 
 

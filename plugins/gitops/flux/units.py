@@ -166,7 +166,8 @@ class Part:
     # None when they cannot (kustomize replacements) or a carried version moved what they kept.
     release_files: Optional[object] = field(default=None, compare=False, repr=False)
     # What the builds of an environment running kustomize replacements keep instead: only a file of
-    # HelmReleases no replacement selects is read again on its own there (``release_files``)
+    # HelmReleases no replacement selects is read again on its own there (``release_files``), and
+    # versions carried there keep it
     replaced_files: Optional[object] = field(default=None, compare=False, repr=False)
 
     def touched(self, change: "Change", keys: set) -> bool:
@@ -183,9 +184,11 @@ class Part:
 
     def with_pins(self, pins: tuple, overlay_images: tuple, release_images: tuple, release_files) -> "Part":
         """This part with versions carried (``changes.carry``), or with files of its HelmReleases
-        read again (``release_files``), and what its builds keep after that."""
+        read again (``release_files``), and what its builds keep after that (where it kept it)."""
+        replaced = self.release_files is None and self.replaced_files is not None
         return replace(self, pins=pins, overlay_images=overlay_images, release_images=release_images,
-                       release_files=release_files, replaced_files=None)
+                       release_files=None if replaced else release_files,
+                       replaced_files=release_files if replaced else None)
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,8 @@ def _substituting(kept: ReleaseFiles, values: dict) -> tuple:
         if sources == variables.sources and inline is variables.inline:
             built.append(unit)
             continue
-        built.append(replace(unit, build=Build(patches=unit.build.patches, kustomizations=unit.build.kustomizations),
+        built.append(replace(unit, build=Build(patches=unit.build.patches, kustomizations=unit.build.kustomizations,
+                                               replacements=unit.build.replacements),
                              variables=replace(variables, inline=inline, sources=sources), patch_index=None))
     return (replace(kept, units=tuple(built)) if changed else kept), changed
 
