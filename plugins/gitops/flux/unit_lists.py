@@ -270,30 +270,28 @@ def _without_unit(part: units.Part, entry: str, looked: set, removed: frozenset,
 
 
 def _removed(kept: ReleaseFiles, at: int, made, taken: frozenset) -> ReleaseFiles:
-    """``kept`` without the unit at ``at`` (its releases and sources let go already): the units
-    after it, and what their releases and sources say of them, one place back."""
-    held = tuple(h._replace(unit=h.unit - 1) if h.unit > at else h for h in kept.held)
-    moved = {id(a): b for a, b in zip(kept.held, held) if a is not b}
-    files = {path: tuple(moved.get(id(h), h) for h in hs) for path, hs in kept.files.items()}
-    sources = {key: (found[0], found[1] - 1) if found is not None and isinstance(found[1], int) and found[1] > at
-               else found for key, found in kept.sources.items()}
-    return replace(kept, units=kept.units[:at] + kept.units[at + 1:], held=held, files=files, sources=sources,
+    """``kept`` without the unit at ``at`` (its releases and sources let go already)."""
+    return replace(_shifted(kept, kept.units[:at] + kept.units[at + 1:], at + 1, -1),
                    followed=kept.followed - {(made.namespace, made.name)}, patch_files=kept.patch_files - taken,
                    source_files=kept.source_files - taken)
 
 
 def _inserted(kept: ReleaseFiles, at: int, unit: Unit, made) -> ReleaseFiles:
-    """``kept`` with ``unit`` (without its resources) at position ``at``: the units after it, and
-    what their releases and sources say of them, one place further."""
+    """``kept`` with ``unit`` (without its resources) at position ``at``."""
     light = replace(unit, build=Build(patches=unit.build.patches, kustomizations=unit.build.kustomizations))
-    held = tuple(h._replace(unit=h.unit + 1) if h.unit >= at else h for h in kept.held)
+    return replace(_shifted(kept, kept.units[:at] + (light,) + kept.units[at:], at, 1),
+                   followed=kept.followed | {(made.namespace, made.name)})
+
+
+def _shifted(kept: ReleaseFiles, units: tuple, first: int, step: int) -> ReleaseFiles:
+    """``kept`` with ``units`` in place of its own, those from position ``first`` on moved by
+    ``step``: what their releases and sources say of them moved too."""
+    held = tuple(h._replace(unit=h.unit + step) if h.unit >= first else h for h in kept.held)
     moved = {id(a): b for a, b in zip(kept.held, held) if a is not b}
     files = {path: tuple(moved.get(id(h), h) for h in hs) for path, hs in kept.files.items()}
-    sources = {key: (found[0], found[1] + 1) if found is not None and isinstance(found[1], int) and found[1] >= at
-               else found for key, found in kept.sources.items()}
-    grown = replace(kept, units=kept.units[:at] + (light,) + kept.units[at:], held=held, files=files, sources=sources,
-                    followed=kept.followed | {(made.namespace, made.name)})
-    return grown
+    sources = {key: (found[0], found[1] + step) if found is not None and isinstance(found[1], int)
+               and found[1] >= first else found for key, found in kept.sources.items()}
+    return replace(kept, units=units, held=held, files=files, sources=sources)
 
 
 def _files_kept(kept: ReleaseFiles, unit: Unit, files: frozenset) -> Optional[ReleaseFiles]:
