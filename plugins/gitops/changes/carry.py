@@ -350,7 +350,7 @@ def carry_forward(known: Known, old: FileTree, new: FileTree) -> Optional[Known]
             return None
         locations = {before.location for group, now in zip(held, found)
                      for before, after in zip(group, now) if after is not before}
-        kept = part.release_files if part.release_files is not None else part.replaced_files
+        kept = part.kept
         if kept is not None and locations:
             kept = release_files.after_versions(kept, locations, old, new, DEFAULT_CACHE)
         parts.append(part.with_pins(*found, kept))

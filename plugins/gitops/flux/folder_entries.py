@@ -28,8 +28,8 @@ from typing import Optional
 
 from . import releases, sharing, units
 from .chart_sources import chart_source_key
-from .held_releases import ReleaseFiles
-from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, ScopeIds, Walker, join_path, strings
+from .held_releases import ReleaseFiles, light
+from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, ScopeIds, Walker, join_path, strings
 from .kustomizations import Unit
 from .manifests import DocumentCache, FileTree
 from .tree_index import TreeIndex
@@ -73,9 +73,7 @@ def walk(tree: FileTree, index, cache: DocumentCache, environment: str, unit: Un
         return None  # a file read as objects and as patches: neither alone says what it does
     otherwise = {k for k, _, _ in build.kustomizations} | set(build.files)
     # Its patches act on its objects only (their scopes are its own): before any of the unit's.
-    walked = replace(unit, build=Build(patches=build.patches + list(unit.build.patches),
-                                       kustomizations=list(unit.build.kustomizations) + build.kustomizations),
-                     patch_index=None)
+    walked = light(unit, build.patches + list(unit.build.patches), list(unit.build.kustomizations) + build.kustomizations)
     return Walked(build.resources, walked, read, frozenset(listing.paths) - read, frozenset(listing.folders),
                   frozenset(patch_files - otherwise), frozenset(build.files))
 
@@ -177,8 +175,7 @@ def without(kept: ReleaseFiles, position: int, gone) -> ReleaseFiles:
     """``kept`` without what a folder taken away made in the unit at ``position``: its
     kustomizations, their patches, its patch files and files of chart sources."""
     unit = kept.units[position]
-    without = replace(unit, build=Build(patches=[p for p in unit.build.patches if p.scope not in gone.scopes],
-                                        kustomizations=[k for k in unit.build.kustomizations
-                                                        if k[0] not in gone.kustomizations]), patch_index=None)
+    without = light(unit, [p for p in unit.build.patches if p.scope not in gone.scopes],
+                    [k for k in unit.build.kustomizations if k[0] not in gone.kustomizations])
     return replace(kept, units=kept.units[:position] + (without,) + kept.units[position + 1:],
                    patch_files=kept.patch_files - gone.walked.read, source_files=kept.source_files - gone.walked.read)

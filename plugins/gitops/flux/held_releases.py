@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import NamedTuple, Optional
 
-from . import releases, units
+from . import releases, replacements, units
 from .kustomize import RELEVANT_KINDS, Build, Patch, Resource
 from .kustomizations import Unit, flux_kustomization
 from .manifests import DocumentCache, FileTree
@@ -84,12 +84,26 @@ class ReleaseFiles:
         return replace(self, held=tuple(releases.get(id(h), h) for h in self.held), files=files)
 
 
+def light(unit: Unit, patches: Optional[list] = None, kustomizations: Optional[list] = None) -> Unit:
+    """The unit as the builds keep it: without its resources (the build's list of thousands), its
+    replacements kept; with ``patches`` and ``kustomizations`` in place of its own when given."""
+    return replace(unit, build=Build(patches=unit.build.patches if patches is None else patches,
+                                     kustomizations=unit.build.kustomizations if kustomizations is None
+                                     else kustomizations, replacements=unit.build.replacements),
+                   patch_index=None if patches is not None else unit.patch_index)
+
+
 def with_patches(unit: Unit, patches: list, kustomization=None) -> Unit:
     """The unit as the builds keep it (no resources) with ``patches`` in place of its own (and its
     Flux Kustomization's document as ``kustomization`` holds it, when given)."""
-    return replace(unit, build=Build(patches=patches, kustomizations=unit.build.kustomizations,
-                                     replacements=unit.build.replacements), patch_index=None,
-                   kustomization=unit.kustomization if kustomization is None else kustomization)
+    return replace(light(unit, patches), kustomization=unit.kustomization if kustomization is None else kustomization)
+
+
+def reached(kept: ReleaseFiles, found) -> bool:
+    """Whether a kustomize replacement of the builds may select one of ``found`` ((its unit's
+    position, Resource), …: objects a step adds, takes away or reads again; before and after):
+    it would read or write their fields, which only a build does."""
+    return any(replacements.reach(kept.units[position].build.replacements, (res,)) for position, res in found)
 
 
 def keep(env_units: list, held: list, images: list, sources: dict, own: frozenset, repeated: frozenset,
@@ -101,17 +115,15 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
     keys of its own builds' sources."""
     lighter: dict = {}  # id(unit) -> the unit without its resources (the build's list of thousands)
 
-    def light(unit: Unit) -> Unit:
+    def once(unit: Unit) -> Unit:
         if id(unit) not in lighter:
-            lighter[id(unit)] = replace(unit, build=Build(
-                patches=unit.build.patches, kustomizations=unit.build.kustomizations,
-                replacements=unit.build.replacements))
+            lighter[id(unit)] = light(unit)
         return lighter[id(unit)]
 
     position = {id(u): i for i, u in enumerate(env_units)}
 
     def where(unit: Unit):  # the environment's own by position (their patches may be read again)
-        return position[id(unit)] if id(unit) in position else light(unit)
+        return position[id(unit)] if id(unit) in position else once(unit)
 
     made = tuple(HeldRelease(u, res, pin, *(images[pin] if pin >= 0 else (0, 0)), asked, uses)
                  for u, res, pin, asked, uses in held)
@@ -119,7 +131,7 @@ def keep(env_units: list, held: list, images: list, sources: dict, own: frozense
     for h in made:
         files.setdefault(h.resource.file, []).append(h)
     otherwise, patch_files, source_files = files_read(env_units, set(files))
-    return ReleaseFiles(tuple(light(u) for u in env_units), made,
+    return ReleaseFiles(tuple(once(u) for u in env_units), made,
                         {path: tuple(found) for path, found in files.items() if path not in otherwise},
                         {key: None if found is None else (found[0], where(found[1]))
                          for key, found in sources.items()},

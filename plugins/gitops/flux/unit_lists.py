@@ -54,8 +54,8 @@ from typing import Optional
 
 from . import releases, sharing, unit_builds, units
 from .chart_sources import chart_source_key
-from .held_releases import ReleaseFiles, files_read
-from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, Build, join_path
+from .held_releases import ReleaseFiles, files_read, light
+from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, join_path
 from .kustomizations import Unit, flux_kustomization
 from .manifests import YAML_SUFFIXES, DocumentCache, FileTree
 from .resource_lists import listed_entries, releases_added, relisted
@@ -278,8 +278,7 @@ def _removed(kept: ReleaseFiles, at: int, made, taken: frozenset) -> ReleaseFile
 
 def _inserted(kept: ReleaseFiles, at: int, unit: Unit, made) -> ReleaseFiles:
     """``kept`` with ``unit`` (without its resources) at position ``at``."""
-    light = replace(unit, build=Build(patches=unit.build.patches, kustomizations=unit.build.kustomizations))
-    return replace(_shifted(kept, kept.units[:at] + (light,) + kept.units[at:], at, 1),
+    return replace(_shifted(kept, kept.units[:at] + (light(unit),) + kept.units[at:], at, 1),
                    followed=kept.followed | {(made.namespace, made.name)})
 
 

@@ -182,13 +182,28 @@ class Part:
             return True
         return not self.looked_up.isdisjoint(keys)
 
+    @property
+    def replaced(self) -> bool:
+        """Whether its builds run kustomize replacements (and keep what they make)."""
+        return self.release_files is None and self.replaced_files is not None
+
+    @property
+    def kept(self):
+        """What its builds keep (``held_releases.ReleaseFiles``), wherever it keeps it; None when
+        they keep nothing. Where they run replacements (``replaced``), a step reading releases
+        again on their own asks ``held_releases.reached`` of what it adds, takes or reads again."""
+        return self.replaced_files if self.replaced else self.release_files
+
+    def keeping(self, kept) -> "Part":
+        """This part with ``kept`` as what its builds keep, where it kept it."""
+        replaced = self.replaced
+        return replace(self, release_files=None if replaced else kept, replaced_files=kept if replaced else None)
+
     def with_pins(self, pins: tuple, overlay_images: tuple, release_images: tuple, release_files) -> "Part":
         """This part with versions carried (``changes.carry``), or with files of its HelmReleases
         read again (``release_files``), and what its builds keep after that (where it kept it)."""
-        replaced = self.release_files is None and self.replaced_files is not None
-        return replace(self, pins=pins, overlay_images=overlay_images, release_images=release_images,
-                       release_files=None if replaced else release_files,
-                       replaced_files=release_files if replaced else None)
+        return replace(self, pins=pins, overlay_images=overlay_images,
+                       release_images=release_images).keeping(release_files)
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from dataclasses import replace
 from typing import Optional
 
 from . import sharing, units
-from .held_releases import ReleaseFiles, read_again
-from .kustomize import Build, Resource
+from .held_releases import ReleaseFiles, light, read_again
+from .kustomize import Resource
 from .kustomizations import flux_kustomization, scalar_text
 from .manifests import DocumentCache, FileTree, dig
 from .patches import applies, origin, selects_releases_only
@@ -116,8 +116,7 @@ def _redefine_part(part: units.Part, data: dict, new: FileTree, settings: Settin
         changed = {name for names in held for name in names if variables.resolve(name) != now.resolve(name)}
         if changed:
             names[position] = changed
-        built.append(replace(unit, build=Build(patches=unit.build.patches, kustomizations=unit.build.kustomizations),
-                             variables=now, kustomization=res, patch_index=None))
+        built.append(replace(light(unit, unit.build.patches), variables=now, kustomization=res))
     again = replace(kept, units=tuple(built))
     touched = _touched(again, names, new, cache)
     if touched is None:

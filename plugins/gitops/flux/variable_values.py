@@ -31,8 +31,7 @@ from dataclasses import replace
 from typing import Optional
 
 from . import images, sharing, units
-from .held_releases import ReleaseFiles, read_again
-from .kustomize import Build
+from .held_releases import ReleaseFiles, light, read_again
 from .kustomizations import scalar_text
 from .manifests import DocumentCache, FileTree, dig
 from .patches import applies
@@ -191,9 +190,7 @@ def _substituting(kept: ReleaseFiles, values: dict) -> tuple:
         if sources == variables.sources and inline is variables.inline:
             built.append(unit)
             continue
-        built.append(replace(unit, build=Build(patches=unit.build.patches, kustomizations=unit.build.kustomizations,
-                                               replacements=unit.build.replacements),
-                             variables=replace(variables, inline=inline, sources=sources), patch_index=None))
+        built.append(replace(light(unit, unit.build.patches), variables=replace(variables, inline=inline, sources=sources)))
     return (replace(kept, units=tuple(built)) if changed else kept), changed
 
 
