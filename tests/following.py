@@ -35,11 +35,13 @@ def followed(step, before: dict, after: dict, config):
 def kept(part):
     """What a part's builds keep of each HelmRelease (``held_releases.ReleaseFiles``) as later
     commits read it: where it is, its names, its metadata (what patches select by), its pins and
-    its sources (what an environment running kustomize replacements keeps too); None when it keeps
+    its sources (what an environment running kustomize replacements keeps too, with the
+    replacements of each unit); None when it keeps
     nothing (a version carried in a source lets go of it)."""
-    held = part.release_files if part.release_files is not None else part.replaced_files
+    held = part.kept
     if held is None:
         return None
-    return [(h.resource.file, h.resource.index, h.resource.namespace, h.resource.name, h.resource.names,
+    # (scope ids are a build's own: an environment built again numbers them on from its last)
+    return [(unit.path, [r[1:] for r in unit.build.replacements]) for unit in held.units] + [(h.resource.file, h.resource.index, h.resource.namespace, h.resource.name, h.resource.names,
              h.resource.doc.get("metadata"), h.pin, h.first_image, h.end_image, h.asked, h.uses,
              h.resource.replaced) for h in held.held]

@@ -50,14 +50,20 @@ def test_the_outermost_entry_decides_and_two_branches_are_refused():
     assert held is not None and "none of which includes the others" in image(held, "web")[0][2]
 
 
-def test_another_key_a_file_added_or_replacements_build_it_again():
+def test_another_key_or_a_file_added_build_it_again():
     files = fleet(APPS)
     entry = "images:\n  - name: ghcr.io/acme/web\n    newTag: 4.0.0\n"
     assert followed(files, {**files, QA: files[QA] + entry + "namePrefix: x-\n"}) is None
     assert followed(files, {**files, QA: files[QA] + entry, "apps/qa/notes.yaml": "x: 1\n"}) is None
-    # kustomize replacements: qa keeps no builds to make its image pins of
+
+
+def test_an_entry_beside_replacements():
+    """kustomize replacements act on objects, `images:` entries are the kustomization's own: qa's
+    builds keep what they make, and its image pins are made again from them."""
+    files, entry = fleet(APPS), "images:\n  - name: ghcr.io/acme/web\n    newTag: 4.0.0\n"
     files[QA] += ("replacements:\n  - source:\n      kind: HelmRelease\n      name: app1\n"
                   "      fieldPath: spec.values.replicaCount\n    targets:\n      - select:\n"
                   "          kind: HelmRelease\n          name: app2\n        fieldPaths:\n"
                   "          - spec.values.copies\n")
-    assert followed(files, {**files, QA: files[QA] + entry}) is None
+    held = followed(files, {**files, QA: files[QA] + entry})
+    assert held is not None and image(held, "web") == [("4.0.0", QA, "")]

@@ -48,7 +48,7 @@ def test_what_is_built_again_equals_a_fresh_discovery(layout, data):
         if held is None:
             held, rebuilt = rediscover(known, tree, new_tree, config)
             how = f"{len(rebuilt)} of {len(known.parts)} built again"
-        event(f"{kind}: {how}")
+        event(f"{kind}: {how}" + (" beside replacements" if any(p.replaced for p in known.parts) else ""))
         assert held.pins == fresh.pins, f"step {step}, {kind}"
         assert held.problems == fresh.problems, f"step {step}, {kind}"
         assert held.read == fresh.read, f"step {step}, {kind}"

@@ -104,7 +104,7 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
                   settings: Settings, cache: DocumentCache) -> Optional[tuple]:
     """(the part with the Kustomizations' patches made again and the releases they select read
     again, the patches that only moved) or None."""
-    kept: ReleaseFiles = part.release_files
+    kept: ReleaseFiles = part.kept
     if kept is None:
         return None
     built, touched, places = list(kept.units), {}, {}

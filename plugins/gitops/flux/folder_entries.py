@@ -28,7 +28,7 @@ from typing import Optional
 
 from . import releases, sharing, units
 from .chart_sources import chart_source_key
-from .held_releases import ReleaseFiles, light
+from .held_releases import ReleaseFiles, light, reached
 from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, ScopeIds, Walker, join_path, strings
 from .kustomizations import Unit
 from .manifests import DocumentCache, FileTree
@@ -150,9 +150,10 @@ def taken_folder(part: units.Part, kept: ReleaseFiles, position: int, chain: tup
     """(its HeldReleases, the keys of its sources, ``Gone``) of a folder a kustomization lists no
     more, when that route alone made what it holds (``taken_away``) and what it made is as a file
     taken away must be (``resource_lists``): releases made once, looking nothing up elsewhere,
-    sources no other of the environment has and none looked for elsewhere."""
+    sources no other of the environment has and none looked for elsewhere; no kustomize replacement
+    selects one of them."""
     found = taken_away(old, index, cache, part.environment, kept.units, position, kfile, entry, chain)
-    if found is None:
+    if found is None or part.replaced and reached(kept, [(position, res) for res in found.walked.resources]):
         return None
     held = [h for h in kept.held if h.unit == position and h.resource.file in found.walked.read]
     made = sorted((r.file, r.index) for r in found.walked.resources

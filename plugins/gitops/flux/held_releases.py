@@ -226,7 +226,8 @@ def read_again(part: units.Part, kept: ReleaseFiles, touched: dict, tree: FileTr
     document now, or None: its file's in ``tree``)}) read again in ``tree``. None when one makes no
     pin or another number of image pins, reads another variable (unless ``variables``, the
     part's, take it) or other sources, or a file not its own, or a pin is not ``alike`` (before,
-    after) the one it had."""
+    after) the one it had; or where the builds run replacements, one may select it (``reached``):
+    its document here is its file's, not what they wrote into it."""
     pins, images, moves, renewed = list(part.pins), list(part.release_images), [], {}
     reading = units.Reading(tree)
     for h, doc in touched.values():
@@ -235,6 +236,8 @@ def read_again(part: units.Part, kept: ReleaseFiles, touched: dict, tree: FileTr
         if doc is None:  # only its patches or sources changed: its own document is its file's
             doc = cache.get(tree, h.resource.file, RELEVANT_KINDS).docs[h.resource.index]
         res = replace(h.resource, doc=doc)
+        if part.replaced and reached(kept, ((h.unit, h.resource), (h.unit, res))):
+            return None
         sources = Answers(kept)
         found = read_release(part.environment, kept, kept.units[h.unit], res, sources, reading, settings, cache)
         if found is None or len(found[1]) != h.end_image - h.first_image:

@@ -41,7 +41,7 @@ def reimage(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: 
     done = []
     for part in parts:
         if not part.read.isdisjoint(change.changed):
-            kept = part.release_files
+            kept = part.kept
             if kept is None:
                 return None
             overlay = tuple(pin for unit in kept.units

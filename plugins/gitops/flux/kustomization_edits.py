@@ -1,15 +1,15 @@
 """A kustomization a commit changed, as the incremental steps that read it again see it
-(``resource_lists``, ``patch_lists``): its spec before and after when only some of its keys
-changed, and where an environment's build walks it.
+(``resource_lists``, ``unit_lists``, ``patch_lists``): its spec before and after when only some
+of its keys changed, its `resources:` when only those did, and where an environment's build walks it.
 """
 from __future__ import annotations
 
 import posixpath
 from typing import Optional
 
-from . import units
+from . import images, sharing, units
 from .held_releases import ReleaseFiles
-from .kustomize import KUSTOMIZATION_FILES
+from .kustomize import KUSTOMIZATION_FILES, strings
 from .manifests import DocumentCache, FileTree
 from .tree_index import TreeIndex
 
@@ -58,3 +58,28 @@ def folders_between(folder: str, path: str) -> Optional[set]:
         found.add(parent)
         parent = posixpath.dirname(parent)
     return found
+
+
+def listed_entries(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
+    """(its `resources:` before, after) when a kustomization's documents are equal but for those,
+    each without repeats, kept entries in the same order, the entries added or taken away files
+    of its folder not named as a kustomization, and no `bases:` or `components:`; else None."""
+    found = changed_spec(kfile, old, new, cache, ("resources",))
+    if found is None or "bases" in found[2] or "components" in found[2]:
+        return None
+    _, a, b = found
+    before, after = strings(a.get("resources")), strings(b.get("resources"))
+    was_listed, now_listed = set(before), set(after)  # thousands of entries: no list searched
+    if len(before) != len((a.get("resources") or [])) or len(after) != len(b.get("resources") or []) or \
+            len(was_listed) != len(before) or len(now_listed) != len(after) or \
+            [e for e in before if e in now_listed] != [e for e in after if e in was_listed]:
+        return None
+    for entry in [e for e in before if e not in now_listed] + [e for e in after if e not in was_listed]:
+        if entry != entry.strip() or entry in (".", "..") or posixpath.basename(entry) in KUSTOMIZATION_FILES:
+            return None
+        if "://" in entry or "?ref=" in entry:
+            return None  # a remote base: not in this repository
+    if sharing.file_references(old, kfile, cache) != sharing.file_references(new, kfile, cache) or \
+            images.markers(old, kfile, cache) != images.markers(new, kfile, cache):
+        return None
+    return before, after

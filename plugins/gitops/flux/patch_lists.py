@@ -110,7 +110,7 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
                   change: units.Change, settings: Settings, cache: DocumentCache) -> Optional[tuple]:
     """(the part with the kustomizations' patches made again and the releases they select read
     again, the patch files named anew, those named no more, the patches that only moved) or None."""
-    kept: ReleaseFiles = part.release_files
+    kept: ReleaseFiles = part.kept
     if kept is None:
         return None
     built = list(kept.units)
@@ -265,16 +265,17 @@ def relocated(pins: tuple, place) -> tuple:
 def relocated_part(part: units.Part, places: dict) -> Optional[units.Part]:
     """The part with the pins written in patches that moved in their lists (``moved``) located
     where they are now (the part itself when it has none); None when one is a variable's version
-    site there (the part says where)."""
+    site there, or a line a kustomize replacement reads (the part says where)."""
     if not places:
         return part
     place = relocation(places)
-    if any(variable is not None and place(PinLocation(*variable[1])) is not None for variable in part.variables):
+    if any(variable is not None and place(PinLocation(*variable[1])) is not None for variable in part.variables) or \
+            any(place(location) is not None for location, _ in part.replacement_sources):
         return None
     pins, release_images = relocated(part.pins, place), relocated(part.release_images, place)
     if pins is part.pins and release_images is part.release_images:
         return part
-    return part.with_pins(pins, part.overlay_images, release_images, part.release_files)
+    return part.with_pins(pins, part.overlay_images, release_images, part.kept)
 
 
 def same_release(before, after) -> bool:

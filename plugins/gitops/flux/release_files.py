@@ -24,10 +24,10 @@ unit's patches and variables and the sources their environment found. What could
 is checked, never assumed; else None, and the environment is built again (``discovery.rediscover``):
 - the file is read by the environment only that way (no kustomization, no other resource), and
   names the same ``${VAR}`` as before; where the environment runs kustomize replacements (they
-  select objects by their fields: ``Part.replaced_files``), no replacement of a touched release's
-  unit selects it, before or after (as its source, a target or a rejected one; one in a file of
-  its own selects anything), and no chart source changed; every other step builds such an
-  environment again (a version carried there keeps what its builds keep: ``Part.with_pins``);
+  select objects by their fields: ``Part.replaced``), no replacement of a touched release's
+  unit selects it, before or after (``held_releases.read_again`` asks, for every step: as its
+  source, a target or a rejected one; one in a file of its own selects anything), and no chart
+  source changed;
 - no environment looked its objects up outside its builds; a release finds a source its
   environment found at its last build (in its own builds, another environment's or anywhere):
   that answer stands while the part stands (``units``: a part that looked a source up is built
@@ -43,7 +43,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from . import replacements, sharing, units, variable_values
+from . import sharing, units, variable_values
 from .chart_sources import CHART_SOURCE_KINDS
 from .held_releases import ReleaseFiles, from_file, read_again, with_patches
 from .kustomize import RELEVANT_KINDS, Patch
@@ -70,7 +70,7 @@ def reread(parts: tuple, old: FileTree, new: FileTree, settings: Settings, cache
         if not files:
             done.append(part)
             continue
-        if part.release_files is None and part.replaced_files is None:
+        if part.kept is None:
             return None
         found = _reread_part(part, files, old, new, elsewhere, settings, cache)
         if found is None:
@@ -103,8 +103,7 @@ def after_versions(kept: ReleaseFiles, locations, old: FileTree, new: FileTree, 
 
 def _reread_part(part: units.Part, files: list, old: FileTree, new: FileTree, elsewhere: frozenset,
                  settings: Settings, cache: DocumentCache) -> Optional[tuple]:
-    replaced = part.release_files is None  # its builds run kustomize replacements
-    kept: ReleaseFiles = part.replaced_files if replaced else part.release_files
+    replaced, kept = part.replaced, part.kept
     touched: dict = {}  # id(HeldRelease) -> (it, its document now)
     for path in files:
         if sharing.file_references(old, path, cache) != sharing.file_references(new, path, cache):
@@ -130,10 +129,6 @@ def _reread_part(part: units.Part, files: list, old: FileTree, new: FileTree, el
                 touched.setdefault(id(h), (h, None))
         else:
             return None
-    if replaced and any(replacements.reach(kept.units[h.unit].build.replacements,
-                                           (h.resource, replace(h.resource, doc=doc) if doc is not None else h.resource))
-                        for h, doc in touched.values()):
-        return None  # a release a replacement selects: it reads or writes its fields
     found = read_again(part, kept, touched, new, settings, cache, units.folds_alike)
     if found is None:
         return None

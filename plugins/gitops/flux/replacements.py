@@ -22,7 +22,7 @@ from typing import Optional
 
 from .kustomize import Build, Resource, join_path
 from .manifests import dig
-from .patches import applies, apply_all, origin, selected
+from .patches import applies, apply_all, literal, origin, selected, selector_match
 from ..model import Problem
 
 _SELECTOR = re.compile(r"^\[([^=\]]+)=([^\]]*)\]$")
@@ -142,9 +142,12 @@ def _source_value(build: Build, within: list, scope: int, source) -> tuple:
 
 def reach(entries: list, resources) -> bool:
     """Whether a replacement of a build (``Build.replacements``) may select one of ``resources``:
-    as its source, a target or a rejected one (wherever it is in the build); or is in a file (not
-    read here)."""
-    for _, _, _, found in entries:
+    as its source, a target or a rejected one; or is in a file (not read here). A replacement
+    selects among what its kustomization builds only (``_one``): those with its scope."""
+    for scope, _, _, found in entries:
+        inside = [res for res in resources if scope in res.scopes]
+        if not inside:
+            continue
         for entry in found:
             if not isinstance(entry, dict) or "path" in entry:
                 return True
@@ -152,8 +155,29 @@ def reach(entries: list, resources) -> bool:
                 if isinstance(entry.get("targets"), list) else []
             selectors = [entry.get("source")] + [t.get("select") for t in targets]
             selectors += [r for t in targets if isinstance(t.get("reject"), list) for r in t["reject"]]
-            if any(isinstance(s, dict) and _matches(s, res) for s in selectors for res in resources):
+            if any(isinstance(s, dict) and _matches(s, res) for s in selectors for res in inside):
                 return True
+    return False
+
+
+def may_select(entries: list, doc: dict) -> bool:
+    """Whether a replacement of a build may select the object of ``doc`` wherever the build holds
+    it (its route unknown: a namespace or labels it gives, a prefix or suffix on its name): by its
+    kind and what its name is part of; or is in a file."""
+    name = str(dig(doc, "metadata", "name") or "")
+    for _, _, _, found in entries:
+        for entry in found:
+            if not isinstance(entry, dict) or "path" in entry:
+                return True
+            targets = [t for t in entry.get("targets") or () if isinstance(t, dict)] \
+                if isinstance(entry.get("targets"), list) else []
+            for selector in [entry.get("source")] + [t.get("select") for t in targets]:
+                if not isinstance(selector, dict):
+                    continue
+                kind, wanted = selector.get("kind"), selector.get("name")
+                if (kind in (None, "") or selector_match(str(kind), str(doc.get("kind") or ""))) and \
+                        (wanted in (None, "") or not literal(wanted) or name in wanted):
+                    return True
     return False
 
 

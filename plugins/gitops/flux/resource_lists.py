@@ -47,12 +47,12 @@ import posixpath
 from dataclasses import replace
 from typing import Optional
 
-from . import folder_entries, images, releases, sharing, units
-from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, join_path, resource, strings
+from . import folder_entries, releases, sharing, units
+from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, join_path, resource
 from .manifests import DocumentCache, FileTree
 from .chart_sources import chart_source_key
-from .held_releases import Answers, HeldRelease, ReleaseFiles, read_release
-from .kustomization_edits import changed_spec, folders_between, walked_once
+from .held_releases import Answers, HeldRelease, ReleaseFiles, reached, read_release
+from .kustomization_edits import folders_between, listed_entries, walked_once
 from .tree_index import TreeIndex
 from ..settings import Settings
 
@@ -124,38 +124,13 @@ def relist(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
     return done, units.reads_after(read, done, change, came, taken | went), after
 
 
-def listed_entries(kfile: str, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
-    """(its `resources:` before, after) when a kustomization's documents are equal but for those,
-    each without repeats, kept entries in the same order, the entries added or taken away files
-    of its folder not named as a kustomization, and no `bases:` or `components:`; else None."""
-    found = changed_spec(kfile, old, new, cache, ("resources",))
-    if found is None or "bases" in found[2] or "components" in found[2]:
-        return None
-    _, a, b = found
-    before, after = strings(a.get("resources")), strings(b.get("resources"))
-    was_listed, now_listed = set(before), set(after)  # thousands of entries: no list searched
-    if len(before) != len((a.get("resources") or [])) or len(after) != len(b.get("resources") or []) or \
-            len(was_listed) != len(before) or len(now_listed) != len(after) or \
-            [e for e in before if e in now_listed] != [e for e in after if e in was_listed]:
-        return None
-    for entry in [e for e in before if e not in now_listed] + [e for e in after if e not in was_listed]:
-        if entry != entry.strip() or entry in (".", "..") or posixpath.basename(entry) in KUSTOMIZATION_FILES:
-            return None
-        if "://" in entry or "?ref=" in entry:
-            return None  # a remote base: not in this repository
-    if sharing.file_references(old, kfile, cache) != sharing.file_references(new, kfile, cache) or \
-            images.markers(old, kfile, cache) != images.markers(new, kfile, cache):
-        return None
-    return before, after
-
-
 def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, index: TreeIndex, after: TreeIndex,
                  change: units.Change, elsewhere: frozenset, settings: Settings, cache: DocumentCache
                  ) -> Optional[tuple]:
     """(the part with the files its kustomizations (``edits``) list no more let go, then the files
     and folders they list anew read; the files it reads anew) or None; ``elsewhere``: every key
     an environment looked for outside its builds."""
-    kept: ReleaseFiles = part.release_files
+    kept: ReleaseFiles = part.kept
     if kept is None:
         return None
     routes = []  # (its unit's position, its route, where its releases are, entries before, after, it)
@@ -174,7 +149,7 @@ def _relist_part(part: units.Part, edits: dict, old: FileTree, new: FileTree, in
             return None
         for path, entry in out.items():
             if path in index.files:
-                found = _taken(kept, position, chain, path, old, elsewhere, cache)
+                found = _taken(part, kept, position, chain, path, old, elsewhere, cache)
             else:  # a folder: what its walk made there goes, when that route alone made it
                 found = folder_entries.taken_folder(part, kept, position, chain, kfile, entry, old, index, elsewhere,
                                                     cache)
@@ -246,12 +221,13 @@ def _file_resources(path: str, new: FileTree, chain: tuple, cache: DocumentCache
     return [resource(path, i, doc, chain) for i, doc in enumerate(parsed.docs)]
 
 
-def _taken(kept: ReleaseFiles, position: int, chain: tuple, path: str, old: FileTree, elsewhere: frozenset,
-           cache: DocumentCache) -> Optional[tuple]:
+def _taken(part: units.Part, kept: ReleaseFiles, position: int, chain: tuple, path: str, old: FileTree,
+           elsewhere: frozenset, cache: DocumentCache) -> Optional[tuple]:
     """(its HeldReleases, the keys of its sources) of a file a kustomization lists no more, when
     the environment read it as those releases and chart sources only, once, through that
     kustomization alone; its releases looked for nothing elsewhere, and no environment looked
-    for its sources elsewhere nor do other sources of its environment have their keys."""
+    for its sources elsewhere nor do other sources of its environment have their keys; no
+    kustomize replacement selects one of them."""
     held = kept.files.get(path)
     if not held or sharing.file_references(old, path, cache):
         return None
@@ -270,6 +246,8 @@ def _taken(kept: ReleaseFiles, position: int, chain: tuple, path: str, old: File
         if key is None or key in kept.repeated or key in elsewhere:
             return None
         keys.add(key)
+    if part.replaced and reached(kept, [(position, res) for res in _file_resources(path, old, chain, cache)]):
+        return None  # (what a replacement wrote into one it selected before: it selects that one)
     return held, keys
 
 
@@ -327,7 +305,9 @@ def releases_added(part: units.Part, kept: ReleaseFiles, position: int, resource
     anew, when they are HelmReleases and chart sources only (keys no source of its environment
     has and none looked for elsewhere; a folder ``walked`` may hold objects of kinds discovery
     never reads too), and each of its releases reads as one more (a new name, sources its
-    environment found or these hold)."""
+    environment found or these hold); no kustomize replacement selects one of them."""
+    if part.replaced and reached(kept, [(position, res) for res in resources]):
+        return None  # a replacement would read or write them, or find more than its one source
     made, sources = [], {}
     for res in resources:
         if res.kind == "HelmRelease" and res.api_version.startswith(releases.HELM_API):

@@ -9,7 +9,7 @@ Kustomization among them (by namespace and name, once) made a unit by ``follow_k
 from its document as its parent builds it, the units before it (ConfigMaps, generators) and the
 repository (a GitRepository) (``unit_builds``). A commit may add files, or remove files, and
 change none but the kustomization of their folder, in its `resources:` by one entry
-(``resource_lists.listed_entries``), when:
+(``kustomization_edits.listed_entries``), when:
 - one of them (or the file that entry lists anew or no more) holds one Flux Kustomization and
   nothing else, parses and names no `${VAR}`; it is a file of a folder that one unit of an
   environment (the parent) walks as its path, folder by folder or through that kustomization;
@@ -58,7 +58,8 @@ from .held_releases import ReleaseFiles, files_read, light
 from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, join_path
 from .kustomizations import Unit, flux_kustomization
 from .manifests import YAML_SUFFIXES, DocumentCache, FileTree
-from .resource_lists import listed_entries, releases_added, relisted
+from .kustomization_edits import listed_entries
+from .resource_lists import releases_added, relisted
 from .tree_index import TreeIndex
 from ..settings import Settings
 
@@ -155,7 +156,7 @@ def _with_unit(part: units.Part, entry: str, old: FileTree, new: FileTree, after
     """(the part with the Kustomization of ``entry`` followed as a unit on its own, the files
     its build reads anew) or None; ``elsewhere``: every key an environment looked for outside
     its builds."""
-    kept: ReleaseFiles = part.release_files
+    kept: ReleaseFiles = part.kept
     folder = posixpath.dirname(entry)
     if kept is None:
         return None
@@ -195,10 +196,10 @@ def _with_unit(part: units.Part, entry: str, old: FileTree, new: FileTree, after
     moved = relisted(part, grown, set(), set(), more, [(place, added)], set(), files)
     if moved is None:
         return None
-    release_files = _files_kept(moved.release_files, unit, files)
+    release_files = _files_kept(moved.kept, unit, files)
     if release_files is None:
         return None
-    moved = replace(moved, release_files=release_files,
+    moved = replace(moved.keeping(release_files),
                     references=moved.references + ((references,) if references else ()),
                     looked_up=moved.looked_up | lookups.keys, finder_used=moved.finder_used or bool(lookups.keys),
                     listed_paths=(moved.listed_paths | listing.paths | recorders[1].paths) - moved.read,
@@ -210,7 +211,7 @@ def _without_unit(part: units.Part, entry: str, looked: set, removed: frozenset,
                   elsewhere: frozenset, settings: Settings, cache: DocumentCache) -> Optional[tuple]:
     """(the part without the unit of the Kustomization of ``entry``, the files only it read) or
     None; ``looked``: the folders whose listing changes that the environment looked into."""
-    kept: ReleaseFiles = part.release_files
+    kept: ReleaseFiles = part.kept
     folder = posixpath.dirname(entry)
     if kept is None:
         return None
@@ -263,7 +264,7 @@ def _without_unit(part: units.Part, entry: str, looked: set, removed: frozenset,
     moved = relisted(part, kept, ids, keys, {}, [], taken, set())
     if moved is None:
         return None
-    return replace(moved, release_files=_removed(moved.release_files, at, made[0], taken),
+    return replace(moved.keeping(_removed(moved.kept, at, made[0], taken)),
                    references=part.references[:-1] if references else part.references,
                    listed_paths=moved.listed_paths - listing.paths,
                    listed_folders=moved.listed_folders - listing.folders), taken

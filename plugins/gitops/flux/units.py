@@ -163,11 +163,10 @@ class Part:
     listed_folders: frozenset
     listed_everything: bool
     # What its builds keep to read files of HelmReleases again on their own (``release_files``);
-    # None when they cannot (kustomize replacements) or a carried version moved what they kept.
+    # None when they run kustomize replacements (below) or a carried version moved what they kept.
     release_files: Optional[object] = field(default=None, compare=False, repr=False)
-    # What the builds of an environment running kustomize replacements keep instead: only a file of
-    # HelmReleases no replacement selects is read again on its own there (``release_files``), and
-    # versions carried there keep it
+    # What the builds of an environment running kustomize replacements keep instead (``replaced``):
+    # what a step adds, takes away or reads again there is what no replacement selects
     replaced_files: Optional[object] = field(default=None, compare=False, repr=False)
 
     def touched(self, change: "Change", keys: set) -> bool:

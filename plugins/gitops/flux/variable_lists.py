@@ -39,7 +39,8 @@ from .manifests import DocumentCache, FileTree, dig
 from .patches import applies, origin, selects_releases_only
 from .substitution import Variable
 from .tree_index import TreeIndex
-from .variable_values import VARIABLE_FIELDS, differing_documents, names_variables_besides, parts_read_again
+from .variable_values import (VARIABLE_FIELDS, differing_documents, names_variables_besides, parts_read_again,
+                              selected_by_replacements)
 from ..settings import Settings
 
 DATA, INLINE = VARIABLE_FIELDS  # a ConfigMap's variables, a Flux Kustomization's own
@@ -94,8 +95,8 @@ def _redefine_part(part: units.Part, data: dict, new: FileTree, settings: Settin
                    ) -> Optional[tuple]:
     """The part with its units' variables as the changed ConfigMaps define them and the releases
     naming the variables that read otherwise read again; or None."""
-    kept: ReleaseFiles = part.release_files
-    if kept is None:
+    kept: ReleaseFiles = part.kept
+    if kept is None or selected_by_replacements(part, kept, data.values()):
         return None
     built, names = [], {}  # the units now; position -> the names whose reading changed
     for position, unit in enumerate(kept.units):

@@ -30,7 +30,7 @@ import copy
 from dataclasses import replace
 from typing import Optional
 
-from . import images, sharing, units
+from . import images, replacements, sharing, units
 from .held_releases import ReleaseFiles, light, read_again
 from .kustomizations import scalar_text
 from .manifests import DocumentCache, FileTree, dig
@@ -146,8 +146,8 @@ def _revalue_part(part: units.Part, values: dict, new: FileTree, settings: Setti
                   ) -> Optional[tuple]:
     """(the part with its units' variables at their new values and the releases naming them read
     again, its pins that moved) or None."""
-    kept: ReleaseFiles = part.release_files
-    if kept is None:
+    kept: ReleaseFiles = part.kept
+    if kept is None or selected_by_replacements(part, kept, [cache.get(new, at.file).docs[at.document] for at in values]):
         return None
     again, changed = _substituting(kept, values)
     if not changed:
@@ -167,6 +167,14 @@ def _revalue_part(part: units.Part, values: dict, new: FileTree, settings: Setti
         return None
     pins, images, moves, again = found
     return part.with_pins(pins, part.overlay_images, images, again), moves
+
+
+def selected_by_replacements(part: units.Part, kept: ReleaseFiles, docs) -> bool:
+    """Whether the builds run kustomize replacements and one may select an object of ``docs`` (a
+    ConfigMap, a Flux Kustomization the commit changed; where a build holds it is not kept): the
+    values it reads or writes there are what only a build says."""
+    return part.replaced and any(replacements.may_select(unit.build.replacements, doc)
+                                 for unit in kept.units for doc in docs)
 
 
 def after_versions(kept: ReleaseFiles, path: str, old: FileTree, new: FileTree, cache: DocumentCache
