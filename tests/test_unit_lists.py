@@ -385,3 +385,15 @@ def test_an_entry_naming_no_file_taken_out_is_not_a_kustomization():
     file is read to ask (found by the property test)."""
     files, config = flux_fleet()
     assert followed(listing(files, "gone.yaml"), listing(files), config) is None
+
+
+def test_at_the_root_of_the_repository_every_file_added_is_its_parents():
+    """qa's cluster entry is the repository's root: the parent walks the team's folder too, so the
+    files the commit adds beside the Kustomization are its parent's (a test found it builds them)."""
+    files, config = flux_fleet()
+    files = {path[len("clusters/qa/"):] if path.startswith("clusters/qa/") else path:
+             text.replace("./clusters/qa", "./") for path, text in files.items()}
+    config = parse_settings({"repo": {"url": "file:///fleet.git", "branch": "main"},
+                             "environments": [{"name": "dev", "path": "clusters/dev"}, {"name": "qa", "path": "."}]},
+                            environ={})
+    assert followed(files, team(files, "team.yaml"), config) is None

@@ -87,7 +87,7 @@ def reunit(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
         return None
     entry = entries[0]  # a second one is more for a walk to read, or in a folder of another (below)
     folder = posixpath.dirname(entry)
-    if adding and any(path != entry and path.startswith(folder + "/") for path in paths):
+    if adding and any(path != entry and (not folder or path.startswith(folder + "/")) for path in paths):
         return None  # more for the parent's walk to read than the Kustomization
     relisted_folders = _listings_changed(index, after, paths)
     keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()
