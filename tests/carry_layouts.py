@@ -266,6 +266,13 @@ def layouts(draw) -> tuple:
                     (["versions.yaml"] if f"clusters/{env}/versions.yaml" in files else [])
                 files[f"clusters/{env}/kustomization.yaml"] = kustomization(listed)
     files["README.md"] = "# The fleet\n"
+    if flux and draw(st.integers(0, 3)) == 0:  # a team's Kustomization from the start (``move_team`` moves it)
+        env = draw(st.sampled_from(ENVIRONMENTS))
+        files[f"clusters/{env}/team.yaml"] = (
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: team\n"
+            f"  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./teams/{env}/x\n"
+            "  sourceRef:\n    kind: GitRepository\n    name: flux-system\n")
+        files[f"teams/{env}/x/api.yaml"] = release("api", "6.8.0", None, False) + "---\n" + repository("api")
     root = "clusters" if flux else "apps"
     settings = {"repo": {"url": "file:///fleet.git", "branch": "main"},
                 "environments": [{"name": e, "path": f"{root}/{e}"} for e in ENVIRONMENTS]}
@@ -788,6 +795,29 @@ def take_team(files: dict, pins: tuple, draw) -> dict:
     return out
 
 
+def move_team(files: dict, pins: tuple, draw) -> dict:
+    """A Flux Kustomization changed in what it builds (one ``add_team`` added, or an environment's
+    `apps`): its path to another folder (its files moved there, or left behind), its name, or its
+    target namespace."""
+    entries = sorted(p for p in files if p.startswith("clusters/") and p.endswith(("team.yaml", "/apps.yaml")))
+    teams = [p for p in entries if p.endswith("team.yaml")]
+    if not entries:
+        return files
+    entry = draw(st.sampled_from(teams if teams and draw(st.integers(0, 3)) else entries))
+    how = draw(st.sampled_from(("move", "move", "name", "namespace")))
+    if how == "namespace":
+        return {**files, entry: files[entry].replace("  interval: 10m\n", "  interval: 10m\n  targetNamespace: team\n", 1)}
+    if how == "name":
+        return {**files, entry: re.sub(r"(?m)^  name: \S+$", "  name: moved", files[entry], count=1)}
+    path = re.search(r"path: \./(\S+)", files[entry]).group(1)
+    moved = f"teams/moved/{posixpath.basename(path)}"
+    out = {**files, entry: files[entry].replace(f"path: ./{path}\n", f"path: ./{moved}\n", 1)}
+    if draw(st.booleans()):  # its files move with it
+        for p in [p for p in files if p.startswith(path + "/")]:
+            out[moved + p[len(path):]] = out.pop(p)
+    return out
+
+
 def list_and_patch(files: dict, pins: tuple, draw) -> dict:
     """An app's base listed by an environment and a patch added, in one commit (an app promoted
     with values of its own)."""
@@ -809,7 +839,7 @@ COMMITS = (bump, bump, bump, hand_edit, comment, toggle_marker, change_patch, re
            take_release_file, take_release_file, add_patch, add_patch, take_patch, take_patch,
            list_base, list_base, take_base, retune, retune, list_and_patch, list_and_patch, squashed, squashed,
            change_images, change_images, tune_kustomization, add_team, add_team, take_team, take_team,
-           define_variable, define_variable)
+           define_variable, define_variable, move_team, move_team)
 
 
 def commit(files: dict, pins: tuple, draw) -> tuple:

@@ -11,8 +11,8 @@ import os
 
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from gitops.changes.carry import (carry_forward, discover, in_steps, rediscover, reimage, relist, repatch, reread,
-                                  reunit, revalue)
+from gitops.changes.carry import (carry_forward, discover, in_steps, rediscover, refollow, reimage, relist, repatch,
+                                  reread, reunit, revalue)
 from gitops.changes.pins import build_inventory, moved_inventory
 from gitops.flux import images
 from gitops.settings import parse_settings
@@ -24,7 +24,8 @@ EXAMPLES = int(os.environ.get("FERRY_INCREMENTAL_EXAMPLES", "300"))
 # ``carry.follow``'s steps after the carry, in its order, each with what the statistics call it.
 STEPS = ((reread, "release files read again"), (relist, "resources listed again"), (reunit, "a unit built on its own"),
          (repatch, "patches made again"),
-         (reimage, "images made again"), (revalue, "variables read again"), (in_steps, "one kind at a time"))
+         (reimage, "images made again"), (revalue, "variables read again"), (refollow, "a unit followed again"),
+         (in_steps, "one kind at a time"))
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,7 +5,7 @@ cannot cover is refused (the environment is built again, and that equals a fresh
 Written for Ferry's tests (no outside source)."""
 from __future__ import annotations
 
-from gitops.changes.carry import reunit
+from gitops.changes.carry import refollow, reunit
 from gitops.settings import parse_settings
 from tests import following
 from tests.carry_layouts import kustomization as kustomize, release, repository
@@ -397,3 +397,99 @@ def test_at_the_root_of_the_repository_every_file_added_is_its_parents():
                              "environments": [{"name": "dev", "path": "clusters/dev"}, {"name": "qa", "path": "."}]},
                             environ={})
     assert followed(files, team(files, "team.yaml"), config) is None
+
+
+# ---- a team moved: its Kustomization changed in what it builds (``unit_lists.refollow``) -------
+
+def refollowed(before: dict, after: dict, config):
+    return following.followed(refollow, before, after, config)
+
+
+def moved(files: dict, to: str = "teams/qa2", along: bool = True) -> dict:
+    """``files`` with the team's path `./teams/qa` changed to ``to`` (its files moved there when
+    ``along``)."""
+    return {(path.replace("teams/qa/", to + "/") if along else path): text.replace("./teams/qa\n", f"./{to}\n")
+            for path, text in files.items()}
+
+
+def test_a_team_moved_lets_go_of_its_unit_and_follows_it_again():
+    files, config = flux_fleet()
+    before = team(files)
+    held = refollowed(before, moved(before), config)
+    assert held is not None and (qa(held, "web").version, qa(held, "web").location.file) == ("7.0.0", "teams/qa2/web.yaml")
+    _, _, (gone, anew) = held.carried_from
+    assert {p.app for p in gone} == {p.app for p in anew} == {"web"}  # the team's pins, not the fleet's
+    assert [u.kustomization.name for u in held.parts[1].kept.units] == ["flux-system", "apps", "team"]
+
+
+def test_a_team_renamed_or_given_a_target_namespace():
+    files, config = flux_fleet()
+    before = team(files)
+    renamed = {**before, "clusters/qa/team.yaml": before["clusters/qa/team.yaml"].replace("name: team", "name: crew")}
+    assert refollowed(before, renamed, config) is not None
+    namespaced = {**before, "clusters/qa/team.yaml": kustomization(extra="  targetNamespace: crew\n")}
+    held = refollowed(before, namespaced, config)
+    assert held is not None and qa(held, "web").namespace == "crew"
+    # the environment's own `apps`, moved to another folder: its unit followed again too
+    apps = {**files, "clusters/qa/apps.yaml": files["clusters/qa/apps.yaml"].replace("./apps/qa\n", "./apps/dev\n")}
+    held = refollowed(files, apps, config)
+    assert held is not None and qa(held, "app0").location.file == "apps/dev/app0-app0.yaml"
+
+
+def test_what_the_proof_does_not_cover_of_a_team_moved_builds_it_again():
+    files, config = flux_fleet()
+    before = team(files)
+    for after in (
+            moved(before, along=False),  # a path nothing holds: a problem the build says
+            moved(before, "clusters/qa/team"),  # into its parent's folder, which walks it too
+            moved(before, "apps/qa", along=False),  # where another unit reads: its releases twice
+            {**before, "clusters/qa/team.yaml": kustomization(extra=substituted("versions")),  # not last
+             "clusters/qa/versions.yaml": cm("versions")},
+            {**moved(before), "clusters/qa/notes.yaml": "x: 1\n"}):  # more for its parent's walk
+        assert refollowed(before, after, config) is None
+    # a patch of its own changed: ``repatch`` reads only what it selects
+    patched = {**before, "clusters/qa/team.yaml": kustomization(extra="  patches:\n    - patch: |\n"
+               "        - op: replace\n          path: /spec/values/replicaCount\n          value: 2\n"
+               "      target:\n        kind: HelmRelease\n        name: web\n")}
+    assert refollowed(before, patched, config) is not None
+
+
+def with_paths(**extra) -> object:
+    """Settings where each environment of ``extra`` walks those paths besides its cluster folder."""
+    return parse_settings({"repo": {"url": "file:///fleet.git", "branch": "main"},
+                           "environments": [{"name": e, "path": [f"clusters/{e}"] + extra.get(e, [])}
+                                            for e in ENVIRONMENTS]}, environ={})
+
+
+def test_a_team_moved_with_more_in_the_commit_builds_it_again():
+    files, config = flux_fleet()
+    before = team(team(files), "clusters/qa/crew.yaml", kustomization("crew", "./crews/qa"), folder="crews/qa",
+                  apps=("api",))
+    both = {**moved(before), "clusters/qa/crew.yaml": kustomization("crew", "./crews/qa", "  targetNamespace: x\n")}
+    extra = release("extra", "1.0.0", "", False)
+    for after in (
+            both,  # two Kustomizations changed
+            {**moved(before), "clusters/qa/extra.yaml": extra},  # a release its parent's walk reads
+            {**moved(before), "apps/other/missing.yaml": extra}):  # a file qa looked for (below)
+        before_listed = {**before, "apps/qa/kustomization.yaml": before["apps/qa/kustomization.yaml"].replace(
+            "resources:\n", "resources:\n  - ../other/missing.yaml\n")} if "apps/other/missing.yaml" in after else before
+        after = {**after, "apps/qa/kustomization.yaml": before_listed["apps/qa/kustomization.yaml"]}
+        assert refollowed(before_listed, after, config) is None
+    # the file holding it held more, or does now: its parent builds that
+    text = before["clusters/qa/team.yaml"]
+    assert refollowed({**before, "clusters/qa/team.yaml": text + "---\n" + extra}, moved(before), config) is None
+    assert refollowed(before, {**moved(before), "clusters/qa/team.yaml": moved(before)["clusters/qa/team.yaml"]
+                               + "---\n" + extra}, config) is None
+
+
+def test_a_team_moved_where_a_walk_looks_builds_it_again():
+    """`teams2` is walked by prod (or by qa, beside its cluster folder): the team moved there is
+    read by that walk too; and qa walks `more/*`, which matches the team's new folder."""
+    files, config = flux_fleet()
+    files["teams2/ns.yaml"] = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: teams2\n"
+    files["more/a/ns.yaml"] = files["teams2/ns.yaml"]
+    before = team(files)
+    for config in (with_paths(prod=["teams2"]), with_paths(qa=["teams2"])):
+        assert refollowed(before, moved(before), config) is not None  # elsewhere, as anywhere
+        assert refollowed(before, moved(before, "teams2/qa"), config) is None
+    assert refollowed(before, moved(before, "more/b"), with_paths(qa=["more/*"])) is None

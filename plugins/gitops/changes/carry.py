@@ -15,16 +15,10 @@ the files it reads (``Reading`` records every one). Between two commits with the
   setter markers and its variable references; when all three say the same of both texts (a
   comment, blank lines, indentation or quoting that parse the same), nothing it finds can differ.
 Anything else (a file added, removed or renamed, a setter marker, a key, a patch, a resource
-list) is not carried: None. ``follow`` then reads again on their own, where a proof of ``flux``
-says that is enough: the files of HelmReleases the commit changed (``release_files``: a label, a
-value; ``reread``), those a kustomization lists anew or no more (``resource_lists``: an app added
-or taken away; ``relist``), those of a Flux Kustomization added or taken away, its unit built on
-its own (``unit_lists``: a team; ``reunit``), those whose patches a kustomization or a Flux
-Kustomization changed (``patch_lists``, ``flux_patches``: ``repatch``), its kustomize image pins
-(``image_lists``: an `images:` entry; ``reimage``), those naming variables a ConfigMap gave other
-values or defined anew or no more (``variable_values``, ``variable_lists``: ``revalue``), or a
-commit of several of those kinds one kind at a time (``split_commits``: ``in_steps``); else it
-builds again the environments the commit touched (``rediscover``). Pins then move in place when
+list) is not carried: None. ``follow`` then tries its steps in turn, each reading again on their
+own only what a proof of ``flux`` says is enough (a label, an app, a team added, taken away or
+moved, a patch, an `images:` entry, a variable, a squash of those: each step's doc names its
+proof); else it builds again the environments the commit touched (``rediscover``). Pins then move in place when
 the fold across environments reads them alike, or the fold reads again only those it may read
 otherwise (``discovery.refold``): never the fleet.
 Ferry's own commits go through the same proof (``PinCache.derive``): one way an inventory moves on.
@@ -96,7 +90,7 @@ def follow(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     carried (a version, a file read alike), files of HelmReleases read again on their own, or the
     environments the commit touched built again."""
     found = carry_forward(known, old, new)
-    for step in (reread, relist, reunit, repatch, reimage, revalue, in_steps):
+    for step in (reread, relist, reunit, repatch, reimage, revalue, refollow, in_steps):
         if found is None:
             found = step(known, old, new, settings, cache)
     return found if found is not None else rediscover(known, old, new, settings, cache)[0]
@@ -167,6 +161,12 @@ def reunit(known: Known, old: FileTree, new: FileTree, settings: Settings, cache
     """What discovery finds in ``new`` when the commit only added a Flux Kustomization and what
     it applies, or took them away: its unit built on its own (``unit_lists``: a team); else None."""
     return _made_again(unit_lists.reunit, known, old, new, settings, cache)
+
+
+def refollow(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:
+    """What discovery finds in ``new`` when the commit only changed what a Flux Kustomization builds
+    (its path…): its unit let go and followed again on its own (``unit_lists``: a team moved); else None."""
+    return _made_again(unit_lists.refollow, known, old, new, settings, cache)
 
 
 def repatch(known: Known, old: FileTree, new: FileTree, settings: Settings, cache=None) -> Optional[Known]:

@@ -339,10 +339,11 @@ def releases_added(part: units.Part, kept: ReleaseFiles, position: int, resource
 
 
 def relisted(part: units.Part, kept: ReleaseFiles, gone: set, gone_keys: set, more: dict, placed: list, taken: set,
-           added: set) -> Optional[units.Part]:
+           added: set, emptied: bool = False) -> Optional[units.Part]:
     """The part with the releases ``gone`` and the sources of ``gone_keys`` let go, and those
     ``placed`` and ``more`` taken in, in build order: its pins, their variables and image pins,
-    its sources, what it read, and what its builds keep renumbered."""
+    its sources, what it read, and what its builds keep renumbered (``emptied``: it may hold no
+    release for now, its unit followed again next)."""
     at = {}
     for place, found in placed:
         at.setdefault(place, []).extend(found)
@@ -364,7 +365,7 @@ def relisted(part: units.Part, kept: ReleaseFiles, gone: set, gone_keys: set, mo
             held.append(h)
             continue
         held.append(put(h, part.pins[h.pin], part.release_images[h.first_image:h.end_image], part.variables[h.pin]))
-    if not pins:
+    if not pins and not emptied:
         return None  # no release left: discovery says so, a build must
     files: dict = {}
     for h in held:

@@ -44,6 +44,12 @@ change none but the kustomization of their folder, in its `resources:` by one en
 - no environment walks the whole listing, looked for a path the commit adds or removes, into a
   folder whose listing it changes (but the parent's folder and, taken away, the unit's own), or up
   what the files hold; none but the parent's reads the kustomization changed.
+A Flux Kustomization changed in what its unit builds (its path, name, target namespace: a team
+moved, ``refollow``): the commit changes that file only, which holds one before and after; its
+unit is let go as if taken away (in the commit's parent), then followed as if added (in the
+commit) at the position the old one had (the file is where it was among its parent's objects, and
+a team's unit makes none of its own); the environment may hold no release in between; and no unit
+left (the parent too) looked into a folder whose listing the files added or removed change.
 Else None: the environment is built again.
 """
 from __future__ import annotations
@@ -114,6 +120,46 @@ def reunit(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: O
     return done, units.reads_after(read, done, change, came, went), after
 
 
+def refollow(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index: Optional[TreeIndex],
+             settings: Settings, cache: DocumentCache) -> Optional[tuple]:
+    """(the parts of ``new``, what discovery reads there, its listing) from ``parts`` and
+    ``read``, those of ``old`` (whose listing is ``index``), when the commit changes one Flux
+    Kustomization of a cluster folder in what its unit builds (its path, target namespace, name…),
+    adding or removing files outside that folder only: its unit let go as if taken away, then
+    followed as if added (see the module's doc); else None."""
+    change = units.change(old, new)
+    if index is None or len(change.changed) != 1:
+        return None
+    entry, moved = next(iter(change.changed)), change.added | change.removed
+    if not _holds_a_kustomization(old, entry, cache) or not _holds_a_kustomization(new, entry, cache):
+        return None
+    after = index.moved(change.added, change.removed)
+    relisted_folders = _listings_changed(index, after, moved)
+    keys = units.object_keys(old, new, change, cache) if any(p.looked_up for p in parts) else set()
+    elsewhere = frozenset().union(*(p.looked_up for p in parts))
+    done, came, went = [], set(), set()
+    for part in parts:
+        if part.listed_everything or not part.listed_paths.isdisjoint(moved) or not part.looked_up.isdisjoint(keys):
+            return None
+        looked = part.listed_folders & relisted_folders
+        if entry not in part.read:
+            if looked or not part.read.isdisjoint(change.removed):
+                return None
+            done.append(part)
+            continue
+        found = _without_unit(part, entry, looked, change.removed, old, index, elsewhere, settings, cache, True)
+        if found is None or found[0].listed_folders & relisted_folders:
+            return None  # another of its units (its parent too) looked where the commit adds or removes
+        went |= found[1]
+        found = _with_unit(found[0], entry, old, new, after, elsewhere, settings, cache, found[2])
+        if found is None:
+            return None
+        done.append(found[0])
+        came |= found[1]
+    done = tuple(done)
+    return done, units.reads_after(read, done, change, came, went), after
+
+
 def _listed(change: units.Change, old: FileTree, new: FileTree, cache: DocumentCache) -> Optional[tuple]:
     """(the file, whether listed anew) when the commit changed one kustomization only, in its
     `resources:` by one file of its folder, listed anew or no more (``resource_lists``' terms)."""
@@ -152,10 +198,11 @@ def _listings_changed(index: TreeIndex, after: TreeIndex, paths) -> set:
 
 
 def _with_unit(part: units.Part, entry: str, old: FileTree, new: FileTree, after: TreeIndex, elsewhere: frozenset,
-               settings: Settings, cache: DocumentCache) -> Optional[tuple]:
+               settings: Settings, cache: DocumentCache, at: Optional[int] = None) -> Optional[tuple]:
     """(the part with the Kustomization of ``entry`` followed as a unit on its own, the files
     its build reads anew) or None; ``elsewhere``: every key an environment looked for outside
-    its builds."""
+    its builds; ``at``: its unit's position, when it is the one the unit let go had (the file
+    is where it was among its parent's objects, and makes no unit of its own)."""
     kept: ReleaseFiles = part.kept
     folder = posixpath.dirname(entry)
     if kept is None:
@@ -172,8 +219,9 @@ def _with_unit(part: units.Part, entry: str, old: FileTree, new: FileTree, after
     if not made:
         return None  # not walked as a file of the folder (it has a kustomization)
     made = made[0]  # the one walk reaching it (``reached_otherwise``) made it once
-    order = unit_builds.children(kept, position, parent)
-    at = None if order is None else unit_builds.place(order, made)
+    if at is None:
+        order = unit_builds.children(kept, position, parent)
+        at = None if order is None else unit_builds.place(order, made)
     if at is None or (made.namespace, made.name) in kept.followed:
         return None
     built = unit_builds.followed(part, kept, parent, made, at, new, after, settings, cache)
@@ -208,9 +256,11 @@ def _with_unit(part: units.Part, entry: str, old: FileTree, new: FileTree, after
 
 
 def _without_unit(part: units.Part, entry: str, looked: set, removed: frozenset, old: FileTree, index: TreeIndex,
-                  elsewhere: frozenset, settings: Settings, cache: DocumentCache) -> Optional[tuple]:
-    """(the part without the unit of the Kustomization of ``entry``, the files only it read) or
-    None; ``looked``: the folders whose listing changes that the environment looked into."""
+                  elsewhere: frozenset, settings: Settings, cache: DocumentCache, emptied: bool = False
+                  ) -> Optional[tuple]:
+    """(the part without the unit of the Kustomization of ``entry``, the files only it read, its
+    position) or None; ``looked``: the folders whose listing changes that the environment looked into;
+    ``emptied``: it may leave no release (followed again next)."""
     kept: ReleaseFiles = part.kept
     folder = posixpath.dirname(entry)
     if kept is None:
@@ -261,13 +311,13 @@ def _without_unit(part: units.Part, entry: str, looked: set, removed: frozenset,
     if any(id(h) not in ids and (h.pin < 0 or not keys.isdisjoint(h.uses)) for h in kept.held):
         return None  # a release defined twice may be the one kept then, or one finds a source taken away
     taken = frozenset(reading.paths) | {entry}
-    moved = relisted(part, kept, ids, keys, {}, [], taken, set())
+    moved = relisted(part, kept, ids, keys, {}, [], taken, set(), emptied)
     if moved is None:
         return None
     return replace(moved.keeping(_removed(moved.kept, at, made[0], taken)),
                    references=part.references[:-1] if references else part.references,
                    listed_paths=moved.listed_paths - listing.paths,
-                   listed_folders=moved.listed_folders - listing.folders), taken
+                   listed_folders=moved.listed_folders - listing.folders), taken, at
 
 
 def _removed(kept: ReleaseFiles, at: int, made, taken: frozenset) -> ReleaseFiles:
