@@ -86,7 +86,7 @@ def measure(world: "World") -> dict:
                         for i in range(min(world.runs, 3))]
     if out.get("unanswered"):
         say(f"no final answer within 120 s to {', '.join(out['unanswered'])}; the bot's threads "
-            f"then:\n{res.stderr[-20000:]}")
+            f"then:\n{out['stderr']}")
     for app, env, _, new in deploys + distinct:
         changes.done(app, env, new)
     for app in promotes:
@@ -101,7 +101,10 @@ def _bot_process(job: dict) -> dict:
                          capture_output=True, text=True, timeout=3600,
                          env={**os.environ, "MALLOC_ARENA_MAX": "2"})
     check(res.returncode == 0, f"bench.chat failed: {res.stderr[-3000:]}")
-    return json.loads(res.stdout)
+    out = json.loads(res.stdout)
+    if out.get("unanswered"):  # where the bot's threads stood (``faulthandler``), for bench.run to say
+        out["stderr"] = res.stderr[-20000:]
+    return out
 
 
 def _git_clone(url: str, target: Path) -> None:

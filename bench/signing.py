@@ -26,7 +26,7 @@ def measure(world: World) -> dict:
                             commit={"sign": {"format": "ssh", "key_file": str(key)}})}
 
     def deploy(signed: bool) -> float:
-        core, (app, env, old, new) = cores[signed], changes.next()
+        core, (app, env, _, new) = cores[signed], changes.next()
         t, done = clock(lambda: core.apply(core.plan_deploy(app, env, new), REQUESTER))
         check(done.commit is not None and remote_tip(fleet) == done.commit.sha,
               f"{'signed' if signed else 'unsigned'} deploy of {app} {new} to {env} did not land")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Iterable, Mapping, Optional
 
 from .core import GitOps

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 from ..versions import parse
 from .charts import Chart
 from .keys import Path, flatten, key_paths, shown_path
-from .notes import Note, chart_images, change_notes
+from .notes import chart_images, change_notes
 from .schema import schema_errors
 
 CRD_ADDED, CRD_CHANGED, CRD_REMOVED = "added", "changed", "removed"
