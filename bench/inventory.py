@@ -245,13 +245,14 @@ def flux_patches_added(world: World, core: GitOps, url: str) -> dict:
     `clusters/<env>/apps.yaml`, before the third of the fleet it patches already), then right
     after they take it away (``flux_patches``); a whole discovery of the same commit (parse cache
     warm) for the first few. Then a team added to that environment's cluster folder (a Flux
-    Kustomization and the folder of one release it applies), and taken away (``unit_lists``)."""
+    Kustomization and the folder of one release it applies), moved to another folder, and taken
+    away (``unit_lists``)."""
     clone = world.tmp / "cluster-colleague"
     git("clone", "-q", "--branch", "main", url, str(clone))
     ws = next(iter(core.workspaces.values()))
     ws.fetch_interval = 0  # the core was made as after a restart: each commit fetched here
     found: dict = {"flux patch added": [], "flux patch taken away": [], "whole discovery": [], "team added": [],
-                   "team taken away": []}
+                   "team moved": [], "team taken away": []}
     for r in range(world.mid):
         app, env = world.fleet.apps[r % len(world.fleet.apps)][0], ENVIRONMENTS[r % len(ENVIRONMENTS)]
         sync(clone)
@@ -267,15 +268,19 @@ def flux_patches_added(world: World, core: GitOps, url: str) -> dict:
                 tree = ws.tree(git("rev-parse", "HEAD", cwd=clone))
                 found["whole discovery"].append(clock(carry.discover, tree, core.settings, None,
                                                       core._pins.documents)[0])
-        team = {f"clusters/{env}/team-{r}.yaml": TEAM.format(r=r, path=f"teams/{env}/team-{r}"),
-                f"teams/{env}/team-{r}/web.yaml": TEAM_RELEASE.format(r=r, chart=world.fleet.apps[0][2])}
-        for kind, pins in (("team added", world.pins + 1), ("team taken away", world.pins)):
-            for name, text in team.items():
-                if kind == "team added":
+        entry, folder = f"clusters/{env}/team-{r}.yaml", f"teams/{env}/team-{r}"
+        web = TEAM_RELEASE.format(r=r, chart=world.fleet.apps[0][2])
+        steps = (("team added", world.pins + 1, {entry: TEAM.format(r=r, path=folder), f"{folder}/web.yaml": web}),
+                 ("team moved", world.pins + 1, {entry: TEAM.format(r=r, path=f"{folder}-moved"),
+                                                 f"{folder}/web.yaml": None, f"{folder}-moved/web.yaml": web}),
+                 ("team taken away", world.pins, {entry: None, f"{folder}-moved/web.yaml": None}))
+        for kind, pins, files in steps:
+            for name, text in files.items():
+                if text is None:
+                    (clone / name).unlink()
+                else:
                     (clone / name).parent.mkdir(parents=True, exist_ok=True)
                     (clone / name).write_text(text, encoding="utf-8")
-                else:
-                    (clone / name).unlink()
             found[kind].append(_pushed(core, clone, ws, f"{kind}: team-{r} in {env}", pins))
     return found
 
@@ -304,6 +309,7 @@ def rows(world: World) -> list:
     flux_added, flux_taken = median_ms(flux["flux patch added"]), median_ms(flux["flux patch taken away"])
     flux_whole = median_ms(flux["whole discovery"])
     team_added, team_taken = median_ms(flux["team added"]), median_ms(flux["team taken away"])
+    team_moved = median_ms(flux["team moved"])
     full_clone = median_ms(world.results["deploys"]["clone per command"])
     return [
         (f"First clone (the tip only) + first `inventory()` ({world.pins:,} pins; n={runs})",
@@ -362,6 +368,9 @@ def rows(world: World) -> list:
          f"an environment's cluster folder applying a new folder with one release), once fetched: its unit "
          f"built on its own (n={len(flux['team added'])})", fmt(team_added), "—",
          f"whole discovery, parse cache warm: {fmt(flux_whole)} → {team_added / flux_whole:.2f}×"),
+        (f"… right after they move it to another folder, its file with it: its unit let go and followed "
+         f"again (n={len(flux['team moved'])})", fmt(team_moved), "—",
+         f"whole discovery, parse cache warm: {fmt(flux_whole)} → {team_moved / flux_whole:.2f}×"),
         (f"… and right after they take it away, folder and all (n={len(flux['team taken away'])})",
          fmt(team_taken), "—",
          f"whole discovery, parse cache warm: {fmt(flux_whole)} → {team_taken / flux_whole:.2f}×"),

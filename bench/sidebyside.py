@@ -33,6 +33,8 @@ FIGURES = (
      "— (a build of it before)", "Cluster-entry layout: `inventory()` right after a colleague adds a patch", "result"),
     ("inventory after a colleague adds a team: a Flux Kustomization and its folder (once fetched)",
      "— (a build of it before)", "Cluster-entry layout: `inventory()` right after a colleague adds a team", "result"),
+    ("inventory after a colleague moves that team to another folder (once fetched)", "— (a build of it before)",
+     "… right after they move it to another folder", "result"),
     ("100 `!deploy` to distinct apps at once, against as many raw `commit -a` + `push`", "≤ 1.2×",
      "**Chat: ", "ratio"),
     ("`history()` of one app/env, against `git log -- file`", "≤ 1.1×", "`history()` of one app in one env",
