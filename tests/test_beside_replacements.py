@@ -110,6 +110,17 @@ def test_a_patch_where_no_replacement_selects_what_it_patches():
     assert following.followed(repatch, files, patched(files, "app2"), config) is None  # the source's
 
 
+def test_a_patch_giving_or_taking_the_label_a_replacement_selects_builds_it_again():
+    """qa's replacement writes the version of releases labelled `tier: canary`: a patch giving
+    app2 that label makes it a target (kustomize patches before it replaces), taken away no more."""
+    files, config = replaced(select="labelSelector: tier=canary", field=VERSION)
+    label = {**files, QA: files[QA] + "patches:\n  - target:\n      kind: HelmRelease\n      name: app2\n"
+             "    patch: |\n      - op: add\n        path: /metadata/labels\n        value:\n          tier: canary\n"}
+    assert following.followed(repatch, files, label, config) is None
+    assert following.followed(repatch, label, files, config) is None
+    assert following.followed(repatch, files, patched(files, "app2"), config) is not None  # a version: none selects it
+
+
 def test_a_patch_moving_the_line_a_replacement_reads_builds_it_again():
     """app2's replicas come from a patch; one added before it moves that patch in the list."""
     files, config = replicas_from("app2")

@@ -105,6 +105,49 @@ def test_replacements_apply_with_their_options_and_the_last_writer_decides(tmp_p
     assert not problems
 
 
+def test_a_replacement_selects_what_its_kustomizations_patches_made(tmp_path):
+    """kustomize runs a kustomization's replacements after its patches (and those inside it): a
+    label a patch gives makes the release a target and the ConfigMap the source, a value a patch
+    gives is the source's."""
+    files = {
+        "env/kustomization.yaml": """
+            resources: [config.yaml, web.yaml, api.yaml]
+            patches:
+              - target: {kind: HelmRelease, name: web}
+                patch: |
+                  - op: add
+                    path: /metadata/labels
+                    value: {tier: canary}
+              - target: {kind: ConfigMap, name: versions}
+                patch: |
+                  - op: replace
+                    path: /data/version
+                    value: 7.7.7
+                  - op: add
+                    path: /metadata/labels
+                    value: {role: versions}
+            replacements:
+              - source: {kind: ConfigMap, labelSelector: role=versions, fieldPath: data.version}
+                targets:
+                  - select: {kind: HelmRelease, labelSelector: tier=canary}
+                    fieldPaths: [spec.chart.spec.version]
+            """,
+        "env/config.yaml": """
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {name: versions, namespace: apps}
+            data: {version: 1.0.0}
+            """,
+        "env/web.yaml": release("web", "6.5.0"),
+        "env/api.yaml": release("api", "6.5.0").replace("name: charts", "name: charts2"),
+    }
+    pins, problems = found(tmp_path, files)
+    web, api = pins[("web", "chart")], pins[("api", "chart")]
+    assert (web.version, web.location) == ("7.7.7", None)
+    assert "from ConfigMap versions `data.version`" in web.refusal
+    assert (api.version, api.refusal) == ("6.5.0", "") and not problems
+
+
 def test_a_replacement_ferry_cannot_evaluate_refuses_what_it_touches(tmp_path):
     files = dict(REPLACEMENTS)
     files["env/config.yaml"] += """

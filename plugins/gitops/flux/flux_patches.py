@@ -134,6 +134,8 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
         differ, moves = moved(before, patches)
         touched.update(selected(kept, position, differ))
         places.update(moves)
+    # (kustomize-controller runs a Flux Kustomization's patches after its path's build, replacements
+    # and all: what they make selects no replacement, and ``read_again`` asks of the releases now)
     part = relocated_part(part, places)
     found = None if part is None else read_again(part, replace(kept, units=tuple(built)), touched, new, settings,
                                                  cache, same_release)

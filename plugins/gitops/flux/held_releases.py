@@ -101,9 +101,11 @@ def with_patches(unit: Unit, patches: list, kustomization=None) -> Unit:
 
 def reached(kept: ReleaseFiles, found) -> bool:
     """Whether a kustomize replacement of the builds may select one of ``found`` ((its unit's
-    position, Resource), …: objects a step adds, takes away or reads again; before and after):
-    it would read or write their fields, which only a build does."""
-    return any(replacements.reach(kept.units[position].build.replacements, (res,)) for position, res in found)
+    position, Resource), …: objects a step adds, takes away or reads again; before and after, each
+    as its unit's patches in ``kept`` make it): it would read or write their fields, which only a
+    build does."""
+    return any(replacements.reach(kept.units[position].build.replacements, (res,), kept.units[position].build.patches)
+               for position, res in found)
 
 
 def keep(env_units: list, held: list, images: list, sources: dict, own: frozenset, repeated: frozenset,

@@ -42,7 +42,7 @@ from dataclasses import replace
 from typing import Optional
 
 from . import images, sharing, units
-from .held_releases import ReleaseFiles, from_file, read_again, with_patches
+from .held_releases import ReleaseFiles, from_file, reached, read_again, with_patches
 from .kustomize import KUSTOMIZATION_FILES, Walker, join_path
 from .discovery import common_ends
 from .kustomizations import Unit
@@ -151,6 +151,8 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
     touched = {}
     for position, patches in selecting:
         touched.update(selected(kept, position, patches))
+    if part.replaced and reached(kept, [(h.unit, h.resource) for h, _ in touched.values()]):
+        return None  # one a replacement selected as its patches made it (``read_again`` asks of them now)
     again = replace(kept, units=tuple(built), patch_files=(kept.patch_files - gone) | named)
     part = relocated_part(part, places)
     found = None if part is None else read_again(part, again, touched, new, settings, cache, same_release)

@@ -96,9 +96,10 @@ def _one(build: Build, scope: int, kfile: str, entry: dict) -> None:
         options = target.get("options") if isinstance(target.get("options"), dict) else {}
         for i in within:
             res = build.resources[i]
+            seen = as_seen(build.patches, scope, res)
             rejects = target.get("reject") if isinstance(target.get("reject"), list) else ()
-            if not _matches(target["select"], res) or any(isinstance(r, dict) and _matches(r, res)
-                                                           for r in rejects):
+            if not _matches(target["select"], seen) or any(isinstance(r, dict) and _matches(r, seen)
+                                                            for r in rejects):
                 continue
             field_paths = target.get("fieldPaths")
             for field_path in field_paths if isinstance(field_paths, list) else ():
@@ -116,7 +117,7 @@ def _one(build: Build, scope: int, kfile: str, entry: dict) -> None:
 def _source_value(build: Build, within: list, scope: int, source) -> tuple:
     if not isinstance(source, dict):
         raise Unevaluable("it has no `source`")
-    chosen = [build.resources[i] for i in within if _matches(source, build.resources[i])]
+    chosen = [build.resources[i] for i in within if _matches(source, as_seen(build.patches, scope, build.resources[i]))]
     if len(chosen) != 1:
         raise Unevaluable(f"{len(chosen)} resources match its source, kustomize wants one")
     res = chosen[0]
@@ -140,12 +141,20 @@ def _source_value(build: Build, within: list, scope: int, source) -> tuple:
     return value, f"{res.kind} {res.name} `{field_path}` (`{res.file}`)", location
 
 
-def reach(entries: list, resources) -> bool:
-    """Whether a replacement of a build (``Build.replacements``) may select one of ``resources``:
-    as its source, a target or a rejected one; or is in a file (not read here). A replacement
-    selects among what its kustomization builds only (``_one``): those with its scope."""
+def as_seen(patches: list, scope: int, res: Resource) -> Resource:
+    """``res`` as a replacement of the kustomization of ``scope`` sees it: patched by its patches and
+    those inside it (kustomize runs replacements after a kustomization's patches: a label a patch
+    gives selects)."""
+    patches = [p for p in patches if p.scope >= scope and applies(p, res)]
+    return _replace(res, doc=apply_all(res.doc, patches)) if patches else res
+
+
+def reach(entries: list, resources, patches: list = ()) -> bool:
+    """Whether a replacement of a build (``Build.replacements``, its ``patches``) may select one of
+    ``resources``: as its source, a target or a rejected one; or is in a file (not read here). A
+    replacement selects among what its kustomization builds only (``_one``): those with its scope."""
     for scope, _, _, found in entries:
-        inside = [res for res in resources if scope in res.scopes]
+        inside = [as_seen(patches, scope, res) for res in resources if scope in res.scopes]
         if not inside:
             continue
         for entry in found:
