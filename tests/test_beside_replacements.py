@@ -179,3 +179,39 @@ def test_a_team_added_beside_an_environment_running_replacements():
     assert [u.kustomization.name for u in held.parts[1].kept.units] == ["flux-system", "apps", "team"]
     held = following.followed(reunit, team(files), files, config)  # and taken away
     assert held is not None and held.parts[1].replaced and held.parts[1].release_files is None
+
+
+def test_a_flux_kustomization_a_replacement_of_its_parent_writes_builds_it_again():
+    """qa's cluster folder is built by a kustomization whose replacement writes the release the
+    `apps` Kustomization's patch selects: that patch changed builds qa again."""
+    from tests.test_flux_patches import flux_fleet, patch, with_patches
+    files, config = flux_fleet()
+    files = with_patches(files, patch("app2"))
+    files["clusters/qa/which.yaml"] = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: which\n"
+                                       "  namespace: flux-system\ndata:\n  app: app3\n")
+    files["clusters/qa/kustomization.yaml"] = (
+        "resources:\n  - flux-system/gotk-sync.yaml\n  - apps.yaml\n  - which.yaml\nreplacements:\n"
+        "  - source:\n      kind: ConfigMap\n      name: which\n      fieldPath: data.app\n    targets:\n"
+        "      - select:\n          kind: Kustomization\n          name: apps\n        fieldPaths:\n"
+        "          - spec.patches.0.target.name\n")
+    again = with_patches(files, patch("app2", value="7.2.0"))
+    assert following.followed(repatch, files, again, config) is None
+
+
+def test_a_key_discovery_never_reads_that_a_replacement_of_its_parent_reads_builds_it_again():
+    """qa's cluster folder copies the `apps` Kustomization's `interval` into the version of a
+    release it holds: an interval changed is that release's version changed."""
+    from tests.test_flux_patches import flux_fleet
+    files, config = flux_fleet()
+    files["clusters/qa/infra.yaml"] = release("infra", "1.0.0", None, False) + "---\n" + repository("infra")
+    files["clusters/qa/kustomization.yaml"] = (
+        "resources:\n  - flux-system/gotk-sync.yaml\n  - apps.yaml\n  - infra.yaml\nreplacements:\n"
+        "  - source:\n      kind: Kustomization\n      name: apps\n      fieldPath: spec.interval\n    targets:\n"
+        "      - select:\n          kind: HelmRelease\n          name: infra\n        fieldPaths:\n"
+        "          - spec.chart.spec.version\n")
+    again = valued(files, "clusters/qa/apps.yaml", "interval: 10m", "interval: 5m")
+    assert following.followed(repatch, files, again, config) is None
+    # where no replacement reads it, the interval is a key discovery never reads
+    plain, _ = flux_fleet()
+    assert following.followed(repatch, plain, valued(plain, "clusters/qa/apps.yaml", "interval: 10m", "interval: 5m"),
+                              config) is not None

@@ -33,7 +33,7 @@ from dataclasses import replace
 from typing import Optional
 
 from . import images, sharing, units
-from .held_releases import ReleaseFiles, read_again, with_patches
+from .held_releases import ReleaseFiles, read_again, selected_by_replacements, with_patches
 from .kustomize import KUSTOMIZATION_FILES, RELEVANT_KINDS, Walker
 from .kustomizations import SPEC_READ, Unit, flux_kustomization
 from .manifests import DocumentCache, FileTree
@@ -116,6 +116,8 @@ def _repatch_part(part: units.Part, specs: dict, old: FileTree, new: FileTree, i
         position = found[0]
         unit = built[position]
         res = replace(unit.kustomization, doc=cache.get(new, path, RELEVANT_KINDS).docs[at])
+        if selected_by_replacements(part, kept, (unit.kustomization.doc, res.doc)):
+            return None  # a replacement of its parent's build may read or write it
         if all(was.get(key) == now.get(key) for key in PATCH_KEYS):  # keys discovery never reads
             built[position] = replace(unit, kustomization=res)
             continue

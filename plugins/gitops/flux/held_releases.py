@@ -108,6 +108,14 @@ def reached(kept: ReleaseFiles, found) -> bool:
                for position, res in found)
 
 
+def selected_by_replacements(part: units.Part, kept: ReleaseFiles, docs) -> bool:
+    """Whether the builds run kustomize replacements and one may select an object of ``docs`` (a
+    ConfigMap, a Flux Kustomization the commit changed; where a build holds it is not kept): the
+    values it reads or writes there are what only a build says."""
+    return part.replaced and any(replacements.may_select(unit.build.replacements, doc)
+                                 for unit in kept.units for doc in docs)
+
+
 def keep(env_units: list, held: list, images: list, sources: dict, own: frozenset, repeated: frozenset,
          with_images: bool) -> ReleaseFiles:
     """``ReleaseFiles`` of one environment's builds (their replacements kept with them).

@@ -32,15 +32,14 @@ from dataclasses import replace
 from typing import Optional
 
 from . import sharing, units
-from .held_releases import ReleaseFiles, light, read_again
+from .held_releases import ReleaseFiles, light, read_again, selected_by_replacements
 from .kustomize import Resource
 from .kustomizations import flux_kustomization, scalar_text
 from .manifests import DocumentCache, FileTree, dig
 from .patches import applies, origin, selects_releases_only
 from .substitution import Variable
 from .tree_index import TreeIndex
-from .variable_values import (VARIABLE_FIELDS, differing_documents, names_variables_besides, parts_read_again,
-                              selected_by_replacements)
+from .variable_values import VARIABLE_FIELDS, differing_documents, names_variables_besides, parts_read_again
 from ..settings import Settings
 
 DATA, INLINE = VARIABLE_FIELDS  # a ConfigMap's variables, a Flux Kustomization's own

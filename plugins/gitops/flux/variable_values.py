@@ -30,8 +30,8 @@ import copy
 from dataclasses import replace
 from typing import Optional
 
-from . import images, replacements, sharing, units
-from .held_releases import ReleaseFiles, light, read_again
+from . import images, sharing, units
+from .held_releases import ReleaseFiles, light, read_again, selected_by_replacements
 from .kustomizations import scalar_text
 from .manifests import DocumentCache, FileTree, dig
 from .patches import applies
@@ -167,14 +167,6 @@ def _revalue_part(part: units.Part, values: dict, new: FileTree, settings: Setti
         return None
     pins, images, moves, again = found
     return part.with_pins(pins, part.overlay_images, images, again), moves
-
-
-def selected_by_replacements(part: units.Part, kept: ReleaseFiles, docs) -> bool:
-    """Whether the builds run kustomize replacements and one may select an object of ``docs`` (a
-    ConfigMap, a Flux Kustomization the commit changed; where a build holds it is not kept): the
-    values it reads or writes there are what only a build says."""
-    return part.replaced and any(replacements.may_select(unit.build.replacements, doc)
-                                 for unit in kept.units for doc in docs)
 
 
 def after_versions(kept: ReleaseFiles, path: str, old: FileTree, new: FileTree, cache: DocumentCache
