@@ -125,8 +125,8 @@ def refollow(parts: tuple, read: frozenset, old: FileTree, new: FileTree, index:
     """(the parts of ``new``, what discovery reads there, its listing) from ``parts`` and
     ``read``, those of ``old`` (whose listing is ``index``), when the commit changes one Flux
     Kustomization of a cluster folder in what its unit builds (its path, target namespace, name…),
-    adding or removing files outside that folder only: its unit let go as if taken away, then
-    followed as if added (see the module's doc); else None."""
+    adding or removing files only where that unit looks, before or after: its unit let go as if
+    taken away, then followed as if added (see the module's doc); else None."""
     change = units.change(old, new)
     if index is None or len(change.changed) != 1:
         return None
