@@ -295,6 +295,11 @@ TEAM_RELEASE = ("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetad
                 "      version: \"1.0.0\"\n      sourceRef:\n        kind: HelmRepository\n        name: charts\n")
 
 
+def _against(whole: float, t: float) -> str:
+    """The baseline cell of a row read on its own: a whole discovery of the same commit, and the ratio."""
+    return f"whole discovery, parse cache warm: {fmt(whole)} → {t / whole:.2f}×"
+
+
 def rows(world: World) -> list:
     found, runs, apps = world.results["inventory"], world.runs, world.args.apps
     cold, cluster_cold = median_ms(found["cold"]), median_ms(found["cluster cold"])
@@ -338,40 +343,40 @@ def rows(world: World) -> list:
         (f"`inventory()` right after a colleague's commit that is not a version (a label on one app's "
          f"release), once fetched: the file read again on its own "
          f"(n={len(colleague['label'])})", fmt(label), f"≤ {COMMIT_MS:g} ms: {verdict(label, COMMIT_MS)}",
-         f"whole discovery, parse cache warm: {fmt(whole)} → {label / whole:.2f}×"),
+         _against(whole, label)),
         (f"`inventory()` right after a colleague adds an app (its file, source and release, listed in an "
          f"environment's kustomization of {apps:,}), once fetched: read on its own inside that build "
          f"(n={len(colleague['app added'])})", fmt(added), "—",
-         f"whole discovery, parse cache warm: {fmt(whole)} → {added / whole:.2f}×"),
+         _against(whole, added)),
         (f"… and right after they take it away again (n={len(colleague['app taken away'])})", fmt(taken), "—",
-         f"whole discovery, parse cache warm: {fmt(whole)} → {taken / whole:.2f}×"),
+         _against(whole, taken)),
         (f"`inventory()` right after a colleague adds a patch of one app's release to an environment's "
          f"kustomization, once fetched: the release read again with it inside that build "
          f"(n={len(colleague['patch added'])})", fmt(patched), "—",
-         f"whole discovery, parse cache warm: {fmt(whole)} → {patched / whole:.2f}×"),
+         _against(whole, patched)),
         (f"… and right after they take the patch away (n={len(colleague['patch taken away'])})", fmt(unpatched), "—",
-         f"whole discovery, parse cache warm: {fmt(whole)} → {unpatched / whole:.2f}×"),
+         _against(whole, unpatched)),
         (f"`inventory()` right after a colleague adds an app as a folder of its own (kustomization, "
          f"namespace, source, release) listed in an environment's kustomization, once fetched: walked "
          f"on its own inside that build (n={len(colleague['folder added'])})", fmt(folder), "—",
-         f"whole discovery, parse cache warm: {fmt(whole)} → {folder / whole:.2f}×"),
+         _against(whole, folder)),
         (f"… and right after they take that folder away and delete it: let go of on its own "
          f"(n={len(colleague['folder taken away'])})", fmt(unfolder), "—",
-         f"whole discovery, parse cache warm: {fmt(whole)} → {unfolder / whole:.2f}×"),
+         _against(whole, unfolder)),
         (f"Cluster-entry layout: `inventory()` right after a colleague adds a patch of one app's release "
          f"first in an environment's Flux Kustomization (`spec.patches`, before its {apps // 3:,}), once "
          f"fetched: that release read again, the others' lines moved (n={len(flux['flux patch added'])})",
-         fmt(flux_added), "—", f"whole discovery, parse cache warm: {fmt(flux_whole)} → {flux_added / flux_whole:.2f}×"),
+         fmt(flux_added), "—", _against(flux_whole, flux_added)),
         (f"… and right after they take it away (n={len(flux['flux patch taken away'])})", fmt(flux_taken), "—",
-         f"whole discovery, parse cache warm: {fmt(flux_whole)} → {flux_taken / flux_whole:.2f}×"),
+         _against(flux_whole, flux_taken)),
         (f"Cluster-entry layout: `inventory()` right after a colleague adds a team (a Flux Kustomization in "
          f"an environment's cluster folder applying a new folder with one release), once fetched: its unit "
          f"built on its own (n={len(flux['team added'])})", fmt(team_added), "—",
-         f"whole discovery, parse cache warm: {fmt(flux_whole)} → {team_added / flux_whole:.2f}×"),
+         _against(flux_whole, team_added)),
         (f"… right after they move it to another folder, its file with it: its unit let go and followed "
          f"again (n={len(flux['team moved'])})", fmt(team_moved), "—",
-         f"whole discovery, parse cache warm: {fmt(flux_whole)} → {team_moved / flux_whole:.2f}×"),
+         _against(flux_whole, team_moved)),
         (f"… and right after they take it away, folder and all (n={len(flux['team taken away'])})",
          fmt(team_taken), "—",
-         f"whole discovery, parse cache warm: {fmt(flux_whole)} → {team_taken / flux_whole:.2f}×"),
+         _against(flux_whole, team_taken)),
     ]
